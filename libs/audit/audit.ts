@@ -1,0 +1,40 @@
+import type { Sql } from '../db/database.js';
+import { uuidv7 } from '../ids/ids.js';
+
+/** Every state change and decision leaves one of these. Tokens and secrets appear only as hashes. */
+export type AuditKind =
+  | 'workload.put'
+  | 'workload.deleted'
+  | 'workload.revoked'
+  | 'boundary.put'
+  | 'boundary.disabled'
+  | 'task.opened'
+  | 'task.intent_changed'
+  | 'task.completed'
+  | 'task.expired'
+  | 'task.revoked'
+  | 'credential.permit'
+  | 'credential.deny'
+  | 'lease.revoked'
+  | 'leases.revoked'
+  | 'leases.expired';
+
+export interface AuditEvent {
+  kind: AuditKind;
+  /** Who caused it: `workload:<id>`, `admin`, or `system:sweeper`. */
+  actor: string;
+  taskId?: string | undefined;
+  leaseId?: string | undefined;
+  data?: Record<string, unknown>;
+}
+
+export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const values: unknown[] = [];
+  const tuples = events.map((event, i) => {
+    values.push(uuidv7(), event.kind, event.actor, event.taskId ?? null, event.leaseId ?? null, JSON.stringify(event.data ?? {}));
+    const p = i * 6;
+    return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6})`;
+  });
+  await sql.query(`INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data) VALUES ${tuples.join(', ')}`, values);
+}

@@ -1,0 +1,121 @@
+import { ConfigurationError } from '../errors/errors.js';
+
+/** Validated service configuration. Built once at start from the environment; never read again. */
+export interface Config {
+  port: number;
+  host: string;
+  issuer: string;
+  /** PostgreSQL server; when absent the embedded PGlite database in `dataDir` is used. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Bootstrap admin key (plain text only in memory, hashed before it is stored). */
+  adminKey: string | undefined;
+  /** Key-encryption key for private signing keys at rest: exactly 32 bytes. */
+  kek: Buffer | undefined;
+  sweepIntervalMs: number;
+  logLevel: LogLevel;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+const KNOWN = new Set([
+  'TOLLGATE_ISSUER',
+  'TOLLGATE_DATA_DIR',
+  'TOLLGATE_ADMIN_KEY',
+  'TOLLGATE_KEK',
+  'TOLLGATE_SWEEP_INTERVAL_MS',
+  'TOLLGATE_LOG_LEVEL',
+]);
+
+/**
+ * Reads every key, collects every problem, and throws them together (each naming its key), so an
+ * operator fixes a bad deployment in one pass rather than one restart per typo.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const problems: string[] = [];
+
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('TOLLGATE_') && !KNOWN.has(key)) problems.push(`${key}: unknown setting`);
+  }
+
+  const port = integer(env, 'PORT', 8080, 0, 65535, problems);
+  const host = nonEmpty(env.HOST) ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(host)) problems.push('HOST: must be a host name or an IP address');
+
+  const databaseUrl = nonEmpty(env.DATABASE_URL);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/[^\s]+$/.test(databaseUrl)) {
+    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+  }
+
+  const issuer = (nonEmpty(env.TOLLGATE_ISSUER) ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
+  if (!isHttpUrl(issuer)) problems.push('TOLLGATE_ISSUER: must be an http(s) URL without query or fragment');
+
+  const adminKey = nonEmpty(env.TOLLGATE_ADMIN_KEY);
+  if (adminKey !== undefined && (adminKey.length < 32 || /\s/.test(adminKey))) {
+    problems.push('TOLLGATE_ADMIN_KEY: must be at least 32 characters without spaces');
+  }
+  if (adminKey === undefined && databaseUrl !== undefined) {
+    problems.push('TOLLGATE_ADMIN_KEY: required when DATABASE_URL is set');
+  }
+
+  let kek: Buffer | undefined;
+  const kekText = nonEmpty(env.TOLLGATE_KEK);
+  if (kekText !== undefined) {
+    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(kekText) ? Buffer.from(kekText, 'base64') : Buffer.alloc(0);
+    if (decoded.length !== 32) problems.push('TOLLGATE_KEK: must be 32 random bytes in base64 (openssl rand -base64 32)');
+    else kek = decoded;
+  } else if (databaseUrl !== undefined) {
+    problems.push('TOLLGATE_KEK: required when DATABASE_URL is set (openssl rand -base64 32)');
+  }
+
+  const sweepIntervalMs = integer(env, 'TOLLGATE_SWEEP_INTERVAL_MS', 1000, 50, 3_600_000, problems);
+
+  const logLevel = (nonEmpty(env.TOLLGATE_LOG_LEVEL) ?? 'info') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
+    problems.push('TOLLGATE_LOG_LEVEL: must be one of debug, info, warn, error, silent');
+  }
+
+  if (problems.length > 0) throw new ConfigurationError(problems);
+  return {
+    port,
+    host,
+    issuer,
+    databaseUrl,
+    dataDir: nonEmpty(env.TOLLGATE_DATA_DIR) ?? './.tollgate',
+    adminKey,
+    kek,
+    sweepIntervalMs,
+    logLevel,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function integer(
+  env: Record<string, string | undefined>,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+  problems: string[],
+): number {
+  const text = nonEmpty(env[key]);
+  if (text === undefined) return fallback;
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${key}: must be an integer from ${min} to ${max}`);
+    return fallback;
+  }
+  return value;
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}

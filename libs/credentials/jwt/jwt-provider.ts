@@ -1,0 +1,45 @@
+import { SignJWT } from 'jose';
+import type { SigningKey } from '../../keys/signing-keys.js';
+import type { CredentialProvider, IssuedCredential, IssueRequest } from '../provider.js';
+
+/**
+ * Tollgate's own access tokens: RFC 9068 JWTs, verifiable offline with the JWKS. jti is the lease
+ * id, so introspection and revocation find the lease that decides the token's fate.
+ */
+export class JwtCredentialProvider implements CredentialProvider {
+  readonly kind = 'jwt';
+
+  constructor(
+    private readonly issuer: string,
+    private readonly signingKey: () => SigningKey,
+  ) {}
+
+  async issue({ lease, task, workloadId, boundary }: IssueRequest): Promise<IssuedCredential> {
+    const key = this.signingKey();
+    const iat = Math.floor(lease.issuedAt / 1000);
+    const toolCall: Record<string, unknown> = { type: 'tool_call', boundary: boundary.id, action: lease.action };
+    if (lease.resource !== null) toolCall.resource = lease.resource;
+    const accessToken = await new SignJWT({
+      client_id: workloadId,
+      act: { sub: workloadId },
+      scope: lease.action,
+      task_id: task.id,
+      intent: task.intent,
+      authorization_details: [toolCall],
+    })
+      .setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid })
+      .setIssuer(this.issuer)
+      .setSubject(task.subject)
+      .setAudience(boundary.tool)
+      .setIssuedAt(iat)
+      .setNotBefore(iat)
+      .setExpirationTime(Math.floor(lease.expiresAt / 1000))
+      .setJti(lease.id)
+      .sign(key.privateKey);
+    return { kind: 'jwt', access_token: accessToken, token_type: 'Bearer' };
+  }
+
+  async revoke(): Promise<void> {
+    // Nothing lives at a source: the lease row is the only state, and it is already revoked.
+  }
+}

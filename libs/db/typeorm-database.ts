@@ -1,0 +1,159 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DataSource, type QueryRunner } from 'typeorm';
+import { PGliteDriver } from 'typeorm-pglite';
+import { migrations } from '../../migrations/index.js';
+import { unavailable, type Database, type QueryRows, type Sql } from './database.js';
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Largest number of pooled PostgreSQL connections. */
+  poolSize?: number;
+}
+
+/** An arbitrary constant: the advisory lock replicas hold while migrating and bootstrapping. */
+const STARTUP_LOCK = 0x70_11_6a_7e;
+
+/**
+ * Opens the database, runs the migrations under an advisory lock (replicas starting together wait
+ * for each other instead of racing), then runs `bootstrap` under the same lock.
+ */
+export async function openDatabase(
+  options: DatabaseOptions,
+  bootstrap: (db: Database) => Promise<void> = async () => {},
+): Promise<Database> {
+  const dataSource = options.databaseUrl ? postgresDataSource(options) : pgliteDataSource(options.dataDir);
+  await dataSource.initialize();
+  const db = new TypeOrmDatabase(dataSource, options.databaseUrl ? 'postgres' : 'pglite');
+  try {
+    const lock = dataSource.createQueryRunner();
+    await lock.connect();
+    await lock.query('SELECT pg_advisory_lock($1)', [STARTUP_LOCK]);
+    try {
+      await dataSource.runMigrations({ transaction: 'each' });
+      await bootstrap(db);
+    } finally {
+      await lock.query('SELECT pg_advisory_unlock($1)', [STARTUP_LOCK]);
+      await lock.release();
+    }
+  } catch (error) {
+    await dataSource.destroy().catch(() => {});
+    throw error;
+  }
+  return db;
+}
+
+function postgresDataSource(options: DatabaseOptions): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url: options.databaseUrl,
+    migrations,
+    migrationsTableName: 'tollgate_migrations',
+    synchronize: false,
+    logging: false,
+    extra: {
+      max: options.poolSize ?? 20,
+      // A dead database must turn into a quick 503, not a request that hangs.
+      connectionTimeoutMillis: 2_000,
+      statement_timeout: 10_000,
+      application_name: 'tollgate',
+    },
+  });
+}
+
+function pgliteDataSource(dataDir: string): DataSource {
+  const dir = resolve(dataDir, 'db');
+  mkdirSync(dir, { recursive: true });
+  return new DataSource({
+    type: 'postgres',
+    // Without these two options TypeORM tries CREATE EXTENSION "uuid-ossp", which PGlite lacks.
+    installExtensions: false,
+    uuidExtension: 'pgcrypto',
+    driver: new PGliteDriver({ dataDir: join(dir) }).driver,
+    migrations,
+    migrationsTableName: 'tollgate_migrations',
+    synchronize: false,
+    logging: false,
+  });
+}
+
+class TypeOrmDatabase implements Database {
+  /**
+   * PGlite is one database session: two transactions in flight would interleave on it (one's
+   * ROLLBACK could undo the other's rows). So on the embedded default every statement and every
+   * transaction waits its turn here. PostgreSQL gets a real pool and needs none of this.
+   */
+  private readonly turn: Turnstile | undefined;
+
+  constructor(private readonly dataSource: DataSource, readonly kind: 'postgres' | 'pglite') {
+    this.turn = kind === 'pglite' ? new Turnstile() : undefined;
+  }
+
+  query<T>(text: string, params: readonly unknown[] = []): Promise<QueryRows<T>> {
+    return this.serialised(async () => {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        return await run<T>(runner, text, params);
+      } finally {
+        await runner.release();
+      }
+    });
+  }
+
+  transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> {
+    return this.serialised(async () => {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        await runner.connect();
+        await runner.startTransaction();
+        const tx: Sql = { query: <R>(text: string, params: readonly unknown[] = []) => run<R>(runner, text, params) };
+        try {
+          const result = await work(tx);
+          await runner.commitTransaction();
+          return result;
+        } catch (error) {
+          if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => {});
+          throw error;
+        }
+      } catch (error) {
+        return unavailable(error);
+      } finally {
+        await runner.release().catch(() => {});
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    return this.turn ? this.turn.run(work) : work();
+  }
+}
+
+async function run<T>(runner: QueryRunner, text: string, params: readonly unknown[]): Promise<QueryRows<T>> {
+  try {
+    const result = await runner.query(text, [...params], true);
+    const rows = (result.records ?? []) as T[];
+    return { rows, count: result.affected ?? rows.length };
+  } catch (error) {
+    return unavailable(error);
+  }
+}
+
+/** A FIFO mutex: each piece of work starts after the previous one settles. */
+class Turnstile {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work, work);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}

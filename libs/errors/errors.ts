@@ -1,0 +1,83 @@
+/**
+ * Typed errors with a stable OAuth error code. One exception filter at the HTTP edge turns them
+ * into `{error, error_description, reasons?}`; callers test the class or `code`, never the message.
+ * `description` is always safe to show to a client: no secrets, no driver text.
+ */
+export type ErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'invalid_target'
+  | 'access_denied'
+  | 'authorization_pending'
+  | 'not_found'
+  | 'payload_too_large'
+  | 'temporarily_unavailable'
+  | 'server_error';
+
+export abstract class TollgateError extends Error {
+  abstract readonly code: ErrorCode;
+  abstract readonly status: number;
+  /** Extra members of the public error body (for example `reasons`, `decision_id`). */
+  readonly extra: Record<string, unknown>;
+
+  constructor(readonly description: string, extra: Record<string, unknown> = {}) {
+    super(description);
+    this.name = new.target.name;
+    this.extra = extra;
+  }
+}
+
+/** The request is malformed: bad JSON, a schema violation, an unknown field. */
+export class InvalidRequest extends TollgateError {
+  readonly code = 'invalid_request';
+  readonly status = 400;
+}
+
+/** The caller could not be authenticated (workload assertion or admin key). */
+export class InvalidClient extends TollgateError {
+  readonly code = 'invalid_client';
+  readonly status = 401;
+}
+
+export class NotFound extends TollgateError {
+  readonly code = 'not_found';
+  readonly status = 404;
+}
+
+export class PayloadTooLarge extends TollgateError {
+  readonly code = 'payload_too_large';
+  readonly status = 413;
+}
+
+/** A credential request that was decided and refused. */
+export class AccessDenied extends TollgateError {
+  readonly code = 'access_denied';
+  readonly status = 403;
+  constructor(description: string, readonly reasons: readonly string[], decisionId?: string) {
+    super(description, decisionId ? { reasons, decision_id: decisionId } : { reasons });
+  }
+}
+
+/** The database (or another dependency we must not guess around) does not answer: fail closed. */
+export class TemporarilyUnavailable extends TollgateError {
+  readonly code = 'temporarily_unavailable';
+  readonly status = 503;
+}
+
+/** Raised at start when configuration or stored state cannot be used; never reaches HTTP. */
+export class ConfigurationError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/** The task exists but has ended (completed, revoked or expired): it can no longer change. */
+export class TaskNotActive extends TollgateError {
+  readonly code = 'invalid_request';
+  readonly status = 409;
+  constructor(state: string) {
+    super(`the task is ${state}, not active`, { reasons: ['task_not_active'] });
+  }
+}

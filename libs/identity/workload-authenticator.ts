@@ -1,0 +1,135 @@
+import { createHash } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
+import type { Clock } from '../clock/clock.js';
+import { InvalidClient } from '../errors/errors.js';
+import { algorithmsFor, type Workload } from './workload.js';
+
+export interface AuthenticatedWorkload {
+  id: string;
+  /** Assertion expiry (seconds since the epoch). */
+  exp: number;
+}
+
+export interface WorkloadLookup {
+  find(id: string): Promise<Workload | undefined>;
+}
+
+const LEEWAY_S = 30;
+const MAX_LIFETIME_S = 300;
+const MAX_TOKEN_LENGTH = 8192;
+/** Header members that would let a token pick its own key; a workload's keys are registered. */
+const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'];
+
+/**
+ * Authenticates a workload by its bearer assertion: a short-lived JWT with iss = sub = workload id,
+ * aud = Tollgate's issuer, signed by one of the workload's registered keys. An assertion may be
+ * reused until it expires (as a JWT-SVID is); a verified one is remembered, keyed by its hash and
+ * the workload's revision, so reuse costs no second signature check and a key change or a kill
+ * switch takes effect at once.
+ */
+export class WorkloadAuthenticator {
+  private readonly verified = new Map<string, { workloadId: string; revision: number; exp: number }>();
+  private readonly importedKeys = new Map<string, CryptoKey | Uint8Array>();
+
+  constructor(
+    private readonly workloads: WorkloadLookup,
+    private readonly audience: string,
+    private readonly clock: Clock,
+    private readonly cacheSize = 50_000,
+  ) {}
+
+  async authenticate(token: string): Promise<AuthenticatedWorkload> {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw rejected('malformed workload assertion');
+    const digest = createHash('sha256').update(token).digest('base64url');
+    const nowS = this.clock.now() / 1000;
+
+    const cached = this.verified.get(digest);
+    if (cached && cached.exp + LEEWAY_S > nowS) {
+      const workload = await this.workloads.find(cached.workloadId);
+      if (workload?.enabled && workload.revision === cached.revision) return { id: workload.id, exp: cached.exp };
+      this.verified.delete(digest);
+    }
+
+    const { header, claims } = decodeUnverified(token);
+    for (const name of FORBIDDEN_HEADERS) {
+      if (name in header) throw rejected(`the assertion header may not carry "${name}"`);
+    }
+    if (typeof claims.iss !== 'string' || claims.iss !== claims.sub) throw rejected('iss and sub must both name the workload');
+
+    const workload = await this.workloads.find(claims.iss);
+    if (!workload || !workload.enabled) throw rejected('unknown or disabled workload');
+
+    const candidates = workload.jwks.keys.filter(
+      (jwk) => (header.kid === undefined || jwk.kid === header.kid) && algorithmsFor(jwk).includes(String(header.alg)),
+    );
+    if (candidates.length === 0) throw rejected('no registered key of the workload matches the assertion');
+
+    let lastError: unknown;
+    for (const jwk of candidates) {
+      try {
+        const { payload } = await jwtVerify(token, await this.importKey(workload, jwk, String(header.alg)), {
+          algorithms: [String(header.alg)],
+          issuer: workload.id,
+          subject: workload.id,
+          audience: this.audience,
+          clockTolerance: LEEWAY_S,
+          requiredClaims: ['exp', 'iat'],
+          currentDate: new Date(this.clock.now()),
+        });
+        const iat = payload.iat!;
+        const exp = payload.exp!;
+        if (iat > nowS + LEEWAY_S) throw rejected('the assertion was issued in the future');
+        if (exp - iat > MAX_LIFETIME_S) throw rejected(`the assertion may live at most ${MAX_LIFETIME_S} seconds`);
+        this.remember(digest, { workloadId: workload.id, revision: workload.revision, exp });
+        return { id: workload.id, exp };
+      } catch (error) {
+        if (error instanceof InvalidClient) throw error;
+        lastError = error;
+      }
+    }
+    throw rejected(describeJoseError(lastError));
+  }
+
+  private async importKey(workload: Workload, jwk: JWK, alg: string): Promise<CryptoKey | Uint8Array> {
+    const id = `${workload.id}\u0000${workload.revision}\u0000${jwk.kid ?? ''}\u0000${jwk.x ?? ''}\u0000${alg}`;
+    let key = this.importedKeys.get(id);
+    if (!key) {
+      key = await importJWK({ ...jwk, alg: undefined }, alg);
+      if (this.importedKeys.size >= 1000) this.importedKeys.clear();
+      this.importedKeys.set(id, key);
+    }
+    return key;
+  }
+
+  private remember(digest: string, entry: { workloadId: string; revision: number; exp: number }): void {
+    if (this.verified.size >= this.cacheSize) {
+      // Drop expired entries first; if the cache is full of live ones, start afresh (bounded memory).
+      const nowS = this.clock.now() / 1000;
+      for (const [key, value] of this.verified) if (value.exp + LEEWAY_S <= nowS) this.verified.delete(key);
+      if (this.verified.size >= this.cacheSize) this.verified.clear();
+    }
+    this.verified.set(digest, entry);
+  }
+}
+
+function decodeUnverified(token: string): { header: ReturnType<typeof decodeProtectedHeader>; claims: ReturnType<typeof decodeJwt> } {
+  try {
+    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+  } catch {
+    throw rejected('malformed workload assertion');
+  }
+}
+
+function rejected(why: string): InvalidClient {
+  return new InvalidClient(`workload authentication failed: ${why}`);
+}
+
+/** jose's error codes are stable and safe to show; anything else stays generic. */
+function describeJoseError(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return 'the assertion has expired';
+  if (error instanceof errors.JWTClaimValidationFailed) return `claim "${error.claim}" is invalid (${error.reason})`;
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'signature verification failed';
+  if (error instanceof errors.JOSENotSupported) return 'unsupported assertion (algorithm or critical header)';
+  if (error instanceof errors.JOSEError) return error.code;
+  return 'the assertion could not be verified';
+}

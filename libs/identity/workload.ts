@@ -1,0 +1,25 @@
+import type { JWK } from 'jose';
+
+/** A registered workload: the non-human caller, with the public keys it signs assertions with. */
+export interface Workload {
+  id: string;
+  jwks: { keys: JWK[] };
+  enabled: boolean;
+  /** Bumped on every change, so cached verifications made under old keys are not trusted. */
+  revision: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Workload ids: a short slug, or a SPIFFE ID. */
+export const WORKLOAD_ID = /^(?:[a-z0-9][a-z0-9._-]{0,62}|spiffe:\/\/[a-z0-9.-]{1,255}(?:\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+)$/;
+
+/** The signing algorithms a workload key may use, decided by the key, never by a token header. */
+export function algorithmsFor(jwk: JWK): readonly string[] {
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return ['EdDSA', 'Ed25519'];
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return ['ES256'];
+  return [];
+}
+
+/** JWK members that carry private or symmetric key material. */
+export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;

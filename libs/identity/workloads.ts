@@ -1,0 +1,56 @@
+import type { JWK } from 'jose';
+import { appendAudit } from '../audit/audit.js';
+import type { Database } from '../db/database.js';
+import { NotFound } from '../errors/errors.js';
+import type { LeaseRevocation } from '../leases/revocation.js';
+import type { TaskStore } from '../tasks/task-store.js';
+import type { Workload } from './workload.js';
+import type { WorkloadStore } from './workload-store.js';
+
+/** Admin operations on workloads, including the kill switch. */
+export class Workloads {
+  constructor(
+    private readonly db: Database,
+    private readonly store: WorkloadStore,
+    private readonly tasks: TaskStore,
+    private readonly revocation: LeaseRevocation,
+  ) {}
+
+  async put(id: string, jwks: { keys: JWK[] }): Promise<{ workload: Workload; created: boolean }> {
+    return this.db.transaction(async (tx) => {
+      const result = await this.store.put(id, jwks, tx);
+      await appendAudit(tx, {
+        kind: 'workload.put',
+        actor: 'admin',
+        data: { workload_id: id, revision: result.workload.revision, kids: jwks.keys.map((key) => key.kid ?? null) },
+      });
+      return result;
+    });
+  }
+
+  async get(id: string): Promise<Workload> {
+    const workload = await this.store.find(id);
+    if (!workload) throw new NotFound('no such workload');
+    return workload;
+  }
+
+  list(): Promise<Workload[]> {
+    return this.store.list();
+  }
+
+  /**
+   * The kill switch: the workload can no longer authenticate, and every task and lease it holds is
+   * revoked (reason workload_revoked), in one transaction. DELETE does the same: a deleted workload
+   * must not keep live credentials.
+   */
+  async revoke(id: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
+    return this.db.transaction(async (tx) => {
+      const workload = await this.store.disable(id, tx);
+      if (!workload) throw new NotFound('no such workload');
+      const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', 'admin');
+      const tasks = await this.tasks.revokeForWorkload(tx, id);
+      await appendAudit(tx, { kind, actor: 'admin', data: { workload_id: id, revoked_tasks: tasks.length, revoked_leases: leases.length } });
+      return { tasks, leases };
+    });
+  }
+}

@@ -1,0 +1,47 @@
+import type { JWTPayload } from 'jose';
+import { isUuid } from '../ids/ids.js';
+import type { LeaseStore } from './lease-store.js';
+
+export type TokenVerifier = (token: string) => Promise<JWTPayload | undefined>;
+
+/**
+ * RFC 7662 introspection. The signature says the token is ours; the lease row says whether it is
+ * still good. A revoked or expired lease never reads active again, whatever the token's exp claims.
+ */
+export class Introspection {
+  constructor(
+    private readonly leases: LeaseStore,
+    private readonly verify: TokenVerifier,
+  ) {}
+
+  async introspect(token: string): Promise<Record<string, unknown>> {
+    const claims = token.length <= 16_384 ? await this.verify(token) : undefined;
+    if (!claims || typeof claims.jti !== 'string' || !isUuid(claims.jti)) return { active: false };
+    const lease = await this.leases.find(claims.jti);
+    if (!lease || lease.state !== 'active') return { active: false };
+    return {
+      active: true,
+      iss: claims.iss,
+      sub: claims.sub,
+      aud: claims.aud,
+      exp: claims.exp,
+      iat: claims.iat,
+      nbf: claims.nbf,
+      jti: claims.jti,
+      client_id: claims.client_id,
+      scope: claims.scope,
+      token_type: 'Bearer',
+      act: claims.act,
+      task_id: lease.taskId,
+      lease_state: lease.state,
+    };
+  }
+
+  /** The lease a valid token of ours names, if any (for RFC 7009 revocation). */
+  async leaseOf(token: string): Promise<{ id: string; workloadId: string } | undefined> {
+    const claims = token.length <= 16_384 ? await this.verify(token) : undefined;
+    if (!claims || typeof claims.jti !== 'string' || !isUuid(claims.jti)) return undefined;
+    const lease = await this.leases.find(claims.jti);
+    return lease && { id: lease.id, workloadId: lease.workloadId };
+  }
+}

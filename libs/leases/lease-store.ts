@@ -1,0 +1,332 @@
+import type { Sql } from '../db/database.js';
+import { uuidv7 } from '../ids/ids.js';
+import { toBoundary, type BoundaryRow } from '../policy/boundary-store.js';
+import type { ToolBoundary } from '../policy/boundary.js';
+import type { Decision, Lease, LeaseState, RevokeReason } from './lease.js';
+
+/** The lease's state as of the database clock: expiry needs no sweeper to take effect. */
+const EFFECTIVE_STATE = `CASE WHEN l.state = 'active' AND l.expires_at <= now() THEN 'expired' ELSE l.state END`;
+const LEASE_COLUMNS = `l.id, l.task_id, l.workload_id, l.boundary_id, l.boundary_version, l.action, l.resource,
+  l.credential_kind, ${EFFECTIVE_STATE} AS state, l.issued_at, l.expires_at, l.revoked_at, l.revoke_reason`;
+
+export interface RequestContext {
+  /** The database clock, in milliseconds. */
+  now: number;
+  task: { id: string; workloadId: string; intent: string; subject: string; state: string; expiresAt: number } | undefined;
+  boundary: ToolBoundary | undefined;
+}
+
+export interface DecisionRecord {
+  id: string;
+  taskId: string | null;
+  workloadId: string;
+  boundaryId: string | null;
+  boundaryVersion: number | null;
+  action: string;
+  resource: string | null;
+  outcome: 'permit' | 'deny';
+  reasons: readonly string[];
+  params: unknown;
+  purpose: string | null;
+  requestedTtl: number | null;
+  at: number;
+}
+
+export interface LeaseRecord {
+  id: string;
+  credentialKind: string;
+  issuedAt: number;
+  expiresAt: number;
+}
+
+export interface LeaseFilter {
+  task?: string | undefined;
+  workload?: string | undefined;
+  boundary?: string | undefined;
+  state?: LeaseState | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}
+
+export interface DecisionFilter extends Omit<LeaseFilter, 'state'> {
+  outcome?: 'permit' | 'deny' | 'pending' | undefined;
+}
+
+/** SQL for decisions and leases: the credential hot path, revocation, expiry and review. */
+export class LeaseStore {
+  constructor(private readonly sql: Sql) {}
+
+  /** One round trip: the database clock, the task, and the boundary's current version. */
+  async requestContext(taskId: string, boundaryId: string): Promise<RequestContext> {
+    const { rows } = await this.sql.query<ContextRow>(
+      `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms,
+              t.id AS task_id, t.workload_id, t.intent, t.subject, t.state AS task_state,
+              (extract(epoch FROM t.expires_at) * 1000)::float8 AS task_expires_ms,
+              b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
+              b.sensitivity, b.enabled, b.created_at
+         FROM (SELECT 1) AS one
+         LEFT JOIN tasks t ON t.id = $1
+         LEFT JOIN LATERAL (SELECT * FROM boundaries WHERE id = $2 ORDER BY version DESC LIMIT 1) b ON true`,
+      [taskId, boundaryId],
+    );
+    const row = rows[0]!;
+    return {
+      now: Number(row.now_ms),
+      task: row.task_id
+        ? {
+            id: row.task_id,
+            workloadId: row.workload_id!,
+            intent: row.intent!,
+            subject: row.subject!,
+            state: row.task_state!,
+            expiresAt: Number(row.task_expires_ms),
+          }
+        : undefined,
+      boundary: row.id ? toBoundary(row as BoundaryRow) : undefined,
+    };
+  }
+
+  /**
+   * The permit, in ONE statement and so one transaction: lock the task (it must still be active,
+   * so a concurrent complete or intent change either sees this lease or makes it fail), write the
+   * decision, the lease and the audit event. Returns false when the task stopped being active.
+   */
+  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, audit: Record<string, unknown>): Promise<boolean> {
+    const { rows } = await this.sql.query<{ written: number }>(
+      `WITH t AS (
+         SELECT id FROM tasks WHERE id = $2 AND state = 'active' AND expires_at > now() FOR SHARE
+       ), d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at)
+         SELECT $1::uuid, t.id, $3::text, $4::text, $5::int, $6::text, $7::text, 'permit', '[]'::jsonb, $8::jsonb,
+                $9::text, $10::int, to_timestamp($11::float8 / 1000) FROM t
+         RETURNING id
+       ), l AS (
+         INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource,
+                             credential_kind, issued_at, expires_at, state)
+         SELECT $12::uuid, $2::uuid, $3::text, $4::text, $5::int, d.id, $6::text, $7::text, $13::text,
+                to_timestamp($11::float8 / 1000), to_timestamp($14::float8 / 1000), 'active' FROM d
+         RETURNING id
+       ), a AS (
+         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
+         SELECT $15::uuid, 'credential.permit', 'workload:' || $3::text, $2::uuid, l.id, $16::jsonb FROM l
+         RETURNING id
+       )
+       SELECT count(*)::int AS written FROM a`,
+      [
+        decision.id,
+        decision.taskId,
+        decision.workloadId,
+        decision.boundaryId,
+        decision.boundaryVersion,
+        decision.action,
+        decision.resource,
+        JSON.stringify(decision.params ?? null),
+        decision.purpose,
+        decision.requestedTtl,
+        decision.at,
+        lease.id,
+        lease.credentialKind,
+        lease.expiresAt,
+        uuidv7(),
+        JSON.stringify(audit),
+      ],
+    );
+    return rows[0]!.written === 1;
+  }
+
+  /** A refusal: the decision and its audit event, in one statement. */
+  async recordDenial(decision: DecisionRecord): Promise<void> {
+    await this.sql.query(
+      `WITH d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at)
+         VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $8::jsonb, $9::jsonb,
+                 $10::text, $11::int, to_timestamp($12::float8 / 1000))
+         RETURNING id
+       )
+       INSERT INTO audit_events (id, kind, actor, task_id, data)
+       SELECT $13::uuid, 'credential.deny', 'workload:' || $3::text, $2::uuid, $14::jsonb FROM d`,
+      [
+        decision.id,
+        decision.taskId,
+        decision.workloadId,
+        decision.boundaryId,
+        decision.boundaryVersion,
+        decision.action,
+        decision.resource,
+        JSON.stringify(decision.reasons),
+        JSON.stringify(decision.params ?? null),
+        decision.purpose,
+        decision.requestedTtl,
+        decision.at,
+        uuidv7(),
+        JSON.stringify({ decision_id: decision.id, boundary: decision.boundaryId, action: decision.action, reasons: decision.reasons }),
+      ],
+    );
+  }
+
+  async find(id: string, sql: Sql = this.sql): Promise<Lease | undefined> {
+    const { rows } = await sql.query<LeaseRow>(`SELECT ${LEASE_COLUMNS} FROM leases l WHERE l.id = $1`, [id]);
+    return rows[0] && toLease(rows[0]);
+  }
+
+  async forTask(taskId: string, sql: Sql = this.sql): Promise<Lease[]> {
+    const { rows } = await sql.query<LeaseRow>(
+      `SELECT ${LEASE_COLUMNS} FROM leases l WHERE l.task_id = $1 ORDER BY l.id LIMIT 10000`,
+      [taskId],
+    );
+    return rows.map(toLease);
+  }
+
+  /** Revokes the still-live leases matching `where`; returns their ids. */
+  async revokeWhere(tx: Sql, where: 'task' | 'workload' | 'boundary' | 'lease', id: string, reason: RevokeReason): Promise<string[]> {
+    const column = { task: 'task_id', workload: 'workload_id', boundary: 'boundary_id', lease: 'id' }[where];
+    const { rows } = await tx.query<{ id: string }>(
+      `UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = $2
+        WHERE ${column} = $1 AND state = 'active' AND expires_at > now()
+        RETURNING id`,
+      [id, reason],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /**
+   * Marks up to `limit` past-expiry leases `expired`. SKIP LOCKED lets replicas sweep side by
+   * side: each claims its own rows, none waits, nothing is marked twice.
+   */
+  async expireDue(tx: Sql, limit: number): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      `UPDATE leases SET state = 'expired'
+        WHERE id IN (SELECT id FROM leases WHERE state = 'active' AND expires_at <= now()
+                      ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING id`,
+      [limit],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  async list(filter: LeaseFilter): Promise<Lease[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown) => {
+      params.push(value);
+      where.push(clause.replace('?', `$${params.length}`));
+    };
+    if (filter.task) add('l.task_id = ?', filter.task);
+    if (filter.workload) add('l.workload_id = ?', filter.workload);
+    if (filter.boundary) add('l.boundary_id = ?', filter.boundary);
+    if (filter.state) add(`${EFFECTIVE_STATE} = ?`, filter.state);
+    if (filter.since) add('l.issued_at >= ?', filter.since);
+    if (filter.until) add('l.issued_at < ?', filter.until);
+    if (filter.cursor) add('l.id < ?', filter.cursor);
+    params.push(filter.limit);
+    const { rows } = await this.sql.query<LeaseRow>(
+      `SELECT ${LEASE_COLUMNS} FROM leases l ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY l.id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toLease);
+  }
+
+  async listDecisions(filter: DecisionFilter): Promise<Decision[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown) => {
+      params.push(value);
+      where.push(clause.replace('?', `$${params.length}`));
+    };
+    if (filter.task) add('task_id = ?', filter.task);
+    if (filter.workload) add('workload_id = ?', filter.workload);
+    if (filter.boundary) add('boundary_id = ?', filter.boundary);
+    if (filter.outcome) add('outcome = ?', filter.outcome);
+    if (filter.since) add('at >= ?', filter.since);
+    if (filter.until) add('at < ?', filter.until);
+    if (filter.cursor) add('id < ?', filter.cursor);
+    params.push(filter.limit);
+    const { rows } = await this.sql.query<DecisionRow>(
+      `SELECT id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons, at
+         FROM decisions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      taskId: row.task_id,
+      workloadId: row.workload_id,
+      boundaryId: row.boundary_id,
+      boundaryVersion: row.boundary_version,
+      action: row.action,
+      resource: row.resource,
+      outcome: row.outcome,
+      reasons: row.reasons,
+      at: new Date(row.at),
+    }));
+  }
+
+  async countActive(): Promise<number> {
+    const { rows } = await this.sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM leases WHERE state = 'active' AND expires_at > now()`,
+    );
+    return rows[0]!.n;
+  }
+}
+
+interface ContextRow extends Partial<BoundaryRow> {
+  now_ms: number | string;
+  task_id: string | null;
+  workload_id: string | null;
+  intent: string | null;
+  subject: string | null;
+  task_state: string | null;
+  task_expires_ms: number | string | null;
+}
+
+interface LeaseRow {
+  id: string;
+  task_id: string;
+  workload_id: string;
+  boundary_id: string;
+  boundary_version: number;
+  action: string;
+  resource: string | null;
+  credential_kind: string;
+  state: LeaseState;
+  issued_at: Date;
+  expires_at: Date;
+  revoked_at: Date | null;
+  revoke_reason: string | null;
+}
+
+interface DecisionRow {
+  id: string;
+  task_id: string | null;
+  workload_id: string;
+  boundary_id: string | null;
+  boundary_version: number | null;
+  action: string | null;
+  resource: string | null;
+  outcome: Decision['outcome'];
+  reasons: string[];
+  at: Date;
+}
+
+function toLease(row: LeaseRow): Lease {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    workloadId: row.workload_id,
+    boundaryId: row.boundary_id,
+    boundaryVersion: row.boundary_version,
+    action: row.action,
+    resource: row.resource,
+    credentialKind: row.credential_kind,
+    state: row.state,
+    issuedAt: new Date(row.issued_at),
+    expiresAt: new Date(row.expires_at),
+    revokedAt: row.revoked_at ? new Date(row.revoked_at) : null,
+    revokeReason: row.revoke_reason,
+  };
+}

@@ -1,0 +1,42 @@
+/** One issued credential. Its row, not the token, decides whether the credential is still good. */
+export interface Lease {
+  id: string;
+  taskId: string;
+  workloadId: string;
+  boundaryId: string;
+  boundaryVersion: number;
+  action: string;
+  resource: string | null;
+  credentialKind: string;
+  /** As of the database clock: a lease past expires_at reads `expired` whether or not it was swept. */
+  state: LeaseState;
+  issuedAt: Date;
+  expiresAt: Date;
+  revokedAt: Date | null;
+  revokeReason: string | null;
+}
+
+export type LeaseState = 'active' | 'revoked' | 'expired';
+
+export type RevokeReason =
+  | 'journey_changed'
+  | 'task_completed'
+  | 'task_expired'
+  | 'task_revoked'
+  | 'workload_revoked'
+  | 'boundary_disabled'
+  | 'revoked_by_admin'
+  | 'revoked_by_client';
+
+export interface Decision {
+  id: string;
+  taskId: string | null;
+  workloadId: string;
+  boundaryId: string | null;
+  boundaryVersion: number | null;
+  action: string | null;
+  resource: string | null;
+  outcome: 'permit' | 'deny' | 'pending';
+  reasons: string[];
+  at: Date;
+}

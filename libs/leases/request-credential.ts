@@ -1,0 +1,110 @@
+import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
+import { uuidv7 } from '../ids/ids.js';
+import type { CredentialProviders, IssuedCredential } from '../credentials/provider.js';
+import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
+import type { DecisionRecord, LeaseStore } from './lease-store.js';
+import { leaseTtl } from './ttl.js';
+
+export interface CredentialRequest {
+  taskId: string;
+  boundary: string;
+  action: string;
+  resource?: string | undefined;
+  params?: Record<string, unknown> | undefined;
+  purpose?: string | undefined;
+  ttl?: number | undefined;
+}
+
+export interface IssuedLease {
+  leaseId: string;
+  expiresAt: Date;
+  expiresIn: number;
+  credential: IssuedCredential;
+}
+
+/** Told about every decision, for metrics. */
+export type DecisionObserver = (outcome: 'permit' | 'deny', reason: DenyReason | 'unknown_task' | null) => void;
+
+/**
+ * The hot path: one credential for one tool call. Read it top to bottom: load the task, boundary
+ * and database clock; run the checks; cap the TTL; commit decision + lease + audit in one
+ * statement; only then mint. No committed lease, no credential.
+ */
+export class CredentialIssuance {
+  constructor(
+    private readonly leases: LeaseStore,
+    private readonly providers: CredentialProviders,
+    private readonly observe: DecisionObserver = () => {},
+  ) {}
+
+  async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
+    const { now, task, boundary } = await this.leases.requestContext(request.taskId, request.boundary);
+    const decision: DecisionRecord = {
+      id: uuidv7(now),
+      taskId: null,
+      workloadId,
+      boundaryId: request.boundary,
+      boundaryVersion: boundary?.version ?? null,
+      action: request.action,
+      resource: request.resource ?? null,
+      outcome: 'deny',
+      reasons: [],
+      params: request.params ?? null,
+      purpose: request.purpose ?? null,
+      requestedTtl: request.ttl ?? null,
+      at: now,
+    };
+
+    // Another workload's task is indistinguishable from a missing one.
+    if (!task || task.workloadId !== workloadId) {
+      await this.leases.recordDenial({ ...decision, reasons: ['unknown_task'] });
+      this.observe('deny', 'unknown_task');
+      throw new NotFound('no such task');
+    }
+    decision.taskId = task.id;
+
+    const active = task.state === 'active' && task.expiresAt > now;
+    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action });
+    if (verdict.outcome === 'deny') return this.deny(decision, verdict.reasons[0], verdict.description);
+
+    const ttl = leaseTtl({
+      requested: request.ttl,
+      defaultTtl: boundary!.defaultTtl,
+      maxTtl: boundary!.maxTtl,
+      taskSecondsLeft: (task.expiresAt - now) / 1000,
+    });
+    if (ttl === 0) return this.deny(decision, 'task_not_active', 'the task has no time left');
+
+    const lease = { id: uuidv7(now), credentialKind: boundary!.credential.kind, issuedAt: now, expiresAt: now + ttl * 1000 };
+    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, {
+      decision_id: decision.id,
+      boundary: boundary!.id,
+      boundary_version: boundary!.version,
+      action: request.action,
+      resource: decision.resource,
+      ttl,
+    });
+    // The task ended between our read and our write (a complete or intent change won the lock).
+    if (!committed) return this.deny({ ...decision, id: uuidv7() }, 'task_not_active', 'the task is not active');
+    this.observe('permit', null);
+
+    let credential: IssuedCredential;
+    try {
+      credential = await this.providers.get(lease.credentialKind).issue({
+        lease: { id: lease.id, issuedAt: lease.issuedAt, expiresAt: lease.expiresAt, action: request.action, resource: decision.resource },
+        task: { id: task.id, intent: task.intent, subject: task.subject },
+        workloadId,
+        boundary: boundary!,
+      });
+    } catch {
+      throw new TemporarilyUnavailable('the credential could not be minted; try again');
+    }
+    return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential };
+  }
+
+  private async deny(decision: DecisionRecord, reason: DenyReason, description: string): Promise<never> {
+    await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] });
+    this.observe('deny', reason);
+    throw new AccessDenied(description, [reason], decision.id);
+  }
+}

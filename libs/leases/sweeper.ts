@@ -1,0 +1,52 @@
+import { appendAudit } from '../audit/audit.js';
+import type { Database } from '../db/database.js';
+import type { TaskStore } from '../tasks/task-store.js';
+import type { LeaseStore } from './lease-store.js';
+import type { LeaseRevocation } from './revocation.js';
+
+const ACTOR = 'system:sweeper';
+
+/**
+ * Records what the clock already decided: tasks past their time become `expired` (their leases
+ * revoked, reason task_expired) and leases past theirs become `expired`. Reads never wait for this
+ * (they compute expiry from the database clock); the sweeper makes the table say so too. Safe to
+ * run on every replica at once: rows are claimed with FOR UPDATE SKIP LOCKED.
+ */
+export class ExpirySweeper {
+  constructor(
+    private readonly db: Database,
+    private readonly tasks: TaskStore,
+    private readonly leases: LeaseStore,
+    private readonly revocation: LeaseRevocation,
+  ) {}
+
+  /** One pass; returns how many tasks and leases it marked. Bounded so a pass cannot run forever. */
+  async sweepOnce(batch = 5000, maxBatches = 200): Promise<{ tasks: number; leases: number }> {
+    let tasks = 0;
+    for (let i = 0; i < maxBatches; i++) {
+      const n = await this.db.transaction(async (tx) => {
+        const ids = await this.tasks.claimExpired(tx, Math.min(batch, 500));
+        for (const id of ids) {
+          await this.revocation.revokeTaskLeases(tx, id, 'task_expired', ACTOR);
+          await this.tasks.end(tx, id, 'expired', 'task_expired');
+        }
+        if (ids.length > 0) await appendAudit(tx, { kind: 'task.expired', actor: ACTOR, data: { task_ids: ids } });
+        return ids.length;
+      });
+      tasks += n;
+      if (n < Math.min(batch, 500)) break;
+    }
+
+    let leases = 0;
+    for (let i = 0; i < maxBatches; i++) {
+      const n = await this.db.transaction(async (tx) => {
+        const ids = await this.leases.expireDue(tx, batch);
+        if (ids.length > 0) await appendAudit(tx, { kind: 'leases.expired', actor: ACTOR, data: { count: ids.length, lease_ids: ids } });
+        return ids.length;
+      });
+      leases += n;
+      if (n < batch) break;
+    }
+    return { tasks, leases };
+  }
+}

@@ -1,0 +1,50 @@
+import { appendAudit } from '../audit/audit.js';
+import type { Database } from '../db/database.js';
+import { NotFound } from '../errors/errors.js';
+import type { LeaseRevocation } from '../leases/revocation.js';
+import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
+import type { BoundaryStore } from './boundary-store.js';
+
+/** Admin operations on tool boundaries. */
+export class Boundaries {
+  constructor(
+    private readonly db: Database,
+    private readonly store: BoundaryStore,
+    private readonly revocation: LeaseRevocation,
+  ) {}
+
+  /** A PUT that disables a boundary revokes its live leases, as DELETE does. */
+  async put(id: string, definition: BoundaryDefinition): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
+    return this.db.transaction(async (tx) => {
+      const { boundary, changed, created } = await this.store.put(id, definition, tx);
+      let revokedLeases: string[] = [];
+      if (changed) {
+        await appendAudit(tx, { kind: 'boundary.put', actor: 'admin', data: { boundary_id: id, version: boundary.version, definition } });
+        if (!boundary.enabled) revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
+      }
+      return { boundary, created, revokedLeases };
+    });
+  }
+
+  async get(id: string): Promise<ToolBoundary> {
+    const boundary = await this.store.current(id);
+    if (!boundary) throw new NotFound('no such tool boundary');
+    return boundary;
+  }
+
+  list(): Promise<ToolBoundary[]> {
+    return this.store.list();
+  }
+
+  /** Disables the boundary (a new version) and revokes every live lease issued under it. */
+  async disable(id: string): Promise<{ boundary: ToolBoundary; revokedLeases: string[] }> {
+    return this.db.transaction(async (tx) => {
+      const current = await this.store.current(id, tx);
+      if (!current) throw new NotFound('no such tool boundary');
+      const { boundary, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
+      if (changed) await appendAudit(tx, { kind: 'boundary.disabled', actor: 'admin', data: { boundary_id: id, version: boundary.version } });
+      const revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
+      return { boundary, revokedLeases };
+    });
+  }
+}

@@ -1,0 +1,41 @@
+/** An admin-approved tool boundary, at one version. */
+export interface ToolBoundary {
+  id: string;
+  version: number;
+  /** The tool's audience: the `aud` of credentials issued under this boundary. */
+  tool: string;
+  actions: string[];
+  /** Task intents this boundary serves. */
+  intents: string[];
+  defaultTtl: number;
+  maxTtl: number;
+  credential: CredentialSettings;
+  sensitivity: Sensitivity;
+  enabled: boolean;
+  createdAt: Date;
+}
+
+export type Sensitivity = 'low' | 'medium' | 'high';
+
+export type CredentialSettings = { kind: 'jwt' };
+
+/** What an admin writes; the version and timestamps are the store's. */
+export type BoundaryDefinition = Omit<ToolBoundary, 'id' | 'version' | 'createdAt'>;
+
+/** True when two definitions would issue the same credentials, so a PUT needs no new version. */
+export function sameDefinition(a: BoundaryDefinition, b: BoundaryDefinition): boolean {
+  return (
+    a.tool === b.tool &&
+    sameList(a.actions, b.actions) &&
+    sameList(a.intents, b.intents) &&
+    a.defaultTtl === b.defaultTtl &&
+    a.maxTtl === b.maxTtl &&
+    JSON.stringify(a.credential) === JSON.stringify(b.credential) &&
+    a.sensitivity === b.sensitivity &&
+    a.enabled === b.enabled
+  );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
+}

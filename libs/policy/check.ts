@@ -1,0 +1,37 @@
+import type { ToolBoundary } from './boundary.js';
+
+/** Machine-readable reasons a credential request is refused, in the order they are checked. */
+export type DenyReason =
+  | 'task_not_active'
+  | 'unknown_boundary'
+  | 'boundary_disabled'
+  | 'intent_mismatch'
+  | 'action_not_allowed';
+
+export type Verdict = { outcome: 'permit' } | { outcome: 'deny'; reasons: [DenyReason]; description: string };
+
+export interface CheckInput {
+  task: { active: boolean; intent: string };
+  boundary: ToolBoundary | undefined;
+  action: string;
+}
+
+/**
+ * The coarse gate of every credential request. Checks run in a fixed order and the first failure
+ * decides: a later check means nothing once an earlier one failed (an unknown boundary has no
+ * actions to compare). The workload was authenticated and the task's ownership settled before this.
+ */
+export function checkCredentialRequest({ task, boundary, action }: CheckInput): Verdict {
+  if (!task.active) return deny('task_not_active', 'the task is not active');
+  if (!boundary) return deny('unknown_boundary', 'no such tool boundary');
+  if (!boundary.enabled) return deny('boundary_disabled', 'the tool boundary is disabled');
+  if (!boundary.intents.includes(task.intent)) {
+    return deny('intent_mismatch', `the tool boundary does not serve the task's intent`);
+  }
+  if (!boundary.actions.includes(action)) return deny('action_not_allowed', 'the action is not allowed by the tool boundary');
+  return { outcome: 'permit' };
+}
+
+function deny(reason: DenyReason, description: string): Verdict {
+  return { outcome: 'deny', reasons: [reason], description };
+}

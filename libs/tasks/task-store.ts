@@ -1,0 +1,114 @@
+import type { Sql } from '../db/database.js';
+import { uuidv7 } from '../ids/ids.js';
+import type { Task, TaskEvent } from './task.js';
+
+const COLUMNS = `id, workload_id, intent, subject,
+  CASE WHEN state = 'active' AND expires_at <= now() THEN 'expired' ELSE state END AS state,
+  created_at, expires_at, ended_at, end_reason`;
+
+/** SQL for tasks and their events. */
+export class TaskStore {
+  constructor(private readonly sql: Sql) {}
+
+  async insert(tx: Sql, task: { workloadId: string; intent: string; subject: string; ttl: number }): Promise<Task> {
+    const id = uuidv7();
+    const { rows } = await tx.query<TaskRow>(
+      `INSERT INTO tasks (id, workload_id, intent, subject, state, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, 'active', now(), now() + make_interval(secs => $5))
+       RETURNING ${COLUMNS}`,
+      [id, task.workloadId, task.intent, task.subject, task.ttl],
+    );
+    await this.addEvent(tx, id, 'opened', task.intent, null);
+    return toTask(rows[0]!);
+  }
+
+  async find(id: string, sql: Sql = this.sql): Promise<Task | undefined> {
+    const { rows } = await sql.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1`, [id]);
+    return rows[0] && toTask(rows[0]);
+  }
+
+  /** Reads and row-locks a task, so intent changes, completion and revocation of one task queue up. */
+  async lock(tx: Sql, id: string): Promise<Task | undefined> {
+    const { rows } = await tx.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1 FOR UPDATE`, [id]);
+    return rows[0] && toTask(rows[0]);
+  }
+
+  async setIntent(tx: Sql, id: string, intent: string): Promise<Task> {
+    const { rows } = await tx.query<TaskRow>(`UPDATE tasks SET intent = $2 WHERE id = $1 RETURNING ${COLUMNS}`, [id, intent]);
+    await this.addEvent(tx, id, 'intent_changed', intent, 'journey_changed');
+    return toTask(rows[0]!);
+  }
+
+  async end(tx: Sql, id: string, state: 'completed' | 'revoked' | 'expired', reason: string): Promise<Task> {
+    const { rows } = await tx.query<TaskRow>(
+      `UPDATE tasks SET state = $2, ended_at = now(), end_reason = $3 WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id, state, reason],
+    );
+    await this.addEvent(tx, id, state, null, reason);
+    return toTask(rows[0]!);
+  }
+
+  /** Ends every still-active task of a workload (the kill switch); returns their ids. */
+  async revokeForWorkload(tx: Sql, workloadId: string): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      `UPDATE tasks SET state = 'revoked', ended_at = now(), end_reason = 'workload_revoked'
+        WHERE workload_id = $1 AND state = 'active' RETURNING id`,
+      [workloadId],
+    );
+    for (const { id } of rows) await this.addEvent(tx, id, 'revoked', null, 'workload_revoked');
+    return rows.map((row) => row.id);
+  }
+
+  /** Claims up to `limit` active tasks past their time; SKIP LOCKED so replicas share the work. */
+  async claimExpired(tx: Sql, limit: number): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      `SELECT id FROM tasks WHERE state = 'active' AND expires_at <= now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [limit],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  async events(id: string, sql: Sql = this.sql): Promise<TaskEvent[]> {
+    const { rows } = await sql.query<TaskEvent>(
+      'SELECT id, kind, intent, reason, at FROM task_events WHERE task_id = $1 ORDER BY id',
+      [id],
+    );
+    return rows.map((row) => ({ ...row, at: new Date(row.at) }));
+  }
+
+  private async addEvent(tx: Sql, taskId: string, kind: TaskEvent['kind'], intent: string | null, reason: string | null): Promise<void> {
+    await tx.query('INSERT INTO task_events (id, task_id, kind, intent, reason) VALUES ($1, $2, $3, $4, $5)', [
+      uuidv7(),
+      taskId,
+      kind,
+      intent,
+      reason,
+    ]);
+  }
+}
+
+interface TaskRow {
+  id: string;
+  workload_id: string;
+  intent: string;
+  subject: string;
+  state: Task['state'];
+  created_at: Date;
+  expires_at: Date;
+  ended_at: Date | null;
+  end_reason: string | null;
+}
+
+function toTask(row: TaskRow): Task {
+  return {
+    id: row.id,
+    workloadId: row.workload_id,
+    intent: row.intent,
+    subject: row.subject,
+    state: row.state,
+    createdAt: new Date(row.created_at),
+    expiresAt: new Date(row.expires_at),
+    endedAt: row.ended_at ? new Date(row.ended_at) : null,
+    endReason: row.end_reason,
+  };
+}

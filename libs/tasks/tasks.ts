@@ -1,0 +1,88 @@
+import { appendAudit } from '../audit/audit.js';
+import type { Database } from '../db/database.js';
+import { NotFound, TaskNotActive } from '../errors/errors.js';
+import type { LeaseStore } from '../leases/lease-store.js';
+import type { Lease } from '../leases/lease.js';
+import type { LeaseRevocation } from '../leases/revocation.js';
+import type { TaskStore } from './task-store.js';
+import { DEFAULT_TASK_TTL_S, type Task, type TaskEvent } from './task.js';
+
+export interface TaskView {
+  task: Task;
+  events: TaskEvent[];
+  leases: Lease[];
+}
+
+/**
+ * Tasks as their owning workload sees them. Any other workload gets 404: a task id is not a
+ * capability, but neither is its existence anybody else's business.
+ */
+export class Tasks {
+  constructor(
+    private readonly db: Database,
+    private readonly tasks: TaskStore,
+    private readonly leases: LeaseStore,
+    private readonly revocation: LeaseRevocation,
+  ) {}
+
+  async open(workloadId: string, input: { intent: string; subject: string; ttl?: number | undefined }): Promise<Task> {
+    return this.db.transaction(async (tx) => {
+      const task = await this.tasks.insert(tx, { workloadId, intent: input.intent, subject: input.subject, ttl: input.ttl ?? DEFAULT_TASK_TTL_S });
+      await appendAudit(tx, {
+        kind: 'task.opened',
+        actor: `workload:${workloadId}`,
+        taskId: task.id,
+        data: { intent: task.intent, subject: task.subject, expires_at: task.expiresAt.toISOString() },
+      });
+      return task;
+    });
+  }
+
+  async view(workloadId: string, taskId: string): Promise<TaskView> {
+    const task = await this.tasks.find(taskId);
+    if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
+    const [events, leases] = [await this.tasks.events(taskId), await this.leases.forTask(taskId)];
+    return { task, events, leases };
+  }
+
+  /**
+   * The user's journey changed: every live lease of the task dies now, and later requests are
+   * checked against the new intent. Reporting the same intent again changes nothing.
+   */
+  async changeIntent(workloadId: string, taskId: string, intent: string): Promise<{ task: Task; revokedLeases: string[] }> {
+    return this.db.transaction(async (tx) => {
+      const task = await this.owned(tx, workloadId, taskId);
+      if (task.intent === intent) return { task, revokedLeases: [] };
+      const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'journey_changed', `workload:${workloadId}`);
+      const changed = await this.tasks.setIntent(tx, taskId, intent);
+      await appendAudit(tx, {
+        kind: 'task.intent_changed',
+        actor: `workload:${workloadId}`,
+        taskId,
+        data: { from: task.intent, to: intent, revoked_leases: revokedLeases.length },
+      });
+      return { task: changed, revokedLeases };
+    });
+  }
+
+  /** Completing twice is harmless; completing an ended task is not. */
+  async complete(workloadId: string, taskId: string): Promise<{ task: Task; revokedLeases: string[] }> {
+    return this.db.transaction(async (tx) => {
+      const task = await this.tasks.lock(tx, taskId);
+      if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
+      if (task.state === 'completed') return { task, revokedLeases: [] };
+      if (task.state !== 'active') throw new TaskNotActive(task.state);
+      const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'task_completed', `workload:${workloadId}`);
+      const completed = await this.tasks.end(tx, taskId, 'completed', 'task_completed');
+      await appendAudit(tx, { kind: 'task.completed', actor: `workload:${workloadId}`, taskId, data: { revoked_leases: revokedLeases.length } });
+      return { task: completed, revokedLeases };
+    });
+  }
+
+  private async owned(tx: Parameters<Parameters<Database['transaction']>[0]>[0], workloadId: string, taskId: string): Promise<Task> {
+    const task = await this.tasks.lock(tx, taskId);
+    if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
+    if (task.state !== 'active') throw new TaskNotActive(task.state);
+    return task;
+  }
+}

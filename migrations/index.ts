@@ -1,0 +1,16 @@
+import { Identity1764115200000 } from './1764115200000-identity.js';
+import { Boundaries1764115260000 } from './1764115260000-boundaries.js';
+import { Tasks1764115320000 } from './1764115320000-tasks.js';
+import { DecisionsAndLeases1764115380000 } from './1764115380000-decisions-and-leases.js';
+import { SigningKeys1764115440000 } from './1764115440000-signing-keys.js';
+import { AuditEvents1764115500000 } from './1764115500000-audit-events.js';
+
+/** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
+export const migrations = [
+  Identity1764115200000,
+  Boundaries1764115260000,
+  Tasks1764115320000,
+  DecisionsAndLeases1764115380000,
+  SigningKeys1764115440000,
+  AuditEvents1764115500000,
+];
