@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
  */
 export function uuidv7(nowMs: number = Date.now()): string {
   const bytes = randomBytes(16);
-  const ms = BigInt(nowMs);
+  const ms = BigInt(Math.floor(nowMs));
   for (let i = 0; i < 6; i++) bytes[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
   bytes[6] = (bytes[6]! & 0x0f) | 0x70;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;

@@ -1,0 +1,120 @@
+import 'reflect-metadata';
+import { ConsoleLogger, Module, type DynamicModule, type LogLevel as NestLogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Clock } from '../../libs/clock/clock.js';
+import type { Config } from '../../libs/config/config.js';
+import { InvalidRequest } from '../../libs/errors/errors.js';
+import { AdminKeys } from '../../libs/identity/admin-keys.js';
+import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
+import { Workloads } from '../../libs/identity/workloads.js';
+import { Introspection } from '../../libs/leases/introspection.js';
+import { LeaseStore } from '../../libs/leases/lease-store.js';
+import { CredentialIssuance } from '../../libs/leases/request-credential.js';
+import { LeaseRevocation } from '../../libs/leases/revocation.js';
+import { Boundaries } from '../../libs/policy/boundaries.js';
+import { Tasks } from '../../libs/tasks/tasks.js';
+import { createBroker, type Broker } from './broker.js';
+import { AdminController } from './http/admin.controller.js';
+import { AdminGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
+import { DiscoveryController } from './http/discovery.controller.js';
+import { ErrorFilter } from './http/error-filter.js';
+import { OAuthController } from './http/oauth.controller.js';
+import { ReviewController } from './http/review.controller.js';
+import { TasksController } from './http/tasks.controller.js';
+import { BROKER } from './tokens.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+
+/** Binds the broker's services to Nest: controllers receive exactly the services they use. */
+function brokerModule(broker: Broker): DynamicModule {
+  @Module({})
+  class BrokerModule {}
+  return {
+    module: BrokerModule,
+    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController],
+    providers: [
+      { provide: BROKER, useValue: broker },
+      { provide: AdminKeys, useValue: broker.adminKeys },
+      { provide: WorkloadAuthenticator, useValue: broker.authenticator },
+      { provide: Workloads, useValue: broker.workloads },
+      { provide: Boundaries, useValue: broker.boundaries },
+      { provide: Tasks, useValue: broker.tasks },
+      { provide: CredentialIssuance, useValue: broker.issuance },
+      { provide: Introspection, useValue: broker.introspection },
+      { provide: LeaseRevocation, useValue: broker.revocation },
+      { provide: LeaseStore, useValue: broker.leases },
+      WorkloadGuard,
+      AdminGuard,
+      ReviewerGuard,
+    ],
+  };
+}
+
+export interface App {
+  app: NestFastifyApplication;
+  broker: Broker;
+  /** Stops the sweeper, the HTTP server and the database, in that order. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the broker and its HTTP app (not yet listening). The sweeper runs when `sweep` is on; tests
+ * that drive expiry themselves turn it off.
+ */
+export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean } = {}): Promise<App> {
+  const broker = await createBroker(config, options.clock);
+  const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
+  const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT, logger: false, return503OnClosing: true });
+  const fastify = adapter.getInstance();
+
+  // RFC 7662 / 7009 bodies are form-encoded. A repeated parameter is ambiguous: refuse it.
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, body, done) => {
+    const form: Record<string, string> = {};
+    for (const [key, value] of new URLSearchParams(body as string)) {
+      if (key in form) return done(new InvalidRequest(`parameter "${key}" is repeated`, { field: key }), undefined);
+      form[key] = value;
+    }
+    done(null, form);
+  });
+  fastify.addHook('onResponse', async (request, reply) => {
+    broker.metrics.requestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker), adapter, { logger, bodyParser: false });
+  app.useGlobalFilters(new ErrorFilter(logger));
+  await app.init();
+
+  let timer: NodeJS.Timeout | undefined;
+  if (options.sweep ?? true) {
+    let running = false;
+    timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      broker.sweeper
+        .sweepOnce()
+        .catch((error: unknown) => logger.warn({ msg: 'sweep failed', error: error instanceof Error ? error.message : String(error) }))
+        .finally(() => (running = false));
+    }, config.sweepIntervalMs);
+    timer.unref();
+  }
+
+  return {
+    app,
+    broker,
+    async close() {
+      if (timer) clearInterval(timer);
+      await app.close();
+      await broker.db.close();
+    },
+  };
+}
+
+function nestLevels(level: Config['logLevel']): NestLogLevel[] {
+  const order: NestLogLevel[] = ['debug', 'log', 'warn', 'error', 'fatal'];
+  const from = { debug: 0, info: 1, warn: 2, error: 3, silent: 5 }[level];
+  return order.slice(from);
+}

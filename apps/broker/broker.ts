@@ -1,0 +1,106 @@
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../libs/clock/clock.js';
+import { systemClock } from '../../libs/clock/clock.js';
+import type { Config } from '../../libs/config/config.js';
+import { ConfigurationError } from '../../libs/errors/errors.js';
+import type { Database } from '../../libs/db/database.js';
+import { openDatabase } from '../../libs/db/typeorm-database.js';
+import { CredentialProviders } from '../../libs/credentials/provider.js';
+import { JwtCredentialProvider } from '../../libs/credentials/jwt/jwt-provider.js';
+import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
+import { AdminKeys } from '../../libs/identity/admin-keys.js';
+import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
+import { WorkloadStore } from '../../libs/identity/workload-store.js';
+import { Workloads } from '../../libs/identity/workloads.js';
+import { loadSigningKeys, type SigningKeyRing } from '../../libs/keys/signing-keys.js';
+import { Introspection } from '../../libs/leases/introspection.js';
+import { LeaseStore } from '../../libs/leases/lease-store.js';
+import { CredentialIssuance } from '../../libs/leases/request-credential.js';
+import { LeaseRevocation } from '../../libs/leases/revocation.js';
+import { ExpirySweeper } from '../../libs/leases/sweeper.js';
+import { BoundaryStore } from '../../libs/policy/boundary-store.js';
+import { Boundaries } from '../../libs/policy/boundaries.js';
+import { TaskStore } from '../../libs/tasks/task-store.js';
+import { Tasks } from '../../libs/tasks/tasks.js';
+import { BrokerMetrics } from './metrics.js';
+
+/**
+ * The composition root: every domain service built by hand from its parts, in plain TypeScript.
+ * The Nest module only hands these to controllers.
+ */
+export interface Broker {
+  config: Config;
+  db: Database;
+  adminKeys: AdminKeys;
+  /** Set only on the start that generated the admin key: shown to the operator once. */
+  generatedAdminKey: string | undefined;
+  keys: SigningKeyRing;
+  authenticator: WorkloadAuthenticator;
+  workloads: Workloads;
+  boundaries: Boundaries;
+  tasks: Tasks;
+  issuance: CredentialIssuance;
+  introspection: Introspection;
+  revocation: LeaseRevocation;
+  leases: LeaseStore;
+  sweeper: ExpirySweeper;
+  metrics: BrokerMetrics;
+}
+
+export async function createBroker(config: Config, clock: Clock = systemClock): Promise<Broker> {
+  const kek = config.kek ?? embeddedKek(config.dataDir);
+  let adminKeys: AdminKeys | undefined;
+  let generatedAdminKey: string | undefined;
+  let keys: SigningKeyRing | undefined;
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, async (startup) => {
+    const loaded = await AdminKeys.load(startup, config.adminKey);
+    adminKeys = loaded.keys;
+    generatedAdminKey = loaded.generated;
+    keys = await loadSigningKeys(startup, kek);
+  });
+  const ring = keys!;
+
+  const metrics = new BrokerMetrics();
+  const workloadStore = new WorkloadStore(db);
+  const taskStore = new TaskStore(db);
+  const leases = new LeaseStore(db);
+  const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
+  const providers = new CredentialProviders().register(new JwtCredentialProvider(config.issuer, () => ring.active));
+  metrics.watchActiveLeases(() => leases.countActive());
+
+  return {
+    config,
+    db,
+    adminKeys: adminKeys!,
+    generatedAdminKey,
+    keys: ring,
+    authenticator: new WorkloadAuthenticator(workloadStore, config.issuer, clock),
+    workloads: new Workloads(db, workloadStore, taskStore, revocation),
+    boundaries: new Boundaries(db, new BoundaryStore(db), revocation),
+    tasks: new Tasks(db, taskStore, leases, revocation),
+    issuance: new CredentialIssuance(leases, providers, (outcome, reason) =>
+      metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
+    ),
+    introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks)),
+    revocation,
+    leases,
+    sweeper: new ExpirySweeper(db, taskStore, leases, revocation),
+    metrics,
+  };
+}
+
+/**
+ * On the embedded default the KEK lives beside the database (mode 0600), generated on first
+ * start. With DATABASE_URL it must come from the environment (validated in config).
+ */
+function embeddedKek(dataDir: string): Buffer {
+  const dir = resolve(dataDir);
+  const file = join(dir, 'kek');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+  const kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
+  if (kek.length !== 32) throw new ConfigurationError([`TOLLGATE_KEK: ${file} does not hold 32 bytes in base64`]);
+  return kek;
+}

@@ -1,0 +1,85 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import type { JWK } from 'jose';
+import { InvalidRequest } from '../../../libs/errors/errors.js';
+import { WORKLOAD_ID } from '../../../libs/identity/workload.js';
+import { Workloads } from '../../../libs/identity/workloads.js';
+import { Boundaries } from '../../../libs/policy/boundaries.js';
+import { AdminGuard } from './auth.js';
+import { boundaryBody, ID, parse, toBoundaryDefinition, workloadBody } from './schemas.js';
+import { boundaryView, workloadView } from './views.js';
+
+/** The admin API: tool boundaries, workloads, and the kill switch. */
+@Controller('v1/admin')
+@UseGuards(AdminGuard)
+export class AdminController {
+  constructor(
+    private readonly boundaries: Boundaries,
+    private readonly workloads: Workloads,
+  ) {}
+
+  @Put('boundaries/:id')
+  async putBoundary(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const definition = toBoundaryDefinition(parse(boundaryBody, body));
+    const { boundary, created, revokedLeases } = await this.boundaries.put(boundaryId(id), definition);
+    reply.status(created ? 201 : 200);
+    return { ...boundaryView(boundary), revoked_leases: revokedLeases.length };
+  }
+
+  @Get('boundaries')
+  async listBoundaries() {
+    return { items: (await this.boundaries.list()).map(boundaryView) };
+  }
+
+  @Get('boundaries/:id')
+  async getBoundary(@Param('id') id: string) {
+    return boundaryView(await this.boundaries.get(boundaryId(id)));
+  }
+
+  @Delete('boundaries/:id')
+  async deleteBoundary(@Param('id') id: string) {
+    const { boundary, revokedLeases } = await this.boundaries.disable(boundaryId(id));
+    return { ...boundaryView(boundary), revoked_leases: revokedLeases.length };
+  }
+
+  @Put('workloads/:id')
+  async putWorkload(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { jwks } = parse(workloadBody, body);
+    const { workload, created } = await this.workloads.put(workloadId(id), { keys: jwks.keys as JWK[] });
+    reply.status(created ? 201 : 200);
+    return workloadView(workload);
+  }
+
+  @Get('workloads')
+  async listWorkloads() {
+    return { items: (await this.workloads.list()).map(workloadView) };
+  }
+
+  @Get('workloads/:id')
+  async getWorkload(@Param('id') id: string) {
+    return workloadView(await this.workloads.get(workloadId(id)));
+  }
+
+  @Delete('workloads/:id')
+  async deleteWorkload(@Param('id') id: string) {
+    const { tasks, leases } = await this.workloads.revoke(workloadId(id), 'workload.deleted');
+    return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
+  }
+
+  @Post('workloads/:id/revoke')
+  @HttpCode(200)
+  async revokeWorkload(@Param('id') id: string) {
+    const { tasks, leases } = await this.workloads.revoke(workloadId(id));
+    return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
+  }
+}
+
+function boundaryId(id: string): string {
+  if (!ID.test(id)) throw new InvalidRequest('id: must match [a-z0-9][a-z0-9._-]{0,62}', { field: 'id' });
+  return id;
+}
+
+function workloadId(id: string): string {
+  if (!WORKLOAD_ID.test(id)) throw new InvalidRequest('id: must be a slug [a-z0-9][a-z0-9._-]{0,62} or a SPIFFE ID', { field: 'id' });
+  return id;
+}

@@ -1,0 +1,62 @@
+import { Controller, Get, Header, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import type { Broker } from '../broker.js';
+import { BROKER } from '../tokens.js';
+import { Inject } from '@nestjs/common';
+
+/** Discovery (JWKS, RFC 8414 metadata), health and metrics: no authentication. */
+@Controller()
+export class DiscoveryController {
+  constructor(@Inject(BROKER) private readonly broker: Pick<Broker, 'config' | 'keys' | 'db' | 'metrics'>) {}
+
+  @Get('.well-known/jwks.json')
+  @Header('cache-control', 'public, max-age=60')
+  jwks() {
+    return { keys: this.broker.keys.publicJwks };
+  }
+
+  @Get('.well-known/oauth-authorization-server')
+  @Header('cache-control', 'public, max-age=300')
+  metadata() {
+    const issuer = this.broker.config.issuer;
+    return {
+      issuer,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      token_endpoint: `${issuer}/oauth2/token`,
+      introspection_endpoint: `${issuer}/oauth2/introspect`,
+      revocation_endpoint: `${issuer}/oauth2/revoke`,
+      token_endpoint_auth_methods_supported: ['private_key_jwt'],
+      token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'ES256'],
+      introspection_endpoint_auth_methods_supported: ['bearer'],
+      revocation_endpoint_auth_methods_supported: ['bearer'],
+      grant_types_supported: [],
+      response_types_supported: [],
+      scopes_supported: [],
+      access_token_signing_alg_values_supported: ['EdDSA'],
+      authorization_details_types_supported: ['tool_call'],
+    };
+  }
+
+  @Get('healthz')
+  healthz() {
+    return { status: 'ok' };
+  }
+
+  /** Ready only when the database answers: a load balancer must not send credential requests here otherwise. */
+  @Get('readyz')
+  async readyz(@Res({ passthrough: true }) reply: FastifyReply) {
+    try {
+      await this.broker.db.ping();
+      return { status: 'ready', database: this.broker.db.kind };
+    } catch {
+      reply.status(503);
+      return { status: 'unavailable', database: this.broker.db.kind };
+    }
+  }
+
+  @Get('metrics')
+  async metrics(@Res({ passthrough: true }) reply: FastifyReply) {
+    reply.header('content-type', this.broker.metrics.registry.contentType);
+    return this.broker.metrics.registry.metrics();
+  }
+}

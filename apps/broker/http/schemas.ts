@@ -1,0 +1,149 @@
+import type { JWK } from 'jose';
+import { z } from 'zod';
+import { InvalidRequest } from '../../../libs/errors/errors.js';
+import { PRIVATE_JWK_MEMBERS, algorithmsFor } from '../../../libs/identity/workload.js';
+import type { BoundaryDefinition } from '../../../libs/policy/boundary.js';
+import { MAX_TASK_TTL_S } from '../../../libs/tasks/task.js';
+
+/**
+ * HTTP input schemas. Objects are strict (an unknown field is an error naming it), strings refuse
+ * control characters and broken unicode, and every error names the offending field.
+ */
+export function parse<T extends z.ZodType>(schema: T, input: unknown, where = 'body'): z.infer<T> {
+  const result = schema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const path = issue.path.length ? issue.path.map(String).join('.') : where;
+  if (issue.code === 'unrecognized_keys') {
+    const field = [...issue.path.map(String), issue.keys[0]].join('.');
+    throw new InvalidRequest(`unknown field "${field}"`, { field });
+  }
+  throw new InvalidRequest(`${path}: ${issue.message}`, { field: path });
+}
+
+const cleanText = (max: number) =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine((value) => value.isWellFormed() && !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(value), 'must not contain control characters or broken unicode');
+
+export const ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const id = z.string().regex(ID, 'must match [a-z0-9][a-z0-9._-]{0,62}');
+const intent = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,127}$/, 'must match [a-z0-9][a-z0-9._:-]{0,127}');
+const action = z.string().regex(/^[a-z0-9][a-zA-Z0-9._:/-]{0,127}$/, 'must match [a-z0-9][a-zA-Z0-9._:/-]{0,127}');
+const ttl = (max: number) => z.number().int('must be an integer').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
+
+export const boundaryBody = z
+  .strictObject({
+    tool: cleanText(512).refine((value) => !/\s/.test(value), 'must not contain spaces'),
+    actions: z.array(action).min(1, 'must list at least one action').max(64, 'must list at most 64 actions'),
+    intents: z.array(intent).min(1, 'must list at least one intent').max(64, 'must list at most 64 intents'),
+    default_ttl: ttl(3600),
+    max_ttl: ttl(3600),
+    credential: z.strictObject({ kind: z.literal('jwt') }),
+    sensitivity: z.enum(['low', 'medium', 'high']).default('low'),
+    enabled: z.boolean().default(true),
+  })
+  .refine((body) => body.default_ttl <= body.max_ttl, { message: 'must not exceed max_ttl', path: ['default_ttl'] })
+  .refine((body) => new Set(body.actions).size === body.actions.length, { message: 'must not repeat an action', path: ['actions'] })
+  .refine((body) => new Set(body.intents).size === body.intents.length, { message: 'must not repeat an intent', path: ['intents'] });
+
+export function toBoundaryDefinition(body: z.infer<typeof boundaryBody>): BoundaryDefinition {
+  return {
+    tool: body.tool,
+    actions: body.actions,
+    intents: body.intents,
+    defaultTtl: body.default_ttl,
+    maxTtl: body.max_ttl,
+    credential: body.credential,
+    sensitivity: body.sensitivity,
+    enabled: body.enabled,
+  };
+}
+
+const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').max(256);
+const publicJwk = z
+  .looseObject({ kty: z.enum(['OKP', 'EC']), crv: z.string(), x: b64url, y: b64url.optional(), kid: cleanText(128).optional(), alg: z.string().optional(), use: z.literal('sig').optional() })
+  .superRefine((jwk, ctx) => {
+    for (const member of PRIVATE_JWK_MEMBERS) {
+      if (member in jwk) ctx.addIssue({ code: 'custom', message: `private key material ("${member}") is not accepted; register public keys only` });
+    }
+    const algorithms = algorithmsFor(jwk as JWK);
+    if (algorithms.length === 0) ctx.addIssue({ code: 'custom', message: 'only Ed25519 (OKP) and P-256 (EC) keys are accepted' });
+    else if (jwk.alg !== undefined && !algorithms.includes(jwk.alg)) ctx.addIssue({ code: 'custom', message: `alg ${jwk.alg} does not fit the key` });
+    if (jwk.kty === 'EC' && jwk.y === undefined) ctx.addIssue({ code: 'custom', message: 'an EC key needs "y"' });
+    const known = new Set(['kty', 'crv', 'x', 'y', 'kid', 'alg', 'use', 'key_ops', ...PRIVATE_JWK_MEMBERS]);
+    for (const member of Object.keys(jwk)) {
+      if (!known.has(member)) ctx.addIssue({ code: 'custom', message: `unknown JWK member "${member}"` });
+    }
+  });
+
+export const workloadBody = z.strictObject({
+  jwks: z.strictObject({ keys: z.array(publicJwk).min(1, 'must hold at least one key').max(10, 'must hold at most 10 keys') }),
+});
+
+export const openTaskBody = z.strictObject({
+  intent,
+  subject: cleanText(256),
+  ttl: ttl(MAX_TASK_TTL_S).optional(),
+});
+
+export const intentBody = z.strictObject({ intent });
+
+export const credentialBody = z.strictObject({
+  boundary: id,
+  action,
+  resource: cleanText(1024).optional(),
+  params: z
+    .record(z.string().max(128), z.unknown())
+    .refine((value) => JSON.stringify(value).length <= 16_384, 'must serialise to at most 16 KiB')
+    .optional(),
+  purpose: cleanText(512).optional(),
+  ttl: ttl(3600).optional(),
+});
+
+export const tokenForm = z.looseObject({ token: z.string().min(1, 'is required').max(16_384), token_type_hint: z.string().max(64).optional() });
+
+const timestamp = z
+  .string()
+  .refine((value) => !Number.isNaN(Date.parse(value)) && /^\d{4}-\d{2}-\d{2}/.test(value), 'must be an RFC 3339 timestamp')
+  .transform((value) => new Date(value));
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID');
+const limit = z
+  .string()
+  .regex(/^\d{1,4}$/, 'must be an integer from 1 to 1000')
+  .transform(Number)
+  .refine((value) => value >= 1 && value <= 1000, 'must be an integer from 1 to 1000')
+  .default(100);
+const cursor = z
+  .string()
+  .max(64)
+  .transform((value, ctx) => {
+    const decoded = Buffer.from(value, 'base64url').toString('utf8');
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(decoded)) {
+      ctx.addIssue({ code: 'custom', message: 'is not a cursor this API returned' });
+      return z.NEVER;
+    }
+    return decoded;
+  });
+
+const reviewFilters = {
+  task: uuid.optional(),
+  workload: z.string().max(2048).optional(),
+  boundary: id.optional(),
+  since: timestamp.optional(),
+  until: timestamp.optional(),
+  limit,
+  cursor: cursor.optional(),
+};
+
+export const leaseQuery = z.strictObject({ ...reviewFilters, state: z.enum(['active', 'revoked', 'expired']).optional() });
+export const decisionQuery = z.strictObject({ ...reviewFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
+
+export function encodeCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+/** Routes that take no input still refuse input they would ignore. */
+export const emptyBody = z.strictObject({});

@@ -1,0 +1,74 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { NotFound } from '../../../libs/errors/errors.js';
+import { isUuid } from '../../../libs/ids/ids.js';
+import { CredentialIssuance } from '../../../libs/leases/request-credential.js';
+import { Tasks } from '../../../libs/tasks/tasks.js';
+import { callerOf, WorkloadGuard } from './auth.js';
+import { credentialBody, emptyBody, intentBody, openTaskBody, parse } from './schemas.js';
+import { leaseView, taskEventView, taskView } from './views.js';
+
+/** The bot's API: open a task, ask for a credential before each tool call, report the journey. */
+@Controller('v1/tasks')
+@UseGuards(WorkloadGuard)
+export class TasksController {
+  constructor(
+    private readonly tasks: Tasks,
+    private readonly issuance: CredentialIssuance,
+  ) {}
+
+  @Post()
+  @HttpCode(201)
+  async open(@Req() request: FastifyRequest, @Body() body: unknown) {
+    const input = parse(openTaskBody, body);
+    const task = await this.tasks.open(workloadOf(request), input);
+    return taskView(task);
+  }
+
+  @Get(':id')
+  async show(@Req() request: FastifyRequest, @Param('id') id: string) {
+    const { task, events, leases } = await this.tasks.view(workloadOf(request), taskId(id));
+    return { ...taskView(task), events: events.map(taskEventView), leases: leases.map(leaseView) };
+  }
+
+  @Post(':id/credentials')
+  @HttpCode(201)
+  async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+    const input = parse(credentialBody, body);
+    const issued = await this.issuance.request(workloadOf(request), { taskId: taskId(id), ...input });
+    return {
+      lease_id: issued.leaseId,
+      expires_at: issued.expiresAt.toISOString(),
+      expires_in: issued.expiresIn,
+      credential: issued.credential,
+    };
+  }
+
+  @Post(':id/intent')
+  @HttpCode(200)
+  async intent(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+    const { intent } = parse(intentBody, body);
+    const { task, revokedLeases } = await this.tasks.changeIntent(workloadOf(request), taskId(id), intent);
+    return { ...taskView(task), revoked_leases: revokedLeases };
+  }
+
+  @Post(':id/complete')
+  @HttpCode(200)
+  async complete(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+    parse(emptyBody, body ?? {});
+    const { task, revokedLeases } = await this.tasks.complete(workloadOf(request), taskId(id));
+    return { ...taskView(task), revoked_leases: revokedLeases };
+  }
+}
+
+
+
+function workloadOf(request: FastifyRequest): string {
+  return callerOf(request).workloadId!;
+}
+
+/** Task ids are UUIDs; anything else cannot name a task, so it is simply not found. */
+function taskId(id: string): string {
+  if (!isUuid(id)) throw new NotFound('no such task');
+  return id;
+}

@@ -1,0 +1,84 @@
+import type { Workload } from '../../../libs/identity/workload.js';
+import type { Decision, Lease } from '../../../libs/leases/lease.js';
+import type { ToolBoundary } from '../../../libs/policy/boundary.js';
+import type { Task, TaskEvent } from '../../../libs/tasks/task.js';
+
+/** Domain objects as the HTTP contract spells them (snake_case, RFC 3339 times). */
+
+export function boundaryView(boundary: ToolBoundary) {
+  return {
+    id: boundary.id,
+    version: boundary.version,
+    tool: boundary.tool,
+    actions: boundary.actions,
+    intents: boundary.intents,
+    default_ttl: boundary.defaultTtl,
+    max_ttl: boundary.maxTtl,
+    credential: boundary.credential,
+    sensitivity: boundary.sensitivity,
+    enabled: boundary.enabled,
+    created_at: boundary.createdAt.toISOString(),
+  };
+}
+
+export function workloadView(workload: Workload) {
+  return {
+    id: workload.id,
+    jwks: workload.jwks,
+    enabled: workload.enabled,
+    revision: workload.revision,
+    created_at: workload.createdAt.toISOString(),
+    updated_at: workload.updatedAt.toISOString(),
+  };
+}
+
+export function taskView(task: Task) {
+  return {
+    task_id: task.id,
+    workload_id: task.workloadId,
+    intent: task.intent,
+    subject: task.subject,
+    state: task.state,
+    created_at: task.createdAt.toISOString(),
+    expires_at: task.expiresAt.toISOString(),
+    ended_at: task.endedAt?.toISOString() ?? null,
+    end_reason: task.endReason,
+  };
+}
+
+export function taskEventView(event: TaskEvent) {
+  return { event_id: event.id, kind: event.kind, intent: event.intent, reason: event.reason, at: event.at.toISOString() };
+}
+
+export function leaseView(lease: Lease) {
+  return {
+    lease_id: lease.id,
+    task_id: lease.taskId,
+    workload_id: lease.workloadId,
+    boundary_id: lease.boundaryId,
+    boundary_version: lease.boundaryVersion,
+    action: lease.action,
+    resource: lease.resource,
+    credential_kind: lease.credentialKind,
+    state: lease.state,
+    issued_at: lease.issuedAt.toISOString(),
+    expires_at: lease.expiresAt.toISOString(),
+    revoked_at: lease.revokedAt?.toISOString() ?? null,
+    revoke_reason: lease.revokeReason,
+  };
+}
+
+export function decisionView(decision: Decision) {
+  return {
+    decision_id: decision.id,
+    task_id: decision.taskId,
+    workload_id: decision.workloadId,
+    boundary_id: decision.boundaryId,
+    boundary_version: decision.boundaryVersion,
+    action: decision.action,
+    resource: decision.resource,
+    outcome: decision.outcome,
+    reasons: decision.reasons,
+    at: decision.at.toISOString(),
+  };
+}

@@ -1,0 +1,39 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics, in a registry of the broker's own (several brokers may share a process in tests). */
+export class BrokerMetrics {
+  readonly registry = new Registry();
+
+  readonly credentialRequests = new Counter({
+    name: 'tollgate_credential_requests_total',
+    help: 'Credential requests by outcome and deny reason.',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly leasesRevoked = new Counter({
+    name: 'tollgate_leases_revoked_total',
+    help: 'Leases revoked, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestDuration = new Histogram({
+    name: 'tollgate_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  watchActiveLeases(count: () => Promise<number>): void {
+    new Gauge({
+      name: 'tollgate_active_leases',
+      help: 'Leases active now (by the database clock).',
+      registers: [this.registry],
+      async collect() {
+        this.set(await count());
+      },
+    });
+  }
+}

@@ -1,0 +1,59 @@
+import { call, type Response } from './http.js';
+import type { TestBroker } from './broker.js';
+import { assertion, workloadKey, type WorkloadKey } from './workload.js';
+
+export const BOUNDARY = {
+  tool: 'https://crm.acme.test',
+  actions: ['orders:read', 'orders:refund'],
+  intents: ['order_status'],
+  default_ttl: 120,
+  max_ttl: 600,
+  credential: { kind: 'jwt' },
+};
+
+/** A registered bot with its key, and helpers to call the broker as it and as the admin. */
+export interface Bot {
+  id: string;
+  key: WorkloadKey;
+  token(): Promise<string>;
+  call<T = any>(method: string, path: string, json?: unknown): Promise<Response<T>>;
+  openTask(intent?: string, extra?: Record<string, unknown>): Promise<string>;
+  credential<T = any>(taskId: string, body: Record<string, unknown>): Promise<Response<T>>;
+}
+
+export function asAdmin(broker: TestBroker) {
+  return <T = any>(method: string, path: string, json?: unknown) => call<T>(broker.url, method, path, { token: broker.adminKey, json });
+}
+
+export async function putBoundary(broker: TestBroker, id: string, body: Record<string, unknown> = {}): Promise<Response> {
+  const response = await asAdmin(broker)('PUT', `/v1/admin/boundaries/${id}`, { ...BOUNDARY, ...body });
+  if (response.status >= 300) throw new Error(`PUT boundary ${id}: ${response.status} ${JSON.stringify(response.body)}`);
+  return response;
+}
+
+export async function registerBot(broker: TestBroker, id = 'chatbot', alg: 'EdDSA' | 'ES256' = 'EdDSA'): Promise<Bot> {
+  const key = await workloadKey(alg);
+  const put = await asAdmin(broker)('PUT', `/v1/admin/workloads/${encodeURIComponent(id)}`, { jwks: { keys: [key.publicJwk] } });
+  if (put.status >= 300) throw new Error(`PUT workload ${id}: ${put.status} ${JSON.stringify(put.body)}`);
+  let cached: string | undefined;
+  const token = async () => (cached ??= await assertion(id, key, broker.url));
+  const bot: Bot = {
+    id,
+    key,
+    token,
+    call: async (method, path, json) => call(broker.url, method, path, { token: await token(), json }),
+    openTask: async (intent = 'order_status', extra = {}) => {
+      const response = await bot.call('POST', '/v1/tasks', { intent, subject: 'user-42', ...extra });
+      if (response.status !== 201) throw new Error(`open task: ${response.status} ${JSON.stringify(response.body)}`);
+      return response.body.task_id as string;
+    },
+    credential: (taskId, body) => bot.call('POST', `/v1/tasks/${taskId}/credentials`, body),
+  };
+  return bot;
+}
+
+export async function introspect(broker: TestBroker, token: string): Promise<Record<string, unknown>> {
+  const response = await call(broker.url, 'POST', '/oauth2/introspect', { token: broker.adminKey, form: { token } });
+  if (response.status !== 200) throw new Error(`introspect: ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body;
+}
