@@ -68,6 +68,8 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
   const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT, logger: false, return503OnClosing: true });
   const fastify = adapter.getInstance();
 
+  // JSON and forms only: a text/plain body is a 415, not a string handed to a handler.
+  fastify.removeContentTypeParser(['text/plain']);
   // RFC 7662 / 7009 bodies are form-encoded. A repeated parameter is ambiguous: refuse it.
   fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, body, done) => {
     const form: Record<string, string> = {};

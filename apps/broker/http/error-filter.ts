@@ -30,7 +30,8 @@ export class ErrorFilter implements ExceptionFilter {
     if (exception instanceof TollgateError) {
       return { status: exception.status, body: { error: exception.code, error_description: exception.description, ...exception.extra } };
     }
-    const fastifyCode = (exception as { code?: unknown })?.code;
+    // Nest wraps Fastify's parser errors in an HttpException whose cause carries Fastify's code.
+    const fastifyCode = (exception as { code?: unknown })?.code ?? (exception as { cause?: { code?: unknown } })?.cause?.code;
     switch (fastifyCode) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return error(413, 'invalid_request', 'the request body is larger than 1 MiB');
