@@ -6,6 +6,18 @@ import { createApp } from './app.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const { app, broker, close } = await createApp(config);
+  // Shown before listening: if the port is taken, the operator still has the key that was stored.
+  if (broker.generatedAdminKey) {
+    process.stdout.write(
+      [
+        '',
+        'Admin key (shown once; only its hash is stored, so keep it now):',
+        '',
+        `    ${broker.generatedAdminKey}`,
+        '',
+      ].join('\n') + '\n',
+    );
+  }
   await app.listen({ port: config.port, host: config.host });
 
   const lines = [
@@ -13,16 +25,6 @@ async function main(): Promise<void> {
     `Tollgate is serving on http://${config.host}:${config.port} (issuer ${config.issuer})`,
     `  database: ${broker.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)'}`,
   ];
-  if (broker.generatedAdminKey) {
-    lines.push(
-      '',
-      '  Admin key (shown once, only its hash is stored; keep it safe):',
-      '',
-      `      ${broker.generatedAdminKey}`,
-      '',
-      `  export TOLLGATE_ADMIN_KEY=${broker.generatedAdminKey}`,
-    );
-  }
   lines.push(
     '',
     '  Next: define a tool boundary and a workload, open a task, ask for a credential.',

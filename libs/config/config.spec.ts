@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigurationError } from '../errors/errors.js';
+import { loadConfig } from './config.js';
+
+const KEK = Buffer.alloc(32, 7).toString('base64');
+
+function problems(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('defaults to the embedded database on 127.0.0.1:8080', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ port: 8080, host: '127.0.0.1', issuer: 'http://127.0.0.1:8080', databaseUrl: undefined, dataDir: './.tollgate' });
+    expect(config.kek).toBeUndefined();
+  });
+
+  it('derives the issuer from HOST and PORT, and strips a trailing slash from an explicit one', () => {
+    expect(loadConfig({ HOST: '0.0.0.0', PORT: '9000' }).issuer).toBe('http://0.0.0.0:9000');
+    expect(loadConfig({ TOLLGATE_ISSUER: 'https://tollgate.acme.test/' }).issuer).toBe('https://tollgate.acme.test');
+  });
+
+  it('decodes a 32-byte KEK', () => {
+    expect(loadConfig({ TOLLGATE_KEK: KEK }).kek).toEqual(Buffer.alloc(32, 7));
+  });
+
+  it('reports every bad key at once, each by name', () => {
+    const found = problems({
+      PORT: 'eighty',
+      TOLLGATE_ISSUER: 'ftp://x',
+      TOLLGATE_ADMIN_KEY: 'short',
+      TOLLGATE_KEK: 'bm90IDMyIGJ5dGVz',
+      TOLLGATE_SWEEP_INTERVAL_MS: '-1',
+      TOLLGATE_LOG_LEVEL: 'chatty',
+      TOLLGATE_ADMN_KEY: 'typo',
+    });
+    expect(found.map((p) => p.split(':')[0]).sort()).toEqual(
+      ['PORT', 'TOLLGATE_ADMIN_KEY', 'TOLLGATE_ADMN_KEY', 'TOLLGATE_ISSUER', 'TOLLGATE_KEK', 'TOLLGATE_LOG_LEVEL', 'TOLLGATE_SWEEP_INTERVAL_MS'].sort(),
+    );
+  });
+
+  it('requires an admin key and a KEK with DATABASE_URL', () => {
+    expect(problems({ DATABASE_URL: 'postgres://db/tollgate' }).map((p) => p.split(':')[0]).sort()).toEqual(['TOLLGATE_ADMIN_KEY', 'TOLLGATE_KEK']);
+    expect(problems({ DATABASE_URL: 'postgres://db/tollgate', TOLLGATE_ADMIN_KEY: 'a'.repeat(32), TOLLGATE_KEK: KEK })).toEqual([]);
+  });
+
+  it('refuses a DATABASE_URL that is not PostgreSQL', () => {
+    expect(problems({ DATABASE_URL: 'mysql://db', TOLLGATE_ADMIN_KEY: 'a'.repeat(32), TOLLGATE_KEK: KEK })[0]).toMatch(/^DATABASE_URL:/);
+  });
+
+  it('never echoes a secret value in a problem', () => {
+    const secret = 'super secret admin key';
+    expect(problems({ TOLLGATE_ADMIN_KEY: secret }).join(' ')).not.toContain(secret);
+  });
+});
