@@ -8,6 +8,8 @@ import { freshDatabase, type TestDatabase } from './database.js';
 export interface TestBroker {
   url: string;
   adminKey: string;
+  /** The KEK this broker's signing keys are sealed under (base64). */
+  kek: string;
   db: TestDatabase;
   app: App;
   /** Stops this broker (the database stays, so a new broker can start on it). */
@@ -49,6 +51,7 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
   const broker: TestBroker = {
     url,
     adminKey,
+    kek,
     db,
     app,
     stop: () => app.close(),
