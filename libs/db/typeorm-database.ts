@@ -24,8 +24,15 @@ export async function openDatabase(
   bootstrap: (db: Database) => Promise<void> = async () => {},
 ): Promise<Database> {
   const dataSource = options.databaseUrl ? postgresDataSource(options) : pgliteDataSource(options.dataDir);
-  await dataSource.initialize();
-  const db = new TypeOrmDatabase(dataSource, options.databaseUrl ? 'postgres' : 'pglite');
+  try {
+    await dataSource.initialize();
+  } catch (error) {
+    if (!options.databaseUrl) embeddedOpen = undefined;
+    throw error;
+  }
+  const db = new TypeOrmDatabase(dataSource, options.databaseUrl ? 'postgres' : 'pglite', () => {
+    if (!options.databaseUrl) embeddedOpen = undefined;
+  });
   try {
     const lock = dataSource.createQueryRunner();
     await lock.connect();
@@ -38,7 +45,7 @@ export async function openDatabase(
       await lock.release();
     }
   } catch (error) {
-    await dataSource.destroy().catch(() => {});
+    await db.close().catch(() => {});
     throw error;
   }
   return db;
@@ -62,8 +69,19 @@ function postgresDataSource(options: DatabaseOptions): DataSource {
   });
 }
 
+/**
+ * typeorm-pglite keeps ONE PGlite instance per process: a second data source would silently share
+ * the first one's database, whatever its data folder. So a process opens one embedded database at
+ * a time, and says so plainly otherwise.
+ */
+let embeddedOpen: string | undefined;
+
 function pgliteDataSource(dataDir: string): DataSource {
   const dir = resolve(dataDir, 'db');
+  if (embeddedOpen !== undefined) {
+    throw new Error(`the embedded database in ${embeddedOpen} is already open in this process; close it first`);
+  }
+  embeddedOpen = dir;
   mkdirSync(dir, { recursive: true });
   return new DataSource({
     type: 'postgres',
@@ -86,7 +104,11 @@ class TypeOrmDatabase implements Database {
    */
   private readonly turn: Turnstile | undefined;
 
-  constructor(private readonly dataSource: DataSource, readonly kind: 'postgres' | 'pglite') {
+  constructor(
+    private readonly dataSource: DataSource,
+    readonly kind: 'postgres' | 'pglite',
+    private readonly onClose: () => void,
+  ) {
     this.turn = kind === 'pglite' ? new Turnstile() : undefined;
   }
 
@@ -130,6 +152,7 @@ class TypeOrmDatabase implements Database {
 
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
+    this.onClose();
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
