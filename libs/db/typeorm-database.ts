@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { DataSource, type QueryRunner } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../migrations/index.js';
+import { TemporarilyUnavailable } from '../errors/errors.js';
 import { unavailable, type Database, type QueryRows, type Sql } from './database.js';
 
 export interface DatabaseOptions {
@@ -116,9 +117,10 @@ class TypeOrmDatabase implements Database {
     return this.serialised(async () => {
       const runner = this.dataSource.createQueryRunner();
       try {
+        await connect(runner);
         return await run<T>(runner, text, params);
       } finally {
-        await runner.release();
+        await runner.release().catch(() => {});
       }
     });
   }
@@ -127,7 +129,7 @@ class TypeOrmDatabase implements Database {
     return this.serialised(async () => {
       const runner = this.dataSource.createQueryRunner();
       try {
-        await runner.connect();
+        await connect(runner);
         await runner.startTransaction();
         const tx: Sql = { query: <R>(text: string, params: readonly unknown[] = []) => run<R>(runner, text, params) };
         try {
@@ -157,6 +159,15 @@ class TypeOrmDatabase implements Database {
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
     return this.turn ? this.turn.run(work) : work();
+  }
+}
+
+/** Any failure to get a connection means the database is not there for us: a 503, not a 500. */
+async function connect(runner: QueryRunner): Promise<void> {
+  try {
+    await runner.connect();
+  } catch {
+    throw new TemporarilyUnavailable('the database is not available; try again shortly');
   }
 }
 
