@@ -26,7 +26,7 @@ const cleanText = (max: number) =>
     .string()
     .min(1, 'must not be empty')
     .max(max, `must be at most ${max} characters`)
-    .refine((value) => value.isWellFormed() && !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(value), 'must not contain control characters or broken unicode');
+    .refine((value) => value.isWellFormed() && !/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/.test(value), 'must not contain control characters, bidi controls or broken unicode');
 
 export const ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const id = z.string().regex(ID, 'must match [a-z0-9][a-z0-9._-]{0,62}');
