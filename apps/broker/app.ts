@@ -79,11 +79,14 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
     }
     done(null, form);
   });
+  // One structured line per request at debug level: route template, never the URL, headers or body
+  // (those can hold tokens).
   fastify.addHook('onResponse', async (request, reply) => {
-    broker.metrics.requestDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? 'unmatched';
+    broker.metrics.requestDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    if (config.logLevel === 'debug') {
+      logger.debug({ msg: 'request', method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 });
+    }
   });
 
   const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker), adapter, { logger, bodyParser: false });
