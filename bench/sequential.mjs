@@ -1,0 +1,97 @@
+// Median latency of one credential request over N sequential requests, against the built broker
+// started as its own process: `npm run bench:sequential -- [--pglite] [--n 1000]`.
+// On PostgreSQL it creates (and drops) a fresh database on DATABASE_URL's server (default local).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import pg from 'pg';
+
+const args = process.argv.slice(2);
+const embedded = args.includes('--pglite');
+const n = Number(args[args.indexOf('--n') + 1] ?? 1000) || 1000;
+const port = 18000 + Math.floor(Math.random() * 1000);
+const url = `http://127.0.0.1:${port}`;
+const adminKey = randomBytes(32).toString('hex');
+const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
+const env = { ...process.env, PORT: String(port), TOLLGATE_ADMIN_KEY: adminKey, TOLLGATE_KEK: randomBytes(32).toString('base64'), TOLLGATE_DATA_DIR: dataDir, TOLLGATE_LOG_LEVEL: 'warn' };
+
+let dropDatabase = async () => {};
+if (!embedded) {
+  const server = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `tollgate_bench_${randomBytes(4).toString('hex')}`;
+  const client = new pg.Client({ connectionString: server });
+  await client.connect();
+  await client.query(`CREATE DATABASE ${name}`);
+  await client.end();
+  const target = new URL(server);
+  target.pathname = `/${name}`;
+  env.DATABASE_URL = target.toString();
+  dropDatabase = async () => {
+    const c = new pg.Client({ connectionString: server });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.end();
+  };
+} else {
+  delete env.DATABASE_URL;
+}
+
+const broker = spawn(process.execPath, ['dist/apps/broker/main.js'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+try {
+  await waitReady();
+  const admin = (method, path, body) => request(method, path, adminKey, body);
+  await admin('PUT', '/v1/admin/boundaries/crm-orders', { tool: 'https://crm.acme.test', actions: ['orders:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 600, credential: { kind: 'jwt' } });
+  const { publicKey, privateKey } = await generateKeyPair('EdDSA');
+  await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }] } });
+  const now = Math.floor(Date.now() / 1000);
+  const assertion = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'k1' }).setIssuer('chatbot').setSubject('chatbot').setAudience(url).setIssuedAt(now).setExpirationTime(now + 300).sign(privateKey);
+  const task = await request('POST', '/v1/tasks', assertion, { intent: 'order_status', subject: 'user-1', ttl: 3600 });
+
+  const body = { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' };
+  for (let i = 0; i < 50; i++) await request('POST', `/v1/tasks/${task.task_id}/credentials`, assertion, body); // warm-up
+  const samples = [];
+  for (let i = 0; i < n; i++) {
+    const start = process.hrtime.bigint();
+    await request('POST', `/v1/tasks/${task.task_id}/credentials`, assertion, body);
+    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  samples.sort((a, b) => a - b);
+  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
+  console.log(JSON.stringify({ database: embedded ? 'pglite' : 'postgres', requests: n, median_ms: round(at(0.5)), p90_ms: round(at(0.9)), p99_ms: round(at(0.99)), max_ms: round(samples.at(-1)) }));
+} finally {
+  broker.kill('SIGTERM');
+  await new Promise((resolve) => broker.once('exit', resolve));
+  await dropDatabase();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+function round(x) {
+  return Math.round(x * 100) / 100;
+}
+
+async function request(method, path, token, body) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json();
+  if (response.status >= 300) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function waitReady() {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const response = await fetch(`${url}/readyz`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the broker did not become ready');
+}
