@@ -99,3 +99,24 @@ describe('restart', () => {
     }
   });
 });
+
+describe('replicas starting together', () => {
+  it('migrate and bootstrap once under the advisory lock', async (context) => {
+    const db = await freshDatabase();
+    if (db.kind !== 'postgres') {
+      await db.drop();
+      context.skip();
+    }
+    const env = { TOLLGATE_ADMIN_KEY: `replica-admin-${randomBytes(16).toString('hex')}`, TOLLGATE_KEK: randomBytes(32).toString('base64') };
+    const replicas = await Promise.all([startBroker({ db, env }), startBroker({ db, env }), startBroker({ db, env })]);
+    brokers.push(...replicas.slice(1), replicas[0]!); // the first one drops the database, last
+    const sql = replicas[0]!.app.broker.db;
+    const migrations = await sql.query<{ name: string; n: number }>('SELECT name, count(*)::int AS n FROM tollgate_migrations GROUP BY name');
+    expect(migrations.rows.length).toBeGreaterThanOrEqual(6);
+    expect(migrations.rows.every((row) => row.n === 1)).toBe(true);
+    const keys = await sql.query<{ kid: string }>('SELECT kid FROM signing_keys');
+    expect(keys.rows).toHaveLength(1);
+    const kids = replicas.map((replica) => replica.app.broker.keys.active.kid);
+    expect(new Set(kids).size).toBe(1);
+  });
+});
