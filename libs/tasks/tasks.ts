@@ -1,5 +1,5 @@
 import { appendAudit } from '../audit/audit.js';
-import type { Database } from '../db/database.js';
+import type { Database, Sql } from '../db/database.js';
 import { NotFound, TaskNotActive } from '../errors/errors.js';
 import type { LeaseStore } from '../leases/lease-store.js';
 import type { Lease } from '../leases/lease.js';
@@ -79,7 +79,7 @@ export class Tasks {
     });
   }
 
-  private async owned(tx: Parameters<Parameters<Database['transaction']>[0]>[0], workloadId: string, taskId: string): Promise<Task> {
+  private async owned(tx: Sql, workloadId: string, taskId: string): Promise<Task> {
     const task = await this.tasks.lock(tx, taskId);
     if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
     if (task.state !== 'active') throw new TaskNotActive(task.state);

@@ -61,8 +61,6 @@ export class TasksController {
   }
 }
 
-
-
 function workloadOf(request: FastifyRequest): string {
   return callerOf(request).workloadId!;
 }
