@@ -168,6 +168,11 @@ export class LeaseStore {
     );
   }
 
+  /** A committed lease whose credential could not be minted must not stay usable. */
+  async revokeUnminted(id: string): Promise<void> {
+    await this.revokeWhere(this.sql, 'lease', id, 'mint_failed');
+  }
+
   async find(id: string, sql: Sql = this.sql): Promise<Lease | undefined> {
     const { rows } = await sql.query<LeaseRow>(`SELECT ${LEASE_COLUMNS} FROM leases l WHERE l.id = $1`, [id]);
     return rows[0] && toLease(rows[0]);

@@ -26,7 +26,8 @@ export type RevokeReason =
   | 'workload_revoked'
   | 'boundary_disabled'
   | 'revoked_by_admin'
-  | 'revoked_by_client';
+  | 'revoked_by_client'
+  | 'mint_failed';
 
 export interface Decision {
   id: string;

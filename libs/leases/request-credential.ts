@@ -22,6 +22,9 @@ export interface IssuedLease {
   credential: IssuedCredential;
 }
 
+/** What the hot path needs from storage: one read, one write, and the undo for a failed mint. */
+export type IssuanceLedger = Pick<LeaseStore, 'requestContext' | 'recordPermit' | 'recordDenial' | 'revokeUnminted'>;
+
 /** Told about every decision, for metrics. */
 export type DecisionObserver = (outcome: 'permit' | 'deny', reason: DenyReason | 'unknown_task' | null) => void;
 
@@ -32,7 +35,7 @@ export type DecisionObserver = (outcome: 'permit' | 'deny', reason: DenyReason |
  */
 export class CredentialIssuance {
   constructor(
-    private readonly leases: LeaseStore,
+    private readonly leases: IssuanceLedger,
     private readonly providers: CredentialProviders,
     private readonly observe: DecisionObserver = () => {},
   ) {}
@@ -97,6 +100,7 @@ export class CredentialIssuance {
         boundary: boundary!,
       });
     } catch {
+      await this.leases.revokeUnminted(lease.id).catch(() => {});
       throw new TemporarilyUnavailable('the credential could not be minted; try again');
     }
     return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential };

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { CredentialProviders, type CredentialProvider } from '../credentials/provider.js';
+import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
+import type { ToolBoundary } from '../policy/boundary.js';
+import type { DecisionRecord, LeaseRecord, RequestContext } from './lease-store.js';
+import { CredentialIssuance, type IssuanceLedger } from './request-credential.js';
+
+const NOW = 1_800_000_000_000;
+const boundary: ToolBoundary = {
+  id: 'crm',
+  version: 3,
+  tool: 'https://crm.acme.test',
+  actions: ['orders:read'],
+  intents: ['order_status'],
+  defaultTtl: 60,
+  maxTtl: 300,
+  credential: { kind: 'jwt' },
+  sensitivity: 'low',
+  enabled: true,
+  createdAt: new Date(0),
+};
+const task = { id: 't1', workloadId: 'bot', intent: 'order_status', subject: 'user-1', state: 'active', expiresAt: NOW + 600_000 };
+
+/** A hand-written ledger: records what the service wrote, in order. */
+function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
+  const writes: string[] = [];
+  const fake: IssuanceLedger & { writes: string[]; denials: DecisionRecord[]; leases: LeaseRecord[] } = {
+    writes,
+    denials: [],
+    leases: [],
+    requestContext: async () => ({ now: NOW, task, boundary, ...context }),
+    recordPermit: async (_decision, lease) => {
+      writes.push('permit');
+      fake.leases.push(lease);
+      return permitCommits;
+    },
+    recordDenial: async (decision) => {
+      writes.push(`deny:${decision.reasons.join(',')}`);
+      fake.denials.push(decision);
+    },
+    revokeUnminted: async (id) => {
+      writes.push(`revoke:${id}`);
+    },
+  };
+  return fake;
+}
+
+function providers(issue: CredentialProvider['issue'] = async () => ({ kind: 'jwt', access_token: 'token' })) {
+  return new CredentialProviders().register({ kind: 'jwt', issue, revoke: async () => {} });
+}
+
+const request = { taskId: 't1', boundary: 'crm', action: 'orders:read' };
+
+describe('CredentialIssuance', () => {
+  it('commits the permit before minting, with the capped TTL', async () => {
+    const store = ledger();
+    const order: string[] = [];
+    const service = new CredentialIssuance(store, providers(async () => {
+      order.push(`mint after ${store.writes.join(',')}`);
+      return { kind: 'jwt', access_token: 'token' };
+    }));
+    const issued = await service.request('bot', { ...request, ttl: 9999 });
+    expect(order).toEqual(['mint after permit']);
+    expect(issued.expiresIn).toBe(300);
+    expect(store.leases[0]).toMatchObject({ issuedAt: NOW, expiresAt: NOW + 300_000, credentialKind: 'jwt' });
+  });
+
+  it('mints nothing when the permit did not commit (the task ended meanwhile) and records a denial', async () => {
+    const store = ledger({}, false);
+    let minted = false;
+    const service = new CredentialIssuance(store, providers(async () => {
+      minted = true;
+      return { kind: 'jwt' };
+    }));
+    await expect(service.request('bot', request)).rejects.toBeInstanceOf(AccessDenied);
+    expect(minted).toBe(false);
+    expect(store.writes).toEqual(['permit', 'deny:task_not_active']);
+  });
+
+  it('revokes the committed lease when minting fails, and answers 503', async () => {
+    const store = ledger();
+    const service = new CredentialIssuance(store, providers(async () => {
+      throw new Error('signer down');
+    }));
+    await expect(service.request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    expect(store.writes).toEqual(['permit', `revoke:${store.leases[0]!.id}`]);
+  });
+
+  it("treats another workload's task as missing, and still records the decision", async () => {
+    const store = ledger();
+    const service = new CredentialIssuance(store, providers());
+    await expect(service.request('intruder', request)).rejects.toBeInstanceOf(NotFound);
+    expect(store.denials[0]).toMatchObject({ taskId: null, workloadId: 'intruder', reasons: ['unknown_task'] });
+  });
+
+  it('denies a task with less than a second left', async () => {
+    const store = ledger({ task: { ...task, expiresAt: NOW + 500 } });
+    const service = new CredentialIssuance(store, providers());
+    const error = await service.request('bot', request).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AccessDenied);
+    expect((error as AccessDenied).reasons).toEqual(['task_not_active']);
+  });
+
+  it('tells the observer every outcome', async () => {
+    const seen: string[] = [];
+    const service = new CredentialIssuance(ledger(), providers(), (outcome, reason) => seen.push(`${outcome}:${reason}`));
+    await service.request('bot', request);
+    await service.request('bot', { ...request, action: 'orders:delete' }).catch(() => {});
+    expect(seen).toEqual(['permit:null', 'deny:action_not_allowed']);
+  });
+});
