@@ -1,0 +1,24 @@
+# Tollgate: build with the dev dependencies, run with the production ones only.
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY apps ./apps
+COPY libs ./libs
+COPY migrations ./migrations
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-slim
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    TOLLGATE_DATA_DIR=/var/lib/tollgate
+WORKDIR /app
+RUN mkdir -p /var/lib/tollgate && chown node:node /var/lib/tollgate
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+USER node
+EXPOSE 8080
+CMD ["node", "dist/apps/broker/main.js"]
