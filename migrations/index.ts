@@ -4,6 +4,7 @@ import { Tasks1764115320000 } from './1764115320000-tasks.js';
 import { DecisionsAndLeases1764115380000 } from './1764115380000-decisions-and-leases.js';
 import { SigningKeys1764115440000 } from './1764115440000-signing-keys.js';
 import { AuditEvents1764115500000 } from './1764115500000-audit-events.js';
+import { BoundarySuperseded1764115560000 } from './1764115560000-boundary-superseded.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   DecisionsAndLeases1764115380000,
   SigningKeys1764115440000,
   AuditEvents1764115500000,
+  BoundarySuperseded1764115560000,
 ];

@@ -45,10 +45,12 @@ export class Workloads {
    */
   async revoke(id: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
     return this.db.transaction(async (tx) => {
+      // Order matters: the workload row, then its tasks (waiting for in-flight permits, which hold
+      // their task's lock), then the leases, read after those permits committed.
       const workload = await this.store.disable(id, tx);
       if (!workload) throw new NotFound('no such workload');
-      const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', 'admin');
       const tasks = await this.tasks.revokeForWorkload(tx, id);
+      const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', 'admin');
       await appendAudit(tx, { kind, actor: 'admin', data: { workload_id: id, revoked_tasks: tasks.length, revoked_leases: leases.length } });
       return { tasks, leases };
     });

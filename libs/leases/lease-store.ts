@@ -89,19 +89,27 @@ export class LeaseStore {
   }
 
   /**
-   * The permit, in ONE statement and so one transaction: lock the task (it must still be active,
-   * so a concurrent complete or intent change either sees this lease or makes it fail), write the
-   * decision, the lease and the audit event. Returns false when the task stopped being active.
+   * The permit, in ONE statement and so one transaction: lock the task (still active, its workload
+   * still enabled) and the boundary version it was decided under (still current and enabled), then
+   * write the decision, the lease and the audit event. A concurrent complete, intent change, kill
+   * switch or boundary change either waits for this lease and revokes it, or makes this statement
+   * write nothing: then it returns false and the request is decided again.
    */
   async recordPermit(decision: DecisionRecord, lease: LeaseRecord, audit: Record<string, unknown>): Promise<boolean> {
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
-         SELECT id FROM tasks WHERE id = $2 AND state = 'active' AND expires_at > now() FOR SHARE
+         SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
+          WHERE tasks.id = $2 AND tasks.state = 'active' AND tasks.expires_at > now()
+          FOR SHARE OF tasks
+       ), b AS (
+         SELECT id FROM boundaries WHERE id = $4 AND version = $5 AND enabled AND superseded_at IS NULL FOR SHARE
+       ), ok AS (
+         SELECT t.id FROM t, b
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
                                 reasons, params, purpose, requested_ttl, at)
          SELECT $1::uuid, t.id, $3::text, $4::text, $5::int, $6::text, $7::text, 'permit', '[]'::jsonb, $8::jsonb,
-                $9::text, $10::int, to_timestamp($11::float8 / 1000) FROM t
+                $9::text, $10::int, to_timestamp($11::float8 / 1000) FROM ok t
          RETURNING id
        ), l AS (
          INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource,

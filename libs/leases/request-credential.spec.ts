@@ -65,16 +65,30 @@ describe('CredentialIssuance', () => {
     expect(store.leases[0]).toMatchObject({ issuedAt: NOW, expiresAt: NOW + 300_000, credentialKind: 'jwt' });
   });
 
-  it('mints nothing when the permit did not commit (the task ended meanwhile) and records a denial', async () => {
+  it('decides again when the permit did not commit (the task ended meanwhile), and mints nothing', async () => {
     const store = ledger({}, false);
+    const contexts: RequestContext[] = [
+      { now: NOW, task, boundary },
+      { now: NOW + 5, task: { ...task, state: 'completed' }, boundary },
+    ];
+    store.requestContext = async () => contexts.shift()!;
     let minted = false;
     const service = new CredentialIssuance(store, providers(async () => {
       minted = true;
       return { kind: 'jwt' };
     }));
-    await expect(service.request('bot', request)).rejects.toBeInstanceOf(AccessDenied);
+    const error = await service.request('bot', request).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AccessDenied);
+    expect((error as AccessDenied).reasons).toEqual(['task_not_active']);
     expect(minted).toBe(false);
     expect(store.writes).toEqual(['permit', 'deny:task_not_active']);
+  });
+
+  it('fails closed with a 503 when the permit loses the race twice', async () => {
+    const store = ledger({}, false);
+    const service = new CredentialIssuance(store, providers());
+    await expect(service.request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    expect(store.writes).toEqual(['permit', 'permit']);
   });
 
   it('revokes the committed lease when minting fails, and answers 503', async () => {

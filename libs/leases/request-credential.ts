@@ -41,6 +41,16 @@ export class CredentialIssuance {
   ) {}
 
   async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
+    // A permit that loses a race with a change to its task or boundary is decided again, once, on
+    // fresh state; a second loss in a row is too rare to guess about: fail closed.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const issued = await this.attempt(workloadId, request);
+      if (issued) return issued;
+    }
+    throw new TemporarilyUnavailable('the task or tool boundary is changing; try again');
+  }
+
+  private async attempt(workloadId: string, request: CredentialRequest): Promise<IssuedLease | undefined> {
     const { now, task, boundary } = await this.leases.requestContext(request.taskId, request.boundary);
     const decision: DecisionRecord = {
       id: uuidv7(now),
@@ -87,8 +97,7 @@ export class CredentialIssuance {
       resource: decision.resource,
       ttl,
     });
-    // The task ended between our read and our write (a complete or intent change won the lock).
-    if (!committed) return this.deny({ ...decision, id: uuidv7() }, 'task_not_active', 'the task is not active');
+    if (!committed) return undefined;
     this.observe('permit', null);
 
     let credential: IssuedCredential;

@@ -33,6 +33,10 @@ export class BoundaryStore {
     );
     const latest = rows[0] && toBoundary(rows[0]);
     if (latest && sameDefinition(latest, definition)) return { boundary: latest, changed: false, created: false };
+    if (latest) {
+      // Updating the old row makes in-flight permits that locked it finish first, and later ones fail.
+      await tx.query('UPDATE boundaries SET superseded_at = now() WHERE id = $1 AND version = $2', [id, latest.version]);
+    }
     const inserted = await tx.query<BoundaryRow>(
       `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,

@@ -10,16 +10,22 @@ const COLUMNS = `id, workload_id, intent, subject,
 export class TaskStore {
   constructor(private readonly sql: Sql) {}
 
-  async insert(tx: Sql, task: { workloadId: string; intent: string; subject: string; ttl: number }): Promise<Task> {
+  /**
+   * Opens a task for a workload that is still enabled, holding a share lock on the workload row so a
+   * concurrent kill switch either sees this task or makes the insert write nothing (undefined).
+   */
+  async insert(tx: Sql, task: { workloadId: string; intent: string; subject: string; ttl: number }): Promise<Task | undefined> {
     const id = uuidv7();
     const { rows } = await tx.query<TaskRow>(
-      `INSERT INTO tasks (id, workload_id, intent, subject, state, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, 'active', now(), now() + make_interval(secs => $5))
+      `WITH w AS (SELECT id FROM workloads WHERE id = $2 AND enabled FOR SHARE)
+       INSERT INTO tasks (id, workload_id, intent, subject, state, created_at, expires_at)
+       SELECT $1::uuid, w.id, $3::text, $4::text, 'active', now(), now() + make_interval(secs => $5::float8) FROM w
        RETURNING ${COLUMNS}`,
       [id, task.workloadId, task.intent, task.subject, task.ttl],
     );
+    if (!rows[0]) return undefined;
     await this.addEvent(tx, id, 'opened', task.intent, null);
-    return toTask(rows[0]!);
+    return toTask(rows[0]);
   }
 
   async find(id: string, sql: Sql = this.sql): Promise<Task | undefined> {

@@ -1,6 +1,6 @@
 import { appendAudit } from '../audit/audit.js';
 import type { Database, Sql } from '../db/database.js';
-import { NotFound, TaskNotActive } from '../errors/errors.js';
+import { InvalidClient, NotFound, TaskNotActive } from '../errors/errors.js';
 import type { LeaseStore } from '../leases/lease-store.js';
 import type { Lease } from '../leases/lease.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
@@ -28,6 +28,8 @@ export class Tasks {
   async open(workloadId: string, input: { intent: string; subject: string; ttl?: number | undefined }): Promise<Task> {
     return this.db.transaction(async (tx) => {
       const task = await this.tasks.insert(tx, { workloadId, intent: input.intent, subject: input.subject, ttl: input.ttl ?? DEFAULT_TASK_TTL_S });
+      // The workload was disabled after it authenticated.
+      if (!task) throw new InvalidClient('workload authentication failed: unknown or disabled workload');
       await appendAudit(tx, {
         kind: 'task.opened',
         actor: `workload:${workloadId}`,
