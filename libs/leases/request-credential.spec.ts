@@ -1,24 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { CredentialProviders, type CredentialProvider } from '../credentials/provider.js';
 import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
-import type { ToolBoundary } from '../policy/boundary.js';
+import { exampleBoundary } from '../policy/boundary.fixture.js';
 import type { DecisionRecord, LeaseRecord, RequestContext } from './lease-store.js';
 import { CredentialIssuance, type IssuanceLedger } from './request-credential.js';
 
 const NOW = 1_800_000_000_000;
-const boundary: ToolBoundary = {
-  id: 'crm',
-  version: 3,
-  tool: 'https://crm.acme.test',
-  actions: ['orders:read'],
-  intents: ['order_status'],
-  defaultTtl: 60,
-  maxTtl: 300,
-  credential: { kind: 'jwt' },
-  sensitivity: 'low',
-  enabled: true,
-  createdAt: new Date(0),
-};
+const boundary = exampleBoundary({ id: 'crm', version: 3 });
 const task = { id: 't1', workloadId: 'bot', intent: 'order_status', subject: 'user-1', state: 'active', expiresAt: NOW + 600_000 };
 
 /** A hand-written ledger: records what the service wrote, in order. */

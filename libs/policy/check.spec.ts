@@ -1,20 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { ToolBoundary } from './boundary.js';
+import { exampleBoundary } from './boundary.fixture.js';
 import { checkCredentialRequest } from './check.js';
 
-const boundary: ToolBoundary = {
-  id: 'crm-read',
-  version: 1,
-  tool: 'https://crm.acme.test',
-  actions: ['orders:read'],
-  intents: ['order_status'],
-  defaultTtl: 60,
-  maxTtl: 300,
-  credential: { kind: 'jwt' },
-  sensitivity: 'low',
-  enabled: true,
-  createdAt: new Date(0),
-};
+const boundary = exampleBoundary();
 const task = { active: true, intent: 'order_status' };
 
 function reasons(input: Parameters<typeof checkCredentialRequest>[0]): string[] {
