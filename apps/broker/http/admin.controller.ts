@@ -6,7 +6,7 @@ import { WORKLOAD_ID } from '../../../libs/identity/workload.js';
 import { Workloads } from '../../../libs/identity/workloads.js';
 import { Boundaries } from '../../../libs/policy/boundaries.js';
 import { AdminGuard } from './auth.js';
-import { boundaryBody, ID, parse, toBoundaryDefinition, workloadBody } from './schemas.js';
+import { boundaryBody, emptyBody, ID, parse, toBoundaryDefinition, workloadBody } from './schemas.js';
 import { boundaryView, workloadView } from './views.js';
 
 /** The admin API: tool boundaries, workloads, and the kill switch. */
@@ -37,7 +37,8 @@ export class AdminController {
   }
 
   @Delete('boundaries/:id')
-  async deleteBoundary(@Param('id') id: string) {
+  async deleteBoundary(@Param('id') id: string, @Body() body: unknown) {
+    parse(emptyBody, body ?? {});
     const { boundary, revokedLeases } = await this.boundaries.disable(boundaryId(id));
     return { ...boundaryView(boundary), revoked_leases: revokedLeases.length };
   }
@@ -61,14 +62,16 @@ export class AdminController {
   }
 
   @Delete('workloads/:id')
-  async deleteWorkload(@Param('id') id: string) {
+  async deleteWorkload(@Param('id') id: string, @Body() body: unknown) {
+    parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id), 'workload.deleted');
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
   }
 
   @Post('workloads/:id/revoke')
   @HttpCode(200)
-  async revokeWorkload(@Param('id') id: string) {
+  async revokeWorkload(@Param('id') id: string, @Body() body: unknown) {
+    parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id));
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
   }

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import type { JWK } from 'jose';
 import { z } from 'zod';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
@@ -64,20 +65,49 @@ export function toBoundaryDefinition(body: z.infer<typeof boundaryBody>): Bounda
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').max(256);
 const publicJwk = z
-  .looseObject({ kty: z.enum(['OKP', 'EC']), crv: z.string(), x: b64url, y: b64url.optional(), kid: cleanText(128).optional(), alg: z.string().optional(), use: z.literal('sig').optional() })
+  .looseObject({
+    kty: z.enum(['OKP', 'EC']),
+    crv: z.string(),
+    x: b64url,
+    y: b64url.optional(),
+    kid: cleanText(128).optional(),
+    alg: z.string().optional(),
+    use: z.literal('sig').optional(),
+    // A workload key only ever verifies assertions.
+    key_ops: z.array(z.literal('verify')).length(1, 'must be ["verify"]').optional(),
+  })
   .superRefine((jwk, ctx) => {
+    let problems = 0;
     for (const member of PRIVATE_JWK_MEMBERS) {
-      if (member in jwk) ctx.addIssue({ code: 'custom', message: `private key material ("${member}") is not accepted; register public keys only` });
+      if (member in jwk) {
+        problems++;
+        ctx.addIssue({ code: 'custom', message: `private key material ("${member}") is not accepted; register public keys only` });
+      }
     }
     const algorithms = algorithmsFor(jwk as JWK);
     if (algorithms.length === 0) ctx.addIssue({ code: 'custom', message: 'only Ed25519 (OKP) and P-256 (EC) keys are accepted' });
     else if (jwk.alg !== undefined && !algorithms.includes(jwk.alg)) ctx.addIssue({ code: 'custom', message: `alg ${jwk.alg} does not fit the key` });
     if (jwk.kty === 'EC' && jwk.y === undefined) ctx.addIssue({ code: 'custom', message: 'an EC key needs "y"' });
+    else if (problems === 0 && algorithms.length > 0 && !isPublicKey(jwk)) {
+      // A point that is not on the curve, or an x of the wrong length, could never verify anything.
+      ctx.addIssue({ code: 'custom', message: `is not a valid ${jwk.crv} public key` });
+    }
     const known = new Set(['kty', 'crv', 'x', 'y', 'kid', 'alg', 'use', 'key_ops', ...PRIVATE_JWK_MEMBERS]);
     for (const member of Object.keys(jwk)) {
       if (!known.has(member)) ctx.addIssue({ code: 'custom', message: `unknown JWK member "${member}"` });
     }
   });
+
+/** True when Node can build a public key from the JWK's public members (on the curve, right length). */
+function isPublicKey(jwk: { kty: string; crv: string; x: string; y?: string | undefined }): boolean {
+  try {
+    const key = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, ...(jwk.y === undefined ? {} : { y: jwk.y }) };
+    createPublicKey({ key, format: 'jwk' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const workloadBody = z.strictObject({
   jwks: z.strictObject({ keys: z.array(publicJwk).min(1, 'must hold at least one key').max(10, 'must hold at most 10 keys') }),
@@ -107,8 +137,21 @@ export const tokenForm = z.looseObject({ token: z.string().min(1, 'is required')
 
 const timestamp = z
   .string()
-  .refine((value) => !Number.isNaN(Date.parse(value)) && /^\d{4}-\d{2}-\d{2}/.test(value), 'must be an RFC 3339 timestamp')
+  .refine(isRfc3339, 'must be an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z) or a date')
   .transform((value) => new Date(value));
+
+/** A full RFC 3339 date-time with its offset, or a full-date (UTC midnight); no calendar overflow. */
+function isRfc3339(value: string): boolean {
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2})))?$/.exec(value);
+  if (!match) return false;
+  const [year, month, day, hour = 0, minute = 0, second = 0, offsetHour = 0, offsetMinute = 0] = match.slice(1).map((part) => (part === undefined ? undefined : Number(part)));
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  return (
+    month! >= 1 && month! <= 12 && day! >= 1 && day! <= daysInMonth &&
+    hour <= 23 && minute <= 59 && second <= 59 && offsetHour <= 23 && offsetMinute <= 59 &&
+    !Number.isNaN(Date.parse(value))
+  );
+}
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID');
 const limit = z
   .string()
