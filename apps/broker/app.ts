@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { ConsoleLogger, Module, type DynamicModule, type LogLevel as NestLogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply } from 'fastify';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
@@ -65,7 +66,22 @@ export interface App {
 export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean } = {}): Promise<App> {
   const broker = await createBroker(config, options.clock);
   const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
-  const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT, logger: false, return503OnClosing: true });
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT,
+    logger: false,
+    return503OnClosing: true,
+    // SPIFFE IDs, percent-encoded in a path, may be up to 2048 characters.
+    routerOptions: { maxParamLength: 2100 },
+    // The router answers a malformed URL or an over-long parameter before Nest sees the request:
+    // answer in the documented shape, never echoing the URL back.
+    frameworkErrors: (error: { code?: string }, _request: unknown, reply: FastifyReply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      reply
+        .code(tooLong ? 414 : 400)
+        .header('cache-control', 'no-store')
+        .send({ error: 'invalid_request', error_description: tooLong ? 'a path parameter is too long' : 'the URL is malformed' });
+    },
+  });
   const fastify = adapter.getInstance();
 
   // JSON and forms only: a text/plain body is a 415, not a string handed to a handler.
