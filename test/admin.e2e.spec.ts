@@ -445,7 +445,8 @@ describe('workloads', () => {
       }
     }
     expectInvalid(await admin('PUT', '/v1/admin/workloads/fresh-bot', {}), 'jwks', 'no jwks');
-    expectInvalid(await admin('PUT', '/v1/admin/workloads/fresh-bot', { jwks: { keys: [edPublic] }, enabled: true }), 'enabled', 'unknown top-level field');
+    expectInvalid(await admin('PUT', '/v1/admin/workloads/fresh-bot', { jwks: { keys: [edPublic] }, enable: true }), 'enable', 'unknown top-level field');
+    expectInvalid(await admin('PUT', '/v1/admin/workloads/fresh-bot', { jwks: { keys: [edPublic] }, enabled: 'yes' }), 'enabled', 'enabled not a boolean');
 
     expect((await admin('GET', '/v1/admin/workloads/fresh-bot')).status).toBe(404);
     expect(await rows('SELECT 1 FROM workloads WHERE id = $1', ['fresh-bot'])).toHaveLength(0);
@@ -555,8 +556,13 @@ describe('workloads', () => {
     expect((await admin('GET', '/v1/admin/workloads/kill-bot')).body).toMatchObject({ enabled: false });
     expect((await bystander.credential(otherTask, { boundary: 'kill-crm', action: 'orders:read' })).status).toBe(201);
 
-    // Even re-enabled by the admin, the revoked tasks stay revoked.
-    expect((await admin('PUT', '/v1/admin/workloads/kill-bot', { jwks: { keys: [bot.key.publicJwk] } })).status).toBe(200);
+    // Re-applying the same configuration does not undo the kill switch...
+    const reapplied = await admin('PUT', '/v1/admin/workloads/kill-bot', { jwks: { keys: [bot.key.publicJwk] } });
+    expect(reapplied.status).toBe(200);
+    expect(reapplied.body.enabled).toBe(false);
+    expect((await call(broker.url, 'GET', `/v1/tasks/${taskA}`, { token: await assertion('kill-bot', bot.key, broker.url) })).status).toBe(401);
+    // ...only an explicit enabled: true does; even then the revoked tasks stay revoked.
+    expect((await admin('PUT', '/v1/admin/workloads/kill-bot', { jwks: { keys: [bot.key.publicJwk] }, enabled: true })).body.enabled).toBe(true);
     const token = await assertion('kill-bot', bot.key, broker.url);
     const shown = await call(broker.url, 'GET', `/v1/tasks/${taskA}`, { token });
     expect(shown.status).toBe(200);

@@ -14,14 +14,22 @@ export class WorkloadStore {
     return rows[0] && toWorkload(rows[0]);
   }
 
-  /** Creates or replaces a workload's keys (re-enabling it); returns it and whether it is new. */
-  async put(id: string, jwks: { keys: JWK[] }, sql: Sql = this.sql): Promise<{ workload: Workload; created: boolean }> {
+  /**
+   * Creates a workload or replaces its keys. An existing workload keeps its enabled state unless
+   * `enabled` says otherwise: re-applying the same configuration must not undo a kill switch.
+   */
+  async put(
+    id: string,
+    jwks: { keys: JWK[] },
+    enabled: boolean | undefined,
+    sql: Sql = this.sql,
+  ): Promise<{ workload: Workload; created: boolean }> {
     const { rows } = await sql.query<WorkloadRow & { created: boolean }>(
-      `INSERT INTO workloads (id, jwks) VALUES ($1, $2)
-       ON CONFLICT (id) DO UPDATE SET jwks = EXCLUDED.jwks, enabled = true,
+      `INSERT INTO workloads (id, jwks, enabled) VALUES ($1, $2, coalesce($3::boolean, true))
+       ON CONFLICT (id) DO UPDATE SET jwks = EXCLUDED.jwks, enabled = coalesce($3::boolean, workloads.enabled),
          revision = workloads.revision + 1, updated_at = now()
        RETURNING id, jwks, enabled, revision, created_at, updated_at, (xmax = 0) AS created`,
-      [id, JSON.stringify(jwks)],
+      [id, JSON.stringify(jwks), enabled ?? null],
     );
     const row = rows[0]!;
     return { workload: toWorkload(row), created: row.created };

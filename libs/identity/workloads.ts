@@ -16,13 +16,13 @@ export class Workloads {
     private readonly revocation: LeaseRevocation,
   ) {}
 
-  async put(id: string, jwks: { keys: JWK[] }): Promise<{ workload: Workload; created: boolean }> {
+  async put(id: string, jwks: { keys: JWK[] }, enabled?: boolean): Promise<{ workload: Workload; created: boolean }> {
     return this.db.transaction(async (tx) => {
-      const result = await this.store.put(id, jwks, tx);
+      const result = await this.store.put(id, jwks, enabled, tx);
       await appendAudit(tx, {
         kind: 'workload.put',
         actor: 'admin',
-        data: { workload_id: id, revision: result.workload.revision, kids: jwks.keys.map((key) => key.kid ?? null) },
+        data: { workload_id: id, revision: result.workload.revision, enabled: result.workload.enabled, kids: jwks.keys.map((key) => key.kid ?? null) },
       });
       return result;
     });

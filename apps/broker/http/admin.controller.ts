@@ -45,8 +45,8 @@ export class AdminController {
 
   @Put('workloads/:id')
   async putWorkload(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { jwks } = parse(workloadBody, body);
-    const { workload, created } = await this.workloads.put(workloadId(id), { keys: jwks.keys as JWK[] });
+    const { jwks, enabled } = parse(workloadBody, body);
+    const { workload, created } = await this.workloads.put(workloadId(id), { keys: jwks.keys as JWK[] }, enabled);
     reply.status(created ? 201 : 200);
     return workloadView(workload);
   }

@@ -111,6 +111,8 @@ function isPublicKey(jwk: { kty: string; crv: string; x: string; y?: string | un
 
 export const workloadBody = z.strictObject({
   jwks: z.strictObject({ keys: z.array(publicJwk).min(1, 'must hold at least one key').max(10, 'must hold at most 10 keys') }),
+  /** Absent: a new workload is enabled, an existing one keeps its state (a kill switch stays on). */
+  enabled: z.boolean().optional(),
 });
 
 export const openTaskBody = z.strictObject({
