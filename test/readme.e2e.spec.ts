@@ -202,7 +202,7 @@ afterAll(() => broker?.close());
 
 describe('the README walkthrough', () => {
   it('has its steps and shows the output of each', () => {
-    expect(steps.length).toBeGreaterThanOrEqual(10);
+    expect(steps.length).toBeGreaterThanOrEqual(12);
     for (const step of steps.slice(1)) expect(step.expected.length, `"${step.heading}" shows no output`).toBeGreaterThan(0);
   });
 
@@ -247,7 +247,9 @@ describe('the README walkthrough', () => {
       ['permit'],
     ]);
     const workload = await asAdmin(broker)('GET', '/v1/admin/workloads/chatbot');
-    expect(workload.body.enabled).toBe(false);
+    expect(workload.body.enabled).toBe(true);
+    const active = await asAdmin(broker)('GET', '/v1/leases?workload=chatbot&state=active');
+    expect(active.body.items).toEqual([]);
   });
 
   it('kept the bot key in the data folder, readable by its owner only', () => {
