@@ -45,6 +45,10 @@ describe('loadConfig', () => {
     );
   });
 
+  it("ignores the clients' own settings exported in the same shell", () => {
+    expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x' })).toEqual([]);
+  });
+
   it('requires an admin key and a KEK with DATABASE_URL', () => {
     expect(problems({ DATABASE_URL: 'postgres://db/tollgate' }).map((p) => p.split(':')[0]).sort()).toEqual(['TOLLGATE_ADMIN_KEY', 'TOLLGATE_KEK']);
     expect(problems({ DATABASE_URL: 'postgres://db/tollgate', TOLLGATE_ADMIN_KEY: 'a'.repeat(32), TOLLGATE_KEK: KEK })).toEqual([]);

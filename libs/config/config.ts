@@ -27,6 +27,9 @@ const KNOWN = new Set([
   'TOLLGATE_LOG_LEVEL',
 ]);
 
+/** Settings of Tollgate's clients (the CLI, scripts, the SDK), often exported in the same shell. */
+const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY']);
+
 /**
  * Reads every key, collects every problem, and throws them together (each naming its key), so an
  * operator fixes a bad deployment in one pass rather than one restart per typo.
@@ -35,7 +38,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const problems: string[] = [];
 
   for (const key of Object.keys(env)) {
-    if (key.startsWith('TOLLGATE_') && !KNOWN.has(key)) problems.push(`${key}: unknown setting`);
+    if (key.startsWith('TOLLGATE_') && !KNOWN.has(key) && !CLIENT_SIDE.has(key)) problems.push(`${key}: unknown setting`);
   }
 
   const port = integer(env, 'PORT', 8080, 0, 65535, problems);
