@@ -5,7 +5,11 @@ import { TemporarilyUnavailable } from '../errors/errors.js';
  * Two adapters share it: PostgreSQL through TypeORM + pg, and the embedded PGlite default.
  */
 export interface Sql {
-  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryRows<T>>;
+  /**
+   * `name` makes it a prepared statement, planned once per connection: worth it for the hot path's
+   * larger statements, whose planning costs more than their execution.
+   */
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[], name?: string): Promise<QueryRows<T>>;
 }
 
 export interface QueryRows<T> {

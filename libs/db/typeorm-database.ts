@@ -4,7 +4,9 @@ import { DataSource, type QueryRunner } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../migrations/index.js';
 import { TemporarilyUnavailable } from '../errors/errors.js';
+import type pg from 'pg';
 import { unavailable, type Database, type QueryRows, type Sql } from './database.js';
+import { PostgresDatabase } from './postgres-database.js';
 
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
@@ -31,9 +33,13 @@ export async function openDatabase(
     if (!options.databaseUrl) embeddedOpen = undefined;
     throw error;
   }
-  const db = new TypeOrmDatabase(dataSource, options.databaseUrl ? 'postgres' : 'pglite', () => {
-    if (!options.databaseUrl) embeddedOpen = undefined;
-  });
+  const db: Database = options.databaseUrl
+    ? new PostgresDatabase((dataSource.driver as unknown as { master: pg.Pool }).master, async () => {
+        if (dataSource.isInitialized) await dataSource.destroy();
+      })
+    : new TypeOrmDatabase(dataSource, () => {
+        embeddedOpen = undefined;
+      });
   try {
     const lock = dataSource.createQueryRunner();
     await lock.connect();
@@ -61,7 +67,8 @@ function postgresDataSource(options: DatabaseOptions): DataSource {
     synchronize: false,
     logging: false,
     extra: {
-      max: options.poolSize ?? 20,
+      // Two cores: more connections than this only queue inside PostgreSQL.
+      max: options.poolSize ?? 10,
       // A dead database must turn into a quick 503, not a request that hangs.
       connectionTimeoutMillis: 2_000,
       statement_timeout: 10_000,
@@ -97,21 +104,19 @@ function pgliteDataSource(dataDir: string): DataSource {
   });
 }
 
+/** The embedded PGlite database, through TypeORM's query runners. */
 class TypeOrmDatabase implements Database {
+  readonly kind = 'pglite';
   /**
    * PGlite is one database session: two transactions in flight would interleave on it (one's
-   * ROLLBACK could undo the other's rows). So on the embedded default every statement and every
-   * transaction waits its turn here. PostgreSQL gets a real pool and needs none of this.
+   * ROLLBACK could undo the other's rows). So every statement and every transaction waits its turn.
    */
-  private readonly turn: Turnstile | undefined;
+  private readonly turn = new Turnstile();
 
   constructor(
     private readonly dataSource: DataSource,
-    readonly kind: 'postgres' | 'pglite',
     private readonly onClose: () => void,
-  ) {
-    this.turn = kind === 'pglite' ? new Turnstile() : undefined;
-  }
+  ) {}
 
   query<T>(text: string, params: readonly unknown[] = []): Promise<QueryRows<T>> {
     return this.serialised(async () => {
@@ -158,7 +163,7 @@ class TypeOrmDatabase implements Database {
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
-    return this.turn ? this.turn.run(work) : work();
+    return this.turn.run(work);
   }
 }
 

@@ -10,6 +10,7 @@ export class WorkloadStore {
     const { rows } = await sql.query<WorkloadRow>(
       'SELECT id, jwks, enabled, revision, created_at, updated_at FROM workloads WHERE id = $1',
       [id],
+      'tollgate_workload_find',
     );
     return rows[0] && toWorkload(rows[0]);
   }

@@ -70,6 +70,7 @@ export class LeaseStore {
          LEFT JOIN tasks t ON t.id = $1
          LEFT JOIN LATERAL (SELECT * FROM boundaries WHERE id = $2 ORDER BY version DESC LIMIT 1) b ON true`,
       [taskId, boundaryId],
+      'tollgate_request_context',
     );
     const row = rows[0]!;
     return {
@@ -141,6 +142,7 @@ export class LeaseStore {
         uuidv7(),
         JSON.stringify(audit),
       ],
+      'tollgate_record_permit',
     );
     return rows[0]!.written === 1;
   }
@@ -173,6 +175,7 @@ export class LeaseStore {
         uuidv7(),
         JSON.stringify({ decision_id: decision.id, boundary: decision.boundaryId, action: decision.action, reasons: decision.reasons }),
       ],
+      'tollgate_record_denial',
     );
   }
 
@@ -182,7 +185,7 @@ export class LeaseStore {
   }
 
   async find(id: string, sql: Sql = this.sql): Promise<Lease | undefined> {
-    const { rows } = await sql.query<LeaseRow>(`SELECT ${LEASE_COLUMNS} FROM leases l WHERE l.id = $1`, [id]);
+    const { rows } = await sql.query<LeaseRow>(`SELECT ${LEASE_COLUMNS} FROM leases l WHERE l.id = $1`, [id], 'tollgate_lease_find');
     return rows[0] && toLease(rows[0]);
   }
 
