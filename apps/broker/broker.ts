@@ -12,6 +12,7 @@ import { JwtCredentialProvider } from '../../libs/credentials/jwt/jwt-provider.j
 import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
 import { AdminKeys } from '../../libs/identity/admin-keys.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
+import { CachedWorkloads } from '../../libs/identity/workload-cache.js';
 import { WorkloadStore } from '../../libs/identity/workload-store.js';
 import { Workloads } from '../../libs/identity/workloads.js';
 import { loadSigningKeys, type SigningKeyRing } from '../../libs/keys/signing-keys.js';
@@ -64,6 +65,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
 
   const metrics = new BrokerMetrics();
   const workloadStore = new WorkloadStore(db);
+  const workloadCache = new CachedWorkloads(workloadStore, clock);
   const taskStore = new TaskStore(db);
   const leases = new LeaseStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
@@ -76,8 +78,8 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
     adminKeys: adminKeys!,
     generatedAdminKey,
     keys: ring,
-    authenticator: new WorkloadAuthenticator(workloadStore, config.issuer, clock),
-    workloads: new Workloads(db, workloadStore, taskStore, revocation),
+    authenticator: new WorkloadAuthenticator(workloadCache, config.issuer, clock),
+    workloads: new Workloads(db, workloadStore, taskStore, revocation, (id) => workloadCache.forget(id)),
     boundaries: new Boundaries(db, new BoundaryStore(db), revocation),
     tasks: new Tasks(db, taskStore, leases, revocation),
     issuance: new CredentialIssuance(leases, providers, (outcome, reason) =>

@@ -14,10 +14,12 @@ export class Workloads {
     private readonly store: WorkloadStore,
     private readonly tasks: TaskStore,
     private readonly revocation: LeaseRevocation,
+    /** Told after every committed change, so caches of this replica drop the old row. */
+    private readonly changed: (id: string) => void = () => {},
   ) {}
 
   async put(id: string, jwks: { keys: JWK[] }, enabled?: boolean): Promise<{ workload: Workload; created: boolean }> {
-    return this.db.transaction(async (tx) => {
+    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
       const result = await this.store.put(id, jwks, enabled, tx);
       await appendAudit(tx, {
         kind: 'workload.put',
@@ -25,7 +27,7 @@ export class Workloads {
         data: { workload_id: id, revision: result.workload.revision, enabled: result.workload.enabled, kids: jwks.keys.map((key) => key.kid ?? null) },
       });
       return result;
-    });
+    }));
   }
 
   async get(id: string): Promise<Workload> {
@@ -44,7 +46,7 @@ export class Workloads {
    * must not keep live credentials.
    */
   async revoke(id: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
-    return this.db.transaction(async (tx) => {
+    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
       // Order matters: the workload row, then its tasks (waiting for in-flight permits, which hold
       // their task's lock), then the leases, read after those permits committed.
       const workload = await this.store.disable(id, tx);
@@ -53,6 +55,14 @@ export class Workloads {
       const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', 'admin');
       await appendAudit(tx, { kind, actor: 'admin', data: { workload_id: id, revoked_tasks: tasks.length, revoked_leases: leases.length } });
       return { tasks, leases };
-    });
+    }));
+  }
+
+  private async afterCommit<T>(id: string, change: () => Promise<T>): Promise<T> {
+    try {
+      return await change();
+    } finally {
+      this.changed(id);
+    }
   }
 }
