@@ -23,6 +23,7 @@ import { ErrorFilter } from './http/error-filter.js';
 import { OAuthController } from './http/oauth.controller.js';
 import { ReviewController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
+import { TokenController } from './http/token.controller.js';
 import { BROKER } from './tokens.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -33,7 +34,7 @@ function brokerModule(broker: Broker): DynamicModule {
   class BrokerModule {}
   return {
     module: BrokerModule,
-    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController],
+    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController, TokenController],
     providers: [
       { provide: BROKER, useValue: broker },
       { provide: AdminKeys, useValue: broker.adminKeys },

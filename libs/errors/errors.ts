@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'invalid_target'
   | 'access_denied'
   | 'authorization_pending'
+  | 'unsupported_grant_type'
   | 'not_found'
   | 'payload_too_large'
   | 'temporarily_unavailable'
@@ -79,5 +80,20 @@ export class TaskNotActive extends TollgateError {
   readonly status = 409;
   constructor(state: string) {
     super(`the task is ${state}, not active`, { reasons: ['task_not_active'] });
+  }
+}
+
+/**
+ * An RFC 6749 §5.2 token endpoint error: 400 with its code (the /v1 API's 403 and 404 become
+ * access_denied and invalid_grant there, as OAuth clients expect).
+ */
+export class TokenEndpointError extends TollgateError {
+  readonly status = 400;
+  constructor(
+    readonly code: 'invalid_request' | 'invalid_grant' | 'invalid_target' | 'access_denied' | 'unsupported_grant_type',
+    description: string,
+    extra: Record<string, unknown> = {},
+  ) {
+    super(description, extra);
   }
 }

@@ -13,6 +13,8 @@ export interface CredentialRequest {
   params?: Record<string, unknown> | undefined;
   purpose?: string | undefined;
   ttl?: number | undefined;
+  /** The tool the caller expects the credential for (RFC 8693 `audience`); checked against the boundary. */
+  audience?: string | undefined;
 }
 
 export interface IssuedLease {
@@ -77,7 +79,7 @@ export class CredentialIssuance {
     decision.taskId = task.id;
 
     const active = task.state === 'active' && task.expiresAt > now;
-    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action });
+    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience });
     if (verdict.outcome === 'deny') return this.deny(decision, verdict.reasons[0], verdict.description);
 
     const ttl = leaseTtl({

@@ -23,6 +23,11 @@ describe('checkCredentialRequest', () => {
     expect(reasons({ task, boundary: undefined, action: 'orders:read' })).toEqual(['unknown_boundary']);
   });
 
+  it('refuses an audience other than the boundary\'s tool, when one is named', () => {
+    expect(reasons({ task, boundary, action: 'orders:read', audience: 'https://evil.test' })).toEqual(['audience_mismatch']);
+    expect(reasons({ task, boundary, action: 'orders:read', audience: 'https://crm.acme.test' })).toEqual([]);
+  });
+
   it('refuses a disabled boundary before comparing intent or action', () => {
     expect(reasons({ task: { ...task, intent: 'refund' }, boundary: { ...boundary, enabled: false }, action: 'nope' })).toEqual([
       'boundary_disabled',

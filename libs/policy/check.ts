@@ -4,6 +4,7 @@ import type { ToolBoundary } from './boundary.js';
 export type DenyReason =
   | 'task_not_active'
   | 'unknown_boundary'
+  | 'audience_mismatch'
   | 'boundary_disabled'
   | 'intent_mismatch'
   | 'action_not_allowed';
@@ -14,6 +15,8 @@ export interface CheckInput {
   task: { active: boolean; intent: string };
   boundary: ToolBoundary | undefined;
   action: string;
+  /** The tool the caller named (the token endpoint's `audience`), when it named one. */
+  audience?: string | undefined;
 }
 
 /**
@@ -21,9 +24,10 @@ export interface CheckInput {
  * decides: a later check means nothing once an earlier one failed (an unknown boundary has no
  * actions to compare). The workload was authenticated and the task's ownership settled before this.
  */
-export function checkCredentialRequest({ task, boundary, action }: CheckInput): Verdict {
+export function checkCredentialRequest({ task, boundary, action, audience }: CheckInput): Verdict {
   if (!task.active) return deny('task_not_active', 'the task is not active');
   if (!boundary) return deny('unknown_boundary', 'no such tool boundary');
+  if (audience !== undefined && audience !== boundary.tool) return deny('audience_mismatch', 'the audience is not the tool of the boundary');
   if (!boundary.enabled) return deny('boundary_disabled', 'the tool boundary is disabled');
   if (!boundary.intents.includes(task.intent)) {
     return deny('intent_mismatch', `the tool boundary does not serve the task's intent`);

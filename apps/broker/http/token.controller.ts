@@ -1,0 +1,78 @@
+import { Body, Controller, Header, HttpCode, Post } from '@nestjs/common';
+import { AccessDenied, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../libs/errors/errors.js';
+import { WorkloadAuthenticator } from '../../../libs/identity/workload-authenticator.js';
+import { CredentialIssuance, type CredentialRequest } from '../../../libs/leases/request-credential.js';
+import { ACCESS_TOKEN_TYPE, parse, TOKEN_EXCHANGE, tokenExchangeForm, toolCallDetails } from './schemas.js';
+
+/**
+ * RFC 8693 token exchange with RFC 9396 authorization details: the standards door to the same
+ * credential request as POST /v1/tasks/{id}/credentials. The subject token is the workload's
+ * assertion; the one tool call rides in authorization_details.
+ */
+@Controller('oauth2')
+export class TokenController {
+  constructor(
+    private readonly authenticator: WorkloadAuthenticator,
+    private readonly issuance: CredentialIssuance,
+  ) {}
+
+  @Post('token')
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  @Header('pragma', 'no-cache')
+  async token(@Body() body: unknown) {
+    const form = (body ?? {}) as Record<string, unknown>;
+    if (form.grant_type === undefined) throw new TokenEndpointError('invalid_request', 'grant_type is required', { field: 'grant_type' });
+    if (form.grant_type !== TOKEN_EXCHANGE) {
+      throw new TokenEndpointError('unsupported_grant_type', `only ${TOKEN_EXCHANGE} is supported`);
+    }
+    const input = parse(tokenExchangeForm, form);
+    const workload = await this.authenticator.authenticate(input.subject_token);
+    if (input.client_id !== undefined && input.client_id !== workload.id) {
+      throw new InvalidClient('client_id does not name the workload of the subject token');
+    }
+    const call = parse(toolCallDetails, parseJson(input.authorization_details), 'authorization_details')[0]!;
+    if (input.scope !== undefined && input.scope !== call.action) {
+      throw new TokenEndpointError('invalid_request', 'scope must be the action of the tool call', { field: 'scope' });
+    }
+    const request: CredentialRequest = {
+      taskId: call.task_id,
+      boundary: call.boundary,
+      action: call.action,
+      resource: call.resource,
+      params: call.params,
+      audience: input.audience,
+    };
+    try {
+      const issued = await this.issuance.request(workload.id, request);
+      return {
+        access_token: issued.credential.access_token,
+        issued_token_type: ACCESS_TOKEN_TYPE,
+        token_type: 'Bearer',
+        expires_in: issued.expiresIn,
+        scope: call.action,
+        lease_id: issued.leaseId,
+      };
+    } catch (error) {
+      throw asTokenEndpointError(error);
+    }
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidRequest('authorization_details: must be a JSON array', { field: 'authorization_details' });
+  }
+}
+
+/** The /v1 API's answers, as RFC 6749 §5.2 spells them at a token endpoint. */
+function asTokenEndpointError(error: unknown): unknown {
+  if (error instanceof AccessDenied) {
+    const code = error.reasons.includes('audience_mismatch') ? 'invalid_target' : 'access_denied';
+    return new TokenEndpointError(code, error.description, error.extra);
+  }
+  if (error instanceof NotFound) return new TokenEndpointError('invalid_grant', 'no such task for this workload');
+  return error;
+}
