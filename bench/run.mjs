@@ -1,0 +1,532 @@
+// `npm run bench` (full) and `npm run bench -- --quick`: Tollgate's benchmark, with its peers, in
+// one run on one machine. See bench/README.md for what each scenario measures.
+//
+// The orchestrator (this process) builds the service, starts every server as its own process,
+// sets Tollgate up through its HTTP API, seeds large tables with SQL, and asks a separate
+// load-generator process (bench/lib/load-worker.mjs, autocannon) for the load. It never serves
+// requests itself. Everything is bounded in time, and every child process, temp folder and the
+// fresh database are removed on the way out, also on error or Ctrl-C.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkSeed, connect, countDue, freshDatabase, redact, seedLeases, seedTasks, skipTriggers } from './lib/database.mjs';
+import { LoadGenerator } from './lib/load.mjs';
+import { cleanup, freePort, installSignalHandlers, onCleanup, sleep, startNode, stop, waitHttp } from './lib/procs.mjs';
+import { BROKER_MAIN, botsForWorker, mapLimit, newSecrets, passedThrough, startBroker } from './lib/tollgate.mjs';
+import { printTable } from './lib/report.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(ROOT);
+
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const BUILD = !args.includes('--no-build');
+for (const arg of args) {
+  if (!['--quick', '--no-build'].includes(arg)) {
+    process.stderr.write(`bench: unknown argument ${arg}\nusage: npm run bench [-- --quick] [--no-build]\n`);
+    process.exit(2);
+  }
+}
+
+/**
+ * Durations in seconds, table sizes in rows. `warmup` precedes the first measurement of a fresh
+ * process; `warmupHot` the later ones on a process already warm (and the peers, which are tiny).
+ */
+const P = QUICK
+  ? { warmup: 2, warmupHot: 1, run: 4, connections: 50, bots: 4, tasksPerBot: 50, introspectionRows: 100_000, sweepRows: 100_000, introspectionTokens: 500, completeRounds: 1, soak: 30, soakSampleEvery: 5, sweepMax: 60, watchdog: 6 * 60 }
+  : { warmup: 5, warmupHot: 5, run: 20, connections: 50, bots: 4, tasksPerBot: 50, introspectionRows: 1_000_000, sweepRows: 1_000_000, introspectionTokens: 2000, completeRounds: 5, soak: 600, soakSampleEvery: 30, sweepMax: 180, watchdog: 40 * 60 };
+
+const results = { scenarios: {}, peers: {}, ratios: {}, machine: {} };
+/** Unexpected answers and errors: any of them fails the run (non-zero exit). */
+const failures = [];
+const notes = [];
+const started = Date.now();
+
+function log(message) {
+  const s = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+  process.stdout.write(`[${s}s] ${message}\n`);
+}
+
+async function main() {
+  installSignalHandlers();
+  for (const event of ['uncaughtException', 'unhandledRejection']) {
+    process.once(event, (error) => {
+      process.stderr.write(`bench: ${event}: ${error?.stack ?? error}\n`);
+      cleanup().finally(() => process.exit(1));
+    });
+  }
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: watchdog: the run exceeded ${P.watchdog} s; stopping\n`);
+    cleanup().finally(() => process.exit(1));
+  }, P.watchdog * 1000);
+  watchdog.unref();
+
+  log(`mode: ${QUICK ? 'quick' : 'full'}`);
+  const extra = Object.keys(passedThrough(false));
+  if (extra.length > 0) log(`passed to the broker from the environment: ${extra.map((key) => `${key}=${process.env[key]}`).join(' ')}`);
+  if (BUILD) {
+    log('npm run build');
+    const build = spawnSync('npm', ['run', 'build'], { stdio: 'inherit', timeout: 300_000 });
+    if (build.status !== 0) throw new Error(`npm run build failed (${build.status ?? build.signal ?? build.error?.message})`);
+  }
+  if (!existsSync(BROKER_MAIN)) throw new Error(`${BROKER_MAIN} is missing: run npm run build`);
+
+  const cpus = os.cpus();
+  Object.assign(results.machine, {
+    cpus: cpus.length,
+    model: cpus[0]?.model?.trim() ?? 'unknown',
+    total_mem_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: `${process.platform}-${process.arch} ${os.release()}`,
+    postgres_version: null,
+    mode: QUICK ? 'quick' : 'full',
+    date: new Date().toISOString(),
+  });
+
+  const load = new LoadGenerator();
+
+  // ---- Peers: each in its own process, measured alone, then stopped. ----
+  results.peers.oidc_provider = await oidcProviderPeer(load);
+  results.peers.hello = await helloPeer(load);
+
+  // ---- Tollgate on PostgreSQL, in a fresh database. ----
+  // One broker process serves every PostgreSQL scenario, so memory after scenario 1 and after the
+  // soak are the same process, and issuance with and without the sweep backlog compare like for
+  // like. Its sweeper runs every 200 ms (the sweep scenario's setting) throughout.
+  const db = await freshDatabase();
+  log(`database ${redact(db.url)}`);
+  const broker = await startBroker({ name: 'tollgate (postgres)', databaseUrl: db.url, ...newSecrets(), extraEnv: { TOLLGATE_SWEEP_INTERVAL_MS: '200' } });
+  const sql = await connect(db.url);
+  onCleanup(() => sql.end());
+  results.machine.postgres_version = (await sql.query('SHOW server_version')).rows[0].server_version;
+
+  await broker.defineBoundaries();
+  const bots = await broker.registerBots(P.bots);
+  const tasks = await broker.openTasks(bots, P.tasksPerBot);
+  log(`set up: ${P.bots} bots, ${tasks.length} tasks in flight`);
+  const base = { url: broker.url, audience: broker.url, bots: botsForWorker(bots), connections: P.connections };
+  const issuanceMix = [{ name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201 }];
+
+  // 1. issuance
+  results.scenarios.issuance = await measure(load, 'issuance', { ...base, mix: issuanceMix });
+  const rssAfterIssuance = broker.child.rssMb();
+
+  // 2. token_exchange (RFC 8693), once it exists
+  results.scenarios.token_exchange = await tokenExchange(load, broker, bots, tasks, base);
+
+  // 3. denial: intent mismatch, 403 expected, and each one must leave a decision
+  const denialsBefore = await denyDecisions(sql);
+  const denial = await measure(
+    load,
+    'denial',
+    { ...base, mix: [{ name: 'denial', kind: 'credential', tasks, boundary: 'payments', action: 'refund:create', expect: 403 }] },
+    { warmup: P.warmupHot },
+  );
+  const answered403 = denial.warmup403 + denial.status_403;
+  const recorded = (await denyDecisions(sql)) - denialsBefore;
+  delete denial.warmup403;
+  denial.decisions_recorded = recorded;
+  if (recorded < answered403) {
+    failures.push({ scenario: 'denial', problem: `${answered403} denials answered 403 but only ${recorded} deny decisions were recorded` });
+  }
+  results.scenarios.denial = denial;
+
+  // 4. introspection over a big lease table
+  const introspection = await introspectionScenario(load, broker, sql, bots, base);
+  results.scenarios.introspection = introspection.result;
+
+  // 5. complete a task holding 1,000 leases
+  results.scenarios.complete_1000 = await complete1000(broker, bots[0]);
+
+  // 6. sweep. The embedded broker of scenario 7 starts and is set up meanwhile (while the
+  // sweep's rows are inserted, nothing is measured); it then idles until its turn.
+  const embeddedReady = embeddedSetup();
+  embeddedReady.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+  results.scenarios.sweep_1m = await sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady);
+
+  // 8. memory: after scenario 1, and after a mixed-load soak, on the same process
+  results.scenarios.memory = await memorySoak(load, broker, base, tasks, introspection.tokens, rssAfterIssuance);
+  await broker.stop();
+
+  // 7. the embedded default: PGlite in a temp data folder, no DATABASE_URL
+  const embedded = await embeddedReady;
+  results.scenarios.embedded_issuance = await measure(load, 'embedded_issuance', embedded.job);
+  await embedded.broker.stop();
+
+  // Scenario order in the output follows the issue's numbering.
+  const order = ['issuance', 'token_exchange', 'denial', 'introspection', 'complete_1000', 'sweep_1m', 'embedded_issuance', 'memory'];
+  results.scenarios = Object.fromEntries(order.map((name) => [name, results.scenarios[name]]));
+  const issuance = results.scenarios.issuance;
+  results.ratios = {
+    issuance_vs_oidc_provider: ratio(issuance.rps, results.peers.oidc_provider.rps),
+    issuance_vs_hello: ratio(issuance.rps, results.peers.hello.rps),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** A warm-up run (discarded) then the measured run; returns the scenario's record. */
+async function measure(load, name, job, { duration = P.run, warmup = P.warmup } = {}) {
+  log(`${name}: warm-up ${warmup} s`);
+  const warm = await load.run({ ...job, duration: warmup });
+  check(`${name} (warm-up)`, warm);
+  log(`${name}: measuring ${duration} s with ${job.connections} connections`);
+  const measured = await load.run({ ...job, duration });
+  check(name, measured);
+  log(`${name}: ${measured.rps}/s, p50 ${measured.p50_ms} ms, p99 ${measured.p99_ms} ms`);
+  const record = summary(measured);
+  const expects403 = job.mix.some((kind) => kind.expect === 403);
+  if (expects403) {
+    record.status_403 = measured.status_codes['403'] ?? 0;
+    record.warmup403 = warm.status_codes['403'] ?? 0;
+  }
+  return record;
+}
+
+function summary(result) {
+  return {
+    rps: result.rps,
+    p50_ms: result.p50_ms,
+    p99_ms: result.p99_ms,
+    max_ms: result.max_ms,
+    // Non-2xx answers other than the expected status (the denial scenario's 403s are expected).
+    non2xx: result.unexpected_non2xx,
+  };
+}
+
+/** Records every unexpected answer, connection error and timeout as a failure of the run. */
+function check(name, result) {
+  if (result.unexpected > 0 || result.errors > 0 || result.timeouts > 0) {
+    failures.push({
+      scenario: name,
+      problem: `${result.unexpected} unexpected answers, ${result.errors} errors, ${result.timeouts} timeouts of ${result.requests} requests`,
+      status_codes: result.status_codes,
+      samples: result.samples,
+    });
+    log(`${name}: FAILED: ${result.unexpected} unexpected answers (${JSON.stringify(result.status_codes)}), ${result.errors} errors, ${result.timeouts} timeouts`);
+  }
+}
+
+function ratio(a, b) {
+  return typeof a === 'number' && typeof b === 'number' && b > 0 ? Math.round((a / b) * 1000) / 1000 : null;
+}
+
+async function denyDecisions(sql) {
+  const { rows } = await sql.query(`SELECT count(*)::int AS n FROM decisions WHERE outcome = 'deny'`);
+  return rows[0].n;
+}
+
+// ---- peers ----------------------------------------------------------------------------------
+
+async function oidcProviderPeer(load) {
+  const port = await freePort();
+  const secret = randomBytes(24).toString('hex');
+  const child = startNode('oidc-provider peer', 'bench/peers/oidc-provider.mjs', [], { ...process.env, PORT: String(port), OIDC_CLIENT_SECRET: secret });
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    await waitHttp(child, `${url}/.well-known/openid-configuration`, 30_000);
+    const basic = Buffer.from(`bench-client:${secret}`).toString('base64');
+    const request = {
+      method: 'POST',
+      path: '/token',
+      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'orders:read', resource: 'https://crm.acme.test' }).toString(),
+    };
+    // One request by hand first: the token must be an ES256 JWT access token.
+    const probe = await fetch(`${url}/token`, { method: 'POST', headers: request.headers, body: request.body });
+    const body = await probe.json();
+    const header = probe.ok ? JSON.parse(Buffer.from(body.access_token.split('.')[0], 'base64url').toString()) : {};
+    if (!probe.ok || header.alg !== 'ES256' || header.typ !== 'at+jwt') {
+      throw new Error(`oidc-provider peer did not issue an ES256 JWT access token: ${probe.status} ${JSON.stringify(body)}`);
+    }
+    return await measure(load, 'peer oidc_provider', { url, connections: P.connections, mix: [{ name: 'token', kind: 'static', ...request, expect: 200 }] }, { warmup: P.warmupHot });
+  } finally {
+    await stop(child);
+  }
+}
+
+async function helloPeer(load) {
+  const port = await freePort();
+  const child = startNode('hello peer', 'bench/peers/hello.mjs', [], { ...process.env, PORT: String(port) });
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    await waitHttp(child, `${url}/hello`, 30_000);
+    return await measure(load, 'peer hello', { url, connections: P.connections, mix: [{ name: 'hello', kind: 'static', method: 'GET', path: '/hello', expect: 200 }] }, { warmup: P.warmupHot });
+  } finally {
+    await stop(child);
+  }
+}
+
+// ---- scenarios ------------------------------------------------------------------------------
+
+/** Starts the broker on its embedded PGlite default and sets it up as the PostgreSQL one. */
+async function embeddedSetup() {
+  const broker = await startBroker({ name: 'tollgate (pglite)', ...newSecrets() });
+  await broker.defineBoundaries();
+  const bots = await broker.registerBots(P.bots);
+  const tasks = await broker.openTasks(bots, P.tasksPerBot);
+  const job = {
+    url: broker.url,
+    audience: broker.url,
+    bots: botsForWorker(bots),
+    connections: P.connections,
+    mix: [{ name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201 }],
+  };
+  return { broker, job };
+}
+
+async function tokenExchange(load, broker, bots, tasks, base) {
+  const task = tasks[0];
+  const bot = bots.find((b) => b.id === task.bot);
+  const details = [{ type: 'tool_call', task_id: task.taskId, boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' }];
+  const probe = await broker.call('POST', '/oauth2/token', {
+    form: {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: await bot.token(),
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      audience: 'https://crm.acme.test',
+      scope: 'orders:read',
+      authorization_details: JSON.stringify(details),
+    },
+  });
+  if (probe.status === 404) {
+    log('token_exchange: POST /oauth2/token answers 404: skipped (not implemented)');
+    return { skipped: 'not implemented' };
+  }
+  if (probe.status < 200 || probe.status >= 300) {
+    failures.push({ scenario: 'token_exchange', problem: `the probe exchange answered ${probe.status}`, body: probe.body });
+    return { error: `probe answered ${probe.status}` };
+  }
+  return measure(load, 'token_exchange', {
+    ...base,
+    mix: [{ name: 'token_exchange', kind: 'exchange', tasks, boundary: 'crm-orders', action: 'orders:read', audience: 'https://crm.acme.test', expect: probe.status }],
+  });
+}
+
+/**
+ * Seeds `introspectionRows` leases (with decisions and tasks) by SQL, then issues real tokens through
+ * the API, revokes a fifth of them (their tasks complete), and introspects the mix.
+ */
+async function introspectionScenario(load, broker, sql, bots, base) {
+  const version = (await sql.query(`SELECT max(version)::int AS v FROM boundaries WHERE id = 'crm-orders'`)).rows[0].v;
+  const t0 = Date.now();
+  const fast = await skipTriggers(sql);
+  await seedTasks(sql, { tag: 'introspection', workloadId: bots[0].id, count: 1000 });
+  await seedLeases(sql, { tag: 'introspection', taskCount: 1000, workloadId: bots[0].id, boundaryId: 'crm-orders', boundaryVersion: version, count: P.introspectionRows, mode: 'mixed' });
+  if (fast) await sql.query('SET session_replication_role = DEFAULT');
+  await checkSeed(sql);
+  await sql.query('ANALYZE tasks, decisions, leases');
+  const rows = (await sql.query('SELECT count(*)::int AS n FROM leases')).rows[0].n;
+  log(`introspection: seeded ${P.introspectionRows} leases by SQL in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'} (table: ${rows} rows)`);
+
+  // Real tokens, from ten tasks; two of them complete, so a fifth of the tokens are revoked.
+  const perTask = P.introspectionTokens / 10;
+  const groups = [];
+  for (let t = 0; t < 10; t++) {
+    const bot = bots[t % bots.length];
+    const task = await broker.must(201, 'POST', '/v1/tasks', { token: await bot.token(), json: { intent: 'order_status', subject: `introspected-${t}`, ttl: 3600 } });
+    const issued = await mapLimit(Array.from({ length: perTask }), 20, (_, i) => broker.issue(task.task_id, bot, `order/${i}`));
+    groups.push({ taskId: task.task_id, bot, tokens: issued.map((x) => x.token), active: t >= 2 });
+  }
+  for (const group of groups.filter((g) => !g.active)) {
+    await broker.must(200, 'POST', `/v1/tasks/${group.taskId}/complete`, { token: await group.bot.token() });
+  }
+  // Interleave active and revoked tokens; check a few answers before the load.
+  const tokens = [];
+  for (let i = 0; i < perTask; i++) for (const group of groups) tokens.push({ token: group.tokens[i], active: group.active });
+  for (const { token, active } of tokens.slice(0, 20)) {
+    const answer = await broker.introspect(token);
+    if (answer.active !== active) failures.push({ scenario: 'introspection', problem: `a token introspected active=${answer.active}, expected ${active}` });
+  }
+  const result = await measure(
+    load,
+    'introspection',
+    { ...base, mix: [{ name: 'introspection', kind: 'introspect', tokens: tokens.map((t) => t.token), adminKey: broker.adminKey, expect: 200 }] },
+    { warmup: P.warmupHot },
+  );
+  result.table_rows = rows;
+  result.tokens = tokens.length;
+  result.active_share = Math.round((tokens.filter((t) => t.active).length / tokens.length) * 100) / 100;
+  return { result, tokens: tokens.map((t) => t.token) };
+}
+
+/**
+ * A task holding 1,000 active leases: time from sending POST /v1/tasks/{id}/complete until every
+ * one of its 1,000 tokens has been seen inactive by introspection (50 at a time, right after the
+ * complete answers; tokens still active are asked again until a 10 s bound).
+ */
+async function complete1000(broker, bot) {
+  const rounds = [];
+  for (let round = 0; round < P.completeRounds; round++) {
+    const task = await broker.must(201, 'POST', '/v1/tasks', { token: await bot.token(), json: { intent: 'order_status', subject: `bulk-${round}`, ttl: 3600 } });
+    const issued = await mapLimit(Array.from({ length: 1000 }), 25, (_, i) => broker.issue(task.task_id, bot, `order/${i}`));
+    // Every token introspects active before (this also warms the connection pool used after).
+    const before = await mapLimit(issued, 50, (x) => broker.introspectFast(x.token));
+    if (before.some((answer) => answer.active !== true)) throw new Error('complete_1000: a freshly issued token introspects inactive');
+    const token = await bot.token();
+
+    const t0 = performance.now();
+    const done = await broker.must(200, 'POST', `/v1/tasks/${task.task_id}/complete`, { token });
+    const t1 = performance.now();
+    let pending = issued.map((x) => x.token);
+    let passes = 0;
+    while (pending.length > 0 && performance.now() - t1 < 10_000) {
+      passes++;
+      const answers = await mapLimit(pending, 50, (t) => broker.introspectFast(t));
+      pending = pending.filter((_, i) => answers[i].active !== false);
+    }
+    const t2 = performance.now();
+    if (done.revoked_leases?.length !== 1000) {
+      failures.push({ scenario: 'complete_1000', problem: `complete answered ${done.revoked_leases?.length} revoked leases, expected 1000` });
+    }
+    if (pending.length > 0) failures.push({ scenario: 'complete_1000', problem: `${pending.length} tokens still introspect active 10 s after complete` });
+    rounds.push({ ms: t2 - t0, complete_ms: t1 - t0, verify_ms: t2 - t1, passes });
+    log(`complete_1000: round ${round + 1}: ${Math.round(t2 - t0)} ms (complete ${Math.round(t1 - t0)} ms, then ${passes} introspection pass(es) of 1000 tokens ${Math.round(t2 - t1)} ms)`);
+  }
+  const med = (key) => round2(median(rounds.map((r) => r[key])));
+  const all = rounds.map((r) => r.ms).sort((a, b) => a - b);
+  return {
+    rps: null,
+    p50_ms: round2(median(all)),
+    p99_ms: round2(all.at(-1)),
+    max_ms: round2(all.at(-1)),
+    non2xx: 0,
+    ms: med('ms'),
+    complete_ms: med('complete_ms'),
+    verify_ms: med('verify_ms'),
+    rounds: rounds.length,
+  };
+}
+
+async function memorySoak(load, broker, base, tasks, tokens, rssAfterIssuance) {
+  const samples = [broker.child.rssMb()];
+  log(`memory: RSS after issuance ${rssAfterIssuance} MB, now ${samples[0]} MB; mixed soak ${P.soak} s`);
+  const mix = [
+    { name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201, weight: 6 },
+    { name: 'denial', kind: 'credential', tasks, boundary: 'payments', action: 'refund:create', expect: 403, weight: 1 },
+    { name: 'introspection', kind: 'introspect', tokens, adminKey: broker.adminKey, expect: 200, weight: 3 },
+  ];
+  const sampler = setInterval(() => {
+    try {
+      samples.push(broker.child.rssMb());
+    } catch {
+      // the process is gone; the load job will say so
+    }
+  }, P.soakSampleEvery * 1000);
+  let result;
+  try {
+    result = await load.run({ ...base, mix, duration: P.soak });
+  } finally {
+    clearInterval(sampler);
+  }
+  check('memory (soak)', result);
+  const rss = broker.child.rssMb();
+  samples.push(rss);
+  log(`memory: after the soak ${rss} MB (${result.rps}/s mixed)`);
+  return { ...summary(result), rss_mb: rss, rss_mb_after_issuance: rssAfterIssuance, soak_s: P.soak, rss_samples_mb: samples, processes: broker.child.processCount() };
+}
+
+/**
+ * `sweepRows` leases inserted by SQL as state='active' with expires_at in the past, in one
+ * transaction committed while issuance load runs; the broker's own sweeper (every 200 ms) marks
+ * them. `seconds` runs from the COMMIT until
+ * `SELECT count(*) FROM leases WHERE state='active' AND expires_at <= now()` answers 0.
+ */
+async function sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady) {
+  const sql = await connect(db.url);
+  try {
+    const fast = await skipTriggers(sql);
+    // Nothing else may be due when the count starts (leases outlive the run up to here: TTL 600 s).
+    const drained = Date.now();
+    while ((await countDue(sql)) > 0) {
+      if (Date.now() - drained > 60_000) throw new Error('sweep_1m: leases already due were not swept within 60 s');
+      await sleep(200);
+    }
+    const version = (await sql.query(`SELECT max(version)::int AS v FROM boundaries WHERE id = 'crm-orders'`)).rows[0].v;
+    const t0 = Date.now();
+    await sql.query('BEGIN');
+    await seedTasks(sql, { tag: 'sweep', workloadId: bots[0].id, count: 1000 });
+    await seedLeases(sql, { tag: 'sweep', taskCount: 1000, workloadId: bots[0].id, boundaryId: 'crm-orders', boundaryVersion: version, count: P.sweepRows, mode: 'expired' });
+    log(`sweep_1m: inserted ${P.sweepRows} expired active leases in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'}, not yet committed`);
+    await embeddedReady;
+
+    // A short warm-up, then the measured issuance starts, and half a second later the rows land.
+    const warm = await load.run({ ...base, mix: issuanceMix, duration: P.warmupHot });
+    check('sweep_1m (warm-up)', warm);
+    const running = load.run({ ...base, mix: issuanceMix, duration: P.sweepMax + 5 });
+    await sleep(500);
+    await sql.query('COMMIT');
+    const committed = performance.now();
+    let left = await countDue(sql);
+    while (left > 0 && performance.now() - committed < P.sweepMax * 1000) {
+      await sleep(100);
+      left = await countDue(sql);
+    }
+    const seconds = (performance.now() - committed) / 1000;
+    load.stopCurrent();
+    const during = await running;
+    check('sweep_1m (issuance during the sweep)', during);
+    await checkSeed(sql);
+    if (left > 0) notes.push(`sweep_1m: ${left} expired leases were still active after ${P.sweepMax} s`);
+    log(`sweep_1m: ${left === 0 ? `swept in ${seconds.toFixed(2)} s` : `NOT swept within ${P.sweepMax} s (${left} left)`}; issuance meanwhile ${during.rps}/s, p99 ${during.p99_ms} ms`);
+    const plain = results.scenarios.issuance.p99_ms;
+    return {
+      ...summary(during),
+      seconds: left === 0 ? round2(seconds) : null,
+      rows: P.sweepRows,
+      issuance_p99_during_ms: during.p99_ms,
+      issuance_p99_plain_ms: plain,
+      p99_during_vs_plain: ratio(during.p99_ms, plain),
+    };
+  } finally {
+    await sql.query('ROLLBACK').catch(() => {}); // only matters when something failed mid-way
+    await sql.end().catch(() => {});
+  }
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function round2(x) {
+  return typeof x === 'number' ? Math.round(x * 100) / 100 : x;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let exitCode = 0;
+try {
+  await main();
+} catch (error) {
+  exitCode = 1;
+  process.stderr.write(`\nbench: ${error?.stack ?? error}\n`);
+} finally {
+  await cleanup();
+}
+
+const outDir = join(ROOT, 'bench/results');
+mkdirSync(outDir, { recursive: true });
+const complete = exitCode === 0;
+if (complete) {
+  printTable(results);
+  for (const note of notes) process.stdout.write(`note: ${note}\n`);
+}
+if (complete && failures.length === 0) {
+  const json = JSON.stringify(results, null, 2) + '\n';
+  writeFileSync(join(outDir, 'latest.json'), json);
+  writeFileSync(join(outDir, `${results.machine.date.replace(/[:.]/g, '-')}-${QUICK ? 'quick' : 'full'}.json`), json);
+  process.stdout.write(`\nwrote bench/results/latest.json (${((Date.now() - started) / 1000).toFixed(0)} s in all)\n`);
+} else {
+  if (failures.length > 0) {
+    exitCode = 1;
+    process.stderr.write(`\nbench: FAILED: ${failures.length} problem(s):\n${JSON.stringify(failures, null, 2)}\n`);
+  }
+  writeFileSync(join(outDir, 'failed.json'), JSON.stringify({ ...results, failures }, null, 2) + '\n');
+  process.stderr.write('bench: results of the failed run are in bench/results/failed.json (latest.json left as it was)\n');
+}
+process.exit(exitCode);
