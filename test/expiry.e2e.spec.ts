@@ -41,8 +41,11 @@ describe('expiry', () => {
     expect(swept.leases).toBeGreaterThanOrEqual(1);
     expect(await rawState('leases', issued.body.lease_id)).toEqual({ state: 'expired', reason: null });
     const audit = await broker.app.broker.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM audit_events WHERE kind = 'leases.expired' AND data->'lease_ids' ? $1`,
-      [issued.body.lease_id],
+      `SELECT count(*)::int AS n FROM audit_events
+        WHERE kind = 'leases.expired' AND (data->>'count')::int >= 1
+          AND (data->>'expired_from')::timestamptz <= $1::timestamptz + interval '1 ms'
+          AND (data->>'expired_through')::timestamptz >= $1::timestamptz - interval '1 ms'`,
+      [issued.body.expires_at],
     );
     expect(audit.rows[0]!.n).toBe(1);
   });

@@ -83,7 +83,7 @@ describe('RFC 8693 token exchange', () => {
     ];
     for (const [parameters, status, error, reasons] of attempts) {
       const response = await exchange(parameters);
-      const body = await response.json();
+      const body = (await response.json()) as { error: string; reasons?: string[] };
       expect(response.status, JSON.stringify(body)).toBe(status);
       expect(body.error).toBe(error);
       expect(body.reasons).toEqual(reasons);
@@ -127,7 +127,7 @@ describe('RFC 8693 token exchange', () => {
       body: `grant_type=${encodeURIComponent(GRANT)}&scope=a&scope=b`,
     });
     expect(repeated.status).toBe(400);
-    expect((await repeated.json()).error).toBe('invalid_request');
+    expect(((await repeated.json()) as { error: string }).error).toBe('invalid_request');
     // The right client_id is fine.
     expect((await form({ client_id: 'chatbot' })).status).toBe(200);
   });

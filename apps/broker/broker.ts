@@ -85,7 +85,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
     issuance: new CredentialIssuance(leases, providers, (outcome, reason) =>
       metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
     ),
-    introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks)),
+    introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now())),
     revocation,
     leases,
     sweeper: new ExpirySweeper(db, taskStore, leases, revocation),

@@ -9,6 +9,11 @@ describe('uuidv7', () => {
     expect(['8', '9', 'a', 'b']).toContain(id[19]);
   });
 
+  it('never repeats, across refills of its random pool', () => {
+    const ids = new Set(Array.from({ length: 2000 }, () => uuidv7(1_700_000_000_000)));
+    expect(ids.size).toBe(2000);
+  });
+
   it('sorts by creation time across milliseconds, and accepts fractional clocks', () => {
     const earlier = uuidv7(1_700_000_000_000.7);
     const later = uuidv7(1_700_000_000_002);

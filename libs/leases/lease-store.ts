@@ -210,18 +210,30 @@ export class LeaseStore {
   }
 
   /**
-   * Marks up to `limit` past-expiry leases `expired`. SKIP LOCKED lets replicas sweep side by
-   * side: each claims its own rows, none waits, nothing is marked twice.
+   * Marks up to `limit` past-expiry leases `expired` and records one audit event for the batch, in
+   * one statement. SKIP LOCKED lets replicas sweep side by side: each claims its own rows, none
+   * waits, nothing is marked twice. The audit event carries the count and the expiry range: the
+   * lease rows themselves say which leases expired.
    */
-  async expireDue(tx: Sql, limit: number): Promise<string[]> {
-    const { rows } = await tx.query<{ id: string }>(
-      `UPDATE leases SET state = 'expired'
-        WHERE id IN (SELECT id FROM leases WHERE state = 'active' AND expires_at <= now()
-                      ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING id`,
-      [limit],
+  async expireDue(limit: number): Promise<number> {
+    const { rows } = await this.sql.query<{ n: number }>(
+      `WITH due AS (
+         SELECT id FROM leases WHERE state = 'active' AND expires_at <= now()
+          ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+       ), marked AS (
+         UPDATE leases l SET state = 'expired' FROM due WHERE l.id = due.id RETURNING l.expires_at
+       ), audit AS (
+         INSERT INTO audit_events (id, kind, actor, data)
+         SELECT $2::uuid, 'leases.expired', 'system:sweeper',
+                jsonb_build_object('count', count(*), 'expired_from', min(expires_at), 'expired_through', max(expires_at))
+           FROM marked HAVING count(*) > 0
+         RETURNING data
+       )
+       SELECT coalesce((SELECT (data->>'count')::int FROM audit), 0) AS n`,
+      [limit, uuidv7()],
+      'tollgate_expire_due',
     );
-    return rows.map((row) => row.id);
+    return rows[0]!.n;
   }
 
   async list(filter: LeaseFilter): Promise<Lease[]> {
