@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { assertion } from './support/workload.js';
 
 /**
  * Revocation racing issuance: whatever the interleaving, once a complete, a boundary DELETE or the
@@ -73,5 +74,44 @@ describe('revocation racing issuance', () => {
     expect(statuses).toContain(201);
     expect(statuses).toContain(403);
     expect(await activeLeases('task_id', taskId)).toBe(0);
+  });
+});
+
+describe('a replica that remembers a task and a boundary', () => {
+  it('never permits or refuses on what another replica has changed', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    await putBoundary(broker, 'replica-orders');
+    await putBoundary(broker, 'replica-refunds', { actions: ['refund:create'], intents: ['refund_request'] });
+    const bot = await registerBot(broker, 'replica-bot');
+    const other = await startBroker({ db: broker.db, env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek } });
+    try {
+      const taskId = await bot.openTask();
+      // This replica now remembers the task (intent order_status) and both boundaries.
+      expect((await bot.credential(taskId, { boundary: 'replica-orders', action: 'orders:read' })).status).toBe(201);
+      expect((await bot.credential(taskId, { boundary: 'replica-refunds', action: 'refund:create' })).status).toBe(403);
+
+      // The journey changes through the other replica.
+      const changed = await fetch(`${other.url}/v1/tasks/${taskId}/intent`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await assertion('replica-bot', bot.key, other.url)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ intent: 'refund_request' }),
+      });
+      expect(changed.status).toBe(200);
+
+      // Remembered: intent order_status. Truth: refund_request. Both answers follow the truth.
+      const old = await bot.credential(taskId, { boundary: 'replica-orders', action: 'orders:read' });
+      expect(old.status).toBe(403);
+      expect(old.body.reasons).toEqual(['intent_mismatch']);
+      expect((await bot.credential(taskId, { boundary: 'replica-refunds', action: 'refund:create' })).status).toBe(201);
+
+      // A boundary disabled through the other replica.
+      await fetch(`${other.url}/v1/admin/boundaries/replica-refunds`, { method: 'DELETE', headers: { authorization: `Bearer ${broker.adminKey}` } });
+      const disabled = await bot.credential(taskId, { boundary: 'replica-refunds', action: 'refund:create' });
+      expect(disabled.status).toBe(403);
+      expect(disabled.body.reasons).toEqual(['boundary_disabled']);
+      expect(await activeLeases('boundary_id', 'replica-refunds')).toBe(0);
+    } finally {
+      await other.stop();
+    }
   });
 });

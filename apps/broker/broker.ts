@@ -19,6 +19,7 @@ import { loadSigningKeys, type SigningKeyRing } from '../../libs/keys/signing-ke
 import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
+import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
 import { BoundaryStore } from '../../libs/policy/boundary-store.js';
@@ -66,6 +67,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
   const metrics = new BrokerMetrics();
   const workloadStore = new WorkloadStore(db);
   const workloadCache = new CachedWorkloads(workloadStore, clock);
+  const contextCache = new RequestContextCache(clock);
   const taskStore = new TaskStore(db);
   const leases = new LeaseStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
@@ -80,10 +82,13 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
     keys: ring,
     authenticator: new WorkloadAuthenticator(workloadCache, config.issuer, clock),
     workloads: new Workloads(db, workloadStore, taskStore, revocation, (id) => workloadCache.forget(id)),
-    boundaries: new Boundaries(db, new BoundaryStore(db), revocation),
-    tasks: new Tasks(db, taskStore, leases, revocation),
-    issuance: new CredentialIssuance(leases, providers, (outcome, reason) =>
-      metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
+    boundaries: new Boundaries(db, new BoundaryStore(db), revocation, (id) => contextCache.forgetBoundary(id)),
+    tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id)),
+    issuance: new CredentialIssuance(
+      leases,
+      providers,
+      (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
+      contextCache,
     ),
     introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now())),
     revocation,

@@ -90,17 +90,19 @@ export class LeaseStore {
   }
 
   /**
-   * The permit, in ONE statement and so one transaction: lock the task (still active, its workload
-   * still enabled) and the boundary version it was decided under (still current and enabled), then
+   * The permit, in ONE statement and so one transaction: lock the task (still active, with the
+   * intent it was decided under, not ending before the lease; its workload still enabled) and the
+   * boundary version it was decided under (still current and enabled), then
    * write the decision, the lease and the audit event. A concurrent complete, intent change, kill
    * switch or boundary change either waits for this lease and revokes it, or makes this statement
    * write nothing: then it returns false and the request is decided again.
    */
-  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, audit: Record<string, unknown>): Promise<boolean> {
+  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>): Promise<boolean> {
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
          SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
           WHERE tasks.id = $2 AND tasks.state = 'active' AND tasks.expires_at > now()
+            AND tasks.intent = $17 AND tasks.expires_at >= to_timestamp($14::float8 / 1000)
           FOR SHARE OF tasks
        ), b AS (
          SELECT id FROM boundaries WHERE id = $4 AND version = $5 AND enabled AND superseded_at IS NULL FOR SHARE
@@ -141,6 +143,7 @@ export class LeaseStore {
         lease.expiresAt,
         uuidv7(),
         JSON.stringify(audit),
+        intent,
       ],
       'tollgate_record_permit',
     );

@@ -4,6 +4,7 @@ import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors
 import { exampleBoundary } from '../policy/boundary.fixture.js';
 import type { DecisionRecord, LeaseRecord, RequestContext } from './lease-store.js';
 import { CredentialIssuance, type IssuanceLedger } from './request-credential.js';
+import { RequestContextCache } from './request-context-cache.js';
 
 const NOW = 1_800_000_000_000;
 const boundary = exampleBoundary({ id: 'crm', version: 3 });
@@ -109,5 +110,45 @@ describe('CredentialIssuance', () => {
     await service.request('bot', request);
     await service.request('bot', { ...request, action: 'orders:delete' }).catch(() => {});
     expect(seen).toEqual(['permit:null', 'deny:action_not_allowed']);
+  });
+});
+
+describe('CredentialIssuance with remembered tasks and boundaries', () => {
+  function cached(context: Partial<RequestContext>) {
+    const cache = new RequestContextCache({ now: () => NOW });
+    cache.remember({ now: NOW, task, boundary, ...context });
+    return cache;
+  }
+
+  it('permits in one round trip: no read, straight to the committing statement', async () => {
+    const store = ledger();
+    let reads = 0;
+    const read = store.requestContext;
+    store.requestContext = async (...args) => (reads++, read(...args));
+    const service = new CredentialIssuance(store, providers(), undefined, cached({}));
+    await service.request('bot', request);
+    expect(reads).toBe(0);
+    expect(store.writes).toEqual(['permit']);
+  });
+
+  it('never refuses on remembered state: a remembered denial is decided again from fresh rows', async () => {
+    const store = ledger(); // fresh rows: intent order_status, which the boundary serves
+    const service = new CredentialIssuance(store, providers(), undefined, cached({ task: { ...task, intent: 'refund' } }));
+    await service.request('bot', request);
+    expect(store.writes).toEqual(['permit']);
+  });
+
+  it('decides again from fresh rows when the statement refuses a remembered permit', async () => {
+    const store = ledger();
+    const outcomes = [false, true];
+    store.recordPermit = async (_decision, lease) => {
+      store.writes.push('permit');
+      store.leases.push(lease);
+      return outcomes.shift()!;
+    };
+    const cache = cached({});
+    const service = new CredentialIssuance(store, providers(), undefined, cache);
+    await service.request('bot', request);
+    expect(store.writes).toEqual(['permit', 'permit']);
   });
 });

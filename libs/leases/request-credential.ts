@@ -2,7 +2,8 @@ import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors
 import { uuidv7 } from '../ids/ids.js';
 import type { CredentialProviders, IssuedCredential } from '../credentials/provider.js';
 import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
-import type { DecisionRecord, LeaseStore } from './lease-store.js';
+import type { DecisionRecord, LeaseStore, RequestContext } from './lease-store.js';
+import type { RequestContextCache } from './request-context-cache.js';
 import { leaseTtl } from './ttl.js';
 
 export interface CredentialRequest {
@@ -40,9 +41,19 @@ export class CredentialIssuance {
     private readonly leases: IssuanceLedger,
     private readonly providers: CredentialProviders,
     private readonly observe: DecisionObserver = () => {},
+    private readonly cache?: RequestContextCache,
   ) {}
 
   async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
+    // With the task and boundary remembered, a permit is one round trip; anything else (a denial,
+    // or a permit the committing statement refuses) is decided again from fresh rows.
+    const remembered = this.cache?.get(request.taskId, request.boundary);
+    if (remembered) {
+      const issued = await this.attempt(workloadId, request, remembered);
+      if (issued) return issued;
+      this.cache?.forgetTask(request.taskId);
+      this.cache?.forgetBoundary(request.boundary);
+    }
     // A permit that loses a race with a change to its task or boundary is decided again, once, on
     // fresh state; a second loss in a row is too rare to guess about: fail closed.
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -52,8 +63,10 @@ export class CredentialIssuance {
     throw new TemporarilyUnavailable('the task or tool boundary is changing; try again');
   }
 
-  private async attempt(workloadId: string, request: CredentialRequest): Promise<IssuedLease | undefined> {
-    const { now, task, boundary } = await this.leases.requestContext(request.taskId, request.boundary);
+  private async attempt(workloadId: string, request: CredentialRequest, remembered?: RequestContext): Promise<IssuedLease | undefined> {
+    const context = remembered ?? (await this.leases.requestContext(request.taskId, request.boundary));
+    if (!remembered) this.cache?.remember(context);
+    const { now, task, boundary } = context;
     const decision: DecisionRecord = {
       id: uuidv7(now),
       taskId: null,
@@ -71,6 +84,7 @@ export class CredentialIssuance {
     };
 
     // Another workload's task is indistinguishable from a missing one.
+    if (remembered && (!task || task.workloadId !== workloadId)) return undefined;
     if (!task || task.workloadId !== workloadId) {
       await this.leases.recordDenial({ ...decision, reasons: ['unknown_task'] });
       this.observe('deny', 'unknown_task');
@@ -80,7 +94,10 @@ export class CredentialIssuance {
 
     const active = task.state === 'active' && task.expiresAt > now;
     const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience });
-    if (verdict.outcome === 'deny') return this.deny(decision, verdict.reasons[0], verdict.description);
+    if (verdict.outcome === 'deny') {
+      if (remembered) return undefined; // never refuse on remembered state
+      return this.deny(decision, verdict.reasons[0], verdict.description);
+    }
 
     const ttl = leaseTtl({
       requested: request.ttl,
@@ -88,10 +105,10 @@ export class CredentialIssuance {
       maxTtl: boundary!.maxTtl,
       taskSecondsLeft: (task.expiresAt - now) / 1000,
     });
-    if (ttl === 0) return this.deny(decision, 'task_not_active', 'the task has no time left');
+    if (ttl === 0) return remembered ? undefined : this.deny(decision, 'task_not_active', 'the task has no time left');
 
     const lease = { id: uuidv7(now), credentialKind: boundary!.credential.kind, issuedAt: now, expiresAt: now + ttl * 1000 };
-    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, {
+    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, {
       decision_id: decision.id,
       boundary: boundary!.id,
       boundary_version: boundary!.version,

@@ -11,11 +11,13 @@ export class Boundaries {
     private readonly db: Database,
     private readonly store: BoundaryStore,
     private readonly revocation: LeaseRevocation,
+    /** Told after a boundary changed, so caches of this replica drop it. */
+    private readonly changed: (id: string) => void = () => {},
   ) {}
 
   /** A PUT that disables a boundary revokes its live leases, as DELETE does. */
   async put(id: string, definition: BoundaryDefinition): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
-    return this.db.transaction(async (tx) => {
+    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
       const { boundary, changed, created } = await this.store.put(id, definition, tx);
       let revokedLeases: string[] = [];
       if (changed) {
@@ -23,7 +25,7 @@ export class Boundaries {
         if (!boundary.enabled) revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
       }
       return { boundary, created, revokedLeases };
-    });
+    }));
   }
 
   async get(id: string): Promise<ToolBoundary> {
@@ -38,13 +40,21 @@ export class Boundaries {
 
   /** Disables the boundary (a new version) and revokes every live lease issued under it. */
   async disable(id: string): Promise<{ boundary: ToolBoundary; revokedLeases: string[] }> {
-    return this.db.transaction(async (tx) => {
+    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
       const current = await this.store.current(id, tx);
       if (!current) throw new NotFound('no such tool boundary');
       const { boundary, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
       if (changed) await appendAudit(tx, { kind: 'boundary.disabled', actor: 'admin', data: { boundary_id: id, version: boundary.version } });
       const revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
       return { boundary, revokedLeases };
-    });
+    }));
+  }
+
+  private async afterCommit<T>(id: string, change: () => Promise<T>): Promise<T> {
+    try {
+      return await change();
+    } finally {
+      this.changed(id);
+    }
   }
 }

@@ -23,6 +23,8 @@ export class Tasks {
     private readonly tasks: TaskStore,
     private readonly leases: LeaseStore,
     private readonly revocation: LeaseRevocation,
+    /** Told after a task changed (intent, completion), so caches of this replica drop it. */
+    private readonly changed: (taskId: string) => void = () => {},
   ) {}
 
   async open(workloadId: string, input: { intent: string; subject: string; ttl?: number | undefined }): Promise<Task> {
@@ -52,7 +54,7 @@ export class Tasks {
    * checked against the new intent. Reporting the same intent again changes nothing.
    */
   async changeIntent(workloadId: string, taskId: string, intent: string): Promise<{ task: Task; revokedLeases: string[] }> {
-    return this.db.transaction(async (tx) => {
+    return this.afterCommit(taskId, () => this.db.transaction(async (tx) => {
       const task = await this.owned(tx, workloadId, taskId);
       if (task.intent === intent) return { task, revokedLeases: [] };
       const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'journey_changed', `workload:${workloadId}`);
@@ -64,12 +66,12 @@ export class Tasks {
         data: { from: task.intent, to: intent, revoked_leases: revokedLeases.length },
       });
       return { task: changed, revokedLeases };
-    });
+    }));
   }
 
   /** Completing twice is harmless; completing an ended task is not. */
   async complete(workloadId: string, taskId: string): Promise<{ task: Task; revokedLeases: string[] }> {
-    return this.db.transaction(async (tx) => {
+    return this.afterCommit(taskId, () => this.db.transaction(async (tx) => {
       const task = await this.tasks.lock(tx, taskId);
       if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
       if (task.state === 'completed') return { task, revokedLeases: [] };
@@ -78,7 +80,15 @@ export class Tasks {
       const completed = await this.tasks.end(tx, taskId, 'completed', 'task_completed');
       await appendAudit(tx, { kind: 'task.completed', actor: `workload:${workloadId}`, taskId, data: { revoked_leases: revokedLeases.length } });
       return { task: completed, revokedLeases };
-    });
+    }));
+  }
+
+  private async afterCommit<T>(taskId: string, change: () => Promise<T>): Promise<T> {
+    try {
+      return await change();
+    } finally {
+      this.changed(taskId);
+    }
   }
 
   private async owned(tx: Sql, workloadId: string, taskId: string): Promise<Task> {
