@@ -1,5 +1,5 @@
-import { createCipheriv, createDecipheriv, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint, importPKCS8, type CryptoKey, type JWK } from 'jose';
+import { createCipheriv, createDecipheriv, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { calculateJwkThumbprint, type JWK } from 'jose';
 import { ConfigurationError } from '../errors/errors.js';
 import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
@@ -8,7 +8,8 @@ import { uuidv7 } from '../ids/ids.js';
 export interface SigningKey {
   kid: string;
   alg: 'EdDSA';
-  privateKey: CryptoKey;
+  /** For node:crypto's synchronous signing on the hot path (see credentials/jwt/compact-sign). */
+  privateKeyObject: KeyObject;
   publicJwk: JWK;
 }
 
@@ -38,10 +39,13 @@ export async function loadSigningKeys(sql: Sql, kek: Buffer): Promise<SigningKey
       'TOLLGATE_KEK: does not decrypt the stored signing keys (was the key-encryption key changed?)',
     ]);
   }
-  const pem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64')}\n-----END PRIVATE KEY-----`;
-  const privateKey = await importPKCS8(pem, 'EdDSA');
   return {
-    active: { kid: activeRow.kid, alg: 'EdDSA', privateKey, publicJwk: activeRow.public_jwk },
+    active: {
+      kid: activeRow.kid,
+      alg: 'EdDSA',
+      privateKeyObject: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }),
+      publicJwk: activeRow.public_jwk,
+    },
     publicJwks: rows.map((row) => row.public_jwk),
   };
 }

@@ -1,6 +1,6 @@
-import { SignJWT } from 'jose';
 import type { SigningKey } from '../../keys/signing-keys.js';
 import type { CredentialProvider, IssuedCredential, IssueRequest } from '../provider.js';
+import { signEdDsaCompact } from './compact-sign.js';
 
 /**
  * Tollgate's own access tokens: RFC 9068 JWTs, verifiable offline with the JWKS. jti is the lease
@@ -19,23 +19,25 @@ export class JwtCredentialProvider implements CredentialProvider {
     const iat = Math.floor(lease.issuedAt / 1000);
     const toolCall: Record<string, unknown> = { type: 'tool_call', boundary: boundary.id, action: lease.action };
     if (lease.resource !== null) toolCall.resource = lease.resource;
-    const accessToken = await new SignJWT({
-      client_id: workloadId,
-      act: { sub: workloadId },
-      scope: lease.action,
-      task_id: task.id,
-      intent: task.intent,
-      authorization_details: [toolCall],
-    })
-      .setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid })
-      .setIssuer(this.issuer)
-      .setSubject(task.subject)
-      .setAudience(boundary.tool)
-      .setIssuedAt(iat)
-      .setNotBefore(iat)
-      .setExpirationTime(Math.floor(lease.expiresAt / 1000))
-      .setJti(lease.id)
-      .sign(key.privateKey);
+    const accessToken = signEdDsaCompact(
+      { alg: key.alg, typ: 'at+jwt', kid: key.kid },
+      {
+        client_id: workloadId,
+        act: { sub: workloadId },
+        scope: lease.action,
+        task_id: task.id,
+        intent: task.intent,
+        authorization_details: [toolCall],
+        iss: this.issuer,
+        sub: task.subject,
+        aud: boundary.tool,
+        iat,
+        nbf: iat,
+        exp: Math.floor(lease.expiresAt / 1000),
+        jti: lease.id,
+      },
+      key.privateKeyObject,
+    );
     return { kind: 'jwt', access_token: accessToken, token_type: 'Bearer' };
   }
 
