@@ -65,7 +65,7 @@ async function main() {
   watchdog.unref();
 
   log(`mode: ${QUICK ? 'quick' : 'full'}`);
-  const extra = Object.keys(passedThrough(false));
+  const extra = Object.keys(passedThrough());
   if (extra.length > 0) log(`passed to the broker from the environment: ${extra.map((key) => `${key}=${process.env[key]}`).join(' ')}`);
   if (BUILD) {
     log('npm run build');

@@ -25,10 +25,10 @@ export const BOUNDARIES = {
 /** Settings the bench always sets itself; other TOLLGATE_* in its environment pass through. */
 const OWN = new Set(['TOLLGATE_ADMIN_KEY', 'TOLLGATE_KEK', 'TOLLGATE_DATA_DIR', 'TOLLGATE_LOG_LEVEL', 'TOLLGATE_ISSUER', 'TOLLGATE_SWEEP_INTERVAL_MS']);
 
-/** TOLLGATE_* settings from the bench's environment that reach the broker (e.g. TOLLGATE_WORKERS). */
-export function passedThrough(embedded) {
+/** TOLLGATE_* settings from the bench's environment that reach the broker (to measure a setting). */
+export function passedThrough() {
   return Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => key.startsWith('TOLLGATE_') && !OWN.has(key) && !(embedded && key === 'TOLLGATE_WORKERS')),
+    Object.entries(process.env).filter(([key]) => key.startsWith('TOLLGATE_') && !OWN.has(key)),
   );
 }
 
@@ -43,7 +43,7 @@ export async function startBroker({ name = 'tollgate', databaseUrl, adminKey, ke
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('TOLLGATE_')) delete env[key];
   delete env.DATABASE_URL;
-  Object.assign(env, passedThrough(!databaseUrl), {
+  Object.assign(env, passedThrough(), {
     PORT: String(port),
     HOST: '127.0.0.1',
     TOLLGATE_ADMIN_KEY: adminKey,
