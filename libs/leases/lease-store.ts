@@ -150,18 +150,30 @@ export class LeaseStore {
     return rows[0]!.written === 1;
   }
 
-  /** A refusal: the decision and its audit event, in one statement. */
-  async recordDenial(decision: DecisionRecord): Promise<void> {
-    await this.sql.query(
-      `WITH d AS (
+  /**
+   * A refusal: the decision and its audit event, in one statement. With `decidedOn` (a refusal
+   * decided from remembered rows), it is written only if those rows still stand: the task active
+   * with that intent, the boundary version current. Returns whether it was written.
+   */
+  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string }): Promise<boolean> {
+    const { rows } = await this.sql.query<{ written: number }>(
+      `WITH still AS (
+         SELECT 1 FROM tasks t
+           JOIN boundaries b ON b.id = $4::text AND b.version = $5::int AND b.superseded_at IS NULL
+          WHERE t.id = $2::uuid AND t.state = 'active' AND t.expires_at > now() AND t.intent = $16::text
+       ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
                                 reasons, params, purpose, requested_ttl, at)
-         VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $8::jsonb, $9::jsonb,
-                 $10::text, $11::int, to_timestamp($12::float8 / 1000))
+         SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $8::jsonb, $9::jsonb,
+                $10::text, $11::int, to_timestamp($12::float8 / 1000)
+          WHERE NOT $15::boolean OR EXISTS (SELECT 1 FROM still)
+         RETURNING id
+       ), a AS (
+         INSERT INTO audit_events (id, kind, actor, task_id, data)
+         SELECT $13::uuid, 'credential.deny', 'workload:' || $3::text, $2::uuid, $14::jsonb FROM d
          RETURNING id
        )
-       INSERT INTO audit_events (id, kind, actor, task_id, data)
-       SELECT $13::uuid, 'credential.deny', 'workload:' || $3::text, $2::uuid, $14::jsonb FROM d`,
+       SELECT count(*)::int AS written FROM a`,
       [
         decision.id,
         decision.taskId,
@@ -177,9 +189,12 @@ export class LeaseStore {
         decision.at,
         uuidv7(),
         JSON.stringify({ decision_id: decision.id, boundary: decision.boundaryId, action: decision.action, reasons: decision.reasons }),
+        decidedOn !== undefined,
+        decidedOn?.intent ?? null,
       ],
       'tollgate_record_denial',
     );
+    return rows[0]!.written === 1;
   }
 
   /** A committed lease whose credential could not be minted must not stay usable. */

@@ -23,9 +23,15 @@ function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
       fake.leases.push(lease);
       return permitCommits;
     },
-    recordDenial: async (decision) => {
+    // Like the statement: a refusal decided on remembered rows is written only if the rows still stand.
+    recordDenial: async (decision, decidedOn) => {
+      if (decidedOn && decidedOn.intent !== (await fake.requestContext('t1', 'crm')).task?.intent) {
+        writes.push('deny refused: stale');
+        return false;
+      }
       writes.push(`deny:${decision.reasons.join(',')}`);
       fake.denials.push(decision);
+      return true;
     },
     revokeUnminted: async (id) => {
       writes.push(`revoke:${id}`);
@@ -131,11 +137,18 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
     expect(store.writes).toEqual(['permit']);
   });
 
-  it('never refuses on remembered state: a remembered denial is decided again from fresh rows', async () => {
+  it('refuses on remembered rows in one round trip, when those rows still stand', async () => {
+    const store = ledger();
+    const service = new CredentialIssuance(store, providers(), undefined, cached({}));
+    await expect(service.request('bot', { ...request, action: 'orders:delete' })).rejects.toBeInstanceOf(AccessDenied);
+    expect(store.writes).toEqual(['deny:action_not_allowed']);
+  });
+
+  it('never refuses on stale remembered rows: the refusal is not written, and fresh rows decide', async () => {
     const store = ledger(); // fresh rows: intent order_status, which the boundary serves
     const service = new CredentialIssuance(store, providers(), undefined, cached({ task: { ...task, intent: 'refund' } }));
     await service.request('bot', request);
-    expect(store.writes).toEqual(['permit']);
+    expect(store.writes).toEqual(['deny refused: stale', 'permit']);
   });
 
   it('decides again from fresh rows when the statement refuses a remembered permit', async () => {

@@ -95,8 +95,8 @@ export class CredentialIssuance {
     const active = task.state === 'active' && task.expiresAt > now;
     const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience });
     if (verdict.outcome === 'deny') {
-      if (remembered) return undefined; // never refuse on remembered state
-      return this.deny(decision, verdict.reasons[0], verdict.description);
+      // A refusal decided from remembered rows is written only if those rows still stand.
+      return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined);
     }
 
     const ttl = leaseTtl({
@@ -134,8 +134,9 @@ export class CredentialIssuance {
     return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential };
   }
 
-  private async deny(decision: DecisionRecord, reason: DenyReason, description: string): Promise<never> {
-    await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] });
+  private async deny(decision: DecisionRecord, reason: DenyReason, description: string, decidedOn?: { intent: string }): Promise<undefined> {
+    const written = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn);
+    if (!written) return undefined;
     this.observe('deny', reason);
     throw new AccessDenied(description, [reason], decision.id);
   }
