@@ -239,7 +239,9 @@ export class LeaseStore {
          SELECT id FROM leases WHERE state = 'active' AND expires_at <= now()
           ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
        ), marked AS (
-         UPDATE leases l SET state = 'expired' FROM due WHERE l.id = due.id RETURNING l.expires_at
+         -- = ANY(ARRAY(...)) makes the update find its rows by primary key; a join here was planned
+         -- as a hash join over a scan of the whole table, once per batch.
+         UPDATE leases l SET state = 'expired' WHERE l.id = ANY (ARRAY(SELECT id FROM due)) RETURNING l.expires_at
        ), audit AS (
          INSERT INTO audit_events (id, kind, actor, data)
          SELECT $2::uuid, 'leases.expired', 'system:sweeper',
