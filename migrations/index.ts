@@ -5,6 +5,7 @@ import { DecisionsAndLeases1764115380000 } from './1764115380000-decisions-and-l
 import { SigningKeys1764115440000 } from './1764115440000-signing-keys.js';
 import { AuditEvents1764115500000 } from './1764115500000-audit-events.js';
 import { BoundarySuperseded1764115560000 } from './1764115560000-boundary-superseded.js';
+import { RevocationEvents1764115620000 } from './1764115620000-revocation-events.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -15,4 +16,5 @@ export const migrations = [
   SigningKeys1764115440000,
   AuditEvents1764115500000,
   BoundarySuperseded1764115560000,
+  RevocationEvents1764115620000,
 ];

@@ -13,6 +13,7 @@ import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
+import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { createBroker, type Broker } from './broker.js';
@@ -24,6 +25,7 @@ import { OAuthController } from './http/oauth.controller.js';
 import { ReviewController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
+import { EventsController } from './http/events.controller.js';
 import { BROKER } from './tokens.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -34,7 +36,7 @@ function brokerModule(broker: Broker): DynamicModule {
   class BrokerModule {}
   return {
     module: BrokerModule,
-    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController, TokenController],
+    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController, TokenController, EventsController],
     providers: [
       { provide: BROKER, useValue: broker },
       { provide: AdminKeys, useValue: broker.adminKeys },
@@ -46,6 +48,7 @@ function brokerModule(broker: Broker): DynamicModule {
       { provide: Introspection, useValue: broker.introspection },
       { provide: LeaseRevocation, useValue: broker.revocation },
       { provide: LeaseStore, useValue: broker.leases },
+      { provide: RevocationEventLog, useValue: broker.events },
       WorkloadGuard,
       AdminGuard,
       ReviewerGuard,
@@ -71,6 +74,8 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
     bodyLimit: BODY_LIMIT,
     logger: false,
     return503OnClosing: true,
+    // Event streams never finish by themselves: on shutdown, end them rather than wait forever.
+    forceCloseConnections: true,
     // SPIFFE IDs, percent-encoded in a path, may be up to 2048 characters.
     routerOptions: { maxParamLength: 2100 },
     // The router answers a malformed URL or an over-long parameter before Nest sees the request:

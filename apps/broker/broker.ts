@@ -21,6 +21,7 @@ import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
+import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
 import { BoundaryStore } from '../../libs/policy/boundary-store.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
@@ -47,6 +48,7 @@ export interface Broker {
   introspection: Introspection;
   revocation: LeaseRevocation;
   leases: LeaseStore;
+  events: RevocationEventLog;
   sweeper: ExpirySweeper;
   metrics: BrokerMetrics;
 }
@@ -93,6 +95,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
     introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now())),
     revocation,
     leases,
+    events: new RevocationEventLog(db),
     sweeper: new ExpirySweeper(db, taskStore, leases, revocation),
     metrics,
   };

@@ -36,10 +36,16 @@ export class WorkloadStore {
     return { workload: toWorkload(row), created: row.created };
   }
 
+  /** Disables a workload (the kill switch) and records the revocation event. */
   async disable(id: string, sql: Sql = this.sql): Promise<Workload | undefined> {
     const { rows } = await sql.query<WorkloadRow>(
-      `UPDATE workloads SET enabled = false, revision = revision + 1, updated_at = now() WHERE id = $1
-       RETURNING id, jwks, enabled, revision, created_at, updated_at`,
+      `WITH disabled AS (
+         UPDATE workloads SET enabled = false, revision = revision + 1, updated_at = now() WHERE id = $1
+         RETURNING id, jwks, enabled, revision, created_at, updated_at
+       ), event AS (
+         INSERT INTO revocation_events (type, workload_id, reason) SELECT 'workload.revoked', id, 'workload_revoked' FROM disabled
+       )
+       SELECT * FROM disabled`,
       [id],
     );
     return rows[0] && toWorkload(rows[0]);

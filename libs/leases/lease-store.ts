@@ -215,13 +215,19 @@ export class LeaseStore {
     return rows.map(toLease);
   }
 
-  /** Revokes the still-live leases matching `where`; returns their ids. */
+  /** Revokes the still-live leases matching `where`, with a revocation event each; returns their ids. */
   async revokeWhere(tx: Sql, where: 'task' | 'workload' | 'boundary' | 'lease', id: string, reason: RevokeReason): Promise<string[]> {
     const column = { task: 'task_id', workload: 'workload_id', boundary: 'boundary_id', lease: 'id' }[where];
     const { rows } = await tx.query<{ id: string }>(
-      `UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = $2
-        WHERE ${column} = $1 AND state = 'active' AND expires_at > now()
-        RETURNING id`,
+      `WITH revoked AS (
+         UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = $2
+          WHERE ${column} = $1 AND state = 'active' AND expires_at > now()
+          RETURNING id, task_id, workload_id
+       ), event AS (
+         INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason)
+         SELECT 'lease.revoked', id, task_id, workload_id, $2 FROM revoked
+       )
+       SELECT id FROM revoked`,
       [id, reason],
     );
     return rows.map((row) => row.id);

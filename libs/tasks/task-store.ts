@@ -47,7 +47,12 @@ export class TaskStore {
 
   async end(tx: Sql, id: string, state: 'completed' | 'revoked' | 'expired', reason: string): Promise<Task> {
     const { rows } = await tx.query<TaskRow>(
-      `UPDATE tasks SET state = $2, ended_at = now(), end_reason = $3 WHERE id = $1 RETURNING ${COLUMNS}`,
+      `WITH ended AS (
+         UPDATE tasks SET state = $2, ended_at = now(), end_reason = $3 WHERE id = $1 RETURNING *
+       ), event AS (
+         INSERT INTO revocation_events (type, task_id, workload_id, reason) SELECT 'task.ended', id, workload_id, $3 FROM ended
+       )
+       SELECT ${COLUMNS} FROM ended`,
       [id, state, reason],
     );
     await this.addEvent(tx, id, state, null, reason);
@@ -57,8 +62,14 @@ export class TaskStore {
   /** Ends every still-active task of a workload (the kill switch); returns their ids. */
   async revokeForWorkload(tx: Sql, workloadId: string): Promise<string[]> {
     const { rows } = await tx.query<{ id: string }>(
-      `UPDATE tasks SET state = 'revoked', ended_at = now(), end_reason = 'workload_revoked'
-        WHERE workload_id = $1 AND state = 'active' RETURNING id`,
+      `WITH ended AS (
+         UPDATE tasks SET state = 'revoked', ended_at = now(), end_reason = 'workload_revoked'
+          WHERE workload_id = $1 AND state = 'active' RETURNING id, workload_id
+       ), event AS (
+         INSERT INTO revocation_events (type, task_id, workload_id, reason)
+         SELECT 'task.ended', id, workload_id, 'workload_revoked' FROM ended
+       )
+       SELECT id FROM ended`,
       [workloadId],
     );
     for (const { id } of rows) await this.addEvent(tx, id, 'revoked', null, 'workload_revoked');

@@ -1,0 +1,79 @@
+import { Controller, Get, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { InvalidRequest } from '../../../libs/errors/errors.js';
+import { RevocationEventLog, type RevocationEvent } from '../../../libs/leases/revocation-events.js';
+import { ReviewerGuard } from './auth.js';
+import { parse } from './schemas.js';
+
+const POLL_MS = 250;
+const KEEP_ALIVE_MS = 15_000;
+const position = z.string().regex(/^\d{1,18}$/, 'must be an event id this stream sent');
+const eventsQuery = z.strictObject({ last_event_id: position.optional() });
+
+/**
+ * GET /v1/events: Server-Sent Events of revocations (lease.revoked, task.ended, workload.revoked),
+ * for resource servers that want to drop a credential the moment it dies. Resumable: a client that
+ * reconnects with Last-Event-ID (or ?last_event_id=) gets every event after it; without one it
+ * gets the events from now on.
+ */
+@Controller('v1')
+@UseGuards(ReviewerGuard)
+export class EventsController {
+  constructor(private readonly events: RevocationEventLog) {}
+
+  @Get('events')
+  async stream(@Req() request: FastifyRequest, @Res() reply: FastifyReply, @Query() query: unknown): Promise<void> {
+    const { last_event_id } = parse(eventsQuery, query, 'query');
+    const header = request.headers['last-event-id'];
+    if (header !== undefined && (typeof header !== 'string' || !position.safeParse(header).success)) {
+      throw new InvalidRequest('Last-Event-ID: must be an event id this stream sent', { field: 'Last-Event-ID' });
+    }
+    let after = header ?? last_event_id ?? (await this.events.head());
+
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    out.write('retry: 1000\n\n');
+    let open = true;
+    request.raw.on('close', () => (open = false));
+    let quiet = 0;
+    while (open) {
+      try {
+        await this.events.sequence();
+        const batch = await this.events.after(after);
+        for (const event of batch) {
+          out.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`);
+          after = event.seq;
+        }
+        if (batch.length > 0) {
+          quiet = 0;
+          continue;
+        }
+      } catch {
+        // The database is away: end the stream; the client reconnects with its Last-Event-ID.
+        out.end();
+        return;
+      }
+      quiet += POLL_MS;
+      if (quiet >= KEEP_ALIVE_MS) {
+        out.write(': keep-alive\n\n');
+        quiet = 0;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+    out.end();
+  }
+}
+
+function eventView(event: RevocationEvent) {
+  return {
+    type: event.type,
+    lease_id: event.leaseId,
+    jti: event.leaseId,
+    task_id: event.taskId,
+    workload_id: event.workloadId,
+    reason: event.reason,
+    at: event.at.toISOString(),
+  };
+}

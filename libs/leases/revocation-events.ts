@@ -1,0 +1,80 @@
+import type { Database } from '../db/database.js';
+
+/** What a resource server hears about: something it may hold a credential for died. */
+export interface RevocationEvent {
+  /** Delivery position: resume after it with Last-Event-ID. */
+  seq: string;
+  type: 'lease.revoked' | 'task.ended' | 'workload.revoked';
+  leaseId: string | null;
+  taskId: string | null;
+  workloadId: string | null;
+  reason: string;
+  at: Date;
+}
+
+/** An arbitrary constant: the advisory lock of whichever replica is giving events their order. */
+const SEQUENCER_LOCK = 0x70_11_6a_7f;
+
+/**
+ * The durable feed behind GET /v1/events. Revocations write their events in their own transaction
+ * (never a NOTIFY in the credential path); readers poll. Positions are given only to events whose
+ * transaction is over (older than every transaction still running), in the order they were written,
+ * so a reader resuming from a position can never miss an event that committed late.
+ */
+export class RevocationEventLog {
+  constructor(private readonly db: Database) {}
+
+  /** Gives positions to finished events; one replica at a time, the others skip. */
+  async sequence(): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [SEQUENCER_LOCK]);
+      if (!rows[0]!.locked) return 0;
+      const { count } = await tx.query(
+        `UPDATE revocation_events e SET seq = s.seq
+           FROM (SELECT id, nextval('revocation_event_seq') AS seq
+                   FROM (SELECT id FROM revocation_events
+                          WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+                          ORDER BY id LIMIT 10000) due) s
+          WHERE e.id = s.id`,
+        [],
+        'tollgate_sequence_events',
+      );
+      return count;
+    });
+  }
+
+  /** Events after a position, in order. */
+  async after(seq: string, limit = 500): Promise<RevocationEvent[]> {
+    const { rows } = await this.db.query<EventRow>(
+      `SELECT seq::text AS seq, type, lease_id, task_id, workload_id, reason, at FROM revocation_events
+        WHERE seq > $1::bigint ORDER BY seq LIMIT $2`,
+      [seq, limit],
+      'tollgate_events_after',
+    );
+    return rows.map((row) => ({
+      seq: row.seq,
+      type: row.type,
+      leaseId: row.lease_id,
+      taskId: row.task_id,
+      workloadId: row.workload_id,
+      reason: row.reason,
+      at: new Date(row.at),
+    }));
+  }
+
+  /** The latest position given: where a reader that wants only new events starts. */
+  async head(): Promise<string> {
+    const { rows } = await this.db.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM revocation_events');
+    return rows[0]!.seq;
+  }
+}
+
+interface EventRow {
+  seq: string;
+  type: RevocationEvent['type'];
+  lease_id: string | null;
+  task_id: string | null;
+  workload_id: string | null;
+  reason: string;
+  at: Date;
+}

@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type TestBroker } from './support/broker.js';
+import { call } from './support/http.js';
+import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+
+interface Received {
+  id: string;
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/** A Server-Sent Events client over fetch, as a resource server would run one. */
+function subscribe(broker: TestBroker, headers: Record<string, string> = {}, query = '') {
+  const controller = new AbortController();
+  const received: Received[] = [];
+  let status = 0;
+  const opened = (async () => {
+    const response = await fetch(`${broker.url}/v1/events${query}`, {
+      headers: { authorization: `Bearer ${broker.adminKey}`, ...headers },
+      signal: controller.signal,
+    });
+    status = response.status;
+    return response;
+  })();
+  const done = opened.then(async (response) => {
+    if (!response.body) return;
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(': ')).map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]));
+          if (fields.data) received.push({ id: fields.id!, event: fields.event!, data: JSON.parse(fields.data) });
+        }
+      }
+    } catch {
+      // aborted
+    }
+  });
+  return {
+    received,
+    status: () => status,
+    opened,
+    async until(count: number, timeoutMs = 5000): Promise<Received[]> {
+      const deadline = Date.now() + timeoutMs;
+      while (received.length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      return received;
+    },
+    async close() {
+      controller.abort();
+      await done;
+    },
+  };
+}
+
+let broker: TestBroker;
+let bot: Bot;
+
+beforeAll(async () => {
+  broker = await startBroker();
+  await putBoundary(broker, 'crm-orders');
+  bot = await registerBot(broker);
+});
+afterAll(() => broker?.close());
+
+describe('GET /v1/events', () => {
+  it('streams lease and task revocations as they happen, and resumes from Last-Event-ID without a gap', async () => {
+    const stream = subscribe(broker);
+    await stream.opened;
+    expect(stream.status()).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the stream starts from "now"
+
+    const taskId = await bot.openTask();
+    const first = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' });
+    const second = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:refund' });
+    await bot.call('POST', `/v1/tasks/${taskId}/complete`);
+
+    const events = await stream.until(3);
+    expect(events.map((e) => e.event).sort()).toEqual(['lease.revoked', 'lease.revoked', 'task.ended']);
+    const leases = events.filter((e) => e.event === 'lease.revoked');
+    expect(leases.map((e) => e.data.lease_id).sort()).toEqual([first.body.lease_id, second.body.lease_id].sort());
+    expect(leases[0]!.data).toMatchObject({ type: 'lease.revoked', task_id: taskId, workload_id: 'chatbot', reason: 'task_completed' });
+    expect(leases[0]!.data.jti).toBe(leases[0]!.data.lease_id);
+    expect(events.find((e) => e.event === 'task.ended')!.data).toMatchObject({ task_id: taskId, reason: 'task_completed' });
+    const lastSeen = events.at(-1)!.id;
+    expect(events.map((e) => Number(e.id))).toEqual([...events.map((e) => Number(e.id))].sort((a, b) => a - b));
+    await stream.close();
+
+    // While nobody listens: an intent change revokes a lease, and a workload is killed.
+    const later = await bot.openTask();
+    const third = await bot.credential(later, { boundary: 'crm-orders', action: 'orders:read' });
+    await bot.call('POST', `/v1/tasks/${later}/intent`, { intent: 'refund_request' });
+    const victim = await registerBot(broker, 'victim-bot');
+    await victim.openTask();
+    await asAdmin(broker)('POST', '/v1/admin/workloads/victim-bot/revoke');
+
+    const resumed = subscribe(broker, { 'last-event-id': lastSeen });
+    const missed = await resumed.until(3);
+    await resumed.close();
+    expect(missed.map((e) => [e.event, e.data.reason])).toEqual([
+      ['lease.revoked', 'journey_changed'],
+      ['workload.revoked', 'workload_revoked'],
+      ['task.ended', 'workload_revoked'],
+    ]);
+    expect(missed[0]!.data.lease_id).toBe(third.body.lease_id);
+    expect(Number(missed[0]!.id)).toBeGreaterThan(Number(lastSeen));
+
+    // The query parameter does the same for clients that cannot set headers.
+    const replay = subscribe(broker, {}, `?last_event_id=${lastSeen}`);
+    expect((await replay.until(3)).map((e) => e.id)).toEqual(missed.map((e) => e.id));
+    await replay.close();
+  });
+
+  it('needs an admin or reviewer key, and refuses a malformed position', async () => {
+    expect((await call(broker.url, 'GET', '/v1/events')).status).toBe(401);
+    const bad = await fetch(`${broker.url}/v1/events`, { headers: { authorization: `Bearer ${broker.adminKey}`, 'last-event-id': 'abc' } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toBe('invalid_request');
+    expect((await call(broker.url, 'GET', '/v1/events?last_event_id=-1', { token: broker.adminKey })).status).toBe(400);
+    expect((await call(broker.url, 'GET', '/v1/events?from=1', { token: broker.adminKey })).status).toBe(400);
+  });
+});
+
+describe('shutdown', () => {
+  it('ends open event streams instead of waiting for them', async () => {
+    const own = await startBroker();
+    const stream = subscribe(own);
+    await stream.opened;
+    const started = Date.now();
+    await own.close();
+    expect(Date.now() - started).toBeLessThan(5000);
+    await stream.close();
+  });
+});
