@@ -1,16 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type TestBroker } from './support/broker.js';
+import type { TestBroker } from './support/broker.js';
 import { call, type Response } from './support/http.js';
-import { putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { startWithBot, type Bot } from './support/scenario.js';
 
 let broker: TestBroker;
 let bot: Bot;
 let taskId: string;
 
 beforeAll(async () => {
-  broker = await startBroker();
-  await putBoundary(broker, 'crm-orders');
-  bot = await registerBot(broker);
+  ({ broker, bot } = await startWithBot());
   taskId = await bot.openTask();
 });
 afterAll(() => broker?.close());

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
-import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { asAdmin, registerBot, startWithBot, type Bot } from './support/scenario.js';
 
 interface Received {
   id: string;
@@ -60,11 +60,7 @@ function subscribe(broker: TestBroker, headers: Record<string, string> = {}, que
 let broker: TestBroker;
 let bot: Bot;
 
-beforeAll(async () => {
-  broker = await startBroker();
-  await putBoundary(broker, 'crm-orders');
-  bot = await registerBot(broker);
-});
+beforeAll(async () => ({ broker, bot } = await startWithBot()));
 afterAll(() => broker?.close());
 
 describe('GET /v1/events', () => {

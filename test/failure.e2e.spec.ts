@@ -1,17 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type TestBroker } from './support/broker.js';
+import type { TestBroker } from './support/broker.js';
 import { admin } from './support/database.js';
 import { call } from './support/http.js';
-import { putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { startWithBot, type Bot } from './support/scenario.js';
 
 let broker: TestBroker;
 let bot: Bot;
 
-beforeAll(async () => {
-  broker = await startBroker();
-  await putBoundary(broker, 'crm-orders');
-  bot = await registerBot(broker);
-});
+beforeAll(async () => ({ broker, bot } = await startWithBot()));
 afterAll(() => broker?.close());
 
 /** Takes the broker's database away as an outage would: no new connections, existing ones killed. */

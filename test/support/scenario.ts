@@ -1,5 +1,5 @@
 import { call, type Response } from './http.js';
-import type { TestBroker } from './broker.js';
+import { startBroker, type StartOptions, type TestBroker } from './broker.js';
 import { assertion, workloadKey, type WorkloadKey } from './workload.js';
 
 export const BOUNDARY = {
@@ -56,4 +56,11 @@ export async function introspect(broker: TestBroker, token: string): Promise<Rec
   const response = await call(broker.url, 'POST', '/oauth2/introspect', { token: broker.adminKey, form: { token } });
   if (response.status !== 200) throw new Error(`introspect: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body;
+}
+
+/** The usual start of an end-to-end file: a broker, the crm-orders boundary, and a registered bot. */
+export async function startWithBot(options: StartOptions = {}): Promise<{ broker: TestBroker; bot: Bot }> {
+  const broker = await startBroker(options);
+  await putBoundary(broker, 'crm-orders');
+  return { broker, bot: await registerBot(broker) };
 }
