@@ -63,3 +63,15 @@ export function unavailable(error: unknown): never {
   }
   throw error;
 }
+
+/**
+ * Runs a change and then tells `changed`, whether the change committed or failed: a replica's caches
+ * drop what may have changed either way (a failed commit may still have committed).
+ */
+export async function thenForget<T>(change: () => Promise<T>, changed: () => void): Promise<T> {
+  try {
+    return await change();
+  } finally {
+    changed();
+  }
+}

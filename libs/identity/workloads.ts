@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import { appendAudit } from '../audit/audit.js';
-import type { Database } from '../db/database.js';
+import { thenForget, type Database } from '../db/database.js';
 import { NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { TaskStore } from '../tasks/task-store.js';
@@ -19,7 +19,7 @@ export class Workloads {
   ) {}
 
   async put(id: string, jwks: { keys: JWK[] }, enabled?: boolean): Promise<{ workload: Workload; created: boolean }> {
-    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
+    return thenForget(() => this.db.transaction(async (tx) => {
       const result = await this.store.put(id, jwks, enabled, tx);
       await appendAudit(tx, {
         kind: 'workload.put',
@@ -27,7 +27,7 @@ export class Workloads {
         data: { workload_id: id, revision: result.workload.revision, enabled: result.workload.enabled, kids: jwks.keys.map((key) => key.kid ?? null) },
       });
       return result;
-    }));
+    }), () => this.changed(id));
   }
 
   async get(id: string): Promise<Workload> {
@@ -46,7 +46,7 @@ export class Workloads {
    * must not keep live credentials.
    */
   async revoke(id: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
-    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
+    return thenForget(() => this.db.transaction(async (tx) => {
       // Order matters: the workload row, then its tasks (waiting for in-flight permits, which hold
       // their task's lock), then the leases, read after those permits committed.
       const workload = await this.store.disable(id, tx);
@@ -55,14 +55,6 @@ export class Workloads {
       const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', 'admin');
       await appendAudit(tx, { kind, actor: 'admin', data: { workload_id: id, revoked_tasks: tasks.length, revoked_leases: leases.length } });
       return { tasks, leases };
-    }));
-  }
-
-  private async afterCommit<T>(id: string, change: () => Promise<T>): Promise<T> {
-    try {
-      return await change();
-    } finally {
-      this.changed(id);
-    }
+    }), () => this.changed(id));
   }
 }

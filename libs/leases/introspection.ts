@@ -1,6 +1,7 @@
 import type { JWTPayload } from 'jose';
 import { isUuid } from '../ids/ids.js';
 import type { LeaseStore } from './lease-store.js';
+import type { Lease } from './lease.js';
 
 export type TokenVerifier = (token: string) => Promise<JWTPayload | undefined>;
 
@@ -15,10 +16,8 @@ export class Introspection {
   ) {}
 
   async introspect(token: string): Promise<Record<string, unknown>> {
-    const claims = token.length <= 16_384 ? await this.verify(token) : undefined;
-    if (!claims || typeof claims.jti !== 'string' || !isUuid(claims.jti)) return { active: false };
-    const lease = await this.leases.find(claims.jti);
-    if (!lease || lease.state !== 'active') return { active: false };
+    const { claims, lease } = await this.read(token);
+    if (!claims || !lease || lease.state !== 'active') return { active: false };
     return {
       active: true,
       iss: claims.iss,
@@ -39,9 +38,14 @@ export class Introspection {
 
   /** The lease a valid token of ours names, if any (for RFC 7009 revocation). */
   async leaseOf(token: string): Promise<{ id: string; workloadId: string } | undefined> {
-    const claims = token.length <= 16_384 ? await this.verify(token) : undefined;
-    if (!claims || typeof claims.jti !== 'string' || !isUuid(claims.jti)) return undefined;
-    const lease = await this.leases.find(claims.jti);
+    const { lease } = await this.read(token);
     return lease && { id: lease.id, workloadId: lease.workloadId };
+  }
+
+  /** The token's claims if it is one of ours, and the lease its jti names. */
+  private async read(token: string): Promise<{ claims?: JWTPayload; lease?: Lease }> {
+    const claims = token.length <= 16_384 ? await this.verify(token) : undefined;
+    if (!claims || typeof claims.jti !== 'string' || !isUuid(claims.jti)) return {};
+    return { claims, lease: await this.leases.find(claims.jti) };
   }
 }

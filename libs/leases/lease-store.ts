@@ -263,19 +263,15 @@ export class LeaseStore {
   }
 
   async list(filter: LeaseFilter): Promise<Lease[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const add = (clause: string, value: unknown) => {
-      params.push(value);
-      where.push(clause.replace('?', `$${params.length}`));
-    };
-    if (filter.task) add('l.task_id = ?', filter.task);
-    if (filter.workload) add('l.workload_id = ?', filter.workload);
-    if (filter.boundary) add('l.boundary_id = ?', filter.boundary);
-    if (filter.state) add(`${EFFECTIVE_STATE} = ?`, filter.state);
-    if (filter.since) add('l.issued_at >= ?', filter.since);
-    if (filter.until) add('l.issued_at < ?', filter.until);
-    if (filter.cursor) add('l.id < ?', filter.cursor);
+    const { where, params } = conditions([
+      ['l.task_id = ?', filter.task],
+      ['l.workload_id = ?', filter.workload],
+      ['l.boundary_id = ?', filter.boundary],
+      [`${EFFECTIVE_STATE} = ?`, filter.state],
+      ['l.issued_at >= ?', filter.since],
+      ['l.issued_at < ?', filter.until],
+      ['l.id < ?', filter.cursor],
+    ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<LeaseRow>(
       `SELECT ${LEASE_COLUMNS} FROM leases l ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
@@ -286,19 +282,15 @@ export class LeaseStore {
   }
 
   async listDecisions(filter: DecisionFilter): Promise<Decision[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const add = (clause: string, value: unknown) => {
-      params.push(value);
-      where.push(clause.replace('?', `$${params.length}`));
-    };
-    if (filter.task) add('task_id = ?', filter.task);
-    if (filter.workload) add('workload_id = ?', filter.workload);
-    if (filter.boundary) add('boundary_id = ?', filter.boundary);
-    if (filter.outcome) add('outcome = ?', filter.outcome);
-    if (filter.since) add('at >= ?', filter.since);
-    if (filter.until) add('at < ?', filter.until);
-    if (filter.cursor) add('id < ?', filter.cursor);
+    const { where, params } = conditions([
+      ['task_id = ?', filter.task],
+      ['workload_id = ?', filter.workload],
+      ['boundary_id = ?', filter.boundary],
+      ['outcome = ?', filter.outcome],
+      ['at >= ?', filter.since],
+      ['at < ?', filter.until],
+      ['id < ?', filter.cursor],
+    ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<DecisionRow>(
       `SELECT id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons, at
@@ -326,6 +318,18 @@ export class LeaseStore {
     );
     return rows[0]!.n;
   }
+}
+
+/** The filters that were given, as numbered SQL conditions: `?` becomes the parameter's place. */
+function conditions(filters: ReadonlyArray<readonly [string, unknown]>): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  for (const [clause, value] of filters) {
+    if (value === undefined || value === '') continue;
+    params.push(value);
+    where.push(clause.replace('?', `$${params.length}`));
+  }
+  return { where, params };
 }
 
 interface ContextRow extends Partial<BoundaryRow> {

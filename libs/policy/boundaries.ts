@@ -1,5 +1,5 @@
 import { appendAudit } from '../audit/audit.js';
-import type { Database } from '../db/database.js';
+import { thenForget, type Database } from '../db/database.js';
 import { NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
@@ -17,7 +17,7 @@ export class Boundaries {
 
   /** A PUT that disables a boundary revokes its live leases, as DELETE does. */
   async put(id: string, definition: BoundaryDefinition): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
-    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
+    return thenForget(() => this.db.transaction(async (tx) => {
       const { boundary, changed, created } = await this.store.put(id, definition, tx);
       let revokedLeases: string[] = [];
       if (changed) {
@@ -25,7 +25,7 @@ export class Boundaries {
         if (!boundary.enabled) revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
       }
       return { boundary, created, revokedLeases };
-    }));
+    }), () => this.changed(id));
   }
 
   async get(id: string): Promise<ToolBoundary> {
@@ -40,21 +40,13 @@ export class Boundaries {
 
   /** Disables the boundary (a new version) and revokes every live lease issued under it. */
   async disable(id: string): Promise<{ boundary: ToolBoundary; revokedLeases: string[] }> {
-    return this.afterCommit(id, () => this.db.transaction(async (tx) => {
+    return thenForget(() => this.db.transaction(async (tx) => {
       const current = await this.store.current(id, tx);
       if (!current) throw new NotFound('no such tool boundary');
       const { boundary, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
       if (changed) await appendAudit(tx, { kind: 'boundary.disabled', actor: 'admin', data: { boundary_id: id, version: boundary.version } });
       const revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
       return { boundary, revokedLeases };
-    }));
-  }
-
-  private async afterCommit<T>(id: string, change: () => Promise<T>): Promise<T> {
-    try {
-      return await change();
-    } finally {
-      this.changed(id);
-    }
+    }), () => this.changed(id));
   }
 }

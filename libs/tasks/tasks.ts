@@ -1,5 +1,5 @@
 import { appendAudit } from '../audit/audit.js';
-import type { Database, Sql } from '../db/database.js';
+import { thenForget, type Database, type Sql } from '../db/database.js';
 import { InvalidClient, NotFound, TaskNotActive } from '../errors/errors.js';
 import type { LeaseStore } from '../leases/lease-store.js';
 import type { Lease } from '../leases/lease.js';
@@ -54,7 +54,7 @@ export class Tasks {
    * checked against the new intent. Reporting the same intent again changes nothing.
    */
   async changeIntent(workloadId: string, taskId: string, intent: string): Promise<{ task: Task; revokedLeases: string[] }> {
-    return this.afterCommit(taskId, () => this.db.transaction(async (tx) => {
+    return thenForget(() => this.db.transaction(async (tx) => {
       const task = await this.owned(tx, workloadId, taskId);
       if (task.intent === intent) return { task, revokedLeases: [] };
       const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'journey_changed', `workload:${workloadId}`);
@@ -66,12 +66,12 @@ export class Tasks {
         data: { from: task.intent, to: intent, revoked_leases: revokedLeases.length },
       });
       return { task: changed, revokedLeases };
-    }));
+    }), () => this.changed(taskId));
   }
 
   /** Completing twice is harmless; completing an ended task is not. */
   async complete(workloadId: string, taskId: string): Promise<{ task: Task; revokedLeases: string[] }> {
-    return this.afterCommit(taskId, () => this.db.transaction(async (tx) => {
+    return thenForget(() => this.db.transaction(async (tx) => {
       const task = await this.tasks.lock(tx, taskId);
       if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
       if (task.state === 'completed') return { task, revokedLeases: [] };
@@ -80,15 +80,7 @@ export class Tasks {
       const completed = await this.tasks.end(tx, taskId, 'completed', 'task_completed');
       await appendAudit(tx, { kind: 'task.completed', actor: `workload:${workloadId}`, taskId, data: { revoked_leases: revokedLeases.length } });
       return { task: completed, revokedLeases };
-    }));
-  }
-
-  private async afterCommit<T>(taskId: string, change: () => Promise<T>): Promise<T> {
-    try {
-      return await change();
-    } finally {
-      this.changed(taskId);
-    }
+    }), () => this.changed(taskId));
   }
 
   private async owned(tx: Sql, workloadId: string, taskId: string): Promise<Task> {
