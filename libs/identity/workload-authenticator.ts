@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import type { Clock } from '../clock/clock.js';
+import { ExpiringMap } from '../clock/expiring-map.js';
 import { InvalidClient } from '../errors/errors.js';
 import { algorithmsFor, type Workload } from './workload.js';
 
@@ -28,23 +29,25 @@ const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'];
  * switch takes effect at once.
  */
 export class WorkloadAuthenticator {
-  private readonly verified = new Map<string, { workloadId: string; revision: number; exp: number }>();
+  private readonly verified: ExpiringMap<string, { workloadId: string; revision: number; exp: number }>;
   private readonly importedKeys = new Map<string, CryptoKey | Uint8Array>();
 
   constructor(
     private readonly workloads: WorkloadLookup,
     private readonly audience: string,
     private readonly clock: Clock,
-    private readonly cacheSize = 50_000,
-  ) {}
+    cacheSize = 50_000,
+  ) {
+    this.verified = new ExpiringMap(cacheSize);
+  }
 
   async authenticate(token: string): Promise<AuthenticatedWorkload> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw rejected('malformed workload assertion');
     const digest = createHash('sha256').update(token).digest('base64url');
     const nowS = this.clock.now() / 1000;
 
-    const cached = this.verified.get(digest);
-    if (cached && cached.exp + LEEWAY_S > nowS) {
+    const cached = this.verified.get(digest, this.clock.now());
+    if (cached) {
       const workload = await this.workloads.find(cached.workloadId);
       if (workload?.enabled && workload.revision === cached.revision) return { id: workload.id, exp: cached.exp };
       this.verified.delete(digest);
@@ -80,7 +83,7 @@ export class WorkloadAuthenticator {
         const exp = payload.exp!;
         if (iat > nowS + LEEWAY_S) throw rejected('the assertion was issued in the future');
         if (exp - iat > MAX_LIFETIME_S) throw rejected(`the assertion may live at most ${MAX_LIFETIME_S} seconds`);
-        this.remember(digest, { workloadId: workload.id, revision: workload.revision, exp });
+        this.verified.set(digest, { workloadId: workload.id, revision: workload.revision, exp }, (exp + LEEWAY_S) * 1000, this.clock.now());
         return { id: workload.id, exp };
       } catch (error) {
         if (error instanceof InvalidClient) throw error;
@@ -99,16 +102,6 @@ export class WorkloadAuthenticator {
       this.importedKeys.set(id, key);
     }
     return key;
-  }
-
-  private remember(digest: string, entry: { workloadId: string; revision: number; exp: number }): void {
-    if (this.verified.size >= this.cacheSize) {
-      // Drop expired entries first; if the cache is full of live ones, start afresh (bounded memory).
-      const nowS = this.clock.now() / 1000;
-      for (const [key, value] of this.verified) if (value.exp + LEEWAY_S <= nowS) this.verified.delete(key);
-      if (this.verified.size >= this.cacheSize) this.verified.clear();
-    }
-    this.verified.set(digest, entry);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock/clock.js';
+import { ExpiringMap } from '../clock/expiring-map.js';
 import type { Workload } from './workload.js';
 import type { WorkloadLookup } from './workload-authenticator.js';
 
@@ -9,22 +10,24 @@ import type { WorkloadLookup } from './workload-authenticator.js';
  * credential trusts it alone: the permit statement and task opening re-check the workload row.
  */
 export class CachedWorkloads implements WorkloadLookup {
-  private readonly entries = new Map<string, { workload: Workload | undefined; until: number }>();
+  /** `null` remembers that the workload does not exist. */
+  private readonly entries: ExpiringMap<string, Workload | null>;
 
   constructor(
     private readonly source: WorkloadLookup,
     private readonly clock: Clock,
     private readonly ttlMs = 1000,
-    private readonly maxEntries = 10_000,
-  ) {}
+    maxEntries = 10_000,
+  ) {
+    this.entries = new ExpiringMap(maxEntries);
+  }
 
   async find(id: string): Promise<Workload | undefined> {
     const now = this.clock.now();
-    const hit = this.entries.get(id);
-    if (hit && hit.until > now) return hit.workload;
+    const hit = this.entries.get(id, now);
+    if (hit !== undefined) return hit ?? undefined;
     const workload = await this.source.find(id);
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(id, { workload, until: now + this.ttlMs });
+    this.entries.set(id, workload ?? null, now + this.ttlMs, now);
     return workload;
   }
 

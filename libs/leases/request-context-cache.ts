@@ -1,4 +1,5 @@
 import type { Clock } from '../clock/clock.js';
+import { ExpiringMap } from '../clock/expiring-map.js';
 import type { RequestContext } from './lease-store.js';
 
 /**
@@ -10,23 +11,26 @@ import type { RequestContext } from './lease-store.js';
  * once. The database clock is estimated from the last fresh read.
  */
 export class RequestContextCache {
-  private readonly tasks = new Map<string, { task: NonNullable<RequestContext['task']>; until: number }>();
-  private readonly boundaries = new Map<string, { boundary: NonNullable<RequestContext['boundary']>; until: number }>();
+  private readonly tasks: ExpiringMap<string, NonNullable<RequestContext['task']>>;
+  private readonly boundaries: ExpiringMap<string, NonNullable<RequestContext['boundary']>>;
   /** Database clock minus local clock, in milliseconds, as of the last fresh read. */
   private offset = 0;
 
   constructor(
     private readonly clock: Clock,
     private readonly ttlMs = 1000,
-    private readonly maxEntries = 50_000,
-  ) {}
+    maxEntries = 50_000,
+  ) {
+    this.tasks = new ExpiringMap(maxEntries);
+    this.boundaries = new ExpiringMap(maxEntries);
+  }
 
   get(taskId: string, boundaryId: string): RequestContext | undefined {
     const local = this.clock.now();
-    const task = this.tasks.get(taskId);
-    const boundary = this.boundaries.get(boundaryId);
-    if (!task || !boundary || task.until <= local || boundary.until <= local) return undefined;
-    return { now: local + this.offset, task: task.task, boundary: boundary.boundary };
+    const task = this.tasks.get(taskId, local);
+    const boundary = this.boundaries.get(boundaryId, local);
+    if (!task || !boundary) return undefined;
+    return { now: local + this.offset, task, boundary };
   }
 
   /** Learns from a fresh read: the clock offset, an active task, an existing boundary. */
@@ -34,8 +38,8 @@ export class RequestContextCache {
     const local = this.clock.now();
     this.offset = context.now - local;
     const until = local + this.ttlMs;
-    if (context.task?.state === 'active') bounded(this.tasks, this.maxEntries).set(context.task.id, { task: context.task, until });
-    if (context.boundary) bounded(this.boundaries, this.maxEntries).set(context.boundary.id, { boundary: context.boundary, until });
+    if (context.task?.state === 'active') this.tasks.set(context.task.id, context.task, until, local);
+    if (context.boundary) this.boundaries.set(context.boundary.id, context.boundary, until, local);
   }
 
   forgetTask(id: string): void {
@@ -45,9 +49,4 @@ export class RequestContextCache {
   forgetBoundary(id: string): void {
     this.boundaries.delete(id);
   }
-}
-
-function bounded<K, V>(map: Map<K, V>, max: number): Map<K, V> {
-  if (map.size >= max) map.clear();
-  return map;
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { ExpiringMap } from '../../clock/expiring-map.js';
 
 /**
  * Verifies a token Tollgate issued: our signature, our issuer, typ at+jwt. Expiry is not judged
@@ -15,7 +16,7 @@ export function issuedTokenVerifier(
 ): (token: string) => Promise<JWTPayload | undefined> {
   let cachedFor: JWK[] | undefined;
   let keySet: ReturnType<typeof createLocalJWKSet> | undefined;
-  const verified = new Map<string, JWTPayload>();
+  const verified = new ExpiringMap<string, JWTPayload>(cacheSize);
   return async (token) => {
     const jwks = publicJwks();
     if (jwks !== cachedFor || !keySet) {
@@ -25,7 +26,7 @@ export function issuedTokenVerifier(
       verified.clear();
     }
     const digest = createHash('sha256').update(token).digest('base64url');
-    const known = verified.get(digest);
+    const known = verified.get(digest, now());
     if (known) return known;
     let payload: JWTPayload;
     try {
@@ -39,13 +40,7 @@ export function issuedTokenVerifier(
     } catch {
       return undefined;
     }
-    if (typeof payload.exp === 'number' && payload.exp * 1000 > now()) {
-      if (verified.size >= cacheSize) {
-        for (const [key, claims] of verified) if ((claims.exp ?? 0) * 1000 <= now()) verified.delete(key);
-        if (verified.size >= cacheSize) verified.clear();
-      }
-      verified.set(digest, payload);
-    }
+    if (typeof payload.exp === 'number') verified.set(digest, payload, payload.exp * 1000, now());
     return payload;
   };
 }
