@@ -1,5 +1,7 @@
-// Median latency of one credential request over N sequential requests, against the built broker
-// started as its own process: `npm run bench:sequential -- [--pglite] [--n 1000]`.
+// Median latency of one credential request over N sequential requests through each door, against
+// the built broker started as its own process: `npm run bench:sequential -- [--pglite] [--n 1000]`.
+// The two doors (POST /v1/tasks/{id}/credentials, JSON; POST /oauth2/token, RFC 8693 form) are
+// measured interleaved, alternating which goes first, so drift on a noisy machine hits both alike.
 // On PostgreSQL it creates (and drops) a fresh database on DATABASE_URL's server (default local).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -51,16 +53,52 @@ try {
   const task = await request('POST', '/v1/tasks', assertion, { intent: 'order_status', subject: 'user-1', ttl: 3600 });
 
   const body = { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' };
-  for (let i = 0; i < 50; i++) await request('POST', `/v1/tasks/${task.task_id}/credentials`, assertion, body); // warm-up
-  const samples = [];
-  for (let i = 0; i < n; i++) {
-    const start = process.hrtime.bigint();
-    await request('POST', `/v1/tasks/${task.task_id}/credentials`, assertion, body);
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+  const v1 = () => request('POST', `/v1/tasks/${task.task_id}/credentials`, assertion, body);
+  const exchange = () =>
+    requestForm('/oauth2/token', {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: assertion,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      audience: 'https://crm.acme.test',
+      scope: 'orders:read',
+      authorization_details: JSON.stringify([{ type: 'tool_call', task_id: task.task_id, ...body }]),
+    });
+  // Warm-up: JIT, prepared statements and caches on both doors.
+  for (let i = 0; i < 50; i++) {
+    await v1();
+    await exchange();
   }
-  samples.sort((a, b) => a - b);
-  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
-  console.log(JSON.stringify({ database: embedded ? 'pglite' : 'postgres', requests: n, median_ms: round(at(0.5)), p90_ms: round(at(0.9)), p99_ms: round(at(0.99)), max_ms: round(samples.at(-1)) }));
+  const samples = { v1: [], token: [] };
+  const timed = async (name, fn) => {
+    const start = process.hrtime.bigint();
+    await fn();
+    samples[name].push(Number(process.hrtime.bigint() - start) / 1e6);
+  };
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      await timed('v1', v1);
+      await timed('token', exchange);
+    } else {
+      await timed('token', exchange);
+      await timed('v1', v1);
+    }
+  }
+  const summary = (list) => {
+    list.sort((a, b) => a - b);
+    const at = (q) => list[Math.min(list.length - 1, Math.floor(q * list.length))];
+    return { median_ms: round(at(0.5)), p90_ms: round(at(0.9)), p99_ms: round(at(0.99)), max_ms: round(list.at(-1)) };
+  };
+  const v1Summary = summary(samples.v1);
+  const tokenSummary = summary(samples.token);
+  console.log(
+    JSON.stringify({
+      database: embedded ? 'pglite' : 'postgres',
+      requests_per_door: n,
+      v1_credentials: v1Summary,
+      oauth2_token: tokenSummary,
+      token_over_v1_median: round(tokenSummary.median_ms / v1Summary.median_ms),
+    }),
+  );
 } finally {
   broker.kill('SIGTERM');
   await new Promise((resolve) => broker.once('exit', resolve));
@@ -80,6 +118,17 @@ async function request(method, path, token, body) {
   });
   const json = await response.json();
   if (response.status >= 300) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function requestForm(path, form) {
+  const response = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
+  const json = await response.json();
+  if (response.status >= 300) throw new Error(`POST ${path}: ${response.status} ${JSON.stringify(json)}`);
   return json;
 }
 
