@@ -13,7 +13,7 @@ const uuid = z.uuid();
 
 /** What the error filter sends for every 4xx and 5xx (apps/broker/http/error-filter.ts). */
 export const errorResponse = z
-  .looseObject({
+  .strictObject({
     error: z.enum(ERROR_CODES),
     error_description: z.string(),
     reasons: z.array(z.string()).optional().describe('machine-readable reasons of a denial (intent_mismatch, policy_forbid, task_not_active, ...)'),
