@@ -187,6 +187,44 @@ describe('the document agrees with what the app does', () => {
     expect(requestValidator('post', '/oauth2/introspect', 'application/x-www-form-urlencoded')({ token: 'x' })).toBe(true);
   });
 
+  /**
+   * The handler must parse with the schema the document shows. Probe every documented body and
+   * query, routes added later included: an unknown member must be refused (400) by the app, and
+   * the field it names must be the probe or a member the document says is required. A handler
+   * parsing some other schema than its @ApiRoute names reports a field the document does not know.
+   */
+  it('every route refuses input its documented schema refuses, naming a field the document knows', async () => {
+    const taskId = await bot.openTask();
+    const samples: Record<string, string> = { '/v1/tasks/': taskId, '/v1/admin/boundaries/': 'crm-orders', '/v1/admin/workloads/': 'chatbot' };
+    let probed = 0;
+    for (const [path, item] of Object.entries(document.paths as Json)) {
+      const url = path.replace(/\{[^}]+\}/g, (_param, offset: number) => samples[path.slice(0, offset)] ?? 'openapi-probe');
+      for (const [method, operation] of Object.entries(item as Json)) {
+        const route = `${method.toUpperCase()} ${path}`;
+        const scheme = Object.keys(operation.security?.[0] ?? {})[0];
+        const token = scheme === undefined ? undefined : scheme === 'workloadAssertion' ? await bot.token() : broker.adminKey;
+        const queryNames = (operation.parameters ?? []).filter((p: Json) => p.in === 'query').map((p: Json) => p.name);
+        if (queryNames.length > 0) {
+          const refused = await call(broker.url, method.toUpperCase(), `${url}?openapi_probe=1`, { token });
+          expect(refused.status, `${route}?openapi_probe=1`).toBe(400);
+          expect(refused.body.field, route).toBe('openapi_probe');
+          probed++;
+        }
+        for (const [contentType, media] of Object.entries((operation.requestBody?.content ?? {}) as Json)) {
+          const probe = { openapi_probe: '1' };
+          const required: string[] = deref(media.schema).required ?? [];
+          expect(requestValidator(method, path, contentType)(probe), `${route}: the document accepts ${JSON.stringify(probe)}`).toBe(false);
+          const options = contentType === 'application/json' ? { token, json: probe } : { token, form: probe };
+          const refused = await call(broker.url, method.toUpperCase(), url, options);
+          expect(refused.status, `${route} ${JSON.stringify(refused.body)}`).toBe(400);
+          expect(['openapi_probe', ...required], `${route}: the app names "${refused.body.field}", the document requires [${required}]`).toContain(refused.body.field);
+          probed++;
+        }
+      }
+    }
+    expect(probed).toBeGreaterThanOrEqual(15);
+  });
+
   it('real responses match the documented response schemas, successes and errors alike', async () => {
     const admin = asAdmin(broker);
     const open = await bot.call('POST', '/v1/tasks', { intent: 'order_status', subject: 'user-42' });
