@@ -21,7 +21,7 @@ export class AdminController {
   ) {}
 
   @Put('boundaries/:id')
-  @ApiRoute({ summary: 'Create or change a tool boundary (a change revokes leases it no longer allows)', body: boundaryBody, responses: { 200: boundaryChangeResponse, 201: created(boundaryChangeResponse) } })
+  @ApiRoute({ summary: 'Create or change a tool boundary', body: boundaryBody, responses: { 200: boundaryChangeResponse, 201: created(boundaryChangeResponse) } })
   async putBoundary(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const definition = toBoundaryDefinition(parse(boundaryBody, body));
     const { boundary, created, revokedLeases } = await this.boundaries.put(boundaryId(id), definition);

@@ -20,7 +20,8 @@ export class TokenController {
 
   @Post('token')
   @HttpCode(200)
-  @ApiRoute({ summary: 'RFC 8693 token exchange: the subject token is the workload assertion, the tool call rides in authorization_details', form: tokenExchangeForm, responses: { 200: tokenResponse }, errors: [401], security: [] })
+  // No client authentication: the subject token (the workload's assertion) is the credential.
+  @ApiRoute({ summary: 'RFC 8693 token exchange for the tool call in authorization_details', form: tokenExchangeForm, responses: { 200: tokenResponse }, errors: [401], security: [] })
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')
   async token(@Body() body: unknown) {
