@@ -116,7 +116,7 @@ export function buildOpenApi(controllers: readonly Type[], options: { issuer: st
   for (const controller of controllers) {
     const tag = controller.name.replace(/Controller$/, '');
     tags.push({ name: tag });
-    const prefixes = asArray(Reflect.getMetadata(PATH_METADATA, controller) as string | string[] | undefined);
+    const prefixes = asArray((Reflect.getMetadata(PATH_METADATA, controller) as string | string[] | undefined) ?? '');
     const classGuards = (Reflect.getMetadata(GUARDS_METADATA, controller) as unknown[] | undefined) ?? [];
     const prototype = controller.prototype as Record<string, unknown>;
     for (const name of Object.getOwnPropertyNames(prototype)) {
@@ -280,8 +280,7 @@ function openApiPath(prefix: string, path: string): string {
   return `/${joined}`.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
-function asArray<T>(value: T | T[] | undefined): T[] {
-  if (value === undefined) return [''] as T[];
+function asArray<T>(value: T | T[]): T[] {
   return Array.isArray(value) ? value : [value];
 }
 
