@@ -26,19 +26,34 @@ import { ReviewController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
 import { EventsController } from './http/events.controller.js';
-import { BROKER } from './tokens.js';
+import { OpenApiController } from './http/openapi.controller.js';
+import { buildOpenApi } from './http/openapi.js';
+import { BROKER, OPENAPI } from './tokens.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
+/** Every controller the app serves; GET /openapi.json is generated from their route metadata. */
+export const CONTROLLERS = [
+  DiscoveryController,
+  OpenApiController,
+  TasksController,
+  AdminController,
+  ReviewController,
+  OAuthController,
+  TokenController,
+  EventsController,
+];
+
 /** Binds the broker's services to Nest: controllers receive exactly the services they use. */
-function brokerModule(broker: Broker): DynamicModule {
+function brokerModule(broker: Broker, openapi: Record<string, unknown>): DynamicModule {
   @Module({})
   class BrokerModule {}
   return {
     module: BrokerModule,
-    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController, TokenController, EventsController],
+    controllers: CONTROLLERS,
     providers: [
       { provide: BROKER, useValue: broker },
+      { provide: OPENAPI, useValue: openapi },
       { provide: AdminKeys, useValue: broker.adminKeys },
       { provide: WorkloadAuthenticator, useValue: broker.authenticator },
       { provide: Workloads, useValue: broker.workloads },
@@ -111,7 +126,12 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
     }
   });
 
-  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker), adapter, { logger, bodyParser: false });
+  const openapi = buildOpenApi(CONTROLLERS, { issuer: config.issuer });
+  // A route without its documentation is a developer's slip, not a reason to refuse to start:
+  // say so here, and let test/openapi.e2e.spec.ts fail on it.
+  for (const problem of openapi.problems) logger.warn({ msg: 'openapi: route not fully documented', problem });
+
+  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document), adapter, { logger, bodyParser: false });
   app.useGlobalFilters(new ErrorFilter(logger));
   await app.init();
 

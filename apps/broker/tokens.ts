@@ -1,2 +1,5 @@
 /** Injection token for the composition root (read by the discovery routes only). */
 export const BROKER = Symbol('tollgate.broker');
+
+/** Injection token for the OpenAPI document, built once at start. */
+export const OPENAPI = Symbol('tollgate.openapi');

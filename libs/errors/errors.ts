@@ -3,18 +3,21 @@
  * into `{error, error_description, reasons?}`; callers test the class or `code`, never the message.
  * `description` is always safe to show to a client: no secrets, no driver text.
  */
-export type ErrorCode =
-  | 'invalid_request'
-  | 'invalid_client'
-  | 'invalid_grant'
-  | 'invalid_target'
-  | 'access_denied'
-  | 'authorization_pending'
-  | 'unsupported_grant_type'
-  | 'not_found'
-  | 'payload_too_large'
-  | 'temporarily_unavailable'
-  | 'server_error';
+export const ERROR_CODES = [
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'invalid_target',
+  'access_denied',
+  'authorization_pending',
+  'unsupported_grant_type',
+  'not_found',
+  'payload_too_large',
+  'temporarily_unavailable',
+  'server_error',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export abstract class TollgateError extends Error {
   abstract readonly code: ErrorCode;

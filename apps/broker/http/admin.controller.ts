@@ -7,6 +7,8 @@ import { Workloads } from '../../../libs/identity/workloads.js';
 import { Boundaries } from '../../../libs/policy/boundaries.js';
 import { AdminGuard } from './auth.js';
 import { boundaryBody, emptyBody, ID, parse, toBoundaryDefinition, workloadBody } from './schemas.js';
+import { ApiRoute, created } from './openapi.js';
+import { boundaryChangeResponse, boundaryList, boundaryResponse, workloadList, workloadResponse, workloadRevokedResponse } from './responses.js';
 import { boundaryView, workloadView } from './views.js';
 
 /** The admin API: tool boundaries, workloads, and the kill switch. */
@@ -19,6 +21,7 @@ export class AdminController {
   ) {}
 
   @Put('boundaries/:id')
+  @ApiRoute({ summary: 'Create or change a tool boundary', body: boundaryBody, responses: { 200: boundaryChangeResponse, 201: created(boundaryChangeResponse) } })
   async putBoundary(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const definition = toBoundaryDefinition(parse(boundaryBody, body));
     const { boundary, created, revokedLeases } = await this.boundaries.put(boundaryId(id), definition);
@@ -27,16 +30,19 @@ export class AdminController {
   }
 
   @Get('boundaries')
+  @ApiRoute({ summary: 'Every tool boundary', responses: { 200: boundaryList } })
   async listBoundaries() {
     return { items: (await this.boundaries.list()).map(boundaryView) };
   }
 
   @Get('boundaries/:id')
+  @ApiRoute({ summary: 'One tool boundary', responses: { 200: boundaryResponse }, errors: [404] })
   async getBoundary(@Param('id') id: string) {
     return boundaryView(await this.boundaries.get(boundaryId(id)));
   }
 
   @Delete('boundaries/:id')
+  @ApiRoute({ summary: 'Disable a tool boundary and revoke its leases', body: emptyBody, responses: { 200: boundaryChangeResponse }, errors: [404] })
   async deleteBoundary(@Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
     const { boundary, revokedLeases } = await this.boundaries.disable(boundaryId(id));
@@ -44,6 +50,7 @@ export class AdminController {
   }
 
   @Put('workloads/:id')
+  @ApiRoute({ summary: "Register a workload or replace its keys", body: workloadBody, responses: { 200: workloadResponse, 201: created(workloadResponse) } })
   async putWorkload(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const { jwks, enabled } = parse(workloadBody, body);
     const { workload, created } = await this.workloads.put(workloadId(id), { keys: jwks.keys as JWK[] }, enabled);
@@ -52,16 +59,19 @@ export class AdminController {
   }
 
   @Get('workloads')
+  @ApiRoute({ summary: 'Every workload', responses: { 200: workloadList } })
   async listWorkloads() {
     return { items: (await this.workloads.list()).map(workloadView) };
   }
 
   @Get('workloads/:id')
+  @ApiRoute({ summary: 'One workload', responses: { 200: workloadResponse }, errors: [404] })
   async getWorkload(@Param('id') id: string) {
     return workloadView(await this.workloads.get(workloadId(id)));
   }
 
   @Delete('workloads/:id')
+  @ApiRoute({ summary: 'Disable a workload, revoking its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
   async deleteWorkload(@Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id), 'workload.deleted');
@@ -70,6 +80,7 @@ export class AdminController {
 
   @Post('workloads/:id/revoke')
   @HttpCode(200)
+  @ApiRoute({ summary: 'Kill switch: disable a workload and revoke its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
   async revokeWorkload(@Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id));

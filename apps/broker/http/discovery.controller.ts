@@ -2,6 +2,8 @@ import { Controller, Get, Header, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { Broker } from '../broker.js';
 import { BROKER } from '../tokens.js';
+import { ApiRoute } from './openapi.js';
+import { healthResponse, jwksResponse, metadataResponse, readinessResponse } from './responses.js';
 import { Inject } from '@nestjs/common';
 
 /** Discovery (JWKS, RFC 8414 metadata), health and metrics: no authentication. */
@@ -10,12 +12,14 @@ export class DiscoveryController {
   constructor(@Inject(BROKER) private readonly broker: Pick<Broker, 'config' | 'keys' | 'db' | 'metrics'>) {}
 
   @Get('.well-known/jwks.json')
+  @ApiRoute({ summary: 'Public signing keys (current and previous during rotation)', responses: { 200: jwksResponse } })
   @Header('cache-control', 'public, max-age=60')
   jwks() {
     return { keys: this.broker.keys.publicJwks };
   }
 
   @Get('.well-known/oauth-authorization-server')
+  @ApiRoute({ summary: 'RFC 8414 authorization server metadata', responses: { 200: metadataResponse } })
   @Header('cache-control', 'public, max-age=300')
   metadata() {
     const issuer = this.broker.config.issuer;
@@ -38,12 +42,14 @@ export class DiscoveryController {
   }
 
   @Get('healthz')
+  @ApiRoute({ summary: 'Liveness', responses: { 200: healthResponse } })
   healthz() {
     return { status: 'ok' };
   }
 
   /** Ready only when the database answers: a load balancer must not send credential requests here otherwise. */
   @Get('readyz')
+  @ApiRoute({ summary: 'Readiness: ready only when the database answers', responses: { 200: readinessResponse, 503: { description: 'The database does not answer', schema: readinessResponse } } })
   async readyz(@Res({ passthrough: true }) reply: FastifyReply) {
     try {
       await this.broker.db.ping();
@@ -55,6 +61,7 @@ export class DiscoveryController {
   }
 
   @Get('metrics')
+  @ApiRoute({ summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } } })
   async metrics(@Res({ passthrough: true }) reply: FastifyReply) {
     reply.header('content-type', this.broker.metrics.registry.contentType);
     return this.broker.metrics.registry.metrics();

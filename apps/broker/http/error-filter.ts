@@ -1,10 +1,11 @@
 import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter, type LoggerService } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { isUnavailable } from '../../../libs/db/database.js';
-import { TollgateError } from '../../../libs/errors/errors.js';
+import { TollgateError, type ErrorCode } from '../../../libs/errors/errors.js';
 
+/** Documented as the `Error` schema of GET /openapi.json (apps/broker/http/openapi.ts). */
 interface ErrorBody {
-  error: string;
+  error: ErrorCode;
   error_description: string;
   [extra: string]: unknown;
 }
@@ -60,7 +61,7 @@ export class ErrorFilter implements ExceptionFilter {
   }
 }
 
-function error(status: number, code: string, description: string): { status: number; body: ErrorBody } {
+function error(status: number, code: ErrorCode, description: string): { status: number; body: ErrorBody } {
   return { status, body: { error: code, error_description: description } };
 }
 

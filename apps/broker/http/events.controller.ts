@@ -4,12 +4,18 @@ import { z } from 'zod';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { RevocationEventLog, type RevocationEvent } from '../../../libs/leases/revocation-events.js';
 import { ReviewerGuard } from './auth.js';
+import { ApiRoute } from './openapi.js';
 import { parse } from './schemas.js';
 
 const POLL_MS = 250;
 const KEEP_ALIVE_MS = 15_000;
 const position = z.string().regex(/^\d{1,18}$/, 'must be an event id this stream sent');
 const eventsQuery = z.strictObject({ last_event_id: position.optional() });
+const EVENT_STREAM = {
+  contentType: 'text/event-stream',
+  description:
+    'One event per revocation: `id` (the position to resume after), `event` (lease.revoked, task.ended or workload.revoked) and `data`, a JSON object {type, lease_id, jti, task_id, workload_id, reason, at}. Comment lines keep the connection alive.',
+};
 
 /**
  * GET /v1/events: Server-Sent Events of revocations (lease.revoked, task.ended, workload.revoked),
@@ -23,6 +29,7 @@ export class EventsController {
   constructor(private readonly events: RevocationEventLog) {}
 
   @Get('events')
+  @ApiRoute({ summary: 'Revocation events (Server-Sent Events), resumable with Last-Event-ID', query: eventsQuery, headers: { 'Last-Event-ID': position }, responses: { 200: EVENT_STREAM } })
   async stream(@Req() request: FastifyRequest, @Res() reply: FastifyReply, @Query() query: unknown): Promise<void> {
     const { last_event_id } = parse(eventsQuery, query, 'query');
     const header = request.headers['last-event-id'];

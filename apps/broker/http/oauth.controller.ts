@@ -6,6 +6,8 @@ import { WorkloadAuthenticator } from '../../../libs/identity/workload-authentic
 import { Introspection } from '../../../libs/leases/introspection.js';
 import { LeaseRevocation } from '../../../libs/leases/revocation.js';
 import { bearer } from './auth.js';
+import { ApiRoute } from './openapi.js';
+import { introspectionResponse, revocationResponse } from './responses.js';
 import { parse, tokenForm } from './schemas.js';
 
 /** RFC 7662 introspection and RFC 7009 revocation, form-encoded as the RFCs say. */
@@ -21,6 +23,7 @@ export class OAuthController {
   /** Resource servers authenticate with an admin (or reviewer) key for now. */
   @Post('introspect')
   @HttpCode(200)
+  @ApiRoute({ summary: 'RFC 7662 token introspection', form: tokenForm, responses: { 200: introspectionResponse }, security: [{ oauthClient: [] }] })
   @Header('cache-control', 'no-store')
   async introspect(@Req() request: FastifyRequest, @Body() body: unknown) {
     this.adminKeys.authenticate(bearer(request));
@@ -34,6 +37,7 @@ export class OAuthController {
    */
   @Post('revoke')
   @HttpCode(200)
+  @ApiRoute({ summary: 'RFC 7009 token revocation', form: tokenForm, responses: { 200: revocationResponse }, security: [{ oauthClient: [] }] })
   async revoke(@Req() request: FastifyRequest, @Body() body: unknown) {
     const credential = bearer(request);
     if (!credential) throw new InvalidClient('an admin key or a workload assertion is required');

@@ -6,6 +6,8 @@ import { CredentialIssuance } from '../../../libs/leases/request-credential.js';
 import { Tasks } from '../../../libs/tasks/tasks.js';
 import { callerOf, WorkloadGuard } from './auth.js';
 import { credentialBody, emptyBody, intentBody, openTaskBody, parse } from './schemas.js';
+import { ApiRoute } from './openapi.js';
+import { credentialResponse, taskChangeResponse, taskDetailResponse, taskResponse } from './responses.js';
 import { leaseView, taskEventView, taskView } from './views.js';
 
 /** The bot's API: open a task, ask for a credential before each tool call, report the journey. */
@@ -19,6 +21,7 @@ export class TasksController {
 
   @Post()
   @HttpCode(201)
+  @ApiRoute({ summary: 'Open a task: one user journey with its intent', body: openTaskBody, responses: { 201: taskResponse } })
   async open(@Req() request: FastifyRequest, @Body() body: unknown) {
     const input = parse(openTaskBody, body);
     const task = await this.tasks.open(workloadOf(request), input);
@@ -26,6 +29,7 @@ export class TasksController {
   }
 
   @Get(':id')
+  @ApiRoute({ summary: 'The task with its events and leases', responses: { 200: taskDetailResponse }, errors: [404] })
   async show(@Req() request: FastifyRequest, @Param('id') id: string) {
     const { task, events, leases } = await this.tasks.view(workloadOf(request), taskId(id));
     return { ...taskView(task), events: events.map(taskEventView), leases: leases.map(leaseView) };
@@ -33,6 +37,7 @@ export class TasksController {
 
   @Post(':id/credentials')
   @HttpCode(201)
+  @ApiRoute({ summary: 'A credential for one tool call, checked against the task and the boundary', body: credentialBody, responses: { 201: credentialResponse }, errors: [403, 404, 409] })
   async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     const input = parse(credentialBody, body);
     const issued = await this.issuance.request(workloadOf(request), { taskId: taskId(id), ...input });
@@ -46,6 +51,7 @@ export class TasksController {
 
   @Post(':id/intent')
   @HttpCode(200)
+  @ApiRoute({ summary: "Report an intent change: revokes the task's active leases", body: intentBody, responses: { 200: taskChangeResponse }, errors: [404, 409] })
   async intent(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     const { intent } = parse(intentBody, body);
     const { task, revokedLeases } = await this.tasks.changeIntent(workloadOf(request), taskId(id), intent);
@@ -54,6 +60,7 @@ export class TasksController {
 
   @Post(':id/complete')
   @HttpCode(200)
+  @ApiRoute({ summary: "Complete the task: revokes the task's active leases", body: emptyBody, responses: { 200: taskChangeResponse }, errors: [404, 409] })
   async complete(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
     const { task, revokedLeases } = await this.tasks.complete(workloadOf(request), taskId(id));

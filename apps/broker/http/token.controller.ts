@@ -2,6 +2,8 @@ import { Body, Controller, Header, HttpCode, Post } from '@nestjs/common';
 import { AccessDenied, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../libs/errors/errors.js';
 import { WorkloadAuthenticator } from '../../../libs/identity/workload-authenticator.js';
 import { CredentialIssuance, type CredentialRequest } from '../../../libs/leases/request-credential.js';
+import { ApiRoute } from './openapi.js';
+import { tokenResponse } from './responses.js';
 import { ACCESS_TOKEN_TYPE, parse, TOKEN_EXCHANGE, tokenExchangeForm, toolCallDetails } from './schemas.js';
 
 /**
@@ -18,6 +20,8 @@ export class TokenController {
 
   @Post('token')
   @HttpCode(200)
+  // No client authentication: the subject token (the workload's assertion) is the credential.
+  @ApiRoute({ summary: 'RFC 8693 token exchange for the tool call in authorization_details', form: tokenExchangeForm, responses: { 200: tokenResponse }, errors: [401], security: [] })
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')
   async token(@Body() body: unknown) {

@@ -1,0 +1,210 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../../../libs/errors/errors.js';
+
+/**
+ * The response bodies as GET /openapi.json documents them. views.ts shapes them; these only
+ * describe them, strictly, so a view that grows a field the document lacks fails
+ * test/openapi.e2e.spec.ts instead of drifting quietly.
+ */
+
+const time = z.iso.datetime({ offset: true });
+const nullableTime = time.nullable();
+const uuid = z.uuid();
+
+/** What the error filter sends for every 4xx and 5xx (apps/broker/http/error-filter.ts). */
+export const errorResponse = z
+  .strictObject({
+    error: z.enum(ERROR_CODES),
+    error_description: z.string(),
+    reasons: z.array(z.string()).optional().describe('machine-readable reasons of a denial (intent_mismatch, policy_forbid, task_not_active, ...)'),
+    decision_id: uuid.optional().describe('the decision row this refusal left'),
+    field: z.string().optional().describe('the input field (dotted path) at fault'),
+  })
+  .describe('Every error: an RFC 6749-style code and a description safe to show; denials add reasons.');
+
+export const taskResponse = z.strictObject({
+  task_id: uuid,
+  workload_id: z.string(),
+  intent: z.string(),
+  subject: z.string(),
+  state: z.enum(['active', 'completed', 'revoked', 'expired']),
+  created_at: time,
+  expires_at: time,
+  ended_at: nullableTime,
+  end_reason: z.string().nullable(),
+});
+
+export const leaseResponse = z.strictObject({
+  lease_id: uuid,
+  task_id: uuid,
+  workload_id: z.string(),
+  boundary_id: z.string(),
+  boundary_version: z.int(),
+  action: z.string(),
+  resource: z.string().nullable(),
+  credential_kind: z.string(),
+  state: z.enum(['active', 'revoked', 'expired']),
+  issued_at: time,
+  expires_at: time,
+  revoked_at: nullableTime,
+  revoke_reason: z.string().nullable(),
+});
+
+export const taskDetailResponse = taskResponse.extend({
+  events: z.array(
+    z.strictObject({
+      event_id: z.string(),
+      kind: z.enum(['opened', 'intent_changed', 'completed', 'revoked', 'expired']),
+      intent: z.string().nullable(),
+      reason: z.string().nullable(),
+      at: time,
+    }),
+  ),
+  leases: z.array(leaseResponse),
+});
+
+export const taskChangeResponse = taskResponse.extend({
+  revoked_leases: z.array(uuid).describe('the leases this change revoked'),
+});
+
+export const credentialResponse = z.strictObject({
+  lease_id: uuid,
+  expires_at: time,
+  expires_in: z.int().describe('seconds'),
+  credential: z
+    .looseObject({ kind: z.string(), access_token: z.string().optional(), token_type: z.string().optional() })
+    .describe('kind plus the provider\'s own fields; kind "jwt" carries an RFC 9068 access token'),
+});
+
+export const decisionResponse = z.strictObject({
+  decision_id: uuid,
+  task_id: uuid.nullable(),
+  workload_id: z.string(),
+  boundary_id: z.string().nullable(),
+  boundary_version: z.int().nullable(),
+  action: z.string().nullable(),
+  resource: z.string().nullable(),
+  outcome: z.enum(['permit', 'deny', 'pending']),
+  reasons: z.array(z.string()),
+  at: time,
+});
+
+const page = <T extends z.ZodType>(item: T) =>
+  z.strictObject({ items: z.array(item), next_cursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last') });
+export const leasePage = page(leaseResponse);
+export const decisionPage = page(decisionResponse);
+
+export const boundaryResponse = z.strictObject({
+  id: z.string(),
+  version: z.int(),
+  tool: z.string(),
+  actions: z.array(z.string()),
+  intents: z.array(z.string()),
+  default_ttl: z.int(),
+  max_ttl: z.int(),
+  credential: z.looseObject({ kind: z.string() }),
+  sensitivity: z.enum(['low', 'medium', 'high']),
+  enabled: z.boolean(),
+  created_at: time,
+});
+export const boundaryChangeResponse = boundaryResponse.extend({ revoked_leases: z.int().describe('how many leases this change revoked') });
+export const boundaryList = z.strictObject({ items: z.array(boundaryResponse) });
+
+const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional() });
+
+export const workloadResponse = z.strictObject({
+  id: z.string(),
+  jwks: z.strictObject({ keys: z.array(jwk) }),
+  enabled: z.boolean(),
+  revision: z.int(),
+  created_at: time,
+  updated_at: time,
+});
+export const workloadList = z.strictObject({ items: z.array(workloadResponse) });
+export const workloadRevokedResponse = z.strictObject({
+  workload_id: z.string(),
+  enabled: z.literal(false),
+  revoked_tasks: z.int(),
+  revoked_leases: z.int(),
+});
+
+/** RFC 8693 §2.2.1, plus the lease the token is bound to. */
+export const tokenResponse = z.strictObject({
+  access_token: z.string(),
+  issued_token_type: z.literal('urn:ietf:params:oauth:token-type:access_token'),
+  token_type: z.literal('Bearer'),
+  expires_in: z.int(),
+  scope: z.string(),
+  lease_id: uuid,
+});
+
+/** RFC 7662 §2.2: an inactive token says nothing else. */
+export const introspectionResponse = z.union([
+  z.strictObject({ active: z.literal(false) }),
+  z.strictObject({
+    active: z.literal(true),
+    iss: z.string(),
+    sub: z.string(),
+    aud: z.union([z.string(), z.array(z.string())]),
+    exp: z.int(),
+    iat: z.int(),
+    nbf: z.int(),
+    jti: uuid,
+    client_id: z.string(),
+    scope: z.string(),
+    token_type: z.literal('Bearer'),
+    act: z.looseObject({ sub: z.string() }),
+    task_id: uuid,
+    lease_state: z.literal('active'),
+  }),
+]);
+
+export const revocationResponse = z.strictObject({}).describe('RFC 7009: 200 whether or not the token was known');
+
+export const jwksResponse = z.strictObject({ keys: z.array(jwk) });
+
+/** RFC 8414. */
+export const metadataResponse = z.strictObject({
+  issuer: z.url(),
+  jwks_uri: z.url(),
+  token_endpoint: z.url(),
+  introspection_endpoint: z.url(),
+  revocation_endpoint: z.url(),
+  token_endpoint_auth_methods_supported: z.array(z.string()),
+  introspection_endpoint_auth_methods_supported: z.array(z.string()),
+  revocation_endpoint_auth_methods_supported: z.array(z.string()),
+  grant_types_supported: z.array(z.string()),
+  response_types_supported: z.array(z.string()),
+  scopes_supported: z.array(z.string()),
+  access_token_signing_alg_values_supported: z.array(z.string()),
+  authorization_details_types_supported: z.array(z.string()),
+});
+
+export const healthResponse = z.strictObject({ status: z.literal('ok') });
+export const readinessResponse = z.strictObject({ status: z.enum(['ready', 'unavailable']), database: z.string() });
+
+/** Named in components.schemas; an operation answering one of these refers to it by name. */
+export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
+  Error: errorResponse,
+  Task: taskResponse,
+  TaskDetail: taskDetailResponse,
+  TaskChange: taskChangeResponse,
+  CredentialResponse: credentialResponse,
+  Lease: leaseResponse,
+  LeasePage: leasePage,
+  Decision: decisionResponse,
+  DecisionPage: decisionPage,
+  Boundary: boundaryResponse,
+  BoundaryChange: boundaryChangeResponse,
+  BoundaryList: boundaryList,
+  Workload: workloadResponse,
+  WorkloadList: workloadList,
+  WorkloadRevoked: workloadRevokedResponse,
+  TokenResponse: tokenResponse,
+  Introspection: introspectionResponse,
+  Revocation: revocationResponse,
+  Jwks: jwksResponse,
+  Metadata: metadataResponse,
+  Health: healthResponse,
+  Readiness: readinessResponse,
+};
