@@ -10,7 +10,8 @@ export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-typ
 /** The client authentication methods of RFC 6749 §2.3 and RFC 7523 we accept, plus a bearer API key. */
 export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'bearer'] as const;
 export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
-export const CLIENT_ASSERTION_ALGORITHMS = ['EdDSA', 'ES256'] as const;
+/** Ed25519 is RFC 9864's fully-specified name for EdDSA over Ed25519 (oauth4webapi signs with it). */
+export const CLIENT_ASSERTION_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256'] as const;
 
 const LEEWAY_S = 30;
 /** A client assertion is single-use and for one request: it need not live long. */
@@ -121,7 +122,7 @@ export class ClientAuthentication {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.keySet(key), {
-        algorithms: [...CLIENT_ASSERTION_ALGORITHMS, 'Ed25519'],
+        algorithms: [...CLIENT_ASSERTION_ALGORITHMS],
         issuer: key.id,
         subject: key.id,
         audience: [this.issuer, `${this.issuer}${endpoint}`],
@@ -146,7 +147,9 @@ export class ClientAuthentication {
   private keySet(key: ApiKey): ReturnType<typeof createLocalJWKSet> {
     let set = this.keySets.get(key);
     if (!set) {
-      set = createLocalJWKSet(key.jwks!);
+      // The key type decides the algorithm: a key registered as "EdDSA" also verifies "Ed25519", the
+      // same algorithm by its newer name, which jose would refuse for a JWK that names the other.
+      set = createLocalJWKSet({ keys: key.jwks!.keys.map(({ alg: _alg, ...jwk }) => jwk) });
       this.keySets.set(key, set);
     }
     return set;
