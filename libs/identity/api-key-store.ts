@@ -54,8 +54,8 @@ export class ApiKeyStore {
     return rows[0] && toApiKey(rows[0]);
   }
 
-  async find(id: string): Promise<ApiKey | undefined> {
-    const { rows } = await this.sql.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1`, [id]);
+  async find(id: string, sql: Sql = this.sql): Promise<ApiKey | undefined> {
+    const { rows } = await sql.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1`, [id]);
     return rows[0] && toApiKey(rows[0]);
   }
 

@@ -104,7 +104,7 @@ export class ApiKeys {
         this.db.transaction(async (tx) => {
           const revoked = await this.store.revoke(tx, id);
           if (!revoked) {
-            const existing = await this.store.find(id);
+            const existing = await this.store.find(id, tx);
             if (existing) return existing; // already revoked: nothing changes, nothing to audit
             throw new NotFound('no such API key');
           }
