@@ -439,6 +439,33 @@ describe('resource servers as OAuth clients', () => {
   });
 });
 
+describe('the OAuth endpoints under odd input', () => {
+  it('answer 4xx (or 200 for a well-authenticated request), never 5xx, and store nothing', async () => {
+    const rs = await createKey({ role: 'resource_server', audience: CRM });
+    const { token } = await accessToken('crm-orders');
+    const values = ['', 'x', '\u0000', 'é', '%', '%zz', '+', ':', rs.id, rs.key, ASSERTION_TYPE, 'a.b.c', 'a'.repeat(9000), token];
+    const fields = ['token', 'token_type_hint', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type'];
+    const headers = [undefined, `Bearer ${rs.key}`, basic(rs.id, rs.key), 'Basic', 'Basic ====', 'Bearer', `Basic ${Buffer.from('\u00ff:\u00ff', 'latin1').toString('base64')}`];
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const before = await counts();
+    for (let i = 0; i < 120; i++) {
+      const form: Record<string, string> = {};
+      for (let k = random(4); k >= 0; k--) form[fields[random(fields.length)]!] = values[random(values.length)]!;
+      const authorization = headers[random(headers.length)];
+      const path = random(2) === 0 ? '/oauth2/introspect' : '/oauth2/revoke';
+      const response = await raw('POST', path, authorization === undefined ? {} : { authorization }, { form });
+      expect(response.status, `${path} ${authorization} ${JSON.stringify(form).slice(0, 200)}`).toBeLessThan(500);
+    }
+    // Only the token itself may have been revoked (by its own resource server); nothing else changed.
+    const after = await counts();
+    expect({ ...after, audit_events: before.audit_events }).toEqual(before);
+  });
+});
+
 describe('GET /v1/events for a resource server', () => {
   function subscribe(key: string) {
     const controller = new AbortController();
