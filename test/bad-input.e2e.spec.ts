@@ -15,7 +15,7 @@ afterAll(() => broker?.close());
 
 /** Row counts of every table a request could change. */
 async function snapshot(): Promise<Record<string, number>> {
-  const tables = ['workloads', 'boundaries', 'tasks', 'task_events', 'decisions', 'leases', 'audit_events', 'admin_keys', 'signing_keys'];
+  const tables = ['workloads', 'boundaries', 'tasks', 'task_events', 'decisions', 'leases', 'audit_events', 'api_keys', 'signing_keys'];
   const counts: Record<string, number> = {};
   for (const table of tables) {
     const { rows } = await broker.app.broker.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);

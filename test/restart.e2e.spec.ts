@@ -82,7 +82,7 @@ describe('restart', () => {
     const first = await createApp(loadConfig(env), { sweep: false });
     const key = first.broker.generatedAdminKey;
     expect(key).toMatch(/^tgadm_[A-Za-z0-9_-]{43}$/);
-    const stored = await first.broker.db.query<{ key_hash: string }>('SELECT key_hash FROM admin_keys');
+    const stored = await first.broker.db.query<{ key_hash: string }>('SELECT key_hash FROM api_keys');
     expect(stored.rows).toHaveLength(1);
     expect(stored.rows[0]!.key_hash).not.toContain(key!);
     const kid = first.broker.keys.active.kid;
@@ -91,7 +91,7 @@ describe('restart', () => {
     const second = await createApp(loadConfig(env), { sweep: false });
     try {
       expect(second.broker.generatedAdminKey).toBeUndefined();
-      expect(second.broker.adminKeys.authenticate(key)).toBe('admin');
+      expect((await second.broker.apiKeys.authenticate(key)).role).toBe('admin');
       expect(second.broker.keys.active.kid).toBe(kid);
     } finally {
       await second.close();

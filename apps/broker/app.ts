@@ -6,7 +6,8 @@ import type { FastifyReply } from 'fastify';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
-import { AdminKeys } from '../../libs/identity/admin-keys.js';
+import { ApiKeys } from '../../libs/identity/api-keys.js';
+import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
 import { Workloads } from '../../libs/identity/workloads.js';
 import { Introspection } from '../../libs/leases/introspection.js';
@@ -18,7 +19,8 @@ import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { createBroker, type Broker } from './broker.js';
 import { AdminController } from './http/admin.controller.js';
-import { AdminGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
+import { ApiKeysController } from './http/api-keys.controller.js';
+import { AdminGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
 import { DiscoveryController } from './http/discovery.controller.js';
 import { ErrorFilter } from './http/error-filter.js';
 import { OAuthController } from './http/oauth.controller.js';
@@ -38,6 +40,7 @@ export const CONTROLLERS = [
   OpenApiController,
   TasksController,
   AdminController,
+  ApiKeysController,
   ReviewController,
   OAuthController,
   TokenController,
@@ -54,7 +57,8 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
     providers: [
       { provide: BROKER, useValue: broker },
       { provide: OPENAPI, useValue: openapi },
-      { provide: AdminKeys, useValue: broker.adminKeys },
+      { provide: ApiKeys, useValue: broker.apiKeys },
+      { provide: ClientAuthentication, useValue: broker.clients },
       { provide: WorkloadAuthenticator, useValue: broker.authenticator },
       { provide: Workloads, useValue: broker.workloads },
       { provide: Boundaries, useValue: broker.boundaries },
@@ -67,6 +71,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       WorkloadGuard,
       AdminGuard,
       ReviewerGuard,
+      EventsGuard,
     ],
   };
 }

@@ -10,7 +10,9 @@ import { openDatabase } from '../../libs/db/typeorm-database.js';
 import { CredentialProviders } from '../../libs/credentials/provider.js';
 import { JwtCredentialProvider } from '../../libs/credentials/jwt/jwt-provider.js';
 import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
-import { AdminKeys } from '../../libs/identity/admin-keys.js';
+import { ApiKeyStore } from '../../libs/identity/api-key-store.js';
+import { ApiKeys, bootstrapHashOf } from '../../libs/identity/api-keys.js';
+import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
 import { CachedWorkloads } from '../../libs/identity/workload-cache.js';
 import { WorkloadStore } from '../../libs/identity/workload-store.js';
@@ -36,7 +38,9 @@ import { BrokerMetrics } from './metrics.js';
 export interface Broker {
   config: Config;
   db: Database;
-  adminKeys: AdminKeys;
+  apiKeys: ApiKeys;
+  /** OAuth client authentication on the introspection and revocation endpoints. */
+  clients: ClientAuthentication;
   /** Set only on the start that generated the admin key: shown to the operator once. */
   generatedAdminKey: string | undefined;
   keys: SigningKeyRing;
@@ -55,13 +59,10 @@ export interface Broker {
 
 export async function createBroker(config: Config, clock: Clock = systemClock): Promise<Broker> {
   const kek = config.kek ?? embeddedKek(config.dataDir);
-  let adminKeys: AdminKeys | undefined;
   let generatedAdminKey: string | undefined;
   let keys: SigningKeyRing | undefined;
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, async (startup) => {
-    const loaded = await AdminKeys.load(startup, config.adminKey);
-    adminKeys = loaded.keys;
-    generatedAdminKey = loaded.generated;
+    generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
     keys = await loadSigningKeys(startup, kek);
   });
   const ring = keys!;
@@ -75,14 +76,17 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
   const providers = new CredentialProviders().register(new JwtCredentialProvider(config.issuer, () => ring.active));
   metrics.watchActiveLeases(() => leases.countActive());
+  const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
+  const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock);
 
   return {
     config,
     db,
-    adminKeys: adminKeys!,
+    apiKeys,
+    clients: new ClientAuthentication(apiKeys, authenticator, config.issuer, clock),
     generatedAdminKey,
     keys: ring,
-    authenticator: new WorkloadAuthenticator(workloadCache, config.issuer, clock),
+    authenticator,
     workloads: new Workloads(db, workloadStore, taskStore, revocation, (id) => workloadCache.forget(id)),
     boundaries: new Boundaries(db, new BoundaryStore(db), revocation, (id) => contextCache.forgetBoundary(id)),
     tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id)),

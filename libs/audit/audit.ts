@@ -6,6 +6,8 @@ export type AuditKind =
   | 'workload.put'
   | 'workload.deleted'
   | 'workload.revoked'
+  | 'api_key.created'
+  | 'api_key.revoked'
   | 'boundary.put'
   | 'boundary.disabled'
   | 'task.opened'
@@ -21,7 +23,7 @@ export type AuditKind =
 
 export interface AuditEvent {
   kind: AuditKind;
-  /** Who caused it: `workload:<id>`, `admin`, or `system:sweeper`. */
+  /** Who caused it: `workload:<id>`, `admin`, `<role>:<API key id>`, `system:start` or `system:sweeper`. */
   actor: string;
   taskId?: string | undefined;
   leaseId?: string | undefined;

@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   'invalid_grant',
   'invalid_target',
   'access_denied',
+  'insufficient_scope',
   'authorization_pending',
   'unsupported_grant_type',
   'not_found',
@@ -38,10 +39,26 @@ export class InvalidRequest extends TollgateError {
   readonly status = 400;
 }
 
-/** The caller could not be authenticated (workload assertion or admin key). */
+/**
+ * The caller could not be authenticated (workload assertion, API key, OAuth client credentials).
+ * `challenge` is the scheme of the WWW-Authenticate answer: `Basic` when the client tried HTTP Basic
+ * (RFC 6749 §5.2), `Bearer` otherwise.
+ */
 export class InvalidClient extends TollgateError {
   readonly code = 'invalid_client';
   readonly status = 401;
+  constructor(description: string, readonly challenge: 'Bearer' | 'Basic' = 'Bearer') {
+    super(description);
+  }
+}
+
+/**
+ * The caller is authenticated, but its API key's role does not allow this route (a reviewer on a
+ * write route, a resource server on the admin API): 403 with RFC 6750 §3.1's code.
+ */
+export class InsufficientScope extends TollgateError {
+  readonly code = 'insufficient_scope';
+  readonly status = 403;
 }
 
 export class NotFound extends TollgateError {

@@ -15,8 +15,12 @@ export class Introspection {
     private readonly verify: TokenVerifier,
   ) {}
 
-  async introspect(token: string): Promise<Record<string, unknown>> {
-    const { claims, lease } = await this.read(token);
+  /**
+   * With `audience` (a resource server asking), a token for another tool answers inactive, as RFC
+   * 7662 §4 allows: a resource server learns nothing about credentials that are not for it.
+   */
+  async introspect(token: string, audience?: string): Promise<Record<string, unknown>> {
+    const { claims, lease } = await this.read(token, audience);
     if (!claims || !lease || lease.state !== 'active') return { active: false };
     return {
       active: true,
@@ -36,16 +40,24 @@ export class Introspection {
     };
   }
 
-  /** The lease a valid token of ours names, if any (for RFC 7009 revocation). */
-  async leaseOf(token: string): Promise<{ id: string; workloadId: string } | undefined> {
-    const { lease } = await this.read(token);
+  /**
+   * The lease a valid token of ours names, if any (for RFC 7009 revocation); with `audience`, only
+   * if the token is for that tool.
+   */
+  async leaseOf(token: string, audience?: string): Promise<{ id: string; workloadId: string } | undefined> {
+    const { lease } = await this.read(token, audience);
     return lease && { id: lease.id, workloadId: lease.workloadId };
   }
 
-  /** The token's claims if it is one of ours, and the lease its jti names. */
-  private async read(token: string): Promise<{ claims?: JWTPayload; lease?: Lease }> {
+  /** The token's claims if it is one of ours (for `audience`, when given), and the lease its jti names. */
+  private async read(token: string, audience?: string): Promise<{ claims?: JWTPayload; lease?: Lease }> {
     const claims = token.length <= 16_384 ? await this.verify(token) : undefined;
     if (!claims || typeof claims.jti !== 'string' || !isUuid(claims.jti)) return {};
+    if (audience !== undefined && !hasAudience(claims, audience)) return {};
     return { claims, lease: await this.leases.find(claims.jti) };
   }
+}
+
+function hasAudience(claims: JWTPayload, audience: string): boolean {
+  return Array.isArray(claims.aud) ? claims.aud.includes(audience) : claims.aud === audience;
 }

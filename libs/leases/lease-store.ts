@@ -222,10 +222,12 @@ export class LeaseStore {
       `WITH revoked AS (
          UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = $2
           WHERE ${column} = $1 AND state = 'active' AND expires_at > now()
-          RETURNING id, task_id, workload_id
+          RETURNING id, task_id, workload_id, boundary_id, boundary_version
        ), event AS (
-         INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason)
-         SELECT 'lease.revoked', id, task_id, workload_id, $2 FROM revoked
+         -- The tool (token aud) rides along, so a resource server's stream shows only its own leases.
+         INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason, audience)
+         SELECT 'lease.revoked', r.id, r.task_id, r.workload_id, $2, b.tool
+           FROM revoked r LEFT JOIN boundaries b ON b.id = r.boundary_id AND b.version = r.boundary_version
        )
        SELECT id FROM revoked`,
       [id, reason],

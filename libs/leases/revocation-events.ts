@@ -43,14 +43,26 @@ export class RevocationEventLog {
     });
   }
 
-  /** Events after a position, in order. */
-  async after(seq: string, limit = 500): Promise<RevocationEvent[]> {
-    const { rows } = await this.db.query<EventRow>(
-      `SELECT seq::text AS seq, type, lease_id, task_id, workload_id, reason, at FROM revocation_events
-        WHERE seq > $1::bigint ORDER BY seq LIMIT $2`,
-      [seq, limit],
-      'tollgate_events_after',
-    );
+  /**
+   * Events after a position, in order. With `audience` (a resource server's stream), only the
+   * lease.revoked events of leases for that tool: task.ended and workload.revoked carry no tool, and
+   * every live lease they end has its own lease.revoked event anyway.
+   */
+  async after(seq: string, limit = 500, audience?: string): Promise<RevocationEvent[]> {
+    const { rows } =
+      audience === undefined
+        ? await this.db.query<EventRow>(
+            `SELECT seq::text AS seq, type, lease_id, task_id, workload_id, reason, at FROM revocation_events
+              WHERE seq > $1::bigint ORDER BY seq LIMIT $2`,
+            [seq, limit],
+            'tollgate_events_after',
+          )
+        : await this.db.query<EventRow>(
+            `SELECT seq::text AS seq, type, lease_id, task_id, workload_id, reason, at FROM revocation_events
+              WHERE audience = $3 AND seq > $1::bigint ORDER BY seq LIMIT $2`,
+            [seq, limit, audience],
+            'tollgate_events_after_for_audience',
+          );
     return rows.map((row) => ({
       seq: row.seq,
       type: row.type,

@@ -1,19 +1,25 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { InvalidClient } from '../../../libs/errors/errors.js';
-import { AdminKeys, type AdminRole } from '../../../libs/identity/admin-keys.js';
+import { requireAccess, type Access, type ApiKey } from '../../../libs/identity/api-key.js';
+import { ApiKeys } from '../../../libs/identity/api-keys.js';
 import { WorkloadAuthenticator } from '../../../libs/identity/workload-authenticator.js';
 
 /** What the guards learned about the caller. */
 export interface Caller {
   workloadId?: string;
-  adminRole?: AdminRole;
+  apiKey?: ApiKey;
 }
 
 type AuthedRequest = FastifyRequest & { caller?: Caller };
 
 export function callerOf(request: FastifyRequest): Caller {
   return (request as AuthedRequest).caller ?? {};
+}
+
+/** The API key a guard let through (routes behind an API-key guard only). */
+export function apiKeyOf(request: FastifyRequest): ApiKey {
+  return callerOf(request).apiKey!;
 }
 
 export function bearer(request: FastifyRequest): string | undefined {
@@ -38,28 +44,59 @@ export class WorkloadGuard implements CanActivate {
   }
 }
 
-/** Admin routes: write access needs an admin key. */
-@Injectable()
-export class AdminGuard implements CanActivate {
-  constructor(private readonly keys: AdminKeys) {}
+/**
+ * Routes for API keys: 401 invalid_client for a missing, unknown or revoked key, 403
+ * insufficient_scope for a key whose role does not allow the access.
+ */
+abstract class ApiKeyGuard implements CanActivate {
+  constructor(private readonly keys: ApiKeys) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  protected abstract access(request: FastifyRequest): Access;
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AuthedRequest>();
-    const role = this.keys.authenticate(bearer(request));
-    if (role !== 'admin') throw new InvalidClient('this route needs an admin key');
-    request.caller = { adminRole: role };
+    const key = await this.keys.authenticate(bearer(request));
+    requireAccess(key, this.access(request));
+    request.caller = { apiKey: key };
     return true;
+  }
+}
+
+/**
+ * The admin API: an admin does everything, a reviewer reads. Decided by the method, so a write
+ * route added later is closed to reviewers without anyone remembering to say so.
+ */
+@Injectable()
+export class AdminGuard extends ApiKeyGuard {
+  constructor(keys: ApiKeys) {
+    super(keys);
+  }
+
+  protected access(request: FastifyRequest): Access {
+    return request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write';
   }
 }
 
 /** Review routes: read-only, open to admins and reviewers. */
 @Injectable()
-export class ReviewerGuard implements CanActivate {
-  constructor(private readonly keys: AdminKeys) {}
+export class ReviewerGuard extends ApiKeyGuard {
+  constructor(keys: ApiKeys) {
+    super(keys);
+  }
 
-  canActivate(context: ExecutionContext): boolean {
-    const request = context.switchToHttp().getRequest<AuthedRequest>();
-    request.caller = { adminRole: this.keys.authenticate(bearer(request)) };
-    return true;
+  protected access(): Access {
+    return 'read';
+  }
+}
+
+/** The revocation event stream: admins, reviewers, and resource servers (held to their audience). */
+@Injectable()
+export class EventsGuard extends ApiKeyGuard {
+  constructor(keys: ApiKeys) {
+    super(keys);
+  }
+
+  protected access(): Access {
+    return 'events';
   }
 }

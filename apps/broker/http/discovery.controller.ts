@@ -1,5 +1,6 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_AUTH_METHODS } from '../../../libs/identity/client-authentication.js';
 import type { Broker } from '../broker.js';
 import { BROKER } from '../tokens.js';
 import { ApiRoute } from './openapi.js';
@@ -31,8 +32,11 @@ export class DiscoveryController {
       revocation_endpoint: `${issuer}/oauth2/revoke`,
       // The workload proves itself with its subject token, so the token endpoint takes no client secret.
       token_endpoint_auth_methods_supported: ['none'],
-      introspection_endpoint_auth_methods_supported: ['bearer'],
-      revocation_endpoint_auth_methods_supported: ['bearer'],
+      // Resource servers are OAuth clients (RFC 6749 §2.3, RFC 7523); "bearer" is an API key as a Bearer token.
+      introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+      introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
+      revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+      revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
       grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange'],
       response_types_supported: [],
       scopes_supported: [],

@@ -2,8 +2,10 @@ import { Controller, Get, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
+import { audienceScope } from '../../../libs/identity/api-key.js';
+import { ApiKeys } from '../../../libs/identity/api-keys.js';
 import { RevocationEventLog, type RevocationEvent } from '../../../libs/leases/revocation-events.js';
-import { ReviewerGuard } from './auth.js';
+import { apiKeyOf, bearer, EventsGuard } from './auth.js';
 import { ApiRoute } from './openapi.js';
 import { parse } from './schemas.js';
 
@@ -21,12 +23,16 @@ const EVENT_STREAM = {
  * GET /v1/events: Server-Sent Events of revocations (lease.revoked, task.ended, workload.revoked),
  * for resource servers that want to drop a credential the moment it dies. Resumable: a client that
  * reconnects with Last-Event-ID (or ?last_event_id=) gets every event after it; without one it
- * gets the events from now on.
+ * gets the events from now on. A resource server's key sees only the lease.revoked events of its
+ * own tool's leases; admins and reviewers see everything.
  */
 @Controller('v1')
-@UseGuards(ReviewerGuard)
+@UseGuards(EventsGuard)
 export class EventsController {
-  constructor(private readonly events: RevocationEventLog) {}
+  constructor(
+    private readonly events: RevocationEventLog,
+    private readonly keys: ApiKeys,
+  ) {}
 
   @Get('events')
   @ApiRoute({ summary: 'Revocation events (Server-Sent Events), resumable with Last-Event-ID', query: eventsQuery, headers: { 'Last-Event-ID': position }, responses: { 200: EVENT_STREAM } })
@@ -36,6 +42,7 @@ export class EventsController {
     if (header !== undefined && (typeof header !== 'string' || !position.safeParse(header).success)) {
       throw new InvalidRequest('Last-Event-ID: must be an event id this stream sent', { field: 'Last-Event-ID' });
     }
+    const audience = audienceScope(apiKeyOf(request));
     let after = header ?? last_event_id ?? (await this.events.head());
 
     reply.hijack();
@@ -47,8 +54,10 @@ export class EventsController {
     let quiet = 0;
     while (open) {
       try {
+        // A key revoked while its stream is open ends the stream (within the key cache's second).
+        await this.keys.authenticate(bearer(request));
         await this.events.sequence();
-        const batch = await this.events.after(after);
+        const batch = await this.events.after(after, 500, audience);
         for (const event of batch) {
           out.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`);
           after = event.seq;
@@ -58,7 +67,8 @@ export class EventsController {
           continue;
         }
       } catch {
-        // The database is away: end the stream; the client reconnects with its Last-Event-ID.
+        // The key was revoked, or the database is away: end the stream; the client reconnects with
+        // its Last-Event-ID (and a revoked key then gets its 401).
         out.end();
         return;
       }

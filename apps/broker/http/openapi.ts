@@ -1,7 +1,7 @@
 import { RequestMethod, SetMetadata, type Type } from '@nestjs/common';
 import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { z } from 'zod';
-import { AdminGuard, ReviewerGuard, WorkloadGuard } from './auth.js';
+import { AdminGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './auth.js';
 import { RESPONSE_COMPONENTS } from './responses.js';
 
 /**
@@ -15,7 +15,7 @@ import { RESPONSE_COMPONENTS } from './responses.js';
  * below), and it would bring Swagger UI and a 3.0-shaped schema model along with it.
  */
 
-export type SecurityScheme = 'workloadAssertion' | 'apiKey' | 'oauthClient';
+export type SecurityScheme = 'workloadAssertion' | 'apiKey' | 'oauthClient' | 'clientSecretBasic';
 /** One alternative way to authenticate; OpenAPI 3.1 allows role names for http schemes. */
 export type SecurityRequirement = Partial<Record<SecurityScheme, string[]>>;
 
@@ -51,10 +51,12 @@ const API_ROUTE = 'tollgate:openapi';
 export const ApiRoute = (doc: RouteDoc) => SetMetadata(API_ROUTE, doc);
 
 /** The guards, as the security requirements they enforce. A new guard must be added here. */
-const GUARD_SECURITY = new Map<unknown, SecurityRequirement[]>([
-  [WorkloadGuard, [{ workloadAssertion: [] }]],
-  [AdminGuard, [{ apiKey: ['admin'] }]],
-  [ReviewerGuard, [{ apiKey: ['reviewer'] }]],
+/** What each guard lets in, by the route's method (the admin guard lets reviewers read). */
+const GUARD_SECURITY = new Map<unknown, (method: string) => SecurityRequirement[]>([
+  [WorkloadGuard, () => [{ workloadAssertion: [] }]],
+  [AdminGuard, (method) => [{ apiKey: method === 'GET' ? ['admin', 'reviewer'] : ['admin'] }]],
+  [ReviewerGuard, () => [{ apiKey: ['admin', 'reviewer'] }]],
+  [EventsGuard, () => [{ apiKey: ['admin', 'reviewer', 'resource_server'] }]],
 ]);
 
 const SECURITY_SCHEMES = {
@@ -67,13 +69,19 @@ const SECURITY_SCHEMES = {
   apiKey: {
     type: 'http',
     scheme: 'bearer',
-    description: 'An admin or reviewer API key. Role "admin": write access; role "reviewer": the read-only review routes, which admins may use too.',
+    description:
+      'An API key (POST /v1/admin/api-keys). Role "admin": everything; "reviewer": every read, never a write (403 insufficient_scope); "resource_server": introspection, revocation and events for its own audience.',
   },
   oauthClient: {
     type: 'http',
     scheme: 'bearer',
     description:
-      'Client authentication at the RFC 7662 / RFC 7009 endpoints (auth method "bearer" in the RFC 8414 metadata): a resource server presents an admin or reviewer API key; a workload may present its assertion to revoke its own tokens.',
+      'At the RFC 7662 / RFC 7009 endpoints: an API key as a bearer token (a workload may also present its assertion to revoke its own tokens). The same endpoints take client_secret_basic (clientSecretBasic), and in the form body client_secret_post (client_id + client_secret) or private_key_jwt (client_assertion_type + client_assertion, RFC 7523); client_id is the API key\'s id.',
+  },
+  clientSecretBasic: {
+    type: 'http',
+    scheme: 'basic',
+    description: 'client_secret_basic (RFC 6749 §2.3.1): the API key\'s id and the key, each form-urlencoded.',
   },
 } as const;
 
@@ -85,7 +93,11 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string; heade
     description: 'invalid_client: missing or invalid workload assertion or API key.',
     headers: { 'WWW-Authenticate': { schema: { type: 'string' }, description: 'Bearer error="invalid_client"' } },
   },
-  403: { name: 'Forbidden', description: 'access_denied: the request was decided and refused; `reasons` says why, `decision_id` names the decision row.' },
+  403: {
+    name: 'Forbidden',
+    description:
+      'access_denied: the request was decided and refused; `reasons` says why, `decision_id` names the decision row. insufficient_scope: the API key\'s role does not allow this route.',
+  },
   404: { name: 'NotFound', description: 'not_found: no such resource (or not one the caller owns).' },
   409: { name: 'Conflict', description: 'The task has ended and can no longer change (`reasons: ["task_not_active"]`).' },
   413: { name: 'PayloadTooLarge', description: 'The body is larger than 1 MiB.' },
@@ -205,7 +217,7 @@ function describeOperation(route: string, doc: RouteDoc, facts: RouteFacts, prob
   const guardSecurity: SecurityRequirement[] = [];
   for (const guard of facts.guards) {
     const requirement = GUARD_SECURITY.get(guard);
-    if (requirement) guardSecurity.push(...requirement);
+    if (requirement) guardSecurity.push(...requirement(facts.method));
     else problems.push(`${route}: guard ${(guard as { name?: string }).name ?? String(guard)} is not in GUARD_SECURITY (apps/broker/http/openapi.ts)`);
   }
   const security = doc.security ?? guardSecurity;
@@ -217,6 +229,8 @@ function describeOperation(route: string, doc: RouteDoc, facts: RouteFacts, prob
   const errors = new Set(doc.errors ?? []);
   if (hasInput) errors.add(400);
   if (security.length > 0) errors.add(401);
+  // An API key may be valid yet of a role the route does not allow.
+  if (security.some((requirement) => 'apiKey' in requirement || 'oauthClient' in requirement)) errors.add(403);
   if (requestBody) (errors.add(413), errors.add(415));
   if (pathParams.length > 0) errors.add(414);
   if (hasInput || security.length > 0) errors.add(503);

@@ -172,13 +172,27 @@ export const metadataResponse = z.strictObject({
   revocation_endpoint: z.url(),
   token_endpoint_auth_methods_supported: z.array(z.string()),
   introspection_endpoint_auth_methods_supported: z.array(z.string()),
+  introspection_endpoint_auth_signing_alg_values_supported: z.array(z.string()),
   revocation_endpoint_auth_methods_supported: z.array(z.string()),
+  revocation_endpoint_auth_signing_alg_values_supported: z.array(z.string()),
   grant_types_supported: z.array(z.string()),
   response_types_supported: z.array(z.string()),
   scopes_supported: z.array(z.string()),
   access_token_signing_alg_values_supported: z.array(z.string()),
   authorization_details_types_supported: z.array(z.string()),
 });
+
+export const apiKeyResponse = z.strictObject({
+  id: z.string(),
+  role: z.enum(['admin', 'reviewer', 'resource_server']),
+  audience: z.string().optional().describe('resource_server keys: the tool (token aud) it serves'),
+  label: z.string().optional(),
+  jwks: z.strictObject({ keys: z.array(jwk) }).optional().describe('public keys for private_key_jwt'),
+  created_at: time,
+  revoked_at: nullableTime,
+});
+export const createdApiKeyResponse = apiKeyResponse.extend({ key: z.string().describe('the key itself: shown this once, stored only as a hash') });
+export const apiKeyList = z.strictObject({ items: z.array(apiKeyResponse) });
 
 export const healthResponse = z.strictObject({ status: z.literal('ok') });
 export const readinessResponse = z.strictObject({ status: z.enum(['ready', 'unavailable']), database: z.string() });
@@ -205,6 +219,9 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Revocation: revocationResponse,
   Jwks: jwksResponse,
   Metadata: metadataResponse,
+  ApiKey: apiKeyResponse,
+  CreatedApiKey: createdApiKeyResponse,
+  ApiKeyList: apiKeyList,
   Health: healthResponse,
   Readiness: readinessResponse,
 };

@@ -1,3 +1,4 @@
+import type { ApiKey } from '../../../libs/identity/api-key.js';
 import type { Workload } from '../../../libs/identity/workload.js';
 import type { Decision, Lease } from '../../../libs/leases/lease.js';
 import type { ToolBoundary } from '../../../libs/policy/boundary.js';
@@ -18,6 +19,19 @@ export function boundaryView(boundary: ToolBoundary) {
     sensitivity: boundary.sensitivity,
     enabled: boundary.enabled,
     created_at: boundary.createdAt.toISOString(),
+  };
+}
+
+/** An API key without its key material: the key is shown once, at creation, and never stored. */
+export function apiKeyView(key: ApiKey) {
+  return {
+    id: key.id,
+    role: key.role,
+    ...(key.audience === null ? {} : { audience: key.audience }),
+    ...(key.label === null ? {} : { label: key.label }),
+    ...(key.jwks === null ? {} : { jwks: key.jwks }),
+    created_at: key.createdAt.toISOString(),
+    revoked_at: key.revokedAt?.toISOString() ?? null,
   };
 }
 
