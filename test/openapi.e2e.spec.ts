@@ -95,7 +95,7 @@ describe('GET /openapi.json', () => {
     expect(document.servers).toEqual([{ url: broker.url }]);
     const result = await validateOpenApi(structuredClone(document) as Parameters<typeof validateOpenApi>[0]);
     expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
-    expect(Object.keys(document.components.securitySchemes).sort()).toEqual(['apiKey', 'oauthClient', 'workloadAssertion']);
+    expect(Object.keys(document.components.securitySchemes).sort()).toEqual(['apiKey', 'clientSecretBasic', 'oauthClient', 'workloadAssertion']);
   });
 
   it('names every route the app serves with its method, and nothing else', () => {
@@ -130,8 +130,10 @@ describe('GET /openapi.json', () => {
   it('routes carry the security their guards enforce', () => {
     expect(document.paths['/v1/tasks'].post.security).toEqual([{ workloadAssertion: [] }]);
     expect(document.paths['/v1/admin/boundaries/{id}'].put.security).toEqual([{ apiKey: ['admin'] }]);
-    expect(document.paths['/v1/leases'].get.security).toEqual([{ apiKey: ['reviewer'] }]);
-    expect(document.paths['/oauth2/introspect'].post.security).toEqual([{ oauthClient: [] }]);
+    expect(document.paths['/v1/admin/boundaries/{id}'].get.security).toEqual([{ apiKey: ['admin', 'reviewer'] }]);
+    expect(document.paths['/v1/leases'].get.security).toEqual([{ apiKey: ['admin', 'reviewer'] }]);
+    expect(document.paths['/v1/events'].get.security).toEqual([{ apiKey: ['admin', 'reviewer', 'resource_server'] }]);
+    expect(document.paths['/oauth2/introspect'].post.security).toEqual([{ oauthClient: [] }, { clientSecretBasic: [] }]);
     expect(document.paths['/oauth2/token'].post.security).toEqual([]);
     expect(document.paths['/.well-known/jwks.json'].get.security).toEqual([]);
     expect(Object.keys(document.paths['/oauth2/token'].post.requestBody.content)).toEqual(['application/x-www-form-urlencoded']);

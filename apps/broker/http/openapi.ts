@@ -54,7 +54,7 @@ export const ApiRoute = (doc: RouteDoc) => SetMetadata(API_ROUTE, doc);
 /** What each guard lets in, by the route's method (the admin guard lets reviewers read). */
 const GUARD_SECURITY = new Map<unknown, (method: string) => SecurityRequirement[]>([
   [WorkloadGuard, () => [{ workloadAssertion: [] }]],
-  [AdminGuard, (method) => [{ apiKey: method === 'GET' ? ['admin', 'reviewer'] : ['admin'] }]],
+  [AdminGuard, (method) => [{ apiKey: method.toUpperCase() === 'GET' ? ['admin', 'reviewer'] : ['admin'] }]],
   [ReviewerGuard, () => [{ apiKey: ['admin', 'reviewer'] }]],
   [EventsGuard, () => [{ apiKey: ['admin', 'reviewer', 'resource_server'] }]],
 ]);
