@@ -8,6 +8,7 @@ import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
 import { AdminKeys } from '../../libs/identity/admin-keys.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
+import { Issuers } from '../../libs/identity/issuers.js';
 import { Workloads } from '../../libs/identity/workloads.js';
 import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
@@ -26,6 +27,7 @@ import { ReviewController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
 import { EventsController } from './http/events.controller.js';
+import { IssuersController } from './http/issuers.controller.js';
 import { BROKER } from './tokens.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -36,12 +38,13 @@ function brokerModule(broker: Broker): DynamicModule {
   class BrokerModule {}
   return {
     module: BrokerModule,
-    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController, TokenController, EventsController],
+    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController, TokenController, EventsController, IssuersController],
     providers: [
       { provide: BROKER, useValue: broker },
       { provide: AdminKeys, useValue: broker.adminKeys },
       { provide: WorkloadAuthenticator, useValue: broker.authenticator },
       { provide: Workloads, useValue: broker.workloads },
+      { provide: Issuers, useValue: broker.issuers },
       { provide: Boundaries, useValue: broker.boundaries },
       { provide: Tasks, useValue: broker.tasks },
       { provide: CredentialIssuance, useValue: broker.issuance },

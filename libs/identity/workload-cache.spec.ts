@@ -3,7 +3,7 @@ import type { Workload } from './workload.js';
 import { CachedWorkloads } from './workload-cache.js';
 
 function workload(revision: number): Workload {
-  return { id: 'bot', jwks: { keys: [] }, enabled: true, revision, createdAt: new Date(0), updatedAt: new Date(0) };
+  return { id: 'bot', jwks: { keys: [] }, issuerId: null, subject: null, enabled: true, revision, createdAt: new Date(0), updatedAt: new Date(0) };
 }
 
 describe('CachedWorkloads', () => {
@@ -11,7 +11,7 @@ describe('CachedWorkloads', () => {
     let now = 0;
     let revision = 1;
     let reads = 0;
-    const cache = new CachedWorkloads({ find: async () => (reads++, workload(revision)) }, { now: () => now }, 1000);
+    const cache = new CachedWorkloads({ find: async () => (reads++, workload(revision)), findBound: async () => undefined }, { now: () => now }, 1000);
     expect((await cache.find('bot'))?.revision).toBe(1);
     revision = 2;
     now = 999;
@@ -23,7 +23,7 @@ describe('CachedWorkloads', () => {
 
   it('forgets a workload changed through this replica at once', async () => {
     let revision = 1;
-    const cache = new CachedWorkloads({ find: async () => workload(revision) }, { now: () => 0 }, 1000);
+    const cache = new CachedWorkloads({ find: async () => workload(revision), findBound: async () => undefined }, { now: () => 0 }, 1000);
     await cache.find('bot');
     revision = 2;
     cache.forget('bot');
@@ -32,7 +32,7 @@ describe('CachedWorkloads', () => {
 
   it('remembers that a workload does not exist, too', async () => {
     let reads = 0;
-    const cache = new CachedWorkloads({ find: async () => (reads++, undefined) }, { now: () => 0 }, 1000);
+    const cache = new CachedWorkloads({ find: async () => (reads++, undefined), findBound: async () => undefined }, { now: () => 0 }, 1000);
     expect(await cache.find('ghost')).toBeUndefined();
     expect(await cache.find('ghost')).toBeUndefined();
     expect(reads).toBe(1);

@@ -45,8 +45,9 @@ export class AdminController {
 
   @Put('workloads/:id')
   async putWorkload(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { jwks, enabled } = parse(workloadBody, body);
-    const { workload, created } = await this.workloads.put(workloadId(id), { keys: jwks.keys as JWK[] }, enabled);
+    const { jwks, issuer, subject, enabled } = parse(workloadBody, body);
+    const credentials = jwks ? { jwks: { keys: jwks.keys as JWK[] } } : { issuerId: issuer!, subject: subject! };
+    const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled);
     reply.status(created ? 201 : 200);
     return workloadView(workload);
   }

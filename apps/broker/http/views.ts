@@ -1,3 +1,4 @@
+import type { Issuer } from '../../../libs/identity/issuer.js';
 import type { Workload } from '../../../libs/identity/workload.js';
 import type { Decision, Lease } from '../../../libs/leases/lease.js';
 import type { ToolBoundary } from '../../../libs/policy/boundary.js';
@@ -24,11 +25,26 @@ export function boundaryView(boundary: ToolBoundary) {
 export function workloadView(workload: Workload) {
   return {
     id: workload.id,
-    jwks: workload.jwks,
+    ...(workload.jwks ? { jwks: workload.jwks } : { issuer: workload.issuerId, subject: workload.subject }),
     enabled: workload.enabled,
     revision: workload.revision,
     created_at: workload.createdAt.toISOString(),
     updated_at: workload.updatedAt.toISOString(),
+  };
+}
+
+export function issuerView(issuer: Issuer) {
+  return {
+    id: issuer.id,
+    issuer: issuer.issuer,
+    kind: issuer.kind,
+    ...(issuer.trustDomain === null ? {} : { trust_domain: issuer.trustDomain }),
+    ...(issuer.jwksUri === null ? { jwks: issuer.jwks } : { jwks_uri: issuer.jwksUri }),
+    audiences: issuer.audiences,
+    enabled: issuer.enabled,
+    revision: issuer.revision,
+    created_at: issuer.createdAt.toISOString(),
+    updated_at: issuer.updatedAt.toISOString(),
   };
 }
 
