@@ -38,3 +38,38 @@ describe('CachedWorkloads', () => {
     expect(reads).toBe(1);
   });
 });
+
+describe('CachedWorkloads.findBound', () => {
+  function bound(subject: string, revision = 1): Workload {
+    return { id: 'bot', jwks: null, issuerId: 'spire', subject, enabled: true, revision, createdAt: new Date(0), updatedAt: new Date(0) };
+  }
+
+  it('remembers a binding (and its absence) for ttlMs, and re-checks the row it points at', async () => {
+    let now = 0;
+    let row = bound('spiffe://acme.test/a');
+    let bindingReads = 0;
+    const source = {
+      find: async (id: string) => (id === row.id ? row : undefined),
+      findBound: async (issuerId: string, subject: string) => (bindingReads++, issuerId === row.issuerId && subject === row.subject ? row : undefined),
+    };
+    const cache = new CachedWorkloads(source, { now: () => now }, 1000);
+    expect((await cache.findBound('spire', 'spiffe://acme.test/a'))?.id).toBe('bot');
+    expect((await cache.findBound('spire', 'spiffe://acme.test/a'))?.id).toBe('bot');
+    expect(await cache.findBound('spire', 'spiffe://acme.test/nobody')).toBeUndefined();
+    expect(await cache.findBound('spire', 'spiffe://acme.test/nobody')).toBeUndefined();
+    expect(bindingReads).toBe(2);
+
+    // The workload is re-bound to another subject through this replica: the old binding is gone at once.
+    row = bound('spiffe://acme.test/b', 2);
+    cache.forget('bot');
+    expect(await cache.findBound('spire', 'spiffe://acme.test/a')).toBeUndefined();
+    expect((await cache.findBound('spire', 'spiffe://acme.test/b'))?.revision).toBe(2);
+
+    // Through another replica: the remembered id's row no longer carries the binding once it is read again.
+    now = 5000;
+    expect((await cache.findBound('spire', 'spiffe://acme.test/b'))?.id).toBe('bot');
+    row = bound('spiffe://acme.test/c', 3);
+    now = 6000;
+    expect(await cache.findBound('spire', 'spiffe://acme.test/b')).toBeUndefined();
+  });
+});
