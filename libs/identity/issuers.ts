@@ -1,7 +1,7 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
 import { Conflict, NotFound } from '../errors/errors.js';
-import type { Issuer, IssuerDefinition } from './issuer.js';
+import { subjectProblem, type Issuer, type IssuerDefinition } from './issuer.js';
 import type { IssuerStore } from './issuer-store.js';
 import type { Workloads } from './workloads.js';
 
@@ -21,6 +21,12 @@ export class Issuers {
       const other = await this.store.otherWithIssuer(id, definition.issuer, tx);
       if (other !== undefined) throw new Conflict(`issuer: already trusted as issuer "${other}"`, { field: 'issuer' });
       const result = await this.store.put(id, definition, enabled, tx);
+      // A new kind or trust domain must still fit every bound subject, or those workloads would be
+      // locked out by a change that never said so.
+      for (const workload of await this.workloads.boundTo(tx, id)) {
+        const problem = subjectProblem(definition, workload.subject);
+        if (problem) throw new Conflict(`workload "${workload.id}" is bound to subject ${workload.subject}, which would no longer fit: it ${problem}`, { field: definition.kind === 'spiffe' ? 'trust_domain' : 'kind' });
+      }
       await appendAudit(tx, {
         kind: 'issuer.put',
         actor: 'admin',

@@ -74,6 +74,15 @@ export class WorkloadStore {
     return rows.map((row) => row.id);
   }
 
+  /** Every workload bound to an issuer, with its subject, locked against a concurrent change. */
+  async boundTo(issuerId: string, sql: Sql): Promise<Array<{ id: string; subject: string }>> {
+    const { rows } = await sql.query<{ id: string; subject: string }>(
+      'SELECT id, subject FROM workloads WHERE issuer_id = $1 ORDER BY id FOR SHARE',
+      [issuerId],
+    );
+    return rows;
+  }
+
   async list(sql: Sql = this.sql): Promise<Workload[]> {
     const { rows } = await sql.query<WorkloadRow>(`SELECT ${COLUMNS} FROM workloads ORDER BY id LIMIT 1000`);
     return rows.map(toWorkload);

@@ -102,6 +102,11 @@ export class Workloads {
     return this.store.lockBoundTo(issuerId, tx);
   }
 
+  /** Every workload bound to an issuer (enabled or not), share-locked until the transaction ends. */
+  boundTo(tx: Sql, issuerId: string): Promise<Array<{ id: string; subject: string }>> {
+    return this.store.boundTo(issuerId, tx);
+  }
+
   /** Drops this replica's cached rows of a workload changed inside another service's transaction. */
   forget(id: string): void {
     this.changed(id);
