@@ -145,18 +145,20 @@ async function verifyWithAnyKey(token: string, getKey: JWTVerifyGetKey, options:
 /**
  * The issuer's JWKS over HTTP through jose's remote set (cache, one refetch per cooldown for an unknown
  * kid, timeout, no redirects). Anything but "no such key" from the resolver means the keys could not
- * be had: that fails closed as KeysUnavailable, and for a cooldown afterwards a request that would
- * need the network fails at once instead of fetching, so a dead issuer under load is asked once per
- * cooldown, not once per request.
+ * be had: that fails closed as KeysUnavailable, and for a while afterwards (the cooldown, at most 5 s)
+ * a request that would need the network fails at once instead of fetching, so a dead issuer under
+ * load is asked once per interval, not once per request.
  */
 function remoteKeys(url: URL, options: JwksFetchOptions): JWTVerifyGetKey {
   const set = createRemoteJWKSet(url, { cooldownDuration: options.cooldownMs, timeoutDuration: options.timeoutMs, cacheMaxAge: options.cacheMaxAgeMs });
   let failedAt = Number.NEGATIVE_INFINITY;
+  // Short enough that one lost fetch does not shut an issuer out for a whole cooldown.
+  const retryAfterFailureMs = Math.min(options.cooldownMs, 5_000);
   return async (header, token) => {
     const known = set.jwks()?.keys.some((key) => header.kid === undefined || key.kid === header.kid) ?? false;
     const wouldFetch = !set.fresh || (!known && !set.coolingDown);
     // jose's remote set times its cache with Date.now(), so this guard does too.
-    if (wouldFetch && Date.now() - failedAt < options.cooldownMs) throw new KeysUnavailable();
+    if (wouldFetch && Date.now() - failedAt < retryAfterFailureMs) throw new KeysUnavailable();
     try {
       return await set(header, token);
     } catch (error) {
