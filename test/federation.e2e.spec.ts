@@ -327,6 +327,37 @@ describe('withdrawing an issuer (DELETE)', () => {
   });
 });
 
+describe('a change through one replica reaches the others', () => {
+  it('the kill switch on a federated workload refuses its cached token at once', async () => {
+    await bind('kill-bot', 'other', 'robot-kill');
+    const token = await other.sign({ sub: 'robot-kill', aud: broker.url });
+    await expectAccepted(token, 'kill-bot', 'before the kill switch');
+    expect((await admin('POST', '/v1/admin/workloads/kill-bot/revoke')).status).toBe(200);
+    await expectRefused(token, 'cached token after the kill switch');
+  });
+
+  it.skipIf(process.env.TOLLGATE_TEST_DB === 'pglite')('a second replica on the same database stops accepting a withdrawn issuer within its 1 s cache', async () => {
+    if (broker.db.kind !== 'postgres') return; // PGlite is one process: there is no second replica
+    const shared = await startJwksServer('https://shared.acme.test', 'RS256');
+    const replica = await broker.restart({ TOLLGATE_JWKS_COOLDOWN_MS: String(COOLDOWN_MS) });
+    try {
+      await putIssuer('shared', { issuer: shared.issuer, jwks_uri: shared.jwksUri, kind: 'oidc', audiences: ['urn:tollgate'] }, 201);
+      await bind('shared-bot', 'shared', 'robot-shared');
+      const token = await shared.sign({ sub: 'robot-shared', aud: 'urn:tollgate' });
+      const onReplica = () => call(replica.url, 'POST', '/v1/tasks', { token, json: { intent: 'order_status', subject: 'user-42' } });
+      expect((await onReplica()).status).toBe(201); // verified and remembered by the replica
+      expect((await admin('DELETE', '/v1/admin/issuers/shared')).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const refused = await onReplica();
+      expect(refused.status, JSON.stringify(refused.body)).toBe(401);
+      expect(refused.body.error).toBe('invalid_client');
+    } finally {
+      await replica.stop();
+      await shared.stop();
+    }
+  });
+});
+
 describe('the issuers admin API', () => {
   it('lists, shows and survives a restart', async () => {
     const listed = await admin('GET', '/v1/admin/issuers');
