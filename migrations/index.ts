@@ -6,6 +6,7 @@ import { SigningKeys1764115440000 } from './1764115440000-signing-keys.js';
 import { AuditEvents1764115500000 } from './1764115500000-audit-events.js';
 import { BoundarySuperseded1764115560000 } from './1764115560000-boundary-superseded.js';
 import { RevocationEvents1764115620000 } from './1764115620000-revocation-events.js';
+import { Issuers1764115680000 } from './1764115680000-issuers.js';
 import { ApiKeys1764115800000 } from './1764115800000-api-keys.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
@@ -18,5 +19,6 @@ export const migrations = [
   AuditEvents1764115500000,
   BoundarySuperseded1764115560000,
   RevocationEvents1764115620000,
+  Issuers1764115680000,
   ApiKeys1764115800000,
 ];

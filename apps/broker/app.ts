@@ -9,6 +9,7 @@ import { InvalidRequest } from '../../libs/errors/errors.js';
 import { ApiKeys } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
+import { Issuers } from '../../libs/identity/issuers.js';
 import { Workloads } from '../../libs/identity/workloads.js';
 import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
@@ -28,6 +29,7 @@ import { ReviewController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
 import { EventsController } from './http/events.controller.js';
+import { IssuersController } from './http/issuers.controller.js';
 import { OpenApiController } from './http/openapi.controller.js';
 import { buildOpenApi } from './http/openapi.js';
 import { BROKER, OPENAPI } from './tokens.js';
@@ -45,6 +47,7 @@ export const CONTROLLERS = [
   OAuthController,
   TokenController,
   EventsController,
+  IssuersController,
 ];
 
 /** Binds the broker's services to Nest: controllers receive exactly the services they use. */
@@ -61,6 +64,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       { provide: ClientAuthentication, useValue: broker.clients },
       { provide: WorkloadAuthenticator, useValue: broker.authenticator },
       { provide: Workloads, useValue: broker.workloads },
+      { provide: Issuers, useValue: broker.issuers },
       { provide: Boundaries, useValue: broker.boundaries },
       { provide: Tasks, useValue: broker.tasks },
       { provide: CredentialIssuance, useValue: broker.issuance },

@@ -13,6 +13,10 @@ import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
 import { ApiKeyStore } from '../../libs/identity/api-key-store.js';
 import { ApiKeys, bootstrapHashOf } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
+import { DEFAULT_JWKS_FETCH, FederatedVerifier } from '../../libs/identity/federated-verifier.js';
+import { CachedIssuers } from '../../libs/identity/issuer-cache.js';
+import { IssuerStore } from '../../libs/identity/issuer-store.js';
+import { Issuers } from '../../libs/identity/issuers.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
 import { CachedWorkloads } from '../../libs/identity/workload-cache.js';
 import { WorkloadStore } from '../../libs/identity/workload-store.js';
@@ -46,6 +50,7 @@ export interface Broker {
   keys: SigningKeyRing;
   authenticator: WorkloadAuthenticator;
   workloads: Workloads;
+  issuers: Issuers;
   boundaries: Boundaries;
   tasks: Tasks;
   issuance: CredentialIssuance;
@@ -70,14 +75,18 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
   const metrics = new BrokerMetrics();
   const workloadStore = new WorkloadStore(db);
   const workloadCache = new CachedWorkloads(workloadStore, clock);
+  const issuerStore = new IssuerStore(db);
+  const issuerCache = new CachedIssuers(issuerStore, clock);
+  const federation = new FederatedVerifier(issuerCache, workloadCache, clock, { ...DEFAULT_JWKS_FETCH, cooldownMs: config.jwksCooldownMs });
   const contextCache = new RequestContextCache(clock);
   const taskStore = new TaskStore(db);
   const leases = new LeaseStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
+  const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
   const providers = new CredentialProviders().register(new JwtCredentialProvider(config.issuer, () => ring.active));
   metrics.watchActiveLeases(() => leases.countActive());
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
-  const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock);
+  const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);
 
   return {
     config,
@@ -87,7 +96,8 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
     generatedAdminKey,
     keys: ring,
     authenticator,
-    workloads: new Workloads(db, workloadStore, taskStore, revocation, (id) => workloadCache.forget(id)),
+    workloads,
+    issuers: new Issuers(db, issuerStore, workloads, () => issuerCache.forget()),
     boundaries: new Boundaries(db, new BoundaryStore(db), revocation, (id) => contextCache.forgetBoundary(id)),
     tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id)),
     issuance: new CredentialIssuance(

@@ -3,6 +3,8 @@ import { uuidv7 } from '../ids/ids.js';
 
 /** Every state change and decision leaves one of these. Tokens and secrets appear only as hashes. */
 export type AuditKind =
+  | 'issuer.put'
+  | 'issuer.withdrawn'
   | 'workload.put'
   | 'workload.deleted'
   | 'workload.revoked'

@@ -13,6 +13,8 @@ export interface Config {
   /** Key-encryption key for private signing keys at rest: exactly 32 bytes. */
   kek: Buffer | undefined;
   sweepIntervalMs: number;
+  /** After a trusted issuer's JWKS was fetched, how long before an unknown kid may fetch it again. */
+  jwksCooldownMs: number;
   logLevel: LogLevel;
 }
 
@@ -24,6 +26,7 @@ const KNOWN = new Set([
   'TOLLGATE_ADMIN_KEY',
   'TOLLGATE_KEK',
   'TOLLGATE_SWEEP_INTERVAL_MS',
+  'TOLLGATE_JWKS_COOLDOWN_MS',
   'TOLLGATE_LOG_LEVEL',
 ]);
 
@@ -73,6 +76,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
   const sweepIntervalMs = integer(env, 'TOLLGATE_SWEEP_INTERVAL_MS', 1000, 50, 3_600_000, problems);
 
+  const jwksCooldownMs = integer(env, 'TOLLGATE_JWKS_COOLDOWN_MS', 30_000, 100, 3_600_000, problems);
+
   const logLevel = (nonEmpty(env.TOLLGATE_LOG_LEVEL) ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     problems.push('TOLLGATE_LOG_LEVEL: must be one of debug, info, warn, error, silent');
@@ -88,6 +93,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     adminKey,
     kek,
     sweepIntervalMs,
+    jwksCooldownMs,
     logLevel,
   };
 }

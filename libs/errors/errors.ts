@@ -66,6 +66,12 @@ export class NotFound extends TollgateError {
   readonly status = 404;
 }
 
+/** The change contradicts stored state (a subject already bound, an issuer URL already trusted). */
+export class Conflict extends TollgateError {
+  readonly code = 'invalid_request';
+  readonly status = 409;
+}
+
 export class PayloadTooLarge extends TollgateError {
   readonly code = 'payload_too_large';
   readonly status = 413;

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
+import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import type { Clock } from '../clock/clock.js';
 import { ExpiringMap } from '../clock/expiring-map.js';
 import { InvalidClient } from '../errors/errors.js';
+import type { FederatedVerifier } from './federated-verifier.js';
+import { describeJoseError, rejected } from './rejection.js';
 import { algorithmsFor, type Workload } from './workload.js';
 
 export interface AuthenticatedWorkload {
@@ -21,15 +23,26 @@ const MAX_TOKEN_LENGTH = 8192;
 /** Header members that would let a token pick its own key; a workload's keys are registered. */
 const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'];
 
+interface Verified {
+  workloadId: string;
+  revision: number;
+  exp: number;
+  /** Set for a federated token: the issuer's `iss` and revision it was verified under. */
+  issuer?: { iss: string; revision: number };
+}
+
 /**
- * Authenticates a workload by its bearer assertion: a short-lived JWT with iss = sub = workload id,
- * aud = Tollgate's issuer, signed by one of the workload's registered keys. An assertion may be
- * reused until it expires (as a JWT-SVID is); a verified one is remembered, keyed by its hash and
- * the workload's revision, so reuse costs no second signature check and a key change or a kill
- * switch takes effect at once.
+ * Authenticates a workload by its bearer token, one of two kinds:
+ * - an assertion signed by one of the workload's registered keys: a short-lived JWT with
+ *   iss = sub = workload id, aud = Tollgate's issuer;
+ * - a token of a trusted issuer (iss = the issuer, sub = the subject a workload is bound to), checked
+ *   by the FederatedVerifier.
+ * A token may be reused until it expires (as a JWT-SVID is); a verified one is remembered, keyed by
+ * its hash with the workload's revision (and the issuer's), so reuse costs no second signature check
+ * and a key change, a kill switch or a withdrawn issuer takes effect at once.
  */
 export class WorkloadAuthenticator {
-  private readonly verified: ExpiringMap<string, { workloadId: string; revision: number; exp: number }>;
+  private readonly verified: ExpiringMap<string, Verified>;
   private readonly importedKeys = new Map<string, CryptoKey | Uint8Array>();
 
   constructor(
@@ -37,6 +50,7 @@ export class WorkloadAuthenticator {
     private readonly audience: string,
     private readonly clock: Clock,
     cacheSize = 50_000,
+    private readonly federation?: FederatedVerifier,
   ) {
     this.verified = new ExpiringMap(cacheSize);
   }
@@ -49,11 +63,21 @@ export class WorkloadAuthenticator {
     const cached = this.verified.get(digest, this.clock.now());
     if (cached) {
       const workload = await this.workloads.find(cached.workloadId);
-      if (workload?.enabled && workload.revision === cached.revision) return { id: workload.id, exp: cached.exp };
+      if (workload?.enabled && workload.revision === cached.revision) {
+        if (cached.issuer === undefined) return { id: workload.id, exp: cached.exp };
+        if (await this.federation?.stillTrusted(cached.issuer.iss, cached.issuer.revision)) return { id: workload.id, exp: cached.exp };
+      }
       this.verified.delete(digest);
     }
 
     const { header, claims } = decodeUnverified(token);
+    // iss = sub names a workload with registered keys; anything else can only be a trusted issuer's token.
+    if (typeof claims.iss === 'string' && claims.iss !== claims.sub && this.federation) {
+      const { workload, issuer, exp } = await this.federation.verify(token, header, claims);
+      const verified = { workloadId: workload.id, revision: workload.revision, exp, issuer: { iss: issuer.issuer, revision: issuer.revision } };
+      this.verified.set(digest, verified, (exp + LEEWAY_S) * 1000, this.clock.now());
+      return { id: workload.id, exp };
+    }
     for (const name of FORBIDDEN_HEADERS) {
       if (name in header) throw rejected(`the assertion header may not carry "${name}"`);
     }
@@ -61,6 +85,7 @@ export class WorkloadAuthenticator {
 
     const workload = await this.workloads.find(claims.iss);
     if (!workload || !workload.enabled) throw rejected('unknown or disabled workload');
+    if (!workload.jwks) throw rejected('the workload authenticates through its trusted issuer, not with registered keys');
 
     const candidates = workload.jwks.keys.filter(
       (jwk) => (header.kid === undefined || jwk.kid === header.kid) && algorithmsFor(jwk).includes(String(header.alg)),
@@ -111,18 +136,4 @@ function decodeUnverified(token: string): { header: ReturnType<typeof decodeProt
   } catch {
     throw rejected('malformed workload assertion');
   }
-}
-
-function rejected(why: string): InvalidClient {
-  return new InvalidClient(`workload authentication failed: ${why}`);
-}
-
-/** jose's error codes are stable and safe to show; anything else stays generic. */
-function describeJoseError(error: unknown): string {
-  if (error instanceof errors.JWTExpired) return 'the assertion has expired';
-  if (error instanceof errors.JWTClaimValidationFailed) return `claim "${error.claim}" is invalid (${error.reason})`;
-  if (error instanceof errors.JWSSignatureVerificationFailed) return 'signature verification failed';
-  if (error instanceof errors.JOSENotSupported) return 'unsupported assertion (algorithm or critical header)';
-  if (error instanceof errors.JOSEError) return error.code;
-  return 'the assertion could not be verified';
 }

@@ -1,9 +1,15 @@
 import type { JWK } from 'jose';
 
-/** A registered workload: the non-human caller, with the public keys it signs assertions with. */
+/**
+ * A registered workload: the non-human caller. It proves itself either with assertions signed by its
+ * registered public keys (`jwks`), or with tokens a trusted issuer mints for `subject` (`issuerId`).
+ * Exactly one of the two modes is set.
+ */
 export interface Workload {
   id: string;
-  jwks: { keys: JWK[] };
+  jwks: { keys: JWK[] } | null;
+  issuerId: string | null;
+  subject: string | null;
   enabled: boolean;
   /** Bumped on every change, so cached verifications made under old keys are not trusted. */
   revision: number;

@@ -50,10 +50,16 @@ export class AdminController {
   }
 
   @Put('workloads/:id')
-  @ApiRoute({ summary: "Register a workload or replace its keys", body: workloadBody, responses: { 200: workloadResponse, 201: created(workloadResponse) } })
+  @ApiRoute({
+    summary: "Register a workload with its keys, or bind it to a trusted issuer's subject",
+    body: workloadBody,
+    responses: { 200: workloadResponse, 201: created(workloadResponse) },
+    errors: [409],
+  })
   async putWorkload(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { jwks, enabled } = parse(workloadBody, body);
-    const { workload, created } = await this.workloads.put(workloadId(id), { keys: jwks.keys as JWK[] }, enabled);
+    const { jwks, issuer, subject, enabled } = parse(workloadBody, body);
+    const credentials = jwks ? { jwks: { keys: jwks.keys as JWK[] } } : { issuerId: issuer!, subject: subject! };
+    const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled);
     reply.status(created ? 201 : 200);
     return workloadView(workload);
   }

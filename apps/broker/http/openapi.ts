@@ -64,7 +64,8 @@ const SECURITY_SCHEMES = {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
-    description: "The workload's short-lived assertion: a JWT signed with a key registered for the workload (PUT /v1/admin/workloads/{id}).",
+    description:
+      "The workload's JWT: a short-lived assertion signed with a key registered for the workload (PUT /v1/admin/workloads/{id}), or a token of a trusted issuer the workload is bound to (a SPIFFE JWT-SVID, a Kubernetes service-account token, an OIDC ID token; PUT /v1/admin/issuers/{id}).",
   },
   apiKey: {
     type: 'http',
@@ -99,7 +100,11 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string; heade
       'access_denied: the request was decided and refused; `reasons` says why, `decision_id` names the decision row. insufficient_scope: the API key\'s role does not allow this route.',
   },
   404: { name: 'NotFound', description: 'not_found: no such resource (or not one the caller owns).' },
-  409: { name: 'Conflict', description: 'The task has ended and can no longer change (`reasons: ["task_not_active"]`).' },
+  409: {
+    name: 'Conflict',
+    description:
+      'The task has ended and can no longer change (`reasons: ["task_not_active"]`), or an admin change would clash with what exists (an issuer already trusted, a subject already bound).',
+  },
   413: { name: 'PayloadTooLarge', description: 'The body is larger than 1 MiB.' },
   414: { name: 'UriTooLong', description: 'A path parameter is too long.' },
   415: { name: 'UnsupportedMediaType', description: 'Only application/json (and form encoding at /oauth2) is accepted.' },

@@ -114,7 +114,9 @@ const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional() });
 
 export const workloadResponse = z.strictObject({
   id: z.string(),
-  jwks: z.strictObject({ keys: z.array(jwk) }),
+  jwks: z.strictObject({ keys: z.array(jwk) }).optional().describe('registered keys (absent when the workload is bound to an issuer)'),
+  issuer: z.string().optional().describe('the trusted issuer (its id) whose tokens authenticate this workload'),
+  subject: z.string().optional().describe("the token's sub this workload is bound to"),
   enabled: z.boolean(),
   revision: z.int(),
   created_at: time,
@@ -182,6 +184,26 @@ export const metadataResponse = z.strictObject({
   authorization_details_types_supported: z.array(z.string()),
 });
 
+export const issuerResponse = z.strictObject({
+  id: z.string(),
+  issuer: z.string().describe('the exact iss of its tokens'),
+  kind: z.enum(['spiffe', 'kubernetes', 'oidc']),
+  trust_domain: z.string().optional(),
+  jwks_uri: z.string().optional(),
+  jwks: z.strictObject({ keys: z.array(jwk) }).optional(),
+  audiences: z.array(z.string()),
+  enabled: z.boolean(),
+  revision: z.int(),
+  created_at: time,
+  updated_at: time,
+});
+export const issuerList = z.strictObject({ items: z.array(issuerResponse) });
+export const issuerWithdrawnResponse = issuerResponse.extend({
+  revoked_workloads: z.array(z.string()).describe('the workloads bound to it, now disabled'),
+  revoked_tasks: z.int(),
+  revoked_leases: z.int(),
+});
+
 export const apiKeyResponse = z.strictObject({
   id: z.string(),
   role: z.enum(['admin', 'reviewer', 'resource_server']),
@@ -219,6 +241,9 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Revocation: revocationResponse,
   Jwks: jwksResponse,
   Metadata: metadataResponse,
+  Issuer: issuerResponse,
+  IssuerList: issuerList,
+  IssuerWithdrawn: issuerWithdrawnResponse,
   ApiKey: apiKeyResponse,
   CreatedApiKey: createdApiKeyResponse,
   ApiKeyList: apiKeyList,

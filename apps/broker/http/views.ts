@@ -1,4 +1,5 @@
 import type { ApiKey } from '../../../libs/identity/api-key.js';
+import type { Issuer } from '../../../libs/identity/issuer.js';
 import type { Workload } from '../../../libs/identity/workload.js';
 import type { Decision, Lease } from '../../../libs/leases/lease.js';
 import type { ToolBoundary } from '../../../libs/policy/boundary.js';
@@ -38,11 +39,26 @@ export function apiKeyView(key: ApiKey) {
 export function workloadView(workload: Workload) {
   return {
     id: workload.id,
-    jwks: workload.jwks,
+    ...(workload.jwks ? { jwks: workload.jwks } : { issuer: workload.issuerId, subject: workload.subject }),
     enabled: workload.enabled,
     revision: workload.revision,
     created_at: workload.createdAt.toISOString(),
     updated_at: workload.updatedAt.toISOString(),
+  };
+}
+
+export function issuerView(issuer: Issuer) {
+  return {
+    id: issuer.id,
+    issuer: issuer.issuer,
+    kind: issuer.kind,
+    ...(issuer.trustDomain === null ? {} : { trust_domain: issuer.trustDomain }),
+    ...(issuer.jwksUri === null ? { jwks: issuer.jwks } : { jwks_uri: issuer.jwksUri }),
+    audiences: issuer.audiences,
+    enabled: issuer.enabled,
+    revision: issuer.revision,
+    created_at: issuer.createdAt.toISOString(),
+    updated_at: issuer.updatedAt.toISOString(),
   };
 }
 
