@@ -97,7 +97,7 @@ describe('restart', () => {
       await second.close();
       await db.drop();
     }
-  });
+  }, 90_000); // two cold PGlite starts: ~15 s alone, over 30 s on a loaded machine
 });
 
 describe('replicas starting together', () => {
