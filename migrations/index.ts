@@ -6,6 +6,8 @@ import { SigningKeys1764115440000 } from './1764115440000-signing-keys.js';
 import { AuditEvents1764115500000 } from './1764115500000-audit-events.js';
 import { BoundarySuperseded1764115560000 } from './1764115560000-boundary-superseded.js';
 import { RevocationEvents1764115620000 } from './1764115620000-revocation-events.js';
+import { SigningKeyRotation1764115740000 } from './1764115740000-signing-key-rotation.js';
+import { DpopProofs1764115750000 } from './1764115750000-dpop-proofs.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -17,4 +19,6 @@ export const migrations = [
   AuditEvents1764115500000,
   BoundarySuperseded1764115560000,
   RevocationEvents1764115620000,
+  SigningKeyRotation1764115740000,
+  DpopProofs1764115750000,
 ];

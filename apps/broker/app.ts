@@ -7,6 +7,8 @@ import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
 import { AdminKeys } from '../../libs/identity/admin-keys.js';
+import { DpopVerifier } from '../../libs/identity/dpop.js';
+import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
 import { Workloads } from '../../libs/identity/workloads.js';
 import { Introspection } from '../../libs/leases/introspection.js';
@@ -26,6 +28,7 @@ import { ReviewController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
 import { EventsController } from './http/events.controller.js';
+import { KeysController } from './http/keys.controller.js';
 import { BROKER } from './tokens.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -36,7 +39,7 @@ function brokerModule(broker: Broker): DynamicModule {
   class BrokerModule {}
   return {
     module: BrokerModule,
-    controllers: [DiscoveryController, TasksController, AdminController, ReviewController, OAuthController, TokenController, EventsController],
+    controllers: [DiscoveryController, TasksController, AdminController, KeysController, ReviewController, OAuthController, TokenController, EventsController],
     providers: [
       { provide: BROKER, useValue: broker },
       { provide: AdminKeys, useValue: broker.adminKeys },
@@ -49,6 +52,8 @@ function brokerModule(broker: Broker): DynamicModule {
       { provide: LeaseRevocation, useValue: broker.revocation },
       { provide: LeaseStore, useValue: broker.leases },
       { provide: RevocationEventLog, useValue: broker.events },
+      { provide: SigningKeyRing, useValue: broker.keys },
+      { provide: DpopVerifier, useValue: broker.dpop },
       WorkloadGuard,
       AdminGuard,
       ReviewerGuard,
@@ -59,16 +64,17 @@ function brokerModule(broker: Broker): DynamicModule {
 export interface App {
   app: NestFastifyApplication;
   broker: Broker;
-  /** Stops the sweeper, the HTTP server and the database, in that order. */
+  /** Stops the sweeper and key maintenance, the HTTP server and the database, in that order. */
   close(): Promise<void>;
 }
 
 /**
  * Builds the broker and its HTTP app (not yet listening). The sweeper runs when `sweep` is on; tests
- * that drive expiry themselves turn it off.
+ * that drive expiry themselves turn it off. Key maintenance (reading the signing keys other replicas
+ * rotated, automatic rotation, ending retired keys' publication) always runs.
  */
-export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean } = {}): Promise<App> {
-  const broker = await createBroker(config, options.clock);
+export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings> } = {}): Promise<App> {
+  const broker = await createBroker(config, options.clock, options.keyTimings);
   const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
@@ -129,11 +135,23 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
     timer.unref();
   }
 
+  let maintaining = false;
+  const keyTimer = setInterval(() => {
+    if (maintaining) return;
+    maintaining = true;
+    broker.keys
+      .tick()
+      .catch((error: unknown) => logger.warn({ msg: 'signing-key maintenance failed', error: error instanceof Error ? error.message : String(error) }))
+      .finally(() => (maintaining = false));
+  }, broker.keys.timings.pollMs);
+  keyTimer.unref();
+
   return {
     app,
     broker,
     async close() {
       if (timer) clearInterval(timer);
+      clearInterval(keyTimer);
       await app.close();
       await broker.db.close();
     },

@@ -17,11 +17,13 @@ export type AuditKind =
   | 'credential.deny'
   | 'lease.revoked'
   | 'leases.revoked'
-  | 'leases.expired';
+  | 'leases.expired'
+  | 'signing_key.rotated'
+  | 'signing_key.publish_until';
 
 export interface AuditEvent {
   kind: AuditKind;
-  /** Who caused it: `workload:<id>`, `admin`, or `system:sweeper`. */
+  /** Who caused it: `workload:<id>`, `admin`, `system:sweeper` or `system:key-rotation`. */
   actor: string;
   taskId?: string | undefined;
   leaseId?: string | undefined;

@@ -2,6 +2,7 @@ import { Controller, Get, Header, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { Broker } from '../broker.js';
 import { BROKER } from '../tokens.js';
+import { DPOP_ALGORITHMS } from '../../../libs/identity/dpop.js';
 import { Inject } from '@nestjs/common';
 
 /** Discovery (JWKS, RFC 8414 metadata), health and metrics: no authentication. */
@@ -32,7 +33,9 @@ export class DiscoveryController {
       grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange'],
       response_types_supported: [],
       scopes_supported: [],
-      access_token_signing_alg_values_supported: ['EdDSA'],
+      // The algs of the keys in the JWKS: during a change of alg, both.
+      access_token_signing_alg_values_supported: this.broker.keys.algorithms,
+      dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
       authorization_details_types_supported: ['tool_call'],
     };
   }

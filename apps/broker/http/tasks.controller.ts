@@ -4,7 +4,8 @@ import { NotFound } from '../../../libs/errors/errors.js';
 import { isUuid } from '../../../libs/ids/ids.js';
 import { CredentialIssuance } from '../../../libs/leases/request-credential.js';
 import { Tasks } from '../../../libs/tasks/tasks.js';
-import { callerOf, WorkloadGuard } from './auth.js';
+import { DpopVerifier } from '../../../libs/identity/dpop.js';
+import { callerOf, proofOfPossession, WorkloadGuard } from './auth.js';
 import { credentialBody, emptyBody, intentBody, openTaskBody, parse } from './schemas.js';
 import { leaseView, taskEventView, taskView } from './views.js';
 
@@ -15,6 +16,7 @@ export class TasksController {
   constructor(
     private readonly tasks: Tasks,
     private readonly issuance: CredentialIssuance,
+    private readonly dpop: DpopVerifier,
   ) {}
 
   @Post()
@@ -35,7 +37,9 @@ export class TasksController {
   @HttpCode(201)
   async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     const input = parse(credentialBody, body);
-    const issued = await this.issuance.request(workloadOf(request), { taskId: taskId(id), ...input });
+    const task = taskId(id);
+    const confirmation = await proofOfPossession(this.dpop, request);
+    const issued = await this.issuance.request(workloadOf(request), { taskId: task, ...input, confirmation });
     return {
       lease_id: issued.leaseId,
       expires_at: issued.expiresAt.toISOString(),
