@@ -26,10 +26,10 @@ export function bearer(request: FastifyRequest): string | undefined {
 
 /**
  * The key a credential request proves it holds (RFC 9449 DPoP), or undefined without a DPoP
- * header: a request without one pays for nothing more than this property read. Every DPoP header
+ * header: a request without one pays for nothing more than this property read (not even an await). Every DPoP header
  * is counted from the raw headers (Node would join repeats into one value), so two are refused.
  */
-export async function proofOfPossession(dpop: DpopVerifier, request: FastifyRequest): Promise<{ jkt: string } | undefined> {
+export function proofOfPossession(dpop: DpopVerifier, request: FastifyRequest): Promise<{ jkt: string }> | undefined {
   if (request.headers.dpop === undefined) return undefined;
   const raw = request.raw.rawHeaders;
   const proofs: string[] = [];

@@ -38,7 +38,8 @@ export class TasksController {
   async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     const input = parse(credentialBody, body);
     const task = taskId(id);
-    const confirmation = await proofOfPossession(this.dpop, request);
+    const proof = proofOfPossession(this.dpop, request);
+    const confirmation = proof && (await proof);
     const issued = await this.issuance.request(workloadOf(request), { taskId: task, ...input, confirmation });
     return {
       lease_id: issued.leaseId,

@@ -39,7 +39,8 @@ export class TokenController {
     if (input.scope !== undefined && input.scope !== call.action) {
       throw new TokenEndpointError('invalid_request', 'scope must be the action of the tool call', { field: 'scope' });
     }
-    const confirmation = await proofOfPossession(this.dpop, httpRequest);
+    const proof = proofOfPossession(this.dpop, httpRequest);
+    const confirmation = proof && (await proof);
     const request: CredentialRequest = {
       taskId: call.task_id,
       boundary: call.boundary,
