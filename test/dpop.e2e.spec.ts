@@ -178,6 +178,7 @@ describe('DPoP-bound credentials (RFC 9449)', () => {
   });
 
   it('refuses a proof replayed on another replica', async (context) => {
+    // Two brokers on one database need PostgreSQL: PGlite is one process's database.
     if (broker.db.kind !== 'postgres') context.skip();
     const second = await startBroker({ db: broker.db, env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_ISSUER: broker.url } });
     try {
