@@ -27,9 +27,22 @@ export interface KeyTimings {
   signingGraceMs: number;
   /** Lower bound on the gap between two refreshes triggered by an unknown kid (a forged kid costs little). */
   unknownKidRefreshMs: number;
+  /**
+   * How long the next key must have been published before an automatic rotation makes it sign
+   * (capped at the rotation period): the JWKS max-age (60 s) plus a few replica reads, so a
+   * verifier caching the JWKS as we tell it to has the key before its first token. Matters after a
+   * start replaced the next key (a change of alg); otherwise the next key is a whole period old.
+   */
+  publishLeadMs: number;
 }
 
-export const DEFAULT_KEY_TIMINGS: KeyTimings = { pollMs: 2_000, staleMs: 6_000, signingGraceMs: 15_000, unknownKidRefreshMs: 1_000 };
+export const DEFAULT_KEY_TIMINGS: KeyTimings = {
+  pollMs: 2_000,
+  staleMs: 6_000,
+  signingGraceMs: 15_000,
+  unknownKidRefreshMs: 1_000,
+  publishLeadMs: 75_000,
+};
 
 export interface RotationResult {
   activeKid: string;
@@ -203,7 +216,7 @@ export class SigningKeyRing {
       const { now, rows } = await this.store.published(false, tx);
       const active = rows.find((row) => row.state === 'active');
       const next = rows.find((row) => row.state === 'next');
-      if (ifDue && (this.rotationMs === undefined || (active?.activated_ms ?? 0) + this.rotationMs > now)) return undefined;
+      if (ifDue && !this.due(rows, now)) return undefined;
       // Normally the next key has been published since the previous rotation. A database from
       // before rotation existed has none: one is made and used at once.
       let promoted: { kid: string; alg: SigningAlg } | undefined = next;
@@ -234,16 +247,22 @@ export class SigningKeyRing {
   async tick(): Promise<void> {
     await this.refresh();
     const now = this.clock.now() + this.offset;
-    const active = this.rows.find((row) => row.state === 'active');
-    if (this.rotationMs !== undefined && active && (active.activated_ms ?? 0) + this.rotationMs <= now) {
-      await this.rotate('system:key-rotation', true);
-    }
+    if (this.due(this.rows, now)) await this.rotate('system:key-rotation', true);
     for (const row of this.rows) {
       if (row.state !== 'retired' || row.publish_until_ms !== null || row.retired_ms === null) continue;
       const signedUntil = row.retired_ms + this.timings.signingGraceMs;
       if (signedUntil > now) continue;
       await this.schedule(row, signedUntil);
     }
+  }
+
+  /** An automatic rotation is due: the active key has signed for a period, and the next key has been published long enough. */
+  private due(rows: readonly KeyRow[], now: number): boolean {
+    if (this.rotationMs === undefined) return false;
+    const active = rows.find((row) => row.state === 'active');
+    const next = rows.find((row) => row.state === 'next');
+    if ((active?.activated_ms ?? 0) + this.rotationMs > now) return false;
+    return !next || next.created_ms + Math.min(this.timings.publishLeadMs, this.rotationMs) <= now;
   }
 
   /**
