@@ -153,6 +153,31 @@ describe('signing-key rotation', { timeout: 120_000 }, () => {
     }
   });
 
+  it('rotates automatically, but never onto a next key published for less than the lead (here the period)', async () => {
+    // The first start's active key is due after 30 s; the restart (with a new alg) replaces the
+    // next key 10 s later, so that key may sign only 30 s after the restart.
+    const { broker } = await start({ keyTimings: { pollMs: 250 } });
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    await broker.stop();
+    const second = await broker.restart({ TOLLGATE_SIGNING_ALG: 'ES256', TOLLGATE_KEY_ROTATION: '30s' });
+    brokers.push(second);
+    const before = (await asAdmin(second)('GET', '/v1/admin/keys')).body.keys as Array<{ kid: string; state: string; alg: string; created_at: string; activated_at: string }>;
+    const [old, next] = before;
+    expect([old!.state, next!.state, next!.alg]).toEqual(['active', 'next', 'ES256']);
+    let rotated: typeof before | undefined;
+    for (let i = 0; i < 240 && !rotated; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const keys = (await asAdmin(second)('GET', '/v1/admin/keys')).body.keys as typeof before;
+      if (keys[0]!.kid !== old!.kid) rotated = keys;
+    }
+    expect(rotated?.[0]).toMatchObject({ kid: next!.kid, state: 'active', alg: 'ES256' });
+    const active = rotated![0]!;
+    expect(Date.parse(active.activated_at) - Date.parse(active.created_at)).toBeGreaterThanOrEqual(30_000);
+    expect(Date.parse(active.activated_at) - Date.parse(old!.activated_at)).toBeGreaterThanOrEqual(38_000);
+    const { rows } = await second.app.broker.db.query<{ actor: string }>(`SELECT actor FROM audit_events WHERE kind = 'signing_key.rotated'`);
+    expect(rows).toEqual([{ actor: 'system:key-rotation' }]);
+  });
+
   it('a replica that has not read the rotation yet picks the new key up when it meets its kid', async (context) => {
     // Two brokers on one database need PostgreSQL: PGlite is one process's database.
     if (process.env.TOLLGATE_TEST_DB === 'pglite' || !(await postgresReachable())) context.skip();
