@@ -7,6 +7,8 @@ import { AuditEvents1764115500000 } from './1764115500000-audit-events.js';
 import { BoundarySuperseded1764115560000 } from './1764115560000-boundary-superseded.js';
 import { RevocationEvents1764115620000 } from './1764115620000-revocation-events.js';
 import { Issuers1764115680000 } from './1764115680000-issuers.js';
+import { SigningKeyRotation1764115740000 } from './1764115740000-signing-key-rotation.js';
+import { DpopProofs1764115750000 } from './1764115750000-dpop-proofs.js';
 import { ApiKeys1764115800000 } from './1764115800000-api-keys.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
@@ -20,5 +22,7 @@ export const migrations = [
   BoundarySuperseded1764115560000,
   RevocationEvents1764115620000,
   Issuers1764115680000,
+  SigningKeyRotation1764115740000,
+  DpopProofs1764115750000,
   ApiKeys1764115800000,
 ];

@@ -70,10 +70,13 @@ describe('restart', () => {
     const { rows } = await broker.app.broker.db.query<{ private_key_encrypted: string; public_jwk: Record<string, unknown> }>(
       'SELECT private_key_encrypted, public_jwk FROM signing_keys',
     );
-    expect(rows).toHaveLength(1);
-    expect(rows[0]!.private_key_encrypted).toMatch(/^v1\./);
-    expect(rows[0]!.public_jwk).not.toHaveProperty('d');
-    expect((await call(broker.url, 'GET', '/.well-known/jwks.json')).body.keys[0]).not.toHaveProperty('d');
+    // The active key and the pre-published next one.
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.private_key_encrypted).toMatch(/^v1\./);
+      expect(row.public_jwk).not.toHaveProperty('d');
+    }
+    for (const key of (await call(broker.url, 'GET', '/.well-known/jwks.json')).body.keys) expect(key).not.toHaveProperty('d');
   });
 
   it('on the embedded default, generates the admin key and KEK once, storing only the key hash', async () => {
@@ -114,8 +117,8 @@ describe('replicas starting together', () => {
     const migrations = await sql.query<{ name: string; n: number }>('SELECT name, count(*)::int AS n FROM tollgate_migrations GROUP BY name');
     expect(migrations.rows.length).toBeGreaterThanOrEqual(6);
     expect(migrations.rows.every((row) => row.n === 1)).toBe(true);
-    const keys = await sql.query<{ kid: string }>('SELECT kid FROM signing_keys');
-    expect(keys.rows).toHaveLength(1);
+    const keys = await sql.query<{ state: string }>('SELECT state FROM signing_keys ORDER BY state');
+    expect(keys.rows.map((row) => row.state)).toEqual(['active', 'next']);
     const kids = replicas.map((replica) => replica.app.broker.keys.active.kid);
     expect(new Set(kids).size).toBe(1);
   });

@@ -8,6 +8,8 @@ import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
 import { ApiKeys } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
+import { DpopVerifier } from '../../libs/identity/dpop.js';
+import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
 import { Issuers } from '../../libs/identity/issuers.js';
 import { Workloads } from '../../libs/identity/workloads.js';
@@ -30,6 +32,7 @@ import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
 import { EventsController } from './http/events.controller.js';
 import { IssuersController } from './http/issuers.controller.js';
+import { KeysController } from './http/keys.controller.js';
 import { OpenApiController } from './http/openapi.controller.js';
 import { buildOpenApi } from './http/openapi.js';
 import { BROKER, OPENAPI } from './tokens.js';
@@ -43,6 +46,7 @@ export const CONTROLLERS = [
   TasksController,
   AdminController,
   ApiKeysController,
+  KeysController,
   ReviewController,
   OAuthController,
   TokenController,
@@ -72,6 +76,8 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       { provide: LeaseRevocation, useValue: broker.revocation },
       { provide: LeaseStore, useValue: broker.leases },
       { provide: RevocationEventLog, useValue: broker.events },
+      { provide: SigningKeyRing, useValue: broker.keys },
+      { provide: DpopVerifier, useValue: broker.dpop },
       WorkloadGuard,
       AdminGuard,
       ReviewerGuard,
@@ -83,16 +89,17 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
 export interface App {
   app: NestFastifyApplication;
   broker: Broker;
-  /** Stops the sweeper, the HTTP server and the database, in that order. */
+  /** Stops the sweeper and key maintenance, the HTTP server and the database, in that order. */
   close(): Promise<void>;
 }
 
 /**
  * Builds the broker and its HTTP app (not yet listening). The sweeper runs when `sweep` is on; tests
- * that drive expiry themselves turn it off.
+ * that drive expiry themselves turn it off. Key maintenance (reading the signing keys other replicas
+ * rotated, automatic rotation, ending retired keys' publication) always runs.
  */
-export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean } = {}): Promise<App> {
-  const broker = await createBroker(config, options.clock);
+export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings> } = {}): Promise<App> {
+  const broker = await createBroker(config, options.clock, options.keyTimings);
   const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
@@ -158,11 +165,23 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
     timer.unref();
   }
 
+  let maintaining = false;
+  const keyTimer = setInterval(() => {
+    if (maintaining) return;
+    maintaining = true;
+    broker.keys
+      .tick()
+      .catch((error: unknown) => logger.warn({ msg: 'signing-key maintenance failed', error: error instanceof Error ? error.message : String(error) }))
+      .finally(() => (maintaining = false));
+  }, broker.keys.timings.pollMs);
+  keyTimer.unref();
+
   return {
     app,
     broker,
     async close() {
       if (timer) clearInterval(timer);
+      clearInterval(keyTimer);
       await app.close();
       await broker.db.close();
     },

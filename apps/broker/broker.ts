@@ -21,7 +21,9 @@ import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticato
 import { CachedWorkloads } from '../../libs/identity/workload-cache.js';
 import { WorkloadStore } from '../../libs/identity/workload-store.js';
 import { Workloads } from '../../libs/identity/workloads.js';
-import { loadSigningKeys, type SigningKeyRing } from '../../libs/keys/signing-keys.js';
+import { DpopVerifier } from '../../libs/identity/dpop.js';
+import { DpopProofStore } from '../../libs/identity/dpop-proof-store.js';
+import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
 import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
@@ -48,6 +50,7 @@ export interface Broker {
   /** Set only on the start that generated the admin key: shown to the operator once. */
   generatedAdminKey: string | undefined;
   keys: SigningKeyRing;
+  dpop: DpopVerifier;
   authenticator: WorkloadAuthenticator;
   workloads: Workloads;
   issuers: Issuers;
@@ -62,15 +65,13 @@ export interface Broker {
   metrics: BrokerMetrics;
 }
 
-export async function createBroker(config: Config, clock: Clock = systemClock): Promise<Broker> {
+export async function createBroker(config: Config, clock: Clock = systemClock, keyTimings?: Partial<KeyTimings>): Promise<Broker> {
   const kek = config.kek ?? embeddedKek(config.dataDir);
   let generatedAdminKey: string | undefined;
-  let keys: SigningKeyRing | undefined;
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, async (startup) => {
     generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
-    keys = await loadSigningKeys(startup, kek);
+    await SigningKeyRing.bootstrap(startup, kek, config.signingAlg);
   });
-  const ring = keys!;
 
   const metrics = new BrokerMetrics();
   const workloadStore = new WorkloadStore(db);
@@ -81,9 +82,23 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
   const contextCache = new RequestContextCache(clock);
   const taskStore = new TaskStore(db);
   const leases = new LeaseStore(db);
+  let ring: SigningKeyRing;
+  try {
+    ring = await SigningKeyRing.open(db, kek, {
+      alg: config.signingAlg,
+      rotationMs: config.keyRotationMs,
+      latestLeaseExpiry: (from, to) => leases.latestExpiry(from, to),
+      clock,
+      timings: keyTimings,
+    });
+  } catch (error) {
+    await db.close().catch(() => {});
+    throw error;
+  }
+  const dpopProofs = new DpopProofStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
   const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
-  const providers = new CredentialProviders().register(new JwtCredentialProvider(config.issuer, () => ring.active));
+  const providers = new CredentialProviders().register(new JwtCredentialProvider(config.issuer, () => ring.signingKey()));
   metrics.watchActiveLeases(() => leases.countActive());
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
   const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);
@@ -95,6 +110,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
     clients: new ClientAuthentication(apiKeys, authenticator, config.issuer, clock),
     generatedAdminKey,
     keys: ring,
+    dpop: new DpopVerifier(config.issuer, dpopProofs, clock),
     authenticator,
     workloads,
     issuers: new Issuers(db, issuerStore, workloads, () => issuerCache.forget()),
@@ -106,11 +122,11 @@ export async function createBroker(config: Config, clock: Clock = systemClock): 
       (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
       contextCache,
     ),
-    introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now())),
+    introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid())),
     revocation,
     leases,
     events: new RevocationEventLog(db),
-    sweeper: new ExpirySweeper(db, taskStore, leases, revocation),
+    sweeper: new ExpirySweeper(db, taskStore, leases, revocation, dpopProofs),
     metrics,
   };
 }

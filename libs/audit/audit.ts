@@ -21,11 +21,13 @@ export type AuditKind =
   | 'credential.deny'
   | 'lease.revoked'
   | 'leases.revoked'
-  | 'leases.expired';
+  | 'leases.expired'
+  | 'signing_key.rotated'
+  | 'signing_key.publish_until';
 
 export interface AuditEvent {
   kind: AuditKind;
-  /** Who caused it: `workload:<id>`, `admin`, `<role>:<API key id>`, `system:start` or `system:sweeper`. */
+  /** Who caused it: `workload:<id>`, `admin`, `<role>:<API key id>`, `system:start`, `system:sweeper` or `system:key-rotation`. */
   actor: string;
   taskId?: string | undefined;
   leaseId?: string | undefined;

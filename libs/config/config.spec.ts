@@ -39,10 +39,36 @@ describe('loadConfig', () => {
       TOLLGATE_SWEEP_INTERVAL_MS: '-1',
       TOLLGATE_LOG_LEVEL: 'chatty',
       TOLLGATE_ADMN_KEY: 'typo',
+      TOLLGATE_KEY_ROTATION: 'weekly',
+      TOLLGATE_SIGNING_ALG: 'HS256',
     });
     expect(found.map((p) => p.split(':')[0]).sort()).toEqual(
-      ['PORT', 'TOLLGATE_ADMIN_KEY', 'TOLLGATE_ADMN_KEY', 'TOLLGATE_ISSUER', 'TOLLGATE_KEK', 'TOLLGATE_LOG_LEVEL', 'TOLLGATE_SWEEP_INTERVAL_MS'].sort(),
+      [
+        'PORT',
+        'TOLLGATE_ADMIN_KEY',
+        'TOLLGATE_ADMN_KEY',
+        'TOLLGATE_ISSUER',
+        'TOLLGATE_KEK',
+        'TOLLGATE_LOG_LEVEL',
+        'TOLLGATE_SWEEP_INTERVAL_MS',
+        'TOLLGATE_KEY_ROTATION',
+        'TOLLGATE_SIGNING_ALG',
+      ].sort(),
     );
+  });
+
+  it('rotates signing keys daily with EdDSA by default; takes a duration or off, and ES256', () => {
+    expect(loadConfig({})).toMatchObject({ keyRotationMs: 86_400_000, signingAlg: 'EdDSA' });
+    expect(loadConfig({ TOLLGATE_KEY_ROTATION: '30m' }).keyRotationMs).toBe(1_800_000);
+    expect(loadConfig({ TOLLGATE_KEY_ROTATION: '90s' }).keyRotationMs).toBe(90_000);
+    expect(loadConfig({ TOLLGATE_KEY_ROTATION: '7d' }).keyRotationMs).toBe(604_800_000);
+    expect(loadConfig({ TOLLGATE_KEY_ROTATION: 'off' }).keyRotationMs).toBeUndefined();
+    expect(loadConfig({ TOLLGATE_KEY_ROTATION: '0' }).keyRotationMs).toBeUndefined();
+    expect(loadConfig({ TOLLGATE_SIGNING_ALG: 'ES256' }).signingAlg).toBe('ES256');
+    for (const bad of ['10s', '90', '1.5h', '-1h', '400d', '24 h', 'never']) {
+      expect(problems({ TOLLGATE_KEY_ROTATION: bad }), bad).toEqual([expect.stringMatching(/^TOLLGATE_KEY_ROTATION: /)]);
+    }
+    expect(problems({ TOLLGATE_SIGNING_ALG: 'es256' })).toEqual([expect.stringMatching(/^TOLLGATE_SIGNING_ALG: /)]);
   });
 
   it("ignores the clients' own settings exported in the same shell", () => {

@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors/errors.js';
+import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
 
 /** Validated service configuration. Built once at start from the environment; never read again. */
 export interface Config {
@@ -16,6 +17,10 @@ export interface Config {
   /** After a trusted issuer's JWKS was fetched, how long before an unknown kid may fetch it again. */
   jwksCooldownMs: number;
   logLevel: LogLevel;
+  /** Automatic signing-key rotation period in milliseconds; undefined when off. */
+  keyRotationMs: number | undefined;
+  /** The alg new signing keys are made for. */
+  signingAlg: SigningAlg;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -28,7 +33,14 @@ const KNOWN = new Set([
   'TOLLGATE_SWEEP_INTERVAL_MS',
   'TOLLGATE_JWKS_COOLDOWN_MS',
   'TOLLGATE_LOG_LEVEL',
+  'TOLLGATE_KEY_ROTATION',
+  'TOLLGATE_SIGNING_ALG',
 ]);
+
+/** Shortest automatic rotation period: a key is published one period before it signs, and jose's
+ * createRemoteJWKSet refetches a JWKS on an unknown kid only 30 s after its last fetch. */
+export const MIN_KEY_ROTATION_MS = 30_000;
+const MAX_KEY_ROTATION_MS = 366 * 86_400_000;
 
 /** Settings of Tollgate's clients (the CLI, scripts, the SDK), often exported in the same shell. */
 const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY']);
@@ -83,6 +95,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push('TOLLGATE_LOG_LEVEL: must be one of debug, info, warn, error, silent');
   }
 
+  const keyRotationMs = duration(nonEmpty(env.TOLLGATE_KEY_ROTATION) ?? '24h');
+  if (keyRotationMs === null) {
+    problems.push('TOLLGATE_KEY_ROTATION: must be a duration such as 24h, 30m or 90s (units s, m, h, d) from 30s to 366d, or off');
+  }
+
+  const signingAlg = (nonEmpty(env.TOLLGATE_SIGNING_ALG) ?? 'EdDSA') as SigningAlg;
+  if (!SIGNING_ALGS.includes(signingAlg)) problems.push(`TOLLGATE_SIGNING_ALG: must be one of ${SIGNING_ALGS.join(', ')}`);
+
   if (problems.length > 0) throw new ConfigurationError(problems);
   return {
     port,
@@ -95,7 +115,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sweepIntervalMs,
     jwksCooldownMs,
     logLevel,
+    keyRotationMs: keyRotationMs ?? undefined,
+    signingAlg,
   };
+}
+
+/** `off` or `0` → undefined (no automatic rotation); a duration in range → milliseconds; else null. */
+function duration(text: string): number | undefined | null {
+  if (text === 'off' || text === '0') return undefined;
+  const match = /^(\d{1,9})(s|m|h|d)$/.exec(text);
+  if (!match) return null;
+  const ms = Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return ms >= MIN_KEY_ROTATION_MS && ms <= MAX_KEY_ROTATION_MS ? ms : null;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

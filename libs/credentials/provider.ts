@@ -6,6 +6,8 @@ export interface IssueRequest {
   task: { id: string; intent: string; subject: string };
   workloadId: string;
   boundary: ToolBoundary;
+  /** Set when the request proved possession of a key (RFC 9449 DPoP): the credential is bound to it. */
+  confirmation?: { jkt: string } | undefined;
 }
 
 /** The credential as the bot receives it (`kind` plus the provider's own fields). */

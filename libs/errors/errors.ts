@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   'insufficient_scope',
   'authorization_pending',
   'unsupported_grant_type',
+  'invalid_dpop_proof',
   'not_found',
   'payload_too_large',
   'temporarily_unavailable',
@@ -36,6 +37,12 @@ export abstract class TollgateError extends Error {
 /** The request is malformed: bad JSON, a schema violation, an unknown field. */
 export class InvalidRequest extends TollgateError {
   readonly code = 'invalid_request';
+  readonly status = 400;
+}
+
+/** A DPoP proof that is missing a part, does not verify, does not fit the request, or was used before (RFC 9449 §7.1). */
+export class InvalidDpopProof extends TollgateError {
+  readonly code = 'invalid_dpop_proof';
   readonly status = 400;
 }
 

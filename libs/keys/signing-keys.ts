@@ -1,84 +1,49 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { ConfigurationError } from '../errors/errors.js';
-import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
 
-/** The key Tollgate signs issued credentials with. The private half lives only in memory. */
+/** The algorithms Tollgate signs its credentials with (TOLLGATE_SIGNING_ALG). */
+export const SIGNING_ALGS = ['EdDSA', 'ES256'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
+
+/** A key Tollgate signs issued credentials with. The private half lives only in memory. */
 export interface SigningKey {
   kid: string;
-  alg: 'EdDSA';
+  alg: SigningAlg;
   /** For node:crypto's synchronous signing on the hot path (see credentials/jwt/compact-sign). */
   privateKeyObject: KeyObject;
   publicJwk: JWK;
 }
 
-export interface SigningKeyRing {
-  active: SigningKey;
-  /** Every public key a verifier may meet: the active one first, then retired ones. */
-  publicJwks: JWK[];
-}
-
-/**
- * Loads the signing keys, creating the first Ed25519 key on a fresh database. Call under the
- * startup lock so two replicas never create two "first" keys. A KEK that cannot decrypt the stored
- * keys stops start: signing with a fresh key would silently orphan every outstanding token.
- */
-export async function loadSigningKeys(sql: Sql, kek: Buffer): Promise<SigningKeyRing> {
-  let rows = await selectKeys(sql);
-  if (!rows.some((row) => row.state === 'active')) {
-    await insertKey(sql, kek, generateEd25519());
-    rows = await selectKeys(sql);
-  }
-  const activeRow = rows.find((row) => row.state === 'active')!;
-  let pkcs8: Buffer;
-  try {
-    pkcs8 = decrypt(activeRow.private_key_encrypted, kek, activeRow.kid);
-  } catch {
-    throw new ConfigurationError([
-      'TOLLGATE_KEK: does not decrypt the stored signing keys (was the key-encryption key changed?)',
-    ]);
-  }
-  return {
-    active: {
-      kid: activeRow.kid,
-      alg: 'EdDSA',
-      privateKeyObject: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }),
-      publicJwk: activeRow.public_jwk,
-    },
-    publicJwks: rows.map((row) => row.public_jwk),
-  };
-}
-
-interface KeyRow {
+/** A freshly generated key: the public JWK, and the private half as PKCS#8, to be sealed. */
+export interface GeneratedKey {
   kid: string;
-  public_jwk: JWK;
-  private_key_encrypted: string;
-  state: 'active' | 'retired';
+  alg: SigningAlg;
+  publicJwk: JWK;
+  pkcs8: Buffer;
 }
 
-async function selectKeys(sql: Sql): Promise<KeyRow[]> {
-  const { rows } = await sql.query<KeyRow>(
-    `SELECT kid, public_jwk, private_key_encrypted, state FROM signing_keys
-      ORDER BY (state = 'active') DESC, created_at DESC`,
-  );
-  return rows;
-}
-
-function generateEd25519(): { publicKey: KeyObject; privateKey: KeyObject } {
-  return generateKeyPairSync('ed25519');
-}
-
-async function insertKey(sql: Sql, kek: Buffer, pair: { publicKey: KeyObject; privateKey: KeyObject }): Promise<void> {
+export async function generateSigningKey(alg: SigningAlg): Promise<GeneratedKey> {
+  const pair = alg === 'EdDSA' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const exported = pair.publicKey.export({ format: 'jwk' }) as JWK;
   const thumbprint = await calculateJwkThumbprint(exported, 'sha256');
   const kid = `${thumbprint.slice(0, 16)}-${uuidv7().slice(0, 8)}`;
-  const publicJwk: JWK = { kty: exported.kty, crv: exported.crv, x: exported.x, alg: 'EdDSA', use: 'sig', kid };
-  const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
-  await sql.query(
-    `INSERT INTO signing_keys (kid, alg, public_jwk, private_key_encrypted, state) VALUES ($1, 'EdDSA', $2, $3, 'active')`,
-    [kid, JSON.stringify(publicJwk), encrypt(pkcs8, kek, kid)],
-  );
+  const publicJwk: JWK =
+    alg === 'EdDSA'
+      ? { kty: exported.kty, crv: exported.crv, x: exported.x, alg, use: 'sig', kid }
+      : { kty: exported.kty, crv: exported.crv, x: exported.x, y: exported.y, alg, use: 'sig', kid };
+  return { kid, alg, publicJwk, pkcs8: pair.privateKey.export({ format: 'der', type: 'pkcs8' }) };
+}
+
+/** Opens a sealed private key; throws when the KEK (or the kid bound into it) does not match. */
+export function openSigningKey(row: { kid: string; alg: SigningAlg; public_jwk: JWK }, sealed: string, kek: Buffer): SigningKey {
+  const pkcs8 = decrypt(sealed, kek, row.kid);
+  return {
+    kid: row.kid,
+    alg: row.alg,
+    privateKeyObject: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }),
+    publicJwk: row.public_jwk,
+  };
 }
 
 /**

@@ -22,7 +22,7 @@ export class Introspection {
   async introspect(token: string, audience?: string): Promise<Record<string, unknown>> {
     const { claims, lease } = await this.read(token, audience);
     if (!claims || !lease || lease.state !== 'active') return { active: false };
-    return {
+    const answer: Record<string, unknown> = {
       active: true,
       iss: claims.iss,
       sub: claims.sub,
@@ -33,11 +33,14 @@ export class Introspection {
       jti: claims.jti,
       client_id: claims.client_id,
       scope: claims.scope,
-      token_type: 'Bearer',
+      // RFC 9449 §6.2: a DPoP-bound token says so, with the key it is bound to.
+      token_type: claims.cnf ? 'DPoP' : 'Bearer',
       act: claims.act,
       task_id: lease.taskId,
       lease_state: lease.state,
     };
+    if (claims.cnf) answer.cnf = claims.cnf;
+    return answer;
   }
 
   /**

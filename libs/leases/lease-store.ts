@@ -314,12 +314,33 @@ export class LeaseStore {
     }));
   }
 
+  /**
+   * The latest expiry of the leases issued between two times (for a retired signing key: when the
+   * last token it can have signed expires). Lease ids are UUIDv7 of their issue time, so this reads
+   * one primary-key range, not the table.
+   */
+  async latestExpiry(issuedFrom: number, issuedTo: number): Promise<number | undefined> {
+    const { rows } = await this.sql.query<{ ms: number | string | null }>(
+      `SELECT (extract(epoch FROM max(expires_at)) * 1000)::float8 AS ms FROM leases WHERE id >= $1::uuid AND id <= $2::uuid`,
+      [uuidBound(issuedFrom, '0'), uuidBound(issuedTo, 'f')],
+    );
+    const ms = rows[0]?.ms;
+    return ms === null || ms === undefined ? undefined : Number(ms);
+  }
+
   async countActive(): Promise<number> {
     const { rows } = await this.sql.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM leases WHERE state = 'active' AND expires_at > now()`,
     );
     return rows[0]!.n;
   }
+}
+
+/** The smallest ('0') or largest ('f') UUIDv7 of a millisecond: the bounds of a time range of ids. */
+function uuidBound(ms: number, fill: '0' | 'f'): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0').slice(-12);
+  const rest = fill.repeat(20);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${rest.slice(0, 4)}-${rest.slice(4, 8)}-${rest.slice(8)}`;
 }
 
 /** The filters that were given, as numbered SQL conditions: `?` becomes the parameter's place. */

@@ -16,6 +16,8 @@ export interface CredentialRequest {
   ttl?: number | undefined;
   /** The tool the caller expects the credential for (RFC 8693 `audience`); checked against the boundary. */
   audience?: string | undefined;
+  /** The key the caller proved it holds (a checked DPoP proof): the credential is bound to it. */
+  confirmation?: { jkt: string } | undefined;
 }
 
 export interface IssuedLease {
@@ -108,14 +110,16 @@ export class CredentialIssuance {
     if (ttl === 0) return remembered ? undefined : this.deny(decision, 'task_not_active', 'the task has no time left');
 
     const lease = { id: uuidv7(now), credentialKind: boundary!.credential.kind, issuedAt: now, expiresAt: now + ttl * 1000 };
-    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, {
+    const audit: Record<string, unknown> = {
       decision_id: decision.id,
       boundary: boundary!.id,
       boundary_version: boundary!.version,
       action: request.action,
       resource: decision.resource,
       ttl,
-    });
+    };
+    if (request.confirmation) audit.cnf_jkt = request.confirmation.jkt;
+    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit);
     if (!committed) return undefined;
     this.observe('permit', null);
 
@@ -126,6 +130,7 @@ export class CredentialIssuance {
         task: { id: task.id, intent: task.intent, subject: task.subject },
         workloadId,
         boundary: boundary!,
+        confirmation: request.confirmation,
       });
     } catch {
       await this.leases.revokeUnminted(lease.id).catch(() => {});

@@ -1,10 +1,12 @@
 import { appendAudit } from '../audit/audit.js';
 import type { Database } from '../db/database.js';
+import type { DpopProofStore } from '../identity/dpop-proof-store.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import type { LeaseStore } from './lease-store.js';
 import type { LeaseRevocation } from './revocation.js';
 
 const ACTOR = 'system:sweeper';
+const DPOP_SWEEP_MARGIN_MS = 60_000;
 
 /**
  * Records what the clock already decided: tasks past their time become `expired` (their leases
@@ -18,6 +20,7 @@ export class ExpirySweeper {
     private readonly tasks: TaskStore,
     private readonly leases: LeaseStore,
     private readonly revocation: LeaseRevocation,
+    private readonly dpopProofs?: DpopProofStore,
   ) {}
 
   /** One pass; returns how many tasks and leases it marked. Bounded so a pass cannot run forever. */
@@ -42,6 +45,13 @@ export class ExpirySweeper {
       const n = await this.leases.expireDue(batch);
       leases += n;
       if (n < batch) break;
+    }
+    // Used DPoP proofs are kept only while their iat could still be accepted (plus a margin for
+    // replicas' clocks); their iat refuses them after that.
+    if (this.dpopProofs) {
+      for (let i = 0; i < maxBatches; i++) {
+        if ((await this.dpopProofs.sweep(batch, DPOP_SWEEP_MARGIN_MS)) < batch) break;
+      }
     }
     return { tasks, leases };
   }

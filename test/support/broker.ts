@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createApp, type App } from '../../apps/broker/app.js';
 import type { Clock } from '../../libs/clock/clock.js';
+import type { KeyTimings } from '../../libs/keys/key-ring.js';
 import { loadConfig } from '../../libs/config/config.js';
 import { freshDatabase, type TestDatabase } from './database.js';
 
@@ -26,6 +27,8 @@ export interface StartOptions {
   clock?: Clock;
   sweep?: boolean;
   kind?: 'postgres' | 'pglite';
+  /** Shorter signing-key thresholds, for tests that watch a retired key leave the JWKS. */
+  keyTimings?: Partial<KeyTimings>;
 }
 
 /** Starts the real Nest app on a real database, listening on a loopback port. */
@@ -45,7 +48,7 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
   const port = await freePort();
   env.PORT = String(port);
   const config = loadConfig(env);
-  const app = await createApp(config, { clock: options.clock, sweep: options.sweep ?? false });
+  const app = await createApp(config, { clock: options.clock, sweep: options.sweep ?? false, keyTimings: options.keyTimings });
   await app.app.listen({ port, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${port}`;
   const broker: TestBroker = {

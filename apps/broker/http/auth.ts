@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { InvalidClient } from '../../../libs/errors/errors.js';
 import { requireAccess, type Access, type ApiKey } from '../../../libs/identity/api-key.js';
 import { ApiKeys } from '../../../libs/identity/api-keys.js';
+import type { DpopVerifier } from '../../../libs/identity/dpop.js';
 import { WorkloadAuthenticator } from '../../../libs/identity/workload-authenticator.js';
 
 /** What the guards learned about the caller. */
@@ -27,6 +28,19 @@ export function bearer(request: FastifyRequest): string | undefined {
   if (typeof header !== 'string') return undefined;
   const match = /^Bearer +([^\s]+) *$/i.exec(header);
   return match?.[1];
+}
+
+/**
+ * The key a credential request proves it holds (RFC 9449 DPoP), or undefined without a DPoP
+ * header: a request without one pays for nothing more than this property read (not even an await). Every DPoP header
+ * is counted from the raw headers (Node would join repeats into one value), so two are refused.
+ */
+export function proofOfPossession(dpop: DpopVerifier, request: FastifyRequest): Promise<{ jkt: string }> | undefined {
+  if (request.headers.dpop === undefined) return undefined;
+  const raw = request.raw.rawHeaders;
+  const proofs: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'dpop') proofs.push(raw[i + 1]!);
+  return dpop.verify(proofs, request.method, request.url);
 }
 
 /** Bot routes: the caller is a workload proving itself with its signed assertion. */

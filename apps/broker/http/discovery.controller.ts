@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_AUTH_METHODS } from '../../../libs/identity/client-authentication.js';
 import type { Broker } from '../broker.js';
 import { BROKER } from '../tokens.js';
+import { DPOP_ALGORITHMS } from '../../../libs/identity/dpop.js';
 import { ApiRoute } from './openapi.js';
 import { healthResponse, jwksResponse, metadataResponse, readinessResponse } from './responses.js';
 import { Inject } from '@nestjs/common';
@@ -40,7 +41,9 @@ export class DiscoveryController {
       grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange'],
       response_types_supported: [],
       scopes_supported: [],
-      access_token_signing_alg_values_supported: ['EdDSA'],
+      // The algs of the keys in the JWKS: during a change of alg, both.
+      access_token_signing_alg_values_supported: this.broker.keys.algorithms,
+      dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
       authorization_details_types_supported: ['tool_call'],
     };
   }

@@ -88,7 +88,11 @@ const SECURITY_SCHEMES = {
 
 /** The documented error responses; each body is the Error schema the error filter sends. */
 const ERROR_RESPONSES: Record<number, { name: string; description: string; headers?: Record<string, unknown> }> = {
-  400: { name: 'BadRequest', description: 'invalid_request: malformed input; a schema violation or unknown field names it in `field`. At /oauth2/token, an RFC 6749 §5.2 code.' },
+  400: {
+    name: 'BadRequest',
+    description:
+      'invalid_request: malformed input; a schema violation or unknown field names it in `field`. invalid_dpop_proof: a DPoP proof that does not verify, fit the request, or was used before. At /oauth2/token, an RFC 6749 §5.2 code.',
+  },
   401: {
     name: 'Unauthorized',
     description: 'invalid_client: missing or invalid workload assertion or API key.',

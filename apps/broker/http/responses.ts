@@ -181,6 +181,7 @@ export const metadataResponse = z.strictObject({
   response_types_supported: z.array(z.string()),
   scopes_supported: z.array(z.string()),
   access_token_signing_alg_values_supported: z.array(z.string()),
+  dpop_signing_alg_values_supported: z.array(z.string()),
   authorization_details_types_supported: z.array(z.string()),
 });
 
@@ -202,6 +203,23 @@ export const issuerWithdrawnResponse = issuerResponse.extend({
   revoked_workloads: z.array(z.string()).describe('the workloads bound to it, now disabled'),
   revoked_tasks: z.int(),
   revoked_leases: z.int(),
+});
+
+const signingKey = z.strictObject({
+  kid: z.string(),
+  alg: z.enum(['EdDSA', 'ES256']),
+  state: z.enum(['next', 'active', 'retired']).describe('next: published, not yet signing; retired: published until everything it signed has expired'),
+  created_at: time,
+  activated_at: nullableTime,
+  retired_at: nullableTime,
+  publish_until: nullableTime,
+});
+export const signingKeyList = z.strictObject({ active_kid: z.string(), keys: z.array(signingKey) });
+export const signingKeyRotation = z.strictObject({
+  active_kid: z.string(),
+  retired_kid: z.string().nullable(),
+  next_kid: z.string(),
+  keys: z.array(signingKey),
 });
 
 export const apiKeyResponse = z.strictObject({
@@ -244,6 +262,8 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Issuer: issuerResponse,
   IssuerList: issuerList,
   IssuerWithdrawn: issuerWithdrawnResponse,
+  SigningKeyList: signingKeyList,
+  SigningKeyRotation: signingKeyRotation,
   ApiKey: apiKeyResponse,
   CreatedApiKey: createdApiKeyResponse,
   ApiKeyList: apiKeyList,

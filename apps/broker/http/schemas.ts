@@ -316,6 +316,9 @@ export const toolCallDetails = z
   )
   .length(1, 'must hold exactly one tool_call');
 
+/** Documents the DPoP request header (RFC 9449); the proof itself is checked in libs/identity/dpop. */
+export const dpopHeader = z.string().describe('an RFC 9449 DPoP proof (a JWT with typ dpop+jwt): binds the issued credential to the proof key (cnf.jkt)');
+
 export const tokenForm = z.looseObject({ token: z.string().min(1, 'is required').max(16_384), token_type_hint: z.string().max(64).optional() });
 
 const timestamp = z

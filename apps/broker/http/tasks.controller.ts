@@ -4,8 +4,9 @@ import { NotFound } from '../../../libs/errors/errors.js';
 import { isUuid } from '../../../libs/ids/ids.js';
 import { CredentialIssuance } from '../../../libs/leases/request-credential.js';
 import { Tasks } from '../../../libs/tasks/tasks.js';
-import { callerOf, WorkloadGuard } from './auth.js';
-import { credentialBody, emptyBody, intentBody, openTaskBody, parse } from './schemas.js';
+import { DpopVerifier } from '../../../libs/identity/dpop.js';
+import { callerOf, proofOfPossession, WorkloadGuard } from './auth.js';
+import { credentialBody, dpopHeader, emptyBody, intentBody, openTaskBody, parse } from './schemas.js';
 import { ApiRoute } from './openapi.js';
 import { credentialResponse, taskChangeResponse, taskDetailResponse, taskResponse } from './responses.js';
 import { leaseView, taskEventView, taskView } from './views.js';
@@ -17,6 +18,7 @@ export class TasksController {
   constructor(
     private readonly tasks: Tasks,
     private readonly issuance: CredentialIssuance,
+    private readonly dpop: DpopVerifier,
   ) {}
 
   @Post()
@@ -37,10 +39,13 @@ export class TasksController {
 
   @Post(':id/credentials')
   @HttpCode(201)
-  @ApiRoute({ summary: 'A credential for one tool call, checked against the task and the boundary', body: credentialBody, responses: { 201: credentialResponse }, errors: [403, 404, 409] })
+  @ApiRoute({ summary: 'A credential for one tool call, checked against the task and the boundary', body: credentialBody, headers: { DPoP: dpopHeader }, responses: { 201: credentialResponse }, errors: [403, 404, 409] })
   async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     const input = parse(credentialBody, body);
-    const issued = await this.issuance.request(workloadOf(request), { taskId: taskId(id), ...input });
+    const task = taskId(id);
+    const proof = proofOfPossession(this.dpop, request);
+    const confirmation = proof && (await proof);
+    const issued = await this.issuance.request(workloadOf(request), { taskId: task, ...input, confirmation });
     return {
       lease_id: issued.leaseId,
       expires_at: issued.expiresAt.toISOString(),

@@ -1,10 +1,13 @@
-import { Body, Controller, Header, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import { AccessDenied, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../libs/errors/errors.js';
+import { DpopVerifier } from '../../../libs/identity/dpop.js';
 import { WorkloadAuthenticator } from '../../../libs/identity/workload-authenticator.js';
+import { proofOfPossession } from './auth.js';
 import { CredentialIssuance, type CredentialRequest } from '../../../libs/leases/request-credential.js';
 import { ApiRoute } from './openapi.js';
 import { tokenResponse } from './responses.js';
-import { ACCESS_TOKEN_TYPE, parse, TOKEN_EXCHANGE, tokenExchangeForm, toolCallDetails } from './schemas.js';
+import { ACCESS_TOKEN_TYPE, dpopHeader, parse, TOKEN_EXCHANGE, tokenExchangeForm, toolCallDetails } from './schemas.js';
 
 /**
  * RFC 8693 token exchange with RFC 9396 authorization details: the standards door to the same
@@ -16,15 +19,16 @@ export class TokenController {
   constructor(
     private readonly authenticator: WorkloadAuthenticator,
     private readonly issuance: CredentialIssuance,
+    private readonly dpop: DpopVerifier,
   ) {}
 
   @Post('token')
   @HttpCode(200)
   // No client authentication: the subject token (the workload's assertion) is the credential.
-  @ApiRoute({ summary: 'RFC 8693 token exchange for the tool call in authorization_details', form: tokenExchangeForm, responses: { 200: tokenResponse }, errors: [401], security: [] })
+  @ApiRoute({ summary: 'RFC 8693 token exchange for the tool call in authorization_details', form: tokenExchangeForm, headers: { DPoP: dpopHeader }, responses: { 200: tokenResponse }, errors: [401], security: [] })
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')
-  async token(@Body() body: unknown) {
+  async token(@Req() httpRequest: FastifyRequest, @Body() body: unknown) {
     const form = (body ?? {}) as Record<string, unknown>;
     if (form.grant_type === undefined) throw new TokenEndpointError('invalid_request', 'grant_type is required', { field: 'grant_type' });
     if (form.grant_type !== TOKEN_EXCHANGE) {
@@ -39,6 +43,8 @@ export class TokenController {
     if (input.scope !== undefined && input.scope !== call.action) {
       throw new TokenEndpointError('invalid_request', 'scope must be the action of the tool call', { field: 'scope' });
     }
+    const proof = proofOfPossession(this.dpop, httpRequest);
+    const confirmation = proof && (await proof);
     const request: CredentialRequest = {
       taskId: call.task_id,
       boundary: call.boundary,
@@ -46,13 +52,14 @@ export class TokenController {
       resource: call.resource,
       params: call.params,
       audience: input.audience,
+      confirmation,
     };
     try {
       const issued = await this.issuance.request(workload.id, request);
       return {
         access_token: issued.credential.access_token,
         issued_token_type: ACCESS_TOKEN_TYPE,
-        token_type: 'Bearer',
+        token_type: issued.credential.token_type,
         expires_in: issued.expiresIn,
         scope: call.action,
         lease_id: issued.leaseId,

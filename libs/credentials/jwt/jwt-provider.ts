@@ -1,6 +1,6 @@
 import type { SigningKey } from '../../keys/signing-keys.js';
 import type { CredentialProvider, IssuedCredential, IssueRequest } from '../provider.js';
-import { signEdDsaCompact } from './compact-sign.js';
+import { signCompact } from './compact-sign.js';
 
 /**
  * Tollgate's own access tokens: RFC 9068 JWTs, verifiable offline with the JWKS. jti is the lease
@@ -11,34 +11,35 @@ export class JwtCredentialProvider implements CredentialProvider {
 
   constructor(
     private readonly issuer: string,
-    private readonly signingKey: () => SigningKey,
+    /** Synchronous on the hot path; a promise only when this replica must re-read its keys first. */
+    private readonly signingKey: () => SigningKey | Promise<SigningKey>,
   ) {}
 
-  async issue({ lease, task, workloadId, boundary }: IssueRequest): Promise<IssuedCredential> {
-    const key = this.signingKey();
+  async issue({ lease, task, workloadId, boundary, confirmation }: IssueRequest): Promise<IssuedCredential> {
+    const current = this.signingKey();
+    const key = current instanceof Promise ? await current : current;
     const iat = Math.floor(lease.issuedAt / 1000);
     const toolCall: Record<string, unknown> = { type: 'tool_call', boundary: boundary.id, action: lease.action };
     if (lease.resource !== null) toolCall.resource = lease.resource;
-    const accessToken = signEdDsaCompact(
-      { alg: key.alg, typ: 'at+jwt', kid: key.kid },
-      {
-        client_id: workloadId,
-        act: { sub: workloadId },
-        scope: lease.action,
-        task_id: task.id,
-        intent: task.intent,
-        authorization_details: [toolCall],
-        iss: this.issuer,
-        sub: task.subject,
-        aud: boundary.tool,
-        iat,
-        nbf: iat,
-        exp: Math.floor(lease.expiresAt / 1000),
-        jti: lease.id,
-      },
-      key.privateKeyObject,
-    );
-    return { kind: 'jwt', access_token: accessToken, token_type: 'Bearer' };
+    const claims: Record<string, unknown> = {
+      client_id: workloadId,
+      act: { sub: workloadId },
+      scope: lease.action,
+      task_id: task.id,
+      intent: task.intent,
+      authorization_details: [toolCall],
+      iss: this.issuer,
+      sub: task.subject,
+      aud: boundary.tool,
+      iat,
+      nbf: iat,
+      exp: Math.floor(lease.expiresAt / 1000),
+      jti: lease.id,
+    };
+    // RFC 9449 §6: a DPoP-bound token names the proof key's thumbprint; only its holder may use it.
+    if (confirmation) claims.cnf = { jkt: confirmation.jkt };
+    const accessToken = signCompact({ alg: key.alg, typ: 'at+jwt', kid: key.kid }, claims, key.privateKeyObject);
+    return { kind: 'jwt', access_token: accessToken, token_type: confirmation ? 'DPoP' : 'Bearer' };
   }
 
   async revoke(): Promise<void> {

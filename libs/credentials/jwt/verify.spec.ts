@@ -28,7 +28,7 @@ describe('issuedTokenVerifier', () => {
     expect(await verify(forged)).toBeUndefined();
   });
 
-  it('remembers a verified token but never a forged variant of it, and forgets all when keys change', async () => {
+  it('remembers a verified token but never a forged variant of it, and forgets all when a key is withdrawn', async () => {
     const key = await signer('k1');
     let keys = [key.jwk];
     const verify = issuedTokenVerifier(ISSUER, () => keys, () => now);
@@ -37,7 +37,28 @@ describe('issuedTokenVerifier', () => {
     const at = good.lastIndexOf('.') + 10;
     const tampered = good.slice(0, at) + (good[at] === 'A' ? 'B' : 'A') + good.slice(at + 1);
     expect(await verify(tampered)).toBeUndefined();
-    keys = [(await signer('k2')).jwk];
+    keys = [...keys, (await signer('k2')).jwk];
+    expect((await verify(good))?.jti).toBe('a');
+    keys = [keys[1]!];
     expect(await verify(good)).toBeUndefined();
+  });
+
+  it('on an unknown kid, asks for the keys again once and verifies with what it finds', async () => {
+    const old = await signer('k1');
+    const rotated = await signer('k2');
+    let keys = [old.jwk];
+    let asked = 0;
+    const verify = issuedTokenVerifier(ISSUER, () => keys, () => now, 100, async () => {
+      asked++;
+      const before = keys;
+      keys = [old.jwk, rotated.jwk];
+      return keys !== before;
+    });
+    const fresh = await token(rotated.privateKey, 'k2', { jti: 'n' }, now / 1000 + 60);
+    expect((await verify(fresh))?.jti).toBe('n');
+    expect(asked).toBe(1);
+    const stranger = await signer('k3');
+    expect(await verify(await token(stranger.privateKey, 'k3', { jti: 'x' }, now / 1000 + 60))).toBeUndefined();
+    expect(asked).toBe(2);
   });
 });
