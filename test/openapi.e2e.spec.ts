@@ -1,3 +1,4 @@
+import * as DPoP from 'dpop';
 import { readFileSync } from 'node:fs';
 import { compileErrors, validate as validateOpenApi } from '@readme/openapi-parser';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -240,6 +241,18 @@ describe('the document agrees with what the app does', () => {
     const token = issued.body.credential.access_token as string;
     const introspect = (form: Record<string, string>) => call(broker.url, 'POST', '/oauth2/introspect', { token: broker.adminKey, form });
     expectDocumented('post', '/oauth2/introspect', await introspect({ token }));
+    // A DPoP-bound credential, and its introspection with cnf.
+    const proof = await DPoP.generateProof(await DPoP.generateKeyPair('ES256'), `${broker.url}/v1/tasks/${taskId}/credentials`, 'POST');
+    const bound = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      token: await bot.token(),
+      headers: { dpop: proof },
+      json: { boundary: 'crm-orders', action: 'orders:read' },
+    });
+    expect(bound.body.credential.token_type).toBe('DPoP');
+    expectDocumented('post', '/v1/tasks/{id}/credentials', bound);
+    const boundIntrospection = await introspect({ token: bound.body.credential.access_token });
+    expect(boundIntrospection.body.cnf).toBeDefined();
+    expectDocumented('post', '/oauth2/introspect', boundIntrospection);
     expectDocumented('post', '/oauth2/introspect', await introspect({ token: 'not-a-token' }));
     expectDocumented('post', '/oauth2/introspect', await introspect({}));
     expectDocumented('get', '/v1/leases', await admin('GET', '/v1/leases'));

@@ -9,9 +9,9 @@ export async function call<T = any>(
   base: string,
   method: string,
   path: string,
-  options: { token?: string; json?: unknown; form?: Record<string, string>; raw?: string; contentType?: string } = {},
+  options: { token?: string; json?: unknown; form?: Record<string, string>; raw?: string; contentType?: string; headers?: Record<string, string> } = {},
 ): Promise<Response<T>> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   let body: string | undefined;
   if (options.json !== undefined) {

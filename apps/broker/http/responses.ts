@@ -134,7 +134,7 @@ export const workloadRevokedResponse = z.strictObject({
 export const tokenResponse = z.strictObject({
   access_token: z.string(),
   issued_token_type: z.literal('urn:ietf:params:oauth:token-type:access_token'),
-  token_type: z.literal('Bearer'),
+  token_type: z.enum(['Bearer', 'DPoP']).describe('DPoP when the request carried a DPoP proof'),
   expires_in: z.int(),
   scope: z.string(),
   lease_id: uuid,
@@ -154,7 +154,8 @@ export const introspectionResponse = z.union([
     jti: uuid,
     client_id: z.string(),
     scope: z.string(),
-    token_type: z.literal('Bearer'),
+    token_type: z.enum(['Bearer', 'DPoP']),
+    cnf: z.strictObject({ jkt: z.string() }).optional().describe('DPoP-bound: the RFC 7638 thumbprint of the proof key'),
     act: z.looseObject({ sub: z.string() }),
     task_id: uuid,
     lease_state: z.literal('active'),
