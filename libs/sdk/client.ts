@@ -322,9 +322,12 @@ export class Task {
     return this.change(await this.client.json('POST', `/v1/tasks/${encodeURIComponent(this.id)}/intent`, { intent }, false));
   }
 
-  /** The journey is over: the broker revokes every active lease of the task. */
+  /**
+   * The journey is over: the broker revokes every active lease of the task. Completing twice is
+   * harmless, so this one is replayed after a broken connection.
+   */
   async complete(): Promise<TaskChange> {
-    return this.change(await this.client.json('POST', `/v1/tasks/${encodeURIComponent(this.id)}/complete`, undefined, false));
+    return this.change(await this.client.json('POST', `/v1/tasks/${encodeURIComponent(this.id)}/complete`, undefined, true));
   }
 
   /** The task with its intent history and its leases. */
