@@ -62,8 +62,10 @@ export interface Credential {
 
 export interface TaskEvent {
   eventId: string;
+  /** `opened`, `intent_changed`, `completed`, `revoked`, `expired`. */
   kind: string;
-  intent: string;
+  /** The intent the event set; null for the events that end the task. */
+  intent: string | null;
   reason: string | null;
   at: Date;
 }
@@ -341,7 +343,7 @@ export class Task {
       events: events.map((event) => ({
         eventId: String(event.event_id),
         kind: String(event.kind),
-        intent: String(event.intent),
+        intent: nullableString(event.intent),
         reason: nullableString(event.reason),
         at: new Date(String(event.at)),
       })),
