@@ -19,7 +19,7 @@ afterAll(() => broker?.close());
 describe('the SDK against the real broker', () => {
   it('opens a task and hands withCredential a JWT the tool verifies with the JWKS; revokeAfter makes it inactive', async () => {
     const task = await client.openTask({ intent: 'order_status', subject: 'user-42' });
-    expect(task.state).toMatchObject({ workloadId: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active' });
+    expect(task.snapshot).toMatchObject({ workloadId: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active' });
 
     const jwks = createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`));
     let token = '';
@@ -103,6 +103,6 @@ describe('the SDK against the real broker', () => {
     const stranger = new TollgateClient({ url: broker.url, tokenSource: { workloadId: 'stranger', privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
     await expect(stranger.openTask({ intent: 'order_status', subject: 'user-42' })).rejects.toMatchObject({ constructor: InvalidClient, status: 401 });
     const borrowed = new TollgateClient({ url: broker.url, tokenSource: () => bot.token() });
-    await expect(borrowed.openTask({ intent: 'order_status', subject: 'user-7' })).resolves.toMatchObject({ state: { subject: 'user-7' } });
+    await expect(borrowed.openTask({ intent: 'order_status', subject: 'user-7' })).resolves.toMatchObject({ snapshot: { subject: 'user-7' } });
   });
 });

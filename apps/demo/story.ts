@@ -97,7 +97,7 @@ async function tell(transcript: Transcript, options: StoryOptions, tool: ToolSer
   transcript.say('user', 'Hi! Where is my order 1001?');
   const task = await client.openTask({ intent: 'order_status', subject: SUBJECT });
   transcript.say('bot', `opens a task: intent order_status for ${SUBJECT}`);
-  transcript.say('Tollgate', `task ${task.id} is ${task.state?.state}, until ${task.state?.expiresAt.toISOString()}`);
+  transcript.say('Tollgate', `task ${task.id} is ${task.snapshot?.state}, until ${task.snapshot?.expiresAt.toISOString()}`);
   const readRequest = { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1001', purpose: 'tell the customer where the order is' };
   asks(transcript, readRequest);
   let readLease = '';

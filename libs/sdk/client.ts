@@ -282,8 +282,8 @@ export class TollgateClient {
 /** One user journey. Ask for a fresh credential before each tool call; complete the task at the end. */
 export class Task {
   readonly id: string;
-  /** The last state the broker reported (absent for a handle made from an id until `get()`). */
-  state: TaskState | undefined;
+  /** The task as the broker last reported it (absent for a handle made from an id until `get()`). */
+  snapshot: TaskState | undefined;
 
   constructor(
     private readonly client: TollgateClient,
@@ -292,12 +292,12 @@ export class Task {
     if (typeof from === 'string') this.id = from;
     else {
       this.id = from.id;
-      this.state = from;
+      this.snapshot = from;
     }
   }
 
   get intent(): string | undefined {
-    return this.state?.intent;
+    return this.snapshot?.intent;
   }
 
   /** A credential for one tool call, not revoked by the SDK: revoke it (`client.revoke`) or let it expire. */
@@ -335,11 +335,11 @@ export class Task {
   /** The task with its intent history and its leases. */
   async get(): Promise<TaskDetails> {
     const view = await this.client.json('GET', `/v1/tasks/${encodeURIComponent(this.id)}`, undefined, true);
-    this.state = taskState(view);
+    this.snapshot = taskState(view);
     const events = Array.isArray(view.events) ? (view.events as Record<string, unknown>[]) : [];
     const leases = Array.isArray(view.leases) ? (view.leases as Record<string, unknown>[]) : [];
     return {
-      ...this.state,
+      ...this.snapshot,
       events: events.map((event) => ({
         eventId: String(event.event_id),
         kind: String(event.kind),
@@ -363,8 +363,8 @@ export class Task {
   }
 
   private change(view: Record<string, unknown>): TaskChange {
-    this.state = taskState(view);
-    return { ...this.state, revokedLeases: Array.isArray(view.revoked_leases) ? view.revoked_leases.map(String) : [] };
+    this.snapshot = taskState(view);
+    return { ...this.snapshot, revokedLeases: Array.isArray(view.revoked_leases) ? view.revoked_leases.map(String) : [] };
   }
 }
 
