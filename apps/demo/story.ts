@@ -52,7 +52,11 @@ class Transcript {
  */
 export async function runStory(options: StoryOptions): Promise<boolean> {
   const transcript = new Transcript(options.print);
-  const tool = await startToolServer({ tollgate: options.tollgate, introspectionKey: options.adminKey, say: (text) => transcript.say('tool', text) });
+  const metadata: { issuer?: unknown } = await fetch(`${options.tollgate}/.well-known/oauth-authorization-server`)
+    .then((response) => (response.ok ? response.json() : {}))
+    .catch(() => ({}));
+  const issuer = typeof metadata.issuer === 'string' ? metadata.issuer : options.tollgate;
+  const tool = await startToolServer({ tollgate: options.tollgate, issuer, introspectionKey: options.adminKey, say: (text) => transcript.say('tool', text) });
   try {
     await tell(transcript, options, tool);
   } catch (error) {

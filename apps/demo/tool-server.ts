@@ -12,8 +12,10 @@ export interface ToolServer {
 }
 
 export interface ToolServerOptions {
-  /** Tollgate's issuer: the `iss` of its tokens and the base of its JWKS and introspection. */
+  /** Tollgate's base URL: its JWKS and introspection live there. */
   tollgate: string;
+  /** The `iss` of its tokens (its metadata's `issuer`; the base URL unless behind a proxy). */
+  issuer: string;
   /** Introspection is for resource servers holding an admin key, for now. */
   introspectionKey: string;
   say(text: string): void;
@@ -54,7 +56,7 @@ export async function startToolServer(options: ToolServerOptions): Promise<ToolS
     const name = fingerprint(token);
     let claims;
     try {
-      ({ payload: claims } = await jwtVerify(token, jwks, { issuer: options.tollgate, audience: url, typ: 'at+jwt', algorithms: ['EdDSA', 'ES256'] }));
+      ({ payload: claims } = await jwtVerify(token, jwks, { issuer: options.issuer, audience: url, typ: 'at+jwt', algorithms: ['EdDSA', 'ES256'] }));
     } catch (error) {
       const why = error instanceof errors.JOSEError ? error.code : 'unverifiable';
       options.say(`token ${name}: rejected offline (${why}) → 401`);
