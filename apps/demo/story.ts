@@ -56,9 +56,18 @@ export async function runStory(options: StoryOptions): Promise<boolean> {
     .then((response) => (response.ok ? response.json() : {}))
     .catch(() => ({}));
   const issuer = typeof metadata.issuer === 'string' ? metadata.issuer : options.tollgate;
-  const tool = await startToolServer({ tollgate: options.tollgate, issuer, introspectionKey: options.adminKey, say: (text) => transcript.say('tool', text) });
+  let toolClient: { id: string; secret: string } | undefined;
+  const tool = await startToolServer({
+    tollgate: options.tollgate,
+    issuer,
+    client: () => {
+      if (!toolClient) throw new Error('the CRM has no client credentials yet');
+      return toolClient;
+    },
+    say: (text) => transcript.say('tool', text),
+  });
   try {
-    await tell(transcript, options, tool);
+    await tell(transcript, options, tool, (client) => (toolClient = client));
   } catch (error) {
     const what = error instanceof TollgateError ? `${error.name} (${error.code}, HTTP ${error.status}): ${error.description}` : error instanceof Error ? error.message : String(error);
     transcript.say('✗', `the story stopped: ${what}`);
@@ -70,7 +79,12 @@ export async function runStory(options: StoryOptions): Promise<boolean> {
   return transcript.failures.length === 0;
 }
 
-async function tell(transcript: Transcript, options: StoryOptions, tool: ToolServer): Promise<void> {
+async function tell(
+  transcript: Transcript,
+  options: StoryOptions,
+  tool: ToolServer,
+  setToolClient: (client: { id: string; secret: string }) => void,
+): Promise<void> {
   transcript.heading('Setup (admin)');
   transcript.say('tool', `the CRM demo tool listens on ${tool.url}`);
   const admin = adminApi(options);
@@ -93,6 +107,11 @@ async function tell(transcript: Transcript, options: StoryOptions, tool: ToolSer
     });
     transcript.say('admin', `boundary ${boundary.id}: intent ${boundary.intent} may use action ${boundary.action} on the CRM, ${boundary.ttl} s credentials`);
   }
+
+  // The CRM is an OAuth client of Tollgate: a resource_server key, held to the CRM's own audience.
+  const key = (await admin('POST', '/v1/admin/api-keys', { role: 'resource_server', audience: tool.url, label: 'demo CRM' })) as { id: string; key: string };
+  setToolClient({ id: key.id, secret: key.key });
+  transcript.say('admin', `API key ${key.id} (role resource_server, audience ${tool.url}) for the CRM: it introspects with client_secret_basic`);
 
   // What a bot author writes: one client, a task per conversation, a credential per tool call.
   const client = new TollgateClient({ url: options.tollgate, tokenSource: { workloadId: WORKLOAD, privateKey, kid, alg: 'EdDSA' } });
@@ -197,7 +216,7 @@ function list(ids: string[]): string {
 }
 
 function adminApi(options: StoryOptions) {
-  return async (method: string, path: string, body: unknown): Promise<void> => {
+  return async (method: string, path: string, body: unknown): Promise<unknown> => {
     const response = await fetch(`${options.tollgate}${path}`, {
       method,
       headers: { authorization: `Bearer ${options.adminKey}`, 'content-type': 'application/json' },
@@ -207,5 +226,6 @@ function adminApi(options: StoryOptions) {
       const answer = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
       throw new Error(`admin ${method} ${path} answered ${response.status} ${answer.error ?? ''}: ${answer.error_description ?? ''}`);
     }
+    return response.json();
   };
 }

@@ -16,8 +16,11 @@ export interface ToolServerOptions {
   tollgate: string;
   /** The `iss` of its tokens (its metadata's `issuer`; the base URL unless behind a proxy). */
   issuer: string;
-  /** Introspection is for resource servers holding an admin key, for now. */
-  introspectionKey: string;
+  /**
+   * This tool's OAuth client credentials at Tollgate (a resource_server API key: its id and the key),
+   * sent as client_secret_basic; known once the admin has created the key.
+   */
+  client(): { id: string; secret: string };
   say(text: string): void;
 }
 
@@ -70,7 +73,7 @@ export async function startToolServer(options: ToolServerOptions): Promise<ToolS
     }
     const introspection = await fetch(`${options.tollgate}/oauth2/introspect`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${options.introspectionKey}`, 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { authorization: clientSecretBasic(options.client()), 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token }).toString(),
     });
     const state = introspection.ok ? ((await introspection.json()) as { active?: unknown }) : { active: false };
@@ -117,4 +120,10 @@ export async function startToolServer(options: ToolServerOptions): Promise<ToolS
 function send(response: ServerResponse, status: number, body: unknown): void {
   if (response.headersSent) return;
   response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+}
+
+/** RFC 6749 §2.3.1: each half form-urlencoded, then base64. */
+function clientSecretBasic({ id, secret }: { id: string; secret: string }): string {
+  const encode = (text: string) => encodeURIComponent(text).replace(/%20/g, '+');
+  return `Basic ${Buffer.from(`${encode(id)}:${encode(secret)}`).toString('base64')}`;
 }
