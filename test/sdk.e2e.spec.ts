@@ -1,6 +1,7 @@
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { calculateJwkThumbprint, createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessDenied, InvalidClient, NotFound, TaskNotActive, TollgateClient, InvalidRequest } from '../libs/sdk/index.js';
+import { generateDpopKey } from '../libs/sdk/dpop.js';
 import type { TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
 import { introspect, putBoundary, startWithBot, type Bot } from './support/scenario.js';
@@ -17,6 +18,23 @@ beforeAll(async () => {
 afterAll(() => broker?.close());
 
 describe('the SDK against the real broker', () => {
+  it('with dpop, gets DPoP-bound credentials (cnf.jkt of its key) that introspect with cnf', async () => {
+    const dpop = await generateDpopKey('ES256');
+    const bound = new TollgateClient({ url: broker.url, dpop, tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
+    const task = await bound.openTask({ intent: 'order_status', subject: 'user-42' });
+    const credential = await task.credential({ boundary: 'crm-orders', action: 'orders:read' });
+    expect(credential.tokenType).toBe('DPoP');
+    const jkt = await calculateJwkThumbprint(dpop.publicJwk);
+    expect(decodeJwt(credential.accessToken!).cnf).toEqual({ jkt });
+    expect(await introspect(broker, credential.accessToken!)).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } });
+    // What the tool receives: the token under the DPoP scheme, with a proof bound to it (ath).
+    const headers = await credential.headers('GET', 'https://crm.acme.test/orders/1001?x=1');
+    expect(headers.authorization).toBe(`DPoP ${credential.accessToken}`);
+    expect(decodeJwt(headers.dpop!)).toMatchObject({ htm: 'GET', htu: 'https://crm.acme.test/orders/1001', ath: expect.any(String) });
+    // Each request carries a fresh proof: a second credential is not refused as a replay.
+    expect((await task.credential({ boundary: 'crm-orders', action: 'orders:read' })).tokenType).toBe('DPoP');
+  });
+
   it('opens a task and hands withCredential a JWT the tool verifies with the JWKS; revokeAfter makes it inactive', async () => {
     const task = await client.openTask({ intent: 'order_status', subject: 'user-42' });
     expect(task.snapshot).toMatchObject({ workloadId: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active' });
