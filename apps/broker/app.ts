@@ -151,37 +151,28 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
   app.useGlobalFilters(new ErrorFilter(logger));
   await app.init();
 
-  let timer: NodeJS.Timeout | undefined;
-  if (options.sweep ?? true) {
+  // Background work: each job runs on its own timer, never overlapping itself; a failure is logged
+  // and the next tick tries again.
+  const background = (everyMs: number, name: string, job: () => Promise<unknown>): NodeJS.Timeout => {
     let running = false;
-    timer = setInterval(() => {
+    const timer = setInterval(() => {
       if (running) return;
       running = true;
-      broker.sweeper
-        .sweepOnce()
-        .catch((error: unknown) => logger.warn({ msg: 'sweep failed', error: error instanceof Error ? error.message : String(error) }))
+      job()
+        .catch((error: unknown) => logger.warn({ msg: `${name} failed`, error: error instanceof Error ? error.message : String(error) }))
         .finally(() => (running = false));
-    }, config.sweepIntervalMs);
+    }, everyMs);
     timer.unref();
-  }
-
-  let maintaining = false;
-  const keyTimer = setInterval(() => {
-    if (maintaining) return;
-    maintaining = true;
-    broker.keys
-      .tick()
-      .catch((error: unknown) => logger.warn({ msg: 'signing-key maintenance failed', error: error instanceof Error ? error.message : String(error) }))
-      .finally(() => (maintaining = false));
-  }, broker.keys.timings.pollMs);
-  keyTimer.unref();
+    return timer;
+  };
+  const timers = [background(broker.keys.timings.pollMs, 'signing-key maintenance', () => broker.keys.tick())];
+  if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'sweep', () => broker.sweeper.sweepOnce()));
 
   return {
     app,
     broker,
     async close() {
-      if (timer) clearInterval(timer);
-      clearInterval(keyTimer);
+      for (const timer of timers) clearInterval(timer);
       await app.close();
       await broker.db.close();
     },

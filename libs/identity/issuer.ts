@@ -6,8 +6,18 @@ export type IssuerKind = 'spiffe' | 'kubernetes' | 'oidc';
  * A trusted issuer: an identity provider (SPIRE, a Kubernetes service-account issuer, any OIDC
  * issuer) whose JWTs authenticate the workloads bound to it by subject.
  */
-export interface Issuer {
+export interface Issuer extends IssuerDefinition {
   id: string;
+  /** False once DELETE withdrew the trust; its workloads were revoked with it. */
+  enabled: boolean;
+  /** Bumped on every change, so cached verifications and key sets made under the old row are dropped. */
+  revision: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** What an admin says about an issuer (PUT /v1/admin/issuers/{id}). */
+export interface IssuerDefinition {
   /** The exact `iss` its tokens carry. */
   issuer: string;
   kind: IssuerKind;
@@ -17,21 +27,6 @@ export interface Issuer {
   jwksUri: string | null;
   jwks: { keys: JWK[] } | null;
   /** A token's `aud` must contain one of these. */
-  audiences: string[];
-  /** False once DELETE withdrew the trust; its workloads were revoked with it. */
-  enabled: boolean;
-  /** Bumped on every change, so cached verifications and key sets made under the old row are dropped. */
-  revision: number;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-export interface IssuerDefinition {
-  issuer: string;
-  kind: IssuerKind;
-  trustDomain: string | null;
-  jwksUri: string | null;
-  jwks: { keys: JWK[] } | null;
   audiences: string[];
 }
 
