@@ -64,6 +64,8 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
       ['POST', '/v1/tasks', { intent: 'order_status', subject: 'u', ttl: 86_401 }, 'ttl'],
       ['POST', '/v1/tasks', { intent: 'order_status', subject: 'u', ttl: '60' }, 'ttl'],
       ['POST', '/v1/tasks', { intent: 'order_status', subject: 'u', ttl: 1e308 }, 'ttl'],
+      ['POST', '/v1/tasks', { intent: 'order_status', subject: 'u', context: ['not', 'an', 'object'] }, 'context'],
+      ['POST', '/v1/tasks', { intent: 'order_status', subject: 'u', context: { notes: 'x'.repeat(5000) } }, 'context'],
       ['POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', scope: 'all' }, 'scope'],
       ['POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', ttl: 0 }, 'ttl'],
       ['POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', ttl: 1.5 }, 'ttl'],

@@ -167,6 +167,21 @@ describe('the core loop', () => {
     expect((await bot.call('GET', `/v1/tasks/${taskId}`)).body.state).toBe('active');
   });
 
+  it('keeps the context a task was opened with, for reviewers, and audits only its keys', async () => {
+    const context = { channel: 'web-chat', conversation: 'c-8812', customer_email: 'zoe@example.test' };
+    const opened = await bot.call('POST', '/v1/tasks', { intent: 'order_status', subject: 'user-42', context });
+    expect(opened.status).toBe(201);
+    expect(opened.body.context).toEqual(context);
+    expect((await bot.call('GET', `/v1/tasks/${opened.body.task_id}`)).body.context).toEqual(context);
+    expect((await bot.call('GET', `/v1/tasks/${await bot.openTask()}`)).body.context).toEqual({});
+    const { rows } = await broker.app.broker.db.query<{ data: Record<string, unknown> }>(
+      `SELECT data FROM audit_events WHERE kind = 'task.opened' AND task_id = $1`,
+      [opened.body.task_id],
+    );
+    expect(rows[0]!.data.context_keys).toEqual(['channel', 'conversation', 'customer_email']);
+    expect(JSON.stringify(rows[0]!.data)).not.toContain('zoe@example.test');
+  });
+
   it('revokes a token through RFC 7009, for its own workload only', async () => {
     const taskId = await bot.openTask();
     const issued = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' });

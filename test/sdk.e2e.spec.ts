@@ -36,8 +36,8 @@ describe('the SDK against the real broker', () => {
   });
 
   it('opens a task and hands withCredential a JWT the tool verifies with the JWKS; revokeAfter makes it inactive', async () => {
-    const task = await client.openTask({ intent: 'order_status', subject: 'user-42' });
-    expect(task.snapshot).toMatchObject({ workloadId: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active' });
+    const task = await client.openTask({ intent: 'order_status', subject: 'user-42', context: { channel: 'web-chat' } });
+    expect(task.snapshot).toMatchObject({ workloadId: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active', context: { channel: 'web-chat' } });
 
     const jwks = createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`));
     let token = '';

@@ -88,6 +88,7 @@ export interface TaskState {
   workloadId: string;
   intent: string;
   subject: string;
+  context: Record<string, unknown>;
   state: string;
   createdAt: Date;
   expiresAt: Date;
@@ -374,6 +375,7 @@ function taskState(view: Record<string, unknown>): TaskState {
     workloadId: String(view.workload_id),
     intent: String(view.intent),
     subject: String(view.subject),
+    context: isRecord(view.context) ? view.context : {},
     state: String(view.state),
     createdAt: new Date(String(view.created_at)),
     expiresAt: new Date(String(view.expires_at)),
@@ -388,4 +390,8 @@ function nullableString(value: unknown): string | null {
 
 function nullableDate(value: unknown): Date | null {
   return typeof value === 'string' ? new Date(value) : null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

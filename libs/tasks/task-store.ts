@@ -2,7 +2,7 @@ import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
 import type { Task, TaskEvent } from './task.js';
 
-const COLUMNS = `id, workload_id, intent, subject,
+const COLUMNS = `id, workload_id, intent, subject, context,
   CASE WHEN state = 'active' AND expires_at <= now() THEN 'expired' ELSE state END AS state,
   created_at, expires_at, ended_at, end_reason`;
 
@@ -14,14 +14,17 @@ export class TaskStore {
    * Opens a task for a workload that is still enabled, holding a share lock on the workload row so a
    * concurrent kill switch either sees this task or makes the insert write nothing (undefined).
    */
-  async insert(tx: Sql, task: { workloadId: string; intent: string; subject: string; ttl: number }): Promise<Task | undefined> {
+  async insert(
+    tx: Sql,
+    task: { workloadId: string; intent: string; subject: string; context: Record<string, unknown>; ttl: number },
+  ): Promise<Task | undefined> {
     const id = uuidv7();
     const { rows } = await tx.query<TaskRow>(
       `WITH w AS (SELECT id FROM workloads WHERE id = $2 AND enabled FOR SHARE)
-       INSERT INTO tasks (id, workload_id, intent, subject, state, created_at, expires_at)
-       SELECT $1::uuid, w.id, $3::text, $4::text, 'active', now(), now() + make_interval(secs => $5::float8) FROM w
+       INSERT INTO tasks (id, workload_id, intent, subject, context, state, created_at, expires_at)
+       SELECT $1::uuid, w.id, $3::text, $4::text, $6::jsonb, 'active', now(), now() + make_interval(secs => $5::float8) FROM w
        RETURNING ${COLUMNS}`,
-      [id, task.workloadId, task.intent, task.subject, task.ttl],
+      [id, task.workloadId, task.intent, task.subject, task.ttl, JSON.stringify(task.context)],
     );
     if (!rows[0]) return undefined;
     await this.addEvent(tx, id, 'opened', task.intent, null);
@@ -109,6 +112,7 @@ interface TaskRow {
   workload_id: string;
   intent: string;
   subject: string;
+  context: Record<string, unknown>;
   state: Task['state'];
   created_at: Date;
   expires_at: Date;
@@ -122,6 +126,7 @@ function toTask(row: TaskRow): Task {
     workloadId: row.workload_id,
     intent: row.intent,
     subject: row.subject,
+    context: row.context,
     state: row.state,
     createdAt: new Date(row.created_at),
     expiresAt: new Date(row.expires_at),

@@ -4,6 +4,8 @@ export interface Task {
   workloadId: string;
   intent: string;
   subject: string;
+  /** What the bot said about the journey when it opened the task (free-form JSON, at most 4 KiB). */
+  context: Record<string, unknown>;
   /** As of the database clock: an active task past expires_at reads `expired` before the sweeper runs. */
   state: TaskState;
   createdAt: Date;

@@ -27,16 +27,26 @@ export class Tasks {
     private readonly changed: (taskId: string) => void = () => {},
   ) {}
 
-  async open(workloadId: string, input: { intent: string; subject: string; ttl?: number | undefined }): Promise<Task> {
+  async open(
+    workloadId: string,
+    input: { intent: string; subject: string; context?: Record<string, unknown> | undefined; ttl?: number | undefined },
+  ): Promise<Task> {
     return this.db.transaction(async (tx) => {
-      const task = await this.tasks.insert(tx, { workloadId, intent: input.intent, subject: input.subject, ttl: input.ttl ?? DEFAULT_TASK_TTL_S });
+      const task = await this.tasks.insert(tx, {
+        workloadId,
+        intent: input.intent,
+        subject: input.subject,
+        context: input.context ?? {},
+        ttl: input.ttl ?? DEFAULT_TASK_TTL_S,
+      });
       // The workload was disabled after it authenticated.
       if (!task) throw new InvalidClient('workload authentication failed: unknown or disabled workload');
       await appendAudit(tx, {
         kind: 'task.opened',
         actor: `workload:${workloadId}`,
         taskId: task.id,
-        data: { intent: task.intent, subject: task.subject, expires_at: task.expiresAt.toISOString() },
+        // The context's keys only: its values are the bot's to tell, and may be personal.
+        data: { intent: task.intent, subject: task.subject, context_keys: Object.keys(task.context), expires_at: task.expiresAt.toISOString() },
       });
       return task;
     });

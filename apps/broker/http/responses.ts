@@ -27,6 +27,7 @@ export const taskResponse = z.strictObject({
   workload_id: z.string(),
   intent: z.string(),
   subject: z.string(),
+  context: z.record(z.string(), z.unknown()).describe('what the bot said about the journey when it opened the task'),
   state: z.enum(['active', 'completed', 'revoked', 'expired']),
   created_at: time,
   expires_at: time,

@@ -275,6 +275,10 @@ export const openTaskBody = z.strictObject({
   intent,
   subject: cleanText(256),
   ttl: ttl(MAX_TASK_TTL_S).optional(),
+  context: z
+    .record(z.string().max(128), z.unknown())
+    .refine((value) => JSON.stringify(value).length <= 4096, 'must serialise to at most 4 KiB')
+    .optional(),
 });
 
 export const intentBody = z.strictObject({ intent });

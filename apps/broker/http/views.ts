@@ -68,6 +68,7 @@ export function taskView(task: Task) {
     workload_id: task.workloadId,
     intent: task.intent,
     subject: task.subject,
+    context: task.context,
     state: task.state,
     created_at: task.createdAt.toISOString(),
     expires_at: task.expiresAt.toISOString(),
