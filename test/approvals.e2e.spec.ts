@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccessDenied, ApprovalPending, TollgateClient } from '../libs/sdk/index.js';
 import type { TestBroker } from './support/broker.js';
 import { call, type Response } from './support/http.js';
 import { asAdmin, putBoundary, startWithBot, type Bot } from './support/scenario.js';
@@ -101,12 +102,12 @@ describe('human approval (step-up)', () => {
   });
 
   it('repeating while pending answers 202 with the same approval, with or without its id', async () => {
-    const { taskId, approvalId } = await pendingRefund(150);
-    const withId = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, approval_id: approvalId });
+    const { taskId, approvalId } = await pendingRefund(150, { params: { amount: 150, currency: 'EUR' } });
+    const withId = await bot.credential(taskId, { ...REFUND, params: { amount: 150, currency: 'EUR' }, approval_id: approvalId });
     expect(withId.status).toBe(202);
     expect(withId.body.approval_id).toBe(approvalId);
     // Key order in params does not matter: the hash is of canonical JSON.
-    const again = await bot.credential(taskId, { ...REFUND, params: { amount: 150 } });
+    const again = await bot.credential(taskId, { ...REFUND, params: { currency: 'EUR', amount: 150 } });
     expect(again.body.approval_id).toBe(approvalId);
     expect(await rows('SELECT id FROM approvals WHERE task_id = $1', [taskId])).toHaveLength(1);
     expect((await admin('GET', `/v1/decisions?task=${taskId}&outcome=pending`)).body.items).toHaveLength(3);
@@ -327,5 +328,28 @@ describe('human approval (step-up)', () => {
     expect(await count()).toBe(before);
     expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body.status).toBe('pending');
     expect((await admin('GET', '/v1/admin/boundaries/payments')).body.approval).toEqual({ when: 'context.params.amount > 100', ttl: 600 });
+  });
+});
+
+describe('through the SDK', () => {
+  it('ApprovalPending, then the same request with { approvalId } once approved', async () => {
+    const client = new TollgateClient({ url: broker.url, tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
+    const task = await client.openTask({ intent: 'order_status', subject: 'user-42' });
+    const request = { ...REFUND, params: { amount: 250 } };
+
+    const pending = await task.credential(request).catch((error: unknown) => error);
+    expect(pending).toBeInstanceOf(ApprovalPending);
+    const { approvalId, expiresAt } = pending as ApprovalPending;
+    expect(expiresAt!.getTime()).toBeGreaterThan(Date.now());
+    // Too early: the same approval, still pending.
+    await expect(task.credential(request, { approvalId })).rejects.toMatchObject({ constructor: ApprovalPending, approvalId });
+
+    await approve(approvalId);
+    const called = await task.withCredential(request, async (credential) => {
+      expect(credential.kind).toBe('jwt');
+      return credential.leaseId;
+    }, { approvalId });
+    expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body).toMatchObject({ status: 'used', lease_id: called });
+    await expect(task.credential(request, { approvalId })).rejects.toMatchObject({ constructor: AccessDenied, reasons: ['approval_used'] });
   });
 });
