@@ -131,6 +131,9 @@ describe('human approval (step-up)', () => {
     const twice = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, approval_id: approvalId });
     expect(twice.status).toBe(403);
     expect(twice.body).toMatchObject({ error: 'access_denied', reasons: ['approval_used'], decision_id: expect.any(String) });
+    expect(await audit('credential.deny', 'decision_id', twice.body.decision_id)).toEqual([
+      { actor: 'workload:chatbot', data: expect.objectContaining({ reasons: ['approval_used'] }) },
+    ]);
     // A decided approval cannot be decided again.
     const late = await asReviewer()('POST', `/v1/approvals/${approvalId}/deny`, { reason: 'too late' });
     expect(late.status).toBe(409);
