@@ -23,6 +23,11 @@ export interface GateInput {
   boundary: ToolBoundary;
   params: Record<string, unknown> | undefined;
   approvalId: string | undefined;
+  /**
+   * The hook for the policy evaluator: true when a determining Cedar policy demands approval (for
+   * example a permit annotated `@approval("required")`), whatever the boundary's own rule says.
+   */
+  policyRequiresApproval?: boolean | undefined;
   /** Database clock, milliseconds. */
   now: number;
 }
@@ -65,20 +70,7 @@ export class ApprovalGate {
       return { outcome: 'pending', approvalId: approval.id, expiresAt: approval.expiresAt };
     }
 
-    if (!boundary.approval) return { outcome: 'none' };
-    const facts = await this.store.taskFacts(task.id);
-    const model = requestModel({
-      workloadId: decision.workloadId,
-      task: { intent: task.intent, subject: task.subject, createdAt: facts.createdAt },
-      boundary,
-      action: decision.action,
-      resource: decision.resource,
-      params: input.params ?? null,
-      purpose: decision.purpose,
-      denialsInTask: facts.denials,
-      now: input.now,
-    });
-    if (!requiresApproval(boundary, model)) return { outcome: 'none' };
+    if (!input.policyRequiresApproval && !(await this.ruleHolds(input))) return { outcome: 'none' };
 
     // Asking again without the id points at the approval already pending: reviewers see one request.
     const pending = await this.store.pendingFor(binding);
@@ -87,9 +79,27 @@ export class ApprovalGate {
       return { outcome: 'pending', approvalId: pending.id, expiresAt: pending.expiresAt };
     }
     const approvalId = uuidv7(input.now);
-    const expiresAt = input.now + (boundary.approval.ttl ?? DEFAULT_APPROVAL_TTL_S) * 1000;
+    const expiresAt = input.now + (boundary.approval?.ttl ?? DEFAULT_APPROVAL_TTL_S) * 1000;
     await this.store.recordPending(decision, approvalId, { id: approvalId, paramsHash: binding.paramsHash, intent: task.intent, expiresAt });
     return { outcome: 'pending', approvalId, expiresAt: new Date(expiresAt) };
+  }
+
+  /** The boundary's approval rule, evaluated over the request model. */
+  private async ruleHolds({ decision, task, boundary, params, now }: GateInput): Promise<boolean> {
+    if (!boundary.approval) return false;
+    const facts = await this.store.taskFacts(task.id);
+    const model = requestModel({
+      workloadId: decision.workloadId,
+      task: { intent: task.intent, subject: task.subject, createdAt: facts.createdAt },
+      boundary,
+      action: decision.action,
+      resource: decision.resource,
+      params: params ?? null,
+      purpose: decision.purpose,
+      denialsInTask: facts.denials,
+      now,
+    });
+    return requiresApproval(boundary, model);
   }
 }
 
