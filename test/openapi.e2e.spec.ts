@@ -289,6 +289,38 @@ describe('the document agrees with what the app does', () => {
     expectDocumented('get', '/metrics', await call(broker.url, 'GET', '/metrics'));
   });
 
+  it('approval responses match their schemas: 202 pending, the queue, approve, deny, 409, authorization_pending', async () => {
+    const admin = asAdmin(broker);
+    const put = await admin('PUT', '/v1/admin/boundaries/step-up', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, approval: { when: 'context.params.amount > 100' } });
+    expectDocumented('put', '/v1/admin/boundaries/{id}', put);
+    expectDocumented('get', '/v1/admin/boundaries/{id}', await admin('GET', '/v1/admin/boundaries/step-up'));
+    const taskId = await bot.openTask();
+    const call1 = { boundary: 'step-up', action: 'refund:create', params: { amount: 500 } };
+    const pending = await bot.credential(taskId, call1);
+    expect(pending.status).toBe(202);
+    expectDocumented('post', '/v1/tasks/{id}/credentials', pending);
+    const approvalId = pending.body.approval_id as string;
+    expectDocumented('get', '/v1/approvals', await admin('GET', '/v1/approvals?status=pending'));
+    expectDocumented('get', '/v1/approvals/{id}', await admin('GET', `/v1/approvals/${approvalId}`));
+    expectDocumented('get', '/v1/approvals/{id}', await admin('GET', '/v1/approvals/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc'));
+    const pendingToken = await call(broker.url, 'POST', '/oauth2/token', {
+      form: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: await bot.token(),
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        authorization_details: JSON.stringify([{ type: 'tool_call', task_id: taskId, ...call1, approval_id: approvalId }]),
+      },
+    });
+    expect(pendingToken.body.error).toBe('authorization_pending');
+    expectDocumented('post', '/oauth2/token', pendingToken);
+    expectDocumented('post', '/v1/approvals/{id}/approve', await admin('POST', `/v1/approvals/${approvalId}/approve`, { reason: 'ok' }));
+    const conflict = await admin('POST', `/v1/approvals/${approvalId}/deny`, { reason: 'no' });
+    expect(conflict.status).toBe(409);
+    expectDocumented('post', '/v1/approvals/{id}/deny', conflict);
+    const other = await bot.credential(taskId, { ...call1, params: { amount: 600 } });
+    expectDocumented('post', '/v1/approvals/{id}/deny', await admin('POST', `/v1/approvals/${other.body.approval_id}/deny`, { reason: 'no' }));
+  });
+
   it('the Error component is exactly what the error filter sends for a 400 and a 401', async () => {
     const badRequest = await bot.call('POST', '/v1/tasks', { intent: 'order_status', subject: 'u', admin: true });
     expect(badRequest.status).toBe(400);

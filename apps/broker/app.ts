@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
+import { Approvals } from '../../libs/approvals/approvals.js';
 import { ApiKeys } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
 import { DpopVerifier } from '../../libs/identity/dpop.js';
@@ -23,7 +24,8 @@ import { Tasks } from '../../libs/tasks/tasks.js';
 import { createBroker, type Broker } from './broker.js';
 import { AdminController } from './http/admin.controller.js';
 import { ApiKeysController } from './http/api-keys.controller.js';
-import { AdminGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
+import { ApprovalsController } from './http/approvals.controller.js';
+import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
 import { DiscoveryController } from './http/discovery.controller.js';
 import { ErrorFilter } from './http/error-filter.js';
 import { OAuthController } from './http/oauth.controller.js';
@@ -48,6 +50,7 @@ export const CONTROLLERS = [
   ApiKeysController,
   KeysController,
   ReviewController,
+  ApprovalsController,
   OAuthController,
   TokenController,
   EventsController,
@@ -72,6 +75,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       { provide: Boundaries, useValue: broker.boundaries },
       { provide: Tasks, useValue: broker.tasks },
       { provide: CredentialIssuance, useValue: broker.issuance },
+      { provide: Approvals, useValue: broker.approvals },
       { provide: Introspection, useValue: broker.introspection },
       { provide: LeaseRevocation, useValue: broker.revocation },
       { provide: LeaseStore, useValue: broker.leases },
@@ -81,6 +85,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       WorkloadGuard,
       AdminGuard,
       ReviewerGuard,
+      ApproverGuard,
       EventsGuard,
     ],
   };

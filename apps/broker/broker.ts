@@ -18,6 +18,9 @@ import { CachedIssuers } from '../../libs/identity/issuer-cache.js';
 import { IssuerStore } from '../../libs/identity/issuer-store.js';
 import { Issuers } from '../../libs/identity/issuers.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
+import { ApprovalGate } from '../../libs/approvals/approval-gate.js';
+import { ApprovalStore } from '../../libs/approvals/approval-store.js';
+import { Approvals } from '../../libs/approvals/approvals.js';
 import { CachedWorkloads } from '../../libs/identity/workload-cache.js';
 import { WorkloadStore } from '../../libs/identity/workload-store.js';
 import { Workloads } from '../../libs/identity/workloads.js';
@@ -57,6 +60,7 @@ export interface Broker {
   boundaries: Boundaries;
   tasks: Tasks;
   issuance: CredentialIssuance;
+  approvals: Approvals;
   introspection: Introspection;
   revocation: LeaseRevocation;
   leases: LeaseStore;
@@ -82,6 +86,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
   const contextCache = new RequestContextCache(clock);
   const taskStore = new TaskStore(db);
   const leases = new LeaseStore(db);
+  const approvalStore = new ApprovalStore(db);
   let ring: SigningKeyRing;
   try {
     ring = await SigningKeyRing.open(db, kek, {
@@ -121,7 +126,9 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
       providers,
       (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
       contextCache,
+      new ApprovalGate(approvalStore),
     ),
+    approvals: new Approvals(db, approvalStore),
     introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid())),
     revocation,
     leases,

@@ -93,6 +93,19 @@ export class AccessDenied extends TollgateError {
   }
 }
 
+/**
+ * The request waits for a human's approval (step-up). Not a failure: the /v1 API answers 202
+ * `{approval_id, status: "pending", expires_at}`, the token endpoint 400 authorization_pending
+ * (RFC 8628 §3.5 style, so OAuth clients poll). Both carry the approval id to repeat the request with.
+ */
+export class ApprovalPending extends TollgateError {
+  readonly code = 'authorization_pending';
+  readonly status = 202;
+  constructor(readonly approvalId: string, readonly expiresAt: Date, readonly decisionId: string) {
+    super('the credential request awaits a reviewer\'s approval; repeat it with approval_id', { approval_id: approvalId, decision_id: decisionId });
+  }
+}
+
 /** The database (or another dependency we must not guess around) does not answer: fail closed. */
 export class TemporarilyUnavailable extends TollgateError {
   readonly code = 'temporarily_unavailable';
@@ -123,7 +136,7 @@ export class TaskNotActive extends TollgateError {
 export class TokenEndpointError extends TollgateError {
   readonly status = 400;
   constructor(
-    readonly code: 'invalid_request' | 'invalid_grant' | 'invalid_target' | 'access_denied' | 'unsupported_grant_type',
+    readonly code: 'invalid_request' | 'invalid_grant' | 'invalid_target' | 'access_denied' | 'unsupported_grant_type' | 'authorization_pending',
     description: string,
     extra: Record<string, unknown> = {},
   ) {

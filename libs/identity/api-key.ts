@@ -38,14 +38,15 @@ export function hashKey(key: string): string {
 
 /**
  * What a caller may do. `read` and `write` are the admin and review API (GET is a read, anything
- * else a write); `introspect`, `revoke` and `events` are the resource-server endpoints, where a
- * resource server is further held to its own audience.
+ * else a write); `approve` is the one write a reviewer may make: approving or denying a credential
+ * request that waits for a human; `introspect`, `revoke` and `events` are the resource-server
+ * endpoints, where a resource server is further held to its own audience.
  */
-export type Access = 'read' | 'write' | 'introspect' | 'revoke' | 'events';
+export type Access = 'read' | 'write' | 'approve' | 'introspect' | 'revoke' | 'events';
 
 const GRANTS: Record<ApiKeyRole, ReadonlySet<Access>> = {
-  admin: new Set(['read', 'write', 'introspect', 'revoke', 'events']),
-  reviewer: new Set(['read', 'introspect', 'events']),
+  admin: new Set(['read', 'write', 'approve', 'introspect', 'revoke', 'events']),
+  reviewer: new Set(['read', 'approve', 'introspect', 'events']),
   resource_server: new Set(['introspect', 'revoke', 'events']),
 };
 
@@ -61,6 +62,7 @@ export function requireAccess(key: Pick<ApiKey, 'role'>, access: Access): void {
 const DESCRIPTIONS: Record<Access, string> = {
   read: 'read the admin or review API',
   write: 'change anything',
+  approve: 'approve or deny credential requests',
   introspect: 'introspect tokens',
   revoke: 'revoke tokens',
   events: 'follow revocation events',

@@ -65,7 +65,7 @@ export class LeaseStore {
               t.id AS task_id, t.workload_id, t.intent, t.subject, t.state AS task_state,
               (extract(epoch FROM t.expires_at) * 1000)::float8 AS task_expires_ms,
               b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
-              b.sensitivity, b.enabled, b.created_at
+              b.sensitivity, b.enabled, b.approval, b.created_at
          FROM (SELECT 1) AS one
          LEFT JOIN tasks t ON t.id = $1
          LEFT JOIN LATERAL (SELECT * FROM boundaries WHERE id = $2 ORDER BY version DESC LIMIT 1) b ON true`,
@@ -96,8 +96,11 @@ export class LeaseStore {
    * write the decision, the lease and the audit event. A concurrent complete, intent change, kill
    * switch or boundary change either waits for this lease and revokes it, or makes this statement
    * write nothing: then it returns false and the request is decided again.
+   * With `approvalId`, the same statement consumes that approval (approved, unexpired, for this
+   * intent → used): of two concurrent repeats one waits on the row lock, finds it used, and writes
+   * nothing, so an approval yields exactly one credential.
    */
-  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>): Promise<boolean> {
+  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>, approvalId?: string): Promise<boolean> {
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
          SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
@@ -106,8 +109,14 @@ export class LeaseStore {
           FOR SHARE OF tasks
        ), b AS (
          SELECT id FROM boundaries WHERE id = $4 AND version = $5 AND enabled AND superseded_at IS NULL FOR SHARE
+       ), ap AS (
+         UPDATE approvals SET status = 'used', used_at = now(), lease_id = $12::uuid
+          WHERE id = $18::uuid AND task_id = $2::uuid AND workload_id = $3::text AND boundary_id = $4::text AND action = $6::text
+            AND status = 'approved' AND expires_at > now() AND intent = $17
+            AND EXISTS (SELECT 1 FROM t, b)
+         RETURNING id
        ), ok AS (
-         SELECT t.id FROM t, b
+         SELECT t.id FROM t, b WHERE $18::uuid IS NULL OR EXISTS (SELECT 1 FROM ap)
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
                                 reasons, params, purpose, requested_ttl, at)
@@ -144,6 +153,7 @@ export class LeaseStore {
         uuidv7(),
         JSON.stringify(audit),
         intent,
+        approvalId ?? null,
       ],
       'tollgate_record_permit',
     );
@@ -344,7 +354,7 @@ function uuidBound(ms: number, fill: '0' | 'f'): string {
 }
 
 /** The filters that were given, as numbered SQL conditions: `?` becomes the parameter's place. */
-function conditions(filters: ReadonlyArray<readonly [string, unknown]>): { where: string[]; params: unknown[] } {
+export function conditions(filters: ReadonlyArray<readonly [string, unknown]>): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   for (const [clause, value] of filters) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CredentialProviders, type CredentialProvider } from '../credentials/provider.js';
-import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
+import { AccessDenied, ApprovalPending, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
 import { exampleBoundary } from '../policy/boundary.fixture.js';
 import type { DecisionRecord, LeaseRecord, RequestContext } from './lease-store.js';
 import { CredentialIssuance, type IssuanceLedger } from './request-credential.js';
@@ -163,5 +163,68 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
     const service = new CredentialIssuance(store, providers(), undefined, cache);
     await service.request('bot', request);
     expect(store.writes).toEqual(['permit', 'permit']);
+  });
+});
+
+describe('CredentialIssuance with an approval rule', () => {
+  const stepUp = exampleBoundary({ id: 'crm', version: 3, approval: { when: 'true', ttl: 600 } });
+  type Gate = NonNullable<ConstructorParameters<typeof CredentialIssuance>[4]>;
+  function gate(verdict: Awaited<ReturnType<Gate['check']>>) {
+    const seen: { approvalId: string | undefined; reads: number } = { approvalId: undefined, reads: 0 };
+    const check: Gate['check'] = async (input) => {
+      seen.reads++;
+      seen.approvalId = input.approvalId;
+      return verdict;
+    };
+    return { check, seen };
+  }
+
+  it('a pending verdict writes no lease and throws ApprovalPending with the approval id', async () => {
+    const store = ledger({ boundary: stepUp });
+    const expiresAt = new Date(NOW + 600_000);
+    const service = new CredentialIssuance(store, providers(), undefined, undefined, gate({ outcome: 'pending', approvalId: 'ap-1', expiresAt }));
+    await expect(service.request('bot', request)).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-1', expiresAt });
+    expect(store.writes).toEqual([]);
+  });
+
+  it('an approved repeat consumes the approval in the permit statement', async () => {
+    const store = ledger({ boundary: stepUp });
+    const consumed: (string | undefined)[] = [];
+    store.recordPermit = async (_decision, lease, _intent, audit, approvalId) => {
+      consumed.push(approvalId, audit.approval_id as string);
+      store.leases.push(lease);
+      return true;
+    };
+    const { check, seen } = gate({ outcome: 'consume', approvalId: 'ap-2' });
+    await new CredentialIssuance(store, providers(), undefined, undefined, { check }).request('bot', { ...request, approvalId: 'ap-2' });
+    expect(seen.approvalId).toBe('ap-2');
+    expect(consumed).toEqual(['ap-2', 'ap-2']);
+  });
+
+  it('a refused approval is a written denial with its reason', async () => {
+    const store = ledger({ boundary: stepUp });
+    const service = new CredentialIssuance(store, providers(), undefined, undefined, gate({ outcome: 'deny', reason: 'approval_used', description: 'used' }));
+    await expect(service.request('bot', { ...request, approvalId: 'ap-3' })).rejects.toMatchObject({ reasons: ['approval_used'] });
+    expect(store.writes).toEqual(['deny:approval_used']);
+  });
+
+  it('is decided on fresh rows only, never on remembered ones', async () => {
+    const store = ledger({ boundary: stepUp });
+    let reads = 0;
+    const read = store.requestContext;
+    store.requestContext = async (...args) => (reads++, read(...args));
+    const cache = new RequestContextCache({ now: () => NOW });
+    cache.remember({ now: NOW, task, boundary: stepUp });
+    const { check, seen } = gate({ outcome: 'none' });
+    await new CredentialIssuance(store, providers(), undefined, cache, { check }).request('bot', request);
+    expect(reads).toBe(1);
+    expect(seen.reads).toBe(1);
+    expect(store.writes).toEqual(['permit']);
+  });
+
+  it('fails closed without a gate when the boundary has an approval rule', async () => {
+    const store = ledger({ boundary: stepUp });
+    await expect(new CredentialIssuance(store, providers()).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    expect(store.writes).toEqual([]);
   });
 });

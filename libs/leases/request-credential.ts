@@ -1,4 +1,5 @@
-import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
+import type { ApprovalGate, ApprovalRefusal } from '../approvals/approval-gate.js';
+import { AccessDenied, ApprovalPending, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
 import type { CredentialProviders, IssuedCredential } from '../credentials/provider.js';
 import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
@@ -18,6 +19,8 @@ export interface CredentialRequest {
   audience?: string | undefined;
   /** The key the caller proved it holds (a checked DPoP proof): the credential is bound to it. */
   confirmation?: { jkt: string } | undefined;
+  /** Repeats a request a reviewer approved (or still pending): it must match the approved request exactly. */
+  approvalId?: string | undefined;
 }
 
 export interface IssuedLease {
@@ -31,7 +34,7 @@ export interface IssuedLease {
 export type IssuanceLedger = Pick<LeaseStore, 'requestContext' | 'recordPermit' | 'recordDenial' | 'revokeUnminted'>;
 
 /** Told about every decision, for metrics. */
-export type DecisionObserver = (outcome: 'permit' | 'deny', reason: DenyReason | 'unknown_task' | null) => void;
+export type DecisionObserver = (outcome: 'permit' | 'deny' | 'pending', reason: DenyReason | ApprovalRefusal | 'unknown_task' | 'approval_required' | null) => void;
 
 /**
  * The hot path: one credential for one tool call. Read it top to bottom: load the task, boundary
@@ -44,6 +47,7 @@ export class CredentialIssuance {
     private readonly providers: CredentialProviders,
     private readonly observe: DecisionObserver = () => {},
     private readonly cache?: RequestContextCache,
+    private readonly approvals?: Pick<ApprovalGate, 'check'>,
   ) {}
 
   async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
@@ -109,6 +113,20 @@ export class CredentialIssuance {
     });
     if (ttl === 0) return remembered ? undefined : this.deny(decision, 'task_not_active', 'the task has no time left');
 
+    // Step-up, decided on fresh rows only: an approval hangs on the task's current intent.
+    let approvalId: string | undefined;
+    if (request.approvalId !== undefined || boundary!.approval) {
+      if (remembered) return undefined;
+      if (!this.approvals) throw new TemporarilyUnavailable('approvals are not available');
+      const gate = await this.approvals.check({ decision, task, boundary: boundary!, params: request.params, approvalId: request.approvalId, now });
+      if (gate.outcome === 'deny') return this.deny(decision, gate.reason, gate.description);
+      if (gate.outcome === 'pending') {
+        this.observe('pending', 'approval_required');
+        throw new ApprovalPending(gate.approvalId, gate.expiresAt, decision.id);
+      }
+      if (gate.outcome === 'consume') approvalId = gate.approvalId;
+    }
+
     const lease = { id: uuidv7(now), credentialKind: boundary!.credential.kind, issuedAt: now, expiresAt: now + ttl * 1000 };
     const audit: Record<string, unknown> = {
       decision_id: decision.id,
@@ -119,7 +137,8 @@ export class CredentialIssuance {
       ttl,
     };
     if (request.confirmation) audit.cnf_jkt = request.confirmation.jkt;
-    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit);
+    if (approvalId) audit.approval_id = approvalId;
+    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, approvalId);
     if (!committed) return undefined;
     this.observe('permit', null);
 
@@ -139,7 +158,7 @@ export class CredentialIssuance {
     return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential };
   }
 
-  private async deny(decision: DecisionRecord, reason: DenyReason, description: string, decidedOn?: { intent: string }): Promise<undefined> {
+  private async deny(decision: DecisionRecord, reason: DenyReason | ApprovalRefusal, description: string, decidedOn?: { intent: string }): Promise<undefined> {
     const written = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn);
     if (!written) return undefined;
     this.observe('deny', reason);

@@ -12,8 +12,19 @@ export interface ToolBoundary {
   credential: CredentialSettings;
   sensitivity: Sensitivity;
   enabled: boolean;
+  /** Human approval (step-up): requests the condition holds for wait for a reviewer. Null: none. */
+  approval: ApprovalRule | null;
   createdAt: Date;
 }
+
+/** `when` is a Cedar condition over the request model (libs/policy/approval-condition.ts); `ttl` in seconds. */
+export interface ApprovalRule {
+  when: string;
+  ttl: number;
+}
+
+/** How long an approval stays usable when the rule names no ttl: 10 minutes. */
+export const DEFAULT_APPROVAL_TTL_S = 600;
 
 export type Sensitivity = 'low' | 'medium' | 'high';
 
@@ -32,7 +43,8 @@ export function sameDefinition(a: BoundaryDefinition, b: BoundaryDefinition): bo
     a.maxTtl === b.maxTtl &&
     JSON.stringify(a.credential) === JSON.stringify(b.credential) &&
     a.sensitivity === b.sensitivity &&
-    a.enabled === b.enabled
+    a.enabled === b.enabled &&
+    JSON.stringify(a.approval ?? null) === JSON.stringify(b.approval ?? null)
   );
 }
 

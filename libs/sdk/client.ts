@@ -41,6 +41,11 @@ export interface CredentialRequest {
   purpose?: string;
 }
 
+/** How to ask: `approvalId` repeats a request that answered `ApprovalPending`, once a reviewer approved it. */
+export interface CredentialOptions {
+  approvalId?: string;
+}
+
 /** One issued credential, good for one tool call. */
 export interface Credential {
   leaseId: string;
@@ -166,11 +171,12 @@ export class TollgateClient {
   }
 
   /** @internal */
-  async issue(taskId: string, request: CredentialRequest): Promise<Credential> {
+  async issue(taskId: string, request: CredentialRequest, options: CredentialOptions = {}): Promise<Credential> {
     const url = `${this.url}/v1/tasks/${encodeURIComponent(taskId)}/credentials`;
     const prover = await this.dpopKey;
     const body: Record<string, unknown> = { boundary: request.boundary, action: request.action };
     for (const name of ['resource', 'params', 'ttl', 'purpose'] as const) if (request[name] !== undefined) body[name] = request[name];
+    if (options.approvalId !== undefined) body.approval_id = options.approvalId;
     const send = () =>
       this.transport.send({
         method: 'POST',
@@ -301,9 +307,13 @@ export class Task {
     return this.snapshot?.intent;
   }
 
-  /** A credential for one tool call, not revoked by the SDK: revoke it (`client.revoke`) or let it expire. */
-  credential(request: CredentialRequest): Promise<Credential> {
-    return this.client.issue(this.id, request);
+  /**
+   * A credential for one tool call, not revoked by the SDK: revoke it (`client.revoke`) or let it
+   * expire. Throws `ApprovalPending` when a reviewer must approve first; then repeat the very same
+   * request with `{ approvalId }`.
+   */
+  credential(request: CredentialRequest, options: CredentialOptions = {}): Promise<Credential> {
+    return this.client.issue(this.id, request, options);
   }
 
   /**
@@ -311,8 +321,12 @@ export class Task {
    * `use` settles, whether it returned or threw: the credential served one call and should not
    * outlive it. A failed revocation does not hide `use`'s result; it goes to `onRevokeError`.
    */
-  async withCredential<T>(request: CredentialRequest, use: (credential: Credential) => Promise<T> | T, options: { revokeAfter?: boolean } = {}): Promise<T> {
-    const credential = await this.credential(request);
+  async withCredential<T>(
+    request: CredentialRequest,
+    use: (credential: Credential) => Promise<T> | T,
+    options: { revokeAfter?: boolean } & CredentialOptions = {},
+  ): Promise<T> {
+    const credential = await this.credential(request, { approvalId: options.approvalId });
     try {
       return await use(credential);
     } finally {

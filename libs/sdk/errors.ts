@@ -27,9 +27,15 @@ export class AccessDenied extends TollgateError {
   }
 }
 
-/** The call needs a human's approval first (202): ask again once `approvalId` is approved. */
+/**
+ * The call needs a human's approval first (202): repeat the same request with `{ approvalId }` once
+ * a reviewer approved it (before `expiresAt`); repeating earlier throws this again, with the same id.
+ */
 export class ApprovalPending extends TollgateError {
-  constructor(readonly approvalId: string) {
+  constructor(
+    readonly approvalId: string,
+    readonly expiresAt?: Date,
+  ) {
     super('authorization_pending', 202, 'the credential request awaits approval');
   }
 }
@@ -101,6 +107,7 @@ export interface ErrorBody {
   field?: unknown;
   approval_id?: unknown;
   status?: unknown;
+  expires_at?: unknown;
 }
 
 /** Maps a broker answer that is not a success to its typed error. */
@@ -110,7 +117,9 @@ export function errorFromResponse(status: number, body: ErrorBody | undefined, r
   const reasons = Array.isArray(body?.reasons) ? body.reasons.filter((reason): reason is string => typeof reason === 'string') : [];
   const decisionId = typeof body?.decision_id === 'string' ? body.decision_id : undefined;
 
-  if (status === 202 && typeof body?.approval_id === 'string') return new ApprovalPending(body.approval_id);
+  if (status === 202 && typeof body?.approval_id === 'string') {
+    return new ApprovalPending(body.approval_id, typeof body.expires_at === 'string' ? new Date(body.expires_at) : undefined);
+  }
   if (reasons.includes('task_not_active')) return new TaskNotActive(description, status, decisionId);
   if (status === 403 || code === 'access_denied') return new AccessDenied(description, reasons, decisionId, status);
   if (status === 401 || code === 'invalid_client') return new InvalidClient(description, status);

@@ -103,6 +103,21 @@ export class ReviewerGuard extends ApiKeyGuard {
   }
 }
 
+/**
+ * Approvals: admins and reviewers read them (GET) and decide them (approve, deny): the one write a
+ * reviewer is allowed.
+ */
+@Injectable()
+export class ApproverGuard extends ApiKeyGuard {
+  constructor(keys: ApiKeys) {
+    super(keys);
+  }
+
+  protected access(request: FastifyRequest): Access {
+    return request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'approve';
+  }
+}
+
 /** The revocation event stream: admins, reviewers, and resource servers (held to their audience). */
 @Injectable()
 export class EventsGuard extends ApiKeyGuard {

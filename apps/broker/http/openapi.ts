@@ -1,7 +1,7 @@
 import { RequestMethod, SetMetadata, type Type } from '@nestjs/common';
 import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { z } from 'zod';
-import { AdminGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './auth.js';
+import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './auth.js';
 import { RESPONSE_COMPONENTS } from './responses.js';
 
 /**
@@ -56,6 +56,7 @@ const GUARD_SECURITY = new Map<unknown, (method: string) => SecurityRequirement[
   [WorkloadGuard, () => [{ workloadAssertion: [] }]],
   [AdminGuard, (method) => [{ apiKey: method.toUpperCase() === 'GET' ? ['admin', 'reviewer'] : ['admin'] }]],
   [ReviewerGuard, () => [{ apiKey: ['admin', 'reviewer'] }]],
+  [ApproverGuard, () => [{ apiKey: ['admin', 'reviewer'] }]],
   [EventsGuard, () => [{ apiKey: ['admin', 'reviewer', 'resource_server'] }]],
 ]);
 
@@ -71,7 +72,7 @@ const SECURITY_SCHEMES = {
     type: 'http',
     scheme: 'bearer',
     description:
-      'An API key (POST /v1/admin/api-keys). Role "admin": everything; "reviewer": every read, never a write (403 insufficient_scope); "resource_server": introspection, revocation and events for its own audience.',
+      'An API key (POST /v1/admin/api-keys). Role "admin": everything; "reviewer": every read, and approving or denying approvals, never another write (403 insufficient_scope); "resource_server": introspection, revocation and events for its own audience.',
   },
   oauthClient: {
     type: 'http',
@@ -107,7 +108,7 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string; heade
   409: {
     name: 'Conflict',
     description:
-      'The task has ended and can no longer change (`reasons: ["task_not_active"]`), or an admin change would clash with what exists (an issuer already trusted, a subject already bound).',
+      'The task has ended and can no longer change (`reasons: ["task_not_active"]`), an approval is no longer pending (`reasons: ["approval_approved" | "approval_denied" | "approval_used" | "approval_expired" | "approval_revoked"]`), or an admin change would clash with what exists (an issuer already trusted, a subject already bound).',
   },
   413: { name: 'PayloadTooLarge', description: 'The body is larger than 1 MiB.' },
   414: { name: 'UriTooLong', description: 'A path parameter is too long.' },

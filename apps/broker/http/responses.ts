@@ -19,6 +19,7 @@ export const errorResponse = z
     reasons: z.array(z.string()).optional().describe('machine-readable reasons of a denial (intent_mismatch, policy_forbid, task_not_active, ...)'),
     decision_id: uuid.optional().describe('the decision row this refusal left'),
     field: z.string().optional().describe('the input field (dotted path) at fault'),
+    approval_id: uuid.optional().describe('authorization_pending at /oauth2/token: the approval to wait for, then repeat with'),
   })
   .describe('Every error: an RFC 6749-style code and a description safe to show; denials add reasons.');
 
@@ -77,6 +78,35 @@ export const credentialResponse = z.strictObject({
     .describe('kind plus the provider\'s own fields; kind "jwt" carries an RFC 9068 access token'),
 });
 
+/** 202: the request waits for a reviewer; repeat it with `approval_id` once approved. */
+export const approvalPendingResponse = z.strictObject({
+  approval_id: uuid,
+  status: z.literal('pending'),
+  expires_at: time.describe('until when the approval can be decided and used'),
+});
+
+export const approvalResponse = z.strictObject({
+  approval_id: uuid,
+  status: z.enum(['pending', 'approved', 'denied', 'used', 'expired', 'revoked']).describe('expired: past expires_at; revoked: its task ended or changed intent'),
+  task_id: uuid,
+  workload_id: z.string(),
+  boundary_id: z.string(),
+  boundary_version: z.int(),
+  action: z.string(),
+  resource: z.string().nullable(),
+  params: z.record(z.string(), z.unknown()).nullable(),
+  purpose: z.string().nullable(),
+  intent: z.string().describe("the task's intent when asked"),
+  decision_id: uuid.describe('the pending decision that asked for it'),
+  requested_at: time,
+  expires_at: time,
+  decided_at: nullableTime,
+  decided_by: z.string().nullable().describe('reviewer:<key id> or admin:<key id>'),
+  reason: z.string().nullable(),
+  used_at: nullableTime,
+  lease_id: uuid.nullable().describe('the lease it was used for'),
+});
+
 export const decisionResponse = z.strictObject({
   decision_id: uuid,
   task_id: uuid.nullable(),
@@ -94,6 +124,7 @@ const page = <T extends z.ZodType>(item: T) =>
   z.strictObject({ items: z.array(item), next_cursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last') });
 export const leasePage = page(leaseResponse);
 export const decisionPage = page(decisionResponse);
+export const approvalPage = page(approvalResponse);
 
 export const boundaryResponse = z.strictObject({
   id: z.string(),
@@ -106,6 +137,7 @@ export const boundaryResponse = z.strictObject({
   credential: z.looseObject({ kind: z.string() }),
   sensitivity: z.enum(['low', 'medium', 'high']),
   enabled: z.boolean(),
+  approval: z.strictObject({ when: z.string(), ttl: z.int() }).optional().describe('human approval: requests the Cedar condition holds for wait for a reviewer'),
   created_at: time,
 });
 export const boundaryChangeResponse = boundaryResponse.extend({ revoked_leases: z.int().describe('how many leases this change revoked') });
@@ -249,6 +281,9 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Lease: leaseResponse,
   LeasePage: leasePage,
   Decision: decisionResponse,
+  ApprovalPending: approvalPendingResponse,
+  Approval: approvalResponse,
+  ApprovalPage: approvalPage,
   DecisionPage: decisionPage,
   Boundary: boundaryResponse,
   BoundaryChange: boundaryChangeResponse,

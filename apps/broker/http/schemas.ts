@@ -4,7 +4,9 @@ import { z } from 'zod';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issuer.js';
 import { PRIVATE_JWK_MEMBERS, algorithmsFor } from '../../../libs/identity/workload.js';
-import type { BoundaryDefinition } from '../../../libs/policy/boundary.js';
+import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
+import { approvalConditionError } from '../../../libs/policy/approval-condition.js';
+import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../libs/policy/boundary.js';
 import { MAX_TASK_TTL_S } from '../../../libs/tasks/task.js';
 
 /**
@@ -46,6 +48,19 @@ export const boundaryBody = z
     credential: z.strictObject({ kind: z.literal('jwt') }),
     sensitivity: z.enum(['low', 'medium', 'high']).default('low'),
     enabled: z.boolean().default(true),
+    /** Human approval (step-up): `when` is a Cedar condition, validated here with Cedar's own message. */
+    approval: z
+      .strictObject({
+        when: z
+          .string()
+          .min(1, 'must not be empty')
+          .superRefine((value, ctx) => {
+            const problem = approvalConditionError(value);
+            if (problem) ctx.addIssue({ code: 'custom', message: `is not a valid Cedar condition: ${problem}` });
+          }),
+        ttl: ttl(86_400).default(DEFAULT_APPROVAL_TTL_S),
+      })
+      .optional(),
   })
   .refine((body) => body.default_ttl <= body.max_ttl, { message: 'must not exceed max_ttl', path: ['default_ttl'] })
   .refine((body) => new Set(body.actions).size === body.actions.length, { message: 'must not repeat an action', path: ['actions'] })
@@ -61,6 +76,7 @@ export function toBoundaryDefinition(body: z.infer<typeof boundaryBody>): Bounda
     credential: body.credential,
     sensitivity: body.sensitivity,
     enabled: body.enabled,
+    approval: body.approval ?? null,
   };
 }
 
@@ -293,6 +309,8 @@ export const credentialBody = z.strictObject({
     .optional(),
   purpose: cleanText(512).optional(),
   ttl: ttl(3600).optional(),
+  /** Repeats a request that needed approval: the id from the 202 answer. */
+  approval_id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID').optional(),
 });
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -373,6 +391,11 @@ const reviewFilters = {
 
 export const leaseQuery = z.strictObject({ ...reviewFilters, state: z.enum(['active', 'revoked', 'expired']).optional() });
 export const decisionQuery = z.strictObject({ ...reviewFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
+
+export const approvalQuery = z.strictObject({ ...reviewFilters, status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional() });
+
+/** Approve or deny: who decided is the API key; why is required. */
+export const approvalDecisionBody = z.strictObject({ reason: cleanText(1024) });
 
 export function encodeCursor(id: string): string {
   return Buffer.from(id, 'utf8').toString('base64url');

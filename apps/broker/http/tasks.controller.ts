@@ -1,6 +1,6 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
-import { NotFound } from '../../../libs/errors/errors.js';
+import { Body, Controller, Get, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApprovalPending, NotFound } from '../../../libs/errors/errors.js';
 import { isUuid } from '../../../libs/ids/ids.js';
 import { CredentialIssuance } from '../../../libs/leases/request-credential.js';
 import { Tasks } from '../../../libs/tasks/tasks.js';
@@ -8,7 +8,7 @@ import { DpopVerifier } from '../../../libs/identity/dpop.js';
 import { callerOf, proofOfPossession, WorkloadGuard } from './auth.js';
 import { credentialBody, dpopHeader, emptyBody, intentBody, openTaskBody, parse } from './schemas.js';
 import { ApiRoute } from './openapi.js';
-import { credentialResponse, taskChangeResponse, taskDetailResponse, taskResponse } from './responses.js';
+import { approvalPendingResponse, credentialResponse, taskChangeResponse, taskDetailResponse, taskResponse } from './responses.js';
 import { leaseView, taskEventView, taskView } from './views.js';
 
 /** The bot's API: open a task, ask for a credential before each tool call, report the journey. */
@@ -39,13 +39,20 @@ export class TasksController {
 
   @Post(':id/credentials')
   @HttpCode(201)
-  @ApiRoute({ summary: 'A credential for one tool call, checked against the task and the boundary', body: credentialBody, headers: { DPoP: dpopHeader }, responses: { 201: credentialResponse }, errors: [403, 404, 409] })
-  async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
-    const input = parse(credentialBody, body);
+  @ApiRoute({ summary: 'A credential for one tool call, checked against the task and the boundary', body: credentialBody, headers: { DPoP: dpopHeader }, responses: { 201: credentialResponse, 202: approvalPendingResponse }, errors: [403, 404, 409] })
+  async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { approval_id: approvalId, ...input } = parse(credentialBody, body);
     const task = taskId(id);
     const proof = proofOfPossession(this.dpop, request);
     const confirmation = proof && (await proof);
-    const issued = await this.issuance.request(workloadOf(request), { taskId: task, ...input, confirmation });
+    let issued;
+    try {
+      issued = await this.issuance.request(workloadOf(request), { taskId: task, ...input, confirmation, approvalId });
+    } catch (error) {
+      if (!(error instanceof ApprovalPending)) throw error;
+      reply.status(202);
+      return { approval_id: error.approvalId, status: 'pending', expires_at: error.expiresAt.toISOString() };
+    }
     return {
       lease_id: issued.leaseId,
       expires_at: issued.expiresAt.toISOString(),

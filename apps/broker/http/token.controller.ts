@@ -1,6 +1,6 @@
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { AccessDenied, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../libs/errors/errors.js';
+import { AccessDenied, ApprovalPending, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../libs/errors/errors.js';
 import { DpopVerifier } from '../../../libs/identity/dpop.js';
 import { WorkloadAuthenticator } from '../../../libs/identity/workload-authenticator.js';
 import { proofOfPossession } from './auth.js';
@@ -51,6 +51,7 @@ export class TokenController {
       action: call.action,
       resource: call.resource,
       params: call.params,
+      approvalId: call.approval_id,
       audience: input.audience,
       confirmation,
     };
@@ -80,6 +81,8 @@ function parseJson(text: string): unknown {
 
 /** The /v1 API's answers, as RFC 6749 §5.2 spells them at a token endpoint. */
 function asTokenEndpointError(error: unknown): unknown {
+  // RFC 8628 §3.5's answer for "not yet": the client polls, then repeats with approval_id.
+  if (error instanceof ApprovalPending) return new TokenEndpointError('authorization_pending', error.description, { approval_id: error.approvalId });
   if (error instanceof AccessDenied) {
     const code = error.reasons.includes('audience_mismatch') ? 'invalid_target' : 'access_denied';
     return new TokenEndpointError(code, error.description, error.extra);

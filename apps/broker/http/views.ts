@@ -1,3 +1,4 @@
+import type { Approval } from '../../../libs/approvals/approval.js';
 import type { ApiKey } from '../../../libs/identity/api-key.js';
 import type { Issuer } from '../../../libs/identity/issuer.js';
 import type { Workload } from '../../../libs/identity/workload.js';
@@ -19,7 +20,33 @@ export function boundaryView(boundary: ToolBoundary) {
     credential: boundary.credential,
     sensitivity: boundary.sensitivity,
     enabled: boundary.enabled,
+    ...(boundary.approval ? { approval: { when: boundary.approval.when, ttl: boundary.approval.ttl } } : {}),
     created_at: boundary.createdAt.toISOString(),
+  };
+}
+
+/** An approval as reviewers see it: the exact request it is bound to, and who decided it and why. */
+export function approvalView(approval: Approval) {
+  return {
+    approval_id: approval.id,
+    status: approval.status,
+    task_id: approval.taskId,
+    workload_id: approval.workloadId,
+    boundary_id: approval.boundaryId,
+    boundary_version: approval.boundaryVersion,
+    action: approval.action,
+    resource: approval.resource,
+    params: approval.params,
+    purpose: approval.purpose,
+    intent: approval.intent,
+    decision_id: approval.decisionId,
+    requested_at: approval.requestedAt.toISOString(),
+    expires_at: approval.expiresAt.toISOString(),
+    decided_at: approval.decidedAt?.toISOString() ?? null,
+    decided_by: approval.decidedBy,
+    reason: approval.reason,
+    used_at: approval.usedAt?.toISOString() ?? null,
+    lease_id: approval.leaseId,
   };
 }
 

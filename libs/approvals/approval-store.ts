@@ -1,0 +1,209 @@
+import type { Sql } from '../db/database.js';
+import { uuidv7 } from '../ids/ids.js';
+import { conditions, type DecisionRecord } from '../leases/lease-store.js';
+import type { Approval, ApprovalBinding, ApprovalStatus } from './approval.js';
+
+/**
+ * The status as of the database clock: an open approval past its time reads `expired`, one whose
+ * task has ended or changed intent reads `revoked`. Nothing sweeps them; every read and every
+ * write that matters (approve, deny, the consuming permit) goes by these same conditions.
+ */
+const EFFECTIVE_STATUS = `CASE
+    WHEN a.status IN ('pending', 'approved') AND a.expires_at <= now() THEN 'expired'
+    WHEN a.status IN ('pending', 'approved') AND (t.state <> 'active' OR t.expires_at <= now() OR t.intent <> a.intent) THEN 'revoked'
+    ELSE a.status END`;
+const COLUMNS = `a.id, a.task_id, a.workload_id, a.boundary_id, a.boundary_version, a.action, a.resource, a.params,
+  a.params_hash, a.purpose, a.intent, ${EFFECTIVE_STATUS} AS status, a.decision_id, a.requested_at, a.expires_at,
+  a.decided_at, a.decided_by, a.reason, a.used_at, a.lease_id`;
+const FROM = 'approvals a JOIN tasks t ON t.id = a.task_id';
+
+export interface NewApproval {
+  id: string;
+  paramsHash: string;
+  intent: string;
+  expiresAt: number;
+}
+
+export interface ApprovalFilter {
+  status?: ApprovalStatus | undefined;
+  task?: string | undefined;
+  workload?: string | undefined;
+  boundary?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}
+
+/** SQL for approvals. The permit that consumes one is LeaseStore.recordPermit (one statement). */
+export class ApprovalStore {
+  constructor(private readonly sql: Sql) {}
+
+  async find(id: string, sql: Sql = this.sql): Promise<Approval | undefined> {
+    const { rows } = await sql.query<ApprovalRow>(`SELECT ${COLUMNS} FROM ${FROM} WHERE a.id = $1`, [id], 'tollgate_approval_find');
+    return rows[0] && toApproval(rows[0]);
+  }
+
+  /** The still-pending approval for exactly this request, if one was asked for already. */
+  async pendingFor(binding: ApprovalBinding): Promise<Approval | undefined> {
+    const { rows } = await this.sql.query<ApprovalRow>(
+      `SELECT ${COLUMNS} FROM ${FROM}
+        WHERE a.task_id = $1 AND a.workload_id = $2 AND a.boundary_id = $3 AND a.action = $4
+          AND a.resource IS NOT DISTINCT FROM $5::text AND a.params_hash = $6 AND a.status = 'pending'
+          AND ${EFFECTIVE_STATUS} = 'pending'
+        ORDER BY a.id DESC LIMIT 1`,
+      [binding.taskId, binding.workloadId, binding.boundaryId, binding.action, binding.resource, binding.paramsHash],
+    );
+    return rows[0] && toApproval(rows[0]);
+  }
+
+  /** What the approval condition's context needs beyond the request context: the task's age and its denials. */
+  async taskFacts(taskId: string): Promise<{ createdAt: number; denials: number }> {
+    const { rows } = await this.sql.query<{ created_ms: number | string; denials: number }>(
+      `SELECT (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+              (SELECT count(*)::int FROM decisions WHERE task_id = $1 AND outcome = 'deny') AS denials
+         FROM tasks WHERE id = $1`,
+      [taskId],
+    );
+    return { createdAt: Number(rows[0]?.created_ms ?? 0), denials: rows[0]?.denials ?? 0 };
+  }
+
+  /**
+   * A pending decision and its audit event, in one statement; with `created`, also the new
+   * approval row it asks for. Without it the request repeats an approval that is still pending.
+   */
+  async recordPending(decision: DecisionRecord, approvalId: string, created: NewApproval | undefined): Promise<void> {
+    await this.sql.query(
+      `WITH d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at)
+         VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'pending', '["approval_required"]'::jsonb,
+                 $8::jsonb, $9::text, $10::int, to_timestamp($11::float8 / 1000))
+         RETURNING id
+       ), ap AS (
+         INSERT INTO approvals (id, task_id, workload_id, boundary_id, boundary_version, action, resource, params, params_hash,
+                                purpose, intent, status, decision_id, requested_at, expires_at)
+         SELECT $12::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, $8::jsonb, $13::text, $9::text, $14::text,
+                'pending', d.id, to_timestamp($11::float8 / 1000), to_timestamp($15::float8 / 1000)
+           FROM d WHERE $16::boolean
+         RETURNING id
+       )
+       INSERT INTO audit_events (id, kind, actor, task_id, data)
+       SELECT $17::uuid, 'credential.pending', 'workload:' || $3::text, $2::uuid, $18::jsonb FROM d`,
+      [
+        decision.id,
+        decision.taskId,
+        decision.workloadId,
+        decision.boundaryId,
+        decision.boundaryVersion,
+        decision.action,
+        decision.resource,
+        JSON.stringify(decision.params ?? null),
+        decision.purpose,
+        decision.requestedTtl,
+        decision.at,
+        approvalId,
+        created?.paramsHash ?? '',
+        created?.intent ?? '',
+        created?.expiresAt ?? 0,
+        created !== undefined,
+        uuidv7(),
+        JSON.stringify({
+          decision_id: decision.id,
+          approval_id: approvalId,
+          approval_created: created !== undefined,
+          boundary: decision.boundaryId,
+          boundary_version: decision.boundaryVersion,
+          action: decision.action,
+          resource: decision.resource,
+          reasons: ['approval_required'],
+        }),
+      ],
+      'tollgate_record_pending',
+    );
+  }
+
+  /**
+   * Approves or denies a pending approval that is still open (not expired, its task active with the
+   * same intent); returns it, or undefined when it was not open. The row lock makes two reviewers
+   * deciding at once settle on one verdict.
+   */
+  async decide(tx: Sql, id: string, verdict: 'approved' | 'denied', actor: string, reason: string): Promise<Approval | undefined> {
+    const { rows } = await tx.query<{ id: string }>(
+      `UPDATE approvals a SET status = $2, decided_at = now(), decided_by = $3, reason = $4
+         FROM tasks t
+        WHERE a.id = $1 AND t.id = a.task_id AND a.status = 'pending' AND a.expires_at > now()
+          AND t.state = 'active' AND t.expires_at > now() AND t.intent = a.intent
+        RETURNING a.id`,
+      [id, verdict, actor, reason],
+    );
+    return rows[0] ? this.find(id, tx) : undefined;
+  }
+
+  async list(filter: ApprovalFilter): Promise<Approval[]> {
+    const { where, params } = conditions([
+      [`${EFFECTIVE_STATUS} = ?`, filter.status],
+      ['a.task_id = ?', filter.task],
+      ['a.workload_id = ?', filter.workload],
+      ['a.boundary_id = ?', filter.boundary],
+      ['a.requested_at >= ?', filter.since],
+      ['a.requested_at < ?', filter.until],
+      ['a.id < ?', filter.cursor],
+    ]);
+    params.push(filter.limit);
+    const { rows } = await this.sql.query<ApprovalRow>(
+      `SELECT ${COLUMNS} FROM ${FROM} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY a.id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toApproval);
+  }
+}
+
+interface ApprovalRow {
+  id: string;
+  task_id: string;
+  workload_id: string;
+  boundary_id: string;
+  boundary_version: number;
+  action: string;
+  resource: string | null;
+  params: Record<string, unknown> | null;
+  params_hash: string;
+  purpose: string | null;
+  intent: string;
+  status: ApprovalStatus;
+  decision_id: string;
+  requested_at: Date;
+  expires_at: Date;
+  decided_at: Date | null;
+  decided_by: string | null;
+  reason: string | null;
+  used_at: Date | null;
+  lease_id: string | null;
+}
+
+function toApproval(row: ApprovalRow): Approval {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    workloadId: row.workload_id,
+    boundaryId: row.boundary_id,
+    boundaryVersion: row.boundary_version,
+    action: row.action,
+    resource: row.resource,
+    params: row.params,
+    paramsHash: row.params_hash,
+    purpose: row.purpose,
+    intent: row.intent,
+    status: row.status,
+    decisionId: row.decision_id,
+    requestedAt: new Date(row.requested_at),
+    expiresAt: new Date(row.expires_at),
+    decidedAt: row.decided_at ? new Date(row.decided_at) : null,
+    decidedBy: row.decided_by,
+    reason: row.reason,
+    usedAt: row.used_at ? new Date(row.used_at) : null,
+    leaseId: row.lease_id,
+  };
+}

@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, paramsHash, sameBinding } from './approval.js';
+
+describe('approval binding', () => {
+  it('hashes params as canonical JSON: key order is irrelevant, values are not', () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}');
+    expect(paramsHash({ amount: 150, order: 'o1' })).toBe(paramsHash({ order: 'o1', amount: 150 }));
+    expect(paramsHash({ amount: 150 })).not.toBe(paramsHash({ amount: 151 }));
+    expect(paramsHash({ amount: 150 })).not.toBe(paramsHash({ amount: '150' }));
+    expect(paramsHash(undefined)).toBe(paramsHash(null));
+    expect(paramsHash({})).not.toBe(paramsHash(null));
+  });
+
+  it('binds workload, task, boundary, action, resource and params', () => {
+    const base = { workloadId: 'w', taskId: 't', boundaryId: 'b', action: 'a', resource: 'r', paramsHash: 'h' };
+    expect(sameBinding(base, { ...base })).toBe(true);
+    for (const key of Object.keys(base) as (keyof typeof base)[]) expect(sameBinding(base, { ...base, [key]: 'other' })).toBe(false);
+    expect(sameBinding(base, { ...base, resource: null })).toBe(false);
+  });
+});

@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * A human approval (step-up) for one exact credential request. Stored statuses are pending,
+ * approved, denied and used; `expired` (past expires_at) and `revoked` (its task ended or changed
+ * intent) are derived when read, so nothing has to sweep them.
+ */
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'used' | 'expired' | 'revoked';
+export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'used', 'expired', 'revoked'];
+
+export interface Approval {
+  id: string;
+  taskId: string;
+  workloadId: string;
+  boundaryId: string;
+  boundaryVersion: number;
+  action: string;
+  resource: string | null;
+  params: Record<string, unknown> | null;
+  paramsHash: string;
+  purpose: string | null;
+  intent: string;
+  status: ApprovalStatus;
+  decisionId: string;
+  requestedAt: Date;
+  expiresAt: Date;
+  decidedAt: Date | null;
+  /** `reviewer:<key id>` or `admin:<key id>`. */
+  decidedBy: string | null;
+  reason: string | null;
+  usedAt: Date | null;
+  leaseId: string | null;
+}
+
+/** What an approval is bound to: a repeat that differs in any of these is refused. */
+export interface ApprovalBinding {
+  workloadId: string;
+  taskId: string;
+  boundaryId: string;
+  action: string;
+  resource: string | null;
+  paramsHash: string;
+}
+
+export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding): boolean {
+  return (
+    approval.workloadId === request.workloadId &&
+    approval.taskId === request.taskId &&
+    approval.boundaryId === request.boundaryId &&
+    approval.action === request.action &&
+    approval.resource === request.resource &&
+    approval.paramsHash === request.paramsHash
+  );
+}
+
+/** SHA-256 of the params as canonical JSON (keys sorted at every depth): key order does not matter, anything else does. */
+export function paramsHash(params: Record<string, unknown> | null | undefined): string {
+  return createHash('sha256').update(canonicalJson(params ?? null), 'utf8').digest('base64url');
+}
+
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item === undefined ? null : item)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, item]) => item !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+}
