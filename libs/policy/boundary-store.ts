@@ -1,7 +1,7 @@
 import type { Sql } from '../db/database.js';
 import { sameDefinition, type BoundaryDefinition, type ToolBoundary } from './boundary.js';
 
-const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, created_at';
+const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, created_at';
 
 /** SQL for tool boundaries. Rows are never updated: a change is a new version. */
 export class BoundaryStore {
@@ -38,8 +38,8 @@ export class BoundaryStore {
       await tx.query('UPDATE boundaries SET superseded_at = now() WHERE id = $1 AND version = $2', [id, latest.version]);
     }
     const inserted = await tx.query<BoundaryRow>(
-      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, drift_threshold)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
       [
         id,
         (latest?.version ?? 0) + 1,
@@ -51,6 +51,7 @@ export class BoundaryStore {
         JSON.stringify(definition.credential),
         definition.sensitivity,
         definition.enabled,
+        definition.driftThreshold,
       ],
     );
     return { boundary: toBoundary(inserted.rows[0]!), changed: true, created: latest === undefined };
@@ -67,6 +68,7 @@ export interface BoundaryRow {
   max_ttl: number;
   credential: ToolBoundary['credential'];
   sensitivity: ToolBoundary['sensitivity'];
+  drift_threshold: number | null;
   enabled: boolean;
   created_at: Date;
 }
@@ -82,6 +84,7 @@ export function toBoundary(row: BoundaryRow): ToolBoundary {
     maxTtl: row.max_ttl,
     credential: row.credential,
     sensitivity: row.sensitivity,
+    driftThreshold: row.drift_threshold ?? null,
     enabled: row.enabled,
     createdAt: new Date(row.created_at),
   };
