@@ -132,7 +132,9 @@ describe('the drift guard', () => {
     expect((await asAdmin(broker)('GET', '/v1/admin/boundaries/vault')).body).toMatchObject({ version: 1, drift_threshold: 1 });
   });
 
-  it('suspends exactly once when denials race on two replicas', async () => {
+  it('suspends exactly once when denials race on two replicas', async (context) => {
+    // Two replicas need a database server: the embedded one opens in one process at a time.
+    if (broker.db.databaseUrl === undefined) context.skip();
     const second = await broker.restart();
     try {
       const token = await assertion(bot.id, bot.key, second.url);
