@@ -18,9 +18,9 @@ export const DRIFT_REASONS: ReadonlySet<string> = new Set([
 const ACTOR = 'system:drift_guard';
 
 /**
- * The drift guard: a task that collects `threshold` drift denials is suspended. The counting and
- * the suspension itself happen in the denial's own statement (LeaseStore.recordDenial); this says
- * which threshold applies and revokes the suspended task's leases right after.
+ * The drift guard: a task that collects `threshold` drift denials is suspended. The counting, the
+ * suspension and the revocation of the task's live leases happen in the denial's own statement
+ * (LeaseStore.recordDenial); this says which threshold applies, and sweeps up after it.
  */
 export class DriftGuard {
   constructor(
@@ -42,7 +42,10 @@ export class DriftGuard {
     return boundary?.driftThreshold ?? this.threshold;
   }
 
-  /** The task was suspended by a denial: every live lease of it dies now (reason drift_detected). */
+  /**
+   * The task was suspended by a denial. A permit that committed while the denial's statement waited
+   * for the task's row lock left a lease that statement could not see: revoke whatever is still live.
+   */
   async suspended(taskId: string): Promise<string[]> {
     this.changed(taskId);
     return this.db.transaction((tx) => this.revocation.revokeTaskLeases(tx, taskId, 'drift_detected', ACTOR));

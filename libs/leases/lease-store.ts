@@ -164,9 +164,11 @@ export class LeaseStore {
    * With `driftThreshold` (a denial the drift guard counts), the same statement adds the decision to
    * the task's drift denials under the task's row lock, so concurrent denials count exactly; the
    * one that reaches the threshold ends the task (`revoked`, `drift_detected`) with its task.ended
-   * event, task event and a `task.drift_suspended` audit event listing the denials. A permit waits
-   * for that lock and then finds the task ended. The task's leases are revoked right after, by the
-   * caller (a lease committed while this statement waited for the lock is not visible to it).
+   * event, task event, revokes its live leases (with their lease.revoked events) and writes a
+   * `task.drift_suspended` audit event listing the denials and the leases. A permit waits for the
+   * task's row lock and then finds the task ended. Only a lease whose permit committed while this
+   * statement waited for that lock is invisible to it: the caller revokes the task's leases again
+   * right after.
    */
   async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string }, driftThreshold?: number): Promise<DenialWritten> {
     const { rows } = await this.sql.query<{ written: number; suspended: number }>(
@@ -199,10 +201,19 @@ export class LeaseStore {
          INSERT INTO revocation_events (type, task_id, workload_id, reason) SELECT 'task.ended', id, workload_id, 'drift_detected' FROM suspended
        ), task_event AS (
          INSERT INTO task_events (id, task_id, kind, intent, reason) SELECT $18::uuid, id, 'revoked', NULL, 'drift_detected' FROM suspended
+       ), revoked AS (
+         UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = 'drift_detected'
+          WHERE task_id IN (SELECT id FROM suspended) AND state = 'active' AND expires_at > now()
+          RETURNING id, task_id, workload_id, boundary_id, boundary_version
+       ), lease_events AS (
+         INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason, audience)
+         SELECT 'lease.revoked', r.id, r.task_id, r.workload_id, 'drift_detected', b.tool
+           FROM revoked r LEFT JOIN boundaries b ON b.id = r.boundary_id AND b.version = r.boundary_version
        ), suspension_audit AS (
          INSERT INTO audit_events (id, kind, actor, task_id, data)
          SELECT $19::uuid, 'task.drift_suspended', 'system:drift_guard', id,
-                jsonb_build_object('threshold', $17::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid)
+                jsonb_build_object('threshold', $17::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
+                                   'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
            FROM suspended
          RETURNING id
        )

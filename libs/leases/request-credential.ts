@@ -157,7 +157,8 @@ export class CredentialIssuance {
     if (!written) return undefined;
     this.observe('deny', reason);
     if (suspended) {
-      // The task is already ended (no permit can commit now); its leases die before the answer.
+      // The task is ended (no permit can commit now) and its leases revoked; catch a lease whose
+      // permit raced the denial before answering.
       await this.guards.drift!.suspended(decision.taskId!);
       throw new AccessDenied(`${description}; the task is suspended (drift_detected)`, [reason], decision.id);
     }
