@@ -29,6 +29,9 @@ import { DpopProofStore } from '../../libs/identity/dpop-proof-store.js';
 import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
 import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
+import { DriftGuard } from '../../libs/leases/drift-guard.js';
+import { RateBucketStore } from '../../libs/leases/rate-bucket-store.js';
+import { RateLimiter } from '../../libs/leases/rate-limit.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
@@ -127,6 +130,10 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
       (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
       contextCache,
       new ApprovalGate(approvalStore),
+      {
+        drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id)),
+        rateLimit: config.rateLimit && new RateLimiter(new RateBucketStore(db), config.rateLimit, clock),
+      },
     ),
     approvals: new Approvals(db, approvalStore),
     introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid())),

@@ -17,6 +17,7 @@ export type AuditKind =
   | 'task.completed'
   | 'task.expired'
   | 'task.revoked'
+  | 'task.drift_suspended'
   | 'credential.permit'
   | 'credential.deny'
   | 'credential.pending'

@@ -88,4 +88,17 @@ describe('loadConfig', () => {
     const secret = 'super secret admin key';
     expect(problems({ TOLLGATE_ADMIN_KEY: secret }).join(' ')).not.toContain(secret);
   });
+
+  it('validates the drift threshold and the rate limit, each by name', () => {
+    expect(loadConfig({})).toMatchObject({ driftThreshold: 3, rateLimit: undefined });
+    expect(loadConfig({ TOLLGATE_DRIFT_THRESHOLD: '5', TOLLGATE_RATE_LIMIT: '2.5' })).toMatchObject({ driftThreshold: 5, rateLimit: { perSecond: 2.5, burst: 5 } });
+    expect(loadConfig({ TOLLGATE_RATE_LIMIT: '10', TOLLGATE_RATE_BURST: '3' }).rateLimit).toEqual({ perSecond: 10, burst: 3 });
+    expect(problems({ TOLLGATE_DRIFT_THRESHOLD: '0', TOLLGATE_RATE_LIMIT: 'fast', TOLLGATE_RATE_BURST: '1' })).toEqual([
+      'TOLLGATE_DRIFT_THRESHOLD: must be an integer from 1 to 1000',
+      'TOLLGATE_RATE_LIMIT: must be requests per second per workload, a number from 0.001 to 100000, or off',
+    ]);
+    expect(problems({ TOLLGATE_RATE_BURST: '4' })).toEqual(['TOLLGATE_RATE_BURST: needs TOLLGATE_RATE_LIMIT']);
+    expect(problems({ TOLLGATE_RATE_LIMIT: '0', TOLLGATE_DRIFT_THRESHOLD: 'three' })).toHaveLength(2);
+    expect(problems({ TOLLGATE_RATE_LIMIT: '5', TOLLGATE_RATE_BURST: '0' })).toEqual(['TOLLGATE_RATE_BURST: must be an integer from 1 to 1000000']);
+  });
 });

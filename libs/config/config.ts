@@ -21,6 +21,15 @@ export interface Config {
   keyRotationMs: number | undefined;
   /** The alg new signing keys are made for. */
   signingAlg: SigningAlg;
+  /** Policy-style denials a task may collect before the drift guard suspends it (a boundary may override). */
+  driftThreshold: number;
+  /** Credential requests per workload: a token bucket shared by the replicas; undefined when off. */
+  rateLimit: RateLimit | undefined;
+}
+
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -35,6 +44,9 @@ const KNOWN = new Set([
   'TOLLGATE_LOG_LEVEL',
   'TOLLGATE_KEY_ROTATION',
   'TOLLGATE_SIGNING_ALG',
+  'TOLLGATE_DRIFT_THRESHOLD',
+  'TOLLGATE_RATE_LIMIT',
+  'TOLLGATE_RATE_BURST',
 ]);
 
 /** Shortest automatic rotation period: a key is published one period before it signs, and jose's
@@ -103,6 +115,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const signingAlg = (nonEmpty(env.TOLLGATE_SIGNING_ALG) ?? 'EdDSA') as SigningAlg;
   if (!SIGNING_ALGS.includes(signingAlg)) problems.push(`TOLLGATE_SIGNING_ALG: must be one of ${SIGNING_ALGS.join(', ')}`);
 
+  const driftThreshold = integer(env, 'TOLLGATE_DRIFT_THRESHOLD', 3, 1, 1000, problems);
+
+  const rateLimit = rateLimitOf(env, problems);
+
   if (problems.length > 0) throw new ConfigurationError(problems);
   return {
     port,
@@ -117,7 +133,29 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel,
     keyRotationMs: keyRotationMs ?? undefined,
     signingAlg,
+    driftThreshold,
+    rateLimit,
   };
+}
+
+/**
+ * TOLLGATE_RATE_LIMIT: credential requests per second per workload, or `off` (the default: a fit
+ * number depends on the deployment). TOLLGATE_RATE_BURST: how many may come at once (default twice
+ * the rate, at least 1).
+ */
+function rateLimitOf(env: Record<string, string | undefined>, problems: string[]): RateLimit | undefined {
+  const text = nonEmpty(env.TOLLGATE_RATE_LIMIT) ?? 'off';
+  if (text === 'off') {
+    if (nonEmpty(env.TOLLGATE_RATE_BURST) !== undefined) problems.push('TOLLGATE_RATE_BURST: needs TOLLGATE_RATE_LIMIT');
+    return undefined;
+  }
+  const perSecond = /^\d{1,6}(\.\d{1,3})?$/.test(text) ? Number(text) : Number.NaN;
+  if (!(perSecond >= 0.001 && perSecond <= 100_000)) {
+    problems.push('TOLLGATE_RATE_LIMIT: must be requests per second per workload, a number from 0.001 to 100000, or off');
+    return undefined;
+  }
+  const burst = integer(env, 'TOLLGATE_RATE_BURST', Math.max(1, Math.ceil(perSecond * 2)), 1, 1_000_000, problems);
+  return { perSecond, burst };
 }
 
 /** `off` or `0` → undefined (no automatic rotation); a duration in range → milliseconds; else null. */

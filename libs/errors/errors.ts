@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   'authorization_pending',
   'unsupported_grant_type',
   'invalid_dpop_proof',
+  'slow_down',
   'not_found',
   'payload_too_large',
   'temporarily_unavailable',
@@ -110,6 +111,19 @@ export class ApprovalPending extends TollgateError {
 export class TemporarilyUnavailable extends TollgateError {
   readonly code = 'temporarily_unavailable';
   readonly status = 503;
+}
+
+/**
+ * The workload asked for credentials faster than its rate limit allows: 429 with Retry-After.
+ * The code is RFC 8628 §3.5's (a client polling too quickly), the one an OAuth client already
+ * knows means "wait, then ask again"; nothing was decided or written.
+ */
+export class RateLimited extends TollgateError {
+  readonly code = 'slow_down';
+  readonly status = 429;
+  constructor(readonly retryAfterSeconds: number) {
+    super(`too many credential requests for this workload; retry after ${retryAfterSeconds} s`, { retry_after: retryAfterSeconds });
+  }
 }
 
 /** Raised at start when configuration or stored state cannot be used; never reaches HTTP. */

@@ -32,6 +32,12 @@ export interface DecisionRecord {
   at: number;
 }
 
+export interface DenialWritten {
+  written: boolean;
+  /** This denial reached the drift threshold: the task is now revoked (drift_detected). */
+  suspended: boolean;
+}
+
 export interface LeaseRecord {
   id: string;
   credentialKind: string;
@@ -65,7 +71,7 @@ export class LeaseStore {
               t.id AS task_id, t.workload_id, t.intent, t.subject, t.state AS task_state,
               (extract(epoch FROM t.expires_at) * 1000)::float8 AS task_expires_ms,
               b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
-              b.sensitivity, b.enabled, b.approval, b.created_at
+              b.sensitivity, b.drift_threshold, b.enabled, b.approval, b.created_at
          FROM (SELECT 1) AS one
          LEFT JOIN tasks t ON t.id = $1
          LEFT JOIN LATERAL (SELECT * FROM boundaries WHERE id = $2 ORDER BY version DESC LIMIT 1) b ON true`,
@@ -163,10 +169,19 @@ export class LeaseStore {
   /**
    * A refusal: the decision and its audit event, in one statement. With `decidedOn` (a refusal
    * decided from remembered rows), it is written only if those rows still stand: the task active
-   * with that intent, the boundary version current. Returns whether it was written.
+   * with that intent, the boundary version current.
+   *
+   * With `driftThreshold` (a denial the drift guard counts), the same statement adds the decision to
+   * the task's drift denials under the task's row lock, so concurrent denials count exactly; the
+   * one that reaches the threshold ends the task (`revoked`, `drift_detected`) with its task.ended
+   * event, task event, revokes its live leases (with their lease.revoked events) and writes a
+   * `task.drift_suspended` audit event listing the denials and the leases. A permit waits for the
+   * task's row lock and then finds the task ended. Only a lease whose permit committed while this
+   * statement waited for that lock is invisible to it: the caller revokes the task's leases again
+   * right after.
    */
-  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string }): Promise<boolean> {
-    const { rows } = await this.sql.query<{ written: number }>(
+  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string }, driftThreshold?: number): Promise<DenialWritten> {
+    const { rows } = await this.sql.query<{ written: number; suspended: number }>(
       `WITH still AS (
          SELECT 1 FROM tasks t
            JOIN boundaries b ON b.id = $4::text AND b.version = $5::int AND b.superseded_at IS NULL
@@ -182,8 +197,37 @@ export class LeaseStore {
          INSERT INTO audit_events (id, kind, actor, task_id, data)
          SELECT $13::uuid, 'credential.deny', 'workload:' || $3::text, $2::uuid, $14::jsonb FROM d
          RETURNING id
+       ), counted AS (
+         UPDATE tasks
+            SET drift_denials = array_append(drift_denials, $1::uuid),
+                state = CASE WHEN cardinality(drift_denials) + 1 >= $17::int THEN 'revoked' ELSE state END,
+                ended_at = CASE WHEN cardinality(drift_denials) + 1 >= $17::int THEN now() ELSE ended_at END,
+                end_reason = CASE WHEN cardinality(drift_denials) + 1 >= $17::int THEN 'drift_detected' ELSE end_reason END
+          WHERE id = $2::uuid AND $17::int IS NOT NULL AND state = 'active' AND expires_at > now() AND EXISTS (SELECT 1 FROM d)
+         RETURNING id, workload_id, state, drift_denials
+       ), suspended AS (
+         SELECT * FROM counted WHERE state = 'revoked'
+       ), ended_event AS (
+         INSERT INTO revocation_events (type, task_id, workload_id, reason) SELECT 'task.ended', id, workload_id, 'drift_detected' FROM suspended
+       ), task_event AS (
+         INSERT INTO task_events (id, task_id, kind, intent, reason) SELECT $18::uuid, id, 'revoked', NULL, 'drift_detected' FROM suspended
+       ), revoked AS (
+         UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = 'drift_detected'
+          WHERE task_id IN (SELECT id FROM suspended) AND state = 'active' AND expires_at > now()
+          RETURNING id, task_id, workload_id, boundary_id, boundary_version
+       ), lease_events AS (
+         INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason, audience)
+         SELECT 'lease.revoked', r.id, r.task_id, r.workload_id, 'drift_detected', b.tool
+           FROM revoked r LEFT JOIN boundaries b ON b.id = r.boundary_id AND b.version = r.boundary_version
+       ), suspension_audit AS (
+         INSERT INTO audit_events (id, kind, actor, task_id, data)
+         SELECT $19::uuid, 'task.drift_suspended', 'system:drift_guard', id,
+                jsonb_build_object('threshold', $17::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
+                                   'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
+           FROM suspended
+         RETURNING id
        )
-       SELECT count(*)::int AS written FROM a`,
+       SELECT (SELECT count(*)::int FROM a) AS written, (SELECT count(*)::int FROM suspension_audit) AS suspended`,
       [
         decision.id,
         decision.taskId,
@@ -201,10 +245,13 @@ export class LeaseStore {
         JSON.stringify({ decision_id: decision.id, boundary: decision.boundaryId, action: decision.action, reasons: decision.reasons }),
         decidedOn !== undefined,
         decidedOn?.intent ?? null,
+        driftThreshold ?? null,
+        uuidv7(),
+        uuidv7(),
       ],
       'tollgate_record_denial',
     );
-    return rows[0]!.written === 1;
+    return { written: rows[0]!.written === 1, suspended: rows[0]!.suspended === 1 };
   }
 
   /** A committed lease whose credential could not be minted must not stay usable. */
@@ -295,19 +342,23 @@ export class LeaseStore {
 
   async listDecisions(filter: DecisionFilter): Promise<Decision[]> {
     const { where, params } = conditions([
-      ['task_id = ?', filter.task],
-      ['workload_id = ?', filter.workload],
-      ['boundary_id = ?', filter.boundary],
-      ['outcome = ?', filter.outcome],
-      ['at >= ?', filter.since],
-      ['at < ?', filter.until],
-      ['id < ?', filter.cursor],
+      ['d.task_id = ?', filter.task],
+      ['d.workload_id = ?', filter.workload],
+      ['d.boundary_id = ?', filter.boundary],
+      ['d.outcome = ?', filter.outcome],
+      ['d.at >= ?', filter.since],
+      ['d.at < ?', filter.until],
+      ['d.id < ?', filter.cursor],
     ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<DecisionRow>(
-      `SELECT id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons, at
-         FROM decisions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-        ORDER BY id DESC LIMIT $${params.length}`,
+      `SELECT d.id, d.task_id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.reasons, d.at,
+              CASE WHEN t.id IS NULL THEN NULL
+                   WHEN t.end_reason = 'drift_detected' AND d.id = t.drift_denials[cardinality(t.drift_denials)] THEN 'suspended_task'
+                   ELSE 'counted' END AS drift
+         FROM decisions d LEFT JOIN tasks t ON t.id = d.task_id AND d.id = ANY (t.drift_denials)
+         ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY d.id DESC LIMIT $${params.length}`,
       params,
     );
     return rows.map((row) => ({
@@ -320,6 +371,7 @@ export class LeaseStore {
       resource: row.resource,
       outcome: row.outcome,
       reasons: row.reasons,
+      drift: row.drift,
       at: new Date(row.at),
     }));
   }
@@ -401,6 +453,7 @@ interface DecisionRow {
   resource: string | null;
   outcome: Decision['outcome'];
   reasons: string[];
+  drift: Decision['drift'];
   at: Date;
 }
 

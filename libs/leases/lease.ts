@@ -27,7 +27,8 @@ export type RevokeReason =
   | 'boundary_disabled'
   | 'revoked_by_admin'
   | 'revoked_by_client'
-  | 'mint_failed';
+  | 'mint_failed'
+  | 'drift_detected';
 
 export interface Decision {
   id: string;
@@ -39,5 +40,7 @@ export interface Decision {
   resource: string | null;
   outcome: 'permit' | 'deny' | 'pending';
   reasons: string[];
+  /** Counted by the drift guard (`suspended_task`: the denial that suspended the task); null otherwise. */
+  drift: 'counted' | 'suspended_task' | null;
   at: Date;
 }

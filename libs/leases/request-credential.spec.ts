@@ -27,11 +27,11 @@ function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
     recordDenial: async (decision, decidedOn) => {
       if (decidedOn && decidedOn.intent !== (await fake.requestContext('t1', 'crm')).task?.intent) {
         writes.push('deny refused: stale');
-        return false;
+        return { written: false, suspended: false };
       }
       writes.push(`deny:${decision.reasons.join(',')}`);
       fake.denials.push(decision);
-      return true;
+      return { written: true, suspended: false };
     },
     revokeUnminted: async (id) => {
       writes.push(`revoke:${id}`);

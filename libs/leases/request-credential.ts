@@ -2,8 +2,11 @@ import type { ApprovalGate, ApprovalRefusal } from '../approvals/approval-gate.j
 import { AccessDenied, ApprovalPending, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
 import type { CredentialProviders, IssuedCredential } from '../credentials/provider.js';
+import type { ToolBoundary } from '../policy/boundary.js';
 import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
 import type { DecisionRecord, LeaseStore, RequestContext } from './lease-store.js';
+import type { DriftGuard } from './drift-guard.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { RequestContextCache } from './request-context-cache.js';
 import { leaseTtl } from './ttl.js';
 
@@ -48,9 +51,12 @@ export class CredentialIssuance {
     private readonly observe: DecisionObserver = () => {},
     private readonly cache?: RequestContextCache,
     private readonly approvals?: Pick<ApprovalGate, 'check'>,
+    private readonly guards: { drift?: DriftGuard | undefined; rateLimit?: RateLimiter | undefined } = {},
   ) {}
 
   async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
+    // Before anything is read or written: a flood must not cost the database a row per request.
+    await this.guards.rateLimit?.take(workloadId);
     // With the task and boundary remembered, a permit is one round trip; anything else (a denial,
     // or a permit the committing statement refuses) is decided again from fresh rows.
     const remembered = this.cache?.get(request.taskId, request.boundary);
@@ -102,7 +108,7 @@ export class CredentialIssuance {
     const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
-      return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined);
+      return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined, boundary);
     }
 
     const ttl = leaseTtl({
@@ -158,10 +164,23 @@ export class CredentialIssuance {
     return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential };
   }
 
-  private async deny(decision: DecisionRecord, reason: DenyReason | ApprovalRefusal, description: string, decidedOn?: { intent: string }): Promise<undefined> {
-    const written = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn);
+  private async deny(
+    decision: DecisionRecord,
+    reason: DenyReason | ApprovalRefusal,
+    description: string,
+    decidedOn?: { intent: string },
+    boundary?: ToolBoundary,
+  ): Promise<undefined> {
+    const threshold = this.guards.drift?.thresholdFor(reason, boundary);
+    const { written, suspended } = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn, threshold);
     if (!written) return undefined;
     this.observe('deny', reason);
+    if (suspended) {
+      // The task is ended (no permit can commit now) and its leases revoked; catch a lease whose
+      // permit raced the denial before answering.
+      await this.guards.drift!.suspended(decision.taskId!);
+      throw new AccessDenied(`${description}; the task is suspended (drift_detected)`, [reason], decision.id);
+    }
     throw new AccessDenied(description, [reason], decision.id);
   }
 }

@@ -12,6 +12,7 @@ export function exampleBoundary(overrides: Partial<ToolBoundary> = {}): ToolBoun
     maxTtl: 300,
     credential: { kind: 'jwt' },
     sensitivity: 'low',
+    driftThreshold: null,
     enabled: true,
     approval: null,
     createdAt: new Date(0),

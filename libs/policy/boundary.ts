@@ -11,6 +11,8 @@ export interface ToolBoundary {
   maxTtl: number;
   credential: CredentialSettings;
   sensitivity: Sensitivity;
+  /** Denials a task may collect before the drift guard suspends it, when this boundary denies; null: the global setting. */
+  driftThreshold: number | null;
   enabled: boolean;
   /** Human approval (step-up): requests the condition holds for wait for a reviewer. Null: none. */
   approval: ApprovalRule | null;
@@ -43,6 +45,7 @@ export function sameDefinition(a: BoundaryDefinition, b: BoundaryDefinition): bo
     a.maxTtl === b.maxTtl &&
     JSON.stringify(a.credential) === JSON.stringify(b.credential) &&
     a.sensitivity === b.sensitivity &&
+    a.driftThreshold === b.driftThreshold &&
     a.enabled === b.enabled &&
     JSON.stringify(a.approval ?? null) === JSON.stringify(b.approval ?? null)
   );

@@ -113,6 +113,11 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string; heade
   413: { name: 'PayloadTooLarge', description: 'The body is larger than 1 MiB.' },
   414: { name: 'UriTooLong', description: 'A path parameter is too long.' },
   415: { name: 'UnsupportedMediaType', description: 'Only application/json (and form encoding at /oauth2) is accepted.' },
+  429: {
+    name: 'TooManyRequests',
+    description: 'slow_down: the workload is over its credential-request rate limit; nothing was decided. Retry after `Retry-After` seconds (also `retry_after` in the body).',
+    headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
+  },
   503: {
     name: 'Unavailable',
     description: 'temporarily_unavailable: the database does not answer; nothing was issued. Retry shortly.',

@@ -117,6 +117,10 @@ export const decisionResponse = z.strictObject({
   resource: z.string().nullable(),
   outcome: z.enum(['permit', 'deny', 'pending']),
   reasons: z.array(z.string()),
+  drift: z
+    .enum(['counted', 'suspended_task'])
+    .nullable()
+    .describe("counted: a denial the drift guard counted towards its task's suspension; suspended_task: the one that reached the threshold"),
   at: time,
 });
 
@@ -136,6 +140,7 @@ export const boundaryResponse = z.strictObject({
   max_ttl: z.int(),
   credential: z.looseObject({ kind: z.string() }),
   sensitivity: z.enum(['low', 'medium', 'high']),
+  drift_threshold: z.int().optional().describe('drift denials a task may have collected (this one included) when this boundary denies it, before it is suspended; absent: TOLLGATE_DRIFT_THRESHOLD'),
   enabled: z.boolean(),
   approval: z.strictObject({ when: z.string(), ttl: z.int() }).optional().describe('human approval: requests the Cedar condition holds for wait for a reviewer'),
   created_at: time,

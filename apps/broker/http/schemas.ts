@@ -47,6 +47,7 @@ export const boundaryBody = z
     max_ttl: ttl(3600),
     credential: z.strictObject({ kind: z.literal('jwt') }),
     sensitivity: z.enum(['low', 'medium', 'high']).default('low'),
+    drift_threshold: z.number().int('must be an integer').min(1, 'must be at least 1').max(1000, 'must be at most 1000').nullable().default(null),
     enabled: z.boolean().default(true),
     /** Human approval (step-up): `when` is a Cedar condition, validated here with Cedar's own message. */
     approval: z
@@ -75,6 +76,7 @@ export function toBoundaryDefinition(body: z.infer<typeof boundaryBody>): Bounda
     maxTtl: body.max_ttl,
     credential: body.credential,
     sensitivity: body.sensitivity,
+    driftThreshold: body.drift_threshold,
     enabled: body.enabled,
     approval: body.approval ?? null,
   };

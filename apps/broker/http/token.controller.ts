@@ -25,7 +25,7 @@ export class TokenController {
   @Post('token')
   @HttpCode(200)
   // No client authentication: the subject token (the workload's assertion) is the credential.
-  @ApiRoute({ summary: 'RFC 8693 token exchange for the tool call in authorization_details', form: tokenExchangeForm, headers: { DPoP: dpopHeader }, responses: { 200: tokenResponse }, errors: [401], security: [] })
+  @ApiRoute({ summary: 'RFC 8693 token exchange for the tool call in authorization_details', form: tokenExchangeForm, headers: { DPoP: dpopHeader }, responses: { 200: tokenResponse }, errors: [401, 429], security: [] })
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')
   async token(@Req() httpRequest: FastifyRequest, @Body() body: unknown) {

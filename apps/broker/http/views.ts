@@ -19,6 +19,8 @@ export function boundaryView(boundary: ToolBoundary) {
     max_ttl: boundary.maxTtl,
     credential: boundary.credential,
     sensitivity: boundary.sensitivity,
+    // Shown only when set, so a boundary that leaves it to the global setting reads as before.
+    ...(boundary.driftThreshold === null ? {} : { drift_threshold: boundary.driftThreshold }),
     enabled: boundary.enabled,
     ...(boundary.approval ? { approval: { when: boundary.approval.when, ttl: boundary.approval.ttl } } : {}),
     created_at: boundary.createdAt.toISOString(),
@@ -137,6 +139,7 @@ export function decisionView(decision: Decision) {
     resource: decision.resource,
     outcome: decision.outcome,
     reasons: decision.reasons,
+    drift: decision.drift,
     at: decision.at.toISOString(),
   };
 }

@@ -1,0 +1,53 @@
+import type { Database } from '../db/database.js';
+import type { ToolBoundary } from '../policy/boundary.js';
+import type { LeaseRevocation } from './revocation.js';
+
+/**
+ * Refusals that say the bot asked for something its task was never meant to do: the drift signal.
+ * Not the refusals of a task that has already ended, of an unknown task or boundary, or of a
+ * disabled boundary: those say nothing about the conversation being steered somewhere else.
+ */
+export const DRIFT_REASONS: ReadonlySet<string> = new Set([
+  'intent_mismatch',
+  'action_not_allowed',
+  'audience_mismatch',
+  'policy_forbid',
+  'policy_no_permit',
+]);
+
+const ACTOR = 'system:drift_guard';
+
+/**
+ * The drift guard: a task that collects `threshold` drift denials is suspended. The counting, the
+ * suspension and the revocation of the task's live leases happen in the denial's own statement
+ * (LeaseStore.recordDenial); this says which threshold applies, and sweeps up after it.
+ */
+export class DriftGuard {
+  constructor(
+    private readonly db: Database,
+    private readonly revocation: LeaseRevocation,
+    /** TOLLGATE_DRIFT_THRESHOLD. */
+    private readonly threshold: number,
+    /** Told when a task was suspended, so caches of this replica drop it. */
+    private readonly changed: (taskId: string) => void = () => {},
+  ) {}
+
+  /**
+   * The threshold a denial counts towards, or undefined when it does not count. The denials are
+   * the task's, on any boundary; the boundary that refuses decides how many the task may have had
+   * (with its own one included): a sensitive boundary can set 1 and suspend on its first refusal.
+   */
+  thresholdFor(reason: string, boundary: ToolBoundary | undefined): number | undefined {
+    if (!DRIFT_REASONS.has(reason)) return undefined;
+    return boundary?.driftThreshold ?? this.threshold;
+  }
+
+  /**
+   * The task was suspended by a denial. A permit that committed while the denial's statement waited
+   * for the task's row lock left a lease that statement could not see: revoke whatever is still live.
+   */
+  async suspended(taskId: string): Promise<string[]> {
+    this.changed(taskId);
+    return this.db.transaction((tx) => this.revocation.revokeTaskLeases(tx, taskId, 'drift_detected', ACTOR));
+  }
+}

@@ -1,0 +1,78 @@
+import type { Clock } from '../clock/clock.js';
+import type { RateLimit } from '../config/config.js';
+import { RateLimited } from '../errors/errors.js';
+import type { Claimed } from './rate-bucket-store.js';
+
+export type RateBuckets = { claim(workloadId: string, want: number, limit: RateLimit): Promise<Claimed> };
+
+/** How long a replica may keep tokens it claimed; unused ones are dropped, never given back. */
+export const HOLD_MS = 100;
+const MAX_BATCH = 64;
+
+/**
+ * Per-workload rate limit on credential requests: one token bucket per workload in PostgreSQL,
+ * shared by every replica. A replica does not ask the database per request: it claims a batch of
+ * tokens (about HOLD_MS worth of the rate) and spends them locally for at most HOLD_MS, then
+ * drops what is left. Every token spent was taken from the shared bucket, so replicas together
+ * stay within the limit, give or take one hold period's worth (rate × HOLD_MS) at the edges of a
+ * window; the extra round trip is paid once per batch, and at low rates (batch of 1) there are too
+ * few requests for it to matter.
+ */
+export class RateLimiter {
+  private readonly held = new Map<string, { tokens: number; until: number }>();
+  private readonly claims = new Map<string, Promise<number | undefined>>();
+  private readonly batch: number;
+
+  constructor(
+    private readonly buckets: RateBuckets,
+    private readonly limit: RateLimit,
+    private readonly clock: Clock,
+  ) {
+    this.batch = Math.max(1, Math.min(MAX_BATCH, limit.burst, Math.floor((limit.perSecond * HOLD_MS) / 1000)));
+  }
+
+  /** Spends one of the workload's tokens, or throws RateLimited with the seconds until the next. */
+  async take(workloadId: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (this.spend(workloadId)) return;
+      // One claim per workload in flight on this replica: the others wait for its batch.
+      const inFlight = this.claims.get(workloadId);
+      if (inFlight) {
+        await inFlight.catch(() => undefined);
+        continue;
+      }
+      const claim = this.claim(workloadId);
+      this.claims.set(workloadId, claim);
+      let retryAfterMs: number | undefined;
+      try {
+        retryAfterMs = await claim;
+      } finally {
+        this.claims.delete(workloadId);
+      }
+      if (retryAfterMs !== undefined) throw new RateLimited(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+    }
+    if (this.spend(workloadId)) return;
+    // Waiters spent every token of three batches in a row: the bucket is being drained.
+    throw new RateLimited(1);
+  }
+
+  private spend(workloadId: string): boolean {
+    const held = this.held.get(workloadId);
+    if (!held) return false;
+    if (held.until <= this.clock.now()) {
+      this.held.delete(workloadId);
+      return false;
+    }
+    if (held.tokens <= 0) return false;
+    held.tokens -= 1;
+    return true;
+  }
+
+  /** Claims a batch; undefined when tokens were granted, else the time until one will be there. */
+  private async claim(workloadId: string): Promise<number | undefined> {
+    const { granted, tokens } = await this.buckets.claim(workloadId, this.batch, this.limit);
+    if (granted === 0) return ((1 - tokens) / this.limit.perSecond) * 1000;
+    this.held.set(workloadId, { tokens: granted, until: this.clock.now() + HOLD_MS });
+    return undefined;
+  }
+}
