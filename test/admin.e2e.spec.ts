@@ -140,6 +140,7 @@ describe('tool boundaries', () => {
       credential: { kind: 'jwt' },
       sensitivity: 'low',
       enabled: true,
+      policy: null,
       created_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
       revoked_leases: 0,
     });

@@ -1,6 +1,8 @@
 import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
 import { toBoundary, type BoundaryRow } from '../policy/boundary-store.js';
+import type { PolicyRef } from '../policy/cedar.js';
+import { ACTIVE_POLICIES_KEY } from '../policy/policy-store.js';
 import type { ToolBoundary } from '../policy/boundary.js';
 import type { Decision, Lease, LeaseState, RevokeReason } from './lease.js';
 
@@ -12,8 +14,22 @@ const LEASE_COLUMNS = `l.id, l.task_id, l.workload_id, l.boundary_id, l.boundary
 export interface RequestContext {
   /** The database clock, in milliseconds. */
   now: number;
-  task: { id: string; workloadId: string; intent: string; subject: string; state: string; expiresAt: number } | undefined;
+  task:
+    | {
+        id: string;
+        workloadId: string;
+        intent: string;
+        subject: string;
+        state: string;
+        expiresAt: number;
+        createdAt: number;
+        /** The task's denials so far; counted only when a policy may read it (else 0). */
+        denials: number;
+      }
+    | undefined;
   boundary: ToolBoundary | undefined;
+  /** Names the enabled global policy versions ('' when none): see ACTIVE_POLICIES_KEY. */
+  policiesKey: string;
 }
 
 export interface DecisionRecord {
@@ -30,6 +46,13 @@ export interface DecisionRecord {
   purpose: string | null;
   requestedTtl: number | null;
   at: number;
+  /** What a what-if replay needs of the task, as it was when decided (null without a task). */
+  intent?: string | null;
+  subject?: string | null;
+  taskAgeS?: number | null;
+  denialsInTask?: number | null;
+  /** The Cedar policy sets that decided, when policies applied. */
+  policies?: readonly PolicyRef[] | null;
 }
 
 export interface LeaseRecord {
@@ -64,9 +87,14 @@ export class LeaseStore {
       `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms,
               t.id AS task_id, t.workload_id, t.intent, t.subject, t.state AS task_state,
               (extract(epoch FROM t.expires_at) * 1000)::float8 AS task_expires_ms,
+              (extract(epoch FROM t.created_at) * 1000)::float8 AS task_created_ms,
               b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
-              b.sensitivity, b.enabled, b.created_at
-         FROM (SELECT 1) AS one
+              b.sensitivity, b.enabled, b.policy, b.created_at, p.key AS policies_key,
+              -- Counted only when a policy may read it: requests without policies do not pay for it.
+              CASE WHEN t.id IS NOT NULL AND (b.policy IS NOT NULL OR p.key <> '')
+                   THEN (SELECT count(*) FROM decisions d WHERE d.task_id = t.id AND d.outcome = 'deny')::int
+                   ELSE 0 END AS denials
+         FROM (SELECT ${ACTIVE_POLICIES_KEY} AS key) AS p
          LEFT JOIN tasks t ON t.id = $1
          LEFT JOIN LATERAL (SELECT * FROM boundaries WHERE id = $2 ORDER BY version DESC LIMIT 1) b ON true`,
       [taskId, boundaryId],
@@ -83,9 +111,12 @@ export class LeaseStore {
             subject: row.subject!,
             state: row.task_state!,
             expiresAt: Number(row.task_expires_ms),
+            createdAt: Number(row.task_created_ms),
+            denials: Number(row.denials),
           }
         : undefined,
       boundary: row.id ? toBoundary(row as BoundaryRow) : undefined,
+      policiesKey: row.policies_key,
     };
   }
 
@@ -97,7 +128,7 @@ export class LeaseStore {
    * switch or boundary change either waits for this lease and revokes it, or makes this statement
    * write nothing: then it returns false and the request is decided again.
    */
-  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>): Promise<boolean> {
+  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>, policiesKey = ''): Promise<boolean> {
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
          SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
@@ -106,13 +137,16 @@ export class LeaseStore {
           FOR SHARE OF tasks
        ), b AS (
          SELECT id FROM boundaries WHERE id = $4 AND version = $5 AND enabled AND superseded_at IS NULL FOR SHARE
+       ), p AS (
+         -- The global policies it was decided under are still the enabled ones.
+         SELECT 1 WHERE ${ACTIVE_POLICIES_KEY} = $18::text
        ), ok AS (
-         SELECT t.id FROM t, b
+         SELECT t.id FROM t, b, p
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
-                                reasons, params, purpose, requested_ttl, at)
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
          SELECT $1::uuid, t.id, $3::text, $4::text, $5::int, $6::text, $7::text, 'permit', '[]'::jsonb, $8::jsonb,
-                $9::text, $10::int, to_timestamp($11::float8 / 1000) FROM ok t
+                $9::text, $10::int, to_timestamp($11::float8 / 1000), $19::jsonb, $17::text, $20::text, $21::int, $22::int FROM ok t
          RETURNING id
        ), l AS (
          INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource,
@@ -144,6 +178,11 @@ export class LeaseStore {
         uuidv7(),
         JSON.stringify(audit),
         intent,
+        policiesKey,
+        decision.policies ? JSON.stringify(decision.policies) : null,
+        decision.subject ?? null,
+        decision.taskAgeS ?? null,
+        decision.denialsInTask ?? null,
       ],
       'tollgate_record_permit',
     );
@@ -155,17 +194,18 @@ export class LeaseStore {
    * decided from remembered rows), it is written only if those rows still stand: the task active
    * with that intent, the boundary version current. Returns whether it was written.
    */
-  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string }): Promise<boolean> {
+  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string; policiesKey?: string }): Promise<boolean> {
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH still AS (
          SELECT 1 FROM tasks t
            JOIN boundaries b ON b.id = $4::text AND b.version = $5::int AND b.superseded_at IS NULL
           WHERE t.id = $2::uuid AND t.state = 'active' AND t.expires_at > now() AND t.intent = $16::text
+            AND ($17::text IS NULL OR ${ACTIVE_POLICIES_KEY} = $17::text)
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
-                                reasons, params, purpose, requested_ttl, at)
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
          SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $8::jsonb, $9::jsonb,
-                $10::text, $11::int, to_timestamp($12::float8 / 1000)
+                $10::text, $11::int, to_timestamp($12::float8 / 1000), $18::jsonb, $19::text, $20::text, $21::int, $22::int
           WHERE NOT $15::boolean OR EXISTS (SELECT 1 FROM still)
          RETURNING id
        ), a AS (
@@ -188,9 +228,21 @@ export class LeaseStore {
         decision.requestedTtl,
         decision.at,
         uuidv7(),
-        JSON.stringify({ decision_id: decision.id, boundary: decision.boundaryId, action: decision.action, reasons: decision.reasons }),
+        JSON.stringify({
+          decision_id: decision.id,
+          boundary: decision.boundaryId,
+          action: decision.action,
+          reasons: decision.reasons,
+          ...(decision.policies ? { policies: decision.policies } : {}),
+        }),
         decidedOn !== undefined,
         decidedOn?.intent ?? null,
+        decidedOn?.policiesKey ?? null,
+        decision.policies ? JSON.stringify(decision.policies) : null,
+        decision.intent ?? null,
+        decision.subject ?? null,
+        decision.taskAgeS ?? null,
+        decision.denialsInTask ?? null,
       ],
       'tollgate_record_denial',
     );
@@ -295,7 +347,7 @@ export class LeaseStore {
     ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<DecisionRow>(
-      `SELECT id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons, at
+      `SELECT id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons, policies, at
          FROM decisions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY id DESC LIMIT $${params.length}`,
       params,
@@ -310,6 +362,7 @@ export class LeaseStore {
       resource: row.resource,
       outcome: row.outcome,
       reasons: row.reasons,
+      policies: row.policies ?? null,
       at: new Date(row.at),
     }));
   }
@@ -363,6 +416,9 @@ interface ContextRow extends Partial<BoundaryRow> {
   subject: string | null;
   task_state: string | null;
   task_expires_ms: number | string | null;
+  task_created_ms: number | string | null;
+  policies_key: string;
+  denials: number;
 }
 
 interface LeaseRow {
@@ -391,6 +447,7 @@ interface DecisionRow {
   resource: string | null;
   outcome: Decision['outcome'];
   reasons: string[];
+  policies: { id: string; version: number }[] | null;
   at: Date;
 }
 

@@ -39,5 +39,7 @@ export interface Decision {
   resource: string | null;
   outcome: 'permit' | 'deny' | 'pending';
   reasons: string[];
+  /** The Cedar policy sets (id, version) that decided, when policies applied. */
+  policies: { id: string; version: number }[] | null;
   at: Date;
 }

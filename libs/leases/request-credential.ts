@@ -1,7 +1,9 @@
 import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
 import type { CredentialProviders, IssuedCredential } from '../credentials/provider.js';
+import type { PolicyDenyReason, PolicyRef } from '../policy/cedar.js';
 import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
+import type { Policies } from '../policy/policies.js';
 import type { DecisionRecord, LeaseStore, RequestContext } from './lease-store.js';
 import type { RequestContextCache } from './request-context-cache.js';
 import { leaseTtl } from './ttl.js';
@@ -31,11 +33,14 @@ export interface IssuedLease {
 export type IssuanceLedger = Pick<LeaseStore, 'requestContext' | 'recordPermit' | 'recordDenial' | 'revokeUnminted'>;
 
 /** Told about every decision, for metrics. */
-export type DecisionObserver = (outcome: 'permit' | 'deny', reason: DenyReason | 'unknown_task' | null) => void;
+export type DecisionObserver = (outcome: 'permit' | 'deny', reason: DenyReason | PolicyDenyReason | 'unknown_task' | null) => void;
+
+/** The Cedar step of the hot path (libs/policy/policies.ts). */
+export type PolicyDecider = Pick<Policies, 'decide'>;
 
 /**
  * The hot path: one credential for one tool call. Read it top to bottom: load the task, boundary
- * and database clock; run the checks; cap the TTL; commit decision + lease + audit in one
+ * and database clock; run the checks; let Cedar decide when policies apply; cap the TTL; commit decision + lease + audit in one
  * statement; only then mint. No committed lease, no credential.
  */
 export class CredentialIssuance {
@@ -44,6 +49,7 @@ export class CredentialIssuance {
     private readonly providers: CredentialProviders,
     private readonly observe: DecisionObserver = () => {},
     private readonly cache?: RequestContextCache,
+    private readonly policies?: PolicyDecider,
   ) {}
 
   async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
@@ -68,7 +74,7 @@ export class CredentialIssuance {
   private async attempt(workloadId: string, request: CredentialRequest, remembered?: RequestContext): Promise<IssuedLease | undefined> {
     const context = remembered ?? (await this.leases.requestContext(request.taskId, request.boundary));
     if (!remembered) this.cache?.remember(context);
-    const { now, task, boundary } = context;
+    const { now, task, boundary, policiesKey } = context;
     const decision: DecisionRecord = {
       id: uuidv7(now),
       taskId: null,
@@ -93,12 +99,39 @@ export class CredentialIssuance {
       throw new NotFound('no such task');
     }
     decision.taskId = task.id;
+    decision.intent = task.intent;
+    decision.subject = task.subject;
+    decision.taskAgeS = Math.max(0, Math.floor((now - task.createdAt) / 1000));
+    decision.denialsInTask = task.denials;
 
     const active = task.state === 'active' && task.expiresAt > now;
     const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
       return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined);
+    }
+
+    // Cedar decides after the core checks, and only when a policy applies: forbid wins, and with a
+    // policy attached no permit is a deny.
+    const policy = await this.policies?.decide(
+      {
+        workloadId,
+        task: { intent: task.intent, subject: task.subject, ageSeconds: decision.taskAgeS, denials: task.denials },
+        boundary: boundary!,
+        action: request.action,
+        resource: decision.resource,
+        params: decision.params,
+        purpose: decision.purpose,
+      },
+      boundary!,
+      policiesKey,
+    );
+    if (policy) decision.policies = policy.determiningPolicies;
+    if (policy?.decision === 'deny') {
+      const reason = policy.reasons[0]!;
+      const description = reason === 'policy_forbid' ? 'a policy forbids the request' : 'no policy permits the request';
+      // Written only if the policies it was decided under are still the enabled ones.
+      return this.deny(decision, reason, description, { intent: task.intent, policiesKey: policy.policiesKey }, policy.determiningPolicies);
     }
 
     const ttl = leaseTtl({
@@ -119,7 +152,8 @@ export class CredentialIssuance {
       ttl,
     };
     if (request.confirmation) audit.cnf_jkt = request.confirmation.jkt;
-    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit);
+    if (decision.policies) audit.policies = decision.policies;
+    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, policy?.policiesKey ?? policiesKey);
     if (!committed) return undefined;
     this.observe('permit', null);
 
@@ -139,10 +173,18 @@ export class CredentialIssuance {
     return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential };
   }
 
-  private async deny(decision: DecisionRecord, reason: DenyReason, description: string, decidedOn?: { intent: string }): Promise<undefined> {
+  private async deny(
+    decision: DecisionRecord,
+    reason: DenyReason | PolicyDenyReason,
+    description: string,
+    decidedOn?: { intent: string; policiesKey?: string },
+    policies?: readonly PolicyRef[],
+  ): Promise<undefined> {
     const written = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn);
     if (!written) return undefined;
     this.observe('deny', reason);
-    throw new AccessDenied(description, [reason], decision.id);
+    // The task's denial count changed: policies may read it.
+    if (decision.taskId) this.cache?.forgetTask(decision.taskId);
+    throw new AccessDenied(description, [reason], decision.id, policies);
   }
 }

@@ -1,7 +1,7 @@
 import type { Sql } from '../db/database.js';
 import { sameDefinition, type BoundaryDefinition, type ToolBoundary } from './boundary.js';
 
-const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, created_at';
+const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, policy, created_at';
 
 /** SQL for tool boundaries. Rows are never updated: a change is a new version. */
 export class BoundaryStore {
@@ -38,8 +38,8 @@ export class BoundaryStore {
       await tx.query('UPDATE boundaries SET superseded_at = now() WHERE id = $1 AND version = $2', [id, latest.version]);
     }
     const inserted = await tx.query<BoundaryRow>(
-      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, policy)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
       [
         id,
         (latest?.version ?? 0) + 1,
@@ -51,6 +51,7 @@ export class BoundaryStore {
         JSON.stringify(definition.credential),
         definition.sensitivity,
         definition.enabled,
+        definition.policy,
       ],
     );
     return { boundary: toBoundary(inserted.rows[0]!), changed: true, created: latest === undefined };
@@ -68,6 +69,7 @@ export interface BoundaryRow {
   credential: ToolBoundary['credential'];
   sensitivity: ToolBoundary['sensitivity'];
   enabled: boolean;
+  policy: string | null;
   created_at: Date;
 }
 
@@ -83,6 +85,7 @@ export function toBoundary(row: BoundaryRow): ToolBoundary {
     credential: row.credential,
     sensitivity: row.sensitivity,
     enabled: row.enabled,
+    policy: row.policy ?? null,
     createdAt: new Date(row.created_at),
   };
 }

@@ -13,6 +13,7 @@ export function exampleBoundary(overrides: Partial<ToolBoundary> = {}): ToolBoun
     credential: { kind: 'jwt' },
     sensitivity: 'low',
     enabled: true,
+    policy: null,
     createdAt: new Date(0),
     ...overrides,
   };

@@ -12,6 +12,8 @@ export interface ToolBoundary {
   credential: CredentialSettings;
   sensitivity: Sensitivity;
   enabled: boolean;
+  /** The boundary's own Cedar policy set, versioned with it; null when it has none. */
+  policy: string | null;
   createdAt: Date;
 }
 
@@ -32,7 +34,8 @@ export function sameDefinition(a: BoundaryDefinition, b: BoundaryDefinition): bo
     a.maxTtl === b.maxTtl &&
     JSON.stringify(a.credential) === JSON.stringify(b.credential) &&
     a.sensitivity === b.sensitivity &&
-    a.enabled === b.enabled
+    a.enabled === b.enabled &&
+    a.policy === b.policy
   );
 }
 

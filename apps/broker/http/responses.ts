@@ -19,6 +19,14 @@ export const errorResponse = z
     reasons: z.array(z.string()).optional().describe('machine-readable reasons of a denial (intent_mismatch, policy_forbid, task_not_active, ...)'),
     decision_id: uuid.optional().describe('the decision row this refusal left'),
     field: z.string().optional().describe('the input field (dotted path) at fault'),
+    policies: z
+      .array(z.strictObject({ id: z.string(), version: z.int() }))
+      .optional()
+      .describe('the Cedar policy sets (id and version) that decided a policy denial'),
+    problems: z
+      .array(z.strictObject({ message: z.string(), line: z.int().optional(), column: z.int().optional() }))
+      .optional()
+      .describe("Cedar's own messages for a policy that does not parse or validate, with line and column"),
   })
   .describe('Every error: an RFC 6749-style code and a description safe to show; denials add reasons.');
 
@@ -86,6 +94,7 @@ export const decisionResponse = z.strictObject({
   resource: z.string().nullable(),
   outcome: z.enum(['permit', 'deny', 'pending']),
   reasons: z.array(z.string()),
+  policies: z.array(z.strictObject({ id: z.string(), version: z.int() })).nullable().describe('the Cedar policy sets that decided, when policies applied'),
   at: time,
 });
 
@@ -105,10 +114,43 @@ export const boundaryResponse = z.strictObject({
   credential: z.looseObject({ kind: z.string() }),
   sensitivity: z.enum(['low', 'medium', 'high']),
   enabled: z.boolean(),
+  policy: z.string().nullable().describe("the boundary's own Cedar policy set"),
   created_at: time,
 });
 export const boundaryChangeResponse = boundaryResponse.extend({ revoked_leases: z.int().describe('how many leases this change revoked') });
 export const boundaryList = z.strictObject({ items: z.array(boundaryResponse) });
+
+const policyRef = z.strictObject({ id: z.string(), version: z.int() });
+
+export const policyResponse = z.strictObject({
+  id: z.string(),
+  version: z.int(),
+  policy: z.string().describe('Cedar text'),
+  description: z.string().nullable(),
+  enabled: z.boolean(),
+  created_at: time,
+});
+export const policyList = z.strictObject({ items: z.array(policyResponse) });
+
+export const simulationResponse = z.strictObject({
+  decision: z.enum(['permit', 'deny']),
+  reasons: z.array(z.string()),
+  policies: z.array(policyRef).describe('the policy sets that decided'),
+  errors: z.array(z.string()).describe('policies that failed to evaluate'),
+  boundary_version: z.int().nullable(),
+});
+
+const flips = z.strictObject({ count: z.int(), examples: z.array(uuid).describe('a few decision ids') });
+export const whatIfResponse = z.strictObject({
+  since: time,
+  until: time,
+  replayed: z.int().describe('recorded decisions replayed against the proposal'),
+  truncated: z.boolean().describe('the window held more decisions than the limit'),
+  permits_now_denied: flips,
+  denials_now_permitted: flips,
+  elapsed_ms: z.number(),
+  decisions_per_second: z.int(),
+});
 
 const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional() });
 
@@ -252,6 +294,10 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Boundary: boundaryResponse,
   BoundaryChange: boundaryChangeResponse,
   BoundaryList: boundaryList,
+  Policy: policyResponse,
+  PolicyList: policyList,
+  Simulation: simulationResponse,
+  WhatIf: whatIfResponse,
   Workload: workloadResponse,
   WorkloadList: workloadList,
   WorkloadRevoked: workloadRevokedResponse,

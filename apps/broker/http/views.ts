@@ -3,6 +3,9 @@ import type { Issuer } from '../../../libs/identity/issuer.js';
 import type { Workload } from '../../../libs/identity/workload.js';
 import type { Decision, Lease } from '../../../libs/leases/lease.js';
 import type { ToolBoundary } from '../../../libs/policy/boundary.js';
+import type { GlobalPolicy } from '../../../libs/policy/policy.js';
+import type { Simulation } from '../../../libs/policy/simulate.js';
+import type { WhatIfResult } from '../../../libs/policy/what-if.js';
 import type { Task, TaskEvent } from '../../../libs/tasks/task.js';
 
 /** Domain objects as the HTTP contract spells them (snake_case, RFC 3339 times). */
@@ -19,6 +22,7 @@ export function boundaryView(boundary: ToolBoundary) {
     credential: boundary.credential,
     sensitivity: boundary.sensitivity,
     enabled: boundary.enabled,
+    policy: boundary.policy,
     created_at: boundary.createdAt.toISOString(),
   };
 }
@@ -109,6 +113,41 @@ export function decisionView(decision: Decision) {
     resource: decision.resource,
     outcome: decision.outcome,
     reasons: decision.reasons,
+    policies: decision.policies,
     at: decision.at.toISOString(),
+  };
+}
+
+export function policyView(policy: GlobalPolicy) {
+  return {
+    id: policy.id,
+    version: policy.version,
+    policy: policy.policy,
+    description: policy.description,
+    enabled: policy.enabled,
+    created_at: policy.createdAt.toISOString(),
+  };
+}
+
+export function simulationView(simulation: Simulation) {
+  return {
+    decision: simulation.decision,
+    reasons: simulation.reasons,
+    policies: simulation.policies,
+    errors: simulation.errors,
+    boundary_version: simulation.boundaryVersion,
+  };
+}
+
+export function whatIfView(result: WhatIfResult) {
+  return {
+    since: result.since.toISOString(),
+    until: result.until.toISOString(),
+    replayed: result.replayed,
+    truncated: result.truncated,
+    permits_now_denied: result.permitsNowDenied,
+    denials_now_permitted: result.denialsNowPermitted,
+    elapsed_ms: Math.round(result.elapsedMs * 10) / 10,
+    decisions_per_second: result.decisionsPerSecond,
   };
 }
