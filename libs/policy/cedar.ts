@@ -166,6 +166,8 @@ export interface CompiledPolicySet {
   policies: Record<string, string>;
   /** Cedar policy id → the source it came from and whether it forbids. */
   origins: Map<string, { ref: PolicyRef; forbid: boolean }>;
+  /** False when every applicable policy is a forbid: such a set is a guardrail and only forbids. */
+  hasPermit: boolean;
 }
 
 /**
@@ -220,13 +222,17 @@ export class CedarEvaluator {
       this.freeSlots.push(evicted.slot);
     }
     const slot = this.freeSlots.pop() ?? `tollgate-${this.nextSlot++}`;
-    const set: CompiledPolicySet = { key, slot, policies, origins };
+    const hasPermit = [...origins.values()].some((origin) => !origin.forbid);
+    const set: CompiledPolicySet = { key, slot, policies, origins, hasPermit };
     prepare(set);
     this.compiled.set(key, set);
     return set;
   }
 
-  /** Forbid wins; with any policy present, no satisfied permit is a deny. */
+  /**
+   * Forbid wins; when a permit policy applies, no satisfied permit is a deny (`policy_no_permit`);
+   * a set of forbids only can deny only by a forbid.
+   */
   evaluate(set: CompiledPolicySet, request: CedarRequest): PolicyDecision {
     const started = performance.now();
     // A set evicted since it was compiled (a long what-if) is parsed into its slot again.
@@ -248,6 +254,9 @@ export class CedarEvaluator {
     const forbids = diagnostics.reason.filter((id) => set.origins.get(id)?.forbid);
     if (forbids.length > 0) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: determining, errors };
     if (failedForbids.length > 0) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids.map((origin) => origin?.ref)), errors };
+    // Only forbids apply (a guardrail such as "no high-sensitivity tool for this workload"): none
+    // matched, so the core checks' permit stands. Otherwise Cedar's default deny holds.
+    if (!set.hasPermit) return { decision: 'allow', reasons: [], determiningPolicies: [], errors };
     return { decision: 'deny', reasons: ['policy_no_permit'], determiningPolicies: [], errors };
   }
 }
