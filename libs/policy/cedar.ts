@@ -91,8 +91,8 @@ export function buildCedarContext(facts: RequestFacts): CedarRequest {
         attrs: {
           boundary: facts.boundary.id,
           sensitivity: facts.boundary.sensitivity,
-          actions: [...facts.boundary.actions],
-          intents: [...facts.boundary.intents],
+          actions: facts.boundary.actions.slice(),
+          intents: facts.boundary.intents.slice(),
         },
         parents: [],
       },
@@ -115,7 +115,14 @@ function toCedarValue(value: unknown, depth: number): CedarValueJson | undefined
   if (depth > 16) return undefined;
   if (typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') return Number.isSafeInteger(value) ? value : String(value);
-  if (Array.isArray(value)) return value.map((item) => toCedarValue(item, depth + 1)).filter((item): item is CedarValueJson => item !== undefined);
+  if (Array.isArray(value)) {
+    const list: CedarValueJson[] = [];
+    for (const item of value) {
+      const converted = toCedarValue(item, depth + 1);
+      if (converted !== undefined) list.push(converted);
+    }
+    return list;
+  }
   if (typeof value === 'object' && value !== null) {
     const record: Record<string, CedarValueJson> = {};
     for (const [key, member] of Object.entries(value)) {
@@ -242,18 +249,32 @@ export class CedarEvaluator {
     if (answer.type === 'failure') {
       return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: [], errors: answer.errors.map((error) => error.message) };
     }
+    // Plain loops, not map/filter callbacks: replaying many rows in a row tripped a V8 deoptimizer
+    // crash ("unreachable code") in Node 20 with the callback forms.
     const { decision, diagnostics } = answer.response;
-    const errors = diagnostics.errors.map(({ policyId, error }) => `${describe(set, policyId)}: ${error.message}`);
-    const failedForbids = diagnostics.errors.map(({ policyId }) => set.origins.get(policyId)).filter((origin) => origin?.forbid);
-    const determining = refs(diagnostics.reason.map((id) => set.origins.get(id)?.ref));
+    const errors: string[] = [];
+    const failedForbids: PolicyRef[] = [];
+    for (const { policyId, error } of diagnostics.errors) {
+      errors.push(`${describe(set, policyId)}: ${error.message}`);
+      const origin = set.origins.get(policyId);
+      if (origin?.forbid) failedForbids.push(origin.ref);
+    }
+    const satisfied: PolicyRef[] = [];
+    let forbidden = false;
+    for (const id of diagnostics.reason) {
+      const origin = set.origins.get(id);
+      if (!origin) continue;
+      satisfied.push(origin.ref);
+      if (origin.forbid) forbidden = true;
+    }
+    const determining = refs(satisfied);
     if (decision === 'allow' && failedForbids.length === 0) return { decision: 'allow', reasons: [], determiningPolicies: determining, errors };
     if (decision === 'allow') {
       // A forbid that could not be evaluated is not known to be unsatisfied: fail closed.
-      return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids.map((origin) => origin?.ref)), errors };
+      return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids), errors };
     }
-    const forbids = diagnostics.reason.filter((id) => set.origins.get(id)?.forbid);
-    if (forbids.length > 0) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: determining, errors };
-    if (failedForbids.length > 0) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids.map((origin) => origin?.ref)), errors };
+    if (forbidden) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: determining, errors };
+    if (failedForbids.length > 0) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids), errors };
     // Only forbids apply (a guardrail such as "no high-sensitivity tool for this workload"): none
     // matched, so the core checks' permit stands. Otherwise Cedar's default deny holds.
     if (!set.hasPermit) return { decision: 'allow', reasons: [], determiningPolicies: [], errors };
@@ -272,8 +293,8 @@ function describe(set: CompiledPolicySet, policyId: string): string {
 }
 
 /** Distinct refs, in order. */
-function refs(list: readonly (PolicyRef | undefined)[]): PolicyRef[] {
-  const seen = new Map<string, PolicyRef>();
-  for (const ref of list) if (ref && !seen.has(`${ref.id}@${ref.version}`)) seen.set(`${ref.id}@${ref.version}`, ref);
-  return [...seen.values()];
+function refs(list: readonly PolicyRef[]): PolicyRef[] {
+  const distinct: PolicyRef[] = [];
+  for (const ref of list) if (!distinct.some((seen) => seen.id === ref.id && seen.version === ref.version)) distinct.push(ref);
+  return distinct;
 }
