@@ -1,6 +1,13 @@
+import { setFlagsFromString } from 'node:v8';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+
+// Node 20.20's optimizing compiler (TurboFan) aborts this process ("Fatal error ... unreachable
+// code" in Deoptimizer::DoComputeBuiltinContinuation) after some tens of thousands of Cedar calls
+// inside the app, intermittently; with TurboFan off it does not. Kept off here until that is
+// understood (see the Cedar report); bench/what-if.mjs runs the same path with it on.
+setFlagsFromString('--max-opt=2');
 
 let broker: TestBroker;
 let bot: Bot;
@@ -53,6 +60,7 @@ function expected(permitsIf: (amount: number) => boolean) {
 describe('what-if', () => {
   it('replays 10,000 recorded decisions against a boundary policy and counts what would flip', async () => {
     const rates: number[] = [];
+    let example = '';
     for (let run = 0; run < 3; run++) {
       const response = await admin('POST', '/v1/admin/boundaries/refunds/what-if', { policy: LIMIT_100, since, until });
       expect(response.status).toBe(200);
@@ -65,12 +73,12 @@ describe('what-if', () => {
       });
       expect(response.body.permits_now_denied.examples.length).toBe(10);
       rates.push(response.body.decisions_per_second);
+      example = response.body.permits_now_denied.examples[0];
     }
     rates.sort((a, b) => a - b);
     console.log(`what-if: ${N} decisions, ${rates.join(' / ')} decisions/s (median ${rates[1]})`);
 
     // The examples are real decisions that were permits with an amount above 100.
-    const example = (await admin('POST', '/v1/admin/boundaries/refunds/what-if', { policy: LIMIT_100, since, until })).body.permits_now_denied.examples[0];
     const { rows } = await broker.app.broker.db.query<{ outcome: string; amount: number }>(
       "SELECT outcome, (params->>'amount')::int AS amount FROM decisions WHERE id = $1",
       [example],
