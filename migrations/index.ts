@@ -10,6 +10,7 @@ import { Issuers1764115680000 } from './1764115680000-issuers.js';
 import { SigningKeyRotation1764115740000 } from './1764115740000-signing-key-rotation.js';
 import { DpopProofs1764115750000 } from './1764115750000-dpop-proofs.js';
 import { ApiKeys1764115800000 } from './1764115800000-api-keys.js';
+import { CedarPolicies1764115860000 } from './1764115860000-cedar-policies.js';
 import { DriftAndRateLimits1764115920000 } from './1764115920000-drift-and-rate-limits.js';
 import { Approvals1764115980000 } from './1764115980000-approvals.js';
 import { TaskContext1764116160000 } from './1764116160000-task-context.js';
@@ -28,6 +29,7 @@ export const migrations = [
   SigningKeyRotation1764115740000,
   DpopProofs1764115750000,
   ApiKeys1764115800000,
+  CedarPolicies1764115860000,
   DriftAndRateLimits1764115920000,
   Approvals1764115980000,
   TaskContext1764116160000,

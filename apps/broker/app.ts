@@ -20,9 +20,13 @@ import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
 import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
+import { Policies } from '../../libs/policy/policies.js';
+import { Simulator } from '../../libs/policy/simulate.js';
+import { WhatIf } from '../../libs/policy/what-if.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { createBroker, type Broker } from './broker.js';
 import { AdminController } from './http/admin.controller.js';
+import { PoliciesController } from './http/policies.controller.js';
 import { ApiKeysController } from './http/api-keys.controller.js';
 import { ApprovalsController } from './http/approvals.controller.js';
 import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
@@ -47,6 +51,7 @@ export const CONTROLLERS = [
   OpenApiController,
   TasksController,
   AdminController,
+  PoliciesController,
   ApiKeysController,
   KeysController,
   ReviewController,
@@ -73,6 +78,9 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       { provide: Workloads, useValue: broker.workloads },
       { provide: Issuers, useValue: broker.issuers },
       { provide: Boundaries, useValue: broker.boundaries },
+      { provide: Policies, useValue: broker.policies },
+      { provide: Simulator, useValue: broker.simulator },
+      { provide: WhatIf, useValue: broker.whatIf },
       { provide: Tasks, useValue: broker.tasks },
       { provide: CredentialIssuance, useValue: broker.issuance },
       { provide: Approvals, useValue: broker.approvals },

@@ -39,6 +39,11 @@ import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
 import { BoundaryStore } from '../../libs/policy/boundary-store.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
+import { CedarEvaluator } from '../../libs/policy/cedar.js';
+import { Policies } from '../../libs/policy/policies.js';
+import { PolicyStore } from '../../libs/policy/policy-store.js';
+import { Simulator } from '../../libs/policy/simulate.js';
+import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskStore } from '../../libs/tasks/task-store.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { BrokerMetrics } from './metrics.js';
@@ -61,6 +66,9 @@ export interface Broker {
   workloads: Workloads;
   issuers: Issuers;
   boundaries: Boundaries;
+  policies: Policies;
+  simulator: Simulator;
+  whatIf: WhatIf;
   tasks: Tasks;
   issuance: CredentialIssuance;
   approvals: Approvals;
@@ -110,6 +118,12 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
   metrics.watchActiveLeases(() => leases.countActive());
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
   const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);
+  const boundaryStore = new BoundaryStore(db);
+  const policyStore = new PolicyStore(db);
+  const evaluator = new CedarEvaluator(1000, (seconds) => metrics.cedarDecisionDuration.observe(seconds));
+  // A what-if replays thousands of rows: its decisions stay out of the hot path's latency histogram.
+  const replayEvaluator = new CedarEvaluator(200);
+  const policies = new Policies(db, policyStore, evaluator, clock, () => contextCache.forgetPolicies());
 
   return {
     config,
@@ -122,7 +136,10 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
     authenticator,
     workloads,
     issuers: new Issuers(db, issuerStore, workloads, () => issuerCache.forget()),
-    boundaries: new Boundaries(db, new BoundaryStore(db), revocation, (id) => contextCache.forgetBoundary(id)),
+    boundaries: new Boundaries(db, boundaryStore, revocation, (id) => contextCache.forgetBoundary(id)),
+    policies,
+    simulator: new Simulator(boundaryStore, policies),
+    whatIf: new WhatIf(db, policyStore, replayEvaluator, clock),
     tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id)),
     issuance: new CredentialIssuance(
       leases,
@@ -134,6 +151,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
         drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id)),
         rateLimit: config.rateLimit && new RateLimiter(new RateBucketStore(db), config.rateLimit, clock),
       },
+      policies,
     ),
     approvals: new Approvals(db, approvalStore),
     introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid())),

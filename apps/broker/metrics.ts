@@ -18,6 +18,13 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
 
+  readonly cedarDecisionDuration = new Histogram({
+    name: 'tollgate_cedar_decision_duration_seconds',
+    help: 'Cedar evaluation time of one credential request (only requests a policy applies to).',
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01],
+    registers: [this.registry],
+  });
+
   readonly requestDuration = new Histogram({
     name: 'tollgate_http_request_duration_seconds',
     help: 'HTTP request latency by route and status.',

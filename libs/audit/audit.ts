@@ -12,6 +12,8 @@ export type AuditKind =
   | 'api_key.revoked'
   | 'boundary.put'
   | 'boundary.disabled'
+  | 'policy.put'
+  | 'policy.disabled'
   | 'task.opened'
   | 'task.intent_changed'
   | 'task.completed'

@@ -89,8 +89,14 @@ export class PayloadTooLarge extends TollgateError {
 export class AccessDenied extends TollgateError {
   readonly code = 'access_denied';
   readonly status = 403;
-  constructor(description: string, readonly reasons: readonly string[], decisionId?: string) {
-    super(description, decisionId ? { reasons, decision_id: decisionId } : { reasons });
+  constructor(
+    description: string,
+    readonly reasons: readonly string[],
+    decisionId?: string,
+    /** The Cedar policy sets that decided a policy denial. */
+    readonly policies?: readonly { id: string; version: number }[],
+  ) {
+    super(description, { reasons, ...(decisionId ? { decision_id: decisionId } : {}), ...(policies ? { policies } : {}) });
   }
 }
 

@@ -1,6 +1,8 @@
 import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
 import { toBoundary, type BoundaryRow } from '../policy/boundary-store.js';
+import type { PolicyRef } from '../policy/cedar.js';
+import { ACTIVE_POLICIES_KEY } from '../policy/policy-store.js';
 import type { ToolBoundary } from '../policy/boundary.js';
 import type { Decision, Lease, LeaseState, RevokeReason } from './lease.js';
 
@@ -12,8 +14,22 @@ const LEASE_COLUMNS = `l.id, l.task_id, l.workload_id, l.boundary_id, l.boundary
 export interface RequestContext {
   /** The database clock, in milliseconds. */
   now: number;
-  task: { id: string; workloadId: string; intent: string; subject: string; state: string; expiresAt: number } | undefined;
+  task:
+    | {
+        id: string;
+        workloadId: string;
+        intent: string;
+        subject: string;
+        state: string;
+        expiresAt: number;
+        createdAt: number;
+        /** The task's denials so far; counted only when a policy may read it (else 0). */
+        denials: number;
+      }
+    | undefined;
   boundary: ToolBoundary | undefined;
+  /** Names the enabled global policy versions ('' when none): see ACTIVE_POLICIES_KEY. */
+  policiesKey: string;
 }
 
 export interface DecisionRecord {
@@ -30,6 +46,13 @@ export interface DecisionRecord {
   purpose: string | null;
   requestedTtl: number | null;
   at: number;
+  /** What a what-if replay needs of the task, as it was when decided (null without a task). */
+  intent?: string | null;
+  subject?: string | null;
+  taskAgeS?: number | null;
+  denialsInTask?: number | null;
+  /** The Cedar policy sets that decided, when policies applied. */
+  policies?: readonly PolicyRef[] | null;
 }
 
 export interface DenialWritten {
@@ -70,9 +93,14 @@ export class LeaseStore {
       `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms,
               t.id AS task_id, t.workload_id, t.intent, t.subject, t.state AS task_state,
               (extract(epoch FROM t.expires_at) * 1000)::float8 AS task_expires_ms,
+              (extract(epoch FROM t.created_at) * 1000)::float8 AS task_created_ms,
               b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
-              b.sensitivity, b.drift_threshold, b.enabled, b.approval, b.created_at
-         FROM (SELECT 1) AS one
+              b.sensitivity, b.drift_threshold, b.enabled, b.approval, b.policy, b.created_at, p.key AS policies_key,
+              -- Counted only when a policy may read it: requests without policies do not pay for it.
+              CASE WHEN t.id IS NOT NULL AND (b.policy IS NOT NULL OR p.key <> '')
+                   THEN (SELECT count(*) FROM decisions d WHERE d.task_id = t.id AND d.outcome = 'deny')::int
+                   ELSE 0 END AS denials
+         FROM (SELECT ${ACTIVE_POLICIES_KEY} AS key) AS p
          LEFT JOIN tasks t ON t.id = $1
          LEFT JOIN LATERAL (SELECT * FROM boundaries WHERE id = $2 ORDER BY version DESC LIMIT 1) b ON true`,
       [taskId, boundaryId],
@@ -89,9 +117,12 @@ export class LeaseStore {
             subject: row.subject!,
             state: row.task_state!,
             expiresAt: Number(row.task_expires_ms),
+            createdAt: Number(row.task_created_ms),
+            denials: Number(row.denials),
           }
         : undefined,
       boundary: row.id ? toBoundary(row as BoundaryRow) : undefined,
+      policiesKey: row.policies_key,
     };
   }
 
@@ -106,7 +137,7 @@ export class LeaseStore {
    * intent → used): of two concurrent repeats one waits on the row lock, finds it used, and writes
    * nothing, so an approval yields exactly one credential.
    */
-  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>, approvalId?: string): Promise<boolean> {
+  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>, policiesKey = '', approvalId?: string): Promise<boolean> {
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
          SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
@@ -115,19 +146,23 @@ export class LeaseStore {
           FOR SHARE OF tasks
        ), b AS (
          SELECT id FROM boundaries WHERE id = $4 AND version = $5 AND enabled AND superseded_at IS NULL FOR SHARE
+       ), p AS (
+         -- The global policies it was decided under are still the enabled ones.
+         SELECT 1 WHERE ${ACTIVE_POLICIES_KEY} = $18::text
        ), ap AS (
+         -- A repeat of an approved request uses the approval up, in this same statement.
          UPDATE approvals SET status = 'used', used_at = now(), lease_id = $12::uuid
-          WHERE id = $18::uuid AND task_id = $2::uuid AND workload_id = $3::text AND boundary_id = $4::text AND action = $6::text
+          WHERE id = $23::uuid AND task_id = $2::uuid AND workload_id = $3::text AND boundary_id = $4::text AND action = $6::text
             AND status = 'approved' AND expires_at > now() AND intent = $17
-            AND EXISTS (SELECT 1 FROM t, b)
+            AND EXISTS (SELECT 1 FROM t, b, p)
          RETURNING id
        ), ok AS (
-         SELECT t.id FROM t, b WHERE $18::uuid IS NULL OR EXISTS (SELECT 1 FROM ap)
+         SELECT t.id FROM t, b, p WHERE $23::uuid IS NULL OR EXISTS (SELECT 1 FROM ap)
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
-                                reasons, params, purpose, requested_ttl, at)
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
          SELECT $1::uuid, t.id, $3::text, $4::text, $5::int, $6::text, $7::text, 'permit', '[]'::jsonb, $8::jsonb,
-                $9::text, $10::int, to_timestamp($11::float8 / 1000) FROM ok t
+                $9::text, $10::int, to_timestamp($11::float8 / 1000), $19::jsonb, $17::text, $20::text, $21::int, $22::int FROM ok t
          RETURNING id
        ), l AS (
          INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource,
@@ -159,6 +194,11 @@ export class LeaseStore {
         uuidv7(),
         JSON.stringify(audit),
         intent,
+        policiesKey,
+        decision.policies ? JSON.stringify(decision.policies) : null,
+        decision.subject ?? null,
+        decision.taskAgeS ?? null,
+        decision.denialsInTask ?? null,
         approvalId ?? null,
       ],
       'tollgate_record_permit',
@@ -180,17 +220,18 @@ export class LeaseStore {
    * statement waited for that lock is invisible to it: the caller revokes the task's leases again
    * right after.
    */
-  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string }, driftThreshold?: number): Promise<DenialWritten> {
+  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string; policiesKey?: string }, driftThreshold?: number): Promise<DenialWritten> {
     const { rows } = await this.sql.query<{ written: number; suspended: number }>(
       `WITH still AS (
          SELECT 1 FROM tasks t
            JOIN boundaries b ON b.id = $4::text AND b.version = $5::int AND b.superseded_at IS NULL
           WHERE t.id = $2::uuid AND t.state = 'active' AND t.expires_at > now() AND t.intent = $16::text
+            AND ($17::text IS NULL OR ${ACTIVE_POLICIES_KEY} = $17::text)
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
-                                reasons, params, purpose, requested_ttl, at)
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
          SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $8::jsonb, $9::jsonb,
-                $10::text, $11::int, to_timestamp($12::float8 / 1000)
+                $10::text, $11::int, to_timestamp($12::float8 / 1000), $18::jsonb, $19::text, $20::text, $21::int, $22::int
           WHERE NOT $15::boolean OR EXISTS (SELECT 1 FROM still)
          RETURNING id
        ), a AS (
@@ -200,17 +241,17 @@ export class LeaseStore {
        ), counted AS (
          UPDATE tasks
             SET drift_denials = array_append(drift_denials, $1::uuid),
-                state = CASE WHEN cardinality(drift_denials) + 1 >= $17::int THEN 'revoked' ELSE state END,
-                ended_at = CASE WHEN cardinality(drift_denials) + 1 >= $17::int THEN now() ELSE ended_at END,
-                end_reason = CASE WHEN cardinality(drift_denials) + 1 >= $17::int THEN 'drift_detected' ELSE end_reason END
-          WHERE id = $2::uuid AND $17::int IS NOT NULL AND state = 'active' AND expires_at > now() AND EXISTS (SELECT 1 FROM d)
+                state = CASE WHEN cardinality(drift_denials) + 1 >= $23::int THEN 'revoked' ELSE state END,
+                ended_at = CASE WHEN cardinality(drift_denials) + 1 >= $23::int THEN now() ELSE ended_at END,
+                end_reason = CASE WHEN cardinality(drift_denials) + 1 >= $23::int THEN 'drift_detected' ELSE end_reason END
+          WHERE id = $2::uuid AND $23::int IS NOT NULL AND state = 'active' AND expires_at > now() AND EXISTS (SELECT 1 FROM d)
          RETURNING id, workload_id, state, drift_denials
        ), suspended AS (
          SELECT * FROM counted WHERE state = 'revoked'
        ), ended_event AS (
          INSERT INTO revocation_events (type, task_id, workload_id, reason) SELECT 'task.ended', id, workload_id, 'drift_detected' FROM suspended
        ), task_event AS (
-         INSERT INTO task_events (id, task_id, kind, intent, reason) SELECT $18::uuid, id, 'revoked', NULL, 'drift_detected' FROM suspended
+         INSERT INTO task_events (id, task_id, kind, intent, reason) SELECT $24::uuid, id, 'revoked', NULL, 'drift_detected' FROM suspended
        ), revoked AS (
          UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = 'drift_detected'
           WHERE task_id IN (SELECT id FROM suspended) AND state = 'active' AND expires_at > now()
@@ -221,8 +262,8 @@ export class LeaseStore {
            FROM revoked r LEFT JOIN boundaries b ON b.id = r.boundary_id AND b.version = r.boundary_version
        ), suspension_audit AS (
          INSERT INTO audit_events (id, kind, actor, task_id, data)
-         SELECT $19::uuid, 'task.drift_suspended', 'system:drift_guard', id,
-                jsonb_build_object('threshold', $17::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
+         SELECT $25::uuid, 'task.drift_suspended', 'system:drift_guard', id,
+                jsonb_build_object('threshold', $23::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
                                    'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
            FROM suspended
          RETURNING id
@@ -242,9 +283,21 @@ export class LeaseStore {
         decision.requestedTtl,
         decision.at,
         uuidv7(),
-        JSON.stringify({ decision_id: decision.id, boundary: decision.boundaryId, action: decision.action, reasons: decision.reasons }),
+        JSON.stringify({
+          decision_id: decision.id,
+          boundary: decision.boundaryId,
+          action: decision.action,
+          reasons: decision.reasons,
+          ...(decision.policies ? { policies: decision.policies } : {}),
+        }),
         decidedOn !== undefined,
         decidedOn?.intent ?? null,
+        decidedOn?.policiesKey ?? null,
+        decision.policies ? JSON.stringify(decision.policies) : null,
+        decision.intent ?? null,
+        decision.subject ?? null,
+        decision.taskAgeS ?? null,
+        decision.denialsInTask ?? null,
         driftThreshold ?? null,
         uuidv7(),
         uuidv7(),
@@ -352,7 +405,7 @@ export class LeaseStore {
     ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<DecisionRow>(
-      `SELECT d.id, d.task_id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.reasons, d.at,
+      `SELECT d.id, d.task_id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.reasons, d.policies, d.at,
               CASE WHEN t.id IS NULL THEN NULL
                    WHEN t.end_reason = 'drift_detected' AND d.id = t.drift_denials[cardinality(t.drift_denials)] THEN 'suspended_task'
                    ELSE 'counted' END AS drift
@@ -372,6 +425,7 @@ export class LeaseStore {
       outcome: row.outcome,
       reasons: row.reasons,
       drift: row.drift,
+      policies: row.policies ?? null,
       at: new Date(row.at),
     }));
   }
@@ -425,6 +479,9 @@ interface ContextRow extends Partial<BoundaryRow> {
   subject: string | null;
   task_state: string | null;
   task_expires_ms: number | string | null;
+  task_created_ms: number | string | null;
+  policies_key: string;
+  denials: number;
 }
 
 interface LeaseRow {
@@ -454,6 +511,7 @@ interface DecisionRow {
   outcome: Decision['outcome'];
   reasons: string[];
   drift: Decision['drift'];
+  policies: { id: string; version: number }[] | null;
   at: Date;
 }
 

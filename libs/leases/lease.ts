@@ -42,5 +42,7 @@ export interface Decision {
   reasons: string[];
   /** Counted by the drift guard (`suspended_task`: the denial that suspended the task); null otherwise. */
   drift: 'counted' | 'suspended_task' | null;
+  /** The Cedar policy sets (id, version) that decided, when policies applied. */
+  policies: { id: string; version: number }[] | null;
   at: Date;
 }

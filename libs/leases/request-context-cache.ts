@@ -3,7 +3,7 @@ import { ExpiringMap } from '../clock/expiring-map.js';
 import type { RequestContext } from './lease-store.js';
 
 /**
- * Active tasks and current boundaries, remembered for a second, so a credential request can go
+ * Active tasks, current boundaries and the global policies' key, remembered for a second, so a credential request can go
  * straight to the one committing statement. Nothing here is trusted to permit: the permit statement
  * re-checks the task (still active, same intent, not past its time), its workload (enabled) and the
  * boundary version (still current and enabled), and a cached decision that fails there, or that
@@ -15,6 +15,8 @@ export class RequestContextCache {
   private readonly boundaries: ExpiringMap<string, NonNullable<RequestContext['boundary']>>;
   /** Database clock minus local clock, in milliseconds, as of the last fresh read. */
   private offset = 0;
+  /** The global policies' key as of the last fresh read, and until when it may be used. */
+  private policies = { key: '', until: -Infinity };
 
   constructor(
     private readonly clock: Clock,
@@ -29,8 +31,8 @@ export class RequestContextCache {
     const local = this.clock.now();
     const task = this.tasks.get(taskId, local);
     const boundary = this.boundaries.get(boundaryId, local);
-    if (!task || !boundary) return undefined;
-    return { now: local + this.offset, task, boundary };
+    if (!task || !boundary || this.policies.until <= local) return undefined;
+    return { now: local + this.offset, task, boundary, policiesKey: this.policies.key };
   }
 
   /** Learns from a fresh read: the clock offset, an active task, an existing boundary. */
@@ -38,6 +40,7 @@ export class RequestContextCache {
     const local = this.clock.now();
     this.offset = context.now - local;
     const until = local + this.ttlMs;
+    this.policies = { key: context.policiesKey, until };
     if (context.task?.state === 'active') this.tasks.set(context.task.id, context.task, until, local);
     if (context.boundary) this.boundaries.set(context.boundary.id, context.boundary, until, local);
   }
@@ -48,5 +51,10 @@ export class RequestContextCache {
 
   forgetBoundary(id: string): void {
     this.boundaries.delete(id);
+  }
+
+  /** A global policy changed on this replica: the next request reads the new key. */
+  forgetPolicies(): void {
+    this.policies = { key: '', until: -Infinity };
   }
 }

@@ -8,7 +8,7 @@ import { RequestContextCache } from './request-context-cache.js';
 
 const NOW = 1_800_000_000_000;
 const boundary = exampleBoundary({ id: 'crm', version: 3 });
-const task = { id: 't1', workloadId: 'bot', intent: 'order_status', subject: 'user-1', state: 'active', expiresAt: NOW + 600_000 };
+const task = { id: 't1', workloadId: 'bot', intent: 'order_status', subject: 'user-1', state: 'active', expiresAt: NOW + 600_000, createdAt: NOW - 60_000, denials: 0 };
 
 /** A hand-written ledger: records what the service wrote, in order. */
 function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
@@ -17,7 +17,7 @@ function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
     writes,
     denials: [],
     leases: [],
-    requestContext: async () => ({ now: NOW, task, boundary, ...context }),
+    requestContext: async () => ({ now: NOW, task, boundary, policiesKey: '', ...context }),
     recordPermit: async (_decision, lease) => {
       writes.push('permit');
       fake.leases.push(lease);
@@ -63,8 +63,8 @@ describe('CredentialIssuance', () => {
   it('decides again when the permit did not commit (the task ended meanwhile), and mints nothing', async () => {
     const store = ledger({}, false);
     const contexts: RequestContext[] = [
-      { now: NOW, task, boundary },
-      { now: NOW + 5, task: { ...task, state: 'completed' }, boundary },
+      { now: NOW, task, boundary, policiesKey: '' },
+      { now: NOW + 5, task: { ...task, state: 'completed' }, boundary, policiesKey: '' },
     ];
     store.requestContext = async () => contexts.shift()!;
     let minted = false;
@@ -122,7 +122,7 @@ describe('CredentialIssuance', () => {
 describe('CredentialIssuance with remembered tasks and boundaries', () => {
   function cached(context: Partial<RequestContext>) {
     const cache = new RequestContextCache({ now: () => NOW });
-    cache.remember({ now: NOW, task, boundary, ...context });
+    cache.remember({ now: NOW, task, boundary, policiesKey: '', ...context });
     return cache;
   }
 
@@ -190,7 +190,7 @@ describe('CredentialIssuance with an approval rule', () => {
   it('an approved repeat consumes the approval in the permit statement', async () => {
     const store = ledger({ boundary: stepUp });
     const consumed: (string | undefined)[] = [];
-    store.recordPermit = async (_decision, lease, _intent, audit, approvalId) => {
+    store.recordPermit = async (_decision, lease, _intent, audit, _policiesKey, approvalId) => {
       consumed.push(approvalId, audit.approval_id as string);
       store.leases.push(lease);
       return true;
@@ -214,7 +214,7 @@ describe('CredentialIssuance with an approval rule', () => {
     const read = store.requestContext;
     store.requestContext = async (...args) => (reads++, read(...args));
     const cache = new RequestContextCache({ now: () => NOW });
-    cache.remember({ now: NOW, task, boundary: stepUp });
+    cache.remember({ now: NOW, task, boundary: stepUp, policiesKey: '' });
     const { check, seen } = gate({ outcome: 'none' });
     await new CredentialIssuance(store, providers(), undefined, cache, { check }).request('bot', request);
     expect(reads).toBe(1);

@@ -3,7 +3,9 @@ import { AccessDenied, ApprovalPending, NotFound, TemporarilyUnavailable } from 
 import { uuidv7 } from '../ids/ids.js';
 import type { CredentialProviders, IssuedCredential } from '../credentials/provider.js';
 import type { ToolBoundary } from '../policy/boundary.js';
+import type { PolicyDenyReason, PolicyRef } from '../policy/cedar.js';
 import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
+import type { Policies } from '../policy/policies.js';
 import type { DecisionRecord, LeaseStore, RequestContext } from './lease-store.js';
 import type { DriftGuard } from './drift-guard.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -37,11 +39,17 @@ export interface IssuedLease {
 export type IssuanceLedger = Pick<LeaseStore, 'requestContext' | 'recordPermit' | 'recordDenial' | 'revokeUnminted'>;
 
 /** Told about every decision, for metrics. */
-export type DecisionObserver = (outcome: 'permit' | 'deny' | 'pending', reason: DenyReason | ApprovalRefusal | 'unknown_task' | 'approval_required' | null) => void;
+export type DecisionObserver = (
+  outcome: 'permit' | 'deny' | 'pending',
+  reason: DenyReason | PolicyDenyReason | ApprovalRefusal | 'unknown_task' | 'approval_required' | null,
+) => void;
+
+/** The Cedar step of the hot path (libs/policy/policies.ts). */
+export type PolicyDecider = Pick<Policies, 'decide'>;
 
 /**
  * The hot path: one credential for one tool call. Read it top to bottom: load the task, boundary
- * and database clock; run the checks; cap the TTL; commit decision + lease + audit in one
+ * and database clock; run the checks; let Cedar decide when policies apply; cap the TTL; commit decision + lease + audit in one
  * statement; only then mint. No committed lease, no credential.
  */
 export class CredentialIssuance {
@@ -52,6 +60,7 @@ export class CredentialIssuance {
     private readonly cache?: RequestContextCache,
     private readonly approvals?: Pick<ApprovalGate, 'check'>,
     private readonly guards: { drift?: DriftGuard | undefined; rateLimit?: RateLimiter | undefined } = {},
+    private readonly policies?: PolicyDecider,
   ) {}
 
   async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
@@ -78,7 +87,7 @@ export class CredentialIssuance {
   private async attempt(workloadId: string, request: CredentialRequest, remembered?: RequestContext): Promise<IssuedLease | undefined> {
     const context = remembered ?? (await this.leases.requestContext(request.taskId, request.boundary));
     if (!remembered) this.cache?.remember(context);
-    const { now, task, boundary } = context;
+    const { now, task, boundary, policiesKey } = context;
     const decision: DecisionRecord = {
       id: uuidv7(now),
       taskId: null,
@@ -103,12 +112,39 @@ export class CredentialIssuance {
       throw new NotFound('no such task');
     }
     decision.taskId = task.id;
+    decision.intent = task.intent;
+    decision.subject = task.subject;
+    decision.taskAgeS = Math.max(0, Math.floor((now - task.createdAt) / 1000));
+    decision.denialsInTask = task.denials;
 
     const active = task.state === 'active' && task.expiresAt > now;
     const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
-      return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined, boundary);
+      return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined, { boundary });
+    }
+
+    // Cedar decides after the core checks, and only when a policy applies: forbid wins, and with a
+    // policy attached no permit is a deny.
+    const policy = await this.policies?.decide(
+      {
+        workloadId,
+        task: { intent: task.intent, subject: task.subject, ageSeconds: decision.taskAgeS, denials: task.denials },
+        boundary: boundary!,
+        action: request.action,
+        resource: decision.resource,
+        params: decision.params,
+        purpose: decision.purpose,
+      },
+      boundary!,
+      policiesKey,
+    );
+    if (policy) decision.policies = policy.determiningPolicies;
+    if (policy?.decision === 'deny') {
+      const reason = policy.reasons[0]!;
+      const description = reason === 'policy_forbid' ? 'a policy forbids the request' : 'no policy permits the request';
+      // Written only if the policies it was decided under are still the enabled ones.
+      return this.deny(decision, reason, description, { intent: task.intent, policiesKey: policy.policiesKey }, { boundary, policies: policy.determiningPolicies });
     }
 
     const ttl = leaseTtl({
@@ -144,7 +180,8 @@ export class CredentialIssuance {
     };
     if (request.confirmation) audit.cnf_jkt = request.confirmation.jkt;
     if (approvalId) audit.approval_id = approvalId;
-    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, approvalId);
+    if (decision.policies) audit.policies = decision.policies;
+    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, policy?.policiesKey ?? policiesKey, approvalId);
     if (!committed) return undefined;
     this.observe('permit', null);
 
@@ -166,21 +203,23 @@ export class CredentialIssuance {
 
   private async deny(
     decision: DecisionRecord,
-    reason: DenyReason | ApprovalRefusal,
+    reason: DenyReason | PolicyDenyReason | ApprovalRefusal,
     description: string,
-    decidedOn?: { intent: string },
-    boundary?: ToolBoundary,
+    decidedOn?: { intent: string; policiesKey?: string },
+    about: { boundary?: ToolBoundary | undefined; policies?: readonly PolicyRef[] | undefined } = {},
   ): Promise<undefined> {
-    const threshold = this.guards.drift?.thresholdFor(reason, boundary);
+    const threshold = this.guards.drift?.thresholdFor(reason, about.boundary);
     const { written, suspended } = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn, threshold);
     if (!written) return undefined;
     this.observe('deny', reason);
+    // The task's denial count changed: policies may read it.
+    if (decision.taskId) this.cache?.forgetTask(decision.taskId);
     if (suspended) {
       // The task is ended (no permit can commit now) and its leases revoked; catch a lease whose
       // permit raced the denial before answering.
       await this.guards.drift!.suspended(decision.taskId!);
-      throw new AccessDenied(`${description}; the task is suspended (drift_detected)`, [reason], decision.id);
+      throw new AccessDenied(`${description}; the task is suspended (drift_detected)`, [reason], decision.id, about.policies);
     }
-    throw new AccessDenied(description, [reason], decision.id);
+    throw new AccessDenied(description, [reason], decision.id, about.policies);
   }
 }

@@ -4,6 +4,8 @@ import { NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
 import type { BoundaryStore } from './boundary-store.js';
+import { validatePolicyText } from './cedar.js';
+import { invalidPolicy } from './policies.js';
 
 /** Admin operations on tool boundaries. */
 export class Boundaries {
@@ -17,6 +19,11 @@ export class Boundaries {
 
   /** A PUT that disables a boundary revokes its live leases, as DELETE does. */
   async put(id: string, definition: BoundaryDefinition): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
+    // An invalid policy is refused before anything is written: the valid version stays current.
+    if (definition.policy !== null) {
+      const problems = validatePolicyText(definition.policy, definition.actions);
+      if (problems.length > 0) throw invalidPolicy(problems);
+    }
     return thenForget(() => this.db.transaction(async (tx) => {
       const { boundary, changed, created } = await this.store.put(id, definition, tx);
       let revokedLeases: string[] = [];

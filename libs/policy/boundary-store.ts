@@ -1,7 +1,7 @@
 import type { Sql } from '../db/database.js';
 import { sameDefinition, type BoundaryDefinition, type ToolBoundary } from './boundary.js';
 
-const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, approval, created_at';
+const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, approval, policy, created_at';
 
 /** SQL for tool boundaries. Rows are never updated: a change is a new version. */
 export class BoundaryStore {
@@ -38,8 +38,8 @@ export class BoundaryStore {
       await tx.query('UPDATE boundaries SET superseded_at = now() WHERE id = $1 AND version = $2', [id, latest.version]);
     }
     const inserted = await tx.query<BoundaryRow>(
-      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, approval, drift_threshold)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLUMNS}`,
+      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, approval, drift_threshold, policy)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${COLUMNS}`,
       [
         id,
         (latest?.version ?? 0) + 1,
@@ -53,6 +53,7 @@ export class BoundaryStore {
         definition.enabled,
         definition.approval ? JSON.stringify(definition.approval) : null,
         definition.driftThreshold,
+        definition.policy,
       ],
     );
     return { boundary: toBoundary(inserted.rows[0]!), changed: true, created: latest === undefined };
@@ -72,6 +73,7 @@ export interface BoundaryRow {
   drift_threshold: number | null;
   enabled: boolean;
   approval: ToolBoundary['approval'] | undefined;
+  policy: string | null;
   created_at: Date;
 }
 
@@ -89,6 +91,7 @@ export function toBoundary(row: BoundaryRow): ToolBoundary {
     driftThreshold: row.drift_threshold ?? null,
     enabled: row.enabled,
     approval: row.approval ?? null,
+    policy: row.policy ?? null,
     createdAt: new Date(row.created_at),
   };
 }

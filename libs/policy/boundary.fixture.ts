@@ -15,6 +15,7 @@ export function exampleBoundary(overrides: Partial<ToolBoundary> = {}): ToolBoun
     driftThreshold: null,
     enabled: true,
     approval: null,
+    policy: null,
     createdAt: new Date(0),
     ...overrides,
   };

@@ -16,6 +16,8 @@ export interface ToolBoundary {
   enabled: boolean;
   /** Human approval (step-up): requests the condition holds for wait for a reviewer. Null: none. */
   approval: ApprovalRule | null;
+  /** The boundary's own Cedar policy set, versioned with it; null when it has none. */
+  policy: string | null;
   createdAt: Date;
 }
 
@@ -47,7 +49,8 @@ export function sameDefinition(a: BoundaryDefinition, b: BoundaryDefinition): bo
     a.sensitivity === b.sensitivity &&
     a.driftThreshold === b.driftThreshold &&
     a.enabled === b.enabled &&
-    JSON.stringify(a.approval ?? null) === JSON.stringify(b.approval ?? null)
+    JSON.stringify(a.approval ?? null) === JSON.stringify(b.approval ?? null) &&
+    a.policy === b.policy
   );
 }
 

@@ -20,6 +20,14 @@ export const errorResponse = z
     decision_id: uuid.optional().describe('the decision row this refusal left'),
     field: z.string().optional().describe('the input field (dotted path) at fault'),
     approval_id: uuid.optional().describe('authorization_pending at /oauth2/token: the approval to wait for, then repeat with'),
+    policies: z
+      .array(z.strictObject({ id: z.string(), version: z.int() }))
+      .optional()
+      .describe('the Cedar policy sets (id and version) that decided a policy denial'),
+    problems: z
+      .array(z.strictObject({ message: z.string(), line: z.int().optional(), column: z.int().optional() }))
+      .optional()
+      .describe("Cedar's own messages for a policy that does not parse or validate, with line and column"),
   })
   .describe('Every error: an RFC 6749-style code and a description safe to show; denials add reasons.');
 
@@ -121,6 +129,7 @@ export const decisionResponse = z.strictObject({
     .enum(['counted', 'suspended_task'])
     .nullable()
     .describe("counted: a denial the drift guard counted towards its task's suspension; suspended_task: the one that reached the threshold"),
+  policies: z.array(z.strictObject({ id: z.string(), version: z.int() })).nullable().describe('the Cedar policy sets that decided, when policies applied'),
   at: time,
 });
 
@@ -143,10 +152,43 @@ export const boundaryResponse = z.strictObject({
   drift_threshold: z.int().optional().describe('drift denials a task may have collected (this one included) when this boundary denies it, before it is suspended; absent: TOLLGATE_DRIFT_THRESHOLD'),
   enabled: z.boolean(),
   approval: z.strictObject({ when: z.string(), ttl: z.int() }).optional().describe('human approval: requests the Cedar condition holds for wait for a reviewer'),
+  policy: z.string().optional().describe("the boundary's own Cedar policy set (absent when it has none)"),
   created_at: time,
 });
 export const boundaryChangeResponse = boundaryResponse.extend({ revoked_leases: z.int().describe('how many leases this change revoked') });
 export const boundaryList = z.strictObject({ items: z.array(boundaryResponse) });
+
+const policyRef = z.strictObject({ id: z.string(), version: z.int() });
+
+export const policyResponse = z.strictObject({
+  id: z.string(),
+  version: z.int(),
+  policy: z.string().describe('Cedar text'),
+  description: z.string().nullable(),
+  enabled: z.boolean(),
+  created_at: time,
+});
+export const policyList = z.strictObject({ items: z.array(policyResponse) });
+
+export const simulationResponse = z.strictObject({
+  decision: z.enum(['permit', 'deny']),
+  reasons: z.array(z.string()),
+  policies: z.array(policyRef).describe('the policy sets that decided'),
+  errors: z.array(z.string()).describe('policies that failed to evaluate'),
+  boundary_version: z.int().nullable(),
+});
+
+const flips = z.strictObject({ count: z.int(), examples: z.array(uuid).describe('a few decision ids') });
+export const whatIfResponse = z.strictObject({
+  since: time,
+  until: time,
+  replayed: z.int().describe('recorded decisions replayed against the proposal'),
+  truncated: z.boolean().describe('the window held more decisions than the limit'),
+  permits_now_denied: flips,
+  denials_now_permitted: flips,
+  elapsed_ms: z.number(),
+  decisions_per_second: z.int(),
+});
 
 const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional() });
 
@@ -293,6 +335,10 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Boundary: boundaryResponse,
   BoundaryChange: boundaryChangeResponse,
   BoundaryList: boundaryList,
+  Policy: policyResponse,
+  PolicyList: policyList,
+  Simulation: simulationResponse,
+  WhatIf: whatIfResponse,
   Workload: workloadResponse,
   WorkloadList: workloadList,
   WorkloadRevoked: workloadRevokedResponse,

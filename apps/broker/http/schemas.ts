@@ -3,7 +3,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issuer.js';
-import { PRIVATE_JWK_MEMBERS, algorithmsFor } from '../../../libs/identity/workload.js';
+import { PRIVATE_JWK_MEMBERS, WORKLOAD_ID, algorithmsFor } from '../../../libs/identity/workload.js';
 import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
 import { approvalConditionError } from '../../../libs/policy/approval-condition.js';
 import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../libs/policy/boundary.js';
@@ -38,6 +38,13 @@ const intent = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,127}$/, 'must match [a-
 const action = z.string().regex(/^[a-z0-9][a-zA-Z0-9._:/-]{0,127}$/, 'must match [a-z0-9][a-zA-Z0-9._:/-]{0,127}');
 const ttl = (max: number) => z.number().int('must be an integer').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
 
+/** Cedar text: newlines and tabs are its whitespace; other control characters are refused. */
+const policyText = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(65_536, 'must be at most 65536 characters')
+  .refine((value) => value.isWellFormed() && !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/.test(value), 'must not contain control characters other than newlines and tabs, bidi controls or broken unicode');
+
 export const boundaryBody = z
   .strictObject({
     tool: cleanText(512).refine((value) => !/\s/.test(value), 'must not contain spaces'),
@@ -62,6 +69,7 @@ export const boundaryBody = z
         ttl: ttl(86_400).default(DEFAULT_APPROVAL_TTL_S),
       })
       .optional(),
+    policy: policyText.nullable().default(null).describe("the boundary's own Cedar policy set, versioned with it"),
   })
   .refine((body) => body.default_ttl <= body.max_ttl, { message: 'must not exceed max_ttl', path: ['default_ttl'] })
   .refine((body) => new Set(body.actions).size === body.actions.length, { message: 'must not repeat an action', path: ['actions'] })
@@ -79,6 +87,7 @@ export function toBoundaryDefinition(body: z.infer<typeof boundaryBody>): Bounda
     driftThreshold: body.drift_threshold,
     enabled: body.enabled,
     approval: body.approval ?? null,
+    policy: body.policy,
   };
 }
 
@@ -405,3 +414,26 @@ export function encodeCursor(id: string): string {
 
 /** Routes that take no input still refuse input they would ignore. */
 export const emptyBody = z.strictObject({});
+
+/** PUT /v1/admin/policies/{id}: a global Cedar policy set. */
+export const policyBody = z.strictObject({
+  policy: policyText,
+  description: cleanText(1024).nullable().default(null),
+});
+
+/** POST /v1/admin/simulate: a credential request as a workload would make it, on a task it would have. */
+export const simulateBody = z.strictObject({
+  workload: z.string().regex(WORKLOAD_ID, 'must be a slug [a-z0-9][a-z0-9._-]{0,62} or a SPIFFE ID'),
+  task: z.strictObject({ intent, subject: cleanText(256) }),
+  request: credentialBody.omit({ ttl: true }),
+});
+
+/** POST /v1/admin/{policies|boundaries}/{id}/what-if: a proposed policy and the window to replay. */
+export const whatIfBody = z
+  .strictObject({
+    policy: policyText,
+    since: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+    limit: z.number().int('must be an integer').min(1, 'must be at least 1').max(100_000, 'must be at most 100000').optional(),
+  })
+  .refine((body) => !body.since || !body.until || Date.parse(body.since) < Date.parse(body.until), { message: 'must be before until', path: ['since'] });

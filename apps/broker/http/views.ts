@@ -4,6 +4,9 @@ import type { Issuer } from '../../../libs/identity/issuer.js';
 import type { Workload } from '../../../libs/identity/workload.js';
 import type { Decision, Lease } from '../../../libs/leases/lease.js';
 import type { ToolBoundary } from '../../../libs/policy/boundary.js';
+import type { GlobalPolicy } from '../../../libs/policy/policy.js';
+import type { Simulation } from '../../../libs/policy/simulate.js';
+import type { WhatIfResult } from '../../../libs/policy/what-if.js';
 import type { Task, TaskEvent } from '../../../libs/tasks/task.js';
 
 /** Domain objects as the HTTP contract spells them (snake_case, RFC 3339 times). */
@@ -23,6 +26,7 @@ export function boundaryView(boundary: ToolBoundary) {
     ...(boundary.driftThreshold === null ? {} : { drift_threshold: boundary.driftThreshold }),
     enabled: boundary.enabled,
     ...(boundary.approval ? { approval: { when: boundary.approval.when, ttl: boundary.approval.ttl } } : {}),
+    ...(boundary.policy !== null ? { policy: boundary.policy } : {}),
     created_at: boundary.createdAt.toISOString(),
   };
 }
@@ -140,6 +144,41 @@ export function decisionView(decision: Decision) {
     outcome: decision.outcome,
     reasons: decision.reasons,
     drift: decision.drift,
+    policies: decision.policies,
     at: decision.at.toISOString(),
+  };
+}
+
+export function policyView(policy: GlobalPolicy) {
+  return {
+    id: policy.id,
+    version: policy.version,
+    policy: policy.policy,
+    description: policy.description,
+    enabled: policy.enabled,
+    created_at: policy.createdAt.toISOString(),
+  };
+}
+
+export function simulationView(simulation: Simulation) {
+  return {
+    decision: simulation.decision,
+    reasons: simulation.reasons,
+    policies: simulation.policies,
+    errors: simulation.errors,
+    boundary_version: simulation.boundaryVersion,
+  };
+}
+
+export function whatIfView(result: WhatIfResult) {
+  return {
+    since: result.since.toISOString(),
+    until: result.until.toISOString(),
+    replayed: result.replayed,
+    truncated: result.truncated,
+    permits_now_denied: result.permitsNowDenied,
+    denials_now_permitted: result.denialsNowPermitted,
+    elapsed_ms: Math.round(result.elapsedMs * 10) / 10,
+    decisions_per_second: result.decisionsPerSecond,
   };
 }

@@ -1,0 +1,300 @@
+import {
+  checkParsePolicySet,
+  policySetTextToParts,
+  policyToJson,
+  preparsePolicySet,
+  statefulIsAuthorized,
+  validate,
+  type CedarValueJson,
+  type DetailedError,
+  type EntityJson,
+} from '@cedar-policy/cedar-wasm/nodejs';
+import { schemaFor } from './cedar-schema.js';
+import type { ToolBoundary } from './boundary.js';
+
+/** Cedar text under an id and version: a global policy set, or a boundary's own policy. */
+export interface PolicySource {
+  /** A global policy set's id, or `boundary:<id>` for a boundary's own policy. */
+  id: string;
+  version: number;
+  text: string;
+}
+
+export interface PolicyRef {
+  id: string;
+  version: number;
+}
+
+export type PolicyDenyReason = 'policy_forbid' | 'policy_no_permit';
+
+export interface PolicyDecision {
+  decision: 'allow' | 'deny';
+  /** Empty on allow; one reason on deny. */
+  reasons: PolicyDenyReason[];
+  /** The policy sets whose satisfied policies decided: the permits of an allow, the forbids of a deny. */
+  determiningPolicies: PolicyRef[];
+  /** Policies that failed to evaluate (Cedar skips them); a failing forbid denies (fail closed). */
+  errors: string[];
+}
+
+/** The facts of one request, in Tollgate's words; `buildCedarContext` turns them into Cedar's. */
+export interface RequestFacts {
+  workloadId: string;
+  task: { intent: string; subject: string; ageSeconds: number; denials: number };
+  boundary: Pick<ToolBoundary, 'id' | 'tool' | 'sensitivity' | 'actions' | 'intents'>;
+  action: string;
+  resource: string | null;
+  params: unknown;
+  purpose: string | null;
+  /** When the request is decided, in milliseconds since the epoch. */
+  at: number;
+}
+
+/** What `statefulIsAuthorized` is asked, minus the policy set: also the input of approval conditions. */
+export interface CedarRequest {
+  principal: { type: 'Workload'; id: string };
+  action: { type: 'Action'; id: string };
+  resource: { type: 'Tool'; id: string };
+  context: Record<string, CedarValueJson>;
+  entities: EntityJson[];
+}
+
+/**
+ * The request as Cedar sees it (the model of tollgate.cedarschema): principal `Workload::"<id>"`,
+ * action `Action::"<action>"`, resource `Tool::"<tool>"` carrying its boundary's attributes, and the
+ * context. `now` is a record of UTC integers, not Cedar's datetime: "business hours" needs the hour
+ * and the weekday, which the datetime extension cannot extract.
+ */
+export function buildCedarContext(facts: RequestFacts): CedarRequest {
+  const at = new Date(facts.at);
+  const context: Record<string, CedarValueJson> = {
+    intent: facts.task.intent,
+    subject: facts.task.subject,
+    boundary: facts.boundary.id,
+    params: toCedarRecord(facts.params),
+    sensitivity: facts.boundary.sensitivity,
+    task_age_s: Math.max(0, Math.floor(facts.task.ageSeconds)),
+    denials_in_task: facts.task.denials,
+    now: { hour: at.getUTCHours(), minute: at.getUTCMinutes(), weekday: at.getUTCDay(), unix: Math.floor(facts.at / 1000) },
+  };
+  if (facts.resource !== null) context.resource = facts.resource;
+  if (facts.purpose !== null) context.purpose = facts.purpose;
+  const tool = { type: 'Tool' as const, id: facts.boundary.tool };
+  return {
+    principal: { type: 'Workload', id: facts.workloadId },
+    action: { type: 'Action', id: facts.action },
+    resource: tool,
+    context,
+    entities: [
+      {
+        uid: tool,
+        attrs: {
+          boundary: facts.boundary.id,
+          sensitivity: facts.boundary.sensitivity,
+          actions: facts.boundary.actions.slice(),
+          intents: facts.boundary.intents.slice(),
+        },
+        parents: [],
+      },
+    ],
+  };
+}
+
+/**
+ * Params are the bot's JSON; Cedar values are stricter. Integers stay numbers (Cedar Longs), other
+ * numbers become strings, nulls are dropped, and members starting `__` are dropped: Cedar reads
+ * `{"__entity": ...}` and `{"__extn": ...}` as entity references and extension values, which a bot
+ * must not be able to forge.
+ */
+function toCedarRecord(value: unknown): Record<string, CedarValueJson> {
+  const converted = toCedarValue(value, 0);
+  return converted !== undefined && typeof converted === 'object' && converted !== null && !Array.isArray(converted) ? (converted as Record<string, CedarValueJson>) : {};
+}
+
+function toCedarValue(value: unknown, depth: number): CedarValueJson | undefined {
+  if (depth > 16) return undefined;
+  if (typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : String(value);
+  if (Array.isArray(value)) {
+    const list: CedarValueJson[] = [];
+    for (const item of value) {
+      const converted = toCedarValue(item, depth + 1);
+      if (converted !== undefined) list.push(converted);
+    }
+    return list;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const record: Record<string, CedarValueJson> = {};
+    for (const [key, member] of Object.entries(value)) {
+      if (key.startsWith('__')) continue;
+      const converted = toCedarValue(member, depth + 1);
+      if (converted !== undefined) record[key] = converted;
+    }
+    return record;
+  }
+  return undefined;
+}
+
+/** A Cedar problem with a policy, located in the text that was written. */
+export interface PolicyProblem {
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+/**
+ * Parses and validates policy text against the schema with these actions. Returns every problem
+ * Cedar found, in Cedar's words, each with the line and column in `text`; none means valid.
+ */
+export function validatePolicyText(text: string, actions: Iterable<string>): PolicyProblem[] {
+  const parsed = checkParsePolicySet({ staticPolicies: text });
+  if (parsed.type === 'failure') return parsed.errors.map((error) => locate(text, error));
+  const parts = policySetTextToParts(text);
+  if (parts.type === 'failure') return parts.errors.map((error) => locate(text, error));
+  if (parts.policy_templates.length > 0) return [{ message: 'policy templates are not supported; write static policies' }];
+  if (parts.policies.length === 0) return [{ message: 'the policy set has no policies' }];
+  const answer = validate({ schema: schemaFor(actions), policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
+  if (answer.type === 'failure') return answer.errors.map((error) => locate(text, error));
+  return answer.validationErrors.map(({ error }) => locate(text, error));
+}
+
+function locate(text: string, error: DetailedError): PolicyProblem {
+  const message = error.help ? `${error.message} (${error.help})` : error.message;
+  const offset = error.sourceLocations?.[0]?.start;
+  if (offset === undefined) return { message };
+  const before = text.slice(0, offset).split('\n');
+  return { message, line: before.length, column: before[before.length - 1]!.length + 1 };
+}
+
+/** A policy set parsed once into Cedar's thread-local cache, with where each policy came from. */
+export interface CompiledPolicySet {
+  key: string;
+  slot: string;
+  policies: Record<string, string>;
+  /** Cedar policy id → the source it came from and whether it forbids. */
+  origins: Map<string, { ref: PolicyRef; forbid: boolean }>;
+  /** False when every applicable policy is a forbid: such a set is a guardrail and only forbids. */
+  hasPermit: boolean;
+}
+
+/**
+ * Parses policy sources once per version and decides requests against them. Compiled sets live in
+ * Cedar's thread-local cache under a bounded number of slots, keyed by the caller (the boundary
+ * version plus the global policy versions), so a new version is parsed once and an old one ages out.
+ */
+export class CedarEvaluator {
+  private readonly compiled = new Map<string, CompiledPolicySet>();
+  private readonly freeSlots: string[] = [];
+  private nextSlot = 0;
+
+  constructor(
+    private readonly maxSets = 1000,
+    /** Told how long each decision took, in seconds. */
+    private readonly observe: (seconds: number) => void = () => {},
+  ) {}
+
+  /**
+   * The compiled set for `key`, parsing `sources` when it is new. Only the policies that can apply
+   * to `tool` are kept: a policy whose resource is `Tool::"<another tool>"` never matches it.
+   */
+  compile(key: string, sources: readonly PolicySource[], tool?: string): CompiledPolicySet {
+    const known = this.compiled.get(key);
+    if (known) {
+      // Refresh its place: the least recently used set is the one evicted.
+      this.compiled.delete(key);
+      this.compiled.set(key, known);
+      return known;
+    }
+    const policies: Record<string, string> = {};
+    const origins = new Map<string, { ref: PolicyRef; forbid: boolean }>();
+    sources.forEach((source, s) => {
+      const parts = policySetTextToParts(source.text);
+      if (parts.type === 'failure') throw new Error(`policy ${source.id} v${source.version} does not parse`);
+      parts.policies.forEach((text, p) => {
+        const json = policyToJson(text);
+        if (json.type === 'failure') throw new Error(`policy ${source.id} v${source.version} does not parse`);
+        const resource = json.json.resource;
+        if (tool !== undefined && resource.op === '==' && 'entity' in resource) {
+          const entity = 'type' in resource.entity ? resource.entity : resource.entity.__entity;
+          if (entity.type === 'Tool' && entity.id !== tool) return;
+        }
+        const id = `s${s}p${p}`;
+        policies[id] = text;
+        origins.set(id, { ref: { id: source.id, version: source.version }, forbid: json.json.effect === 'forbid' });
+      });
+    });
+    if (this.compiled.size >= this.maxSets) {
+      const [oldest, evicted] = this.compiled.entries().next().value!;
+      this.compiled.delete(oldest);
+      this.freeSlots.push(evicted.slot);
+    }
+    const slot = this.freeSlots.pop() ?? `tollgate-${this.nextSlot++}`;
+    const hasPermit = [...origins.values()].some((origin) => !origin.forbid);
+    const set: CompiledPolicySet = { key, slot, policies, origins, hasPermit };
+    prepare(set);
+    this.compiled.set(key, set);
+    return set;
+  }
+
+  /**
+   * Forbid wins; when a permit policy applies, no satisfied permit is a deny (`policy_no_permit`);
+   * a set of forbids only can deny only by a forbid.
+   */
+  evaluate(set: CompiledPolicySet, request: CedarRequest): PolicyDecision {
+    const started = performance.now();
+    // A set evicted since it was compiled (a long what-if) is parsed into its slot again.
+    if (this.compiled.get(set.key) !== set) prepare(set);
+    const answer = statefulIsAuthorized({ ...request, preparsedPolicySetId: set.slot, validateRequest: false });
+    this.observe((performance.now() - started) / 1000);
+    if (answer.type === 'failure') {
+      return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: [], errors: answer.errors.map((error) => error.message) };
+    }
+    // Plain loops, not map/filter callbacks: replaying many rows in a row tripped a V8 deoptimizer
+    // crash ("unreachable code") in Node 20 with the callback forms.
+    const { decision, diagnostics } = answer.response;
+    const errors: string[] = [];
+    const failedForbids: PolicyRef[] = [];
+    for (const { policyId, error } of diagnostics.errors) {
+      errors.push(`${describe(set, policyId)}: ${error.message}`);
+      const origin = set.origins.get(policyId);
+      if (origin?.forbid) failedForbids.push(origin.ref);
+    }
+    const satisfied: PolicyRef[] = [];
+    let forbidden = false;
+    for (const id of diagnostics.reason) {
+      const origin = set.origins.get(id);
+      if (!origin) continue;
+      satisfied.push(origin.ref);
+      if (origin.forbid) forbidden = true;
+    }
+    const determining = refs(satisfied);
+    if (decision === 'allow' && failedForbids.length === 0) return { decision: 'allow', reasons: [], determiningPolicies: determining, errors };
+    if (decision === 'allow') {
+      // A forbid that could not be evaluated is not known to be unsatisfied: fail closed.
+      return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids), errors };
+    }
+    if (forbidden) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: determining, errors };
+    if (failedForbids.length > 0) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids), errors };
+    // Only forbids apply (a guardrail such as "no high-sensitivity tool for this workload"): none
+    // matched, so the core checks' permit stands. Otherwise Cedar's default deny holds.
+    if (!set.hasPermit) return { decision: 'allow', reasons: [], determiningPolicies: [], errors };
+    return { decision: 'deny', reasons: ['policy_no_permit'], determiningPolicies: [], errors };
+  }
+}
+
+function prepare(set: CompiledPolicySet): void {
+  const answer = preparsePolicySet(set.slot, { staticPolicies: set.policies });
+  if (answer.type === 'failure') throw new Error(`policy set ${set.key} does not parse: ${answer.errors[0]?.message ?? 'unknown'}`);
+}
+
+function describe(set: CompiledPolicySet, policyId: string): string {
+  const origin = set.origins.get(policyId);
+  return origin ? `${origin.ref.id} v${origin.ref.version}` : policyId;
+}
+
+/** Distinct refs, in order. */
+function refs(list: readonly PolicyRef[]): PolicyRef[] {
+  const distinct: PolicyRef[] = [];
+  for (const ref of list) if (!distinct.some((seen) => seen.id === ref.id && seen.version === ref.version)) distinct.push(ref);
+  return distinct;
+}

@@ -1,0 +1,101 @@
+import { appendAudit } from '../audit/audit.js';
+import type { Clock } from '../clock/clock.js';
+import { thenForget, type Database } from '../db/database.js';
+import { InvalidRequest, NotFound } from '../errors/errors.js';
+import type { ToolBoundary } from './boundary.js';
+import { buildCedarContext, validatePolicyText, type CedarEvaluator, type PolicyDecision, type PolicySource, type RequestFacts } from './cedar.js';
+import { boundaryPolicyId, type GlobalPolicy } from './policy.js';
+import type { PolicyStore } from './policy-store.js';
+
+/** A Cedar decision and the global policy versions it was made under (to be re-checked on commit). */
+export type KeyedPolicyDecision = PolicyDecision & { policiesKey: string };
+
+/**
+ * Global policy sets (admin CRUD) and the Cedar decision of a credential request. The enabled
+ * global policies are remembered under their key (read with every request context): a request
+ * naming a new key loads them once, and each (boundary version, global key) pair is parsed once.
+ */
+export class Policies {
+  private globals: { key: string; sources: PolicySource[] } = { key: '', sources: [] };
+
+  constructor(
+    private readonly db: Database,
+    private readonly store: PolicyStore,
+    private readonly evaluator: CedarEvaluator,
+    private readonly clock: Clock,
+    /** Told after a global policy changed, so caches of this replica drop the old key. */
+    private readonly changed: () => void = () => {},
+  ) {}
+
+  async put(id: string, policy: string, description: string | null): Promise<{ policy: GlobalPolicy; created: boolean }> {
+    const problems = validatePolicyText(policy, await this.store.knownActions());
+    if (problems.length > 0) throw invalidPolicy(problems);
+    return thenForget(() => this.db.transaction(async (tx) => {
+      const { policy: written, changed, created } = await this.store.put(id, { policy, description, enabled: true }, tx);
+      if (changed) await appendAudit(tx, { kind: 'policy.put', actor: 'admin', data: { policy_id: id, version: written.version, policy, description } });
+      return { policy: written, created };
+    }), () => this.forget());
+  }
+
+  async get(id: string): Promise<GlobalPolicy> {
+    const policy = await this.store.current(id);
+    if (!policy) throw new NotFound('no such policy');
+    return policy;
+  }
+
+  list(): Promise<GlobalPolicy[]> {
+    return this.store.list();
+  }
+
+  /** Disables the policy set: a new version, kept like every other. */
+  async disable(id: string): Promise<GlobalPolicy> {
+    return thenForget(() => this.db.transaction(async (tx) => {
+      const current = await this.store.current(id, tx);
+      if (!current) throw new NotFound('no such policy');
+      const { policy, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
+      if (changed) await appendAudit(tx, { kind: 'policy.disabled', actor: 'admin', data: { policy_id: id, version: policy.version } });
+      return policy;
+    }), () => this.forget());
+  }
+
+  /**
+   * The Cedar decision of a request that passed the core checks, or undefined when no policy
+   * applies (no boundary policy, no global one): such a request does not pay for Cedar.
+   * `policiesKey` is the key of the global policies as the request context read them.
+   */
+  async decide(facts: Omit<RequestFacts, 'at'>, boundary: ToolBoundary, policiesKey: string): Promise<KeyedPolicyDecision | undefined> {
+    if (boundary.policy === null && policiesKey === '') return undefined;
+    const globals = await this.globalsFor(policiesKey);
+    const sources = boundary.policy === null ? globals.sources : [...globals.sources, { id: boundaryPolicyId(boundary.id), version: boundary.version, text: boundary.policy }];
+    if (sources.length === 0) return { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], policiesKey: globals.key };
+    const set = this.evaluator.compile(`${boundary.id}@${boundary.version}|${globals.key}`, sources, boundary.tool);
+    if (Object.keys(set.policies).length === 0) return { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], policiesKey: globals.key };
+    return { ...this.evaluator.evaluate(set, buildCedarContext({ ...facts, at: this.clock.now() })), policiesKey: globals.key };
+  }
+
+  /** The enabled global policies under `key`, loaded when the key is new to this replica. */
+  private async globalsFor(key: string): Promise<{ key: string; sources: PolicySource[] }> {
+    if (this.globals.key === key) return this.globals;
+    // The load may see a newer set than the read that named `key`; its own key then travels to the
+    // committing statement, which refuses it if that is not current either.
+    this.globals = await this.store.active();
+    return this.globals;
+  }
+
+  /** The current global policies, for simulation and what-if (always a fresh read). */
+  async activeGlobals(): Promise<{ key: string; sources: PolicySource[] }> {
+    this.globals = await this.store.active();
+    return this.globals;
+  }
+
+  private forget(): void {
+    this.globals = { key: '\u0000changed', sources: [] };
+    this.changed();
+  }
+}
+
+export function invalidPolicy(problems: { message: string; line?: number; column?: number }[], field = 'policy'): InvalidRequest {
+  const first = problems[0]!;
+  const where = first.line !== undefined ? ` at line ${first.line}, column ${first.column}` : '';
+  return new InvalidRequest(`${field}: ${first.message}${where}`, { field, problems });
+}

@@ -1,0 +1,254 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type TestBroker } from './support/broker.js';
+import { call, type Response } from './support/http.js';
+import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { assertion } from './support/workload.js';
+
+/** Added to the broker's clock (ms): "business hours" are tested at chosen times of day. */
+let skewMs = 0;
+let broker: TestBroker;
+let bot: Bot;
+let intern: Bot;
+let admin: ReturnType<typeof asAdmin>;
+
+const REFUND_POLICY = `// refunds up to 100 only
+permit(principal, action == Action::"refund:create", resource)
+  when { context.params has amount && context.params.amount <= 100 };
+forbid(principal, action == Action::"refund:create", resource)
+  when { context.params has amount && context.params.amount > 100 };`;
+
+const OWNER_POLICY = `permit(principal, action, resource)
+  when { context.params has owner && context.params.owner == context.subject };`;
+
+const BUSINESS_HOURS = `permit(principal, action, resource)
+  when { context.now.weekday >= 1 && context.now.weekday <= 5 && context.now.hour >= 9 && context.now.hour < 17 };`;
+
+const NO_HIGH_FOR_INTERN = `forbid(principal == Workload::"intern-bot", action, resource)
+  when { resource.sensitivity == "high" };`;
+
+beforeAll(async () => {
+  broker = await startBroker({ clock: { now: () => Date.now() + skewMs } });
+  admin = asAdmin(broker);
+  await putBoundary(broker, 'payments', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'], policy: REFUND_POLICY });
+  await putBoundary(broker, 'crm-owned', { tool: 'https://crm.acme.test', actions: ['orders:read'], intents: ['order_status'], policy: OWNER_POLICY });
+  await putBoundary(broker, 'payroll', { tool: 'https://payroll.acme.test', actions: ['payslip:read'], intents: ['order_status'], policy: BUSINESS_HOURS });
+  await putBoundary(broker, 'hr', { tool: 'https://hr.acme.test', actions: ['record:read'], intents: ['order_status'], sensitivity: 'high' });
+  await putBoundary(broker, 'plain', { tool: 'https://plain.acme.test', actions: ['thing:read'], intents: ['order_status'] });
+  bot = await registerBot(broker);
+  intern = await registerBot(broker, 'intern-bot');
+});
+afterAll(() => broker?.close());
+
+/** Calls as the bot with an assertion made for the broker's (skewed) clock. */
+async function asBot(who: Bot, method: string, path: string, json?: unknown): Promise<Response> {
+  const now = Math.floor((Date.now() + skewMs) / 1000);
+  const token = await assertion(who.id, who.key, broker.url, { iat: now, exp: now + 60 });
+  return call(broker.url, method, path, { token, json });
+}
+
+async function openTask(who: Bot, intent: string, subject = 'user-42'): Promise<string> {
+  const response = await asBot(who, 'POST', '/v1/tasks', { intent, subject });
+  expect(response.status).toBe(201);
+  return response.body.task_id;
+}
+
+async function rows<T>(text: string, params: unknown[] = []): Promise<T[]> {
+  return (await broker.app.broker.db.query<T>(text, params)).rows;
+}
+
+/** The next Wednesday (or Saturday) at this UTC hour, as a skew from now. */
+function skewTo(weekday: number, hour: number): number {
+  const target = new Date();
+  target.setUTCDate(target.getUTCDate() + ((weekday - target.getUTCDay() + 7) % 7) + 7);
+  target.setUTCHours(hour, 30, 0, 0);
+  return target.getTime() - Date.now();
+}
+
+describe('Cedar policies on a boundary', () => {
+  it('permits a refund of at most 100 and forbids one above, naming the policy in the 403 and the decision row', async () => {
+    const taskId = await openTask(bot, 'refund_request');
+    const small = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create', params: { amount: 100 } });
+    expect(small.status).toBe(201);
+
+    const large = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create', params: { amount: 101 } });
+    expect(large.status).toBe(403);
+    expect(large.body).toMatchObject({ error: 'access_denied', reasons: ['policy_forbid'], policies: [{ id: 'boundary:payments', version: 1 }] });
+
+    // No amount: no permit applies, and a policy is attached: deny.
+    const none = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create' });
+    expect(none.status).toBe(403);
+    expect(none.body).toMatchObject({ reasons: ['policy_no_permit'] });
+
+    const recorded = await rows<{ id: string; outcome: string; reasons: string[]; policies: unknown; intent: string; subject: string }>(
+      'SELECT id, outcome, reasons, policies, intent, subject FROM decisions WHERE task_id = $1 ORDER BY id',
+      [taskId],
+    );
+    expect(recorded).toEqual([
+      { id: expect.any(String), outcome: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }], intent: 'refund_request', subject: 'user-42' },
+      { id: large.body.decision_id, outcome: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'boundary:payments', version: 1 }], intent: 'refund_request', subject: 'user-42' },
+      { id: none.body.decision_id, outcome: 'deny', reasons: ['policy_no_permit'], policies: [], intent: 'refund_request', subject: 'user-42' },
+    ]);
+    const history = await asBot(bot, 'GET', `/v1/decisions?task=${taskId}`);
+    if (history.status === 200) expect(history.body.items[0].policies).toEqual([]);
+  });
+
+  it('permits a resource only to the task\'s subject (params.owner == context.subject)', async () => {
+    const taskId = await openTask(bot, 'order_status', 'user-42');
+    const own = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-owned', action: 'orders:read', resource: 'order/1', params: { owner: 'user-42' } });
+    expect(own.status).toBe(201);
+    const other = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-owned', action: 'orders:read', resource: 'order/2', params: { owner: 'user-7' } });
+    expect(other.status).toBe(403);
+    expect(other.body).toMatchObject({ reasons: ['policy_no_permit'] });
+    // A forged entity reference in params is not an entity: it is dropped, not trusted.
+    const forged = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'crm-owned',
+      action: 'orders:read',
+      params: { owner: { __entity: { type: 'Workload', id: 'user-42' } } },
+    });
+    expect(forged.status).toBe(403);
+  });
+
+  it('permits a tool only during business hours, by the broker clock', async () => {
+    try {
+      skewMs = skewTo(3, 10);
+      const taskId = await openTask(bot, 'order_status');
+      const open = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payroll', action: 'payslip:read' });
+      expect(open.status).toBe(201);
+
+      skewMs = skewTo(3, 20);
+      const evening = await openTask(bot, 'order_status');
+      const late = await asBot(bot, 'POST', `/v1/tasks/${evening}/credentials`, { boundary: 'payroll', action: 'payslip:read' });
+      expect(late.status).toBe(403);
+      expect(late.body).toMatchObject({ reasons: ['policy_no_permit'] });
+
+      skewMs = skewTo(6, 11);
+      const saturday = await openTask(bot, 'order_status');
+      const weekend = await asBot(bot, 'POST', `/v1/tasks/${saturday}/credentials`, { boundary: 'payroll', action: 'payslip:read' });
+      expect(weekend.status).toBe(403);
+    } finally {
+      skewMs = 0;
+    }
+  });
+
+  it('keeps the valid policy when a new one does not validate: 400 with Cedar\'s message, line and column', async () => {
+    const before = (await admin('GET', '/v1/admin/boundaries/payments')).body;
+    const definition = { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'], default_ttl: 120, max_ttl: 600, credential: { kind: 'jwt' } };
+    const bad = await admin('PUT', '/v1/admin/boundaries/payments', { ...definition, policy: 'permit(principal, action, resource)\n  when { context.params.amount <= };' });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ error: 'invalid_request', field: 'policy', problems: [{ message: expect.stringContaining('unexpected token'), line: 2, column: 35 }] });
+    expect(bad.body.error_description).toMatch(/line 2, column 35/);
+
+    const untyped = await admin('PUT', '/v1/admin/boundaries/payments', { ...definition, policy: 'permit(principal, action, resource) when { context.params.colour == "red" };' });
+    expect(untyped.status).toBe(400);
+    expect(untyped.body.problems[0]).toMatchObject({ message: expect.stringContaining('params.colour'), line: 1 });
+    const unknownAction = await admin('PUT', '/v1/admin/boundaries/payments', { ...definition, policy: 'permit(principal, action == Action::"refund:craete", resource);' });
+    expect(unknownAction.status).toBe(400);
+
+    const after = (await admin('GET', '/v1/admin/boundaries/payments')).body;
+    expect(after).toEqual(before);
+  });
+});
+
+describe('global policy sets', () => {
+  it('forbids a high-sensitivity boundary to one workload; a forbid-only set leaves other requests alone', async () => {
+    const put = await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: NO_HIGH_FOR_INTERN, description: 'interns never touch high-sensitivity tools' });
+    expect(put.status).toBe(201);
+    expect(put.body).toMatchObject({ id: 'no-high-for-intern', version: 1, enabled: true, description: 'interns never touch high-sensitivity tools' });
+
+    const internTask = await openTask(intern, 'order_status');
+    const denied = await asBot(intern, 'POST', `/v1/tasks/${internTask}/credentials`, { boundary: 'hr', action: 'record:read' });
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatchObject({ reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 1 }] });
+    const low = await asBot(intern, 'POST', `/v1/tasks/${internTask}/credentials`, { boundary: 'plain', action: 'thing:read' });
+    expect(low.status).toBe(201);
+
+    const botTask = await openTask(bot, 'order_status');
+    const allowed = await asBot(bot, 'POST', `/v1/tasks/${botTask}/credentials`, { boundary: 'hr', action: 'record:read' });
+    expect(allowed.status).toBe(201);
+  });
+
+  it('versions every change, refuses an invalid one without touching the active version, and DELETE disables', async () => {
+    const bad = await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: 'forbid(principal, action, resource) when { resource.sensitivty == "high" };' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.problems[0]).toMatchObject({ message: expect.stringContaining('sensitivty'), line: 1, column: expect.any(Number) });
+    expect((await admin('GET', '/v1/admin/policies/no-high-for-intern')).body).toMatchObject({ version: 1, policy: NO_HIGH_FOR_INTERN });
+
+    const changed = await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: NO_HIGH_FOR_INTERN.replace('"high"', '"medium"') });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ version: 2 });
+    const internTask = await openTask(intern, 'order_status');
+    // Takes effect at once on this replica: high is no longer forbidden.
+    expect((await asBot(intern, 'POST', `/v1/tasks/${internTask}/credentials`, { boundary: 'hr', action: 'record:read' })).status).toBe(201);
+
+    const deleted = await admin('DELETE', '/v1/admin/policies/no-high-for-intern');
+    expect(deleted.body).toMatchObject({ version: 3, enabled: false });
+    const list = await admin('GET', '/v1/admin/policies');
+    expect(list.body.items).toEqual([expect.objectContaining({ id: 'no-high-for-intern', version: 3, enabled: false })]);
+    const versions = await rows<{ version: number }>("SELECT version FROM policies WHERE id = 'no-high-for-intern' ORDER BY version");
+    expect(versions.map((row) => row.version)).toEqual([1, 2, 3]);
+    expect((await admin('GET', '/v1/admin/policies/nope')).status).toBe(404);
+  });
+
+  it('takes effect on another replica within a second', async () => {
+    const second = await broker.restart();
+    try {
+      const internTask = await openTask(intern, 'order_status');
+      const path = `/v1/tasks/${internTask}/credentials`;
+      const token = await assertion(intern.id, intern.key, second.url);
+      const ask = () => call(second.url, 'POST', path, { token, json: { boundary: 'hr', action: 'record:read' } });
+      expect((await ask()).status).toBe(201); // the second replica now remembers "no global policy"
+
+      await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: NO_HIGH_FOR_INTERN });
+      const started = Date.now();
+      let denied: Response | undefined;
+      while (Date.now() - started < 1000) {
+        const response = await ask();
+        if (response.status === 403) {
+          denied = response;
+          break;
+        }
+      }
+      expect(denied?.body).toMatchObject({ reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }] });
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('maps a policy denial at /oauth2/token to access_denied with its reasons', async () => {
+    const internTask = await openTask(intern, 'order_status');
+    const response = await call(broker.url, 'POST', '/oauth2/token', {
+      form: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: await intern.token(),
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        audience: 'https://hr.acme.test',
+        authorization_details: JSON.stringify([{ type: 'tool_call', task_id: internTask, boundary: 'hr', action: 'record:read' }]),
+      },
+    });
+    // RFC 6749 §5.2: a token endpoint answers its errors with 400.
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ error: 'access_denied', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }] });
+  });
+});
+
+describe('simulation', () => {
+  it('decides like the hot path and writes nothing', async () => {
+    const count = async () =>
+      (await rows<{ n: number }>(`SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM leases) AS n`))[0]!.n;
+    const before = Number(await count());
+    const simulate = (body: unknown) => admin('POST', '/v1/admin/simulate', body);
+
+    const forbidden = await simulate({ workload: 'intern-bot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'hr', action: 'record:read' } });
+    expect(forbidden.status).toBe(200);
+    expect(forbidden.body).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], boundary_version: 1 });
+
+    const refund = await simulate({ workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create', params: { amount: 40 } } });
+    expect(refund.body).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }] });
+    const core = await simulate({ workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create' } });
+    expect(core.body).toMatchObject({ decision: 'deny', reasons: ['intent_mismatch'], policies: [] });
+    const bad = await simulate({ workload: 'chatbot', task: { intent: 'order_status' }, request: { boundary: 'payments', action: 'refund:create' } });
+    expect(bad.status).toBe(400);
+
+    expect(Number(await count())).toBe(before);
+  });
+});
