@@ -1,3 +1,5 @@
+import type { BoundaryCredential } from '../credentials/catalog.js';
+
 /** An admin-approved tool boundary, at one version. */
 export interface ToolBoundary {
   id: string;
@@ -17,7 +19,8 @@ export interface ToolBoundary {
 
 export type Sensitivity = 'low' | 'medium' | 'high';
 
-export type CredentialSettings = { kind: 'jwt' };
+/** Checked against its kind's schema (libs/credentials/catalog.ts) when the boundary is written. */
+export type CredentialSettings = BoundaryCredential;
 
 /** What an admin writes; the version and timestamps are the store's. */
 export type BoundaryDefinition = Omit<ToolBoundary, 'id' | 'version' | 'createdAt'>;
