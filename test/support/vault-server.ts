@@ -25,9 +25,10 @@ export interface VaultServer {
   requests: string[];
   /**
    * The next `count` requests matching `route` (a path prefix such as "sys/leases/revoke") fail:
-   * `status` answers with Vault's error shape; 'hang' never answers (a client timeout).
+   * `status` answers with Vault's error shape; 'hang' never answers (a client timeout) and does
+   * nothing; 'lost' does the work (a lease is created) but its answer never arrives.
    */
-  fail(route: string, count: number, fault: number | 'hang'): void;
+  fail(route: string, count: number, fault: number | 'hang' | 'lost'): void;
   /** Refuse connections (stop listening) / listen again on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -44,7 +45,8 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
   const rootToken = `hvs.root-${randomBytes(8).toString('hex')}`;
   const tokens = new Map<string, Token>([[rootToken, { ttl: 0, renewable: false, issuedAt: Date.now() }]]);
   const wrapped = new Map<string, unknown>();
-  const faults: Array<{ route: string; left: number; fault: number | 'hang' }> = [];
+  const faults: Array<{ route: string; left: number; fault: number | 'hang' | 'lost' }> = [];
+  const lost = new WeakSet<ServerResponse>();
   const hung = new Set<ServerResponse>();
   let port = 0;
   let server: Server | undefined;
@@ -67,6 +69,10 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
   };
 
   const send = (res: ServerResponse, status: number, body?: unknown) => {
+    if (lost.has(res)) {
+      hung.add(res);
+      return;
+    }
     if (body === undefined) {
       res.writeHead(status).end();
       return;
@@ -121,7 +127,8 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
         hung.add(res);
         return;
       }
-      return errors(res, fault.fault, 'injected fault');
+      if (fault.fault === 'lost') lost.add(res);
+      else return errors(res, fault.fault, 'injected fault');
     }
     vault.requests.push(`${method} ${path}`);
     let body: Record<string, unknown> = {};
