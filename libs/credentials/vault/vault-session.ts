@@ -40,7 +40,10 @@ export class VaultSession {
       await this.ensureToken();
       return await run(this.client);
     } catch (error) {
-      throw toSourceError(error);
+      const failure = toSourceError(error);
+      // Refused: the token was revoked or lapsed early. Log in again on the next call.
+      if (failure.code === 'vault_http_403') this.expiresAt = 0;
+      throw failure;
     }
   }
 
