@@ -13,6 +13,7 @@ import { ApiKeys1764115800000 } from './1764115800000-api-keys.js';
 import { CedarPolicies1764115860000 } from './1764115860000-cedar-policies.js';
 import { DriftAndRateLimits1764115920000 } from './1764115920000-drift-and-rate-limits.js';
 import { Approvals1764115980000 } from './1764115980000-approvals.js';
+import { CredentialOutbox1764116040000 } from './1764116040000-credential-outbox.js';
 import { TaskContext1764116160000 } from './1764116160000-task-context.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
@@ -32,5 +33,6 @@ export const migrations = [
   CedarPolicies1764115860000,
   DriftAndRateLimits1764115920000,
   Approvals1764115980000,
+  CredentialOutbox1764116040000,
   TaskContext1764116160000,
 ];

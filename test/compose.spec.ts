@@ -20,6 +20,8 @@ const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 
 interface Service {
   image?: string;
+  profiles?: string[];
+  command?: string | string[];
   build?: string | { context?: string; dockerfile?: string };
   environment?: Record<string, string | number | boolean | null> | string[];
   ports?: Array<string | { target?: number; published?: string | number; host_ip?: string }>;
@@ -61,9 +63,24 @@ describe('docker-compose.yml', () => {
   const postgres = services.postgres!;
   const tollgate = services.tollgate!;
 
-  it('runs exactly PostgreSQL 15 and Tollgate', () => {
-    expect(Object.keys(services).sort()).toEqual(['postgres', 'tollgate']);
+  it('runs exactly PostgreSQL 15 and Tollgate by default; Vault (dev mode) and LocalStack only with the downstream profile', () => {
+    const always = Object.entries(services).filter(([, service]) => !service.profiles?.length).map(([name]) => name);
+    expect(always.sort()).toEqual(['postgres', 'tollgate']);
     expect(postgres.image).toMatch(/^postgres:15(\b|$)/);
+    const downstream = Object.entries(services).filter(([, service]) => service.profiles?.includes('downstream')).map(([name]) => name);
+    expect(downstream.sort()).toEqual(['localstack', 'vault', 'vault-init']);
+    expect(services.vault!.image).toMatch(/^hashicorp\/vault:/);
+    expect([services.vault!.command].flat().join(' ')).toMatch(/server -dev/);
+    expect(services.localstack!.image).toMatch(/^localstack\/localstack:/);
+  });
+
+  it('points Tollgate at the vault service with the dev root token Vault is started with', () => {
+    const env = environment(tollgate);
+    const config = loadConfig(Object.fromEntries(Object.entries(env).map(([key, value]) => [key, interpolate(value, secrets)])));
+    expect(config.vault).toMatchObject({ addr: 'http://vault:8200', auth: { method: 'token' } });
+    const vaultToken = interpolate(environment(services.vault!).VAULT_DEV_ROOT_TOKEN_ID!, {});
+    expect(config.vault?.auth).toEqual({ method: 'token', token: vaultToken });
+    expect(interpolate(env.AWS_ENDPOINT_URL_STS!, {})).toBe('http://localstack:4566');
   });
 
   it('checks PostgreSQL with pg_isready, and starts Tollgate only once it is healthy', () => {

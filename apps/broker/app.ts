@@ -11,6 +11,7 @@ import { ApiKeys } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
 import { DpopVerifier } from '../../libs/identity/dpop.js';
 import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
+import type { OutboxTimings } from '../../libs/leases/outbox.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
 import { Issuers } from '../../libs/identity/issuers.js';
 import { Workloads } from '../../libs/identity/workloads.js';
@@ -111,8 +112,11 @@ export interface App {
  * that drive expiry themselves turn it off. Key maintenance (reading the signing keys other replicas
  * rotated, automatic rotation, ending retired keys' publication) always runs.
  */
-export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings> } = {}): Promise<App> {
-  const broker = await createBroker(config, options.clock, options.keyTimings);
+export async function createApp(
+  config: Config,
+  options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings>; outboxTimings?: Partial<OutboxTimings> } = {},
+): Promise<App> {
+  const broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
   const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
@@ -180,6 +184,8 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
   };
   const timers = [background(broker.keys.timings.pollMs, 'signing-key maintenance', () => broker.keys.tick())];
   if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'sweep', () => broker.sweeper.sweepOnce()));
+  // The outbox runs beside the sweeper, on its own timer: a slow source never delays expiry.
+  if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'outbox pass', () => broker.outbox.runOnce()));
 
   return {
     app,

@@ -7,8 +7,7 @@ import type { Config } from '../../libs/config/config.js';
 import { ConfigurationError } from '../../libs/errors/errors.js';
 import type { Database } from '../../libs/db/database.js';
 import { openDatabase } from '../../libs/db/typeorm-database.js';
-import { CredentialProviders } from '../../libs/credentials/provider.js';
-import { JwtCredentialProvider } from '../../libs/credentials/jwt/jwt-provider.js';
+import { createProviders } from '../../libs/credentials/catalog.js';
 import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
 import { ApiKeyStore } from '../../libs/identity/api-key-store.js';
 import { ApiKeys, bootstrapHashOf } from '../../libs/identity/api-keys.js';
@@ -32,6 +31,7 @@ import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { DriftGuard } from '../../libs/leases/drift-guard.js';
 import { RateBucketStore } from '../../libs/leases/rate-bucket-store.js';
 import { RateLimiter } from '../../libs/leases/rate-limit.js';
+import { CredentialOutbox, type OutboxTimings } from '../../libs/leases/outbox.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
@@ -77,10 +77,17 @@ export interface Broker {
   leases: LeaseStore;
   events: RevocationEventLog;
   sweeper: ExpirySweeper;
+  /** Revokes credentials at their source (Vault, STS) and retries until the source confirms. */
+  outbox: CredentialOutbox;
   metrics: BrokerMetrics;
 }
 
-export async function createBroker(config: Config, clock: Clock = systemClock, keyTimings?: Partial<KeyTimings>): Promise<Broker> {
+export async function createBroker(
+  config: Config,
+  clock: Clock = systemClock,
+  keyTimings?: Partial<KeyTimings>,
+  outboxTimings?: Partial<OutboxTimings>,
+): Promise<Broker> {
   const kek = config.kek ?? embeddedKek(config.dataDir);
   let generatedAdminKey: string | undefined;
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, async (startup) => {
@@ -114,8 +121,9 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
   const dpopProofs = new DpopProofStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
   const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
-  const providers = new CredentialProviders().register(new JwtCredentialProvider(config.issuer, () => ring.signingKey()));
+  const providers = createProviders({ config, signingKey: () => ring.signingKey() });
   metrics.watchActiveLeases(() => leases.countActive());
+  metrics.watchRevokeFailed(() => leases.countByState('revoke_failed'));
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
   const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);
   const boundaryStore = new BoundaryStore(db);
@@ -144,6 +152,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
     issuance: new CredentialIssuance(
       leases,
       providers,
+      revocation,
       (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
       contextCache,
       new ApprovalGate(approvalStore),
@@ -159,6 +168,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
     leases,
     events: new RevocationEventLog(db),
     sweeper: new ExpirySweeper(db, taskStore, leases, revocation, dpopProofs),
+    outbox: new CredentialOutbox(leases, providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
     metrics,
   };
 }

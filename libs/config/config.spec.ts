@@ -101,4 +101,34 @@ describe('loadConfig', () => {
     expect(problems({ TOLLGATE_RATE_LIMIT: '0', TOLLGATE_DRIFT_THRESHOLD: 'three' })).toHaveLength(2);
     expect(problems({ TOLLGATE_RATE_LIMIT: '5', TOLLGATE_RATE_BURST: '0' })).toEqual(['TOLLGATE_RATE_BURST: must be an integer from 1 to 1000000']);
   });
+
+  it("reads Tollgate's Vault login from Vault's variables: a token, AppRole or Kubernetes auth", () => {
+    expect(loadConfig({}).vault).toBeUndefined();
+    expect(loadConfig({ VAULT_ADDR: 'http://vault:8200/', VAULT_TOKEN: 'hvs.x' }).vault).toEqual({
+      addr: 'http://vault:8200',
+      namespace: undefined,
+      auth: { method: 'token', token: 'hvs.x' },
+      timeoutMs: 10_000,
+    });
+    expect(loadConfig({ VAULT_ADDR: 'https://v', VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's', VAULT_CLIENT_TIMEOUT: '3s' }).vault).toMatchObject({
+      auth: { method: 'approle', roleId: 'r', secretId: 's', mount: 'approle' },
+      timeoutMs: 3000,
+    });
+    expect(loadConfig({ VAULT_ADDR: 'https://v', VAULT_K8S_ROLE: 'tollgate' }).vault?.auth).toEqual({
+      method: 'kubernetes',
+      role: 'tollgate',
+      jwtPath: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      mount: 'kubernetes',
+    });
+  });
+
+  it('refuses an incomplete or ambiguous Vault login, naming the variable and never the secret', () => {
+    expect(problems({ VAULT_TOKEN: 'hvs.secret' })[0]).toMatch(/^VAULT_ADDR: required when VAULT_TOKEN/);
+    expect(problems({ VAULT_ADDR: 'https://v' })[0]).toMatch(/^VAULT_ADDR: set exactly one way to log in/);
+    expect(problems({ VAULT_ADDR: 'https://v', VAULT_TOKEN: 'hvs.secret', VAULT_K8S_ROLE: 'r' })[0]).toMatch(/^VAULT_ADDR: set exactly one/);
+    expect(problems({ VAULT_ADDR: 'https://v', VAULT_ROLE_ID: 'r' })).toContain('VAULT_SECRET_ID: required with VAULT_ROLE_ID');
+    expect(problems({ VAULT_ADDR: 'vault:8200', VAULT_TOKEN: 'hvs.secret' })[0]).toMatch(/^VAULT_ADDR: must be an http/);
+    expect(problems({ VAULT_ADDR: 'https://v', VAULT_TOKEN: 'hvs.secret', VAULT_CLIENT_TIMEOUT: 'soon' })[0]).toMatch(/^VAULT_CLIENT_TIMEOUT:/);
+    expect(problems({ VAULT_ADDR: 'nope', VAULT_TOKEN: 'hvs.secret', VAULT_SECRET_ID: 'sid-secret' }).join(' ')).not.toMatch(/hvs\.secret|sid-secret/);
+  });
 });

@@ -1,3 +1,5 @@
+import type { BoundaryCredential } from '../credentials/catalog.js';
+
 /** An admin-approved tool boundary, at one version. */
 export interface ToolBoundary {
   id: string;
@@ -32,7 +34,8 @@ export const DEFAULT_APPROVAL_TTL_S = 600;
 
 export type Sensitivity = 'low' | 'medium' | 'high';
 
-export type CredentialSettings = { kind: 'jwt' };
+/** Checked against its kind's schema (libs/credentials/catalog.ts) when the boundary is written. */
+export type CredentialSettings = BoundaryCredential;
 
 /** What an admin writes; the version and timestamps are the store's. */
 export type BoundaryDefinition = Omit<ToolBoundary, 'id' | 'version' | 'createdAt'>;

@@ -1,6 +1,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { z } from 'zod';
+import { credentialSettings } from '../../../libs/credentials/catalog.js';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issuer.js';
 import { PRIVATE_JWK_MEMBERS, WORKLOAD_ID, algorithmsFor } from '../../../libs/identity/workload.js';
@@ -52,7 +53,7 @@ export const boundaryBody = z
     intents: z.array(intent).min(1, 'must list at least one intent').max(64, 'must list at most 64 intents'),
     default_ttl: ttl(3600),
     max_ttl: ttl(3600),
-    credential: z.strictObject({ kind: z.literal('jwt') }),
+    credential: credentialSettings,
     sensitivity: z.enum(['low', 'medium', 'high']).default('low'),
     drift_threshold: z.number().int('must be an integer').min(1, 'must be at least 1').max(1000, 'must be at most 1000').nullable().default(null),
     enabled: z.boolean().default(true),
@@ -400,7 +401,10 @@ const reviewFilters = {
   cursor: cursor.optional(),
 };
 
-export const leaseQuery = z.strictObject({ ...reviewFilters, state: z.enum(['active', 'revoked', 'expired']).optional() });
+export const leaseQuery = z.strictObject({
+  ...reviewFilters,
+  state: z.enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired']).optional(),
+});
 export const decisionQuery = z.strictObject({ ...reviewFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
 
 export const approvalQuery = z.strictObject({ ...reviewFilters, status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional() });
