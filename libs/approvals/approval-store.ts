@@ -1,6 +1,6 @@
 import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
-import { conditions, type DecisionRecord } from '../leases/lease-store.js';
+import { conditions, decisionParams, type DecisionRecord } from '../leases/lease-store.js';
 import type { Approval, ApprovalBinding, ApprovalStatus } from './approval.js';
 
 /**
@@ -91,17 +91,7 @@ export class ApprovalStore {
        INSERT INTO audit_events (id, kind, actor, task_id, data)
        SELECT $17::uuid, 'credential.pending', 'workload:' || $3::text, $2::uuid, $18::jsonb FROM d`,
       [
-        decision.id,
-        decision.taskId,
-        decision.workloadId,
-        decision.boundaryId,
-        decision.boundaryVersion,
-        decision.action,
-        decision.resource,
-        JSON.stringify(decision.params ?? null),
-        decision.purpose,
-        decision.requestedTtl,
-        decision.at,
+        ...decisionParams(decision),
         approvalId,
         created?.paramsHash ?? '',
         created?.intent ?? '',

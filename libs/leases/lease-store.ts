@@ -180,17 +180,7 @@ export class LeaseStore {
        )
        SELECT count(*)::int AS written FROM a`,
       [
-        decision.id,
-        decision.taskId,
-        decision.workloadId,
-        decision.boundaryId,
-        decision.boundaryVersion,
-        decision.action,
-        decision.resource,
-        JSON.stringify(decision.params ?? null),
-        decision.purpose,
-        decision.requestedTtl,
-        decision.at,
+        ...decisionParams(decision),
         lease.id,
         lease.credentialKind,
         lease.expiresAt,
@@ -741,4 +731,24 @@ function toLease(row: LeaseRow): Lease {
     revokedAt: row.revoked_at ? new Date(row.revoked_at) : null,
     revokeReason: row.revoke_reason,
   };
+}
+
+/**
+ * The first eleven parameters of every statement that writes a decision row ($1 to $11): id, task,
+ * workload, boundary and version, action, resource, params, purpose, requested ttl, time.
+ */
+export function decisionParams(decision: DecisionRecord): unknown[] {
+  return [
+    decision.id,
+    decision.taskId,
+    decision.workloadId,
+    decision.boundaryId,
+    decision.boundaryVersion,
+    decision.action,
+    decision.resource,
+    JSON.stringify(decision.params ?? null),
+    decision.purpose,
+    decision.requestedTtl,
+    decision.at,
+  ];
 }
