@@ -1,3 +1,5 @@
+import type { AwsStsSettings } from '../credentials/aws-sts/settings.js';
+
 /** An admin-approved tool boundary, at one version. */
 export interface ToolBoundary {
   id: string;
@@ -17,7 +19,8 @@ export interface ToolBoundary {
 
 export type Sensitivity = 'low' | 'medium' | 'high';
 
-export type CredentialSettings = { kind: 'jwt' };
+/** The credential kind and its own settings (each kind validates its settings when a boundary is written). */
+export type CredentialSettings = { kind: 'jwt' } | AwsStsSettings;
 
 /** What an admin writes; the version and timestamps are the store's. */
 export type BoundaryDefinition = Omit<ToolBoundary, 'id' | 'version' | 'createdAt'>;
