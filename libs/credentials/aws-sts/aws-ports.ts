@@ -61,7 +61,7 @@ export function sdkStsPort(options: AwsClientOptions = {}): StsPort {
         ...(options.endpoints?.sts ? { endpoint: options.endpoints.sts } : {}),
         ...(options.credentials ? { credentials: options.credentials } : {}),
         maxAttempts: options.maxAttempts ?? 3,
-        requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000 },
+        requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000, throwOnRequestTimeout: true },
       });
       clients.set(region, sts);
     }
@@ -103,7 +103,7 @@ export function sdkIamPort(options: AwsClientOptions = {}): IamPort {
     ...(options.endpoints?.iam ? { endpoint: options.endpoints.iam } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000 },
+    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000, throwOnRequestTimeout: true },
   });
   return {
     async getRolePolicy(RoleName, PolicyName) {

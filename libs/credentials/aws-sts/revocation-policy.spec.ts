@@ -99,9 +99,10 @@ describe('revocation policy', () => {
 
   it('a second overflow moves the cut-off forward and keeps the later until', () => {
     const first = planRevocationPolicy({ current: undefined, revoked: [{ lease: lease(1), expiresAt: NOW + 4 * BUCKET_MS }], now: NOW, forceCutoff: true });
-    const second = planRevocationPolicy({ current: JSON.stringify(first.document), revoked: [{ lease: lease(2), expiresAt: NOW + BUCKET_MS }], now: NOW + 60_000, forceCutoff: true });
+    const second = planRevocationPolicy({ current: JSON.stringify(first.document), revoked: [{ lease: lease(2), expiresAt: NOW + BUCKET_MS }], now: NOW + 60_400, forceCutoff: true });
     const state = parseRevocationPolicy(JSON.stringify(second.document));
-    expect(state.cutoff!.issuedBefore).toBe(NOW + 60_000);
+    // Rounded up to the next whole second: TokenIssueTime has no milliseconds.
+    expect(state.cutoff!.issuedBefore).toBe(NOW + 61_000);
     expect(state.cutoff!.until).toBe(NOW + 4 * BUCKET_MS);
     // The cut-off is pruned like any entry once its sessions have ended.
     expect(pruneExpired(state, NOW + 4 * BUCKET_MS + PRUNE_GRACE_MS).state.cutoff).toBeUndefined();

@@ -117,7 +117,9 @@ export function pruneExpired(state: RevocationState, now: number): { state: Revo
 export function foldIntoCutoff(state: RevocationState, now: number): RevocationState {
   let until = 0;
   for (const bucket of state.buckets.keys()) until = Math.max(until, bucket);
-  const cutoff = mergeCutoff(state.cutoff, { issuedBefore: now, until: until || now });
+  // aws:TokenIssueTime has whole seconds: rounded down, a session issued earlier in this second would slip through.
+  const issuedBefore = Math.ceil(now / 1000) * 1000;
+  const cutoff = mergeCutoff(state.cutoff, { issuedBefore, until: until || now });
   return { buckets: new Map(), cutoff };
 }
 

@@ -138,7 +138,7 @@ export class StsCredentialProvider implements CredentialProvider {
       try {
         await this.write(roleName, current, plan.document);
       } catch (error) {
-        if (!(error instanceof AwsCallFailed && error.code === 'LimitExceeded') || plan.cutoffApplied) throw error;
+        if (!(error instanceof AwsCallFailed && /^LimitExceeded(Exception)?$/.test(error.code)) || plan.cutoffApplied) throw error;
         plan = planRevocationPolicy({ current, revoked: sessions, now, limit, forceCutoff: true, issuedAt: leaseIssuedAt });
         await this.write(roleName, current, plan.document);
       }
