@@ -3,6 +3,7 @@ import { openDatabase } from '../libs/db/typeorm-database.js';
 import type { Database } from '../libs/db/database.js';
 import { uuidv7 } from '../libs/ids/ids.js';
 import type { IssueRequest } from '../libs/credentials/provider.js';
+import type { AwsStsSettings } from '../libs/credentials/aws-sts/settings.js';
 import { sdkIamPort, sdkStsPort, AwsCallFailed, type AwsClientOptions } from '../libs/credentials/aws-sts/aws-ports.js';
 import { REVOKED_POLICY_NAME, ROLE_INLINE_POLICY_LIMIT, parseRevocationPolicy, revokedLeases } from '../libs/credentials/aws-sts/revocation-policy.js';
 import { StsCredentialProvider, databaseRoleLocks, type RoleLocks } from '../libs/credentials/aws-sts/sts-provider.js';
@@ -55,13 +56,15 @@ function boundary(arn = roleArn, extra: Record<string, unknown> = {}): ToolBound
   };
 }
 
-function issueRequest(options: { ttl?: number; resource?: string; boundary?: ToolBoundary } = {}): IssueRequest {
+function issueRequest(options: { ttl?: number; resource?: string; boundary?: ToolBoundary } = {}): IssueRequest<AwsStsSettings> {
   const now = Date.now();
+  const b = options.boundary ?? boundary();
   return {
     lease: { id: uuidv7(now), issuedAt: now, expiresAt: now + (options.ttl ?? 120) * 1000, action: 'exports:read', resource: options.resource ?? 'orders.csv' },
     task: { id: uuidv7(now), intent: 'order_status', subject: 'user-42' },
     workloadId: 'spiffe://acme.test/chatbot',
-    boundary: options.boundary ?? boundary(),
+    boundary: b,
+    settings: b.credential as AwsStsSettings,
   };
 }
 
@@ -84,7 +87,7 @@ beforeEach(() => {
 describe('aws-sts provider against STS and IAM', () => {
   it('issues: AssumeRole signed for the boundary region, with the lease tags, SourceIdentity, 900 s floor and the escaped policy', async () => {
     const request = issueRequest({ resource: 'q3/*.csv' });
-    const minted = await provider().mint(request);
+    const minted = await provider().issue(request);
     const assume = aws.requests.find((r) => r.action === 'AssumeRole')!;
     expect(assume).toMatchObject({ service: 'sts', region: 'eu-central-1', accessKeyId: CREDENTIALS.accessKeyId });
     expect(assume.params).toMatchObject({
@@ -112,20 +115,20 @@ describe('aws-sts provider against STS and IAM', () => {
       expiration: new Date(session.expiresAt).toISOString(),
       region: 'eu-central-1',
     });
-    expect(minted.sourceExpiresAt.getTime()).toBe(session.expiresAt);
-    const handle = JSON.parse(minted.externalHandle);
+    expect(minted.sourceExpiresAt).toBe(session.expiresAt);
+    const handle = JSON.parse(minted.externalHandle!);
     expect(handle).toMatchObject({ role_arn: roleArn, lease: request.lease.id, expires_at: session.expiresAt });
     expect(handle.assumed_role_id).toMatch(new RegExp(`^AROA[0-9A-F]+:tg-${request.lease.id}$`));
-    for (const secret of [session.secretAccessKey, session.sessionToken]) expect(minted.externalHandle).not.toContain(secret);
+    for (const secret of [session.secretAccessKey, session.sessionToken]) expect(minted.externalHandle!).not.toContain(secret);
   });
 
   it('asks for the lease TTL when it is longer than 900 s, and passes the external id', async () => {
     const arn = aws.addRole('crm-partner', { externalId: 'acme-partner-7' });
-    await provider().mint(issueRequest({ ttl: 1800, boundary: boundary(arn, { external_id: 'acme-partner-7' }) }));
+    await provider().issue(issueRequest({ ttl: 1800, boundary: boundary(arn, { external_id: 'acme-partner-7' }) }));
     const assume = aws.requests.filter((r) => r.action === 'AssumeRole').at(-1)!;
     expect(assume.params).toMatchObject({ DurationSeconds: '1800', ExternalId: 'acme-partner-7' });
     // The wrong external id is refused by STS: the error names the code, never a secret or parameter.
-    const refused = await provider().mint(issueRequest({ boundary: boundary(arn, { external_id: 'wrong-id' }) })).catch((e: unknown) => e);
+    const refused = await provider().issue(issueRequest({ boundary: boundary(arn, { external_id: 'wrong-id' }) })).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(AwsCallFailed);
     expect((refused as AwsCallFailed).code).toBe('AccessDenied');
     expect((refused as Error).message).not.toContain('wrong-id');
@@ -133,12 +136,12 @@ describe('aws-sts provider against STS and IAM', () => {
 
   it('revokes: the deny policy on the role names the lease, and IAM would refuse that session but not another', async () => {
     const sts = provider();
-    const revokedOne = await sts.mint(issueRequest());
-    const kept = await sts.mint(issueRequest());
-    await sts.revoke({ id: 'x', externalHandle: revokedOne.externalHandle });
+    const revokedOne = await sts.issue(issueRequest());
+    const kept = await sts.issue(issueRequest());
+    await sts.revoke({ leaseId: 'x', externalHandle: revokedOne.externalHandle! });
     const roleName = roleArn.split('/').at(-1)!;
     const document = aws.rolePolicy(roleName, REVOKED_POLICY_NAME)!;
-    expect(revokedLeases(parseRevocationPolicy(document))).toEqual([JSON.parse(revokedOne.externalHandle).lease]);
+    expect(revokedLeases(parseRevocationPolicy(document))).toEqual([JSON.parse(revokedOne.externalHandle!).lease]);
     expect(aws.denied(revokedOne.credential.access_key_id as string)).toBe(true);
     expect(aws.denied(kept.credential.access_key_id as string)).toBe(false);
     const put = aws.requests.find((r) => r.action === 'PutRolePolicy')!;
@@ -149,8 +152,8 @@ describe('aws-sts provider against STS and IAM', () => {
     const sts = provider({ onCutoff: (e) => warnings.push(e.leases) });
     const warnings: number[] = [];
     const sessions = [];
-    for (let i = 0; i < 500; i++) sessions.push(await sts.mint(issueRequest()));
-    for (let i = 0; i < 500; i += 50) await sts.revokeSessions(sessions.slice(i, i + 50).map((s) => s.externalHandle));
+    for (let i = 0; i < 500; i++) sessions.push(await sts.issue(issueRequest()));
+    for (let i = 0; i < 500; i += 50) await sts.revokeSessions(sessions.slice(i, i + 50).map((s) => s.externalHandle!));
     const roleName = roleArn.split('/').at(-1)!;
     const document = aws.rolePolicy(roleName, REVOKED_POLICY_NAME)!;
     expect(document.replace(/\s/g, '').length).toBeLessThanOrEqual(ROLE_INLINE_POLICY_LIMIT);
@@ -161,7 +164,7 @@ describe('aws-sts provider against STS and IAM', () => {
     expect(rows.some((row) => row.data.role_arn === roleArn)).toBe(true);
     // A session issued after the cut-off is not caught by it.
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    const later = await sts.mint(issueRequest());
+    const later = await sts.issue(issueRequest());
     expect(aws.denied(later.credential.access_key_id as string)).toBe(false);
   });
 
@@ -171,8 +174,8 @@ describe('aws-sts provider against STS and IAM', () => {
     const arn = aws.addRole(name, { inline: { 'app-permissions': big } });
     const sts = provider();
     const sessions = [];
-    for (let i = 0; i < 150; i++) sessions.push(await sts.mint(issueRequest({ boundary: boundary(arn) })));
-    const result = await sts.revokeSessions(sessions.map((s) => s.externalHandle));
+    for (let i = 0; i < 150; i++) sessions.push(await sts.issue(issueRequest({ boundary: boundary(arn) })));
+    const result = await sts.revokeSessions(sessions.map((s) => s.externalHandle!));
     expect(result.cutoffRoles).toEqual([arn]);
     // The SDK classes IAM's LimitExceededException as throttling and retries it before Tollgate sees it.
     const puts = aws.requests.filter((r) => r.action === 'PutRolePolicy');
@@ -188,8 +191,8 @@ describe('aws-sts provider against STS and IAM', () => {
       const a = provider();
       const b = provider({ locks: databaseRoleLocks(second) });
       const sessions = [];
-      for (let i = 0; i < 16; i++) sessions.push(await a.mint(issueRequest()));
-      await Promise.all(sessions.map((s, i) => (i % 2 ? a : b).revoke({ id: 'x', externalHandle: s.externalHandle })));
+      for (let i = 0; i < 16; i++) sessions.push(await a.issue(issueRequest()));
+      await Promise.all(sessions.map((s, i) => (i % 2 ? a : b).revoke({ leaseId: 'x', externalHandle: s.externalHandle! })));
       const document = aws.rolePolicy(roleArn.split('/').at(-1)!, REVOKED_POLICY_NAME)!;
       expect(revokedLeases(parseRevocationPolicy(document))).toHaveLength(16);
     } finally {
@@ -202,8 +205,8 @@ describe('aws-sts provider against STS and IAM', () => {
     const noLock: RoleLocks = { withRoleLock: (_arn, work) => work(Date.now(), db) };
     const a = provider({ locks: noLock });
     const sessions = [];
-    for (let i = 0; i < 16; i++) sessions.push(await a.mint(issueRequest()));
-    await Promise.all(sessions.map((s) => a.revoke({ id: 'x', externalHandle: s.externalHandle })));
+    for (let i = 0; i < 16; i++) sessions.push(await a.issue(issueRequest()));
+    await Promise.all(sessions.map((s) => a.revoke({ leaseId: 'x', externalHandle: s.externalHandle! })));
     const document = aws.rolePolicy(roleArn.split('/').at(-1)!, REVOKED_POLICY_NAME)!;
     expect(revokedLeases(parseRevocationPolicy(document)).length).toBeLessThan(16);
   });
@@ -216,27 +219,27 @@ describe('aws-sts provider against STS and IAM', () => {
       JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: `TollgateRevokedUntil${old}`, Effect: 'Deny', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:PrincipalTag/tollgate-lease': ['old-lease'] } } }] }),
     );
     const sts = provider();
-    const fresh = await sts.mint(issueRequest());
-    await sts.revoke({ id: 'x', externalHandle: fresh.externalHandle });
-    expect(revokedLeases(parseRevocationPolicy(aws.rolePolicy(roleName, REVOKED_POLICY_NAME)))).toEqual([JSON.parse(fresh.externalHandle).lease]);
+    const fresh = await sts.issue(issueRequest());
+    await sts.revoke({ leaseId: 'x', externalHandle: fresh.externalHandle! });
+    expect(revokedLeases(parseRevocationPolicy(aws.rolePolicy(roleName, REVOKED_POLICY_NAME)))).toEqual([JSON.parse(fresh.externalHandle!).lease]);
   });
 
   it('retries a 5xx and throttling, then succeeds (the SDK standard retry)', async () => {
     aws.fail(1, { kind: 'status', status: 500, code: 'InternalFailure' }, 'AssumeRole');
     aws.fail(1, { kind: 'throttle' }, 'AssumeRole');
-    const minted = await provider().mint(issueRequest());
+    const minted = await provider().issue(issueRequest());
     expect(minted.credential.access_key_id).toMatch(/^ASIA/);
     expect(aws.requests.filter((r) => r.action === 'AssumeRole')).toHaveLength(3);
 
     aws.fail(1, { kind: 'status', status: 503, code: 'ServiceUnavailable' }, 'PutRolePolicy');
-    await provider().revoke({ id: 'x', externalHandle: minted.externalHandle });
+    await provider().revoke({ leaseId: 'x', externalHandle: minted.externalHandle! });
     expect(aws.requests.filter((r) => r.action === 'PutRolePolicy')).toHaveLength(2);
   });
 
   it('a source that does not answer fails the call after its tries, with no secret in the error', async () => {
     aws.fail(2, { kind: 'hang', ms: 1500 }, 'AssumeRole');
     const started = Date.now();
-    const error = await provider({ client: { maxAttempts: 2, requestTimeoutMs: 300 } }).mint(issueRequest()).catch((e: unknown) => e);
+    const error = await provider({ client: { maxAttempts: 2, requestTimeoutMs: 300 } }).issue(issueRequest()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AwsCallFailed);
     expect(Date.now() - started).toBeLessThan(1500);
     expect(String(error)).not.toContain(CREDENTIALS.secretAccessKey);
@@ -244,11 +247,11 @@ describe('aws-sts provider against STS and IAM', () => {
 
   it('a failed revocation throws (for the outbox to retry) and leaves the policy as it was', async () => {
     const sts = provider({ client: { maxAttempts: 1 } });
-    const minted = await sts.mint(issueRequest());
+    const minted = await sts.issue(issueRequest());
     aws.fail(1, { kind: 'status', status: 500, code: 'ServiceFailure' }, 'PutRolePolicy');
-    await expect(sts.revoke({ id: 'x', externalHandle: minted.externalHandle })).rejects.toBeInstanceOf(AwsCallFailed);
+    await expect(sts.revoke({ leaseId: 'x', externalHandle: minted.externalHandle! })).rejects.toBeInstanceOf(AwsCallFailed);
     expect(aws.rolePolicy(roleArn.split('/').at(-1)!, REVOKED_POLICY_NAME)).toBeUndefined();
-    await sts.revoke({ id: 'x', externalHandle: minted.externalHandle });
+    await sts.revoke({ leaseId: 'x', externalHandle: minted.externalHandle! });
     expect(aws.denied(minted.credential.access_key_id as string)).toBe(true);
   });
 
@@ -263,8 +266,8 @@ describe('aws-sts provider against STS and IAM', () => {
     });
     try {
       const sts = new StsCredentialProvider(sdkStsPort(), sdkIamPort(), databaseRoleLocks(db));
-      const minted = await sts.mint(issueRequest());
-      await sts.revoke({ id: 'x', externalHandle: minted.externalHandle });
+      const minted = await sts.issue(issueRequest());
+      await sts.revoke({ leaseId: 'x', externalHandle: minted.externalHandle! });
       expect(aws.requests.find((r) => r.action === 'AssumeRole')).toMatchObject({ accessKeyId: 'AKIAFROMTHEENVIRONMENT', region: 'eu-central-1' });
       expect(aws.requests.find((r) => r.action === 'PutRolePolicy')).toMatchObject({ accessKeyId: 'AKIAFROMTHEENVIRONMENT', region: 'us-west-2' });
     } finally {
@@ -278,7 +281,7 @@ describe('aws-sts provider against STS and IAM', () => {
     const times: number[] = [];
     for (let i = 0; i < 500; i++) {
       const started = performance.now();
-      await sts.mint(issueRequest());
+      await sts.issue(issueRequest());
       times.push(performance.now() - started);
     }
     times.sort((a, b) => a - b);

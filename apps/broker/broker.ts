@@ -7,8 +7,7 @@ import type { Config } from '../../libs/config/config.js';
 import { ConfigurationError } from '../../libs/errors/errors.js';
 import type { Database } from '../../libs/db/database.js';
 import { openDatabase } from '../../libs/db/typeorm-database.js';
-import { CredentialProviders } from '../../libs/credentials/provider.js';
-import { JwtCredentialProvider } from '../../libs/credentials/jwt/jwt-provider.js';
+import { createProviders } from '../../libs/credentials/catalog.js';
 import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
 import { ApiKeyStore } from '../../libs/identity/api-key-store.js';
 import { ApiKeys, bootstrapHashOf } from '../../libs/identity/api-keys.js';
@@ -98,7 +97,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
   const dpopProofs = new DpopProofStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
   const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
-  const providers = new CredentialProviders().register(new JwtCredentialProvider(config.issuer, () => ring.signingKey()));
+  const providers = createProviders({ config, db, signingKey: () => ring.signingKey() });
   metrics.watchActiveLeases(() => leases.countActive());
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
   const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);

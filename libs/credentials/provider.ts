@@ -1,11 +1,22 @@
+import type { z } from 'zod';
+import type { Config } from '../config/config.js';
+import type { Database } from '../db/database.js';
+import type { SigningKey } from '../keys/signing-keys.js';
 import type { ToolBoundary } from '../policy/boundary.js';
 
+/** A boundary's `credential` settings: `kind` names the provider, the rest is that provider's. */
+export interface CredentialSettings {
+  kind: string;
+}
+
 /** What a provider needs to mint a credential for a committed lease. */
-export interface IssueRequest {
+export interface IssueRequest<S extends CredentialSettings = CredentialSettings> {
   lease: { id: string; issuedAt: number; expiresAt: number; action: string; resource: string | null };
   task: { id: string; intent: string; subject: string };
   workloadId: string;
   boundary: ToolBoundary;
+  /** The boundary's credential settings, already checked against the kind's schema when it was written. */
+  settings: S;
   /** Set when the request proved possession of a key (RFC 9449 DPoP): the credential is bound to it. */
   confirmation?: { jkt: string } | undefined;
 }
@@ -16,25 +27,67 @@ export interface IssuedCredential {
   [field: string]: unknown;
 }
 
+/** What a provider hands back: the payload for the bot (once; never stored), and what to keep. */
+export interface Issued {
+  credential: IssuedCredential;
+  /** What the source calls this credential (a Vault lease id): stored on the lease, used to revoke it. */
+  externalHandle?: string | undefined;
+  /** When the source itself ends the credential (ms since the epoch): the lease is cut to it. */
+  sourceExpiresAt?: number | undefined;
+}
+
+/** What revoking (or renewing) needs: the lease and the handle the source gave at issuance. */
+export interface ExternalHandle {
+  leaseId: string;
+  externalHandle: string | null;
+}
+
 /**
  * One kind of credential, as Vault's secret types are: it mints for a committed lease and revokes
  * at its source. Providers keep no timers and retry nothing themselves; the lease machinery owns
- * expiry and retries.
+ * expiry, retries and restore (as Vault's expiration manager does for its secret engines).
  */
-export interface CredentialProvider {
-  readonly kind: string;
-  issue(request: IssueRequest): Promise<IssuedCredential>;
-  /** Revokes at the source. Credentials that die with their lease row (our JWTs) do nothing here. */
-  revoke(lease: { id: string; externalHandle: string | null }): Promise<void>;
+export interface CredentialProvider<S extends CredentialSettings = CredentialSettings> {
+  readonly kind: S['kind'];
+  /**
+   * True when the credential lives at a source that must be told when the lease ends. Such leases go
+   * through the durable outbox (issuing → active → revoking → revoked); others (our JWTs, which die
+   * with their lease row) keep the one-statement hot path.
+   */
+  readonly external: boolean;
+  issue(request: IssueRequest<S>): Promise<Issued>;
+  /** Revokes at the source; throws when the source did not confirm (the outbox retries). Idempotent. */
+  revoke(handle: ExternalHandle): Promise<void>;
+  /** Extends the credential at its source, when the source supports it; returns the new source expiry. */
+  renew?(handle: ExternalHandle, ttlSeconds: number): Promise<{ sourceExpiresAt: number }>;
 }
 
-/** The catalog of credential providers, by kind. */
+/** What a provider may be built from: the service configuration and the broker's own signing key. */
+export interface ProviderContext {
+  config: Config;
+  /** The shared database, for providers that must coordinate replicas (STS: one writer per role's deny policy). */
+  db: Database;
+  signingKey: () => SigningKey | Promise<SigningKey>;
+}
+
+/**
+ * One entry of the catalog (libs/credentials/catalog.ts): the settings a boundary may carry for the
+ * kind (a strict zod object with `kind` as a literal, checked when the boundary is written) and how
+ * to build its provider.
+ */
+export interface CredentialKind<S extends CredentialSettings = CredentialSettings> {
+  readonly kind: S['kind'];
+  readonly settings: z.ZodType<S>;
+  create(context: ProviderContext): CredentialProvider<S>;
+}
+
+/** The credential providers of a running broker, by kind. */
 export class CredentialProviders {
   private readonly byKind = new Map<string, CredentialProvider>();
 
-  register(provider: CredentialProvider): this {
+  register<S extends CredentialSettings>(provider: CredentialProvider<S>): this {
     if (this.byKind.has(provider.kind)) throw new Error(`credential provider "${provider.kind}" registered twice`);
-    this.byKind.set(provider.kind, provider);
+    this.byKind.set(provider.kind, provider as unknown as CredentialProvider);
     return this;
   }
 
@@ -42,5 +95,10 @@ export class CredentialProviders {
     const provider = this.byKind.get(kind);
     if (!provider) throw new Error(`no credential provider for kind "${kind}"`);
     return provider;
+  }
+
+  /** Whether leases of this kind must be revoked at a source (and so go through the outbox). */
+  isExternal(kind: string): boolean {
+    return this.byKind.get(kind)?.external ?? false;
   }
 }

@@ -40,8 +40,8 @@ function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
   return fake;
 }
 
-function providers(issue: CredentialProvider['issue'] = async () => ({ kind: 'jwt', access_token: 'token' })) {
-  return new CredentialProviders().register({ kind: 'jwt', issue, revoke: async () => {} });
+function providers(issue: CredentialProvider['issue'] = async () => ({ credential: { kind: 'jwt', access_token: 'token' } })) {
+  return new CredentialProviders().register({ kind: 'jwt', external: false, issue, revoke: async () => {} });
 }
 
 const request = { taskId: 't1', boundary: 'crm', action: 'orders:read' };
@@ -52,7 +52,7 @@ describe('CredentialIssuance', () => {
     const order: string[] = [];
     const service = new CredentialIssuance(store, providers(async () => {
       order.push(`mint after ${store.writes.join(',')}`);
-      return { kind: 'jwt', access_token: 'token' };
+      return { credential: { kind: 'jwt', access_token: 'token' } };
     }));
     const issued = await service.request('bot', { ...request, ttl: 9999 });
     expect(order).toEqual(['mint after permit']);
@@ -70,7 +70,7 @@ describe('CredentialIssuance', () => {
     let minted = false;
     const service = new CredentialIssuance(store, providers(async () => {
       minted = true;
-      return { kind: 'jwt' };
+      return { credential: { kind: 'jwt' } };
     }));
     const error = await service.request('bot', request).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AccessDenied);

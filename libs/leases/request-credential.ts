@@ -125,13 +125,14 @@ export class CredentialIssuance {
 
     let credential: IssuedCredential;
     try {
-      credential = await this.providers.get(lease.credentialKind).issue({
+      ({ credential } = await this.providers.get(lease.credentialKind).issue({
         lease: { id: lease.id, issuedAt: lease.issuedAt, expiresAt: lease.expiresAt, action: request.action, resource: decision.resource },
         task: { id: task.id, intent: task.intent, subject: task.subject },
         workloadId,
         boundary: boundary!,
+        settings: boundary!.credential,
         confirmation: request.confirmation,
-      });
+      }));
     } catch {
       await this.leases.revokeUnminted(lease.id).catch(() => {});
       throw new TemporarilyUnavailable('the credential could not be minted; try again');

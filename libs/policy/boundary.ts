@@ -1,4 +1,4 @@
-import type { AwsStsSettings } from '../credentials/aws-sts/settings.js';
+import type { BoundaryCredential } from '../credentials/catalog.js';
 
 /** An admin-approved tool boundary, at one version. */
 export interface ToolBoundary {
@@ -19,8 +19,8 @@ export interface ToolBoundary {
 
 export type Sensitivity = 'low' | 'medium' | 'high';
 
-/** The credential kind and its own settings (each kind validates its settings when a boundary is written). */
-export type CredentialSettings = { kind: 'jwt' } | AwsStsSettings;
+/** Checked against its kind's schema (libs/credentials/catalog.ts) when the boundary is written. */
+export type CredentialSettings = BoundaryCredential;
 
 /** What an admin writes; the version and timestamps are the store's. */
 export type BoundaryDefinition = Omit<ToolBoundary, 'id' | 'version' | 'createdAt'>;

@@ -1,6 +1,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { z } from 'zod';
+import { credentialSettings } from '../../../libs/credentials/catalog.js';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issuer.js';
 import { PRIVATE_JWK_MEMBERS, algorithmsFor } from '../../../libs/identity/workload.js';
@@ -43,7 +44,7 @@ export const boundaryBody = z
     intents: z.array(intent).min(1, 'must list at least one intent').max(64, 'must list at most 64 intents'),
     default_ttl: ttl(3600),
     max_ttl: ttl(3600),
-    credential: z.strictObject({ kind: z.literal('jwt') }),
+    credential: credentialSettings,
     sensitivity: z.enum(['low', 'medium', 'high']).default('low'),
     enabled: z.boolean().default(true),
   })

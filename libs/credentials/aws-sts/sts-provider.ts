@@ -1,11 +1,20 @@
 import { appendAudit } from '../../audit/audit.js';
 import type { Database, Sql } from '../../db/database.js';
-import { type CredentialSettings } from '../../policy/boundary.js';
-import type { CredentialProvider, IssuedCredential, IssueRequest } from '../provider.js';
-import { AwsCallFailed, type IamPort, type StsPort } from './aws-ports.js';
+import type { CredentialKind, CredentialProvider, ExternalHandle, Issued, IssueRequest } from '../provider.js';
+import { AwsCallFailed, sdkIamPort, sdkStsPort, type IamPort, type StsPort } from './aws-ports.js';
 import { REVOKED_POLICY_NAME, ROLE_INLINE_POLICY_LIMIT, planRevocationPolicy, type RevokedSession } from './revocation-policy.js';
-import { buildSessionRequest, LEASE_TAG } from './session-request.js';
+import { buildSessionRequest } from './session-request.js';
 import { awsStsSettings, sessionPolicyTemplate, type AwsStsSettings } from './settings.js';
+
+/**
+ * The catalog entry: AWS configuration comes from the SDK's standard chain (AWS_REGION, the
+ * credential providers, AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL_IAM), so nothing here is Tollgate's.
+ */
+export const awsStsCredential: CredentialKind<AwsStsSettings> = {
+  kind: 'aws-sts',
+  settings: awsStsSettings,
+  create: ({ db }) => new StsCredentialProvider(sdkStsPort(), sdkIamPort(), databaseRoleLocks(db)),
+};
 
 /** What the lease records about an STS session: enough to revoke it later, nothing secret. */
 export interface StsHandle {
@@ -15,13 +24,6 @@ export interface StsHandle {
   /** STS's Expiration, epoch ms: the deny entry is pruned after it. */
   expires_at: number;
   assumed_role_id: string;
-}
-
-/** A minted session: the bot's credential, the handle to revoke it by, and when its source ends it. */
-export interface MintedSession {
-  credential: IssuedCredential;
-  externalHandle: string;
-  sourceExpiresAt: Date;
 }
 
 /** Told when revocation had to fall back to a role-wide cut-off: sessions of other leases die too. */
@@ -63,8 +65,10 @@ export interface StsProviderOptions {
  * cannot be ended at their source, so the deny is the revocation; it is pruned once STS has ended
  * the session anyway.
  */
-export class StsCredentialProvider implements CredentialProvider {
+export class StsCredentialProvider implements CredentialProvider<AwsStsSettings> {
   readonly kind = 'aws-sts';
+  /** The session lives at STS: its leases go through the outbox, which calls revoke until IAM confirms. */
+  readonly external = true;
 
   constructor(
     private readonly sts: StsPort,
@@ -73,12 +77,7 @@ export class StsCredentialProvider implements CredentialProvider {
     private readonly options: StsProviderOptions = {},
   ) {}
 
-  async issue(request: IssueRequest): Promise<IssuedCredential> {
-    return (await this.mint(request)).credential;
-  }
-
-  async mint({ lease, task, workloadId, boundary }: IssueRequest): Promise<MintedSession> {
-    const settings = stsSettings(boundary.credential);
+  async issue({ lease, task, workloadId, settings }: IssueRequest<AwsStsSettings>): Promise<Issued> {
     const session = await this.sts.assumeRole(
       settings.region,
       buildSessionRequest({
@@ -101,13 +100,14 @@ export class StsCredentialProvider implements CredentialProvider {
         region: settings.region,
       },
       externalHandle: JSON.stringify(handle),
-      sourceExpiresAt: new Date(session.expiresAt),
+      sourceExpiresAt: session.expiresAt,
     };
   }
 
-  async revoke(lease: { id: string; externalHandle: string | null }): Promise<void> {
-    if (lease.externalHandle === null) throw new Error(`lease ${lease.id} has no STS handle to revoke by`);
-    await this.revokeSessions([lease.externalHandle]);
+  /** Idempotent: a lease already in the deny policy stays there once. */
+  async revoke({ leaseId, externalHandle }: ExternalHandle): Promise<void> {
+    if (externalHandle === null) throw new Error(`lease ${leaseId} has no STS handle to revoke by`);
+    await this.revokeSessions([externalHandle]);
   }
 
   /**
@@ -161,11 +161,6 @@ export class StsCredentialProvider implements CredentialProvider {
   }
 }
 
-/** The settings of an `aws-sts` boundary; anything else here is a wiring mistake. */
-export function stsSettings(settings: CredentialSettings): AwsStsSettings {
-  return awsStsSettings.parse(settings);
-}
-
 export function parseHandle(text: string): StsHandle {
   const handle = JSON.parse(text) as Partial<StsHandle>;
   if (typeof handle.role_arn !== 'string' || typeof handle.lease !== 'string' || typeof handle.expires_at !== 'number') {
@@ -184,4 +179,3 @@ function leaseIssuedAt(lease: string): number | undefined {
   return /^[0-9a-f]{12}$/i.test(hex) && lease[14] === '7' ? parseInt(hex, 16) + 5 * 60_000 : undefined;
 }
 
-export { LEASE_TAG };

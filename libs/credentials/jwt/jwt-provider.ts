@@ -1,13 +1,26 @@
+import { z } from 'zod';
 import type { SigningKey } from '../../keys/signing-keys.js';
-import type { CredentialProvider, IssuedCredential, IssueRequest } from '../provider.js';
+import type { CredentialKind, CredentialProvider, Issued, IssueRequest } from '../provider.js';
 import { signCompact } from './compact-sign.js';
+
+/** Boundary settings: `{kind: "jwt"}` has nothing to configure. */
+export const jwtSettings = z.strictObject({ kind: z.literal('jwt') });
+export type JwtSettings = z.infer<typeof jwtSettings>;
+
+export const jwtCredential: CredentialKind<JwtSettings> = {
+  kind: 'jwt',
+  settings: jwtSettings,
+  create: ({ config, signingKey }) => new JwtCredentialProvider(config.issuer, signingKey),
+};
 
 /**
  * Tollgate's own access tokens: RFC 9068 JWTs, verifiable offline with the JWKS. jti is the lease
  * id, so introspection and revocation find the lease that decides the token's fate.
  */
-export class JwtCredentialProvider implements CredentialProvider {
+export class JwtCredentialProvider implements CredentialProvider<JwtSettings> {
   readonly kind = 'jwt';
+  /** The lease row is the credential's only state: revoking the row revokes the token. */
+  readonly external = false;
 
   constructor(
     private readonly issuer: string,
@@ -15,7 +28,7 @@ export class JwtCredentialProvider implements CredentialProvider {
     private readonly signingKey: () => SigningKey | Promise<SigningKey>,
   ) {}
 
-  async issue({ lease, task, workloadId, boundary, confirmation }: IssueRequest): Promise<IssuedCredential> {
+  async issue({ lease, task, workloadId, boundary, confirmation }: IssueRequest<JwtSettings>): Promise<Issued> {
     const current = this.signingKey();
     const key = current instanceof Promise ? await current : current;
     const iat = Math.floor(lease.issuedAt / 1000);
@@ -39,7 +52,7 @@ export class JwtCredentialProvider implements CredentialProvider {
     // RFC 9449 §6: a DPoP-bound token names the proof key's thumbprint; only its holder may use it.
     if (confirmation) claims.cnf = { jkt: confirmation.jkt };
     const accessToken = signCompact({ alg: key.alg, typ: 'at+jwt', kid: key.kid }, claims, key.privateKeyObject);
-    return { kind: 'jwt', access_token: accessToken, token_type: confirmation ? 'DPoP' : 'Bearer' };
+    return { credential: { kind: 'jwt', access_token: accessToken, token_type: confirmation ? 'DPoP' : 'Bearer' } };
   }
 
   async revoke(): Promise<void> {
