@@ -10,6 +10,7 @@ import { Issuers1764115680000 } from './1764115680000-issuers.js';
 import { SigningKeyRotation1764115740000 } from './1764115740000-signing-key-rotation.js';
 import { DpopProofs1764115750000 } from './1764115750000-dpop-proofs.js';
 import { ApiKeys1764115800000 } from './1764115800000-api-keys.js';
+import { CredentialOutbox1764116040000 } from './1764116040000-credential-outbox.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -25,4 +26,5 @@ export const migrations = [
   SigningKeyRotation1764115740000,
   DpopProofs1764115750000,
   ApiKeys1764115800000,
+  CredentialOutbox1764116040000,
 ];

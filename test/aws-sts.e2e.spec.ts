@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REVOKED_POLICY_NAME, parseRevocationPolicy, revokedLeases } from '../libs/credentials/aws-sts/revocation-policy.js';
 import { startAwsServer, type AwsTestServer } from './support/aws-server.js';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { asAdmin, BOUNDARY, registerBot, type Bot } from './support/scenario.js';
@@ -8,6 +9,28 @@ let broker: TestBroker;
 let bot: Bot;
 let roleArn: string;
 const saved = { ...process.env };
+/** Retries come fast here: the backoff's shape is checked in libs/leases/outbox.spec.ts. */
+const FAST = { firstRetryMs: 20, maxRetryMs: 80, maxAttempts: 5, failedRetryMs: 60_000, issuingGraceMs: 60_000 };
+
+/** Runs outbox passes until `until` holds, or gives up after `ms`. */
+async function drain(until: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    await broker.app.broker.outbox.runOnce();
+    if (await until()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('outbox did not finish in time');
+}
+
+async function leaseState(id: string): Promise<string | undefined> {
+  const { rows } = await broker.app.broker.db.query<{ state: string }>('SELECT state FROM leases WHERE id = $1', [id]);
+  return rows[0]?.state;
+}
+
+function deniedLeases(): string[] {
+  return revokedLeases(parseRevocationPolicy(aws.rolePolicy('crm-exports-reader', REVOKED_POLICY_NAME)));
+}
 
 const STS_BOUNDARY = {
   ...BOUNDARY,
@@ -36,7 +59,7 @@ beforeAll(async () => {
     AWS_SECRET_ACCESS_KEY: 'broker-own-aws-secret-never-logged',
     AWS_REGION: 'us-east-1',
   });
-  broker = await startBroker();
+  broker = await startBroker({ outboxTimings: FAST });
   bot = await registerBot(broker);
 });
 afterAll(async () => {
@@ -102,5 +125,35 @@ describe('aws-sts credentials through the broker', () => {
     const leases = await asAdmin(broker)('GET', `/v1/leases?task=${taskId}`);
     expect(leases.body.items.length).toBe(1);
     expect(leases.body.items.every((lease: { state: string }) => lease.state !== 'active')).toBe(true);
+  });
+
+  it('completing the task puts the lease into the role deny policy at IAM: the session is refused from then on', async () => {
+    const taskId = await bot.openTask();
+    const issued = await bot.credential(taskId, { boundary: 'crm-exports', action: 'exports:read', resource: 'q4.csv' });
+    expect(issued.status).toBe(201);
+    const other = await bot.credential(await bot.openTask(), { boundary: 'crm-exports', action: 'exports:read' });
+    expect(aws.denied(issued.body.credential.access_key_id)).toBe(false);
+
+    expect((await bot.call('POST', `/v1/tasks/${taskId}/complete`)).status).toBe(200);
+    await drain(async () => (await leaseState(issued.body.lease_id)) === 'revoked');
+    expect(deniedLeases()).toContain(issued.body.lease_id);
+    expect(aws.denied(issued.body.credential.access_key_id)).toBe(true);
+    expect(aws.denied(other.body.credential.access_key_id)).toBe(false);
+    const put = aws.requests.filter((r) => r.action === 'PutRolePolicy').at(-1)!;
+    expect(put).toMatchObject({ service: 'iam', accessKeyId: 'AKIATOLLGATEBROKER01', params: { RoleName: 'crm-exports-reader', PolicyName: REVOKED_POLICY_NAME } });
+  });
+
+  it('IAM failing during revocation: the lease stays revoking, is retried, and ends revoked with the deny in place', async () => {
+    const taskId = await bot.openTask();
+    const issued = await bot.credential(taskId, { boundary: 'crm-exports', action: 'exports:read' });
+    // One outbox attempt's worth of failures (the SDK itself tries three times).
+    aws.fail(3, { kind: 'status', status: 500, code: 'ServiceFailure' }, 'PutRolePolicy');
+    await bot.call('POST', `/v1/tasks/${taskId}/complete`);
+    await broker.app.broker.outbox.runOnce();
+    expect(await leaseState(issued.body.lease_id)).toBe('revoking');
+    expect(deniedLeases()).not.toContain(issued.body.lease_id);
+    await drain(async () => (await leaseState(issued.body.lease_id)) === 'revoked');
+    expect(deniedLeases()).toContain(issued.body.lease_id);
+    expect(aws.denied(issued.body.credential.access_key_id)).toBe(true);
   });
 });

@@ -166,7 +166,8 @@ describe('the document agrees with what the app does', () => {
       [{ ...example, scope: 'all' }, 'scope'],
       [{ ...example, default_ttl: 0 }, 'default_ttl'],
       [{ ...example, actions: [] }, 'actions'],
-      [{ ...example, credential: { kind: 'vault' } }, 'credential.kind'],
+      [{ ...example, credential: { kind: 'kerberos' } }, 'credential.kind'],
+      [{ ...example, credential: { kind: 'vault' } }, 'credential.path'],
       [{ ...example, tool: undefined }, 'tool'],
     ];
     for (const [body, field] of invalid) {

@@ -10,6 +10,7 @@ import { ApiKeys } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
 import { DpopVerifier } from '../../libs/identity/dpop.js';
 import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
+import type { OutboxTimings } from '../../libs/leases/outbox.js';
 import { WorkloadAuthenticator } from '../../libs/identity/workload-authenticator.js';
 import { Issuers } from '../../libs/identity/issuers.js';
 import { Workloads } from '../../libs/identity/workloads.js';
@@ -98,8 +99,11 @@ export interface App {
  * that drive expiry themselves turn it off. Key maintenance (reading the signing keys other replicas
  * rotated, automatic rotation, ending retired keys' publication) always runs.
  */
-export async function createApp(config: Config, options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings> } = {}): Promise<App> {
-  const broker = await createBroker(config, options.clock, options.keyTimings);
+export async function createApp(
+  config: Config,
+  options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings>; outboxTimings?: Partial<OutboxTimings> } = {},
+): Promise<App> {
+  const broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
   const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
@@ -152,6 +156,7 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
   await app.init();
 
   let timer: NodeJS.Timeout | undefined;
+  let outboxTimer: NodeJS.Timeout | undefined;
   if (options.sweep ?? true) {
     let running = false;
     timer = setInterval(() => {
@@ -163,6 +168,17 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
         .finally(() => (running = false));
     }, config.sweepIntervalMs);
     timer.unref();
+    // The outbox runs beside the sweeper, on its own flag: a slow source never delays expiry.
+    let revoking = false;
+    outboxTimer = setInterval(() => {
+      if (revoking) return;
+      revoking = true;
+      broker.outbox
+        .runOnce()
+        .catch((error: unknown) => logger.warn({ msg: 'outbox pass failed', error: error instanceof Error ? error.message : String(error) }))
+        .finally(() => (revoking = false));
+    }, config.sweepIntervalMs);
+    outboxTimer.unref();
   }
 
   let maintaining = false;
@@ -181,6 +197,7 @@ export async function createApp(config: Config, options: { clock?: Clock; sweep?
     broker,
     async close() {
       if (timer) clearInterval(timer);
+      if (outboxTimer) clearInterval(outboxTimer);
       clearInterval(keyTimer);
       await app.close();
       await broker.db.close();

@@ -25,6 +25,7 @@ import { DpopProofStore } from '../../libs/identity/dpop-proof-store.js';
 import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
 import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
+import { CredentialOutbox, type OutboxTimings } from '../../libs/leases/outbox.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
@@ -61,10 +62,17 @@ export interface Broker {
   leases: LeaseStore;
   events: RevocationEventLog;
   sweeper: ExpirySweeper;
+  /** Revokes credentials at their source (Vault, STS) and retries until the source confirms. */
+  outbox: CredentialOutbox;
   metrics: BrokerMetrics;
 }
 
-export async function createBroker(config: Config, clock: Clock = systemClock, keyTimings?: Partial<KeyTimings>): Promise<Broker> {
+export async function createBroker(
+  config: Config,
+  clock: Clock = systemClock,
+  keyTimings?: Partial<KeyTimings>,
+  outboxTimings?: Partial<OutboxTimings>,
+): Promise<Broker> {
   const kek = config.kek ?? embeddedKek(config.dataDir);
   let generatedAdminKey: string | undefined;
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, async (startup) => {
@@ -99,6 +107,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
   const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
   const providers = createProviders({ config, db, signingKey: () => ring.signingKey() });
   metrics.watchActiveLeases(() => leases.countActive());
+  metrics.watchRevokeFailed(() => leases.countByState('revoke_failed'));
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
   const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);
 
@@ -118,6 +127,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
     issuance: new CredentialIssuance(
       leases,
       providers,
+      revocation,
       (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
       contextCache,
     ),
@@ -126,6 +136,7 @@ export async function createBroker(config: Config, clock: Clock = systemClock, k
     leases,
     events: new RevocationEventLog(db),
     sweeper: new ExpirySweeper(db, taskStore, leases, revocation, dpopProofs),
+    outbox: new CredentialOutbox(leases, providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
     metrics,
   };
 }

@@ -18,6 +18,13 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
 
+  readonly sourceRevocations = new Counter({
+    name: 'tollgate_source_revocations_total',
+    help: 'Revocations of credentials at their source (the outbox), by kind and outcome (revoked, retry, revoke_failed).',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly requestDuration = new Histogram({
     name: 'tollgate_http_request_duration_seconds',
     help: 'HTTP request latency by route and status.',
@@ -25,6 +32,18 @@ export class BrokerMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+
+  /** Leases whose source revocation gave up (retried daily): someone should look at the source. */
+  watchRevokeFailed(count: () => Promise<number>): void {
+    new Gauge({
+      name: 'tollgate_leases_revoke_failed',
+      help: 'Leases whose credential could not be revoked at its source after every retry.',
+      registers: [this.registry],
+      async collect() {
+        this.set(await count());
+      },
+    });
+  }
 
   watchActiveLeases(count: () => Promise<number>): void {
     new Gauge({

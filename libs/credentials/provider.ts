@@ -36,6 +36,21 @@ export interface Issued {
   sourceExpiresAt?: number | undefined;
 }
 
+/**
+ * A source call that failed. `nothingIssued` is true only when the source certainly created nothing
+ * (it could not be reached, or answered with an error): the lease can then simply be dropped. A
+ * timeout is not that: the credential may exist, so the lease goes to the outbox to be revoked.
+ * `code` names the failure (an HTTP status, a network code), never a payload.
+ */
+export class SourceError extends Error {
+  constructor(
+    readonly code: string,
+    readonly nothingIssued: boolean,
+  ) {
+    super(`credential source failed: ${code}`);
+  }
+}
+
 /** What revoking (or renewing) needs: the lease and the handle the source gave at issuance. */
 export interface ExternalHandle {
   leaseId: string;

@@ -35,6 +35,8 @@ export interface DecisionRecord {
 export interface LeaseRecord {
   id: string;
   credentialKind: string;
+  /** Lives at a source: committed `issuing`, revoked through the outbox. */
+  external?: boolean | undefined;
   issuedAt: number;
   expiresAt: number;
 }
@@ -116,9 +118,10 @@ export class LeaseStore {
          RETURNING id
        ), l AS (
          INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource,
-                             credential_kind, issued_at, expires_at, state)
+                             credential_kind, issued_at, expires_at, state, external)
          SELECT $12::uuid, $2::uuid, $3::text, $4::text, $5::int, d.id, $6::text, $7::text, $13::text,
-                to_timestamp($11::float8 / 1000), to_timestamp($14::float8 / 1000), 'active' FROM d
+                to_timestamp($11::float8 / 1000), to_timestamp($14::float8 / 1000),
+                CASE WHEN $18::boolean THEN 'issuing' ELSE 'active' END, $18::boolean FROM d
          RETURNING id
        ), a AS (
          INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
@@ -144,6 +147,7 @@ export class LeaseStore {
         uuidv7(),
         JSON.stringify(audit),
         intent,
+        lease.external === true,
       ],
       'tollgate_record_permit',
     );
@@ -197,9 +201,56 @@ export class LeaseStore {
     return rows[0]!.written === 1;
   }
 
-  /** A committed lease whose credential could not be minted must not stay usable. */
-  async revokeUnminted(id: string): Promise<void> {
-    await this.revokeWhere(this.sql, 'lease', id, 'mint_failed');
+  /**
+   * The source answered for an `issuing` lease: record its handle, cut the lease to the source's own
+   * expiry, audit a hash of the payload (never the payload), and make it `active`, in one statement.
+   * Returns the lease's state and expiry: anything but `active` means the lease was revoked while
+   * the source was being called (the outbox now revokes the credential by the handle recorded here),
+   * and the credential must not be handed out.
+   */
+  async markIssued(
+    id: string,
+    issued: { externalHandle: string | null; sourceExpiresAt: number | null },
+    audit: Record<string, unknown>,
+  ): Promise<{ state: LeaseState; expiresAt: number } | undefined> {
+    const { rows } = await this.sql.query<{ state: LeaseState; expires_ms: number | string }>(
+      `WITH l AS (
+         UPDATE leases SET external_handle = $2,
+                expires_at = CASE WHEN $3::float8 IS NULL THEN expires_at
+                                  ELSE greatest(least(expires_at, to_timestamp($3::float8 / 1000)), issued_at + interval '1 second') END,
+                state = CASE WHEN state = 'issuing' THEN 'active' ELSE state END,
+                revoke_next_at = CASE WHEN state = 'issuing' THEN revoke_next_at ELSE now() END
+          WHERE id = $1
+          RETURNING id, task_id, state, expires_at
+       ), a AS (
+         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
+         SELECT $4::uuid, 'credential.issued', 'system:issuance', l.task_id, l.id, $5::jsonb FROM l
+       )
+       SELECT state, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM l`,
+      [id, issued.externalHandle, issued.sourceExpiresAt, uuidv7(), JSON.stringify(audit)],
+      'tollgate_mark_issued',
+    );
+    const row = rows[0];
+    return row && { state: row.state, expiresAt: Number(row.expires_ms) };
+  }
+
+  /**
+   * The source refused an `issuing` lease's credential outright (unreachable, or an error answer):
+   * nothing exists there, so the lease row goes and the audit log says why. The decision stays.
+   */
+  async dropUnissued(id: string, audit: Record<string, unknown>): Promise<boolean> {
+    const { rows } = await this.sql.query<{ n: number }>(
+      `WITH l AS (
+         DELETE FROM leases WHERE id = $1 AND state = 'issuing' RETURNING id, task_id
+       ), a AS (
+         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
+         SELECT $2::uuid, 'credential.mint_failed', 'system:issuance', l.task_id, l.id, $3::jsonb FROM l
+       )
+       SELECT count(*)::int AS n FROM l`,
+      [id, uuidv7(), JSON.stringify(audit)],
+      'tollgate_drop_unissued',
+    );
+    return rows[0]!.n === 1;
   }
 
   async find(id: string, sql: Sql = this.sql): Promise<Lease | undefined> {
@@ -220,8 +271,10 @@ export class LeaseStore {
     const column = { task: 'task_id', workload: 'workload_id', boundary: 'boundary_id', lease: 'id' }[where];
     const { rows } = await tx.query<{ id: string }>(
       `WITH revoked AS (
-         UPDATE leases SET state = 'revoked', revoked_at = now(), revoke_reason = $2
-          WHERE ${column} = $1 AND state = 'active' AND expires_at > now()
+         -- A credential at a source waits in the outbox (revoking) until the source confirms.
+         UPDATE leases SET state = CASE WHEN external THEN 'revoking' ELSE 'revoked' END, revoked_at = now(),
+                revoke_reason = $2, revoke_next_at = CASE WHEN external THEN now() END
+          WHERE ${column} = $1 AND ((state = 'active' AND expires_at > now()) OR state = 'issuing')
           RETURNING id, task_id, workload_id, boundary_id, boundary_version
        ), event AS (
          -- The tool (token aud) rides along, so a resource server's stream shows only its own leases.
@@ -249,7 +302,11 @@ export class LeaseStore {
        ), marked AS (
          -- = ANY(ARRAY(...)) makes the update find its rows by primary key; a join here was planned
          -- as a hash join over a scan of the whole table, once per batch.
-         UPDATE leases l SET state = 'expired' WHERE l.id = ANY (ARRAY(SELECT id FROM due)) RETURNING l.expires_at
+         -- A credential at a source is told first (the outbox sets expired once it confirms).
+         UPDATE leases l SET state = CASE WHEN l.external THEN 'revoking' ELSE 'expired' END,
+                revoke_reason = CASE WHEN l.external THEN 'lease_expired' ELSE l.revoke_reason END,
+                revoke_next_at = CASE WHEN l.external THEN now() END
+          WHERE l.id = ANY (ARRAY(SELECT id FROM due)) RETURNING l.expires_at
        ), audit AS (
          INSERT INTO audit_events (id, kind, actor, data)
          SELECT $2::uuid, 'leases.expired', 'system:sweeper',
@@ -261,6 +318,136 @@ export class LeaseStore {
       [limit, uuidv7()],
       'tollgate_expire_due',
     );
+    return rows[0]!.n;
+  }
+
+  /**
+   * Claims up to `limit` leases whose source revocation is due (revoking, or revoke_failed on its
+   * daily retry), in one statement: SKIP LOCKED lets replicas claim side by side without waiting or
+   * doubling up, and pushing revoke_next_at out by `holdMs` keeps the claim after the transaction
+   * ends, so the source is called outside it. A replica that dies holding a claim loses it when
+   * the hold runs out; another replica then retries (source revocation is idempotent).
+   */
+  async claimRevocations(limit: number, holdMs: number): Promise<OutboxClaim[]> {
+    const { rows } = await this.sql.query<ClaimRow>(
+      `WITH due AS (
+         SELECT id FROM leases WHERE state IN ('revoking', 'revoke_failed') AND revoke_next_at <= now()
+          ORDER BY revoke_next_at LIMIT $1 FOR UPDATE SKIP LOCKED
+       )
+       UPDATE leases l SET revoke_next_at = now() + $2::float8 * interval '1 millisecond'
+        WHERE l.id = ANY (ARRAY(SELECT id FROM due))
+        RETURNING l.id, l.credential_kind, l.external_handle, l.revoke_attempts, l.state, l.revoke_reason,
+                  (extract(epoch FROM now() - l.issued_at) * 1000)::float8 AS age_ms`,
+      [limit, holdMs],
+      'tollgate_outbox_claim',
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      credentialKind: row.credential_kind,
+      externalHandle: row.external_handle,
+      attempts: row.revoke_attempts,
+      state: row.state,
+      reason: row.revoke_reason,
+      ageMs: Number(row.age_ms),
+    }));
+  }
+
+  /**
+   * The source confirmed: `revoked` (or `expired`, when expiry sent it there), with an audit event, in
+   * one statement. Only if the handle is still the one the claim revoked: a handle recorded since
+   * (a late issuance answer) still needs its own call.
+   */
+  async confirmRevoked(claim: OutboxClaim, actor: string): Promise<boolean> {
+    const { rows } = await this.sql.query<{ n: number }>(
+      `WITH l AS (
+         UPDATE leases SET state = CASE WHEN revoke_reason = 'lease_expired' THEN 'expired' ELSE 'revoked' END,
+                revoke_next_at = NULL, revoke_error = NULL
+          WHERE id = $1 AND state IN ('revoking', 'revoke_failed') AND external_handle IS NOT DISTINCT FROM $2
+          RETURNING id, task_id, revoke_reason
+       ), a AS (
+         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
+         SELECT $3::uuid, 'lease.revoked_at_source', $4::text, l.task_id, l.id,
+                jsonb_build_object('kind', $5::text, 'reason', l.revoke_reason, 'attempts', $6::int, 'found', $2::text IS NOT NULL)
+           FROM l
+       )
+       SELECT count(*)::int AS n FROM l`,
+      [claim.id, claim.externalHandle, uuidv7(), actor, claim.credentialKind, claim.attempts + 1],
+      'tollgate_outbox_confirm',
+    );
+    return rows[0]!.n === 1;
+  }
+
+  /**
+   * The source did not confirm: try again after `retryMs`, or after `maxAttempts` give up to
+   * `revoke_failed` (retried every `failedRetryMs`), with an audit event and a revocation event
+   * the first time. `error` must name the failure only (a status or code), never a payload.
+   */
+  async failRevocation(
+    claim: OutboxClaim,
+    error: string,
+    { retryMs, maxAttempts, failedRetryMs }: { retryMs: number; maxAttempts: number; failedRetryMs: number },
+  ): Promise<LeaseState | undefined> {
+    const { rows } = await this.sql.query<{ state: LeaseState; gave_up: boolean }>(
+      `WITH l AS (
+         UPDATE leases SET revoke_attempts = revoke_attempts + 1, revoke_error = $2,
+                state = CASE WHEN revoke_attempts + 1 >= $3 THEN 'revoke_failed' ELSE state END,
+                revoke_next_at = now() + (CASE WHEN revoke_attempts + 1 >= $3 THEN $4::float8 ELSE $5::float8 END) * interval '1 millisecond'
+          WHERE id = $1 AND state IN ('revoking', 'revoke_failed')
+          RETURNING id, task_id, workload_id, boundary_id, boundary_version, state, revoke_attempts,
+                    (state = 'revoke_failed' AND revoke_attempts = $3) AS gave_up
+       ), a AS (
+         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
+         SELECT $6::uuid, 'lease.revoke_failed', 'system:outbox', l.task_id, l.id,
+                jsonb_build_object('kind', $7::text, 'attempts', l.revoke_attempts, 'error', $2::text)
+           FROM l WHERE l.gave_up
+       ), e AS (
+         INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason, audience)
+         SELECT 'lease.revoke_failed', l.id, l.task_id, l.workload_id, $2::text, b.tool
+           FROM l LEFT JOIN boundaries b ON b.id = l.boundary_id AND b.version = l.boundary_version
+          WHERE l.gave_up
+       )
+       SELECT state, gave_up FROM l`,
+      [claim.id, error, maxAttempts, failedRetryMs, retryMs, uuidv7(), claim.credentialKind],
+      'tollgate_outbox_fail',
+    );
+    return rows[0]?.state;
+  }
+
+  /** Puts a claim back without counting an attempt (an issuance that may still be answering). */
+  async releaseClaim(id: string, afterMs: number): Promise<void> {
+    await this.sql.query(
+      `UPDATE leases SET revoke_next_at = now() + $2::float8 * interval '1 millisecond' WHERE id = $1 AND state IN ('revoking', 'revoke_failed')`,
+      [id, afterMs],
+    );
+  }
+
+  /**
+   * Leases left `issuing` for longer than `olderThanMs` (their broker stopped between the source
+   * call and the commit, or is hung on it): sent to the outbox, which revokes by what it can find.
+   * One statement, with one audit event for the batch.
+   */
+  async abandonIssuing(olderThanMs: number, limit: number): Promise<string[]> {
+    const { rows } = await this.sql.query<{ id: string }>(
+      `WITH due AS (
+         SELECT id FROM leases WHERE state = 'issuing' AND issued_at < now() - $1::float8 * interval '1 millisecond'
+          ORDER BY issued_at LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), l AS (
+         UPDATE leases SET state = 'revoking', revoked_at = now(), revoke_reason = 'issue_abandoned', revoke_next_at = now()
+          WHERE id = ANY (ARRAY(SELECT id FROM due)) RETURNING id
+       ), a AS (
+         INSERT INTO audit_events (id, kind, actor, data)
+         SELECT $3::uuid, 'leases.revoked', 'system:outbox',
+                jsonb_build_object('reason', 'issue_abandoned', 'lease_ids', jsonb_agg(id)) FROM l HAVING count(*) > 0
+       )
+       SELECT id FROM l`,
+      [olderThanMs, limit, uuidv7()],
+      'tollgate_outbox_abandon_issuing',
+    );
+    return rows.map((row) => row.id);
+  }
+
+  async countByState(state: LeaseState): Promise<number> {
+    const { rows } = await this.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM leases WHERE state = $1`, [state]);
     return rows[0]!.n;
   }
 
@@ -353,6 +540,29 @@ function conditions(filters: ReadonlyArray<readonly [string, unknown]>): { where
     where.push(clause.replace('?', `$${params.length}`));
   }
   return { where, params };
+}
+
+/** A lease the outbox has claimed: what revoking it at its source needs. */
+export interface OutboxClaim {
+  id: string;
+  credentialKind: string;
+  externalHandle: string | null;
+  /** Attempts before this one. */
+  attempts: number;
+  state: LeaseState;
+  reason: string | null;
+  /** Since the lease was committed, by the database clock. */
+  ageMs: number;
+}
+
+interface ClaimRow {
+  id: string;
+  credential_kind: string;
+  external_handle: string | null;
+  revoke_attempts: number;
+  state: LeaseState;
+  revoke_reason: string | null;
+  age_ms: number | string;
 }
 
 interface ContextRow extends Partial<BoundaryRow> {

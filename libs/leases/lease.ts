@@ -16,7 +16,11 @@ export interface Lease {
   revokeReason: string | null;
 }
 
-export type LeaseState = 'active' | 'revoked' | 'expired';
+/**
+ * `issuing`, `revoking` and `revoke_failed` belong to credentials that live at a source (the durable
+ * outbox, libs/leases/outbox.ts); JWT leases only ever read active, revoked or expired.
+ */
+export type LeaseState = 'issuing' | 'active' | 'revoking' | 'revoked' | 'revoke_failed' | 'expired';
 
 export type RevokeReason =
   | 'journey_changed'
@@ -27,7 +31,11 @@ export type RevokeReason =
   | 'boundary_disabled'
   | 'revoked_by_admin'
   | 'revoked_by_client'
-  | 'mint_failed';
+  | 'mint_failed'
+  /** Past its expiry: the source is told, then the lease reads `expired`. */
+  | 'lease_expired'
+  /** Left `issuing` by a broker that stopped between the source call and the commit. */
+  | 'issue_abandoned';
 
 export interface Decision {
   id: string;

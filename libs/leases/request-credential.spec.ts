@@ -3,8 +3,9 @@ import { CredentialProviders, type CredentialProvider } from '../credentials/pro
 import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
 import { exampleBoundary } from '../policy/boundary.fixture.js';
 import type { DecisionRecord, LeaseRecord, RequestContext } from './lease-store.js';
-import { CredentialIssuance, type IssuanceLedger } from './request-credential.js';
+import { CredentialIssuance, type DecisionObserver, type IssuanceLedger } from './request-credential.js';
 import { RequestContextCache } from './request-context-cache.js';
+import type { LeaseRevocation } from './revocation.js';
 
 const NOW = 1_800_000_000_000;
 const boundary = exampleBoundary({ id: 'crm', version: 3 });
@@ -13,7 +14,7 @@ const task = { id: 't1', workloadId: 'bot', intent: 'order_status', subject: 'us
 /** A hand-written ledger: records what the service wrote, in order. */
 function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
   const writes: string[] = [];
-  const fake: IssuanceLedger & { writes: string[]; denials: DecisionRecord[]; leases: LeaseRecord[] } = {
+  const fake: IssuanceLedger & Pick<LeaseRevocation, 'revokeLease'> & { writes: string[]; denials: DecisionRecord[]; leases: LeaseRecord[] } = {
     writes,
     denials: [],
     leases: [],
@@ -33,8 +34,17 @@ function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
       fake.denials.push(decision);
       return true;
     },
-    revokeUnminted: async (id) => {
-      writes.push(`revoke:${id}`);
+    markIssued: async (id) => {
+      writes.push(`issued:${id}`);
+      return { state: 'active', expiresAt: NOW + 300_000 };
+    },
+    dropUnissued: async (id) => {
+      writes.push(`drop:${id}`);
+      return true;
+    },
+    revokeLease: async (id: string, reason: string) => {
+      writes.push(`revoke:${id}:${reason}`);
+      return true;
     },
   };
   return fake;
@@ -44,13 +54,18 @@ function providers(issue: CredentialProvider['issue'] = async () => ({ credentia
   return new CredentialProviders().register({ kind: 'jwt', external: false, issue, revoke: async () => {} });
 }
 
+type Ledger = ReturnType<typeof ledger>;
+function issuance(store: Ledger, catalog: CredentialProviders, observe?: DecisionObserver, cache?: RequestContextCache) {
+  return new CredentialIssuance(store, catalog, store, observe, cache);
+}
+
 const request = { taskId: 't1', boundary: 'crm', action: 'orders:read' };
 
 describe('CredentialIssuance', () => {
   it('commits the permit before minting, with the capped TTL', async () => {
     const store = ledger();
     const order: string[] = [];
-    const service = new CredentialIssuance(store, providers(async () => {
+    const service = issuance(store, providers(async () => {
       order.push(`mint after ${store.writes.join(',')}`);
       return { credential: { kind: 'jwt', access_token: 'token' } };
     }));
@@ -68,7 +83,7 @@ describe('CredentialIssuance', () => {
     ];
     store.requestContext = async () => contexts.shift()!;
     let minted = false;
-    const service = new CredentialIssuance(store, providers(async () => {
+    const service = issuance(store, providers(async () => {
       minted = true;
       return { credential: { kind: 'jwt' } };
     }));
@@ -81,30 +96,30 @@ describe('CredentialIssuance', () => {
 
   it('fails closed with a 503 when the permit loses the race twice', async () => {
     const store = ledger({}, false);
-    const service = new CredentialIssuance(store, providers());
+    const service = issuance(store, providers());
     await expect(service.request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
     expect(store.writes).toEqual(['permit', 'permit']);
   });
 
   it('revokes the committed lease when minting fails, and answers 503', async () => {
     const store = ledger();
-    const service = new CredentialIssuance(store, providers(async () => {
+    const service = issuance(store, providers(async () => {
       throw new Error('signer down');
     }));
     await expect(service.request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
-    expect(store.writes).toEqual(['permit', `revoke:${store.leases[0]!.id}`]);
+    expect(store.writes).toEqual(['permit', `revoke:${store.leases[0]!.id}:mint_failed`]);
   });
 
   it("treats another workload's task as missing, and still records the decision", async () => {
     const store = ledger();
-    const service = new CredentialIssuance(store, providers());
+    const service = issuance(store, providers());
     await expect(service.request('intruder', request)).rejects.toBeInstanceOf(NotFound);
     expect(store.denials[0]).toMatchObject({ taskId: null, workloadId: 'intruder', reasons: ['unknown_task'] });
   });
 
   it('denies a task with less than a second left', async () => {
     const store = ledger({ task: { ...task, expiresAt: NOW + 500 } });
-    const service = new CredentialIssuance(store, providers());
+    const service = issuance(store, providers());
     const error = await service.request('bot', request).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AccessDenied);
     expect((error as AccessDenied).reasons).toEqual(['task_not_active']);
@@ -112,7 +127,7 @@ describe('CredentialIssuance', () => {
 
   it('tells the observer every outcome', async () => {
     const seen: string[] = [];
-    const service = new CredentialIssuance(ledger(), providers(), (outcome, reason) => seen.push(`${outcome}:${reason}`));
+    const service = issuance(ledger(), providers(), (outcome, reason) => seen.push(`${outcome}:${reason}`));
     await service.request('bot', request);
     await service.request('bot', { ...request, action: 'orders:delete' }).catch(() => {});
     expect(seen).toEqual(['permit:null', 'deny:action_not_allowed']);
@@ -131,7 +146,7 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
     let reads = 0;
     const read = store.requestContext;
     store.requestContext = async (...args) => (reads++, read(...args));
-    const service = new CredentialIssuance(store, providers(), undefined, cached({}));
+    const service = issuance(store, providers(), undefined, cached({}));
     await service.request('bot', request);
     expect(reads).toBe(0);
     expect(store.writes).toEqual(['permit']);
@@ -139,14 +154,14 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
 
   it('refuses on remembered rows in one round trip, when those rows still stand', async () => {
     const store = ledger();
-    const service = new CredentialIssuance(store, providers(), undefined, cached({}));
+    const service = issuance(store, providers(), undefined, cached({}));
     await expect(service.request('bot', { ...request, action: 'orders:delete' })).rejects.toBeInstanceOf(AccessDenied);
     expect(store.writes).toEqual(['deny:action_not_allowed']);
   });
 
   it('never refuses on stale remembered rows: the refusal is not written, and fresh rows decide', async () => {
     const store = ledger(); // fresh rows: intent order_status, which the boundary serves
-    const service = new CredentialIssuance(store, providers(), undefined, cached({ task: { ...task, intent: 'refund' } }));
+    const service = issuance(store, providers(), undefined, cached({ task: { ...task, intent: 'refund' } }));
     await service.request('bot', request);
     expect(store.writes).toEqual(['deny refused: stale', 'permit']);
   });
@@ -160,7 +175,7 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
       return outcomes.shift()!;
     };
     const cache = cached({});
-    const service = new CredentialIssuance(store, providers(), undefined, cache);
+    const service = issuance(store, providers(), undefined, cache);
     await service.request('bot', request);
     expect(store.writes).toEqual(['permit', 'permit']);
   });

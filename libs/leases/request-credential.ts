@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { AccessDenied, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
-import type { CredentialProviders, IssuedCredential } from '../credentials/provider.js';
+import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/provider.js';
 import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
 import type { DecisionRecord, LeaseStore, RequestContext } from './lease-store.js';
 import type { RequestContextCache } from './request-context-cache.js';
+import type { LeaseRevocation } from './revocation.js';
 import { leaseTtl } from './ttl.js';
 
 export interface CredentialRequest {
@@ -27,8 +29,10 @@ export interface IssuedLease {
   credential: IssuedCredential;
 }
 
-/** What the hot path needs from storage: one read, one write, and the undo for a failed mint. */
-export type IssuanceLedger = Pick<LeaseStore, 'requestContext' | 'recordPermit' | 'recordDenial' | 'revokeUnminted'>;
+/** What the hot path needs from storage: one read, one write; credentials at a source add the outbox's steps. */
+export type IssuanceLedger = Pick<LeaseStore, 'requestContext' | 'recordPermit' | 'recordDenial' | 'markIssued' | 'dropUnissued'>;
+
+const ACTOR = 'system:issuance';
 
 /** Told about every decision, for metrics. */
 export type DecisionObserver = (outcome: 'permit' | 'deny', reason: DenyReason | 'unknown_task' | null) => void;
@@ -42,6 +46,8 @@ export class CredentialIssuance {
   constructor(
     private readonly leases: IssuanceLedger,
     private readonly providers: CredentialProviders,
+    /** Undoes a committed lease whose credential could not be minted, audited like any revocation. */
+    private readonly revocation: Pick<LeaseRevocation, 'revokeLease'>,
     private readonly observe: DecisionObserver = () => {},
     private readonly cache?: RequestContextCache,
   ) {}
@@ -109,7 +115,8 @@ export class CredentialIssuance {
     });
     if (ttl === 0) return remembered ? undefined : this.deny(decision, 'task_not_active', 'the task has no time left');
 
-    const lease = { id: uuidv7(now), credentialKind: boundary!.credential.kind, issuedAt: now, expiresAt: now + ttl * 1000 };
+    const provider = this.providers.get(boundary!.credential.kind);
+    const lease = { id: uuidv7(now), credentialKind: provider.kind, issuedAt: now, expiresAt: now + ttl * 1000, external: provider.external };
     const audit: Record<string, unknown> = {
       decision_id: decision.id,
       boundary: boundary!.id,
@@ -123,21 +130,45 @@ export class CredentialIssuance {
     if (!committed) return undefined;
     this.observe('permit', null);
 
-    let credential: IssuedCredential;
+    // A credential at a source is committed `issuing` first (the outbox's intent row): if this
+    // process dies after the source call, the lease is there for the outbox to revoke.
+    let issued: Issued;
     try {
-      ({ credential } = await this.providers.get(lease.credentialKind).issue({
+      issued = await provider.issue({
         lease: { id: lease.id, issuedAt: lease.issuedAt, expiresAt: lease.expiresAt, action: request.action, resource: decision.resource },
         task: { id: task.id, intent: task.intent, subject: task.subject },
         workloadId,
         boundary: boundary!,
         settings: boundary!.credential,
         confirmation: request.confirmation,
-      }));
-    } catch {
-      await this.leases.revokeUnminted(lease.id).catch(() => {});
+      });
+    } catch (error) {
+      await this.undoUnminted(lease.id, lease.credentialKind, error).catch(() => {});
       throw new TemporarilyUnavailable('the credential could not be minted; try again');
     }
-    return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential };
+    if (!lease.external) return { leaseId: lease.id, expiresAt: new Date(lease.expiresAt), expiresIn: ttl, credential: issued.credential };
+
+    const marked = await this.leases.markIssued(
+      lease.id,
+      { externalHandle: issued.externalHandle ?? null, sourceExpiresAt: issued.sourceExpiresAt ?? null },
+      { kind: lease.credentialKind, payload_sha256: payloadHash(issued.credential), handle_recorded: issued.externalHandle !== undefined },
+    );
+    // Revoked while the source was answering: the outbox revokes it by the handle just recorded.
+    if (!marked || marked.state !== 'active') throw new TemporarilyUnavailable('the lease was revoked while its credential was issued; try again');
+    const expiresIn = Math.round((marked.expiresAt - lease.issuedAt) / 1000);
+    return { leaseId: lease.id, expiresAt: new Date(marked.expiresAt), expiresIn, credential: issued.credential };
+  }
+
+  /**
+   * A committed lease without a credential must not stay usable. A source that certainly created
+   * nothing leaves no lease behind; otherwise the lease is revoked (audited, and for a source,
+   * through the outbox, which revokes whatever the source may hold).
+   */
+  private async undoUnminted(leaseId: string, kind: string, error: unknown): Promise<void> {
+    if (error instanceof SourceError && error.nothingIssued) {
+      if (await this.leases.dropUnissued(leaseId, { kind, error: error.code })) return;
+    }
+    await this.revocation.revokeLease(leaseId, 'mint_failed', ACTOR);
   }
 
   private async deny(decision: DecisionRecord, reason: DenyReason, description: string, decidedOn?: { intent: string }): Promise<undefined> {
@@ -146,4 +177,9 @@ export class CredentialIssuance {
     this.observe('deny', reason);
     throw new AccessDenied(description, [reason], decision.id);
   }
+}
+
+/** What the audit log keeps of a payload: proof of what was handed out, never the secret itself. */
+function payloadHash(credential: IssuedCredential): string {
+  return createHash('sha256').update(JSON.stringify(credential)).digest('base64url');
 }

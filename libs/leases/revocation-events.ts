@@ -4,7 +4,8 @@ import type { Database } from '../db/database.js';
 export interface RevocationEvent {
   /** Delivery position: resume after it with Last-Event-ID. */
   seq: string;
-  type: 'lease.revoked' | 'task.ended' | 'workload.revoked';
+  /** lease.revoke_failed: a credential at a source could not be revoked there after every retry (still retried daily). */
+  type: 'lease.revoked' | 'task.ended' | 'workload.revoked' | 'lease.revoke_failed';
   leaseId: string | null;
   taskId: string | null;
   workloadId: string | null;

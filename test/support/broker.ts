@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp, type App } from '../../apps/broker/app.js';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { KeyTimings } from '../../libs/keys/key-ring.js';
+import type { OutboxTimings } from '../../libs/leases/outbox.js';
 import { loadConfig } from '../../libs/config/config.js';
 import { freshDatabase, type TestDatabase } from './database.js';
 
@@ -29,6 +30,8 @@ export interface StartOptions {
   kind?: 'postgres' | 'pglite';
   /** Shorter signing-key thresholds, for tests that watch a retired key leave the JWKS. */
   keyTimings?: Partial<KeyTimings>;
+  /** Shorter outbox retries, for tests that watch a source revocation fail and be retried. */
+  outboxTimings?: Partial<OutboxTimings>;
 }
 
 /** Starts the real Nest app on a real database, listening on a loopback port. */
@@ -48,7 +51,7 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
   const port = await freePort();
   env.PORT = String(port);
   const config = loadConfig(env);
-  const app = await createApp(config, { clock: options.clock, sweep: options.sweep ?? false, keyTimings: options.keyTimings });
+  const app = await createApp(config, { clock: options.clock, sweep: options.sweep ?? false, keyTimings: options.keyTimings, outboxTimings: options.outboxTimings });
   await app.app.listen({ port, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${port}`;
   const broker: TestBroker = {

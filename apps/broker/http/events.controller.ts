@@ -16,7 +16,7 @@ const eventsQuery = z.strictObject({ last_event_id: position.optional() });
 const EVENT_STREAM = {
   contentType: 'text/event-stream',
   description:
-    'One event per revocation: `id` (the position to resume after), `event` (lease.revoked, task.ended or workload.revoked) and `data`, a JSON object {type, lease_id, jti, task_id, workload_id, reason, at}. Comment lines keep the connection alive.',
+    'One event per revocation: `id` (the position to resume after), `event` (lease.revoked, task.ended, workload.revoked, or lease.revoke_failed: a credential at its source (Vault) that could not be revoked there after every retry) and `data`, a JSON object {type, lease_id, jti, task_id, workload_id, reason, at}. Comment lines keep the connection alive.',
 };
 
 /**

@@ -43,7 +43,9 @@ export const leaseResponse = z.strictObject({
   action: z.string(),
   resource: z.string().nullable(),
   credential_kind: z.string(),
-  state: z.enum(['active', 'revoked', 'expired']),
+  state: z
+    .enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired'])
+    .describe('issuing, revoking and revoke_failed only for credentials at a source (vault): revoking waits for the source to confirm; revoke_failed gave up after every retry and is retried daily'),
   issued_at: time,
   expires_at: time,
   revoked_at: nullableTime,
@@ -73,7 +75,7 @@ export const credentialResponse = z.strictObject({
   expires_in: z.int().describe('seconds'),
   credential: z
     .looseObject({ kind: z.string(), access_token: z.string().optional(), token_type: z.string().optional() })
-    .describe('kind plus the provider\'s own fields; kind "jwt" carries an RFC 9068 access token'),
+    .describe('kind plus the provider\'s own fields; kind "jwt" carries an RFC 9068 access token; kind "vault" the secret\'s data (or a wrapping_token with wrap_ttl) and lease_duration'),
 });
 
 export const decisionResponse = z.strictObject({

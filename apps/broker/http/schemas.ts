@@ -368,7 +368,10 @@ const reviewFilters = {
   cursor: cursor.optional(),
 };
 
-export const leaseQuery = z.strictObject({ ...reviewFilters, state: z.enum(['active', 'revoked', 'expired']).optional() });
+export const leaseQuery = z.strictObject({
+  ...reviewFilters,
+  state: z.enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired']).optional(),
+});
 export const decisionQuery = z.strictObject({ ...reviewFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
 
 export function encodeCursor(id: string): string {
