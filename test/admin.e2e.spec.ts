@@ -226,6 +226,7 @@ describe('tool boundaries', () => {
       ['credential kind vault without a path', { credential: { kind: 'vault' } }, 'credential.path'],
       ['a vault path under sys/', { credential: { kind: 'vault', path: 'sys/leases/revoke' } }, 'credential.path'],
       ['an unknown vault setting', { credential: { kind: 'vault', path: 'database/creds/ro', token: 'x' } }, 'credential.token'],
+      ['credential kind aws-sts without a role', { credential: { kind: 'aws-sts', region: 'us-east-1', session_policy: { Statement: [] } } }, 'credential.role_arn'],
       ['credential kind aws_sts', { credential: { kind: 'aws_sts' } }, 'credential.kind'],
       ['credential as a string', { credential: 'jwt' }, 'credential'],
       ['an unknown credential setting', { credential: { kind: 'jwt', audience: 'x' } }, 'credential.audience'],

@@ -121,7 +121,7 @@ export async function createBroker(
   const dpopProofs = new DpopProofStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
   const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
-  const providers = createProviders({ config, signingKey: () => ring.signingKey() });
+  const providers = createProviders({ config, db, signingKey: () => ring.signingKey() });
   metrics.watchActiveLeases(() => leases.countActive());
   metrics.watchRevokeFailed(() => leases.countByState('revoke_failed'));
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));

@@ -33,7 +33,8 @@ export type AuditKind =
   | 'leases.revoked'
   | 'leases.expired'
   | 'signing_key.rotated'
-  | 'signing_key.publish_until';
+  | 'signing_key.publish_until'
+  | 'aws_sts.revocation_cutoff';
 
 export interface AuditEvent {
   kind: AuditKind;

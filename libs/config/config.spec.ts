@@ -71,6 +71,20 @@ describe('loadConfig', () => {
     expect(problems({ TOLLGATE_SIGNING_ALG: 'es256' })).toEqual([expect.stringMatching(/^TOLLGATE_SIGNING_ALG: /)]);
   });
 
+  it("leaves AWS configuration to the SDK's standard variables (LocalStack or a test server need no Tollgate setting)", () => {
+    const aws = {
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+      AWS_SESSION_TOKEN: 'token',
+      AWS_PROFILE: 'tollgate',
+      AWS_ENDPOINT_URL: 'http://localstack:4566',
+      AWS_ENDPOINT_URL_STS: 'http://localstack:4566',
+      AWS_ENDPOINT_URL_IAM: 'http://localstack:4566',
+    };
+    expect(problems(aws)).toEqual([]);
+  });
+
   it("ignores the clients' own settings exported in the same shell", () => {
     expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x' })).toEqual([]);
   });

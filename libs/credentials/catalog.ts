@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { awsStsSettings } from './aws-sts/settings.js';
+import { awsStsCredential } from './aws-sts/sts-provider.js';
 import { jwtCredential, jwtSettings } from './jwt/jwt-provider.js';
 import { vaultCredential, vaultSettings } from './vault/vault-provider.js';
 import { CredentialProviders, type CredentialKind, type ProviderContext } from './provider.js';
@@ -8,12 +10,12 @@ import { CredentialProviders, type CredentialKind, type ProviderContext } from '
  * (settings schema + provider) and its two entries here: its settings in the union (checked when a
  * boundary is written: a bad field is a 400 naming it) and its entry in the list (built at start).
  */
-export const credentialSettings = z.discriminatedUnion('kind', [jwtSettings, vaultSettings]);
+export const credentialSettings = z.discriminatedUnion('kind', [jwtSettings, vaultSettings, awsStsSettings]);
 
 /** A boundary's `credential`, as checked when it was written. */
 export type BoundaryCredential = z.infer<typeof credentialSettings>;
 
-export const CREDENTIAL_KINDS: readonly CredentialKind[] = [jwtCredential, vaultCredential];
+export const CREDENTIAL_KINDS: readonly CredentialKind[] = [jwtCredential, vaultCredential, awsStsCredential];
 
 /** The providers of a running broker, one per kind in the catalog. */
 export function createProviders(context: ProviderContext, kinds: readonly CredentialKind[] = CREDENTIAL_KINDS): CredentialProviders {

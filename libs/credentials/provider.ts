@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Config } from '../config/config.js';
+import type { Database } from '../db/database.js';
 import type { SigningKey } from '../keys/signing-keys.js';
 import type { ToolBoundary } from '../policy/boundary.js';
 
@@ -79,6 +80,8 @@ export interface CredentialProvider<S extends CredentialSettings = CredentialSet
 /** What a provider may be built from: the service configuration and the broker's own signing key. */
 export interface ProviderContext {
   config: Config;
+  /** The shared database, for providers that must coordinate replicas (STS: one writer per role's deny policy). */
+  db: Database;
   signingKey: () => SigningKey | Promise<SigningKey>;
 }
 
