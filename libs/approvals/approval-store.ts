@@ -142,7 +142,7 @@ export class ApprovalStore {
     ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<ApprovalRow>(
-      `SELECT ${COLUMNS} FROM ${FROM} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT ${COLUMNS} FROM ${FROM} ${where}
         ORDER BY a.id DESC LIMIT $${params.length}`,
       params,
     );

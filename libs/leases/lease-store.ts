@@ -563,7 +563,7 @@ export class LeaseStore {
     ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<LeaseRow>(
-      `SELECT ${LEASE_COLUMNS} FROM leases l ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT ${LEASE_COLUMNS} FROM leases l ${where}
         ORDER BY l.id DESC LIMIT $${params.length}`,
       params,
     );
@@ -587,7 +587,7 @@ export class LeaseStore {
                    WHEN t.end_reason = 'drift_detected' AND d.id = t.drift_denials[cardinality(t.drift_denials)] THEN 'suspended_task'
                    ELSE 'counted' END AS drift
          FROM decisions d LEFT JOIN tasks t ON t.id = d.task_id AND d.id = ANY (t.drift_denials)
-         ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ${where}
         ORDER BY d.id DESC LIMIT $${params.length}`,
       params,
     );
@@ -636,16 +636,19 @@ function uuidBound(ms: number, fill: '0' | 'f'): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${rest.slice(0, 4)}-${rest.slice(4, 8)}-${rest.slice(8)}`;
 }
 
-/** The filters that were given, as numbered SQL conditions: `?` becomes the parameter's place. */
-export function conditions(filters: ReadonlyArray<readonly [string, unknown]>): { where: string[]; params: unknown[] } {
-  const where: string[] = [];
+/**
+ * The filters that were given, as a WHERE clause of numbered conditions (`?` becomes the parameter's
+ * place), or '' when none was given.
+ */
+export function conditions(filters: ReadonlyArray<readonly [string, unknown]>): { where: string; params: unknown[] } {
+  const clauses: string[] = [];
   const params: unknown[] = [];
   for (const [clause, value] of filters) {
     if (value === undefined || value === '') continue;
     params.push(value);
-    where.push(clause.replace('?', `$${params.length}`));
+    clauses.push(clause.replace('?', `$${params.length}`));
   }
-  return { where, params };
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }
 
 /** A lease the outbox has claimed: what revoking it at its source needs. */

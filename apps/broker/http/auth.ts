@@ -87,7 +87,7 @@ export class AdminGuard extends ApiKeyGuard {
   }
 
   protected access(request: FastifyRequest): Access {
-    return request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write';
+    return readOr('write', request);
   }
 }
 
@@ -114,7 +114,7 @@ export class ApproverGuard extends ApiKeyGuard {
   }
 
   protected access(request: FastifyRequest): Access {
-    return request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'approve';
+    return readOr('approve', request);
   }
 }
 
@@ -128,4 +128,9 @@ export class EventsGuard extends ApiKeyGuard {
   protected access(): Access {
     return 'events';
   }
+}
+
+/** A GET (or HEAD) reads; any other method is the given kind of write. */
+function readOr(write: Access, request: FastifyRequest): Access {
+  return request.method === 'GET' || request.method === 'HEAD' ? 'read' : write;
 }

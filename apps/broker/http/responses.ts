@@ -193,10 +193,11 @@ export const whatIfResponse = z.strictObject({
 });
 
 const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional() });
+const jwkSet = z.strictObject({ keys: z.array(jwk) });
 
 export const workloadResponse = z.strictObject({
   id: z.string(),
-  jwks: z.strictObject({ keys: z.array(jwk) }).optional().describe('registered keys (absent when the workload is bound to an issuer)'),
+  jwks: jwkSet.optional().describe('registered keys (absent when the workload is bound to an issuer)'),
   issuer: z.string().optional().describe('the trusted issuer (its id) whose tokens authenticate this workload'),
   subject: z.string().optional().describe("the token's sub this workload is bound to"),
   enabled: z.boolean(),
@@ -246,7 +247,7 @@ export const introspectionResponse = z.union([
 
 export const revocationResponse = z.strictObject({}).describe('RFC 7009: 200 whether or not the token was known');
 
-export const jwksResponse = z.strictObject({ keys: z.array(jwk) });
+export const jwksResponse = jwkSet;
 
 /** RFC 8414. */
 export const metadataResponse = z.strictObject({
@@ -274,7 +275,7 @@ export const issuerResponse = z.strictObject({
   kind: z.enum(['spiffe', 'kubernetes', 'oidc']),
   trust_domain: z.string().optional(),
   jwks_uri: z.string().optional(),
-  jwks: z.strictObject({ keys: z.array(jwk) }).optional(),
+  jwks: jwkSet.optional(),
   audiences: z.array(z.string()),
   enabled: z.boolean(),
   revision: z.int(),
@@ -310,7 +311,7 @@ export const apiKeyResponse = z.strictObject({
   role: z.enum(['admin', 'reviewer', 'resource_server']),
   audience: z.string().optional().describe('resource_server keys: the tool (token aud) it serves'),
   label: z.string().optional(),
-  jwks: z.strictObject({ keys: z.array(jwk) }).optional().describe('public keys for private_key_jwt'),
+  jwks: jwkSet.optional().describe('public keys for private_key_jwt'),
   created_at: time,
   revoked_at: nullableTime,
 });
