@@ -74,6 +74,7 @@ export function workloadView(workload: Workload) {
     id: workload.id,
     ...(workload.jwks ? { jwks: workload.jwks } : { issuer: workload.issuerId, subject: workload.subject }),
     enabled: workload.enabled,
+    rate_limit: workload.rateLimit && { [`per_${workload.rateLimit.per}`]: workload.rateLimit.requests, burst: workload.rateLimit.burst },
     revision: workload.revision,
     created_at: workload.createdAt.toISOString(),
     updated_at: workload.updatedAt.toISOString(),
