@@ -369,7 +369,6 @@ describe('workloads', () => {
       id: 'crm-bot',
       jwks: { keys: [key.publicJwk, ecKey.publicJwk] },
       enabled: true,
-      rate_limit: null,
       revision: 1,
       created_at: expect.stringMatching(/Z$/),
       updated_at: expect.stringMatching(/Z$/),

@@ -203,8 +203,8 @@ export const workloadResponse = z.strictObject({
   enabled: z.boolean(),
   rate_limit: z
     .strictObject({ per_second: z.number().optional(), per_minute: z.int().optional(), per_hour: z.int().optional(), burst: z.int() })
-    .nullable()
-    .describe("its own limit on credential requests, in the unit it was given in; null: the service's (TOLLGATE_RATE_LIMIT)"),
+    .optional()
+    .describe("its own limit on credential requests, in the unit it was given in; absent: the service's (TOLLGATE_RATE_LIMIT)"),
   revision: z.int(),
   created_at: time,
   updated_at: time,
