@@ -23,7 +23,7 @@ export interface RequestContext {
         state: string;
         expiresAt: number;
         createdAt: number;
-        /** The task's denials so far; counted only when a policy may read it (else 0). */
+        /** The task's denials so far; counted only when a policy or approval rule may read it (else 0). */
         denials: number;
       }
     | undefined;
@@ -98,8 +98,8 @@ export class LeaseStore {
               (extract(epoch FROM t.created_at) * 1000)::float8 AS task_created_ms,
               b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
               b.sensitivity, b.drift_threshold, b.enabled, b.approval, b.policy, b.created_at, p.key AS policies_key,
-              -- Counted only when a policy may read it: requests without policies do not pay for it.
-              CASE WHEN t.id IS NOT NULL AND (b.policy IS NOT NULL OR p.key <> '')
+              -- Counted only when Cedar may read it (a policy or an approval rule): other requests do not pay for it.
+              CASE WHEN t.id IS NOT NULL AND (b.policy IS NOT NULL OR p.key <> '' OR b.approval IS NOT NULL)
                    THEN (SELECT count(*) FROM decisions d WHERE d.task_id = t.id AND d.outcome = 'deny')::int
                    ELSE 0 END AS denials
          FROM (SELECT ${ACTIVE_POLICIES_KEY} AS key) AS p

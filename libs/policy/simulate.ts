@@ -41,6 +41,7 @@ export class Simulator {
         resource: request.resource ?? null,
         params: request.params ?? null,
         purpose: request.purpose ?? null,
+        approved: false,
       },
       boundary!,
       key,
