@@ -367,3 +367,17 @@ describe('simulation', () => {
     expect(Number(await count())).toBe(before);
   });
 });
+
+describe('metrics', () => {
+  it('observes the Cedar step of each credential request Cedar decides in tollgate_policy_evaluation_seconds', async () => {
+    const count = async () => {
+      const metrics = await call<string>(broker.url, 'GET', '/metrics');
+      return Number(/^tollgate_policy_evaluation_seconds_count (\d+)/m.exec(metrics.body)?.[1]);
+    };
+    const before = await count();
+    const taskId = await openTask(bot, 'refund_request');
+    const permitted = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create', params: { amount: 50 } });
+    expect(permitted.status).toBe(201);
+    expect(await count()).toBe(before + 1);
+  });
+});
