@@ -204,8 +204,11 @@ describe('a policy that requires approval', () => {
     expect(mismatch.body.reasons).toEqual(['approval_mismatch']);
     const permitted = await refund(taskId, 500, approvalId);
     expect(permitted.status, JSON.stringify(permitted.body)).toBe(201);
-    const [permit] = await rows<{ policies: unknown }>('SELECT d.policies FROM decisions d JOIN leases l ON l.decision_id = d.id WHERE l.id = $1', [permitted.body.lease_id]);
-    expect(permit!.policies).toEqual([{ id: 'boundary:refunds', version: 1 }]);
+    const [permit] = await rows<{ policies: unknown; approval_id: string }>(
+      'SELECT d.policies, d.approval_id FROM decisions d JOIN leases l ON l.decision_id = d.id WHERE l.id = $1',
+      [permitted.body.lease_id],
+    );
+    expect(permit).toEqual({ policies: [{ id: 'boundary:refunds', version: 1 }], approval_id: approvalId });
     const again = await refund(taskId, 500, approvalId);
     expect(again.status).toBe(403);
     expect(again.body.reasons).toEqual(['approval_used']);

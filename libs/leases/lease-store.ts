@@ -162,9 +162,9 @@ export class LeaseStore {
          SELECT t.id FROM t, b, p WHERE $23::uuid IS NULL OR EXISTS (SELECT 1 FROM ap)
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
-                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task, approval_id)
          SELECT $1::uuid, t.id, $3::text, $4::text, $5::int, $6::text, $7::text, 'permit', '[]'::jsonb, $8::jsonb,
-                $9::text, $10::int, to_timestamp($11::float8 / 1000), $19::jsonb, $17::text, $20::text, $21::int, $22::int FROM ok t
+                $9::text, $10::int, to_timestamp($11::float8 / 1000), $19::jsonb, $17::text, $20::text, $21::int, $22::int, $23::uuid FROM ok t
          RETURNING id
        ), l AS (
          INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource,

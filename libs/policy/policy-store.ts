@@ -110,6 +110,8 @@ export interface ReplayRow {
   subject: string;
   task_age_s: number | null;
   denials_in_task: number | null;
+  /** The permit used a reviewer's approval. */
+  approved: boolean;
   at_ms: number;
   tool: string;
   sensitivity: 'low' | 'medium' | 'high';
@@ -128,7 +130,7 @@ export async function replayPage(
 ): Promise<ReplayRow[]> {
   const { rows } = await sql.query<ReplayRow>(
     `SELECT d.id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.params, d.purpose,
-            d.intent, d.subject, d.task_age_s, d.denials_in_task, (extract(epoch FROM d.at) * 1000)::float8 AS at_ms,
+            d.intent, d.subject, d.task_age_s, d.denials_in_task, d.approval_id IS NOT NULL AS approved, (extract(epoch FROM d.at) * 1000)::float8 AS at_ms,
             b.tool, b.sensitivity, b.actions, b.intents
        FROM decisions d
        JOIN boundaries b ON b.id = d.boundary_id AND b.version = d.boundary_version

@@ -113,8 +113,7 @@ export class WhatIf {
               resource: row.resource,
               params: row.params,
               purpose: row.purpose,
-              // Decisions do not record whether they used an approval: replayed as unapproved.
-              approved: false,
+              approved: row.approved,
               at: Number(row.at_ms),
             }),
           ).decision === 'allow';
