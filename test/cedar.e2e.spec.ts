@@ -358,10 +358,12 @@ describe('simulation', () => {
 
     const forbidden = await simulate({ workload: 'intern-bot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'hr', action: 'record:read' } });
     expect(forbidden.status).toBe(200);
-    expect(forbidden.body).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], boundary_version: 1 });
+    expect(forbidden.body).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], approval_required: false, boundary_version: 1 });
 
     const refund = await simulate({ workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create', params: { amount: 40 } } });
-    expect(refund.body).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }] });
+    expect(refund.body).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }], approval_required: false });
+    const big = await simulate({ workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } } });
+    expect(big.body).toMatchObject({ decision: 'permit', policies: [{ id: 'boundary:refunds', version: 1 }], approval_required: true });
     const core = await simulate({ workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create' } });
     expect(core.body).toMatchObject({ decision: 'deny', reasons: ['intent_mismatch'], policies: [] });
     const bad = await simulate({ workload: 'chatbot', task: { intent: 'order_status' }, request: { boundary: 'payments', action: 'refund:create' } });
