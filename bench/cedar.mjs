@@ -3,24 +3,15 @@
 // statefulIsAuthorized on a set preparsed once), with 10 and 100 policies of the shipped model.
 // Usage: npm run build && node bench/cedar.mjs [requests per run] [runs]
 import { buildCedarContext, CedarEvaluator } from '../dist/libs/policy/cedar.js';
+import { BENCH_TOOL, benchPolicyTexts } from './lib/cedar-policies.mjs';
 
 const requests = Number(process.argv[2] ?? 5000);
 const runs = Number(process.argv[3] ?? 3);
-const TOOL = 'https://pay.acme.test';
+const TOOL = BENCH_TOOL;
 
-/** n policies: a mix of permits and forbids over params, subject, sensitivity and the clock, some scoped to other tools. */
+/** n policies as one global policy set. */
 function policies(n) {
-  const texts = [];
-  for (let i = 0; i < n; i++) {
-    switch (i % 5) {
-      case 0: texts.push(`permit(principal, action == Action::"refund:create", resource) when { context.params has amount && context.params.amount <= ${100 + i} };`); break;
-      case 1: texts.push(`forbid(principal == Workload::"intern-${i}", action, resource) when { resource.sensitivity == "high" };`); break;
-      case 2: texts.push(`permit(principal, action, resource) when { context.params has owner && context.params.owner == context.subject && context.denials_in_task < ${3 + i} };`); break;
-      case 3: texts.push(`forbid(principal, action, resource) when { context.now.weekday == 0 && context.now.hour < ${i % 24} && context.intent == "batch-${i}" };`); break;
-      case 4: texts.push(`forbid(principal, action, resource == Tool::"https://other-${i}.test");`); break;
-    }
-  }
-  return [{ id: 'bench', version: 1, text: texts.join('\n') }];
+  return [{ id: 'bench', version: 1, text: benchPolicyTexts(n).join('\n'), scope: 'global' }];
 }
 
 function percentile(sorted, p) {
@@ -44,6 +35,7 @@ for (const n of [10, 100]) {
         resource: `order/${i}`,
         params: { amount: i % 200, owner: 'user-42' },
         purpose: null,
+        approved: false,
         at: Date.now(),
       });
       evaluator.evaluate(set, request);

@@ -3,6 +3,7 @@ import { startBroker, type TestBroker } from './support/broker.js';
 import { call, type Response } from './support/http.js';
 import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
 import { assertion } from './support/workload.js';
+import { ACTIVE_POLICIES_KEY } from '../libs/policy/policy-store.js';
 
 /** Added to the broker's clock (ms): "business hours" are tested at chosen times of day. */
 let skewMs = 0;
@@ -23,6 +24,13 @@ const OWNER_POLICY = `permit(principal, action, resource)
 const BUSINESS_HOURS = `permit(principal, action, resource)
   when { context.now.weekday >= 1 && context.now.weekday <= 5 && context.now.hour >= 9 && context.now.hour < 17 };`;
 
+// Refunds up to 100; above, only with a reviewer's approval of exactly this request.
+const APPROVED_REFUNDS = `permit(principal, action == Action::"refund:create", resource)
+  when { context.params has amount && (context.params.amount <= 100 || context.approved) };
+@approval("required")
+permit(principal, action == Action::"refund:create", resource)
+  when { context.params has amount && context.params.amount > 100 && !context.approved };`;
+
 const NO_HIGH_FOR_INTERN = `forbid(principal == Workload::"intern-bot", action, resource)
   when { resource.sensitivity == "high" };`;
 
@@ -33,6 +41,8 @@ beforeAll(async () => {
   await putBoundary(broker, 'crm-owned', { tool: 'https://crm.acme.test', actions: ['orders:read'], intents: ['order_status'], policy: OWNER_POLICY });
   await putBoundary(broker, 'payroll', { tool: 'https://payroll.acme.test', actions: ['payslip:read'], intents: ['order_status'], policy: BUSINESS_HOURS });
   await putBoundary(broker, 'hr', { tool: 'https://hr.acme.test', actions: ['record:read'], intents: ['order_status'], sensitivity: 'high' });
+  await putBoundary(broker, 'refunds', { tool: 'https://refunds.acme.test', actions: ['refund:create'], intents: ['refund_request'], policy: APPROVED_REFUNDS });
+  await putBoundary(broker, 'guarded', { tool: 'https://guarded.acme.test', actions: ['thing:read'], intents: ['order_status'], policy: NO_HIGH_FOR_INTERN });
   await putBoundary(broker, 'plain', { tool: 'https://plain.acme.test', actions: ['thing:read'], intents: ['order_status'] });
   bot = await registerBot(broker);
   intern = await registerBot(broker, 'intern-bot');
@@ -149,6 +159,95 @@ describe('Cedar policies on a boundary', () => {
   });
 });
 
+describe('a boundary policy of forbids only', () => {
+  it("follows Cedar's default deny: nothing permits, so every request is refused (policy_no_permit)", async () => {
+    const taskId = await openTask(bot, 'order_status');
+    const denied = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'guarded', action: 'thing:read' });
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatchObject({ reasons: ['policy_no_permit'], policies: [] });
+  });
+});
+
+describe('a policy that requires approval', () => {
+  let reviewerKey: string;
+  beforeAll(async () => {
+    reviewerKey = (await admin('POST', '/v1/admin/api-keys', { role: 'reviewer', label: 'refunds desk' })).body.key;
+  });
+  const refund = (taskId: string, amount: number, approvalId?: string) =>
+    asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'refunds', action: 'refund:create', params: { amount }, ...(approvalId ? { approval_id: approvalId } : {}) });
+  const approve = async (approvalId: string) => {
+    const approved = await call(broker.url, 'POST', `/v1/approvals/${approvalId}/approve`, { token: reviewerKey, json: { reason: 'checked the order' } });
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+  };
+
+  it('permits 50, sends 500 to a reviewer (202, pending), then permits the approved repeat once; another amount is refused', async () => {
+    const taskId = await openTask(bot, 'refund_request');
+    expect((await refund(taskId, 50)).status).toBe(201);
+
+    const pending = await refund(taskId, 500);
+    expect(pending.status, JSON.stringify(pending.body)).toBe(202);
+    expect(pending.body).toMatchObject({ status: 'pending', approval_id: expect.any(String), expires_at: expect.any(String) });
+    const approvalId: string = pending.body.approval_id;
+    const [event] = await rows<{ data: { policies: unknown; decision_id: string } }>(
+      "SELECT data FROM audit_events WHERE kind = 'credential.pending' AND data->>'approval_id' = $1",
+      [approvalId],
+    );
+    expect(event!.data.policies).toEqual([{ id: 'boundary:refunds', version: 1 }]);
+    const [decision] = await rows<{ outcome: string; reasons: string[] }>('SELECT outcome, reasons FROM decisions WHERE id = $1', [event!.data.decision_id]);
+    expect(decision).toEqual({ outcome: 'pending', reasons: ['approval_required'] });
+    // Polling before a reviewer decides answers pending again.
+    expect((await refund(taskId, 500, approvalId)).status).toBe(202);
+
+    await approve(approvalId);
+    const mismatch = await refund(taskId, 600, approvalId);
+    expect(mismatch.status).toBe(403);
+    expect(mismatch.body.reasons).toEqual(['approval_mismatch']);
+    const permitted = await refund(taskId, 500, approvalId);
+    expect(permitted.status, JSON.stringify(permitted.body)).toBe(201);
+    const [permit] = await rows<{ policies: unknown; approval_id: string }>(
+      'SELECT d.policies, d.approval_id FROM decisions d JOIN leases l ON l.decision_id = d.id WHERE l.id = $1',
+      [permitted.body.lease_id],
+    );
+    expect(permit).toEqual({ policies: [{ id: 'boundary:refunds', version: 1 }], approval_id: approvalId });
+    const again = await refund(taskId, 500, approvalId);
+    expect(again.status).toBe(403);
+    expect(again.body.reasons).toEqual(['approval_used']);
+  });
+
+  it('answers authorization_pending at /oauth2/token, then a token once approved', async () => {
+    const taskId = await openTask(bot, 'refund_request');
+    const form = async (approvalId?: string) => {
+      const now = Math.floor((Date.now() + skewMs) / 1000);
+      return {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: await assertion(bot.id, bot.key, broker.url, { iat: now, exp: now + 60 }),
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        audience: 'https://refunds.acme.test',
+        authorization_details: JSON.stringify([
+          { type: 'tool_call', task_id: taskId, boundary: 'refunds', action: 'refund:create', params: { amount: 500 }, ...(approvalId ? { approval_id: approvalId } : {}) },
+        ]),
+      };
+    };
+    const pending = await call(broker.url, 'POST', '/oauth2/token', { form: await form() });
+    expect(pending.status).toBe(400);
+    expect(pending.body).toMatchObject({ error: 'authorization_pending', approval_id: expect.any(String) });
+    await approve(pending.body.approval_id);
+    const token = await call(broker.url, 'POST', '/oauth2/token', { form: await form(pending.body.approval_id) });
+    expect(token.status, JSON.stringify(token.body)).toBe(200);
+    expect(token.body.access_token).toEqual(expect.any(String));
+  });
+
+  it('refuses an @approval annotation other than "required" on write, keeping the valid policy', async () => {
+    const refused = await admin('PUT', '/v1/admin/boundaries/refunds', {
+      tool: 'https://refunds.acme.test', actions: ['refund:create'], intents: ['refund_request'], default_ttl: 60, max_ttl: 600, credential: { kind: 'jwt' },
+      policy: '@approval("sometimes") permit(principal, action, resource);',
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error_description).toContain('approval annotation');
+    expect((await admin('GET', '/v1/admin/boundaries/refunds')).body.policy).toBe(APPROVED_REFUNDS);
+  });
+});
+
 describe('global policy sets', () => {
   it('forbids a high-sensitivity boundary to one workload; a forbid-only set leaves other requests alone', async () => {
     const put = await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: NO_HIGH_FOR_INTERN, description: 'interns never touch high-sensitivity tools' });
@@ -231,6 +330,25 @@ describe('global policy sets', () => {
   });
 });
 
+describe('the policy set key', () => {
+  it('is one row bumped with every policy write: a new key on each change, empty only when no policy is enabled', async () => {
+    const key = async () => (await rows<{ key: string }>(`SELECT ${ACTIVE_POLICIES_KEY} AS key`))[0]!.key;
+    const before = await key();
+    await admin('PUT', '/v1/admin/policies/key-probe', { policy: NO_HIGH_FOR_INTERN });
+    const added = await key();
+    expect(added).not.toBe(before);
+    expect(added).not.toBe('');
+    // An unchanged PUT writes no version and keeps the key.
+    await admin('PUT', '/v1/admin/policies/key-probe', { policy: NO_HIGH_FOR_INTERN });
+    expect(await key()).toBe(added);
+    await admin('DELETE', '/v1/admin/policies/key-probe');
+    const enabled = await rows<{ n: number }>('SELECT count(*)::int AS n FROM policies WHERE superseded_at IS NULL AND enabled');
+    const disabled = await key();
+    expect(disabled).not.toBe(added);
+    expect(disabled === '').toBe(enabled[0]!.n === 0);
+  });
+});
+
 describe('simulation', () => {
   it('decides like the hot path and writes nothing', async () => {
     const count = async () =>
@@ -240,15 +358,31 @@ describe('simulation', () => {
 
     const forbidden = await simulate({ workload: 'intern-bot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'hr', action: 'record:read' } });
     expect(forbidden.status).toBe(200);
-    expect(forbidden.body).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], boundary_version: 1 });
+    expect(forbidden.body).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], approval_required: false, boundary_version: 1 });
 
     const refund = await simulate({ workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create', params: { amount: 40 } } });
-    expect(refund.body).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }] });
+    expect(refund.body).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }], approval_required: false });
+    const big = await simulate({ workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } } });
+    expect(big.body).toMatchObject({ decision: 'permit', policies: [{ id: 'boundary:refunds', version: 1 }], approval_required: true });
     const core = await simulate({ workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create' } });
     expect(core.body).toMatchObject({ decision: 'deny', reasons: ['intent_mismatch'], policies: [] });
     const bad = await simulate({ workload: 'chatbot', task: { intent: 'order_status' }, request: { boundary: 'payments', action: 'refund:create' } });
     expect(bad.status).toBe(400);
 
     expect(Number(await count())).toBe(before);
+  });
+});
+
+describe('metrics', () => {
+  it('observes the Cedar step of each credential request Cedar decides in tollgate_policy_evaluation_seconds', async () => {
+    const count = async () => {
+      const metrics = await call<string>(broker.url, 'GET', '/metrics');
+      return Number(/^tollgate_policy_evaluation_seconds_count (\d+)/m.exec(metrics.body)?.[1]);
+    };
+    const before = await count();
+    const taskId = await openTask(bot, 'refund_request');
+    const permitted = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create', params: { amount: 50 } });
+    expect(permitted.status).toBe(201);
+    expect(await count()).toBe(before + 1);
   });
 });

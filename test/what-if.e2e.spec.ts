@@ -115,6 +115,25 @@ describe('what-if', () => {
     expect((await admin('POST', '/v1/admin/boundaries/refunds/what-if', { policy: LIMIT_100, limit: 0 })).status).toBe(400);
   });
 
+  it('replays a permit that used an approval as approved (context.approved)', async () => {
+    // Three permits of 500 that reviewers approved, three days back (outside the seeded window).
+    await broker.app.broker.db.query(
+      `INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons,
+                              params, at, intent, subject, task_age_s, denials_in_task, policies, approval_id)
+       SELECT gen_random_uuid(), NULL, 'chatbot', 'refunds', 1, 'refund:create', 'order/big-' || i, 'permit', '[]'::jsonb,
+              '{"amount": 500}'::jsonb, now() - interval '3 days' + i * interval '1 second', 'refund_request', 'user-42', 60, 0,
+              '[]'::jsonb, gen_random_uuid()
+         FROM generate_series(1, 3) AS i`,
+    );
+    const window = { since: new Date(Date.now() - 3 * 86_400_000 - 60_000).toISOString(), until: new Date(Date.now() - 3 * 86_400_000 + 60_000).toISOString() };
+    const unlessApproved = `permit(principal, action == Action::"refund:create", resource)
+  when { context.params has amount && (context.params.amount <= 100 || context.approved) };`;
+    const kept = await admin('POST', '/v1/admin/boundaries/refunds/what-if', { policy: unlessApproved, ...window });
+    expect(kept.body).toMatchObject({ replayed: 3, permits_now_denied: { count: 0 } });
+    const strict = await admin('POST', '/v1/admin/boundaries/refunds/what-if', { policy: LIMIT_100, ...window });
+    expect(strict.body).toMatchObject({ replayed: 3, permits_now_denied: { count: 3 } });
+  });
+
   it('replays what live requests recorded: intent, subject and params of the decision', async () => {
     const task = await bot.openTask('refund_request');
     const live = await bot.credential(task, { boundary: 'refunds', action: 'refund:create', params: { amount: 7 } });

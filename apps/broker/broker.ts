@@ -129,10 +129,10 @@ export async function createBroker(
   const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);
   const boundaryStore = new BoundaryStore(db);
   const policyStore = new PolicyStore(db);
-  const evaluator = new CedarEvaluator(1000, (seconds) => metrics.cedarDecisionDuration.observe(seconds));
-  // A what-if replays thousands of rows: its decisions stay out of the hot path's latency histogram.
+  const evaluator = new CedarEvaluator(1000);
+  // A what-if replays thousands of rows under throwaway keys: they must not evict the hot path's sets.
   const replayEvaluator = new CedarEvaluator(200);
-  const policies = new Policies(db, policyStore, evaluator, clock, () => contextCache.forgetPolicies());
+  const policies = new Policies(db, policyStore, evaluator, clock, () => contextCache.forgetPolicies(), (seconds) => metrics.policyEvaluation.observe(seconds));
 
   return {
     config,

@@ -57,17 +57,6 @@ export class ApprovalStore {
     return rows[0] && toApproval(rows[0]);
   }
 
-  /** What the approval condition's context needs beyond the request context: the task's age and its denials. */
-  async taskFacts(taskId: string): Promise<{ createdAt: number; denials: number }> {
-    const { rows } = await this.sql.query<{ created_ms: number | string; denials: number }>(
-      `SELECT (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
-              (SELECT count(*)::int FROM decisions WHERE task_id = $1 AND outcome = 'deny') AS denials
-         FROM tasks WHERE id = $1`,
-      [taskId],
-    );
-    return { createdAt: Number(rows[0]?.created_ms ?? 0), denials: rows[0]?.denials ?? 0 };
-  }
-
   /**
    * A pending decision and its audit event, in one statement; with `created`, also the new
    * approval row it asks for. Without it the request repeats an approval that is still pending.
@@ -107,6 +96,7 @@ export class ApprovalStore {
           action: decision.action,
           resource: decision.resource,
           reasons: ['approval_required'],
+          ...(decision.policies ? { policies: decision.policies } : {}),
         }),
       ],
       'tollgate_record_pending',

@@ -23,7 +23,7 @@ export interface RequestContext {
         state: string;
         expiresAt: number;
         createdAt: number;
-        /** The task's denials so far; counted only when a policy may read it (else 0). */
+        /** The task's denials so far; counted only when a policy or approval rule may read it (else 0). */
         denials: number;
       }
     | undefined;
@@ -98,8 +98,8 @@ export class LeaseStore {
               (extract(epoch FROM t.created_at) * 1000)::float8 AS task_created_ms,
               b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
               b.sensitivity, b.drift_threshold, b.enabled, b.approval, b.policy, b.created_at, p.key AS policies_key,
-              -- Counted only when a policy may read it: requests without policies do not pay for it.
-              CASE WHEN t.id IS NOT NULL AND (b.policy IS NOT NULL OR p.key <> '')
+              -- Counted only when Cedar may read it (a policy or an approval rule): other requests do not pay for it.
+              CASE WHEN t.id IS NOT NULL AND (b.policy IS NOT NULL OR p.key <> '' OR b.approval IS NOT NULL)
                    THEN (SELECT count(*) FROM decisions d WHERE d.task_id = t.id AND d.outcome = 'deny')::int
                    ELSE 0 END AS denials
          FROM (SELECT ${ACTIVE_POLICIES_KEY} AS key) AS p
@@ -162,9 +162,9 @@ export class LeaseStore {
          SELECT t.id FROM t, b, p WHERE $23::uuid IS NULL OR EXISTS (SELECT 1 FROM ap)
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
-                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task, approval_id)
          SELECT $1::uuid, t.id, $3::text, $4::text, $5::int, $6::text, $7::text, 'permit', '[]'::jsonb, $8::jsonb,
-                $9::text, $10::int, to_timestamp($11::float8 / 1000), $19::jsonb, $17::text, $20::text, $21::int, $22::int FROM ok t
+                $9::text, $10::int, to_timestamp($11::float8 / 1000), $19::jsonb, $17::text, $20::text, $21::int, $22::int, $23::uuid FROM ok t
          RETURNING id
        ), l AS (
          INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource,

@@ -181,28 +181,43 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
   });
 });
 
-describe('CredentialIssuance with an approval rule', () => {
+describe('CredentialIssuance with step-up approval', () => {
   const stepUp = exampleBoundary({ id: 'crm', version: 3, approval: { when: 'true', ttl: 600 } });
   type Gate = NonNullable<ConstructorParameters<typeof CredentialIssuance>[5]>;
-  function gate(verdict: Awaited<ReturnType<Gate['check']>>) {
-    const seen: { approvalId: string | undefined; reads: number } = { approvalId: undefined, reads: 0 };
-    const check: Gate['check'] = async (input) => {
-      seen.reads++;
-      seen.approvalId = input.approvalId;
-      return verdict;
-    };
-    return { check, seen };
-  }
+  type Decider = NonNullable<ConstructorParameters<typeof CredentialIssuance>[7]>;
 
-  it('a pending verdict writes no lease and throws ApprovalPending with the approval id', async () => {
-    const store = ledger({ boundary: stepUp });
+  /** Cedar's step as a stub: allows, asking for approval unless the request is approved. */
+  function cedar(approvalRequired = true) {
+    const approved: boolean[] = [];
+    const decide: Decider['decide'] = async (facts) => {
+      approved.push(facts.approved);
+      return { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], approvalRequired: approvalRequired && !facts.approved, policiesKey: '' };
+    };
+    return { decide, approved };
+  }
+  function gate(named: Awaited<ReturnType<Gate['named']>>) {
+    const seen = { named: [] as string[], asked: 0 };
     const expiresAt = new Date(NOW + 600_000);
-    const service = new CredentialIssuance(store, providers(), store, undefined, undefined, gate({ outcome: 'pending', approvalId: 'ap-1', expiresAt }));
-    await expect(service.request('bot', request)).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-1', expiresAt });
+    const stub: Gate = {
+      named: async (_input, approvalId) => (seen.named.push(approvalId), named),
+      ask: async () => (seen.asked++, { outcome: 'pending', approvalId: 'ap-new', expiresAt }),
+    };
+    return { stub, seen, expiresAt };
+  }
+  const service = (store: Ledger, approvals: Gate | undefined, decider: Decider | undefined, cache?: RequestContextCache) =>
+    new CredentialIssuance(store, providers(), store, undefined, cache, approvals, {}, decider);
+
+  it('a request Cedar sends to a reviewer writes no lease and throws ApprovalPending with the approval id', async () => {
+    const store = ledger({ boundary: stepUp });
+    const { stub, seen, expiresAt } = gate({ outcome: 'consume', approvalId: 'unused' });
+    const policies = cedar();
+    await expect(service(store, stub, policies).request('bot', request)).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-new', expiresAt });
+    expect(seen).toEqual({ named: [], asked: 1 });
+    expect(policies.approved).toEqual([false]);
     expect(store.writes).toEqual([]);
   });
 
-  it('an approved repeat consumes the approval in the permit statement', async () => {
+  it('an approved repeat is decided by Cedar as approved and consumes the approval in the permit statement', async () => {
     const store = ledger({ boundary: stepUp });
     const consumed: (string | undefined)[] = [];
     store.recordPermit = async (_decision, lease, _intent, audit, _policiesKey, approvalId) => {
@@ -210,36 +225,49 @@ describe('CredentialIssuance with an approval rule', () => {
       store.leases.push(lease);
       return true;
     };
-    const { check, seen } = gate({ outcome: 'consume', approvalId: 'ap-2' });
-    await new CredentialIssuance(store, providers(), store, undefined, undefined, { check }).request('bot', { ...request, approvalId: 'ap-2' });
-    expect(seen.approvalId).toBe('ap-2');
+    const { stub, seen } = gate({ outcome: 'consume', approvalId: 'ap-2' });
+    const policies = cedar();
+    await service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-2' });
+    expect(seen).toEqual({ named: ['ap-2'], asked: 0 });
+    expect(policies.approved).toEqual([true]);
     expect(consumed).toEqual(['ap-2', 'ap-2']);
   });
 
-  it('a refused approval is a written denial with its reason', async () => {
+  it('a refused approval is a written denial with its reason, before Cedar is asked', async () => {
     const store = ledger({ boundary: stepUp });
-    const service = new CredentialIssuance(store, providers(), store, undefined, undefined, gate({ outcome: 'deny', reason: 'approval_used', description: 'used' }));
-    await expect(service.request('bot', { ...request, approvalId: 'ap-3' })).rejects.toMatchObject({ reasons: ['approval_used'] });
+    const { stub } = gate({ outcome: 'deny', reason: 'approval_used', description: 'used' });
+    const policies = cedar();
+    await expect(service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-3' })).rejects.toMatchObject({ reasons: ['approval_used'] });
+    expect(policies.approved).toEqual([]);
     expect(store.writes).toEqual(['deny:approval_used']);
   });
 
-  it('is decided on fresh rows only, never on remembered ones', async () => {
+  it('a repeat of a still pending approval answers pending again, without Cedar', async () => {
+    const store = ledger({ boundary: stepUp });
+    const expiresAt = new Date(NOW + 1000);
+    const { stub } = gate({ outcome: 'pending', approvalId: 'ap-4', expiresAt });
+    const policies = cedar();
+    await expect(service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-4' })).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-4' });
+    expect(policies.approved).toEqual([]);
+  });
+
+  it('is asked for on fresh rows only, never on remembered ones', async () => {
     const store = ledger({ boundary: stepUp });
     let reads = 0;
     const read = store.requestContext;
     store.requestContext = async (...args) => (reads++, read(...args));
     const cache = new RequestContextCache({ now: () => NOW });
     cache.remember({ now: NOW, task, boundary: stepUp, policiesKey: '' });
-    const { check, seen } = gate({ outcome: 'none' });
-    await new CredentialIssuance(store, providers(), store, undefined, cache, { check }).request('bot', request);
+    const { stub, seen } = gate({ outcome: 'consume', approvalId: 'unused' });
+    await expect(service(store, stub, cedar(), cache).request('bot', request)).rejects.toBeInstanceOf(ApprovalPending);
     expect(reads).toBe(1);
-    expect(seen.reads).toBe(1);
-    expect(store.writes).toEqual(['permit']);
+    expect(seen.asked).toBe(1);
   });
 
-  it('fails closed without a gate when the boundary has an approval rule', async () => {
+  it('fails closed without a gate, or without Cedar to decide the boundary\'s rule', async () => {
     const store = ledger({ boundary: stepUp });
-    await expect(new CredentialIssuance(store, providers(), store).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    await expect(service(store, undefined, cedar()).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    await expect(service(store, gate({ outcome: 'consume', approvalId: 'x' }).stub, undefined).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
     expect(store.writes).toEqual([]);
   });
 });

@@ -64,7 +64,7 @@ export class CredentialIssuance {
     private readonly revocation: Pick<LeaseRevocation, 'revokeLease'>,
     private readonly observe: DecisionObserver = () => {},
     private readonly cache?: RequestContextCache,
-    private readonly approvals?: Pick<ApprovalGate, 'check'>,
+    private readonly approvals?: Pick<ApprovalGate, 'named' | 'ask'>,
     private readonly guards: { drift?: DriftGuard | undefined; rateLimit?: RateLimiter | undefined } = {},
     private readonly policies?: PolicyDecider,
   ) {}
@@ -130,8 +130,20 @@ export class CredentialIssuance {
       return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined, { boundary });
     }
 
-    // Cedar decides after the core checks, and only when a policy applies: forbid wins, and with a
-    // policy attached no permit is a deny.
+    // A repeat's approval is settled first: whether the request is approved is part of what Cedar
+    // sees (`context.approved`). Decided on fresh rows only: an approval hangs on the task's intent.
+    let approvalId: string | undefined;
+    const gateInput = { decision, task, boundary: boundary!, params: request.params, now };
+    if (request.approvalId !== undefined) {
+      if (remembered) return undefined;
+      const named = await this.gate().named(gateInput, request.approvalId);
+      if (named.outcome === 'deny') return this.deny(decision, named.reason, named.description);
+      if (named.outcome === 'pending') return this.pending(named.approvalId, named.expiresAt, decision.id);
+      approvalId = named.approvalId;
+    }
+
+    // Cedar decides after the core checks, and only when a policy or an approval rule applies:
+    // forbid wins, and with a boundary policy (or any permit) attached no permit is a deny.
     const policy = await this.policies?.decide(
       {
         workloadId,
@@ -141,10 +153,12 @@ export class CredentialIssuance {
         resource: decision.resource,
         params: decision.params,
         purpose: decision.purpose,
+        approved: approvalId !== undefined,
       },
       boundary!,
       policiesKey,
     );
+    if (!policy && boundary!.approval) throw new TemporarilyUnavailable('approval rules are not available');
     if (policy) decision.policies = policy.determiningPolicies;
     if (policy?.decision === 'deny') {
       const reason = policy.reasons[0]!;
@@ -161,18 +175,12 @@ export class CredentialIssuance {
     });
     if (ttl === 0) return remembered ? undefined : this.deny(decision, 'task_not_active', 'the task has no time left');
 
-    // Step-up, decided on fresh rows only: an approval hangs on the task's current intent.
-    let approvalId: string | undefined;
-    if (request.approvalId !== undefined || boundary!.approval) {
+    // Step-up: the boundary's approval rule or an `@approval("required")` permit sends the request
+    // to a reviewer, unless it carries that reviewer's approval already.
+    if (approvalId === undefined && policy?.approvalRequired) {
       if (remembered) return undefined;
-      if (!this.approvals) throw new TemporarilyUnavailable('approvals are not available');
-      const gate = await this.approvals.check({ decision, task, boundary: boundary!, params: request.params, approvalId: request.approvalId, now });
-      if (gate.outcome === 'deny') return this.deny(decision, gate.reason, gate.description);
-      if (gate.outcome === 'pending') {
-        this.observe('pending', 'approval_required');
-        throw new ApprovalPending(gate.approvalId, gate.expiresAt, decision.id);
-      }
-      if (gate.outcome === 'consume') approvalId = gate.approvalId;
+      const asked = await this.gate().ask(gateInput);
+      return this.pending(asked.approvalId, asked.expiresAt, decision.id);
     }
 
     const provider = this.providers.get(boundary!.credential.kind);
@@ -219,6 +227,16 @@ export class CredentialIssuance {
     if (!marked || marked.state !== 'active') throw new TemporarilyUnavailable('the lease was revoked while its credential was issued; try again');
     const expiresIn = Math.round((marked.expiresAt - lease.issuedAt) / 1000);
     return { leaseId: lease.id, expiresAt: new Date(marked.expiresAt), expiresIn, credential: issued.credential };
+  }
+
+  private gate(): Pick<ApprovalGate, 'named' | 'ask'> {
+    if (!this.approvals) throw new TemporarilyUnavailable('approvals are not available');
+    return this.approvals;
+  }
+
+  private pending(approvalId: string, expiresAt: Date, decisionId: string): never {
+    this.observe('pending', 'approval_required');
+    throw new ApprovalPending(approvalId, expiresAt, decisionId);
   }
 
   /**

@@ -23,7 +23,7 @@ export interface ToolBoundary {
   createdAt: Date;
 }
 
-/** `when` is a Cedar condition over the request model (libs/policy/approval-condition.ts); `ttl` in seconds. */
+/** `when` is a Cedar condition over the same request as policies (libs/policy/cedar.ts); `ttl` in seconds. */
 export interface ApprovalRule {
   when: string;
   ttl: number;

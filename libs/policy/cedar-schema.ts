@@ -44,6 +44,8 @@ type RequestContext = {
   sensitivity: String,
   task_age_s: Long,
   denials_in_task: Long,
+  // The request carries an approval a reviewer approved for exactly this request (its approval_id).
+  approved: Bool,
   now: Now,
 };
 `;

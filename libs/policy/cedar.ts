@@ -18,6 +18,11 @@ export interface PolicySource {
   id: string;
   version: number;
   text: string;
+  /**
+   * A boundary's own policy (or its approval condition) follows Cedar's default deny; a global
+   * set of forbids only is a guardrail: one global forbid must not deny every boundary.
+   */
+  scope: 'global' | 'boundary';
 }
 
 export interface PolicyRef {
@@ -35,6 +40,8 @@ export interface PolicyDecision {
   determiningPolicies: PolicyRef[];
   /** Policies that failed to evaluate (Cedar skips them); a failing forbid denies (fail closed). */
   errors: string[];
+  /** An allow that a satisfied permit annotated `@approval("required")` decided: a human must approve it. */
+  approvalRequired: boolean;
 }
 
 /** The facts of one request, in Tollgate's words; `buildCedarContext` turns them into Cedar's. */
@@ -46,11 +53,13 @@ export interface RequestFacts {
   resource: string | null;
   params: unknown;
   purpose: string | null;
+  /** The request carries an approved approval bound to exactly this request. */
+  approved: boolean;
   /** When the request is decided, in milliseconds since the epoch. */
   at: number;
 }
 
-/** What `statefulIsAuthorized` is asked, minus the policy set: also the input of approval conditions. */
+/** What `statefulIsAuthorized` is asked, minus the policy set: policies and approval conditions alike. */
 export interface CedarRequest {
   principal: { type: 'Workload'; id: string };
   action: { type: 'Action'; id: string };
@@ -75,6 +84,7 @@ export function buildCedarContext(facts: RequestFacts): CedarRequest {
     sensitivity: facts.boundary.sensitivity,
     task_age_s: Math.max(0, Math.floor(facts.task.ageSeconds)),
     denials_in_task: facts.task.denials,
+    approved: facts.approved,
     now: { hour: at.getUTCHours(), minute: at.getUTCMinutes(), weekday: at.getUTCDay(), unix: Math.floor(facts.at / 1000) },
   };
   if (facts.resource !== null) context.resource = facts.resource;
@@ -153,13 +163,56 @@ export function validatePolicyText(text: string, actions: Iterable<string>): Pol
   if (parts.type === 'failure') return parts.errors.map((error) => locate(text, error));
   if (parts.policy_templates.length > 0) return [{ message: 'policy templates are not supported; write static policies' }];
   if (parts.policies.length === 0) return [{ message: 'the policy set has no policies' }];
+  for (const policy of parts.policies) {
+    const json = policyToJson(policy);
+    const approval = json.type === 'success' ? json.json.annotations?.[APPROVAL_ANNOTATION] : undefined;
+    if (approval === undefined) continue;
+    if (approval !== 'required' || (json.type === 'success' && json.json.effect === 'forbid')) {
+      return [{ message: `@${APPROVAL_ANNOTATION}("required") is the only approval annotation, and only on a permit` }];
+    }
+  }
   const answer = validate({ schema: schemaFor(actions), policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
   if (answer.type === 'failure') return answer.errors.map((error) => locate(text, error));
   return answer.validationErrors.map(({ error }) => locate(text, error));
 }
 
+/** A permit carrying `@approval("required")` makes the requests it decides wait for a human. */
+const APPROVAL_ANNOTATION = 'approval';
+
+const CONDITION_PREFIX = 'permit(principal, action, resource) when { ';
+const MAX_CONDITION = 4096;
+
+/**
+ * A boundary's approval rule is a Cedar condition over the same request as policies, written as
+ * the body of a `when` clause: it runs as the one policy `permit(principal, action, resource) when
+ * { <condition> };`, so "allow" means the request needs a human's approval.
+ */
+function conditionPolicy(when: string): string {
+  return `${CONDITION_PREFIX}${when} };`;
+}
+
+/**
+ * Why a condition cannot be used, in Cedar's own words with the line and column in the condition;
+ * none when it can. Parsed, not schema-validated: a condition may read an optional parameter
+ * without `has` (it then errors on a request without it, which requires approval: fail closed).
+ * Exactly one policy must come out: a condition that closes the brace and opens another is refused.
+ */
+export function approvalConditionProblems(when: string): PolicyProblem[] {
+  if (when.length > MAX_CONDITION) return [{ message: `must be at most ${MAX_CONDITION} characters` }];
+  const text = conditionPolicy(when);
+  const inCondition = (problem: PolicyProblem): PolicyProblem =>
+    problem.line === 1 && problem.column !== undefined ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) } : problem;
+  const parsed = checkParsePolicySet({ staticPolicies: text });
+  if (parsed.type === 'failure') return parsed.errors.map((error) => inCondition(locate(text, error)));
+  const parts = policySetTextToParts(text);
+  if (parts.type === 'failure') return parts.errors.map((error) => inCondition(locate(text, error)));
+  if (parts.policies.length !== 1 || parts.policy_templates.length !== 0) return [{ message: 'must be one Cedar condition (the body of a when clause), not policies' }];
+  return [];
+}
+
 function locate(text: string, error: DetailedError): PolicyProblem {
-  const message = error.help ? `${error.message} (${error.help})` : error.message;
+  const plain = error.message.replace(/^failed to parse policies from string: /, '');
+  const message = error.help ? `${plain} (${error.help})` : plain;
   const offset = error.sourceLocations?.[0]?.start;
   if (offset === undefined) return { message };
   const before = text.slice(0, offset).split('\n');
@@ -171,10 +224,19 @@ export interface CompiledPolicySet {
   key: string;
   slot: string;
   policies: Record<string, string>;
-  /** Cedar policy id → the source it came from and whether it forbids. */
-  origins: Map<string, { ref: PolicyRef; forbid: boolean }>;
-  /** False when every applicable policy is a forbid: such a set is a guardrail and only forbids. */
-  hasPermit: boolean;
+  /** Cedar policy id → the source it came from, whether it forbids and whether it asks for approval. */
+  origins: Map<string, Origin>;
+  /**
+   * Cedar's default deny applies: the set holds a boundary's own policy, or a permit. A set of
+   * global forbids only is a guardrail: when none of them matches, the core checks' permit stands.
+   */
+  defaultDeny: boolean;
+}
+
+interface Origin {
+  ref: PolicyRef;
+  forbid: boolean;
+  approval: boolean;
 }
 
 /**
@@ -187,11 +249,7 @@ export class CedarEvaluator {
   private readonly freeSlots: string[] = [];
   private nextSlot = 0;
 
-  constructor(
-    private readonly maxSets = 1000,
-    /** Told how long each decision took, in seconds. */
-    private readonly observe: (seconds: number) => void = () => {},
-  ) {}
+  constructor(private readonly maxSets = 1000) {}
 
   /**
    * The compiled set for `key`, parsing `sources` when it is new. Only the policies that can apply
@@ -206,7 +264,7 @@ export class CedarEvaluator {
       return known;
     }
     const policies: Record<string, string> = {};
-    const origins = new Map<string, { ref: PolicyRef; forbid: boolean }>();
+    const origins = new Map<string, Origin>();
     sources.forEach((source, s) => {
       const parts = policySetTextToParts(source.text);
       if (parts.type === 'failure') throw new Error(`policy ${source.id} v${source.version} does not parse`);
@@ -220,7 +278,11 @@ export class CedarEvaluator {
         }
         const id = `s${s}p${p}`;
         policies[id] = text;
-        origins.set(id, { ref: { id: source.id, version: source.version }, forbid: json.json.effect === 'forbid' });
+        origins.set(id, {
+          ref: { id: source.id, version: source.version },
+          forbid: json.json.effect === 'forbid',
+          approval: json.json.annotations?.[APPROVAL_ANNOTATION] === 'required',
+        });
       });
     });
     if (this.compiled.size >= this.maxSets) {
@@ -229,26 +291,26 @@ export class CedarEvaluator {
       this.freeSlots.push(evicted.slot);
     }
     const slot = this.freeSlots.pop() ?? `tollgate-${this.nextSlot++}`;
-    const hasPermit = [...origins.values()].some((origin) => !origin.forbid);
-    const set: CompiledPolicySet = { key, slot, policies, origins, hasPermit };
+    const defaultDeny = sources.some((source) => source.scope === 'boundary') || [...origins.values()].some((origin) => !origin.forbid);
+    const set: CompiledPolicySet = { key, slot, policies, origins, defaultDeny };
     prepare(set);
     this.compiled.set(key, set);
     return set;
   }
 
   /**
-   * Forbid wins; when a permit policy applies, no satisfied permit is a deny (`policy_no_permit`);
-   * a set of forbids only can deny only by a forbid.
+   * Forbid wins; under default deny (a boundary's own policy, or any permit) no satisfied permit
+   * is a deny (`policy_no_permit`); a guardrail of global forbids only denies only by a forbid.
    */
   evaluate(set: CompiledPolicySet, request: CedarRequest): PolicyDecision {
-    const started = performance.now();
+    if (set.origins.size === 0) {
+      // Every policy was scoped to other tools.
+      return set.defaultDeny ? deny('policy_no_permit', [], []) : allow([]);
+    }
     // A set evicted since it was compiled (a long what-if) is parsed into its slot again.
     if (this.compiled.get(set.key) !== set) prepare(set);
     const answer = statefulIsAuthorized({ ...request, preparsedPolicySetId: set.slot, validateRequest: false });
-    this.observe((performance.now() - started) / 1000);
-    if (answer.type === 'failure') {
-      return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: [], errors: answer.errors.map((error) => error.message) };
-    }
+    if (answer.type === 'failure') return deny('policy_forbid', [], answer.errors.map((error) => error.message));
     // Plain loops, not map/filter callbacks: replaying many rows in a row tripped a V8 deoptimizer
     // crash ("unreachable code") in Node 20 with the callback forms.
     const { decision, diagnostics } = answer.response;
@@ -261,25 +323,49 @@ export class CedarEvaluator {
     }
     const satisfied: PolicyRef[] = [];
     let forbidden = false;
+    let approval = false;
     for (const id of diagnostics.reason) {
       const origin = set.origins.get(id);
       if (!origin) continue;
       satisfied.push(origin.ref);
       if (origin.forbid) forbidden = true;
+      if (origin.approval) approval = true;
     }
     const determining = refs(satisfied);
-    if (decision === 'allow' && failedForbids.length === 0) return { decision: 'allow', reasons: [], determiningPolicies: determining, errors };
-    if (decision === 'allow') {
-      // A forbid that could not be evaluated is not known to be unsatisfied: fail closed.
-      return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids), errors };
-    }
-    if (forbidden) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: determining, errors };
-    if (failedForbids.length > 0) return { decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: refs(failedForbids), errors };
-    // Only forbids apply (a guardrail such as "no high-sensitivity tool for this workload"): none
-    // matched, so the core checks' permit stands. Otherwise Cedar's default deny holds.
-    if (!set.hasPermit) return { decision: 'allow', reasons: [], determiningPolicies: [], errors };
-    return { decision: 'deny', reasons: ['policy_no_permit'], determiningPolicies: [], errors };
+    if (decision === 'allow' && failedForbids.length === 0) return { decision: 'allow', reasons: [], determiningPolicies: determining, errors, approvalRequired: approval };
+    // A forbid that could not be evaluated is not known to be unsatisfied: fail closed.
+    if (decision === 'allow') return deny('policy_forbid', refs(failedForbids), errors);
+    if (forbidden) return deny('policy_forbid', determining, errors);
+    if (failedForbids.length > 0) return deny('policy_forbid', refs(failedForbids), errors);
+    // A guardrail (such as "no high-sensitivity tool for this workload") none of whose forbids
+    // matched: the core checks' permit stands. Otherwise Cedar's default deny holds.
+    if (!set.defaultDeny) return allow(errors);
+    return deny('policy_no_permit', [], errors);
   }
+
+  /**
+   * Whether a boundary's approval condition holds for the request, compiled once per `key` (the
+   * boundary version) into the same cache as policies. Fails closed: a condition that does not
+   * compile, or errors on this request (a missing attribute, a type error), requires approval.
+   */
+  conditionHolds(key: string, when: string, request: CedarRequest): boolean {
+    let set: CompiledPolicySet;
+    try {
+      set = this.compile(key, [{ id: key, version: 0, text: conditionPolicy(when), scope: 'boundary' }]);
+    } catch {
+      return true;
+    }
+    const answer = this.evaluate(set, request);
+    return answer.decision === 'allow' || answer.errors.length > 0;
+  }
+}
+
+function allow(errors: string[]): PolicyDecision {
+  return { decision: 'allow', reasons: [], determiningPolicies: [], errors, approvalRequired: false };
+}
+
+function deny(reason: PolicyDenyReason, determiningPolicies: PolicyRef[], errors: string[]): PolicyDecision {
+  return { decision: 'deny', reasons: [reason], determiningPolicies, errors, approvalRequired: false };
 }
 
 function prepare(set: CompiledPolicySet): void {

@@ -25,6 +25,8 @@ export class Policies {
     private readonly clock: Clock,
     /** Told after a global policy changed, so caches of this replica drop the old key. */
     private readonly changed: () => void = () => {},
+    /** Told how long the Cedar step of each credential request took, in seconds. */
+    private readonly observe: (seconds: number) => void = () => {},
   ) {}
 
   async put(id: string, policy: string, description: string | null): Promise<{ policy: GlobalPolicy; created: boolean }> {
@@ -59,18 +61,28 @@ export class Policies {
   }
 
   /**
-   * The Cedar decision of a request that passed the core checks, or undefined when no policy
-   * applies (no boundary policy, no global one): such a request does not pay for Cedar.
+   * The Cedar step of a request that passed the core checks, or undefined when nothing Cedar
+   * applies (no boundary policy, no global one, no approval rule): such a request does not pay for
+   * Cedar. `approvalRequired` is true when a deciding permit is annotated `@approval("required")`
+   * or the boundary's approval rule holds, both over the one request context.
    * `policiesKey` is the key of the global policies as the request context read them.
    */
   async decide(facts: Omit<RequestFacts, 'at'>, boundary: ToolBoundary, policiesKey: string): Promise<KeyedPolicyDecision | undefined> {
-    if (boundary.policy === null && policiesKey === '') return undefined;
-    const globals = await this.globalsFor(policiesKey);
-    const sources = boundary.policy === null ? globals.sources : [...globals.sources, { id: boundaryPolicyId(boundary.id), version: boundary.version, text: boundary.policy }];
-    if (sources.length === 0) return { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], policiesKey: globals.key };
-    const set = this.evaluator.compile(`${boundary.id}@${boundary.version}|${globals.key}`, sources, boundary.tool);
-    if (Object.keys(set.policies).length === 0) return { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], policiesKey: globals.key };
-    return { ...this.evaluator.evaluate(set, buildCedarContext({ ...facts, at: this.clock.now() })), policiesKey: globals.key };
+    if (boundary.policy === null && policiesKey === '' && !boundary.approval) return undefined;
+    const globals = boundary.policy === null && policiesKey === '' ? { key: '', sources: [] } : await this.globalsFor(policiesKey);
+    const started = performance.now();
+    const request = buildCedarContext({ ...facts, at: this.clock.now() });
+    const sources: PolicySource[] =
+      boundary.policy === null ? globals.sources : [...globals.sources, { id: boundaryPolicyId(boundary.id), version: boundary.version, text: boundary.policy, scope: 'boundary' }];
+    const decision: PolicyDecision =
+      sources.length === 0
+        ? { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], approvalRequired: false }
+        : this.evaluator.evaluate(this.evaluator.compile(`${boundary.id}@${boundary.version}|${globals.key}`, sources, boundary.tool), request);
+    // Asked only of a permit: a denial needs no reviewer.
+    const ruleHolds =
+      decision.decision === 'allow' && boundary.approval !== null && this.evaluator.conditionHolds(`approval:${boundary.id}@${boundary.version}`, boundary.approval.when, request);
+    this.observe((performance.now() - started) / 1000);
+    return { ...decision, approvalRequired: decision.approvalRequired || ruleHolds, policiesKey: globals.key };
   }
 
   /** The enabled global policies under `key`, loaded when the key is new to this replica. */

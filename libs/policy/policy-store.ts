@@ -5,12 +5,12 @@ import type { GlobalPolicy, GlobalPolicyDefinition } from './policy.js';
 const COLUMNS = 'id, version, policy, description, enabled, created_at';
 
 /**
- * Names the enabled global policy versions in one short string ('' when there are none): read with
- * every request context, compared again in the committing statement, so a permit decided under a
- * policy version that was replaced meanwhile is decided again.
+ * Names the enabled global policy set ('' when no policy is enabled): read with every request
+ * context, compared again in the committing statement, so a permit decided under a policy set that
+ * changed meanwhile is decided again. One row, bumped in the transaction of every policy write, so
+ * the hot path reads it in O(1) whatever the number of policies.
  */
-export const ACTIVE_POLICIES_KEY = `(SELECT coalesce(md5(string_agg(id || ':' || version, ',' ORDER BY id)), '')
-   FROM policies WHERE superseded_at IS NULL AND enabled)`;
+export const ACTIVE_POLICIES_KEY = `(SELECT CASE WHEN enabled > 0 THEN version::text ELSE '' END FROM policy_set_version)`;
 
 /** SQL for global policy sets. Rows are never changed but for `superseded_at`: a change is a new version. */
 export class PolicyStore {
@@ -30,13 +30,16 @@ export class PolicyStore {
   async active(sql: Sql = this.sql): Promise<{ key: string; sources: PolicySource[] }> {
     const { rows } = await sql.query<{ key: string; sources: PolicySource[] | null }>(
       `SELECT ${ACTIVE_POLICIES_KEY} AS key,
-              (SELECT jsonb_agg(jsonb_build_object('id', id, 'version', version, 'text', policy) ORDER BY id)
+              (SELECT jsonb_agg(jsonb_build_object('id', id, 'version', version, 'text', policy, 'scope', 'global') ORDER BY id)
                  FROM policies WHERE superseded_at IS NULL AND enabled) AS sources`,
     );
     return { key: rows[0]!.key, sources: rows[0]!.sources ?? [] };
   }
 
-  /** Writes a new version unless unchanged; run in a transaction (the row lock orders concurrent PUTs). */
+  /**
+   * Writes a new version unless unchanged, and bumps the policy set's version with it; run in a
+   * transaction (the row lock orders concurrent PUTs of one id; the version row, all of them).
+   */
   async put(id: string, definition: GlobalPolicyDefinition, tx: Sql): Promise<{ policy: GlobalPolicy; changed: boolean; created: boolean }> {
     const { rows } = await tx.query<PolicyRow>(`SELECT ${COLUMNS} FROM policies WHERE id = $1 ORDER BY version DESC LIMIT 1 FOR UPDATE`, [id]);
     const latest = rows[0] && toPolicy(rows[0]);
@@ -48,6 +51,8 @@ export class PolicyStore {
       `INSERT INTO policies (id, version, policy, description, enabled) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
       [id, (latest?.version ?? 0) + 1, definition.policy, definition.description, definition.enabled],
     );
+    const enabledDelta = (definition.enabled ? 1 : 0) - (latest?.enabled ? 1 : 0);
+    await tx.query('UPDATE policy_set_version SET version = version + 1, enabled = enabled + $1', [enabledDelta]);
     return { policy: toPolicy(inserted.rows[0]!), changed: true, created: latest === undefined };
   }
 
@@ -105,6 +110,8 @@ export interface ReplayRow {
   subject: string;
   task_age_s: number | null;
   denials_in_task: number | null;
+  /** The permit used a reviewer's approval. */
+  approved: boolean;
   at_ms: number;
   tool: string;
   sensitivity: 'low' | 'medium' | 'high';
@@ -123,7 +130,7 @@ export async function replayPage(
 ): Promise<ReplayRow[]> {
   const { rows } = await sql.query<ReplayRow>(
     `SELECT d.id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.params, d.purpose,
-            d.intent, d.subject, d.task_age_s, d.denials_in_task, (extract(epoch FROM d.at) * 1000)::float8 AS at_ms,
+            d.intent, d.subject, d.task_age_s, d.denials_in_task, d.approval_id IS NOT NULL AS approved, (extract(epoch FROM d.at) * 1000)::float8 AS at_ms,
             b.tool, b.sensitivity, b.actions, b.intents
        FROM decisions d
        JOIN boundaries b ON b.id = d.boundary_id AND b.version = d.boundary_version

@@ -14,6 +14,8 @@ export interface Simulation {
   reasons: string[];
   policies: PolicyRef[];
   errors: string[];
+  /** A permit that would wait for a reviewer: the boundary's approval rule or an `@approval("required")` permit. */
+  approvalRequired: boolean;
   boundaryVersion: number | null;
 }
 
@@ -30,7 +32,7 @@ export class Simulator {
   async simulate({ workloadId, task, request }: SimulationInput): Promise<Simulation> {
     const boundary = await this.boundaries.current(request.boundary);
     const verdict = checkCredentialRequest({ task: { active: true, intent: task.intent }, boundary, action: request.action });
-    if (verdict.outcome === 'deny') return { decision: 'deny', reasons: verdict.reasons, policies: [], errors: [], boundaryVersion: boundary?.version ?? null };
+    if (verdict.outcome === 'deny') return { decision: 'deny', reasons: verdict.reasons, policies: [], errors: [], approvalRequired: false, boundaryVersion: boundary?.version ?? null };
     const { key } = await this.policies.activeGlobals();
     const decision = await this.policies.decide(
       {
@@ -41,6 +43,7 @@ export class Simulator {
         resource: request.resource ?? null,
         params: request.params ?? null,
         purpose: request.purpose ?? null,
+        approved: false,
       },
       boundary!,
       key,
@@ -50,6 +53,7 @@ export class Simulator {
       reasons: decision?.reasons ?? [],
       policies: decision?.determiningPolicies ?? [],
       errors: decision?.errors ?? [],
+      approvalRequired: decision?.decision === 'allow' && decision.approvalRequired,
       boundaryVersion: boundary!.version,
     };
   }

@@ -61,7 +61,7 @@ export class WhatIf {
     const limit = Math.min(input.limit ?? WHAT_IF_MAX_DECISIONS, WHAT_IF_MAX_DECISIONS);
     const target = input.target;
     const globals = (await this.store.active()).sources.filter((source) => !(target.kind === 'global' && source.id === target.id));
-    if (target.kind === 'global') globals.push({ id: target.id, version: 0, text: input.policy });
+    if (target.kind === 'global') globals.push({ id: target.id, version: 0, text: input.policy, scope: 'global' });
 
     const run = uuidv7();
     const sets = new Map<string, CompiledPolicySet | null>();
@@ -70,7 +70,10 @@ export class WhatIf {
       if (known !== undefined) return known;
       const sources: PolicySource[] = [...globals];
       const own = target.kind === 'boundary' && target.id === row.boundary_id ? input.policy : boundaries.get(row.boundary_id)?.policy ?? null;
-      if (own !== null) sources.push({ id: boundaryPolicyId(row.boundary_id), version: target.kind === 'boundary' && target.id === row.boundary_id ? 0 : boundaries.get(row.boundary_id)!.version, text: own });
+      if (own !== null) {
+        const version = target.kind === 'boundary' && target.id === row.boundary_id ? 0 : boundaries.get(row.boundary_id)!.version;
+        sources.push({ id: boundaryPolicyId(row.boundary_id), version, text: own, scope: 'boundary' });
+      }
       const set = sources.length === 0 ? null : this.evaluator.compile(`what-if:${run}:${row.boundary_id}:${row.tool}`, sources, row.tool);
       const usable = set && Object.keys(set.policies).length > 0 ? set : null;
       sets.set(row.boundary_id, usable);
@@ -110,6 +113,7 @@ export class WhatIf {
               resource: row.resource,
               params: row.params,
               purpose: row.purpose,
+              approved: row.approved,
               at: Number(row.at_ms),
             }),
           ).decision === 'allow';

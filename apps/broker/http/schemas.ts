@@ -7,7 +7,7 @@ import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issu
 import { PRIVATE_JWK_MEMBERS, RATE_INTERVALS, WORKLOAD_ID, algorithmsFor, type WorkloadRateLimit } from '../../../libs/identity/workload.js';
 import { defaultBurst } from '../../../libs/config/config.js';
 import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
-import { approvalConditionError } from '../../../libs/policy/approval-condition.js';
+import { approvalConditionProblems } from '../../../libs/policy/cedar.js';
 import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../libs/policy/boundary.js';
 import { MAX_TASK_TTL_S } from '../../../libs/tasks/task.js';
 
@@ -65,8 +65,10 @@ export const boundaryBody = z
           .string()
           .min(1, 'must not be empty')
           .superRefine((value, ctx) => {
-            const problem = approvalConditionError(value);
-            if (problem) ctx.addIssue({ code: 'custom', message: `is not a valid Cedar condition: ${problem}` });
+            const [problem] = approvalConditionProblems(value);
+            if (!problem) return;
+            const where = problem.line !== undefined ? ` at line ${problem.line}, column ${problem.column}` : '';
+            ctx.addIssue({ code: 'custom', message: `is not a valid Cedar condition: ${problem.message}${where}` });
           }),
         ttl: ttl(86_400).default(DEFAULT_APPROVAL_TTL_S),
       })

@@ -168,6 +168,7 @@ export function simulationView(simulation: Simulation) {
     reasons: simulation.reasons,
     policies: simulation.policies,
     errors: simulation.errors,
+    approval_required: simulation.approvalRequired,
     boundary_version: simulation.boundaryVersion,
   };
 }
