@@ -257,3 +257,147 @@ describe('GET /v1/audit/checkpoint', () => {
     await expect(jwtVerify(response.body.checkpoint, jwks, { typ: 'at+jwt' })).rejects.toThrow();
   });
 });
+
+describe('the database', () => {
+  it('refuses UPDATE, DELETE and TRUNCATE of audit events and decisions, and a second or partial link', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    await bot.credential(await bot.openTask(), { boundary: 'crm-orders', action: 'orders:nope' });
+    await chainAll();
+    const linked = (await chainRows()).at(-1)!;
+    const refused = async (statement: string, params: unknown[] = []) => {
+      await expect(su.query(statement, params), statement).rejects.toThrow(/append-only/);
+    };
+    await refused(`UPDATE audit_events SET data = '{}' WHERE id = $1`, [linked.id]);
+    await refused(`UPDATE audit_events SET hash = $2 WHERE id = $1`, [linked.id, 'f'.repeat(64)]);
+    await refused(`UPDATE audit_events SET prev_hash = NULL, hash = NULL WHERE id = $1`, [linked.id]);
+    await refused(`DELETE FROM audit_events WHERE id = $1`, [linked.id]);
+    await refused('TRUNCATE audit_events');
+    await refused(`UPDATE decisions SET outcome = 'permit' WHERE outcome = 'deny'`);
+    await refused('DELETE FROM decisions');
+    await refused('TRUNCATE decisions CASCADE');
+
+    // An event not linked yet: linking it is the one change allowed, and only without touching anything else.
+    const id = randomUUID();
+    await su.query(`INSERT INTO audit_events (id, kind, actor) VALUES ($1, 'task.opened', 'system:test')`, [id]);
+    await refused(`UPDATE audit_events SET prev_hash = $2, hash = $2, actor = 'admin' WHERE id = $1`, [id, 'a'.repeat(64)]);
+    await refused(`UPDATE audit_events SET seq = seq + 1000000, prev_hash = $2, hash = $2 WHERE id = $1`, [id, 'a'.repeat(64)]);
+    await refused(`UPDATE audit_events SET data = '{"x": 1}' WHERE id = $1`, [id]);
+    await chainAll();
+    const { rows } = await su.query(`SELECT actor, seq::text AS seq, hash FROM audit_events WHERE id = $1`, [id]);
+    expect(rows[0]).toMatchObject({ actor: 'system:test', hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(await verify()).toMatchObject({ ok: true, head: { seq: rows[0].seq }, unchained: 0 });
+  });
+});
+
+describe('tampering', () => {
+  /** Runs `change` as a superuser who turned the append-only trigger off, then `undo` the same way. */
+  async function tamper(change: string, undo: string, params: unknown[]): Promise<any> {
+    const asAttacker = async (statement: string) => {
+      // Each statement gets the parameters it names ($1..$n).
+      const used = Math.max(0, ...[...statement.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+      await su.query('BEGIN');
+      try {
+        await su.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+        await su.query(statement, params.slice(0, used));
+        await su.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+        await su.query('COMMIT');
+      } catch (error) {
+        await su.query('ROLLBACK');
+        throw error;
+      }
+    };
+    await asAttacker(change);
+    const report = await verify();
+    const checkpoint = await read('/v1/audit/checkpoint');
+    await asAttacker(undo);
+    const restored = await verify();
+    expect(restored.ok).toBe(true);
+    expect(restored).not.toHaveProperty('first_broken');
+    return { report, checkpoint };
+  }
+
+  async function middle() {
+    await chainAll();
+    const rows = await chainRows();
+    expect(rows.length).toBeGreaterThan(10);
+    const i = Math.floor(rows.length / 2);
+    return { rows, i, row: rows[i]!, next: rows[i + 1]! };
+  }
+
+  it('an altered event is found, and no checkpoint is signed over it', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const { row, i } = await middle();
+    const { rows: before } = await su.query(`SELECT data::text AS data FROM audit_events WHERE id = $1`, [row.id]);
+    const { report, checkpoint } = await tamper(
+      `UPDATE audit_events SET data = data || '{"reasons": []}' WHERE id = $1`,
+      `UPDATE audit_events SET data = $2::jsonb WHERE id = $1`,
+      [row.id, before[0].data],
+    );
+    expect(report).toMatchObject({ ok: false, verified: i, first_broken: { seq: row.seq, id: row.id, reason: 'altered' } });
+    expect(checkpoint.status).toBe(409);
+    expect(checkpoint.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining(`seq ${row.seq}`) });
+  });
+
+  it('an altered seq or time is found', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const { row } = await middle();
+    const seq = await tamper(`UPDATE audit_events SET seq = -seq WHERE id = $1`, `UPDATE audit_events SET seq = -seq WHERE id = $1`, [row.id]);
+    expect(seq.report.first_broken).toMatchObject({ id: row.id, reason: 'altered' });
+    const at = await tamper(
+      `UPDATE audit_events SET at = at + interval '1 microsecond' WHERE id = $1`,
+      `UPDATE audit_events SET at = at - interval '1 microsecond' WHERE id = $1`,
+      [row.id],
+    );
+    expect(at.report.first_broken).toEqual({ seq: row.seq, id: row.id, reason: 'altered' });
+  });
+
+  it('a deleted event is found at the event after it', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const { row, next, i } = await middle();
+    await su.query('CREATE TEMP TABLE deleted AS SELECT * FROM audit_events WHERE id = $1', [row.id]);
+    const { report } = await tamper(`DELETE FROM audit_events WHERE id = $1`, `INSERT INTO audit_events SELECT * FROM deleted WHERE id = $1`, [row.id]);
+    expect(report).toMatchObject({ ok: false, verified: i, first_broken: { seq: next.seq, id: next.id, reason: 'missing' } });
+  });
+
+  it('swapped links (events moved) and swapped hashes are found', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const { row, next, i } = await middle();
+    // Moves row's links to next and next's to row, through a placeholder (one successor per event).
+    const swapLinks = `
+      WITH pair AS (SELECT (SELECT prev_hash FROM audit_events WHERE id = $1) AS p1, (SELECT hash FROM audit_events WHERE id = $1) AS h1,
+                           (SELECT prev_hash FROM audit_events WHERE id = $2) AS p2, (SELECT hash FROM audit_events WHERE id = $2) AS h2)
+      UPDATE audit_events a SET prev_hash = CASE WHEN a.id = $1 THEN pair.p2 ELSE pair.p1 END, hash = CASE WHEN a.id = $1 THEN pair.h2 ELSE pair.h1 END
+        FROM pair WHERE a.id IN ($1, $2)`;
+    await su.query('DROP INDEX audit_events_one_successor');
+    try {
+      const moved = await tamper(swapLinks, swapLinks, [row.id, next.id]);
+      expect(moved.report).toMatchObject({ ok: false, verified: i, first_broken: { seq: row.seq, id: row.id, reason: 'reordered' } });
+      const swapHashes = `
+        UPDATE audit_events a SET hash = CASE WHEN a.id = $1 THEN (SELECT hash FROM audit_events WHERE id = $2) ELSE (SELECT hash FROM audit_events WHERE id = $1) END
+         WHERE a.id IN ($1, $2)`;
+      const swapped = await tamper(swapHashes, swapHashes, [row.id, next.id]);
+      expect(swapped.report).toMatchObject({ ok: false, verified: i, first_broken: { seq: row.seq, id: row.id, reason: 'altered' } });
+    } finally {
+      await su.query('CREATE UNIQUE INDEX audit_events_one_successor ON audit_events (prev_hash)');
+    }
+  });
+
+  it('a rewritten tail is found against a checkpoint taken before it', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const { row } = await middle();
+    const before = (await read('/v1/audit/checkpoint')).body;
+    // The attacker rewrites an event and recomputes every hash after it: the chain verifies again,
+    // but no longer reaches the head the checkpoint signed.
+    await su.query('BEGIN');
+    await su.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+    await su.query(`UPDATE audit_events SET data = data || '{"forged": true}' WHERE id = $1`, [row.id]);
+    await su.query(`UPDATE audit_events SET prev_hash = NULL, hash = NULL WHERE (xid, seq) >= (SELECT xid, seq FROM audit_events WHERE id = $1)`, [row.id]);
+    await su.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+    await su.query('COMMIT');
+    await chainAll();
+    const after = await verify();
+    expect(after.ok).toBe(true);
+    expect(after.head.seq).toBe(before.seq);
+    expect(after.head.hash).not.toBe(before.hash);
+  });
+});
