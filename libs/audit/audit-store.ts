@@ -93,7 +93,8 @@ export class AuditStore {
   /** The last linked event, in chain order. */
   async head(tx: Sql): Promise<(ChainPosition & { hash: string }) | undefined> {
     const { rows } = await tx.query<{ xid: string; seq: string; hash: string }>(
-      `SELECT xid::text AS xid, seq::text AS seq, hash FROM audit_events WHERE hash IS NOT NULL ORDER BY xid DESC, seq DESC LIMIT 1`,
+      // Ordered by the table's columns (a.), not the text aliases of the same names.
+      `SELECT a.xid::text AS xid, a.seq::text AS seq, a.hash FROM audit_events a WHERE a.hash IS NOT NULL ORDER BY a.xid DESC, a.seq DESC LIMIT 1`,
     );
     return rows[0];
   }
