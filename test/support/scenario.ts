@@ -58,6 +58,13 @@ export async function introspect(broker: TestBroker, token: string): Promise<Rec
   return response.body;
 }
 
+/** A series' value on GET /metrics, e.g. `tollgate_drift_suspensions_total` (0 before its first increment). */
+export async function metric(on: { url: string }, series: string): Promise<number> {
+  const text = (await call<string>(on.url, 'GET', '/metrics')).body;
+  const line = text.split('\n').find((row) => row.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
 /** The usual start of an end-to-end file: a broker, the crm-orders boundary, and a registered bot. */
 export async function startWithBot(options: StartOptions = {}): Promise<{ broker: TestBroker; bot: Bot }> {
   const broker = await startBroker(options);
