@@ -17,6 +17,7 @@ import { CredentialOutbox1764116040000 } from './1764116040000-credential-outbox
 import { TaskContext1764116160000 } from './1764116160000-task-context.js';
 import { CedarApprovals1764116220000 } from './1764116220000-cedar-approvals.js';
 import { WorkloadRateLimits1764116280000 } from './1764116280000-workload-rate-limits.js';
+import { AuditChain1764116340000 } from './1764116340000-audit-chain.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -39,4 +40,5 @@ export const migrations = [
   TaskContext1764116160000,
   CedarApprovals1764116220000,
   WorkloadRateLimits1764116280000,
+  AuditChain1764116340000,
 ];

@@ -7,6 +7,7 @@ import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issu
 import { PRIVATE_JWK_MEMBERS, RATE_INTERVALS, WORKLOAD_ID, algorithmsFor, type WorkloadRateLimit } from '../../../libs/identity/workload.js';
 import { defaultBurst } from '../../../libs/config/config.js';
 import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
+import { AUDIT_KINDS } from '../../../libs/audit/audit.js';
 import { approvalConditionProblems } from '../../../libs/policy/cedar.js';
 import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../libs/policy/boundary.js';
 import { MAX_TASK_TTL_S } from '../../../libs/tasks/task.js';
@@ -441,6 +442,33 @@ export const leaseQuery = z.strictObject({
 export const decisionQuery = z.strictObject({ ...reviewFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
 
 export const approvalQuery = z.strictObject({ ...reviewFilters, status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional() });
+
+/** An audit cursor is the seq of the last event of the page (events are read newest seq first). */
+const seqCursor = z
+  .string()
+  .max(64)
+  .transform((value, ctx) => {
+    const decoded = Buffer.from(value, 'base64url').toString('utf8');
+    if (!/^[1-9]\d{0,17}$/.test(decoded)) {
+      ctx.addIssue({ code: 'custom', message: 'is not a cursor this API returned' });
+      return z.NEVER;
+    }
+    return decoded;
+  });
+
+export function encodeSeqCursor(seq: string): string {
+  return Buffer.from(seq, 'utf8').toString('base64url');
+}
+
+export const auditQuery = z.strictObject({
+  task: reviewFilters.task,
+  workload: reviewFilters.workload.describe('events the workload caused, and events about its tasks'),
+  kind: z.enum(AUDIT_KINDS).optional(),
+  since: reviewFilters.since,
+  until: reviewFilters.until,
+  limit,
+  cursor: seqCursor.optional(),
+});
 
 /** Approve or deny: who decided is the API key; why is required. */
 export const approvalDecisionBody = z.strictObject({ reason: cleanText(1024) });
