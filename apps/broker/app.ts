@@ -42,7 +42,9 @@ import { IssuersController } from './http/issuers.controller.js';
 import { KeysController } from './http/keys.controller.js';
 import { OpenApiController } from './http/openapi.controller.js';
 import { buildOpenApi } from './http/openapi.js';
-import { BROKER, OPENAPI } from './tokens.js';
+import { BROKER, CONSOLE_ASSETS, OPENAPI } from './tokens.js';
+import { ConsoleController } from './http/console.controller.js';
+import { loadConsoleAssets } from './http/console-assets.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -61,10 +63,11 @@ export const CONTROLLERS = [
   TokenController,
   EventsController,
   IssuersController,
+  ConsoleController,
 ];
 
 /** Binds the broker's services to Nest: controllers receive exactly the services they use. */
-function brokerModule(broker: Broker, openapi: Record<string, unknown>): DynamicModule {
+function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleAssets: ReturnType<typeof loadConsoleAssets>): DynamicModule {
   @Module({})
   class BrokerModule {}
   return {
@@ -73,6 +76,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
     providers: [
       { provide: BROKER, useValue: broker },
       { provide: OPENAPI, useValue: openapi },
+      { provide: CONSOLE_ASSETS, useValue: consoleAssets },
       { provide: ApiKeys, useValue: broker.apiKeys },
       { provide: ClientAuthentication, useValue: broker.clients },
       { provide: WorkloadAuthenticator, useValue: broker.authenticator },
@@ -116,6 +120,8 @@ export async function createApp(
   config: Config,
   options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings>; outboxTimings?: Partial<OutboxTimings> } = {},
 ): Promise<App> {
+  // Before the database opens: a build that lost the console's files fails here, having opened nothing.
+  const consoleAssets = loadConsoleAssets();
   const broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
   const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
@@ -164,7 +170,7 @@ export async function createApp(
   // say so here, and let test/openapi.e2e.spec.ts fail on it.
   for (const problem of openapi.problems) logger.warn({ msg: 'openapi: route not fully documented', problem });
 
-  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document), adapter, { logger, bodyParser: false });
+  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document, consoleAssets), adapter, { logger, bodyParser: false });
   app.useGlobalFilters(new ErrorFilter(logger));
   await app.init();
 
