@@ -277,7 +277,12 @@ function decideControls(approval) {
 
 // --- Denials over time (the drift signal) ---------------------------------------------------------------
 
-const WINDOWS = { '24h': { span: 24 * 3600e3, buckets: 24 }, '7d': { span: 7 * 24 * 3600e3, buckets: 28 }, '30d': { span: 30 * 24 * 3600e3, buckets: 30 } };
+/** Each window: its span, its bars (an hour, six hours, a day each) and a time label every so many bars. */
+const WINDOWS = {
+  '24h': { span: 24 * 3600e3, buckets: 24, labelEvery: 4 },
+  '7d': { span: 7 * 24 * 3600e3, buckets: 28, labelEvery: 4 },
+  '30d': { span: 30 * 24 * 3600e3, buckets: 30, labelEvery: 5 },
+};
 const MAX_PAGES = 20;
 
 async function drawDenials(event) {
@@ -285,7 +290,9 @@ async function drawDenials(event) {
   const form = $('denials-form');
   const message = $('denials-message');
   const range = WINDOWS[form.elements.range.value] ?? WINDOWS['24h'];
-  const until = Date.now();
+  // Buckets on whole hours (or days): the bars line up with the clock, the newest one is still filling.
+  const step = range.span / range.buckets;
+  const until = Math.ceil(Date.now() / step) * step;
   const since = until - range.span;
   const filters = { outcome: 'deny', since: new Date(since).toISOString(), workload: form.elements.workload.value.trim(), boundary: form.elements.boundary.value.trim(), limit: 1000 };
   const denials = [];
@@ -305,11 +312,11 @@ async function drawDenials(event) {
     return;
   }
   show(message, `${denials.length} denial${denials.length === 1 ? '' : 's'} in the window${cursor ? ` (the ${denials.length} newest: narrow the filters to see all)` : ''}.`);
-  renderDenials(denials, since, until, range.buckets);
+  renderDenials(denials, since, until, range);
 }
 
 /** Stacked bars: one bar per time bucket, one colour per workload · boundary pair (the busiest seven, then "other"). */
-function renderDenials(denials, since, until, bucketCount) {
+function renderDenials(denials, since, until, { buckets: bucketCount, labelEvery }) {
   const width = 920;
   const height = 260;
   const pad = { left: 44, right: 12, top: 12, bottom: 34 };
@@ -361,11 +368,14 @@ function renderDenials(denials, since, until, bucketCount) {
       base += count;
     }
   });
-  const labelEvery = Math.ceil(bucketCount / 6);
   for (let index = 0; index <= bucketCount; index += labelEvery) {
     const at = new Date(since + index * step);
-    const label = step < 24 * 3600e3 ? at.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : at.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
-    chart.append(svg('text', { x: pad.left + index * barWidth, y: height - 12, 'text-anchor': index === 0 ? 'start' : 'middle', class: 'axis' }, label));
+    const clock = at.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+    const day = at.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+    // Hourly bars: the time, with the day on the first label; longer bars: the day, with the time when it is not midnight.
+    const label = step < 6 * 3600e3 ? (index === 0 ? `${day} ${clock}` : clock) : at.getHours() === 0 && at.getMinutes() === 0 ? day : `${day} ${clock}`;
+    const anchor = index === 0 ? 'start' : index === bucketCount ? 'end' : 'middle';
+    chart.append(svg('text', { x: pad.left + index * barWidth, y: height - 12, 'text-anchor': anchor, class: 'axis' }, label));
   }
   chart.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y(0), y2: y(0), class: 'baseline' }));
   $('denials-chart').replaceChildren(chart);
