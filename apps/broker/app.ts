@@ -24,6 +24,7 @@ import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Policies } from '../../libs/policy/policies.js';
 import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
+import { TaskHistory } from '../../libs/tasks/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { createBroker, type Broker } from './broker.js';
 import { AdminController } from './http/admin.controller.js';
@@ -34,7 +35,7 @@ import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } 
 import { DiscoveryController } from './http/discovery.controller.js';
 import { ErrorFilter } from './http/error-filter.js';
 import { OAuthController } from './http/oauth.controller.js';
-import { ReviewController } from './http/review.controller.js';
+import { ReviewController, RevocationController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
 import { EventsController } from './http/events.controller.js';
@@ -58,6 +59,7 @@ export const CONTROLLERS = [
   ApiKeysController,
   KeysController,
   ReviewController,
+  RevocationController,
   ApprovalsController,
   OAuthController,
   TokenController,
@@ -87,6 +89,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleA
       { provide: Simulator, useValue: broker.simulator },
       { provide: WhatIf, useValue: broker.whatIf },
       { provide: Tasks, useValue: broker.tasks },
+      { provide: TaskHistory, useValue: broker.history },
       { provide: CredentialIssuance, useValue: broker.issuance },
       { provide: Approvals, useValue: broker.approvals },
       { provide: Introspection, useValue: broker.introspection },
