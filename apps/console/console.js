@@ -7,6 +7,8 @@ const KEY_SLOT = 'tollgate.console.key';
 const SVG = 'http://www.w3.org/2000/svg';
 const PALETTE = ['#c2410c', '#1d4ed8', '#047857', '#7c3aed', '#b91c1c', '#0e7490', '#a16207', '#be185d'];
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 const $ = (id) => document.getElementById(id);
 
 // --- The API ------------------------------------------------------------------------------------
@@ -519,7 +521,9 @@ async function loadTimeline(event) {
     ['subject', task.subject],
     ['workload', task.workload_id],
     ['state', task.state],
+    ['opened', time(task.created_at)],
     ['expires', time(task.expires_at)],
+    ...(task.ended_at ? [['ended', `${time(task.ended_at)} (${task.end_reason ?? task.state})`]] : []),
   ];
   $('timeline-task').replaceChildren(el('dl', { className: 'facts inline' }, facts.flatMap(([name, value]) => [el('dt', { text: name }), el('dd', { text: asText(value) })])));
   const items = (timeline.events ?? []).map((event) => {
@@ -527,7 +531,12 @@ async function loadTimeline(event) {
     const details = el('dl', { className: 'details' });
     for (const [name, value] of Object.entries(rest)) {
       if (value === null || value === undefined || (Array.isArray(value) && value.length === 0)) continue;
-      details.append(el('dt', { text: name }), el('dd', { text: asText(value), className: name === 'reasons' ? 'reasons' : '' }));
+      // Ids are long: shown short, whole on hover (and in the data attribute tests and scripts read).
+      const id = name.endsWith('_id') && typeof value === 'string' && UUID.test(value);
+      const shown = id ? short(value) : name.endsWith('_at') && typeof value === 'string' ? time(value) : asText(value);
+      const dd = el('dd', { text: shown, className: name === 'reasons' ? 'reasons' : id ? 'mono' : '', title: id ? value : undefined });
+      if (id) dd.setAttribute('data-id', value);
+      details.append(el('dt', { text: name }), dd);
     }
     return el('li', { className: `event ${toneOf(String(kind))}`, attrs: { 'data-kind': String(kind) } }, [
       el('time', { text: time(at), attrs: { datetime: String(at ?? '') } }),
