@@ -247,7 +247,8 @@ async function loadApprovals() {
     { label: 'expires', cell: (a) => time(a.expires_at) },
     { label: 'decide', cell: (a) => decideControls(a) },
   ];
-  list.replaceChildren(table(columns, page.items, 'approvals'));
+  const note = page.next_cursor ? el('p', { className: 'muted', text: `The ${page.items.length} newest are shown; decide these, then refresh for the rest.` }) : null;
+  list.replaceChildren(...[table(columns, page.items, 'approvals'), note].filter(Boolean));
 }
 
 function decideControls(approval) {
