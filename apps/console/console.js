@@ -213,7 +213,7 @@ async function loadAudit() {
     ]),
     facts,
   ];
-  if (status.head) parts.push(el('p', { className: 'hash mono', text: status.head.hash, title: 'head hash' }));
+  if (status.head) parts.push(el('p', { className: 'head' }, [el('span', { className: 'muted', text: 'head hash ' }), el('code', { className: 'hash', text: status.head.hash })]));
   if (status.first_broken) {
     parts.push(el('p', { className: 'message error', text: `First break at seq ${status.first_broken.seq} (event ${status.first_broken.id}): ${status.first_broken.reason}` }));
   }
