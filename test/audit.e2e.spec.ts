@@ -5,9 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventHash } from '../libs/audit/chain.js';
 import { CHECKPOINT_TYP } from '../libs/audit/checkpoint.js';
 import { startBroker, type TestBroker } from './support/broker.js';
-import { connect } from './support/database.js';
+import { DataSource } from 'typeorm';
+import { migrations } from '../migrations/index.js';
+import { AuditChain1764116340000 } from '../migrations/1764116340000-audit-chain.js';
+import { connect, freshDatabase } from './support/database.js';
 import { call } from './support/http.js';
-import { putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { linkAuditChain, putBoundary, registerBot, type Bot } from './support/scenario.js';
 import { assertion } from './support/workload.js';
 
 /**
@@ -38,7 +41,9 @@ afterAll(async () => {
 });
 
 const read = <T = any>(path: string, token = reviewerKey) => call<T>(broker.url, 'GET', path, { token });
-const chainAll = () => broker.app.broker.auditChainer.runOnce();
+const chainAll = () => linkAuditChain(broker);
+/** One pass, whatever is in flight. */
+const onePass = () => broker.app.broker.auditChainer.runOnce();
 
 async function verify() {
   const response = await read('/v1/audit/verify');
@@ -48,7 +53,7 @@ async function verify() {
 
 /** Every event in chain order, as stored. */
 async function chainRows(): Promise<{ id: string; seq: string; prev_hash: string | null; hash: string | null }[]> {
-  const { rows } = await su.query(`SELECT id, seq::text AS seq, prev_hash, hash FROM audit_events ORDER BY xid, seq`);
+  const { rows } = await su.query(`SELECT a.id, a.seq::text AS seq, a.prev_hash, a.hash FROM audit_events a ORDER BY a.xid, a.seq`);
   return rows;
 }
 
@@ -105,6 +110,9 @@ describe('the audit chain', () => {
     expect(rows.map((row) => row.prev_hash)).toEqual(['0'.repeat(64), ...rows.slice(0, -1).map((row) => row.hash)]);
     const report = await verify();
     expect(report).toEqual({ ok: true, verified: rows.length, head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash }, unchained: 0 });
+    const metrics = await call<string>(broker.url, 'GET', '/metrics');
+    expect(metrics.body).toMatch(/^tollgate_audit_unchained_events 0$/m);
+    expect(metrics.body).toMatch(/^tollgate_audit_chained_events_total [1-9]\d*$/m);
   });
 
   it('leaves events behind a transaction still in flight unlinked, and links them in commit-safe order once it ends', async (context) => {
@@ -122,7 +130,7 @@ describe('the audit chain', () => {
       expect((await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' })).status).toBe(201);
       await writer.query(`INSERT INTO audit_events (id, kind, actor) VALUES ($1, 'task.opened', 'system:test')`, [slowId]);
       const before = await verify();
-      await chainAll();
+      expect(await onePass()).toMatchObject({ leader: true, linked: 0 });
       const during = await verify();
       expect(during).toMatchObject({ ok: true, verified: before.verified, head: before.head });
       expect(during.unchained).toBeGreaterThanOrEqual(2);
@@ -141,6 +149,21 @@ describe('the audit chain', () => {
     const order = rows.map((row) => row.id);
     expect(opened[0].id).toBe(slowId);
     expect(order.indexOf(slowId)).toBeLessThan(order.indexOf(opened[1].id));
+  });
+});
+
+describe('the chainer', () => {
+  it('links a backlog in batches, continuing each from the head the last one left', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    await chainAll();
+    // 2,500 events in three writer transactions: batches of 1,000 cut across them, and seqs grow a digit.
+    for (let i = 0; i < 3; i++) {
+      await su.query(`INSERT INTO audit_events (id, kind, actor, data) SELECT gen_random_uuid(), 'task.opened', 'system:test', jsonb_build_object('n', g) FROM generate_series(1, $1::int) g`, [i < 2 ? 1000 : 500]);
+    }
+    expect(await chainAll()).toBe(2500);
+    const rows = await chainRows();
+    expect(rows.map((row) => row.prev_hash)).toEqual(['0'.repeat(64), ...rows.slice(0, -1).map((row) => row.hash)]);
+    expect(await verify()).toEqual({ ok: true, verified: rows.length, head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash }, unchained: 0 });
   });
 });
 
@@ -338,11 +361,12 @@ describe('tampering', () => {
     expect(checkpoint.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining(`seq ${row.seq}`) });
   });
 
-  it('an altered seq or time is found', async (context) => {
+  it('an altered time or seq is found', async (context) => {
     if (broker.db.kind !== 'postgres') context.skip();
     const { row } = await middle();
     const seq = await tamper(`UPDATE audit_events SET seq = -seq WHERE id = $1`, `UPDATE audit_events SET seq = -seq WHERE id = $1`, [row.id]);
-    expect(seq.report.first_broken).toMatchObject({ id: row.id, reason: 'altered' });
+    // A new seq moves the event in chain order, which is what the verifier finds.
+    expect(seq.report.first_broken).toEqual({ seq: `-${row.seq}`, id: row.id, reason: 'reordered' });
     const at = await tamper(
       `UPDATE audit_events SET at = at + interval '1 microsecond' WHERE id = $1`,
       `UPDATE audit_events SET at = at - interval '1 microsecond' WHERE id = $1`,
@@ -399,5 +423,40 @@ describe('tampering', () => {
     expect(after.ok).toBe(true);
     expect(after.head.seq).toBe(before.seq);
     expect(after.head.hash).not.toBe(before.hash);
+  });
+});
+
+describe('the migration', () => {
+  it('gives events written before it seqs in time order, and the chainer links them like new ones', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const db = await freshDatabase('postgres');
+    let upgraded: TestBroker | undefined;
+    try {
+      // The database as it was before the audit chain, with three events written in another order than their times.
+      const earlier = migrations.slice(0, migrations.indexOf(AuditChain1764116340000));
+      const old = new DataSource({ type: 'postgres', url: db.databaseUrl, migrations: earlier, migrationsTableName: 'tollgate_migrations', logging: false });
+      await old.initialize();
+      await old.runMigrations({ transaction: 'each' });
+      const ids = [randomUUID(), randomUUID(), randomUUID()];
+      for (const i of [2, 0, 1]) {
+        await old.query(`INSERT INTO audit_events (id, at, kind, actor) VALUES ($1, '2026-11-01T00:00:00Z'::timestamptz + $2 * interval '1 minute', 'task.opened', 'system:test')`, [ids[i], i]);
+      }
+      await old.destroy();
+
+      upgraded = await startBroker({ db });
+      await putBoundary(upgraded, 'crm-orders');
+      await linkAuditChain(upgraded);
+      const report = (await call(upgraded.url, 'GET', '/v1/audit/verify', { token: upgraded.adminKey })).body;
+      const client = await connect(db.databaseUrl!);
+      try {
+        const { rows } = await client.query(`SELECT a.id, a.seq::text AS seq, a.kind FROM audit_events a ORDER BY a.xid, a.seq`);
+        expect(rows).toEqual([...ids.map((id, i) => ({ id, seq: String(i + 1), kind: 'task.opened' })), { id: expect.any(String), seq: '4', kind: 'boundary.put' }]);
+        expect(report).toMatchObject({ ok: true, verified: 4, head: { seq: '4' }, unchained: 0 });
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await (upgraded ? upgraded.close() : db.drop());
+    }
   });
 });

@@ -64,3 +64,19 @@ export async function startWithBot(options: StartOptions = {}): Promise<{ broker
   await putBoundary(broker, 'crm-orders');
   return { broker, bot: await registerBot(broker) };
 }
+
+/**
+ * Runs the audit chainer until every event is linked. Any transaction in flight on the server (other
+ * test files share it) holds linking back while it lasts, so one pass may leave a moment's tail.
+ */
+export async function linkAuditChain(broker: TestBroker, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let linked = 0;
+  for (;;) {
+    const pass = await broker.app.broker.auditChainer.runOnce();
+    linked += pass.linked;
+    if (pass.unlinked === 0) return linked;
+    if (Date.now() > deadline) throw new Error(`${pass.unlinked} audit events are still unlinked after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

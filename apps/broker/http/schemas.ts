@@ -434,6 +434,10 @@ const seqCursor = z
     return decoded;
   });
 
+export function encodeSeqCursor(seq: string): string {
+  return Buffer.from(seq, 'utf8').toString('base64url');
+}
+
 export const auditQuery = z.strictObject({
   task: reviewFilters.task,
   workload: reviewFilters.workload.describe('events the workload caused, and events about its tasks'),
