@@ -95,4 +95,18 @@ describe('the embedded database', () => {
     const listed = await asAdmin(broker)('GET', '/v1/leases?state=active&limit=1000');
     expect(listed.body.items).toHaveLength(20);
   });
+
+  it('chains its audit events and refuses to change them, as on PostgreSQL', async () => {
+    const db = broker.app.broker.db;
+    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events');
+    const pass = await broker.app.broker.auditChainer.runOnce();
+    expect(pass).toEqual({ leader: true, linked: rows[0]!.n, unlinked: 0 });
+    const verified = await asAdmin(broker)('GET', '/v1/audit/verify');
+    expect(verified.body).toEqual({ ok: true, verified: rows[0]!.n, head: { seq: expect.any(String), hash: expect.stringMatching(/^[0-9a-f]{64}$/) }, unchained: 0 });
+    await expect(db.query(`UPDATE audit_events SET actor = 'admin'`)).rejects.toThrow(/append-only/);
+    await expect(db.query(`DELETE FROM decisions`)).rejects.toThrow(/append-only/);
+    await expect(db.query(`TRUNCATE audit_events`)).rejects.toThrow(/append-only/);
+    const checkpoint = await asAdmin(broker)('GET', '/v1/audit/checkpoint');
+    expect(checkpoint.body).toMatchObject({ seq: verified.body.head.seq, hash: verified.body.head.hash });
+  });
 });

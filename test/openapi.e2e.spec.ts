@@ -259,6 +259,12 @@ describe('the document agrees with what the app does', () => {
     expectDocumented('get', '/v1/leases', await admin('GET', '/v1/leases'));
     expectDocumented('get', '/v1/leases', await admin('GET', '/v1/leases?state=gone'));
     expectDocumented('get', '/v1/decisions', await admin('GET', '/v1/decisions?outcome=deny'));
+    expectDocumented('get', '/v1/audit', await admin('GET', '/v1/audit?limit=5'));
+    await broker.app.broker.auditChainer.runOnce();
+    expectDocumented('get', '/v1/audit', await admin('GET', '/v1/audit?limit=5'));
+    expectDocumented('get', '/v1/audit', await admin('GET', '/v1/audit?kind=task.exploded'));
+    expectDocumented('get', '/v1/audit/verify', await admin('GET', '/v1/audit/verify'));
+    expectDocumented('get', '/v1/audit/checkpoint', await admin('GET', '/v1/audit/checkpoint'));
     expectDocumented('post', '/v1/tasks/{id}/intent', await bot.call('POST', `/v1/tasks/${taskId}/intent`, { intent: 'refund_request' }));
     expectDocumented('post', '/v1/tasks/{id}/complete', await bot.call('POST', `/v1/tasks/${taskId}/complete`, {}));
     expectDocumented('post', '/v1/tasks/{id}/complete', await bot.call('POST', `/v1/tasks/${taskId}/complete`, {}));

@@ -7,6 +7,8 @@ import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
 import { Approvals } from '../../libs/approvals/approvals.js';
+import { AuditLog } from '../../libs/audit/audit-log.js';
+import { CHAIN_INTERVAL_MS } from '../../libs/audit/chainer.js';
 import { ApiKeys } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
 import { DpopVerifier } from '../../libs/identity/dpop.js';
@@ -31,6 +33,7 @@ import { AdminController } from './http/admin.controller.js';
 import { PoliciesController } from './http/policies.controller.js';
 import { ApiKeysController } from './http/api-keys.controller.js';
 import { ApprovalsController } from './http/approvals.controller.js';
+import { AuditController } from './http/audit.controller.js';
 import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
 import { DiscoveryController } from './http/discovery.controller.js';
 import { ErrorFilter } from './http/error-filter.js';
@@ -58,6 +61,7 @@ export const CONTROLLERS = [
   KeysController,
   ReviewController,
   RevocationController,
+  AuditController,
   ApprovalsController,
   OAuthController,
   TokenController,
@@ -88,6 +92,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       { provide: TaskHistory, useValue: broker.history },
       { provide: CredentialIssuance, useValue: broker.issuance },
       { provide: Approvals, useValue: broker.approvals },
+      { provide: AuditLog, useValue: broker.audit },
       { provide: Introspection, useValue: broker.introspection },
       { provide: LeaseRevocation, useValue: broker.revocation },
       { provide: LeaseStore, useValue: broker.leases },
@@ -111,8 +116,8 @@ export interface App {
 }
 
 /**
- * Builds the broker and its HTTP app (not yet listening). The sweeper runs when `sweep` is on; tests
- * that drive expiry themselves turn it off. Key maintenance (reading the signing keys other replicas
+ * Builds the broker and its HTTP app (not yet listening). The sweeper, the outbox and the audit
+ * chainer run when `sweep` is on; tests that drive expiry themselves turn it off. Key maintenance (reading the signing keys other replicas
  * rotated, automatic rotation, ending retired keys' publication) always runs.
  */
 export async function createApp(
@@ -189,6 +194,10 @@ export async function createApp(
   if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'sweep', () => broker.sweeper.sweepOnce()));
   // The outbox runs beside the sweeper, on its own timer: a slow source never delays expiry.
   if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'outbox pass', () => broker.outbox.runOnce()));
+
+  // The audit chainer, gated with the sweeper (tests that want a pass call auditChainer.runOnce()).
+  // Every replica runs it; the advisory lock lets one link at a time.
+  if (options.sweep ?? true) timers.push(background(CHAIN_INTERVAL_MS, 'audit chain', () => broker.auditChainer.runOnce()));
 
   return {
     app,

@@ -9,6 +9,9 @@ import type { Database } from '../../libs/db/database.js';
 import { openDatabase } from '../../libs/db/typeorm-database.js';
 import { createProviders } from '../../libs/credentials/catalog.js';
 import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
+import { AuditLog } from '../../libs/audit/audit-log.js';
+import { AuditStore } from '../../libs/audit/audit-store.js';
+import { AuditChainer } from '../../libs/audit/chainer.js';
 import { ApiKeyStore } from '../../libs/identity/api-key-store.js';
 import { ApiKeys, bootstrapHashOf } from '../../libs/identity/api-keys.js';
 import { ClientAuthentication } from '../../libs/identity/client-authentication.js';
@@ -82,6 +85,10 @@ export interface Broker {
   sweeper: ExpirySweeper;
   /** Revokes credentials at their source (Vault, STS) and retries until the source confirms. */
   outbox: CredentialOutbox;
+  /** Reviewers' view of the audit chain: events, verification, signed checkpoints. */
+  audit: AuditLog;
+  /** Links committed audit events into the hash chain (one replica at a time). */
+  auditChainer: AuditChainer;
   metrics: BrokerMetrics;
 }
 
@@ -135,6 +142,7 @@ export async function createBroker(
   // A what-if replays thousands of rows: its decisions stay out of the hot path's latency histogram.
   const replayEvaluator = new CedarEvaluator(200);
   const policies = new Policies(db, policyStore, evaluator, clock, () => contextCache.forgetPolicies());
+  const auditStore = new AuditStore(db);
 
   return {
     config,
@@ -173,6 +181,8 @@ export async function createBroker(
     events: new RevocationEventLog(db),
     sweeper: new ExpirySweeper(db, taskStore, leases, revocation, dpopProofs),
     outbox: new CredentialOutbox(leases, providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
+    audit: new AuditLog(auditStore, () => ring.signingKey(), config.issuer, clock),
+    auditChainer: new AuditChainer(db, auditStore, (pass) => metrics.auditChainPass(pass.linked, pass.unlinked)),
     metrics,
   };
 }

@@ -40,6 +40,23 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
 
+  readonly auditUnchained = new Gauge({
+    name: 'tollgate_audit_unchained_events',
+    help: 'Audit events not yet linked into the hash chain, as of the last chainer pass (a small tail is normal; a growing one is not).',
+    registers: [this.registry],
+  });
+
+  readonly auditChained = new Counter({
+    name: 'tollgate_audit_chained_events_total',
+    help: 'Audit events this replica linked into the hash chain.',
+    registers: [this.registry],
+  });
+
+  auditChainPass(linked: number, unlinked: number): void {
+    this.auditChained.inc(linked);
+    this.auditUnchained.set(unlinked);
+  }
+
   /** Leases whose source revocation gave up (retried daily): someone should look at the source. */
   watchRevokeFailed(count: () => Promise<number>): void {
     new Gauge({

@@ -2,39 +2,41 @@ import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
 
 /** Every state change and decision leaves one of these. Tokens and secrets appear only as hashes. */
-export type AuditKind =
-  | 'issuer.put'
-  | 'issuer.withdrawn'
-  | 'workload.put'
-  | 'workload.deleted'
-  | 'workload.revoked'
-  | 'api_key.created'
-  | 'api_key.revoked'
-  | 'boundary.put'
-  | 'boundary.disabled'
-  | 'policy.put'
-  | 'policy.disabled'
-  | 'task.opened'
-  | 'task.intent_changed'
-  | 'task.completed'
-  | 'task.expired'
-  | 'task.revoked'
-  | 'task.drift_suspended'
-  | 'credential.permit'
-  | 'credential.deny'
-  | 'credential.pending'
-  | 'approval.approved'
-  | 'approval.denied'
-  | 'credential.issued'
-  | 'credential.mint_failed'
-  | 'lease.revoked_at_source'
-  | 'lease.revoke_failed'
-  | 'lease.revoked'
-  | 'leases.revoked'
-  | 'leases.expired'
-  | 'signing_key.rotated'
-  | 'signing_key.publish_until'
-  | 'aws_sts.revocation_cutoff';
+export const AUDIT_KINDS = [
+  'issuer.put',
+  'issuer.withdrawn',
+  'workload.put',
+  'workload.deleted',
+  'workload.revoked',
+  'api_key.created',
+  'api_key.revoked',
+  'boundary.put',
+  'boundary.disabled',
+  'policy.put',
+  'policy.disabled',
+  'task.opened',
+  'task.intent_changed',
+  'task.completed',
+  'task.expired',
+  'task.revoked',
+  'task.drift_suspended',
+  'credential.permit',
+  'credential.deny',
+  'credential.pending',
+  'approval.approved',
+  'approval.denied',
+  'credential.issued',
+  'credential.mint_failed',
+  'lease.revoked_at_source',
+  'lease.revoke_failed',
+  'lease.revoked',
+  'leases.revoked',
+  'leases.expired',
+  'signing_key.rotated',
+  'signing_key.publish_until',
+  'aws_sts.revocation_cutoff',
+] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 export interface AuditEvent {
   kind: AuditKind;

@@ -6,6 +6,7 @@ import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issuer.js';
 import { PRIVATE_JWK_MEMBERS, WORKLOAD_ID, algorithmsFor } from '../../../libs/identity/workload.js';
 import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
+import { AUDIT_KINDS } from '../../../libs/audit/audit.js';
 import { approvalConditionError } from '../../../libs/policy/approval-condition.js';
 import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../libs/policy/boundary.js';
 import { MAX_TASK_TTL_S } from '../../../libs/tasks/task.js';
@@ -419,6 +420,29 @@ export const approvalQuery = z.strictObject({ ...reviewFilters, status: z.enum(A
 
 /** POST /v1/admin/{leases|tasks}/{id}/revoke: why, for the audit log (the lease keeps its reason code). */
 export const revokeBody = z.strictObject({ reason: cleanText(1024).optional() });
+
+/** An audit cursor is the seq of the last event of the page (events are read newest seq first). */
+const seqCursor = z
+  .string()
+  .max(64)
+  .transform((value, ctx) => {
+    const decoded = Buffer.from(value, 'base64url').toString('utf8');
+    if (!/^[1-9]\d{0,17}$/.test(decoded)) {
+      ctx.addIssue({ code: 'custom', message: 'is not a cursor this API returned' });
+      return z.NEVER;
+    }
+    return decoded;
+  });
+
+export const auditQuery = z.strictObject({
+  task: reviewFilters.task,
+  workload: reviewFilters.workload.describe('events the workload caused, and events about its tasks'),
+  kind: z.enum(AUDIT_KINDS).optional(),
+  since: reviewFilters.since,
+  until: reviewFilters.until,
+  limit,
+  cursor: seqCursor.optional(),
+});
 
 /** Approve or deny: who decided is the API key; why is required. */
 export const approvalDecisionBody = z.strictObject({ reason: cleanText(1024) });

@@ -1,4 +1,7 @@
 import type { Approval } from '../../../libs/approvals/approval.js';
+import type { ChainReport } from '../../../libs/audit/audit-log.js';
+import type { AuditRecord } from '../../../libs/audit/audit-store.js';
+import type { Checkpoint } from '../../../libs/audit/checkpoint.js';
 import type { ApiKey } from '../../../libs/identity/api-key.js';
 import type { Issuer } from '../../../libs/identity/issuer.js';
 import type { Workload } from '../../../libs/identity/workload.js';
@@ -189,4 +192,33 @@ export function whatIfView(result: WhatIfResult) {
     elapsed_ms: Math.round(result.elapsedMs * 10) / 10,
     decisions_per_second: result.decisionsPerSecond,
   };
+}
+
+export function auditEventView(event: AuditRecord) {
+  return {
+    id: event.id,
+    seq: event.seq,
+    at: event.at,
+    kind: event.kind,
+    actor: event.actor,
+    task_id: event.taskId,
+    lease_id: event.leaseId,
+    data: event.data,
+    prev_hash: event.prevHash,
+    hash: event.hash,
+  };
+}
+
+export function chainReportView(report: ChainReport) {
+  return {
+    ok: report.ok,
+    verified: report.verified,
+    head: report.head,
+    unchained: report.unchained,
+    ...(report.firstBroken ? { first_broken: report.firstBroken } : {}),
+  };
+}
+
+export function checkpointView(checkpoint: Checkpoint) {
+  return { checkpoint: checkpoint.checkpoint, seq: checkpoint.seq, hash: checkpoint.hash, issued_at: new Date(checkpoint.issuedAt).toISOString() };
 }

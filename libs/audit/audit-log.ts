@@ -1,0 +1,60 @@
+import type { Clock } from '../clock/clock.js';
+import { Conflict } from '../errors/errors.js';
+import type { SigningKey } from '../keys/signing-keys.js';
+import type { AuditFilter, AuditRecord, AuditStore, ChainPosition } from './audit-store.js';
+import { ChainWalk, GENESIS_HASH, type Verification } from './chain.js';
+import { signCheckpoint, type Checkpoint } from './checkpoint.js';
+
+/** Events read per page while verifying. */
+const VERIFY_PAGE = 5_000;
+
+export interface ChainReport extends Verification {
+  /** Events not linked yet: the normal tail while their transactions end and the chainer runs. */
+  unchained: number;
+}
+
+/** What reviewers ask of the audit log: its events, whether the chain holds, a signed head. */
+export class AuditLog {
+  constructor(
+    private readonly store: AuditStore,
+    private readonly signingKey: () => SigningKey | Promise<SigningKey>,
+    private readonly issuer: string,
+    private readonly clock: Clock,
+  ) {}
+
+  list(filter: AuditFilter): Promise<AuditRecord[]> {
+    return this.store.list(filter);
+  }
+
+  /**
+   * Walks the whole chain in chain order, in pages, recomputing every hash. Stops at the first
+   * broken link. Linked events never change (the trigger), so pages read one after another see one
+   * chain; events the chainer links meanwhile only extend it.
+   */
+  async verify(): Promise<ChainReport> {
+    const walk = new ChainWalk();
+    let after: ChainPosition | undefined;
+    for (;;) {
+      const page = await this.store.chainPage(after, VERIFY_PAGE);
+      for (const event of page) if (!walk.step(event)) break;
+      if (walk.broken || page.length < VERIFY_PAGE) break;
+      after = page[page.length - 1]!;
+    }
+    const firstBroken = walk.broken && walk.breakWith(walk.broken.reason === 'unlinked' && (await this.store.hashExists(walk.broken.prevHash)));
+    const unchained = await this.store.countUnlinked();
+    return { ok: !firstBroken, verified: walk.verified, head: walk.head, unchained, ...(firstBroken ? { firstBroken } : {}) };
+  }
+
+  /**
+   * Signs the head, only after verifying the chain up to it: a checkpoint over a broken chain would
+   * vouch for the tampering. An empty chain is signed as seq "0" with the genesis hash.
+   */
+  async checkpoint(): Promise<Checkpoint> {
+    const report = await this.verify();
+    if (!report.ok) {
+      const broken = report.firstBroken!;
+      throw new Conflict(`the audit chain is broken at seq ${broken.seq} (${broken.reason}); no checkpoint is signed over it`);
+    }
+    return signCheckpoint(await this.signingKey(), this.issuer, report.head ?? { seq: '0', hash: GENESIS_HASH }, this.clock.now());
+  }
+}

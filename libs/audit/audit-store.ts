@@ -1,0 +1,166 @@
+import type { Sql } from '../db/database.js';
+import { conditions } from '../leases/lease-store.js';
+import type { AuditKind } from './audit.js';
+import type { LinkedEvent } from './chain.js';
+
+/** An arbitrary constant: the advisory lock that elects the one chainer among replicas. */
+const CHAINER_LOCK = 0x70_11_a0_d1;
+
+/** An audit event as reviewers read it; prevHash and hash are null until the chainer links it. */
+export interface AuditRecord {
+  id: string;
+  seq: string;
+  at: string;
+  kind: string;
+  actor: string;
+  taskId: string | null;
+  leaseId: string | null;
+  data: Record<string, unknown>;
+  prevHash: string | null;
+  hash: string | null;
+}
+
+export interface AuditFilter {
+  task?: string | undefined;
+  /** Events the workload caused, and events about its tasks. */
+  workload?: string | undefined;
+  kind?: AuditKind | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  /** Events before this seq (newest first). */
+  cursor?: string | undefined;
+  limit: number;
+}
+
+/** A place in chain order: (writer's transaction id, seq). */
+export interface ChainPosition {
+  xid: string;
+  seq: string;
+}
+
+interface EventRow {
+  id: string;
+  seq: string;
+  xid: string;
+  at: string;
+  kind: string;
+  actor: string;
+  task_id: string | null;
+  lease_id: string | null;
+  data: string;
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+// `at` to the microsecond, in one fixed form: it is part of what is hashed. `data` as text, parsed
+// here, so both database adapters hand the hash the same values.
+const COLUMNS = `a.id, a.seq::text AS seq, a.xid::text AS xid,
+  to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+  a.kind, a.actor, a.task_id, a.lease_id, a.data::text AS data, a.prev_hash, a.hash`;
+
+/** SQL for the audit chain: reading events, the chainer's claims and links, the verifier's pages. */
+export class AuditStore {
+  constructor(private readonly sql: Sql) {}
+
+  /** Newest first (by seq), for reviewers. */
+  async list(filter: AuditFilter): Promise<AuditRecord[]> {
+    const { where, params } = conditions([
+      ['a.task_id = ?', filter.task],
+      // The workload that acted, or the workload whose task the event is about.
+      [`?::text IN (CASE WHEN a.actor LIKE 'workload:%' THEN substr(a.actor, 10) END, (SELECT t.workload_id FROM tasks t WHERE t.id = a.task_id))`, filter.workload],
+      ['a.kind = ?', filter.kind],
+      ['a.at >= ?', filter.since],
+      ['a.at < ?', filter.until],
+      ['a.seq < ?::bigint', filter.cursor],
+    ]);
+    params.push(filter.limit);
+    const { rows } = await this.sql.query<EventRow>(
+      `SELECT ${COLUMNS} FROM audit_events a ${where} ORDER BY a.seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toRecord);
+  }
+
+  /**
+   * Only one chainer at a time, across replicas: the lock lasts until the transaction ends.
+   * pg_try_: a replica that is not the chainer skips its turn rather than queue behind it.
+   */
+  async lockChain(tx: Sql): Promise<boolean> {
+    const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [CHAINER_LOCK]);
+    return rows[0]!.locked;
+  }
+
+  /** The last linked event, in chain order. */
+  async head(tx: Sql): Promise<(ChainPosition & { hash: string }) | undefined> {
+    const { rows } = await tx.query<{ xid: string; seq: string; hash: string }>(
+      // Ordered by the table's columns (a.), not the text aliases of the same names.
+      `SELECT a.xid::text AS xid, a.seq::text AS seq, a.hash FROM audit_events a WHERE a.hash IS NOT NULL ORDER BY a.xid DESC, a.seq DESC LIMIT 1`,
+    );
+    return rows[0];
+  }
+
+  /**
+   * Unlinked events whose writer has ended, in chain order: xid below the oldest transaction still
+   * in flight (the snapshot's xmin). No event can appear below that line any more (see chainer.ts).
+   */
+  async linkable(tx: Sql, limit: number): Promise<LinkedContentRow[]> {
+    const { rows } = await tx.query<EventRow>(
+      `SELECT ${COLUMNS} FROM audit_events a
+        WHERE a.hash IS NULL AND a.xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY a.xid, a.seq LIMIT $1`,
+      [limit],
+    );
+    return rows.map((row) => ({ ...toRecord(row), xid: row.xid }));
+  }
+
+  /** Writes links; only events still unlinked take them. Returns how many did. */
+  async link(tx: Sql, links: readonly { id: string; prevHash: string; hash: string }[]): Promise<number> {
+    if (links.length === 0) return 0;
+    const { count } = await tx.query(
+      `UPDATE audit_events a SET prev_hash = v.prev_hash, hash = v.hash
+         FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, prev_hash text, hash text)
+        WHERE a.id = v.id AND a.hash IS NULL`,
+      [JSON.stringify(links.map((l) => ({ id: l.id, prev_hash: l.prevHash, hash: l.hash })))],
+    );
+    return count;
+  }
+
+  /** One page of linked events in chain order, after `after`. */
+  async chainPage(after: ChainPosition | undefined, limit: number): Promise<(LinkedEvent & ChainPosition)[]> {
+    const { rows } = await this.sql.query<EventRow>(
+      `SELECT ${COLUMNS} FROM audit_events a
+        WHERE a.hash IS NOT NULL ${after ? 'AND (a.xid, a.seq) > ($2::xid8, $3::bigint)' : ''}
+        ORDER BY a.xid, a.seq LIMIT $1`,
+      after ? [limit, after.xid, after.seq] : [limit],
+    );
+    return rows.map((row) => ({ ...toRecord(row), prevHash: row.prev_hash!, hash: row.hash!, xid: row.xid }));
+  }
+
+  async countUnlinked(): Promise<number> {
+    const { rows } = await this.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE hash IS NULL');
+    return rows[0]!.n;
+  }
+
+  /** Whether an event with this hash exists (tells a deleted predecessor from a moved one). */
+  async hashExists(hash: string): Promise<boolean> {
+    const { rows } = await this.sql.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM audit_events WHERE hash = $1) AS found', [hash]);
+    return rows[0]!.found;
+  }
+}
+
+export type LinkedContentRow = AuditRecord & { xid: string };
+
+function toRecord(row: EventRow): AuditRecord {
+  return {
+    id: row.id,
+    seq: row.seq,
+    at: row.at,
+    kind: row.kind,
+    actor: row.actor,
+    taskId: row.task_id,
+    leaseId: row.lease_id,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
