@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestBroker } from './support/broker.js';
+import { startBroker, type TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
 import { asAdmin, putBoundary, startWithBot, type Bot } from './support/scenario.js';
 
@@ -31,10 +31,11 @@ let reviewerKey: string;
 let resourceServerKey: string;
 
 describe('the console files', () => {
+  let server: TestBroker;
   beforeAll(async () => {
-    ({ broker } = await startWithBot());
+    server = await startBroker();
   });
-  afterAll(() => broker?.close());
+  afterAll(() => server?.close());
 
   it('are served with a strict CSP, nosniff, no referrer and no framing, without authentication', async () => {
     for (const [path, type] of [
@@ -42,7 +43,7 @@ describe('the console files', () => {
       ['/console/console.js', 'text/javascript'],
       ['/console/console.css', 'text/css'],
     ] as const) {
-      const response = await fetch(`${broker.url}${path}`);
+      const response = await fetch(`${server.url}${path}`);
       expect(response.status, path).toBe(200);
       expect(response.headers.get('content-type'), path).toMatch(new RegExp(`^${type}`));
       const csp = response.headers.get('content-security-policy') ?? '';
@@ -55,7 +56,7 @@ describe('the console files', () => {
       expect(response.headers.get('referrer-policy'), path).toBe('no-referrer');
       expect(response.headers.get('set-cookie'), path).toBeNull();
     }
-    const page = await (await fetch(`${broker.url}/console`)).text();
+    const page = await (await fetch(`${server.url}/console`)).text();
     // No inline script or style: the page only names its own two files.
     expect(page).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
     expect(page).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i);
@@ -63,10 +64,10 @@ describe('the console files', () => {
   });
 
   it('are only these three: anything else under /console is a 404 in the error shape', async () => {
-    const missing = await call(broker.url, 'GET', '/console/secrets.json');
+    const missing = await call(server.url, 'GET', '/console/secrets.json');
     expect(missing.status).toBe(404);
     expect(missing.body.error).toBe('not_found');
-    const traversal = await call(broker.url, 'GET', '/console/..%2Fpackage.json');
+    const traversal = await call(server.url, 'GET', '/console/..%2Fpackage.json');
     expect(traversal.status).toBe(404);
   });
 });
