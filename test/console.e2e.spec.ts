@@ -72,13 +72,17 @@ describe('the console files', () => {
   });
 });
 
-describe.runIf(!haveChromium && inCi)('the console in a browser', () => {
-  it('needs Debian chromium', () => {
-    throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); .ci/run does so before npm test`);
+// Under CI a missing browser is a failure that says what to install; elsewhere the browser tests skip.
+// Registered only when it applies, so a CI run with chromium counts no skipped test.
+if (!haveChromium && inCi) {
+  describe('the console in a browser', () => {
+    it('needs Debian chromium', () => {
+      throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); .ci/run does so before npm test`);
+    });
   });
-});
+}
 
-describe.runIf(haveChromium)('the console in a browser', () => {
+describe.skipIf(!haveChromium)('the console in a browser', () => {
   let context: BrowserContext;
   let page: Page;
   let userDataDir: string;
