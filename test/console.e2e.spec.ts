@@ -28,6 +28,7 @@ const HOSTILE = '<img src=x id=pwned onerror=alert(1)>';
 let broker: TestBroker;
 let bot: Bot;
 let reviewerKey: string;
+let reviewerId: string;
 let resourceServerKey: string;
 
 describe('the console files', () => {
@@ -102,7 +103,7 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
       intents: ['order_status', 'refund_request'],
       approval: { when: 'context.params.amount > 100' },
     });
-    reviewerKey = (await admin('POST', '/v1/admin/api-keys', { role: 'reviewer', label: 'console test' })).body.key;
+    ({ key: reviewerKey, id: reviewerId } = (await admin('POST', '/v1/admin/api-keys', { role: 'reviewer', label: 'console test' })).body);
     resourceServerKey = (await admin('POST', '/v1/admin/api-keys', { role: 'resource_server', audience: PAY })).body.key;
 
     // Task A: a read permitted, a refund refused, then the journey changes (revoking the lease).
@@ -207,6 +208,21 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     await expect.poll(() => page.locator('#leases-message').textContent()).toBe('No lease matches.');
     await page.fill('#leases-form input[name=subject]', '');
     await page.fill('#leases-form input[name=tool]', '');
+
+    // The action, and a time range: nothing issued before 2020, everything since.
+    await page.fill('#leases-form input[name=action]', 'orders:read');
+    await page.fill('#leases-form input[name=until]', '2020-01-01T00:00');
+    await page.click('#leases-form button[type=submit]');
+    await expect.poll(() => page.locator('#leases-message').textContent()).toBe('No lease matches.');
+    await page.fill('#leases-form input[name=until]', '');
+    await page.fill('#leases-form input[name=since]', '2020-01-01T00:00');
+    await page.click('#leases-form button[type=submit]');
+    await expect.poll(() => page.locator('#leases-table tbody tr').count()).toBe(3);
+    await page.fill('#leases-form input[name=action]', 'refund:create');
+    await page.click('#leases-form button[type=submit]');
+    await expect.poll(() => page.locator('#leases-message').textContent()).toBe('No lease matches.');
+    await page.fill('#leases-form input[name=action]', '');
+    await page.fill('#leases-form input[name=since]', '');
 
     await page.selectOption('#leases-form select[name=state]', 'active');
     await page.click('#leases-form button[type=submit]');
@@ -329,6 +345,31 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(existsSync(SCREENSHOT)).toBe(true);
+    expect(problems).toEqual([]);
+  });
+
+  it('signs out by itself, saying why, when the key is revoked while the tab is open', async () => {
+    expect((await asAdmin(broker)('DELETE', `/v1/admin/api-keys/${reviewerId}`)).status).toBe(200);
+    await page.click('#refresh');
+    await page.locator('#sign-in').waitFor({ state: 'visible' });
+    expect(await page.locator('#sign-in-error').textContent()).toMatch(/no longer accepts this key/);
+    expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
+    expect(await page.locator('#approvals-list tr').count()).toBe(0);
+    problems.length = 0;
+  });
+
+  it('lets an admin key deny a waiting request with a reason', async () => {
+    await page.fill('#api-key', broker.adminKey);
+    await page.click('#sign-in-form button[type=submit]');
+    const waiting = (await asAdmin(broker)('GET', '/v1/approvals?status=pending')).body.items;
+    expect(waiting).toHaveLength(1);
+    const row = page.locator(`[data-approval="${waiting[0].approval_id}"]`);
+    await row.locator('input').fill('amount too high for a chat refund');
+    await row.locator('button.deny').click();
+    await expect.poll(() => page.locator('#approvals-message').textContent()).toMatch(/^Denied /);
+    await expect.poll(() => page.locator('#approvals-list').textContent()).toContain('Nothing waits for approval.');
+    const denied = await asAdmin(broker)('GET', `/v1/approvals/${waiting[0].approval_id}`);
+    expect(denied.body).toMatchObject({ status: 'denied', reason: 'amount too high for a chat refund', decided_by: 'admin:bootstrap' });
     expect(problems).toEqual([]);
   });
 

@@ -447,6 +447,7 @@ async function searchLeases(event) {
     boundary: field('boundary'),
     tool: field('tool'),
     subject: field('subject'),
+    action: field('action'),
     state: field('state'),
     since: localToIso(field('since')),
     until: localToIso(field('until')),
