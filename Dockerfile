@@ -2,6 +2,8 @@
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The CLI is a workspace (apps/cli): npm ci needs its package.json to link it.
+COPY apps/cli/package.json ./apps/cli/package.json
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY apps ./apps

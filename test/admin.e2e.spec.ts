@@ -712,7 +712,7 @@ describe('review API', () => {
     expect(denied.items.map((d) => d.decision_id)).toEqual([...denials].reverse());
     expect(denied.items[0]).toMatchObject({ task_id: taskB, workload_id: 'review-bot', boundary_id: 'review-crm', action: 'orders:drop', outcome: 'deny', reasons: ['action_not_allowed'] });
     expect(Object.keys(denied.items[0]).sort()).toEqual(
-      ['action', 'at', 'boundary_id', 'boundary_version', 'decision_id', 'drift', 'outcome', 'policies', 'reasons', 'resource', 'task_id', 'workload_id'].sort(),
+      ['action', 'at', 'boundary_id', 'boundary_version', 'decision_id', 'drift', 'lease_id', 'lease_state', 'outcome', 'policies', 'reasons', 'resource', 'task_id', 'workload_id'].sort(),
     );
     const permitted = await get(`task=${taskB}&outcome=permit`);
     expect(permitted.items).toHaveLength(4);

@@ -26,6 +26,7 @@ import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Policies } from '../../libs/policy/policies.js';
 import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
+import { TaskHistory } from '../../libs/tasks/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { createBroker, type Broker } from './broker.js';
 import { AdminController } from './http/admin.controller.js';
@@ -37,7 +38,7 @@ import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } 
 import { DiscoveryController } from './http/discovery.controller.js';
 import { ErrorFilter } from './http/error-filter.js';
 import { OAuthController } from './http/oauth.controller.js';
-import { ReviewController } from './http/review.controller.js';
+import { ReviewController, RevocationController } from './http/review.controller.js';
 import { TasksController } from './http/tasks.controller.js';
 import { TokenController } from './http/token.controller.js';
 import { EventsController } from './http/events.controller.js';
@@ -45,7 +46,9 @@ import { IssuersController } from './http/issuers.controller.js';
 import { KeysController } from './http/keys.controller.js';
 import { OpenApiController } from './http/openapi.controller.js';
 import { buildOpenApi } from './http/openapi.js';
-import { BROKER, OPENAPI } from './tokens.js';
+import { BROKER, CONSOLE_ASSETS, OPENAPI } from './tokens.js';
+import { ConsoleController } from './http/console.controller.js';
+import { loadConsoleAssets } from './http/console-assets.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -59,16 +62,18 @@ export const CONTROLLERS = [
   ApiKeysController,
   KeysController,
   ReviewController,
+  RevocationController,
   AuditController,
   ApprovalsController,
   OAuthController,
   TokenController,
   EventsController,
   IssuersController,
+  ConsoleController,
 ];
 
 /** Binds the broker's services to Nest: controllers receive exactly the services they use. */
-function brokerModule(broker: Broker, openapi: Record<string, unknown>): DynamicModule {
+function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleAssets: ReturnType<typeof loadConsoleAssets>): DynamicModule {
   @Module({})
   class BrokerModule {}
   return {
@@ -77,6 +82,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
     providers: [
       { provide: BROKER, useValue: broker },
       { provide: OPENAPI, useValue: openapi },
+      { provide: CONSOLE_ASSETS, useValue: consoleAssets },
       { provide: ApiKeys, useValue: broker.apiKeys },
       { provide: ClientAuthentication, useValue: broker.clients },
       { provide: WorkloadAuthenticator, useValue: broker.authenticator },
@@ -87,6 +93,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>): Dynamic
       { provide: Simulator, useValue: broker.simulator },
       { provide: WhatIf, useValue: broker.whatIf },
       { provide: Tasks, useValue: broker.tasks },
+      { provide: TaskHistory, useValue: broker.history },
       { provide: CredentialIssuance, useValue: broker.issuance },
       { provide: Approvals, useValue: broker.approvals },
       { provide: AuditLog, useValue: broker.audit },
@@ -121,6 +128,8 @@ export async function createApp(
   config: Config,
   options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings>; outboxTimings?: Partial<OutboxTimings> } = {},
 ): Promise<App> {
+  // Before the database opens: a build that lost the console's files fails here, having opened nothing.
+  const consoleAssets = loadConsoleAssets();
   const broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
   const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
@@ -169,7 +178,7 @@ export async function createApp(
   // say so here, and let test/openapi.e2e.spec.ts fail on it.
   for (const problem of openapi.problems) logger.warn({ msg: 'openapi: route not fully documented', problem });
 
-  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document), adapter, { logger, bodyParser: false });
+  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document, consoleAssets), adapter, { logger, bodyParser: false });
   app.useGlobalFilters(new ErrorFilter(logger));
   await app.init();
 

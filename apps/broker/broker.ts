@@ -49,6 +49,7 @@ import { PolicyStore } from '../../libs/policy/policy-store.js';
 import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskStore } from '../../libs/tasks/task-store.js';
+import { TaskHistory } from '../../libs/tasks/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { BrokerMetrics } from './metrics.js';
 
@@ -74,6 +75,8 @@ export interface Broker {
   simulator: Simulator;
   whatIf: WhatIf;
   tasks: Tasks;
+  /** Task timelines for reviewers. */
+  history: TaskHistory;
   issuance: CredentialIssuance;
   approvals: Approvals;
   introspection: Introspection;
@@ -158,6 +161,7 @@ export async function createBroker(
     simulator: new Simulator(boundaryStore, policies),
     whatIf: new WhatIf(db, policyStore, replayEvaluator, clock),
     tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id)),
+    history: new TaskHistory(db, taskStore, leases, approvalStore),
     issuance: new CredentialIssuance(
       leases,
       providers,

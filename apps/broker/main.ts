@@ -24,6 +24,7 @@ async function main(): Promise<void> {
     '',
     `Tollgate is serving on http://${config.host}:${config.port} (issuer ${config.issuer})`,
     `  database: ${broker.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)'}`,
+    `  review console: http://${config.host}:${config.port}/console (sign in with a reviewer or admin key)`,
   ];
   lines.push(
     '',

@@ -3,3 +3,6 @@ export const BROKER = Symbol('tollgate.broker');
 
 /** Injection token for the OpenAPI document, built once at start. */
 export const OPENAPI = Symbol('tollgate.openapi');
+
+/** Injection token for the review console's files, read once at start. */
+export const CONSOLE_ASSETS = Symbol('tollgate.console-assets');

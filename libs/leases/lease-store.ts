@@ -74,6 +74,11 @@ export interface LeaseFilter {
   task?: string | undefined;
   workload?: string | undefined;
   boundary?: string | undefined;
+  /** The task's end-user subject. */
+  subject?: string | undefined;
+  /** The boundary's tool (token audience), as of the boundary version decided under. */
+  tool?: string | undefined;
+  action?: string | undefined;
   state?: LeaseState | undefined;
   since?: Date | undefined;
   until?: Date | undefined;
@@ -556,6 +561,9 @@ export class LeaseStore {
       ['l.task_id = ?', filter.task],
       ['l.workload_id = ?', filter.workload],
       ['l.boundary_id = ?', filter.boundary],
+      ['l.task_id IN (SELECT t.id FROM tasks t WHERE t.subject = ?)', filter.subject],
+      ['EXISTS (SELECT 1 FROM boundaries b WHERE b.id = l.boundary_id AND b.version = l.boundary_version AND b.tool = ?)', filter.tool],
+      ['l.action = ?', filter.action],
       [`${EFFECTIVE_STATE} = ?`, filter.state],
       ['l.issued_at >= ?', filter.since],
       ['l.issued_at < ?', filter.until],
@@ -575,6 +583,9 @@ export class LeaseStore {
       ['d.task_id = ?', filter.task],
       ['d.workload_id = ?', filter.workload],
       ['d.boundary_id = ?', filter.boundary],
+      ['d.task_id IN (SELECT s.id FROM tasks s WHERE s.subject = ?)', filter.subject],
+      ['EXISTS (SELECT 1 FROM boundaries b WHERE b.id = d.boundary_id AND b.version = d.boundary_version AND b.tool = ?)', filter.tool],
+      ['d.action = ?', filter.action],
       ['d.outcome = ?', filter.outcome],
       ['d.at >= ?', filter.since],
       ['d.at < ?', filter.until],
@@ -585,8 +596,14 @@ export class LeaseStore {
       `SELECT d.id, d.task_id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.reasons, d.policies, d.at,
               CASE WHEN t.id IS NULL THEN NULL
                    WHEN t.end_reason = 'drift_detected' AND d.id = t.drift_denials[cardinality(t.drift_denials)] THEN 'suspended_task'
-                   ELSE 'counted' END AS drift
+                   ELSE 'counted' END AS drift,
+              l.id AS lease_id, l.state AS lease_state
          FROM decisions d LEFT JOIN tasks t ON t.id = d.task_id AND d.id = ANY (t.drift_denials)
+         -- A permit's lease, found through the task's leases (indexed by task) rather than a scan by decision.
+         LEFT JOIN LATERAL (
+           SELECT l.id, ${EFFECTIVE_STATE} AS state FROM leases l
+            WHERE d.outcome = 'permit' AND l.task_id = d.task_id AND l.decision_id = d.id LIMIT 1
+         ) l ON true
          ${where}
         ORDER BY d.id DESC LIMIT $${params.length}`,
       params,
@@ -603,6 +620,8 @@ export class LeaseStore {
       reasons: row.reasons,
       drift: row.drift,
       policies: row.policies ?? null,
+      leaseId: row.lease_id,
+      leaseState: row.lease_state,
       at: new Date(row.at),
     }));
   }
@@ -715,6 +734,8 @@ interface DecisionRow {
   reasons: string[];
   drift: Decision['drift'];
   policies: { id: string; version: number }[] | null;
+  lease_id: string | null;
+  lease_state: LeaseState | null;
   at: Date;
 }
 

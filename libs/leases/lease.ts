@@ -52,5 +52,8 @@ export interface Decision {
   drift: 'counted' | 'suspended_task' | null;
   /** The Cedar policy sets (id, version) that decided, when policies applied. */
   policies: { id: string; version: number }[] | null;
+  /** A permit's lease and its state now (null for denials, pending requests and dropped issuances). */
+  leaseId: string | null;
+  leaseState: LeaseState | null;
   at: Date;
 }

@@ -31,9 +31,12 @@ export class LeaseRevocation {
     return this.revokeIn(tx, 'boundary', boundaryId, 'boundary_disabled', actor);
   }
 
-  /** One lease; false when it was not live (already revoked, expired, or unknown). */
-  async revokeLease(leaseId: string, reason: RevokeReason, actor: string): Promise<boolean> {
-    const revoked = await this.db.transaction((tx) => this.revokeIn(tx, 'lease', leaseId, reason, actor));
+  /**
+   * One lease; false when it was not live (already revoked, expired, or unknown). `comment` (an
+   * admin's words) goes to the audit event; the lease keeps the reason code.
+   */
+  async revokeLease(leaseId: string, reason: RevokeReason, actor: string, comment?: string): Promise<boolean> {
+    const revoked = await this.db.transaction((tx) => this.revokeIn(tx, 'lease', leaseId, reason, actor, undefined, comment));
     return revoked.length === 1;
   }
 
@@ -44,10 +47,11 @@ export class LeaseRevocation {
     reason: RevokeReason,
     actor: string,
     taskId?: string,
+    comment?: string,
   ): Promise<string[]> {
     const ids = await this.leases.revokeWhere(tx, where, id, reason);
     if (ids.length === 1 && where === 'lease') {
-      await appendAudit(tx, { kind: 'lease.revoked', actor, leaseId: ids[0], data: { reason } });
+      await appendAudit(tx, { kind: 'lease.revoked', actor, leaseId: ids[0], data: { reason, ...(comment === undefined ? {} : { comment }) } });
     } else if (ids.length > 0) {
       await appendAudit(tx, { kind: 'leases.revoked', actor, taskId, data: { reason, [`${where}_id`]: id, lease_ids: ids } });
     }

@@ -93,6 +93,27 @@ export class Tasks {
     }), () => this.changed(taskId));
   }
 
+  /**
+   * An admin ends a task: its live leases die (task_revoked) and it reads `revoked`. A task that has
+   * already ended is left as it is (revoking twice is harmless), and `revokedLeases` is empty.
+   */
+  async revoke(taskId: string, actor: string, comment?: string): Promise<{ task: Task; revokedLeases: string[] }> {
+    return thenForget(() => this.db.transaction(async (tx) => {
+      const task = await this.tasks.lock(tx, taskId);
+      if (!task) throw new NotFound('no such task');
+      if (task.state !== 'active') return { task, revokedLeases: [] };
+      const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'task_revoked', actor);
+      const revoked = await this.tasks.end(tx, taskId, 'revoked', 'revoked_by_admin');
+      await appendAudit(tx, {
+        kind: 'task.revoked',
+        actor,
+        taskId,
+        data: { revoked_leases: revokedLeases.length, ...(comment === undefined ? {} : { comment }) },
+      });
+      return { task: revoked, revokedLeases };
+    }), () => this.changed(taskId));
+  }
+
   private async owned(tx: Sql, workloadId: string, taskId: string): Promise<Task> {
     const task = await this.tasks.lock(tx, taskId);
     if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');

@@ -132,7 +132,43 @@ export const decisionResponse = z.strictObject({
     .nullable()
     .describe("counted: a denial the drift guard counted towards its task's suspension; suspended_task: the one that reached the threshold"),
   policies: z.array(z.strictObject({ id: z.string(), version: z.int() })).nullable().describe('the Cedar policy sets that decided, when policies applied'),
+  lease_id: uuid.nullable().describe("a permit's lease (null for denials and pending requests)"),
+  lease_state: leaseResponse.shape.state.nullable().describe("that lease's state now"),
   at: time,
+});
+
+export const timelineResponse = z.strictObject({
+  task: taskResponse,
+  events: z.array(
+    z
+      .looseObject({
+        at: time,
+        kind: z.enum([
+          'task.opened',
+          'task.intent_changed',
+          'task.completed',
+          'task.revoked',
+          'task.expired',
+          'decision.permit',
+          'decision.deny',
+          'decision.pending',
+          'approval.approved',
+          'approval.denied',
+          'lease.issued',
+          'lease.revoked',
+          'lease.expired',
+          'task.drift_suspended',
+          'credential.mint_failed',
+          'lease.revoked_at_source',
+          'lease.revoke_failed',
+        ]),
+      })
+      .describe('decision.*: decision_id, boundary_id, action, resource, reasons, lease_id?, approval_id?; lease.*: lease_id (and reason when revoked); task.*: intent/reason; approval.*: approval_id, decided_by, reason'),
+  ),
+});
+
+export const leaseRevokedResponse = leaseResponse.extend({
+  revoked_now: z.boolean().describe('this call revoked it (false: it was revoked or expired already)'),
 });
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -369,6 +405,8 @@ export const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Task: taskResponse,
   TaskDetail: taskDetailResponse,
   TaskChange: taskChangeResponse,
+  TaskTimeline: timelineResponse,
+  LeaseRevoked: leaseRevokedResponse,
   CredentialResponse: credentialResponse,
   Lease: leaseResponse,
   LeasePage: leasePage,

@@ -1,16 +1,25 @@
-import { Controller, Get, Query, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { NotFound } from '../../../libs/errors/errors.js';
+import { isUuid } from '../../../libs/ids/ids.js';
 import { LeaseStore } from '../../../libs/leases/lease-store.js';
-import { ReviewerGuard } from './auth.js';
-import { decisionQuery, encodeCursor, leaseQuery, parse } from './schemas.js';
+import { LeaseRevocation } from '../../../libs/leases/revocation.js';
+import { TaskHistory } from '../../../libs/tasks/task-history.js';
+import { Tasks } from '../../../libs/tasks/tasks.js';
+import { AdminGuard, apiKeyOf, ReviewerGuard } from './auth.js';
+import { decisionQuery, encodeCursor, leaseQuery, parse, revokeBody } from './schemas.js';
 import { ApiRoute } from './openapi.js';
-import { decisionPage, leasePage } from './responses.js';
-import { decisionView, leaseView } from './views.js';
+import { decisionPage, leasePage, leaseRevokedResponse, taskChangeResponse, timelineResponse } from './responses.js';
+import { decisionView, leaseView, taskView, timelineEventView } from './views.js';
 
-/** Lease history and decisions for reviewers, newest first, with cursor pagination. */
+/** Lease history, decisions and task timelines for reviewers, newest first, with cursor pagination. */
 @Controller('v1')
 @UseGuards(ReviewerGuard)
 export class ReviewController {
-  constructor(private readonly leases: LeaseStore) {}
+  constructor(
+    private readonly leases: LeaseStore,
+    private readonly history: TaskHistory,
+  ) {}
 
   @Get('leases')
   @ApiRoute({ summary: 'Lease history, newest first', query: leaseQuery, responses: { 200: leasePage } })
@@ -27,6 +36,56 @@ export class ReviewController {
     const items = await this.leases.listDecisions(filter);
     return { items: items.map(decisionView), next_cursor: nextCursor(items, filter.limit) };
   }
+
+  @Get('tasks/:id/timeline')
+  @ApiRoute({
+    summary: "A task's story in time order: opened, intent changes, decisions with their reasons, leases, approvals, revocations, its end",
+    responses: { 200: timelineResponse },
+    errors: [404],
+  })
+  async timeline(@Param('id') id: string) {
+    const { task, events } = await this.history.timeline(uuidOf(id, 'task'));
+    return { task: taskView(task), events: events.map(timelineEventView) };
+  }
+}
+
+/** Admin revocation of one lease or one task (the workload kill switch is in AdminController). */
+@Controller('v1/admin')
+@UseGuards(AdminGuard)
+export class RevocationController {
+  constructor(
+    private readonly leases: LeaseStore,
+    private readonly revocation: LeaseRevocation,
+    private readonly tasks: Tasks,
+  ) {}
+
+  @Post('leases/:id/revoke')
+  @HttpCode(200)
+  @ApiRoute({ summary: 'Revoke one lease (revoked_by_admin); revoking it again changes nothing', body: revokeBody, responses: { 200: leaseRevokedResponse }, errors: [404] })
+  async revokeLease(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+    const { reason } = parse(revokeBody, body ?? {});
+    const leaseId = uuidOf(id, 'lease');
+    if (!(await this.leases.find(leaseId))) throw new NotFound('no such lease');
+    const key = apiKeyOf(request);
+    const revokedNow = await this.revocation.revokeLease(leaseId, 'revoked_by_admin', `${key.role}:${key.id}`, reason);
+    return { ...leaseView((await this.leases.find(leaseId))!), revoked_now: revokedNow };
+  }
+
+  @Post('tasks/:id/revoke')
+  @HttpCode(200)
+  @ApiRoute({ summary: 'End a task and revoke its live leases (task_revoked); an ended task is left as it is', body: revokeBody, responses: { 200: taskChangeResponse }, errors: [404] })
+  async revokeTask(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+    const { reason } = parse(revokeBody, body ?? {});
+    const key = apiKeyOf(request);
+    const { task, revokedLeases } = await this.tasks.revoke(uuidOf(id, 'task'), `${key.role}:${key.id}`, reason);
+    return { ...taskView(task), revoked_leases: revokedLeases };
+  }
+}
+
+/** Lease and task ids are UUIDs; anything else cannot name one. */
+function uuidOf(id: string, what: 'lease' | 'task'): string {
+  if (!isUuid(id)) throw new NotFound(`no such ${what}`);
+  return id;
 }
 
 function nextCursor(items: readonly { id: string }[], limit: number): string | null {

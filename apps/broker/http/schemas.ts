@@ -435,13 +435,24 @@ const reviewFilters = {
   cursor: cursor.optional(),
 };
 
+/** Leases and decisions also answer "who could call this tool, for whom, to do what". */
+const callFilters = {
+  subject: cleanText(256).optional().describe("the task's end-user subject"),
+  tool: cleanText(512).optional().describe('the boundary tool (token audience)'),
+  action: action.optional(),
+};
+
 export const leaseQuery = z.strictObject({
   ...reviewFilters,
+  ...callFilters,
   state: z.enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired']).optional(),
 });
-export const decisionQuery = z.strictObject({ ...reviewFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
+export const decisionQuery = z.strictObject({ ...reviewFilters, ...callFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
 
 export const approvalQuery = z.strictObject({ ...reviewFilters, status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional() });
+
+/** POST /v1/admin/{leases|tasks}/{id}/revoke: why, for the audit log (the lease keeps its reason code). */
+export const revokeBody = z.strictObject({ reason: cleanText(1024).optional() });
 
 /** An audit cursor is the seq of the last event of the page (events are read newest seq first). */
 const seqCursor = z

@@ -11,6 +11,7 @@ import type { GlobalPolicy } from '../../../libs/policy/policy.js';
 import type { Simulation } from '../../../libs/policy/simulate.js';
 import type { WhatIfResult } from '../../../libs/policy/what-if.js';
 import type { Task, TaskEvent } from '../../../libs/tasks/task.js';
+import type { TimelineEvent } from '../../../libs/tasks/timeline.js';
 
 /** Domain objects as the HTTP contract spells them (snake_case, RFC 3339 times). */
 
@@ -150,8 +151,15 @@ export function decisionView(decision: Decision) {
     reasons: decision.reasons,
     drift: decision.drift,
     policies: decision.policies,
+    lease_id: decision.leaseId,
+    lease_state: decision.leaseState,
     at: decision.at.toISOString(),
   };
+}
+
+/** A timeline event: when, what, and what the rows say about it. */
+export function timelineEventView(event: TimelineEvent) {
+  return { at: event.at.toISOString(), kind: event.kind, ...event.detail };
 }
 
 export function policyView(policy: GlobalPolicy) {

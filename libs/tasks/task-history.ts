@@ -1,0 +1,34 @@
+import type { ApprovalStore } from '../approvals/approval-store.js';
+import { auditEventsOfTask } from '../audit/task-audit.js';
+import type { Sql } from '../db/database.js';
+import { NotFound } from '../errors/errors.js';
+import type { LeaseStore } from '../leases/lease-store.js';
+import type { Task } from './task.js';
+import type { TaskStore } from './task-store.js';
+import { TIMELINE_AUDIT_KINDS, taskTimeline, type TimelineEvent } from './timeline.js';
+
+/** More rows than any one journey makes; a task past it is cut, not the broker. */
+const MAX_ROWS = 10_000;
+
+/** A task's story for reviewers (any task: reviewers are not held to one workload). */
+export class TaskHistory {
+  constructor(
+    private readonly sql: Sql,
+    private readonly tasks: TaskStore,
+    private readonly leases: LeaseStore,
+    private readonly approvals: ApprovalStore,
+  ) {}
+
+  async timeline(taskId: string): Promise<{ task: Task; events: TimelineEvent[] }> {
+    const task = await this.tasks.find(taskId);
+    if (!task) throw new NotFound('no such task');
+    const [events, decisions, leases, approvals, audit] = await Promise.all([
+      this.tasks.events(taskId),
+      this.leases.listDecisions({ task: taskId, limit: MAX_ROWS }),
+      this.leases.forTask(taskId),
+      this.approvals.list({ task: taskId, limit: MAX_ROWS }),
+      auditEventsOfTask(this.sql, taskId, TIMELINE_AUDIT_KINDS, MAX_ROWS),
+    ]);
+    return { task, events: taskTimeline({ task, events, decisions, leases, approvals, audit }) };
+  }
+}

@@ -1,0 +1,330 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type TestBroker } from './support/broker.js';
+import { asAdmin, registerBot, type Bot } from './support/scenario.js';
+
+/**
+ * The real `tollgate` binary (apps/cli/bin/tollgate.mjs running the compiled CLI in dist/) against
+ * a real broker: apply with its plan, the review lists, a task's timeline, revocation, approvals,
+ * and the exit statuses (1 refused, 2 usage, 3 unreachable).
+ */
+
+const ROOT = resolve(import.meta.dirname, '..');
+const BIN = join(ROOT, 'apps/cli/bin/tollgate.mjs');
+const EXAMPLE = join(ROOT, 'examples/tollgate.yaml');
+
+let broker: TestBroker;
+let admin: ReturnType<typeof asAdmin>;
+let reviewerKey: string;
+let dir: string;
+/** A loopback port nothing listens on. */
+let closedUrl: string;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the binary as a child process (never synchronously: the broker answers from this process). */
+function tollgate(args: string[], options: { key?: string | null; url?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', TOLLGATE_URL: options.url ?? broker.url, ...options.env };
+  if (options.key !== null) env.TOLLGATE_KEY = options.key ?? broker.adminKey;
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+/** A failure is one line on stderr (plus, for usage errors, the pointer to --help), never a stack. */
+function expectFailure(run: Run, code: number, message: RegExp): void {
+  expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(code);
+  expect(run.stderr).toMatch(message);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+  expect(run.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+}
+
+function expectOk(run: Run): string {
+  expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+  return run.stdout;
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
+  // Compile the CLI once (the same compiler and options as `npm run build`, only the CLI's files).
+  const build = promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'apps/cli')], { cwd: ROOT });
+  broker = await startBroker();
+  admin = asAdmin(broker);
+  reviewerKey = (await admin('POST', '/v1/admin/api-keys', { role: 'reviewer', label: 'cli e2e' })).body.key;
+  closedUrl = await new Promise<string>((done) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => done(`http://127.0.0.1:${port}`));
+    });
+  });
+  await build;
+}, 120_000);
+afterAll(async () => {
+  await broker?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('tollgate apply', () => {
+  it('plans, changes nothing on --dry-run, applies, and then has nothing to change', async () => {
+    const dry = expectOk(await tollgate(['apply', '-f', EXAMPLE, '--dry-run']));
+    expect(dry.trim().split('\n')).toEqual([
+      '+ create issuer/spire',
+      '+ create workload/support-bot',
+      '+ create boundary/crm-orders',
+      '+ create boundary/crm-refunds',
+      '+ create policy/refund-ceiling',
+      'Dry run: 5 change(s) planned, nothing applied.',
+    ]);
+    expect((await admin('GET', '/v1/admin/boundaries')).body.items).toEqual([]);
+    expect((await admin('GET', '/v1/admin/issuers')).body.items).toEqual([]);
+
+    const applied = expectOk(await tollgate(['apply', '-f', EXAMPLE]));
+    expect(applied).toMatch(/\+ create policy\/refund-ceiling\nApplied 5 change\(s\)\.\n$/);
+    const refunds = (await admin('GET', '/v1/admin/boundaries/crm-refunds')).body;
+    expect(refunds).toMatchObject({ version: 1, intents: ['refund'], sensitivity: 'high', drift_threshold: 3, approval: { ttl: 600 } });
+    expect((await admin('GET', '/v1/admin/workloads/support-bot')).body).toMatchObject({ issuer: 'spire', subject: 'spiffe://acme.test/support-bot', enabled: true });
+
+    expect(expectOk(await tollgate(['apply', '-f', EXAMPLE]))).toBe('No changes.\n');
+    expect((await admin('GET', '/v1/admin/boundaries/crm-refunds')).body.version).toBe(1);
+  });
+
+  it('shows a change with its fields and a removal as a disable, and applies them; the original file brings them back', async () => {
+    const example = readFileSync(EXAMPLE, 'utf8');
+    const orders = example.indexOf('  # Order status');
+    const changed = file(
+      'changed.yaml',
+      (example.slice(0, orders) + example.slice(example.indexOf('  # Refunds'))).replace('default_ttl: 60', 'default_ttl: 90').replace(/policies:[\s\S]*$/, 'policies: {}\n'),
+    );
+    const plan = expectOk(await tollgate(['apply', '-f', changed, '--dry-run']));
+    expect(plan.trim().split('\n')).toEqual([
+      '~ change boundary/crm-refunds (default_ttl: 60 → 90)',
+      '- disable policy/refund-ceiling',
+      '- disable boundary/crm-orders',
+      'Dry run: 3 change(s) planned, nothing applied.',
+    ]);
+    expect((await admin('GET', '/v1/admin/boundaries/crm-orders')).body.enabled).toBe(true);
+
+    const json = JSON.parse(expectOk(await tollgate(['apply', '-f', changed, '--json'])));
+    expect(json.applied.map((c: { action: string; kind: string; id: string }) => `${c.action} ${c.kind}/${c.id}`)).toEqual([
+      'change boundary/crm-refunds',
+      'disable policy/refund-ceiling',
+      'disable boundary/crm-orders',
+    ]);
+    expect((await admin('GET', '/v1/admin/boundaries/crm-orders')).body.enabled).toBe(false);
+    expect((await admin('GET', '/v1/admin/boundaries/crm-refunds')).body.default_ttl).toBe(90);
+    expect(expectOk(await tollgate(['apply', '-f', changed]))).toBe('No changes.\n');
+
+    const back = expectOk(await tollgate(['apply', '-f', EXAMPLE]));
+    expect(back.trim().split('\n')).toEqual([
+      '~ change boundary/crm-orders (enabled: false → true)',
+      '~ change boundary/crm-refunds (default_ttl: 90 → 60)',
+      '~ change policy/refund-ceiling (enabled: false → true)',
+      'Applied 3 change(s).',
+    ]);
+    expect(expectOk(await tollgate(['apply', '-f', EXAMPLE]))).toBe('No changes.\n');
+  });
+
+  it('refuses a bad file with exit 2 naming the bad field, sending nothing', async () => {
+    const before = (await admin('GET', '/v1/admin/boundaries')).body.items;
+    const cases: Array<[string, RegExp]> = [
+      ['boundaries:\n  crm-x:\n    tool: https://x.test\n    colour: red\n', /boundaries\.crm-x\.colour: unknown field/],
+      ['boundaries:\n  crm-x:\n    tool: https://x.test\n    actions: read\n', /boundaries\.crm-x\.actions: must be a list of strings/],
+      ['boundaries:\n  crm-x:\n    tool: [\n', /not valid YAML: .*line \d+/],
+      ['widgets:\n  a: {}\n', /widgets: unknown section/],
+      ['workloads:\n  Bad Bot: { issuer: spire, subject: x }\n', /workloads\.Bad Bot: the id must be/],
+    ];
+    for (const [text, message] of cases) expectFailure(await tollgate(['apply', '-f', file('bad.yaml', text)]), 2, message);
+    expectFailure(await tollgate(['apply', '-f', join(dir, 'missing.yaml')]), 2, /cannot read .*missing\.yaml: ENOENT/);
+    expectFailure(await tollgate(['apply']), 2, /-f <file> is required/);
+    expect((await admin('GET', '/v1/admin/boundaries')).body.items).toEqual(before);
+  });
+
+  it('stops at an API refusal with exit 1, naming the field and what was applied before it', async () => {
+    const example = readFileSync(EXAMPLE, 'utf8');
+    const extra = `  crm-aaa:\n    tool: https://aaa.acme.test\n    actions: [a:read]\n    intents: [order_status]\n    default_ttl: 60\n    max_ttl: 300\n    credential: { kind: jwt }\n  crm-zzz:\n    tool: https://zzz.acme.test\n    actions: [z:read]\n    intents: [order_status]\n    default_ttl: 900\n    max_ttl: 300\n    credential: { kind: jwt }\n`;
+    const broken = file('broken.yaml', example.replace('boundaries:\n', `boundaries:\n${extra}`));
+    const run = await tollgate(['apply', '-f', broken]);
+    expectFailure(run, 1, /^tollgate: create boundary\/crm-zzz refused at boundaries\.crm-zzz\.default_ttl: invalid_request: .*max_ttl; applied before it: boundary\/crm-aaa\n$/);
+    expect(run.stdout).toMatch(/\+ create boundary\/crm-aaa\n\+ create boundary\/crm-zzz\n/);
+    expect((await admin('GET', '/v1/admin/boundaries/crm-aaa')).status).toBe(200);
+    expect((await admin('GET', '/v1/admin/boundaries/crm-zzz')).status).toBe(404);
+    // Put the example back as it was (crm-aaa goes).
+    expect(expectOk(await tollgate(['apply', '-f', EXAMPLE]))).toBe('- disable boundary/crm-aaa\nApplied 1 change(s).\n');
+  });
+});
+
+describe('tollgate for reviewers', () => {
+  let bot: Bot;
+  const story = { taskId: '', otherTask: '', readLease: '', refundLease: '', approvalId: '' };
+  const today = new Date().toISOString().slice(0, 10);
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+
+  beforeAll(async () => {
+    bot = await registerBot(broker, 'chatbot');
+    const ok = async (response: Promise<{ status: number; body: any }>, status: number) => {
+      const answer = await response;
+      expect(answer.status, JSON.stringify(answer.body)).toBe(status);
+      return answer.body;
+    };
+    story.taskId = await bot.openTask('order_status', { subject: 'customer-42' });
+    story.readLease = (await ok(bot.credential(story.taskId, { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1001' }), 201)).lease_id;
+    await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1001', params: { amount: 40 } }), 403);
+    await ok(bot.call('POST', `/v1/tasks/${story.taskId}/intent`, { intent: 'refund' }), 200);
+    story.refundLease = (await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1001', params: { amount: 40 } }), 201)).lease_id;
+    story.approvalId = (await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1002', params: { amount: 150 } }), 202)).approval_id;
+    await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1003', params: { amount: 900 } }), 403);
+    story.otherTask = await bot.openTask('refund', { subject: 'customer-7' });
+    await ok(bot.credential(story.otherTask, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/7', params: { amount: 20 } }), 201);
+  });
+
+  it("answers 'who could call the refunds tool for customer 42, and who was refused' with one command", async () => {
+    const run = await tollgate(['decisions', 'ls', '--boundary', 'crm-refunds', '--subject', 'customer-42', '--since', today, '--until', tomorrow], { key: reviewerKey });
+    const out = expectOk(run).trim().split('\n');
+    expect(out[0]).toBe(`Decisions (boundary crm-refunds, subject customer-42, since ${today}, until ${tomorrow}), newest first:`);
+    expect(out[1]).toMatch(/^TIME +OUTCOME +WORKLOAD +TASK +BOUNDARY +ACTION +RESOURCE +REASONS +LEASE$/);
+    const rows = out.slice(2, -1).map((line) => line.split(/\s{2,}/));
+    expect(rows.map((row) => [row[1], row[2], row[3], row[5], row[6], row[7], row[8]])).toEqual([
+      ['DENY', 'chatbot', story.taskId, 'orders:refund', 'order/1003', 'policy_forbid', '-'],
+      ['pending', 'chatbot', story.taskId, 'orders:refund', 'order/1002', 'approval_required', '-'],
+      ['permit', 'chatbot', story.taskId, 'orders:refund', 'order/1001', '-', 'active'],
+      ['DENY', 'chatbot', story.taskId, 'orders:refund', 'order/1001', 'intent_mismatch', '-'],
+    ]);
+    expect(out.at(-1)).toBe('4 decisions: 1 permitted (chatbot; 1 lease still active), 2 refused (chatbot), 1 waiting for approval.');
+
+    // The same for scripts, and with a relative window.
+    const json = JSON.parse(expectOk(await tollgate(['decisions', 'ls', '--boundary', 'crm-refunds', '--subject', 'customer-42', '--since', '1h', '--json'], { key: reviewerKey })));
+    expect(json.items.map((d: { outcome: string }) => d.outcome)).toEqual(['deny', 'pending', 'permit', 'deny']);
+    expect(json.items[2]).toMatchObject({ lease_id: story.refundLease, lease_state: 'active' });
+    const refused = JSON.parse(expectOk(await tollgate(['decisions', 'ls', '--subject', 'customer-42', '--outcome', 'deny', '--json'], { key: reviewerKey })));
+    expect(refused.items.map((d: { reasons: string[] }) => d.reasons)).toEqual([['policy_forbid'], ['intent_mismatch']]);
+    expect(expectOk(await tollgate(['decisions', 'ls', '--subject', 'customer-42', '--until', '2000-01-01']))).toMatch(/No decisions: nobody asked\.\n$/);
+  });
+
+  it('lists leases with filters, as a table and as JSON, with --limit and --all', async () => {
+    const table = expectOk(await tollgate(['leases', 'ls', '--subject', 'customer-42'], { key: reviewerKey }));
+    expect(table).toMatch(/^Leases \(subject customer-42\), newest first:\nISSUED +STATE +WORKLOAD/);
+    expect(table).toContain(story.refundLease);
+    expect(table).toMatch(/revoked +chatbot .*journey_changed +\S+\n/);
+    expect(table).toMatch(/2 leases, 1 still active\.\n$/);
+    const ids = async (args: string[]) => JSON.parse(expectOk(await tollgate(['leases', 'ls', ...args, '--json']))).items.map((l: { lease_id: string }) => l.lease_id);
+    expect(await ids(['--subject', 'customer-42', '--state', 'active'])).toEqual([story.refundLease]);
+    expect(await ids(['--tool', 'https://crm.acme.test', '--action', 'orders:read'])).toEqual([story.readLease]);
+    expect(await ids(['--task', story.otherTask])).toHaveLength(1);
+    const limited = JSON.parse(expectOk(await tollgate(['leases', 'ls', '--limit', '1', '--json'])));
+    expect(limited).toMatchObject({ more: true });
+    expect(limited.items).toHaveLength(1);
+    expect(expectOk(await tollgate(['leases', 'ls', '--limit', '1']))).toMatch(/More match: add --all, or a larger --limit\.\n$/);
+    const all = JSON.parse(expectOk(await tollgate(['leases', 'ls', '--all', '--json'])));
+    expect(all).toMatchObject({ more: false });
+    expect(all.items).toHaveLength(3);
+  });
+
+  it("shows a task's timeline in order", async () => {
+    const out = expectOk(await tollgate(['tasks', 'show', story.taskId], { key: reviewerKey })).trim().split('\n');
+    expect(out[0]).toBe(`Task ${story.taskId}: workload chatbot, subject customer-42`);
+    const events = out.slice(3).map((line) => line.split(/\s{2,}/));
+    expect(events.map((event) => event[1])).toEqual([
+      'task.opened',
+      'decision.permit',
+      'lease.issued',
+      'decision.deny',
+      'task.intent_changed',
+      'lease.revoked',
+      'decision.permit',
+      'lease.issued',
+      'decision.pending',
+      'decision.deny',
+    ]);
+    expect(events[3]![2]).toBe('crm-refunds orders:refund order/1001: intent_mismatch');
+    expect(events[4]![2]).toBe('intent order_status → refund');
+    expect(events[5]![2]).toBe(`lease ${story.readLease}: journey_changed`);
+    expect(events[8]![2]).toBe(`crm-refunds orders:refund order/1002: waits for approval ${story.approvalId}`);
+    expectFailure(await tollgate(['tasks', 'show', '0190b7d0-0000-7000-8000-000000000000']), 1, /^tollgate: not_found: no such task\n$/);
+  });
+
+  it('lists pending approvals and approves one; the bot then gets its credential once', async () => {
+    const pending = expectOk(await tollgate(['approvals', 'ls'], { key: reviewerKey }));
+    expect(pending).toContain(story.approvalId);
+    expect(pending).toContain('{"amount":150}');
+    expectFailure(await tollgate(['approvals', 'approve', story.approvalId], { key: reviewerKey }), 2, /--reason is required/);
+    const approved = expectOk(await tollgate(['approvals', 'approve', story.approvalId, '--reason', 'customer verified by phone'], { key: reviewerKey }));
+    expect(approved).toMatch(new RegExp(`^Approved ${story.approvalId} \\(crm-refunds orders:refund order/1002\\): the bot may repeat the request once`));
+    expectFailure(await tollgate(['approvals', 'deny', story.approvalId, '--reason', 'too late'], { key: reviewerKey }), 1, /^tollgate: .*approved, not pending/);
+    const repeat = await bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1002', params: { amount: 150 }, approval_id: story.approvalId });
+    expect(repeat.status).toBe(201);
+    expect(expectOk(await tollgate(['approvals', 'ls'], { key: reviewerKey }))).toBe('No approvals waiting.\n');
+  });
+
+  it('revokes a lease, a task and a workload; again changes nothing; a reviewer is refused', async () => {
+    expectFailure(await tollgate(['revoke', 'lease', story.refundLease], { key: reviewerKey }), 1, /^tollgate: insufficient_scope: /);
+    expect(expectOk(await tollgate(['revoke', 'lease', story.refundLease, '--reason', 'refund under review']))).toBe(`Revoked lease ${story.refundLease} (revoked_by_admin).\n`);
+    expect(expectOk(await tollgate(['revoke', 'lease', story.refundLease]))).toMatch(/^Lease .* was not live \(revoked, revoked_by_admin at .*\): nothing changed\.\n$/);
+    expectFailure(await tollgate(['revoke', 'lease', '0190b7d0-0000-7000-8000-000000000000']), 1, /^tollgate: not_found: no such lease\n$/);
+
+    const task = JSON.parse(expectOk(await tollgate(['revoke', 'task', story.taskId, '--reason', 'fraud suspected', '--json'])));
+    expect(task).toMatchObject({ task_id: story.taskId, state: 'revoked', end_reason: 'revoked_by_admin' });
+    expect(task.revoked_leases).toHaveLength(1); // the lease the approval gave
+    expect(expectOk(await tollgate(['revoke', 'task', story.taskId]))).toBe(`Task ${story.taskId} is revoked (revoked_by_admin); 0 live lease(s) revoked now.\n`);
+    const timeline = expectOk(await tollgate(['tasks', 'show', story.taskId]));
+    expect(timeline).toMatch(/task\.revoked +revoked_by_admin\n$/);
+
+    expectFailure(await tollgate(['revoke', 'workload', 'chatbot', '--reason', 'x']), 2, /takes no --reason/);
+    expect(expectOk(await tollgate(['revoke', 'workload', 'chatbot']))).toBe('Workload chatbot disabled: 1 task(s) and 1 lease(s) revoked.\n');
+    expect(JSON.parse(expectOk(await tollgate(['leases', 'ls', '--state', 'active', '--json']))).items).toEqual([]);
+  });
+});
+
+describe('exit statuses', () => {
+  it('exits 2 on usage errors, without contacting the broker', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [[], /./],
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['leases'], /leases: expected ls/],
+      [['leases', 'ls', '--bogus'], /Unknown option '--bogus'/],
+      [['leases', 'ls', 'extra'], /expected no arguments/],
+      [['leases', 'ls', '--limit', 'lots'], /--limit: must be a whole number/],
+      [['decisions', 'ls', '--since', 'yesterday'], /--since: "yesterday" is not a date/],
+      [['revoke', 'thing', 'x'], /expected lease, task or workload, got "thing"/],
+      [['tasks', 'show'], /expected <task-id>/],
+      [['export', '--format', 'xml'], /--format: must be jsonl or csv/],
+      [['audit', 'check'], /audit: expected verify/],
+    ];
+    for (const [args, message] of cases) {
+      const run = await tollgate(args, { url: closedUrl });
+      expect(run.code, args.join(' ')).toBe(2);
+      if (args.length > 0) expectFailure(run, 2, message);
+    }
+    expectFailure(await tollgate(['leases', 'ls'], { key: null }), 2, /no API key: set TOLLGATE_KEY/);
+    expect(expectOk(await tollgate(['--help']))).toMatch(/^tollgate: the command line/);
+  });
+
+  it('exits 3 when the broker cannot be reached, and 1 for a key it refuses', async () => {
+    expectFailure(await tollgate(['leases', 'ls'], { url: closedUrl }), 3, new RegExp(`^tollgate: cannot reach the broker at ${closedUrl}: ECONNREFUSED\n$`));
+    expectFailure(await tollgate(['leases', 'ls'], { key: 'not-a-key' }), 1, /^tollgate: invalid_client: /);
+    expectFailure(await tollgate(['apply', '-f', EXAMPLE], { key: 'not-a-key' }), 1, /^tollgate: invalid_client: /);
+    // --url and --key win over the environment.
+    expectFailure(await tollgate(['leases', 'ls', '--url', closedUrl, '--key', broker.adminKey], { url: broker.url, key: 'not-a-key' }), 3, /cannot reach/);
+    expect(expectOk(await tollgate(['leases', 'ls', '--url', broker.url, '--key', broker.adminKey], { url: closedUrl, key: 'not-a-key' }))).toMatch(/^Leases \(all\)/);
+  });
+});
