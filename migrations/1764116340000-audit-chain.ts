@@ -34,7 +34,7 @@ export class AuditChain1764116340000 implements MigrationInterface {
     // the start of the second. A fork (two events after the same one) is refused outright.
     await q.query('CREATE INDEX audit_events_chained ON audit_events (xid, seq) WHERE hash IS NOT NULL');
     await q.query('CREATE INDEX audit_events_unchained ON audit_events (xid, seq) WHERE hash IS NULL');
-    await q.query('CREATE UNIQUE INDEX audit_events_one_successor ON audit_events (prev_hash)');
+    await q.query('CREATE UNIQUE INDEX audit_events_one_successor ON audit_events (prev_hash) WHERE prev_hash IS NOT NULL');
 
     await q.query(`
       CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$

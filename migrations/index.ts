@@ -15,6 +15,7 @@ import { DriftAndRateLimits1764115920000 } from './1764115920000-drift-and-rate-
 import { Approvals1764115980000 } from './1764115980000-approvals.js';
 import { CredentialOutbox1764116040000 } from './1764116040000-credential-outbox.js';
 import { TaskContext1764116160000 } from './1764116160000-task-context.js';
+import { WorkloadRateLimits1764116280000 } from './1764116280000-workload-rate-limits.js';
 import { AuditChain1764116340000 } from './1764116340000-audit-chain.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
@@ -36,5 +37,6 @@ export const migrations = [
   Approvals1764115980000,
   CredentialOutbox1764116040000,
   TaskContext1764116160000,
+  WorkloadRateLimits1764116280000,
   AuditChain1764116340000,
 ];

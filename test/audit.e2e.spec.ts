@@ -5,9 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventHash } from '../libs/audit/chain.js';
 import { CHECKPOINT_TYP } from '../libs/audit/checkpoint.js';
 import { startBroker, type TestBroker } from './support/broker.js';
-import { connect } from './support/database.js';
+import { DataSource } from 'typeorm';
+import { migrations } from '../migrations/index.js';
+import { AuditChain1764116340000 } from '../migrations/1764116340000-audit-chain.js';
+import { connect, freshDatabase } from './support/database.js';
 import { call } from './support/http.js';
-import { putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { linkAuditChain, putBoundary, registerBot, type Bot } from './support/scenario.js';
 import { assertion } from './support/workload.js';
 
 /**
@@ -38,7 +41,9 @@ afterAll(async () => {
 });
 
 const read = <T = any>(path: string, token = reviewerKey) => call<T>(broker.url, 'GET', path, { token });
-const chainAll = () => broker.app.broker.auditChainer.runOnce();
+const chainAll = () => linkAuditChain(broker);
+/** One pass, whatever is in flight. */
+const onePass = () => broker.app.broker.auditChainer.runOnce();
 
 async function verify() {
   const response = await read('/v1/audit/verify');
@@ -105,6 +110,9 @@ describe('the audit chain', () => {
     expect(rows.map((row) => row.prev_hash)).toEqual(['0'.repeat(64), ...rows.slice(0, -1).map((row) => row.hash)]);
     const report = await verify();
     expect(report).toEqual({ ok: true, verified: rows.length, head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash }, unchained: 0 });
+    const metrics = await call<string>(broker.url, 'GET', '/metrics');
+    expect(metrics.body).toMatch(/^tollgate_audit_unchained_events 0$/m);
+    expect(metrics.body).toMatch(/^tollgate_audit_chained_events_total [1-9]\d*$/m);
   });
 
   it('leaves events behind a transaction still in flight unlinked, and links them in commit-safe order once it ends', async (context) => {
@@ -122,7 +130,7 @@ describe('the audit chain', () => {
       expect((await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' })).status).toBe(201);
       await writer.query(`INSERT INTO audit_events (id, kind, actor) VALUES ($1, 'task.opened', 'system:test')`, [slowId]);
       const before = await verify();
-      await chainAll();
+      expect(await onePass()).toMatchObject({ leader: true, linked: 0 });
       const during = await verify();
       expect(during).toMatchObject({ ok: true, verified: before.verified, head: before.head });
       expect(during.unchained).toBeGreaterThanOrEqual(2);
@@ -152,8 +160,7 @@ describe('the chainer', () => {
     for (let i = 0; i < 3; i++) {
       await su.query(`INSERT INTO audit_events (id, kind, actor, data) SELECT gen_random_uuid(), 'task.opened', 'system:test', jsonb_build_object('n', g) FROM generate_series(1, $1::int) g`, [i < 2 ? 1000 : 500]);
     }
-    const pass = await chainAll();
-    expect(pass).toEqual({ leader: true, linked: 2500, unlinked: 0 });
+    expect(await chainAll()).toBe(2500);
     const rows = await chainRows();
     expect(rows.map((row) => row.prev_hash)).toEqual(['0'.repeat(64), ...rows.slice(0, -1).map((row) => row.hash)]);
     expect(await verify()).toEqual({ ok: true, verified: rows.length, head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash }, unchained: 0 });
@@ -416,5 +423,40 @@ describe('tampering', () => {
     expect(after.ok).toBe(true);
     expect(after.head.seq).toBe(before.seq);
     expect(after.head.hash).not.toBe(before.hash);
+  });
+});
+
+describe('the migration', () => {
+  it('gives events written before it seqs in time order, and the chainer links them like new ones', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const db = await freshDatabase('postgres');
+    let upgraded: TestBroker | undefined;
+    try {
+      // The database as it was before the audit chain, with three events written in another order than their times.
+      const earlier = migrations.slice(0, migrations.indexOf(AuditChain1764116340000));
+      const old = new DataSource({ type: 'postgres', url: db.databaseUrl, migrations: earlier, migrationsTableName: 'tollgate_migrations', logging: false });
+      await old.initialize();
+      await old.runMigrations({ transaction: 'each' });
+      const ids = [randomUUID(), randomUUID(), randomUUID()];
+      for (const i of [2, 0, 1]) {
+        await old.query(`INSERT INTO audit_events (id, at, kind, actor) VALUES ($1, '2026-11-01T00:00:00Z'::timestamptz + $2 * interval '1 minute', 'task.opened', 'system:test')`, [ids[i], i]);
+      }
+      await old.destroy();
+
+      upgraded = await startBroker({ db });
+      await putBoundary(upgraded, 'crm-orders');
+      await linkAuditChain(upgraded);
+      const report = (await call(upgraded.url, 'GET', '/v1/audit/verify', { token: upgraded.adminKey })).body;
+      const client = await connect(db.databaseUrl!);
+      try {
+        const { rows } = await client.query(`SELECT a.id, a.seq::text AS seq, a.kind FROM audit_events a ORDER BY a.xid, a.seq`);
+        expect(rows).toEqual([...ids.map((id, i) => ({ id, seq: String(i + 1), kind: 'task.opened' })), { id: expect.any(String), seq: '4', kind: 'boundary.put' }]);
+        expect(report).toMatchObject({ ok: true, verified: 4, head: { seq: '4' }, unchained: 0 });
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await (upgraded ? upgraded.close() : db.drop());
+    }
   });
 });

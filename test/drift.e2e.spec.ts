@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../libs/errors/errors.js';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
-import { asAdmin, introspect, putBoundary, registerBot, startWithBot, type Bot } from './support/scenario.js';
+import { asAdmin, introspect, metric, putBoundary, registerBot, startWithBot, type Bot } from './support/scenario.js';
 import { assertion } from './support/workload.js';
 
 let broker: TestBroker;
@@ -41,6 +41,8 @@ async function eventsUntil(want: (events: Record<string, unknown>[]) => boolean,
   return events;
 }
 
+const SUSPENSIONS = 'tollgate_drift_suspensions_total';
+
 const refund = { boundary: 'payments', action: 'refund:create', resource: 'order/1' };
 const deleteOrder = { boundary: 'crm-orders', action: 'orders:delete', resource: 'order/1' };
 
@@ -50,11 +52,13 @@ describe('the drift guard', () => {
     const permit = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' });
     expect(permit.status).toBe(201);
     const token = permit.body.credential.access_token as string;
+    const suspensions = await metric(broker, SUSPENSIONS);
 
     const first = await bot.credential(taskId, refund);
     const second = await bot.credential(taskId, deleteOrder);
     expect([first.status, first.body.reasons, second.status, second.body.reasons]).toEqual([403, ['intent_mismatch'], 403, ['action_not_allowed']]);
     expect((await introspect(broker, token)).active).toBe(true);
+    expect(await metric(broker, SUSPENSIONS)).toBe(suspensions);
     const third = await bot.credential(taskId, refund);
     expect(third.status).toBe(403);
     expect(third.body).toMatchObject({ error: 'access_denied', reasons: ['intent_mismatch'] });
@@ -70,6 +74,8 @@ describe('the drift guard', () => {
     // As for any ended task: no credential, no change.
     const after = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' });
     expect([after.status, after.body.reasons]).toEqual([403, ['task_not_active']]);
+    // Counted once, on the denial that suspended it; the refusals after it are not suspensions.
+    expect(await metric(broker, SUSPENSIONS)).toBe(suspensions + 1);
     expect((await bot.call('POST', `/v1/tasks/${taskId}/intent`, { intent: 'refund_request' })).status).toBe(409);
     expect((await bot.call('POST', `/v1/tasks/${taskId}/complete`)).status).toBe(409);
 
@@ -98,6 +104,7 @@ describe('the drift guard', () => {
   });
 
   it('counts only refusals that say the bot went off its task', async () => {
+    const suspensions = await metric(broker, SUSPENSIONS);
     const taskId = await bot.openTask();
     for (let i = 0; i < 3; i++) {
       expect((await bot.credential(taskId, { boundary: 'no-such-boundary', action: 'orders:read' })).body.reasons).toEqual(['unknown_boundary']);
@@ -106,6 +113,7 @@ describe('the drift guard', () => {
     expect((await bot.credential(taskId, deleteOrder)).body.reasons).toEqual(['action_not_allowed']);
     expect((await bot.call('GET', `/v1/tasks/${taskId}`)).body.state).toBe('active');
     expect((await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' })).status).toBe(201);
+    expect(await metric(broker, SUSPENSIONS)).toBe(suspensions);
   });
 
   it("uses the refusing boundary's drift_threshold: 1 suspends on the first refusal there, a higher one waits", async () => {
@@ -136,6 +144,7 @@ describe('the drift guard', () => {
     // Two replicas need a database server: the embedded one opens in one process at a time.
     if (broker.db.databaseUrl === undefined) context.skip();
     const second = await broker.restart();
+    const suspensions = await metric(broker, SUSPENSIONS);
     try {
       const token = await assertion(bot.id, bot.key, second.url);
       const twin: Bot = { ...bot, call: (method, path, json) => call(second.url, method, path, { token, json }) };
@@ -160,6 +169,8 @@ describe('the drift guard', () => {
         const decisions = await asAdmin(broker)('GET', `/v1/decisions?task=${taskId}`);
         expect(decisions.body.items.filter((d: Record<string, unknown>) => d.drift !== null)).toHaveLength(3);
       }
+      // Each replica counts the suspensions it decided: together, one per task.
+      expect((await metric(broker, SUSPENSIONS)) - suspensions + (await metric(second, SUSPENSIONS))).toBe(3);
     } finally {
       await second.stop();
     }

@@ -287,6 +287,11 @@ describe('the document agrees with what the app does', () => {
     expectDocumented('get', '/v1/admin/workloads', await admin('GET', '/v1/admin/workloads'));
     expectDocumented('get', '/v1/admin/workloads/{id}', await admin('GET', '/v1/admin/workloads/chatbot'));
     expectDocumented('get', '/v1/admin/workloads/{id}', await admin('GET', '/v1/admin/workloads/nobody'));
+    const limited = await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] }, rate_limit: { per_minute: 600, burst: 20 } });
+    expect(limited.body.rate_limit).toEqual({ per_minute: 600, burst: 20 });
+    expectDocumented('put', '/v1/admin/workloads/{id}', limited);
+    expectDocumented('get', '/v1/admin/workloads/{id}', await admin('GET', '/v1/admin/workloads/chatbot'));
+    expectDocumented('put', '/v1/admin/workloads/{id}', await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] }, rate_limit: { per_minute: 600, per_hour: 1 } }));
     expectDocumented('put', '/v1/admin/workloads/{id}', await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] } }));
     expectDocumented('delete', '/v1/admin/boundaries/{id}', await admin('DELETE', '/v1/admin/boundaries/payments'));
     expectDocumented('get', '/.well-known/jwks.json', await call(broker.url, 'GET', '/.well-known/jwks.json'));

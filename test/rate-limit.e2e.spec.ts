@@ -3,7 +3,7 @@ import { TollgateClient } from '../libs/sdk/index.js';
 import { HOLD_MS } from '../libs/leases/rate-limit.js';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { call, type Response } from './support/http.js';
-import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { asAdmin, metric, putBoundary, registerBot, type Bot } from './support/scenario.js';
 import { assertion } from './support/workload.js';
 
 // One request a second, five at once: slow enough that the time a test's requests take refills
@@ -20,6 +20,29 @@ beforeAll(async () => {
 afterAll(() => broker?.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const LIMITED_BY_DEFAULT = 'tollgate_rate_limited_total{limit="default"}';
+const LIMITED_BY_WORKLOAD = 'tollgate_rate_limited_total{limit="workload"}';
+
+/**
+ * Retry-After of a limit that refills one token every ten seconds: 10, or 9 when the requests
+ * before it took more than a second on a loaded machine.
+ */
+const TEN_SECONDS = (answer: Response | undefined) => ['9', '10'].includes(answer?.headers.get('retry-after') ?? '');
+
+/** PUTs the bot again with the same key and the given rate limit (absent: none of its own). */
+function putLimit(on: TestBroker, bot: Bot, rateLimit?: unknown): Promise<Response> {
+  return asAdmin(on)('PUT', `/v1/admin/workloads/${bot.id}`, { jwks: { keys: [bot.key.publicJwk] }, ...(rateLimit === undefined ? {} : { rate_limit: rateLimit }) });
+}
+
+/** Credential requests in a row until the first that is not a 201 (at most `max`). */
+async function untilRefused(bot: Bot, taskId: string, max = 20): Promise<{ permitted: number; refusal: Response | undefined }> {
+  for (let permitted = 0; permitted < max; permitted++) {
+    const answer = await bot.credential(taskId, READ);
+    if (answer.status !== 201) return { permitted, refusal: answer };
+  }
+  return { permitted: max, refusal: undefined };
+}
 
 /** Each test has its own workload, so its own bucket, full at the start. */
 let workloads = 0;
@@ -46,6 +69,7 @@ describe('the per-workload rate limit on credential requests', () => {
     const limited = answers[5]!;
     expect(limited.headers.get('retry-after')).toBe('1');
     expect(limited.body).toEqual({ error: 'slow_down', error_description: expect.stringContaining('retry after 1 s'), retry_after: 1 });
+    expect(await metric(broker, LIMITED_BY_DEFAULT)).toBeGreaterThanOrEqual(2);
 
     // The same bucket behind the standards door, answered the same way.
     const exchanged = await tokenExchange(taskId, await bot.token());
@@ -89,6 +113,109 @@ describe('the per-workload rate limit on credential requests', () => {
     expect(statuses.slice(0, 6)).toEqual([201, 201, 201, 201, 201, 429]);
     expect(statuses.at(-1)).toBe(201);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it("runs a workload's own tighter limit: 429 with Retry-After sooner than the default, counted as limit=\"workload\"", async () => {
+    const bot = await freshBot();
+    const put = await putLimit(broker, bot, { per_minute: 6, burst: 2 });
+    expect([put.status, put.body.rate_limit]).toEqual([200, { per_minute: 6, burst: 2 }]);
+    expect((await asAdmin(broker)('GET', `/v1/admin/workloads/${bot.id}`)).body.rate_limit).toEqual({ per_minute: 6, burst: 2 });
+    const before = { workload: await metric(broker, LIMITED_BY_WORKLOAD), default: await metric(broker, LIMITED_BY_DEFAULT) };
+
+    const { permitted, refusal } = await untilRefused(bot, await bot.openTask());
+    // The default (burst 5) would have permitted five.
+    expect(permitted).toBe(2);
+    // One token every ten seconds, where the default has one a second.
+    expect([refusal?.status, refusal?.body.error]).toEqual([429, 'slow_down']);
+    expect(TEN_SECONDS(refusal)).toBe(true);
+    expect(refusal?.body.retry_after).toBe(Number(refusal?.headers.get('retry-after')));
+    expect(await metric(broker, LIMITED_BY_WORKLOAD)).toBe(before.workload + 1);
+    expect(await metric(broker, LIMITED_BY_DEFAULT)).toBe(before.default);
+  });
+
+  it("runs a workload's own looser limit: more than the default allows", async () => {
+    const bot = await freshBot();
+    const put = await putLimit(broker, bot, { per_minute: 6, burst: 8 });
+    expect(put.body.rate_limit).toEqual({ per_minute: 6, burst: 8 });
+    const { permitted, refusal } = await untilRefused(bot, await bot.openTask());
+    expect(permitted).toBe(8);
+    expect(refusal?.status).toBe(429);
+    expect(TEN_SECONDS(refusal)).toBe(true);
+  });
+
+  it('names a bad rate_limit with a 400 and changes nothing', async () => {
+    const bot = await freshBot();
+    const admin = asAdmin(broker);
+    expect((await putLimit(broker, bot, { per_hour: 360, burst: 3 })).status).toBe(200);
+    const before = (await admin('GET', `/v1/admin/workloads/${bot.id}`)).body;
+    const audits = async () => (await broker.app.broker.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_events WHERE kind = 'workload.put' AND data->>'workload_id' = $1`, [bot.id])).rows[0]!.n;
+    const auditsBefore = await audits();
+
+    const bad: Array<[unknown, string, string]> = [
+      [{ per_second: 0 }, 'rate_limit.per_second', 'must be at least 0.001'],
+      [{ per_second: 100_001 }, 'rate_limit.per_second', 'must be at most 100000'],
+      [{ per_minute: 1.5 }, 'rate_limit.per_minute', 'must be an integer'],
+      [{ per_hour: -1 }, 'rate_limit.per_hour', 'must be at least 1'],
+      [{ per_second: '5' }, 'rate_limit.per_second', 'expected number'],
+      [{ per_second: 1, per_minute: 60 }, 'rate_limit', 'give exactly one of per_second, per_minute, per_hour (got per_second and per_minute)'],
+      [{ burst: 3 }, 'rate_limit', 'give exactly one of per_second, per_minute, per_hour'],
+      [{ per_second: 1, burst: 0 }, 'rate_limit.burst', 'must be at least 1'],
+      [{ per_second: 1, burst: 2.5 }, 'rate_limit.burst', 'must be an integer'],
+      [{ per_day: 5 }, 'rate_limit.per_day', 'unknown field'],
+      [5, 'rate_limit', 'expected object'],
+    ];
+    for (const [rateLimit, field, message] of bad) {
+      const answer = await putLimit(broker, bot, rateLimit);
+      expect([answer.status, answer.body.error, answer.body.field], JSON.stringify(rateLimit)).toEqual([400, 'invalid_request', field]);
+      expect(answer.body.error_description, JSON.stringify(rateLimit)).toContain(message);
+    }
+    expect((await admin('GET', `/v1/admin/workloads/${bot.id}`)).body).toEqual(before);
+    expect(await audits()).toBe(auditsBefore);
+
+    // The limit it kept still holds: 3 at once, then one every ten seconds (360 an hour).
+    expect(before.rate_limit).toEqual({ per_hour: 360, burst: 3 });
+    const { permitted, refusal } = await untilRefused(bot, await bot.openTask());
+    expect([permitted, refusal?.status]).toEqual([3, 429]);
+    expect(TEN_SECONDS(refusal)).toBe(true);
+  });
+
+  it('clears the override on a PUT without rate_limit (or with null), and audits each change', async () => {
+    const bot = await freshBot();
+    expect((await putLimit(broker, bot, { per_second: 2 })).body.rate_limit).toEqual({ per_second: 2, burst: 4 });
+    expect((await putLimit(broker, bot, { per_minute: 30 })).body.rate_limit).toEqual({ per_minute: 30, burst: 1 });
+    expect((await putLimit(broker, bot, null)).body).not.toHaveProperty('rate_limit');
+    expect((await putLimit(broker, bot, { per_hour: 100, burst: 10 })).body.rate_limit).toEqual({ per_hour: 100, burst: 10 });
+    expect((await putLimit(broker, bot)).body).not.toHaveProperty('rate_limit');
+    expect((await asAdmin(broker)('GET', `/v1/admin/workloads/${bot.id}`)).body).not.toHaveProperty('rate_limit');
+    const { rows } = await broker.app.broker.db.query<{ rate_limit: unknown }>(
+      `SELECT data->'rate_limit' AS rate_limit FROM audit_events WHERE kind = 'workload.put' AND data->>'workload_id' = $1 ORDER BY id`,
+      [bot.id],
+    );
+    expect(rows.map((row) => row.rate_limit)).toEqual([
+      null,
+      { requests: 2, per: 'second', burst: 4 },
+      { requests: 30, per: 'minute', burst: 1 },
+      null,
+      { requests: 100, per: 'hour', burst: 10 },
+      null,
+    ]);
+  });
+
+  it("applies a workload's own limit when the service's is off", async () => {
+    const unlimited = await startBroker();
+    try {
+      await putBoundary(unlimited, 'crm-orders');
+      const [free, limited] = [await registerBot(unlimited, 'free'), await registerBot(unlimited, 'limited')];
+      expect((await putLimit(unlimited, limited, { per_minute: 6, burst: 3 })).status).toBe(200);
+      expect((await untilRefused(free, await free.openTask(), 12)).permitted).toBe(12);
+      const { permitted, refusal } = await untilRefused(limited, await limited.openTask());
+      expect([permitted, refusal?.status]).toEqual([3, 429]);
+      expect(TEN_SECONDS(refusal)).toBe(true);
+      expect(await metric(unlimited, LIMITED_BY_WORKLOAD)).toBe(1);
+      expect(await metric(unlimited, LIMITED_BY_DEFAULT)).toBe(0);
+    } finally {
+      await unlimited.close();
+    }
   });
 
   it('holds two replicas together to one allowance', async (context) => {

@@ -25,6 +25,7 @@ import { ApprovalStore } from '../../libs/approvals/approval-store.js';
 import { Approvals } from '../../libs/approvals/approvals.js';
 import { CachedWorkloads } from '../../libs/identity/workload-cache.js';
 import { WorkloadStore } from '../../libs/identity/workload-store.js';
+import { tokenBucketOf } from '../../libs/identity/workload.js';
 import { Workloads } from '../../libs/identity/workloads.js';
 import { DpopVerifier } from '../../libs/identity/dpop.js';
 import { DpopProofStore } from '../../libs/identity/dpop-proof-store.js';
@@ -169,8 +170,19 @@ export async function createBroker(
       contextCache,
       new ApprovalGate(approvalStore),
       {
-        drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id)),
-        rateLimit: config.rateLimit && new RateLimiter(new RateBucketStore(db), config.rateLimit, clock),
+        drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id), () => metrics.driftSuspensions.inc()),
+        // Always there: a workload may have its own limit while the service's is off. Its row is
+        // the one authentication just read, so the lookup is a cache hit.
+        rateLimit: new RateLimiter(
+          new RateBucketStore(db),
+          config.rateLimit,
+          clock,
+          async (id) => {
+            const own = (await workloadCache.find(id))?.rateLimit;
+            return own ? tokenBucketOf(own) : undefined;
+          },
+          (limit) => metrics.rateLimited.inc({ limit }),
+        ),
       },
       policies,
     ),

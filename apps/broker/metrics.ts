@@ -11,6 +11,24 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * No workload label: /metrics is unauthenticated, and a label per workload would both list the
+   * registered workloads to anyone who can reach the port and grow a series per workload. Which
+   * limit refused is enough to alert on; the bot's own 429s say which workload it is.
+   */
+  readonly rateLimited = new Counter({
+    name: 'tollgate_rate_limited_total',
+    help: "Credential requests refused with 429 by the rate limit, by the limit that refused: the workload's own (workload) or the service's (default).",
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly driftSuspensions = new Counter({
+    name: 'tollgate_drift_suspensions_total',
+    help: 'Tasks the drift guard suspended (revoked, reason drift_detected) after too many drift denials.',
+    registers: [this.registry],
+  });
+
   readonly leasesRevoked = new Counter({
     name: 'tollgate_leases_revoked_total',
     help: 'Leases revoked, by reason.',

@@ -24,8 +24,10 @@ export interface ToolServerOptions {
   say(text: string): void;
 }
 
-const ORDERS: Record<string, { status: string; total: string }> = {
-  '1001': { status: 'shipped, arriving Tuesday', total: '49.90 EUR' },
+/** Totals in whole euros: the refund boundary's approval rule compares `params.amount` with 100. */
+const ORDERS: Record<string, { status: string; total: number }> = {
+  '1001': { status: 'shipped, arriving Tuesday', total: 49 },
+  '1002': { status: 'delivered on Monday (an espresso machine)', total: 349 },
 };
 
 /**
@@ -90,8 +92,8 @@ export async function startToolServer(options: ToolServerOptions): Promise<ToolS
       return send(response, 200, { order: orderId, status: order.status });
     }
     const refundId = `R-${orderId}-${++refunds}`;
-    options.say(`201: refund ${refundId} of ${order.total} issued for order ${orderId} (customer ${String(claims.sub)})`);
-    return send(response, 201, { refund: refundId, order: orderId, amount: order.total });
+    options.say(`201: refund ${refundId} of ${order.total} EUR issued for order ${orderId} (customer ${String(claims.sub)})`);
+    return send(response, 201, { refund: refundId, order: orderId, amount: `${order.total} EUR` });
   };
 
   const server = createServer((request, response) => {

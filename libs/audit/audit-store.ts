@@ -103,14 +103,14 @@ export class AuditStore {
    * Unlinked events whose writer has ended, in chain order: xid below the oldest transaction still
    * in flight (the snapshot's xmin). No event can appear below that line any more (see chainer.ts).
    */
-  async linkable(tx: Sql, limit: number): Promise<LinkedContentRow[]> {
+  async linkable(tx: Sql, limit: number): Promise<AuditRecord[]> {
     const { rows } = await tx.query<EventRow>(
       `SELECT ${COLUMNS} FROM audit_events a
         WHERE a.hash IS NULL AND a.xid < pg_snapshot_xmin(pg_current_snapshot())
         ORDER BY a.xid, a.seq LIMIT $1`,
       [limit],
     );
-    return rows.map((row) => ({ ...toRecord(row), xid: row.xid }));
+    return rows.map(toRecord);
   }
 
   /** Writes links; only events still unlinked take them. Returns how many did. */
@@ -147,8 +147,6 @@ export class AuditStore {
     return rows[0]!.found;
   }
 }
-
-export type LinkedContentRow = AuditRecord & { xid: string };
 
 function toRecord(row: EventRow): AuditRecord {
   return {

@@ -223,8 +223,13 @@ function rateLimitOf(env: Record<string, string | undefined>, problems: string[]
     problems.push('TOLLGATE_RATE_LIMIT: must be requests per second per workload, a number from 0.001 to 100000, or off');
     return undefined;
   }
-  const burst = integer(env, 'TOLLGATE_RATE_BURST', Math.max(1, Math.ceil(perSecond * 2)), 1, 1_000_000, problems);
+  const burst = integer(env, 'TOLLGATE_RATE_BURST', defaultBurst(perSecond), 1, 1_000_000, problems);
   return { perSecond, burst };
+}
+
+/** The burst a limit gets when none is named (here and for a workload's own limit): twice the rate, at least 1. */
+export function defaultBurst(perSecond: number): number {
+  return Math.max(1, Math.ceil(perSecond * 2));
 }
 
 /** `off` or `0` → undefined (no automatic rotation); a duration in range → milliseconds; else null. */

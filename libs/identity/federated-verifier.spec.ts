@@ -30,7 +30,7 @@ async function setup() {
     id: 'spire', issuer: ISS, kind: 'spiffe', trustDomain: 'acme.test', jwksUri: null, jwks: { keys: [key.jwk] },
     audiences: [TOLLGATE], enabled: true, revision: 1, createdAt: new Date(0), updatedAt: new Date(0),
   };
-  let workload: Workload = { id: 'bot', jwks: null, issuerId: 'spire', subject: SUB, enabled: true, revision: 1, createdAt: new Date(0), updatedAt: new Date(0) };
+  let workload: Workload = { id: 'bot', jwks: null, issuerId: 'spire', subject: SUB, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(0), updatedAt: new Date(0) };
   const issuers = { findByIssuer: async (iss: string) => (iss === issuer.issuer ? issuer : undefined) };
   const workloads = {
     find: async (id: string) => (id === workload.id ? workload : undefined),

@@ -42,7 +42,7 @@ describe('WorkloadAuthenticator', () => {
   it('remembers a verified assertion: reuse skips the signature check but not the workload state', async () => {
     const a = await keyPair('a');
     const b = await keyPair('b');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
     const clock = fixedClock(t0);
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, clock);
     const token = await sign(a.privateKey, 'a', t0 / 1000, t0 / 1000 + 120);
@@ -60,7 +60,7 @@ describe('WorkloadAuthenticator', () => {
 
   it('stops accepting a cached assertion once the workload is disabled or the assertion expires', async () => {
     const a = await keyPair('a');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
     const clock = fixedClock(t0);
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, clock);
     const token = await sign(a.privateKey, 'a', t0 / 1000, t0 / 1000 + 60);
@@ -80,7 +80,7 @@ describe('WorkloadAuthenticator', () => {
 
   it('refuses assertions that live longer than 300 seconds or were issued in the future', async () => {
     const a = await keyPair('a');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, fixedClock(t0));
     const now = t0 / 1000;
     await expect(authenticator.authenticate(await sign(a.privateKey, 'a', now, now + 301))).rejects.toThrow(/at most 300 seconds/);

@@ -3,7 +3,7 @@ import type { Workload } from './workload.js';
 import { CachedWorkloads } from './workload-cache.js';
 
 function workload(revision: number): Workload {
-  return { id: 'bot', jwks: { keys: [] }, issuerId: null, subject: null, enabled: true, revision, createdAt: new Date(0), updatedAt: new Date(0) };
+  return { id: 'bot', jwks: { keys: [] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision, createdAt: new Date(0), updatedAt: new Date(0) };
 }
 
 describe('CachedWorkloads', () => {
@@ -41,7 +41,7 @@ describe('CachedWorkloads', () => {
 
 describe('CachedWorkloads.findBound', () => {
   function bound(subject: string, revision = 1): Workload {
-    return { id: 'bot', jwks: null, issuerId: 'spire', subject, enabled: true, revision, createdAt: new Date(0), updatedAt: new Date(0) };
+    return { id: 'bot', jwks: null, issuerId: 'spire', subject, enabled: true, rateLimit: null, revision, createdAt: new Date(0), updatedAt: new Date(0) };
   }
 
   it('remembers a binding (and its absence) for ttlMs, and re-checks the row it points at', async () => {

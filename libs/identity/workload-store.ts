@@ -1,8 +1,8 @@
 import type { JWK } from 'jose';
 import type { Sql } from '../db/database.js';
-import type { Workload } from './workload.js';
+import type { RateInterval, Workload, WorkloadRateLimit } from './workload.js';
 
-const COLUMNS = 'id, jwks, issuer_id, subject, enabled, revision, created_at, updated_at';
+const COLUMNS = 'id, jwks, issuer_id, subject, enabled, rate_limit_requests, rate_limit_per, rate_limit_burst, revision, created_at, updated_at';
 
 /** How a workload proves itself: its registered keys, or a trusted issuer's tokens for a subject. */
 export type WorkloadCredentials = { jwks: { keys: JWK[] } } | { issuerId: string; subject: string };
@@ -27,24 +27,29 @@ export class WorkloadStore {
   }
 
   /**
-   * Creates a workload or replaces how it authenticates. An existing workload keeps its enabled state
-   * unless `enabled` says otherwise: re-applying the same configuration must not undo a kill switch.
+   * Creates a workload or replaces how it authenticates and its rate limit. An existing workload keeps
+   * its enabled state unless `enabled` says otherwise: re-applying the same configuration must not
+   * undo a kill switch.
    */
   async put(
     id: string,
     credentials: WorkloadCredentials,
     enabled: boolean | undefined,
+    rateLimit: WorkloadRateLimit | null,
     sql: Sql = this.sql,
   ): Promise<{ workload: Workload; created: boolean }> {
     const jwks = 'jwks' in credentials ? JSON.stringify(credentials.jwks) : null;
     const issuerId = 'issuerId' in credentials ? credentials.issuerId : null;
     const subject = 'subject' in credentials ? credentials.subject : null;
     const { rows } = await sql.query<WorkloadRow & { created: boolean }>(
-      `INSERT INTO workloads (id, jwks, issuer_id, subject, enabled) VALUES ($1, $2, $3, $4, coalesce($5::boolean, true))
+      `INSERT INTO workloads (id, jwks, issuer_id, subject, enabled, rate_limit_requests, rate_limit_per, rate_limit_burst)
+       VALUES ($1, $2, $3, $4, coalesce($5::boolean, true), $6, $7, $8)
        ON CONFLICT (id) DO UPDATE SET jwks = EXCLUDED.jwks, issuer_id = EXCLUDED.issuer_id, subject = EXCLUDED.subject,
-         enabled = coalesce($5::boolean, workloads.enabled), revision = workloads.revision + 1, updated_at = now()
+         enabled = coalesce($5::boolean, workloads.enabled), rate_limit_requests = EXCLUDED.rate_limit_requests,
+         rate_limit_per = EXCLUDED.rate_limit_per, rate_limit_burst = EXCLUDED.rate_limit_burst,
+         revision = workloads.revision + 1, updated_at = now()
        RETURNING ${COLUMNS}, (xmax = 0) AS created`,
-      [id, jwks, issuerId, subject, enabled ?? null],
+      [id, jwks, issuerId, subject, enabled ?? null, rateLimit?.requests ?? null, rateLimit?.per ?? null, rateLimit?.burst ?? null],
     );
     const row = rows[0]!;
     return { workload: toWorkload(row), created: row.created };
@@ -95,6 +100,9 @@ interface WorkloadRow {
   issuer_id: string | null;
   subject: string | null;
   enabled: boolean;
+  rate_limit_requests: number | null;
+  rate_limit_per: RateInterval | null;
+  rate_limit_burst: number | null;
   revision: number;
   created_at: Date;
   updated_at: Date;
@@ -107,6 +115,11 @@ function toWorkload(row: WorkloadRow): Workload {
     issuerId: row.issuer_id,
     subject: row.subject,
     enabled: row.enabled,
+    // All three or none, by the table's check constraint.
+    rateLimit:
+      row.rate_limit_requests === null || row.rate_limit_per === null || row.rate_limit_burst === null
+        ? null
+        : { requests: row.rate_limit_requests, per: row.rate_limit_per, burst: row.rate_limit_burst },
     revision: row.revision,
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),

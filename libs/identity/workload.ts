@@ -1,4 +1,5 @@
 import type { JWK } from 'jose';
+import type { RateLimit } from '../config/config.js';
 
 /**
  * A registered workload: the non-human caller. It proves itself either with assertions signed by its
@@ -11,10 +12,31 @@ export interface Workload {
   issuerId: string | null;
   subject: string | null;
   enabled: boolean;
+  /** Its own limit on credential requests; null: the service's (TOLLGATE_RATE_LIMIT, maybe off). */
+  rateLimit: WorkloadRateLimit | null;
   /** Bumped on every change, so cached verifications made under old keys are not trusted. */
   revision: number;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** The intervals a workload's limit may be written in, in seconds. */
+export const RATE_INTERVALS = { second: 1, minute: 60, hour: 3600 } as const;
+export type RateInterval = keyof typeof RATE_INTERVALS;
+
+/**
+ * A workload's own token bucket: `requests` per `per` refill it, up to `burst` tokens. Kept as the
+ * admin wrote it ("30 per minute"), so it reads back the same.
+ */
+export interface WorkloadRateLimit {
+  requests: number;
+  per: RateInterval;
+  burst: number;
+}
+
+/** The bucket the rate limiter runs for a workload's own limit. */
+export function tokenBucketOf(limit: WorkloadRateLimit): RateLimit {
+  return { perSecond: limit.requests / RATE_INTERVALS[limit.per], burst: limit.burst };
 }
 
 /**

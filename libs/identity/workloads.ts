@@ -5,7 +5,7 @@ import type { LeaseRevocation } from '../leases/revocation.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { subjectProblem } from './issuer.js';
 import type { IssuerStore } from './issuer-store.js';
-import type { Workload } from './workload.js';
+import type { Workload, WorkloadRateLimit } from './workload.js';
 import type { WorkloadCredentials, WorkloadStore } from './workload-store.js';
 
 /** Admin operations on workloads, including the kill switch. */
@@ -21,14 +21,19 @@ export class Workloads {
   ) {}
 
   /**
-   * Registers keys for a workload, or binds it to a trusted issuer's subject. A binding is checked
-   * against the issuer inside the transaction, under a share lock on the issuer row, so it cannot
-   * slip in beside a concurrent DELETE of the issuer.
+   * Registers keys for a workload, or binds it to a trusted issuer's subject, with its own rate
+   * limit (null: the service's). A binding is checked against the issuer inside the transaction,
+   * under a share lock on the issuer row, so it cannot slip in beside a concurrent DELETE of the issuer.
    */
-  async put(id: string, credentials: WorkloadCredentials, enabled?: boolean): Promise<{ workload: Workload; created: boolean }> {
+  async put(
+    id: string,
+    credentials: WorkloadCredentials,
+    enabled?: boolean,
+    rateLimit: WorkloadRateLimit | null = null,
+  ): Promise<{ workload: Workload; created: boolean }> {
     return thenForget(() => this.db.transaction(async (tx) => {
       if ('issuerId' in credentials) await this.checkBinding(tx, id, credentials.issuerId, credentials.subject);
-      const result = await this.store.put(id, credentials, enabled, tx).catch((error: unknown) => {
+      const result = await this.store.put(id, credentials, enabled, rateLimit, tx).catch((error: unknown) => {
         // Two bindings of one subject racing: the unique index decides, the loser gets the same 409.
         if (isUniqueViolation(error)) throw new Conflict('subject: already bound to another workload', { field: 'subject' });
         throw error;
@@ -40,6 +45,7 @@ export class Workloads {
           workload_id: id,
           revision: result.workload.revision,
           enabled: result.workload.enabled,
+          rate_limit: rateLimit,
           ...('jwks' in credentials
             ? { kids: credentials.jwks.keys.map((key) => key.kid ?? null) }
             : { issuer_id: credentials.issuerId, subject: credentials.subject }),

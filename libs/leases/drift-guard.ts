@@ -30,6 +30,8 @@ export class DriftGuard {
     private readonly threshold: number,
     /** Told when a task was suspended, so caches of this replica drop it. */
     private readonly changed: (taskId: string) => void = () => {},
+    /** Told once per suspension, for metrics. */
+    private readonly counted: () => void = () => {},
   ) {}
 
   /**
@@ -47,6 +49,8 @@ export class DriftGuard {
    * for the task's row lock left a lease that statement could not see: revoke whatever is still live.
    */
   async suspended(taskId: string): Promise<string[]> {
+    // Called once per suspension: only the denial whose statement suspended the task says so.
+    this.counted();
     this.changed(taskId);
     return this.db.transaction((tx) => this.revocation.revokeTaskLeases(tx, taskId, 'drift_detected', ACTOR));
   }

@@ -71,4 +71,48 @@ describe('RateLimiter', () => {
     await expect(limiter.take('a')).rejects.toBeInstanceOf(RateLimited);
     await expect(limiter.take('b')).resolves.toBeUndefined();
   });
+
+  it("runs the workload's own limit when it has one, the default otherwise, and nothing with neither", async () => {
+    const clock = { now: 0 };
+    const store = buckets(clock);
+    const own = new Map<string, RateLimit>([['tight', { perSecond: 1, burst: 1 }], ['loose', { perSecond: 1, burst: 4 }]]);
+    const limiter = new RateLimiter(store, { perSecond: 1, burst: 2 }, { now: () => clock.now }, async (id) => own.get(id));
+    const allowed = async (id: string) => {
+      let count = 0;
+      while (count < 10 && (await limiter.take(id).then(() => true, () => false))) count++;
+      return count;
+    };
+    expect([await allowed('tight'), await allowed('other'), await allowed('loose')]).toEqual([1, 2, 4]);
+
+    const off = new RateLimiter(store, undefined, { now: () => clock.now }, async (id) => own.get(id));
+    const claimsBefore = store.claims.length;
+    for (let i = 0; i < 20; i++) await off.take('unlimited');
+    expect(store.claims.length).toBe(claimsBefore);
+    await off.take('fresh-tight');
+    own.set('fresh-tight', { perSecond: 1, burst: 1 });
+    await off.take('fresh-tight');
+    await expect(off.take('fresh-tight')).rejects.toBeInstanceOf(RateLimited);
+  });
+
+  it('says which limit refused, once per refusal', async () => {
+    const clock = { now: 0 };
+    const refusals: string[] = [];
+    const own = new Map<string, RateLimit>([['tight', { perSecond: 1, burst: 1 }]]);
+    const limiter = new RateLimiter(buckets(clock), { perSecond: 1, burst: 1 }, { now: () => clock.now }, async (id) => own.get(id), (source) => refusals.push(source));
+    await limiter.take('tight');
+    await limiter.take('other');
+    expect(refusals).toEqual([]);
+    await expect(limiter.take('tight')).rejects.toBeInstanceOf(RateLimited);
+    await expect(limiter.take('other')).rejects.toBeInstanceOf(RateLimited);
+    await expect(limiter.take('other')).rejects.toBeInstanceOf(RateLimited);
+    expect(refusals).toEqual(['workload', 'default', 'default']);
+  });
+
+  it('refills a limit written per hour at its own pace: Retry-After in whole seconds until the next token', async () => {
+    const clock = { now: 0 };
+    const limiter = new RateLimiter(buckets(clock), undefined, { now: () => clock.now }, async () => ({ perSecond: 10 / 3600, burst: 1 }));
+    await limiter.take('bot');
+    const refused = (await limiter.take('bot').catch((e: unknown) => e)) as RateLimited;
+    expect(refused.retryAfterSeconds).toBe(360);
+  });
 });

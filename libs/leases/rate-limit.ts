@@ -5,13 +5,20 @@ import type { Claimed } from './rate-bucket-store.js';
 
 export type RateBuckets = { claim(workloadId: string, want: number, limit: RateLimit): Promise<Claimed> };
 
+/** A workload's own limit, when it has one (read through the workload cache authentication just filled). */
+export type WorkloadLimits = (workloadId: string) => Promise<RateLimit | undefined>;
+
+/** Which limit refused a request: the workload's own, or the service's default. */
+export type LimitSource = 'workload' | 'default';
+
 /** How long a replica may keep tokens it claimed; unused ones are dropped, never given back. */
 export const HOLD_MS = 100;
 const MAX_BATCH = 64;
 
 /**
  * Per-workload rate limit on credential requests: one token bucket per workload in PostgreSQL,
- * shared by every replica. A replica does not ask the database per request: it claims a batch of
+ * shared by every replica. The bucket runs on the workload's own limit when it has one, else on
+ * the service's default; with neither there is nothing to take. A replica does not ask the database per request: it claims a batch of
  * tokens (about HOLD_MS worth of the rate) and spends them locally for at most HOLD_MS, then
  * drops what is left. Every token spent was taken from the shared bucket, so replicas together
  * stay within the limit, give or take one hold period's worth (rate × HOLD_MS) at the edges of a
@@ -21,18 +28,31 @@ const MAX_BATCH = 64;
 export class RateLimiter {
   private readonly held = new Map<string, { tokens: number; until: number }>();
   private readonly claims = new Map<string, Promise<number | undefined>>();
-  private readonly batch: number;
 
   constructor(
     private readonly buckets: RateBuckets,
-    private readonly limit: RateLimit,
+    /** TOLLGATE_RATE_LIMIT; undefined when off. */
+    private readonly defaultLimit: RateLimit | undefined,
     private readonly clock: Clock,
-  ) {
-    this.batch = Math.max(1, Math.min(MAX_BATCH, limit.burst, Math.floor((limit.perSecond * HOLD_MS) / 1000)));
-  }
+    private readonly limitOf: WorkloadLimits = async () => undefined,
+    /** Told about every refusal, for metrics. */
+    private readonly refused: (source: LimitSource) => void = () => {},
+  ) {}
 
   /** Spends one of the workload's tokens, or throws RateLimited with the seconds until the next. */
   async take(workloadId: string): Promise<void> {
+    const own = await this.limitOf(workloadId);
+    const limit = own ?? this.defaultLimit;
+    if (!limit) return;
+    try {
+      await this.spendOrClaim(workloadId, limit);
+    } catch (error) {
+      if (error instanceof RateLimited) this.refused(own ? 'workload' : 'default');
+      throw error;
+    }
+  }
+
+  private async spendOrClaim(workloadId: string, limit: RateLimit): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (this.spend(workloadId)) return;
       // One claim per workload in flight on this replica: the others wait for its batch.
@@ -41,7 +61,7 @@ export class RateLimiter {
         await inFlight.catch(() => undefined);
         continue;
       }
-      const claim = this.claim(workloadId);
+      const claim = this.claim(workloadId, limit);
       this.claims.set(workloadId, claim);
       let retryAfterMs: number | undefined;
       try {
@@ -68,10 +88,14 @@ export class RateLimiter {
     return true;
   }
 
-  /** Claims a batch; undefined when tokens were granted, else the time until one will be there. */
-  private async claim(workloadId: string): Promise<number | undefined> {
-    const { granted, tokens } = await this.buckets.claim(workloadId, this.batch, this.limit);
-    if (granted === 0) return ((1 - tokens) / this.limit.perSecond) * 1000;
+  /**
+   * Claims a batch (about HOLD_MS worth of the rate); undefined when tokens were granted, else the
+   * time until one will be there.
+   */
+  private async claim(workloadId: string, limit: RateLimit): Promise<number | undefined> {
+    const batch = Math.max(1, Math.min(MAX_BATCH, limit.burst, Math.floor((limit.perSecond * HOLD_MS) / 1000)));
+    const { granted, tokens } = await this.buckets.claim(workloadId, batch, limit);
+    if (granted === 0) return ((1 - tokens) / limit.perSecond) * 1000;
     this.held.set(workloadId, { tokens: granted, until: this.clock.now() + HOLD_MS });
     return undefined;
   }

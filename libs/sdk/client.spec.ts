@@ -75,6 +75,19 @@ describe('retries', () => {
     await expect(task.credential({ boundary: 'payments', action: 'refund:create' })).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-7' });
   });
 
+  it('repeats an approved request with approval_id in the body, the request itself unchanged', async () => {
+    const { server, task } = await setUp([{ status: 202, body: { approval_id: 'ap-7', status: 'pending' } }, issued, issued, { status: 200, body: {} }]);
+    const refund = { boundary: 'payments', action: 'refund:create', resource: 'order/1002', params: { amount: 349 } };
+    const pending = (await task.credential(refund).catch((caught: unknown) => caught)) as ApprovalPending;
+    await task.credential(refund, { approvalId: pending.approvalId });
+    const used = await task.withCredential(refund, (credential) => credential.leaseId, { approvalId: 'ap-8' });
+    expect(used).toBe(CREDENTIAL.lease_id);
+    const bodies = server.seen.slice(0, 3).map((request) => JSON.parse(request.body) as Record<string, unknown>);
+    expect(bodies).toEqual([refund, { ...refund, approval_id: 'ap-7' }, { ...refund, approval_id: 'ap-8' }]);
+    // withCredential revoked the credential it got once `use` returned.
+    expect(server.seen[3]!.url).toBe('/oauth2/revoke');
+  });
+
   it('does not replay a credential request whose connection broke: the outcome is unknown', async () => {
     const { server, task } = await setUp(['hang-up', issued]);
     const error = await task.credential({ boundary: 'crm-orders', action: 'orders:read' }).catch((caught: unknown) => caught);

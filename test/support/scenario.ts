@@ -58,9 +58,32 @@ export async function introspect(broker: TestBroker, token: string): Promise<Rec
   return response.body;
 }
 
+/** A series' value on GET /metrics, e.g. `tollgate_drift_suspensions_total` (0 before its first increment). */
+export async function metric(on: { url: string }, series: string): Promise<number> {
+  const text = (await call<string>(on.url, 'GET', '/metrics')).body;
+  const line = text.split('\n').find((row) => row.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
 /** The usual start of an end-to-end file: a broker, the crm-orders boundary, and a registered bot. */
 export async function startWithBot(options: StartOptions = {}): Promise<{ broker: TestBroker; bot: Bot }> {
   const broker = await startBroker(options);
   await putBoundary(broker, 'crm-orders');
   return { broker, bot: await registerBot(broker) };
+}
+
+/**
+ * Runs the audit chainer until every event is linked. Any transaction in flight on the server (other
+ * test files share it) holds linking back while it lasts, so one pass may leave a moment's tail.
+ */
+export async function linkAuditChain(broker: TestBroker, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let linked = 0;
+  for (;;) {
+    const pass = await broker.app.broker.auditChainer.runOnce();
+    linked += pass.linked;
+    if (pass.unlinked === 0) return linked;
+    if (Date.now() > deadline) throw new Error(`${pass.unlinked} audit events are still unlinked after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -6,7 +6,7 @@ import { WORKLOAD_ID } from '../../../libs/identity/workload.js';
 import { Workloads } from '../../../libs/identity/workloads.js';
 import { Boundaries } from '../../../libs/policy/boundaries.js';
 import { AdminGuard } from './auth.js';
-import { boundaryBody, emptyBody, ID, parse, toBoundaryDefinition, workloadBody } from './schemas.js';
+import { boundaryBody, emptyBody, ID, parse, toBoundaryDefinition, toWorkloadRateLimit, workloadBody } from './schemas.js';
 import { ApiRoute, created } from './openapi.js';
 import { boundaryChangeResponse, boundaryList, boundaryResponse, workloadList, workloadResponse, workloadRevokedResponse } from './responses.js';
 import { boundaryView, workloadView } from './views.js';
@@ -57,9 +57,9 @@ export class AdminController {
     errors: [409],
   })
   async putWorkload(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { jwks, issuer, subject, enabled } = parse(workloadBody, body);
+    const { jwks, issuer, subject, enabled, rate_limit } = parse(workloadBody, body);
     const credentials = jwks ? { jwks: { keys: jwks.keys as JWK[] } } : { issuerId: issuer!, subject: subject! };
-    const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled);
+    const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled, toWorkloadRateLimit(rate_limit));
     reply.status(created ? 201 : 200);
     return workloadView(workload);
   }

@@ -3,7 +3,7 @@ import { AuditLog } from '../../../libs/audit/audit-log.js';
 import { ReviewerGuard } from './auth.js';
 import { ApiRoute } from './openapi.js';
 import { auditCheckpointResponse, auditPage, auditVerifyResponse } from './responses.js';
-import { auditQuery, emptyBody, parse } from './schemas.js';
+import { auditQuery, emptyBody, encodeSeqCursor, parse } from './schemas.js';
 import { auditEventView, chainReportView, checkpointView } from './views.js';
 
 /** The audit chain for reviewers: its events, whether it holds, and its head signed. */
@@ -17,10 +17,7 @@ export class AuditController {
   async list(@Query() query: unknown) {
     const filter = parse(auditQuery, query, 'query');
     const items = await this.audit.list(filter);
-    return {
-      items: items.map(auditEventView),
-      next_cursor: items.length === filter.limit ? Buffer.from(items[items.length - 1]!.seq, 'utf8').toString('base64url') : null,
-    };
+    return { items: items.map(auditEventView), next_cursor: items.length === filter.limit ? encodeSeqCursor(items[items.length - 1]!.seq) : null };
   }
 
   @Get('verify')

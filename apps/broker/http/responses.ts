@@ -274,6 +274,10 @@ export const workloadResponse = z.strictObject({
   issuer: z.string().optional().describe('the trusted issuer (its id) whose tokens authenticate this workload'),
   subject: z.string().optional().describe("the token's sub this workload is bound to"),
   enabled: z.boolean(),
+  rate_limit: z
+    .strictObject({ per_second: z.number().optional(), per_minute: z.int().optional(), per_hour: z.int().optional(), burst: z.int() })
+    .optional()
+    .describe("its own limit on credential requests, in the unit it was given in; absent: the service's (TOLLGATE_RATE_LIMIT)"),
   revision: z.int(),
   created_at: time,
   updated_at: time,

@@ -78,6 +78,8 @@ export function workloadView(workload: Workload) {
     id: workload.id,
     ...(workload.jwks ? { jwks: workload.jwks } : { issuer: workload.issuerId, subject: workload.subject }),
     enabled: workload.enabled,
+    // Absent when the service's limit applies, as other views leave out what is not set.
+    ...(workload.rateLimit ? { rate_limit: { [`per_${workload.rateLimit.per}`]: workload.rateLimit.requests, burst: workload.rateLimit.burst } } : {}),
     revision: workload.revision,
     created_at: workload.createdAt.toISOString(),
     updated_at: workload.updatedAt.toISOString(),

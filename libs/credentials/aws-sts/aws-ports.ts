@@ -98,17 +98,14 @@ export function sdkStsPort(options: AwsClientOptions = {}): StsPort {
 }
 
 export function sdkIamPort(options: AwsClientOptions = {}): IamPort {
-  const iam = new IAMClient({
-    region: process.env.AWS_REGION ?? options.iamRegion ?? 'us-east-1',
-    ...(options.endpoints?.iam ? { endpoint: options.endpoints.iam } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-    maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000, throwOnRequestTimeout: true },
-  });
+  // Made on first use, like the STS clients: constructing an SDK client prints the SDK's Node
+  // version notice, which a broker with no aws-sts boundary has no reason to show at every start.
+  let client: IAMClient | undefined;
+  const iam = () => (client ??= makeIamClient(options));
   return {
     async getRolePolicy(RoleName, PolicyName) {
       try {
-        const output = await iam.send(new GetRolePolicyCommand({ RoleName, PolicyName }));
+        const output = await iam().send(new GetRolePolicyCommand({ RoleName, PolicyName }));
         return output.PolicyDocument;
       } catch (error) {
         if (errorCode(error) === 'NoSuchEntity') return undefined;
@@ -116,16 +113,26 @@ export function sdkIamPort(options: AwsClientOptions = {}): IamPort {
       }
     },
     async putRolePolicy(RoleName, PolicyName, PolicyDocument) {
-      await call('PutRolePolicy', () => iam.send(new PutRolePolicyCommand({ RoleName, PolicyName, PolicyDocument })));
+      await call('PutRolePolicy', () => iam().send(new PutRolePolicyCommand({ RoleName, PolicyName, PolicyDocument })));
     },
     async deleteRolePolicy(RoleName, PolicyName) {
       try {
-        await iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName }));
+        await iam().send(new DeleteRolePolicyCommand({ RoleName, PolicyName }));
       } catch (error) {
         if (errorCode(error) !== 'NoSuchEntity') throw failed('DeleteRolePolicy', error);
       }
     },
   };
+}
+
+function makeIamClient(options: AwsClientOptions): IAMClient {
+  return new IAMClient({
+    region: process.env.AWS_REGION ?? options.iamRegion ?? 'us-east-1',
+    ...(options.endpoints?.iam ? { endpoint: options.endpoints.iam } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    maxAttempts: options.maxAttempts ?? 3,
+    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000, throwOnRequestTimeout: true },
+  });
 }
 
 async function call<T>(operation: string, work: () => Promise<T>): Promise<T> {
