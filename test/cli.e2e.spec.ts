@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendAudit, type AuditEvent } from '../libs/audit/audit.js';
 import { startBroker, type TestBroker } from './support/broker.js';
-import { asAdmin, registerBot, type Bot } from './support/scenario.js';
+import { connect } from './support/database.js';
+import { asAdmin, linkAuditChain, registerBot, type Bot } from './support/scenario.js';
 
 /**
  * The real `tollgate` binary (apps/cli/bin/tollgate.mjs running the compiled CLI in dist/) against
@@ -292,6 +294,72 @@ describe('tollgate for reviewers', () => {
     expectFailure(await tollgate(['revoke', 'workload', 'chatbot', '--reason', 'x']), 2, /takes no --reason/);
     expect(expectOk(await tollgate(['revoke', 'workload', 'chatbot']))).toBe('Workload chatbot disabled: 1 task(s) and 1 lease(s) revoked.\n');
     expect(JSON.parse(expectOk(await tollgate(['leases', 'ls', '--state', 'active', '--json']))).items).toEqual([]);
+  });
+});
+
+describe('tollgate audit verify and export', () => {
+  // Other test files' transactions on the server can hold linking back a moment: link until settled.
+  const chainAll = () => linkAuditChain(broker);
+
+  it('verifies the chain: exit 0 while it holds, exit 4 naming the first broken event once a row is altered', async (context) => {
+    await chainAll();
+    const ok = expectOk(await tollgate(['audit', 'verify'], { key: reviewerKey }));
+    const { rows } = await broker.app.broker.db.query<{ n: number; seq: string; hash: string }>(
+      `SELECT (SELECT count(*)::int FROM audit_events WHERE hash IS NOT NULL) AS n, seq::text AS seq, hash FROM audit_events WHERE hash IS NOT NULL ORDER BY xid DESC, seq DESC LIMIT 1`,
+    );
+    const head = rows[0]!;
+    expect(ok).toMatch(new RegExp(`^Audit chain intact: ${head.n} event\\(s\\) verified, head seq ${head.seq} hash ${head.hash}(; \\d+ newer event\\(s\\) not chained yet)?\\.\n$`));
+    expect(JSON.parse(expectOk(await tollgate(['audit', 'verify', '--json'])))).toMatchObject({ ok: true, head: { seq: head.seq, hash: head.hash } });
+
+    if (broker.db.kind !== 'postgres') context.skip();
+    // An attacker with database access switches the append-only trigger off and edits an event.
+    const su = await connect(broker.db.databaseUrl!);
+    const victim = (await su.query(`SELECT id, seq::text AS seq, data FROM audit_events WHERE kind = 'credential.deny' AND hash IS NOT NULL ORDER BY seq LIMIT 1`)).rows[0];
+    expect(victim).toBeDefined();
+    const edit = async (data: unknown) => {
+      await su.query('BEGIN');
+      await su.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+      await su.query('UPDATE audit_events SET data = $2::jsonb WHERE id = $1', [victim.id, JSON.stringify(data)]);
+      await su.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+      await su.query('COMMIT');
+    };
+    try {
+      await edit({ ...victim.data, reasons: [] });
+      const broken = await tollgate(['audit', 'verify'], { key: reviewerKey });
+      expectFailure(broken, 4, new RegExp(`^tollgate: the audit chain is BROKEN at seq ${victim.seq} \\(event ${victim.id}\\): altered; \\d+ event\\(s\\) before it verified\n$`));
+      expect(broken.stdout).toBe('');
+      const json = await tollgate(['audit', 'verify', '--json'], { key: reviewerKey });
+      expect(json.code).toBe(4);
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, first_broken: { id: victim.id, reason: 'altered' } });
+    } finally {
+      await edit(victim.data);
+      await su.end();
+    }
+    expectOk(await tollgate(['audit', 'verify'], { key: reviewerKey }));
+  });
+
+  it('exports audit events oldest first, following the cursor across pages, as JSON lines or CSV', async () => {
+    // More events than one page holds (1000): the export must follow next_cursor.
+    const marker = `export-${Date.now()}`;
+    const seeded: AuditEvent[] = Array.from({ length: 1100 }, (_, i) => ({ kind: 'policy.put', actor: 'admin', data: { policy_id: marker, version: i + 1 } }));
+    await appendAudit(broker.app.broker.db, ...seeded);
+    await chainAll();
+    const { rows } = await broker.app.broker.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_events`);
+    const run = await tollgate(['export', '--since', '1d', '--format', 'jsonl'], { key: reviewerKey });
+    const lines = expectOk(run).trim().split('\n').map((line) => JSON.parse(line));
+    expect(lines).toHaveLength(rows[0]!.n);
+    expect(run.stderr).toBe(`exported ${rows[0]!.n} audit event(s)\n`);
+    const seqs = lines.map((event) => BigInt(event.seq));
+    expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
+    expect(lines.filter((event) => event.data.policy_id === marker).map((event) => event.data.version)).toEqual(seeded.map((_, i) => i + 1));
+    expect(lines[0]).toMatchObject({ kind: expect.any(String), actor: expect.any(String), hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+
+    const csv = expectOk(await tollgate(['export', '--since', '1d', '--until', 'now', '--format', 'csv', '--kind', 'task.opened'])).trim().split('\n');
+    expect(csv[0]).toBe('id,seq,at,kind,actor,task_id,lease_id,prev_hash,hash,data');
+    const opened = await broker.app.broker.db.query<{ id: string }>(`SELECT id FROM audit_events WHERE kind = 'task.opened' ORDER BY seq`);
+    expect(csv.slice(1).map((line) => line.split(',')[0])).toEqual(opened.rows.map((row) => row.id));
+    expect(csv[1]).toMatch(/,task\.opened,workload:chatbot,[0-9a-f-]{36},,[0-9a-f]{64},[0-9a-f]{64},"\{""intent"":""order_status"",/);
+    expect(expectOk(await tollgate(['export', '--until', '2000-01-01']))).toBe('');
   });
 });
 

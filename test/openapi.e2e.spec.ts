@@ -265,9 +265,19 @@ describe('the document agrees with what the app does', () => {
     expectDocumented('get', '/v1/audit', await admin('GET', '/v1/audit?kind=task.exploded'));
     expectDocumented('get', '/v1/audit/verify', await admin('GET', '/v1/audit/verify'));
     expectDocumented('get', '/v1/audit/checkpoint', await admin('GET', '/v1/audit/checkpoint'));
+    expectDocumented('get', '/v1/decisions', await admin('GET', '/v1/decisions?outcome=permit&subject=user-42&tool=https%3A%2F%2Fcrm.acme.test&action=orders:read'));
+    expectDocumented('get', '/v1/decisions', await admin('GET', '/v1/decisions?subject='));
+    expectDocumented('get', '/v1/tasks/{id}/timeline', await admin('GET', `/v1/tasks/${taskId}/timeline`));
+    expectDocumented('get', '/v1/tasks/{id}/timeline', await admin('GET', '/v1/tasks/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/timeline'));
+    expectDocumented('post', '/v1/admin/leases/{id}/revoke', await admin('POST', `/v1/admin/leases/${issued.body.lease_id}/revoke`, { reason: 'openapi' }));
+    expectDocumented('post', '/v1/admin/leases/{id}/revoke', await admin('POST', `/v1/admin/leases/${issued.body.lease_id}/revoke`, {}));
+    expectDocumented('post', '/v1/admin/leases/{id}/revoke', await admin('POST', '/v1/admin/leases/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/revoke', {}));
+    expectDocumented('post', '/v1/admin/tasks/{id}/revoke', await admin('POST', '/v1/admin/tasks/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/revoke', {}));
     expectDocumented('post', '/v1/tasks/{id}/intent', await bot.call('POST', `/v1/tasks/${taskId}/intent`, { intent: 'refund_request' }));
     expectDocumented('post', '/v1/tasks/{id}/complete', await bot.call('POST', `/v1/tasks/${taskId}/complete`, {}));
     expectDocumented('post', '/v1/tasks/{id}/complete', await bot.call('POST', `/v1/tasks/${taskId}/complete`, {}));
+    expectDocumented('post', '/v1/admin/tasks/{id}/revoke', await admin('POST', `/v1/admin/tasks/${taskId}/revoke`, { reason: 'openapi' }));
+    expectDocumented('get', '/v1/tasks/{id}/timeline', await admin('GET', `/v1/tasks/${taskId}/timeline`));
     expectDocumented('post', '/oauth2/revoke', await call(broker.url, 'POST', '/oauth2/revoke', { token: broker.adminKey, form: { token } }));
 
     const exchange = await call(broker.url, 'POST', '/oauth2/token', {

@@ -10,27 +10,35 @@ export interface TimelineEvent {
   detail: Record<string, unknown>;
 }
 
-export type TimelineKind =
-  | 'task.opened'
-  | 'task.intent_changed'
-  | 'task.completed'
-  | 'task.revoked'
-  | 'task.expired'
-  | 'decision.permit'
-  | 'decision.deny'
-  | 'decision.pending'
-  | 'approval.approved'
-  | 'approval.denied'
-  | 'lease.issued'
-  | 'lease.revoked'
-  | 'lease.expired'
-  | (typeof TIMELINE_AUDIT_KINDS)[number];
+/** Every kind of timeline event, in the order the review API documents them. */
+export const TIMELINE_KINDS = [
+  'task.opened',
+  'task.intent_changed',
+  'task.completed',
+  'task.revoked',
+  'task.expired',
+  'decision.permit',
+  'decision.deny',
+  'decision.pending',
+  'approval.approved',
+  'approval.denied',
+  'lease.issued',
+  'lease.revoked',
+  'lease.expired',
+  // Audit events that say something the rows do not (TIMELINE_AUDIT_KINDS).
+  'task.drift_suspended',
+  'credential.mint_failed',
+  'lease.revoked_at_source',
+  'lease.revoke_failed',
+] as const;
+
+export type TimelineKind = (typeof TIMELINE_KINDS)[number];
 
 /**
  * Audit events that say something the task, decision, lease and approval rows do not: the drift
  * suspension (its threshold and the denials it counted), and what a credential's source answered.
  */
-export const TIMELINE_AUDIT_KINDS = ['task.drift_suspended', 'credential.mint_failed', 'lease.revoked_at_source', 'lease.revoke_failed'] as const;
+export const TIMELINE_AUDIT_KINDS = ['task.drift_suspended', 'credential.mint_failed', 'lease.revoked_at_source', 'lease.revoke_failed'] as const satisfies readonly TimelineKind[];
 
 export interface TimelineSources {
   task: Task;

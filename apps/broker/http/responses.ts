@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../../../libs/errors/errors.js';
+import { TIMELINE_KINDS } from '../../../libs/tasks/timeline.js';
 
 /**
  * The response bodies as GET /openapi.json documents them. views.ts shapes them; these only
@@ -143,25 +144,7 @@ export const timelineResponse = z.strictObject({
     z
       .looseObject({
         at: time,
-        kind: z.enum([
-          'task.opened',
-          'task.intent_changed',
-          'task.completed',
-          'task.revoked',
-          'task.expired',
-          'decision.permit',
-          'decision.deny',
-          'decision.pending',
-          'approval.approved',
-          'approval.denied',
-          'lease.issued',
-          'lease.revoked',
-          'lease.expired',
-          'task.drift_suspended',
-          'credential.mint_failed',
-          'lease.revoked_at_source',
-          'lease.revoke_failed',
-        ]),
+        kind: z.enum(TIMELINE_KINDS),
       })
       .describe('decision.*: decision_id, boundary_id, action, resource, reasons, lease_id?, approval_id?; lease.*: lease_id (and reason when revoked); task.*: intent/reason; approval.*: approval_id, decided_by, reason'),
   ),

@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 export const KINDS = ['issuer', 'workload', 'boundary', 'policy'] as const;
 export type Kind = (typeof KINDS)[number];
 
-type FieldType = 'string' | 'integer' | 'boolean' | 'string[]' | 'object' | 'string|null' | 'integer|null';
+type FieldType = 'string' | 'integer' | 'boolean' | 'string[]' | 'object' | 'object|null' | 'string|null' | 'integer|null';
 
 /** What the file may say about one kind: the fields of its admin PUT body, and which are required. */
 interface KindSchema {
@@ -35,7 +35,7 @@ export const SCHEMAS: Record<Kind, KindSchema> = {
     path: '/v1/admin/workloads',
     id: WORKLOAD_ID,
     idRule: 'must be a slug [a-z0-9][a-z0-9._-]{0,62} or a SPIFFE ID',
-    fields: { jwks: 'object', issuer: 'string', subject: 'string', enabled: 'boolean' },
+    fields: { jwks: 'object', issuer: 'string', subject: 'string', enabled: 'boolean', rate_limit: 'object|null' },
     required: [],
   },
   boundary: {
@@ -137,6 +137,8 @@ function hasType(value: unknown, type: FieldType): boolean {
       return Array.isArray(value) && value.every((item) => typeof item === 'string');
     case 'object':
       return isMap(value);
+    case 'object|null':
+      return value === null || isMap(value);
   }
 }
 
@@ -149,5 +151,6 @@ function describe(type: FieldType): string {
     boolean: 'true or false',
     'string[]': 'a list of strings',
     object: 'a map',
+    'object|null': 'a map or null',
   }[type];
 }

@@ -29,6 +29,10 @@ describe('plan', () => {
     // A disabled policy set comes back with a PUT; a workload's kill switch stays on unless the file says enabled.
     expect(differences('policy', { policy: 'p' }, { id: 'p', policy: 'p', description: null, enabled: false }, context)).toEqual([{ field: 'enabled', from: false, to: true }]);
     expect(differences('workload', { jwks: { keys: [{ kty: 'OKP', x: 'a' }] } }, { id: 'w', jwks: { keys: [{ kty: 'OKP', x: 'a' }] }, enabled: false }, context)).toEqual([]);
+    expect(differences('workload', { jwks: { keys: [] }, rate_limit: { per_second: 5 } }, { id: 'w', jwks: { keys: [] }, rate_limit: { per_second: 5, burst: 10 } }, context)).toEqual([]);
+    expect(differences('workload', { jwks: { keys: [] } }, { id: 'w', jwks: { keys: [] }, rate_limit: { per_second: 5, burst: 10 } }, context)).toEqual([
+      { field: 'rate_limit', from: { per_second: 5, burst: 10 }, to: null },
+    ]);
     expect(differences('workload', { issuer: 'spire', subject: 's' }, { id: 'w', jwks: { keys: [{ kty: 'OKP', x: 'a' }] }, enabled: true }, context).map((c) => c.field)).toEqual(['jwks', 'issuer', 'subject']);
   });
 

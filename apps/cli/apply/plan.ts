@@ -36,7 +36,8 @@ function defaults(kind: Kind, context: PlanContext): Record<string, unknown> {
     case 'issuer':
       return { audiences: [context.issuer], enabled: KEEP };
     case 'workload':
-      return { enabled: KEEP };
+      // A PUT replaces the rate limit: left out, the service's limit applies again (none shown).
+      return { enabled: KEEP, rate_limit: null };
     case 'boundary':
       return { sensitivity: 'low', drift_threshold: null, enabled: true, approval: null, policy: null };
     case 'policy':
