@@ -212,7 +212,7 @@ describe('tollgate for reviewers', () => {
       ['permit', 'chatbot', story.taskId, 'orders:refund', 'order/1001', '-', 'active'],
       ['DENY', 'chatbot', story.taskId, 'orders:refund', 'order/1001', 'intent_mismatch', '-'],
     ]);
-    expect(out.at(-1)).toBe('4 decisions: 1 permitted (chatbot; 1 lease still active), 2 refused (chatbot), 1 waiting for approval.');
+    expect(out.at(-1)).toBe('4 decisions: 1 permitted (chatbot; 1 lease still active), 2 refused (chatbot), 1 sent to a reviewer.');
 
     // The same for scripts, and with a relative window.
     const json = JSON.parse(expectOk(await tollgate(['decisions', 'ls', '--boundary', 'crm-refunds', '--subject', 'customer-42', '--since', '1h', '--json'], { key: reviewerKey })));

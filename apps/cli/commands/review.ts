@@ -147,7 +147,7 @@ export async function decisionsLs(io: Io, args: string[]): Promise<number> {
   const workloads = (list: Decision[]) => [...new Set(list.map((d) => d.workload_id))].join(', ') || 'nobody';
   command.print(
     `${count(items.length, 'decision')}: ${permits.length} permitted (${workloads(permits)}; ${live} lease${live === 1 ? '' : 's'} still active), ` +
-      `${denied.length} refused (${workloads(denied)})${pending > 0 ? `, ${pending} waiting for approval` : ''}.${more ? ' More match: add --all, or a larger --limit.' : ''}`,
+      `${denied.length} refused (${workloads(denied)})${pending > 0 ? `, ${pending} sent to a reviewer` : ''}.${more ? ' More match: add --all, or a larger --limit.' : ''}`,
   );
   return 0;
 }
