@@ -161,7 +161,7 @@ export async function createBroker(
     simulator: new Simulator(boundaryStore, policies),
     whatIf: new WhatIf(db, policyStore, replayEvaluator, clock),
     tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id)),
-    history: new TaskHistory(db, taskStore, leases, approvalStore),
+    history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
     issuance: new CredentialIssuance(
       leases,
       providers,

@@ -1,20 +1,13 @@
 import type { Sql } from '../db/database.js';
 import { conditions } from '../leases/lease-store.js';
 import type { AuditKind } from './audit.js';
-import type { LinkedEvent } from './chain.js';
+import type { ChainedContent, LinkedEvent } from './chain.js';
 
 /** An arbitrary constant: the advisory lock that elects the one chainer among replicas. */
 const CHAINER_LOCK = 0x70_11_a0_d1;
 
 /** An audit event as reviewers read it; prevHash and hash are null until the chainer links it. */
-export interface AuditRecord {
-  id: string;
-  seq: string;
-  at: string;
-  kind: string;
-  actor: string;
-  taskId: string | null;
-  leaseId: string | null;
+export interface AuditRecord extends ChainedContent {
   data: Record<string, unknown>;
   prevHash: string | null;
   hash: string | null;
@@ -77,6 +70,15 @@ export class AuditStore {
     const { rows } = await this.sql.query<EventRow>(
       `SELECT ${COLUMNS} FROM audit_events a ${where} ORDER BY a.seq DESC LIMIT $${params.length}`,
       params,
+    );
+    return rows.map(toRecord);
+  }
+
+  /** A task's events of the given kinds, oldest first (through the by-task index). */
+  async ofTask(taskId: string, kinds: readonly AuditKind[], limit: number): Promise<AuditRecord[]> {
+    const { rows } = await this.sql.query<EventRow>(
+      `SELECT ${COLUMNS} FROM audit_events a WHERE a.task_id = $1 AND a.kind = ANY ($2::text[]) ORDER BY a.id LIMIT $3`,
+      [taskId, kinds, limit],
     );
     return rows.map(toRecord);
   }

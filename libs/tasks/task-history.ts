@@ -1,6 +1,5 @@
 import type { ApprovalStore } from '../approvals/approval-store.js';
-import { auditEventsOfTask } from '../audit/task-audit.js';
-import type { Sql } from '../db/database.js';
+import type { AuditStore } from '../audit/audit-store.js';
 import { NotFound } from '../errors/errors.js';
 import type { LeaseStore } from '../leases/lease-store.js';
 import type { Task } from './task.js';
@@ -13,7 +12,7 @@ const MAX_ROWS = 10_000;
 /** A task's story for reviewers (any task: reviewers are not held to one workload). */
 export class TaskHistory {
   constructor(
-    private readonly sql: Sql,
+    private readonly audit: AuditStore,
     private readonly tasks: TaskStore,
     private readonly leases: LeaseStore,
     private readonly approvals: ApprovalStore,
@@ -27,8 +26,11 @@ export class TaskHistory {
       this.leases.listDecisions({ task: taskId, limit: MAX_ROWS }),
       this.leases.forTask(taskId),
       this.approvals.list({ task: taskId, limit: MAX_ROWS }),
-      auditEventsOfTask(this.sql, taskId, TIMELINE_AUDIT_KINDS, MAX_ROWS),
+      this.audit.ofTask(taskId, TIMELINE_AUDIT_KINDS, MAX_ROWS),
     ]);
-    return { task, events: taskTimeline({ task, events, decisions, leases, approvals, audit }) };
+    return {
+      task,
+      events: taskTimeline({ task, events, decisions, leases, approvals, audit: audit.map((event) => ({ ...event, at: new Date(event.at) })) }),
+    };
   }
 }

@@ -52,7 +52,7 @@ describe('taskTimeline', () => {
       decisions: [],
       leases: [lease('l1', 1, { state: 'expired' })],
       approvals: [],
-      audit: [{ id: 'a1', at: at(200), kind: 'task.drift_suspended', actor: 'system:drift_guard', taskId: 't1', leaseId: null, data: { threshold: 3 } }],
+      audit: [{ at: at(200), kind: 'task.drift_suspended', actor: 'system:drift_guard', leaseId: null, data: { threshold: 3 } }],
     });
     expect(events.map((e) => [e.kind, e.at.getTime() - T0])).toEqual([
       ['task.opened', 0],

@@ -1,5 +1,5 @@
 import type { Approval } from '../approvals/approval.js';
-import type { StoredAuditEvent } from '../audit/task-audit.js';
+import type { AuditRecord } from '../audit/audit-store.js';
 import type { Decision, Lease } from '../leases/lease.js';
 import type { Task, TaskEvent } from './task.js';
 
@@ -46,7 +46,7 @@ export interface TimelineSources {
   decisions: readonly Decision[];
   leases: readonly Lease[];
   approvals: readonly Approval[];
-  audit: readonly StoredAuditEvent[];
+  audit: readonly (Pick<AuditRecord, 'kind' | 'actor' | 'leaseId' | 'data'> & { at: Date })[];
 }
 
 /**
