@@ -4,7 +4,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # The CLI is a workspace (apps/cli): npm ci needs its package.json to link it.
 COPY apps/cli/package.json ./apps/cli/package.json
-RUN npm ci
+# --ignore-scripts: the root `prepare` (a build) runs below, once the sources are here.
+RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY apps ./apps
 COPY libs ./libs
