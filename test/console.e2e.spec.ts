@@ -405,12 +405,15 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     expect(await row(unknownAction.body.decision_id).locator('td:nth-child(8)').textContent()).toBe('action_not_allowed');
     expect(await page.locator('#decisions-table .badge.drift').count()).toBe(1);
     expect(await row(suspending.body.decision_id).getAttribute('class')).toBe('outcome-deny');
-    expect(await summary()).toBe('6 decisions: 2 permitted (chatbot, refund-bot; 1 lease still active), 3 refused (refund-bot, chatbot), 1 sent to a reviewer.');
+    const answer = '6 decisions: 2 permitted (chatbot, refund-bot; 1 lease still active), 3 refused (refund-bot, chatbot), 1 sent to a reviewer.';
+    expect(await summary()).toBe(answer);
     expect(await page.locator('#decisions-more').isHidden()).toBe(true);
 
-    // A refused row's task opens its timeline: the suspension is there.
-    await row(suspending.body.decision_id).locator(`[data-task="${chat}"]`).click();
-    await expect.poll(() => page.locator('#timeline-events li[data-kind="task.drift_suspended"]').count()).toBe(1);
+    // The search is kept in the URL fragment, filters only (never the key): a link to this answer.
+    const link = page.url();
+    const filters = new URLSearchParams({ boundary: 'crm-refunds', subject: 'customer-42', since: new Date(mark).toISOString(), until: new Date(mark + 3600e3).toISOString() });
+    expect(new URL(link).hash).toBe(`#decisions?${filters}`);
+    expect(link).not.toContain(reviewerKey);
 
     // Who was refused, only.
     await page.selectOption('#decisions-form select[name=outcome]', 'deny');
@@ -444,13 +447,28 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     await expect.poll(() => rows.count()).toBeGreaterThan(25);
     expect(await summary()).toMatch(new RegExp(`^${await rows.count()} decisions: `));
 
-    // Left on the question, for the screenshot.
-    await page.fill('#decisions-form input[name=boundary]', 'crm-refunds');
-    await page.fill('#decisions-form input[name=subject]', 'customer-42');
-    await page.fill('#decisions-form input[name=since]', since);
-    await page.fill('#decisions-form input[name=until]', until);
-    await page.click('#decisions-form button[type=submit]');
-    await expect.poll(() => rows.count()).toBe(6);
+    // The link answers the question again: followed within the page, and opened afresh (a reload keeps this tab's key).
+    await page.goto(link);
+    await expect.poll(summary).toBe(answer);
+    expect(await page.inputValue('#decisions-form input[name=since]')).toBe(since);
+    await page.reload();
+    await page.locator('#app').waitFor({ state: 'visible' });
+    await expect.poll(summary).toBe(answer);
+    expect(await rows.count()).toBe(6);
+    for (const [name, value] of [['boundary', 'crm-refunds'], ['subject', 'customer-42'], ['since', since], ['until', until]]) {
+      expect(await page.inputValue(`#decisions-form input[name=${name}]`)).toBe(value);
+    }
+    expect(await page.inputValue('#decisions-form select[name=outcome]')).toBe('');
+
+    // The same subject's leases at the boundary: the early refund's and refund-bot's still active, chatbot's revoked.
+    await page.fill('#leases-form input[name=boundary]', 'crm-refunds');
+    await page.fill('#leases-form input[name=subject]', 'customer-42');
+    await page.click('#leases-form button[type=submit]');
+    await expect.poll(() => page.locator('#leases-table tbody tr .badge').allTextContents()).toEqual(['revoked', 'active', 'active']);
+    // A refused row's task opens its timeline: the two refusals and the suspension they caused.
+    await row(suspending.body.decision_id).locator(`[data-task="${chat}"]`).click();
+    await expect.poll(() => page.locator('#timeline-events li[data-kind="task.drift_suspended"]').count()).toBe(1);
+    expect(await page.locator('#timeline-events li[data-kind="decision.deny"]').count()).toBe(2);
   });
 
   it('takes a full-page screenshot, and has logged no error and no CSP violation', async () => {

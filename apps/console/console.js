@@ -441,12 +441,23 @@ function localToIso(value) {
   return Number.isNaN(date.getTime()) ? value : date.toISOString();
 }
 
+/** An instant as a datetime-local field shows it: this browser's wall-clock time, to the second. */
+function isoToLocal(value) {
+  const date = new Date(value);
+  if (!value || Number.isNaN(date.getTime())) return '';
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+}
+
 /**
  * One search over a review list route: the form `<name>-form` filters, rows go into `<name>-table`,
  * `<name>-more` appends the next page with the route's cursor, and `<name>-message` says what the
  * loaded rows show (`describe(items, more)`) or the API's error. Returns the search, to run again.
+ *
+ * With `linked`, a search the reviewer submits is kept in the URL fragment (`#<name>?boundary=…`),
+ * and such a fragment fills the form: a link to the answer. Only the filters go there; the key never
+ * does, and a fragment is not sent to any server.
  */
-function pagedSearch({ name, route, columns, describe, rowOptions, pageSize = 25 }) {
+function pagedSearch({ name, route, columns, describe, rowOptions, pageSize = 25, linked = false }) {
   const form = $(`${name}-form`);
   const message = $(`${name}-message`);
   const holder = $(`${name}-table`);
@@ -485,13 +496,39 @@ function pagedSearch({ name, route, columns, describe, rowOptions, pageSize = 25
     event?.preventDefault();
     generation++;
     filters = formFilters(form);
+    if (linked && event) history.replaceState(null, '', `#${name}${query(filters)}`);
     items = [];
     holder.replaceChildren();
     more.hidden = true;
     await load();
+    if (scrollOnce) {
+      scrollOnce = false;
+      $(name).scrollIntoView({ block: 'start' });
+    }
+  }
+
+  /** Fills the form from a `#<name>?…` fragment; says whether there was one. */
+  function restore() {
+    const prefix = `#${name}?`;
+    if (!linked || !location.hash.startsWith(prefix)) return false;
+    const params = new URLSearchParams(location.hash.slice(prefix.length));
+    for (const field of form.elements) {
+      if (!field.name) continue;
+      const value = params.get(field.name) ?? '';
+      field.value = field.type === 'datetime-local' ? isoToLocal(value) : value;
+    }
+    return true;
   }
 
   form.addEventListener('submit', search);
+  // Opened from a link: the answer is what the reviewer came for, so the first search scrolls to it.
+  let scrollOnce = restore();
+  // A link followed within the page (or a fragment edited by hand) searches again, when signed in.
+  window.addEventListener('hashchange', () => {
+    if (!restore() || !apiKey()) return;
+    scrollOnce = true;
+    search();
+  });
   return search;
 }
 
@@ -545,6 +582,7 @@ const searchDecisions = pagedSearch({
   columns: DECISION_COLUMNS,
   describe: decisionSummary,
   rowOptions: (d) => ({ className: `outcome-${d.outcome}`, attrs: { 'data-decision': d.decision_id } }),
+  linked: true,
 });
 
 // --- Lease search ---------------------------------------------------------------------------------------
