@@ -6,12 +6,13 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
-import { asAdmin, putBoundary, startWithBot, type Bot } from './support/scenario.js';
+import { asAdmin, putBoundary, registerBot, startWithBot, type Bot } from './support/scenario.js';
 
 /**
  * The review console in a real browser (Debian's chromium, driven by playwright-core) against a real
  * broker, with data made through the HTTP API: sign in, the audit status, lease search, a task's
- * timeline, the denials chart, approving a pending request; and what must never happen: the key in a
+ * timeline, the denials chart, approving a pending request, the access review (who could call a tool
+ * for a subject in a time range, and who was refused); and what must never happen: the key in a
  * URL, localStorage or a cookie, a console error or a CSP violation, data rendered as HTML.
  */
 
@@ -22,6 +23,7 @@ const haveChromium = existsSync(CHROMIUM);
 const inCi = process.env.CI === 'true' || process.env.CI === '1';
 
 const PAY = 'https://pay.acme.test';
+const REFUNDS_TOOL = 'https://refunds.acme.test';
 const REFUND = { boundary: 'payments', action: 'refund:create', resource: 'order/1001' };
 const HOSTILE = '<img src=x id=pwned onerror=alert(1)>';
 
@@ -331,6 +333,142 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     expect(await fact('unchained')).toBe('0');
     expect(await fact('head seq')).toBe(verify.body.head.seq);
     expect(await page.locator('#audit-status .hash').textContent()).toBe(verify.body.head.hash);
+  });
+
+  it("answers the access review on one page: who could call the refunds tool for customer-42 in a time range, and who was refused", async () => {
+    const admin = asAdmin(broker);
+    // Refunds ask a human above 100, and a task is suspended at its second drift denial there.
+    await putBoundary(broker, 'crm-refunds', { tool: REFUNDS_TOOL, actions: ['refund:create'], intents: ['refund_request'], approval: { when: 'context.params.amount > 100' }, drift_threshold: 2 });
+    const refundBot = await registerBot(broker, 'refund-bot');
+    const refund = (resource: string, amount: number) => ({ boundary: 'crm-refunds', action: 'refund:create', resource, params: { amount } });
+    // The browser's local time for an instant, as a datetime-local field takes it.
+    const local = (ms: number) =>
+      page.evaluate((at) => {
+        const d = new Date(at);
+        const two = (n: number) => String(n).padStart(2, '0');
+        return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+      }, ms);
+
+    // Before the window: a refund for customer-42 (the since filter must leave it out).
+    const early = await bot.openTask('refund_request', { subject: 'customer-42' });
+    expect((await bot.credential(early, refund('order/40', 10))).status).toBe(201);
+    const mark = Math.ceil((Date.now() + 1) / 1000) * 1000;
+    while (Date.now() <= mark) await new Promise((resolve) => setTimeout(resolve, 25));
+
+    // Noise: another subject on the refunds boundary, and customer-42 on another boundary.
+    const seven = await refundBot.openTask('refund_request', { subject: 'customer-7' });
+    expect((await refundBot.credential(seven, refund('order/7', 20))).status).toBe(201);
+    const chat = await bot.openTask('order_status', { subject: 'customer-42' });
+    expect((await bot.credential(chat, { boundary: 'crm-orders', action: 'orders:read', resource: 'order/42' })).status).toBe(201);
+
+    // In the window, customer-42 on crm-refunds, oldest first:
+    const mismatch = await bot.credential(chat, refund('order/42', 20)); // chatbot refused: wrong intent (counted as drift)
+    expect(mismatch.status).toBe(403);
+    const refunding = await refundBot.openTask('refund_request', { subject: 'customer-42' });
+    expect((await refundBot.credential(refunding, refund('order/42', 30))).status).toBe(201); // refund-bot permitted, lease stays active
+    const waiting = await refundBot.credential(refunding, refund('order/43', 500)); // sent to a reviewer
+    expect(waiting.status).toBe(202);
+    // The reviewer says no (the decision stays "pending": it was sent to a reviewer); the queue is left empty for the tests after.
+    expect((await admin('POST', `/v1/approvals/${waiting.body.approval_id}/deny`, { reason: 'over the chat limit' })).status).toBe(200);
+    const suspending = await bot.credential(chat, refund('order/42', 25)); // chatbot's 2nd refusal there: suspends its task
+    expect(suspending.status).toBe(403);
+    const unknownAction = await refundBot.credential(refunding, { boundary: 'crm-refunds', action: 'refund:void', resource: 'order/42' }); // refund-bot refused (counted only)
+    expect(unknownAction.status).toBe(403);
+    const later = await bot.openTask('refund_request', { subject: 'customer-42' });
+    expect((await bot.credential(later, refund('order/44', 20))).status).toBe(201); // chatbot permitted; completing the task revokes the lease
+    expect((await bot.call('POST', `/v1/tasks/${later}/complete`)).status).toBe(200);
+
+    const since = await local(mark);
+    const until = await local(mark + 3600e3);
+    const expected = (await admin('GET', `/v1/decisions?boundary=crm-refunds&subject=customer-42&since=${new Date(mark).toISOString()}`)).body.items;
+    expect(expected.map((d: { outcome: string }) => d.outcome)).toEqual(['permit', 'deny', 'deny', 'pending', 'permit', 'deny']);
+
+    const rows = page.locator('#decisions-table tbody tr');
+    const column = (n: number) => page.locator(`#decisions-table tbody tr td:nth-child(${n})`).allTextContents();
+    const summary = () => page.locator('#decisions-message').textContent();
+    await page.fill('#decisions-form input[name=boundary]', 'crm-refunds');
+    await page.fill('#decisions-form input[name=subject]', 'customer-42');
+    await page.fill('#decisions-form input[name=since]', since);
+    await page.fill('#decisions-form input[name=until]', until);
+    await page.click('#decisions-form button[type=submit]');
+    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-decision')))).toEqual(expected.map((d: { decision_id: string }) => d.decision_id));
+    expect(await column(2)).toEqual(['permit', 'DENY', 'DENY', 'pending', 'permit', 'DENY']);
+    expect(await column(3)).toEqual(['chatbot', 'refund-bot', 'chatbot', 'refund-bot', 'refund-bot', 'chatbot']);
+    expect(await column(5)).toEqual(Array(6).fill('crm-refunds v1'));
+    expect(await column(7)).toEqual(['order/44', 'order/42', 'order/42', 'order/43', 'order/42', 'order/42']);
+    expect(await column(8)).toEqual(['—', 'action_not_allowed', 'intent_mismatch suspended the task', 'approval_required', '—', 'intent_mismatch']);
+    expect(await column(9)).toEqual(['revoked', '—', '—', '—', 'active', '—']);
+    // The refusals carry their reasons; only the one that reached the threshold is marked as suspending its task.
+    const row = (id: string) => page.locator(`#decisions-table tr[data-decision="${id}"]`);
+    expect(await row(mismatch.body.decision_id).locator('td:nth-child(8)').textContent()).toBe('intent_mismatch');
+    expect(await row(suspending.body.decision_id).locator('td:nth-child(8)').textContent()).toBe('intent_mismatch suspended the task');
+    expect(await row(unknownAction.body.decision_id).locator('td:nth-child(8)').textContent()).toBe('action_not_allowed');
+    expect(await page.locator('#decisions-table .badge.drift').count()).toBe(1);
+    expect(await row(suspending.body.decision_id).getAttribute('class')).toBe('outcome-deny');
+    const answer = '6 decisions: 2 permitted (chatbot, refund-bot; 1 lease still active), 3 refused (refund-bot, chatbot), 1 sent to a reviewer.';
+    expect(await summary()).toBe(answer);
+    expect(await page.locator('#decisions-more').isHidden()).toBe(true);
+
+    // The search is kept in the URL fragment, filters only (never the key): a link to this answer.
+    const link = page.url();
+    const filters = new URLSearchParams({ boundary: 'crm-refunds', subject: 'customer-42', since: new Date(mark).toISOString(), until: new Date(mark + 3600e3).toISOString() });
+    expect(new URL(link).hash).toBe(`#decisions?${filters}`);
+    expect(link).not.toContain(reviewerKey);
+
+    // Who was refused, only.
+    await page.selectOption('#decisions-form select[name=outcome]', 'deny');
+    await page.click('#decisions-form button[type=submit]');
+    await expect.poll(summary).toBe('3 decisions: 0 permitted (nobody; 0 leases still active), 3 refused (refund-bot, chatbot).');
+    expect(await column(2)).toEqual(['DENY', 'DENY', 'DENY']);
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-decision')))).toEqual([unknownAction.body.decision_id, suspending.body.decision_id, mismatch.body.decision_id]);
+
+    // Until the window opened: only the early refund.
+    await page.selectOption('#decisions-form select[name=outcome]', '');
+    await page.fill('#decisions-form input[name=since]', '');
+    await page.fill('#decisions-form input[name=until]', since);
+    await page.click('#decisions-form button[type=submit]');
+    await expect.poll(summary).toBe('1 decision: 1 permitted (chatbot; 1 lease still active), 0 refused (nobody).');
+    expect(await column(7)).toEqual(['order/40']);
+
+    // A range that ends before it starts: the API's 400, said where the search is, and no rows.
+    await page.fill('#decisions-form input[name=since]', until);
+    await page.click('#decisions-form button[type=submit]');
+    await expect.poll(summary).toBe('invalid_request: since: must be before until');
+    expect(await page.locator('#decisions-message').getAttribute('class')).toBe('message error');
+    expect(await rows.count()).toBe(0);
+    problems.length = 0;
+
+    // Unfiltered, the list is longer than a page: the summary says the counts are of what is loaded.
+    for (const name of ['boundary', 'subject', 'since', 'until']) await page.fill(`#decisions-form input[name=${name}]`, '');
+    await page.click('#decisions-form button[type=submit]');
+    await expect.poll(() => rows.count()).toBe(25);
+    expect(await summary()).toMatch(/^25 decisions: .* Older decisions match too: these counts are of the newest shown; load older ones to count them\.$/);
+    await page.click('#decisions-more');
+    await expect.poll(() => rows.count()).toBeGreaterThan(25);
+    expect(await summary()).toMatch(new RegExp(`^${await rows.count()} decisions: `));
+
+    // The link answers the question again: followed within the page, and opened afresh (a reload keeps this tab's key).
+    await page.goto(link);
+    await expect.poll(summary).toBe(answer);
+    expect(await page.inputValue('#decisions-form input[name=since]')).toBe(since);
+    await page.reload();
+    await page.locator('#app').waitFor({ state: 'visible' });
+    await expect.poll(summary).toBe(answer);
+    expect(await rows.count()).toBe(6);
+    for (const [name, value] of [['boundary', 'crm-refunds'], ['subject', 'customer-42'], ['since', since], ['until', until]]) {
+      expect(await page.inputValue(`#decisions-form input[name=${name}]`)).toBe(value);
+    }
+    expect(await page.inputValue('#decisions-form select[name=outcome]')).toBe('');
+
+    // The same subject's leases at the boundary: the early refund's and refund-bot's still active, chatbot's revoked.
+    await page.fill('#leases-form input[name=boundary]', 'crm-refunds');
+    await page.fill('#leases-form input[name=subject]', 'customer-42');
+    await page.click('#leases-form button[type=submit]');
+    await expect.poll(() => page.locator('#leases-table tbody tr .badge').allTextContents()).toEqual(['revoked', 'active', 'active']);
+    // A refused row's task opens its timeline: the two refusals and the suspension they caused.
+    await row(suspending.body.decision_id).locator(`[data-task="${chat}"]`).click();
+    await expect.poll(() => page.locator('#timeline-events li[data-kind="task.drift_suspended"]').count()).toBe(1);
+    expect(await page.locator('#timeline-events li[data-kind="decision.deny"]').count()).toBe(2);
   });
 
   it('takes a full-page screenshot, and has logged no error and no CSP violation', async () => {

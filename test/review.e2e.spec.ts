@@ -121,6 +121,9 @@ describe('review filters', () => {
       ['action=Refund', 'action'],
       ['action=refund%20all', 'action'],
       ['subjects=customer-42', 'subjects'],
+      // A window that ends before (or where) it starts is a mistake, not an empty answer.
+      ['since=2026-11-25&until=2026-11-24', 'since'],
+      ['since=2026-11-24T00:00:00Z&until=2026-11-24', 'since'],
     ];
     for (const path of ['/v1/leases', '/v1/decisions']) {
       for (const [query, field] of cases) {
@@ -128,6 +131,11 @@ describe('review filters', () => {
         expect(response.status, `${path}?${query}`).toBe(400);
         expect(response.body).toMatchObject({ error: 'invalid_request', field });
       }
+    }
+    for (const path of ['/v1/approvals', '/v1/audit']) {
+      const response = await asReviewer('GET', `${path}?since=2026-11-25T12:00:00%2B01:00&until=2026-11-25T10:00:00Z`);
+      expect(response.status, path).toBe(400);
+      expect(response.body).toMatchObject({ error: 'invalid_request', error_description: 'since: must be before until', field: 'since' });
     }
     const after = await rows<{ n: number }>('SELECT (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM decisions) AS n');
     expect(after).toEqual(before);

@@ -119,9 +119,10 @@ function taskLink(taskId) {
   return button;
 }
 
-function table(columns, rows, className = '') {
+/** `rowOptions(row)` gives a row its class and attributes (el's options), e.g. to mark refusals. */
+function table(columns, rows, className = '', rowOptions = () => ({})) {
   const head = el('tr', {}, columns.map((column) => el('th', { text: column.label })));
-  const body = rows.map((row) => el('tr', {}, columns.map((column) => {
+  const body = rows.map((row) => el('tr', rowOptions(row), columns.map((column) => {
     const value = column.cell(row);
     return value instanceof Node ? el('td', {}, [value]) : el('td', { text: asText(value), className: column.className });
   })));
@@ -164,7 +165,10 @@ function signOut(message) {
   $('app').hidden = true;
   $('nav').hidden = true;
   $('who').hidden = true;
-  for (const id of ['approvals-list', 'denials-chart', 'denials-legend', 'leases-table', 'timeline-task', 'timeline-events', 'audit-status']) $(id).replaceChildren();
+  for (const id of ['approvals-list', 'denials-chart', 'denials-legend', 'decisions-table', 'leases-table', 'timeline-task', 'timeline-events', 'audit-status']) $(id).replaceChildren();
+  // The searches' summaries name workloads: gone with the rows.
+  for (const id of ['decisions-message', 'leases-message']) show($(id), '');
+  for (const id of ['decisions-more', 'leases-more']) $(id).hidden = true;
   $('sign-in').hidden = false;
   const error = $('sign-in-error');
   error.textContent = message ?? '';
@@ -184,6 +188,7 @@ function refreshAll() {
   loadAudit();
   loadApprovals();
   drawDenials();
+  searchDecisions();
   searchLeases();
 }
 
@@ -414,9 +419,173 @@ function formatSpan(ms) {
   return hours < 24 ? `${hours} hour${hours === 1 ? '' : 's'}` : `${hours / 24} day${hours === 24 ? '' : 's'}`;
 }
 
-// --- Lease search ---------------------------------------------------------------------------------------
+// --- Filtered, paged searches (decisions and leases) ------------------------------------------------------
 
-let leaseFilters = {};
+/**
+ * A filter form's named fields as a review query: text trimmed (empty means no filter), and the
+ * datetime-local fields, which the browser gives in its own time zone, sent as UTC instants.
+ */
+function formFilters(form) {
+  const filters = {};
+  for (const field of form.elements) {
+    if (!field.name) continue;
+    const value = field.value.trim();
+    filters[field.name] = field.type === 'datetime-local' ? localToIso(value) : value;
+  }
+  return filters;
+}
+
+function localToIso(value) {
+  if (!value) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? value : date.toISOString();
+}
+
+/** An instant as a datetime-local field shows it: this browser's wall-clock time, to the second. */
+function isoToLocal(value) {
+  const date = new Date(value);
+  if (!value || Number.isNaN(date.getTime())) return '';
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+}
+
+/**
+ * One search over a review list route: the form `<name>-form` filters, rows go into `<name>-table`,
+ * `<name>-more` appends the next page with the route's cursor, and `<name>-message` says what the
+ * loaded rows show (`describe(items, more)`) or the API's error. Returns the search, to run again.
+ *
+ * With `linked`, a search the reviewer submits is kept in the URL fragment (`#<name>?boundary=…`),
+ * and such a fragment fills the form: a link to the answer. Only the filters go there; the key never
+ * does, and a fragment is not sent to any server.
+ */
+function pagedSearch({ name, route, columns, describe, rowOptions, pageSize = 25, linked = false }) {
+  const form = $(`${name}-form`);
+  const message = $(`${name}-message`);
+  const holder = $(`${name}-table`);
+  const more = $(`${name}-more`);
+  let filters = {};
+  let items = [];
+  // A page that comes back after a newer search started belongs to nothing on screen.
+  let generation = 0;
+
+  async function load(cursor) {
+    const asked = generation;
+    more.disabled = true;
+    let page;
+    try {
+      page = await api('GET', `${route}${query({ ...filters, limit: pageSize, cursor })}`);
+    } catch (error) {
+      if (asked !== generation) return;
+      show(message, explain(error), 'error');
+      more.hidden = true;
+      return;
+    } finally {
+      more.disabled = false;
+    }
+    if (asked !== generation) return;
+    items = [...items, ...page.items];
+    const rows = table(columns, page.items, name, rowOptions);
+    const body = holder.querySelector('tbody');
+    if (body) body.append(...rows.querySelector('tbody').children);
+    else holder.replaceChildren(rows);
+    show(message, describe(items, Boolean(page.next_cursor)));
+    more.hidden = !page.next_cursor;
+    more.onclick = () => load(page.next_cursor);
+  }
+
+  async function search(event) {
+    event?.preventDefault();
+    generation++;
+    filters = formFilters(form);
+    if (linked && event) history.replaceState(null, '', `#${name}${query(filters)}`);
+    items = [];
+    holder.replaceChildren();
+    more.hidden = true;
+    await load();
+    if (scrollOnce) {
+      scrollOnce = false;
+      $(name).scrollIntoView({ block: 'start' });
+    }
+  }
+
+  /** Fills the form from a `#<name>?…` fragment; says whether there was one. */
+  function restore() {
+    const prefix = `#${name}?`;
+    if (!linked || !location.hash.startsWith(prefix)) return false;
+    const params = new URLSearchParams(location.hash.slice(prefix.length));
+    for (const field of form.elements) {
+      if (!field.name) continue;
+      const value = params.get(field.name) ?? '';
+      field.value = field.type === 'datetime-local' ? isoToLocal(value) : value;
+    }
+    return true;
+  }
+
+  form.addEventListener('submit', search);
+  // Opened from a link: the answer is what the reviewer came for, so the first search scrolls to it.
+  let scrollOnce = restore();
+  // A link followed within the page (or a fragment edited by hand) searches again, when signed in.
+  window.addEventListener('hashchange', () => {
+    if (!restore() || !apiKey()) return;
+    scrollOnce = true;
+    search();
+  });
+  return search;
+}
+
+function plural(n, noun) {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+// --- Decisions: who could call a tool, for whom, and who was refused ---------------------------------------
+
+const OUTCOME_LABELS = { permit: 'permit', deny: 'DENY', pending: 'pending' };
+
+const DECISION_COLUMNS = [
+  { label: 'time', cell: (d) => time(d.at) },
+  { label: 'outcome', cell: (d) => badge(OUTCOME_LABELS[d.outcome] ?? d.outcome, d.outcome) },
+  { label: 'workload', cell: (d) => d.workload_id },
+  { label: 'task', cell: (d) => taskLink(d.task_id) },
+  { label: 'boundary', cell: (d) => (d.boundary_id ? `${d.boundary_id} v${d.boundary_version}` : null) },
+  { label: 'action', cell: (d) => d.action },
+  { label: 'resource', cell: (d) => d.resource },
+  { label: 'reasons', cell: (d) => reasonsOf(d) },
+  { label: 'lease', cell: (d) => (d.lease_state ? el('span', { title: d.lease_id ?? '', attrs: { 'data-lease': d.lease_id ?? '' } }, [badge(d.lease_state)]) : null) },
+];
+
+function reasonsOf(decision) {
+  if (decision.reasons.length === 0) return null;
+  const reasons = el('span', { className: 'reasons', text: decision.reasons.join(', ') });
+  // The refusal that reached the drift threshold ended its task: the one a reviewer looks for first.
+  if (decision.drift !== 'suspended_task') return reasons;
+  return el('span', {}, [reasons, ' ', el('span', { className: 'badge drift', text: 'suspended the task', title: 'this denial reached the drift threshold and suspended its task' })]);
+}
+
+/** The reviewer's answer in one line, as `tollgate decisions ls` prints it, over the rows loaded so far. */
+function decisionSummary(items, more) {
+  if (items.length === 0) return 'No decision matches: nobody asked.';
+  const permits = items.filter((d) => d.outcome === 'permit');
+  const live = permits.filter((d) => d.lease_state === 'active').length;
+  const denied = items.filter((d) => d.outcome === 'deny');
+  const pending = items.filter((d) => d.outcome === 'pending').length;
+  const workloads = (list) => [...new Set(list.map((d) => d.workload_id))].join(', ') || 'nobody';
+  return (
+    `${plural(items.length, 'decision')}: ${permits.length} permitted (${workloads(permits)}; ${plural(live, 'lease')} still active), ` +
+    `${denied.length} refused (${workloads(denied)})${pending > 0 ? `, ${pending} sent to a reviewer` : ''}.` +
+    (more ? ' Older decisions match too: these counts are of the newest shown; load older ones to count them.' : '')
+  );
+}
+
+// A module script runs after the page is parsed: the forms are there to bind.
+const searchDecisions = pagedSearch({
+  name: 'decisions',
+  route: '/v1/decisions',
+  columns: DECISION_COLUMNS,
+  describe: decisionSummary,
+  rowOptions: (d) => ({ className: `outcome-${d.outcome}`, attrs: { 'data-decision': d.decision_id } }),
+  linked: true,
+});
+
+// --- Lease search ---------------------------------------------------------------------------------------
 
 const LEASE_COLUMNS = [
   { label: 'issued', cell: (l) => time(l.issued_at) },
@@ -431,53 +600,11 @@ const LEASE_COLUMNS = [
   { label: 'expires / revoked', cell: (l) => (l.revoked_at ? `${time(l.revoked_at)} (${l.revoke_reason ?? 'revoked'})` : time(l.expires_at)) },
 ];
 
-function localToIso(value) {
-  if (!value) return undefined;
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? value : date.toISOString();
+function leaseSummary(items, more) {
+  return items.length === 0 ? 'No lease matches.' : `${plural(items.length, 'lease')}${more ? ' (more below)' : ''}.`;
 }
 
-async function searchLeases(event) {
-  event?.preventDefault();
-  const form = $('leases-form');
-  const field = (name) => form.elements[name].value.trim();
-  leaseFilters = {
-    task: field('task'),
-    workload: field('workload'),
-    boundary: field('boundary'),
-    tool: field('tool'),
-    subject: field('subject'),
-    action: field('action'),
-    state: field('state'),
-    since: localToIso(field('since')),
-    until: localToIso(field('until')),
-    limit: 25,
-  };
-  $('leases-table').replaceChildren();
-  await moreLeases();
-}
-
-async function moreLeases(cursor) {
-  const message = $('leases-message');
-  const more = $('leases-more');
-  let page;
-  try {
-    page = await api('GET', `/v1/leases${query({ ...leaseFilters, cursor })}`);
-  } catch (error) {
-    show(message, explain(error), 'error');
-    more.hidden = true;
-    return;
-  }
-  const holder = $('leases-table');
-  const rows = table(LEASE_COLUMNS, page.items, 'leases');
-  const body = holder.querySelector('tbody');
-  if (body) body.append(...rows.querySelector('tbody').children);
-  else holder.replaceChildren(rows);
-  const shown = holder.querySelector('tbody').children.length;
-  show(message, shown === 0 ? 'No lease matches.' : `${shown} lease${shown === 1 ? '' : 's'}${page.next_cursor ? ' (more below)' : ''}.`);
-  more.hidden = !page.next_cursor;
-  more.onclick = () => moreLeases(page.next_cursor);
-}
+const searchLeases = pagedSearch({ name: 'leases', route: '/v1/leases', columns: LEASE_COLUMNS, describe: leaseSummary });
 
 // --- Task timeline ---------------------------------------------------------------------------------------
 
@@ -556,7 +683,6 @@ function start() {
   $('sign-out').addEventListener('click', () => signOut('Signed out: the key is forgotten.'));
   $('refresh').addEventListener('click', refreshAll);
   $('denials-form').addEventListener('submit', drawDenials);
-  $('leases-form').addEventListener('submit', searchLeases);
   $('timeline-form').addEventListener('submit', loadTimeline);
   if (apiKey()) enter();
   else signOut();

@@ -442,14 +442,22 @@ const callFilters = {
   action: action.optional(),
 };
 
-export const leaseQuery = z.strictObject({
-  ...reviewFilters,
-  ...callFilters,
-  state: z.enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired']).optional(),
-});
-export const decisionQuery = z.strictObject({ ...reviewFilters, ...callFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() });
+/** A window that ends before it starts would only ever answer "nothing": say so instead of an empty page. */
+const sinceBeforeUntil = (filter: { since?: Date | undefined; until?: Date | undefined }) => !filter.since || !filter.until || filter.since < filter.until;
+const SINCE_BEFORE_UNTIL = { message: 'must be before until', path: ['since'] };
 
-export const approvalQuery = z.strictObject({ ...reviewFilters, status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional() });
+export const leaseQuery = z
+  .strictObject({
+    ...reviewFilters,
+    ...callFilters,
+    state: z.enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired']).optional(),
+  })
+  .refine(sinceBeforeUntil, SINCE_BEFORE_UNTIL);
+export const decisionQuery = z.strictObject({ ...reviewFilters, ...callFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() }).refine(sinceBeforeUntil, SINCE_BEFORE_UNTIL);
+
+export const approvalQuery = z
+  .strictObject({ ...reviewFilters, status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional() })
+  .refine(sinceBeforeUntil, SINCE_BEFORE_UNTIL);
 
 /** POST /v1/admin/{leases|tasks}/{id}/revoke: why, for the audit log (the lease keeps its reason code). */
 export const revokeBody = z.strictObject({ reason: cleanText(1024).optional() });
@@ -471,15 +479,17 @@ export function encodeSeqCursor(seq: string): string {
   return Buffer.from(seq, 'utf8').toString('base64url');
 }
 
-export const auditQuery = z.strictObject({
-  task: reviewFilters.task,
-  workload: reviewFilters.workload.describe('events the workload caused, and events about its tasks'),
-  kind: z.enum(AUDIT_KINDS).optional(),
-  since: reviewFilters.since,
-  until: reviewFilters.until,
-  limit,
-  cursor: seqCursor.optional(),
-});
+export const auditQuery = z
+  .strictObject({
+    task: reviewFilters.task,
+    workload: reviewFilters.workload.describe('events the workload caused, and events about its tasks'),
+    kind: z.enum(AUDIT_KINDS).optional(),
+    since: reviewFilters.since,
+    until: reviewFilters.until,
+    limit,
+    cursor: seqCursor.optional(),
+  })
+  .refine(sinceBeforeUntil, SINCE_BEFORE_UNTIL);
 
 /** Approve or deny: who decided is the API key; why is required. */
 export const approvalDecisionBody = z.strictObject({ reason: cleanText(1024) });
