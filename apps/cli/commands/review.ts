@@ -85,20 +85,35 @@ function describeFilters(query: Query): string {
   return parts.length === 0 ? 'all' : parts.join(', ');
 }
 
-export async function leasesLs(io: Io, args: string[]): Promise<number> {
-  const command = new Command('leases ls', io, args, { ...FILTERS, state: { type: 'string' } });
+/**
+ * The part `leases ls` and `decisions ls` share: parse the filters, page through the route, and
+ * answer --json or an empty list directly. Undefined when that is all there is to print.
+ */
+async function listing<T>(
+  io: Io,
+  args: string[],
+  spec: { name: string; route: string; filter: 'state' | 'outcome'; title: string; empty: string },
+): Promise<{ command: Command<typeof FILTERS>; items: T[]; more: boolean } | undefined> {
+  const command = new Command(spec.name, io, args, { ...FILTERS, [spec.filter]: { type: 'string' } });
   command.expectPositionals();
-  const { query, limit, all } = listQuery(command, ['state']);
-  const { items, more } = await collect<Lease>(command, '/v1/leases', query, limit, all);
+  const { query, limit, all } = listQuery(command, [spec.filter]);
+  const { items, more } = await collect<T>(command, spec.route, query, limit, all);
   if (command.json) {
     command.printJson({ items, more });
-    return 0;
+    return undefined;
   }
-  command.print(`Leases (${describeFilters(query)}), newest first:`);
+  command.print(`${spec.title} (${describeFilters(query)}), newest first:`);
   if (items.length === 0) {
-    command.print('No leases.');
-    return 0;
+    command.print(spec.empty);
+    return undefined;
   }
+  return { command, items, more };
+}
+
+export async function leasesLs(io: Io, args: string[]): Promise<number> {
+  const list = await listing<Lease>(io, args, { name: 'leases ls', route: '/v1/leases', filter: 'state', title: 'Leases', empty: 'No leases.' });
+  if (!list) return 0;
+  const { command, items, more } = list;
   command.print(
     table(
       ['ISSUED', 'STATE', 'WORKLOAD', 'TASK', 'BOUNDARY', 'ACTION', 'RESOURCE', 'EXPIRES', 'REVOKE REASON', 'LEASE'],
@@ -111,19 +126,9 @@ export async function leasesLs(io: Io, args: string[]): Promise<number> {
 }
 
 export async function decisionsLs(io: Io, args: string[]): Promise<number> {
-  const command = new Command('decisions ls', io, args, { ...FILTERS, outcome: { type: 'string' } });
-  command.expectPositionals();
-  const { query, limit, all } = listQuery(command, ['outcome']);
-  const { items, more } = await collect<Decision>(command, '/v1/decisions', query, limit, all);
-  if (command.json) {
-    command.printJson({ items, more });
-    return 0;
-  }
-  command.print(`Decisions (${describeFilters(query)}), newest first:`);
-  if (items.length === 0) {
-    command.print('No decisions: nobody asked.');
-    return 0;
-  }
+  const list = await listing<Decision>(io, args, { name: 'decisions ls', route: '/v1/decisions', filter: 'outcome', title: 'Decisions', empty: 'No decisions: nobody asked.' });
+  if (!list) return 0;
+  const { command, items, more } = list;
   command.print(
     table(
       ['TIME', 'OUTCOME', 'WORKLOAD', 'TASK', 'BOUNDARY', 'ACTION', 'RESOURCE', 'REASONS', 'LEASE'],
