@@ -18,6 +18,7 @@ import { TaskContext1764116160000 } from './1764116160000-task-context.js';
 import { CedarApprovals1764116220000 } from './1764116220000-cedar-approvals.js';
 import { WorkloadRateLimits1764116280000 } from './1764116280000-workload-rate-limits.js';
 import { AuditChain1764116340000 } from './1764116340000-audit-chain.js';
+import { ApprovalEvents1764116460000 } from './1764116460000-approval-events.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -41,4 +42,5 @@ export const migrations = [
   CedarApprovals1764116220000,
   WorkloadRateLimits1764116280000,
   AuditChain1764116340000,
+  ApprovalEvents1764116460000,
 ];

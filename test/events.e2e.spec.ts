@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
-import { asAdmin, registerBot, startWithBot, type Bot } from './support/scenario.js';
+import { asAdmin, putBoundary, registerBot, startWithBot, type Bot } from './support/scenario.js';
 
 interface Received {
   id: string;
@@ -118,6 +118,78 @@ describe('GET /v1/events', () => {
     expect(((await bad.json()) as { error: string }).error).toBe('invalid_request');
     expect((await call(broker.url, 'GET', '/v1/events?last_event_id=-1', { token: broker.adminKey })).status).toBe(400);
     expect((await call(broker.url, 'GET', '/v1/events?from=1', { token: broker.adminKey })).status).toBe(400);
+  });
+});
+
+describe('approval events', () => {
+  const PAY = 'https://pay.acme.test';
+  const REFUND = { boundary: 'payments', action: 'refund:create', resource: 'order/1001' };
+
+  it('reach reviewers as a request waits and is decided, in order and resumable, and never a resource server', async () => {
+    const admin = asAdmin(broker);
+    await putBoundary(broker, 'payments', {
+      tool: PAY,
+      actions: ['refund:create'],
+      intents: ['order_status', 'refund_request'],
+      approval: { when: 'context.params.amount > 100' },
+    });
+    const reviewer = (await admin('POST', '/v1/admin/api-keys', { role: 'reviewer', label: 'on-call' })).body as { key: string };
+    const rsKey = (await admin('POST', '/v1/admin/api-keys', { role: 'resource_server', audience: PAY })).body as { key: string };
+    const asReviewer = { authorization: `Bearer ${reviewer.key}` };
+    const watching = subscribe(broker, asReviewer);
+    const resourceServer = subscribe(broker, { authorization: `Bearer ${rsKey.key}` });
+    await Promise.all([watching.opened, resourceServer.opened]);
+    expect([watching.status(), resourceServer.status()]).toEqual([200, 200]);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the streams start from "now"
+
+    const taskId = await bot.openTask();
+    const pending = await bot.credential(taskId, { ...REFUND, params: { amount: 150, note: 'card ending 4242' } });
+    expect(pending.status, JSON.stringify(pending.body)).toBe(202);
+    const approvalId = pending.body.approval_id as string;
+
+    const [requested] = await watching.until(1);
+    expect(requested!.event).toBe('approval.requested');
+    // Exactly these fields: nothing of the params (user data) rides on the stream.
+    expect(requested!.data).toEqual({ type: 'approval.requested', approval_id: approvalId, task_id: taskId, workload_id: 'chatbot', boundary_id: 'payments', at: expect.any(String) });
+    expect(Number.isNaN(Date.parse(requested!.data.at as string))).toBe(false);
+    await watching.close();
+
+    // Repeating the request while it waits asks no second approval, so announces nothing.
+    expect((await bot.credential(taskId, { ...REFUND, params: { amount: 150, note: 'card ending 4242' } })).status).toBe(202);
+    const approved = await call(broker.url, 'POST', `/v1/approvals/${approvalId}/approve`, { token: reviewer.key, json: { reason: 'called the customer at +1 555 0100' } });
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    const granted = await bot.credential(taskId, { ...REFUND, params: { amount: 150, note: 'card ending 4242' }, approval_id: approvalId });
+    expect(granted.status, JSON.stringify(granted.body)).toBe(201);
+
+    const other = await bot.openTask();
+    const second = await bot.credential(other, { ...REFUND, params: { amount: 500 } });
+    expect(second.status).toBe(202);
+    expect((await call(broker.url, 'POST', `/v1/approvals/${second.body.approval_id}/deny`, { token: reviewer.key, json: { reason: 'too much' } })).status).toBe(200);
+    await bot.call('POST', `/v1/tasks/${taskId}/complete`);
+
+    // Resumed after approval.requested: the decision comes next, then the rest, in order.
+    const resumed = subscribe(broker, { ...asReviewer, 'last-event-id': requested!.id });
+    const missed = await resumed.until(5);
+    await resumed.close();
+    expect(missed.map((e) => [e.event, e.data.approval_id ?? e.data.lease_id])).toEqual([
+      ['approval.approved', approvalId],
+      ['approval.requested', second.body.approval_id],
+      ['approval.denied', second.body.approval_id],
+      ['lease.revoked', granted.body.lease_id],
+      ['task.ended', null],
+    ]);
+    expect(Number(missed[0]!.id)).toBeGreaterThan(Number(requested!.id));
+    expect(missed.map((e) => Number(e.id))).toEqual([...missed.map((e) => Number(e.id))].sort((a, b) => a - b));
+    // The reviewer's reason is free text: it stays at GET /v1/approvals/{id}.
+    expect(missed[0]!.data).toEqual({ type: 'approval.approved', approval_id: approvalId, task_id: taskId, workload_id: 'chatbot', boundary_id: 'payments', at: expect.any(String) });
+    expect(JSON.stringify(missed)).not.toContain('555');
+    expect(JSON.stringify(missed)).not.toContain('4242');
+
+    // The resource server heard only its own lease's revocation: its stream is alive, and no approval is on it.
+    const heard = await resourceServer.until(1);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await resourceServer.close();
+    expect(heard.map((e) => [e.event, e.data.lease_id])).toEqual([['lease.revoked', granted.body.lease_id]]);
   });
 });
 

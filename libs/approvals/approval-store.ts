@@ -59,7 +59,8 @@ export class ApprovalStore {
 
   /**
    * A pending decision and its audit event, in one statement; with `created`, also the new
-   * approval row it asks for. Without it the request repeats an approval that is still pending.
+   * approval row it asks for and its approval.requested event (GET /v1/events). Without it the
+   * request repeats an approval that is still pending, and reviewers have heard of it already.
    */
   async recordPending(decision: DecisionRecord, approvalId: string, created: NewApproval | undefined): Promise<void> {
     await this.sql.query(
@@ -75,7 +76,10 @@ export class ApprovalStore {
          SELECT $12::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, $8::jsonb, $13::text, $9::text, $14::text,
                 'pending', d.id, to_timestamp($11::float8 / 1000), to_timestamp($15::float8 / 1000)
            FROM d WHERE $16::boolean
-         RETURNING id
+         RETURNING id, task_id, workload_id, boundary_id
+       ), requested AS (
+         INSERT INTO revocation_events (type, approval_id, task_id, workload_id, boundary_id, reason)
+         SELECT 'approval.requested', id, task_id, workload_id, boundary_id, 'approval_required' FROM ap
        )
        INSERT INTO audit_events (id, kind, actor, task_id, data)
        SELECT $17::uuid, 'credential.pending', 'workload:' || $3::text, $2::uuid, $18::jsonb FROM d`,
@@ -106,15 +110,22 @@ export class ApprovalStore {
   /**
    * Approves or denies a pending approval that is still open (not expired, its task active with the
    * same intent); returns it, or undefined when it was not open. The row lock makes two reviewers
-   * deciding at once settle on one verdict.
+   * deciding at once settle on one verdict. The approval.approved / approval.denied event is
+   * written by the same statement, without the reviewer's reason (free text).
    */
   async decide(tx: Sql, id: string, verdict: 'approved' | 'denied', actor: string, reason: string): Promise<Approval | undefined> {
     const { rows } = await tx.query<{ id: string }>(
-      `UPDATE approvals a SET status = $2, decided_at = now(), decided_by = $3, reason = $4
-         FROM tasks t
-        WHERE a.id = $1 AND t.id = a.task_id AND a.status = 'pending' AND a.expires_at > now()
-          AND t.state = 'active' AND t.expires_at > now() AND t.intent = a.intent
-        RETURNING a.id`,
+      `WITH decided AS (
+         UPDATE approvals a SET status = $2, decided_at = now(), decided_by = $3, reason = $4
+           FROM tasks t
+          WHERE a.id = $1 AND t.id = a.task_id AND a.status = 'pending' AND a.expires_at > now()
+            AND t.state = 'active' AND t.expires_at > now() AND t.intent = a.intent
+          RETURNING a.id, a.task_id, a.workload_id, a.boundary_id
+       ), announced AS (
+         INSERT INTO revocation_events (type, approval_id, task_id, workload_id, boundary_id, reason)
+         SELECT 'approval.' || $2::text, id, task_id, workload_id, boundary_id, $2::text FROM decided
+       )
+       SELECT id FROM decided`,
       [id, verdict, actor, reason],
     );
     return rows[0] ? this.find(id, tx) : undefined;

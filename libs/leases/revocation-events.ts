@@ -1,17 +1,32 @@
 import type { Database } from '../db/database.js';
 
-/** What a resource server hears about: something it may hold a credential for died. */
+/** Events about approvals, for reviewers (never a resource server: it has no part in approvals). */
+export const APPROVAL_EVENT_TYPES = ['approval.requested', 'approval.approved', 'approval.denied'] as const;
+export type ApprovalEventType = (typeof APPROVAL_EVENT_TYPES)[number];
+
+/**
+ * What the events stream carries: something a credential may be held for died (what a resource
+ * server hears about), or an approval was asked for or decided (what a reviewer waits for).
+ */
 export interface RevocationEvent {
   /** Delivery position: resume after it with Last-Event-ID. */
   seq: string;
   /** lease.revoke_failed: a credential at a source could not be revoked there after every retry (still retried daily). */
-  type: 'lease.revoked' | 'task.ended' | 'workload.revoked' | 'lease.revoke_failed';
+  type: 'lease.revoked' | 'task.ended' | 'workload.revoked' | 'lease.revoke_failed' | ApprovalEventType;
   leaseId: string | null;
+  approvalId: string | null;
+  boundaryId: string | null;
   taskId: string | null;
   workloadId: string | null;
   reason: string;
   at: Date;
 }
+
+/**
+ * `seq` leaves as text (a bigint past 2^53 would not survive a JS number), so the queries order by
+ * `revocation_events.seq`: a bare `ORDER BY seq` would sort the text ("10" before "8").
+ */
+const EVENT_COLUMNS = 'seq::text AS seq, type, lease_id, approval_id, boundary_id, task_id, workload_id, reason, at';
 
 /** An arbitrary constant: the advisory lock of whichever replica is giving events their order. */
 const SEQUENCER_LOCK = 0x70_11_6a_7f;
@@ -47,20 +62,21 @@ export class RevocationEventLog {
   /**
    * Events after a position, in order. With `audience` (a resource server's stream), only the
    * lease.revoked events of leases for that tool: task.ended and workload.revoked carry no tool, and
-   * every live lease they end has its own lease.revoked event anyway.
+   * every live lease they end has its own lease.revoked event anyway; approval events carry none
+   * either, so a resource server never sees them. This is the one place the stream is filtered.
    */
   async after(seq: string, limit = 500, audience?: string): Promise<RevocationEvent[]> {
     const { rows } =
       audience === undefined
         ? await this.db.query<EventRow>(
-            `SELECT seq::text AS seq, type, lease_id, task_id, workload_id, reason, at FROM revocation_events
-              WHERE seq > $1::bigint ORDER BY seq LIMIT $2`,
+            `SELECT ${EVENT_COLUMNS} FROM revocation_events
+              WHERE seq > $1::bigint ORDER BY revocation_events.seq LIMIT $2`,
             [seq, limit],
             'tollgate_events_after',
           )
         : await this.db.query<EventRow>(
-            `SELECT seq::text AS seq, type, lease_id, task_id, workload_id, reason, at FROM revocation_events
-              WHERE audience = $3 AND seq > $1::bigint ORDER BY seq LIMIT $2`,
+            `SELECT ${EVENT_COLUMNS} FROM revocation_events
+              WHERE audience = $3 AND seq > $1::bigint ORDER BY revocation_events.seq LIMIT $2`,
             [seq, limit, audience],
             'tollgate_events_after_for_audience',
           );
@@ -68,6 +84,8 @@ export class RevocationEventLog {
       seq: row.seq,
       type: row.type,
       leaseId: row.lease_id,
+      approvalId: row.approval_id,
+      boundaryId: row.boundary_id,
       taskId: row.task_id,
       workloadId: row.workload_id,
       reason: row.reason,
@@ -86,6 +104,8 @@ interface EventRow {
   seq: string;
   type: RevocationEvent['type'];
   lease_id: string | null;
+  approval_id: string | null;
+  boundary_id: string | null;
   task_id: string | null;
   workload_id: string | null;
   reason: string;

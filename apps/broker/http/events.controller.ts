@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { audienceScope } from '../../../libs/identity/api-key.js';
 import { ApiKeys } from '../../../libs/identity/api-keys.js';
-import { RevocationEventLog, type RevocationEvent } from '../../../libs/leases/revocation-events.js';
+import { APPROVAL_EVENT_TYPES, RevocationEventLog, type ApprovalEventType, type RevocationEvent } from '../../../libs/leases/revocation-events.js';
 import { apiKeyOf, bearer, EventsGuard } from './auth.js';
 import { ApiRoute } from './openapi.js';
 import { parse } from './schemas.js';
@@ -16,15 +16,16 @@ const eventsQuery = z.strictObject({ last_event_id: position.optional() });
 const EVENT_STREAM = {
   contentType: 'text/event-stream',
   description:
-    'One event per revocation: `id` (the position to resume after), `event` (lease.revoked, task.ended, workload.revoked, or lease.revoke_failed: a credential at its source (Vault) that could not be revoked there after every retry) and `data`, a JSON object {type, lease_id, jti, task_id, workload_id, reason, at}. Comment lines keep the connection alive.',
+    'One event per revocation or approval step: `id` (the position to resume after), `event` and `data`, a JSON object. Revocations (lease.revoked, task.ended, workload.revoked, or lease.revoke_failed: a credential at its source (Vault) that could not be revoked there after every retry): {type, lease_id, jti, task_id, workload_id, reason, at}. Approvals, to admin and reviewer keys only (approval.requested: a credential request now waits for a reviewer; approval.approved, approval.denied): {type, approval_id, task_id, workload_id, boundary_id, at}; the rest is at GET /v1/approvals/{id}. Approvals that expire or whose task ends send no event. Comment lines keep the connection alive.',
 };
 
 /**
  * GET /v1/events: Server-Sent Events of revocations (lease.revoked, task.ended, workload.revoked),
- * for resource servers that want to drop a credential the moment it dies. Resumable: a client that
+ * for resource servers that want to drop a credential the moment it dies, and of approval steps
+ * (approval.requested, approval.approved, approval.denied) for reviewers. Resumable: a client that
  * reconnects with Last-Event-ID (or ?last_event_id=) gets every event after it; without one it
  * gets the events from now on. A resource server's key sees only the lease.revoked events of its
- * own tool's leases; admins and reviewers see everything.
+ * own tool's leases (never an approval); admins and reviewers see everything.
  */
 @Controller('v1')
 @UseGuards(EventsGuard)
@@ -35,7 +36,7 @@ export class EventsController {
   ) {}
 
   @Get('events')
-  @ApiRoute({ summary: 'Revocation events (Server-Sent Events), resumable with Last-Event-ID', query: eventsQuery, headers: { 'Last-Event-ID': position }, responses: { 200: EVENT_STREAM } })
+  @ApiRoute({ summary: 'Revocation and approval events (Server-Sent Events), resumable with Last-Event-ID', query: eventsQuery, headers: { 'Last-Event-ID': position }, responses: { 200: EVENT_STREAM } })
   async stream(@Req() request: FastifyRequest, @Res() reply: FastifyReply, @Query() query: unknown): Promise<void> {
     const { last_event_id } = parse(eventsQuery, query, 'query');
     const header = request.headers['last-event-id'];
@@ -83,7 +84,18 @@ export class EventsController {
   }
 }
 
+/** Approval events name the approval and nothing of its params or the reviewer's reason. */
 function eventView(event: RevocationEvent) {
+  if (isApprovalEvent(event.type)) {
+    return {
+      type: event.type,
+      approval_id: event.approvalId,
+      task_id: event.taskId,
+      workload_id: event.workloadId,
+      boundary_id: event.boundaryId,
+      at: event.at.toISOString(),
+    };
+  }
   return {
     type: event.type,
     lease_id: event.leaseId,
@@ -93,4 +105,8 @@ function eventView(event: RevocationEvent) {
     reason: event.reason,
     at: event.at.toISOString(),
   };
+}
+
+function isApprovalEvent(type: RevocationEvent['type']): type is ApprovalEventType {
+  return (APPROVAL_EVENT_TYPES as readonly string[]).includes(type);
 }
