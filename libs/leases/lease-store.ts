@@ -229,8 +229,8 @@ export class LeaseStore {
        ), d AS (
          INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
                                 reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
-         SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $8::jsonb, $9::jsonb,
-                $10::text, $11::int, to_timestamp($12::float8 / 1000), $18::jsonb, $19::text, $20::text, $21::int, $22::int
+         SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $12::jsonb, $8::jsonb,
+                $9::text, $10::int, to_timestamp($11::float8 / 1000), $18::jsonb, $19::text, $20::text, $21::int, $22::int
           WHERE NOT $15::boolean OR EXISTS (SELECT 1 FROM still)
          RETURNING id
        ), a AS (
@@ -269,18 +269,8 @@ export class LeaseStore {
        )
        SELECT (SELECT count(*)::int FROM a) AS written, (SELECT count(*)::int FROM suspension_audit) AS suspended`,
       [
-        decision.id,
-        decision.taskId,
-        decision.workloadId,
-        decision.boundaryId,
-        decision.boundaryVersion,
-        decision.action,
-        decision.resource,
+        ...decisionParams(decision),
         JSON.stringify(decision.reasons),
-        JSON.stringify(decision.params ?? null),
-        decision.purpose,
-        decision.requestedTtl,
-        decision.at,
         uuidv7(),
         JSON.stringify({
           decision_id: decision.id,

@@ -20,7 +20,8 @@ export interface Lease {
  * `issuing`, `revoking` and `revoke_failed` belong to credentials that live at a source (the durable
  * outbox, libs/leases/outbox.ts); JWT leases only ever read active, revoked or expired.
  */
-export type LeaseState = 'issuing' | 'active' | 'revoking' | 'revoked' | 'revoke_failed' | 'expired';
+export const LEASE_STATES = ['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired'] as const;
+export type LeaseState = (typeof LEASE_STATES)[number];
 
 export type RevokeReason =
   | 'journey_changed'

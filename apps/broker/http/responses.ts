@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
 import { ERROR_CODES } from '../../../libs/errors/errors.js';
+import { LEASE_STATES } from '../../../libs/leases/lease.js';
 import { TIMELINE_KINDS } from '../../../libs/tasks/timeline.js';
 
 /**
@@ -55,7 +57,7 @@ export const leaseResponse = z.strictObject({
   resource: z.string().nullable(),
   credential_kind: z.string(),
   state: z
-    .enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired'])
+    .enum(LEASE_STATES)
     .describe('issuing, revoking and revoke_failed only for credentials at a source (vault): revoking waits for the source to confirm; revoke_failed gave up after every retry and is retried daily'),
   issued_at: time,
   expires_at: time,
@@ -98,7 +100,7 @@ export const approvalPendingResponse = z.strictObject({
 
 export const approvalResponse = z.strictObject({
   approval_id: uuid,
-  status: z.enum(['pending', 'approved', 'denied', 'used', 'expired', 'revoked']).describe('expired: past expires_at; revoked: its task ended or changed intent'),
+  status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).describe('expired: past expires_at; revoked: its task ended or changed intent'),
   task_id: uuid,
   workload_id: z.string(),
   boundary_id: z.string(),

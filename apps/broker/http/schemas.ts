@@ -7,6 +7,7 @@ import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issu
 import { PRIVATE_JWK_MEMBERS, RATE_INTERVALS, WORKLOAD_ID, algorithmsFor, type WorkloadRateLimit } from '../../../libs/identity/workload.js';
 import { defaultBurst } from '../../../libs/config/config.js';
 import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
+import { LEASE_STATES } from '../../../libs/leases/lease.js';
 import { AUDIT_KINDS } from '../../../libs/audit/audit.js';
 import { approvalConditionProblems } from '../../../libs/policy/cedar.js';
 import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../libs/policy/boundary.js';
@@ -450,7 +451,7 @@ export const leaseQuery = z
   .strictObject({
     ...reviewFilters,
     ...callFilters,
-    state: z.enum(['issuing', 'active', 'revoking', 'revoked', 'revoke_failed', 'expired']).optional(),
+    state: z.enum(LEASE_STATES).optional(),
   })
   .refine(sinceBeforeUntil, SINCE_BEFORE_UNTIL);
 export const decisionQuery = z.strictObject({ ...reviewFilters, ...callFilters, outcome: z.enum(['permit', 'deny', 'pending']).optional() }).refine(sinceBeforeUntil, SINCE_BEFORE_UNTIL);
