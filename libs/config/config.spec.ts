@@ -85,6 +85,33 @@ describe('loadConfig', () => {
     expect(problems(aws)).toEqual([]);
   });
 
+  it('ignores the service links Kubernetes injects for Services named tollgate and tollgate-*, and still reports typos', () => {
+    // Exactly what a pod sees with a Service `tollgate` (port 8080, named http) and `tollgate-postgres` in its namespace.
+    const injected = {
+      TOLLGATE_SERVICE_HOST: '10.96.14.7',
+      TOLLGATE_SERVICE_PORT: '8080',
+      TOLLGATE_SERVICE_PORT_HTTP: '8080',
+      TOLLGATE_PORT: 'tcp://10.96.14.7:8080',
+      TOLLGATE_PORT_8080_TCP: 'tcp://10.96.14.7:8080',
+      TOLLGATE_PORT_8080_TCP_PROTO: 'tcp',
+      TOLLGATE_PORT_8080_TCP_PORT: '8080',
+      TOLLGATE_PORT_8080_TCP_ADDR: '10.96.14.7',
+      TOLLGATE_POSTGRES_SERVICE_HOST: 'fd00:10:96::a',
+      TOLLGATE_POSTGRES_SERVICE_PORT: '5432',
+      TOLLGATE_POSTGRES_PORT: 'tcp://[fd00:10:96::a]:5432',
+      TOLLGATE_POSTGRES_PORT_5432_TCP: 'tcp://[fd00:10:96::a]:5432',
+      TOLLGATE_POSTGRES_PORT_5432_TCP_PROTO: 'tcp',
+      TOLLGATE_POSTGRES_PORT_5432_TCP_PORT: '5432',
+      TOLLGATE_POSTGRES_PORT_5432_TCP_ADDR: 'fd00:10:96::a',
+    };
+    expect(problems(injected)).toEqual([]);
+    expect(problems({ ...injected, TOLLGATE_PORT: '8080', TOLLGATE_SERVICE_HOST: 'tollgate.svc', TOLLGATE_RATE_LIMT: '10/s' })).toEqual([
+      'TOLLGATE_SERVICE_HOST: unknown setting',
+      'TOLLGATE_PORT: unknown setting',
+      'TOLLGATE_RATE_LIMT: unknown setting',
+    ]);
+  });
+
   it("ignores the clients' own settings exported in the same shell", () => {
     expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x' })).toEqual([]);
   });

@@ -75,6 +75,31 @@ const MAX_KEY_ROTATION_MS = 366 * 86_400_000;
 const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY']);
 
 /**
+ * Kubernetes injects docker-link style variables for every Service of the namespace into every pod:
+ * a Service `tollgate` (or `tollgate-db`) gives TOLLGATE_SERVICE_HOST, TOLLGATE_PORT=tcp://…,
+ * TOLLGATE_PORT_8080_TCP_ADDR and so on. They are ignored only when both the name and the value have
+ * the shape Kubernetes gives them, so a typo such as TOLLGATE_PORT=8080 is still reported.
+ */
+const KUBERNETES_SERVICE_LINKS: ReadonlyArray<readonly [RegExp, RegExp]> = (() => {
+  const service = '(?:_[A-Z0-9_]+?)?';
+  const ip = '(?:\\d{1,3}(?:\\.\\d{1,3}){3}|\\[?[0-9A-Fa-f:]+\\]?)';
+  const port = '\\d{1,5}';
+  const link = `${port}_(?:TCP|UDP|SCTP)`;
+  return [
+    [new RegExp(`^TOLLGATE${service}_SERVICE_HOST$`), new RegExp(`^${ip}$`)],
+    [new RegExp(`^TOLLGATE${service}_SERVICE_PORT(?:_[A-Z0-9_]+)?$`), new RegExp(`^${port}$`)],
+    [new RegExp(`^TOLLGATE${service}_PORT(?:_${link})?$`), new RegExp(`^(?:tcp|udp|sctp)://${ip}:${port}$`)],
+    [new RegExp(`^TOLLGATE${service}_PORT_${link}_PROTO$`), /^(?:tcp|udp|sctp)$/],
+    [new RegExp(`^TOLLGATE${service}_PORT_${link}_PORT$`), new RegExp(`^${port}$`)],
+    [new RegExp(`^TOLLGATE${service}_PORT_${link}_ADDR$`), new RegExp(`^${ip}$`)],
+  ];
+})();
+
+function isKubernetesServiceLink(key: string, value: string | undefined): boolean {
+  return value !== undefined && KUBERNETES_SERVICE_LINKS.some(([name, shape]) => name.test(key) && shape.test(value));
+}
+
+/**
  * Reads every key, collects every problem, and throws them together (each naming its key), so an
  * operator fixes a bad deployment in one pass rather than one restart per typo.
  */
@@ -82,7 +107,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const problems: string[] = [];
 
   for (const key of Object.keys(env)) {
-    if (key.startsWith('TOLLGATE_') && !KNOWN.has(key) && !CLIENT_SIDE.has(key)) problems.push(`${key}: unknown setting`);
+    if (!key.startsWith('TOLLGATE_') || KNOWN.has(key) || CLIENT_SIDE.has(key)) continue;
+    if (isKubernetesServiceLink(key, env[key])) continue;
+    problems.push(`${key}: unknown setting`);
   }
 
   const port = integer(env, 'PORT', 8080, 0, 65535, problems);
