@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../apps/broker/app.js';
 import { loadConfig } from '../libs/config/config.js';
@@ -62,6 +66,58 @@ describe('restart', () => {
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as ConfigurationError).problems[0]).toMatch(/^TOLLGATE_KEK: does not decrypt the stored signing keys/);
     expect(String((error as Error).message)).not.toContain(wrong);
+  });
+
+  it('rotates the KEK: a previous KEK opens the stored keys once, which start re-seals under the new one', async () => {
+    const broker = await startBroker();
+    brokers.push(broker);
+    await putBoundary(broker, 'crm-orders');
+    const bot = await registerBot(broker);
+    const taskId = await bot.openTask();
+    const before = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' });
+    const sealed = async (b: TestBroker) =>
+      (await b.app.broker.db.query<{ kid: string; s: string }>('SELECT kid, private_key_encrypted AS s FROM signing_keys WHERE private_key_encrypted IS NOT NULL ORDER BY kid')).rows;
+    const sealedBefore = await sealed(broker);
+    await broker.stop();
+
+    // The new KEK comes from a mounted secret file, as on Kubernetes; the old one is still given.
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-kek-'));
+    const fresh = randomBytes(32).toString('base64');
+    writeFileSync(join(dir, 'kek'), `${fresh}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'admin-key'), `${broker.adminKey}\n`, { mode: 0o600 });
+    const rotated = await broker.restart({
+      TOLLGATE_KEK: '',
+      TOLLGATE_KEK_FILE: join(dir, 'kek'),
+      TOLLGATE_KEK_PREVIOUS: broker.kek,
+      TOLLGATE_ADMIN_KEY: '',
+      TOLLGATE_ADMIN_KEY_FILE: join(dir, 'admin-key'),
+    });
+    brokers.push(rotated);
+    const sealedAfter = await sealed(rotated);
+    expect(sealedAfter.map((row) => row.kid)).toEqual(sealedBefore.map((row) => row.kid));
+    for (const [i, row] of sealedAfter.entries()) expect(row.s).not.toBe(sealedBefore[i]!.s);
+    const audit = await rotated.app.broker.db.query<{ kid: string }>(`SELECT data->>'kid' AS kid FROM audit_events WHERE kind = 'signing_key.resealed' ORDER BY 1`);
+    expect(audit.rows.map((row) => row.kid)).toEqual(sealedBefore.map((row) => row.kid));
+    // Same keys: the token issued before still verifies against the JWKS; new ones are signed.
+    const jwks = createLocalJWKSet((await call(rotated.url, 'GET', '/.well-known/jwks.json')).body);
+    await expect(jwtVerify(before.body.credential.access_token, jwks)).resolves.toBeTruthy();
+    expect((await rotated.app.broker.leases.find(before.body.lease_id))?.state).toBe('active');
+    const token = await assertion('chatbot', bot.key, rotated.url);
+    const after = await call(rotated.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: { boundary: 'crm-orders', action: 'orders:read' } });
+    expect(after.status).toBe(201);
+    await rotated.stop();
+
+    // Once re-sealed, the new KEK alone opens them and the old one alone no longer does.
+    const alone = await broker.restart({ TOLLGATE_KEK: fresh });
+    brokers.push(alone);
+    expect((await sealed(alone)).map((row) => row.s)).toEqual(sealedAfter.map((row) => row.s));
+    await alone.stop();
+    const error = await broker.restart({ TOLLGATE_KEK: broker.kek }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as ConfigurationError).problems[0]).toMatch(/TOLLGATE_KEK_PREVIOUS/);
   });
 
   it('stores private signing keys only sealed under the KEK', async () => {

@@ -103,7 +103,7 @@ export async function createBroker(
   let generatedAdminKey: string | undefined;
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, async (startup) => {
     generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
-    await SigningKeyRing.bootstrap(startup, kek, config.signingAlg);
+    await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, config.previousKeks);
   });
 
   const metrics = new BrokerMetrics();

@@ -33,6 +33,7 @@ export const AUDIT_KINDS = [
   'leases.revoked',
   'leases.expired',
   'signing_key.rotated',
+  'signing_key.resealed',
   'signing_key.publish_until',
   'aws_sts.revocation_cutoff',
 ] as const;

@@ -112,6 +112,37 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads the admin key and the KEKs from *_FILE (one trailing newline dropped), never both ways, never echoing a value', () => {
+    const files: Record<string, string> = { '/run/secrets/admin': `${'a'.repeat(40)}\n`, '/run/secrets/kek': `${KEK}\n`, '/run/secrets/empty': '\n' };
+    const read = (path: string) => {
+      if (path in files) return files[path]!;
+      throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+    };
+    const config = loadConfig({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/admin', TOLLGATE_KEK_FILE: '/run/secrets/kek', TOLLGATE_KEK_PREVIOUS: `${Buffer.alloc(32, 1).toString('base64')}, ${Buffer.alloc(32, 2).toString('base64')}` }, read);
+    expect(config.adminKey).toBe('a'.repeat(40));
+    expect(config.kek).toEqual(Buffer.alloc(32, 7));
+    expect(config.previousKeks).toEqual([Buffer.alloc(32, 1), Buffer.alloc(32, 2)]);
+
+    const problemsOf = (env: Record<string, string>) => {
+      try {
+        loadConfig(env, read);
+      } catch (error) {
+        if (error instanceof ConfigurationError) return error.problems;
+        throw error;
+      }
+      return [];
+    };
+    expect(problemsOf({ TOLLGATE_KEK: KEK, TOLLGATE_KEK_FILE: '/run/secrets/kek' })).toEqual(['TOLLGATE_KEK: set either TOLLGATE_KEK or TOLLGATE_KEK_FILE, not both']);
+    expect(problemsOf({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/missing' })).toEqual(['TOLLGATE_ADMIN_KEY_FILE: cannot read "/run/secrets/missing" (ENOENT)']);
+    expect(problemsOf({ TOLLGATE_KEK_FILE: '/run/secrets/empty' })).toEqual(['TOLLGATE_KEK_FILE: "/run/secrets/empty" is empty']);
+    expect(problemsOf({ TOLLGATE_KEK: KEK, TOLLGATE_KEK_PREVIOUS: 'c2hvcnQ=' })).toEqual(['TOLLGATE_KEK_PREVIOUS (key 1): must be 32 random bytes in base64 (openssl rand -base64 32)']);
+    expect(problemsOf({ TOLLGATE_KEK_PREVIOUS: KEK })).toEqual(['TOLLGATE_KEK_PREVIOUS: only with TOLLGATE_KEK (the key to re-encrypt under)']);
+    files['/run/secrets/short'] = 'short-secret-value\n';
+    const shown = problemsOf({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/short', TOLLGATE_KEK_FILE: '/run/secrets/short' }).join('\n');
+    expect(shown).toContain('TOLLGATE_ADMIN_KEY: must be at least 32 characters');
+    expect(shown).not.toContain('short-secret-value');
+  });
+
   it("ignores the clients' own settings exported in the same shell", () => {
     expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x' })).toEqual([]);
   });

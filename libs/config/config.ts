@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigurationError } from '../errors/errors.js';
 import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
 
@@ -13,6 +14,8 @@ export interface Config {
   adminKey: string | undefined;
   /** Key-encryption key for private signing keys at rest: exactly 32 bytes. */
   kek: Buffer | undefined;
+  /** Earlier KEKs, still accepted to open signing keys, which start re-encrypts under `kek`. */
+  previousKeks: readonly Buffer[];
   sweepIntervalMs: number;
   /** After a trusted issuer's JWKS was fetched, how long before an unknown kid may fetch it again. */
   jwksCooldownMs: number;
@@ -55,7 +58,11 @@ const KNOWN = new Set([
   'TOLLGATE_ISSUER',
   'TOLLGATE_DATA_DIR',
   'TOLLGATE_ADMIN_KEY',
+  'TOLLGATE_ADMIN_KEY_FILE',
   'TOLLGATE_KEK',
+  'TOLLGATE_KEK_FILE',
+  'TOLLGATE_KEK_PREVIOUS',
+  'TOLLGATE_KEK_PREVIOUS_FILE',
   'TOLLGATE_SWEEP_INTERVAL_MS',
   'TOLLGATE_JWKS_COOLDOWN_MS',
   'TOLLGATE_LOG_LEVEL',
@@ -103,7 +110,7 @@ function isKubernetesServiceLink(key: string, value: string | undefined): boolea
  * Reads every key, collects every problem, and throws them together (each naming its key), so an
  * operator fixes a bad deployment in one pass rather than one restart per typo.
  */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(env: Record<string, string | undefined>, readSecretFile: (path: string) => string = (path) => readFileSync(path, 'utf8')): Config {
   const problems: string[] = [];
 
   for (const key of Object.keys(env)) {
@@ -124,7 +131,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const issuer = (nonEmpty(env.TOLLGATE_ISSUER) ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
   if (!isHttpUrl(issuer)) problems.push('TOLLGATE_ISSUER: must be an http(s) URL without query or fragment');
 
-  const adminKey = nonEmpty(env.TOLLGATE_ADMIN_KEY);
+  const secret = (key: string) => secretOf(env, key, readSecretFile, problems);
+  const adminKey = secret('TOLLGATE_ADMIN_KEY');
   if (adminKey !== undefined && (adminKey.length < 32 || /\s/.test(adminKey))) {
     problems.push('TOLLGATE_ADMIN_KEY: must be at least 32 characters without spaces');
   }
@@ -132,15 +140,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push('TOLLGATE_ADMIN_KEY: required when DATABASE_URL is set');
   }
 
-  let kek: Buffer | undefined;
-  const kekText = nonEmpty(env.TOLLGATE_KEK);
-  if (kekText !== undefined) {
-    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(kekText) ? Buffer.from(kekText, 'base64') : Buffer.alloc(0);
-    if (decoded.length !== 32) problems.push('TOLLGATE_KEK: must be 32 random bytes in base64 (openssl rand -base64 32)');
-    else kek = decoded;
-  } else if (databaseUrl !== undefined) {
+  const kekText = secret('TOLLGATE_KEK');
+  const kek = kekText === undefined ? undefined : kekOf(kekText, 'TOLLGATE_KEK', problems);
+  if (kekText === undefined && databaseUrl !== undefined) {
     problems.push('TOLLGATE_KEK: required when DATABASE_URL is set (openssl rand -base64 32)');
   }
+  const previousText = secret('TOLLGATE_KEK_PREVIOUS');
+  const previousKeks = (previousText ?? '')
+    .split(/[\s,]+/)
+    .filter((text) => text !== '')
+    .map((text, i) => kekOf(text, `TOLLGATE_KEK_PREVIOUS (key ${i + 1})`, problems))
+    .filter((key): key is Buffer => key !== undefined);
+  if (previousText !== undefined && kekText === undefined) problems.push('TOLLGATE_KEK_PREVIOUS: only with TOLLGATE_KEK (the key to re-encrypt under)');
 
   const sweepIntervalMs = integer(env, 'TOLLGATE_SWEEP_INTERVAL_MS', 1000, 50, 3_600_000, problems);
 
@@ -173,6 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: nonEmpty(env.TOLLGATE_DATA_DIR) ?? './.tollgate',
     adminKey,
     kek,
+    previousKeks,
     sweepIntervalMs,
     jwksCooldownMs,
     logLevel,
@@ -182,6 +194,39 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimit,
     vault,
   };
+}
+
+/**
+ * A secret from `KEY` or from the file `KEY_FILE` names (a mounted Kubernetes or Docker secret),
+ * one trailing newline dropped. Never both: which one wins would be a guess. Problems name the key
+ * and the file, never the value.
+ */
+function secretOf(env: Record<string, string | undefined>, key: string, readFile: (path: string) => string, problems: string[]): string | undefined {
+  const direct = nonEmpty(env[key]);
+  const path = nonEmpty(env[`${key}_FILE`]);
+  if (path === undefined) return direct;
+  if (direct !== undefined) {
+    problems.push(`${key}: set either ${key} or ${key}_FILE, not both`);
+    return undefined;
+  }
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    problems.push(`${key}_FILE: cannot read ${JSON.stringify(path)} (${code})`);
+    return undefined;
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (value === '') problems.push(`${key}_FILE: ${JSON.stringify(path)} is empty`);
+  return nonEmpty(value);
+}
+
+function kekOf(text: string, name: string, problems: string[]): Buffer | undefined {
+  const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, 'base64') : Buffer.alloc(0);
+  if (decoded.length === 32) return decoded;
+  problems.push(`${name}: must be 32 random bytes in base64 (openssl rand -base64 32)`);
+  return undefined;
 }
 
 /**

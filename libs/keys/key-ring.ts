@@ -4,7 +4,7 @@ import type { Clock } from '../clock/clock.js';
 import type { Database, Sql } from '../db/database.js';
 import { ConfigurationError, TemporarilyUnavailable } from '../errors/errors.js';
 import { SigningKeyStore, type KeyRow } from './signing-key-store.js';
-import { generateSigningKey, openSigningKey, type SigningAlg, type SigningKey } from './signing-keys.js';
+import { decrypt, encrypt, generateSigningKey, openSigningKey, type SigningAlg, type SigningKey } from './signing-keys.js';
 
 /**
  * How the replicas of one database share their signing keys, as named thresholds. A key is
@@ -94,27 +94,23 @@ export class SigningKeyRing {
 
   /**
    * Call under the startup lock. On a fresh database: an active key and a next key in the
-   * configured alg. Later starts: the next key is replaced when the configured alg changed (it
-   * never signed anything), so the next rotation moves to the configured alg. A KEK that cannot
-   * open the active key stops start: signing with a fresh key would orphan every outstanding token.
+   * configured alg. Later starts: keys sealed under a previous KEK are re-sealed under `kek` (KEK
+   * rotation), and the next key is replaced when the configured alg changed (it never signed
+   * anything), so the next rotation moves to the configured alg. A stored key that neither the KEK
+   * nor a previous one opens stops start: signing with a fresh key would orphan every outstanding
+   * token. Returns how many keys were re-sealed.
    */
-  static async bootstrap(startup: Sql, kek: Buffer, alg: SigningAlg): Promise<void> {
+  static async bootstrap(startup: Sql, kek: Buffer, alg: SigningAlg, previousKeks: readonly Buffer[] = []): Promise<{ resealed: number }> {
     const store = new SigningKeyStore(startup);
-    const { rows } = await store.published(true);
-    const active = rows.find((row) => row.state === 'active');
-    if (!active) await store.insert(startup, await generateSigningKey(alg), kek, 'active');
-    else {
-      try {
-        openSigningKey(active, active.sealed!, kek);
-      } catch {
-        throw new ConfigurationError(['TOLLGATE_KEK: does not decrypt the stored signing keys (was the key-encryption key changed?)']);
-      }
-    }
+    const resealed = await resealUnder(store, startup, kek, previousKeks);
+    const { rows } = await store.published(false);
+    if (!rows.some((row) => row.state === 'active')) await store.insert(startup, await generateSigningKey(alg), kek, 'active');
     const next = rows.find((row) => row.state === 'next');
     if (next?.alg !== alg) {
       await store.dropNext(startup);
       await store.insert(startup, await generateSigningKey(alg), kek, 'next');
     }
+    return { resealed };
   }
 
   static async open(
@@ -299,5 +295,35 @@ export class SigningKeyRing {
       this.shape = shape;
       this.jwks = rows.map((row) => row.public_jwk);
     }
+  }
+}
+
+/**
+ * Opens every kept private key with the current KEK, or else with a previous one and re-seals it
+ * under the current: after one start with TOLLGATE_KEK_PREVIOUS the old KEK opens nothing.
+ */
+async function resealUnder(store: SigningKeyStore, tx: Sql, kek: Buffer, previousKeks: readonly Buffer[]): Promise<number> {
+  let resealed = 0;
+  for (const { kid, sealed } of await store.sealedKeys(tx)) {
+    if (opens(sealed, kek, kid)) continue;
+    const previous = previousKeks.find((candidate) => opens(sealed, candidate, kid));
+    if (previous === undefined) {
+      throw new ConfigurationError([
+        `TOLLGATE_KEK: does not decrypt the stored signing keys (was the key-encryption key changed? put the old one in TOLLGATE_KEK_PREVIOUS)`,
+      ]);
+    }
+    await store.reseal(tx, kid, encrypt(decrypt(sealed, previous, kid), kek, kid));
+    await appendAudit(tx, { kind: 'signing_key.resealed', actor: 'system:startup', data: { kid } });
+    resealed++;
+  }
+  return resealed;
+}
+
+function opens(sealed: string, kek: Buffer, kid: string): boolean {
+  try {
+    decrypt(sealed, kek, kid);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -62,6 +62,18 @@ export class SigningKeyStore {
     );
   }
 
+  /** Every private key still kept (the active and the next one), sealed, for a KEK change at start. */
+  async sealedKeys(tx: Sql): Promise<Array<{ kid: string; sealed: string }>> {
+    const { rows } = await tx.query<{ kid: string; sealed: string }>(
+      `SELECT kid, private_key_encrypted AS sealed FROM signing_keys WHERE private_key_encrypted IS NOT NULL ORDER BY kid`,
+    );
+    return rows;
+  }
+
+  async reseal(tx: Sql, kid: string, sealed: string): Promise<void> {
+    await tx.query(`UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1 AND private_key_encrypted IS NOT NULL`, [kid, sealed]);
+  }
+
   /** A `next` key never signed anything: dropping it (to change its alg) orphans no token. */
   async dropNext(tx: Sql): Promise<void> {
     await tx.query(`DELETE FROM signing_keys WHERE state = 'next'`);
