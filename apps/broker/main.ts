@@ -1,5 +1,6 @@
 import { loadConfig } from '../../libs/config/config.js';
 import { ConfigurationError } from '../../libs/errors/errors.js';
+import { handOverAdminKey } from './admin-key-handover.js';
 import { createApp } from './app.js';
 
 /** `npm start`: validate configuration, open the database, serve, and tell the operator what next. */
@@ -8,15 +9,7 @@ async function main(): Promise<void> {
   const { app, broker, close } = await createApp(config);
   // Shown before listening: if the port is taken, the operator still has the key that was stored.
   if (broker.generatedAdminKey) {
-    process.stdout.write(
-      [
-        '',
-        'Admin key (shown once; only its hash is stored, so keep it now):',
-        '',
-        `    ${broker.generatedAdminKey}`,
-        '',
-      ].join('\n') + '\n',
-    );
+    process.stdout.write(handOverAdminKey(broker.generatedAdminKey, { dataDir: config.dataDir, terminal: process.stdout.isTTY === true }));
   }
   await app.listen({ port: config.port, host: config.host });
 

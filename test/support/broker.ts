@@ -80,7 +80,7 @@ function kekFor(db: TestDatabase): string {
   return kek;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
     const server = createServer();
