@@ -101,7 +101,7 @@ export async function createBroker(
 ): Promise<Broker> {
   const kek = config.kek ?? embeddedKek(config.dataDir);
   let generatedAdminKey: string | undefined;
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, async (startup) => {
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate }, async (startup) => {
     generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
     await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, config.previousKeks);
   });

@@ -1,10 +1,21 @@
 import { loadConfig } from '../../libs/config/config.js';
+import { migrateDatabase } from '../../libs/db/typeorm-database.js';
 import { ConfigurationError } from '../../libs/errors/errors.js';
 import { handOverAdminKey } from './admin-key-handover.js';
 import { createApp } from './app.js';
 
-/** `npm start`: validate configuration, open the database, serve, and tell the operator what next. */
-async function main(): Promise<void> {
+/**
+ * `npm start`: validate configuration, open the database, serve, and tell the operator what next.
+ * `migrate` (npm run migrate): apply the database migrations and exit, for a deployment whose
+ * service runs with TOLLGATE_MIGRATE=off as a user without DDL rights.
+ */
+async function main(args: readonly string[]): Promise<void> {
+  const [command, ...rest] = args;
+  if (command === 'migrate' && rest.length === 0) return migrate();
+  if (command !== undefined) {
+    process.stderr.write(`tollgate-broker: unknown command ${JSON.stringify(command)}\nusage: tollgate-broker [migrate]\n`);
+    process.exit(2);
+  }
   const config = loadConfig(process.env);
   const { app, broker, close } = await createApp(config);
   // Shown before listening: if the port is taken, the operator still has the key that was stored.
@@ -36,7 +47,15 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-main().catch((error: unknown) => {
+async function migrate(): Promise<void> {
+  const config = loadConfig(process.env, { command: 'migrate' });
+  const applied = await migrateDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  process.stdout.write(
+    applied.length === 0 ? 'tollgate-broker migrate: the database is up to date\n' : `tollgate-broker migrate: applied ${applied.length}: ${applied.join(', ')}\n`,
+  );
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigurationError) {
     process.stderr.write(`tollgate: ${error.message}\n`);
   } else {

@@ -118,14 +118,14 @@ describe('loadConfig', () => {
       if (path in files) return files[path]!;
       throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
     };
-    const config = loadConfig({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/admin', TOLLGATE_KEK_FILE: '/run/secrets/kek', TOLLGATE_KEK_PREVIOUS: `${Buffer.alloc(32, 1).toString('base64')}, ${Buffer.alloc(32, 2).toString('base64')}` }, read);
+    const config = loadConfig({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/admin', TOLLGATE_KEK_FILE: '/run/secrets/kek', TOLLGATE_KEK_PREVIOUS: `${Buffer.alloc(32, 1).toString('base64')}, ${Buffer.alloc(32, 2).toString('base64')}` }, { readSecretFile: read });
     expect(config.adminKey).toBe('a'.repeat(40));
     expect(config.kek).toEqual(Buffer.alloc(32, 7));
     expect(config.previousKeks).toEqual([Buffer.alloc(32, 1), Buffer.alloc(32, 2)]);
 
     const problemsOf = (env: Record<string, string>) => {
       try {
-        loadConfig(env, read);
+        loadConfig(env, { readSecretFile: read });
       } catch (error) {
         if (error instanceof ConfigurationError) return error.problems;
         throw error;
@@ -141,6 +141,18 @@ describe('loadConfig', () => {
     const shown = problemsOf({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/short', TOLLGATE_KEK_FILE: '/run/secrets/short' }).join('\n');
     expect(shown).toContain('TOLLGATE_ADMIN_KEY: must be at least 32 characters');
     expect(shown).not.toContain('short-secret-value');
+  });
+
+  it('migrates at start unless TOLLGATE_MIGRATE=off; `migrate` needs only the database', () => {
+    expect(loadConfig({}).migrate).toBe(true);
+    expect(loadConfig({ TOLLGATE_MIGRATE: 'off' }).migrate).toBe(false);
+    expect(problems({ TOLLGATE_MIGRATE: 'no' })).toEqual(['TOLLGATE_MIGRATE: must be on or off']);
+    const url = 'postgres://owner@db:5432/tollgate';
+    expect(problems({ DATABASE_URL: url })).toEqual([
+      'TOLLGATE_ADMIN_KEY: required when DATABASE_URL is set',
+      'TOLLGATE_KEK: required when DATABASE_URL is set (openssl rand -base64 32)',
+    ]);
+    expect(loadConfig({ DATABASE_URL: url }, { command: 'migrate' }).databaseUrl).toBe(url);
   });
 
   it("ignores the clients' own settings exported in the same shell", () => {

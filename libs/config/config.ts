@@ -16,6 +16,8 @@ export interface Config {
   kek: Buffer | undefined;
   /** Earlier KEKs, still accepted to open signing keys, which start re-encrypts under `kek`. */
   previousKeks: readonly Buffer[];
+  /** Run pending migrations at start (on), or refuse to start without them (off: no DDL rights needed). */
+  migrate: boolean;
   sweepIntervalMs: number;
   /** After a trusted issuer's JWKS was fetched, how long before an unknown kid may fetch it again. */
   jwksCooldownMs: number;
@@ -63,6 +65,7 @@ const KNOWN = new Set([
   'TOLLGATE_KEK_FILE',
   'TOLLGATE_KEK_PREVIOUS',
   'TOLLGATE_KEK_PREVIOUS_FILE',
+  'TOLLGATE_MIGRATE',
   'TOLLGATE_SWEEP_INTERVAL_MS',
   'TOLLGATE_JWKS_COOLDOWN_MS',
   'TOLLGATE_LOG_LEVEL',
@@ -77,6 +80,13 @@ const KNOWN = new Set([
  * createRemoteJWKSet refetches a JWKS on an unknown kid only 30 s after its last fetch. */
 export const MIN_KEY_ROTATION_MS = 30_000;
 const MAX_KEY_ROTATION_MS = 366 * 86_400_000;
+
+export interface LoadOptions {
+  /** Reads a `*_FILE` secret; the file system by default. */
+  readSecretFile?: (path: string) => string;
+  /** `serve` (the default) or `migrate`, which needs only the database settings. */
+  command?: 'serve' | 'migrate';
+}
 
 /** Settings of Tollgate's clients (the CLI, scripts, the SDK), often exported in the same shell. */
 const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY']);
@@ -110,7 +120,10 @@ function isKubernetesServiceLink(key: string, value: string | undefined): boolea
  * Reads every key, collects every problem, and throws them together (each naming its key), so an
  * operator fixes a bad deployment in one pass rather than one restart per typo.
  */
-export function loadConfig(env: Record<string, string | undefined>, readSecretFile: (path: string) => string = (path) => readFileSync(path, 'utf8')): Config {
+export function loadConfig(env: Record<string, string | undefined>, options: LoadOptions = {}): Config {
+  const readSecretFile = options.readSecretFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  // `migrate` only opens the database: it needs no admin key or KEK (a migrate Job gets neither).
+  const serving = options.command !== 'migrate';
   const problems: string[] = [];
 
   for (const key of Object.keys(env)) {
@@ -136,13 +149,13 @@ export function loadConfig(env: Record<string, string | undefined>, readSecretFi
   if (adminKey !== undefined && (adminKey.length < 32 || /\s/.test(adminKey))) {
     problems.push('TOLLGATE_ADMIN_KEY: must be at least 32 characters without spaces');
   }
-  if (adminKey === undefined && databaseUrl !== undefined) {
+  if (adminKey === undefined && databaseUrl !== undefined && serving) {
     problems.push('TOLLGATE_ADMIN_KEY: required when DATABASE_URL is set');
   }
 
   const kekText = secret('TOLLGATE_KEK');
   const kek = kekText === undefined ? undefined : kekOf(kekText, 'TOLLGATE_KEK', problems);
-  if (kekText === undefined && databaseUrl !== undefined) {
+  if (kekText === undefined && databaseUrl !== undefined && serving) {
     problems.push('TOLLGATE_KEK: required when DATABASE_URL is set (openssl rand -base64 32)');
   }
   const previousText = secret('TOLLGATE_KEK_PREVIOUS');
@@ -172,6 +185,9 @@ export function loadConfig(env: Record<string, string | undefined>, readSecretFi
 
   const driftThreshold = integer(env, 'TOLLGATE_DRIFT_THRESHOLD', 3, 1, 1000, problems);
 
+  const migrateText = nonEmpty(env.TOLLGATE_MIGRATE) ?? 'on';
+  if (migrateText !== 'on' && migrateText !== 'off') problems.push('TOLLGATE_MIGRATE: must be on or off');
+
   const rateLimit = rateLimitOf(env, problems);
   const vault = vaultConfig(env, problems);
 
@@ -185,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined>, readSecretFi
     adminKey,
     kek,
     previousKeks,
+    migrate: migrateText !== 'off',
     sweepIntervalMs,
     jwksCooldownMs,
     logLevel,

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { DataSource, type QueryRunner } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../migrations/index.js';
-import { TemporarilyUnavailable } from '../errors/errors.js';
+import { ConfigurationError, TemporarilyUnavailable } from '../errors/errors.js';
 import type pg from 'pg';
 import { unavailable, type Database, type QueryRows, type Sql } from './database.js';
 import { PostgresDatabase } from './postgres-database.js';
@@ -13,6 +13,11 @@ export interface DatabaseOptions {
   dataDir: string;
   /** Largest number of pooled PostgreSQL connections. */
   poolSize?: number;
+  /**
+   * false (TOLLGATE_MIGRATE=off): never run DDL; refuse to open a database that lacks a migration
+   * of this version, so the runtime user needs no DDL rights (`migrate` runs them beforehand).
+   */
+  migrate?: boolean;
 }
 
 /** An arbitrary constant: the advisory lock replicas hold while migrating and bootstrapping. */
@@ -45,7 +50,8 @@ export async function openDatabase(
     await lock.connect();
     await lock.query('SELECT pg_advisory_lock($1)', [STARTUP_LOCK]);
     try {
-      await dataSource.runMigrations({ transaction: 'each' });
+      if (options.migrate === false) await refuseUnmigrated(dataSource);
+      else await dataSource.runMigrations({ transaction: 'each' });
       await bootstrap(db);
     } finally {
       await lock.query('SELECT pg_advisory_unlock($1)', [STARTUP_LOCK]);
@@ -56,6 +62,43 @@ export async function openDatabase(
     throw error;
   }
   return db;
+}
+
+/**
+ * `tollgate-broker migrate` (npm run migrate): applies the pending migrations under the startup
+ * lock and closes. Returns the names applied.
+ */
+export async function migrateDatabase(options: Pick<DatabaseOptions, 'databaseUrl' | 'dataDir'>): Promise<string[]> {
+  // Two connections: the lock holds one while the migrations run on the other.
+  const dataSource = options.databaseUrl ? postgresDataSource({ ...options, poolSize: 2 }) : pgliteDataSource(options.dataDir);
+  try {
+    await dataSource.initialize();
+    const lock = dataSource.createQueryRunner();
+    await lock.connect();
+    await lock.query('SELECT pg_advisory_lock($1)', [STARTUP_LOCK]);
+    try {
+      return (await dataSource.runMigrations({ transaction: 'each' })).map((migration) => migration.name);
+    } finally {
+      await lock.query('SELECT pg_advisory_unlock($1)', [STARTUP_LOCK]).catch(() => {});
+      await lock.release();
+    }
+  } finally {
+    if (dataSource.isInitialized) await dataSource.destroy();
+    if (!options.databaseUrl) embeddedOpen = undefined;
+  }
+}
+
+async function refuseUnmigrated(dataSource: DataSource): Promise<void> {
+  // Two statements: a query naming a table that does not exist fails at parse, whatever its CASE.
+  const [{ present }]: Array<{ present: boolean }> = await dataSource.query(`SELECT to_regclass('tollgate_migrations') IS NOT NULL AS present`);
+  const rows: Array<{ name: string }> = present ? await dataSource.query('SELECT name FROM tollgate_migrations') : [];
+  const applied = new Set(rows.map((row) => row.name));
+  const pending = dataSource.migrations.map((migration) => migration.name ?? migration.constructor.name).filter((name) => !applied.has(name));
+  if (pending.length > 0) {
+    throw new ConfigurationError([
+      `TOLLGATE_MIGRATE: off, and the database lacks ${pending.length} migration(s) of this version (${pending[0]}${pending.length > 1 ? ', …' : ''}): run \`tollgate-broker migrate\` (npm run migrate) first`,
+    ]);
+  }
 }
 
 function postgresDataSource(options: DatabaseOptions): DataSource {
