@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../libs/errors/errors.js';
 import { startBroker, type TestBroker } from './support/broker.js';
-import { admin, connect, freshDatabase, type TestDatabase } from './support/database.js';
+import { connect, freshDatabase, runtimeRole, type TestDatabase } from './support/database.js';
 import { registerBot, putBoundary } from './support/scenario.js';
 
 /**
@@ -17,9 +16,8 @@ import { registerBot, putBoundary } from './support/scenario.js';
 const ROOT = resolve(import.meta.dirname, '..');
 const MAIN = join(ROOT, 'dist/apps/broker/main.js');
 const run = promisify(execFile);
-const role = `tollgate_rt_${randomBytes(4).toString('hex')}`;
-const password = randomBytes(12).toString('hex');
 let db: TestDatabase;
+let runtime: { url: string; drop(): Promise<void> } | undefined;
 const brokers: TestBroker[] = [];
 
 function migrate(databaseUrl: string) {
@@ -27,22 +25,14 @@ function migrate(databaseUrl: string) {
   return run(process.execPath, [MAIN, 'migrate'], { cwd: ROOT, env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl } });
 }
 
-function runtimeUrl(database: TestDatabase): string {
-  const url = new URL(database.databaseUrl!);
-  url.username = role;
-  url.password = password;
-  return url.toString();
-}
-
 beforeAll(async () => {
   db = await freshDatabase('postgres');
-  await admin((client) => client.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`));
 });
 
 afterAll(async () => {
   for (const broker of brokers) await broker.stop().catch(() => {});
   await db.drop();
-  await admin((client) => client.query(`DROP ROLE IF EXISTS ${role}`));
+  await runtime?.drop();
 });
 
 describe('tollgate-broker migrate and TOLLGATE_MIGRATE=off', () => {
@@ -71,24 +61,16 @@ describe('tollgate-broker migrate and TOLLGATE_MIGRATE=off', () => {
     expect((await migrate(db.databaseUrl!)).stdout).toBe('tollgate-broker migrate: the database is up to date\n');
 
     // The runtime user: data rights only, granted after the tables exist.
-    const owner = await connect(db.databaseUrl!);
+    runtime = await runtimeRole(db);
+    const client = await connect(runtime.url);
     try {
-      await owner.query(`GRANT CONNECT ON DATABASE ${db.name} TO ${role}`);
-      await owner.query(`GRANT USAGE ON SCHEMA public TO ${role}`);
-      await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
-      await owner.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+      await expect(client.query('CREATE TABLE probe (id int)')).rejects.toThrow(/permission denied/);
     } finally {
-      await owner.end();
-    }
-    const runtime = await connect(runtimeUrl(db));
-    try {
-      await expect(runtime.query('CREATE TABLE probe (id int)')).rejects.toThrow(/permission denied/);
-    } finally {
-      await runtime.end();
+      await client.end();
     }
 
     // With the background loops on: the sweeper, the chainer and the outbox run as this user too.
-    const broker = await startBroker({ db, sweep: true, env: { DATABASE_URL: runtimeUrl(db), TOLLGATE_MIGRATE: 'off' } });
+    const broker = await startBroker({ db, sweep: true, env: { DATABASE_URL: runtime.url, TOLLGATE_MIGRATE: 'off' } });
     brokers.push(broker);
     await putBoundary(broker, 'crm-orders');
     const bot = await registerBot(broker);

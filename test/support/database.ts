@@ -80,3 +80,30 @@ export async function connect(databaseUrl: string): Promise<pg.Client> {
   await client.connect();
   return client;
 }
+
+/**
+ * A login role with data rights only (no DDL), as a deployment's runtime user gets after the
+ * migrate step; granted on the tables that exist now, so call it after migrating.
+ */
+export async function runtimeRole(database: TestDatabase): Promise<{ url: string; drop(): Promise<void> }> {
+  const role = `tollgate_rt_${randomBytes(4).toString('hex')}`;
+  const password = randomBytes(12).toString('hex');
+  await admin((client) => client.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`));
+  const owner = await connect(database.databaseUrl!);
+  try {
+    await owner.query(`GRANT CONNECT ON DATABASE ${database.name} TO ${role}`);
+    await owner.query(`GRANT USAGE ON SCHEMA public TO ${role}`);
+    await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+    await owner.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+  } finally {
+    await owner.end();
+  }
+  const url = new URL(database.databaseUrl!);
+  url.username = role;
+  url.password = password;
+  return {
+    url: url.toString(),
+    // The database must be dropped first: a role that still owns grants cannot be dropped.
+    drop: () => admin((client) => client.query(`DROP ROLE IF EXISTS ${role}`)).then(() => undefined),
+  };
+}
