@@ -1,36 +1,56 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DataSource, type QueryRunner } from 'typeorm';
+import { DataSource, MigrationExecutor, type QueryRunner } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../migrations/index.js';
 import { TemporarilyUnavailable } from '../errors/errors.js';
 import type pg from 'pg';
-import { unavailable, type Database, type QueryRows, type Sql } from './database.js';
-import { PostgresDatabase } from './postgres-database.js';
+import { isUnavailable, unavailable, type Database, type QueryRows, type Sql } from './database.js';
+import { PostgresDatabase, WatchedClient } from './postgres-database.js';
 
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   /** Largest number of pooled PostgreSQL connections. */
   poolSize?: number;
+  /** How long a start waits for PostgreSQL to answer before it gives up (default 60 s). */
+  startupWaitMs?: number;
+  /** Told each time a start finds the database away and waits `delayMs` to try again. */
+  onWait?: (delayMs: number) => void;
 }
 
 /** An arbitrary constant: the advisory lock replicas hold while migrating and bootstrapping. */
 const STARTUP_LOCK = 0x70_11_6a_7e;
+const STARTUP_WAIT_MS = 60_000;
 
 /**
- * Opens the database, runs the migrations under an advisory lock (replicas starting together wait
- * for each other instead of racing), then runs `bootstrap` under the same lock.
+ * Opens the database, then runs the migrations and `bootstrap` under an advisory lock (replicas
+ * starting together wait for each other instead of racing). A PostgreSQL that is not there yet
+ * (still starting, failing over, its connection killed mid-start) is waited for with backoff, up to
+ * `startupWaitMs`, instead of the process exiting: a supervisor restarting it would only do the same.
  */
-export async function openDatabase(
-  options: DatabaseOptions,
-  bootstrap: (db: Database) => Promise<void> = async () => {},
-): Promise<Database> {
+export async function openDatabase(options: DatabaseOptions, bootstrap: (startup: Sql) => Promise<void> = async () => {}): Promise<Database> {
+  if (!options.databaseUrl) return open(options, bootstrap);
+  const deadline = Date.now() + (options.startupWaitMs ?? STARTUP_WAIT_MS);
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2_000)) {
+    try {
+      return await open(options, bootstrap);
+    } catch (error) {
+      const away = error instanceof TemporarilyUnavailable || isUnavailable(error);
+      if (!away || Date.now() + delayMs > deadline) throw error;
+      options.onWait?.(delayMs);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+async function open(options: DatabaseOptions, bootstrap: (startup: Sql) => Promise<void>): Promise<Database> {
   const dataSource = options.databaseUrl ? postgresDataSource(options) : pgliteDataSource(options.dataDir);
   try {
     await dataSource.initialize();
   } catch (error) {
     if (!options.databaseUrl) embeddedOpen = undefined;
+    await dataSource.destroy().catch(() => {});
     throw error;
   }
   const db: Database = options.databaseUrl
@@ -41,21 +61,37 @@ export async function openDatabase(
         embeddedOpen = undefined;
       });
   try {
-    const lock = dataSource.createQueryRunner();
-    await lock.connect();
-    await lock.query('SELECT pg_advisory_lock($1)', [STARTUP_LOCK]);
-    try {
-      await dataSource.runMigrations({ transaction: 'each' });
-      await bootstrap(db);
-    } finally {
-      await lock.query('SELECT pg_advisory_unlock($1)', [STARTUP_LOCK]);
-      await lock.release();
-    }
+    await migrateAndBootstrap(dataSource, bootstrap);
   } catch (error) {
     await db.close().catch(() => {});
     throw error;
   }
   return db;
+}
+
+/**
+ * The migrations and the bootstrap run on the lock's own connection, in one transaction under a
+ * transaction-scoped lock: if that connection dies half-way, PostgreSQL rolls the work back and
+ * frees the lock together, so no replica ever sees half a migration or takes the lock while
+ * another one's statements still run on a different connection.
+ */
+async function migrateAndBootstrap(dataSource: DataSource, bootstrap: (startup: Sql) => Promise<void>): Promise<void> {
+  const lock = dataSource.createQueryRunner();
+  try {
+    await connect(lock);
+    await lock.startTransaction();
+    await run(lock, 'SELECT pg_advisory_xact_lock($1)', [STARTUP_LOCK]);
+    const migrations = new MigrationExecutor(dataSource, lock);
+    migrations.transaction = 'none'; // already inside the lock's transaction
+    await migrations.executePendingMigrations();
+    await bootstrap({ query: <R>(text: string, params: readonly unknown[] = []) => run<R>(lock, text, params) });
+    await lock.commitTransaction();
+  } catch (error) {
+    if (lock.isTransactionActive) await lock.rollbackTransaction().catch(() => {});
+    throw error;
+  } finally {
+    await lock.release().catch(() => {});
+  }
 }
 
 function postgresDataSource(options: DatabaseOptions): DataSource {
@@ -67,6 +103,8 @@ function postgresDataSource(options: DatabaseOptions): DataSource {
     synchronize: false,
     logging: false,
     extra: {
+      // Every connection, TypeORM's own included, hears its backend die (see watchConnection).
+      Client: WatchedClient,
       // Two cores: more connections than this only queue inside PostgreSQL.
       max: options.poolSize ?? 10,
       // A dead database must turn into a quick 503, not a request that hangs.
