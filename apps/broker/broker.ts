@@ -101,7 +101,12 @@ export async function createBroker(
 ): Promise<Broker> {
   const kek = config.kek ?? embeddedKek(config.dataDir);
   let generatedAdminKey: string | undefined;
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate }, async (startup) => {
+  const onWait = (delayMs: number) => {
+    if (config.logLevel === 'debug' || config.logLevel === 'info' || config.logLevel === 'warn') {
+      process.stderr.write(JSON.stringify({ level: 'warn', msg: 'database not available at start; waiting', retry_in_ms: delayMs }) + '\n');
+    }
+  };
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate, onWait }, async (startup) => {
     generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
     await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, config.previousKeks);
   });

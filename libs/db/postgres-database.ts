@@ -1,6 +1,27 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { TemporarilyUnavailable } from '../errors/errors.js';
 import { isUnavailable, unavailable, type Database, type QueryRows, type Sql } from './database.js';
+
+/**
+ * Listens for 'error' on a pg client for as long as it lives. pg emits it when the backend dies
+ * (57P01 on a failover or pg_terminate_backend, "Connection terminated unexpectedly" when the socket
+ * drops). The pool listens only while a client is idle: one checked out (inside a transaction, the
+ * startup lock's, TypeORM's own) had no listener, and Node ends the process on an 'error' event
+ * nobody hears. Heard, the error still fails the statement in flight and every later one on that
+ * client (not queryable): the caller answers 503 and releases the client with the error, so the
+ * pool drops it and the next request gets a fresh connection.
+ */
+export function watchConnection(client: pg.Client, onLost: (error: Error) => void = () => {}): void {
+  client.on('error', onLost);
+}
+
+/** The client class the pool builds (TypeORM passes `extra.Client` on): watched from its first moment. */
+export class WatchedClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    watchConnection(this);
+  }
+}
 
 /**
  * PostgreSQL through the pg pool directly: the hot path's few statements go out as named prepared

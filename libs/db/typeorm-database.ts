@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DataSource, type QueryRunner } from 'typeorm';
+import { DataSource, MigrationExecutor, type QueryRunner } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../migrations/index.js';
 import { ConfigurationError, TemporarilyUnavailable } from '../errors/errors.js';
 import type pg from 'pg';
-import { unavailable, type Database, type QueryRows, type Sql } from './database.js';
-import { PostgresDatabase } from './postgres-database.js';
+import { isUnavailable, unavailable, type Database, type QueryRows, type Sql } from './database.js';
+import { PostgresDatabase, WatchedClient } from './postgres-database.js';
 
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
@@ -18,24 +18,44 @@ export interface DatabaseOptions {
    * of this version, so the runtime user needs no DDL rights (`migrate` runs them beforehand).
    */
   migrate?: boolean;
+  /** How long a start waits for PostgreSQL to answer before it gives up (default 60 s). */
+  startupWaitMs?: number;
+  /** Told each time a start finds the database away and waits `delayMs` to try again. */
+  onWait?: (delayMs: number) => void;
 }
 
 /** An arbitrary constant: the advisory lock replicas hold while migrating and bootstrapping. */
 const STARTUP_LOCK = 0x70_11_6a_7e;
+const STARTUP_WAIT_MS = 60_000;
 
 /**
- * Opens the database, runs the migrations under an advisory lock (replicas starting together wait
- * for each other instead of racing), then runs `bootstrap` under the same lock.
+ * Opens the database, then runs the migrations and `bootstrap` under an advisory lock (replicas
+ * starting together wait for each other instead of racing). A PostgreSQL that is not there yet
+ * (still starting, failing over, its connection killed mid-start) is waited for with backoff, up to
+ * `startupWaitMs`, instead of the process exiting: a supervisor restarting it would only do the same.
  */
-export async function openDatabase(
-  options: DatabaseOptions,
-  bootstrap: (db: Database) => Promise<void> = async () => {},
-): Promise<Database> {
+export async function openDatabase(options: DatabaseOptions, bootstrap: (startup: Sql) => Promise<void> = async () => {}): Promise<Database> {
+  if (!options.databaseUrl) return open(options, bootstrap);
+  const deadline = Date.now() + (options.startupWaitMs ?? STARTUP_WAIT_MS);
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2_000)) {
+    try {
+      return await open(options, bootstrap);
+    } catch (error) {
+      const away = error instanceof TemporarilyUnavailable || isUnavailable(error);
+      if (!away || Date.now() + delayMs > deadline) throw error;
+      options.onWait?.(delayMs);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+async function open(options: DatabaseOptions, bootstrap: (startup: Sql) => Promise<void>): Promise<Database> {
   const dataSource = options.databaseUrl ? postgresDataSource(options) : pgliteDataSource(options.dataDir);
   try {
     await dataSource.initialize();
   } catch (error) {
     if (!options.databaseUrl) embeddedOpen = undefined;
+    await dataSource.destroy().catch(() => {});
     throw error;
   }
   const db: Database = options.databaseUrl
@@ -46,17 +66,7 @@ export async function openDatabase(
         embeddedOpen = undefined;
       });
   try {
-    const lock = dataSource.createQueryRunner();
-    await lock.connect();
-    await lock.query('SELECT pg_advisory_lock($1)', [STARTUP_LOCK]);
-    try {
-      if (options.migrate === false) await refuseUnmigrated(dataSource);
-      else await dataSource.runMigrations({ transaction: 'each' });
-      await bootstrap(db);
-    } finally {
-      await lock.query('SELECT pg_advisory_unlock($1)', [STARTUP_LOCK]);
-      await lock.release();
-    }
+    await migrateAndBootstrap(dataSource, bootstrap, options.migrate !== false);
   } catch (error) {
     await db.close().catch(() => {});
     throw error;
@@ -69,29 +79,53 @@ export async function openDatabase(
  * lock and closes. Returns the names applied.
  */
 export async function migrateDatabase(options: Pick<DatabaseOptions, 'databaseUrl' | 'dataDir'>): Promise<string[]> {
-  // Two connections: the lock holds one while the migrations run on the other.
-  const dataSource = options.databaseUrl ? postgresDataSource({ ...options, poolSize: 2 }) : pgliteDataSource(options.dataDir);
+  const dataSource = options.databaseUrl ? postgresDataSource({ ...options, poolSize: 1 }) : pgliteDataSource(options.dataDir);
   try {
     await dataSource.initialize();
-    const lock = dataSource.createQueryRunner();
-    await lock.connect();
-    await lock.query('SELECT pg_advisory_lock($1)', [STARTUP_LOCK]);
-    try {
-      return (await dataSource.runMigrations({ transaction: 'each' })).map((migration) => migration.name);
-    } finally {
-      await lock.query('SELECT pg_advisory_unlock($1)', [STARTUP_LOCK]).catch(() => {});
-      await lock.release();
-    }
+    return await migrateAndBootstrap(dataSource, async () => {}, true);
   } finally {
     if (dataSource.isInitialized) await dataSource.destroy();
     if (!options.databaseUrl) embeddedOpen = undefined;
   }
 }
 
-async function refuseUnmigrated(dataSource: DataSource): Promise<void> {
+/**
+ * The migrations and the bootstrap run on the lock's own connection, in one transaction under a
+ * transaction-scoped lock: if that connection dies half-way, PostgreSQL rolls the work back and
+ * frees the lock together, so no replica ever sees half a migration or takes the lock while
+ * another one's statements still run on a different connection. Without `migrate`
+ * (TOLLGATE_MIGRATE=off) no DDL runs, and a database lacking a migration of this version is refused.
+ * Returns the names of the migrations applied.
+ */
+async function migrateAndBootstrap(dataSource: DataSource, bootstrap: (startup: Sql) => Promise<void>, migrate: boolean): Promise<string[]> {
+  const lock = dataSource.createQueryRunner();
+  try {
+    await connect(lock);
+    await lock.startTransaction();
+    await run(lock, 'SELECT pg_advisory_xact_lock($1)', [STARTUP_LOCK]);
+    let applied: string[] = [];
+    if (migrate) {
+      const migrations = new MigrationExecutor(dataSource, lock);
+      migrations.transaction = 'none'; // already inside the lock's transaction
+      applied = (await migrations.executePendingMigrations()).map((migration) => migration.name);
+    } else {
+      await refuseUnmigrated(dataSource, lock);
+    }
+    await bootstrap({ query: <R>(text: string, params: readonly unknown[] = []) => run<R>(lock, text, params) });
+    await lock.commitTransaction();
+    return applied;
+  } catch (error) {
+    if (lock.isTransactionActive) await lock.rollbackTransaction().catch(() => {});
+    throw error;
+  } finally {
+    await lock.release().catch(() => {});
+  }
+}
+
+async function refuseUnmigrated(dataSource: DataSource, lock: QueryRunner): Promise<void> {
   // Two statements: a query naming a table that does not exist fails at parse, whatever its CASE.
-  const [{ present }]: Array<{ present: boolean }> = await dataSource.query(`SELECT to_regclass('tollgate_migrations') IS NOT NULL AS present`);
-  const rows: Array<{ name: string }> = present ? await dataSource.query('SELECT name FROM tollgate_migrations') : [];
+  const { rows: present } = await run<{ present: boolean }>(lock, `SELECT to_regclass('tollgate_migrations') IS NOT NULL AS present`, []);
+  const { rows } = present[0]?.present ? await run<{ name: string }>(lock, 'SELECT name FROM tollgate_migrations', []) : { rows: [] };
   const applied = new Set(rows.map((row) => row.name));
   const pending = dataSource.migrations.map((migration) => migration.name ?? migration.constructor.name).filter((name) => !applied.has(name));
   if (pending.length > 0) {
@@ -110,6 +144,8 @@ function postgresDataSource(options: DatabaseOptions): DataSource {
     synchronize: false,
     logging: false,
     extra: {
+      // Every connection, TypeORM's own included, hears its backend die (see watchConnection).
+      Client: WatchedClient,
       // Two cores: more connections than this only queue inside PostgreSQL.
       max: options.poolSize ?? 10,
       // A dead database must turn into a quick 503, not a request that hangs.
