@@ -1,5 +1,5 @@
 # Tollgate: build with the dev dependencies, run with the production ones only.
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # The CLI is a workspace (apps/cli): npm ci needs its package.json to link it.
@@ -12,7 +12,7 @@ COPY libs ./libs
 COPY migrations ./migrations
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-slim
+FROM node:24-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \

@@ -159,9 +159,9 @@ describe('Dockerfile', () => {
     .filter((line) => line !== '' && !line.startsWith('#'));
   const from = lines.filter((line) => /^FROM\s/i.test(line));
 
-  it('builds on node:20-slim', () => {
+  it('builds on node:24-slim (Node 24 LTS; Node 20 ended in April 2026)', () => {
     expect(from.length).toBeGreaterThan(0);
-    for (const line of from) expect(line).toMatch(/^FROM\s+node:20-slim(\s|$)/i);
+    for (const line of from) expect(line).toMatch(/^FROM\s+node:24-slim(\s|$)/i);
   });
 
   it('installs from the lock file, builds, and drops the dev dependencies', () => {
