@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
@@ -230,5 +231,10 @@ describe('the core loop', () => {
     expect(metrics.body).toMatch(/tollgate_credential_requests_total\{outcome="deny",reason="intent_mismatch"\} \d+/);
     expect(metrics.body).toMatch(/tollgate_active_leases \d+/);
     expect(metrics.body).toMatch(/tollgate_http_request_duration_seconds_bucket\{.*route="\/v1\/tasks\/:id\/credentials"/);
+    const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    expect(metrics.body).toContain(`tollgate_build_info{version="${version}",node="${process.version}"} 1`);
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
+      expect(metrics.body).toMatch(new RegExp(`^${name} [0-9.e+-]+$`, 'm'));
+    }
   });
 });

@@ -1,8 +1,21 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Prometheus metrics, in a registry of the broker's own (several brokers may share a process in tests). */
 export class BrokerMetrics {
   readonly registry = new Registry();
+
+  constructor() {
+    // Node's own: CPU, memory, heap spaces, event-loop lag, GC, handles (process_*, nodejs_*).
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'tollgate_build_info',
+      help: 'Always 1; labelled with the running version of Tollgate and of Node.',
+      labelNames: ['version', 'node'] as const,
+      registers: [this.registry],
+    }).set({ version: TOLLGATE_VERSION, node: process.version }, 1);
+  }
 
   readonly credentialRequests = new Counter({
     name: 'tollgate_credential_requests_total',
@@ -98,3 +111,14 @@ export class BrokerMetrics {
     });
   }
 }
+
+/** The version in Tollgate's package.json, found from here in the sources (tests) and in dist/. */
+const TOLLGATE_VERSION = ((): string => {
+  for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'tollgate' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
+})();
