@@ -356,7 +356,7 @@ describe('resource servers as OAuth clients', () => {
         `SELECT actor, data FROM audit_events WHERE kind = 'lease.revoked' AND lease_id = $1`,
         [own.leaseId],
       );
-      expect(rows).toEqual([{ actor: `resource_server:${rs.id}`, data: { reason: 'revoked_by_client' } }]);
+      expect(rows).toEqual([{ actor: `resource_server:${rs.id}`, data: { reason: 'revoked_by_client', request_id: expect.any(String) } }]);
     }
     // A workload still revokes its own tokens with its assertion; an admin any.
     const mine = await accessToken('billing');

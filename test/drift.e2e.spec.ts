@@ -95,7 +95,7 @@ describe('the drift guard', () => {
       `SELECT data, actor FROM audit_events WHERE task_id = $1 AND kind = 'task.drift_suspended'`,
       [taskId],
     );
-    expect(rows).toEqual([{ actor: 'system:drift_guard', data: { threshold: 3, tripped_by: third.body.decision_id, decision_ids: [first.body.decision_id, second.body.decision_id, third.body.decision_id], revoked_leases: [permit.body.lease_id] } }]);
+    expect(rows).toEqual([{ actor: 'system:drift_guard', data: { threshold: 3, tripped_by: third.body.decision_id, decision_ids: [first.body.decision_id, second.body.decision_id, third.body.decision_id], revoked_leases: [permit.body.lease_id], request_id: expect.any(String) } }]);
 
     const events = await eventsUntil((seen) => seen.filter((e) => e.task_id === taskId).length >= 2);
     const mine = events.filter((e) => e.task_id === taskId).map((e) => [e.type, e.reason, e.lease_id ?? null]);

@@ -200,7 +200,7 @@ describe('admin revocation', () => {
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ lease_id: other.leases[0], state: 'revoked', revoked_at: first.body.revoked_at, revoked_now: false });
     const audit = await rows<{ actor: string; data: Record<string, unknown> }>(`SELECT actor, data FROM audit_events WHERE kind = 'lease.revoked' AND lease_id = $1`, [other.leases[0]]);
-    expect(audit).toEqual([{ actor: expect.stringMatching(/^admin:/), data: { reason: 'revoked_by_admin', comment: 'suspicious refund pattern' } }]);
+    expect(audit).toEqual([{ actor: expect.stringMatching(/^admin:/), data: { reason: 'revoked_by_admin', comment: 'suspicious refund pattern', request_id: expect.any(String) } }]);
 
     expect((await admin('POST', '/v1/admin/leases/0190b7d0-0000-7000-8000-000000000000/revoke', {})).status).toBe(404);
     expect((await admin('POST', '/v1/admin/leases/nope/revoke', {})).status).toBe(404);
@@ -227,7 +227,7 @@ describe('admin revocation', () => {
       ['revoked', 'revoked_by_admin'],
     ]);
     const audit = await rows<{ actor: string; data: Record<string, unknown> }>(`SELECT actor, data FROM audit_events WHERE kind = 'task.revoked' AND task_id = $1`, [other.taskId]);
-    expect(audit).toEqual([{ actor: expect.stringMatching(/^admin:/), data: { revoked_leases: 1, comment: 'account takeover suspected' } }]);
+    expect(audit).toEqual([{ actor: expect.stringMatching(/^admin:/), data: { revoked_leases: 1, comment: 'account takeover suspected', request_id: expect.any(String) } }]);
 
     const timeline: any[] = (await asReviewer('GET', `/v1/tasks/${other.taskId}/timeline`)).body.events;
     expect(timeline.slice(-3).map((event) => [event.kind, event.reason ?? event.reasons])).toEqual([

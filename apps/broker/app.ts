@@ -1,12 +1,14 @@
 import 'reflect-metadata';
-import { ConsoleLogger, Module, type DynamicModule, type LogLevel as NestLogLevel } from '@nestjs/common';
+import { Module, type DynamicModule, type LogLevel as NestLogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply } from 'fastify';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
+import { RequestLogger, requestIdOf } from './request-log.js';
 import { Approvals } from '../../libs/approvals/approvals.js';
+import { requestScope } from '../../libs/audit/audit.js';
 import { AuditLog } from '../../libs/audit/audit-log.js';
 import { CHAIN_INTERVAL_MS } from '../../libs/audit/chainer.js';
 import { ApiKeys } from '../../libs/identity/api-keys.js';
@@ -131,13 +133,15 @@ export async function createApp(
   // Before the database opens: a build that lost the console's files fails here, having opened nothing.
   const consoleAssets = loadConsoleAssets();
   const broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
-  const logger = new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) });
+  const logger = new RequestLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
     logger: false,
     return503OnClosing: true,
     // Event streams never finish by themselves: on shutdown, end them rather than wait forever.
     forceCloseConnections: true,
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     // SPIFFE IDs, percent-encoded in a path, may be up to 2048 characters.
     routerOptions: { maxParamLength: 2100 },
     // The router answers a malformed URL or an over-long parameter before Nest sees the request:
@@ -163,13 +167,22 @@ export async function createApp(
     }
     done(null, form);
   });
-  // One structured line per request at debug level: route template, never the URL, headers or body
-  // (those can hold tokens).
+  // Every answer names its request; everything the request causes (audit events, log lines) is
+  // recorded under that id. The scope is entered just before the handler: Fastify parses the body
+  // on the socket's own async context, which would lose a scope entered earlier.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    done();
+  });
+  fastify.addHook('preHandler', (request, _reply, done) => requestScope.run({ requestId: request.id }, done));
+  // The access log: one JSON line per request at info. The route template, never the URL, headers
+  // or body (they can hold tokens, DPoP proofs, client secrets).
+  const accessLog = config.logLevel === 'debug' || config.logLevel === 'info';
   fastify.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     broker.metrics.requestDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    if (config.logLevel === 'debug') {
-      logger.debug({ msg: 'request', method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 });
+    if (accessLog) {
+      logger.log({ msg: 'request', request_id: request.id, method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 });
     }
   });
 

@@ -1,5 +1,6 @@
 import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
+import { auditData } from '../audit/audit.js';
 import { conditions, decisionParams, type DecisionRecord } from '../leases/lease-store.js';
 import type { Approval, ApprovalBinding, ApprovalStatus } from './approval.js';
 
@@ -91,17 +92,19 @@ export class ApprovalStore {
         created?.expiresAt ?? 0,
         created !== undefined,
         uuidv7(),
-        JSON.stringify({
-          decision_id: decision.id,
-          approval_id: approvalId,
-          approval_created: created !== undefined,
-          boundary: decision.boundaryId,
-          boundary_version: decision.boundaryVersion,
-          action: decision.action,
-          resource: decision.resource,
-          reasons: ['approval_required'],
-          ...(decision.policies ? { policies: decision.policies } : {}),
-        }),
+        JSON.stringify(
+          auditData({
+            decision_id: decision.id,
+            approval_id: approvalId,
+            approval_created: created !== undefined,
+            boundary: decision.boundaryId,
+            boundary_version: decision.boundaryVersion,
+            action: decision.action,
+            resource: decision.resource,
+            reasons: ['approval_required'],
+            ...(decision.policies ? { policies: decision.policies } : {}),
+          }),
+        ),
       ],
       'tollgate_record_pending',
     );

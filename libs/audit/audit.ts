@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
 
@@ -50,11 +51,25 @@ export interface AuditEvent {
 
 export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
   if (events.length === 0) return;
+  const requestId = requestScope.getStore()?.requestId;
   const values: unknown[] = [];
   const tuples = events.map((event, i) => {
-    values.push(uuidv7(), event.kind, event.actor, event.taskId ?? null, event.leaseId ?? null, JSON.stringify(event.data ?? {}));
+    const data = auditData(event.data ?? {}, requestId);
+    values.push(uuidv7(), event.kind, event.actor, event.taskId ?? null, event.leaseId ?? null, JSON.stringify(data));
     const p = i * 6;
     return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6})`;
   });
   await sql.query(`INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data) VALUES ${tuples.join(', ')}`, values);
+}
+
+/**
+ * The HTTP request being served, for the events and log lines it causes: its id (x-request-id)
+ * goes into each audit event's `data.request_id`, inside the hash chain, so an operator can join
+ * a log line, a client's report and the audit trail. Background work runs outside any request.
+ */
+export const requestScope = new AsyncLocalStorage<{ requestId: string }>();
+
+/** An audit event's data with the id of the request being served, if any (see requestScope). */
+export function auditData(data: Record<string, unknown>, requestId = requestScope.getStore()?.requestId): Record<string, unknown> {
+  return requestId === undefined ? data : { ...data, request_id: requestId };
 }

@@ -1,5 +1,6 @@
 import type { Sql } from '../db/database.js';
 import { uuidv7 } from '../ids/ids.js';
+import { auditData } from '../audit/audit.js';
 import { toBoundary, type BoundaryRow } from '../policy/boundary-store.js';
 import type { PolicyRef } from '../policy/cedar.js';
 import { ACTIVE_POLICIES_KEY } from '../policy/policy-store.js';
@@ -190,7 +191,7 @@ export class LeaseStore {
         lease.credentialKind,
         lease.expiresAt,
         uuidv7(),
-        JSON.stringify(audit),
+        JSON.stringify(auditData(audit)),
         intent,
         policiesKey,
         decision.policies ? JSON.stringify(decision.policies) : null,
@@ -264,6 +265,7 @@ export class LeaseStore {
          SELECT $25::uuid, 'task.drift_suspended', 'system:drift_guard', id,
                 jsonb_build_object('threshold', $23::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
                                    'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
+                || jsonb_strip_nulls(jsonb_build_object('request_id', $14::jsonb -> 'request_id'))
            FROM suspended
          RETURNING id
        )
@@ -272,13 +274,15 @@ export class LeaseStore {
         ...decisionParams(decision),
         JSON.stringify(decision.reasons),
         uuidv7(),
-        JSON.stringify({
-          decision_id: decision.id,
-          boundary: decision.boundaryId,
-          action: decision.action,
-          reasons: decision.reasons,
-          ...(decision.policies ? { policies: decision.policies } : {}),
-        }),
+        JSON.stringify(
+          auditData({
+            decision_id: decision.id,
+            boundary: decision.boundaryId,
+            action: decision.action,
+            reasons: decision.reasons,
+            ...(decision.policies ? { policies: decision.policies } : {}),
+          }),
+        ),
         decidedOn !== undefined,
         decidedOn?.intent ?? null,
         decidedOn?.policiesKey ?? null,
@@ -322,7 +326,7 @@ export class LeaseStore {
          SELECT $4::uuid, 'credential.issued', 'system:issuance', l.task_id, l.id, $5::jsonb FROM l
        )
        SELECT state, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM l`,
-      [id, issued.externalHandle, issued.sourceExpiresAt, uuidv7(), JSON.stringify(audit)],
+      [id, issued.externalHandle, issued.sourceExpiresAt, uuidv7(), JSON.stringify(auditData(audit))],
       'tollgate_mark_issued',
     );
     const row = rows[0];
@@ -342,7 +346,7 @@ export class LeaseStore {
          SELECT $2::uuid, 'credential.mint_failed', 'system:issuance', l.task_id, l.id, $3::jsonb FROM l
        )
        SELECT count(*)::int AS n FROM l`,
-      [id, uuidv7(), JSON.stringify(audit)],
+      [id, uuidv7(), JSON.stringify(auditData(audit))],
       'tollgate_drop_unissued',
     );
     return rows[0]!.n === 1;
