@@ -4,17 +4,20 @@ import { conditions, decisionParams, type DecisionRecord } from '../leases/lease
 import type { Approval, ApprovalBinding, ApprovalStatus } from './approval.js';
 
 /**
- * The status as of the database clock: an open approval past its time reads `expired`, one whose
- * task has ended or changed intent reads `revoked`. Nothing sweeps them; every read and every
- * write that matters (approve, deny, the consuming permit) goes by these same conditions.
+ * The status as of the database clock. `revoked` is stored: the change that kills an open approval
+ * (its task ends or changes intent, its boundary is disabled) writes it by trigger (migration
+ * 1764116520000), so an intent changed back cannot revive one. Only time is derived, so nothing
+ * has to sweep it: an open approval past its time reads `expired`, one whose task is past its time
+ * but not yet ended by the sweeper reads `revoked`. Every read and every write that matters
+ * (approve, deny, the consuming permit) goes by these same conditions.
  */
 const EFFECTIVE_STATUS = `CASE
     WHEN a.status IN ('pending', 'approved') AND a.expires_at <= now() THEN 'expired'
-    WHEN a.status IN ('pending', 'approved') AND (t.state <> 'active' OR t.expires_at <= now() OR t.intent <> a.intent) THEN 'revoked'
+    WHEN a.status IN ('pending', 'approved') AND (t.state <> 'active' OR t.expires_at <= now()) THEN 'revoked'
     ELSE a.status END`;
 const COLUMNS = `a.id, a.task_id, a.workload_id, a.boundary_id, a.boundary_version, a.action, a.resource, a.params,
   a.params_hash, a.purpose, a.intent, ${EFFECTIVE_STATUS} AS status, a.decision_id, a.requested_at, a.expires_at,
-  a.decided_at, a.decided_by, a.reason, a.used_at, a.lease_id`;
+  a.decided_at, a.decided_by, a.reason, a.used_at, a.lease_id, a.revoked_at, a.revoke_reason`;
 const FROM = 'approvals a JOIN tasks t ON t.id = a.task_id';
 
 export interface NewApproval {
@@ -172,6 +175,8 @@ interface ApprovalRow {
   reason: string | null;
   used_at: Date | null;
   lease_id: string | null;
+  revoked_at: Date | null;
+  revoke_reason: string | null;
 }
 
 function toApproval(row: ApprovalRow): Approval {
@@ -196,5 +201,7 @@ function toApproval(row: ApprovalRow): Approval {
     reason: row.reason,
     usedAt: row.used_at ? new Date(row.used_at) : null,
     leaseId: row.lease_id,
+    revokedAt: row.revoked_at ? new Date(row.revoked_at) : null,
+    revokeReason: row.revoke_reason,
   };
 }

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 
 /**
  * A human approval (step-up) for one exact credential request. Stored statuses are pending,
- * approved, denied and used; `expired` (past expires_at) and `revoked` (its task ended or changed
- * intent) are derived when read, so nothing has to sweep them.
+ * approved, denied, used and revoked (its task ended or changed intent, or its boundary was
+ * disabled: stored, so it never comes back); `expired` (past expires_at) is derived when read, so
+ * nothing has to sweep it.
  */
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'used' | 'expired' | 'revoked';
 export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'used', 'expired', 'revoked'];
@@ -30,6 +31,9 @@ export interface Approval {
   reason: string | null;
   usedAt: Date | null;
   leaseId: string | null;
+  revokedAt: Date | null;
+  /** intent_changed, boundary_disabled, or the task's end reason (task_completed, workload_revoked, drift_detected, …). */
+  revokeReason: string | null;
 }
 
 /** What an approval is bound to: a repeat that differs in any of these is refused. */

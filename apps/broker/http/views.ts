@@ -57,6 +57,8 @@ export function approvalView(approval: Approval) {
     reason: approval.reason,
     used_at: approval.usedAt?.toISOString() ?? null,
     lease_id: approval.leaseId,
+    revoked_at: approval.revokedAt?.toISOString() ?? null,
+    revoke_reason: approval.revokeReason,
   };
 }
 
