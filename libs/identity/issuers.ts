@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { Conflict, NotFound } from '../errors/errors.js';
 import { subjectProblem, type Issuer, type IssuerDefinition } from './issuer.js';
 import type { IssuerStore } from './issuer-store.js';
@@ -17,6 +18,7 @@ export class Issuers {
 
   async put(id: string, definition: IssuerDefinition, enabled?: boolean): Promise<{ issuer: Issuer; created: boolean }> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'issuer', id);
       // One iss, one issuer: the token's iss is how an issuer is found.
       const other = await this.store.otherWithIssuer(id, definition.issuer, tx);
       if (other !== undefined) throw new Conflict(`issuer: already trusted as issuer "${other}"`, { field: 'issuer' });
@@ -66,6 +68,7 @@ export class Issuers {
     const revokedWorkloads: string[] = [];
     try {
       return await thenForget(() => this.db.transaction(async (tx) => {
+        await lockWriter(tx, 'issuer', id);
         // The issuer row first (a concurrent binding holds it FOR SHARE), then the bound workloads.
         const issuer = await this.store.disable(id, tx);
         if (!issuer) throw new NotFound('no such issuer');

@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database, type Sql } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { Conflict, InvalidRequest, NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { TaskStore } from '../tasks/task-store.js';
@@ -32,6 +33,7 @@ export class Workloads {
     rateLimit: WorkloadRateLimit | null = null,
   ): Promise<{ workload: Workload; created: boolean }> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'workload', id);
       if ('issuerId' in credentials) await this.checkBinding(tx, id, credentials.issuerId, credentials.subject);
       const result = await this.store.put(id, credentials, enabled, rateLimit, tx).catch((error: unknown) => {
         // Two bindings of one subject racing: the unique index decides, the loser gets the same 409.
@@ -82,6 +84,7 @@ export class Workloads {
    */
   async revoke(id: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'workload', id);
       const revoked = await this.revokeIn(tx, id);
       if (!revoked) throw new NotFound('no such workload');
       await appendAudit(tx, { kind, actor: 'admin', data: { workload_id: id, revoked_tasks: revoked.tasks.length, revoked_leases: revoked.leases.length } });

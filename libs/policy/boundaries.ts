@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
@@ -25,6 +26,7 @@ export class Boundaries {
       if (problems.length > 0) throw invalidPolicy(problems);
     }
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'boundary', id);
       const { boundary, changed, created } = await this.store.put(id, definition, tx);
       let revokedLeases: string[] = [];
       if (changed) {
@@ -48,6 +50,7 @@ export class Boundaries {
   /** Disables the boundary (a new version) and revokes every live lease issued under it. */
   async disable(id: string): Promise<{ boundary: ToolBoundary; revokedLeases: string[] }> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'boundary', id);
       const current = await this.store.current(id, tx);
       if (!current) throw new NotFound('no such tool boundary');
       const { boundary, changed } = await this.store.put(id, { ...current, enabled: false }, tx);

@@ -1,6 +1,7 @@
 import { appendAudit } from '../audit/audit.js';
 import type { Clock } from '../clock/clock.js';
 import { thenForget, type Database } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { InvalidRequest, NotFound } from '../errors/errors.js';
 import type { ToolBoundary } from './boundary.js';
 import { buildCedarContext, validatePolicyText, type CedarEvaluator, type PolicyDecision, type PolicySource, type RequestFacts } from './cedar.js';
@@ -33,6 +34,7 @@ export class Policies {
     const problems = validatePolicyText(policy, await this.store.knownActions());
     if (problems.length > 0) throw invalidPolicy(problems);
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'policy', id);
       const { policy: written, changed, created } = await this.store.put(id, { policy, description, enabled: true }, tx);
       if (changed) await appendAudit(tx, { kind: 'policy.put', actor: 'admin', data: { policy_id: id, version: written.version, policy, description } });
       return { policy: written, created };
@@ -52,6 +54,7 @@ export class Policies {
   /** Disables the policy set: a new version, kept like every other. */
   async disable(id: string): Promise<GlobalPolicy> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'policy', id);
       const current = await this.store.current(id, tx);
       if (!current) throw new NotFound('no such policy');
       const { policy, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
