@@ -20,6 +20,7 @@ import { WorkloadRateLimits1764116280000 } from './1764116280000-workload-rate-l
 import { AuditChain1764116340000 } from './1764116340000-audit-chain.js';
 import { ApprovalEvents1764116460000 } from './1764116460000-approval-events.js';
 import { ApprovalRevocation1764116520000 } from './1764116520000-approval-revocation.js';
+import { ApprovalTtl1764116580000 } from './1764116580000-approval-ttl.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -45,4 +46,5 @@ export const migrations = [
   AuditChain1764116340000,
   ApprovalEvents1764116460000,
   ApprovalRevocation1764116520000,
+  ApprovalTtl1764116580000,
 ];

@@ -163,6 +163,27 @@ describe('human approval (step-up)', () => {
     expect(exact.status).toBe(201);
   });
 
+  it('binds the ttl and purpose the reviewer saw (issue 12, finding 9)', async () => {
+    const { taskId, approvalId, pending } = await pendingRefund(150, { ttl: 60, purpose: 'refund for a broken parcel' });
+    expect(pending.status).toBe(202);
+    const shown = (await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body;
+    expect(shown).toMatchObject({ ttl: 60, purpose: 'refund for a broken parcel' });
+    await approve(approvalId);
+    // Another purpose is another request.
+    for (const purpose of ['something else', undefined]) {
+      const refused = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, purpose, approval_id: approvalId });
+      expect(refused.status, String(purpose)).toBe(403);
+      expect(refused.body.reasons).toEqual(['approval_mismatch']);
+    }
+    // Asking for the boundary's maximum gets at most what the reviewer approved.
+    const issued = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, purpose: 'refund for a broken parcel', ttl: 600, approval_id: approvalId });
+    expect(issued.status, JSON.stringify(issued.body)).toBe(201);
+    expect(issued.body.expires_in).toBeLessThanOrEqual(60);
+    expect(Date.parse(issued.body.expires_at) - Date.now()).toBeLessThanOrEqual(61_000);
+    const lease = await rows<{ ttl: number }>('SELECT extract(epoch FROM expires_at - issued_at)::int AS ttl FROM leases WHERE id = $1', [issued.body.lease_id]);
+    expect(lease[0]!.ttl).toBeLessThanOrEqual(60);
+  });
+
   it('a denied approval refuses the repeat with approval_denied', async () => {
     const { taskId, approvalId } = await pendingRefund(300);
     const denied = await asReviewer()('POST', `/v1/approvals/${approvalId}/deny`, { reason: 'amount above policy' });

@@ -16,7 +16,7 @@ const EFFECTIVE_STATUS = `CASE
     WHEN a.status IN ('pending', 'approved') AND (t.state <> 'active' OR t.expires_at <= now()) THEN 'revoked'
     ELSE a.status END`;
 const COLUMNS = `a.id, a.task_id, a.workload_id, a.boundary_id, a.boundary_version, a.action, a.resource, a.params,
-  a.params_hash, a.purpose, a.intent, ${EFFECTIVE_STATUS} AS status, a.decision_id, a.requested_at, a.expires_at,
+  a.params_hash, a.purpose, a.ttl, a.intent, ${EFFECTIVE_STATUS} AS status, a.decision_id, a.requested_at, a.expires_at,
   a.decided_at, a.decided_by, a.reason, a.used_at, a.lease_id, a.revoked_at, a.revoke_reason`;
 const FROM = 'approvals a JOIN tasks t ON t.id = a.task_id';
 
@@ -25,6 +25,8 @@ export interface NewApproval {
   paramsHash: string;
   intent: string;
   expiresAt: number;
+  /** The lease ttl the request would get now: what the reviewer approves. */
+  ttl: number;
 }
 
 export interface ApprovalFilter {
@@ -52,10 +54,11 @@ export class ApprovalStore {
     const { rows } = await this.sql.query<ApprovalRow>(
       `SELECT ${COLUMNS} FROM ${FROM}
         WHERE a.task_id = $1 AND a.workload_id = $2 AND a.boundary_id = $3 AND a.action = $4
-          AND a.resource IS NOT DISTINCT FROM $5::text AND a.params_hash = $6 AND a.status = 'pending'
+          AND a.resource IS NOT DISTINCT FROM $5::text AND a.params_hash = $6 AND a.purpose IS NOT DISTINCT FROM $7::text
+          AND a.status = 'pending'
           AND ${EFFECTIVE_STATUS} = 'pending'
         ORDER BY a.id DESC LIMIT 1`,
-      [binding.taskId, binding.workloadId, binding.boundaryId, binding.action, binding.resource, binding.paramsHash],
+      [binding.taskId, binding.workloadId, binding.boundaryId, binding.action, binding.resource, binding.paramsHash, binding.purpose],
     );
     return rows[0] && toApproval(rows[0]);
   }
@@ -75,9 +78,9 @@ export class ApprovalStore {
          RETURNING id
        ), ap AS (
          INSERT INTO approvals (id, task_id, workload_id, boundary_id, boundary_version, action, resource, params, params_hash,
-                                purpose, intent, status, decision_id, requested_at, expires_at)
+                                purpose, intent, status, decision_id, requested_at, expires_at, ttl)
          SELECT $12::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, $8::jsonb, $13::text, $9::text, $14::text,
-                'pending', d.id, to_timestamp($11::float8 / 1000), to_timestamp($15::float8 / 1000)
+                'pending', d.id, to_timestamp($11::float8 / 1000), to_timestamp($15::float8 / 1000), $19::int
            FROM d WHERE $16::boolean
          RETURNING id, task_id, workload_id, boundary_id
        ), requested AS (
@@ -105,6 +108,7 @@ export class ApprovalStore {
           reasons: ['approval_required'],
           ...(decision.policies ? { policies: decision.policies } : {}),
         }),
+        created?.ttl ?? null,
       ],
       'tollgate_record_pending',
     );
@@ -165,6 +169,7 @@ interface ApprovalRow {
   params: Record<string, unknown> | null;
   params_hash: string;
   purpose: string | null;
+  ttl: number;
   intent: string;
   status: ApprovalStatus;
   decision_id: string;
@@ -191,6 +196,7 @@ function toApproval(row: ApprovalRow): Approval {
     params: row.params,
     paramsHash: row.params_hash,
     purpose: row.purpose,
+    ttl: row.ttl,
     intent: row.intent,
     status: row.status,
     decisionId: row.decision_id,

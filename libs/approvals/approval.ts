@@ -20,6 +20,8 @@ export interface Approval {
   params: Record<string, unknown> | null;
   paramsHash: string;
   purpose: string | null;
+  /** The lease ttl the request would have had when asked: what the reviewer saw, and the most the repeat gets. */
+  ttl: number;
   intent: string;
   status: ApprovalStatus;
   decisionId: string;
@@ -36,7 +38,10 @@ export interface Approval {
   revokeReason: string | null;
 }
 
-/** What an approval is bound to: a repeat that differs in any of these is refused. */
+/**
+ * What an approval is bound to: a repeat that differs in any of these is refused. The ttl is bound
+ * too, as a cap rather than a match: the repeat gets at most the approved ttl (libs/leases/ttl.ts).
+ */
 export interface ApprovalBinding {
   workloadId: string;
   taskId: string;
@@ -44,6 +49,7 @@ export interface ApprovalBinding {
   action: string;
   resource: string | null;
   paramsHash: string;
+  purpose: string | null;
 }
 
 export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding): boolean {
@@ -53,7 +59,8 @@ export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding)
     approval.boundaryId === request.boundaryId &&
     approval.action === request.action &&
     approval.resource === request.resource &&
-    approval.paramsHash === request.paramsHash
+    approval.paramsHash === request.paramsHash &&
+    approval.purpose === request.purpose
   );
 }
 

@@ -109,6 +109,7 @@ export const approvalResponse = z.strictObject({
   resource: z.string().nullable(),
   params: z.record(z.string(), z.unknown()).nullable(),
   purpose: z.string().nullable(),
+  ttl: z.int().describe('the lease ttl (seconds) the request would have had when asked: the repeat gets at most this'),
   intent: z.string().describe("the task's intent when asked"),
   decision_id: uuid.describe('the pending decision that asked for it'),
   requested_at: time,

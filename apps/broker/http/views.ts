@@ -48,6 +48,7 @@ export function approvalView(approval: Approval) {
     resource: approval.resource,
     params: approval.params,
     purpose: approval.purpose,
+    ttl: approval.ttl,
     intent: approval.intent,
     decision_id: approval.decisionId,
     requested_at: approval.requestedAt.toISOString(),
