@@ -71,10 +71,10 @@ export class ApprovalRevocation1764116520000 implements MigrationInterface {
     await q.query('DROP FUNCTION approvals_revoke_for_boundary()');
     await q.query('DROP TRIGGER tasks_revoke_approvals ON tasks');
     await q.query('DROP FUNCTION approvals_revoke_for_task()');
-    // Reads derived `revoked` before: a stored revocation reads the same once it is `approved` again.
+    await q.query('ALTER TABLE approvals DROP CONSTRAINT approvals_revoked_whole');
+    // Reads derived `revoked` before: a stored revocation goes back to what it was decided as.
     await q.query(`UPDATE approvals SET status = 'approved' WHERE status = 'revoked' AND decided_at IS NOT NULL`);
     await q.query(`UPDATE approvals SET status = 'pending' WHERE status = 'revoked'`);
-    await q.query('ALTER TABLE approvals DROP CONSTRAINT approvals_revoked_whole');
     await q.query('ALTER TABLE approvals DROP CONSTRAINT approvals_status_check');
     await q.query(`ALTER TABLE approvals ADD CONSTRAINT approvals_status_check
       CHECK (status IN ('pending', 'approved', 'denied', 'used'))`);
