@@ -19,6 +19,9 @@ import { CedarApprovals1764116220000 } from './1764116220000-cedar-approvals.js'
 import { WorkloadRateLimits1764116280000 } from './1764116280000-workload-rate-limits.js';
 import { AuditChain1764116340000 } from './1764116340000-audit-chain.js';
 import { ApprovalEvents1764116460000 } from './1764116460000-approval-events.js';
+import { ApprovalRevocation1764116520000 } from './1764116520000-approval-revocation.js';
+import { ApprovalTtl1764116580000 } from './1764116580000-approval-ttl.js';
+import { TaskOpenRateLimit1764116640000 } from './1764116640000-task-open-rate-limit.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -43,4 +46,7 @@ export const migrations = [
   WorkloadRateLimits1764116280000,
   AuditChain1764116340000,
   ApprovalEvents1764116460000,
+  ApprovalRevocation1764116520000,
+  ApprovalTtl1764116580000,
+  TaskOpenRateLimit1764116640000,
 ];

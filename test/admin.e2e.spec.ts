@@ -785,3 +785,48 @@ describe('review API', () => {
     expectInvalid(await admin('GET', '/v1/decisions?state=active'), 'state');
   });
 });
+
+/**
+ * Issue 12, finding 10: every admin configuration change was audited as actor `admin`, so with
+ * several admin keys the chain could not say who changed what. Each is now `<role>:<key id>`, the
+ * bootstrap key (TOLLGATE_ADMIN_KEY) `admin:bootstrap`.
+ */
+describe('who changed what', () => {
+  it('audits each admin change under the key that made it', async () => {
+    const alice = (await admin('POST', '/v1/admin/api-keys', { role: 'admin', label: 'alice' })).body as { id: string; key: string };
+    const bob = (await admin('POST', '/v1/admin/api-keys', { role: 'admin', label: 'bob' })).body as { id: string; key: string };
+    const as = (key: string) => (method: string, path: string, json?: unknown) => call(broker.url, method, path, { token: key, json });
+    const byAlice = as(alice.key);
+    const byBob = as(bob.key);
+    const since = (await rows<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM audit_events'))[0]!.seq;
+
+    expect((await byAlice('PUT', '/v1/admin/boundaries/actor-b', BOUNDARY)).status).toBe(201);
+    expect((await byBob('DELETE', '/v1/admin/boundaries/actor-b')).status).toBe(200);
+    expect((await byAlice('PUT', '/v1/admin/policies/actor-p', { policy: 'forbid(principal, action, resource) when { false };' })).status).toBe(201);
+    expect((await byBob('DELETE', '/v1/admin/policies/actor-p')).status).toBe(200);
+    const key = await workloadKey();
+    expect((await byAlice('PUT', '/v1/admin/workloads/actor-w', { jwks: { keys: [key.publicJwk] } })).status).toBe(201);
+    expect((await byBob('POST', '/v1/admin/workloads/actor-w/revoke')).status).toBe(200);
+    expect((await byAlice('PUT', '/v1/admin/issuers/actor-i', { issuer: 'https://actor.acme.test', kind: 'oidc', jwks_uri: 'http://127.0.0.1:9/jwks.json' })).status).toBe(201);
+    expect((await byBob('DELETE', '/v1/admin/issuers/actor-i')).status).toBe(200);
+    expect((await byBob('POST', '/v1/admin/keys/rotate')).status).toBe(200);
+    expect((await admin('PUT', '/v1/admin/boundaries/actor-boot', BOUNDARY)).status).toBe(201);
+
+    const audited = await rows<{ kind: string; actor: string }>(
+      `SELECT kind, actor FROM audit_events WHERE seq > $1 AND kind NOT LIKE 'api_key.%' ORDER BY seq`,
+      [since],
+    );
+    expect(audited).toEqual([
+      { kind: 'boundary.put', actor: `admin:${alice.id}` },
+      { kind: 'boundary.disabled', actor: `admin:${bob.id}` },
+      { kind: 'policy.put', actor: `admin:${alice.id}` },
+      { kind: 'policy.disabled', actor: `admin:${bob.id}` },
+      { kind: 'workload.put', actor: `admin:${alice.id}` },
+      { kind: 'workload.revoked', actor: `admin:${bob.id}` },
+      { kind: 'issuer.put', actor: `admin:${alice.id}` },
+      { kind: 'issuer.withdrawn', actor: `admin:${bob.id}` },
+      { kind: 'signing_key.rotated', actor: `admin:${bob.id}` },
+      { kind: 'boundary.put', actor: 'admin:bootstrap' },
+    ]);
+  });
+});

@@ -163,6 +163,27 @@ describe('human approval (step-up)', () => {
     expect(exact.status).toBe(201);
   });
 
+  it('binds the ttl and purpose the reviewer saw (issue 12, finding 9)', async () => {
+    const { taskId, approvalId, pending } = await pendingRefund(150, { ttl: 60, purpose: 'refund for a broken parcel' });
+    expect(pending.status).toBe(202);
+    const shown = (await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body;
+    expect(shown).toMatchObject({ ttl: 60, purpose: 'refund for a broken parcel' });
+    await approve(approvalId);
+    // Another purpose is another request.
+    for (const purpose of ['something else', undefined]) {
+      const refused = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, purpose, approval_id: approvalId });
+      expect(refused.status, String(purpose)).toBe(403);
+      expect(refused.body.reasons).toEqual(['approval_mismatch']);
+    }
+    // Asking for the boundary's maximum gets at most what the reviewer approved.
+    const issued = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, purpose: 'refund for a broken parcel', ttl: 600, approval_id: approvalId });
+    expect(issued.status, JSON.stringify(issued.body)).toBe(201);
+    expect(issued.body.expires_in).toBeLessThanOrEqual(60);
+    expect(Date.parse(issued.body.expires_at) - Date.now()).toBeLessThanOrEqual(61_000);
+    const lease = await rows<{ ttl: number }>('SELECT extract(epoch FROM expires_at - issued_at)::int AS ttl FROM leases WHERE id = $1', [issued.body.lease_id]);
+    expect(lease[0]!.ttl).toBeLessThanOrEqual(60);
+  });
+
   it('a denied approval refuses the repeat with approval_denied', async () => {
     const { taskId, approvalId } = await pendingRefund(300);
     const denied = await asReviewer()('POST', `/v1/approvals/${approvalId}/deny`, { reason: 'amount above policy' });
@@ -208,7 +229,7 @@ describe('human approval (step-up)', () => {
     const afterComplete = await bot.credential(done.taskId, { ...REFUND, params: { amount: 150 }, approval_id: done.approvalId });
     expect(afterComplete.status).toBe(403);
     expect(afterComplete.body.reasons).toEqual(['task_not_active']);
-    expect((await asReviewer()('GET', `/v1/approvals/${done.approvalId}`)).body.status).toBe('revoked');
+    expect((await asReviewer()('GET', `/v1/approvals/${done.approvalId}`)).body).toMatchObject({ status: 'revoked', revoke_reason: 'task_completed' });
 
     // Decided in one journey, an approval does not carry over to another, even on a boundary serving both.
     const moved = await pendingRefund(150);
@@ -223,6 +244,48 @@ describe('human approval (step-up)', () => {
     const tooLate = await asReviewer()('POST', `/v1/approvals/${pendingThenCompleted.approvalId}/approve`, { reason: 'ok' });
     expect(tooLate.status).toBe(409);
     expect(tooLate.body.reasons).toEqual(['approval_revoked']);
+  });
+
+  it('a revocation is stored: changing the intent back does not revive the approval (issue 12, finding 7)', async () => {
+    const { taskId, approvalId } = await pendingRefund(150);
+    await approve(approvalId);
+    expect((await bot.call('POST', `/v1/tasks/${taskId}/intent`, { intent: 'refund_request' })).status).toBe(200);
+    expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body.status).toBe('revoked');
+    expect((await bot.call('POST', `/v1/tasks/${taskId}/intent`, { intent: 'order_status' })).status).toBe(200);
+    expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body.status).toBe('revoked');
+    expect((await asReviewer()('GET', `/v1/approvals?status=approved&task=${taskId}`)).body.items).toEqual([]);
+    const redeemed = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, approval_id: approvalId });
+    expect(redeemed.status).toBe(403);
+    expect(redeemed.body.reasons).toEqual(['approval_revoked']);
+    expect(await rows('SELECT id FROM leases WHERE task_id = $1', [taskId])).toEqual([]);
+    expect(await rows('SELECT status, revoke_reason FROM approvals WHERE id = $1', [approvalId])).toEqual([
+      { status: 'revoked', revoke_reason: 'intent_changed' },
+    ]);
+
+    // A pending one too: it can no longer be decided once the intent is back.
+    const pending = await pendingRefund(150);
+    await bot.call('POST', `/v1/tasks/${pending.taskId}/intent`, { intent: 'refund_request' });
+    await bot.call('POST', `/v1/tasks/${pending.taskId}/intent`, { intent: 'order_status' });
+    const late = await asReviewer()('POST', `/v1/approvals/${pending.approvalId}/approve`, { reason: 'ok' });
+    expect(late.status).toBe(409);
+    expect(late.body.reasons).toEqual(['approval_revoked']);
+  });
+
+  it('disabling the boundary revokes its open approvals for good', async () => {
+    await putBoundary(broker, 'payments-off', { tool: PAY, actions: ['refund:create'], intents: ['order_status'], approval: { when: 'true' } });
+    const taskId = await bot.openTask();
+    const body = { boundary: 'payments-off', action: 'refund:create', params: { amount: 1 } };
+    const pending = await bot.credential(taskId, body);
+    expect(pending.status).toBe(202);
+    const approvalId = pending.body.approval_id;
+    await approve(approvalId);
+    expect((await admin('DELETE', '/v1/admin/boundaries/payments-off')).status).toBe(200);
+    await putBoundary(broker, 'payments-off', { tool: PAY, actions: ['refund:create'], intents: ['order_status'], approval: { when: 'true' } });
+    expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body.status).toBe('revoked');
+    const redeemed = await bot.credential(taskId, { ...body, approval_id: approvalId });
+    expect(redeemed.status).toBe(403);
+    expect(redeemed.body.reasons).toEqual(['approval_revoked']);
+    expect(await rows('SELECT revoke_reason FROM approvals WHERE id = $1', [approvalId])).toEqual([{ revoke_reason: 'boundary_disabled' }]);
   });
 
   it('concurrent repeats of one approval yield exactly one credential', async () => {

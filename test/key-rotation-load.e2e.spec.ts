@@ -113,7 +113,7 @@ describe('rotation under load', () => {
     );
     // Two replicas ticking every two seconds, and yet one rotation per period.
     expect(rows).toEqual([
-      { actor: 'admin', n: 1 },
+      { actor: 'admin:bootstrap', n: 1 },
       { actor: 'system:key-rotation', n: 2 },
     ]);
     // Both replicas sign with the same key again.

@@ -75,7 +75,7 @@ describe('signing-key rotation', { timeout: 120_000 }, () => {
       [oldKid, 'retired'],
     ]);
     expect(await jwks(broker)).toEqual([nextKid, newNext, oldKid]);
-    expect(await rotations(broker)).toEqual([{ actor: 'admin', data: expect.objectContaining({ active_kid: nextKid, retired_kid: oldKid, next_kid: newNext }) }]);
+    expect(await rotations(broker)).toEqual([{ actor: 'admin:bootstrap', data: expect.objectContaining({ active_kid: nextKid, retired_kid: oldKid, next_kid: newNext }) }]);
 
     const newToken = await issue(bot, taskId);
     expect(decodeProtectedHeader(newToken).kid).toBe(nextKid);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
-import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { asAdmin, BOUNDARY, putBoundary, registerBot, type Bot } from './support/scenario.js';
 import { assertion } from './support/workload.js';
 
 /**
@@ -113,5 +113,65 @@ describe('a replica that remembers a task and a boundary', () => {
     } finally {
       await other.stop();
     }
+  });
+});
+
+/**
+ * Concurrent writers of one new id (issue 12, finding 8): the first writer's version row did not
+ * exist to be locked, so every PUT read "no version yet", claimed version 1, and all but one
+ * failed on the primary key with a 500. Writers of one id now queue on an advisory lock.
+ */
+describe('concurrent PUTs of one new id', () => {
+  const N = 20;
+  const admin = () => asAdmin(broker);
+
+  async function versions(table: 'boundaries' | 'policies', id: string): Promise<number[]> {
+    const { rows } = await broker.app.broker.db.query<{ version: number }>(`SELECT version FROM ${table} WHERE id = $1 ORDER BY version`, [id]);
+    return rows.map((row) => row.version);
+  }
+
+  it('a boundary: one 201, the rest 200, one version chain', async () => {
+    const statuses = await Promise.all(
+      Array.from({ length: N }, async (_, i) => (await admin()('PUT', '/v1/admin/boundaries/race-b', { ...BOUNDARY, default_ttl: 60 + i })).status),
+    );
+    expect(statuses.filter((s) => s === 201), JSON.stringify(statuses)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(N - 1);
+    expect(await versions('boundaries', 'race-b')).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    const { rows } = await broker.app.broker.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM boundaries WHERE id = $1 AND superseded_at IS NULL',
+      ['race-b'],
+    );
+    expect(rows[0]!.n).toBe(1);
+    // A DELETE among PUTs queues too.
+    const mixed = await Promise.all([
+      ...Array.from({ length: 5 }, (_, i) => admin()('PUT', '/v1/admin/boundaries/race-b', { ...BOUNDARY, default_ttl: 200 + i })),
+      admin()('DELETE', '/v1/admin/boundaries/race-b'),
+    ]);
+    expect(mixed.map((r) => r.status).every((s) => s === 200)).toBe(true);
+  });
+
+  it('a global policy: one 201, the rest 200, one version chain', async () => {
+    const statuses = await Promise.all(
+      Array.from({ length: N }, async (_, i) =>
+        (await admin()("PUT", "/v1/admin/policies/race-p", { policy: "forbid(principal, action, resource) when { false };", description: `writer ${i}` })).status,
+      ),
+    );
+    expect(statuses.filter((s) => s === 201), JSON.stringify(statuses)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(N - 1);
+    expect(await versions('policies', 'race-p')).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+  });
+
+  it('a workload and an issuer: one 201, the rest 200, never 500', async () => {
+    const key = (await registerBot(broker, 'race-key-source')).key;
+    const workloads = await Promise.all(
+      Array.from({ length: N }, () => admin()('PUT', '/v1/admin/workloads/race-w', { jwks: { keys: [key.publicJwk] } })),
+    );
+    expect(workloads.map((r) => r.status).sort()).toEqual([...Array(N - 1).fill(200), 201].sort());
+    const issuers = await Promise.all(
+      Array.from({ length: N }, () =>
+        admin()('PUT', '/v1/admin/issuers/race-i', { issuer: 'https://race.acme.test', kind: 'oidc', jwks_uri: 'http://127.0.0.1:9/jwks.json' }),
+      ),
+    );
+    expect(issuers.map((r) => r.status).sort(), JSON.stringify(issuers.map((r) => r.body))).toEqual([...Array(N - 1).fill(200), 201].sort());
   });
 });

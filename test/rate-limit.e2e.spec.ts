@@ -265,3 +265,47 @@ describe('the per-workload rate limit on credential requests', () => {
     }
   });
 });
+
+/**
+ * Issue 12, finding 11: POST /v1/tasks was not rate-limited, yet each call writes a task row and an
+ * audit event. Opening tasks now runs the workload's limit too, in a bucket of its own, so opening
+ * tasks never eats the credential requests' allowance (or the other way round).
+ */
+describe('the per-workload rate limit on opening tasks', () => {
+  const open = (bot: Bot) => bot.call('POST', '/v1/tasks', { intent: 'order_status', subject: 'user-42' });
+  const tasksOf = async (bot: Bot) =>
+    (await broker.app.broker.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE workload_id = $1', [bot.id])).rows[0]!.n;
+
+  it('answers opens beyond the limit with 429 slow_down and Retry-After, writing no task for them', async () => {
+    const bot = await freshBot();
+    const answers: Response[] = [];
+    for (let i = 0; i < 7; i++) answers.push(await open(bot));
+    expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201, 201, 429, 429]);
+    const limited = answers[5]!;
+    expect(limited.headers.get('retry-after')).toBe('1');
+    expect(limited.body).toEqual({ error: 'slow_down', error_description: expect.stringContaining('retry after 1 s'), retry_after: 1 });
+    expect(await tasksOf(bot)).toBe(5);
+    const opened = await broker.app.broker.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_events WHERE kind = 'task.opened' AND actor = $1`,
+      [`workload:${bot.id}`],
+    );
+    expect(opened.rows[0]!.n).toBe(5);
+
+    // A bucket of its own: the credential requests' allowance is untouched.
+    const taskId = answers[0]!.body.task_id as string;
+    for (let i = 0; i < 5; i++) expect((await bot.credential(taskId, READ)).status).toBe(201);
+
+    await sleep(1100);
+    expect((await open(bot)).status).toBe(201);
+    expect((await open(bot)).status).toBe(429);
+  });
+
+  it("runs a workload's own limit", async () => {
+    const bot = await freshBot();
+    expect((await putLimit(broker, bot, { per_minute: 6, burst: 2 })).status).toBe(200);
+    const answers: Response[] = [];
+    for (let i = 0; i < 3; i++) answers.push(await open(bot));
+    expect(answers.map((a) => a.status)).toEqual([201, 201, 429]);
+    expect(TEN_SECONDS(answers[2])).toBe(true);
+  });
+});

@@ -149,6 +149,18 @@ export async function createBroker(
   const replayEvaluator = new CedarEvaluator(200);
   const policies = new Policies(db, policyStore, evaluator, clock, () => contextCache.forgetPolicies(), (seconds) => metrics.policyEvaluation.observe(seconds));
   const auditStore = new AuditStore(db);
+  // Always there: a workload may have its own limit while the service's is off. Its row is the one
+  // authentication just read, so the lookup is a cache hit. Credential requests and task opens.
+  const rateLimit = new RateLimiter(
+    new RateBucketStore(db),
+    config.rateLimit,
+    clock,
+    async (id) => {
+      const own = (await workloadCache.find(id))?.rateLimit;
+      return own ? tokenBucketOf(own) : undefined;
+    },
+    (limit) => metrics.rateLimited.inc({ limit }),
+  );
 
   return {
     config,
@@ -165,7 +177,7 @@ export async function createBroker(
     policies,
     simulator: new Simulator(boundaryStore, policies),
     whatIf: new WhatIf(db, policyStore, replayEvaluator, clock),
-    tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id)),
+    tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id), (id) => rateLimit.take(id, 'task_open')),
     history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
     issuance: new CredentialIssuance(
       leases,
@@ -176,18 +188,7 @@ export async function createBroker(
       new ApprovalGate(approvalStore),
       {
         drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id), () => metrics.driftSuspensions.inc()),
-        // Always there: a workload may have its own limit while the service's is off. Its row is
-        // the one authentication just read, so the lookup is a cache hit.
-        rateLimit: new RateLimiter(
-          new RateBucketStore(db),
-          config.rateLimit,
-          clock,
-          async (id) => {
-            const own = (await workloadCache.find(id))?.rateLimit;
-            return own ? tokenBucketOf(own) : undefined;
-          },
-          (limit) => metrics.rateLimited.inc({ limit }),
-        ),
+        rateLimit,
       },
       policies,
     ),

@@ -8,8 +8,8 @@ import type { ApprovalStore } from './approval-store.js';
 export type ApprovalRefusal = 'unknown_approval' | 'approval_mismatch' | 'approval_denied' | 'approval_expired' | 'approval_used' | 'approval_revoked';
 
 export type ApprovalVerdict =
-  /** Permit, consuming this approved approval in the permit's statement. */
-  | { outcome: 'consume'; approvalId: string }
+  /** Permit, consuming this approved approval in the permit's statement, with at most its ttl. */
+  | { outcome: 'consume'; approvalId: string; ttl: number }
   /** Written already (pending decision, audit, maybe the approval): answer 202. */
   | { outcome: 'pending'; approvalId: string; expiresAt: Date }
   | { outcome: 'deny'; reason: ApprovalRefusal; description: string };
@@ -48,13 +48,16 @@ export class ApprovalGate {
     if (!sameBinding(approval, bindingOf(input))) return deny('approval_mismatch', 'the approval was given for a different request');
     const refusal = REFUSALS[approval.status];
     if (refusal) return deny(...refusal);
-    if (approval.status === 'approved') return { outcome: 'consume', approvalId: approval.id };
+    if (approval.status === 'approved') return { outcome: 'consume', approvalId: approval.id, ttl: approval.ttl };
     await this.store.recordPending(decision, approval.id, undefined);
     return { outcome: 'pending', approvalId: approval.id, expiresAt: approval.expiresAt };
   }
 
-  /** A request that needs approval and names none: asking again points at the approval already pending. */
-  async ask(input: GateInput): Promise<Extract<ApprovalVerdict, { outcome: 'pending' }>> {
+  /**
+   * A request that needs approval and names none: asking again points at the approval already
+   * pending. `ttl` is the lease ttl the request would get now: the reviewer approves that much.
+   */
+  async ask(input: GateInput, ttl: number): Promise<Extract<ApprovalVerdict, { outcome: 'pending' }>> {
     const { decision, task, boundary } = input;
     const binding = bindingOf(input);
     const pending = await this.store.pendingFor(binding);
@@ -64,7 +67,7 @@ export class ApprovalGate {
     }
     const approvalId = uuidv7(input.now);
     const expiresAt = input.now + (boundary.approval?.ttl ?? DEFAULT_APPROVAL_TTL_S) * 1000;
-    await this.store.recordPending(decision, approvalId, { id: approvalId, paramsHash: binding.paramsHash, intent: task.intent, expiresAt });
+    await this.store.recordPending(decision, approvalId, { id: approvalId, paramsHash: binding.paramsHash, intent: task.intent, expiresAt, ttl });
     return { outcome: 'pending', approvalId, expiresAt: new Date(expiresAt) };
   }
 }
@@ -77,6 +80,7 @@ function bindingOf({ decision, task, boundary, params }: GateInput): ApprovalBin
     action: decision.action,
     resource: decision.resource,
     paramsHash: paramsHash(params),
+    purpose: decision.purpose,
   };
 }
 

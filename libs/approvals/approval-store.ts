@@ -5,17 +5,20 @@ import { conditions, decisionParams, type DecisionRecord } from '../leases/lease
 import type { Approval, ApprovalBinding, ApprovalStatus } from './approval.js';
 
 /**
- * The status as of the database clock: an open approval past its time reads `expired`, one whose
- * task has ended or changed intent reads `revoked`. Nothing sweeps them; every read and every
- * write that matters (approve, deny, the consuming permit) goes by these same conditions.
+ * The status as of the database clock. `revoked` is stored: the change that kills an open approval
+ * (its task ends or changes intent, its boundary is disabled) writes it by trigger (migration
+ * 1764116520000), so an intent changed back cannot revive one. Only time is derived, so nothing
+ * has to sweep it: an open approval past its time reads `expired`, one whose task is past its time
+ * but not yet ended by the sweeper reads `revoked`. Every read and every write that matters
+ * (approve, deny, the consuming permit) goes by these same conditions.
  */
 const EFFECTIVE_STATUS = `CASE
     WHEN a.status IN ('pending', 'approved') AND a.expires_at <= now() THEN 'expired'
-    WHEN a.status IN ('pending', 'approved') AND (t.state <> 'active' OR t.expires_at <= now() OR t.intent <> a.intent) THEN 'revoked'
+    WHEN a.status IN ('pending', 'approved') AND (t.state <> 'active' OR t.expires_at <= now()) THEN 'revoked'
     ELSE a.status END`;
 const COLUMNS = `a.id, a.task_id, a.workload_id, a.boundary_id, a.boundary_version, a.action, a.resource, a.params,
-  a.params_hash, a.purpose, a.intent, ${EFFECTIVE_STATUS} AS status, a.decision_id, a.requested_at, a.expires_at,
-  a.decided_at, a.decided_by, a.reason, a.used_at, a.lease_id`;
+  a.params_hash, a.purpose, a.ttl, a.intent, ${EFFECTIVE_STATUS} AS status, a.decision_id, a.requested_at, a.expires_at,
+  a.decided_at, a.decided_by, a.reason, a.used_at, a.lease_id, a.revoked_at, a.revoke_reason`;
 const FROM = 'approvals a JOIN tasks t ON t.id = a.task_id';
 
 export interface NewApproval {
@@ -23,6 +26,8 @@ export interface NewApproval {
   paramsHash: string;
   intent: string;
   expiresAt: number;
+  /** The lease ttl the request would get now: what the reviewer approves. */
+  ttl: number;
 }
 
 export interface ApprovalFilter {
@@ -50,10 +55,11 @@ export class ApprovalStore {
     const { rows } = await this.sql.query<ApprovalRow>(
       `SELECT ${COLUMNS} FROM ${FROM}
         WHERE a.task_id = $1 AND a.workload_id = $2 AND a.boundary_id = $3 AND a.action = $4
-          AND a.resource IS NOT DISTINCT FROM $5::text AND a.params_hash = $6 AND a.status = 'pending'
+          AND a.resource IS NOT DISTINCT FROM $5::text AND a.params_hash = $6 AND a.purpose IS NOT DISTINCT FROM $7::text
+          AND a.status = 'pending'
           AND ${EFFECTIVE_STATUS} = 'pending'
         ORDER BY a.id DESC LIMIT 1`,
-      [binding.taskId, binding.workloadId, binding.boundaryId, binding.action, binding.resource, binding.paramsHash],
+      [binding.taskId, binding.workloadId, binding.boundaryId, binding.action, binding.resource, binding.paramsHash, binding.purpose],
     );
     return rows[0] && toApproval(rows[0]);
   }
@@ -73,9 +79,9 @@ export class ApprovalStore {
          RETURNING id
        ), ap AS (
          INSERT INTO approvals (id, task_id, workload_id, boundary_id, boundary_version, action, resource, params, params_hash,
-                                purpose, intent, status, decision_id, requested_at, expires_at)
+                                purpose, intent, status, decision_id, requested_at, expires_at, ttl)
          SELECT $12::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, $8::jsonb, $13::text, $9::text, $14::text,
-                'pending', d.id, to_timestamp($11::float8 / 1000), to_timestamp($15::float8 / 1000)
+                'pending', d.id, to_timestamp($11::float8 / 1000), to_timestamp($15::float8 / 1000), $19::int
            FROM d WHERE $16::boolean
          RETURNING id, task_id, workload_id, boundary_id
        ), requested AS (
@@ -105,6 +111,7 @@ export class ApprovalStore {
             ...(decision.policies ? { policies: decision.policies } : {}),
           }),
         ),
+        created?.ttl ?? null,
       ],
       'tollgate_record_pending',
     );
@@ -165,6 +172,7 @@ interface ApprovalRow {
   params: Record<string, unknown> | null;
   params_hash: string;
   purpose: string | null;
+  ttl: number;
   intent: string;
   status: ApprovalStatus;
   decision_id: string;
@@ -175,6 +183,8 @@ interface ApprovalRow {
   reason: string | null;
   used_at: Date | null;
   lease_id: string | null;
+  revoked_at: Date | null;
+  revoke_reason: string | null;
 }
 
 function toApproval(row: ApprovalRow): Approval {
@@ -189,6 +199,7 @@ function toApproval(row: ApprovalRow): Approval {
     params: row.params,
     paramsHash: row.params_hash,
     purpose: row.purpose,
+    ttl: row.ttl,
     intent: row.intent,
     status: row.status,
     decisionId: row.decision_id,
@@ -199,5 +210,7 @@ function toApproval(row: ApprovalRow): Approval {
     reason: row.reason,
     usedAt: row.used_at ? new Date(row.used_at) : null,
     leaseId: row.lease_id,
+    revokedAt: row.revoked_at ? new Date(row.revoked_at) : null,
+    revokeReason: row.revoke_reason,
   };
 }

@@ -11,10 +11,11 @@ describe('approval binding', () => {
     expect(paramsHash({})).not.toBe(paramsHash(null));
   });
 
-  it('binds workload, task, boundary, action, resource and params', () => {
-    const base = { workloadId: 'w', taskId: 't', boundaryId: 'b', action: 'a', resource: 'r', paramsHash: 'h' };
+  it('binds workload, task, boundary, action, resource, params and purpose', () => {
+    const base = { workloadId: 'w', taskId: 't', boundaryId: 'b', action: 'a', resource: 'r', paramsHash: 'h', purpose: 'p' };
     expect(sameBinding(base, { ...base })).toBe(true);
     for (const key of Object.keys(base) as (keyof typeof base)[]) expect(sameBinding(base, { ...base, [key]: 'other' })).toBe(false);
     expect(sameBinding(base, { ...base, resource: null })).toBe(false);
+    expect(sameBinding(base, { ...base, purpose: null })).toBe(false);
   });
 });

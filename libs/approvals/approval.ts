@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 
 /**
  * A human approval (step-up) for one exact credential request. Stored statuses are pending,
- * approved, denied and used; `expired` (past expires_at) and `revoked` (its task ended or changed
- * intent) are derived when read, so nothing has to sweep them.
+ * approved, denied, used and revoked (its task ended or changed intent, or its boundary was
+ * disabled: stored, so it never comes back); `expired` (past expires_at) is derived when read, so
+ * nothing has to sweep it.
  */
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'used' | 'expired' | 'revoked';
 export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'used', 'expired', 'revoked'];
@@ -19,6 +20,8 @@ export interface Approval {
   params: Record<string, unknown> | null;
   paramsHash: string;
   purpose: string | null;
+  /** The lease ttl the request would have had when asked: what the reviewer saw, and the most the repeat gets. */
+  ttl: number;
   intent: string;
   status: ApprovalStatus;
   decisionId: string;
@@ -30,9 +33,15 @@ export interface Approval {
   reason: string | null;
   usedAt: Date | null;
   leaseId: string | null;
+  revokedAt: Date | null;
+  /** intent_changed, boundary_disabled, or the task's end reason (task_completed, workload_revoked, drift_detected, …). */
+  revokeReason: string | null;
 }
 
-/** What an approval is bound to: a repeat that differs in any of these is refused. */
+/**
+ * What an approval is bound to: a repeat that differs in any of these is refused. The ttl is bound
+ * too, as a cap rather than a match: the repeat gets at most the approved ttl (libs/leases/ttl.ts).
+ */
 export interface ApprovalBinding {
   workloadId: string;
   taskId: string;
@@ -40,6 +49,7 @@ export interface ApprovalBinding {
   action: string;
   resource: string | null;
   paramsHash: string;
+  purpose: string | null;
 }
 
 export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding): boolean {
@@ -49,7 +59,8 @@ export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding)
     approval.boundaryId === request.boundaryId &&
     approval.action === request.action &&
     approval.resource === request.resource &&
-    approval.paramsHash === request.paramsHash
+    approval.paramsHash === request.paramsHash &&
+    approval.purpose === request.purpose
   );
 }
 

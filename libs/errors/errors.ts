@@ -127,8 +127,12 @@ export class TemporarilyUnavailable extends TollgateError {
 export class RateLimited extends TollgateError {
   readonly code = 'slow_down';
   readonly status = 429;
-  constructor(readonly retryAfterSeconds: number) {
-    super(`too many credential requests for this workload; retry after ${retryAfterSeconds} s`, { retry_after: retryAfterSeconds });
+  constructor(
+    readonly retryAfterSeconds: number,
+    /** What there were too many of: credential requests, or tasks opened. */
+    what = 'credential requests',
+  ) {
+    super(`too many ${what} for this workload; retry after ${retryAfterSeconds} s`, { retry_after: retryAfterSeconds });
   }
 }
 

@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { Conflict, NotFound } from '../errors/errors.js';
 import { subjectProblem, type Issuer, type IssuerDefinition } from './issuer.js';
 import type { IssuerStore } from './issuer-store.js';
@@ -15,8 +16,10 @@ export class Issuers {
     private readonly changed: (id: string) => void = () => {},
   ) {}
 
-  async put(id: string, definition: IssuerDefinition, enabled?: boolean): Promise<{ issuer: Issuer; created: boolean }> {
+  /** `actor`: who, for the audit trail (`admin:<key id>`). */
+  async put(id: string, definition: IssuerDefinition, enabled: boolean | undefined, actor: string): Promise<{ issuer: Issuer; created: boolean }> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'issuer', id);
       // One iss, one issuer: the token's iss is how an issuer is found.
       const other = await this.store.otherWithIssuer(id, definition.issuer, tx);
       if (other !== undefined) throw new Conflict(`issuer: already trusted as issuer "${other}"`, { field: 'issuer' });
@@ -29,7 +32,7 @@ export class Issuers {
       }
       await appendAudit(tx, {
         kind: 'issuer.put',
-        actor: 'admin',
+        actor,
         data: {
           issuer_id: id,
           revision: result.issuer.revision,
@@ -62,10 +65,11 @@ export class Issuers {
    * gets the kill switch: disabled, its tasks and leases revoked (workload_revoked). Neither comes back
    * by re-applying configuration; `"enabled": true` on the issuer and on each workload does.
    */
-  async withdraw(id: string): Promise<{ issuer: Issuer; workloads: string[]; tasks: number; leases: number }> {
+  async withdraw(id: string, actor: string): Promise<{ issuer: Issuer; workloads: string[]; tasks: number; leases: number }> {
     const revokedWorkloads: string[] = [];
     try {
       return await thenForget(() => this.db.transaction(async (tx) => {
+        await lockWriter(tx, 'issuer', id);
         // The issuer row first (a concurrent binding holds it FOR SHARE), then the bound workloads.
         const issuer = await this.store.disable(id, tx);
         if (!issuer) throw new NotFound('no such issuer');
@@ -73,20 +77,20 @@ export class Issuers {
         let tasks = 0;
         let leases = 0;
         for (const workloadId of bound) {
-          const revoked = await this.workloads.revokeIn(tx, workloadId);
+          const revoked = await this.workloads.revokeIn(tx, workloadId, actor);
           if (!revoked) continue;
           revokedWorkloads.push(workloadId);
           tasks += revoked.tasks.length;
           leases += revoked.leases.length;
           await appendAudit(tx, {
             kind: 'workload.revoked',
-            actor: 'admin',
+            actor,
             data: { workload_id: workloadId, issuer_id: id, revoked_tasks: revoked.tasks.length, revoked_leases: revoked.leases.length },
           });
         }
         await appendAudit(tx, {
           kind: 'issuer.withdrawn',
-          actor: 'admin',
+          actor,
           data: { issuer_id: id, revision: issuer.revision, revoked_workloads: revokedWorkloads, revoked_tasks: tasks, revoked_leases: leases },
         });
         return { issuer, workloads: revokedWorkloads, tasks, leases };

@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database, type Sql } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { Conflict, InvalidRequest, NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { TaskStore } from '../tasks/task-store.js';
@@ -28,10 +29,13 @@ export class Workloads {
   async put(
     id: string,
     credentials: WorkloadCredentials,
-    enabled?: boolean,
-    rateLimit: WorkloadRateLimit | null = null,
+    enabled: boolean | undefined,
+    rateLimit: WorkloadRateLimit | null,
+    /** Who, for the audit trail (`admin:<key id>`). */
+    actor: string,
   ): Promise<{ workload: Workload; created: boolean }> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'workload', id);
       if ('issuerId' in credentials) await this.checkBinding(tx, id, credentials.issuerId, credentials.subject);
       const result = await this.store.put(id, credentials, enabled, rateLimit, tx).catch((error: unknown) => {
         // Two bindings of one subject racing: the unique index decides, the loser gets the same 409.
@@ -40,7 +44,7 @@ export class Workloads {
       });
       await appendAudit(tx, {
         kind: 'workload.put',
-        actor: 'admin',
+        actor,
         data: {
           workload_id: id,
           revision: result.workload.revision,
@@ -80,11 +84,12 @@ export class Workloads {
    * revoked (reason workload_revoked), in one transaction. DELETE does the same: a deleted workload
    * must not keep live credentials.
    */
-  async revoke(id: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
+  async revoke(id: string, actor: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
     return thenForget(() => this.db.transaction(async (tx) => {
-      const revoked = await this.revokeIn(tx, id);
+      await lockWriter(tx, 'workload', id);
+      const revoked = await this.revokeIn(tx, id, actor);
       if (!revoked) throw new NotFound('no such workload');
-      await appendAudit(tx, { kind, actor: 'admin', data: { workload_id: id, revoked_tasks: revoked.tasks.length, revoked_leases: revoked.leases.length } });
+      await appendAudit(tx, { kind, actor, data: { workload_id: id, revoked_tasks: revoked.tasks.length, revoked_leases: revoked.leases.length } });
       return revoked;
     }), () => this.changed(id));
   }
@@ -93,13 +98,13 @@ export class Workloads {
    * The kill switch inside a caller's transaction (also used when an issuer is withdrawn); undefined
    * when there is no such workload. The caller tells `forget` once it is over.
    */
-  async revokeIn(tx: Sql, id: string): Promise<{ tasks: string[]; leases: string[] } | undefined> {
+  async revokeIn(tx: Sql, id: string, actor: string): Promise<{ tasks: string[]; leases: string[] } | undefined> {
     // Order matters: the workload row, then its tasks (waiting for in-flight permits, which hold
     // their task's lock), then the leases, read after those permits committed.
     const workload = await this.store.disable(id, tx);
     if (!workload) return undefined;
     const tasks = await this.tasks.revokeForWorkload(tx, id);
-    const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', 'admin');
+    const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', actor);
     return { tasks, leases };
   }
 

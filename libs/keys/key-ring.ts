@@ -60,7 +60,8 @@ export interface PublishedKey {
   publishUntil: Date | null;
 }
 
-type Actor = 'admin' | 'system:key-rotation';
+/** `admin:<key id>` for a rotation an admin asked for, `system:key-rotation` for a due one. */
+type Actor = string;
 
 /**
  * The signing keys one replica knows: the active key (private half in memory) and every public key

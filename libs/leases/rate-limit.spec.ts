@@ -8,12 +8,13 @@ function buckets(clock: { now: number }) {
   const state = new Map<string, { tokens: number; at: number }>();
   const fake: RateBuckets & { claims: number[] } = {
     claims: [],
-    async claim(workloadId: string, want: number, limit: RateLimit) {
+    async claim(workloadId: string, want: number, limit: RateLimit, kind: string) {
       fake.claims.push(want);
-      const bucket = state.get(workloadId) ?? { tokens: limit.burst, at: clock.now };
+      const key = `${kind}:${workloadId}`;
+      const bucket = state.get(key) ?? { tokens: limit.burst, at: clock.now };
       const available = Math.min(limit.burst, bucket.tokens + (limit.perSecond * (clock.now - bucket.at)) / 1000);
       const granted = Math.min(want, Math.floor(available));
-      state.set(workloadId, { tokens: available - granted, at: clock.now });
+      state.set(key, { tokens: available - granted, at: clock.now });
       return { granted, tokens: available - granted };
     },
   };
@@ -44,6 +45,19 @@ describe('RateLimiter', () => {
     expect(((await limiter.take('bot').catch((e: unknown) => e)) as RateLimited).retryAfterSeconds).toBe(1);
     clock.now += 600;
     await expect(limiter.take('bot')).resolves.toBeUndefined();
+  });
+
+  it('keeps opening tasks and credential requests in buckets of their own, on the same limit', async () => {
+    const clock = { now: 0 };
+    const limiter = new RateLimiter(buckets(clock), { perSecond: 0.5, burst: 2 }, { now: () => clock.now });
+    await limiter.take('bot', 'task_open');
+    await limiter.take('bot', 'task_open');
+    const refused = await limiter.take('bot', 'task_open').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RateLimited);
+    expect((refused as RateLimited).message).toContain('too many tasks opened');
+    await limiter.take('bot');
+    await limiter.take('bot');
+    expect(((await limiter.take('bot').catch((e: unknown) => e)) as RateLimited).message).toContain('too many credential requests');
   });
 
   it('drops tokens it held longer than HOLD_MS instead of spending them late', async () => {

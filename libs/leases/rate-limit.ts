@@ -1,9 +1,9 @@
 import type { Clock } from '../clock/clock.js';
 import type { RateLimit } from '../config/config.js';
 import { RateLimited } from '../errors/errors.js';
-import type { Claimed } from './rate-bucket-store.js';
+import type { Claimed, RateBucket } from './rate-bucket-store.js';
 
-export type RateBuckets = { claim(workloadId: string, want: number, limit: RateLimit): Promise<Claimed> };
+export type RateBuckets = { claim(workloadId: string, want: number, limit: RateLimit, bucket: RateBucket): Promise<Claimed> };
 
 /** A workload's own limit, when it has one (read through the workload cache authentication just filled). */
 export type WorkloadLimits = (workloadId: string) => Promise<RateLimit | undefined>;
@@ -14,10 +14,12 @@ export type LimitSource = 'workload' | 'default';
 /** How long a replica may keep tokens it claimed; unused ones are dropped, never given back. */
 export const HOLD_MS = 100;
 const MAX_BATCH = 64;
+const WHAT: Record<RateBucket, string> = { credential: 'credential requests', task_open: 'tasks opened' };
 
 /**
- * Per-workload rate limit on credential requests: one token bucket per workload in PostgreSQL,
- * shared by every replica. The bucket runs on the workload's own limit when it has one, else on
+ * Per-workload rate limit on credential requests, and on opening tasks (each writes a task row and
+ * an audit event): one token bucket per workload and kind of request in PostgreSQL, shared by every
+ * replica; both kinds run on the same limit, in buckets of their own. The bucket runs on the workload's own limit when it has one, else on
  * the service's default; with neither there is nothing to take. A replica does not ask the database per request: it claims a batch of
  * tokens (about HOLD_MS worth of the rate) and spends them locally for at most HOLD_MS, then
  * drops what is left. Every token spent was taken from the shared bucket, so replicas together
@@ -39,48 +41,51 @@ export class RateLimiter {
     private readonly refused: (source: LimitSource) => void = () => {},
   ) {}
 
-  /** Spends one of the workload's tokens, or throws RateLimited with the seconds until the next. */
-  async take(workloadId: string): Promise<void> {
+  /** Spends one of the workload's tokens of `bucket`, or throws RateLimited with the seconds until the next. */
+  async take(workloadId: string, bucket: RateBucket = 'credential'): Promise<void> {
     const own = await this.limitOf(workloadId);
     const limit = own ?? this.defaultLimit;
     if (!limit) return;
     try {
-      await this.spendOrClaim(workloadId, limit);
+      await this.spendOrClaim(workloadId, bucket, limit);
     } catch (error) {
       if (error instanceof RateLimited) this.refused(own ? 'workload' : 'default');
       throw error;
     }
   }
 
-  private async spendOrClaim(workloadId: string, limit: RateLimit): Promise<void> {
+  private async spendOrClaim(workloadId: string, bucket: RateBucket, limit: RateLimit): Promise<void> {
+    // The bucket kind is one of a closed set without ':', so the key is unambiguous.
+    const key = `${bucket}:${workloadId}`;
+    const what = WHAT[bucket];
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (this.spend(workloadId)) return;
-      // One claim per workload in flight on this replica: the others wait for its batch.
-      const inFlight = this.claims.get(workloadId);
+      if (this.spend(key)) return;
+      // One claim per workload and bucket in flight on this replica: the others wait for its batch.
+      const inFlight = this.claims.get(key);
       if (inFlight) {
         await inFlight.catch(() => undefined);
         continue;
       }
-      const claim = this.claim(workloadId, limit);
-      this.claims.set(workloadId, claim);
+      const claim = this.claim(key, workloadId, bucket, limit);
+      this.claims.set(key, claim);
       let retryAfterMs: number | undefined;
       try {
         retryAfterMs = await claim;
       } finally {
-        this.claims.delete(workloadId);
+        this.claims.delete(key);
       }
-      if (retryAfterMs !== undefined) throw new RateLimited(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+      if (retryAfterMs !== undefined) throw new RateLimited(Math.max(1, Math.ceil(retryAfterMs / 1000)), what);
     }
-    if (this.spend(workloadId)) return;
+    if (this.spend(key)) return;
     // Waiters spent every token of three batches in a row: the bucket is being drained.
-    throw new RateLimited(1);
+    throw new RateLimited(1, what);
   }
 
-  private spend(workloadId: string): boolean {
-    const held = this.held.get(workloadId);
+  private spend(key: string): boolean {
+    const held = this.held.get(key);
     if (!held) return false;
     if (held.until <= this.clock.now()) {
-      this.held.delete(workloadId);
+      this.held.delete(key);
       return false;
     }
     if (held.tokens <= 0) return false;
@@ -92,11 +97,11 @@ export class RateLimiter {
    * Claims a batch (about HOLD_MS worth of the rate); undefined when tokens were granted, else the
    * time until one will be there.
    */
-  private async claim(workloadId: string, limit: RateLimit): Promise<number | undefined> {
+  private async claim(key: string, workloadId: string, bucket: RateBucket, limit: RateLimit): Promise<number | undefined> {
     const batch = Math.max(1, Math.min(MAX_BATCH, limit.burst, Math.floor((limit.perSecond * HOLD_MS) / 1000)));
-    const { granted, tokens } = await this.buckets.claim(workloadId, batch, limit);
+    const { granted, tokens } = await this.buckets.claim(workloadId, batch, limit, bucket);
     if (granted === 0) return ((1 - tokens) / limit.perSecond) * 1000;
-    this.held.set(workloadId, { tokens: granted, until: this.clock.now() + HOLD_MS });
+    this.held.set(key, { tokens: granted, until: this.clock.now() + HOLD_MS });
     return undefined;
   }
 }

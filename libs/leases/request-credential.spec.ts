@@ -209,7 +209,7 @@ describe('CredentialIssuance with step-up approval', () => {
 
   it('a request Cedar sends to a reviewer writes no lease and throws ApprovalPending with the approval id', async () => {
     const store = ledger({ boundary: stepUp });
-    const { stub, seen, expiresAt } = gate({ outcome: 'consume', approvalId: 'unused' });
+    const { stub, seen, expiresAt } = gate({ outcome: 'consume', approvalId: 'unused', ttl: 60 });
     const policies = cedar();
     await expect(service(store, stub, policies).request('bot', request)).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-new', expiresAt });
     expect(seen).toEqual({ named: [], asked: 1 });
@@ -225,7 +225,7 @@ describe('CredentialIssuance with step-up approval', () => {
       store.leases.push(lease);
       return true;
     };
-    const { stub, seen } = gate({ outcome: 'consume', approvalId: 'ap-2' });
+    const { stub, seen } = gate({ outcome: 'consume', approvalId: 'ap-2', ttl: 60 });
     const policies = cedar();
     await service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-2' });
     expect(seen).toEqual({ named: ['ap-2'], asked: 0 });
@@ -258,7 +258,7 @@ describe('CredentialIssuance with step-up approval', () => {
     store.requestContext = async (...args) => (reads++, read(...args));
     const cache = new RequestContextCache({ now: () => NOW });
     cache.remember({ now: NOW, task, boundary: stepUp, policiesKey: '' });
-    const { stub, seen } = gate({ outcome: 'consume', approvalId: 'unused' });
+    const { stub, seen } = gate({ outcome: 'consume', approvalId: 'unused', ttl: 60 });
     await expect(service(store, stub, cedar(), cache).request('bot', request)).rejects.toBeInstanceOf(ApprovalPending);
     expect(reads).toBe(1);
     expect(seen.asked).toBe(1);
@@ -267,7 +267,7 @@ describe('CredentialIssuance with step-up approval', () => {
   it('fails closed without a gate, or without Cedar to decide the boundary\'s rule', async () => {
     const store = ledger({ boundary: stepUp });
     await expect(service(store, undefined, cedar()).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
-    await expect(service(store, gate({ outcome: 'consume', approvalId: 'x' }).stub, undefined).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    await expect(service(store, gate({ outcome: 'consume', approvalId: 'x', ttl: 60 }).stub, undefined).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
     expect(store.writes).toEqual([]);
   });
 });

@@ -133,6 +133,7 @@ export class CredentialIssuance {
     // A repeat's approval is settled first: whether the request is approved is part of what Cedar
     // sees (`context.approved`). Decided on fresh rows only: an approval hangs on the task's intent.
     let approvalId: string | undefined;
+    let approvedTtl: number | undefined;
     const gateInput = { decision, task, boundary: boundary!, params: request.params, now };
     if (request.approvalId !== undefined) {
       if (remembered) return undefined;
@@ -140,6 +141,7 @@ export class CredentialIssuance {
       if (named.outcome === 'deny') return this.deny(decision, named.reason, named.description);
       if (named.outcome === 'pending') return this.pending(named.approvalId, named.expiresAt, decision.id);
       approvalId = named.approvalId;
+      approvedTtl = named.ttl;
     }
 
     // Cedar decides after the core checks, and only when a policy or an approval rule applies:
@@ -172,6 +174,7 @@ export class CredentialIssuance {
       defaultTtl: boundary!.defaultTtl,
       maxTtl: boundary!.maxTtl,
       taskSecondsLeft: (task.expiresAt - now) / 1000,
+      approvedTtl,
     });
     if (ttl === 0) return remembered ? undefined : this.deny(decision, 'task_not_active', 'the task has no time left');
 
@@ -179,7 +182,7 @@ export class CredentialIssuance {
     // to a reviewer, unless it carries that reviewer's approval already.
     if (approvalId === undefined && policy?.approvalRequired) {
       if (remembered) return undefined;
-      const asked = await this.gate().ask(gateInput);
+      const asked = await this.gate().ask(gateInput, ttl);
       return this.pending(asked.approvalId, asked.expiresAt, decision.id);
     }
 

@@ -26,4 +26,11 @@ describe('leaseTtl', () => {
     expect(leaseTtl({ ...base, requested: undefined, taskSecondsLeft: 0.5 })).toBe(0);
     expect(leaseTtl({ ...base, requested: undefined, taskSecondsLeft: -10 })).toBe(0);
   });
+
+  it('caps at the ttl a reviewer approved, whatever the repeat asks for', () => {
+    expect(leaseTtl({ ...base, requested: 900, approvedTtl: 60 })).toBe(60);
+    expect(leaseTtl({ ...base, requested: undefined, approvedTtl: 60 })).toBe(60);
+    expect(leaseTtl({ ...base, requested: 30, approvedTtl: 60 })).toBe(30);
+    expect(leaseTtl({ ...base, requested: 600, approvedTtl: 60, taskSecondsLeft: 20 })).toBe(20);
+  });
 });

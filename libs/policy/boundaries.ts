@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
@@ -17,19 +18,20 @@ export class Boundaries {
     private readonly changed: (id: string) => void = () => {},
   ) {}
 
-  /** A PUT that disables a boundary revokes its live leases, as DELETE does. */
-  async put(id: string, definition: BoundaryDefinition): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
+  /** A PUT that disables a boundary revokes its live leases, as DELETE does. `actor`: who, for the audit trail. */
+  async put(id: string, definition: BoundaryDefinition, actor: string): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
     // An invalid policy is refused before anything is written: the valid version stays current.
     if (definition.policy !== null) {
       const problems = validatePolicyText(definition.policy, definition.actions);
       if (problems.length > 0) throw invalidPolicy(problems);
     }
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'boundary', id);
       const { boundary, changed, created } = await this.store.put(id, definition, tx);
       let revokedLeases: string[] = [];
       if (changed) {
-        await appendAudit(tx, { kind: 'boundary.put', actor: 'admin', data: { boundary_id: id, version: boundary.version, definition } });
-        if (!boundary.enabled) revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
+        await appendAudit(tx, { kind: 'boundary.put', actor, data: { boundary_id: id, version: boundary.version, definition } });
+        if (!boundary.enabled) revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, actor);
       }
       return { boundary, created, revokedLeases };
     }), () => this.changed(id));
@@ -46,13 +48,14 @@ export class Boundaries {
   }
 
   /** Disables the boundary (a new version) and revokes every live lease issued under it. */
-  async disable(id: string): Promise<{ boundary: ToolBoundary; revokedLeases: string[] }> {
+  async disable(id: string, actor: string): Promise<{ boundary: ToolBoundary; revokedLeases: string[] }> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'boundary', id);
       const current = await this.store.current(id, tx);
       if (!current) throw new NotFound('no such tool boundary');
       const { boundary, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
-      if (changed) await appendAudit(tx, { kind: 'boundary.disabled', actor: 'admin', data: { boundary_id: id, version: boundary.version } });
-      const revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, 'admin');
+      if (changed) await appendAudit(tx, { kind: 'boundary.disabled', actor, data: { boundary_id: id, version: boundary.version } });
+      const revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, actor);
       return { boundary, revokedLeases };
     }), () => this.changed(id));
   }

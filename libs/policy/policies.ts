@@ -1,6 +1,7 @@
 import { appendAudit } from '../audit/audit.js';
 import type { Clock } from '../clock/clock.js';
 import { thenForget, type Database } from '../db/database.js';
+import { lockWriter } from '../db/writer-lock.js';
 import { InvalidRequest, NotFound } from '../errors/errors.js';
 import type { ToolBoundary } from './boundary.js';
 import { buildCedarContext, validatePolicyText, type CedarEvaluator, type PolicyDecision, type PolicySource, type RequestFacts } from './cedar.js';
@@ -29,12 +30,14 @@ export class Policies {
     private readonly observe: (seconds: number) => void = () => {},
   ) {}
 
-  async put(id: string, policy: string, description: string | null): Promise<{ policy: GlobalPolicy; created: boolean }> {
+  /** `actor`: who, for the audit trail (`admin:<key id>`). */
+  async put(id: string, policy: string, description: string | null, actor: string): Promise<{ policy: GlobalPolicy; created: boolean }> {
     const problems = validatePolicyText(policy, await this.store.knownActions());
     if (problems.length > 0) throw invalidPolicy(problems);
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'policy', id);
       const { policy: written, changed, created } = await this.store.put(id, { policy, description, enabled: true }, tx);
-      if (changed) await appendAudit(tx, { kind: 'policy.put', actor: 'admin', data: { policy_id: id, version: written.version, policy, description } });
+      if (changed) await appendAudit(tx, { kind: 'policy.put', actor, data: { policy_id: id, version: written.version, policy, description } });
       return { policy: written, created };
     }), () => this.forget());
   }
@@ -50,12 +53,13 @@ export class Policies {
   }
 
   /** Disables the policy set: a new version, kept like every other. */
-  async disable(id: string): Promise<GlobalPolicy> {
+  async disable(id: string, actor: string): Promise<GlobalPolicy> {
     return thenForget(() => this.db.transaction(async (tx) => {
+      await lockWriter(tx, 'policy', id);
       const current = await this.store.current(id, tx);
       if (!current) throw new NotFound('no such policy');
       const { policy, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
-      if (changed) await appendAudit(tx, { kind: 'policy.disabled', actor: 'admin', data: { policy_id: id, version: policy.version } });
+      if (changed) await appendAudit(tx, { kind: 'policy.disabled', actor, data: { policy_id: id, version: policy.version } });
       return policy;
     }), () => this.forget());
   }

@@ -25,12 +25,17 @@ export class Tasks {
     private readonly revocation: LeaseRevocation,
     /** Told after a task changed (intent, completion), so caches of this replica drop it. */
     private readonly changed: (taskId: string) => void = () => {},
+    /** The workload's rate limit on opening tasks: throws RateLimited (429) when spent. */
+    private readonly limitOpen: (workloadId: string) => Promise<void> = async () => {},
   ) {}
 
+  /** Opens a task. Rate-limited like credential requests: each open writes a task row and an audit event. */
   async open(
     workloadId: string,
     input: { intent: string; subject: string; context?: Record<string, unknown> | undefined; ttl?: number | undefined },
   ): Promise<Task> {
+    // Before anything is written: a flood must not cost the database a row per request.
+    await this.limitOpen(workloadId);
     return this.db.transaction(async (tx) => {
       const task = await this.tasks.insert(tx, {
         workloadId,

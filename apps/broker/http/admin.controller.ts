@@ -1,11 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { WORKLOAD_ID } from '../../../libs/identity/workload.js';
 import { Workloads } from '../../../libs/identity/workloads.js';
 import { Boundaries } from '../../../libs/policy/boundaries.js';
-import { AdminGuard } from './auth.js';
+import { actorOf, AdminGuard } from './auth.js';
 import { boundaryBody, emptyBody, ID, parse, toBoundaryDefinition, toWorkloadRateLimit, workloadBody } from './schemas.js';
 import { ApiRoute, created } from './openapi.js';
 import { boundaryChangeResponse, boundaryList, boundaryResponse, workloadList, workloadResponse, workloadRevokedResponse } from './responses.js';
@@ -22,9 +22,9 @@ export class AdminController {
 
   @Put('boundaries/:id')
   @ApiRoute({ summary: 'Create or change a tool boundary', body: boundaryBody, responses: { 200: boundaryChangeResponse, 201: created(boundaryChangeResponse) } })
-  async putBoundary(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+  async putBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const definition = toBoundaryDefinition(parse(boundaryBody, body));
-    const { boundary, created, revokedLeases } = await this.boundaries.put(boundaryId(id), definition);
+    const { boundary, created, revokedLeases } = await this.boundaries.put(boundaryId(id), definition, actorOf(request));
     reply.status(created ? 201 : 200);
     return { ...boundaryView(boundary), revoked_leases: revokedLeases.length };
   }
@@ -43,9 +43,9 @@ export class AdminController {
 
   @Delete('boundaries/:id')
   @ApiRoute({ summary: 'Disable a tool boundary and revoke its leases', body: emptyBody, responses: { 200: boundaryChangeResponse }, errors: [404] })
-  async deleteBoundary(@Param('id') id: string, @Body() body: unknown) {
+  async deleteBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
-    const { boundary, revokedLeases } = await this.boundaries.disable(boundaryId(id));
+    const { boundary, revokedLeases } = await this.boundaries.disable(boundaryId(id), actorOf(request));
     return { ...boundaryView(boundary), revoked_leases: revokedLeases.length };
   }
 
@@ -56,10 +56,10 @@ export class AdminController {
     responses: { 200: workloadResponse, 201: created(workloadResponse) },
     errors: [409],
   })
-  async putWorkload(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+  async putWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const { jwks, issuer, subject, enabled, rate_limit } = parse(workloadBody, body);
     const credentials = jwks ? { jwks: { keys: jwks.keys as JWK[] } } : { issuerId: issuer!, subject: subject! };
-    const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled, toWorkloadRateLimit(rate_limit));
+    const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled, toWorkloadRateLimit(rate_limit), actorOf(request));
     reply.status(created ? 201 : 200);
     return workloadView(workload);
   }
@@ -78,18 +78,18 @@ export class AdminController {
 
   @Delete('workloads/:id')
   @ApiRoute({ summary: 'Disable a workload, revoking its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
-  async deleteWorkload(@Param('id') id: string, @Body() body: unknown) {
+  async deleteWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
-    const { tasks, leases } = await this.workloads.revoke(workloadId(id), 'workload.deleted');
+    const { tasks, leases } = await this.workloads.revoke(workloadId(id), actorOf(request), 'workload.deleted');
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
   }
 
   @Post('workloads/:id/revoke')
   @HttpCode(200)
   @ApiRoute({ summary: 'Kill switch: disable a workload and revoke its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
-  async revokeWorkload(@Param('id') id: string, @Body() body: unknown) {
+  async revokeWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
-    const { tasks, leases } = await this.workloads.revoke(workloadId(id));
+    const { tasks, leases } = await this.workloads.revoke(workloadId(id), actorOf(request));
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
   }
 }

@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Req, UseG
 import type { FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
 import { ApiKeys } from '../../../libs/identity/api-keys.js';
-import { AdminGuard, apiKeyOf } from './auth.js';
+import { actorOf, AdminGuard } from './auth.js';
 import { ApiRoute } from './openapi.js';
 import { apiKeyList, apiKeyResponse, createdApiKeyResponse } from './responses.js';
 import { apiKeyBody, emptyBody, parse } from './schemas.js';
@@ -39,8 +39,4 @@ export class ApiKeysController {
     parse(emptyBody, body ?? {});
     return apiKeyView(await this.keys.revoke(id, actorOf(request)));
   }
-}
-
-function actorOf(request: FastifyRequest): string {
-  return `admin:${apiKeyOf(request).id}`;
 }

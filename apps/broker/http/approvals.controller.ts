@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { Approvals } from '../../../libs/approvals/approvals.js';
 import { NotFound } from '../../../libs/errors/errors.js';
 import { isUuid } from '../../../libs/ids/ids.js';
-import { apiKeyOf, ApproverGuard } from './auth.js';
+import { actorOf, ApproverGuard } from './auth.js';
 import { ApiRoute } from './openapi.js';
 import { approvalPage, approvalResponse } from './responses.js';
 import { approvalDecisionBody, approvalQuery, encodeCursor, parse } from './schemas.js';
@@ -45,8 +45,7 @@ export class ApprovalsController {
 
   private async decide(request: FastifyRequest, id: string, body: unknown, verdict: 'approved' | 'denied') {
     const { reason } = parse(approvalDecisionBody, body);
-    const key = apiKeyOf(request);
-    const approval = await this.approvals.decide(approvalId(id), verdict, `${key.role}:${key.id}`, reason);
+    const approval = await this.approvals.decide(approvalId(id), verdict, actorOf(request), reason);
     return approvalView(approval);
   }
 }

@@ -23,6 +23,16 @@ export function apiKeyOf(request: FastifyRequest): ApiKey {
   return callerOf(request).apiKey!;
 }
 
+/**
+ * Who is acting, for the audit trail: `<role>:<key id>` of the API key a guard let through (the
+ * bootstrap key from TOLLGATE_ADMIN_KEY is `admin:bootstrap`), so with several admin keys the
+ * chain says which one changed what. Routes behind an API-key guard only.
+ */
+export function actorOf(request: FastifyRequest): string {
+  const key = apiKeyOf(request);
+  return `${key.role}:${key.id}`;
+}
+
 export function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (typeof header !== 'string') return undefined;

@@ -1,10 +1,10 @@
-import { Body, Controller, Delete, Get, Inject, Param, Put, Res, UseGuards } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import { Body, Controller, Delete, Get, Inject, Param, Put, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { Issuers } from '../../../libs/identity/issuers.js';
 import type { Broker } from '../broker.js';
 import { BROKER } from '../tokens.js';
-import { AdminGuard } from './auth.js';
+import { actorOf, AdminGuard } from './auth.js';
 import { ApiRoute, created } from './openapi.js';
 import { issuerList, issuerResponse, issuerWithdrawnResponse } from './responses.js';
 import { emptyBody, ID, issuerBody, parse, toIssuerDefinition } from './schemas.js';
@@ -21,9 +21,9 @@ export class IssuersController {
 
   @Put(':id')
   @ApiRoute({ summary: 'Trust an issuer (SPIRE, Kubernetes, OIDC) or change it', body: issuerBody, responses: { 200: issuerResponse, 201: created(issuerResponse) }, errors: [409] })
-  async put(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+  async put(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const { enabled, ...definition } = parse(issuerBody, body);
-    const { issuer, created } = await this.issuers.put(issuerId(id), toIssuerDefinition(definition, this.broker.config.issuer), enabled);
+    const { issuer, created } = await this.issuers.put(issuerId(id), toIssuerDefinition(definition, this.broker.config.issuer), enabled, actorOf(request));
     reply.status(created ? 201 : 200);
     return issuerView(issuer);
   }
@@ -43,9 +43,9 @@ export class IssuersController {
   /** Withdraws trust: the issuer is disabled and every workload bound to it gets the kill switch. */
   @Delete(':id')
   @ApiRoute({ summary: 'Withdraw trust: disable the issuer and kill every workload bound to it', body: emptyBody, responses: { 200: issuerWithdrawnResponse }, errors: [404] })
-  async delete(@Param('id') id: string, @Body() body: unknown) {
+  async delete(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
-    const { issuer, workloads, tasks, leases } = await this.issuers.withdraw(issuerId(id));
+    const { issuer, workloads, tasks, leases } = await this.issuers.withdraw(issuerId(id), actorOf(request));
     return { ...issuerView(issuer), revoked_workloads: workloads, revoked_tasks: tasks, revoked_leases: leases };
   }
 }

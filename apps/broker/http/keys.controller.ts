@@ -1,6 +1,7 @@
-import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import { SigningKeyRing, type PublishedKey } from '../../../libs/keys/key-ring.js';
-import { AdminGuard } from './auth.js';
+import { actorOf, AdminGuard } from './auth.js';
 import { ApiRoute } from './openapi.js';
 import { signingKeyList, signingKeyRotation } from './responses.js';
 import { emptyBody, parse } from './schemas.js';
@@ -24,9 +25,9 @@ export class KeysController {
   @Post('rotate')
   @HttpCode(200)
   @ApiRoute({ summary: 'Rotate now: the pre-published next key signs from now on', body: emptyBody, responses: { 200: signingKeyRotation } })
-  async rotate(@Body() body: unknown) {
+  async rotate(@Req() request: FastifyRequest, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
-    const rotated = (await this.keys.rotate('admin'))!;
+    const rotated = (await this.keys.rotate(actorOf(request)))!;
     return {
       active_kid: rotated.activeKid,
       retired_kid: rotated.retiredKid ?? null,

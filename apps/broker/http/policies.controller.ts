@@ -1,10 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
 import { Policies } from '../../../libs/policy/policies.js';
 import { Simulator } from '../../../libs/policy/simulate.js';
 import { WhatIf, type WhatIfInput } from '../../../libs/policy/what-if.js';
-import { AdminGuard } from './auth.js';
+import { actorOf, AdminGuard } from './auth.js';
 import { ApiRoute, created } from './openapi.js';
 import { policyList, policyResponse, simulationResponse, whatIfResponse } from './responses.js';
 import { emptyBody, ID, parse, policyBody, simulateBody, whatIfBody } from './schemas.js';
@@ -22,9 +22,9 @@ export class PoliciesController {
 
   @Put('policies/:id')
   @ApiRoute({ summary: 'Create or change a global Cedar policy set (a new version)', body: policyBody, responses: { 200: policyResponse, 201: created(policyResponse) } })
-  async putPolicy(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+  async putPolicy(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const { policy, description } = parse(policyBody, body);
-    const result = await this.policies.put(policyId(id), policy, description);
+    const result = await this.policies.put(policyId(id), policy, description, actorOf(request));
     reply.status(result.created ? 201 : 200);
     return policyView(result.policy);
   }
@@ -43,9 +43,9 @@ export class PoliciesController {
 
   @Delete('policies/:id')
   @ApiRoute({ summary: 'Disable a global policy set (a new version)', body: emptyBody, responses: { 200: policyResponse }, errors: [404] })
-  async deletePolicy(@Param('id') id: string, @Body() body: unknown) {
+  async deletePolicy(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     parse(emptyBody, body ?? {});
-    return policyView(await this.policies.disable(policyId(id)));
+    return policyView(await this.policies.disable(policyId(id), actorOf(request)));
   }
 
   @Post('simulate')

@@ -100,7 +100,7 @@ export const approvalPendingResponse = z.strictObject({
 
 export const approvalResponse = z.strictObject({
   approval_id: uuid,
-  status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).describe('expired: past expires_at; revoked: its task ended or changed intent'),
+  status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).describe('expired: past expires_at; revoked: its task ended or changed intent, or its boundary was disabled (for good)'),
   task_id: uuid,
   workload_id: z.string(),
   boundary_id: z.string(),
@@ -109,6 +109,7 @@ export const approvalResponse = z.strictObject({
   resource: z.string().nullable(),
   params: z.record(z.string(), z.unknown()).nullable(),
   purpose: z.string().nullable(),
+  ttl: z.int().describe('the lease ttl (seconds) the request would have had when asked: the repeat gets at most this'),
   intent: z.string().describe("the task's intent when asked"),
   decision_id: uuid.describe('the pending decision that asked for it'),
   requested_at: time,
@@ -118,6 +119,8 @@ export const approvalResponse = z.strictObject({
   reason: z.string().nullable(),
   used_at: nullableTime,
   lease_id: uuid.nullable().describe('the lease it was used for'),
+  revoked_at: nullableTime,
+  revoke_reason: z.string().nullable().describe("intent_changed, boundary_disabled, or the task's end reason (task_completed, workload_revoked, …)"),
 });
 
 export const decisionResponse = z.strictObject({

@@ -6,7 +6,7 @@ import { LeaseStore } from '../../../libs/leases/lease-store.js';
 import { LeaseRevocation } from '../../../libs/leases/revocation.js';
 import { TaskHistory } from '../../../libs/tasks/task-history.js';
 import { Tasks } from '../../../libs/tasks/tasks.js';
-import { AdminGuard, apiKeyOf, ReviewerGuard } from './auth.js';
+import { actorOf, AdminGuard, ReviewerGuard } from './auth.js';
 import { decisionQuery, encodeCursor, leaseQuery, parse, revokeBody } from './schemas.js';
 import { ApiRoute } from './openapi.js';
 import { decisionPage, leasePage, leaseRevokedResponse, taskChangeResponse, timelineResponse } from './responses.js';
@@ -66,8 +66,7 @@ export class RevocationController {
     const { reason } = parse(revokeBody, body ?? {});
     const leaseId = uuidOf(id, 'lease');
     if (!(await this.leases.find(leaseId))) throw new NotFound('no such lease');
-    const key = apiKeyOf(request);
-    const revokedNow = await this.revocation.revokeLease(leaseId, 'revoked_by_admin', `${key.role}:${key.id}`, reason);
+    const revokedNow = await this.revocation.revokeLease(leaseId, 'revoked_by_admin', actorOf(request), reason);
     return { ...leaseView((await this.leases.find(leaseId))!), revoked_now: revokedNow };
   }
 
@@ -76,8 +75,7 @@ export class RevocationController {
   @ApiRoute({ summary: 'End a task and revoke its live leases (task_revoked); an ended task is left as it is', body: revokeBody, responses: { 200: taskChangeResponse }, errors: [404] })
   async revokeTask(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
     const { reason } = parse(revokeBody, body ?? {});
-    const key = apiKeyOf(request);
-    const { task, revokedLeases } = await this.tasks.revoke(uuidOf(id, 'task'), `${key.role}:${key.id}`, reason);
+    const { task, revokedLeases } = await this.tasks.revoke(uuidOf(id, 'task'), actorOf(request), reason);
     return { ...taskView(task), revoked_leases: revokedLeases };
   }
 }

@@ -23,7 +23,7 @@ export class TasksController {
 
   @Post()
   @HttpCode(201)
-  @ApiRoute({ summary: 'Open a task: one user journey with its intent', body: openTaskBody, responses: { 201: taskResponse } })
+  @ApiRoute({ summary: 'Open a task: one user journey with its intent', body: openTaskBody, responses: { 201: taskResponse }, errors: [429] })
   async open(@Req() request: FastifyRequest, @Body() body: unknown) {
     const input = parse(openTaskBody, body);
     const task = await this.tasks.open(workloadOf(request), input);

@@ -48,6 +48,7 @@ export function approvalView(approval: Approval) {
     resource: approval.resource,
     params: approval.params,
     purpose: approval.purpose,
+    ttl: approval.ttl,
     intent: approval.intent,
     decision_id: approval.decisionId,
     requested_at: approval.requestedAt.toISOString(),
@@ -57,6 +58,8 @@ export function approvalView(approval: Approval) {
     reason: approval.reason,
     used_at: approval.usedAt?.toISOString() ?? null,
     lease_id: approval.leaseId,
+    revoked_at: approval.revokedAt?.toISOString() ?? null,
+    revoke_reason: approval.revokeReason,
   };
 }
 
