@@ -1,6 +1,16 @@
-import type { ServerResponse } from 'node:http';
 import { positionAfter, type EventFeed, type FeedBatch, type FeedSubscriber } from './event-feed.js';
 import { visibleTo, type RevocationEvent } from './revocation-events.js';
+
+/** What a stream needs of its HTTP response (node's ServerResponse). */
+export interface StreamResponse {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  /** False when the socket's buffer is full: write no more until 'drain'. */
+  write(chunk: string): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+}
 
 export interface EventStreamOptions {
   /** A reader that takes nothing for this long while the stream waits to write is dropped. */
@@ -44,7 +54,7 @@ export class EventStream implements FeedSubscriber {
     /** A resource server's stream is held to its tool's lease events. */
     private readonly audience: string | undefined,
     after: string,
-    private readonly out: ServerResponse,
+    private readonly out: StreamResponse,
     private readonly feed: Pick<EventFeed, 'head' | 'subscribe'>,
     private readonly log: { after(seq: string, limit?: number, audience?: string): Promise<RevocationEvent[]> },
     private readonly render: (event: RevocationEvent) => string,
