@@ -235,18 +235,30 @@ describe('GET /v1/events under abuse', () => {
 
   it('replays history and joins the live feed without a gap or a duplicate', async () => {
     const stream = reader(broker, broker.adminKey, '?last_event_id=0');
-    // New events keep arriving while the history is replayed.
-    for (let i = 0; i < 10; i++) {
-      await writeEvents(broker, 30);
-      await sleep(100);
+    try {
+      // New events keep arriving all through the replay, the join and after it.
+      const joinedAt = HISTORY + 100;
+      let writes = 0;
+      while (stream.ids.length < joinedAt || writes < 5) {
+        await writeEvents(broker, 20);
+        writes++;
+        await sleep(50);
+        if (writes > 600) break;
+      }
+      for (let i = 0; i < 5; i++) {
+        await writeEvents(broker, 20);
+        await sleep(100);
+      }
+      await sleep(1000);
+      const expected = await allPositions(broker);
+      expect(await stream.until(() => stream.ids.length >= expected.length, 20_000)).toBe(true);
+      await sleep(500);
+      console.log(`replay → live: ${expected.length} events, ${writes + 5} writes of 20 during the stream`);
+      expect(stream.ids.length).toBe(expected.length);
+      expect(stream.ids).toEqual(expected);
+    } finally {
+      await stream.close();
     }
-    await sleep(1000);
-    const expected = await allPositions(broker);
-    expect(await stream.until(() => stream.ids.length >= expected.length, 20_000)).toBe(true);
-    await sleep(500);
-    await stream.close();
-    expect(stream.ids.length).toBe(expected.length);
-    expect(stream.ids).toEqual(expected);
   });
 
   it('closes the streams of a key revoked while they are open', async () => {
