@@ -215,6 +215,15 @@ describe('EventStream', () => {
     expect(out.ids()).toEqual(['1', '2', '3', '4', '11', '12']);
   });
 
+  it('gives its place back at once when the client left before the stream started', () => {
+    const log = new MemoryLog();
+    const feed = feedOn(log);
+    const out = new SlowResponse(1_000_000);
+    out.destroyed = true;
+    open(log, feed, out, '0');
+    expect(feed.size).toBe(0);
+  });
+
   it('drops a stream whose reader stalls past the timeout', async () => {
     const log = new MemoryLog();
     log.add(30);

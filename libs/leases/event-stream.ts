@@ -8,6 +8,7 @@ export interface StreamResponse {
   write(chunk: string): boolean;
   end(): unknown;
   destroy(): unknown;
+  readonly destroyed: boolean;
   on(event: 'close', listener: () => void): unknown;
   once(event: 'drain', listener: () => void): unknown;
 }
@@ -75,6 +76,11 @@ export class EventStream implements FeedSubscriber {
   /** Sends the headers and starts with the replay from the position asked for. */
   start(): void {
     this.out.on('close', () => this.close());
+    // The client left while the request was being read: its 'close' has passed already.
+    if (this.out.destroyed) {
+      this.close();
+      return;
+    }
     this.out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
     this.write('retry: 1000\n\n');
     void this.replay();

@@ -58,8 +58,16 @@ export class EventsController {
   }
 }
 
+/** The feed hands one batch to every stream: each event is turned into text once, not once per stream. */
+const rendered = new WeakMap<RevocationEvent, string>();
+
 function renderEvent(event: RevocationEvent): string {
-  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`;
+  let text = rendered.get(event);
+  if (text === undefined) {
+    text = `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`;
+    rendered.set(event, text);
+  }
+  return text;
 }
 
 /** Approval events name the approval and nothing of its params or the reviewer's reason. */
