@@ -24,6 +24,7 @@ import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
 import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
+import { EVENT_POLL_MS, EventFeed } from '../../libs/leases/event-feed.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Policies } from '../../libs/policy/policies.js';
 import { Simulator } from '../../libs/policy/simulate.js';
@@ -103,6 +104,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleA
       { provide: LeaseRevocation, useValue: broker.revocation },
       { provide: LeaseStore, useValue: broker.leases },
       { provide: RevocationEventLog, useValue: broker.events },
+      { provide: EventFeed, useValue: broker.eventFeed },
       { provide: SigningKeyRing, useValue: broker.keys },
       { provide: DpopVerifier, useValue: broker.dpop },
       WorkloadGuard,
@@ -210,6 +212,8 @@ export async function createApp(
     return timer;
   };
   const timers = [background(broker.keys.timings.pollMs, 'signing-key maintenance', () => broker.keys.tick())];
+  // The one poller of every event stream (it reads nothing while no stream is open).
+  timers.push(background(EVENT_POLL_MS, 'event feed', () => broker.eventFeed.tick()));
   if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'sweep', () => broker.sweeper.sweepOnce()));
   // The outbox runs beside the sweeper, on its own timer: a slow source never delays expiry.
   if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'outbox pass', () => broker.outbox.runOnce()));

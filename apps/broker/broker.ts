@@ -40,6 +40,7 @@ import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
 import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
+import { EventFeed } from '../../libs/leases/event-feed.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
 import { BoundaryStore } from '../../libs/policy/boundary-store.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
@@ -83,6 +84,8 @@ export interface Broker {
   revocation: LeaseRevocation;
   leases: LeaseStore;
   events: RevocationEventLog;
+  /** The one poller behind every GET /v1/events stream of this replica (ticked by the app). */
+  eventFeed: EventFeed;
   sweeper: ExpirySweeper;
   /** Revokes credentials at their source (Vault, STS) and retries until the source confirms. */
   outbox: CredentialOutbox;
@@ -161,6 +164,9 @@ export async function createBroker(
     },
     (limit) => metrics.rateLimited.inc({ limit }),
   );
+  const events = new RevocationEventLog(db);
+  const eventFeed = new EventFeed(events, (ids) => apiKeys.liveIds(ids), config.events);
+  metrics.watchEventStreams(() => eventFeed.size);
 
   return {
     config,
@@ -196,7 +202,8 @@ export async function createBroker(
     introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid())),
     revocation,
     leases,
-    events: new RevocationEventLog(db),
+    events,
+    eventFeed,
     sweeper: new ExpirySweeper(db, taskStore, leases, revocation, dpopProofs),
     outbox: new CredentialOutbox(leases, providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
     audit: new AuditLog(auditStore, () => ring.signingKey(), config.issuer, clock),

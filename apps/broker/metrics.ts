@@ -100,6 +100,18 @@ export class BrokerMetrics {
     });
   }
 
+  /** Open GET /v1/events streams on this replica (capped by TOLLGATE_EVENTS_MAX_STREAMS). */
+  watchEventStreams(count: () => number): void {
+    new Gauge({
+      name: 'tollgate_event_streams',
+      help: 'GET /v1/events streams open on this replica.',
+      registers: [this.registry],
+      collect() {
+        this.set(count());
+      },
+    });
+  }
+
   watchActiveLeases(count: () => Promise<number>): void {
     new Gauge({
       name: 'tollgate_active_leases',

@@ -215,4 +215,20 @@ describe('loadConfig', () => {
     expect(problems({ VAULT_ADDR: 'https://v', VAULT_TOKEN: 'hvs.secret', VAULT_CLIENT_TIMEOUT: 'soon' })[0]).toMatch(/^VAULT_CLIENT_TIMEOUT:/);
     expect(problems({ VAULT_ADDR: 'nope', VAULT_TOKEN: 'hvs.secret', VAULT_SECRET_ID: 'sid-secret' }).join(' ')).not.toMatch(/hvs\.secret|sid-secret/);
   });
+
+  it('reads the event-stream caps and stall timeout, and refuses bad ones by name', () => {
+    expect(loadConfig({}).events).toEqual({ maxStreams: 500, maxStreamsPerKey: 20, stallTimeoutMs: 30_000 });
+    expect(loadConfig({ TOLLGATE_EVENTS_MAX_STREAMS: '50', TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: '5', TOLLGATE_EVENTS_STALL_TIMEOUT_MS: '2000' }).events).toEqual({
+      maxStreams: 50,
+      maxStreamsPerKey: 5,
+      stallTimeoutMs: 2000,
+    });
+    expect(problems({ TOLLGATE_EVENTS_MAX_STREAMS: '0', TOLLGATE_EVENTS_STALL_TIMEOUT_MS: '10' })).toEqual([
+      'TOLLGATE_EVENTS_MAX_STREAMS: must be an integer from 1 to 100000',
+      'TOLLGATE_EVENTS_STALL_TIMEOUT_MS: must be an integer from 1000 to 3600000',
+    ]);
+    expect(problems({ TOLLGATE_EVENTS_MAX_STREAMS: '10', TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: '11' })).toEqual([
+      'TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: must not be more than TOLLGATE_EVENTS_MAX_STREAMS',
+    ]);
+  });
 });

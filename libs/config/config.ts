@@ -32,6 +32,14 @@ export interface Config {
   driftThreshold: number;
   /** Credential requests per workload: a token bucket shared by the replicas; undefined when off. */
   rateLimit: RateLimit | undefined;
+  /** GET /v1/events on this replica: how many streams, and how long a reader may stall. */
+  events: EventsConfig;
+}
+
+export interface EventsConfig {
+  maxStreams: number;
+  maxStreamsPerKey: number;
+  stallTimeoutMs: number;
 }
 
 export interface RateLimit {
@@ -74,6 +82,9 @@ const KNOWN = new Set([
   'TOLLGATE_DRIFT_THRESHOLD',
   'TOLLGATE_RATE_LIMIT',
   'TOLLGATE_RATE_BURST',
+  'TOLLGATE_EVENTS_MAX_STREAMS',
+  'TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY',
+  'TOLLGATE_EVENTS_STALL_TIMEOUT_MS',
 ]);
 
 /** Shortest automatic rotation period: a key is published one period before it signs, and jose's
@@ -190,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
 
   const rateLimit = rateLimitOf(env, problems);
   const vault = vaultConfig(env, problems);
+  const events = eventsConfig(env, problems);
 
   if (problems.length > 0) throw new ConfigurationError(problems);
   return {
@@ -210,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     driftThreshold,
     rateLimit,
     vault,
+    events,
   };
 }
 
@@ -244,6 +257,19 @@ function kekOf(text: string, name: string, problems: string[]): Buffer | undefin
   if (decoded.length === 32) return decoded;
   problems.push(`${name}: must be 32 random bytes in base64 (openssl rand -base64 32)`);
   return undefined;
+}
+
+/**
+ * Event streams hold a socket each and what it has not taken yet: a replica serves at most
+ * TOLLGATE_EVENTS_MAX_STREAMS (default 500), one API key at most TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY
+ * (default 20); a reader that takes nothing for TOLLGATE_EVENTS_STALL_TIMEOUT_MS (default 30 s) is dropped.
+ */
+function eventsConfig(env: Record<string, string | undefined>, problems: string[]): EventsConfig {
+  const maxStreams = integer(env, 'TOLLGATE_EVENTS_MAX_STREAMS', 500, 1, 100_000, problems);
+  const maxStreamsPerKey = integer(env, 'TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY', 20, 1, 100_000, problems);
+  if (maxStreamsPerKey > maxStreams) problems.push('TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: must not be more than TOLLGATE_EVENTS_MAX_STREAMS');
+  const stallTimeoutMs = integer(env, 'TOLLGATE_EVENTS_STALL_TIMEOUT_MS', 30_000, 1000, 3_600_000, problems);
+  return { maxStreams, maxStreamsPerKey, stallTimeoutMs };
 }
 
 /**

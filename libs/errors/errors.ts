@@ -136,6 +136,18 @@ export class RateLimited extends TollgateError {
   }
 }
 
+/**
+ * A new event stream would pass this replica's cap on open streams, in all or for the key: 429
+ * slow_down with Retry-After, as for the rate limit. Nothing was opened.
+ */
+export class TooManyStreams extends TollgateError {
+  readonly code = 'slow_down';
+  readonly status = 429;
+  constructor(description: string, readonly retryAfterSeconds: number) {
+    super(description, { retry_after: retryAfterSeconds });
+  }
+}
+
 /** Raised at start when configuration or stored state cannot be used; never reaches HTTP. */
 export class ConfigurationError extends Error {
   constructor(readonly problems: readonly string[]) {

@@ -28,6 +28,17 @@ export class ApiKeyStore {
     return rows[0] && toApiKey(rows[0]);
   }
 
+  /** Which of these ids are live keys: one query for every open event stream's key. */
+  async liveIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const { rows } = await this.sql.query<{ id: string }>(
+      'SELECT id FROM api_keys WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid) AND revoked_at IS NULL',
+      [JSON.stringify(ids)],
+      'tollgate_api_keys_live',
+    );
+    return new Set(rows.map((row) => row.id));
+  }
+
   async insert(
     sql: Sql,
     key: { id: string; hash: string; role: ApiKeyRole; audience: string | null; label: string | null; jwks: { keys: JWK[] } | null },

@@ -70,6 +70,16 @@ export class ApiKeys {
     return this.remembered(this.byId, id, () => this.store.findById(id));
   }
 
+  /**
+   * Which of these key ids are still live, asked of the database (not the cache): the event feed
+   * checks every open stream's key with it once a second. The bootstrap key cannot be revoked.
+   */
+  async liveIds(ids: readonly string[]): Promise<Set<string>> {
+    const live = await this.store.liveIds(ids.filter(isUuid));
+    if (ids.includes(BOOTSTRAP_KEY_ID)) live.add(BOOTSTRAP_KEY_ID);
+    return live;
+  }
+
   async create(input: NewApiKey, actor: string): Promise<{ apiKey: ApiKey; secret: string }> {
     const secret = newApiKeySecret(input.role);
     const apiKey = await thenForget(

@@ -20,13 +20,15 @@ export interface RevocationEvent {
   workloadId: string | null;
   reason: string;
   at: Date;
+  /** The tool of a lease.revoked event's lease: what a resource server's stream is held to. */
+  audience: string | null;
 }
 
 /**
  * `seq` leaves as text (a bigint past 2^53 would not survive a JS number), so the queries order by
  * `revocation_events.seq`: a bare `ORDER BY seq` would sort the text ("10" before "8").
  */
-const EVENT_COLUMNS = 'seq::text AS seq, type, lease_id, approval_id, boundary_id, task_id, workload_id, reason, at';
+const EVENT_COLUMNS = 'seq::text AS seq, type, lease_id, approval_id, boundary_id, task_id, workload_id, reason, at, audience';
 
 /** An arbitrary constant: the advisory lock of whichever replica is giving events their order. */
 const SEQUENCER_LOCK = 0x70_11_6a_7f;
@@ -63,7 +65,8 @@ export class RevocationEventLog {
    * Events after a position, in order. With `audience` (a resource server's stream), only the
    * lease.revoked events of leases for that tool: task.ended and workload.revoked carry no tool, and
    * every live lease they end has its own lease.revoked event anyway; approval events carry none
-   * either, so a resource server never sees them. This is the one place the stream is filtered.
+   * either, so a resource server never sees them. The live feed (event-feed.ts) reads without an
+   * audience and filters in memory with `visibleTo`, the same rule.
    */
   async after(seq: string, limit = 500, audience?: string): Promise<RevocationEvent[]> {
     const { rows } =
@@ -90,6 +93,7 @@ export class RevocationEventLog {
       workloadId: row.workload_id,
       reason: row.reason,
       at: new Date(row.at),
+      audience: row.audience,
     }));
   }
 
@@ -110,4 +114,10 @@ interface EventRow {
   workload_id: string | null;
   reason: string;
   at: Date;
+  audience: string | null;
+}
+
+/** Whether a stream held to `audience` (a resource server's) may see the event: the rule of `after`. */
+export function visibleTo(event: RevocationEvent, audience: string | undefined): boolean {
+  return audience === undefined || event.audience === audience;
 }

@@ -1,7 +1,7 @@
 import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter, type LoggerService } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { isUnavailable } from '../../../libs/db/database.js';
-import { InvalidClient, RateLimited, TollgateError, type ErrorCode } from '../../../libs/errors/errors.js';
+import { InvalidClient, RateLimited, TollgateError, TooManyStreams, type ErrorCode } from '../../../libs/errors/errors.js';
 
 /** Documented as the `Error` schema of GET /openapi.json (apps/broker/http/openapi.ts). */
 interface ErrorBody {
@@ -25,7 +25,7 @@ export class ErrorFilter implements ExceptionFilter {
     if (exception instanceof InvalidClient && exception.challenge === 'Basic') reply.header('www-authenticate', 'Basic realm="tollgate", charset="UTF-8"');
     else if (status === 401 || body.error === 'insufficient_scope') reply.header('www-authenticate', `Bearer error="${body.error}"`);
     if (status === 503) reply.header('retry-after', '1');
-    if (exception instanceof RateLimited) reply.header('retry-after', String(exception.retryAfterSeconds));
+    if (exception instanceof RateLimited || exception instanceof TooManyStreams) reply.header('retry-after', String(exception.retryAfterSeconds));
     reply.status(status).header('cache-control', 'no-store').send(body);
   }
 
