@@ -70,3 +70,41 @@ describe('what-if and simulate leave live decisions alone', () => {
     }
   });
 });
+
+/** Issue 12, finding 2: Cedar text that would overflow Cedar's WASM stack is refused at every door. */
+describe('deeply nested or long Cedar is refused before Cedar sees it', () => {
+  const PARENS = `permit(principal, action, resource) when { ${'('.repeat(160)}true${')'.repeat(160)} };`;
+  const CHAIN = `permit(principal, action, resource) when { ${Array(3000).fill('context.approved').join(' && ')} };`;
+  const DEEP_CONDITION = `${'('.repeat(160)}context.params.amount > 100${')'.repeat(160)}`;
+  const LONG_CONDITION = Array(300).fill('true').join('&&');
+
+  it('answers 400 naming the field and where, at every door', async () => {
+    for (const [name, text] of [['parens', PARENS], ['chain', CHAIN]] as const) {
+      const doors = [
+        await admin('PUT', '/v1/admin/policies/deep', { policy: text }),
+        await admin('PUT', '/v1/admin/boundaries/deep', { tool: 'https://deep.acme.test', actions: ['orders:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, policy: text }),
+        await admin('POST', '/v1/admin/boundaries/crm-orders/what-if', { policy: text }),
+        await admin('POST', '/v1/admin/policies/no-refunds/what-if', { policy: text }),
+      ];
+      for (const response of doors) {
+        expect(response.status, name).toBe(400);
+        expect(response.body.error).toBe('invalid_request');
+        expect(response.body.error_description).toMatch(/^policy: .*(nests brackets deeper than 32|more than 128 operators).* at line 1, column \d+/);
+      }
+    }
+    for (const when of [DEEP_CONDITION, LONG_CONDITION]) {
+      const response = await admin('PUT', '/v1/admin/boundaries/deep', { tool: 'https://deep.acme.test', actions: ['orders:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, approval: { when } });
+      expect(response.status).toBe(400);
+      expect(response.body.error_description).toMatch(/approval\.when.*(nests brackets deeper than 32|more than 128 operators).* at line 1, column \d+/);
+    }
+    const deepParams = JSON.parse(`${'{"a":'.repeat(150)}1${'}'.repeat(150)}`);
+    const simulated = await admin('POST', '/v1/admin/simulate', { workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'crm-orders', action: 'orders:read', params: deepParams } });
+    expect(simulated.status).toBeLessThan(500);
+    const deepAsked = await bot.credential(await bot.openTask(), { boundary: 'crm-orders', action: 'orders:read', params: deepParams });
+    expect(deepAsked.status).toBeLessThan(500);
+  });
+
+  it('still decides correctly afterwards', async () => {
+    expect(await live()).toEqual(EXPECTED);
+  });
+});

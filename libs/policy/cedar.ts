@@ -10,6 +10,7 @@ import {
   type EntityJson,
 } from '@cedar-policy/cedar-wasm/nodejs';
 import { randomBytes } from 'node:crypto';
+import { cedarBoundsProblem } from './cedar-bounds.js';
 import { schemaFor } from './cedar-schema.js';
 import type { ToolBoundary } from './boundary.js';
 
@@ -158,6 +159,9 @@ export interface PolicyProblem {
  * Cedar found, in Cedar's words, each with the line and column in `text`; none means valid.
  */
 export function validatePolicyText(text: string, actions: Iterable<string>): PolicyProblem[] {
+  // Bounded first: text too deep or too long for Cedar's WASM stack never reaches Cedar.
+  const bounds = cedarBoundsProblem(text);
+  if (bounds) return [bounds];
   const parsed = checkParsePolicySet({ staticPolicies: text });
   if (parsed.type === 'failure') return parsed.errors.map((error) => locate(text, error));
   const parts = policySetTextToParts(text);
@@ -203,6 +207,8 @@ export function approvalConditionProblems(when: string): PolicyProblem[] {
   const text = conditionPolicy(when);
   const inCondition = (problem: PolicyProblem): PolicyProblem =>
     problem.line === 1 && problem.column !== undefined ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) } : problem;
+  const bounds = cedarBoundsProblem(text);
+  if (bounds) return [inCondition(bounds)];
   const parsed = checkParsePolicySet({ staticPolicies: text });
   if (parsed.type === 'failure') return parsed.errors.map((error) => inCondition(locate(text, error)));
   const parts = policySetTextToParts(text);
