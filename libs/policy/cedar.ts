@@ -267,6 +267,16 @@ export class CedarEvaluator {
 
   constructor(private readonly maxSets = 1000) {}
 
+  /** The compiled set for `key` if this evaluator still holds it. */
+  known(key: string): CompiledPolicySet | undefined {
+    const known = this.compiled.get(key);
+    if (known) {
+      this.compiled.delete(key);
+      this.compiled.set(key, known);
+    }
+    return known;
+  }
+
   /**
    * The compiled set for `key`, parsing `sources` when it is new. Only the policies that can apply
    * to `tool` are kept: a policy whose resource is `Tool::"<another tool>"` never matches it.
