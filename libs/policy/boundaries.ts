@@ -1,10 +1,10 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
-import { NotFound } from '../errors/errors.js';
+import { InvalidRequest, NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
 import type { BoundaryStore } from './boundary-store.js';
-import { validatePolicyText } from './cedar.js';
+import type { CedarEngine } from './cedar-engine.js';
 import { invalidPolicy } from './policies.js';
 
 /** Admin operations on tool boundaries. */
@@ -14,15 +14,25 @@ export class Boundaries {
     private readonly store: BoundaryStore,
     private readonly revocation: LeaseRevocation,
     /** Told after a boundary changed, so caches of this replica drop it. */
+    /** Cedar that validates the policy and the approval condition (a child process in the broker). */
+    private readonly checks: Pick<CedarEngine, 'validate' | 'conditionProblems'>,
     private readonly changed: (id: string) => void = () => {},
   ) {}
 
   /** A PUT that disables a boundary revokes its live leases, as DELETE does. */
   async put(id: string, definition: BoundaryDefinition): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
     // An invalid policy is refused before anything is written: the valid version stays current.
+    const checks = this.checks;
     if (definition.policy !== null) {
-      const problems = validatePolicyText(definition.policy, definition.actions);
+      const problems = await checks.validate(definition.policy, definition.actions);
       if (problems.length > 0) throw invalidPolicy(problems);
+    }
+    if (definition.approval) {
+      const [problem] = await checks.conditionProblems(definition.approval.when);
+      if (problem) {
+        const where = problem.line !== undefined ? ` at line ${problem.line}, column ${problem.column}` : '';
+        throw new InvalidRequest(`approval.when: is not a valid Cedar condition: ${problem.message}${where}`, { field: 'approval.when', problems: [problem] });
+      }
     }
     return thenForget(() => this.db.transaction(async (tx) => {
       const { boundary, changed, created } = await this.store.put(id, definition, tx);

@@ -203,18 +203,30 @@ function conditionPolicy(when: string): string {
  * Exactly one policy must come out: a condition that closes the brace and opens another is refused.
  */
 export function approvalConditionProblems(when: string): PolicyProblem[] {
-  if (when.length > MAX_CONDITION) return [{ message: `must be at most ${MAX_CONDITION} characters` }];
+  const bounded = approvalConditionBounds(when);
+  if (bounded.length > 0) return bounded;
   const text = conditionPolicy(when);
-  const inCondition = (problem: PolicyProblem): PolicyProblem =>
-    problem.line === 1 && problem.column !== undefined ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) } : problem;
-  const bounds = cedarBoundsProblem(text);
-  if (bounds) return [inCondition(bounds)];
   const parsed = checkParsePolicySet({ staticPolicies: text });
   if (parsed.type === 'failure') return parsed.errors.map((error) => inCondition(locate(text, error)));
   const parts = policySetTextToParts(text);
   if (parts.type === 'failure') return parts.errors.map((error) => inCondition(locate(text, error)));
   if (parts.policies.length !== 1 || parts.policy_templates.length !== 0) return [{ message: 'must be one Cedar condition (the body of a when clause), not policies' }];
   return [];
+}
+
+/**
+ * The checks of an approval condition that need no Cedar (its length and bounds): they run where
+ * the request body is parsed, in the broker; the rest runs in a Cedar process.
+ */
+export function approvalConditionBounds(when: string): PolicyProblem[] {
+  if (when.length > MAX_CONDITION) return [{ message: `must be at most ${MAX_CONDITION} characters` }];
+  const bounds = cedarBoundsProblem(conditionPolicy(when));
+  return bounds ? [inCondition(bounds)] : [];
+}
+
+/** A problem located in the wrapping policy, located in the condition as written. */
+function inCondition(problem: PolicyProblem): PolicyProblem {
+  return problem.line === 1 && problem.column !== undefined ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) } : problem;
 }
 
 function locate(text: string, error: DetailedError): PolicyProblem {
