@@ -148,6 +148,9 @@ export async function createBroker(
     live: new CedarProcess('live', { maxSets: 1000, onRestart: () => metrics.policyEvaluatorRestarts.inc({ evaluator: 'live' }) }),
     replay: new CedarProcess('replay', { maxSets: 200, onRestart: () => metrics.policyEvaluatorRestarts.inc({ evaluator: 'replay' }) }),
   };
+  // Started now, beside the rest of the start-up, not by the first request.
+  void cedar.live.pid;
+  void cedar.replay.pid;
   const policies = new Policies(db, policyStore, cedar.live, clock, () => contextCache.forgetPolicies(), (seconds) => metrics.policyEvaluation.observe(seconds), cedar.replay);
   const auditStore = new AuditStore(db);
 
