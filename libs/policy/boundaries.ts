@@ -13,22 +13,21 @@ export class Boundaries {
     private readonly db: Database,
     private readonly store: BoundaryStore,
     private readonly revocation: LeaseRevocation,
-    /** Told after a boundary changed, so caches of this replica drop it. */
     /** Cedar that validates the policy and the approval condition (a child process in the broker). */
     private readonly checks: Pick<CedarEngine, 'validate' | 'conditionProblems'>,
+    /** Told after a boundary changed, so caches of this replica drop it. */
     private readonly changed: (id: string) => void = () => {},
   ) {}
 
   /** A PUT that disables a boundary revokes its live leases, as DELETE does. */
   async put(id: string, definition: BoundaryDefinition): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
     // An invalid policy is refused before anything is written: the valid version stays current.
-    const checks = this.checks;
     if (definition.policy !== null) {
-      const problems = await checks.validate(definition.policy, definition.actions);
+      const problems = await this.checks.validate(definition.policy, definition.actions);
       if (problems.length > 0) throw invalidPolicy(problems);
     }
     if (definition.approval) {
-      const [problem] = await checks.conditionProblems(definition.approval.when);
+      const [problem] = await this.checks.conditionProblems(definition.approval.when);
       if (problem) {
         const where = problem.line !== undefined ? ` at line ${problem.line}, column ${problem.column}` : '';
         throw new InvalidRequest(`approval.when: is not a valid Cedar condition: ${problem.message}${where}`, { field: 'approval.when', problems: [problem] });
