@@ -57,8 +57,8 @@ describe('a large what-if', () => {
       `what-if of ${N} rows in ${Math.round(response.body.elapsed_ms ?? 0)} ms: event-loop delay max ${maxDelayMs.toFixed(0)} ms, ` +
         `/healthz ${health.length} probes, median ${health[Math.floor(health.length / 2)]!.toFixed(1)} ms, max ${health.at(-1)!.toFixed(0)} ms`,
     );
-    // In the broker, one 5,000-row page of Cedar blocked the loop for over a second; a slice of
-    // 1,000 requests built for the child is tens of milliseconds, even on a loaded machine.
-    expect(maxDelayMs).toBeLessThan(600);
+    // In the broker, one 5,000-row page of Cedar blocked the loop for 0.8-2.8 s; now a page of
+    // 2,000 rows read and a slice of 1,000 requests built for the child take ~100 ms at most.
+    expect(maxDelayMs).toBeLessThan(500);
   }, 120_000);
 });

@@ -10,7 +10,8 @@ import { replayPage, type PolicyStore, type ReplayRow } from './policy-store.js'
 
 export const WHAT_IF_DEFAULT_WINDOW_MS = 7 * 24 * 3600 * 1000;
 export const WHAT_IF_MAX_DECISIONS = 100_000;
-const PAGE = 5000;
+// Pages stay small: parsing a page of rows runs on the broker's event loop too.
+const PAGE = 2000;
 /**
  * Rows per call to the Cedar process: the replay runs there, and between slices the broker's event
  * loop is free (a 95k-row replay in the broker stalled every request for seconds at a time).
