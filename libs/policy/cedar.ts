@@ -357,7 +357,9 @@ export class CedarEvaluator {
     }
     if (answer.type === 'failure') return deny('policy_forbid', [], answer.errors.map((error) => error.message));
     // Plain loops, not map/filter callbacks: replaying many rows in a row tripped a V8 deoptimizer
-    // crash ("unreachable code") in Node 20 with the callback forms.
+    // crash ("unreachable code") in Node 20 with the callback forms. Its cause is TurboFan's inlined
+    // JS→WASM calls (Deoptimizer::DoComputeBuiltinContinuation); Cedar processes run without them
+    // (cedar-process.ts), and a crash there ends only that process.
     const { decision, diagnostics } = answer.response;
     const errors: string[] = [];
     const failedForbids: PolicyRef[] = [];
