@@ -27,6 +27,7 @@ interface Service {
   ports?: Array<string | { target?: number; published?: string | number; host_ip?: string }>;
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: { test?: string | string[] };
+  restart?: string;
 }
 interface Compose {
   services?: Record<string, Service>;
@@ -89,6 +90,11 @@ describe('docker-compose.yml', () => {
     const dependsOn = tollgate.depends_on;
     expect(Array.isArray(dependsOn)).toBe(false);
     expect((dependsOn as Record<string, { condition?: string }>).postgres?.condition).toBe('service_healthy');
+  });
+
+  it('restarts Tollgate and PostgreSQL when they die (the supervisor; issue 12, finding 3)', () => {
+    expect(tollgate.restart).toBe('unless-stopped');
+    expect(postgres.restart).toBe('unless-stopped');
   });
 
   it('builds Tollgate from the Dockerfile in the repository', () => {

@@ -228,6 +228,8 @@ export async function createApp(
     async close() {
       for (const timer of timers) clearInterval(timer);
       await app.close();
+      broker.cedar.live.close();
+      broker.cedar.replay.close();
       await broker.db.close();
     },
   };

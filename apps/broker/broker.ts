@@ -44,7 +44,7 @@ import { EventFeed } from '../../libs/leases/event-feed.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
 import { BoundaryStore } from '../../libs/policy/boundary-store.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
-import { CedarEvaluator } from '../../libs/policy/cedar.js';
+import { CedarProcess } from '../../libs/policy/cedar-process.js';
 import { Policies } from '../../libs/policy/policies.js';
 import { PolicyStore } from '../../libs/policy/policy-store.js';
 import { Simulator } from '../../libs/policy/simulate.js';
@@ -75,6 +75,8 @@ export interface Broker {
   policies: Policies;
   simulator: Simulator;
   whatIf: WhatIf;
+  /** The Cedar child processes: credential requests and simulations; what-if replays and validation. */
+  cedar: { live: CedarProcess; replay: CedarProcess };
   tasks: Tasks;
   /** Task timelines for reviewers. */
   history: TaskHistory;
@@ -147,10 +149,17 @@ export async function createBroker(
   const authenticator = new WorkloadAuthenticator(workloadCache, config.issuer, clock, undefined, federation);
   const boundaryStore = new BoundaryStore(db);
   const policyStore = new PolicyStore(db);
-  const evaluator = new CedarEvaluator(1000);
-  // A what-if replays thousands of rows under throwaway keys: they must not evict the hot path's sets.
-  const replayEvaluator = new CedarEvaluator(200);
-  const policies = new Policies(db, policyStore, evaluator, clock, () => contextCache.forgetPolicies(), (seconds) => metrics.policyEvaluation.observe(seconds));
+  // Cedar runs in child processes, so a WASM trap or a V8 fault in it cannot take the broker down:
+  // one for credential requests and simulations; one for what-if replays (thousands of rows under
+  // throwaway keys must not evict the hot path's sets or hold up its decisions) and validation.
+  const cedar = {
+    live: new CedarProcess('live', { maxSets: 1000, onRestart: () => metrics.policyEvaluatorRestarts.inc({ evaluator: 'live' }) }),
+    replay: new CedarProcess('replay', { maxSets: 200, onRestart: () => metrics.policyEvaluatorRestarts.inc({ evaluator: 'replay' }) }),
+  };
+  // Started now, beside the rest of the start-up, not by the first request.
+  void cedar.live.pid;
+  void cedar.replay.pid;
+  const policies = new Policies(db, policyStore, cedar.live, clock, () => contextCache.forgetPolicies(), (seconds) => metrics.policyEvaluation.observe(seconds), cedar.replay);
   const auditStore = new AuditStore(db);
   // Always there: a workload may have its own limit while the service's is off. Its row is the one
   // authentication just read, so the lookup is a cache hit. Credential requests and task opens.
@@ -179,10 +188,11 @@ export async function createBroker(
     authenticator,
     workloads,
     issuers: new Issuers(db, issuerStore, workloads, () => issuerCache.forget()),
-    boundaries: new Boundaries(db, boundaryStore, revocation, (id) => contextCache.forgetBoundary(id)),
+    boundaries: new Boundaries(db, boundaryStore, revocation, cedar.replay, (id) => contextCache.forgetBoundary(id)),
     policies,
     simulator: new Simulator(boundaryStore, policies),
-    whatIf: new WhatIf(db, policyStore, replayEvaluator, clock),
+    whatIf: new WhatIf(db, policyStore, cedar.replay, clock),
+    cedar,
     tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id), (id) => rateLimit.take(id, 'task_open')),
     history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
     issuance: new CredentialIssuance(

@@ -49,6 +49,12 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
 
+  readonly policyEvaluatorRestarts = new Counter({
+    name: 'tollgate_policy_evaluator_restarts_total',
+    help: 'Cedar child processes that died (a trap, a fault, a kill, a timeout) and were replaced; their requests failed closed.',
+    labelNames: ['evaluator'] as const,
+    registers: [this.registry],
+  });
   readonly policyEvaluation = new Histogram({
     name: 'tollgate_policy_evaluation_seconds',
     help: 'Cedar time of one credential request: its policies and approval rule (only requests Cedar applies to).',

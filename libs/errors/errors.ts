@@ -120,6 +120,12 @@ export class TemporarilyUnavailable extends TollgateError {
 }
 
 /**
+ * Cedar could not answer: its process died (a WASM trap, a V8 fault, a kill) or did not answer in
+ * time. Nothing is guessed: a credential request is denied (`policy_unavailable`) and answered 503.
+ */
+export class PolicyUnavailable extends TemporarilyUnavailable {}
+
+/**
  * The workload asked for credentials faster than its rate limit allows: 429 with Retry-After.
  * The code is RFC 8628 §3.5's (a client polling too quickly), the one an OAuth client already
  * knows means "wait, then ask again"; nothing was decided or written.

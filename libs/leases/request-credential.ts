@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ApprovalGate, ApprovalRefusal } from '../approvals/approval-gate.js';
-import { AccessDenied, ApprovalPending, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
+import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
 import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/provider.js';
 import type { ToolBoundary } from '../policy/boundary.js';
@@ -45,7 +45,7 @@ const ACTOR = 'system:issuance';
 /** Told about every decision, for metrics. */
 export type DecisionObserver = (
   outcome: 'permit' | 'deny' | 'pending',
-  reason: DenyReason | PolicyDenyReason | ApprovalRefusal | 'unknown_task' | 'approval_required' | null,
+  reason: DenyReason | PolicyDenyReason | ApprovalRefusal | 'unknown_task' | 'approval_required' | 'policy_unavailable' | null,
 ) => void;
 
 /** The Cedar step of the hot path (libs/policy/policies.ts). */
@@ -146,20 +146,30 @@ export class CredentialIssuance {
 
     // Cedar decides after the core checks, and only when a policy or an approval rule applies:
     // forbid wins, and with a boundary policy (or any permit) attached no permit is a deny.
-    const policy = await this.policies?.decide(
-      {
-        workloadId,
-        task: { intent: task.intent, subject: task.subject, ageSeconds: decision.taskAgeS, denials: task.denials },
-        boundary: boundary!,
-        action: request.action,
-        resource: decision.resource,
-        params: decision.params,
-        purpose: decision.purpose,
-        approved: approvalId !== undefined,
-      },
-      boundary!,
-      policiesKey,
-    );
+    let policy: Awaited<ReturnType<PolicyDecider['decide']>>;
+    try {
+      policy = await this.policies?.decide(
+        {
+          workloadId,
+          task: { intent: task.intent, subject: task.subject, ageSeconds: decision.taskAgeS, denials: task.denials },
+          boundary: boundary!,
+          action: request.action,
+          resource: decision.resource,
+          params: decision.params,
+          purpose: decision.purpose,
+          approved: approvalId !== undefined,
+        },
+        boundary!,
+        policiesKey,
+      );
+    } catch (error) {
+      if (!(error instanceof PolicyUnavailable)) throw error;
+      // Cedar's process died or did not answer: fail closed, and record the refusal (it is not
+      // the bot's doing, so the drift guard does not count it).
+      await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: ['policy_unavailable'] }, { intent: task.intent }, undefined);
+      this.observe('deny', 'policy_unavailable');
+      throw error;
+    }
     if (!policy && boundary!.approval) throw new TemporarilyUnavailable('approval rules are not available');
     if (policy) decision.policies = policy.determiningPolicies;
     if (policy?.decision === 'deny') {

@@ -1,11 +1,11 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
 import { lockWriter } from '../db/writer-lock.js';
-import { NotFound } from '../errors/errors.js';
+import { InvalidRequest, NotFound } from '../errors/errors.js';
 import type { LeaseRevocation } from '../leases/revocation.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
 import type { BoundaryStore } from './boundary-store.js';
-import { validatePolicyText } from './cedar.js';
+import type { CedarEngine } from './cedar-engine.js';
 import { invalidPolicy } from './policies.js';
 
 /** Admin operations on tool boundaries. */
@@ -14,6 +14,8 @@ export class Boundaries {
     private readonly db: Database,
     private readonly store: BoundaryStore,
     private readonly revocation: LeaseRevocation,
+    /** Cedar that validates the policy and the approval condition (a child process in the broker). */
+    private readonly checks: Pick<CedarEngine, 'validate' | 'conditionProblems'>,
     /** Told after a boundary changed, so caches of this replica drop it. */
     private readonly changed: (id: string) => void = () => {},
   ) {}
@@ -22,8 +24,15 @@ export class Boundaries {
   async put(id: string, definition: BoundaryDefinition, actor: string): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
     // An invalid policy is refused before anything is written: the valid version stays current.
     if (definition.policy !== null) {
-      const problems = validatePolicyText(definition.policy, definition.actions);
+      const problems = await this.checks.validate(definition.policy, definition.actions);
       if (problems.length > 0) throw invalidPolicy(problems);
+    }
+    if (definition.approval) {
+      const [problem] = await this.checks.conditionProblems(definition.approval.when);
+      if (problem) {
+        const where = problem.line !== undefined ? ` at line ${problem.line}, column ${problem.column}` : '';
+        throw new InvalidRequest(`approval.when: is not a valid Cedar condition: ${problem.message}${where}`, { field: 'approval.when', problems: [problem] });
+      }
     }
     return thenForget(() => this.db.transaction(async (tx) => {
       await lockWriter(tx, 'boundary', id);

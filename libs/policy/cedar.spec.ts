@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { exampleBoundary } from './boundary.fixture.js';
 import { CEDAR_SCHEMA } from './cedar-schema.js';
+import { preparsePolicySet } from '@cedar-policy/cedar-wasm/nodejs';
 import { approvalConditionProblems, buildCedarContext, CedarEvaluator, validatePolicyText, type PolicySource, type RequestFacts } from './cedar.js';
 
 const facts = (overrides: Partial<RequestFacts> = {}): RequestFacts => ({
@@ -86,6 +87,20 @@ describe('CedarEvaluator', () => {
       reasons: ['policy_forbid'],
       determiningPolicies: [{ id: 'guard', version: 1 }],
     });
+  });
+
+  it('keeps two evaluators apart and notices a set replaced behind its back (issue 12, finding 1)', () => {
+    const live = new CedarEvaluator();
+    const replay = new CedarEvaluator();
+    const set = live.compile('k-live', [limit], 'https://crm.acme.test');
+    const other = replay.compile('k-replay', [global('all', 1, 'permit(principal, action, resource);')], 'https://crm.acme.test');
+    expect(other.slot).not.toBe(set.slot);
+    const big = buildCedarContext(facts({ params: { amount: 500 } }));
+    expect(live.evaluate(set, big).decision).toBe('deny');
+    // Anything else preparing into the live slot: the live evaluator must not decide on it.
+    expect(preparsePolicySet(set.slot, { staticPolicies: { p: 'permit(principal, action, resource);' } }).type).toBe('success');
+    expect(live.evaluate(set, big)).toMatchObject({ decision: 'deny', reasons: ['policy_no_permit'], errors: [] });
+    expect(live.evaluate(set, buildCedarContext(facts())).decision).toBe('allow');
   });
 
   it('treats global forbids only as a guardrail, and leaves out policies scoped to another tool', () => {

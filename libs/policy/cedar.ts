@@ -9,6 +9,8 @@ import {
   type DetailedError,
   type EntityJson,
 } from '@cedar-policy/cedar-wasm/nodejs';
+import { randomBytes } from 'node:crypto';
+import { cedarBoundsProblem } from './cedar-bounds.js';
 import { schemaFor } from './cedar-schema.js';
 import type { ToolBoundary } from './boundary.js';
 
@@ -157,6 +159,9 @@ export interface PolicyProblem {
  * Cedar found, in Cedar's words, each with the line and column in `text`; none means valid.
  */
 export function validatePolicyText(text: string, actions: Iterable<string>): PolicyProblem[] {
+  // Bounded first: text too deep or too long for Cedar's WASM stack never reaches Cedar.
+  const bounds = cedarBoundsProblem(text);
+  if (bounds) return [bounds];
   const parsed = checkParsePolicySet({ staticPolicies: text });
   if (parsed.type === 'failure') return parsed.errors.map((error) => locate(text, error));
   const parts = policySetTextToParts(text);
@@ -198,16 +203,30 @@ function conditionPolicy(when: string): string {
  * Exactly one policy must come out: a condition that closes the brace and opens another is refused.
  */
 export function approvalConditionProblems(when: string): PolicyProblem[] {
-  if (when.length > MAX_CONDITION) return [{ message: `must be at most ${MAX_CONDITION} characters` }];
+  const bounded = approvalConditionBounds(when);
+  if (bounded.length > 0) return bounded;
   const text = conditionPolicy(when);
-  const inCondition = (problem: PolicyProblem): PolicyProblem =>
-    problem.line === 1 && problem.column !== undefined ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) } : problem;
   const parsed = checkParsePolicySet({ staticPolicies: text });
   if (parsed.type === 'failure') return parsed.errors.map((error) => inCondition(locate(text, error)));
   const parts = policySetTextToParts(text);
   if (parts.type === 'failure') return parts.errors.map((error) => inCondition(locate(text, error)));
   if (parts.policies.length !== 1 || parts.policy_templates.length !== 0) return [{ message: 'must be one Cedar condition (the body of a when clause), not policies' }];
   return [];
+}
+
+/**
+ * The checks of an approval condition that need no Cedar (its length and bounds): they run where
+ * the request body is parsed, in the broker; the rest runs in a Cedar process.
+ */
+export function approvalConditionBounds(when: string): PolicyProblem[] {
+  if (when.length > MAX_CONDITION) return [{ message: `must be at most ${MAX_CONDITION} characters` }];
+  const bounds = cedarBoundsProblem(conditionPolicy(when));
+  return bounds ? [inCondition(bounds)] : [];
+}
+
+/** A problem located in the wrapping policy, located in the condition as written. */
+function inCondition(problem: PolicyProblem): PolicyProblem {
+  return problem.line === 1 && problem.column !== undefined ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) } : problem;
 }
 
 function locate(text: string, error: DetailedError): PolicyProblem {
@@ -223,6 +242,11 @@ function locate(text: string, error: DetailedError): PolicyProblem {
 export interface CompiledPolicySet {
   key: string;
   slot: string;
+  /**
+   * The id of this set's sentinel policy, unique to the evaluator and the preparation: it fails on
+   * every request, so Cedar names it in every answer. An answer without it came from another set.
+   */
+  sentinel: string;
   policies: Record<string, string>;
   /** Cedar policy id → the source it came from, whether it forbids and whether it asks for approval. */
   origins: Map<string, Origin>;
@@ -243,13 +267,27 @@ interface Origin {
  * Parses policy sources once per version and decides requests against them. Compiled sets live in
  * Cedar's thread-local cache under a bounded number of slots, keyed by the caller (the boundary
  * version plus the global policy versions), so a new version is parsed once and an old one ages out.
+ * That cache is one namespace for the whole process (or thread): the slots carry a prefix random to
+ * this evaluator, so two evaluators (the hot path and a what-if) never prepare into each other's.
  */
 export class CedarEvaluator {
   private readonly compiled = new Map<string, CompiledPolicySet>();
   private readonly freeSlots: string[] = [];
   private nextSlot = 0;
+  private readonly prefix = `tollgate-${randomBytes(6).toString('hex')}`;
+  private preparations = 0;
 
   constructor(private readonly maxSets = 1000) {}
+
+  /** The compiled set for `key` if this evaluator still holds it. */
+  known(key: string): CompiledPolicySet | undefined {
+    const known = this.compiled.get(key);
+    if (known) {
+      this.compiled.delete(key);
+      this.compiled.set(key, known);
+    }
+    return known;
+  }
 
   /**
    * The compiled set for `key`, parsing `sources` when it is new. Only the policies that can apply
@@ -290,10 +328,10 @@ export class CedarEvaluator {
       this.compiled.delete(oldest);
       this.freeSlots.push(evicted.slot);
     }
-    const slot = this.freeSlots.pop() ?? `tollgate-${this.nextSlot++}`;
+    const slot = this.freeSlots.pop() ?? `${this.prefix}-${this.nextSlot++}`;
     const defaultDeny = sources.some((source) => source.scope === 'boundary') || [...origins.values()].some((origin) => !origin.forbid);
-    const set: CompiledPolicySet = { key, slot, policies, origins, defaultDeny };
-    prepare(set);
+    const set: CompiledPolicySet = { key, slot, sentinel: '', policies, origins, defaultDeny };
+    this.prepare(set);
     this.compiled.set(key, set);
     return set;
   }
@@ -308,15 +346,25 @@ export class CedarEvaluator {
       return set.defaultDeny ? deny('policy_no_permit', [], []) : allow([]);
     }
     // A set evicted since it was compiled (a long what-if) is parsed into its slot again.
-    if (this.compiled.get(set.key) !== set) prepare(set);
-    const answer = statefulIsAuthorized({ ...request, preparsedPolicySetId: set.slot, validateRequest: false });
+    if (this.compiled.get(set.key) !== set) this.prepare(set);
+    let answer = statefulIsAuthorized({ ...request, preparsedPolicySetId: set.slot, validateRequest: false });
+    if (answer.type === 'success' && !answeredBy(set, answer.response.diagnostics.errors)) {
+      // The slot no longer holds this set (something else prepared into it): never decide on a
+      // set that is not this one; parse it back in and ask again.
+      this.prepare(set);
+      answer = statefulIsAuthorized({ ...request, preparsedPolicySetId: set.slot, validateRequest: false });
+      if (answer.type === 'success' && !answeredBy(set, answer.response.diagnostics.errors)) return deny('policy_forbid', [], ['the policy set could not be loaded']);
+    }
     if (answer.type === 'failure') return deny('policy_forbid', [], answer.errors.map((error) => error.message));
     // Plain loops, not map/filter callbacks: replaying many rows in a row tripped a V8 deoptimizer
-    // crash ("unreachable code") in Node 20 with the callback forms.
+    // crash ("unreachable code") in Node 20 with the callback forms. Its cause is TurboFan's inlined
+    // JS→WASM calls (Deoptimizer::DoComputeBuiltinContinuation); Cedar processes run without them
+    // (cedar-process.ts), and a crash there ends only that process.
     const { decision, diagnostics } = answer.response;
     const errors: string[] = [];
     const failedForbids: PolicyRef[] = [];
     for (const { policyId, error } of diagnostics.errors) {
+      if (policyId === set.sentinel) continue;
       errors.push(`${describe(set, policyId)}: ${error.message}`);
       const origin = set.origins.get(policyId);
       if (origin?.forbid) failedForbids.push(origin.ref);
@@ -341,6 +389,13 @@ export class CedarEvaluator {
     // matched: the core checks' permit stands. Otherwise Cedar's default deny holds.
     if (!set.defaultDeny) return allow(errors);
     return deny('policy_no_permit', [], errors);
+  }
+
+  /** Parses the set into its slot under a sentinel id never used before. */
+  private prepare(set: CompiledPolicySet): void {
+    set.sentinel = `${this.prefix}-sentinel-${this.preparations++}`;
+    const answer = preparsePolicySet(set.slot, { staticPolicies: { ...set.policies, [set.sentinel]: SENTINEL_POLICY } });
+    if (answer.type === 'failure') throw new Error(`policy set ${set.key} does not parse: ${answer.errors[0]?.message ?? 'unknown'}`);
   }
 
   /**
@@ -368,9 +423,15 @@ function deny(reason: PolicyDenyReason, determiningPolicies: PolicyRef[], errors
   return { decision: 'deny', reasons: [reason], determiningPolicies, errors, approvalRequired: false };
 }
 
-function prepare(set: CompiledPolicySet): void {
-  const answer = preparsePolicySet(set.slot, { staticPolicies: set.policies });
-  if (answer.type === 'failure') throw new Error(`policy set ${set.key} does not parse: ${answer.errors[0]?.message ?? 'unknown'}`);
+/**
+ * The sentinel: a permit whose condition reads a context attribute no request has, so it errors
+ * (and is skipped) on every request. It can never permit or forbid; it only signs the answer.
+ */
+const SENTINEL_POLICY = 'permit(principal, action, resource) when { context.tollgate_sentinel };';
+
+function answeredBy(set: CompiledPolicySet, errors: readonly { policyId: string }[]): boolean {
+  for (const { policyId } of errors) if (policyId === set.sentinel) return true;
+  return false;
 }
 
 function describe(set: CompiledPolicySet, policyId: string): string {

@@ -4,7 +4,8 @@ import { thenForget, type Database } from '../db/database.js';
 import { lockWriter } from '../db/writer-lock.js';
 import { InvalidRequest, NotFound } from '../errors/errors.js';
 import type { ToolBoundary } from './boundary.js';
-import { buildCedarContext, validatePolicyText, type CedarEvaluator, type PolicyDecision, type PolicySource, type RequestFacts } from './cedar.js';
+import { buildCedarContext, type PolicyDecision, type PolicySource, type RequestFacts } from './cedar.js';
+import type { CedarEngine } from './cedar-engine.js';
 import { boundaryPolicyId, type GlobalPolicy } from './policy.js';
 import type { PolicyStore } from './policy-store.js';
 
@@ -22,17 +23,20 @@ export class Policies {
   constructor(
     private readonly db: Database,
     private readonly store: PolicyStore,
-    private readonly evaluator: CedarEvaluator,
+    /** Cedar for credential requests and simulations (a child process in the broker). */
+    private readonly cedar: CedarEngine,
     private readonly clock: Clock,
     /** Told after a global policy changed, so caches of this replica drop the old key. */
     private readonly changed: () => void = () => {},
     /** Told how long the Cedar step of each credential request took, in seconds. */
     private readonly observe: (seconds: number) => void = () => {},
+    /** Cedar for validating policy text: apart from the hot path's, so a hostile write cannot stall it. */
+    private readonly checks: Pick<CedarEngine, 'validate'> = cedar,
   ) {}
 
   /** `actor`: who, for the audit trail (`admin:<key id>`). */
   async put(id: string, policy: string, description: string | null, actor: string): Promise<{ policy: GlobalPolicy; created: boolean }> {
-    const problems = validatePolicyText(policy, await this.store.knownActions());
+    const problems = await this.checks.validate(policy, await this.store.knownActions());
     if (problems.length > 0) throw invalidPolicy(problems);
     return thenForget(() => this.db.transaction(async (tx) => {
       await lockWriter(tx, 'policy', id);
@@ -78,13 +82,14 @@ export class Policies {
     const request = buildCedarContext({ ...facts, at: this.clock.now() });
     const sources: PolicySource[] =
       boundary.policy === null ? globals.sources : [...globals.sources, { id: boundaryPolicyId(boundary.id), version: boundary.version, text: boundary.policy, scope: 'boundary' }];
-    const decision: PolicyDecision =
-      sources.length === 0
-        ? { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], approvalRequired: false }
-        : this.evaluator.evaluate(this.evaluator.compile(`${boundary.id}@${boundary.version}|${globals.key}`, sources, boundary.tool), request);
-    // Asked only of a permit: a denial needs no reviewer.
-    const ruleHolds =
-      decision.decision === 'allow' && boundary.approval !== null && this.evaluator.conditionHolds(`approval:${boundary.id}@${boundary.version}`, boundary.approval.when, request);
+    const answer = await this.cedar.decide({
+      set: sources.length === 0 ? undefined : { key: `${boundary.id}@${boundary.version}|${globals.key}`, tool: boundary.tool, sources },
+      request,
+      // Asked only of a permit: a denial needs no reviewer.
+      condition: boundary.approval ? { key: `approval:${boundary.id}@${boundary.version}`, when: boundary.approval.when } : undefined,
+    });
+    if ('unknown' in answer) throw new Error('the policy engine lost a policy set it was sent');
+    const { decision, conditionHolds: ruleHolds } = answer;
     this.observe((performance.now() - started) / 1000);
     return { ...decision, approvalRequired: decision.approvalRequired || ruleHolds, policiesKey: globals.key };
   }

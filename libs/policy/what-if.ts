@@ -2,14 +2,21 @@ import type { Clock } from '../clock/clock.js';
 import type { Sql } from '../db/database.js';
 import { NotFound } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
-import { buildCedarContext, validatePolicyText, type CedarEvaluator, type CompiledPolicySet, type PolicySource } from './cedar.js';
+import { buildCedarContext, type PolicySource } from './cedar.js';
+import type { CedarEngine, ReplayBatch } from './cedar-engine.js';
 import { invalidPolicy } from './policies.js';
 import { boundaryPolicyId } from './policy.js';
 import { replayPage, type PolicyStore, type ReplayRow } from './policy-store.js';
 
 export const WHAT_IF_DEFAULT_WINDOW_MS = 7 * 24 * 3600 * 1000;
 export const WHAT_IF_MAX_DECISIONS = 100_000;
-const PAGE = 5000;
+// Pages stay small: parsing a page of rows runs on the broker's event loop too.
+const PAGE = 2000;
+/**
+ * Rows per call to the Cedar process: the replay runs there, and between slices the broker's event
+ * loop is free (a 95k-row replay in the broker stalled every request for seconds at a time).
+ */
+const SLICE = 1000;
 const EXAMPLES = 10;
 
 export interface WhatIfInput {
@@ -36,13 +43,15 @@ export interface WhatIfResult {
 /**
  * Replays recorded decisions against a proposed policy: every other policy as it is now, the
  * proposal in place of its current version, each decision's request and task as recorded. Pages
- * of decisions are read in turn; each boundary's set is parsed once; Cedar runs once per row.
+ * of decisions are read in turn and replayed in slices by a Cedar process; each boundary's set is
+ * parsed once there; Cedar runs once per row.
  */
 export class WhatIf {
   constructor(
     private readonly sql: Sql,
     private readonly store: PolicyStore,
-    private readonly evaluator: CedarEvaluator,
+    /** Cedar for replays and validation, apart from the hot path's. */
+    private readonly cedar: CedarEngine,
     private readonly clock: Clock,
   ) {}
 
@@ -53,7 +62,7 @@ export class WhatIf {
       if (!boundary) throw new NotFound('no such tool boundary');
     }
     const actions = input.target.kind === 'boundary' ? await this.store.knownActions(input.target.id) : await this.store.knownActions();
-    const problems = validatePolicyText(input.policy, actions);
+    const problems = await this.cedar.validate(input.policy, actions);
     if (problems.length > 0) throw invalidPolicy(problems);
 
     const until = input.until ?? new Date(this.clock.now());
@@ -64,8 +73,9 @@ export class WhatIf {
     if (target.kind === 'global') globals.push({ id: target.id, version: 0, text: input.policy, scope: 'global' });
 
     const run = uuidv7();
-    const sets = new Map<string, CompiledPolicySet | null>();
-    const setFor = (row: ReplayRow): CompiledPolicySet | null => {
+    // Per boundary: the key of its replay set and the sources (null: nothing Cedar applies).
+    const sets = new Map<string, { key: string; tool: string; sources: PolicySource[] } | null>();
+    const setFor = (row: ReplayRow): { key: string; tool: string; sources: PolicySource[] } | null => {
       const known = sets.get(row.boundary_id);
       if (known !== undefined) return known;
       const sources: PolicySource[] = [...globals];
@@ -74,10 +84,9 @@ export class WhatIf {
         const version = target.kind === 'boundary' && target.id === row.boundary_id ? 0 : boundaries.get(row.boundary_id)!.version;
         sources.push({ id: boundaryPolicyId(row.boundary_id), version, text: own, scope: 'boundary' });
       }
-      const set = sources.length === 0 ? null : this.evaluator.compile(`what-if:${run}:${row.boundary_id}:${row.tool}`, sources, row.tool);
-      const usable = set && Object.keys(set.policies).length > 0 ? set : null;
-      sets.set(row.boundary_id, usable);
-      return usable;
+      const set = sources.length === 0 ? null : { key: `what-if:${run}:${row.boundary_id}:${row.tool}`, tool: row.tool, sources };
+      sets.set(row.boundary_id, set);
+      return set;
     };
 
     const result: WhatIfResult = {
@@ -94,18 +103,17 @@ export class WhatIf {
     let after: string | undefined;
     for (;;) {
       const page = await replayPage(this.sql, { since, until, boundaryId: target.kind === 'boundary' ? target.id : undefined, after, limit: Math.min(PAGE, limit - result.replayed + 1) });
-      for (const row of page) {
-        if (result.replayed === limit) {
-          result.truncated = true;
-          break;
-        }
-        result.replayed++;
-        const set = setFor(row);
-        const allowed =
-          set === null ||
-          this.evaluator.evaluate(
-            set,
-            buildCedarContext({
+      const rows = page.slice(0, limit - result.replayed);
+      if (rows.length < page.length) result.truncated = true;
+      for (let from = 0; from < rows.length; from += SLICE) {
+        const slice = rows.slice(from, from + SLICE);
+        const batch: ReplayBatch = { sets: {}, rows: [] };
+        for (const row of slice) {
+          const set = setFor(row);
+          if (set) batch.sets[set.key] = { tool: set.tool, sources: set.sources };
+          batch.rows.push({
+            set: set?.key ?? null,
+            request: buildCedarContext({
               workloadId: row.workload_id,
               task: { intent: row.intent, subject: row.subject, ageSeconds: row.task_age_s ?? 0, denials: row.denials_in_task ?? 0 },
               boundary: { id: row.boundary_id, tool: row.tool, sensitivity: row.sensitivity, actions: row.actions, intents: row.intents },
@@ -116,12 +124,17 @@ export class WhatIf {
               approved: row.approved,
               at: Number(row.at_ms),
             }),
-          ).decision === 'allow';
-        const flip = row.outcome === 'permit' && !allowed ? result.permitsNowDenied : row.outcome === 'deny' && allowed ? result.denialsNowPermitted : undefined;
-        if (flip) {
-          flip.count++;
-          if (flip.examples.length < EXAMPLES) flip.examples.push(row.id);
+          });
         }
+        const allowed = await this.cedar.replay(batch);
+        slice.forEach((row, i) => {
+          const flip = row.outcome === 'permit' && !allowed[i] ? result.permitsNowDenied : row.outcome === 'deny' && allowed[i] ? result.denialsNowPermitted : undefined;
+          if (flip) {
+            flip.count++;
+            if (flip.examples.length < EXAMPLES) flip.examples.push(row.id);
+          }
+        });
+        result.replayed += slice.length;
       }
       if (result.truncated || page.length === 0 || result.replayed === limit) break;
       after = page[page.length - 1]!.id;

@@ -9,7 +9,7 @@ import { defaultBurst } from '../../../libs/config/config.js';
 import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
 import { LEASE_STATES } from '../../../libs/leases/lease.js';
 import { AUDIT_KINDS } from '../../../libs/audit/audit.js';
-import { approvalConditionProblems } from '../../../libs/policy/cedar.js';
+import { approvalConditionBounds } from '../../../libs/policy/cedar.js';
 import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../libs/policy/boundary.js';
 import { MAX_TASK_TTL_S } from '../../../libs/tasks/task.js';
 
@@ -60,14 +60,14 @@ export const boundaryBody = z
     sensitivity: z.enum(['low', 'medium', 'high']).default('low'),
     drift_threshold: z.number().int('must be an integer').min(1, 'must be at least 1').max(1000, 'must be at most 1000').nullable().default(null),
     enabled: z.boolean().default(true),
-    /** Human approval (step-up): `when` is a Cedar condition, validated here with Cedar's own message. */
+    /** Human approval (step-up): `when` is a Cedar condition, bounded here and parsed by Cedar (in its own process) on write. */
     approval: z
       .strictObject({
         when: z
           .string()
           .min(1, 'must not be empty')
           .superRefine((value, ctx) => {
-            const [problem] = approvalConditionProblems(value);
+            const [problem] = approvalConditionBounds(value);
             if (!problem) return;
             const where = problem.line !== undefined ? ` at line ${problem.line}, column ${problem.column}` : '';
             ctx.addIssue({ code: 'custom', message: `is not a valid Cedar condition: ${problem.message}${where}` });
