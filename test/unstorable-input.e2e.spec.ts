@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestBroker } from './support/broker.js';
 import { call, type Response } from './support/http.js';
 import { asAdmin, putBoundary, startWithBot, type Bot } from './support/scenario.js';
+import { assertion, workloadKey } from './support/workload.js';
 
 /**
  * Issue 12 finding 6: NUL, lone surrogates and very deep JSON in bot-controlled data answered 500
@@ -134,5 +137,50 @@ describe('credential request params that cannot be stored are decided and record
     expect(response.status).toBe(400);
     expect(response.body).toMatchObject({ error: 'access_denied', reasons: ['invalid_params'] });
     expect((await decisionsOf(taskId)).map((decision) => decision.reasons)).toEqual([['invalid_params']]);
+  });
+});
+
+describe('JWT claims that cannot be stored', () => {
+  it('a workload assertion naming "chat\\u0000bot" (or a federated issuer with a NUL) is a 401', async () => {
+    for (const claims of [{ iss: 'chat\u0000bot', sub: 'chat\u0000bot' }, { iss: 'https://issuer.test/\u0000', sub: 'x' }, { iss: 'chatbot', sub: 'chatbot', note: '\ud800' }]) {
+      const token = await new SignJWT(claims).setProtectedHeader({ alg: bot.key.alg, kid: bot.key.kid }).setAudience(broker.url).setIssuedAt().setExpirationTime('2m').sign(bot.key.privateKey);
+      const response = await call(broker.url, 'POST', '/v1/tasks', { token, json: { intent: 'order_status', subject: 'u' } });
+      expect(response.status, JSON.stringify(response.body)).toBe(401);
+      expect(response.body).toMatchObject({ error: 'invalid_client' });
+    }
+  });
+
+  it("a resource server's client assertion whose jti holds a NUL (or iss and sub) is a 401", async () => {
+    const key = await workloadKey('EdDSA');
+    const created = await asAdmin(broker)('POST', '/v1/admin/api-keys', { role: 'resource_server', audience: 'https://crm.acme.test', jwks: { keys: [key.publicJwk] } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const clientId = created.body.id as string;
+    for (const [client, jti] of [[clientId, 'a\u0000b'], [clientId, '\udfff'], [`${clientId}\u0000`, randomUUID()]]) {
+      const clientAssertion = await new SignJWT({ jti })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid })
+        .setIssuer(client!)
+        .setSubject(client!)
+        .setAudience(broker.url)
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(key.privateKey);
+      const response = await call(broker.url, 'POST', '/oauth2/introspect', {
+        form: { token: 'x', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: clientAssertion },
+      });
+      expect(response.status, JSON.stringify(response.body)).toBe(401);
+      expect(response.body).toMatchObject({ error: 'invalid_client' });
+    }
+  });
+
+  it('a DPoP proof whose jti holds a NUL is a 400 invalid_dpop_proof, and nothing is decided', async () => {
+    const taskId = await bot.openTask();
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const proof = await new SignJWT({ htm: 'POST', htu: `${broker.url}/v1/tasks/${taskId}/credentials`, iat: Math.floor(Date.now() / 1000), jti: 'a\u0000b' })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+      .sign(privateKey);
+    const response = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token: await assertion(bot.id, bot.key, broker.url), json: { boundary: 'crm-orders', action: 'orders:read' }, headers: { DPoP: proof } });
+    expect(response.status, JSON.stringify(response.body)).toBe(400);
+    expect(response.body).toMatchObject({ error: 'invalid_dpop_proof' });
+    expect(await decisionsOf(taskId)).toEqual([]);
   });
 });
