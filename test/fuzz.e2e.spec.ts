@@ -1,8 +1,11 @@
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestBroker } from './support/broker.js';
 import { startBroker } from './support/broker.js';
+import { call, type Response } from './support/http.js';
 import { asAdmin, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { assertion } from './support/workload.js';
 
 /**
  * Issue 12, "keep it found": every route and method of GET /openapi.json, driven with generated
@@ -33,6 +36,7 @@ interface OpenApi {
 interface Operation {
   parameters?: { name: string; in: 'path' | 'query' | 'header'; required?: boolean; schema: Schema }[];
   requestBody?: { content: Record<string, { schema: Schema }> };
+  security?: Record<string, string[]>[];
 }
 
 const CRM = 'https://crm.acme.test';
@@ -49,9 +53,7 @@ beforeAll(async () => {
     keys[role] = created.body.key;
     fixtures.apiKey = created.body.id;
   }
-  fixtures.task = await bot.openTask();
-  fixtures.lease = (await bot.credential(fixtures.task, { boundary: 'crm-orders', action: 'orders:read' })).body.lease_id;
-  fixtures.approval = (await bot.credential(fixtures.task, { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } })).body.approval_id;
+  await refreshFixtures();
   document = (await (await fetch(`${broker.url}/openapi.json`)).json()) as OpenApi;
 }, 120_000);
 afterAll(() => broker?.close());
@@ -64,7 +66,7 @@ const INFINITY = '@@fuzz-infinity@@';
 const DEEP = (levels: number) => `@@fuzz-deep-${levels}@@`;
 
 const hostileString = fc.oneof(
-  fc.constantFrom(
+  { weight: 4, arbitrary: fc.constantFrom(
     '\u0000',
     'a\u0000b',
     '\ud800',
@@ -91,10 +93,10 @@ const hostileString = fc.oneof(
     'permit(principal, action, resource);',
     'forbid(principal, action, resource) when { context.params.x == "\u0000" };',
     'context.params.amount > 100',
-  ),
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.string({ unit: 'grapheme', maxLength: 20 }),
-  fc.integer({ min: 1, max: 70_000 }).map((length) => 'x'.repeat(length)),
+  ) },
+  { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
+  { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 70_000 }).map((length) => 'x'.repeat(length)) },
 );
 
 const hostileNumber = fc.oneof(
@@ -198,15 +200,15 @@ const HINTS: Record<string, () => unknown[]> = {
   action: () => ['orders:read', 'refund:create', 'orders:refund'],
   intent: () => ['order_status', 'refund_request'],
   workload: () => ['chatbot'],
-  task_id: () => [fixtures.task],
-  task: () => [fixtures.task],
-  approval_id: () => [fixtures.approval],
+  task_id: () => [FIXTURE('task')],
+  task: () => [FIXTURE('task')],
+  approval_id: () => [FIXTURE('approval')],
   type: () => ['tool_call'],
   grant_type: () => ['urn:ietf:params:oauth:grant-type:token-exchange'],
   subject_token_type: () => ['urn:ietf:params:oauth:token-type:jwt'],
-  subject_token: () => [assertionCache?.token ?? 'x'],
-  token: () => [assertionCache?.token ?? 'x', keys.reviewer],
-  authorization_details: () => [JSON.stringify([{ type: 'tool_call', task_id: fixtures.task, boundary: 'crm-orders', action: 'orders:read', params: { reason: 'x\u0000' } }])],
+  subject_token: () => [FIXTURE('assertion')],
+  token: () => [FIXTURE('assertion'), FIXTURE('accessToken')],
+  authorization_details: () => [JSON.stringify([{ type: 'tool_call', task_id: FIXTURE('task'), boundary: 'crm-orders', action: 'orders:read', params: { reason: 'x\u0000' } }])],
   params: () => [{ amount: 500 }, { reason: 'x\u0000' }, { owner: 'alice' }],
   role: () => ['admin', 'reviewer', 'resource_server'],
   kind: () => ['jwt', 'oidc', 'spiffe'],
@@ -265,15 +267,27 @@ interface FuzzRequest {
   headers: Record<string, string>;
 }
 
+/** Stand-ins for the fixtures' ids, filled in when the request is sent (a task may be replaced meanwhile). */
+const FIXTURE = (name: string) => `@fixture-${name}@`;
+
+function fillFixtures(text: string): string {
+  return text.replace(/@fixture-(\w+)@/g, (_all, name: string) => fixtures[name] ?? name);
+}
+
 /** Ids that name real rows; destructive admin routes get their own, so the fixtures stay usable. */
-function pathValues(name: string, route: string, method: string): fc.Arbitrary<string> {
-  const destructive = method !== 'get' && (route.startsWith('/v1/admin/') && !route.includes('/approvals/')) && !/\/(simulate|what-if)$/.test(route);
+function pathValues(route: string, method: string): fc.Arbitrary<string> {
+  const destructive = method !== 'get' && route.startsWith('/v1/admin/') && !/\/(simulate|what-if)$/.test(route);
   const real: string[] = destructive
-    ? ['fuzz-victim', 'fuzz-2', '00000000-0000-4000-8000-000000000000']
-    : [fixtures.task!, fixtures.lease!, fixtures.approval!, fixtures.apiKey!, 'crm-orders', 'refunds', 'chatbot', 'default'];
+    ? ['fuzz-victim', 'fuzz-2', '00000000-0000-4000-8000-000000000000', ...(route.includes('/tasks/') ? [FIXTURE('spareTask')] : [])]
+    : route.includes('/tasks/') ? [FIXTURE('task')]
+    : route.includes('/leases/') ? [FIXTURE('lease')]
+    : route.includes('/approvals/') ? [FIXTURE('approval')]
+    : route.includes('/api-keys/') ? [FIXTURE('apiKey')]
+    : route.includes('/boundaries/') ? ['crm-orders', 'refunds']
+    : route.includes('/workloads/') ? ['chatbot']
+    : ['default', 'fuzz-victim'];
   const hostile = ['%00', 'a%00b', '%ED%A0%80', '%C0%80', '%zz', '..', '%2e%2e', '%2F', 'x'.repeat(2_200), 'spiffe%3A%2F%2Fx%2F%00', encode('\u202e'), '-1', '0', 'null'];
-  void name;
-  return fc.oneof(fc.constantFrom(...real).map(encode), fc.constantFrom(...hostile), fc.string({ unit: 'binary', maxLength: 20 }).map(encode));
+  return fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...real) }, fc.constantFrom(...hostile), fc.string({ unit: 'binary', maxLength: 20 }).map(encode));
 }
 
 function queryArb(operation: Operation): fc.Arbitrary<string> {
@@ -295,12 +309,23 @@ function queryArb(operation: Operation): fc.Arbitrary<string> {
   });
 }
 
+/** The roles the operation's security admits (OpenAPI security requirements). */
+function rolesFor(operation: Operation): Role[] {
+  const roles = new Set<Role>();
+  for (const requirement of operation.security ?? []) {
+    if ('workloadAssertion' in requirement) roles.add('workload');
+    for (const role of requirement.apiKey ?? []) roles.add(role as Role);
+    if ('oauthClient' in requirement) (roles.add('admin'), roles.add('resource_server'));
+  }
+  return roles.size ? [...roles] : ['none'];
+}
+
 function requestArb(): fc.Arbitrary<FuzzRequest> {
   const operations: fc.Arbitrary<FuzzRequest>[] = [];
   for (const [route, methods] of Object.entries(document.paths)) {
     for (const [method, operation] of Object.entries(methods)) {
       const pathNames = [...route.matchAll(/\{([^}]+)\}/g)].map((match) => match[1]!);
-      const path = fc.tuple(...pathNames.map((name) => pathValues(name, route, method))).map((values) => {
+      const path = fc.tuple(...pathNames.map(() => pathValues(route, method))).map((values) => {
         let filled = route;
         pathNames.forEach((name, index) => (filled = filled.replace(`{${name}}`, values[index]!)));
         return filled;
@@ -308,7 +333,7 @@ function requestArb(): fc.Arbitrary<FuzzRequest> {
       const content = operation.requestBody?.content ?? {};
       const [contentType, media] = Object.entries(content)[0] ?? ['application/json', { schema: { type: 'object', properties: {} } }];
       const body = fc
-        .tuple(fromSchema(media.schema), fc.constantFrom<Mutation>('replace', 'replace', 'key', 'whole', 'none'), fc.nat(), hostileValue, hostileKey)
+        .tuple(fromSchema(media.schema), fc.constantFrom<Mutation>('replace', 'replace', 'key', 'whole', 'none', 'none', 'none'), fc.nat(), hostileValue, hostileKey)
         .map(([valid, mutation, pick, hostile, key]) => mutate(valid, mutation, pick, hostile, key));
       const headerParams = (operation.parameters ?? []).filter((param) => param.in === 'header').map((param) => param.name);
       const headers = fc.oneof(
@@ -325,8 +350,16 @@ function requestArb(): fc.Arbitrary<FuzzRequest> {
           .record({
             path,
             query: queryArb(operation),
-            role: fc.constantFrom<Role>('none', 'admin', 'admin', 'reviewer', 'resource_server', 'workload', 'workload', 'garbage', 'basic_nul'),
-            bodyMode: fc.constantFrom<BodyMode>(...(contentType === 'application/json' ? (['schema', 'schema', 'schema'] as const) : (['form', 'form', 'form'] as const)), 'json_garbage', 'text', 'none', 'invalid_utf8', 'multipart', 'schema', 'form'),
+            // Mostly a role the route lets in, so that input reaches the handler; sometimes any.
+            role: fc.oneof(
+              { weight: 3, arbitrary: fc.constantFrom<Role>(...rolesFor(operation)) },
+              { weight: 1, arbitrary: fc.constantFrom<Role>('none', 'admin', 'reviewer', 'resource_server', 'workload', 'garbage', 'basic_nul') },
+            ),
+            // Mostly the documented content type, so that input reaches the handler.
+            bodyMode: fc.oneof(
+              { weight: 8, arbitrary: fc.constant<BodyMode>(contentType === 'application/json' ? 'schema' : 'form') },
+              { weight: 5, arbitrary: fc.constantFrom<BodyMode>('json_garbage', 'text', 'none', 'invalid_utf8', 'multipart', 'schema', 'form') },
+            ),
             body,
             raw: fc.oneof(fc.constantFrom('{', '[', '{"a":', '\u0000', '"\\ud800"', '{"a":"\\u0000"}', '{"\\u0000":1}', '[1e400]', '{"__proto__":{"x":1}}', 'null', '123', '"x"', ''), fc.string({ unit: 'binary', maxLength: 64 })),
             headers,
@@ -338,7 +371,6 @@ function requestArb(): fc.Arbitrary<FuzzRequest> {
   return fc.oneof(...operations);
 }
 
-let assertionCache: { token: string; at: number } | undefined;
 async function authorization(role: Role): Promise<Record<string, string>> {
   switch (role) {
     case 'none':
@@ -348,14 +380,8 @@ async function authorization(role: Role): Promise<Record<string, string>> {
     case 'reviewer':
     case 'resource_server':
       return { authorization: `Bearer ${keys[role]}` };
-    case 'workload': {
-      // A fresh assertion each minute: the workload's assertions live two.
-      if (!assertionCache || Date.now() - assertionCache.at > 60_000) {
-        const { assertion } = await import('./support/workload.js');
-        assertionCache = { token: await assertion(bot.id, bot.key, broker.url), at: Date.now() };
-      }
-      return { authorization: `Bearer ${assertionCache.token}` };
-    }
+    case 'workload':
+      return { authorization: `Bearer ${fixtures.assertion}` };
     case 'garbage':
       return { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJpc3MiOiJcdTAwMDAiLCJzdWIiOiJcdTAwMDAifQ.' };
     case 'basic_nul':
@@ -400,12 +426,14 @@ interface Outcome {
 }
 
 async function send(request: FuzzRequest): Promise<Outcome> {
-  const { contentType, body } = encodeBody(request);
+  const encoded = encodeBody(request);
+  const contentType = encoded.contentType;
+  const body = typeof encoded.body === 'string' ? fillFixtures(encoded.body) : encoded.body;
   const headers: Record<string, string> = { ...(await authorization(request.role)), ...request.headers };
   if (contentType) headers['content-type'] = contentType;
   const method = request.method;
   try {
-    const response = await fetch(`${broker.url}${request.path}${request.query}`, {
+    const response = await fetch(`${broker.url}${fillFixtures(request.path)}${fillFixtures(request.query)}`, {
       method,
       headers,
       body: method === 'GET' || method === 'HEAD' ? undefined : body,
@@ -417,12 +445,30 @@ async function send(request: FuzzRequest): Promise<Outcome> {
       return { status: response.status };
     }
     const text = await response.text();
+    if (process.env.TOLLGATE_FUZZ_DEBUG && request.route.includes(process.env.TOLLGATE_FUZZ_DEBUG) && response.status === 400) console.log(`fuzz debug: ${text.slice(0, 160)} <- ${summarise(request).slice(0, 200)}`);
     return { status: response.status, detail: response.status >= 500 ? text.slice(0, 200) : undefined };
   } catch (error) {
     const name = (error as Error).name;
     if (name === 'TimeoutError' || name === 'AbortError') return { status: 'timeout' };
     return { status: 'network', detail: String((error as { cause?: unknown }).cause ?? error).slice(0, 200) };
   }
+}
+
+/** As the bot, with a fresh assertion (Bot caches one, and assertions live two minutes). */
+async function asBot(method: string, path: string, json?: unknown): Promise<Response> {
+  return call(broker.url, method, path, { token: await assertion(bot.id, bot.key, broker.url), json });
+}
+
+async function refreshFixtures(): Promise<void> {
+  fixtures.assertion = await assertion(bot.id, bot.key, broker.url);
+  const opened = await asBot('POST', '/v1/tasks', { intent: 'order_status', subject: 'user-42' });
+  if (opened.status !== 201) return;
+  fixtures.spareTask = fixtures.task!;
+  fixtures.task = opened.body.task_id;
+  const permit = await asBot('POST', `/v1/tasks/${fixtures.task}/credentials`, { boundary: 'crm-orders', action: 'orders:read' });
+  if (permit.status === 201) (fixtures.lease = permit.body.lease_id, fixtures.accessToken = permit.body.credential.access_token);
+  const pending = await asBot('POST', `/v1/tasks/${fixtures.task}/credentials`, { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } });
+  if (pending.status === 202) fixtures.approval = pending.body.approval_id;
 }
 
 function summarise(request: FuzzRequest): string {
@@ -440,12 +486,17 @@ describe('fuzzing every route of /openapi.json', () => {
       const excluded: Record<string, number> = {};
       let requests = 0;
       const routes = new Set<string>();
+      const byRoute: Record<string, Record<string, number>> = {};
       await fc.assert(
         fc.asyncProperty(requestArb(), async (request) => {
+          // A fresh task now and then: the fuzzer's own denials suspend tasks (the drift guard).
+          if (requests % 100 === 0) await refreshFixtures();
           const outcome = await send(request);
           requests++;
           routes.add(`${request.method} ${request.route}`);
           histogram[String(outcome.status)] = (histogram[String(outcome.status)] ?? 0) + 1;
+          const routeKey = `${request.method} ${request.route}`;
+          (byRoute[routeKey] ??= {})[String(outcome.status)] = (byRoute[routeKey]![String(outcome.status)] ?? 0) + 1;
           const failed = typeof outcome.status !== 'number' || outcome.status >= 500;
           if (!failed) return true;
           const reason = typeof outcome.status === 'number' ? knownOpen(request, outcome.status) : undefined;
@@ -460,6 +511,7 @@ describe('fuzzing every route of /openapi.json', () => {
         { seed: SEED, numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: SECONDS * 1000, markInterruptAsFailure: false },
       );
       console.log(`fuzz: ${requests} requests over ${routes.size} routes; statuses ${JSON.stringify(Object.fromEntries(Object.entries(histogram).sort()))}`);
+      if (process.env.TOLLGATE_FUZZ_VERBOSE) for (const [route, statuses] of Object.entries(byRoute).sort()) console.log(`fuzz: ${route} ${JSON.stringify(statuses)}`);
       if (Object.keys(excluded).length) console.log(`fuzz: excluded (owned by other fixes): ${JSON.stringify(excluded)}`);
       for (const [key, example] of failures) console.log(`fuzz FAILURE ${key}\n  ${example}`);
       expect([...failures.keys()]).toEqual([]);
@@ -472,14 +524,57 @@ describe('fuzzing every route of /openapi.json', () => {
       await putBoundary(broker, 'crm-orders', { policy: 'permit(principal, action, resource) when { context.params has owner && context.params.owner == "alice" };' });
       await putBoundary(broker, 'payments', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'] });
       await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] }, enabled: true });
-      const taskId = await bot.openTask();
-      const permit = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'alice' } });
+      const openTask = async () => (await asBot('POST', '/v1/tasks', { intent: 'order_status', subject: 'user-42' })).body.task_id as string;
+      const taskId = await openTask();
+      const permit = await asBot('POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'alice' } });
       expect(permit.status, JSON.stringify(permit.body)).toBe(201);
-      const cedarDeny = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'bob' } });
+      const cedarDeny = await asBot('POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'bob' } });
       expect(cedarDeny.body).toMatchObject({ error: 'access_denied', reasons: ['policy_no_permit'] });
-      const coreDeny = await bot.credential(await bot.openTask(), { boundary: 'payments', action: 'refund:create' });
+      const coreDeny = await asBot('POST', `/v1/tasks/${await openTask()}/credentials`, { boundary: 'payments', action: 'refund:create' });
       expect(coreDeny.body).toMatchObject({ error: 'access_denied', reasons: ['intent_mismatch'] });
     },
     (SECONDS + 180) * 1000,
   );
+});
+
+/** Writes `raw` on a fresh connection and reads until the server closes it. */
+function rawExchange(raw: string): Promise<string> {
+  const { port } = new URL(broker.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => resolve(text));
+    socket.on('close', () => resolve(text));
+    socket.on('error', (error) => (text ? resolve(text) : reject(error)));
+    socket.setTimeout(PER_REQUEST_MS, () => (socket.destroy(), reject(new Error('no answer'))));
+    socket.end(raw);
+  });
+}
+
+describe("what Node's HTTP parser refuses (fetch cannot send it)", () => {
+  it('answers in the documented error shape, and a HEAD without a body', async () => {
+    const cases: [string, number][] = [
+      [`GET /v1/leases HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ['GET /v1/leases HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n', 400],
+      ['GET /v1/leases HTTP/1.1\r\nHost: x\r\nX-Nul: a\u0000b\r\n\r\n', 400],
+      ['BREW /\u0000 HTTP/1.1\r\n\r\n', 400],
+      ['GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400],
+    ];
+    for (const [raw, status] of cases) {
+      const answer = await rawExchange(raw);
+      const [head, body] = answer.split('\r\n\r\n');
+      expect(head, raw.slice(0, 60)).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(JSON.parse(body!)).toEqual({ error: 'invalid_request', error_description: expect.any(String) });
+    }
+    const head = await rawExchange(`HEAD /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(head).toMatch(/^HTTP\/1.1 431 /);
+    expect(head.split('\r\n\r\n')[1]).toBe('');
+    // A HEAD the router answers is bodiless too.
+    const routed = await rawExchange('HEAD /v1/leases HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(routed).toMatch(/^HTTP\/1.1 401 /);
+    expect(routed.split('\r\n\r\n')[1]).toBe('');
+    expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
+  });
 });
