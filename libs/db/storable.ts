@@ -4,7 +4,7 @@
  * documents needs would overflow the stack of every recursive walker after us (JSON.stringify, zod,
  * Cedar). Input is checked against these once, at the edge, so that it gets a 400 naming the field
  * instead of a 500 from the driver; a credential request's params, which must be decided and
- * recorded whatever they hold, are kept in `storableParams`' form instead.
+ * recorded whatever they hold, are kept in `storable`'s form instead.
  *
  * Every walk here is iterative: the input may be 200,000 levels deep.
  */
@@ -129,8 +129,4 @@ export function storable<T>(value: T): T | UnstorableRecord {
   const problem = findUnstorable(value);
   if (!problem) return value;
   return { $unstorable: problem.reason, json: jsonText(value) };
-}
-
-export function isUnstorableRecord(value: unknown): value is UnstorableRecord {
-  return typeof value === 'object' && value !== null && typeof (value as { $unstorable?: unknown }).$unstorable === 'string' && typeof (value as { json?: unknown }).json === 'string';
 }
