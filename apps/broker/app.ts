@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Module, type DynamicModule, type LogLevel as NestLogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Duplex } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
@@ -146,6 +147,9 @@ export async function createApp(
     genReqId: requestIdOf,
     // SPIFFE IDs, percent-encoded in a path, may be up to 2048 characters.
     routerOptions: { maxParamLength: 2100 },
+    // Node's HTTP parser refuses some requests before Fastify sees them (headers over 16 KiB, a
+    // malformed request line or header): answer those in the documented shape too.
+    clientErrorHandler: answerClientError,
     // The router answers a malformed URL or an over-long parameter before Nest sees the request:
     // answer in the documented shape, never echoing the URL back.
     frameworkErrors: (error: { code?: string }, _request: unknown, reply: FastifyReply) => {
@@ -233,6 +237,27 @@ export async function createApp(
       await broker.db.close();
     },
   };
+}
+
+/**
+ * A request Node's HTTP parser refused: `{error, error_description}` like every other error, then
+ * the connection is closed (the parser cannot find the next request). A HEAD request gets no body.
+ */
+function answerClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, description] =
+    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'the request headers are larger than 16 KiB']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'the request was not received in time']
+    : [400, 'Bad Request', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ error: 'invalid_request', error_description: description });
+  const head = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `cache-control: no-store\r\nconnection: close\r\n\r\n${head ? '' : body}`,
+    );
+  }
+  socket.destroy();
 }
 
 function nestLevels(level: Config['logLevel']): NestLogLevel[] {

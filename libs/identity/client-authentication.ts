@@ -1,5 +1,6 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { Clock } from '../clock/clock.js';
+import { findUnstorable } from '../db/storable.js';
 import { InvalidClient, InvalidRequest } from '../errors/errors.js';
 import type { ApiKey } from './api-key.js';
 import type { ApiKeys } from './api-keys.js';
@@ -185,11 +186,15 @@ function formDecode(value: string): string | undefined {
 }
 
 function decodeUnverified(token: string) {
+  let decoded;
   try {
-    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+    decoded = { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
   } catch {
     throw rejected('malformed client assertion');
   }
+  // Claims name rows (iss, jti): a NUL or a lone surrogate would reach the database as a 500.
+  if (findUnstorable(decoded.header) || findUnstorable(decoded.claims)) throw rejected('the assertion holds a NUL, broken unicode or nesting deeper than 32 levels');
+  return decoded;
 }
 
 function rejected(why: string): InvalidClient {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
 import type { Clock } from '../clock/clock.js';
+import { findUnstorable } from '../db/storable.js';
 import { InvalidDpopProof } from '../errors/errors.js';
 import type { DpopProofStore } from './dpop-proof-store.js';
 
@@ -35,6 +36,8 @@ export async function checkDpopProof(proof: string, request: { method: string; u
   } catch {
     throw new InvalidDpopProof('the DPoP proof does not verify: it must be a dpop+jwt signed with an asymmetric alg by the public key in its jwk header');
   }
+  // The jti is recorded against replay: a NUL or a lone surrogate would reach the database as a 500.
+  if (findUnstorable(payload)) throw new InvalidDpopProof('the DPoP proof holds a NUL, broken unicode or nesting deeper than 32 levels');
   if (PRIVATE_MEMBERS.some((member) => member in jwk)) throw new InvalidDpopProof('the DPoP proof\'s jwk header must hold a public key only');
   if (payload.htm !== request.method) throw new InvalidDpopProof('the DPoP proof\'s htm does not match the request method');
   if (typeof payload.htu !== 'string' || normalise(payload.htu) !== normalise(request.url)) {

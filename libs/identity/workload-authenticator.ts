@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import type { Clock } from '../clock/clock.js';
+import { findUnstorable } from '../db/storable.js';
 import { ExpiringMap } from '../clock/expiring-map.js';
 import { InvalidClient } from '../errors/errors.js';
 import type { FederatedVerifier } from './federated-verifier.js';
@@ -131,9 +132,13 @@ export class WorkloadAuthenticator {
 }
 
 function decodeUnverified(token: string): { header: ReturnType<typeof decodeProtectedHeader>; claims: ReturnType<typeof decodeJwt> } {
+  let decoded;
   try {
-    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+    decoded = { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
   } catch {
     throw rejected('malformed workload assertion');
   }
+  // Claims name rows (iss, sub): a NUL or a lone surrogate would reach the database as a 500.
+  if (findUnstorable(decoded.header) || findUnstorable(decoded.claims)) throw rejected('the assertion holds a NUL, broken unicode or nesting deeper than 32 levels');
+  return decoded;
 }

@@ -13,6 +13,8 @@ export const DRIFT_REASONS: ReadonlySet<string> = new Set([
   'audience_mismatch',
   'policy_forbid',
   'policy_no_permit',
+  // Params the database cannot keep: a probe, never a bot's honest mistake.
+  'invalid_params',
 ]);
 
 const ACTOR = 'system:drift_guard';

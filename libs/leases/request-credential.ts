@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApprovalGate, ApprovalRefusal } from '../approvals/approval-gate.js';
 import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
+import { storable } from '../db/storable.js';
 import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/provider.js';
 import type { ToolBoundary } from '../policy/boundary.js';
 import type { PolicyDenyReason, PolicyRef } from '../policy/cedar.js';
@@ -104,7 +105,8 @@ export class CredentialIssuance {
       resource: request.resource ?? null,
       outcome: 'deny',
       reasons: [],
-      params: request.params ?? null,
+      // Recorded whatever they hold: what the database cannot keep is kept as escaped JSON text.
+      params: request.params === undefined ? null : storable(request.params),
       purpose: request.purpose ?? null,
       requestedTtl: request.ttl ?? null,
       at: now,
@@ -124,7 +126,7 @@ export class CredentialIssuance {
     decision.denialsInTask = task.denials;
 
     const active = task.state === 'active' && task.expiresAt > now;
-    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience });
+    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience, params: request.params });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
       return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined, { boundary });

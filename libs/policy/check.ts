@@ -1,3 +1,4 @@
+import { findUnstorable } from '../db/storable.js';
 import type { ToolBoundary } from './boundary.js';
 
 /** Machine-readable reasons a credential request is refused, in the order they are checked. */
@@ -7,7 +8,8 @@ export type DenyReason =
   | 'audience_mismatch'
   | 'boundary_disabled'
   | 'intent_mismatch'
-  | 'action_not_allowed';
+  | 'action_not_allowed'
+  | 'invalid_params';
 
 export type Verdict = { outcome: 'permit' } | { outcome: 'deny'; reasons: [DenyReason]; description: string };
 
@@ -17,6 +19,8 @@ export interface CheckInput {
   action: string;
   /** The tool the caller named (the token endpoint's `audience`), when it named one. */
   audience?: string | undefined;
+  /** The request's params, as the bot sent them. */
+  params?: unknown;
 }
 
 /**
@@ -24,7 +28,7 @@ export interface CheckInput {
  * decides: a later check means nothing once an earlier one failed (an unknown boundary has no
  * actions to compare). The workload was authenticated and the task's ownership settled before this.
  */
-export function checkCredentialRequest({ task, boundary, action, audience }: CheckInput): Verdict {
+export function checkCredentialRequest({ task, boundary, action, audience, params }: CheckInput): Verdict {
   if (!task.active) return deny('task_not_active', 'the task is not active');
   if (!boundary) return deny('unknown_boundary', 'no such tool boundary');
   if (audience !== undefined && audience !== boundary.tool) return deny('audience_mismatch', 'the audience is not the tool of the boundary');
@@ -33,6 +37,11 @@ export function checkCredentialRequest({ task, boundary, action, audience }: Che
     return deny('intent_mismatch', `the tool boundary does not serve the task's intent`);
   }
   if (!boundary.actions.includes(action)) return deny('action_not_allowed', 'the action is not allowed by the tool boundary');
+  // Params the database cannot keep (NUL, lone surrogates) or nested too deep for Cedar are refused,
+  // never answered with an error: the refusal is recorded (in storable form) and counts as drift, so
+  // a bot cannot hide a probe behind a NUL byte.
+  const problem = params === undefined ? undefined : findUnstorable(params);
+  if (problem) return deny('invalid_params', 'the params hold a NUL, broken unicode or nesting deeper than 32 levels');
   return { outcome: 'permit' };
 }
 

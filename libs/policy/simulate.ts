@@ -31,7 +31,7 @@ export class Simulator {
 
   async simulate({ workloadId, task, request }: SimulationInput): Promise<Simulation> {
     const boundary = await this.boundaries.current(request.boundary);
-    const verdict = checkCredentialRequest({ task: { active: true, intent: task.intent }, boundary, action: request.action });
+    const verdict = checkCredentialRequest({ task: { active: true, intent: task.intent }, boundary, action: request.action, params: request.params });
     if (verdict.outcome === 'deny') return { decision: 'deny', reasons: verdict.reasons, policies: [], errors: [], approvalRequired: false, boundaryVersion: boundary?.version ?? null };
     const { key } = await this.policies.activeGlobals();
     const decision = await this.policies.decide(

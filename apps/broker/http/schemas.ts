@@ -3,6 +3,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import { credentialSettings } from '../../../libs/credentials/catalog.js';
 import { InvalidRequest } from '../../../libs/errors/errors.js';
+import { describeUnstorable, findUnstorable, jsonText } from '../../../libs/db/storable.js';
 import { TRUST_DOMAIN, type IssuerDefinition } from '../../../libs/identity/issuer.js';
 import { PRIVATE_JWK_MEMBERS, RATE_INTERVALS, WORKLOAD_ID, algorithmsFor, type WorkloadRateLimit } from '../../../libs/identity/workload.js';
 import { defaultBurst } from '../../../libs/config/config.js';
@@ -17,7 +18,21 @@ import { MAX_TASK_TTL_S } from '../../../libs/tasks/task.js';
  * HTTP input schemas. Objects are strict (an unknown field is an error naming it), strings refuse
  * control characters and broken unicode, and every error names the offending field.
  */
-export function parse<T extends z.ZodType>(schema: T, input: unknown, where = 'body'): z.infer<T> {
+export function parse<T extends z.ZodType>(
+  schema: T,
+  input: unknown,
+  where = 'body',
+  /** Fields decided and recorded whatever they hold (a credential request's params): not refused here. */
+  options: { decided?: readonly (readonly (string | number)[])[] } = {},
+): z.infer<T> {
+  // Before the schema: its refinements (and everything after it) may recurse, and the database
+  // cannot keep NUL or lone surrogates. The first such value anywhere, keys included, is a 400.
+  const decided = options.decided ?? [];
+  const problem = findUnstorable(input, { skip: (path) => decided.some((field) => samePath(field, path)) });
+  if (problem) {
+    const path = problem.path.length ? fieldName(problem.path) : where;
+    throw new InvalidRequest(`${path}: ${describeUnstorable(problem)}`, { field: path });
+  }
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
@@ -27,6 +42,16 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown, where = 'b
     throw new InvalidRequest(`unknown field "${field}"`, { field });
   }
   throw new InvalidRequest(`${path}: ${issue.message}`, { field: path });
+}
+
+function samePath(a: readonly (string | number)[], b: readonly (string | number)[]): boolean {
+  return a.length === b.length && a.every((part, index) => String(part) === String(b[index]));
+}
+
+/** A field path for an error: dotted, and short enough to echo (a key may be a megabyte long). */
+function fieldName(path: readonly (string | number)[]): string {
+  const name = path.map(String).join('.');
+  return name.length > 256 ? `${name.slice(0, 256)}…` : name;
 }
 
 const cleanText = (max: number) =>
@@ -340,7 +365,7 @@ export const openTaskBody = z.strictObject({
   ttl: ttl(MAX_TASK_TTL_S).optional(),
   context: z
     .record(z.string().max(128), z.unknown())
-    .refine((value) => JSON.stringify(value).length <= 4096, 'must serialise to at most 4 KiB')
+    .refine((value) => jsonText(value).length <= 4096, 'must serialise to at most 4 KiB')
     .optional(),
 });
 
@@ -352,7 +377,7 @@ export const credentialBody = z.strictObject({
   resource: cleanText(1024).optional(),
   params: z
     .record(z.string().max(128), z.unknown())
-    .refine((value) => JSON.stringify(value).length <= 16_384, 'must serialise to at most 16 KiB')
+    .refine((value) => jsonText(value).length <= 16_384, 'must serialise to at most 16 KiB')
     .optional(),
   purpose: cleanText(512).optional(),
   ttl: ttl(3600).optional(),

@@ -41,7 +41,7 @@ export class TasksController {
   @HttpCode(201)
   @ApiRoute({ summary: 'A credential for one tool call, checked against the task and the boundary', body: credentialBody, headers: { DPoP: dpopHeader }, responses: { 201: credentialResponse, 202: approvalPendingResponse }, errors: [403, 404, 409, 429] })
   async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { approval_id: approvalId, ...input } = parse(credentialBody, body);
+    const { approval_id: approvalId, ...input } = parse(credentialBody, body, 'body', { decided: [['params']] });
     const task = taskId(id);
     const proof = proofOfPossession(this.dpop, request);
     const confirmation = proof && (await proof);

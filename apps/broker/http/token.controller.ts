@@ -39,7 +39,7 @@ export class TokenController {
     if (input.client_id !== undefined && input.client_id !== workload.id) {
       throw new InvalidClient('client_id does not name the workload of the subject token');
     }
-    const call = parse(toolCallDetails, parseJson(input.authorization_details), 'authorization_details')[0]!;
+    const call = parse(toolCallDetails, parseJson(input.authorization_details), 'authorization_details', { decided: [[0, 'params']] })[0]!;
     if (input.scope !== undefined && input.scope !== call.action) {
       throw new TokenEndpointError('invalid_request', 'scope must be the action of the tool call', { field: 'scope' });
     }
