@@ -61,10 +61,23 @@ function tokenExchange(taskId: string, subjectToken: string): Promise<Response> 
 
 describe('the per-workload rate limit on credential requests', () => {
   it('answers a burst beyond the limit with 429 slow_down and Retry-After, writes no decision for it, and refills', async () => {
-    const bot = await freshBot();
-    const taskId = await bot.openTask();
-    const answers: Response[] = [];
-    for (let i = 0; i < 7; i++) answers.push(await bot.credential(taskId, READ));
+    // The bucket refills one token a second by the database clock: a burst of seven that takes
+    // longer than that on a busy machine may fairly see a sixth 201. Such a slow round proves
+    // nothing either way and is tried again with a fresh workload; a fast one must match.
+    let bot: Bot;
+    let taskId: string;
+    let answers: Response[];
+    for (let round = 1; ; round++) {
+      bot = await freshBot();
+      taskId = await bot.openTask();
+      await bot.token();
+      answers = [];
+      const started = Date.now();
+      for (let i = 0; i < 7; i++) answers.push(await bot.credential(taskId, READ));
+      const slow = Date.now() - started >= 900;
+      if (!slow || round === 5) break;
+      if (answers.map((a) => a.status).join() === '201,201,201,201,201,429,429') break;
+    }
     expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201, 201, 429, 429]);
     const limited = answers[5]!;
     expect(limited.headers.get('retry-after')).toBe('1');
