@@ -12,7 +12,7 @@ import { asAdmin, linkAuditChain, putBoundary, registerBot, type Bot } from './s
 import { workloadKey } from './support/workload.js';
 
 /**
- * The real `tollgate` binary (apps/cli/bin/tollgate.mjs running the compiled CLI in dist/) against
+ * The real `tollgate` binary (apps/cli/bin/tollgate.mjs running the compiled CLI in apps/cli/dist/) against
  * a real broker: apply with its plan, the review lists, a task's timeline, revocation, approvals,
  * and the exit statuses (1 refused, 2 usage, 3 unreachable).
  */
