@@ -2,8 +2,9 @@
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# The CLI is a workspace (apps/cli): npm ci needs its package.json to link it.
+# The CLI (apps/cli) and the SDK (libs/sdk) are workspaces: npm ci needs their package.json to link them.
 COPY apps/cli/package.json ./apps/cli/package.json
+COPY libs/sdk/package.json ./libs/sdk/package.json
 # --ignore-scripts: the root `prepare` (a build) runs below, once the sources are here.
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,10 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, type AuditEvent } from '../libs/audit/audit.js';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { connect } from './support/database.js';
-import { asAdmin, linkAuditChain, registerBot, type Bot } from './support/scenario.js';
+import { asAdmin, linkAuditChain, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { workloadKey } from './support/workload.js';
 
 /**
- * The real `tollgate` binary (apps/cli/bin/tollgate.mjs running the compiled CLI in dist/) against
+ * The real `tollgate` binary (apps/cli/bin/tollgate.mjs running the compiled CLI in apps/cli/dist/) against
  * a real broker: apply with its plan, the review lists, a task's timeline, revocation, approvals,
  * and the exit statuses (1 refused, 2 usage, 3 unreachable).
  */
@@ -377,13 +378,19 @@ describe('exit statuses', () => {
       [['tasks', 'show'], /expected <task-id>/],
       [['export', '--format', 'xml'], /--format: must be jsonl or csv/],
       [['audit', 'check'], /audit: expected verify/],
+      [['workloads'], /workloads: expected ls, put or delete/],
+      [['workloads', 'put', 'bot'], /workloads put: -f <file> is required/],
+      [['workloads', 'put', 'Not A Slug', '-f', 'x.json'], /<workload-id> must be a slug/],
+      [['api-keys', 'create'], /api-keys create: --role is required/],
+      [['api-keys', 'revoke'], /expected <key-id>/],
+      [['keys', 'spin'], /keys: expected ls or rotate, got "spin"/],
     ];
     for (const [args, message] of cases) {
       const run = await tollgate(args, { url: closedUrl });
       expect(run.code, args.join(' ')).toBe(2);
       if (args.length > 0) expectFailure(run, 2, message);
     }
-    expectFailure(await tollgate(['leases', 'ls'], { key: null }), 2, /no API key: set TOLLGATE_KEY/);
+    expectFailure(await tollgate(['leases', 'ls'], { key: null }), 2, /no API key: set TOLLGATE_KEY \(or TOLLGATE_KEY_FILE, or pass --key-file\)/);
     expect(expectOk(await tollgate(['--help']))).toMatch(/^tollgate: the command line/);
   });
 
@@ -394,5 +401,124 @@ describe('exit statuses', () => {
     // --url and --key win over the environment.
     expectFailure(await tollgate(['leases', 'ls', '--url', closedUrl, '--key', broker.adminKey], { url: broker.url, key: 'not-a-key' }), 3, /cannot reach/);
     expect(expectOk(await tollgate(['leases', 'ls', '--url', broker.url, '--key', broker.adminKey], { url: closedUrl, key: 'not-a-key' }))).toMatch(/^Leases \(all\)/);
+  });
+});
+
+describe('tollgate admin verbs', () => {
+  it('puts a workload from a JSON or YAML file, lists it, and deletes it', async () => {
+    const key = await workloadKey('EdDSA');
+    const body = file('sim-bot.json', JSON.stringify({ jwks: { keys: [key.publicJwk] } }));
+    expect(expectOk(await tollgate(['workloads', 'put', 'sim-bot', '-f', body]))).toBe('Workload sim-bot: revision 1, enabled.\n');
+    const yaml = file('sim-bot.yaml', `jwks:\n  keys:\n    - ${JSON.stringify(key.publicJwk)}\nenabled: true\n`);
+    expect(expectOk(await tollgate(['workloads', 'put', 'sim-bot', '-f', yaml]))).toMatch(/^Workload sim-bot: revision \d+, enabled\.\n$/);
+    expect((await admin('GET', '/v1/admin/workloads/sim-bot')).body).toMatchObject({ id: 'sim-bot', enabled: true, jwks: { keys: [key.publicJwk] } });
+
+    const table = expectOk(await tollgate(['workloads', 'ls']));
+    expect(table.split('\n')[0]).toMatch(/^WORKLOAD\s+ENABLED\s+AUTHENTICATES WITH\s+REVISION\s+UPDATED$/);
+    expect(table).toMatch(/\nsim-bot\s+yes\s+1 registered key\(s\)/);
+    const listed = JSON.parse(expectOk(await tollgate(['workloads', 'ls', '--json']))).items;
+    expect(listed.map((w: { id: string }) => w.id)).toContain('sim-bot');
+
+    // The broker checks the body; a refusal names its field.
+    expectFailure(await tollgate(['workloads', 'put', 'sim-bot', '-f', file('bad.json', '{"jwks": {"keys": []}}')]), 1, /^tollgate: invalid_request: jwks\.keys/);
+    expectFailure(await tollgate(['workloads', 'put', 'sim-bot', '-f', file('list.json', '[1]')]), 2, /must hold one object/);
+
+    await putBoundary(broker, 'cli-sim');
+    const simulated = JSON.parse(expectOk(await tollgate(['simulate', '--workload', 'sim-bot', '--intent', 'order_status', '--subject', 'c-1', '--boundary', 'cli-sim', '--action', 'orders:read', '--json'])));
+    expect(simulated).toMatchObject({ decision: 'permit', reasons: [] });
+
+    expect(expectOk(await tollgate(['workloads', 'delete', 'sim-bot']))).toBe('Workload sim-bot deleted (disabled): 0 task(s) and 0 lease(s) revoked.\n');
+    expect((await admin('GET', '/v1/admin/workloads/sim-bot')).body.enabled).toBe(false);
+    expectFailure(await tollgate(['workloads', 'delete', 'nobody']), 1, /^tollgate: not_found: /);
+  });
+
+  it('simulates a request from flags or from a file, writing nothing', async () => {
+    await registerBot(broker, 'sim-bot-2');
+    await putBoundary(broker, 'cli-sim');
+    const decisionsBefore = (await admin('GET', '/v1/decisions?limit=1000')).body.items.length;
+    const base = ['--workload', 'sim-bot-2', '--subject', 'customer-9', '--boundary', 'cli-sim', '--action', 'orders:read', '--resource', 'order/9'];
+    expect(expectOk(await tollgate(['simulate', ...base, '--intent', 'order_status']))).toBe('PERMIT: sim-bot-2 orders:read on cli-sim order/9.\n');
+    expect(expectOk(await tollgate(['simulate', ...base, '--intent', 'refund']))).toBe('DENY: sim-bot-2 orders:read on cli-sim order/9 (intent_mismatch).\n');
+    const request = file('simulate.json', JSON.stringify({ workload: 'sim-bot-2', task: { intent: 'order_status', subject: 'customer-9' }, request: { boundary: 'cli-sim', action: 'orders:read' } }));
+    expect(JSON.parse(expectOk(await tollgate(['simulate', '-f', request, '--json'])))).toMatchObject({ decision: 'permit', boundary_version: expect.any(Number) });
+    // A flag replaces the file's field.
+    expect(JSON.parse(expectOk(await tollgate(['simulate', '-f', request, '--action', 'orders:delete', '--json'])))).toMatchObject({ decision: 'deny', reasons: ['action_not_allowed'] });
+    expect((await admin('GET', '/v1/decisions?limit=1000')).body.items.length).toBe(decisionsBefore);
+    expectFailure(await tollgate(['simulate', '--workload', 'sim-bot-2'], { url: closedUrl }), 2, /simulate: missing --intent, --subject, --boundary, --action/);
+    expectFailure(await tollgate(['simulate', ...base, '--intent', 'order_status', '--params', '{not json'], { url: closedUrl }), 2, /--params must be a JSON object/);
+  });
+
+  it('creates an API key (alone on stdout), lists it, and revokes it; the revoked key is refused', async () => {
+    const created = await tollgate(['api-keys', 'create', '--role', 'reviewer', '--label', 'cli made']);
+    const key = expectOk(created).trim();
+    expect(key).toMatch(/^tgrev_\S+$/);
+    expect(created.stderr).toMatch(/^Created reviewer key \S+ \(cli made\): shown once, store it now\.\n$/);
+    expect(expectOk(await tollgate(['leases', 'ls'], { key }))).toMatch(/^Leases \(all\)/);
+
+    const listed = JSON.parse(expectOk(await tollgate(['api-keys', 'ls', '--json']))).items as Array<{ id: string; label?: string; revoked_at: string | null }>;
+    const mine = listed.find((k) => k.label === 'cli made')!;
+    expect(mine.revoked_at).toBeNull();
+    expect(JSON.stringify(listed)).not.toContain(key);
+    expect(expectOk(await tollgate(['api-keys', 'ls']))).toMatch(new RegExp(`\\n${mine.id}\\s+reviewer\\s+-\\s+cli made\\s`));
+    // A reviewer may list but not create.
+    expectFailure(await tollgate(['api-keys', 'create', '--role', 'admin'], { key }), 1, /^tollgate: insufficient_scope: /);
+
+    expect(expectOk(await tollgate(['api-keys', 'revoke', mine.id]))).toMatch(new RegExp(`^Revoked reviewer key ${mine.id} \\(at `));
+    expectFailure(await tollgate(['leases', 'ls'], { key }), 1, /^tollgate: invalid_client: /);
+    expectFailure(await tollgate(['api-keys', 'create', '--role', 'root']), 1, /^tollgate: invalid_request: role/);
+  });
+
+  it('lists the signing keys and rotates them', async () => {
+    const before = JSON.parse(expectOk(await tollgate(['keys', 'ls', '--json']))) as { active_kid: string; keys: Array<{ kid: string; state: string }> };
+    const next = before.keys.find((k) => k.state === 'next')!.kid;
+    expect(expectOk(await tollgate(['keys', 'ls'], { key: reviewerKey }))).toMatch(new RegExp(`\\n${before.active_kid} \\*\\s+\\S+\\s+active`));
+    const rotated = expectOk(await tollgate(['keys', 'rotate']));
+    expect(rotated.split('\n')[0]).toBe(`Rotated: ${next} signs from now on, ${before.active_kid} retired (published until what it signed expires); ${(await admin('GET', '/v1/admin/keys')).body.keys.find((k: { state: string }) => k.state === 'next').kid} is published as the next key.`);
+    expect((await admin('GET', '/v1/admin/keys')).body.active_kid).toBe(next);
+    expectFailure(await tollgate(['keys', 'rotate'], { key: reviewerKey }), 1, /^tollgate: insufficient_scope: /);
+  });
+});
+
+describe('tollgate --version, --help per command, and where the key comes from', () => {
+  it('prints its version and each command\'s usage (exit 0, without contacting the broker)', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'apps/cli/package.json'), 'utf8')) as { version: string };
+    expect(expectOk(await tollgate(['--version'], { url: closedUrl, key: null }))).toBe(`tollgate ${version}\n`);
+    for (const command of ['apply', 'leases', 'decisions', 'tasks', 'revoke', 'approvals', 'audit', 'export', 'workloads', 'api-keys', 'keys', 'simulate']) {
+      const usage = expectOk(await tollgate([command, '--help'], { url: closedUrl, key: null }));
+      expect(usage, command).toMatch(new RegExp(`^Usage:\\n  tollgate ${command} `));
+      expect(usage, command).toMatch(/--key-file PATH/);
+      // Only that command's lines.
+      expect(usage.match(/^ {2}tollgate \S+/gm)!.every((line) => line === `  tollgate ${command}`), command).toBe(true);
+    }
+    expect(expectOk(await tollgate(['workloads', 'put', '--help'], { url: closedUrl }))).toMatch(/^Usage:\n  tollgate workloads ls\n  tollgate workloads put WORKLOAD_ID -f/);
+    expect(expectOk(await tollgate(['help', 'simulate'], { url: closedUrl }))).toMatch(/^Usage:\n  tollgate simulate --workload/);
+    expect(expectOk(await tollgate(['--help'], { url: closedUrl }))).toMatch(/tollgate simulate[\s\S]*tollgate --version\n {2}tollgate <command> --help\n/);
+  });
+
+  it('reads the key from --key-file or TOLLGATE_KEY_FILE, warns about a key on argv or a file others can read', async () => {
+    const keyFile = file('admin.key', `${broker.adminKey}\n`);
+    chmodSync(keyFile, 0o600);
+    const fromFile = await tollgate(['leases', 'ls', '--key-file', keyFile], { key: null });
+    expect(expectOk(fromFile)).toMatch(/^Leases \(all\)/);
+    expect(fromFile.stderr).toBe('');
+    const fromEnv = await tollgate(['leases', 'ls'], { key: null, env: { TOLLGATE_KEY_FILE: keyFile } });
+    expect(expectOk(fromEnv)).toMatch(/^Leases \(all\)/);
+    expect(fromEnv.stderr).toBe('');
+    // --key-file wins over TOLLGATE_KEY.
+    expect(expectOk(await tollgate(['leases', 'ls', '--key-file', keyFile], { key: 'not-a-key' }))).toMatch(/^Leases \(all\)/);
+
+    chmodSync(keyFile, 0o644);
+    const open = await tollgate(['leases', 'ls', '--key-file', keyFile], { key: null });
+    expect(expectOk(open)).toMatch(/^Leases \(all\)/);
+    expect(open.stderr).toBe(`tollgate: warning: ${keyFile} is readable by other users (mode 0644): chmod 600 it\n`);
+
+    const onArgv = await tollgate(['leases', 'ls', '--key', broker.adminKey], { key: null });
+    expect(expectOk(onArgv)).toMatch(/^Leases \(all\)/);
+    expect(onArgv.stderr).toMatch(/^tollgate: warning: --key puts the key in the process list \(ps\) and shell history; prefer TOLLGATE_KEY or --key-file\n$/);
+    expect(onArgv.stderr).not.toContain(broker.adminKey);
+
+    expectFailure(await tollgate(['leases', 'ls', '--key-file', join(dir, 'missing.key')], { key: null }), 2, /^tollgate: --key-file: cannot read .*missing\.key: ENOENT\n$/);
+    expectFailure(await tollgate(['leases', 'ls', '--key-file', file('empty.key', '\n')], { key: null }), 2, /--key-file: .*empty\.key is empty/);
+    expectFailure(await tollgate(['leases', 'ls', '--key-file', keyFile, '--key', 'x'], { key: null }), 2, /--key and --key-file: give one of them/);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BrokerApi } from './api.js';
 import { UsageError } from './errors.js';
@@ -15,6 +16,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 export const GLOBAL_OPTIONS = {
   url: { type: 'string' },
   key: { type: 'string' },
+  'key-file': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
@@ -66,7 +68,7 @@ export class Command<O extends Options> {
     return this.positionals;
   }
 
-  /** The broker named by --url/--key, else TOLLGATE_URL/TOLLGATE_KEY (the URL defaults to the broker's own default). */
+  /** The broker named by --url, else TOLLGATE_URL (default: the broker's own default), with the key of {@link apiKey}. */
   api(): BrokerApi {
     const url = (this.option('url') ?? this.io.env.TOLLGATE_URL ?? DEFAULT_URL).trim().replace(/\/+$/, '');
     let parsed: URL;
@@ -76,9 +78,47 @@ export class Command<O extends Options> {
       throw new UsageError(`--url / TOLLGATE_URL: "${url}" is not a URL`);
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError('--url / TOLLGATE_URL: must be an http(s) URL');
-    const key = (this.option('key') ?? this.io.env.TOLLGATE_KEY ?? '').trim();
-    if (key === '') throw new UsageError('no API key: set TOLLGATE_KEY (or pass --key) to an admin or reviewer key');
-    return new BrokerApi(url, key);
+    return new BrokerApi(url, this.apiKey());
+  }
+
+  /**
+   * The API key: --key-file PATH, else TOLLGATE_KEY, else TOLLGATE_KEY_FILE (a path, as the broker's
+   * own *_FILE settings). --key KEY still works but warns: a command line is visible to every user
+   * of the machine (`ps`, /proc) and stays in shell history, where the environment and a file do not.
+   */
+  private apiKey(): string {
+    const onArgv = this.option('key');
+    const file = this.option('key-file');
+    if (onArgv !== undefined && file !== undefined) throw new UsageError('--key and --key-file: give one of them');
+    let key: string;
+    if (file !== undefined) key = this.readKeyFile(file, '--key-file');
+    else if (onArgv !== undefined) {
+      this.io.stderr.write('tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer TOLLGATE_KEY or --key-file\n');
+      key = onArgv.trim();
+    } else if ((this.io.env.TOLLGATE_KEY ?? '').trim() !== '') key = this.io.env.TOLLGATE_KEY!.trim();
+    else if ((this.io.env.TOLLGATE_KEY_FILE ?? '').trim() !== '') key = this.readKeyFile(this.io.env.TOLLGATE_KEY_FILE!.trim(), 'TOLLGATE_KEY_FILE');
+    else throw new UsageError('no API key: set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key');
+    if (key === '') throw new UsageError(`${file !== undefined ? '--key-file' : '--key'}: the key is empty`);
+    return key;
+  }
+
+  /** A key file holds the key alone (surrounding whitespace and a final newline are ignored). */
+  private readKeyFile(path: string, source: string): string {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      throw new UsageError(`${source}: cannot read ${path}: ${(error as { code?: string }).code ?? String(error)}`, false);
+    }
+    // A key others can read is as good as leaked: say so (the key still works, as ssh's would not).
+    const mode = statSync(path).mode & 0o777;
+    if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+      this.io.stderr.write(`tollgate: warning: ${path} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it\n`);
+    }
+    const key = text.trim();
+    if (key === '') throw new UsageError(`${source}: ${path} is empty`, false);
+    if (/\s/.test(key)) throw new UsageError(`${source}: ${path} must hold the key alone, on one line`, false);
+    return key;
   }
 
   print(text = ''): void {

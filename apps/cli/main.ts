@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { apiKeys, signingKeys, simulate, workloads } from './commands/admin.js';
 import { apply } from './commands/apply.js';
 import { approvals } from './commands/approvals.js';
 import { audit, exportAudit } from './commands/audit.js';
@@ -6,27 +8,62 @@ import { decisionsLs, leasesLs, tasksShow } from './commands/review.js';
 import { DEFAULT_URL, type Io } from './context.js';
 import { CliError, UsageError } from './errors.js';
 
-export const USAGE = `tollgate: the command line for Tollgate admins and reviewers
+/** Each command's usage lines, for `tollgate --help` and `tollgate <command> --help`. */
+export const COMMANDS: Record<string, string> = {
+  apply: `  tollgate apply -f tollgate.yaml [--dry-run]       configuration as code: shows the plan, applies it`,
+  leases: `  tollgate leases ls [--task ID --workload ID --boundary ID --tool AUD --subject S --action A --state S
+                      --since T --until T --limit N --all]`,
+  decisions: `  tollgate decisions ls [--outcome permit|deny|pending, and the same filters as leases ls]`,
+  tasks: `  tollgate tasks show TASK_ID                        a task's timeline`,
+  revoke: `  tollgate revoke lease|task|workload ID [--reason TEXT]`,
+  approvals: `  tollgate approvals ls [--status pending|approved|denied|used|expired|revoked|all]
+  tollgate approvals approve|deny APPROVAL_ID --reason TEXT`,
+  audit: `  tollgate audit verify                              exit 4 if the chain is broken`,
+  export: `  tollgate export [--since T --until T] [--format jsonl|csv]`,
+  workloads: `  tollgate workloads ls
+  tollgate workloads put WORKLOAD_ID -f workload.json   the body of PUT /v1/admin/workloads/{id} (JSON or YAML, - for stdin)
+  tollgate workloads delete WORKLOAD_ID              disables it, revoking its tasks and leases`,
+  'api-keys': `  tollgate api-keys create --role admin|reviewer|resource_server [--audience TOOL] [--label TEXT]
+                                                     prints the key once, alone on stdout
+  tollgate api-keys ls
+  tollgate api-keys revoke KEY_ID`,
+  keys: `  tollgate keys ls                                   the signing keys (next, active *, retired)
+  tollgate keys rotate                               rotate now: the next key signs from now on`,
+  simulate: `  tollgate simulate --workload ID --intent I --subject S --boundary ID --action A
+                    [--resource R] [--params JSON] [--purpose TEXT]
+  tollgate simulate -f request.json                  the body of POST /v1/admin/simulate (flags replace its fields)
+                                                     the decision as it would be now; writes nothing`,
+};
 
-Usage:
-  tollgate apply -f tollgate.yaml [--dry-run]
-  tollgate leases ls [--task ID --workload ID --boundary ID --tool AUD --subject S --action A --state S
-                      --since T --until T --limit N --all]
-  tollgate decisions ls [--outcome permit|deny|pending, and the same filters]
-  tollgate tasks show TASK_ID
-  tollgate revoke lease|task|workload ID [--reason TEXT]
-  tollgate approvals ls [--status pending|approved|denied|used|expired|revoked|all]
-  tollgate approvals approve|deny APPROVAL_ID --reason TEXT
-  tollgate audit verify
-  tollgate export [--since T --until T] [--format jsonl|csv]
-
-Every command: --url URL (or TOLLGATE_URL, default ${DEFAULT_URL}), --key KEY (or TOLLGATE_KEY),
---json (machine-readable output). Times (--since, --until): 2026-11-24 (a UTC day),
-2026-11-24T09:00:00Z, or a time ago: 30m, 12h, 7d, 2w.
+const OPTIONS = `Every command: --url URL (or TOLLGATE_URL, default ${DEFAULT_URL}), --json (machine-readable output),
+--help. The API key (admin, or reviewer for the read-only commands): TOLLGATE_KEY, or --key-file PATH
+(or TOLLGATE_KEY_FILE), a file holding the key alone; --key KEY works but warns, since the process list
+(ps) and shell history show it. Times (--since, --until): 2026-11-24 (a UTC day), 2026-11-24T09:00:00Z,
+or a time ago: 30m, 12h, 7d, 2w.
 
 Exit status: 0 ok, 1 the API refused (or not found), 2 usage error, 3 cannot reach the broker,
 4 audit verify found the chain broken.
 `;
+
+export const USAGE = `tollgate: the command line for Tollgate admins and reviewers
+
+Usage:
+${Object.values(COMMANDS).join('\n')}
+  tollgate --version
+  tollgate <command> --help
+
+${OPTIONS}`;
+
+/** One command's usage: its lines, then what every command takes. */
+function commandUsage(name: string): string {
+  return `Usage:\n${COMMANDS[name]}\n\n${OPTIONS}`;
+}
+
+/** The package's version, from its own package.json (dist/main.js sits one folder below it). */
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
 
 /** Runs one command line; resolves to the exit status. Errors are one line on stderr. */
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -46,12 +83,20 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
 async function dispatch(argv: string[], io: Io): Promise<number> {
   const [first, second, ...rest] = argv;
+  if (first === 'help' && second !== undefined && Object.hasOwn(COMMANDS, second)) {
+    io.stdout.write(commandUsage(second));
+    return 0;
+  }
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     io.stdout.write(USAGE);
     return first === undefined ? 2 : 0;
   }
+  if (first === '--version' || first === '-V' || first === 'version') {
+    io.stdout.write(`tollgate ${version()}\n`);
+    return 0;
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(USAGE);
+    io.stdout.write(Object.hasOwn(COMMANDS, first) ? commandUsage(first) : USAGE);
     return 0;
   }
   switch (first) {
@@ -71,6 +116,14 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return audit(io, argv.slice(1));
     case 'export':
       return exportAudit(io, argv.slice(1));
+    case 'workloads':
+      return workloads(io, argv.slice(1));
+    case 'api-keys':
+      return apiKeys(io, argv.slice(1));
+    case 'keys':
+      return signingKeys(io, argv.slice(1));
+    case 'simulate':
+      return simulate(io, argv.slice(1));
     default:
       throw new UsageError(`unknown command "${first}"`);
   }

@@ -1,5 +1,4 @@
 import { parseDocument } from 'yaml';
-import { WORKLOAD_ID } from '../../../libs/identity/workload.js';
 import { UsageError } from '../errors.js';
 
 /** The four kinds a tollgate.yaml declares, in the order they are applied (a workload binds to an issuer). */
@@ -19,6 +18,12 @@ interface KindSchema {
 }
 
 const SLUG = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/**
+ * A copy of libs/identity's WORKLOAD_ID (a slug or a SPIFFE ID): the CLI is a package of its own and
+ * imports nothing of the broker; plan.spec.ts checks the two stay the same. The broker decides anyway.
+ */
+export const WORKLOAD_ID = /^(?:[a-z0-9][a-z0-9._-]{0,62}|(?=.{1,2048}$)spiffe:\/\/[a-z0-9._-]{1,255}(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._-]+)+)$/;
 const SLUG_RULE = 'must match [a-z0-9][a-z0-9._-]{0,62}';
 
 export const SCHEMAS: Record<Kind, KindSchema> = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseManifest } from './manifest.js';
+import { WORKLOAD_ID as BROKER_WORKLOAD_ID } from '../../../libs/identity/workload.js';
+import { parseManifest, WORKLOAD_ID } from './manifest.js';
 import { describeChange, differences, matches, plan } from './plan.js';
 
 const context = { issuer: 'https://tollgate.acme.test' };
@@ -87,5 +88,12 @@ describe('parseManifest', () => {
     expect(bad('boundaries:\n  a: 1\n  a: 2\n')).toMatch(/^f\.yaml: not valid YAML: .*line 3/);
     expect(bad('')).toMatch(/empty/);
     expect(bad('- a\n')).toMatch(/must be a map/);
+  });
+});
+
+describe('the CLI package', () => {
+  it("checks workload ids with the broker's own rule (its copy, since the package imports nothing of the broker)", () => {
+    expect(WORKLOAD_ID.source).toBe(BROKER_WORKLOAD_ID.source);
+    expect(WORKLOAD_ID.flags).toBe(BROKER_WORKLOAD_ID.flags);
   });
 });
