@@ -23,9 +23,17 @@ export function tracingOn(): boolean {
   return tracer !== undefined;
 }
 
+export interface SpanOptions {
+  /**
+   * Only as a child of an active span (a request's): a step that background work also takes (a
+   * sweep's statements every second) would otherwise fill the collector with lone-span traces.
+   */
+  childOnly?: boolean;
+}
+
 /** Runs `work` in a span that is the active one for everything `work` awaits (its children). */
-export function inSpan<T>(name: string, attributes: SpanAttributes, work: () => Promise<T>): Promise<T> {
-  if (tracer === undefined) return work();
+export function inSpan<T>(name: string, attributes: SpanAttributes, work: () => Promise<T>, options: SpanOptions = {}): Promise<T> {
+  if (tracer === undefined || (options.childOnly && trace.getActiveSpan() === undefined)) return work();
   return tracer.startActiveSpan(name, { attributes }, async (span) => {
     try {
       return await work();
@@ -39,8 +47,8 @@ export function inSpan<T>(name: string, attributes: SpanAttributes, work: () => 
 }
 
 /** The synchronous form, for a step that awaits nothing (a signature). */
-export function inSpanSync<T>(name: string, attributes: SpanAttributes, work: () => T): T {
-  if (tracer === undefined) return work();
+export function inSpanSync<T>(name: string, attributes: SpanAttributes, work: () => T, options: SpanOptions = {}): T {
+  if (tracer === undefined || (options.childOnly && trace.getActiveSpan() === undefined)) return work();
   const span = tracer.startSpan(name, { attributes });
   try {
     return work();

@@ -9,7 +9,9 @@ import { inSpanSync } from '../../tracing/tracing.js';
  * verification, ours and the tests', stays with jose. Traced as `tollgate.sign` (alg and kid only).
  */
 export function signCompact(header: { alg: 'EdDSA' | 'ES256'; typ: string; kid: string }, payload: Record<string, unknown>, key: KeyObject): string {
-  return inSpanSync('tollgate.sign', { 'tollgate.sign.alg': header.alg, 'tollgate.sign.kid': header.kid, 'tollgate.sign.typ': header.typ }, () => signWith(header, payload, key));
+  return inSpanSync('tollgate.sign', { 'tollgate.sign.alg': header.alg, 'tollgate.sign.kid': header.kid, 'tollgate.sign.typ': header.typ }, () => signWith(header, payload, key), {
+    childOnly: true,
+  });
 }
 
 function signWith(header: { alg: 'EdDSA' | 'ES256'; typ: string; kid: string }, payload: Record<string, unknown>, key: KeyObject): string {
