@@ -30,6 +30,7 @@ interface OtlpSpan {
   name: string;
   kind: number;
   attributes?: Array<{ key: string; value: OtlpValue }>;
+  status?: { code?: number };
 }
 interface Span {
   traceId: string;
@@ -39,6 +40,8 @@ interface Span {
   kind: number;
   attributes: Record<string, unknown>;
   service: unknown;
+  /** 0 unset, 1 ok, 2 error. */
+  status: number;
 }
 
 /** An OTLP/HTTP receiver: POST /v1/traces with the JSON protocol; keeps the raw bodies and the spans. */
@@ -84,6 +87,7 @@ class Receiver {
             kind: span.kind,
             attributes: attributesOf(span.attributes),
             service,
+            status: span.status?.code ?? 0,
           });
         }
       }
@@ -185,6 +189,8 @@ describe('traces', () => {
       'tollgate.decision.outcome': 'deny',
       'tollgate.decision.reasons': denied.body.reasons,
     });
+    // A denial is an outcome, not a failure of the service.
+    expect(receiver.spans.filter((span) => span.traceId === deniedTraceId).map((span) => span.status)).not.toContain(2);
 
     // Background work (key maintenance, sweeps) leaves no trace of lone statements every second.
     const dbAnywhere = receiver.spans.filter((span) => span.attributes['db.system'] === 'postgresql');

@@ -1,4 +1,5 @@
 import { SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { TollgateError } from '../errors/errors.js';
 
 /**
  * The one place domain code meets tracing. It uses only @opentelemetry/api, never the SDK: the
@@ -66,6 +67,10 @@ export function annotate(attributes: SpanAttributes): void {
   trace.getActiveSpan()?.setAttributes(attributes);
 }
 
+/** A refusal answered as designed (a deny, a 404, an approval pending) is an outcome, not a failure. */
 function failed(span: Span, error: unknown): void {
-  span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.name : 'error' });
+  if (error instanceof TollgateError && error.status < 500) return;
+  const type = error instanceof Error ? error.name : 'error';
+  span.setAttribute('error.type', type);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: type });
 }
