@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { trace as otel } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TollgateClient } from '../libs/sdk/index.js';
 import { tracingOn } from '../libs/tracing/tracing.js';
 import { TRACE_FLUSH_MS } from '../apps/broker/tracing.js';
 import { freePort, startBroker, type TestBroker } from './support/broker.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { call, type Response } from './support/http.js';
-import { putBoundary, registerBot } from './support/scenario.js';
+import { putBoundary, registerBot, type Bot } from './support/scenario.js';
 
 /**
  * OpenTelemetry traces: off unless OTEL_* name a collector; then one trace per request reaches an
@@ -118,7 +120,9 @@ afterAll(async () => {
 });
 
 /** A broker on this file's database, its boundary and bot ready; stopped (flushing its spans) by the caller. */
-async function brokerWith(env: Record<string, string>): Promise<{ broker: TestBroker; credential: (body: Record<string, unknown>, headers?: Record<string, string>) => Promise<Response> }> {
+async function brokerWith(
+  env: Record<string, string>,
+): Promise<{ broker: TestBroker; bot: Bot; taskId: string; credential: (body: Record<string, unknown>, headers?: Record<string, string>) => Promise<Response> }> {
   const broker = await startBroker({ db, env: { ...env, TOLLGATE_ADMIN_KEY: adminKey, TOLLGATE_KEK: kek } });
   await putBoundary(broker, 'crm-orders');
   const bot = await registerBot(broker);
@@ -126,6 +130,8 @@ async function brokerWith(env: Record<string, string>): Promise<{ broker: TestBr
   const token = await bot.token();
   return {
     broker,
+    bot,
+    taskId,
     credential: async (body, headers = {}) => call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: body, headers }),
   };
 }
@@ -134,7 +140,7 @@ const kek = randomBytes(32).toString('base64');
 
 describe('traces', () => {
   it('sends one trace per credential request to the OTLP receiver: server, decision, database and signature spans, no secrets', async () => {
-    const { broker, credential } = await brokerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'tollgate-test' });
+    const { broker, bot, taskId, credential } = await brokerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'tollgate-test' });
     expect(tracingOn()).toBe(true);
     const traceId = randomBytes(16).toString('hex');
     const callerSpanId = randomBytes(8).toString('hex');
@@ -150,6 +156,14 @@ describe('traces', () => {
     const deniedTraceId = randomBytes(16).toString('hex');
     const denied = await credential({ boundary: 'crm-orders', action: 'orders:delete' }, { traceparent: `00-${deniedTraceId}-${callerSpanId}-01` });
     expect(denied.status).toBe(403);
+
+    // The bot SDK inside a bot's span (here the same process's OpenTelemetry API): its traceparent joins the trace.
+    const client = new TollgateClient({ url: broker.url, tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
+    const botSpan = await otel.getTracer('bot').startActiveSpan('bot tool call', async (span) => {
+      await client.task(taskId).credential({ boundary: 'crm-orders', action: 'orders:read' });
+      span.end();
+      return span.spanContext();
+    });
     // Stopping flushes what the batch still holds.
     await broker.stop();
 
@@ -191,6 +205,10 @@ describe('traces', () => {
     });
     // A denial is an outcome, not a failure of the service.
     expect(receiver.spans.filter((span) => span.traceId === deniedTraceId).map((span) => span.status)).not.toContain(2);
+
+    const viaSdk = receiver.spans.find((span) => span.traceId === botSpan.traceId && span.name === 'POST /v1/tasks/:id/credentials');
+    expect(viaSdk).toMatchObject({ kind: 2, parentSpanId: botSpan.spanId });
+    expect(receiver.spans.some((span) => span.traceId === botSpan.traceId && span.name === 'tollgate.decision')).toBe(true);
 
     // Background work (key maintenance, sweeps) leaves no trace of lone statements every second.
     const dbAnywhere = receiver.spans.filter((span) => span.attributes['db.system'] === 'postgresql');
