@@ -8,6 +8,7 @@ import type { Clock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
 import { InvalidRequest } from '../../libs/errors/errors.js';
 import { RequestLogger, requestIdOf } from './request-log.js';
+import { startTracing, traceRequests } from './tracing.js';
 import { Approvals } from '../../libs/approvals/approvals.js';
 import { requestScope } from '../../libs/audit/audit.js';
 import { AuditLog } from '../../libs/audit/audit-log.js';
@@ -120,7 +121,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleA
 export interface App {
   app: NestFastifyApplication;
   broker: Broker;
-  /** Stops the sweeper and key maintenance, the HTTP server and the database, in that order. */
+  /** Stops the sweeper and key maintenance, the HTTP server, the database and the trace exporter, in that order. */
   close(): Promise<void>;
 }
 
@@ -135,7 +136,15 @@ export async function createApp(
 ): Promise<App> {
   // Before the database opens: a build that lost the console's files fails here, having opened nothing.
   const consoleAssets = loadConsoleAssets();
-  const broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
+  // Traces (off unless OTEL_* name a collector) start first: the SDK must be registered before any span.
+  const tracing = config.tracing ? startTracing(config.tracing) : undefined;
+  let broker: Broker;
+  try {
+    broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
+  } catch (error) {
+    await tracing?.shutdown();
+    throw error;
+  }
   const logger = new RequestLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
@@ -180,7 +189,10 @@ export async function createApp(
     reply.header('x-request-id', request.id);
     done();
   });
-  fastify.addHook('preHandler', (request, _reply, done) => requestScope.run({ requestId: request.id }, done));
+  const inRequestSpan = tracing ? traceRequests(fastify, tracing.tracer) : undefined;
+  fastify.addHook('preHandler', (request, _reply, done) =>
+    requestScope.run({ requestId: request.id }, inRequestSpan ? () => inRequestSpan(request, done) : done),
+  );
   // The access log: one JSON line per request at info. The route template, never the URL, headers
   // or body (they can hold tokens, DPoP proofs, client secrets).
   const accessLog = config.logLevel === 'debug' || config.logLevel === 'info';
@@ -235,6 +247,8 @@ export async function createApp(
       broker.cedar.live.close();
       broker.cedar.replay.close();
       await broker.db.close();
+      // Last: the spans of the requests app.close() let finish are flushed too.
+      await tracing?.shutdown();
     },
   };
 }

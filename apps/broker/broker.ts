@@ -7,6 +7,7 @@ import type { Config } from '../../libs/config/config.js';
 import { ConfigurationError } from '../../libs/errors/errors.js';
 import type { Database } from '../../libs/db/database.js';
 import { openDatabase } from '../../libs/db/typeorm-database.js';
+import { TracedDatabase } from '../../libs/db/traced-database.js';
 import { createProviders } from '../../libs/credentials/catalog.js';
 import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
 import { AuditLog } from '../../libs/audit/audit-log.js';
@@ -111,10 +112,12 @@ export async function createBroker(
       process.stderr.write(JSON.stringify({ level: 'warn', msg: 'database not available at start; waiting', retry_in_ms: delayMs }) + '\n');
     }
   };
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate, onWait }, async (startup) => {
+  const opened = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate, onWait }, async (startup) => {
     generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
     await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, config.previousKeks);
   });
+  // With traces on, every statement and transaction leaves a span; off, nothing is in between.
+  const db = config.tracing ? new TracedDatabase(opened) : opened;
 
   const metrics = new BrokerMetrics();
   const workloadStore = new WorkloadStore(db);

@@ -131,7 +131,7 @@ export class BrokerMetrics {
 }
 
 /** The version in Tollgate's package.json, found from here in the sources (tests) and in dist/. */
-const TOLLGATE_VERSION = ((): string => {
+export const TOLLGATE_VERSION = ((): string => {
   for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
     const file = join(dir, 'package.json');
     if (!existsSync(file)) continue;

@@ -231,4 +231,25 @@ describe('loadConfig', () => {
       'TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: must not be more than TOLLGATE_EVENTS_MAX_STREAMS',
     ]);
   });
+
+  it('turns traces on only for an OTLP endpoint in the standard OTEL_* variables, and validates it by name', () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_SERVICE_NAME: 'x' }).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({ url: 'http://collector:4318/v1/traces', serviceName: 'tollgate' });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/otlp/traces', OTEL_SERVICE_NAME: 'tollgate-eu' }).tracing).toEqual({
+      url: 'https://b/otlp/traces',
+      serviceName: 'tollgate-eu',
+    });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).tracing).toBeDefined();
+    expect(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toEqual(['OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL such as http://collector:4318']);
+    expect(problems({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://c/v1/traces' })).toEqual([
+      'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be an http(s) URL such as http://collector:4318/v1/traces',
+    ]);
+    expect(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_TRACES_EXPORTER: 'zipkin' })).toEqual([
+      'OTEL_TRACES_EXPORTER: must be otlp or none',
+      'OTEL_EXPORTER_OTLP_PROTOCOL: must be http/json or http/protobuf (Tollgate sends OTLP over HTTP, as JSON)',
+    ]);
+  });
 });

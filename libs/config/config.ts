@@ -34,6 +34,15 @@ export interface Config {
   rateLimit: RateLimit | undefined;
   /** GET /v1/events on this replica: how many streams, and how long a reader may stall. */
   events: EventsConfig;
+  /** OpenTelemetry traces (the standard OTEL_* variables); undefined when off, the default. */
+  tracing: TracingConfig | undefined;
+}
+
+/** Where traces go: an OTLP/HTTP receiver (spans are sent as OTLP JSON). */
+export interface TracingConfig {
+  /** The full traces URL, e.g. http://collector:4318/v1/traces. */
+  url: string;
+  serviceName: string;
 }
 
 export interface EventsConfig {
@@ -202,6 +211,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
   const rateLimit = rateLimitOf(env, problems);
   const vault = vaultConfig(env, problems);
   const events = eventsConfig(env, problems);
+  const tracing = tracingConfig(env, problems);
 
   if (problems.length > 0) throw new ConfigurationError(problems);
   return {
@@ -223,7 +233,54 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     rateLimit,
     vault,
     events,
+    tracing,
   };
+}
+
+/**
+ * Traces are off unless an OTLP endpoint is named with OpenTelemetry's own variables:
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the traces URL as it is) or OTEL_EXPORTER_OTLP_ENDPOINT (a
+ * base URL, `/v1/traces` appended). OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn them
+ * off; OTEL_SERVICE_NAME names the service (default tollgate). Only OTLP over HTTP is spoken: a
+ * gRPC endpoint would swallow every span, so it is a start error rather than a silent loss.
+ */
+function tracingConfig(env: Record<string, string | undefined>, problems: string[]): TracingConfig | undefined {
+  if (nonEmpty(env.OTEL_SDK_DISABLED)?.toLowerCase() === 'true') return undefined;
+  const exporter = nonEmpty(env.OTEL_TRACES_EXPORTER)?.toLowerCase() ?? 'otlp';
+  if (exporter === 'none') return undefined;
+  const tracesEndpoint = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const baseEndpoint = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+  if (tracesEndpoint === undefined && baseEndpoint === undefined) return undefined;
+  let ok = true;
+  if (exporter !== 'otlp') {
+    problems.push('OTEL_TRACES_EXPORTER: must be otlp or none');
+    ok = false;
+  }
+  for (const key of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = nonEmpty(env[key]);
+    if (protocol !== undefined && protocol !== 'http/json' && protocol !== 'http/protobuf') {
+      problems.push(`${key}: must be http/json or http/protobuf (Tollgate sends OTLP over HTTP, as JSON)`);
+      ok = false;
+    }
+  }
+  const [key, url] =
+    tracesEndpoint !== undefined
+      ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', tracesEndpoint]
+      : ['OTEL_EXPORTER_OTLP_ENDPOINT', `${baseEndpoint!.replace(/\/+$/, '')}/v1/traces`];
+  if (!isOtlpUrl(url)) {
+    problems.push(`${key}: must be an http(s) URL such as http://collector:4318${key === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? '' : '/v1/traces'}`);
+    ok = false;
+  }
+  return ok ? { url, serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? 'tollgate' } : undefined;
+}
+
+function isOtlpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && url.hash === '';
+  } catch {
+    return false;
+  }
 }
 
 /**

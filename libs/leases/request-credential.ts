@@ -13,6 +13,7 @@ import type { DriftGuard } from './drift-guard.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RequestContextCache } from './request-context-cache.js';
 import type { LeaseRevocation } from './revocation.js';
+import { annotate, inSpan } from '../tracing/tracing.js';
 import { leaseTtl } from './ttl.js';
 
 export interface CredentialRequest {
@@ -70,7 +71,16 @@ export class CredentialIssuance {
     private readonly policies?: PolicyDecider,
   ) {}
 
-  async request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
+  /**
+   * Traced as one `tollgate.decision` span (the database and the signature below it), carrying the
+   * id, outcome and reasons of the decision that answered; never params values or tokens.
+   */
+  request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
+    const attributes = { 'tollgate.workload.id': workloadId, 'tollgate.task.id': request.taskId, 'tollgate.boundary.id': request.boundary, 'tollgate.action': request.action };
+    return inSpan('tollgate.decision', attributes, () => this.decide(workloadId, request));
+  }
+
+  private async decide(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
     // Before anything is read or written: a flood must not cost the database a row per request.
     await this.guards.rateLimit?.take(workloadId);
     // With the task and boundary remembered, a permit is one round trip; anything else (a denial,
@@ -117,6 +127,7 @@ export class CredentialIssuance {
     if (!task || task.workloadId !== workloadId) {
       await this.leases.recordDenial({ ...decision, reasons: ['unknown_task'] });
       this.observe('deny', 'unknown_task');
+      traceDecision(decision.id, 'deny', ['unknown_task']);
       throw new NotFound('no such task');
     }
     decision.taskId = task.id;
@@ -214,6 +225,7 @@ export class CredentialIssuance {
     const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, policy?.policiesKey ?? policiesKey, approvalId);
     if (!committed) return undefined;
     this.observe('permit', null);
+    traceDecision(decision.id, 'permit', []);
 
     // A credential at a source is committed `issuing` first (the outbox's intent row): if this
     // process dies after the source call, the lease is there for the outbox to revoke.
@@ -251,6 +263,7 @@ export class CredentialIssuance {
 
   private pending(approvalId: string, expiresAt: Date, decisionId: string): never {
     this.observe('pending', 'approval_required');
+    traceDecision(decisionId, 'pending', ['approval_required']);
     throw new ApprovalPending(approvalId, expiresAt, decisionId);
   }
 
@@ -277,6 +290,7 @@ export class CredentialIssuance {
     const { written, suspended } = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn, threshold);
     if (!written) return undefined;
     this.observe('deny', reason);
+    traceDecision(decision.id, 'deny', [reason]);
     // The task's denial count changed: policies may read it.
     if (decision.taskId) this.cache?.forgetTask(decision.taskId);
     if (suspended) {
@@ -287,6 +301,11 @@ export class CredentialIssuance {
     }
     throw new AccessDenied(description, [reason], decision.id, about.policies);
   }
+}
+
+/** The decision that answered, on the `tollgate.decision` span (the active one here). */
+function traceDecision(id: string, outcome: 'permit' | 'deny' | 'pending', reasons: string[]): void {
+  annotate({ 'tollgate.decision.id': id, 'tollgate.decision.outcome': outcome, 'tollgate.decision.reasons': reasons });
 }
 
 /** What the audit log keeps of a payload: proof of what was handed out, never the secret itself. */

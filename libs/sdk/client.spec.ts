@@ -1,3 +1,5 @@
+import { context, propagation, trace } from '@opentelemetry/api';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TollgateClient } from './client.js';
@@ -9,7 +11,9 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
-async function setUp(steps: Step[], options: { issuer?: string; retry?: ConstructorParameters<typeof TollgateClient>[0]['retry']; timeoutMs?: number } = {}) {
+type Options = ConstructorParameters<typeof TollgateClient>[0];
+
+async function setUp(steps: Step[], options: { issuer?: string; retry?: Options['retry']; timeoutMs?: number; traceparent?: Options['traceparent'] } = {}) {
   const server = await scriptedServer(steps, options.issuer);
   servers.push(server);
   const { privateKey } = await generateKeyPair('EdDSA');
@@ -18,6 +22,7 @@ async function setUp(steps: Step[], options: { issuer?: string; retry?: Construc
     tokenSource: { workloadId: 'chatbot', privateKey, kid: 'k1', alg: 'EdDSA' },
     retry: options.retry ?? { baseDelayMs: 5, maxDelayMs: 20 },
     timeoutMs: options.timeoutMs,
+    traceparent: options.traceparent,
   });
   return { server, client, task: client.task(TASK_ID) };
 }
@@ -187,5 +192,44 @@ describe('withCredential', () => {
     const client = new TollgateClient({ url: server.url, tokenSource: () => 'a.b.c', onRevokeError: (error, leaseId) => failures.push(`${leaseId} ${error.code}`) });
     await expect(client.task(TASK_ID).withCredential({ boundary: 'crm-orders', action: 'orders:read' }, () => 'result')).resolves.toBe('result');
     expect(failures).toEqual([`${CREDENTIAL.lease_id} invalid_request`]);
+  });
+});
+
+describe('trace context', () => {
+  it("sends the active OpenTelemetry span's traceparent on every attempt of a request", async () => {
+    const provider = new NodeTracerProvider();
+    provider.register();
+    try {
+      const { server, task } = await setUp([unavailable, issued]);
+      const tracer = provider.getTracer('bot');
+      const ids = await tracer.startActiveSpan('tool call', async (span) => {
+        await task.credential({ boundary: 'crm-orders', action: 'orders:read' });
+        span.end();
+        return span.spanContext();
+      });
+      expect(server.seen.map((request) => request.headers.traceparent)).toEqual(Array(2).fill(`00-${ids.traceId}-${ids.spanId}-01`));
+      // Outside any span there is nothing to continue.
+      await task.credential({ boundary: 'crm-orders', action: 'orders:read' });
+      expect(server.seen[2]!.headers.traceparent).toBeUndefined();
+    } finally {
+      await provider.shutdown();
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    }
+  });
+
+  it('sends an explicit traceparent, drops a malformed one, and sends none without an OpenTelemetry SDK or with false', async () => {
+    const given = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    for (const [option, expected] of [
+      [() => given, given],
+      [() => 'not-a-traceparent\r\nx: y', undefined],
+      [undefined, undefined],
+      [false, undefined],
+    ] as const) {
+      const { server, task } = await setUp([issued], { traceparent: option });
+      await task.credential({ boundary: 'crm-orders', action: 'orders:read' });
+      expect(server.seen[0]!.headers.traceparent).toBe(expected);
+    }
   });
 });

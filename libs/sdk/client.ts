@@ -1,3 +1,4 @@
+import { context, propagation } from '@opentelemetry/api';
 import { DpopProver, generateDpopKey, type DpopKey } from './dpop.js';
 import { errorFromResponse, TollgateError, type ErrorBody } from './errors.js';
 import { retryOptions, Transport, type OutgoingRequest, type RawResponse, type RetryOptions } from './transport.js';
@@ -20,6 +21,13 @@ export interface ClientOptions {
   audience?: string;
   /** Told when revoking a credential after `withCredential` failed (the credential still expires by its TTL). Default: a process warning. */
   onRevokeError?: (error: TollgateError, leaseId: string) => void;
+  /**
+   * W3C trace context on every request, so Tollgate's spans join the bot's trace. Default: from the
+   * active OpenTelemetry context through @opentelemetry/api's propagator (nothing is sent unless the
+   * bot registered an OpenTelemetry SDK). A function returns the `traceparent` to send instead (a
+   * bot traced another way); `false` sends none.
+   */
+  traceparent?: (() => string | undefined) | false;
 }
 
 export interface OpenTaskRequest {
@@ -133,7 +141,7 @@ export class TollgateClient {
     else throw new TypeError('tokenSource: a registered key or a function returning the workload JWT is required');
     const timeoutMs = options.timeoutMs ?? 10_000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError('timeoutMs: must be a positive number');
-    this.transport = new Transport({ fetch: options.fetch ?? globalThis.fetch, timeoutMs, retry: retryOptions(options.retry) });
+    this.transport = new Transport({ fetch: options.fetch ?? globalThis.fetch, timeoutMs, retry: retryOptions(options.retry), traceHeaders: traceHeadersOf(options.traceparent) });
     if (options.dpop === true) this.dpopKey = generateDpopKey().then((key) => new DpopProver(key));
     else if (options.dpop) this.dpopKey = Promise.resolve(new DpopProver(options.dpop));
     if (options.audience !== undefined) this.audience = Promise.resolve(options.audience);
@@ -408,4 +416,23 @@ function nullableDate(value: unknown): Date | null {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A W3C `traceparent` (version 00): anything else a function returns is not sent. */
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+function traceHeadersOf(option: ClientOptions['traceparent']): (() => Record<string, string>) | undefined {
+  if (option === false) return undefined;
+  if (option !== undefined) {
+    if (typeof option !== 'function') throw new TypeError('traceparent: must be a function returning a W3C traceparent, or false');
+    return (): Record<string, string> => {
+      const traceparent = option();
+      return traceparent !== undefined && TRACEPARENT.test(traceparent) ? { traceparent } : {};
+    };
+  }
+  return () => {
+    const carrier: Record<string, string> = {};
+    propagation.inject(context.active(), carrier);
+    return carrier;
+  };
 }

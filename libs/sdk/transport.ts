@@ -19,6 +19,8 @@ export interface TransportOptions {
   retry: Required<RetryOptions>;
   random?: () => number;
   now?: () => number;
+  /** Trace-context headers (`traceparent`, …) to send, read once per request in the caller's context. */
+  traceHeaders?: () => Record<string, string>;
 }
 
 export interface OutgoingRequest {
@@ -68,13 +70,15 @@ export class Transport {
   async send(request: OutgoingRequest): Promise<RawResponse> {
     const { maxAttempts, maxElapsedMs } = this.options.retry;
     const started = this.now();
+    // Taken here, still in the caller's async context: every attempt belongs to the caller's span.
+    const traceHeaders = this.options.traceHeaders?.() ?? {};
     for (let attempt = 1; ; attempt++) {
       const canRetry = (delayMs: number) => attempt < maxAttempts && this.now() - started + delayMs <= maxElapsedMs;
       let response: Response;
       try {
         response = await this.options.fetch(request.url, {
           method: request.method,
-          headers: await request.headers(),
+          headers: { ...(await request.headers()), ...traceHeaders },
           body: request.body,
           signal: AbortSignal.timeout(this.options.timeoutMs),
           redirect: 'error',
