@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { freePort } from './support/broker.js';
 import { freshDatabase, runtimeRole, type TestDatabase } from './support/database.js';
 import { call } from './support/http.js';
+import { KUBERNETES_SERVICE_LINKS } from './support/kubernetes.js';
 
 /**
  * deploy/kubernetes as a user applies it: every object validates against the Kubernetes schemas
@@ -114,14 +115,7 @@ describe('deploy/kubernetes', () => {
       PATH: process.env.PATH,
       ...envOf(container, secret, work, deployment.spec.template.spec.volumes),
       // What Kubernetes injects for the Service `tollgate` (service.yaml) into every pod.
-      TOLLGATE_SERVICE_HOST: '10.96.14.7',
-      TOLLGATE_SERVICE_PORT: '8080',
-      TOLLGATE_SERVICE_PORT_HTTP: '8080',
-      TOLLGATE_PORT: 'tcp://10.96.14.7:8080',
-      TOLLGATE_PORT_8080_TCP: 'tcp://10.96.14.7:8080',
-      TOLLGATE_PORT_8080_TCP_PROTO: 'tcp',
-      TOLLGATE_PORT_8080_TCP_PORT: '8080',
-      TOLLGATE_PORT_8080_TCP_ADDR: '10.96.14.7',
+      ...KUBERNETES_SERVICE_LINKS,
       // The only change: this machine's port 8080 may be taken.
       PORT: String(port),
     };

@@ -1,13 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { call } from './support/http.js';
 import { introspect, putBoundary, registerBot } from './support/scenario.js';
-import type { TestBroker } from './support/broker.js';
+import { freePort, type TestBroker } from './support/broker.js';
 
 /**
  * Issue 12, finding 3: a broker that dies must come back. The supervisor (compose `restart:
@@ -49,17 +48,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => done(port));
-    });
-    server.on('error', fail);
-  });
 }
 
 async function serving(url: string, timeoutMs: number): Promise<void> {

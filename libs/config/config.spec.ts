@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../errors/errors.js';
 import { loadConfig } from './config.js';
+import { KUBERNETES_SERVICE_LINKS, serviceLinks } from '../../test/support/kubernetes.js';
 
 const KEK = Buffer.alloc(32, 7).toString('base64');
 
@@ -87,23 +88,7 @@ describe('loadConfig', () => {
 
   it('ignores the service links Kubernetes injects for Services named tollgate and tollgate-*, and still reports typos', () => {
     // Exactly what a pod sees with a Service `tollgate` (port 8080, named http) and `tollgate-postgres` in its namespace.
-    const injected = {
-      TOLLGATE_SERVICE_HOST: '10.96.14.7',
-      TOLLGATE_SERVICE_PORT: '8080',
-      TOLLGATE_SERVICE_PORT_HTTP: '8080',
-      TOLLGATE_PORT: 'tcp://10.96.14.7:8080',
-      TOLLGATE_PORT_8080_TCP: 'tcp://10.96.14.7:8080',
-      TOLLGATE_PORT_8080_TCP_PROTO: 'tcp',
-      TOLLGATE_PORT_8080_TCP_PORT: '8080',
-      TOLLGATE_PORT_8080_TCP_ADDR: '10.96.14.7',
-      TOLLGATE_POSTGRES_SERVICE_HOST: 'fd00:10:96::a',
-      TOLLGATE_POSTGRES_SERVICE_PORT: '5432',
-      TOLLGATE_POSTGRES_PORT: 'tcp://[fd00:10:96::a]:5432',
-      TOLLGATE_POSTGRES_PORT_5432_TCP: 'tcp://[fd00:10:96::a]:5432',
-      TOLLGATE_POSTGRES_PORT_5432_TCP_PROTO: 'tcp',
-      TOLLGATE_POSTGRES_PORT_5432_TCP_PORT: '5432',
-      TOLLGATE_POSTGRES_PORT_5432_TCP_ADDR: 'fd00:10:96::a',
-    };
+    const injected = { ...KUBERNETES_SERVICE_LINKS, ...serviceLinks('TOLLGATE_POSTGRES', '[fd00:10:96::a]', 'fd00:10:96::a', 5432) };
     expect(problems(injected)).toEqual([]);
     expect(problems({ ...injected, TOLLGATE_PORT: '8080', TOLLGATE_SERVICE_HOST: 'tollgate.svc', TOLLGATE_RATE_LIMT: '10/s' })).toEqual([
       'TOLLGATE_SERVICE_HOST: unknown setting',
@@ -253,3 +238,4 @@ describe('loadConfig', () => {
     ]);
   });
 });
+
