@@ -98,8 +98,14 @@ describe('Cedar policies on a boundary', () => {
       { id: large.body.decision_id, outcome: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'boundary:payments', version: 1 }], intent: 'refund_request', subject: 'user-42' },
       { id: none.body.decision_id, outcome: 'deny', reasons: ['policy_no_permit'], policies: [], intent: 'refund_request', subject: 'user-42' },
     ]);
-    const history = await asBot(bot, 'GET', `/v1/decisions?task=${taskId}`);
-    if (history.status === 200) expect(history.body.items[0].policies).toEqual([]);
+    // The review API (an admin's) shows the same policies, newest first: the denial without a permit names none.
+    const history = await admin('GET', `/v1/decisions?task=${taskId}`);
+    expect(history.status).toBe(200);
+    expect(history.body.items.map((item: { decision_id: string; policies: unknown }) => [item.decision_id, item.policies])).toEqual([
+      [none.body.decision_id, []],
+      [large.body.decision_id, [{ id: 'boundary:payments', version: 1 }]],
+      [recorded[0]!.id, [{ id: 'boundary:payments', version: 1 }]],
+    ]);
   });
 
   it('permits a resource only to the task\'s subject (params.owner == context.subject)', async () => {

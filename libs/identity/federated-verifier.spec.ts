@@ -82,6 +82,16 @@ describe('federated authentication', () => {
     await expect(authenticator.authenticate(await sign(key.privateKey, 'a', { exp: undefined }))).rejects.toThrow(/"exp"/);
   });
 
+  it("refuses a token before its nbf (30 s leeway) and one for another audience", async () => {
+    const { key, authenticator } = await setup();
+    const now = t0 / 1000;
+    await expect(authenticator.authenticate(await sign(key.privateKey, 'a', { nbf: now + 31 }))).rejects.toThrow(/claim "nbf" is invalid/);
+    expect((await authenticator.authenticate(await sign(key.privateKey, 'a', { nbf: now + 29 }))).id).toBe('bot');
+    // Past by the broker's clock though still ahead of the wall clock (t0 lies in 2027): accepted.
+    expect((await authenticator.authenticate(await sign(key.privateKey, 'a', { nbf: now - 10, iat: now - 10 }))).id).toBe('bot');
+    await expect(authenticator.authenticate(await sign(key.privateKey, 'a', { aud: 'https://other.acme.test' }))).rejects.toThrow(/claim "aud" is invalid/);
+  });
+
   it('tries each key when several match the header (no kid)', async () => {
     const { key, authenticator, setIssuer } = await setup();
     const second = await keyPair('b');

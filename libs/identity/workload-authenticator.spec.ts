@@ -87,4 +87,32 @@ describe('WorkloadAuthenticator', () => {
     await expect(authenticator.authenticate(await sign(a.privateKey, 'a', now + 31, now + 100))).rejects.toBeInstanceOf(InvalidClient);
     expect((await authenticator.authenticate(await sign(a.privateKey, 'a', now + 29, now + 100))).id).toBe('bot');
   });
+
+  it("refuses an assertion made for another audience, or for none", async () => {
+    const a = await keyPair('a');
+    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, fixedClock(t0));
+    const now = t0 / 1000;
+    const assertion = (audience?: string) => {
+      const jwt = new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'a' }).setIssuer('bot').setSubject('bot').setIssuedAt(now).setExpirationTime(now + 60);
+      return (audience === undefined ? jwt : jwt.setAudience(audience)).sign(a.privateKey);
+    };
+    // An assertion made for another service (or a second Tollgate) must not open this one.
+    await expect(authenticator.authenticate(await assertion('https://other.acme.test'))).rejects.toThrow(/claim "aud" is invalid/);
+    await expect(authenticator.authenticate(await assertion())).rejects.toThrow(/claim "aud" is invalid/);
+    expect((await authenticator.authenticate(await assertion(AUDIENCE))).id).toBe('bot');
+  });
+
+  it("refuses an assertion before its nbf (30 s leeway), judged by the broker's clock", async () => {
+    const a = await keyPair('a');
+    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, fixedClock(t0));
+    const now = t0 / 1000;
+    const assertion = (nbf: number) =>
+      new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'a' }).setIssuer('bot').setSubject('bot').setAudience(AUDIENCE).setIssuedAt(now).setNotBefore(nbf).setExpirationTime(now + 120).sign(a.privateKey);
+    await expect(authenticator.authenticate(await assertion(now + 31))).rejects.toThrow(/claim "nbf" is invalid/);
+    expect((await authenticator.authenticate(await assertion(now + 29))).id).toBe('bot');
+    // Past by the broker's clock though still ahead of the wall clock (t0 lies in 2027): accepted.
+    expect((await authenticator.authenticate(await assertion(now - 10))).id).toBe('bot');
+  });
 });
