@@ -100,6 +100,8 @@ describe('ClientAuthentication', () => {
       await expect(auth.authenticate(form(''), ENDPOINT)).rejects.toThrow(/malformed/);
       await expect(auth.authenticate(form('a'.repeat(8193)), ENDPOINT)).rejects.toThrow(/malformed/);
       await expect(auth.authenticate(form('a.b.c'), ENDPOINT)).rejects.toThrow(/malformed/);
+      // An assertion without its type is still an attempt at private_key_jwt: the type is what is wrong.
+      await expect(auth.authenticate({ authorization: undefined, clientAssertion: await assertion(privateKey) }, ENDPOINT)).rejects.toThrow(/client_assertion_type/);
     });
 
     it('refuses a header that picks its key, iss other than sub, an unknown client, another audience, a bad signature', async () => {
@@ -128,6 +130,7 @@ describe('ClientAuthentication', () => {
       await expect(ok({ jti: 'f', iat: now + 31, exp: now + 90 })).rejects.toThrow(/in the future/);
       await expect(ok({ jti: undefined })).rejects.toThrow(/"jti"/);
       await expect(ok({ jti: '' })).rejects.toThrow(/jti/);
+      await expect(ok({ jti: 42 })).rejects.toThrow(/jti/);
       await expect(ok({ jti: 'x'.repeat(257) })).rejects.toThrow(/jti/);
       expect(await ok({ jti: 'y'.repeat(256) })).toBe('private_key_jwt');
       await expect(ok({ jti: 'g', exp: undefined })).rejects.toThrow(/"exp"/);
