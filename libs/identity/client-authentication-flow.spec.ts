@@ -99,6 +99,7 @@ describe('ClientAuthentication', () => {
       await expect(auth.authenticate(form(undefined), ENDPOINT)).rejects.toBeInstanceOf(InvalidRequest);
       await expect(auth.authenticate(form(''), ENDPOINT)).rejects.toThrow(/malformed/);
       await expect(auth.authenticate(form('a'.repeat(8193)), ENDPOINT)).rejects.toThrow(/malformed/);
+      await expect(auth.authenticate(form(await assertion(privateKey, { pad: 'x'.repeat(8200) })), ENDPOINT)).rejects.toThrow(/malformed/);
       await expect(auth.authenticate(form('a.b.c'), ENDPOINT)).rejects.toThrow(/malformed/);
       // An assertion without its type is still an attempt at private_key_jwt: the type is what is wrong.
       await expect(auth.authenticate({ authorization: undefined, clientAssertion: await assertion(privateKey) }, ENDPOINT)).rejects.toThrow(/client_assertion_type/);

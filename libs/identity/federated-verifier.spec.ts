@@ -99,4 +99,15 @@ describe('federated authentication', () => {
     const token = await new SignJWT({ iss: ISS, sub: SUB, aud: TOLLGATE, iat: t0 / 1000, exp: t0 / 1000 + 60 }).setProtectedHeader({ alg: 'ES256' }).sign(key.privateKey);
     expect((await authenticator.authenticate(token)).id).toBe('bot');
   });
+
+  it('still takes a registered-key assertion (iss = sub) when federation is on', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('EdDSA');
+    const registered: Workload = { id: 'keyed', jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k' }] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(0), updatedAt: new Date(0) };
+    const workloads = { find: async (id: string) => (id === 'keyed' ? registered : undefined), findBound: async () => undefined };
+    const clock = { now: () => t0 };
+    const authenticator = new WorkloadAuthenticator(workloads, TOLLGATE, clock, 100, new FederatedVerifier({ findByIssuer: async () => undefined }, workloads, clock));
+    const now = t0 / 1000;
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'k' }).setIssuer('keyed').setSubject('keyed').setAudience(TOLLGATE).setIssuedAt(now).setExpirationTime(now + 60).sign(privateKey);
+    expect(await authenticator.authenticate(token)).toEqual({ id: 'keyed', exp: now + 60 });
+  });
 });

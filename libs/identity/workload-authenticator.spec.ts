@@ -131,6 +131,12 @@ describe('WorkloadAuthenticator', () => {
       await expect(authenticator.authenticate('')).rejects.toThrow(/malformed/);
       await expect(authenticator.authenticate('a'.repeat(8193))).rejects.toThrow(/malformed/);
       await expect(authenticator.authenticate('not a jwt')).rejects.toThrow(/malformed/);
+      // Even a well-signed one: the bound is on the work done for any caller.
+      const a = await keyPair('a');
+      const big = new WorkloadAuthenticator(store(bot([a.jwk])), AUDIENCE, fixedClock(t0));
+      const padded = await made(a.privateKey, {}, { pad: 'x'.repeat(8200) });
+      expect(padded.length).toBeGreaterThan(8192);
+      await expect(big.authenticate(padded)).rejects.toThrow(/malformed/);
     });
 
     it('refuses a header that picks its own key, iss other than sub, an unknown, disabled or federated workload', async () => {

@@ -34,6 +34,7 @@ describe('Introspection', () => {
       active: true, iss: CLAIMS.iss, sub: 'user-42', aud: TOOL, exp: CLAIMS.exp, iat: CLAIMS.iat, nbf: CLAIMS.nbf, jti: JTI,
       client_id: 'chatbot', scope: 'refund:create', token_type: 'Bearer', act: { sub: 'chatbot' }, task_id: 'task-1', lease_state: 'active',
     });
+    expect(await introspection.introspect('good')).not.toHaveProperty('cnf');
   });
 
   it('says DPoP and shows cnf for a sender-constrained token', async () => {
