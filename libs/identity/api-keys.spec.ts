@@ -123,5 +123,9 @@ describe('ApiKeys', () => {
     expect((await keys.revoke(ID, 'admin:test')).revokedAt).not.toBeNull();
     expect(audited).toHaveLength(afterFirst);
     await expect(keys.revoke('not-a-uuid', 'admin:test')).rejects.toThrow(/no such API key/);
+    expect(JSON.stringify(audited.slice(0, afterFirst))).toContain('api_key.revoked');
+    // A well-formed id of no key: 404, not an empty answer.
+    const empty = { revoke: async () => undefined, find: async () => undefined } as unknown as ApiKeyStore;
+    await expect(new ApiKeys(recording, empty, { now: () => 0 }, undefined, 1000).revoke(ID, 'admin:test')).rejects.toThrow(/no such API key/);
   });
 });

@@ -68,6 +68,9 @@ describe('ClientAuthentication', () => {
     expect(await auth.authenticateOrWorkload({ authorization: 'Bearer a.b.c' }, ENDPOINT)).toEqual({ kind: 'workload', workloadId: 'workload-of-5' });
     await expect(auth.authenticate({ authorization: 'Bearer a.b.c' }, ENDPOINT)).rejects.toBeInstanceOf(InvalidClient);
     await expect(auth.authenticate({ authorization: `Bearer ${SECRET}`, clientId: 'someone-else' }, ENDPOINT)).rejects.toThrow(/client_id does not match/);
+    // A client_id beside it that names the same client is fine.
+    expect(await auth.authenticate({ authorization: `Bearer ${SECRET}`, clientId: ID }, ENDPOINT)).toEqual({ kind: 'api_key', key, method: 'bearer' });
+    expect(await auth.authenticate({ authorization: basic(ID, SECRET), clientId: ID }, ENDPOINT)).toMatchObject({ method: 'client_secret_basic' });
   });
 
   it('client_secret_post: client_id required and matching', async () => {
