@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessDenied, ApprovalPending, TollgateClient } from '../libs/sdk/index.js';
-import type { TestBroker } from './support/broker.js';
+import { startBroker, type TestBroker } from './support/broker.js';
 import { call, type Response } from './support/http.js';
 import { asAdmin, putBoundary, startWithBot, type Bot } from './support/scenario.js';
 
@@ -289,15 +289,26 @@ describe('human approval (step-up)', () => {
   });
 
   it('concurrent repeats of one approval yield exactly one credential', async () => {
-    const { taskId, approvalId } = await pendingRefund(150);
-    await approve(approvalId);
-    const answers = await Promise.all(
-      Array.from({ length: 8 }, () => bot.credential(taskId, { ...REFUND, params: { amount: 150 }, approval_id: approvalId })),
-    );
-    const statuses = answers.map((answer) => answer.status).sort();
-    expect(statuses).toEqual([201, 403, 403, 403, 403, 403, 403, 403]);
-    for (const answer of answers.filter((a) => a.status === 403)) expect(answer.body.reasons).toEqual(['approval_used']);
-    expect(await rows('SELECT id FROM leases WHERE task_id = $1', [taskId])).toHaveLength(1);
+    // Two replicas on one database: the gate's read of the approval cannot see what the other
+    // replica is doing, so only the permit statement's guard on the approval row keeps it single-use.
+    const replica = await startBroker({ db: broker.db, env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_ISSUER: broker.url } });
+    try {
+      const token = await bot.token();
+      for (let round = 0; round < 3; round++) {
+        const { taskId, approvalId } = await pendingRefund(150);
+        await approve(approvalId);
+        const body = { ...REFUND, params: { amount: 150 }, approval_id: approvalId };
+        const answers = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => call(i % 2 === 0 ? broker.url : replica.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: body })),
+        );
+        const statuses = answers.map((answer) => answer.status).sort();
+        expect(statuses, JSON.stringify(answers.map((answer) => answer.body.reasons ?? answer.body.lease_id))).toEqual([201, 403, 403, 403, 403, 403, 403, 403]);
+        for (const answer of answers.filter((a) => a.status === 403)) expect(answer.body.reasons).toEqual(['approval_used']);
+        expect(await rows('SELECT id FROM leases WHERE task_id = $1', [taskId])).toHaveLength(1);
+      }
+    } finally {
+      await replica.stop();
+    }
   });
 
   it('the token endpoint answers authorization_pending, then a token once approved', async () => {

@@ -98,8 +98,14 @@ describe('Cedar policies on a boundary', () => {
       { id: large.body.decision_id, outcome: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'boundary:payments', version: 1 }], intent: 'refund_request', subject: 'user-42' },
       { id: none.body.decision_id, outcome: 'deny', reasons: ['policy_no_permit'], policies: [], intent: 'refund_request', subject: 'user-42' },
     ]);
-    const history = await asBot(bot, 'GET', `/v1/decisions?task=${taskId}`);
-    if (history.status === 200) expect(history.body.items[0].policies).toEqual([]);
+    // The review API (an admin's) shows the same policies, newest first: the denial without a permit names none.
+    const history = await admin('GET', `/v1/decisions?task=${taskId}`);
+    expect(history.status).toBe(200);
+    expect(history.body.items.map((item: { decision_id: string; policies: unknown }) => [item.decision_id, item.policies])).toEqual([
+      [none.body.decision_id, []],
+      [large.body.decision_id, [{ id: 'boundary:payments', version: 1 }]],
+      [recorded[0]!.id, [{ id: 'boundary:payments', version: 1 }]],
+    ]);
   });
 
   it('permits a resource only to the task\'s subject (params.owner == context.subject)', async () => {
@@ -351,25 +357,46 @@ describe('the policy set key', () => {
 
 describe('simulation', () => {
   it('decides like the hot path and writes nothing', async () => {
-    const count = async () =>
-      (await rows<{ n: number }>(`SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM leases) AS n`))[0]!.n;
-    const before = Number(await count());
+    // Every table, not a chosen few: a simulation that wrote anywhere would show here.
+    const tables = (await rows<{ name: string }>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)).map((t) => t.name);
+    expect(tables.length).toBeGreaterThan(10);
+    const snapshot = async () =>
+      Object.fromEntries(await Promise.all(tables.map(async (name) => [name, (await rows<{ n: number }>(`SELECT count(*)::int AS n FROM "${name}"`))[0]!.n] as const)));
+    const before = await snapshot();
     const simulate = (body: unknown) => admin('POST', '/v1/admin/simulate', body);
 
-    const forbidden = await simulate({ workload: 'intern-bot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'hr', action: 'record:read' } });
-    expect(forbidden.status).toBe(200);
-    expect(forbidden.body).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], approval_required: false, boundary_version: 1 });
-
-    const refund = await simulate({ workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create', params: { amount: 40 } } });
-    expect(refund.body).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }], approval_required: false });
-    const big = await simulate({ workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } } });
-    expect(big.body).toMatchObject({ decision: 'permit', policies: [{ id: 'boundary:refunds', version: 1 }], approval_required: true });
-    const core = await simulate({ workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create' } });
-    expect(core.body).toMatchObject({ decision: 'deny', reasons: ['intent_mismatch'], policies: [] });
+    const cases = [
+      { who: intern, intent: 'order_status', request: { boundary: 'hr', action: 'record:read' } },
+      { who: bot, intent: 'refund_request', request: { boundary: 'payments', action: 'refund:create', params: { amount: 40 } } },
+      { who: bot, intent: 'refund_request', request: { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } } },
+      { who: bot, intent: 'order_status', request: { boundary: 'payments', action: 'refund:create' } },
+    ];
+    const simulated = [];
+    for (const { who, intent, request } of cases) {
+      const answer = await simulate({ workload: who.id, task: { intent, subject: 'u' }, request });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      simulated.push(answer.body);
+    }
+    expect(simulated[0]).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], approval_required: false, boundary_version: 1 });
+    expect(simulated[1]).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }], approval_required: false });
+    expect(simulated[2]).toMatchObject({ decision: 'permit', policies: [{ id: 'boundary:refunds', version: 1 }], approval_required: true });
+    expect(simulated[3]).toMatchObject({ decision: 'deny', reasons: ['intent_mismatch'], policies: [] });
     const bad = await simulate({ workload: 'chatbot', task: { intent: 'order_status' }, request: { boundary: 'payments', action: 'refund:create' } });
     expect(bad.status).toBe(400);
+    expect(await snapshot()).toEqual(before);
 
-    expect(Number(await count())).toBe(before);
+    // The same requests on the hot path decide the same: outcome, reasons and the policies named in
+    // the decision row.
+    for (const [i, { who, intent, request }] of cases.entries()) {
+      const taskId = await openTask(who, intent, 'u');
+      await asBot(who, 'POST', `/v1/tasks/${taskId}/credentials`, request);
+      const [live] = await rows<{ outcome: string; reasons: string[]; policies: unknown }>('SELECT outcome, reasons, policies FROM decisions WHERE task_id = $1', [taskId]);
+      const sim = simulated[i];
+      // A permit that needs approval is a pending decision there, which records why and no policies.
+      const expected = sim.approval_required ? { outcome: 'pending', reasons: ['approval_required'], policies: null } : { outcome: sim.decision, reasons: sim.reasons, policies: sim.policies };
+      // A denial before Cedar ran records no policies (NULL) where the simulation says none ([]).
+      expect({ ...live, policies: sim.decision === 'deny' && live?.policies === null ? [] : live?.policies }, JSON.stringify(request)).toEqual(expected);
+    }
   });
 });
 

@@ -202,6 +202,8 @@ describe('Vault dynamic secrets through the credential request', () => {
       for (const i of issued) if (!(await stateIs(broker, i.body.lease_id, 'revoked'))) return false;
       return true;
     });
+    // "revoked" in our rows must mean revoked at Vault: each of the three leases, exactly once.
+    for (const i of issued) expect(vault.leases.get((await leaseRow(broker, i.body.lease_id))!.external_handle!)?.revoked, i.body.lease_id).toBe(1);
     bot = await registerBot(broker);
   });
 
@@ -215,7 +217,12 @@ describe('Vault dynamic secrets through the credential request', () => {
       await bot.call('POST', `/v1/tasks/${taskId}/complete`);
       const [one, two] = await Promise.all([broker.app.broker.outbox.runOnce(), replica.app.broker.outbox.runOnce()]);
       expect(one.revoked + two.revoked).toBe(40);
-      for (const id of issued) expect((await leaseRow(broker, id))!.state).toBe('revoked');
+      for (const id of issued) {
+        const row = (await leaseRow(broker, id))!;
+        expect(row.state).toBe('revoked');
+        // Each Vault lease was revoked by one replica only: not twice, not never.
+        expect(vault.leases.get(row.external_handle!)?.revoked, id).toBe(1);
+      }
     } finally {
       await replica.stop();
     }

@@ -145,6 +145,9 @@ describe('what-if', () => {
       since: recent,
       until: now,
     });
-    expect(response.body).toMatchObject({ replayed: 1, permits_now_denied: { count: 1, examples: [live.body.decision_id ?? expect.any(String)] } });
+    // A permit's response carries no decision id: the example must be the row the live request left.
+    const { rows: permits } = await broker.app.broker.db.query<{ id: string }>(`SELECT id FROM decisions WHERE task_id = $1 AND outcome = 'permit'`, [task]);
+    expect(permits).toHaveLength(1);
+    expect(response.body).toMatchObject({ replayed: 1, permits_now_denied: { count: 1, examples: [permits[0]!.id] } });
   });
 });

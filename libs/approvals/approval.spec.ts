@@ -9,6 +9,16 @@ describe('approval binding', () => {
     expect(paramsHash({ amount: 150 })).not.toBe(paramsHash({ amount: '150' }));
     expect(paramsHash(undefined)).toBe(paramsHash(null));
     expect(paramsHash({})).not.toBe(paramsHash(null));
+    // Many keys, given in reverse: only a real ordering puts them back (two keys can sort by luck).
+    const letters = 'abcdefghijklmnop'.split('');
+    const forward = Object.fromEntries(letters.map((key, i) => [key, i]));
+    const reverse = Object.fromEntries([...letters].reverse().map((key) => [key, forward[key]]));
+    expect(canonicalJson(reverse)).toBe(JSON.stringify(forward));
+    expect(paramsHash(reverse)).toBe(paramsHash(forward));
+    // An undefined member is left out, as JSON.stringify does; one in an array reads null.
+    expect(canonicalJson({ b: undefined, a: [undefined, 1] })).toBe('{"a":[null,1]}');
+    expect(canonicalJson('x')).toBe('"x"');
+    expect(canonicalJson(undefined)).toBe('null');
   });
 
   it('binds workload, task, boundary, action, resource, params and purpose', () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { GENESIS_HASH, canonicalEvent, eventHash, link, verifyChain, type ChainedContent, type LinkedEvent } from './chain.js';
+import { ChainWalk, GENESIS_HASH, canonicalEvent, eventHash, link, verifyChain, type ChainedContent, type LinkedEvent } from './chain.js';
 
 function event(n: number, data: Record<string, unknown> = { n }): ChainedContent {
   return {
@@ -104,5 +104,26 @@ describe('verifyChain', () => {
     events[1] = { ...a, hash: b.hash };
     events[3] = { ...b, hash: a.hash };
     expect(verifyChain(events).firstBroken).toEqual({ seq: '2', id: a.id, reason: 'altered' });
+  });
+});
+
+describe('ChainWalk', () => {
+  it('stops at the first broken link: even the right next event is not verified after it', () => {
+    const events = chain(3);
+    const walk = new ChainWalk();
+    expect(walk.step(events[0]!)).toBe(true);
+    expect(walk.step({ ...events[1]!, data: { n: 99 } })).toBe(false);
+    expect(walk.broken).toMatchObject({ seq: '2', reason: 'altered' });
+    expect(walk.step(events[1]!)).toBe(false);
+    expect(walk.verified).toBe(1);
+    expect(walk.head).toEqual({ seq: '1', hash: events[0]!.hash });
+  });
+
+  it('says unlinked for an event that does not follow the last one', () => {
+    const events = chain(3);
+    const walk = new ChainWalk();
+    walk.step(events[0]!);
+    expect(walk.step(events[2]!)).toBe(false);
+    expect(walk.broken).toEqual({ seq: '3', id: events[2]!.id, reason: 'unlinked', prevHash: events[2]!.prevHash });
   });
 });

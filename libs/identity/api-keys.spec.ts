@@ -100,4 +100,32 @@ describe('ApiKeys', () => {
     }
     expect(await keys.client('not-a-uuid')).toBeUndefined();
   });
+
+  it('does not even look up an oversized key or a client id that is no UUID', async () => {
+    const { state, store } = fakeStore();
+    const keys = new ApiKeys(db, store, { now: () => 0 }, undefined, 1000);
+    await expect(keys.authenticate('x'.repeat(513), 'Basic')).rejects.toMatchObject({ constructor: InvalidClient, challenge: 'Basic' });
+    expect(await keys.client('not-a-uuid')).toBeUndefined();
+    expect(state.reads).toBe(0);
+    await expect(keys.authenticate('x'.repeat(512))).rejects.toThrow(InvalidClient);
+    expect(state.reads).toBe(1);
+    expect(await keys.client(ID)).toMatchObject({ id: ID });
+  });
+
+  it('revoking an already revoked key changes nothing and audits nothing; an unknown id is 404', async () => {
+    const { store } = fakeStore();
+    const audited: unknown[] = [];
+    const recording = { ...db, transaction: async <T>(work: (tx: Sql) => Promise<T>) => work({ query: async (text: string, params: unknown[]) => (audited.push([text, params]), { rows: [], count: 1 }) } as never) } as Database;
+    const keys = new ApiKeys(recording, store, { now: () => 0 }, undefined, 1000);
+    expect((await keys.revoke(ID, 'admin:test')).revokedAt).not.toBeNull();
+    const afterFirst = audited.length;
+    expect(afterFirst).toBeGreaterThan(0);
+    expect((await keys.revoke(ID, 'admin:test')).revokedAt).not.toBeNull();
+    expect(audited).toHaveLength(afterFirst);
+    await expect(keys.revoke('not-a-uuid', 'admin:test')).rejects.toThrow(/no such API key/);
+    expect(JSON.stringify(audited.slice(0, afterFirst))).toContain('api_key.revoked');
+    // A well-formed id of no key: 404, not an empty answer.
+    const empty = { revoke: async () => undefined, find: async () => undefined } as unknown as ApiKeyStore;
+    await expect(new ApiKeys(recording, empty, { now: () => 0 }, undefined, 1000).revoke(ID, 'admin:test')).rejects.toThrow(/no such API key/);
+  });
 });

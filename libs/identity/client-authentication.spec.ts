@@ -33,4 +33,15 @@ describe('parseAuthorization', () => {
     expect(() => parseAuthorization('Digest abc')).toThrow(InvalidClient);
     expect(() => parseAuthorization('abc')).toThrow(InvalidClient);
   });
+
+  it('reads the whole header: the scheme first, one token, spaces around it only', () => {
+    expect(parseAuthorization('Bearer  abc ')).toEqual({ scheme: 'Bearer', token: 'abc' });
+    expect(parseAuthorization(`Basic  ${basic('id:s').slice(6)} `)).toEqual({ scheme: 'Basic', clientId: 'id', secret: 's' });
+    for (const header of ['XBearer abc', 'Bearer abc def', 'NotBasic YTpi', `${basic('id:s')} extra`]) {
+      expect(() => parseAuthorization(header), header).toThrow(InvalidClient);
+    }
+    // Only a Basic header gets the Basic challenge (RFC 7235): another scheme is simply unsupported.
+    expect(() => parseAuthorization('XBasic YTpi')).toThrow(/unsupported Authorization scheme/);
+    expect(() => parseAuthorization('Digest abc')).toThrow(/unsupported Authorization scheme/);
+  });
 });

@@ -86,6 +86,27 @@ describe('RateLimiter', () => {
     await expect(limiter.take('b')).resolves.toBeUndefined();
   });
 
+  it('keeps the tokens a workload holds to itself, and one bucket for credentials by default', async () => {
+    const clock = { now: 0 };
+    const store = buckets(clock);
+    const limiter = new RateLimiter(store, { perSecond: 100, burst: 100 }, { now: () => clock.now });
+    await limiter.take('a');
+    const claimed = store.claims.length;
+    // 'a' holds a batch now; 'b' may not spend from it.
+    await limiter.take('b');
+    expect(store.claims.length).toBe(claimed + 1);
+    await limiter.take('a', 'credential');
+    expect(store.claims.length).toBe(claimed + 1);
+  });
+
+  it('counts as refused only a refusal, not a failing store', async () => {
+    const refusals: string[] = [];
+    const failing: RateBuckets = { claim: async () => Promise.reject(new Error('database down')) };
+    const limiter = new RateLimiter(failing, { perSecond: 1, burst: 1 }, { now: () => 0 }, async () => undefined, (source) => refusals.push(source));
+    await expect(limiter.take('a')).rejects.toThrow('database down');
+    expect(refusals).toEqual([]);
+  });
+
   it("runs the workload's own limit when it has one, the default otherwise, and nothing with neither", async () => {
     const clock = { now: 0 };
     const store = buckets(clock);
