@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkSeed, connect, countDue, freshDatabase, redact, seedLeases, seedTasks, skipTriggers } from './lib/database.mjs';
 import { LoadGenerator } from './lib/load.mjs';
-import { cleanup, freePort, installSignalHandlers, onCleanup, sleep, startNode, stop, waitHttp } from './lib/procs.mjs';
+import { cleanup, cpuSecondsOf, freePort, installSignalHandlers, onCleanup, postgresPids, sleep, startNode, stop, waitHttp } from './lib/procs.mjs';
 import { BROKER_MAIN, botsForWorker, mapLimit, newSecrets, passedThrough, startBroker } from './lib/tollgate.mjs';
 import { printTable } from './lib/report.mjs';
 
@@ -111,7 +111,7 @@ async function main() {
   const issuanceMix = [{ name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201 }];
 
   // 1. issuance
-  results.scenarios.issuance = await measure(load, 'issuance', { ...base, mix: issuanceMix });
+  results.scenarios.issuance = await measure(load, 'issuance', { ...base, mix: issuanceMix }, { cpuOf: broker.child });
   const rssAfterIssuance = broker.child.rssMb();
 
   // 2. token_exchange (RFC 8693), once it exists
@@ -169,15 +169,23 @@ async function main() {
 // ---------------------------------------------------------------------------------------------
 
 /** A warm-up run (discarded) then the measured run; returns the scenario's record. */
-async function measure(load, name, job, { duration = P.run, warmup = P.warmup } = {}) {
+async function measure(load, name, job, { duration = P.run, warmup = P.warmup, cpuOf } = {}) {
   log(`${name}: warm-up ${warmup} s`);
   const warm = await load.run({ ...job, duration: warmup });
   check(`${name} (warm-up)`, warm);
   log(`${name}: measuring ${duration} s with ${job.connections} connections`);
+  // CPU per request, for sizing: the broker's own (with its Cedar children) and PostgreSQL's.
+  const cpuBefore = cpuOf ? { broker: cpuOf.cpuSeconds(), postgres: cpuSecondsOf(postgresPids()) } : undefined;
   const measured = await load.run({ ...job, duration });
   check(name, measured);
   log(`${name}: ${measured.rps}/s, p50 ${measured.p50_ms} ms, p99 ${measured.p99_ms} ms`);
   const record = summary(measured);
+  if (cpuBefore) {
+    const requests = measured.rps * duration;
+    record.broker_cpu_ms_per_request = Math.round(((cpuOf.cpuSeconds() - cpuBefore.broker) * 1000 * 100) / requests) / 100;
+    record.postgres_cpu_ms_per_request = Math.round(((cpuSecondsOf(postgresPids()) - cpuBefore.postgres) * 1000 * 100) / requests) / 100;
+    log(`${name}: CPU per request: broker ${record.broker_cpu_ms_per_request} ms, PostgreSQL ${record.postgres_cpu_ms_per_request} ms`);
+  }
   const expects403 = job.mix.some((kind) => kind.expect === 403);
   if (expects403) {
     record.status_403 = measured.status_codes['403'] ?? 0;

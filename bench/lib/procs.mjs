@@ -89,10 +89,44 @@ export class Child {
     return Math.round((kb / 1024) * 10) / 10;
   }
 
+  /** CPU seconds (user + system) used so far by this process and its descendants (the Cedar children). */
+  cpuSeconds() {
+    return cpuSecondsOf([this.pid, ...descendants(this.pid)]);
+  }
+
   /** How many processes rssMb() adds up. */
   processCount() {
     return 1 + descendants(this.pid).length;
   }
+}
+
+/** utime + stime of these processes, in seconds (/proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s). */
+export function cpuSecondsOf(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks / 100;
+}
+
+/** Every PostgreSQL server process on this machine (the bench's database is the only busy one). */
+export function postgresPids() {
+  const pids = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
 }
 
 /** Every descendant of `root`, from the parent pid in /proc/<pid>/stat. */
