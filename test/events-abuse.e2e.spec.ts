@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { admin, connect } from './support/database.js';
 import { call } from './support/http.js';
+import { readEvents } from './support/sse.js';
 import { asAdmin, metric, putBoundary, registerBot, type Bot } from './support/scenario.js';
 
 /**
@@ -78,26 +79,10 @@ function reader(broker: TestBroker, key: string, query = '') {
     .then(async (response) => {
       status = response.status;
       if (status !== 200 || !response.body) return;
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const fields = Object.fromEntries(
-            block
-              .split('\n')
-              .filter((line) => !line.startsWith(':') && line.includes(': '))
-              .map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]),
-          );
-          if (fields.data) {
-            ids.push(fields.id!);
-            events.push({ id: fields.id!, event: fields.event!, data: JSON.parse(fields.data), at: Date.now() });
-          }
-        }
-      }
+      await readEvents(response.body, (event) => {
+        ids.push(event.id);
+        events.push({ ...event, at: Date.now() });
+      });
     })
     .catch(() => {})
     .finally(() => (ended = true));

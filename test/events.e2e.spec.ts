@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
+import { readEvents } from './support/sse.js';
 import { asAdmin, putBoundary, registerBot, startWithBot, type Bot } from './support/scenario.js';
 
 interface Received {
@@ -24,22 +25,9 @@ function subscribe(broker: TestBroker, headers: Record<string, string> = {}, que
   })();
   const done = opened.then(async (response) => {
     if (!response.body) return;
-    const decoder = new TextDecoder();
-    let buffer = '';
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const fields = Object.fromEntries(block.split('\n').filter((line) => !line.startsWith(':') && line.includes(': ')).map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]));
-          if (fields.data) received.push({ id: fields.id!, event: fields.event!, data: JSON.parse(fields.data) });
-        }
-      }
-    } catch {
-      // aborted
-    }
+    await readEvents(response.body, (event) => received.push(event)).catch(() => {
+      // the stream ended badly: the test's own expectations say what was missed
+    });
   });
   return {
     received,
