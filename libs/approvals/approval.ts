@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../audit/canonical-json.js';
 
 /**
  * A human approval (step-up) for one exact credential request. Stored statuses are pending,
@@ -64,16 +65,10 @@ export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding)
   );
 }
 
-/** SHA-256 of the params as canonical JSON (keys sorted at every depth): key order does not matter, anything else does. */
+/**
+ * SHA-256 of the params as canonical JSON (RFC 8785, the audit chain's one function): key order does
+ * not matter, anything else does. Params are parsed JSON, so every value has a canonical form.
+ */
 export function paramsHash(params: Record<string, unknown> | null | undefined): string {
   return createHash('sha256').update(canonicalJson(params ?? null), 'utf8').digest('base64url');
-}
-
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item === undefined ? null : item)).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, item]) => item !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
 }
