@@ -124,9 +124,9 @@ export interface UnstorableRecord {
 /**
  * A value as it can be recorded: itself when storable, otherwise `{"$unstorable": reason, "json":
  * "<escaped JSON text>"}`, which keeps everything the caller sent (a refusal is evidence).
+ * `problem`: what findUnstorable already said of `value`, so that it is walked once.
  */
-export function storable<T>(value: T): T | UnstorableRecord {
-  const problem = findUnstorable(value);
+export function storable<T>(value: T, problem: Unstorable | undefined = findUnstorable(value)): T | UnstorableRecord {
   if (!problem) return value;
   return { $unstorable: problem.reason, json: jsonText(value) };
 }

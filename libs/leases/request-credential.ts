@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApprovalGate, ApprovalRefusal } from '../approvals/approval-gate.js';
 import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/errors.js';
 import { uuidv7 } from '../ids/ids.js';
-import { storable } from '../db/storable.js';
+import { findUnstorable, storable } from '../db/storable.js';
 import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/provider.js';
 import type { ToolBoundary } from '../policy/boundary.js';
 import type { PolicyDenyReason, PolicyRef } from '../policy/cedar.js';
@@ -13,7 +13,7 @@ import type { DriftGuard } from './drift-guard.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RequestContextCache } from './request-context-cache.js';
 import type { LeaseRevocation } from './revocation.js';
-import { annotate, inSpan } from '../tracing/tracing.js';
+import { annotate, inSpan, tracingOn } from '../tracing/tracing.js';
 import { leaseTtl } from './ttl.js';
 
 export interface CredentialRequest {
@@ -76,6 +76,7 @@ export class CredentialIssuance {
    * id, outcome and reasons of the decision that answered; never params values or tokens.
    */
   request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
+    if (!tracingOn()) return this.decide(workloadId, request);
     const attributes = { 'tollgate.workload.id': workloadId, 'tollgate.task.id': request.taskId, 'tollgate.boundary.id': request.boundary, 'tollgate.action': request.action };
     return inSpan('tollgate.decision', attributes, () => this.decide(workloadId, request));
   }
@@ -105,6 +106,8 @@ export class CredentialIssuance {
     const context = remembered ?? (await this.leases.requestContext(request.taskId, request.boundary));
     if (!remembered) this.cache?.remember(context);
     const { now, task, boundary, policiesKey } = context;
+    // Walked once: the check refuses such params, and the decision records them in storable form.
+    const paramsProblem = request.params === undefined ? undefined : findUnstorable(request.params);
     const decision: DecisionRecord = {
       id: uuidv7(now),
       taskId: null,
@@ -116,7 +119,7 @@ export class CredentialIssuance {
       outcome: 'deny',
       reasons: [],
       // Recorded whatever they hold: what the database cannot keep is kept as escaped JSON text.
-      params: request.params === undefined ? null : storable(request.params),
+      params: request.params === undefined ? null : storable(request.params, paramsProblem),
       purpose: request.purpose ?? null,
       requestedTtl: request.ttl ?? null,
       at: now,
@@ -137,7 +140,7 @@ export class CredentialIssuance {
     decision.denialsInTask = task.denials;
 
     const active = task.state === 'active' && task.expiresAt > now;
-    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience, params: request.params });
+    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience, paramsUnstorable: paramsProblem !== undefined });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
       return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined, { boundary });
@@ -305,7 +308,7 @@ export class CredentialIssuance {
 
 /** The decision that answered, on the `tollgate.decision` span (the active one here). */
 function traceDecision(id: string, outcome: 'permit' | 'deny' | 'pending', reasons: string[]): void {
-  annotate({ 'tollgate.decision.id': id, 'tollgate.decision.outcome': outcome, 'tollgate.decision.reasons': reasons });
+  if (tracingOn()) annotate({ 'tollgate.decision.id': id, 'tollgate.decision.outcome': outcome, 'tollgate.decision.reasons': reasons });
 }
 
 /** What the audit log keeps of a payload: proof of what was handed out, never the secret itself. */

@@ -1,4 +1,3 @@
-import { findUnstorable } from '../db/storable.js';
 import type { ToolBoundary } from './boundary.js';
 
 /** Machine-readable reasons a credential request is refused, in the order they are checked. */
@@ -19,8 +18,8 @@ export interface CheckInput {
   action: string;
   /** The tool the caller named (the token endpoint's `audience`), when it named one. */
   audience?: string | undefined;
-  /** The request's params, as the bot sent them. */
-  params?: unknown;
+  /** True when the request's params hold what the database cannot keep (see findUnstorable). */
+  paramsUnstorable?: boolean;
 }
 
 /**
@@ -28,7 +27,7 @@ export interface CheckInput {
  * decides: a later check means nothing once an earlier one failed (an unknown boundary has no
  * actions to compare). The workload was authenticated and the task's ownership settled before this.
  */
-export function checkCredentialRequest({ task, boundary, action, audience, params }: CheckInput): Verdict {
+export function checkCredentialRequest({ task, boundary, action, audience, paramsUnstorable }: CheckInput): Verdict {
   if (!task.active) return deny('task_not_active', 'the task is not active');
   if (!boundary) return deny('unknown_boundary', 'no such tool boundary');
   if (audience !== undefined && audience !== boundary.tool) return deny('audience_mismatch', 'the audience is not the tool of the boundary');
@@ -40,8 +39,7 @@ export function checkCredentialRequest({ task, boundary, action, audience, param
   // Params the database cannot keep (NUL, lone surrogates) or nested too deep for Cedar are refused,
   // never answered with an error: the refusal is recorded (in storable form) and counts as drift, so
   // a bot cannot hide a probe behind a NUL byte.
-  const problem = params === undefined ? undefined : findUnstorable(params);
-  if (problem) return deny('invalid_params', 'the params hold a NUL, broken unicode or nesting deeper than 32 levels');
+  if (paramsUnstorable) return deny('invalid_params', 'the params hold a NUL, broken unicode or nesting deeper than 32 levels');
   return { outcome: 'permit' };
 }
 

@@ -2,6 +2,7 @@ import type { BoundaryStore } from './boundary-store.js';
 import type { PolicyRef } from './cedar.js';
 import { checkCredentialRequest } from './check.js';
 import type { Policies } from './policies.js';
+import { findUnstorable } from '../db/storable.js';
 
 export interface SimulationInput {
   workloadId: string;
@@ -31,7 +32,7 @@ export class Simulator {
 
   async simulate({ workloadId, task, request }: SimulationInput): Promise<Simulation> {
     const boundary = await this.boundaries.current(request.boundary);
-    const verdict = checkCredentialRequest({ task: { active: true, intent: task.intent }, boundary, action: request.action, params: request.params });
+    const verdict = checkCredentialRequest({ task: { active: true, intent: task.intent }, boundary, action: request.action, paramsUnstorable: request.params !== undefined && findUnstorable(request.params) !== undefined });
     if (verdict.outcome === 'deny') return { decision: 'deny', reasons: verdict.reasons, policies: [], errors: [], approvalRequired: false, boundaryVersion: boundary?.version ?? null };
     const { key } = await this.policies.activeGlobals();
     const decision = await this.policies.decide(
