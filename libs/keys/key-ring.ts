@@ -232,7 +232,6 @@ export class SigningKeyRing {
     const result = await this.db.transaction(async (tx) => {
       await this.store.lockRotation(tx);
       const { now, rows } = await this.store.published(false, tx);
-      const active = rows.find((row) => row.state === 'active');
       const next = rows.find((row) => row.state === 'next');
       if (ifDue && !this.due(rows, now)) return undefined;
       // Normally the next key has been published since the previous rotation. A database from
