@@ -68,7 +68,14 @@ async function refused(q: Query, text: string, params: readonly unknown[] = []):
   await expect(q(text, params)).rejects.toThrow();
 }
 
-async function approvalDecision(q: Query, id: string, taskId: string, boundary: string, version: number, requestedTtl: number | null): Promise<void> {
+async function approvalDecision(
+  q: Query,
+  id: string,
+  taskId: string,
+  boundary: string,
+  version: number,
+  requestedTtl: number | null,
+): Promise<void> {
   await q(
     `INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, outcome, requested_ttl, at)
      VALUES ($1, $2, 'wl-1', $3, $4, 'refund:create', 'pending', $5, now())`,
@@ -79,9 +86,16 @@ async function approvalDecision(q: Query, id: string, taskId: string, boundary: 
 const cases: Record<string, MigrationCase> = {
   Identity1764115200000: {
     async fill(q) {
-      await q(`INSERT INTO workloads (id, jwks) VALUES ('wl-1', $1::jsonb), ('wl-ünï ☃', '{"keys":[]}')`, [JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'ünï' }] })]);
-      await q(`INSERT INTO admin_keys (key_hash, role, label, created_at) VALUES ('hash-admin', 'admin', 'ops ☂', $1), ('hash-rev', 'reviewer', '', $1)`, [KEY_CREATED]);
-      const [wl] = await q<{ jwks: string; enabled: boolean; revision: number }>(`SELECT jwks::text AS jwks, enabled, revision FROM workloads WHERE id = 'wl-1'`);
+      await q(`INSERT INTO workloads (id, jwks) VALUES ('wl-1', $1::jsonb), ('wl-ünï ☃', '{"keys":[]}')`, [
+        JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'ünï' }] }),
+      ]);
+      await q(
+        `INSERT INTO admin_keys (key_hash, role, label, created_at) VALUES ('hash-admin', 'admin', 'ops ☂', $1), ('hash-rev', 'reviewer', '', $1)`,
+        [KEY_CREATED],
+      );
+      const [wl] = await q<{ jwks: string; enabled: boolean; revision: number }>(
+        `SELECT jwks::text AS jwks, enabled, revision FROM workloads WHERE id = 'wl-1'`,
+      );
       expect(JSON.parse(wl!.jwks)).toEqual({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'ünï' }] });
       expect(wl).toMatchObject({ enabled: true, revision: 1 });
       await refused(q, `INSERT INTO admin_keys (key_hash, role, label) VALUES ('hash-x', 'root', 'x')`);
@@ -164,9 +178,14 @@ const cases: Record<string, MigrationCase> = {
   },
   RevocationEvents1764115620000: {
     async fill(q) {
-      await q(`INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason) VALUES ('lease.revoked', $1, $2, 'wl-1', 'task_completed')`, [L2, T2]);
+      await q(
+        `INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason) VALUES ('lease.revoked', $1, $2, 'wl-1', 'task_completed')`,
+        [L2, T2],
+      );
       await q(`INSERT INTO revocation_events (type, task_id, workload_id, reason) VALUES ('task.ended', $1, 'wl-1', 'completed')`, [T2]);
-      const rows = await q<{ id: string; txid: string | null }>(`SELECT id::text AS id, txid::text AS txid FROM revocation_events ORDER BY id`);
+      const rows = await q<{ id: string; txid: string | null }>(
+        `SELECT id::text AS id, txid::text AS txid FROM revocation_events ORDER BY id`,
+      );
       expect(rows).toHaveLength(2);
       expect(rows.every((r) => r.txid !== null)).toBe(true);
       await refused(q, `INSERT INTO revocation_events (type, reason) VALUES ('lease.exploded', 'x')`);
@@ -174,18 +193,25 @@ const cases: Record<string, MigrationCase> = {
   },
   Issuers1764115680000: {
     async after(q) {
-      const rows = await q<{ id: string; issuer_id: string | null; subject: string | null }>(`SELECT id, issuer_id, subject FROM workloads ORDER BY id`);
+      const rows = await q<{ id: string; issuer_id: string | null; subject: string | null }>(
+        `SELECT id, issuer_id, subject FROM workloads ORDER BY id`,
+      );
       expect(rows).toEqual([
         { id: 'wl-1', issuer_id: null, subject: null },
         { id: 'wl-ünï ☃', issuer_id: null, subject: null },
       ]);
     },
     async fill(q) {
-      await q(`INSERT INTO issuers (id, issuer, kind, jwks_uri, audiences) VALUES ('iss-1', 'https://idp.example/☃', 'oidc', 'https://idp.example/jwks', '["tollgate"]')`);
+      await q(
+        `INSERT INTO issuers (id, issuer, kind, jwks_uri, audiences) VALUES ('iss-1', 'https://idp.example/☃', 'oidc', 'https://idp.example/jwks', '["tollgate"]')`,
+      );
       await q(`INSERT INTO workloads (id, issuer_id, subject) VALUES ('wl-fed', 'iss-1', 'system:serviceaccount:ns:bot')`);
       await refused(q, `INSERT INTO workloads (id, issuer_id, subject) VALUES ('wl-fed-2', 'iss-1', 'system:serviceaccount:ns:bot')`);
       await refused(q, `INSERT INTO workloads (id) VALUES ('wl-neither')`);
-      await refused(q, `INSERT INTO issuers (id, issuer, kind, jwks_uri, audiences) VALUES ('iss-2', 'https://idp.example/☃', 'oidc', 'https://x', '[]')`);
+      await refused(
+        q,
+        `INSERT INTO issuers (id, issuer, kind, jwks_uri, audiences) VALUES ('iss-2', 'https://idp.example/☃', 'oidc', 'https://x', '[]')`,
+      );
     },
   },
   SigningKeyRotation1764115740000: {
@@ -240,7 +266,9 @@ const cases: Record<string, MigrationCase> = {
       ]);
     },
     async fill(q) {
-      await q(`INSERT INTO api_keys (id, key_hash, role, audience, label) VALUES ($1, 'hash-rs', 'resource_server', 'crm', 'crm ✓')`, [u(0x71)]);
+      await q(`INSERT INTO api_keys (id, key_hash, role, audience, label) VALUES ($1, 'hash-rs', 'resource_server', 'crm', 'crm ✓')`, [
+        u(0x71),
+      ]);
       await refused(q, `INSERT INTO api_keys (id, key_hash, role) VALUES ($1, 'hash-rs-2', 'resource_server')`, [u(0x72)]);
       await refused(q, `INSERT INTO api_keys (id, key_hash, role) VALUES ($1, 'hash-rs', 'admin')`, [u(0x73)]);
       await q(`INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, 'jti-a', now() + interval '1 minute')`, [u(0x71)]);
@@ -310,7 +338,10 @@ const cases: Record<string, MigrationCase> = {
          VALUES ($1, $2, 'wl-1', 'b1', 2, $3, 'orders:read', 'vault', now() - interval '1 hour', now() + interval '1 hour', 'revoking', true, 2, now(), 'vault: 503 ✗')`,
         [L3, T1, D1],
       );
-      await q(`INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason, audience) VALUES ('lease.revoke_failed', $1, $2, 'wl-1', 'source_unavailable', 'crm')`, [L3, T1]);
+      await q(
+        `INSERT INTO revocation_events (type, lease_id, task_id, workload_id, reason, audience) VALUES ('lease.revoke_failed', $1, $2, 'wl-1', 'source_unavailable', 'crm')`,
+        [L3, T1],
+      );
     },
   },
   TaskContext1764116160000: {
@@ -332,7 +363,9 @@ const cases: Record<string, MigrationCase> = {
   CedarApprovals1764116220000: {
     async after(q) {
       // Past every policy version written so far (3), and the one current enabled policy (p1@2).
-      const rows = await q<{ one: boolean; version: string; enabled: number }>(`SELECT one, version::text AS version, enabled FROM policy_set_version`);
+      const rows = await q<{ one: boolean; version: string; enabled: number }>(
+        `SELECT one, version::text AS version, enabled FROM policy_set_version`,
+      );
       expect(rows).toEqual([{ one: true, version: '4', enabled: 1 }]);
       const [row] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM decisions WHERE approval_id IS NOT NULL`);
       expect(row!.n).toBe(0);
@@ -380,7 +413,9 @@ const cases: Record<string, MigrationCase> = {
   },
   ApprovalEvents1764116460000: {
     async after(q) {
-      const [row] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM revocation_events WHERE approval_id IS NOT NULL OR boundary_id IS NOT NULL`);
+      const [row] = await q<{ n: number }>(
+        `SELECT count(*)::int AS n FROM revocation_events WHERE approval_id IS NOT NULL OR boundary_id IS NOT NULL`,
+      );
       expect(row!.n).toBe(0);
     },
     async fill(q) {
@@ -430,9 +465,17 @@ const cases: Record<string, MigrationCase> = {
       expect(await ms(q, `(SELECT refilled_at FROM rate_buckets WHERE workload_id = 'wl-1')`)).toBe(Date.parse('2026-01-01T00:00:00Z'));
     },
     async fill(q) {
-      await q(`INSERT INTO rate_buckets (workload_id, bucket, tokens, last_granted, refilled_at) VALUES ('wl-1', 'task_open', 3, 0, now())`);
-      await refused(q, `INSERT INTO rate_buckets (workload_id, bucket, tokens, last_granted, refilled_at) VALUES ('wl-1', 'task_open', 3, 0, now())`);
-      await refused(q, `INSERT INTO rate_buckets (workload_id, bucket, tokens, last_granted, refilled_at) VALUES ('wl-1', 'other', 3, 0, now())`);
+      await q(
+        `INSERT INTO rate_buckets (workload_id, bucket, tokens, last_granted, refilled_at) VALUES ('wl-1', 'task_open', 3, 0, now())`,
+      );
+      await refused(
+        q,
+        `INSERT INTO rate_buckets (workload_id, bucket, tokens, last_granted, refilled_at) VALUES ('wl-1', 'task_open', 3, 0, now())`,
+      );
+      await refused(
+        q,
+        `INSERT INTO rate_buckets (workload_id, bucket, tokens, last_granted, refilled_at) VALUES ('wl-1', 'other', 3, 0, now())`,
+      );
     },
   },
 };

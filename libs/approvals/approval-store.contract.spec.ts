@@ -21,12 +21,17 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
   });
 
   async function openTask(): Promise<string> {
-    const task = await db().transaction((tx) => tasks.insert(tx, { workloadId: 'bot', intent: 'refund_request', subject: 'user:1', context: {}, ttl: 600 }));
+    const task = await db().transaction((tx) =>
+      tasks.insert(tx, { workloadId: 'bot', intent: 'refund_request', subject: 'user:1', context: {}, ttl: 600 }),
+    );
     return task!.id;
   }
 
   /** Asks for an approval the way the permit path does; returns its id. */
-  async function ask(taskId: string, options: { at?: number; expiresAt?: number; params?: unknown; resource?: string | null } = {}): Promise<string> {
+  async function ask(
+    taskId: string,
+    options: { at?: number; expiresAt?: number; params?: unknown; resource?: string | null } = {},
+  ): Promise<string> {
     const at = options.at ?? Date.now();
     const approvalId = uuidv7();
     const decision: PendingDecision = {
@@ -44,7 +49,13 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
       requestedTtl: 60,
       at,
     };
-    await store.recordPending(decision, approvalId, { id: approvalId, paramsHash: 'hash-1', intent: 'refund_request', expiresAt: options.expiresAt ?? at + 600_000, ttl: 60 });
+    await store.recordPending(decision, approvalId, {
+      id: approvalId,
+      paramsHash: 'hash-1',
+      intent: 'refund_request',
+      expiresAt: options.expiresAt ?? at + 600_000,
+      ttl: 60,
+    });
     return approvalId;
   }
 
@@ -74,7 +85,10 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
     expect(approval!.expiresAt.getTime()).toBe(at + 600_000);
     const { rows: events } = await db().query(`SELECT type FROM revocation_events WHERE approval_id = $1`, [id]);
     expect(events).toEqual([{ type: 'approval.requested' }]);
-    const { rows: audit } = await db().query<{ kind: string; data: string }>(`SELECT kind, data::text AS data FROM audit_events WHERE task_id = $1`, [taskId]);
+    const { rows: audit } = await db().query<{ kind: string; data: string }>(
+      `SELECT kind, data::text AS data FROM audit_events WHERE task_id = $1`,
+      [taskId],
+    );
     expect(audit.map((a) => a.kind)).toEqual(['credential.pending']);
     expect(JSON.parse(audit[0]!.data)).toMatchObject({ approval_id: id, approval_created: true });
   });
@@ -82,30 +96,60 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
   it('finds the pending approval for exactly the same request, and records a repeat without a second one', async () => {
     const taskId = await openTask();
     const id = await ask(taskId);
-    const binding = { taskId, workloadId: 'bot', boundaryId: 'pay', action: 'refund:create', resource: null, paramsHash: 'hash-1', purpose: 'refund ☃' };
+    const binding = {
+      taskId,
+      workloadId: 'bot',
+      boundaryId: 'pay',
+      action: 'refund:create',
+      resource: null,
+      paramsHash: 'hash-1',
+      purpose: 'refund ☃',
+    };
     expect((await store.pendingFor(binding))?.id).toBe(id);
     expect(await store.pendingFor({ ...binding, paramsHash: 'hash-2' })).toBeUndefined();
     expect(await store.pendingFor({ ...binding, resource: 'order-1' })).toBeUndefined();
     expect(await store.pendingFor({ ...binding, purpose: null })).toBeUndefined();
-    const decision: PendingDecision = { id: uuidv7(), taskId, workloadId: 'bot', boundaryId: 'pay', boundaryVersion: 1, action: 'refund:create', resource: null, outcome: 'deny', reasons: [], params: null, purpose: null, requestedTtl: null, at: Date.now() };
+    const decision: PendingDecision = {
+      id: uuidv7(),
+      taskId,
+      workloadId: 'bot',
+      boundaryId: 'pay',
+      boundaryVersion: 1,
+      action: 'refund:create',
+      resource: null,
+      outcome: 'deny',
+      reasons: [],
+      params: null,
+      purpose: null,
+      requestedTtl: null,
+      at: Date.now(),
+    };
     await store.recordPending(decision, id, undefined);
     const { rows } = await db().query<{ n: number }>(`SELECT count(*)::int AS n FROM approvals WHERE task_id = $1`, [taskId]);
     expect(rows[0]!.n).toBe(1);
-    const { rows: decisions } = await db().query<{ n: number }>(`SELECT count(*)::int AS n FROM decisions WHERE task_id = $1 AND outcome = 'pending'`, [taskId]);
+    const { rows: decisions } = await db().query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM decisions WHERE task_id = $1 AND outcome = 'pending'`,
+      [taskId],
+    );
     expect(decisions[0]!.n).toBe(2);
   });
 
   it('settles reviewers deciding at once on one verdict, announced once', async () => {
     const id = await ask(await openTask());
     const verdicts = await Promise.all(
-      (['approved', 'denied', 'approved', 'denied'] as const).map((verdict, n) => db().transaction((tx) => store.decide(tx, id, verdict, `reviewer:${n}`, 'ok ✓'))),
+      (['approved', 'denied', 'approved', 'denied'] as const).map((verdict, n) =>
+        db().transaction((tx) => store.decide(tx, id, verdict, `reviewer:${n}`, 'ok ✓')),
+      ),
     );
     const winners = verdicts.filter((v) => v !== undefined);
     expect(winners).toHaveLength(1);
     const stored = await store.find(id);
     expect(stored).toMatchObject({ status: winners[0]!.status, decidedBy: winners[0]!.decidedBy, reason: 'ok ✓' });
     expect(stored!.decidedAt).toBeInstanceOf(Date);
-    const { rows } = await db().query<{ type: string }>(`SELECT type FROM revocation_events WHERE approval_id = $1 AND type <> 'approval.requested'`, [id]);
+    const { rows } = await db().query<{ type: string }>(
+      `SELECT type FROM revocation_events WHERE approval_id = $1 AND type <> 'approval.requested'`,
+      [id],
+    );
     expect(rows.map((r) => r.type)).toEqual([`approval.${winners[0]!.status}`]);
   });
 
@@ -116,7 +160,7 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
     expect(await db().transaction((tx) => store.decide(tx, id, 'approved', 'reviewer:1', 'late'))).toBeUndefined();
   });
 
-  it("stores the revocation when its task changes intent or ends; changing intent back does not revive it", async () => {
+  it('stores the revocation when its task changes intent or ends; changing intent back does not revive it', async () => {
     const flipped = await openTask();
     const flippedId = await ask(flipped);
     await db().transaction((tx) => store.decide(tx, flippedId, 'approved', 'reviewer:1', 'ok'));

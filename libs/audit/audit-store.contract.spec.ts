@@ -28,7 +28,7 @@ describeOnBothBackends('AuditStore contract', ({ db, kind }) => {
    */
   async function chainAll(): Promise<number> {
     let linked = 0;
-    for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
       const pass = await chainer.runOnce();
       expect(pass.leader).toBe(true);
       linked += pass.linked;
@@ -51,7 +51,12 @@ describeOnBothBackends('AuditStore contract', ({ db, kind }) => {
   }
 
   it('reads events back newest first with their JSON data (unicode, nesting) intact and unlinked', async () => {
-    await appendAudit(db(), { kind: 'task.opened', actor: 'workload:bot-a', taskId: taskA, data: { intent: 'remboursement_é', note: '☃ ünï \u2028', n: [1, { x: null }] } });
+    await appendAudit(db(), {
+      kind: 'task.opened',
+      actor: 'workload:bot-a',
+      taskId: taskA,
+      data: { intent: 'remboursement_é', note: '☃ ünï \u2028', n: [1, { x: null }] },
+    });
     await appendAudit(
       db(),
       { kind: 'credential.permit', actor: 'workload:bot-a', taskId: taskA, data: { boundary: 'crm' } },
@@ -75,8 +80,15 @@ describeOnBothBackends('AuditStore contract', ({ db, kind }) => {
     expect(await store.list({ since: new Date(Date.now() + 60_000), limit: 10 })).toEqual([]);
     expect(await store.list({ until: new Date(Date.now() - 3_600_000), limit: 10 })).toHaveLength(0);
     const [newest] = await store.list({ limit: 1 });
-    expect((await store.list({ cursor: newest!.seq, limit: 10 })).map((e) => e.kind)).toEqual(['task.opened', 'credential.permit', 'task.opened']);
-    expect((await store.ofTask(taskA, ['task.opened', 'credential.permit'], 10)).map((e) => e.kind)).toEqual(['task.opened', 'credential.permit']);
+    expect((await store.list({ cursor: newest!.seq, limit: 10 })).map((e) => e.kind)).toEqual([
+      'task.opened',
+      'credential.permit',
+      'task.opened',
+    ]);
+    expect((await store.ofTask(taskA, ['task.opened', 'credential.permit'], 10)).map((e) => e.kind)).toEqual([
+      'task.opened',
+      'credential.permit',
+    ]);
     expect(await store.ofTask(taskA, ['task.completed'], 10)).toEqual([]);
   });
 
@@ -144,7 +156,10 @@ describeOnBothBackends('AuditStore contract', ({ db, kind }) => {
     await slow;
     expect(await chainAll()).toBe(2);
     const chain = await wholeChain(20);
-    expect(chain.slice(-2).map((e) => (e as LinkedEvent & { data: Record<string, unknown> }).data)).toEqual([{ slow: true }, { fast: true }]);
+    expect(chain.slice(-2).map((e) => (e as LinkedEvent & { data: Record<string, unknown> }).data)).toEqual([
+      { slow: true },
+      { fast: true },
+    ]);
     expect(verifyChain(chain).ok).toBe(true);
   });
 });

@@ -25,8 +25,12 @@ describeOnBothBackends('ApiKeyStore contract', ({ db }) => {
   });
 
   it('refuses a second key with the same hash, and a resource server without an audience', async () => {
-    await expect(store.insert(db(), { id: randomUUID(), hash: 'h-admin', role: 'reviewer', audience: null, label: null, jwks: null })).rejects.toThrow();
-    await expect(store.insert(db(), { id: randomUUID(), hash: 'h-x', role: 'resource_server', audience: null, label: null, jwks: null })).rejects.toThrow();
+    await expect(
+      store.insert(db(), { id: randomUUID(), hash: 'h-admin', role: 'reviewer', audience: null, label: null, jwks: null }),
+    ).rejects.toThrow();
+    await expect(
+      store.insert(db(), { id: randomUUID(), hash: 'h-x', role: 'resource_server', audience: null, label: null, jwks: null }),
+    ).rejects.toThrow();
     expect(await store.count()).toBe(2);
   });
 

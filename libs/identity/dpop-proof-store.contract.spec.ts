@@ -23,7 +23,10 @@ describeOnBothBackends('DpopProofStore contract', ({ db }) => {
   it('stores the expiry as the epoch milliseconds it was given', async () => {
     const expiresAt = 1_900_000_000_123;
     await store.claim('jti-ms', expiresAt);
-    const { rows } = await db().query<{ ms: number }>(`SELECT (extract(epoch FROM expires_at) * 1000)::float8 AS ms FROM dpop_proofs WHERE jti_hash = $1`, ['jti-ms']);
+    const { rows } = await db().query<{ ms: number }>(
+      `SELECT (extract(epoch FROM expires_at) * 1000)::float8 AS ms FROM dpop_proofs WHERE jti_hash = $1`,
+      ['jti-ms'],
+    );
     expect(Number(rows[0]!.ms)).toBe(expiresAt);
   });
 

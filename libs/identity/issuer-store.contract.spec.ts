@@ -8,10 +8,27 @@ const OIDC: IssuerDefinition = {
   kind: 'oidc',
   trustDomain: null,
   jwksUri: null,
-  jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', kid: '☃' }] },
+  jwks: {
+    keys: [
+      {
+        kty: 'EC',
+        crv: 'P-256',
+        x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+        y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+        kid: '☃',
+      },
+    ],
+  },
   audiences: ['tollgate', 'tollgate-ü'],
 };
-const SPIFFE: IssuerDefinition = { issuer: 'https://spire.example', kind: 'spiffe', trustDomain: 'example.org', jwksUri: 'https://spire.example/keys', jwks: null, audiences: ['tollgate'] };
+const SPIFFE: IssuerDefinition = {
+  issuer: 'https://spire.example',
+  kind: 'spiffe',
+  trustDomain: 'example.org',
+  jwksUri: 'https://spire.example/keys',
+  jwks: null,
+  audiences: ['tollgate'],
+};
 
 describeOnBothBackends('IssuerStore contract', ({ db }) => {
   let store: IssuerStore;

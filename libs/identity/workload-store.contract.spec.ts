@@ -11,7 +11,14 @@ describeOnBothBackends('WorkloadStore contract', ({ db }) => {
     store = new WorkloadStore(db());
     await new IssuerStore(db()).put(
       'iss-k8s',
-      { issuer: 'https://kubernetes.default.svc', kind: 'kubernetes', trustDomain: null, jwksUri: 'https://k8s.example/jwks', jwks: null, audiences: ['tollgate'] },
+      {
+        issuer: 'https://kubernetes.default.svc',
+        kind: 'kubernetes',
+        trustDomain: null,
+        jwksUri: 'https://k8s.example/jwks',
+        jwks: null,
+        audiences: ['tollgate'],
+      },
       undefined,
       db(),
     );
@@ -20,7 +27,15 @@ describeOnBothBackends('WorkloadStore contract', ({ db }) => {
   it('creates a workload and reads back its keys (JSON, unicode) and rate limit as written', async () => {
     const { workload, created } = await store.put('bot-ünï', { jwks: JWKS }, undefined, { requests: 30, per: 'minute', burst: 5 });
     expect(created).toBe(true);
-    expect(workload).toMatchObject({ id: 'bot-ünï', jwks: JWKS, issuerId: null, subject: null, enabled: true, revision: 1, rateLimit: { requests: 30, per: 'minute', burst: 5 } });
+    expect(workload).toMatchObject({
+      id: 'bot-ünï',
+      jwks: JWKS,
+      issuerId: null,
+      subject: null,
+      enabled: true,
+      revision: 1,
+      rateLimit: { requests: 30, per: 'minute', burst: 5 },
+    });
     expect(await store.find('bot-ünï')).toEqual(workload);
     expect(workload.createdAt).toBeInstanceOf(Date);
     expect(workload.createdAt.getTime()).toBe(workload.updatedAt.getTime());
@@ -42,7 +57,10 @@ describeOnBothBackends('WorkloadStore contract', ({ db }) => {
     await store.put('bot-event', { jwks: JWKS }, undefined, null);
     await store.disable('bot-event');
     expect(await store.disable('bot-nobody')).toBeUndefined();
-    const { rows } = await db().query<{ type: string; reason: string }>(`SELECT type, reason FROM revocation_events WHERE workload_id = $1`, ['bot-event']);
+    const { rows } = await db().query<{ type: string; reason: string }>(
+      `SELECT type, reason FROM revocation_events WHERE workload_id = $1`,
+      ['bot-event'],
+    );
     expect(rows).toEqual([{ type: 'workload.revoked', reason: 'workload_revoked' }]);
     const { rows: none } = await db().query(`SELECT 1 FROM revocation_events WHERE workload_id = 'bot-nobody'`);
     expect(none).toEqual([]);
@@ -53,14 +71,19 @@ describeOnBothBackends('WorkloadStore contract', ({ db }) => {
     expect(workload).toMatchObject({ jwks: null, issuerId: 'iss-k8s', subject: 'system:serviceaccount:ns:bot' });
     expect((await store.findBound('iss-k8s', 'system:serviceaccount:ns:bot'))?.id).toBe('bot-fed');
     expect(await store.findBound('iss-k8s', 'system:serviceaccount:ns:other')).toBeUndefined();
-    await expect(store.put('bot-fed-2', { issuerId: 'iss-k8s', subject: 'system:serviceaccount:ns:bot' }, undefined, null)).rejects.toThrow();
+    await expect(
+      store.put('bot-fed-2', { issuerId: 'iss-k8s', subject: 'system:serviceaccount:ns:bot' }, undefined, null),
+    ).rejects.toThrow();
     await expect(store.put('bot-ghost', { issuerId: 'iss-missing', subject: 's' }, undefined, null)).rejects.toThrow();
   });
 
   it('lists bound workloads in id order; lockBoundTo names only the enabled ones', async () => {
     await store.put('bot-fed-b', { issuerId: 'iss-k8s', subject: 'sub-b' }, undefined, null);
     await store.put('bot-fed-a', { issuerId: 'iss-k8s', subject: 'sub-a' }, false, null);
-    const { bound, locked } = await db().transaction(async (tx) => ({ bound: await store.boundTo('iss-k8s', tx), locked: await store.lockBoundTo('iss-k8s', tx) }));
+    const { bound, locked } = await db().transaction(async (tx) => ({
+      bound: await store.boundTo('iss-k8s', tx),
+      locked: await store.lockBoundTo('iss-k8s', tx),
+    }));
     expect(bound).toEqual([
       { id: 'bot-fed', subject: 'system:serviceaccount:ns:bot' },
       { id: 'bot-fed-a', subject: 'sub-a' },

@@ -28,7 +28,14 @@ describeOnBothBackends('SigningKeyStore contract', ({ db }) => {
     const withSealed = await store.published(true);
     expect(withSealed.rows).toHaveLength(1);
     const [row] = withSealed.rows;
-    expect(row).toMatchObject({ kid: first.kid, alg: 'EdDSA', state: 'active', public_jwk: first.publicJwk, retired_ms: null, publish_until_ms: null });
+    expect(row).toMatchObject({
+      kid: first.kid,
+      alg: 'EdDSA',
+      state: 'active',
+      public_jwk: first.publicJwk,
+      retired_ms: null,
+      publish_until_ms: null,
+    });
     expect(typeof row!.sealed).toBe('string');
     expect(row!.activated_ms).toBeGreaterThanOrEqual(row!.created_ms);
     expect(Math.abs(row!.created_ms - withSealed.now)).toBeLessThan(60_000);

@@ -37,7 +37,11 @@ describeOnBothBackends('BoundaryStore contract', ({ db }) => {
     const same = await db().transaction(async (tx) => store.put('crm', (await store.current('crm', tx))!, tx));
     expect(same).toMatchObject({ changed: false, created: false, boundary: { version: 1 } });
     const next = await db().transaction((tx) => store.put('crm', definition({ enabled: false }), tx));
-    expect(next).toMatchObject({ changed: true, created: false, boundary: { version: 2, enabled: false, approval: null, policy: null, driftThreshold: null } });
+    expect(next).toMatchObject({
+      changed: true,
+      created: false,
+      boundary: { version: 2, enabled: false, approval: null, policy: null, driftThreshold: null },
+    });
     expect((await store.current('crm'))?.version).toBe(2);
     const { rows } = await db().query<{ version: number; superseded: boolean }>(
       `SELECT version, superseded_at IS NOT NULL AS superseded FROM boundaries WHERE id = 'crm' ORDER BY version`,
@@ -65,7 +69,9 @@ describeOnBothBackends('BoundaryStore contract', ({ db }) => {
   });
 
   it('never stores two rows of one version, even for writers without the lock: the loser fails', async () => {
-    const outcomes = await Promise.allSettled([31, 41, 51, 71].map((ttl) => db().transaction((tx) => store.put('unlocked', definition({ defaultTtl: ttl }), tx))));
+    const outcomes = await Promise.allSettled(
+      [31, 41, 51, 71].map((ttl) => db().transaction((tx) => store.put('unlocked', definition({ defaultTtl: ttl }), tx))),
+    );
     const written = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value.boundary.version] : []));
     expect(new Set(written).size).toBe(written.length);
     const { rows } = await db().query<{ version: number; current: boolean }>(

@@ -13,7 +13,13 @@ describeOnBothBackends('PolicyStore contract', ({ db }) => {
     const boundaries = new BoundaryStore(db());
     const { id: _id, version: _version, createdAt: _createdAt, ...definition } = exampleBoundary();
     await db().transaction((tx) => boundaries.put('crm', { ...definition, actions: ['orders:read'] }, tx));
-    await db().transaction((tx) => boundaries.put('crm', { ...definition, actions: ['orders:read', 'refund:create'], policy: 'permit (principal, action, resource);' }, tx));
+    await db().transaction((tx) =>
+      boundaries.put(
+        'crm',
+        { ...definition, actions: ['orders:read', 'refund:create'], policy: 'permit (principal, action, resource);' },
+        tx,
+      ),
+    );
     await db().transaction((tx) => boundaries.put('pay', { ...definition, actions: ['refund:create', 'refund:void'] }, tx));
   });
 
@@ -22,7 +28,9 @@ describeOnBothBackends('PolicyStore contract', ({ db }) => {
   });
 
   it('writes version 1 and reads it back (unicode text, description), naming it in the active set', async () => {
-    const { policy, changed, created } = await db().transaction((tx) => store.put('guard', { policy: FORBID, description: 'no ☃ refunds', enabled: true }, tx));
+    const { policy, changed, created } = await db().transaction((tx) =>
+      store.put('guard', { policy: FORBID, description: 'no ☃ refunds', enabled: true }, tx),
+    );
     expect({ changed, created }).toEqual({ changed: true, created: true });
     expect(policy).toMatchObject({ id: 'guard', version: 1, policy: FORBID, description: 'no ☃ refunds', enabled: true });
     expect(await store.current('guard')).toEqual(policy);
@@ -43,7 +51,9 @@ describeOnBothBackends('PolicyStore contract', ({ db }) => {
   });
 
   it('empties the key when the last enabled policy is disabled, and lists only current versions', async () => {
-    const disabled = await db().transaction((tx) => store.put('guard', { policy: FORBID, description: 'no ☃ refunds', enabled: false }, tx));
+    const disabled = await db().transaction((tx) =>
+      store.put('guard', { policy: FORBID, description: 'no ☃ refunds', enabled: false }, tx),
+    );
     expect(disabled.policy.version).toBe(2);
     expect(await store.active()).toEqual({ key: '', sources: [] });
     expect((await store.list()).map((p) => [p.id, p.version, p.enabled])).toEqual([
@@ -53,9 +63,17 @@ describeOnBothBackends('PolicyStore contract', ({ db }) => {
   });
 
   it('keeps the enabled count right under concurrent writes of different policies', async () => {
-    await Promise.all(['a', 'b', 'c', 'd'].map((id) => db().transaction((tx) => store.put(`p-${id}`, { policy: FORBID, description: null, enabled: true }, tx))));
+    await Promise.all(
+      ['a', 'b', 'c', 'd'].map((id) =>
+        db().transaction((tx) => store.put(`p-${id}`, { policy: FORBID, description: null, enabled: true }, tx)),
+      ),
+    );
     expect((await store.active()).sources.map((s) => s.id)).toEqual(['p-a', 'p-b', 'p-c', 'p-d']);
-    await Promise.all(['a', 'b', 'c', 'd'].map((id) => db().transaction((tx) => store.put(`p-${id}`, { policy: FORBID, description: null, enabled: false }, tx))));
+    await Promise.all(
+      ['a', 'b', 'c', 'd'].map((id) =>
+        db().transaction((tx) => store.put(`p-${id}`, { policy: FORBID, description: null, enabled: false }, tx)),
+      ),
+    );
     expect(await store.active()).toEqual({ key: '', sources: [] });
   });
 

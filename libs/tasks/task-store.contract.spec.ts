@@ -18,7 +18,15 @@ describeOnBothBackends('TaskStore contract', ({ db, kind }) => {
   it('opens a task and reads it back: unicode subject, JSON context, expiry exactly ttl after creation', async () => {
     const context = { ticket: 'ÆØÅ-42 ☃', nested: { n: 1.5, list: [true, null, 'x'] } };
     const task = await open('bot', 600, context);
-    expect(task).toMatchObject({ workloadId: 'bot', intent: 'order_status', subject: 'user:ünï', context, state: 'active', endedAt: null, endReason: null });
+    expect(task).toMatchObject({
+      workloadId: 'bot',
+      intent: 'order_status',
+      subject: 'user:ünï',
+      context,
+      state: 'active',
+      endedAt: null,
+      endReason: null,
+    });
     expect(task!.expiresAt.getTime() - task!.createdAt.getTime()).toBe(600_000);
     expect(await store.find(task!.id)).toEqual(task);
     expect((await store.events(task!.id)).map((e) => [e.kind, e.intent, e.reason])).toEqual([['opened', 'order_status', null]]);
@@ -79,28 +87,31 @@ describeOnBothBackends('TaskStore contract', ({ db, kind }) => {
     const other = (await open('bot'))!;
     const revoked = await db().transaction((tx) => store.revokeForWorkload(tx, 'bot-kill'));
     expect(revoked.sort()).toEqual([a.id, b.id].sort());
-    expect((await store.find(a.id))).toMatchObject({ state: 'revoked', endReason: 'workload_revoked' });
+    expect(await store.find(a.id)).toMatchObject({ state: 'revoked', endReason: 'workload_revoked' });
     expect((await store.find(done.id))?.state).toBe('completed');
     expect((await store.find(other.id))?.state).toBe('active');
     expect((await store.events(b.id)).map((e) => e.kind)).toEqual(['opened', 'revoked']);
   });
 
-  it.runIf(kind === 'postgres')('lets replicas sweep side by side: a claimed task is skipped by the other claimer (SKIP LOCKED)', async () => {
-    // PGlite is one session, so its transactions never overlap: this case has nothing to show there.
-    const tasks = [(await open('bot', 0))!, (await open('bot', 0))!];
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let first: string[] = [];
-    const holder = db().transaction(async (tx) => {
-      first = await store.claimExpired(tx, 1);
-      await held;
-    });
-    while (first.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    const second = await db().transaction((tx) => store.claimExpired(tx, 100));
-    release();
-    await holder;
-    expect(first).toHaveLength(1);
-    expect(second).not.toContain(first[0]);
-    expect([...first, ...second]).toEqual(expect.arrayContaining(tasks.map((t) => t.id)));
-  });
+  it.runIf(kind === 'postgres')(
+    'lets replicas sweep side by side: a claimed task is skipped by the other claimer (SKIP LOCKED)',
+    async () => {
+      // PGlite is one session, so its transactions never overlap: this case has nothing to show there.
+      const tasks = [(await open('bot', 0))!, (await open('bot', 0))!];
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let first: string[] = [];
+      const holder = db().transaction(async (tx) => {
+        first = await store.claimExpired(tx, 1);
+        await held;
+      });
+      while (first.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      const second = await db().transaction((tx) => store.claimExpired(tx, 100));
+      release();
+      await holder;
+      expect(first).toHaveLength(1);
+      expect(second).not.toContain(first[0]);
+      expect([...first, ...second]).toEqual(expect.arrayContaining(tasks.map((t) => t.id)));
+    },
+  );
 });
