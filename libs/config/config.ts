@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigurationError } from '../errors/errors.js';
-import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
+
+/** The algorithms Tollgate signs its credentials with (TOLLGATE_SIGNING_ALG); libs/keys makes keys for them. */
+export const SIGNING_ALGS = ['EdDSA', 'ES256'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
 /** Validated service configuration. Built once at start from the environment; never read again. */
 export interface Config {
