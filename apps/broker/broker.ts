@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../libs/clock/clock.js';
 import { systemClock } from '../../libs/clock/clock.js';
 import type { Config } from '../../libs/config/config.js';
+import { appendAudit } from '../../libs/audit/audit.js';
 import { ConfigurationError } from '../../libs/errors/errors.js';
 import type { Database } from '../../libs/db/database.js';
 import { openDatabase } from '../../libs/db/typeorm-database.js';
@@ -53,6 +54,7 @@ import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskStore } from '../../libs/tasks/task-store.js';
 import { TaskHistory } from '../../libs/tasks/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
+import type { BrokerConfig } from './config.js';
 import { BrokerMetrics } from './metrics.js';
 
 /**
@@ -100,7 +102,7 @@ export interface Broker {
 }
 
 export async function createBroker(
-  config: Config,
+  config: BrokerConfig,
   clock: Clock = systemClock,
   keyTimings?: Partial<KeyTimings>,
   outboxTimings?: Partial<OutboxTimings>,
@@ -145,7 +147,10 @@ export async function createBroker(
   const dpopProofs = new DpopProofStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
   const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
-  const providers = createProviders({ config, db, signingKey: () => ring.signingKey() });
+  const providers = createProviders(
+    { issuer: config.issuer, clock, signingKey: () => ring.signingKey(), audit: (sql, event) => appendAudit(sql, event), db },
+    config.credentialSources,
+  );
   metrics.watchActiveLeases(() => leases.countActive());
   metrics.watchRevokeFailed(() => leases.countByState('revoke_failed'));
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));

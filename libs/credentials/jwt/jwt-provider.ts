@@ -10,7 +10,7 @@ export type JwtSettings = z.infer<typeof jwtSettings>;
 export const jwtCredential: CredentialKind<JwtSettings> = {
   kind: 'jwt',
   settings: jwtSettings,
-  create: ({ config, signingKey }) => new JwtCredentialProvider(config.issuer, signingKey),
+  create: ({ issuer, signingKey }) => new JwtCredentialProvider(issuer, signingKey),
 };
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CredentialKind, CredentialProvider, ExternalHandle, Issued, IssueRequest } from '../provider.js';
 import { SourceError } from '../provider.js';
+import { readVaultConfig, type VaultConfig } from './config.js';
 import { VaultSession } from './vault-session.js';
 
 /**
@@ -24,10 +25,16 @@ export const vaultSettings = z.strictObject({
 }).refine((settings) => settings.data === undefined || settings.method === 'write', { message: 'is sent only with method "write"', path: ['data'] });
 export type VaultSettings = z.infer<typeof vaultSettings>;
 
-export const vaultCredential: CredentialKind<VaultSettings> = {
+/**
+ * The catalog entry. Tollgate's own Vault login comes from Vault's standard variables (VAULT_ADDR,
+ * VAULT_TOKEN, …: vault/config.ts), checked at start with the rest of the configuration; without
+ * VAULT_ADDR the kind exists but every call fails as `vault_not_configured`.
+ */
+export const vaultCredential: CredentialKind<VaultSettings, VaultConfig | undefined> = {
   kind: 'vault',
   settings: vaultSettings,
-  create: ({ config }) => new VaultCredentialProvider(config.vault ? new VaultSession(config.vault) : undefined),
+  configure: readVaultConfig,
+  create: (_context, config) => new VaultCredentialProvider(config ? new VaultSession(config) : undefined),
 };
 
 /** What Vault answers for a leased secret (and for sys/wrapping/wrap). */
