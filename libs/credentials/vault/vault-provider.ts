@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { systemClock, type Clock } from '../../clock/clock.js';
 import type { CredentialKind, CredentialProvider, ExternalHandle, Issued, IssueRequest } from '../provider.js';
 import { SourceError } from '../provider.js';
 import { readVaultConfig, type VaultConfig } from './config.js';
@@ -34,7 +35,7 @@ export const vaultCredential: CredentialKind<VaultSettings, VaultConfig | undefi
   kind: 'vault',
   settings: vaultSettings,
   configure: readVaultConfig,
-  create: (_context, config) => new VaultCredentialProvider(config ? new VaultSession(config) : undefined),
+  create: ({ clock }, config) => new VaultCredentialProvider(config ? new VaultSession(config, () => clock.now()) : undefined, clock),
 };
 
 /** What Vault answers for a leased secret (and for sys/wrapping/wrap). */
@@ -55,7 +56,10 @@ export class VaultCredentialProvider implements CredentialProvider<VaultSettings
   readonly kind = 'vault';
   readonly external = true;
 
-  constructor(private readonly session: VaultSession | undefined) {}
+  constructor(
+    private readonly session: VaultSession | undefined,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   async issue({ settings, lease }: IssueRequest<VaultSettings>): Promise<Issued> {
     const session = this.vault();
@@ -102,7 +106,7 @@ export class VaultCredentialProvider implements CredentialProvider<VaultSettings
   async renew({ externalHandle }: ExternalHandle, ttlSeconds: number): Promise<{ sourceExpiresAt: number }> {
     if (externalHandle === null) throw new SourceError('vault_no_lease', true);
     const renewed = (await this.vault().call((client) => client.write('sys/leases/renew', { lease_id: externalHandle, increment: ttlSeconds }))) as SecretResponse;
-    return { sourceExpiresAt: Date.now() + (renewed.lease_duration ?? 0) * 1000 };
+    return { sourceExpiresAt: this.clock.now() + (renewed.lease_duration ?? 0) * 1000 };
   }
 
   private vault(): VaultSession {
