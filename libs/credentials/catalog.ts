@@ -26,7 +26,9 @@ export type CredentialSources = Readonly<Record<string, unknown>>;
  * The kinds' configuration as a part of the start-up configuration (libs/config): read with the
  * rest, so every problem of a deployment is reported at once, and their TOLLGATE_* variables known.
  */
-export function credentialConfig(kinds: readonly CredentialKind[] = CREDENTIAL_KINDS): ConfigPart<{ credentialSources: CredentialSources }> {
+export function credentialConfig(
+  kinds: readonly CredentialKind[] = CREDENTIAL_KINDS,
+): ConfigPart<{ credentialSources: CredentialSources }> {
   return {
     variables: kinds.flatMap((kind) => kind.variables ?? []),
     read: (env: Env, problems: string[]) => {
@@ -38,7 +40,11 @@ export function credentialConfig(kinds: readonly CredentialKind[] = CREDENTIAL_K
 }
 
 /** The providers of a running broker, one per kind in the catalog, each given its own configuration. */
-export function createProviders(context: ProviderContext, sources: CredentialSources, kinds: readonly CredentialKind[] = CREDENTIAL_KINDS): CredentialProviders {
+export function createProviders(
+  context: ProviderContext,
+  sources: CredentialSources,
+  kinds: readonly CredentialKind[] = CREDENTIAL_KINDS,
+): CredentialProviders {
   const providers = new CredentialProviders();
   for (const kind of kinds) providers.register(kind.create(context, sources[kind.kind]));
   return providers;

@@ -19,7 +19,14 @@ import { awsStsCredential, parseHandle, StsCredentialProvider } from './aws-sts/
 import { CREDENTIAL_KINDS } from './catalog.js';
 import { jwtCredential } from './jwt/jwt-provider.js';
 import { vaultCredential } from './vault/vault-provider.js';
-import { SourceError, type CredentialKind, type CredentialProvider, type Issued, type IssueRequest, type ProviderContext } from './provider.js';
+import {
+  SourceError,
+  type CredentialKind,
+  type CredentialProvider,
+  type Issued,
+  type IssueRequest,
+  type ProviderContext,
+} from './provider.js';
 
 /**
  * The contract every credential kind keeps, checked against the real wire protocols (the fake
@@ -180,7 +187,10 @@ const awsSts: Factory = {
     });
     let stsEndpoint = aws.url;
     // The STS client is made per call here so `unreachable` can point it at a closed port.
-    const sts = { assumeRole: (region: string, request: Parameters<ReturnType<typeof sdkStsPort>['assumeRole']>[1]) => sdkStsPort(options(stsEndpoint)).assumeRole(region, request) };
+    const sts = {
+      assumeRole: (region: string, request: Parameters<ReturnType<typeof sdkStsPort>['assumeRole']>[1]) =>
+        sdkStsPort(options(stsEndpoint)).assumeRole(region, request),
+    };
     const provider = new StsCredentialProvider(sts, sdkIamPort(options(aws.url)), databaseRoleLocks(db, appendAudit));
     const accessKey = (issued: Issued) => issued.credential.access_key_id as string;
     return {
@@ -189,7 +199,10 @@ const awsSts: Factory = {
         kind: 'aws-sts',
         role_arn: roleArn,
         region: 'eu-central-1',
-        session_policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::exports/${resource}' }] },
+        session_policy: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::exports/${resource}' }],
+        },
       },
       provider,
       async expectNamesLease(issued, leaseId) {

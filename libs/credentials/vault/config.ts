@@ -37,11 +37,15 @@ export function readVaultConfig(env: Env, problems: string[]): VaultConfig | und
     ok = false;
   }
   if (methods.length !== 1) {
-    problems.push('VAULT_ADDR: set exactly one way to log in: VAULT_TOKEN, VAULT_ROLE_ID + VAULT_SECRET_ID (AppRole), or VAULT_K8S_ROLE (Kubernetes)');
+    problems.push(
+      'VAULT_ADDR: set exactly one way to log in: VAULT_TOKEN, VAULT_ROLE_ID + VAULT_SECRET_ID (AppRole), or VAULT_K8S_ROLE (Kubernetes)',
+    );
     ok = false;
   }
   if ((roleId === undefined) !== (secretId === undefined)) {
-    problems.push(`${roleId === undefined ? 'VAULT_ROLE_ID' : 'VAULT_SECRET_ID'}: required with ${roleId === undefined ? 'VAULT_SECRET_ID' : 'VAULT_ROLE_ID'}`);
+    problems.push(
+      `${roleId === undefined ? 'VAULT_ROLE_ID' : 'VAULT_SECRET_ID'}: required with ${roleId === undefined ? 'VAULT_SECRET_ID' : 'VAULT_ROLE_ID'}`,
+    );
     ok = false;
   }
   const timeoutText = nonEmpty(env.VAULT_CLIENT_TIMEOUT) ?? '10s';
@@ -60,7 +64,12 @@ export function readVaultConfig(env: Env, problems: string[]): VaultConfig | und
       ? { method: 'token', token }
       : roleId
         ? { method: 'approle', roleId, secretId: secretId!, mount: mount('VAULT_APPROLE_MOUNT', 'approle') }
-        : { method: 'kubernetes', role: k8sRole!, jwtPath: nonEmpty(env.VAULT_K8S_TOKEN_PATH) ?? DEFAULT_K8S_TOKEN_PATH, mount: mount('VAULT_K8S_MOUNT', 'kubernetes') },
+        : {
+            method: 'kubernetes',
+            role: k8sRole!,
+            jwtPath: nonEmpty(env.VAULT_K8S_TOKEN_PATH) ?? DEFAULT_K8S_TOKEN_PATH,
+            mount: mount('VAULT_K8S_MOUNT', 'kubernetes'),
+          },
     timeoutMs: timeoutSeconds * 1000,
   };
 }
