@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { WORKLOAD_ID } from '../apply/manifest.js';
 import { Command, type Io } from '../context.js';
-import { UsageError } from '../errors.js';
+import { ApiRefused, UsageError } from '../errors.js';
 import { table } from '../table.js';
 import { shortTime } from '../time.js';
 
@@ -94,11 +93,17 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
     case 'put': {
       const command = new Command('workloads put', io, rest, { file: { type: 'string', short: 'f' } });
       const [id] = command.expectPositionals('workload-id');
-      if (!WORKLOAD_ID.test(id!)) throw new UsageError('workloads put: <workload-id> must be a slug [a-z0-9][a-z0-9._-]{0,62} or a SPIFFE ID');
       const file = command.option('file');
       if (file === undefined) throw new UsageError('workloads put: -f <file> is required (the JSON or YAML body of PUT /v1/admin/workloads/{id})');
       const body = readBody('workloads put', file);
-      const workload = await command.api().put<Workload>(`/v1/admin/workloads/${encodeURIComponent(id!)}`, body);
+      let workload: Workload;
+      try {
+        workload = await command.api().put<Workload>(`/v1/admin/workloads/${encodeURIComponent(id!)}`, body);
+      } catch (error) {
+        // The id is an argument: one the broker refuses (by its own rule) is a usage error, as a bad option is.
+        if (error instanceof ApiRefused && error.field === 'id') throw new UsageError(`workloads put: <workload-id> ${error.description.replace(/^id: /, '')}`);
+        throw error;
+      }
       if (command.json) command.printJson(workload);
       else command.print(`Workload ${workload.id}: revision ${workload.revision}, ${workload.enabled ? 'enabled' : 'disabled'}.`);
       return 0;
