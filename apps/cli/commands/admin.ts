@@ -75,7 +75,7 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'ls': {
-      const command = new Command('workloads ls', io, rest, {});
+      const command = new Command({ name: 'workloads ls', io, args: rest, options: {} });
       command.expectPositionals();
       const { items } = await command.api().get<{ items: Workload[] }>('/v1/admin/workloads');
       if (command.json) command.printJson({ items });
@@ -91,7 +91,7 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'put': {
-      const command = new Command('workloads put', io, rest, { file: { type: 'string', short: 'f' } });
+      const command = new Command({ name: 'workloads put', io, args: rest, options: { file: { type: 'string', short: 'f' } } });
       const [id] = command.expectPositionals('workload-id');
       const file = command.option('file');
       if (file === undefined) throw new UsageError('workloads put: -f <file> is required (the JSON or YAML body of PUT /v1/admin/workloads/{id})');
@@ -109,7 +109,7 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'delete': {
-      const command = new Command('workloads delete', io, rest, {});
+      const command = new Command({ name: 'workloads delete', io, args: rest, options: {} });
       const [id] = command.expectPositionals('workload-id');
       const result = await command.api().delete<{ workload_id: string; revoked_tasks: number; revoked_leases: number }>(`/v1/admin/workloads/${encodeURIComponent(id!)}`);
       if (command.json) command.printJson(result);
@@ -126,7 +126,7 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'create': {
-      const command = new Command('api-keys create', io, rest, { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' } });
+      const command = new Command({ name: 'api-keys create', io, args: rest, options: { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' } } });
       command.expectPositionals();
       const role = command.option('role');
       if (role === undefined) throw new UsageError('api-keys create: --role is required (admin, reviewer or resource_server)');
@@ -141,7 +141,7 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'ls': {
-      const command = new Command('api-keys ls', io, rest, {});
+      const command = new Command({ name: 'api-keys ls', io, args: rest, options: {} });
       command.expectPositionals();
       const { items } = await command.api().get<{ items: ApiKey[] }>('/v1/admin/api-keys');
       if (command.json) command.printJson({ items });
@@ -157,7 +157,7 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'revoke': {
-      const command = new Command('api-keys revoke', io, rest, {});
+      const command = new Command({ name: 'api-keys revoke', io, args: rest, options: {} });
       const [id] = command.expectPositionals('key-id');
       const key = await command.api().delete<ApiKey>(`/v1/admin/api-keys/${encodeURIComponent(id!)}`);
       if (command.json) command.printJson(key);
@@ -181,7 +181,7 @@ export async function signingKeys(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'ls': {
-      const command = new Command('keys ls', io, rest, {});
+      const command = new Command({ name: 'keys ls', io, args: rest, options: {} });
       command.expectPositionals();
       const result = await command.api().get<{ active_kid: string; keys: SigningKey[] }>('/v1/admin/keys');
       if (command.json) command.printJson(result);
@@ -189,7 +189,7 @@ export async function signingKeys(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'rotate': {
-      const command = new Command('keys rotate', io, rest, {});
+      const command = new Command({ name: 'keys rotate', io, args: rest, options: {} });
       command.expectPositionals();
       const result = await command.api().post<{ active_kid: string; retired_kid: string | null; next_kid: string; keys: SigningKey[] }>('/v1/admin/keys/rotate', {});
       if (command.json) command.printJson(result);
@@ -210,16 +210,21 @@ export async function signingKeys(io: Io, args: string[]): Promise<number> {
  * with a file replace its fields. Exit 0 either way: the decision is the answer (--json for scripts).
  */
 export async function simulate(io: Io, args: string[]): Promise<number> {
-  const command = new Command('simulate', io, args, {
-    file: { type: 'string', short: 'f' },
-    workload: { type: 'string' },
-    intent: { type: 'string' },
-    subject: { type: 'string' },
-    boundary: { type: 'string' },
-    action: { type: 'string' },
-    resource: { type: 'string' },
-    params: { type: 'string' },
-    purpose: { type: 'string' },
+  const command = new Command({
+    name: 'simulate',
+    io,
+    args,
+    options: {
+      file: { type: 'string', short: 'f' },
+      workload: { type: 'string' },
+      intent: { type: 'string' },
+      subject: { type: 'string' },
+      boundary: { type: 'string' },
+      action: { type: 'string' },
+      resource: { type: 'string' },
+      params: { type: 'string' },
+      purpose: { type: 'string' },
+    },
   });
   command.expectPositionals();
   const file = command.option('file');

@@ -11,7 +11,7 @@ import { ApiRefused, Unreachable, UsageError } from '../errors.js';
  * and id has passed; after that, it stops at the first refusal and says what was applied before it.
  */
 export async function apply(io: Io, args: string[]): Promise<number> {
-  const command = new Command('apply', io, args, { file: { type: 'string', short: 'f' }, 'dry-run': { type: 'boolean' } });
+  const command = new Command({ name: 'apply', io, args, options: { file: { type: 'string', short: 'f' }, 'dry-run': { type: 'boolean' } } });
   command.expectPositionals();
   const file = command.option('file');
   if (file === undefined) throw new UsageError('apply: -f <file> is required (a tollgate.yaml)');
