@@ -163,6 +163,7 @@ describe('tollgate apply', () => {
       [`boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, credential: { kind: 'vault' } })}\n`, /boundaries\.crm-x\.credential\.path: is required/],
       [`boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, approval: { when: 'true', ttl: 0 } })}\n`, /boundaries\.crm-x\.approval\.ttl: must be at least 1/],
       [`boundaries:\n  crm-fine: ${JSON.stringify(fineBoundary)}\n  CRM: ${JSON.stringify(fineBoundary)}\n`, /boundaries\.CRM: the id must match \[a-z0-9\]/],
+      [`workloads:\n  ? spiffe://acme.test/${'a'.repeat(2100)}\n  : { issuer: spire, subject: x }\n`, /workloads\.spiffe:\/\/acme\.test\/a+: the id is refused: a path parameter is too long\n$/],
       ['policies:\n  p: { policy: "permit(principal, action, resource);", colour: red }\n', /policies\.p\.colour: unknown field \(a policy takes policy, description\)/],
     ];
     for (const [text, message] of cases) expectFailure(await tollgate(['apply', '-f', file('bad.yaml', text)]), 2, message);

@@ -94,9 +94,10 @@ async function currentObjects(api: BrokerApi, manifest: Manifest, file: string):
       } catch (error) {
         if (!(error instanceof ApiRefused)) throw error;
         if (error.status === 404) continue;
-        if (error.field === 'id') throw new UsageError(`${file}: ${key}.${id}: the id ${error.description.replace(/^id: /, '')}`, false);
-        if (error.status === 414) throw new UsageError(`${file}: ${key}.${id}: the id is too long (${error.description})`, false);
-        throw error;
+        // A GET names nothing but the id: whatever it refuses as invalid (400, or 414 for a long one) is the id.
+        if (error.status !== 400 && error.status !== 414) throw error;
+        const rule = error.field === 'id' ? error.description.replace(/^id: /, '') : `is refused: ${error.description}`;
+        throw new UsageError(`${file}: ${key}.${id}: the id ${rule}`, false);
       }
     }
     current[kind] = items;
