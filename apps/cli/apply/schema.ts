@@ -163,7 +163,11 @@ export function withDefaults(value: unknown, schema: JsonSchema, resolve: Resolv
   const filled: Record<string, unknown> = {};
   for (const [name, member] of Object.entries(schema.properties)) {
     if (name in value) filled[name] = withDefaults(value[name], member, resolve);
-    else if (member.default !== undefined) filled[name] = member.default;
+    else {
+      // A default may sit beside a $ref or in the schema it names.
+      const fallback = member.default !== undefined ? member.default : member.$ref !== undefined ? resolve(member.$ref).default : undefined;
+      if (fallback !== undefined) filled[name] = fallback;
+    }
   }
   for (const [name, member] of Object.entries(value)) if (!(name in filled)) filled[name] = member;
   return filled;
