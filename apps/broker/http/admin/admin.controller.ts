@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
@@ -24,7 +25,7 @@ export class AdminController {
 
   @Put('boundaries/:id')
   @ApiRoute({ summary: 'Create or change a tool boundary', body: boundaryBody, responses: { 200: boundaryChangeResponse, 201: created(boundaryChangeResponse) } })
-  async putBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+  async putBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof boundaryChangeResponse>> {
     const definition = toBoundaryDefinition(parse(boundaryBody, body));
     const { boundary, created, revokedLeases } = await this.boundaries.put(boundaryId(id), definition, actorOf(request));
     reply.status(created ? 201 : 200);
@@ -33,19 +34,19 @@ export class AdminController {
 
   @Get('boundaries')
   @ApiRoute({ summary: 'Every tool boundary', responses: { 200: boundaryList } })
-  async listBoundaries() {
+  async listBoundaries(): Promise<z.infer<typeof boundaryList>> {
     return { items: (await this.boundaries.list()).map(boundaryView) };
   }
 
   @Get('boundaries/:id')
   @ApiRoute({ summary: 'One tool boundary', responses: { 200: boundaryResponse }, errors: [404] })
-  async getBoundary(@Param('id') id: string) {
+  async getBoundary(@Param('id') id: string): Promise<z.infer<typeof boundaryResponse>> {
     return boundaryView(await this.boundaries.get(boundaryId(id)));
   }
 
   @Delete('boundaries/:id')
   @ApiRoute({ summary: 'Disable a tool boundary and revoke its leases', body: emptyBody, responses: { 200: boundaryChangeResponse }, errors: [404] })
-  async deleteBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+  async deleteBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof boundaryChangeResponse>> {
     parse(emptyBody, body ?? {});
     const { boundary, revokedLeases } = await this.boundaries.disable(boundaryId(id), actorOf(request));
     return { ...boundaryView(boundary), revoked_leases: revokedLeases.length };
@@ -58,7 +59,7 @@ export class AdminController {
     responses: { 200: workloadResponse, 201: created(workloadResponse) },
     errors: [409],
   })
-  async putWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+  async putWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof workloadResponse>> {
     const { jwks, issuer, subject, enabled, rate_limit } = parse(workloadBody, body);
     const credentials = jwks ? { jwks: { keys: jwks.keys as JWK[] } } : { issuerId: issuer!, subject: subject! };
     const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled, toWorkloadRateLimit(rate_limit), actorOf(request));
@@ -68,19 +69,19 @@ export class AdminController {
 
   @Get('workloads')
   @ApiRoute({ summary: 'Every workload', responses: { 200: workloadList } })
-  async listWorkloads() {
+  async listWorkloads(): Promise<z.infer<typeof workloadList>> {
     return { items: (await this.workloads.list()).map(workloadView) };
   }
 
   @Get('workloads/:id')
   @ApiRoute({ summary: 'One workload', responses: { 200: workloadResponse }, errors: [404] })
-  async getWorkload(@Param('id') id: string) {
+  async getWorkload(@Param('id') id: string): Promise<z.infer<typeof workloadResponse>> {
     return workloadView(await this.workloads.get(workloadId(id)));
   }
 
   @Delete('workloads/:id')
   @ApiRoute({ summary: 'Disable a workload, revoking its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
-  async deleteWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+  async deleteWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof workloadRevokedResponse>> {
     parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id), actorOf(request), 'workload.deleted');
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
@@ -89,7 +90,7 @@ export class AdminController {
   @Post('workloads/:id/revoke')
   @HttpCode(200)
   @ApiRoute({ summary: 'Kill switch: disable a workload and revoke its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
-  async revokeWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+  async revokeWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof workloadRevokedResponse>> {
     parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id), actorOf(request));
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };

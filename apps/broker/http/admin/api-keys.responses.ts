@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ApiKey } from '../../../../libs/identity/api-key.js';
-import { jwkSet, nullableTime, time } from '../common/responses.js';
+import { jwkSet, jwkSetView, nullableTime, time } from '../common/responses.js';
 
 export const apiKeyResponse = z.strictObject({
   id: z.string(),
@@ -15,13 +15,13 @@ export const createdApiKeyResponse = apiKeyResponse.extend({ key: z.string().des
 export const apiKeyList = z.strictObject({ items: z.array(apiKeyResponse) });
 
 /** An API key without its key material: the key is shown once, at creation, and never stored. */
-export function apiKeyView(key: ApiKey) {
+export function apiKeyView(key: ApiKey): z.infer<typeof apiKeyResponse> {
   return {
     id: key.id,
     role: key.role,
     ...(key.audience === null ? {} : { audience: key.audience }),
     ...(key.label === null ? {} : { label: key.label }),
-    ...(key.jwks === null ? {} : { jwks: key.jwks }),
+    ...(key.jwks === null ? {} : { jwks: jwkSetView(key.jwks) }),
     created_at: key.createdAt.toISOString(),
     revoked_at: key.revokedAt?.toISOString() ?? null,
   };

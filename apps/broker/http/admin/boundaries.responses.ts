@@ -21,7 +21,7 @@ export const boundaryResponse = z.strictObject({
 export const boundaryChangeResponse = boundaryResponse.extend({ revoked_leases: z.int().describe('how many leases this change revoked') });
 export const boundaryList = z.strictObject({ items: z.array(boundaryResponse) });
 
-export function boundaryView(boundary: ToolBoundary) {
+export function boundaryView(boundary: ToolBoundary): z.infer<typeof boundaryResponse> {
   return {
     id: boundary.id,
     version: boundary.version,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Issuer } from '../../../../libs/identity/issuer.js';
-import { jwkSet, time } from '../common/responses.js';
+import { jwkSet, jwkSetView, time } from '../common/responses.js';
 
 export const issuerResponse = z.strictObject({
   id: z.string(),
@@ -22,13 +22,14 @@ export const issuerWithdrawnResponse = issuerResponse.extend({
   revoked_leases: z.int(),
 });
 
-export function issuerView(issuer: Issuer) {
+export function issuerView(issuer: Issuer): z.infer<typeof issuerResponse> {
   return {
     id: issuer.id,
     issuer: issuer.issuer,
     kind: issuer.kind,
     ...(issuer.trustDomain === null ? {} : { trust_domain: issuer.trustDomain }),
-    ...(issuer.jwksUri === null ? { jwks: issuer.jwks } : { jwks_uri: issuer.jwksUri }),
+    // Exactly one of jwks_uri and jwks is set (issuerBody requires it).
+    ...(issuer.jwksUri === null ? { jwks: jwkSetView(issuer.jwks!) } : { jwks_uri: issuer.jwksUri }),
     audiences: issuer.audiences,
     enabled: issuer.enabled,
     revision: issuer.revision,

@@ -1,10 +1,11 @@
+import type { z } from 'zod';
 import { Body, Controller, Get, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { SigningKeyRing, type PublishedKey } from '../../../../libs/keys/key-ring.js';
+import { SigningKeyRing } from '../../../../libs/keys/key-ring.js';
 import { actorOf, AdminGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { emptyBody, parse } from '../common/requests.js';
-import { signingKeyList, signingKeyRotation } from './keys.responses.js';
+import { keyView, signingKeyList, signingKeyRotation } from './keys.responses.js';
 
 /** Tollgate's own signing keys: see what is published, rotate now. */
 @Controller('v1/admin/keys')
@@ -14,7 +15,7 @@ export class KeysController {
 
   @Get()
   @ApiRoute({ summary: 'The published signing keys (next, active, retired)', responses: { 200: signingKeyList } })
-  list() {
+  list(): z.infer<typeof signingKeyList> {
     return { active_kid: this.keys.active.kid, keys: this.keys.published.map(keyView) };
   }
 
@@ -25,7 +26,7 @@ export class KeysController {
   @Post('rotate')
   @HttpCode(200)
   @ApiRoute({ summary: 'Rotate now: the pre-published next key signs from now on', body: emptyBody, responses: { 200: signingKeyRotation } })
-  async rotate(@Req() request: FastifyRequest, @Body() body: unknown) {
+  async rotate(@Req() request: FastifyRequest, @Body() body: unknown): Promise<z.infer<typeof signingKeyRotation>> {
     parse(emptyBody, body ?? {});
     const rotated = (await this.keys.rotate(actorOf(request)))!;
     return {
@@ -35,16 +36,4 @@ export class KeysController {
       keys: this.keys.published.map(keyView),
     };
   }
-}
-
-function keyView(key: PublishedKey) {
-  return {
-    kid: key.kid,
-    alg: key.alg,
-    state: key.state,
-    created_at: key.createdAt.toISOString(),
-    activated_at: key.activatedAt?.toISOString() ?? null,
-    retired_at: key.retiredAt?.toISOString() ?? null,
-    publish_until: key.publishUntil?.toISOString() ?? null,
-  };
 }

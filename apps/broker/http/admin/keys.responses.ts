@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { PublishedKey } from '../../../../libs/keys/key-ring.js';
 import { nullableTime, time } from '../common/responses.js';
 
 const signingKey = z.strictObject({
@@ -17,3 +18,15 @@ export const signingKeyRotation = z.strictObject({
   next_kid: z.string(),
   keys: z.array(signingKey),
 });
+
+export function keyView(key: PublishedKey): z.infer<typeof signingKeyList>['keys'][number] {
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    state: key.state,
+    created_at: key.createdAt.toISOString(),
+    activated_at: key.activatedAt?.toISOString() ?? null,
+    retired_at: key.retiredAt?.toISOString() ?? null,
+    publish_until: key.publishUntil?.toISOString() ?? null,
+  };
+}

@@ -37,7 +37,7 @@ export const whatIfResponse = z.strictObject({
   decisions_per_second: z.int(),
 });
 
-export function policyView(policy: GlobalPolicy) {
+export function policyView(policy: GlobalPolicy): z.infer<typeof policyResponse> {
   return {
     id: policy.id,
     version: policy.version,
@@ -48,7 +48,7 @@ export function policyView(policy: GlobalPolicy) {
   };
 }
 
-export function simulationView(simulation: Simulation) {
+export function simulationView(simulation: Simulation): z.infer<typeof simulationResponse> {
   return {
     decision: simulation.decision,
     reasons: simulation.reasons,
@@ -59,7 +59,7 @@ export function simulationView(simulation: Simulation) {
   };
 }
 
-export function whatIfView(result: WhatIfResult) {
+export function whatIfView(result: WhatIfResult): z.infer<typeof whatIfResponse> {
   return {
     since: result.since.toISOString(),
     until: result.until.toISOString(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Workload } from '../../../../libs/identity/workload.js';
-import { jwkSet, time } from '../common/responses.js';
+import { jwkSet, jwkSetView, time } from '../common/responses.js';
 
 export const workloadResponse = z.strictObject({
   id: z.string(),
@@ -24,10 +24,11 @@ export const workloadRevokedResponse = z.strictObject({
   revoked_leases: z.int(),
 });
 
-export function workloadView(workload: Workload) {
+export function workloadView(workload: Workload): z.infer<typeof workloadResponse> {
   return {
     id: workload.id,
-    ...(workload.jwks ? { jwks: workload.jwks } : { issuer: workload.issuerId, subject: workload.subject }),
+    // Keys, or an issuer's subject: the workloads table's CHECK holds exactly one of the two.
+    ...(workload.jwks ? { jwks: jwkSetView(workload.jwks) } : { issuer: workload.issuerId!, subject: workload.subject! }),
     enabled: workload.enabled,
     // Absent when the service's limit applies, as other views leave out what is not set.
     ...(workload.rateLimit ? { rate_limit: { [`per_${workload.rateLimit.per}`]: workload.rateLimit.requests, burst: workload.rateLimit.burst } } : {}),

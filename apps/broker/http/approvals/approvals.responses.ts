@@ -37,7 +37,7 @@ export const approvalResponse = z.strictObject({
 export const approvalPage = page(approvalResponse);
 
 /** An approval as reviewers see it: the exact request it is bound to, and who decided it and why. */
-export function approvalView(approval: Approval) {
+export function approvalView(approval: Approval): z.infer<typeof approvalResponse> {
   return {
     approval_id: approval.id,
     status: approval.status,

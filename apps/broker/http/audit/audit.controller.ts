@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { Controller, Get, Query, UseGuards } from '@nestjs/common';
 import { AuditLog } from '../../../../libs/audit/audit-log.js';
 import { ReviewerGuard } from '../auth.js';
@@ -14,7 +15,7 @@ export class AuditController {
 
   @Get()
   @ApiRoute({ summary: 'Audit events, newest first', query: auditQuery, responses: { 200: auditPage } })
-  async list(@Query() query: unknown) {
+  async list(@Query() query: unknown): Promise<z.infer<typeof auditPage>> {
     const filter = parse(auditQuery, query, 'query');
     const items = await this.audit.list(filter);
     return { items: items.map(auditEventView), next_cursor: items.length === filter.limit ? encodeSeqCursor(items[items.length - 1]!.seq) : null };
@@ -26,7 +27,7 @@ export class AuditController {
     query: emptyBody,
     responses: { 200: auditVerifyResponse },
   })
-  async verify(@Query() query: unknown) {
+  async verify(@Query() query: unknown): Promise<z.infer<typeof auditVerifyResponse>> {
     parse(emptyBody, query, 'query');
     return chainReportView(await this.audit.verify());
   }
@@ -38,7 +39,7 @@ export class AuditController {
     responses: { 200: auditCheckpointResponse },
     errors: [409],
   })
-  async checkpoint(@Query() query: unknown) {
+  async checkpoint(@Query() query: unknown): Promise<z.infer<typeof auditCheckpointResponse>> {
     parse(emptyBody, query, 'query');
     return checkpointView(await this.audit.checkpoint());
   }

@@ -42,7 +42,7 @@ export const auditCheckpointResponse = z.strictObject({
 
 export const auditPage = page(auditEventResponse);
 
-export function auditEventView(event: AuditRecord) {
+export function auditEventView(event: AuditRecord): z.infer<typeof auditEventResponse> {
   return {
     id: event.id,
     seq: event.seq,
@@ -57,7 +57,7 @@ export function auditEventView(event: AuditRecord) {
   };
 }
 
-export function chainReportView(report: ChainReport) {
+export function chainReportView(report: ChainReport): z.infer<typeof auditVerifyResponse> {
   return {
     ok: report.ok,
     verified: report.verified,
@@ -67,6 +67,6 @@ export function chainReportView(report: ChainReport) {
   };
 }
 
-export function checkpointView(checkpoint: Checkpoint) {
+export function checkpointView(checkpoint: Checkpoint): z.infer<typeof auditCheckpointResponse> {
   return { checkpoint: checkpoint.checkpoint, seq: checkpoint.seq, hash: checkpoint.hash, issued_at: new Date(checkpoint.issuedAt).toISOString() };
 }

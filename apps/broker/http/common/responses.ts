@@ -1,9 +1,16 @@
+import type { JWK } from 'jose';
 import { z } from 'zod';
 import { ERROR_CODES } from '../../../../libs/errors/errors.js';
 
 /**
  * What every resource's response schemas share: times, ids, the Error body, pages and JWK sets.
- * Each resource's `<resource>.responses.ts` describes its bodies next to the view that shapes them.
+ *
+ * Each resource's `<resource>.responses.ts` holds its bodies' schemas (strict, as GET /openapi.json
+ * documents them) next to the views that shape them, and each view returns `z.infer<typeof
+ * itsSchema>` of the very schema the document is built from. So drift fails `tsc`, not a test: a
+ * view that drops a field fails (tried: taskView without end_reason, TS2741), and so does one that
+ * names a field the schema lacks (leaseView with an extra member, TS2353). Handlers that build a
+ * body inline declare the same return type.
  */
 
 export const time = z.iso.datetime({ offset: true });
@@ -35,3 +42,11 @@ export const page = <T extends z.ZodType>(item: T) =>
 
 export const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional() });
 export const jwkSet = z.strictObject({ keys: z.array(jwk) });
+
+/**
+ * A registered key set as published. Every key was checked on its way in (kty among what the
+ * request schemas require), which jose's JWK type, where every member is optional, cannot know.
+ */
+export function jwkSetView(set: { keys: JWK[] }): z.infer<typeof jwkSet> {
+  return set as z.infer<typeof jwkSet>;
+}

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { audienceScope, requireAccess } from '../../../../libs/identity/api-key.js';
@@ -42,7 +43,7 @@ export class OAuthController {
   @Post('revoke')
   @HttpCode(200)
   @ApiRoute({ summary: 'RFC 7009 token revocation', form: tokenForm.extend(clientAuthForm.shape), responses: { 200: revocationResponse }, security: [{ oauthClient: [] }, { clientSecretBasic: [] }], errors: [403] })
-  async revoke(@Req() request: FastifyRequest, @Body() body: unknown) {
+  async revoke(@Req() request: FastifyRequest, @Body() body: unknown): Promise<z.infer<typeof revocationResponse>> {
     const client = await this.clients.authenticateOrWorkload(credentialsOf(request, body), '/oauth2/revoke');
     if (client.kind === 'api_key') requireAccess(client.key, 'revoke');
     const { token } = parse(tokenForm, body);

@@ -26,7 +26,7 @@ export const leaseRevokedResponse = leaseResponse.extend({
 
 export const leasePage = page(leaseResponse);
 
-export function leaseView(lease: Lease) {
+export function leaseView(lease: Lease): z.infer<typeof leaseResponse> {
   return {
     lease_id: lease.id,
     task_id: lease.taskId,

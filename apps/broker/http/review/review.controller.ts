@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { NotFound } from '../../../../libs/errors/errors.js';
@@ -25,7 +26,7 @@ export class ReviewController {
 
   @Get('leases')
   @ApiRoute({ summary: 'Lease history, newest first', query: leaseQuery, responses: { 200: leasePage } })
-  async listLeases(@Query() query: unknown) {
+  async listLeases(@Query() query: unknown): Promise<z.infer<typeof leasePage>> {
     const filter = parse(leaseQuery, query, 'query');
     const items = await this.leases.list(filter);
     return { items: items.map(leaseView), next_cursor: nextCursor(items, filter.limit) };
@@ -33,7 +34,7 @@ export class ReviewController {
 
   @Get('decisions')
   @ApiRoute({ summary: 'Decisions (permit, deny, pending), newest first: denials are the drift signal', query: decisionQuery, responses: { 200: decisionPage } })
-  async listDecisions(@Query() query: unknown) {
+  async listDecisions(@Query() query: unknown): Promise<z.infer<typeof decisionPage>> {
     const filter = parse(decisionQuery, query, 'query');
     const items = await this.leases.listDecisions(filter);
     return { items: items.map(decisionView), next_cursor: nextCursor(items, filter.limit) };
@@ -45,7 +46,7 @@ export class ReviewController {
     responses: { 200: timelineResponse },
     errors: [404],
   })
-  async timeline(@Param('id') id: string) {
+  async timeline(@Param('id') id: string): Promise<z.infer<typeof timelineResponse>> {
     const { task, events } = await this.history.timeline(uuidOf(id, 'task'));
     return { task: taskView(task), events: events.map(timelineEventView) };
   }
@@ -64,7 +65,7 @@ export class RevocationController {
   @Post('leases/:id/revoke')
   @HttpCode(200)
   @ApiRoute({ summary: 'Revoke one lease (revoked_by_admin); revoking it again changes nothing', body: revokeBody, responses: { 200: leaseRevokedResponse }, errors: [404] })
-  async revokeLease(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+  async revokeLease(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof leaseRevokedResponse>> {
     const { reason } = parse(revokeBody, body ?? {});
     const leaseId = uuidOf(id, 'lease');
     if (!(await this.leases.find(leaseId))) throw new NotFound('no such lease');
@@ -75,7 +76,7 @@ export class RevocationController {
   @Post('tasks/:id/revoke')
   @HttpCode(200)
   @ApiRoute({ summary: 'End a task and revoke its live leases (task_revoked); an ended task is left as it is', body: revokeBody, responses: { 200: taskChangeResponse }, errors: [404] })
-  async revokeTask(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown) {
+  async revokeTask(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof taskChangeResponse>> {
     const { reason } = parse(revokeBody, body ?? {});
     const { task, revokedLeases } = await this.tasks.revoke(uuidOf(id, 'task'), actorOf(request), reason);
     return { ...taskView(task), revoked_leases: revokedLeases };

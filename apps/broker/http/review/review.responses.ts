@@ -39,7 +39,7 @@ export const timelineResponse = z.strictObject({
 
 export const decisionPage = page(decisionResponse);
 
-export function decisionView(decision: Decision) {
+export function decisionView(decision: Decision): z.infer<typeof decisionResponse> {
   return {
     decision_id: decision.id,
     task_id: decision.taskId,
@@ -59,6 +59,6 @@ export function decisionView(decision: Decision) {
 }
 
 /** A timeline event: when, what, and what the rows say about it. */
-export function timelineEventView(event: TimelineEvent) {
+export function timelineEventView(event: TimelineEvent): z.infer<typeof timelineResponse>['events'][number] {
   return { at: event.at.toISOString(), kind: event.kind, ...event.detail };
 }

@@ -42,7 +42,7 @@ export const credentialResponse = z.strictObject({
     .describe('kind plus the provider\'s own fields; kind "jwt" carries an RFC 9068 access token; kind "vault" the secret\'s data (or a wrapping_token with wrap_ttl) and lease_duration'),
 });
 
-export function taskView(task: Task) {
+export function taskView(task: Task): z.infer<typeof taskResponse> {
   return {
     task_id: task.id,
     workload_id: task.workloadId,
@@ -57,6 +57,6 @@ export function taskView(task: Task) {
   };
 }
 
-export function taskEventView(event: TaskEvent) {
+export function taskEventView(event: TaskEvent): z.infer<typeof taskDetailResponse>['events'][number] {
   return { event_id: event.id, kind: event.kind, intent: event.intent, reason: event.reason, at: event.at.toISOString() };
 }
