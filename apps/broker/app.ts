@@ -25,6 +25,7 @@ import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
+import { TokenRevocation } from '../../libs/leases/token-revocation.js';
 import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
 import { EVENT_POLL_MS, EventFeed } from '../../libs/leases/event-feed.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
@@ -104,6 +105,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleA
       { provide: AuditLog, useValue: broker.audit },
       { provide: Introspection, useValue: broker.introspection },
       { provide: LeaseRevocation, useValue: broker.revocation },
+      { provide: TokenRevocation, useValue: broker.tokenRevocation },
       { provide: LeaseStore, useValue: broker.leases },
       { provide: RevocationEventLog, useValue: broker.events },
       { provide: EventFeed, useValue: broker.eventFeed },

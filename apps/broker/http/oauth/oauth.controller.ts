@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { audienceScope, requireAccess } from '../../../../libs/identity/api-key.js';
 import { ClientAuthentication, type ClientCredentials } from '../../../../libs/identity/client-authentication.js';
 import { Introspection } from '../../../../libs/leases/introspection.js';
-import { LeaseRevocation } from '../../../../libs/leases/revocation.js';
+import { TokenRevocation } from '../../../../libs/leases/token-revocation.js';
 import { ApiRoute } from '../openapi.js';
 import { parse } from '../common/requests.js';
 import { clientAuthForm, tokenForm } from './oauth.requests.js';
@@ -19,7 +19,7 @@ import { introspectionResponse, revocationResponse } from './oauth.responses.js'
 export class OAuthController {
   constructor(
     private readonly introspection: Introspection,
-    private readonly revocation: LeaseRevocation,
+    private readonly revocation: TokenRevocation,
     private readonly clients: ClientAuthentication,
   ) {}
 
@@ -35,28 +35,15 @@ export class OAuthController {
     return this.introspection.introspect(token, audienceScope(client.key));
   }
 
-  /**
-   * An admin may revoke any token, a resource server its own tool's, a workload its own. As RFC
-   * 7009 §2.2 says, any other token (unknown, invalid, someone else's) still answers 200: the caller
-   * learns nothing it could probe with.
-   */
+  /** Who may revoke which token, and why any other token still answers 200: TokenRevocation. */
   @Post('revoke')
   @HttpCode(200)
   @ApiRoute({ summary: 'RFC 7009 token revocation', form: tokenForm.extend(clientAuthForm.shape), responses: { 200: revocationResponse }, security: [{ oauthClient: [] }, { clientSecretBasic: [] }], errors: [403] })
   async revoke(@Req() request: FastifyRequest, @Body() body: unknown): Promise<z.infer<typeof revocationResponse>> {
     const client = await this.clients.authenticateOrWorkload(credentialsOf(request, body), '/oauth2/revoke');
-    if (client.kind === 'api_key') requireAccess(client.key, 'revoke');
+    this.revocation.admit(client);
     const { token } = parse(tokenForm, body);
-    if (client.kind === 'workload') {
-      const lease = await this.introspection.leaseOf(token);
-      if (lease?.workloadId === client.workloadId) await this.revocation.revokeLease(lease.id, 'revoked_by_client', `workload:${client.workloadId}`);
-      return {};
-    }
-    const lease = await this.introspection.leaseOf(token, audienceScope(client.key));
-    if (lease) {
-      const admin = client.key.role === 'admin';
-      await this.revocation.revokeLease(lease.id, admin ? 'revoked_by_admin' : 'revoked_by_client', `${client.key.role}:${client.key.id}`);
-    }
+    await this.revocation.revoke(client, token);
     return {};
   }
 }
