@@ -34,6 +34,7 @@ import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskHistory } from '../../libs/review/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
+import type { BrokerConfig } from './config.js';
 import { createBroker, type Broker } from './broker.js';
 import { AdminController } from './http/admin/admin.controller.js';
 import { PoliciesController } from './http/admin/policies.controller.js';
@@ -133,7 +134,7 @@ export interface App {
  * rotated, automatic rotation, ending retired keys' publication) always runs.
  */
 export async function createApp(
-  config: Config,
+  config: BrokerConfig,
   options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings>; outboxTimings?: Partial<OutboxTimings> } = {},
 ): Promise<App> {
   // Before the database opens: a build that lost the console's files fails here, having opened nothing.

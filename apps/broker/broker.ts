@@ -55,6 +55,7 @@ import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskStore } from '../../libs/tasks/task-store.js';
 import { TaskHistory } from '../../libs/review/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
+import type { BrokerConfig } from './config.js';
 import { BrokerMetrics } from './metrics.js';
 
 /**
@@ -104,7 +105,7 @@ export interface Broker {
 }
 
 export async function createBroker(
-  config: Config,
+  config: BrokerConfig,
   clock: Clock = systemClock,
   keyTimings?: Partial<KeyTimings>,
   outboxTimings?: Partial<OutboxTimings>,
@@ -159,7 +160,10 @@ export async function createBroker(
     },
     changed: (id) => workloadCache.forget(id),
   });
-  const providers = createProviders({ config, db, signingKey: () => ring.signingKey() });
+  const providers = createProviders(
+    { issuer: config.issuer, clock, signingKey: () => ring.signingKey(), audit: appendAudit, db },
+    config.credentialSources,
+  );
   metrics.watchActiveLeases(() => leases.countActive());
   metrics.watchRevokeFailed(() => leases.countByState('revoke_failed'));
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
