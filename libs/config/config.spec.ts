@@ -141,7 +141,7 @@ describe('loadConfig', () => {
   });
 
   it("ignores the clients' own settings exported in the same shell", () => {
-    expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x' })).toEqual([]);
+    expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x', TOLLGATE_KEY_FILE: '/run/secrets/tollgate-key' })).toEqual([]);
   });
 
   it('requires an admin key and a KEK with DATABASE_URL', () => {
