@@ -25,7 +25,7 @@ import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
-import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
+import { RevocationEventLog } from '../../libs/audit/event-log.js';
 import { EVENT_POLL_MS, EventFeed } from '../../libs/leases/event-feed.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Policies } from '../../libs/policy/policies.js';

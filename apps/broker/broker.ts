@@ -32,7 +32,11 @@ import { DpopVerifier } from '../../libs/identity/dpop.js';
 import { DpopProofStore } from '../../libs/identity/dpop-proof-store.js';
 import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
 import { Introspection } from '../../libs/leases/introspection.js';
+import { DecisionLedger } from '../../libs/leases/decision-ledger.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
+import type { Lease } from '../../libs/leases/lease.js';
+import { OutboxStore } from '../../libs/leases/outbox-store.js';
+import { RequestContextReader } from '../../libs/leases/request-context.js';
 import { DriftGuard } from '../../libs/leases/drift-guard.js';
 import { RateBucketStore } from '../../libs/leases/rate-bucket-store.js';
 import { RateLimiter } from '../../libs/leases/rate-limit.js';
@@ -40,7 +44,7 @@ import { CredentialOutbox, type OutboxTimings } from '../../libs/leases/outbox.j
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
-import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
+import { RevocationEventLog } from '../../libs/audit/event-log.js';
 import { EventFeed } from '../../libs/leases/event-feed.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
 import { BoundaryStore } from '../../libs/policy/boundary-store.js';
@@ -78,7 +82,7 @@ export interface Broker {
   whatIf: WhatIf;
   /** The Cedar child processes: credential requests and simulations; what-if replays and validation. */
   cedar: { live: CedarProcess; replay: CedarProcess };
-  tasks: Tasks;
+  tasks: Tasks<Lease>;
   /** Task timelines for reviewers. */
   history: TaskHistory;
   issuance: CredentialIssuance;
@@ -128,6 +132,7 @@ export async function createBroker(
   const contextCache = new RequestContextCache(clock);
   const taskStore = new TaskStore(db);
   const leases = new LeaseStore(db);
+  const decisions = new DecisionLedger(db);
   const approvalStore = new ApprovalStore(db);
   let ring: SigningKeyRing;
   try {
@@ -196,29 +201,34 @@ export async function createBroker(
     simulator: new Simulator(boundaryStore, policies),
     whatIf: new WhatIf(db, policyStore, cedar.replay, clock),
     cedar,
-    tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id), (id) => rateLimit.take(id, 'task_open')),
-    history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
-    issuance: new CredentialIssuance(
+    tasks: new Tasks({
+      db,
+      tasks: taskStore,
       leases,
+      revocation,
+      changed: (id) => contextCache.forgetTask(id),
+      limitOpen: (id) => rateLimit.take(id, 'task_open'),
+    }),
+    history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
+    issuance: new CredentialIssuance({
+      storage: { context: new RequestContextReader(db), decisions, leases },
       providers,
       revocation,
-      (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
-      contextCache,
-      new ApprovalGate(approvalStore),
-      {
-        drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id), () => metrics.driftSuspensions.inc()),
-        rateLimit,
-      },
+      observe: (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
+      cache: contextCache,
+      approvals: new ApprovalGate(approvalStore, decisions),
+      drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id), () => metrics.driftSuspensions.inc()),
+      rateLimit,
       policies,
-    ),
+    }),
     approvals: new Approvals(db, approvalStore),
     introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid())),
     revocation,
     leases,
     events,
     eventFeed,
-    sweeper: new ExpirySweeper(db, taskStore, leases, revocation, dpopProofs),
-    outbox: new CredentialOutbox(leases, providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
+    sweeper: new ExpirySweeper({ db, tasks: taskStore, leases, revocation, dpopProofs }),
+    outbox: new CredentialOutbox(new OutboxStore(db), providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
     audit: new AuditLog(auditStore, () => ring.signingKey(), config.issuer, clock),
     auditChainer: new AuditChainer(db, auditStore, (pass) => metrics.auditChainPass(pass.linked, pass.unlinked)),
     metrics,

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/database.js';
+import { appendEvents } from '../audit/event-log.js';
 import { uuidv7 } from '../ids/ids.js';
 import type { Task, TaskEvent } from './task.js';
 
@@ -53,7 +54,7 @@ export class TaskStore {
       `WITH ended AS (
          UPDATE tasks SET state = $2, ended_at = now(), end_reason = $3 WHERE id = $1 RETURNING *
        ), event AS (
-         INSERT INTO revocation_events (type, task_id, workload_id, reason) SELECT 'task.ended', id, workload_id, $3 FROM ended
+         ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: '$3' }, 'FROM ended')}
        )
        SELECT ${COLUMNS} FROM ended`,
       [id, state, reason],
@@ -69,8 +70,7 @@ export class TaskStore {
          UPDATE tasks SET state = 'revoked', ended_at = now(), end_reason = 'workload_revoked'
           WHERE workload_id = $1 AND state = 'active' RETURNING id, workload_id
        ), event AS (
-         INSERT INTO revocation_events (type, task_id, workload_id, reason)
-         SELECT 'task.ended', id, workload_id, 'workload_revoked' FROM ended
+         ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'workload_revoked'" }, 'FROM ended')}
        )
        SELECT id FROM ended`,
       [workloadId],
