@@ -319,7 +319,10 @@ function rolesFor(operation: Operation): Role[] {
   for (const requirement of operation.security ?? []) {
     if ('workloadAssertion' in requirement) roles.add('workload');
     for (const role of requirement.apiKey ?? []) roles.add(role as Role);
-    if ('oauthClient' in requirement) (roles.add('admin'), roles.add('resource_server'));
+    if ('oauthClient' in requirement) {
+      roles.add('admin');
+      roles.add('resource_server');
+    }
   }
   return roles.size ? [...roles] : ['none'];
 }
@@ -470,7 +473,10 @@ async function refreshFixtures(): Promise<void> {
   fixtures.spareTask = fixtures.task!;
   fixtures.task = opened.body.task_id;
   const permit = await asBot('POST', `/v1/tasks/${fixtures.task}/credentials`, { boundary: 'crm-orders', action: 'orders:read' });
-  if (permit.status === 201) (fixtures.lease = permit.body.lease_id, fixtures.accessToken = permit.body.credential.access_token);
+  if (permit.status === 201) {
+    fixtures.lease = permit.body.lease_id;
+    fixtures.accessToken = permit.body.credential.access_token;
+  }
   const pending = await asBot('POST', `/v1/tasks/${fixtures.task}/credentials`, { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } });
   if (pending.status === 202) fixtures.approval = pending.body.approval_id;
 }

@@ -26,7 +26,7 @@ interface K8sObject {
   apiVersion: string;
   kind: string;
   metadata: { name: string; labels?: Record<string, string> };
-  spec?: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- a test reads arbitrary manifests
+  spec?: any; // a test reads arbitrary manifests
 }
 
 const files = readdirSync(DIR).filter((file) => file.endsWith('.yaml')).sort();

@@ -31,7 +31,7 @@ import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Policies } from '../../libs/policy/policies.js';
 import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
-import { TaskHistory } from '../../libs/tasks/task-history.js';
+import { TaskHistory } from '../../libs/review/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { createBroker, type Broker } from './broker.js';
 import { AdminController } from './http/admin.controller.js';

@@ -10,6 +10,7 @@ import { openDatabase } from '../../libs/db/typeorm-database.js';
 import { TracedDatabase } from '../../libs/db/traced-database.js';
 import { createProviders } from '../../libs/credentials/catalog.js';
 import { issuedTokenVerifier } from '../../libs/credentials/jwt/verify.js';
+import { appendAudit } from '../../libs/audit/audit.js';
 import { AuditLog } from '../../libs/audit/audit-log.js';
 import { AuditStore } from '../../libs/audit/audit-store.js';
 import { AuditChainer } from '../../libs/audit/chainer.js';
@@ -55,7 +56,7 @@ import { PolicyStore } from '../../libs/policy/policy-store.js';
 import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskStore } from '../../libs/tasks/task-store.js';
-import { TaskHistory } from '../../libs/tasks/task-history.js';
+import { TaskHistory } from '../../libs/review/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import { BrokerMetrics } from './metrics.js';
 
@@ -118,7 +119,7 @@ export async function createBroker(
   };
   const opened = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate, onWait }, async (startup) => {
     generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
-    await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, config.previousKeks);
+    await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, appendAudit, config.previousKeks);
   });
   // With traces on, every statement and transaction leaves a span; off, nothing is in between.
   const db = config.tracing ? new TracedDatabase(opened) : opened;
@@ -140,6 +141,7 @@ export async function createBroker(
       alg: config.signingAlg,
       rotationMs: config.keyRotationMs,
       latestLeaseExpiry: (from, to) => leases.latestExpiry(from, to),
+      recordEvent: appendAudit,
       clock,
       timings: keyTimings,
     });
@@ -149,7 +151,16 @@ export async function createBroker(
   }
   const dpopProofs = new DpopProofStore(db);
   const revocation = new LeaseRevocation(db, leases, (ids, reason) => metrics.leasesRevoked.inc({ reason }, ids.length));
-  const workloads = new Workloads(db, workloadStore, issuerStore, taskStore, revocation, (id) => workloadCache.forget(id));
+  const workloads = new Workloads({
+    db,
+    store: workloadStore,
+    issuers: issuerStore,
+    holdings: {
+      revokeTasks: (tx, id) => taskStore.revokeForWorkload(tx, id),
+      revokeLeases: (tx, id, actor) => revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', actor),
+    },
+    changed: (id) => workloadCache.forget(id),
+  });
   const providers = createProviders({ config, db, signingKey: () => ring.signingKey() });
   metrics.watchActiveLeases(() => leases.countActive());
   metrics.watchRevokeFailed(() => leases.countByState('revoke_failed'));

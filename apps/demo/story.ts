@@ -1,5 +1,5 @@
 import { exportJWK, generateKeyPair } from 'jose';
-import { AccessDenied, ApprovalPending, TaskNotActive, TollgateClient, TollgateError, type Credential, type Task } from '../../libs/sdk/index.js';
+import { AccessDenied, ApprovalPending, TaskNotActive, TollgateClient, TollgateError, type Credential } from '../../libs/sdk/index.js';
 import { fingerprint } from './fingerprint.js';
 import { startToolServer, type ToolServer } from './tool-server.js';
 

@@ -13,12 +13,12 @@ export async function freshDatabase(server = process.env.DATABASE_URL || DEFAULT
   try {
     await admin.connect();
   } catch (error) {
-    throw new Error(`cannot reach PostgreSQL at ${redact(server)} (set DATABASE_URL to a server the bench may create databases on): ${error.message}`);
+    throw new Error(`cannot reach PostgreSQL at ${redact(server)} (set DATABASE_URL to a server the bench may create databases on): ${error.message}`, { cause: error });
   }
   try {
     await admin.query(`CREATE DATABASE ${name}`);
   } catch (error) {
-    throw new Error(`cannot create a database on ${redact(server)} (the bench needs CREATEDB there): ${error.message}`);
+    throw new Error(`cannot create a database on ${redact(server)} (the bench needs CREATEDB there): ${error.message}`, { cause: error });
   } finally {
     await admin.end().catch(() => {});
   }

@@ -11,8 +11,7 @@ import {
 } from './issuer.js';
 import type { IssuerLookup } from './issuer-cache.js';
 import { describeJoseError, rejected } from './rejection.js';
-import type { Workload } from './workload.js';
-import type { BoundWorkloadLookup } from './workload-cache.js';
+import type { BoundWorkloadLookup, Workload } from './workload.js';
 
 export interface JwksFetchOptions {
   /** After a fetch, an unknown kid waits this long before it may cause another (jose cooldownDuration). */

@@ -6,16 +6,12 @@ import { ExpiringMap } from '../clock/expiring-map.js';
 import { InvalidClient } from '../errors/errors.js';
 import type { FederatedVerifier } from './federated-verifier.js';
 import { describeJoseError, rejected } from './rejection.js';
-import { algorithmsFor, type Workload } from './workload.js';
+import { algorithmsFor, type Workload, type WorkloadLookup } from './workload.js';
 
 export interface AuthenticatedWorkload {
   id: string;
   /** Assertion expiry (seconds since the epoch). */
   exp: number;
-}
-
-export interface WorkloadLookup {
-  find(id: string): Promise<Workload | undefined>;
 }
 
 const LEEWAY_S = 30;

@@ -1,12 +1,6 @@
 import type { Clock } from '../clock/clock.js';
 import { ExpiringMap } from '../clock/expiring-map.js';
-import type { Workload } from './workload.js';
-import type { WorkloadLookup } from './workload-authenticator.js';
-
-/** What federated authentication needs besides `find`: the workload bound to an issuer's subject. */
-export interface BoundWorkloadLookup {
-  findBound(issuerId: string, subject: string): Promise<Workload | undefined>;
-}
+import type { BoundWorkloadLookup, Workload, WorkloadLookup } from './workload.js';
 
 /**
  * Workload rows, remembered for a second. Authentication reads the workload on every request; the

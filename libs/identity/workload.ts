@@ -54,3 +54,13 @@ export function algorithmsFor(jwk: JWK): readonly string[] {
 
 /** JWK members that carry private or symmetric key material. */
 export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+/** How authentication finds a workload by id (the store, or the replica's short cache in front of it). */
+export interface WorkloadLookup {
+  find(id: string): Promise<Workload | undefined>;
+}
+
+/** What federated authentication needs besides `find`: the workload bound to an issuer's subject. */
+export interface BoundWorkloadLookup {
+  findBound(issuerId: string, subject: string): Promise<Workload | undefined>;
+}

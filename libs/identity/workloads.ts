@@ -2,24 +2,45 @@ import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database, type Sql } from '../db/database.js';
 import { lockWriter } from '../db/writer-lock.js';
 import { Conflict, InvalidRequest, NotFound } from '../errors/errors.js';
-import type { LeaseRevocation } from '../leases/revocation.js';
-import type { TaskStore } from '../tasks/task-store.js';
 import { subjectProblem } from './issuer.js';
 import type { IssuerStore } from './issuer-store.js';
 import type { Workload, WorkloadRateLimit } from './workload.js';
 import type { WorkloadCredentials, WorkloadStore } from './workload-store.js';
 
+/**
+ * What the kill switch ends besides the workload row: its open tasks, then its live leases, inside
+ * the caller's transaction. Tasks and leases sit above identity, so identity declares this port and
+ * the composition root fills it.
+ */
+export interface WorkloadHoldings {
+  revokeTasks(tx: Sql, workloadId: string): Promise<string[]>;
+  revokeLeases(tx: Sql, workloadId: string, actor: string): Promise<string[]>;
+}
+
+export interface WorkloadsOptions {
+  db: Database;
+  store: WorkloadStore;
+  issuers: IssuerStore;
+  holdings: WorkloadHoldings;
+  /** Told after every committed change, so caches of this replica drop the old row. */
+  changed?: (id: string) => void;
+}
+
 /** Admin operations on workloads, including the kill switch. */
 export class Workloads {
-  constructor(
-    private readonly db: Database,
-    private readonly store: WorkloadStore,
-    private readonly issuers: IssuerStore,
-    private readonly tasks: TaskStore,
-    private readonly revocation: LeaseRevocation,
-    /** Told after every committed change, so caches of this replica drop the old row. */
-    private readonly changed: (id: string) => void = () => {},
-  ) {}
+  private readonly db: Database;
+  private readonly store: WorkloadStore;
+  private readonly issuers: IssuerStore;
+  private readonly holdings: WorkloadHoldings;
+  private readonly changed: (id: string) => void;
+
+  constructor(options: WorkloadsOptions) {
+    this.db = options.db;
+    this.store = options.store;
+    this.issuers = options.issuers;
+    this.holdings = options.holdings;
+    this.changed = options.changed ?? (() => {});
+  }
 
   /**
    * Registers keys for a workload, or binds it to a trusted issuer's subject, with its own rate
@@ -103,8 +124,8 @@ export class Workloads {
     // their task's lock), then the leases, read after those permits committed.
     const workload = await this.store.disable(id, tx);
     if (!workload) return undefined;
-    const tasks = await this.tasks.revokeForWorkload(tx, id);
-    const leases = await this.revocation.revokeWorkloadLeases(tx, id, 'workload_revoked', actor);
+    const tasks = await this.holdings.revokeTasks(tx, id);
+    const leases = await this.holdings.revokeLeases(tx, id, actor);
     return { tasks, leases };
   }
 

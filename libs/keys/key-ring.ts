@@ -1,5 +1,4 @@
 import type { JWK } from 'jose';
-import { appendAudit } from '../audit/audit.js';
 import type { Clock } from '../clock/clock.js';
 import type { Database, Sql } from '../db/database.js';
 import { ConfigurationError, TemporarilyUnavailable } from '../errors/errors.js';
@@ -63,6 +62,19 @@ export interface PublishedKey {
 /** `admin:<key id>` for a rotation an admin asked for, `system:key-rotation` for a due one. */
 type Actor = string;
 
+/** What the ring did to a key, for the audit log: written in the same transaction as the change. */
+export interface KeyEvent {
+  kind: 'signing_key.rotated' | 'signing_key.resealed' | 'signing_key.publish_until';
+  actor: Actor;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Where key events go. The audit log sits above the keys (its checkpoints are signed with them), so
+ * the ring declares this port and the composition root fills it with the audit log's append.
+ */
+export type RecordKeyEvent = (tx: Sql, event: KeyEvent) => Promise<void>;
+
 /**
  * The signing keys one replica knows: the active key (private half in memory) and every public key
  * a verifier may meet. Rotation, manual or automatic, happens in one transaction under an advisory
@@ -89,6 +101,7 @@ export class SigningKeyRing {
     /** Automatic rotation period; undefined when off. */
     private readonly rotationMs: number | undefined,
     private readonly latestLeaseExpiry: (issuedFrom: number, issuedTo: number) => Promise<number | undefined>,
+    private readonly recordEvent: RecordKeyEvent,
     private readonly clock: Clock,
     readonly timings: KeyTimings,
   ) {}
@@ -101,9 +114,15 @@ export class SigningKeyRing {
    * nor a previous one opens stops start: signing with a fresh key would orphan every outstanding
    * token. Returns how many keys were re-sealed.
    */
-  static async bootstrap(startup: Sql, kek: Buffer, alg: SigningAlg, previousKeks: readonly Buffer[] = []): Promise<{ resealed: number }> {
+  static async bootstrap(
+    startup: Sql,
+    kek: Buffer,
+    alg: SigningAlg,
+    recordEvent: RecordKeyEvent,
+    previousKeks: readonly Buffer[] = [],
+  ): Promise<{ resealed: number }> {
     const store = new SigningKeyStore(startup);
-    const resealed = await resealUnder(store, startup, kek, previousKeks);
+    const resealed = await resealUnder(store, startup, kek, previousKeks, recordEvent);
     const { rows } = await store.published(false);
     if (!rows.some((row) => row.state === 'active')) await store.insert(startup, await generateSigningKey(alg), kek, 'active');
     const next = rows.find((row) => row.state === 'next');
@@ -121,6 +140,7 @@ export class SigningKeyRing {
       alg: SigningAlg;
       rotationMs: number | undefined;
       latestLeaseExpiry: (issuedFrom: number, issuedTo: number) => Promise<number | undefined>;
+      recordEvent: RecordKeyEvent;
       clock: Clock;
       timings?: Partial<KeyTimings>;
     },
@@ -132,6 +152,7 @@ export class SigningKeyRing {
       options.alg,
       options.rotationMs,
       options.latestLeaseExpiry,
+      options.recordEvent,
       options.clock,
       { ...DEFAULT_KEY_TIMINGS, ...options.timings },
     );
@@ -211,7 +232,6 @@ export class SigningKeyRing {
     const result = await this.db.transaction(async (tx) => {
       await this.store.lockRotation(tx);
       const { now, rows } = await this.store.published(false, tx);
-      const active = rows.find((row) => row.state === 'active');
       const next = rows.find((row) => row.state === 'next');
       if (ifDue && !this.due(rows, now)) return undefined;
       // Normally the next key has been published since the previous rotation. A database from
@@ -225,7 +245,7 @@ export class SigningKeyRing {
       }
       const retiredKid = await this.store.promote(tx, promoted.kid);
       await this.store.insert(tx, upcoming, this.kek, 'next');
-      await appendAudit(tx, {
+      await this.recordEvent(tx, {
         kind: 'signing_key.rotated',
         actor,
         data: { active_kid: promoted.kid, alg: promoted.alg, retired_kid: retiredKid ?? null, next_kid: upcoming.kid, next_alg: upcoming.alg },
@@ -275,7 +295,7 @@ export class SigningKeyRing {
     const until = Math.max(signedUntil, latest ?? 0);
     await this.db.transaction(async (tx) => {
       if (await this.store.setPublishUntil(tx, row.kid, until)) {
-        await appendAudit(tx, { kind: 'signing_key.publish_until', actor: 'system:key-rotation', data: { kid: row.kid, publish_until: new Date(until).toISOString() } });
+        await this.recordEvent(tx, { kind: 'signing_key.publish_until', actor: 'system:key-rotation', data: { kid: row.kid, publish_until: new Date(until).toISOString() } });
       }
     });
     await this.refresh();
@@ -303,7 +323,13 @@ export class SigningKeyRing {
  * Opens every kept private key with the current KEK, or else with a previous one and re-seals it
  * under the current: after one start with TOLLGATE_KEK_PREVIOUS the old KEK opens nothing.
  */
-async function resealUnder(store: SigningKeyStore, tx: Sql, kek: Buffer, previousKeks: readonly Buffer[]): Promise<number> {
+async function resealUnder(
+  store: SigningKeyStore,
+  tx: Sql,
+  kek: Buffer,
+  previousKeks: readonly Buffer[],
+  recordEvent: RecordKeyEvent,
+): Promise<number> {
   let resealed = 0;
   for (const { kid, sealed } of await store.sealedKeys(tx)) {
     if (opens(sealed, kek, kid)) continue;
@@ -314,7 +340,7 @@ async function resealUnder(store: SigningKeyStore, tx: Sql, kek: Buffer, previou
       ]);
     }
     await store.reseal(tx, kid, encrypt(decrypt(sealed, previous, kid), kek, kid));
-    await appendAudit(tx, { kind: 'signing_key.resealed', actor: 'system:startup', data: { kid } });
+    await recordEvent(tx, { kind: 'signing_key.resealed', actor: 'system:startup', data: { kid } });
     resealed++;
   }
   return resealed;

@@ -2,18 +2,26 @@ import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database } from '../db/database.js';
 import { lockWriter } from '../db/writer-lock.js';
 import { InvalidRequest, NotFound } from '../errors/errors.js';
-import type { LeaseRevocation } from '../leases/revocation.js';
+import type { Sql } from '../db/database.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
 import type { BoundaryStore } from './boundary-store.js';
 import type { CedarEngine } from './cedar-engine.js';
 import { invalidPolicy } from './policies.js';
+
+/**
+ * Disabling or deleting a boundary revokes its live leases in the same transaction. Leases sit above
+ * policy, so policy declares this port and the composition root fills it with the lease revocation.
+ */
+export interface BoundaryLeases {
+  revokeBoundaryLeases(tx: Sql, boundaryId: string, actor: string): Promise<string[]>;
+}
 
 /** Admin operations on tool boundaries. */
 export class Boundaries {
   constructor(
     private readonly db: Database,
     private readonly store: BoundaryStore,
-    private readonly revocation: LeaseRevocation,
+    private readonly revocation: BoundaryLeases,
     /** Cedar that validates the policy and the approval condition (a child process in the broker). */
     private readonly checks: Pick<CedarEngine, 'validate' | 'conditionProblems'>,
     /** Told after a boundary changed, so caches of this replica drop it. */

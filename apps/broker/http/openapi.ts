@@ -246,7 +246,10 @@ function describeOperation(route: string, doc: RouteDoc, facts: RouteFacts, prob
   if (security.length > 0) errors.add(401);
   // An API key may be valid yet of a role the route does not allow.
   if (security.some((requirement) => 'apiKey' in requirement || 'oauthClient' in requirement)) errors.add(403);
-  if (requestBody) (errors.add(413), errors.add(415));
+  if (requestBody) {
+    errors.add(413);
+    errors.add(415);
+  }
   if (pathParams.length > 0) errors.add(414);
   if (hasInput || security.length > 0) errors.add(503);
   for (const status of [...errors].sort((a, b) => a - b)) {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../libs/approvals/approval.js';
 import { ERROR_CODES } from '../../../libs/errors/errors.js';
 import { LEASE_STATES } from '../../../libs/leases/lease.js';
-import { TIMELINE_KINDS } from '../../../libs/tasks/timeline.js';
+import { TIMELINE_KINDS } from '../../../libs/review/timeline.js';
 
 /**
  * The response bodies as GET /openapi.json documents them. views.ts shapes them; these only

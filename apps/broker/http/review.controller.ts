@@ -4,7 +4,7 @@ import { NotFound } from '../../../libs/errors/errors.js';
 import { isUuid } from '../../../libs/ids/ids.js';
 import { LeaseStore } from '../../../libs/leases/lease-store.js';
 import { LeaseRevocation } from '../../../libs/leases/revocation.js';
-import { TaskHistory } from '../../../libs/tasks/task-history.js';
+import { TaskHistory } from '../../../libs/review/task-history.js';
 import { Tasks } from '../../../libs/tasks/tasks.js';
 import { actorOf, AdminGuard, ReviewerGuard } from './auth.js';
 import { decisionQuery, encodeCursor, leaseQuery, parse, revokeBody } from './schemas.js';

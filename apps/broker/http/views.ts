@@ -11,7 +11,7 @@ import type { GlobalPolicy } from '../../../libs/policy/policy.js';
 import type { Simulation } from '../../../libs/policy/simulate.js';
 import type { WhatIfResult } from '../../../libs/policy/what-if.js';
 import type { Task, TaskEvent } from '../../../libs/tasks/task.js';
-import type { TimelineEvent } from '../../../libs/tasks/timeline.js';
+import type { TimelineEvent } from '../../../libs/review/timeline.js';
 
 /** Domain objects as the HTTP contract spells them (snake_case, RFC 3339 times). */
 

@@ -2,8 +2,8 @@ import type { ApprovalStore } from '../approvals/approval-store.js';
 import type { AuditStore } from '../audit/audit-store.js';
 import { NotFound } from '../errors/errors.js';
 import type { LeaseStore } from '../leases/lease-store.js';
-import type { Task } from './task.js';
-import type { TaskStore } from './task-store.js';
+import type { Task } from '../tasks/task.js';
+import type { TaskStore } from '../tasks/task-store.js';
 import { TIMELINE_AUDIT_KINDS, taskTimeline, type TimelineEvent } from './timeline.js';
 
 /** More rows than any one journey makes; a task past it is cut, not the broker. */

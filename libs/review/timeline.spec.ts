@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Decision, Lease } from '../leases/lease.js';
-import type { Task, TaskEvent } from './task.js';
+import type { Task, TaskEvent } from '../tasks/task.js';
 import { taskTimeline } from './timeline.js';
 
 const T0 = Date.parse('2026-11-24T10:00:00Z');
