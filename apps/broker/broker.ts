@@ -182,16 +182,16 @@ export async function createBroker(
   const auditStore = new AuditStore(db);
   // Always there: a workload may have its own limit while the service's is off. Its row is the one
   // authentication just read, so the lookup is a cache hit. Credential requests and task opens.
-  const rateLimit = new RateLimiter(
-    new RateBucketStore(db),
-    config.rateLimit,
+  const rateLimit = new RateLimiter({
+    buckets: new RateBucketStore(db),
+    defaultLimit: config.rateLimit,
     clock,
-    async (id) => {
+    limitOf: async (id) => {
       const own = (await workloadCache.find(id))?.rateLimit;
       return own ? tokenBucketOf(own) : undefined;
     },
-    (limit) => metrics.rateLimited.inc({ limit }),
-  );
+    refused: (limit) => metrics.rateLimited.inc({ limit }),
+  });
   const events = new RevocationEventLog(db);
   const eventFeed = new EventFeed(events, (ids) => apiKeys.liveIds(ids), config.events);
   metrics.watchEventStreams(() => eventFeed.size);
@@ -228,7 +228,13 @@ export async function createBroker(
       observe: (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
       cache: contextCache,
       approvals: new ApprovalGate(approvalStore, decisions),
-      drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id), () => metrics.driftSuspensions.inc()),
+      drift: new DriftGuard({
+        db,
+        revocation,
+        threshold: config.driftThreshold,
+        changed: (id) => contextCache.forgetTask(id),
+        counted: () => metrics.driftSuspensions.inc(),
+      }),
       rateLimit,
       policies,
     }),
@@ -239,7 +245,12 @@ export async function createBroker(
     events,
     eventFeed,
     sweeper: new ExpirySweeper({ db, tasks: taskStore, leases, revocation, dpopProofs }),
-    outbox: new CredentialOutbox(new OutboxStore(db), providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
+    outbox: new CredentialOutbox({
+      store: new OutboxStore(db),
+      providers,
+      timings: outboxTimings,
+      observe: (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome }),
+    }),
     audit: new AuditLog(auditStore, () => ring.signingKey(), config.issuer, clock),
     auditChainer: new AuditChainer(db, auditStore, (pass) => metrics.auditChainPass(pass.linked, pass.unlinked)),
     metrics,

@@ -10,20 +10,10 @@ import { listDecisions, type DecisionFilter } from './decision-list.js';
 import type { Decision } from './lease.js';
 import { insertLeases, leaseRevokedEvents, revokeLive, type LeaseRecord } from './lease-store.js';
 
+/** A permit's or a denial's decision row (a pending one is just a PendingDecision). */
 export interface DecisionRecord extends PendingDecision {
-  id: string;
-  taskId: string | null;
-  workloadId: string;
-  boundaryId: string | null;
-  boundaryVersion: number | null;
-  action: string;
-  resource: string | null;
   outcome: 'permit' | 'deny';
   reasons: readonly string[];
-  params: unknown;
-  purpose: string | null;
-  requestedTtl: number | null;
-  at: number;
   /** What a what-if replay needs of the task, as it was when decided (null without a task). */
   intent?: string | null;
   subject?: string | null;
@@ -61,8 +51,39 @@ const PERMIT_LEASE = insertLeases(
 
 /** The approval a repeat of an approved request names ($23), used up only if the permit is written. */
 const APPROVAL_USED = useApproval(
-  { id: '$23::uuid', taskId: '$2::uuid', workloadId: '$3::text', boundaryId: '$4::text', action: '$6::text', intent: '$17', leaseId: '$12::uuid' },
+  {
+    id: '$23::uuid',
+    taskId: '$2::uuid',
+    workloadId: '$3::text',
+    boundaryId: '$4::text',
+    action: '$6::text',
+    intent: '$17',
+    leaseId: '$12::uuid',
+  },
   'EXISTS (SELECT 1 FROM t, b, p)',
+);
+
+/** The approval a pending decision asks for (when `created`, $16), from the decision row `d`. */
+const PENDING_APPROVAL = insertApprovals(
+  {
+    id: '$12::uuid',
+    task_id: '$2::uuid',
+    workload_id: '$3::text',
+    boundary_id: '$4::text',
+    boundary_version: '$5::int',
+    action: '$6::text',
+    resource: '$7::text',
+    params: '$8::jsonb',
+    params_hash: '$13::text',
+    purpose: '$9::text',
+    intent: '$14::text',
+    status: "'pending'",
+    decision_id: 'd.id',
+    requested_at: 'to_timestamp($11::float8 / 1000)',
+    expires_at: 'to_timestamp($15::float8 / 1000)',
+    ttl: '$19::int',
+  },
+  'FROM d WHERE $16::boolean',
 );
 
 /**
@@ -84,7 +105,14 @@ export class DecisionLedger {
    * intent → used): of two concurrent repeats one waits on the row lock, finds it used, and writes
    * nothing, so an approval yields exactly one credential.
    */
-  async recordPermit(decision: DecisionRecord, lease: LeaseRecord, intent: string, audit: Record<string, unknown>, policiesKey = '', approvalId?: string): Promise<boolean> {
+  async recordPermit(
+    decision: DecisionRecord,
+    lease: LeaseRecord,
+    intent: string,
+    audit: Record<string, unknown>,
+    policiesKey = '',
+    approvalId?: string,
+  ): Promise<boolean> {
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
          SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
@@ -151,7 +179,11 @@ export class DecisionLedger {
    * statement waited for that lock is invisible to it: the caller revokes the task's leases again
    * right after.
    */
-  async recordDenial(decision: DecisionRecord, decidedOn?: { intent: string; policiesKey?: string }, driftThreshold?: number): Promise<DenialWritten> {
+  async recordDenial(
+    decision: DecisionRecord,
+    decidedOn?: { intent: string; policiesKey?: string },
+    driftThreshold?: number,
+  ): Promise<DenialWritten> {
     const { rows } = await this.sql.query<{ written: number; suspended: number }>(
       `WITH still AS (
          SELECT 1 FROM tasks t
@@ -245,7 +277,14 @@ export class DecisionLedger {
          RETURNING id, task_id, workload_id, boundary_id
        ), requested AS (
          ${appendEvents(
-           { type: "'approval.requested'", approval_id: 'id', task_id: 'task_id', workload_id: 'workload_id', boundary_id: 'boundary_id', reason: "'approval_required'" },
+           {
+             type: "'approval.requested'",
+             approval_id: 'id',
+             task_id: 'task_id',
+             workload_id: 'workload_id',
+             boundary_id: 'boundary_id',
+             reason: "'approval_required'",
+           },
            'FROM ap',
          )}
        )
@@ -283,29 +322,6 @@ export class DecisionLedger {
     return listDecisions(this.sql, filter);
   }
 }
-
-/** The approval a pending decision asks for (when `created`, $16), from the decision row `d`. */
-const PENDING_APPROVAL = insertApprovals(
-  {
-    id: '$12::uuid',
-    task_id: '$2::uuid',
-    workload_id: '$3::text',
-    boundary_id: '$4::text',
-    boundary_version: '$5::int',
-    action: '$6::text',
-    resource: '$7::text',
-    params: '$8::jsonb',
-    params_hash: '$13::text',
-    purpose: '$9::text',
-    intent: '$14::text',
-    status: "'pending'",
-    decision_id: 'd.id',
-    requested_at: 'to_timestamp($11::float8 / 1000)',
-    expires_at: 'to_timestamp($15::float8 / 1000)',
-    ttl: '$19::int',
-  },
-  'FROM d WHERE $16::boolean',
-);
 
 /**
  * The first eleven parameters of every statement that writes a decision row ($1 to $11): id, task,

@@ -3,7 +3,7 @@ import { CredentialProviders } from '../credentials/provider.js';
 import type { OutboxStore } from './outbox-store.js';
 import { CredentialOutbox, DEFAULT_OUTBOX_TIMINGS } from './outbox.js';
 
-const outbox = (random: () => number) => new CredentialOutbox({} as OutboxStore, new CredentialProviders(), {}, undefined, random);
+const outbox = (random: () => number) => new CredentialOutbox({ store: {} as OutboxStore, providers: new CredentialProviders(), random });
 
 describe('CredentialOutbox.retryDelay', () => {
   it('retries first within 5 s, doubles, and stops at the cap, with jitter in the upper half', () => {

@@ -42,17 +42,28 @@ const ACTOR = 'system:outbox';
  * nothing; claims use FOR UPDATE SKIP LOCKED, so replicas share the work without doubling it.
  * Providers only make the source call: when and how often is decided here.
  */
+export interface OutboxOptions {
+  store: OutboxStore;
+  providers: CredentialProviders;
+  timings?: Partial<OutboxTimings> | undefined;
+  observe?: OutboxObserver | undefined;
+  /** The jitter's source (tests pin it). */
+  random?: (() => number) | undefined;
+}
+
 export class CredentialOutbox {
   readonly timings: OutboxTimings;
+  private readonly store: OutboxStore;
+  private readonly providers: CredentialProviders;
+  private readonly observe: OutboxObserver;
+  private readonly random: () => number;
 
-  constructor(
-    private readonly store: OutboxStore,
-    private readonly providers: CredentialProviders,
-    timings: Partial<OutboxTimings> = {},
-    private readonly observe: OutboxObserver = () => {},
-    private readonly random: () => number = Math.random,
-  ) {
-    this.timings = { ...DEFAULT_OUTBOX_TIMINGS, ...timings };
+  constructor(options: OutboxOptions) {
+    this.store = options.store;
+    this.providers = options.providers;
+    this.timings = { ...DEFAULT_OUTBOX_TIMINGS, ...options.timings };
+    this.observe = options.observe ?? (() => {});
+    this.random = options.random ?? Math.random;
   }
 
   /** One pass: abandoned issuances, then every due revocation (in batches). Returns how many were confirmed. */

@@ -68,7 +68,9 @@ onBackends('lease stores (contract)', (db) => {
   });
 
   async function openTask(): Promise<string> {
-    const task = await db().transaction((tx) => tasks.insert(tx, { workloadId: WORKLOAD, intent: 'order_status', subject: 'user-1', context: {}, ttl: 600 }));
+    const task = await db().transaction((tx) =>
+      tasks.insert(tx, { workloadId: WORKLOAD, intent: 'order_status', subject: 'user-1', context: {}, ttl: 600 }),
+    );
     return task!.id;
   }
 
@@ -163,7 +165,13 @@ onBackends('lease stores (contract)', (db) => {
     const taskId = await openTask();
     const decision = await decisionFor(taskId);
     const approvalId = uuidv7();
-    await ledger.recordPending(decision, approvalId, { id: approvalId, paramsHash: 'hash', intent: 'order_status', expiresAt: decision.at + 600_000, ttl: 60 });
+    await ledger.recordPending(decision, approvalId, {
+      id: approvalId,
+      paramsHash: 'hash',
+      intent: 'order_status',
+      expiresAt: decision.at + 600_000,
+      ttl: 60,
+    });
     expect(await count(db(), 'decisions', `id = $1 AND outcome = 'pending'`, [decision.id])).toBe(1);
     expect(await count(db(), 'approvals', `id = $1 AND status = 'pending' AND decision_id = $2`, [approvalId, decision.id])).toBe(1);
     expect(await count(db(), 'revocation_events', `type = 'approval.requested' AND approval_id = $1`, [approvalId])).toBe(1);
@@ -216,7 +224,9 @@ onBackends('lease stores (contract)', (db) => {
     expect(after[0]!.audience).toBe(BOUNDARY.tool);
     // Sequenced once: later passes give none of them a new position.
     await events.sequence();
-    expect((await events.after(head, 500)).filter((event) => event.taskId === taskId).map((event) => event.seq)).toEqual(after.map((event) => event.seq));
+    expect((await events.after(head, 500)).filter((event) => event.taskId === taskId).map((event) => event.seq)).toEqual(
+      after.map((event) => event.seq),
+    );
   });
 });
 
@@ -227,9 +237,14 @@ onBackends('lease stores (contract)', (db) => {
  */
 describe('table owners', () => {
   const root = join(import.meta.dirname, '..', '..');
-  const sources = ['libs', 'apps'].flatMap((dir) => walk(join(root, dir))).filter((file) => file.endsWith('.ts') && !file.endsWith('.spec.ts'));
+  const sources = ['libs', 'apps']
+    .flatMap((dir) => walk(join(root, dir)))
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.spec.ts'));
   const writers = (pattern: RegExp) =>
-    sources.filter((file) => pattern.test(readFileSync(file, 'utf8'))).map((file) => relative(root, file)).sort();
+    sources
+      .filter((file) => pattern.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(root, file))
+      .sort();
 
   it('revocation_events: the event log', () => {
     // libs/identity is another helper's area in issue 13: its kill switch's event still has its own
