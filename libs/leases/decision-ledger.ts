@@ -1,5 +1,5 @@
 import { appendEvents } from '../audit/event-log.js';
-import { auditData } from '../audit/audit.js';
+import { appendAuditFrom, auditData } from '../audit/audit.js';
 import type { PendingDecision } from '../approvals/approval-gate.js';
 import { insertApprovals, useApproval, type NewApproval } from '../approvals/approval-store.js';
 import type { Sql } from '../db/database.js';
@@ -7,6 +7,7 @@ import { uuidv7 } from '../ids/ids.js';
 import type { PolicyRef } from '../policy/cedar.js';
 import { ACTIVE_POLICIES_KEY } from '../policy/policy-store.js';
 import { listDecisions, type DecisionFilter } from './decision-list.js';
+import { countDriftDenial, insertTaskEvents } from '../tasks/task-store.js';
 import type { Decision } from './lease.js';
 import { insertLeases, leaseRevokedEvents, revokeLive, type LeaseRecord } from './lease-store.js';
 
@@ -61,6 +62,27 @@ const APPROVAL_USED = useApproval(
     leaseId: '$12::uuid',
   },
   'EXISTS (SELECT 1 FROM t, b, p)',
+);
+
+/** A denial the drift guard counts ($23 its threshold, null when it does not count). */
+const DRIFT_COUNTED = countDriftDenial({ decisionId: '$1::uuid', taskId: '$2::uuid', threshold: '$23::int', when: 'EXISTS (SELECT 1 FROM d)' });
+const SUSPENDED_TASK_EVENT = insertTaskEvents(
+  { id: '$24::uuid', task_id: 'id', kind: "'revoked'", intent: 'NULL', reason: "'drift_detected'" },
+  'FROM suspended',
+);
+
+/** The suspension's audit event: the denials that tripped it and the leases it revoked (`revoked`). */
+const SUSPENSION_AUDIT = appendAuditFrom(
+  'task.drift_suspended',
+  {
+    id: '$25::uuid',
+    actor: "'system:drift_guard'",
+    task_id: 'id',
+    data: `jsonb_build_object('threshold', $23::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
+                                   'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
+                || jsonb_strip_nulls(jsonb_build_object('request_id', $14::jsonb -> 'request_id'))`,
+  },
+  'FROM suspended',
 );
 
 /** The approval a pending decision asks for (when `created`, $16), from the decision row `d`. */
@@ -139,8 +161,7 @@ export class DecisionLedger {
          ${PERMIT_LEASE}
          RETURNING id
        ), a AS (
-         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
-         SELECT $15::uuid, 'credential.permit', 'workload:' || $3::text, $2::uuid, l.id, $16::jsonb FROM l
+         ${appendAuditFrom('credential.permit', { id: '$15::uuid', actor: "'workload:' || $3::text", task_id: '$2::uuid', lease_id: 'l.id', data: '$16::jsonb' }, 'FROM l')}
          RETURNING id
        )
        SELECT count(*)::int AS written FROM a`,
@@ -198,34 +219,22 @@ export class DecisionLedger {
           WHERE NOT $15::boolean OR EXISTS (SELECT 1 FROM still)
          RETURNING id
        ), a AS (
-         INSERT INTO audit_events (id, kind, actor, task_id, data)
-         SELECT $13::uuid, 'credential.deny', 'workload:' || $3::text, $2::uuid, $14::jsonb FROM d
+         ${appendAuditFrom('credential.deny', { id: '$13::uuid', actor: "'workload:' || $3::text", task_id: '$2::uuid', data: '$14::jsonb' }, 'FROM d')}
          RETURNING id
        ), counted AS (
-         UPDATE tasks
-            SET drift_denials = array_append(drift_denials, $1::uuid),
-                state = CASE WHEN cardinality(drift_denials) + 1 >= $23::int THEN 'revoked' ELSE state END,
-                ended_at = CASE WHEN cardinality(drift_denials) + 1 >= $23::int THEN now() ELSE ended_at END,
-                end_reason = CASE WHEN cardinality(drift_denials) + 1 >= $23::int THEN 'drift_detected' ELSE end_reason END
-          WHERE id = $2::uuid AND $23::int IS NOT NULL AND state = 'active' AND expires_at > now() AND EXISTS (SELECT 1 FROM d)
-         RETURNING id, workload_id, state, drift_denials
+         ${DRIFT_COUNTED}
        ), suspended AS (
          SELECT * FROM counted WHERE state = 'revoked'
        ), ended_event AS (
          ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'drift_detected'" }, 'FROM suspended')}
        ), task_event AS (
-         INSERT INTO task_events (id, task_id, kind, intent, reason) SELECT $24::uuid, id, 'revoked', NULL, 'drift_detected' FROM suspended
+         ${SUSPENDED_TASK_EVENT}
        ), revoked AS (
          ${revokeLive("'drift_detected'", 'task_id IN (SELECT id FROM suspended)')}
        ), lease_events AS (
          ${leaseRevokedEvents("'drift_detected'", 'revoked')}
        ), suspension_audit AS (
-         INSERT INTO audit_events (id, kind, actor, task_id, data)
-         SELECT $25::uuid, 'task.drift_suspended', 'system:drift_guard', id,
-                jsonb_build_object('threshold', $23::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
-                                   'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
-                || jsonb_strip_nulls(jsonb_build_object('request_id', $14::jsonb -> 'request_id'))
-           FROM suspended
+         ${SUSPENSION_AUDIT}
          RETURNING id
        )
        SELECT (SELECT count(*)::int FROM a) AS written, (SELECT count(*)::int FROM suspension_audit) AS suspended`,
@@ -288,8 +297,7 @@ export class DecisionLedger {
            'FROM ap',
          )}
        )
-       INSERT INTO audit_events (id, kind, actor, task_id, data)
-       SELECT $17::uuid, 'credential.pending', 'workload:' || $3::text, $2::uuid, $18::jsonb FROM d`,
+       ${appendAuditFrom('credential.pending', { id: '$17::uuid', actor: "'workload:' || $3::text", task_id: '$2::uuid', data: '$18::jsonb' }, 'FROM d')}`,
       [
         ...decisionParams(decision),
         approvalId,

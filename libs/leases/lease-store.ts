@@ -1,5 +1,5 @@
 import { appendEvents } from '../audit/event-log.js';
-import { auditData } from '../audit/audit.js';
+import { appendAuditFrom, auditData } from '../audit/audit.js';
 import { conditions } from '../db/conditions.js';
 import type { Sql } from '../db/database.js';
 import { insertSelect } from '../db/insert-select.js';
@@ -88,8 +88,7 @@ export class LeaseStore {
           WHERE id = $1
           RETURNING id, task_id, state, expires_at
        ), a AS (
-         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
-         SELECT $4::uuid, 'credential.issued', 'system:issuance', l.task_id, l.id, $5::jsonb FROM l
+         ${appendAuditFrom('credential.issued', { id: '$4::uuid', actor: "'system:issuance'", task_id: 'l.task_id', lease_id: 'l.id', data: '$5::jsonb' }, 'FROM l')}
        )
        SELECT state, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM l`,
       [id, issued.externalHandle, issued.sourceExpiresAt, uuidv7(), JSON.stringify(auditData(audit))],
@@ -108,8 +107,7 @@ export class LeaseStore {
       `WITH l AS (
          DELETE FROM leases WHERE id = $1 AND state = 'issuing' RETURNING id, task_id
        ), a AS (
-         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
-         SELECT $2::uuid, 'credential.mint_failed', 'system:issuance', l.task_id, l.id, $3::jsonb FROM l
+         ${appendAuditFrom('credential.mint_failed', { id: '$2::uuid', actor: "'system:issuance'", task_id: 'l.task_id', lease_id: 'l.id', data: '$3::jsonb' }, 'FROM l')}
        )
        SELECT count(*)::int AS n FROM l`,
       [id, uuidv7(), JSON.stringify(auditData(audit))],
@@ -170,10 +168,15 @@ export class LeaseStore {
                 revoke_next_at = CASE WHEN l.external THEN now() END
           WHERE l.id = ANY (ARRAY(SELECT id FROM due)) RETURNING l.expires_at
        ), audit AS (
-         INSERT INTO audit_events (id, kind, actor, data)
-         SELECT $2::uuid, 'leases.expired', 'system:sweeper',
-                jsonb_build_object('count', count(*), 'expired_from', min(expires_at), 'expired_through', max(expires_at))
-           FROM marked HAVING count(*) > 0
+         ${appendAuditFrom(
+           'leases.expired',
+           {
+             id: '$2::uuid',
+             actor: "'system:sweeper'",
+             data: "jsonb_build_object('count', count(*), 'expired_from', min(expires_at), 'expired_through', max(expires_at))",
+           },
+           'FROM marked HAVING count(*) > 0',
+         )}
          RETURNING data
        )
        SELECT coalesce((SELECT (data->>'count')::int FROM audit), 0) AS n`,

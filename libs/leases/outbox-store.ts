@@ -1,3 +1,4 @@
+import { appendAuditFrom } from '../audit/audit.js';
 import { uuidv7 } from '../ids/ids.js';
 import type { Sql } from '../db/database.js';
 import type { LeaseState } from './lease.js';
@@ -49,9 +50,11 @@ export class OutboxStore {
          UPDATE leases SET state = 'revoking', revoked_at = now(), revoke_reason = 'issue_abandoned', revoke_next_at = now()
           WHERE id = ANY (ARRAY(SELECT id FROM due)) RETURNING id
        ), a AS (
-         INSERT INTO audit_events (id, kind, actor, data)
-         SELECT $3::uuid, 'leases.revoked', 'system:outbox',
-                jsonb_build_object('reason', 'issue_abandoned', 'lease_ids', jsonb_agg(id)) FROM l HAVING count(*) > 0
+         ${appendAuditFrom(
+           'leases.revoked',
+           { id: '$3::uuid', actor: "'system:outbox'", data: "jsonb_build_object('reason', 'issue_abandoned', 'lease_ids', jsonb_agg(id))" },
+           'FROM l HAVING count(*) > 0',
+         )}
        )
        SELECT id FROM l`,
       [olderThanMs, limit, uuidv7()],
@@ -104,10 +107,17 @@ export class OutboxStore {
           WHERE id = $1 AND state IN ('revoking', 'revoke_failed') AND external_handle IS NOT DISTINCT FROM $2
           RETURNING id, task_id, revoke_reason
        ), a AS (
-         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
-         SELECT $3::uuid, 'lease.revoked_at_source', $4::text, l.task_id, l.id,
-                jsonb_build_object('kind', $5::text, 'reason', l.revoke_reason, 'attempts', $6::int, 'found', $2::text IS NOT NULL)
-           FROM l
+         ${appendAuditFrom(
+           'lease.revoked_at_source',
+           {
+             id: '$3::uuid',
+             actor: '$4::text',
+             task_id: 'l.task_id',
+             lease_id: 'l.id',
+             data: "jsonb_build_object('kind', $5::text, 'reason', l.revoke_reason, 'attempts', $6::int, 'found', $2::text IS NOT NULL)",
+           },
+           'FROM l',
+         )}
        )
        SELECT count(*)::int AS n FROM l`,
       [claim.id, claim.externalHandle, uuidv7(), actor, claim.credentialKind, claim.attempts + 1],
@@ -135,10 +145,17 @@ export class OutboxStore {
           RETURNING id, task_id, workload_id, boundary_id, boundary_version, state, revoke_attempts,
                     (state = 'revoke_failed' AND revoke_attempts = $3) AS gave_up
        ), a AS (
-         INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data)
-         SELECT $6::uuid, 'lease.revoke_failed', 'system:outbox', l.task_id, l.id,
-                jsonb_build_object('kind', $7::text, 'attempts', l.revoke_attempts, 'error', $2::text)
-           FROM l WHERE l.gave_up
+         ${appendAuditFrom(
+           'lease.revoke_failed',
+           {
+             id: '$6::uuid',
+             actor: "'system:outbox'",
+             task_id: 'l.task_id',
+             lease_id: 'l.id',
+             data: "jsonb_build_object('kind', $7::text, 'attempts', l.revoke_attempts, 'error', $2::text)",
+           },
+           'FROM l WHERE l.gave_up',
+         )}
        ), e AS (
          ${leaseEvents("'lease.revoke_failed'", '$2::text', 'l', 'WHERE r.gave_up')}
        )

@@ -261,6 +261,15 @@ describe('table owners', () => {
     expect(writers(/(INSERT INTO|UPDATE|DELETE FROM) leases\b/i)).toEqual(['libs/leases/lease-store.ts', 'libs/leases/outbox-store.ts']);
   });
 
+  it('tasks and task_events: the task store', () => {
+    expect(writers(/(INSERT INTO|UPDATE|DELETE FROM) tasks\b/i)).toEqual(['libs/tasks/task-store.ts']);
+    expect(writers(/(INSERT INTO|UPDATE|DELETE FROM) task_events\b/i)).toEqual(['libs/tasks/task-store.ts']);
+  });
+
+  it('audit_events: the audit log (appendAudit, appendAuditFrom; the chainer links)', () => {
+    expect(writers(/INSERT INTO audit_events\b/i)).toEqual(['libs/audit/audit.ts']);
+  });
+
   it('approvals: the approval store', () => {
     expect(writers(/(INSERT INTO|UPDATE|DELETE FROM) approvals\b/i)).toEqual(['libs/approvals/approval-store.ts']);
   });
