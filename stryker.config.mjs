@@ -15,6 +15,7 @@ export default {
     'libs/audit/chain.ts',
     'libs/audit/canonical-json.ts',
     'libs/leases/rate-limit.ts',
+    'libs/leases/token-revocation.ts',
   ],
   coverageAnalysis: 'perTest',
   // The machine is shared: two cores at most.

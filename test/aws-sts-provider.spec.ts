@@ -2,11 +2,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../libs/db/typeorm-database.js';
 import type { Database } from '../libs/db/database.js';
 import { uuidv7 } from '../libs/ids/ids.js';
-import type { IssueRequest } from '../libs/credentials/provider.js';
+import { appendAudit } from '../libs/audit/audit.js';
+import { SourceError, type IssueRequest } from '../libs/credentials/provider.js';
 import type { AwsStsSettings } from '../libs/credentials/aws-sts/settings.js';
 import { sdkIamPort, sdkStsPort, AwsCallFailed, type AwsClientOptions } from '../libs/credentials/aws-sts/aws-ports.js';
 import { REVOKED_POLICY_NAME, ROLE_INLINE_POLICY_LIMIT, parseRevocationPolicy, revokedLeases } from '../libs/credentials/aws-sts/revocation-policy.js';
-import { StsCredentialProvider, databaseRoleLocks, type RoleLocks } from '../libs/credentials/aws-sts/sts-provider.js';
+import { databaseRoleLocks, type RoleLocks } from '../libs/credentials/aws-sts/deny-policy-store.js';
+import { StsCredentialProvider } from '../libs/credentials/aws-sts/sts-provider.js';
 import type { ToolBoundary } from '../libs/policy/boundary.js';
 import { startAwsServer, type AwsTestServer } from './support/aws-server.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
@@ -25,7 +27,7 @@ const clientOptions = (extra: Partial<AwsClientOptions> = {}): AwsClientOptions 
 });
 
 function provider(options: { locks?: RoleLocks; budget?: number; onCutoff?: (e: { leases: number }) => void; client?: Partial<AwsClientOptions> } = {}) {
-  return new StsCredentialProvider(sdkStsPort(clientOptions(options.client)), sdkIamPort(clientOptions(options.client)), options.locks ?? databaseRoleLocks(db), {
+  return new StsCredentialProvider(sdkStsPort(clientOptions(options.client)), sdkIamPort(clientOptions(options.client)), options.locks ?? databaseRoleLocks(db, appendAudit), {
     policyBudget: options.budget,
     onCutoff: options.onCutoff,
   });
@@ -132,8 +134,9 @@ describe('aws-sts provider against STS and IAM', () => {
     expect(assume.params).toMatchObject({ DurationSeconds: '1800', ExternalId: 'acme-partner-7' });
     // The wrong external id is refused by STS: the error names the code, never a secret or parameter.
     const refused = await provider().issue(issueRequest({ boundary: boundary(arn, { external_id: 'wrong-id' }) })).catch((e: unknown) => e);
-    expect(refused).toBeInstanceOf(AwsCallFailed);
-    expect((refused as AwsCallFailed).code).toBe('AccessDenied');
+    // STS answered with an error: no session exists, so the lease can simply be dropped.
+    expect(refused).toBeInstanceOf(SourceError);
+    expect(refused).toMatchObject({ code: 'aws_sts_AccessDenied', nothingIssued: true });
     expect((refused as Error).message).not.toContain('wrong-id');
   });
 
@@ -192,7 +195,7 @@ describe('aws-sts provider against STS and IAM', () => {
     const second = await openDatabase({ databaseUrl: testDb.databaseUrl, dataDir: testDb.dataDir });
     try {
       const a = provider();
-      const b = provider({ locks: databaseRoleLocks(second) });
+      const b = provider({ locks: databaseRoleLocks(second, appendAudit) });
       const sessions = [];
       for (let i = 0; i < 16; i++) sessions.push(await a.issue(issueRequest()));
       await Promise.all(sessions.map((s, i) => (i % 2 ? a : b).revoke({ leaseId: 'x', externalHandle: s.externalHandle! })));
@@ -205,7 +208,7 @@ describe('aws-sts provider against STS and IAM', () => {
 
   it('without the lock the same race loses entries (why the lock is there)', async () => {
     aws.latencyMs = 15;
-    const noLock: RoleLocks = { withRoleLock: (_arn, work) => work(Date.now(), db) };
+    const noLock: RoleLocks = { withRoleLock: (_arn, work) => work({ now: Date.now(), audit: (event) => appendAudit(db, event) }) };
     const a = provider({ locks: noLock });
     const sessions = [];
     for (let i = 0; i < 16; i++) sessions.push(await a.issue(issueRequest()));
@@ -243,7 +246,9 @@ describe('aws-sts provider against STS and IAM', () => {
     aws.fail(2, { kind: 'hang', ms: 1500 }, 'AssumeRole');
     const started = Date.now();
     const error = await provider({ client: { maxAttempts: 2, requestTimeoutMs: 300 } }).issue(issueRequest()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AwsCallFailed);
+    // Timed out: STS may have issued the session, so the lease must go to the outbox, not be dropped.
+    expect(error).toBeInstanceOf(SourceError);
+    expect(error).toMatchObject({ nothingIssued: false });
     expect(Date.now() - started).toBeLessThan(1500);
     expect(String(error)).not.toContain(CREDENTIALS.secretAccessKey);
   });
@@ -268,7 +273,7 @@ describe('aws-sts provider against STS and IAM', () => {
       AWS_REGION: 'us-west-2',
     });
     try {
-      const sts = new StsCredentialProvider(sdkStsPort(), sdkIamPort(), databaseRoleLocks(db));
+      const sts = new StsCredentialProvider(sdkStsPort(), sdkIamPort(), databaseRoleLocks(db, appendAudit));
       const minted = await sts.issue(issueRequest());
       await sts.revoke({ leaseId: 'x', externalHandle: minted.externalHandle! });
       expect(aws.requests.find((r) => r.action === 'AssumeRole')).toMatchObject({ accessKeyId: 'AKIAFROMTHEENVIRONMENT', region: 'eu-central-1' });

@@ -122,9 +122,16 @@ describe('aws-sts credentials through the broker', () => {
     const refused = await bot.credential(taskId, { boundary: 'crm-missing', action: 'exports:read' });
     expect(refused.status).toBe(503);
     expect(JSON.stringify(refused.body)).not.toContain('AccessDenied');
+    // STS answered with an error, so no session exists: the lease is dropped rather than sent to the
+    // outbox to be denied at IAM (on a role that may not exist), and the audit log says why.
     const leases = await asAdmin(broker)('GET', `/v1/leases?task=${taskId}`);
-    expect(leases.body.items.length).toBe(1);
-    expect(leases.body.items.every((lease: { state: string }) => lease.state !== 'active')).toBe(true);
+    expect(leases.body.items).toEqual([]);
+    const { rows } = await broker.app.broker.db.query<{ data: { kind: string; error: string } }>(
+      `SELECT data FROM audit_events WHERE kind = 'credential.mint_failed' AND task_id = $1`,
+      [taskId],
+    );
+    expect(rows.map((row) => row.data)).toMatchObject([{ kind: 'aws-sts', error: 'aws_sts_AccessDenied' }]);
+    expect(aws.requests.some((r) => r.action === 'PutRolePolicy' && r.params.RoleName === 'not-there')).toBe(false);
   });
 
   it('completing the task puts the lease into the role deny policy at IAM: the session is refused from then on', async () => {

@@ -150,12 +150,21 @@ describe('tollgate apply', () => {
 
   it('refuses a bad file with exit 2 naming the bad field, sending nothing', async () => {
     const before = (await admin('GET', '/v1/admin/boundaries')).body.items;
+    const fineBoundary = { tool: 'https://x.test', actions: ['x:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 300, credential: { kind: 'jwt' } };
     const cases: Array<[string, RegExp]> = [
       ['boundaries:\n  crm-x:\n    tool: https://x.test\n    colour: red\n', /boundaries\.crm-x\.colour: unknown field/],
       ['boundaries:\n  crm-x:\n    tool: https://x.test\n    actions: read\n', /boundaries\.crm-x\.actions: must be a list of strings/],
       ['boundaries:\n  crm-x:\n    tool: [\n', /not valid YAML: .*line \d+/],
       ['widgets:\n  a: {}\n', /widgets: unknown section/],
-      ['workloads:\n  Bad Bot: { issuer: spire, subject: x }\n', /workloads\.Bad Bot: the id must be/],
+      ['workloads:\n  Bad Bot: { issuer: spire, subject: x }\n', /workloads\.Bad Bot: the id must be a slug/],
+      // Values too, by the broker's own schema from its /openapi.json, not only shapes; and the first
+      // bad one stops everything even when others before it are fine.
+      [`boundaries:\n  crm-fine: ${JSON.stringify(fineBoundary)}\n  crm-x: ${JSON.stringify({ ...fineBoundary, sensitivity: 'extreme' })}\n`, /^tollgate: .*bad\.yaml: boundaries\.crm-x\.sensitivity: must be one of low, medium, high\n$/],
+      [`boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, credential: { kind: 'vault' } })}\n`, /boundaries\.crm-x\.credential\.path: is required/],
+      [`boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, approval: { when: 'true', ttl: 0 } })}\n`, /boundaries\.crm-x\.approval\.ttl: must be at least 1/],
+      [`boundaries:\n  crm-fine: ${JSON.stringify(fineBoundary)}\n  CRM: ${JSON.stringify(fineBoundary)}\n`, /boundaries\.CRM: the id must match \[a-z0-9\]/],
+      [`workloads:\n  ? spiffe://acme.test/${'a'.repeat(2100)}\n  : { issuer: spire, subject: x }\n`, /workloads\.spiffe:\/\/acme\.test\/a+: the id is refused: a path parameter is too long\n$/],
+      ['policies:\n  p: { policy: "permit(principal, action, resource);", colour: red }\n', /policies\.p\.colour: unknown field \(a policy takes policy, description\)/],
     ];
     for (const [text, message] of cases) expectFailure(await tollgate(['apply', '-f', file('bad.yaml', text)]), 2, message);
     expectFailure(await tollgate(['apply', '-f', join(dir, 'missing.yaml')]), 2, /cannot read .*missing\.yaml: ENOENT/);
@@ -380,7 +389,6 @@ describe('exit statuses', () => {
       [['audit', 'check'], /audit: expected verify/],
       [['workloads'], /workloads: expected ls, put or delete/],
       [['workloads', 'put', 'bot'], /workloads put: -f <file> is required/],
-      [['workloads', 'put', 'Not A Slug', '-f', 'x.json'], /<workload-id> must be a slug/],
       [['api-keys', 'create'], /api-keys create: --role is required/],
       [['api-keys', 'revoke'], /expected <key-id>/],
       [['keys', 'spin'], /keys: expected ls or rotate, got "spin"/],
@@ -422,6 +430,9 @@ describe('tollgate admin verbs', () => {
     // The broker checks the body; a refusal names its field.
     expectFailure(await tollgate(['workloads', 'put', 'sim-bot', '-f', file('bad.json', '{"jwks": {"keys": []}}')]), 1, /^tollgate: invalid_request: jwks\.keys/);
     expectFailure(await tollgate(['workloads', 'put', 'sim-bot', '-f', file('list.json', '[1]')]), 2, /must hold one object/);
+    // An id the broker's rule refuses is a usage error, in the broker's words; nothing is written.
+    expectFailure(await tollgate(['workloads', 'put', 'Not A Slug', '-f', body]), 2, /^tollgate: workloads put: <workload-id> must be a slug \[a-z0-9\]\[a-z0-9._-\]\{0,62\} or a SPIFFE ID\n/);
+    expect((await admin('GET', '/v1/admin/workloads')).body.items.map((w: { id: string }) => w.id)).not.toContain('Not A Slug');
 
     await putBoundary(broker, 'cli-sim');
     const simulated = JSON.parse(expectOk(await tollgate(['simulate', '--workload', 'sim-bot', '--intent', 'order_status', '--subject', 'c-1', '--boundary', 'cli-sim', '--action', 'orders:read', '--json'])));

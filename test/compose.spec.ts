@@ -5,7 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig } from '../libs/config/config.js';
+import { loadBrokerConfig } from '../apps/broker/config.js';
+import type { VaultConfig } from '../libs/credentials/vault/config.js';
 
 /**
  * There is no Docker engine here, so docker-compose.yml and the Dockerfile are checked without
@@ -77,10 +78,11 @@ describe('docker-compose.yml', () => {
 
   it('points Tollgate at the vault service with the dev root token Vault is started with', () => {
     const env = environment(tollgate);
-    const config = loadConfig(Object.fromEntries(Object.entries(env).map(([key, value]) => [key, interpolate(value, secrets)])));
-    expect(config.vault).toMatchObject({ addr: 'http://vault:8200', auth: { method: 'token' } });
+    const config = loadBrokerConfig(Object.fromEntries(Object.entries(env).map(([key, value]) => [key, interpolate(value, secrets)])));
+    const vault = config.credentialSources.vault as VaultConfig | undefined;
+    expect(vault).toMatchObject({ addr: 'http://vault:8200', auth: { method: 'token' } });
     const vaultToken = interpolate(environment(services.vault!).VAULT_DEV_ROOT_TOKEN_ID!, {});
-    expect(config.vault?.auth).toEqual({ method: 'token', token: vaultToken });
+    expect(vault?.auth).toEqual({ method: 'token', token: vaultToken });
     expect(interpolate(env.AWS_ENDPOINT_URL_STS!, {})).toBe('http://localstack:4566');
   });
 
@@ -134,7 +136,7 @@ describe('docker-compose.yml', () => {
 
   it('gives Tollgate an environment its configuration accepts, with an issuer clients can reach', () => {
     const resolved = Object.fromEntries(Object.entries(environment(tollgate)).map(([key, value]) => [key, interpolate(value, secrets)]));
-    const config = loadConfig(resolved);
+    const config = loadBrokerConfig(resolved);
     expect(config).toMatchObject({ host: '0.0.0.0', port: 8080, issuer: 'http://127.0.0.1:8080' });
     expect(config.databaseUrl).toMatch(/^postgres:\/\/[^@]+@postgres:5432\//);
     expect(config.kek?.length).toBe(32);

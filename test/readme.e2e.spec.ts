@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -8,10 +8,11 @@ import { startBroker, type TestBroker } from './support/broker.js';
 import { asAdmin } from './support/scenario.js';
 
 /**
- * Runs README.md's walkthrough as written: every ```sh block of its "## Walkthrough" section, in
- * order, in one bash session, against a real broker. Only the two lines that set TG and ADMIN are
- * replaced (the broker listens on a random port and has its own admin key). Each block's output is
- * then compared with the output block the README shows after it.
+ * Runs README.md's walkthrough as written: every ```sh block of its "## Walkthrough" section, then of
+ * every "## Walkthrough…" section of docs/*.md (continuations, such as the kill switch in
+ * docs/identity.md; files in name order), in order, in one bash session, against a real broker. Only
+ * the two lines that set TG and ADMIN are replaced (the broker listens on a random port and has its
+ * own admin key). Each block's output is then compared with the output block shown after it.
  *
  * Comparing: every line of the shown output must match a line of the real output, in order (other
  * real lines, such as messages on stderr, may come between). `…` stands for any text. A UUID or a
@@ -29,19 +30,36 @@ interface Step {
   expected: string[];
 }
 
-function walkthroughSteps(markdown: string): Step[] {
-  const start = /^## Walkthrough[ \t]*$/m.exec(markdown);
-  if (!start) throw new Error('README.md has no "## Walkthrough" section');
-  const rest = markdown.slice(start.index + start[0].length);
-  const end = /^## /m.exec(rest);
-  const section = end ? rest.slice(0, end.index) : rest;
+/** The walkthrough sections of one markdown file: each runs from its "## Walkthrough…" heading to the next "## ". */
+function walkthroughSections(markdown: string): string[] {
+  const sections: string[] = [];
+  for (const start of markdown.matchAll(/^## Walkthrough\b.*$/gm)) {
+    const rest = markdown.slice(start.index + start[0].length);
+    const end = /^## /m.exec(rest);
+    sections.push(end ? rest.slice(0, end.index) : rest);
+  }
+  return sections;
+}
 
+/** README.md's walkthrough first (it must have one), then the docs' continuations, file by file. */
+function walkthroughFiles(): { file: string; sections: string[] }[] {
+  const readme = walkthroughSections(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+  if (readme.length !== 1) throw new Error(`README.md must have one "## Walkthrough" section (found ${readme.length})`);
+  const docs = readdirSync(join(ROOT, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .sort()
+    .map((name) => ({ file: `docs/${name}`, sections: walkthroughSections(readFileSync(join(ROOT, 'docs', name), 'utf8')) }))
+    .filter((doc) => doc.sections.length > 0);
+  return [{ file: 'README.md', sections: readme }, ...docs];
+}
+
+function walkthroughSteps(file: string, section: string): Step[] {
   const steps: Step[] = [];
-  let heading = '(walkthrough)';
+  let heading = `${file}: (walkthrough)`;
   const token = /^(#{3,6}) +(.+)$|^```([\w-]*)[ \t]*\n([\s\S]*?)^```[ \t]*$/gm;
   for (let match = token.exec(section); match; match = token.exec(section)) {
     if (match[1]) {
-      heading = match[2]!.trim();
+      heading = `${file}: ${match[2]!.trim()}`;
       continue;
     }
     const lang = match[3]!;
@@ -172,7 +190,8 @@ class Transcript {
 }
 
 let broker: TestBroker;
-const steps = walkthroughSteps(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+const files = walkthroughFiles();
+const steps = files.flatMap(({ file, sections }) => sections.flatMap((section) => walkthroughSteps(file, section)));
 let outputs: string[] = [];
 let transcript = '';
 let exitCode: number | null = null;
@@ -203,6 +222,8 @@ afterAll(() => broker?.close());
 describe('the README walkthrough', () => {
   it('has its steps and shows the output of each', () => {
     expect(steps.length).toBeGreaterThanOrEqual(12);
+    // The kill switch and the way back in, moved out of the README, still run.
+    expect(files.map((f) => f.file)).toContain('docs/identity.md');
     for (const step of steps.slice(1)) expect(step.expected.length, `"${step.heading}" shows no output`).toBeGreaterThan(0);
   });
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../apps/broker/app.js';
-import { loadConfig } from '../libs/config/config.js';
+import { loadBrokerConfig } from '../apps/broker/config.js';
 import { ConfigurationError } from '../libs/errors/errors.js';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { freshDatabase } from './support/database.js';
@@ -138,7 +138,7 @@ describe('restart', () => {
   it('on the embedded default, generates the admin key and KEK once, storing only the key hash', async () => {
     const db = await freshDatabase('pglite');
     const env = { TOLLGATE_DATA_DIR: db.dataDir, TOLLGATE_LOG_LEVEL: 'error' };
-    const first = await createApp(loadConfig(env), { sweep: false });
+    const first = await createApp(loadBrokerConfig(env), { sweep: false });
     const key = first.broker.generatedAdminKey;
     expect(key).toMatch(/^tgadm_[A-Za-z0-9_-]{43}$/);
     const stored = await first.broker.db.query<{ key_hash: string }>('SELECT key_hash FROM api_keys');
@@ -147,7 +147,7 @@ describe('restart', () => {
     const kid = first.broker.keys.active.kid;
     await first.close();
 
-    const second = await createApp(loadConfig(env), { sweep: false });
+    const second = await createApp(loadBrokerConfig(env), { sweep: false });
     try {
       expect(second.broker.generatedAdminKey).toBeUndefined();
       expect((await second.broker.apiKeys.authenticate(key)).role).toBe('admin');

@@ -25,6 +25,7 @@ import { Introspection } from '../../libs/leases/introspection.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
+import { TokenRevocation } from '../../libs/leases/token-revocation.js';
 import { RevocationEventLog } from '../../libs/audit/event-log.js';
 import { EVENT_POLL_MS, EventFeed } from '../../libs/leases/event-feed.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
@@ -33,27 +34,28 @@ import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskHistory } from '../../libs/review/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
+import type { BrokerConfig } from './config.js';
 import { createBroker, type Broker } from './broker.js';
-import { AdminController } from './http/admin.controller.js';
-import { PoliciesController } from './http/policies.controller.js';
-import { ApiKeysController } from './http/api-keys.controller.js';
-import { ApprovalsController } from './http/approvals.controller.js';
-import { AuditController } from './http/audit.controller.js';
+import { AdminController } from './http/admin/admin.controller.js';
+import { PoliciesController } from './http/admin/policies.controller.js';
+import { ApiKeysController } from './http/admin/api-keys.controller.js';
+import { ApprovalsController } from './http/approvals/approvals.controller.js';
+import { AuditController } from './http/audit/audit.controller.js';
 import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './http/auth.js';
-import { DiscoveryController } from './http/discovery.controller.js';
+import { DiscoveryController } from './http/discovery/discovery.controller.js';
 import { ErrorFilter } from './http/error-filter.js';
-import { OAuthController } from './http/oauth.controller.js';
-import { ReviewController, RevocationController } from './http/review.controller.js';
-import { TasksController } from './http/tasks.controller.js';
-import { TokenController } from './http/token.controller.js';
-import { EventsController } from './http/events.controller.js';
-import { IssuersController } from './http/issuers.controller.js';
-import { KeysController } from './http/keys.controller.js';
-import { OpenApiController } from './http/openapi.controller.js';
+import { OAuthController } from './http/oauth/oauth.controller.js';
+import { ReviewController, RevocationController } from './http/review/review.controller.js';
+import { TasksController } from './http/tasks/tasks.controller.js';
+import { TokenController } from './http/token/token.controller.js';
+import { EventsController } from './http/events/events.controller.js';
+import { IssuersController } from './http/admin/issuers.controller.js';
+import { KeysController } from './http/admin/keys.controller.js';
+import { OpenApiController } from './http/discovery/openapi.controller.js';
 import { buildOpenApi } from './http/openapi.js';
 import { BROKER, CONSOLE_ASSETS, OPENAPI } from './tokens.js';
-import { ConsoleController } from './http/console.controller.js';
-import { loadConsoleAssets } from './http/console-assets.js';
+import { ConsoleController } from './http/console/console.controller.js';
+import { loadConsoleAssets } from './http/console/console-assets.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -104,6 +106,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleA
       { provide: AuditLog, useValue: broker.audit },
       { provide: Introspection, useValue: broker.introspection },
       { provide: LeaseRevocation, useValue: broker.revocation },
+      { provide: TokenRevocation, useValue: broker.tokenRevocation },
       { provide: LeaseStore, useValue: broker.leases },
       { provide: RevocationEventLog, useValue: broker.events },
       { provide: EventFeed, useValue: broker.eventFeed },
@@ -131,7 +134,7 @@ export interface App {
  * rotated, automatic rotation, ending retired keys' publication) always runs.
  */
 export async function createApp(
-  config: Config,
+  config: BrokerConfig,
   options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings>; outboxTimings?: Partial<OutboxTimings> } = {},
 ): Promise<App> {
   // Before the database opens: a build that lost the console's files fails here, having opened nothing.

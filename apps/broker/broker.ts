@@ -45,6 +45,7 @@ import { CredentialOutbox, type OutboxTimings } from '../../libs/leases/outbox.j
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
+import { TokenRevocation } from '../../libs/leases/token-revocation.js';
 import { RevocationEventLog } from '../../libs/audit/event-log.js';
 import { EventFeed } from '../../libs/leases/event-feed.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
@@ -58,6 +59,7 @@ import { WhatIf } from '../../libs/policy/what-if.js';
 import { TaskStore } from '../../libs/tasks/task-store.js';
 import { TaskHistory } from '../../libs/review/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
+import type { BrokerConfig } from './config.js';
 import { BrokerMetrics } from './metrics.js';
 
 /**
@@ -90,6 +92,8 @@ export interface Broker {
   approvals: Approvals;
   introspection: Introspection;
   revocation: LeaseRevocation;
+  /** RFC 7009: who may revoke which token at /oauth2/revoke. */
+  tokenRevocation: TokenRevocation;
   leases: LeaseStore;
   events: RevocationEventLog;
   /** The one poller behind every GET /v1/events stream of this replica (ticked by the app). */
@@ -105,7 +109,7 @@ export interface Broker {
 }
 
 export async function createBroker(
-  config: Config,
+  config: BrokerConfig,
   clock: Clock = systemClock,
   keyTimings?: Partial<KeyTimings>,
   outboxTimings?: Partial<OutboxTimings>,
@@ -161,7 +165,10 @@ export async function createBroker(
     },
     changed: (id) => workloadCache.forget(id),
   });
-  const providers = createProviders({ config, db, signingKey: () => ring.signingKey() });
+  const providers = createProviders(
+    { issuer: config.issuer, clock, signingKey: () => ring.signingKey(), audit: appendAudit, db },
+    config.credentialSources,
+  );
   metrics.watchActiveLeases(() => leases.countActive());
   metrics.watchRevokeFailed(() => leases.countByState('revoke_failed'));
   const apiKeys = new ApiKeys(db, new ApiKeyStore(db), clock, bootstrapHashOf(config.adminKey));
@@ -195,6 +202,7 @@ export async function createBroker(
   const events = new RevocationEventLog(db);
   const eventFeed = new EventFeed(events, (ids) => apiKeys.liveIds(ids), config.events);
   metrics.watchEventStreams(() => eventFeed.size);
+  const introspection = new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid()));
 
   return {
     config,
@@ -239,8 +247,9 @@ export async function createBroker(
       policies,
     }),
     approvals: new Approvals(db, approvalStore),
-    introspection: new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid())),
+    introspection,
     revocation,
+    tokenRevocation: new TokenRevocation(introspection, revocation),
     leases,
     events,
     eventFeed,

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../libs/config/config.js';
+import { loadBrokerConfig } from './config.js';
 import { migrateDatabase } from '../../libs/db/typeorm-database.js';
 import { ConfigurationError } from '../../libs/errors/errors.js';
 import { handOverAdminKey } from './admin-key-handover.js';
@@ -16,7 +16,7 @@ async function main(args: readonly string[]): Promise<void> {
     process.stderr.write(`tollgate-broker: unknown command ${JSON.stringify(command)}\nusage: tollgate-broker [migrate]\n`);
     process.exit(2);
   }
-  const config = loadConfig(process.env);
+  const config = loadBrokerConfig(process.env);
   const { app, broker, close } = await createApp(config);
   // Shown before listening: if the port is taken, the operator still has the key that was stored.
   if (broker.generatedAdminKey) {
@@ -48,7 +48,7 @@ async function main(args: readonly string[]): Promise<void> {
 }
 
 async function migrate(): Promise<void> {
-  const config = loadConfig(process.env, { command: 'migrate' });
+  const config = loadBrokerConfig(process.env, { command: 'migrate' });
   const applied = await migrateDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   process.stdout.write(
     applied.length === 0 ? 'tollgate-broker migrate: the database is up to date\n' : `tollgate-broker migrate: applied ${applied.length}: ${applied.join(', ')}\n`,

@@ -65,7 +65,7 @@ export class BrokerApi {
     const description = typeof problem.error_description === 'string' ? problem.error_description : response.statusText;
     const reasons = Array.isArray(problem.reasons) && problem.reasons.length > 0 ? ` (${problem.reasons.join(', ')})` : '';
     if (response.status >= 500) throw new Unreachable(`the broker at ${this.url} cannot serve the request: ${error}: ${description}`);
-    throw new ApiRefused(`${error}: ${description}${reasons}`, response.status, error, typeof problem.field === 'string' ? problem.field : undefined);
+    throw new ApiRefused(`${error}: ${description}${reasons}`, { status: response.status, error, description, field: typeof problem.field === 'string' ? problem.field : undefined });
   }
 }
 

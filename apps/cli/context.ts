@@ -23,18 +23,31 @@ export const GLOBAL_OPTIONS = {
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
+/** What a command is run with. */
+export interface CommandRun<O extends Options> {
+  /** The command words, for messages (`workloads put`). */
+  name: string;
+  io: Io;
+  /** The arguments after the command words. */
+  args: string[];
+  /** The command's own options, besides {@link GLOBAL_OPTIONS}. */
+  options: O;
+  /** "Now" for relative times (--since 1h); the clock's by default. */
+  now?: Date;
+}
+
 /** One command's run: its parsed options and positionals, the broker, and the output. */
 export class Command<O extends Options> {
+  readonly name: string;
+  readonly io: Io;
+  readonly now: Date;
   readonly values: Record<string, string | boolean | undefined>;
   readonly positionals: string[];
 
-  constructor(
-    readonly name: string,
-    readonly io: Io,
-    args: string[],
-    options: O,
-    readonly now: Date = new Date(),
-  ) {
+  constructor({ name, io, args, options, now = new Date() }: CommandRun<O>) {
+    this.name = name;
+    this.io = io;
+    this.now = now;
     try {
       const parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
       this.values = parsed.values as Record<string, string | boolean | undefined>;

@@ -18,16 +18,28 @@ export class UsageError extends CliError {
   }
 }
 
+/** What the broker answered with an error. */
+export interface Refusal {
+  status: number;
+  /** Its `error` code (invalid_request, not_found...). */
+  error: string;
+  /** Its `error_description`. */
+  description: string;
+  /** Its `field`: the input it refused, when it names one. */
+  field: string | undefined;
+}
+
 /** The broker answered with an error (refused, not found, invalid). */
-export class ApiRefused extends CliError {
+export class ApiRefused extends CliError implements Refusal {
   readonly exitCode = 1;
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly error: string,
-    readonly field: string | undefined,
-  ) {
+  readonly status: number;
+  readonly error: string;
+  readonly description: string;
+  readonly field: string | undefined;
+
+  constructor(message: string, refusal: Refusal) {
     super(message);
+    ({ status: this.status, error: this.error, description: this.description, field: this.field } = refusal);
   }
 }
 

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../broker/app.js';
-import { loadConfig } from '../../libs/config/config.js';
+import { loadBrokerConfig } from '../broker/config.js';
 import { runStory } from './story.js';
 
 export interface DemoOptions {
@@ -77,7 +77,7 @@ async function startEmbedded(print: (line: string) => void, cleanup: Cleanup): P
   print('Starting Tollgate on its embedded database (PGlite creates and migrates it: a few seconds)...');
   const port = await freePort();
   // Only these settings: TOLLGATE_* variables of the caller's shell describe some other Tollgate.
-  const config = loadConfig({
+  const config = loadBrokerConfig({
     PORT: String(port),
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_ADMIN_KEY: adminKey,

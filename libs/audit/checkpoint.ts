@@ -1,4 +1,4 @@
-import { signCompact } from '../credentials/jwt/compact-sign.js';
+import { signCompact } from '../keys/compact-sign.js';
 import type { SigningKey } from '../keys/signing-keys.js';
 
 /**

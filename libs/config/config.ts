@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigurationError } from '../errors/errors.js';
-import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
+
+/** The algorithms Tollgate signs its credentials with (TOLLGATE_SIGNING_ALG); libs/keys makes keys for them. */
+export const SIGNING_ALGS = ['EdDSA', 'ES256'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
 /** Validated service configuration. Built once at start from the environment; never read again. */
 export interface Config {
@@ -26,8 +29,6 @@ export interface Config {
   keyRotationMs: number | undefined;
   /** The alg new signing keys are made for. */
   signingAlg: SigningAlg;
-  /** Tollgate's own Vault login (Vault's standard variables); undefined when VAULT_ADDR is not set. */
-  vault: VaultConfig | undefined;
   /** Policy-style denials a task may collect before the drift guard suspends it (a boundary may override). */
   driftThreshold: number;
   /** Credential requests per workload: a token bucket shared by the replicas; undefined when off. */
@@ -55,21 +56,6 @@ export interface RateLimit {
   perSecond: number;
   burst: number;
 }
-
-/** How Tollgate logs in to Vault: exactly one of a token, AppRole, or Kubernetes auth. */
-export interface VaultConfig {
-  addr: string;
-  namespace: string | undefined;
-  auth:
-    | { method: 'token'; token: string }
-    | { method: 'approle'; roleId: string; secretId: string; mount: string }
-    | { method: 'kubernetes'; role: string; jwtPath: string; mount: string };
-  /** Per request to Vault: a hung Vault must not hold a credential request for long. */
-  timeoutMs: number;
-}
-
-/** Where a pod's service-account token is mounted (Vault's Kubernetes auth reads it from here too). */
-export const DEFAULT_K8S_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -101,6 +87,20 @@ const KNOWN = new Set([
 export const MIN_KEY_ROTATION_MS = 30_000;
 const MAX_KEY_ROTATION_MS = 366 * 86_400_000;
 
+/** The environment, as `process.env` gives it. */
+export type Env = Record<string, string | undefined>;
+
+/**
+ * A part of the start-up configuration that a lib above the kernel owns (a credential kind's own
+ * source, such as Vault's login). It is read with the rest, into the same list of problems, so one
+ * start still reports every problem at once. Problems name the variable, never a secret value.
+ */
+export interface ConfigPart<T extends object> {
+  /** TOLLGATE_* variables the part reads: the unknown-setting check must not report them. */
+  readonly variables: readonly string[];
+  read(env: Env, problems: string[]): T;
+}
+
 export interface LoadOptions {
   /** Reads a `*_FILE` secret; the file system by default. */
   readSecretFile?: (path: string) => string;
@@ -109,7 +109,7 @@ export interface LoadOptions {
 }
 
 /** Settings of Tollgate's clients (the CLI, scripts, the SDK), often exported in the same shell. */
-const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY']);
+const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY', 'TOLLGATE_KEY_FILE']);
 
 /**
  * Kubernetes injects docker-link style variables for every Service of the namespace into every pod:
@@ -140,14 +140,16 @@ function isKubernetesServiceLink(key: string, value: string | undefined): boolea
  * Reads every key, collects every problem, and throws them together (each naming its key), so an
  * operator fixes a bad deployment in one pass rather than one restart per typo.
  */
-export function loadConfig(env: Record<string, string | undefined>, options: LoadOptions = {}): Config {
+export function loadConfig(env: Env, options?: LoadOptions): Config;
+export function loadConfig<T extends object>(env: Env, options: LoadOptions, part: ConfigPart<T>): Config & T;
+export function loadConfig(env: Env, options: LoadOptions = {}, part?: ConfigPart<object>): Config {
   const readSecretFile = options.readSecretFile ?? ((path: string) => readFileSync(path, 'utf8'));
   // `migrate` only opens the database: it needs no admin key or KEK (a migrate Job gets neither).
   const serving = options.command !== 'migrate';
   const problems: string[] = [];
 
   for (const key of Object.keys(env)) {
-    if (!key.startsWith('TOLLGATE_') || KNOWN.has(key) || CLIENT_SIDE.has(key)) continue;
+    if (!key.startsWith('TOLLGATE_') || KNOWN.has(key) || CLIENT_SIDE.has(key) || part?.variables.includes(key)) continue;
     if (isKubernetesServiceLink(key, env[key])) continue;
     problems.push(`${key}: unknown setting`);
   }
@@ -209,12 +211,13 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
   if (migrateText !== 'on' && migrateText !== 'off') problems.push('TOLLGATE_MIGRATE: must be on or off');
 
   const rateLimit = rateLimitOf(env, problems);
-  const vault = vaultConfig(env, problems);
   const events = eventsConfig(env, problems);
   const tracing = tracingConfig(env, problems);
+  const own = part?.read(env, problems);
 
   if (problems.length > 0) throw new ConfigurationError(problems);
   return {
+    ...own,
     port,
     host,
     issuer,
@@ -231,7 +234,6 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     signingAlg,
     driftThreshold,
     rateLimit,
-    vault,
     events,
     tracing,
   };
@@ -330,56 +332,6 @@ function eventsConfig(env: Record<string, string | undefined>, problems: string[
 }
 
 /**
- * Vault's own variables (VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CLIENT_TIMEOUT), plus
- * VAULT_ROLE_ID/VAULT_SECRET_ID for AppRole and VAULT_K8S_ROLE/VAULT_K8S_TOKEN_PATH for Kubernetes
- * auth (the names Vault's docs and most Vault clients use). Secrets are never echoed in a problem.
- */
-function vaultConfig(env: Record<string, string | undefined>, problems: string[]): VaultConfig | undefined {
-  const addr = nonEmpty(env.VAULT_ADDR);
-  const token = nonEmpty(env.VAULT_TOKEN);
-  const roleId = nonEmpty(env.VAULT_ROLE_ID);
-  const secretId = nonEmpty(env.VAULT_SECRET_ID);
-  const k8sRole = nonEmpty(env.VAULT_K8S_ROLE);
-  const methods = [token && 'VAULT_TOKEN', (roleId || secretId) && 'VAULT_ROLE_ID', k8sRole && 'VAULT_K8S_ROLE'].filter(Boolean);
-  if (addr === undefined) {
-    if (methods.length > 0) problems.push(`VAULT_ADDR: required when ${methods.join(', ')} is set`);
-    return undefined;
-  }
-  let ok = true;
-  if (!isHttpUrl(addr)) {
-    problems.push('VAULT_ADDR: must be an http(s) URL such as https://vault.example:8200');
-    ok = false;
-  }
-  if (methods.length !== 1) {
-    problems.push('VAULT_ADDR: set exactly one way to log in: VAULT_TOKEN, VAULT_ROLE_ID + VAULT_SECRET_ID (AppRole), or VAULT_K8S_ROLE (Kubernetes)');
-    ok = false;
-  }
-  if ((roleId === undefined) !== (secretId === undefined)) {
-    problems.push(`${roleId === undefined ? 'VAULT_ROLE_ID' : 'VAULT_SECRET_ID'}: required with ${roleId === undefined ? 'VAULT_SECRET_ID' : 'VAULT_ROLE_ID'}`);
-    ok = false;
-  }
-  const timeoutText = nonEmpty(env.VAULT_CLIENT_TIMEOUT) ?? '10s';
-  const match = /^(\d{1,4})s?$/.exec(timeoutText);
-  const timeoutSeconds = match ? Number(match[1]) : 0;
-  if (timeoutSeconds < 1 || timeoutSeconds > 600) {
-    problems.push('VAULT_CLIENT_TIMEOUT: must be seconds from 1 to 600, such as 10 or 10s');
-    ok = false;
-  }
-  const mount = (key: string, fallback: string) => (nonEmpty(env[key]) ?? fallback).replace(/^\/+|\/+$/g, '');
-  if (!ok) return undefined;
-  return {
-    addr: addr.replace(/\/+$/, ''),
-    namespace: nonEmpty(env.VAULT_NAMESPACE),
-    auth: token
-      ? { method: 'token', token }
-      : roleId
-        ? { method: 'approle', roleId, secretId: secretId!, mount: mount('VAULT_APPROLE_MOUNT', 'approle') }
-        : { method: 'kubernetes', role: k8sRole!, jwtPath: nonEmpty(env.VAULT_K8S_TOKEN_PATH) ?? DEFAULT_K8S_TOKEN_PATH, mount: mount('VAULT_K8S_MOUNT', 'kubernetes') },
-    timeoutMs: timeoutSeconds * 1000,
-  };
-}
-
-/**
  * TOLLGATE_RATE_LIMIT: credential requests per second per workload, or `off` (the default: a fit
  * number depends on the deployment). TOLLGATE_RATE_BURST: how many may come at once (default twice
  * the rate, at least 1).
@@ -413,7 +365,8 @@ function duration(text: string): number | undefined | null {
   return ms >= MIN_KEY_ROTATION_MS && ms <= MAX_KEY_ROTATION_MS ? ms : null;
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
+/** The value of a variable, trimmed; undefined when it is unset or blank. */
+export function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
 
@@ -435,7 +388,8 @@ function integer(
   return value;
 }
 
-function isHttpUrl(text: string): boolean {
+/** An http(s) URL without query or fragment. */
+export function isHttpUrl(text: string): boolean {
   try {
     const url = new URL(text);
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === '';

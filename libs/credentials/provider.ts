@@ -1,6 +1,8 @@
 import type { z } from 'zod';
-import type { Config } from '../config/config.js';
-import type { Database } from '../db/database.js';
+import type { AuditEvent } from '../audit/audit.js';
+import type { Clock } from '../clock/clock.js';
+import type { Env } from '../config/config.js';
+import type { Database, Sql } from '../db/database.js';
 import type { SigningKey } from '../keys/signing-keys.js';
 import type { ToolBoundary } from '../policy/boundary.js';
 
@@ -77,23 +79,37 @@ export interface CredentialProvider<S extends CredentialSettings = CredentialSet
   renew?(handle: ExternalHandle, ttlSeconds: number): Promise<{ sourceExpiresAt: number }>;
 }
 
-/** What a provider may be built from: the service configuration and the broker's own signing key. */
+/**
+ * Everything a provider may be built from, in one place (as SPIRE hands its plugins one set of host
+ * services): a provider talks to its source; what it needs of Tollgate comes through here.
+ */
 export interface ProviderContext {
-  config: Config;
-  /** The shared database, for providers that must coordinate replicas (STS: one writer per role's deny policy). */
-  db: Database;
+  /** Tollgate's issuer URL: the `iss` of the credentials it signs. */
+  issuer: string;
+  clock: Clock;
+  /** Synchronous on the hot path; a promise only when this replica must re-read its keys first. */
   signingKey: () => SigningKey | Promise<SigningKey>;
+  /** Appends an audit event in the caller's transaction, so it commits with the change it describes. */
+  audit: (sql: Sql, event: AuditEvent) => Promise<void>;
+  /** The shared database, for a kind's own store (STS: one writer per role's deny policy across replicas). */
+  db: Database;
 }
 
 /**
  * One entry of the catalog (libs/credentials/catalog.ts): the settings a boundary may carry for the
- * kind (a strict zod object with `kind` as a literal, checked when the boundary is written) and how
- * to build its provider.
+ * kind (a strict zod object with `kind` as a literal, checked when the boundary is written), the
+ * kind's own start-up configuration (its source's address and login: read and checked with the rest
+ * of the configuration, so a bad deployment is reported in one pass), and how to build its provider.
  */
-export interface CredentialKind<S extends CredentialSettings = CredentialSettings> {
+export interface CredentialKind<S extends CredentialSettings = CredentialSettings, C = unknown> {
   readonly kind: S['kind'];
   readonly settings: z.ZodType<S>;
-  create(context: ProviderContext): CredentialProvider<S>;
+  /** TOLLGATE_* variables `configure` reads (the unknown-setting check must know them). */
+  readonly variables?: readonly string[];
+  /** Reads the kind's own variables; pushes each problem (naming the variable, never a secret) to `problems`. */
+  configure?(env: Env, problems: string[]): C;
+  /** `config` is what `configure` returned (undefined for a kind without one). */
+  create(context: ProviderContext, config: C): CredentialProvider<S>;
 }
 
 /** The credential providers of a running broker, by kind. */

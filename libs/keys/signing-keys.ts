@@ -1,16 +1,16 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
+import { SIGNING_ALGS, type SigningAlg } from '../config/config.js';
 import { uuidv7 } from '../ids/ids.js';
 
-/** The algorithms Tollgate signs its credentials with (TOLLGATE_SIGNING_ALG). */
-export const SIGNING_ALGS = ['EdDSA', 'ES256'] as const;
-export type SigningAlg = (typeof SIGNING_ALGS)[number];
+// Defined with the configuration (kernel), which must check TOLLGATE_SIGNING_ALG without reaching up to keys.
+export { SIGNING_ALGS, type SigningAlg };
 
 /** A key Tollgate signs issued credentials with. The private half lives only in memory. */
 export interface SigningKey {
   kid: string;
   alg: SigningAlg;
-  /** For node:crypto's synchronous signing on the hot path (see credentials/jwt/compact-sign). */
+  /** For node:crypto's synchronous signing on the hot path (see keys/compact-sign). */
   privateKeyObject: KeyObject;
   publicJwk: JWK;
 }

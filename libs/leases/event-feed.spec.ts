@@ -146,7 +146,7 @@ describe('EventFeed', () => {
 
 describe('EventStream', () => {
   function open(log: MemoryLog, feed: EventFeed, out: SlowResponse, after: string, audience?: string) {
-    const stream = new EventStream('key', audience, after, out, feed, log, render, { stallTimeoutMs: 1000, pageSize: 10 }, () => 0);
+    const stream = new EventStream({ keyId: 'key', audience, after, out, feed, log, render, stallTimeoutMs: 1000, pageSize: 10, now: () => 0 });
     stream.subscribe();
     stream.start();
     return stream;
@@ -230,7 +230,7 @@ describe('EventStream', () => {
     const clock = { now: 0 };
     const feed = feedOn(log, undefined, clock);
     const out = new SlowResponse(20);
-    const stream = new EventStream('key', undefined, '0', out, feed, log, render, { stallTimeoutMs: 1000, pageSize: 10 }, () => clock.now);
+    const stream = new EventStream({ keyId: 'key', audience: undefined, after: '0', out, feed, log, render, stallTimeoutMs: 1000, pageSize: 10, now: () => clock.now });
     stream.subscribe();
     stream.start();
     await settle();

@@ -1,5 +1,5 @@
-import { positionAfter, type EventFeed, type FeedBatch, type FeedSubscriber } from './event-feed.js';
-import { visibleTo, type RevocationEvent } from '../audit/event-log.js';
+import { positionAfter, type EventFeed, type EventSource, type FeedBatch, type FeedSubscriber } from './event-feed.js';
+import { APPROVAL_EVENT_TYPES, visibleTo, type ApprovalEventType, type RevocationEvent } from '../audit/event-log.js';
 
 /** What a stream needs of its HTTP response (node's ServerResponse). */
 export interface StreamResponse {
@@ -13,16 +13,55 @@ export interface StreamResponse {
   once(event: 'drain', listener: () => void): unknown;
 }
 
+/** The headers of an event stream (a HEAD request gets these and nothing else). */
+export const EVENT_STREAM_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' } as const;
+
 export interface EventStreamOptions {
+  /** The API key the stream was opened with: counted against its streams, ended when it is revoked. */
+  keyId: string;
+  /** A resource server's stream is held to its tool's lease events. */
+  audience: string | undefined;
+  /** Every event after this position is written, none before. */
+  after: string;
+  out: StreamResponse;
+  feed: Pick<EventFeed, 'head' | 'subscribe'>;
+  log: Pick<EventSource, 'after'>;
+  /** An event as written on the wire: renderEvent (tests may write less). */
+  render?: (event: RevocationEvent) => string;
   /** A reader that takes nothing for this long while the stream waits to write is dropped. */
   stallTimeoutMs: number;
   /** Events read per replay query, and written before the stream waits for the socket to drain. */
   pageSize?: number;
   keepAliveMs?: number;
+  now?: () => number;
 }
 
 const DEFAULT_PAGE = 200;
 const DEFAULT_KEEP_ALIVE_MS = 15_000;
+
+/**
+ * Opens one GET /v1/events stream: after `lastEventId` (Last-Event-ID), or without one from the
+ * log's head (the events from now on). It takes its place in the feed first, so a replica or key
+ * with no place left answers TooManyStreams (429) while nothing is sent; then `takeOver` hands the
+ * socket from the HTTP framework to the stream, which writes from then on.
+ */
+export async function openEventStream(request: {
+  keyId: string;
+  audience: string | undefined;
+  lastEventId: string | undefined;
+  out: StreamResponse;
+  takeOver: () => void;
+  feed: Pick<EventFeed, 'head' | 'subscribe' | 'limits'>;
+  log: Pick<EventSource, 'after' | 'head'>;
+}): Promise<EventStream> {
+  const { keyId, audience, out, feed, log } = request;
+  const after = request.lastEventId ?? (await log.head());
+  const stream = new EventStream({ keyId, audience, after, out, feed, log, stallTimeoutMs: feed.limits.stallTimeoutMs });
+  stream.subscribe();
+  request.takeOver();
+  stream.start();
+  return stream;
+}
 
 /**
  * One GET /v1/events connection. It writes only while its socket takes data: when `write()` says
@@ -47,25 +86,30 @@ export class EventStream implements FeedSubscriber {
   private lastWrite: number;
   private closed = false;
   private unsubscribe: (() => void) | undefined;
+  readonly keyId: string;
+  private readonly audience: string | undefined;
+  private readonly out: StreamResponse;
+  private readonly feed: Pick<EventFeed, 'head' | 'subscribe'>;
+  private readonly log: Pick<EventSource, 'after'>;
+  private readonly render: (event: RevocationEvent) => string;
+  private readonly stallTimeoutMs: number;
   private readonly pageSize: number;
   private readonly keepAliveMs: number;
+  private readonly now: () => number;
 
-  constructor(
-    readonly keyId: string,
-    /** A resource server's stream is held to its tool's lease events. */
-    private readonly audience: string | undefined,
-    after: string,
-    private readonly out: StreamResponse,
-    private readonly feed: Pick<EventFeed, 'head' | 'subscribe'>,
-    private readonly log: { after(seq: string, limit?: number, audience?: string): Promise<RevocationEvent[]> },
-    private readonly render: (event: RevocationEvent) => string,
-    private readonly options: EventStreamOptions,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.position = after;
-    this.lastWrite = now();
+  constructor(options: EventStreamOptions) {
+    this.keyId = options.keyId;
+    this.audience = options.audience;
+    this.out = options.out;
+    this.feed = options.feed;
+    this.log = options.log;
+    this.render = options.render ?? renderEvent;
+    this.stallTimeoutMs = options.stallTimeoutMs;
     this.pageSize = options.pageSize ?? DEFAULT_PAGE;
     this.keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    this.now = options.now ?? Date.now;
+    this.position = options.after;
+    this.lastWrite = this.now();
   }
 
   /** Takes a place in the feed: throws TooManyStreams (429) before anything is sent. */
@@ -81,7 +125,7 @@ export class EventStream implements FeedSubscriber {
       this.close();
       return;
     }
-    this.out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    this.out.writeHead(200, { ...EVENT_STREAM_HEADERS, connection: 'keep-alive' });
     this.write('retry: 1000\n\n');
     void this.replay();
   }
@@ -106,7 +150,7 @@ export class EventStream implements FeedSubscriber {
   tick(nowMs: number): void {
     if (this.closed) return;
     if (this.waitingSince !== undefined) {
-      if (nowMs - this.waitingSince > this.options.stallTimeoutMs) this.drop();
+      if (nowMs - this.waitingSince > this.stallTimeoutMs) this.drop();
       return;
     }
     // A live stream is at the feed's head after every batch; behind it, it missed some (the feed
@@ -179,4 +223,44 @@ export class EventStream implements FeedSubscriber {
     this.closed = true;
     this.unsubscribe?.();
   }
+}
+
+/** The feed hands one batch to every stream: each event is turned into text once, not once per stream. */
+const rendered = new WeakMap<RevocationEvent, string>();
+
+/** One event as Server-Sent Events frame it: its position (to resume after), its type, and its data. */
+export function renderEvent(event: RevocationEvent): string {
+  let text = rendered.get(event);
+  if (text === undefined) {
+    text = `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(eventData(event))}\n\n`;
+    rendered.set(event, text);
+  }
+  return text;
+}
+
+/** Approval events name the approval and nothing of its params or the reviewer's reason. */
+function eventData(event: RevocationEvent) {
+  if (isApprovalEvent(event.type)) {
+    return {
+      type: event.type,
+      approval_id: event.approvalId,
+      task_id: event.taskId,
+      workload_id: event.workloadId,
+      boundary_id: event.boundaryId,
+      at: event.at.toISOString(),
+    };
+  }
+  return {
+    type: event.type,
+    lease_id: event.leaseId,
+    jti: event.leaseId,
+    task_id: event.taskId,
+    workload_id: event.workloadId,
+    reason: event.reason,
+    at: event.at.toISOString(),
+  };
+}
+
+function isApprovalEvent(type: RevocationEvent['type']): type is ApprovalEventType {
+  return (APPROVAL_EVENT_TYPES as readonly string[]).includes(type);
 }

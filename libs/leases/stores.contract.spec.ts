@@ -1,10 +1,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshDatabase, type TestDatabase } from '../../test/support/database.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { describeOnBothBackends } from '../../test/support/backends.js';
 import { RevocationEventLog } from '../audit/event-log.js';
 import type { Database } from '../db/database.js';
-import { openDatabase } from '../db/typeorm-database.js';
 import { WorkloadStore } from '../identity/workload-store.js';
 import { uuidv7 } from '../ids/ids.js';
 import { exampleBoundary } from '../policy/boundary.fixture.js';
@@ -16,27 +15,9 @@ import { OutboxStore } from './outbox-store.js';
 import { RequestContextReader } from './request-context.js';
 
 /**
- * Contract tests of the stores that own decisions, leases, the outbox and the event log, against a
- * real database. `onBackends` runs them on a fresh database (PostgreSQL when one answers, else
- * PGlite); once test/support/backends.ts is on main, replace it with `describeOnBothBackends` (the
- * same signature) to run every case on both.
+ * Contract tests of the stores that own decisions, leases, the outbox and the event log, run on
+ * PostgreSQL and on PGlite (describeOnBothBackends), through the broker's own opening code.
  */
-function onBackends(title: string, cases: (db: () => Database) => void): void {
-  describe(title, () => {
-    let testDb: TestDatabase;
-    let db: Database;
-    beforeAll(async () => {
-      testDb = await freshDatabase();
-      db = await openDatabase({ databaseUrl: testDb.databaseUrl, dataDir: testDb.dataDir });
-    }, 120_000);
-    afterAll(async () => {
-      await db?.close();
-      await testDb?.drop();
-    });
-    cases(() => db);
-  });
-}
-
 const WORKLOAD = 'spiffe://acme.test/contract';
 const BOUNDARY = exampleBoundary();
 
@@ -45,7 +26,7 @@ async function count(db: Database, table: string, where = 'true', params: unknow
   return rows[0]!.n;
 }
 
-onBackends('lease stores (contract)', (db) => {
+describeOnBothBackends('lease stores (contract)', ({ db }) => {
   let ledger: DecisionLedger;
   let leases: LeaseStore;
   let outbox: OutboxStore;

@@ -23,8 +23,10 @@ export class BoundaryStore {
   }
 
   /**
-   * Writes a new version unless the definition is unchanged. Run in a transaction: the row lock on
-   * the latest version keeps two concurrent PUTs from claiming the same version number.
+   * Writes a new version unless the definition is unchanged. Run in a transaction that holds the
+   * boundary's writer lock (lockWriter, as Boundaries.put does): the row lock on the latest version
+   * alone does not serialise writers (a second writer re-reads the same latest row after the wait and
+   * fails on the primary key), the writer lock does; the contract test shows both.
    */
   async put(id: string, definition: BoundaryDefinition, tx: Sql): Promise<{ boundary: ToolBoundary; changed: boolean; created: boolean }> {
     const { rows } = await tx.query<BoundaryRow>(

@@ -1,5 +1,3 @@
-import type { BoundaryCredential } from '../credentials/catalog.js';
-
 /** An admin-approved tool boundary, at one version. */
 export interface ToolBoundary {
   id: string;
@@ -34,8 +32,15 @@ export const DEFAULT_APPROVAL_TTL_S = 600;
 
 export type Sensitivity = 'low' | 'medium' | 'high';
 
-/** Checked against its kind's schema (libs/credentials/catalog.ts) when the boundary is written. */
-export type CredentialSettings = BoundaryCredential;
+/**
+ * A boundary's `credential`: `kind` names the credential kind, the rest is that kind's. Policy keeps
+ * it opaque (credentials sit above policy); it is checked against its kind's schema
+ * (libs/credentials/catalog.ts) where a boundary is written.
+ */
+export interface CredentialSettings {
+  kind: string;
+  [setting: string]: unknown;
+}
 
 /** What an admin writes; the version and timestamps are the store's. */
 export type BoundaryDefinition = Omit<ToolBoundary, 'id' | 'version' | 'createdAt'>;

@@ -4,7 +4,7 @@ import { createApp, type App } from '../../apps/broker/app.js';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { KeyTimings } from '../../libs/keys/key-ring.js';
 import type { OutboxTimings } from '../../libs/leases/outbox.js';
-import { loadConfig } from '../../libs/config/config.js';
+import { loadBrokerConfig } from '../../apps/broker/config.js';
 import { freshDatabase, type TestDatabase } from './database.js';
 
 export interface TestBroker {
@@ -50,7 +50,7 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
   // The issuer must be known before the port is: reserve one first.
   const port = await freePort();
   env.PORT = String(port);
-  const config = loadConfig(env);
+  const config = loadBrokerConfig(env);
   const app = await createApp(config, { clock: options.clock, sweep: options.sweep ?? false, keyTimings: options.keyTimings, outboxTimings: options.outboxTimings });
   await app.app.listen({ port, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${port}`;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 
 /** Where the PostgreSQL server for tests lives; override with TEST_DATABASE_URL. */
-const SERVER = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const SERVER = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface TestDatabase {
   kind: 'postgres' | 'pglite';
@@ -43,9 +43,16 @@ export function postgresReachable(): Promise<boolean> {
  */
 export async function freshDatabase(kind?: 'postgres' | 'pglite'): Promise<TestDatabase> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-test-'));
-  const usePostgres = kind === 'postgres' || (kind === undefined && process.env.TOLLGATE_TEST_DB !== 'pglite' && (await postgresReachable()));
+  const usePostgres =
+    kind === 'postgres' || (kind === undefined && process.env.TOLLGATE_TEST_DB !== 'pglite' && (await postgresReachable()));
   if (!usePostgres) {
-    return { kind: 'pglite', databaseUrl: undefined, dataDir, name: dataDir, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
+    return {
+      kind: 'pglite',
+      databaseUrl: undefined,
+      dataDir,
+      name: dataDir,
+      drop: async () => rmSync(dataDir, { recursive: true, force: true }),
+    };
   }
   const name = `tollgate_test_${randomBytes(6).toString('hex')}`;
   await admin((client) => client.query(`CREATE DATABASE ${name}`));

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { WorkloadGuard } from './auth.js';
 import { ApiRoute, buildOpenApi } from './openapi.js';
-import { taskResponse } from './responses.js';
+import { taskResponse } from './tasks/tasks.responses.js';
 
 const thing = z.strictObject({ name: z.string().min(1), size: z.int().optional() });
 

@@ -2,13 +2,14 @@ import { RequestMethod, SetMetadata, type Type } from '@nestjs/common';
 import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { z } from 'zod';
 import { AdminGuard, ApproverGuard, EventsGuard, ReviewerGuard, WorkloadGuard } from './auth.js';
-import { RESPONSE_COMPONENTS } from './responses.js';
+import { RESPONSE_COMPONENTS } from './common/components.js';
 
 /**
  * GET /openapi.json, generated from the code so it cannot drift: paths, methods, success statuses
  * and security come from Nest's own route metadata (the same metadata Nest registers the routes
  * from), request bodies and queries from the very zod schemas the handlers pass to parse(), and
- * response bodies from responses.ts. The only hand-written part is one @ApiRoute per handler.
+ * response bodies from each resource's `<resource>.responses.ts` (named in common/components.ts).
+ * The only hand-written part is one @ApiRoute per handler.
  *
  * Why not @nestjs/swagger: our inputs are zod schemas, not DTO classes, so every schema would be
  * handed to it raw anyway; what is left for it to do is reading the route metadata (the few lines

@@ -1,4 +1,5 @@
-import { KINDS, SCHEMAS, type Body, type Kind, type Manifest } from './manifest.js';
+import { KINDS, type Body, type Kind, type Manifest, type PutSchemas } from './manifest.js';
+import { isMap, withDefaults } from './schema.js';
 
 /** One line of the plan. */
 export interface Change {
@@ -21,35 +22,30 @@ export interface FieldChange {
 export interface PlanContext {
   /** The broker's issuer URL: an issuer without `audiences` gets it. */
   issuer: string;
+  /** The PUT body schemas from its /openapi.json: the fields a PUT sets, and their defaults. */
+  schemas: PutSchemas;
 }
 
 /** Left out of the body, the field keeps the object's current value (the kill switch stays on). */
 const KEEP = Symbol('keep');
 
 /**
- * What the broker stores for a field the body leaves out. A field not named here is simply absent
- * (null) when left out. These mirror the PUT schemas' defaults, so that a file relying on a default
- * does not read as a change after it was applied.
+ * What a PUT stores for a field it is not given, where its schema cannot say so: a JSON Schema
+ * `default` is a fixed value, and "what is stored stays" or "the broker's own issuer URL" are not.
+ * Every other field left out gets its schema `default`, or is absent (null).
  */
-function defaults(kind: Kind, context: PlanContext): Record<string, unknown> {
+function omitted(kind: Kind, context: PlanContext): Record<string, unknown> {
   switch (kind) {
     case 'issuer':
       return { audiences: [context.issuer], enabled: KEEP };
     case 'workload':
-      // A PUT replaces the rate limit: left out, the service's limit applies again (none shown).
-      return { enabled: KEEP, rate_limit: null };
+      return { enabled: KEEP };
     case 'boundary':
-      return { sensitivity: 'low', drift_threshold: null, enabled: true, approval: null, policy: null };
+      return {};
     case 'policy':
-      // A PUT always enables the policy set (DELETE disables it).
-      return { description: null, enabled: true };
+      // A PUT always enables the policy set (DELETE disables it); `enabled` is not a field of its body.
+      return { enabled: true };
   }
-}
-
-/** Nested defaults the broker fills inside a field. */
-function filled(kind: Kind, field: string, value: unknown): unknown {
-  if (kind === 'boundary' && field === 'approval' && isMap(value) && value.ttl === undefined) return { ...value, ttl: 600 };
-  return value;
 }
 
 /**
@@ -88,11 +84,14 @@ export function plan(manifest: Manifest, current: Partial<Record<Kind, readonly 
 
 /** The PUT-able fields whose stored value is not what the body would store. */
 export function differences(kind: Kind, body: Body, current: Body, context: PlanContext): FieldChange[] {
-  const implied = defaults(kind, context);
-  const fields = new Set([...Object.keys(SCHEMAS[kind].fields), ...Object.keys(implied)]);
+  const { byKind, resolve } = context.schemas;
+  const schema = byKind[kind];
+  const implied = omitted(kind, context);
+  const filled = withDefaults(body, schema, resolve) as Body;
+  const fields = new Set([...Object.keys(schema.properties ?? {}), ...Object.keys(implied)]);
   const out: FieldChange[] = [];
   for (const field of fields) {
-    const wanted = field in body ? filled(kind, field, body[field]) : field in implied ? implied[field] : null;
+    const wanted = field in filled ? filled[field] : field in implied ? implied[field] : null;
     if (wanted === KEEP) continue;
     const stored = current[field] ?? null;
     if (!matches(wanted, stored)) out.push({ field, from: stored, to: wanted });
@@ -109,10 +108,6 @@ export function matches(wanted: unknown, stored: unknown): boolean {
   if (Array.isArray(wanted)) return Array.isArray(stored) && stored.length === wanted.length && wanted.every((item, i) => matches(item, stored[i]));
   if (isMap(wanted)) return isMap(stored) && Object.entries(wanted).every(([key, value]) => matches(value, stored[key]));
   return wanted === stored;
-}
-
-function isMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** `+ create boundary/crm-orders`, `~ change boundary/crm-refunds (default_ttl: 60 → 90)`, `- disable workload/old-bot`. */

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { WORKLOAD_ID } from '../apply/manifest.js';
 import { Command, type Io } from '../context.js';
-import { UsageError } from '../errors.js';
+import { ApiRefused, UsageError } from '../errors.js';
 import { table } from '../table.js';
 import { shortTime } from '../time.js';
 
@@ -76,7 +75,7 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'ls': {
-      const command = new Command('workloads ls', io, rest, {});
+      const command = new Command({ name: 'workloads ls', io, args: rest, options: {} });
       command.expectPositionals();
       const { items } = await command.api().get<{ items: Workload[] }>('/v1/admin/workloads');
       if (command.json) command.printJson({ items });
@@ -92,19 +91,25 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'put': {
-      const command = new Command('workloads put', io, rest, { file: { type: 'string', short: 'f' } });
+      const command = new Command({ name: 'workloads put', io, args: rest, options: { file: { type: 'string', short: 'f' } } });
       const [id] = command.expectPositionals('workload-id');
-      if (!WORKLOAD_ID.test(id!)) throw new UsageError('workloads put: <workload-id> must be a slug [a-z0-9][a-z0-9._-]{0,62} or a SPIFFE ID');
       const file = command.option('file');
       if (file === undefined) throw new UsageError('workloads put: -f <file> is required (the JSON or YAML body of PUT /v1/admin/workloads/{id})');
       const body = readBody('workloads put', file);
-      const workload = await command.api().put<Workload>(`/v1/admin/workloads/${encodeURIComponent(id!)}`, body);
+      let workload: Workload;
+      try {
+        workload = await command.api().put<Workload>(`/v1/admin/workloads/${encodeURIComponent(id!)}`, body);
+      } catch (error) {
+        // The id is an argument: one the broker refuses (by its own rule) is a usage error, as a bad option is.
+        if (error instanceof ApiRefused && error.field === 'id') throw new UsageError(`workloads put: <workload-id> ${error.description.replace(/^id: /, '')}`);
+        throw error;
+      }
       if (command.json) command.printJson(workload);
       else command.print(`Workload ${workload.id}: revision ${workload.revision}, ${workload.enabled ? 'enabled' : 'disabled'}.`);
       return 0;
     }
     case 'delete': {
-      const command = new Command('workloads delete', io, rest, {});
+      const command = new Command({ name: 'workloads delete', io, args: rest, options: {} });
       const [id] = command.expectPositionals('workload-id');
       const result = await command.api().delete<{ workload_id: string; revoked_tasks: number; revoked_leases: number }>(`/v1/admin/workloads/${encodeURIComponent(id!)}`);
       if (command.json) command.printJson(result);
@@ -121,7 +126,7 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'create': {
-      const command = new Command('api-keys create', io, rest, { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' } });
+      const command = new Command({ name: 'api-keys create', io, args: rest, options: { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' } } });
       command.expectPositionals();
       const role = command.option('role');
       if (role === undefined) throw new UsageError('api-keys create: --role is required (admin, reviewer or resource_server)');
@@ -136,7 +141,7 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'ls': {
-      const command = new Command('api-keys ls', io, rest, {});
+      const command = new Command({ name: 'api-keys ls', io, args: rest, options: {} });
       command.expectPositionals();
       const { items } = await command.api().get<{ items: ApiKey[] }>('/v1/admin/api-keys');
       if (command.json) command.printJson({ items });
@@ -152,7 +157,7 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'revoke': {
-      const command = new Command('api-keys revoke', io, rest, {});
+      const command = new Command({ name: 'api-keys revoke', io, args: rest, options: {} });
       const [id] = command.expectPositionals('key-id');
       const key = await command.api().delete<ApiKey>(`/v1/admin/api-keys/${encodeURIComponent(id!)}`);
       if (command.json) command.printJson(key);
@@ -176,7 +181,7 @@ export async function signingKeys(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'ls': {
-      const command = new Command('keys ls', io, rest, {});
+      const command = new Command({ name: 'keys ls', io, args: rest, options: {} });
       command.expectPositionals();
       const result = await command.api().get<{ active_kid: string; keys: SigningKey[] }>('/v1/admin/keys');
       if (command.json) command.printJson(result);
@@ -184,7 +189,7 @@ export async function signingKeys(io: Io, args: string[]): Promise<number> {
       return 0;
     }
     case 'rotate': {
-      const command = new Command('keys rotate', io, rest, {});
+      const command = new Command({ name: 'keys rotate', io, args: rest, options: {} });
       command.expectPositionals();
       const result = await command.api().post<{ active_kid: string; retired_kid: string | null; next_kid: string; keys: SigningKey[] }>('/v1/admin/keys/rotate', {});
       if (command.json) command.printJson(result);
@@ -205,16 +210,21 @@ export async function signingKeys(io: Io, args: string[]): Promise<number> {
  * with a file replace its fields. Exit 0 either way: the decision is the answer (--json for scripts).
  */
 export async function simulate(io: Io, args: string[]): Promise<number> {
-  const command = new Command('simulate', io, args, {
-    file: { type: 'string', short: 'f' },
-    workload: { type: 'string' },
-    intent: { type: 'string' },
-    subject: { type: 'string' },
-    boundary: { type: 'string' },
-    action: { type: 'string' },
-    resource: { type: 'string' },
-    params: { type: 'string' },
-    purpose: { type: 'string' },
+  const command = new Command({
+    name: 'simulate',
+    io,
+    args,
+    options: {
+      file: { type: 'string', short: 'f' },
+      workload: { type: 'string' },
+      intent: { type: 'string' },
+      subject: { type: 'string' },
+      boundary: { type: 'string' },
+      action: { type: 'string' },
+      resource: { type: 'string' },
+      params: { type: 'string' },
+      purpose: { type: 'string' },
+    },
   });
   command.expectPositionals();
   const file = command.option('file');

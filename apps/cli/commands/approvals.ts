@@ -34,7 +34,7 @@ export async function approvals(io: Io, args: string[]): Promise<number> {
 }
 
 async function list(io: Io, args: string[]): Promise<number> {
-  const command = new Command('approvals ls', io, args, { status: { type: 'string' }, task: { type: 'string' }, workload: { type: 'string' }, boundary: { type: 'string' }, limit: { type: 'string' } });
+  const command = new Command({ name: 'approvals ls', io, args, options: { status: { type: 'string' }, task: { type: 'string' }, workload: { type: 'string' }, boundary: { type: 'string' }, limit: { type: 'string' } } });
   command.expectPositionals();
   const status = command.option('status') ?? 'pending';
   const limit = command.option('limit') ?? '100';
@@ -63,7 +63,7 @@ async function list(io: Io, args: string[]): Promise<number> {
 }
 
 async function decide(io: Io, args: string[], verb: 'approve' | 'deny'): Promise<number> {
-  const command = new Command(`approvals ${verb}`, io, args, { reason: { type: 'string' } });
+  const command = new Command({ name: `approvals ${verb}`, io, args, options: { reason: { type: 'string' } } });
   const [id] = command.expectPositionals('approval-id');
   const reason = command.option('reason');
   if (reason === undefined || reason.trim() === '') throw new UsageError(`approvals ${verb}: --reason is required (it is kept with the approval and in the audit log)`);

@@ -28,7 +28,7 @@ interface AuditEvent {
 export async function audit(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   if (verb !== 'verify') throw new UsageError(`audit: expected verify${verb === undefined ? '' : `, got "${verb}"`}`);
-  const command = new Command('audit verify', io, rest, {});
+  const command = new Command({ name: 'audit verify', io, args: rest, options: {} });
   command.expectPositionals();
   const result = await command.api().get<Verification>('/v1/audit/verify');
   if (command.json) command.printJson(result);
@@ -51,13 +51,18 @@ const CSV_COLUMNS = ['id', 'seq', 'at', 'kind', 'actor', 'task_id', 'lease_id', 
 
 /** `tollgate export --since --until --format jsonl|csv`: audit events, oldest first. */
 export async function exportAudit(io: Io, args: string[]): Promise<number> {
-  const command = new Command('export', io, args, {
-    since: { type: 'string' },
-    until: { type: 'string' },
-    format: { type: 'string' },
-    task: { type: 'string' },
-    workload: { type: 'string' },
-    kind: { type: 'string' },
+  const command = new Command({
+    name: 'export',
+    io,
+    args,
+    options: {
+      since: { type: 'string' },
+      until: { type: 'string' },
+      format: { type: 'string' },
+      task: { type: 'string' },
+      workload: { type: 'string' },
+      kind: { type: 'string' },
+    },
   });
   command.expectPositionals();
   const format = command.option('format') ?? 'jsonl';

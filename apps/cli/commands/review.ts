@@ -94,7 +94,7 @@ async function listing<T>(
   args: string[],
   spec: { name: string; route: string; filter: 'state' | 'outcome'; title: string; empty: string },
 ): Promise<{ command: Command<typeof FILTERS>; items: T[]; more: boolean } | undefined> {
-  const command = new Command(spec.name, io, args, { ...FILTERS, [spec.filter]: { type: 'string' } });
+  const command = new Command({ name: spec.name, io, args, options: { ...FILTERS, [spec.filter]: { type: 'string' } } });
   command.expectPositionals();
   const { query, limit, all } = listQuery(command, [spec.filter]);
   const { items, more } = await collect<T>(command, spec.route, query, limit, all);
@@ -164,7 +164,7 @@ interface TimelineEvent {
 }
 
 export async function tasksShow(io: Io, args: string[]): Promise<number> {
-  const command = new Command('tasks show', io, args, {});
+  const command = new Command({ name: 'tasks show', io, args, options: {} });
   const [id] = command.expectPositionals('task-id');
   const timeline = await command.api().get<{ task: Record<string, string | null>; events: TimelineEvent[] }>(`/v1/tasks/${encodeURIComponent(id!)}/timeline`);
   if (command.json) {

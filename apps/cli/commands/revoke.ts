@@ -4,7 +4,7 @@ import { shortTime } from '../time.js';
 
 /** `tollgate revoke lease|task|workload ID [--reason TEXT]`. */
 export async function revoke(io: Io, args: string[]): Promise<number> {
-  const command = new Command('revoke', io, args, { reason: { type: 'string' } });
+  const command = new Command({ name: 'revoke', io, args, options: { reason: { type: 'string' } } });
   const [what, id] = command.expectPositionals('lease|task|workload', 'id');
   const reason = command.option('reason');
   const body = reason === undefined ? {} : { reason };

@@ -145,7 +145,9 @@ async function call<T>(operation: string, work: () => Promise<T>): Promise<T> {
 
 function errorCode(error: unknown): string {
   const e = error as { name?: unknown; Code?: unknown; code?: unknown };
-  const code = typeof e?.Code === 'string' ? e.Code : typeof e?.name === 'string' ? e.name : typeof e?.code === 'string' ? e.code : 'Unknown';
+  // A network failure is a plain Error whose code (ECONNREFUSED, …) says whether AWS was reached at all.
+  const network = typeof e?.code === 'string' && (e.name === undefined || e.name === 'Error');
+  const code = typeof e?.Code === 'string' ? e.Code : network ? (e.code as string) : typeof e?.name === 'string' ? e.name : typeof e?.code === 'string' ? e.code : 'Unknown';
   // Only a code-shaped word leaves: never a message that might quote a parameter.
   return /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : 'Unknown';
 }

@@ -1,7 +1,6 @@
-import { appendAudit } from '../../audit/audit.js';
-import type { Database, Sql } from '../../db/database.js';
-import type { CredentialKind, CredentialProvider, ExternalHandle, Issued, IssueRequest } from '../provider.js';
+import { SourceError, type CredentialKind, type CredentialProvider, type ExternalHandle, type Issued, type IssueRequest } from '../provider.js';
 import { AwsCallFailed, sdkIamPort, sdkStsPort, type IamPort, type StsPort } from './aws-ports.js';
+import { databaseRoleLocks, type RoleLocks } from './deny-policy-store.js';
 import { REVOKED_POLICY_NAME, ROLE_INLINE_POLICY_LIMIT, planRevocationPolicy, type RevokedSession } from './revocation-policy.js';
 import { buildSessionRequest } from './session-request.js';
 import { awsStsSettings, sessionPolicyTemplate, type AwsStsSettings } from './settings.js';
@@ -13,7 +12,7 @@ import { awsStsSettings, sessionPolicyTemplate, type AwsStsSettings } from './se
 export const awsStsCredential: CredentialKind<AwsStsSettings> = {
   kind: 'aws-sts',
   settings: awsStsSettings,
-  create: ({ db }) => new StsCredentialProvider(sdkStsPort(), sdkIamPort(), databaseRoleLocks(db)),
+  create: ({ db, audit }) => new StsCredentialProvider(sdkStsPort(), sdkIamPort(), databaseRoleLocks(db, audit)),
 };
 
 /** What the lease records about an STS session: enough to revoke it later, nothing secret. */
@@ -28,30 +27,6 @@ export interface StsHandle {
 
 /** Told when revocation had to fall back to a role-wide cut-off: sessions of other leases die too. */
 export type CutoffWarning = (event: { roleArn: string; issuedBefore: string; leases: number; size: number }) => void;
-
-/**
- * Serialises the read-modify-write of one role's deny policy across every replica: IAM has no
- * conditional write, so two replicas reading the same version and each writing its own addition
- * would lose one. A transaction-scoped PostgreSQL advisory lock keyed by the role ARN does it on
- * the database the replicas already share, is released when the transaction ends (a replica that
- * dies mid-write frees it), and hands the database clock for pruning.
- */
-export interface RoleLocks {
-  withRoleLock<T>(roleArn: string, work: (now: number, tx: Sql) => Promise<T>): Promise<T>;
-}
-
-export function databaseRoleLocks(db: Database): RoleLocks {
-  return {
-    withRoleLock: (roleArn, work) =>
-      db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ now_ms: number | string }>(
-          `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms, pg_advisory_xact_lock(hashtextextended($1, 0))`,
-          [`tollgate:aws-sts:${roleArn}`],
-        );
-        return work(Number(rows[0]!.now_ms), tx);
-      }),
-  };
-}
 
 export interface StsProviderOptions {
   /** Characters of the role's inline-policy budget Tollgate's deny policy may use (other inline policies share IAM's 10,240). */
@@ -78,17 +53,17 @@ export class StsCredentialProvider implements CredentialProvider<AwsStsSettings>
   ) {}
 
   async issue({ lease, task, workloadId, settings }: IssueRequest<AwsStsSettings>): Promise<Issued> {
-    const session = await this.sts.assumeRole(
-      settings.region,
-      buildSessionRequest({
-        roleArn: settings.role_arn,
-        sessionPolicy: sessionPolicyTemplate(settings),
-        externalId: settings.external_id,
-        lease,
-        task,
-        workloadId,
-      }),
-    );
+    const request = buildSessionRequest({
+      roleArn: settings.role_arn,
+      sessionPolicy: sessionPolicyTemplate(settings),
+      externalId: settings.external_id,
+      lease,
+      task,
+      workloadId,
+    });
+    const session = await this.sts.assumeRole(settings.region, request).catch((error: unknown) => {
+      throw issueFailure(error);
+    });
     const handle: StsHandle = { role_arn: settings.role_arn, lease: lease.id, expires_at: session.expiresAt, assumed_role_id: session.assumedRoleId };
     return {
       credential: {
@@ -131,7 +106,8 @@ export class StsCredentialProvider implements CredentialProvider<AwsStsSettings>
 
   private denySessions(roleArn: string, sessions: readonly RevokedSession[]): Promise<boolean> {
     const roleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
-    return this.locks.withRoleLock(roleArn, async (now, tx) => {
+    return this.locks.withRoleLock(roleArn, async (lock) => {
+      const now = lock.now;
       const current = await this.iam.getRolePolicy(roleName, REVOKED_POLICY_NAME);
       const limit = this.options.policyBudget ?? ROLE_INLINE_POLICY_LIMIT;
       let plan = planRevocationPolicy({ current, revoked: sessions, now, limit, issuedAt: leaseIssuedAt });
@@ -144,7 +120,7 @@ export class StsCredentialProvider implements CredentialProvider<AwsStsSettings>
       }
       if (plan.cutoffApplied) {
         const issuedBefore = new Date(now).toISOString();
-        await appendAudit(tx, {
+        await lock.audit({
           kind: 'aws_sts.revocation_cutoff',
           actor: 'system:aws-sts',
           data: { role_arn: roleArn, issued_before: issuedBefore, leases: sessions.length, policy_size: plan.size, lease_ids: sessions.map((s) => s.lease) },
@@ -159,6 +135,18 @@ export class StsCredentialProvider implements CredentialProvider<AwsStsSettings>
     if (document) await this.iam.putRolePolicy(roleName, REVOKED_POLICY_NAME, JSON.stringify(document));
     else if (current !== undefined) await this.iam.deleteRolePolicy(roleName, REVOKED_POLICY_NAME);
   }
+}
+
+/**
+ * An AssumeRole that failed, as the lease machinery needs it: STS answering with an error, or not
+ * being reachable at all, created no session (the lease can simply be dropped); a call that timed
+ * out, or an answer without credentials, may have (the lease goes to the outbox to be denied).
+ */
+function issueFailure(error: unknown): SourceError {
+  if (!(error instanceof AwsCallFailed)) return new SourceError('aws_sts_error', false);
+  const answered = error.httpStatus !== undefined;
+  const unreachable = /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/.test(error.code);
+  return new SourceError(`aws_sts_${error.code}`, answered || unreachable);
 }
 
 export function parseHandle(text: string): StsHandle {

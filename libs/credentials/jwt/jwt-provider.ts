@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { SigningKey } from '../../keys/signing-keys.js';
 import type { CredentialKind, CredentialProvider, Issued, IssueRequest } from '../provider.js';
-import { signCompact } from './compact-sign.js';
+import { signCompact } from '../../keys/compact-sign.js';
 
 /** Boundary settings: `{kind: "jwt"}` has nothing to configure. */
 export const jwtSettings = z.strictObject({ kind: z.literal('jwt') });
@@ -10,7 +10,7 @@ export type JwtSettings = z.infer<typeof jwtSettings>;
 export const jwtCredential: CredentialKind<JwtSettings> = {
   kind: 'jwt',
   settings: jwtSettings,
-  create: ({ config, signingKey }) => new JwtCredentialProvider(config.issuer, signingKey),
+  create: ({ issuer, signingKey }) => new JwtCredentialProvider(issuer, signingKey),
 };
 
 /**

@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { systemClock, type Clock } from '../../clock/clock.js';
 import type { CredentialKind, CredentialProvider, ExternalHandle, Issued, IssueRequest } from '../provider.js';
 import { SourceError } from '../provider.js';
+import { readVaultConfig, type VaultConfig } from './config.js';
 import { VaultSession } from './vault-session.js';
 
 /**
@@ -24,10 +26,16 @@ export const vaultSettings = z.strictObject({
 }).refine((settings) => settings.data === undefined || settings.method === 'write', { message: 'is sent only with method "write"', path: ['data'] });
 export type VaultSettings = z.infer<typeof vaultSettings>;
 
-export const vaultCredential: CredentialKind<VaultSettings> = {
+/**
+ * The catalog entry. Tollgate's own Vault login comes from Vault's standard variables (VAULT_ADDR,
+ * VAULT_TOKEN, …: vault/config.ts), checked at start with the rest of the configuration; without
+ * VAULT_ADDR the kind exists but every call fails as `vault_not_configured`.
+ */
+export const vaultCredential: CredentialKind<VaultSettings, VaultConfig | undefined> = {
   kind: 'vault',
   settings: vaultSettings,
-  create: ({ config }) => new VaultCredentialProvider(config.vault ? new VaultSession(config.vault) : undefined),
+  configure: readVaultConfig,
+  create: ({ clock }, config) => new VaultCredentialProvider(config ? new VaultSession(config, () => clock.now()) : undefined, clock),
 };
 
 /** What Vault answers for a leased secret (and for sys/wrapping/wrap). */
@@ -48,7 +56,10 @@ export class VaultCredentialProvider implements CredentialProvider<VaultSettings
   readonly kind = 'vault';
   readonly external = true;
 
-  constructor(private readonly session: VaultSession | undefined) {}
+  constructor(
+    private readonly session: VaultSession | undefined,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   async issue({ settings, lease }: IssueRequest<VaultSettings>): Promise<Issued> {
     const session = this.vault();
@@ -95,7 +106,7 @@ export class VaultCredentialProvider implements CredentialProvider<VaultSettings
   async renew({ externalHandle }: ExternalHandle, ttlSeconds: number): Promise<{ sourceExpiresAt: number }> {
     if (externalHandle === null) throw new SourceError('vault_no_lease', true);
     const renewed = (await this.vault().call((client) => client.write('sys/leases/renew', { lease_id: externalHandle, increment: ttlSeconds }))) as SecretResponse;
-    return { sourceExpiresAt: Date.now() + (renewed.lease_duration ?? 0) * 1000 };
+    return { sourceExpiresAt: this.clock.now() + (renewed.lease_duration ?? 0) * 1000 };
   }
 
   private vault(): VaultSession {

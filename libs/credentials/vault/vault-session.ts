@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import nodeVault from 'node-vault';
-import type { VaultConfig } from '../../config/config.js';
+import type { VaultConfig } from './config.js';
 import { SourceError } from '../provider.js';
 
 /** The node-vault client, as Tollgate uses it. */
