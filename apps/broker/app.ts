@@ -26,7 +26,7 @@ import { LeaseStore } from '../../libs/leases/lease-store.js';
 import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
 import { TokenRevocation } from '../../libs/leases/token-revocation.js';
-import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
+import { RevocationEventLog } from '../../libs/audit/event-log.js';
 import { EVENT_POLL_MS, EventFeed } from '../../libs/leases/event-feed.js';
 import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Policies } from '../../libs/policy/policies.js';

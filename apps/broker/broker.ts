@@ -33,7 +33,11 @@ import { DpopVerifier } from '../../libs/identity/dpop.js';
 import { DpopProofStore } from '../../libs/identity/dpop-proof-store.js';
 import { SigningKeyRing, type KeyTimings } from '../../libs/keys/key-ring.js';
 import { Introspection } from '../../libs/leases/introspection.js';
+import { DecisionLedger } from '../../libs/leases/decision-ledger.js';
 import { LeaseStore } from '../../libs/leases/lease-store.js';
+import type { Lease } from '../../libs/leases/lease.js';
+import { OutboxStore } from '../../libs/leases/outbox-store.js';
+import { RequestContextReader } from '../../libs/leases/request-context.js';
 import { DriftGuard } from '../../libs/leases/drift-guard.js';
 import { RateBucketStore } from '../../libs/leases/rate-bucket-store.js';
 import { RateLimiter } from '../../libs/leases/rate-limit.js';
@@ -42,7 +46,7 @@ import { CredentialIssuance } from '../../libs/leases/request-credential.js';
 import { RequestContextCache } from '../../libs/leases/request-context-cache.js';
 import { LeaseRevocation } from '../../libs/leases/revocation.js';
 import { TokenRevocation } from '../../libs/leases/token-revocation.js';
-import { RevocationEventLog } from '../../libs/leases/revocation-events.js';
+import { RevocationEventLog } from '../../libs/audit/event-log.js';
 import { EventFeed } from '../../libs/leases/event-feed.js';
 import { ExpirySweeper } from '../../libs/leases/sweeper.js';
 import { BoundaryStore } from '../../libs/policy/boundary-store.js';
@@ -81,7 +85,7 @@ export interface Broker {
   whatIf: WhatIf;
   /** The Cedar child processes: credential requests and simulations; what-if replays and validation. */
   cedar: { live: CedarProcess; replay: CedarProcess };
-  tasks: Tasks;
+  tasks: Tasks<Lease>;
   /** Task timelines for reviewers. */
   history: TaskHistory;
   issuance: CredentialIssuance;
@@ -133,6 +137,7 @@ export async function createBroker(
   const contextCache = new RequestContextCache(clock);
   const taskStore = new TaskStore(db);
   const leases = new LeaseStore(db);
+  const decisions = new DecisionLedger(db);
   const approvalStore = new ApprovalStore(db);
   let ring: SigningKeyRing;
   try {
@@ -184,16 +189,16 @@ export async function createBroker(
   const auditStore = new AuditStore(db);
   // Always there: a workload may have its own limit while the service's is off. Its row is the one
   // authentication just read, so the lookup is a cache hit. Credential requests and task opens.
-  const rateLimit = new RateLimiter(
-    new RateBucketStore(db),
-    config.rateLimit,
+  const rateLimit = new RateLimiter({
+    buckets: new RateBucketStore(db),
+    defaultLimit: config.rateLimit,
     clock,
-    async (id) => {
+    limitOf: async (id) => {
       const own = (await workloadCache.find(id))?.rateLimit;
       return own ? tokenBucketOf(own) : undefined;
     },
-    (limit) => metrics.rateLimited.inc({ limit }),
-  );
+    refused: (limit) => metrics.rateLimited.inc({ limit }),
+  });
   const events = new RevocationEventLog(db);
   const eventFeed = new EventFeed(events, (ids) => apiKeys.liveIds(ids), config.events);
   metrics.watchEventStreams(() => eventFeed.size);
@@ -215,21 +220,32 @@ export async function createBroker(
     simulator: new Simulator(boundaryStore, policies),
     whatIf: new WhatIf(db, policyStore, cedar.replay, clock),
     cedar,
-    tasks: new Tasks(db, taskStore, leases, revocation, (id) => contextCache.forgetTask(id), (id) => rateLimit.take(id, 'task_open')),
-    history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
-    issuance: new CredentialIssuance(
+    tasks: new Tasks({
+      db,
+      tasks: taskStore,
       leases,
+      revocation,
+      changed: (id) => contextCache.forgetTask(id),
+      limitOpen: (id) => rateLimit.take(id, 'task_open'),
+    }),
+    history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
+    issuance: new CredentialIssuance({
+      storage: { context: new RequestContextReader(db), decisions, leases },
       providers,
       revocation,
-      (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
-      contextCache,
-      new ApprovalGate(approvalStore),
-      {
-        drift: new DriftGuard(db, revocation, config.driftThreshold, (id) => contextCache.forgetTask(id), () => metrics.driftSuspensions.inc()),
-        rateLimit,
-      },
+      observe: (outcome, reason) => metrics.credentialRequests.inc({ outcome, reason: reason ?? 'none' }),
+      cache: contextCache,
+      approvals: new ApprovalGate(approvalStore, decisions),
+      drift: new DriftGuard({
+        db,
+        revocation,
+        threshold: config.driftThreshold,
+        changed: (id) => contextCache.forgetTask(id),
+        counted: () => metrics.driftSuspensions.inc(),
+      }),
+      rateLimit,
       policies,
-    ),
+    }),
     approvals: new Approvals(db, approvalStore),
     introspection,
     revocation,
@@ -237,8 +253,13 @@ export async function createBroker(
     leases,
     events,
     eventFeed,
-    sweeper: new ExpirySweeper(db, taskStore, leases, revocation, dpopProofs),
-    outbox: new CredentialOutbox(leases, providers, outboxTimings, (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome })),
+    sweeper: new ExpirySweeper({ db, tasks: taskStore, leases, revocation, dpopProofs }),
+    outbox: new CredentialOutbox({
+      store: new OutboxStore(db),
+      providers,
+      timings: outboxTimings,
+      observe: (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome }),
+    }),
     audit: new AuditLog(auditStore, () => ring.signingKey(), config.issuer, clock),
     auditChainer: new AuditChainer(db, auditStore, (pass) => metrics.auditChainPass(pass.linked, pass.unlinked)),
     metrics,

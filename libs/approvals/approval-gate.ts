@@ -1,8 +1,32 @@
 import { uuidv7 } from '../ids/ids.js';
-import type { DecisionRecord } from '../leases/lease-store.js';
 import { DEFAULT_APPROVAL_TTL_S, type ToolBoundary } from '../policy/boundary.js';
 import { paramsHash, sameBinding, type ApprovalBinding, type ApprovalStatus } from './approval.js';
-import type { ApprovalStore } from './approval-store.js';
+import type { ApprovalStore, NewApproval } from './approval-store.js';
+
+/** The decision a request that waits for approval leaves (the leases layer's DecisionRecord is one). */
+export interface PendingDecision {
+  id: string;
+  taskId: string | null;
+  workloadId: string;
+  boundaryId: string | null;
+  boundaryVersion: number | null;
+  action: string;
+  resource: string | null;
+  params: unknown;
+  purpose: string | null;
+  requestedTtl: number | null;
+  at: number;
+  policies?: readonly { id: string; version: number }[] | null | undefined;
+}
+
+/**
+ * Where a pending decision is written: the decisions table belongs to the leases layer above
+ * (DecisionLedger.recordPending), so the composition root passes it in. With `created`, the same
+ * statement writes the new approval and its approval.requested event.
+ */
+export interface PendingDecisions {
+  recordPending(decision: PendingDecision, approvalId: string, created: NewApproval | undefined): Promise<void>;
+}
 
 /** Why a repeat with an approval id is refused. */
 export type ApprovalRefusal = 'unknown_approval' | 'approval_mismatch' | 'approval_denied' | 'approval_expired' | 'approval_used' | 'approval_revoked';
@@ -15,7 +39,7 @@ export type ApprovalVerdict =
   | { outcome: 'deny'; reason: ApprovalRefusal; description: string };
 
 export interface GateInput {
-  decision: DecisionRecord;
+  decision: PendingDecision;
   task: { id: string; intent: string };
   boundary: ToolBoundary;
   params: Record<string, unknown> | undefined;
@@ -37,7 +61,10 @@ const REFUSALS: Partial<Record<ApprovalStatus, [ApprovalRefusal, string]>> = {
  * a pending decision and an approval, or points at the one already pending for it.
  */
 export class ApprovalGate {
-  constructor(private readonly store: ApprovalStore) {}
+  constructor(
+    private readonly store: Pick<ApprovalStore, 'find' | 'pendingFor'>,
+    private readonly pending: PendingDecisions,
+  ) {}
 
   /** The approval a repeat names: approved (to be used up by the permit), still pending, or refused. */
   async named(input: GateInput, approvalId: string): Promise<ApprovalVerdict> {
@@ -49,7 +76,7 @@ export class ApprovalGate {
     const refusal = REFUSALS[approval.status];
     if (refusal) return deny(...refusal);
     if (approval.status === 'approved') return { outcome: 'consume', approvalId: approval.id, ttl: approval.ttl };
-    await this.store.recordPending(decision, approval.id, undefined);
+    await this.pending.recordPending(decision, approval.id, undefined);
     return { outcome: 'pending', approvalId: approval.id, expiresAt: approval.expiresAt };
   }
 
@@ -62,12 +89,12 @@ export class ApprovalGate {
     const binding = bindingOf(input);
     const pending = await this.store.pendingFor(binding);
     if (pending) {
-      await this.store.recordPending(decision, pending.id, undefined);
+      await this.pending.recordPending(decision, pending.id, undefined);
       return { outcome: 'pending', approvalId: pending.id, expiresAt: pending.expiresAt };
     }
     const approvalId = uuidv7(input.now);
     const expiresAt = input.now + (boundary.approval?.ttl ?? DEFAULT_APPROVAL_TTL_S) * 1000;
-    await this.store.recordPending(decision, approvalId, { id: approvalId, paramsHash: binding.paramsHash, intent: task.intent, expiresAt, ttl });
+    await this.pending.recordPending(decision, approvalId, { id: approvalId, paramsHash: binding.paramsHash, intent: task.intent, expiresAt, ttl });
     return { outcome: 'pending', approvalId, expiresAt: new Date(expiresAt) };
   }
 }

@@ -1,7 +1,7 @@
 import type { Sql } from '../db/database.js';
-import { uuidv7 } from '../ids/ids.js';
-import { auditData } from '../audit/audit.js';
-import { conditions, decisionParams, type DecisionRecord } from '../leases/lease-store.js';
+import { appendEvents } from '../audit/event-log.js';
+import { conditions } from '../db/conditions.js';
+import { insertSelect } from '../db/insert-select.js';
 import type { Approval, ApprovalBinding, ApprovalStatus } from './approval.js';
 
 /**
@@ -41,7 +41,39 @@ export interface ApprovalFilter {
   limit: number;
 }
 
-/** SQL for approvals. The permit that consumes one is LeaseStore.recordPermit (one statement). */
+type ApprovalColumn =
+  | 'id' | 'task_id' | 'workload_id' | 'boundary_id' | 'boundary_version' | 'action' | 'resource' | 'params' | 'params_hash'
+  | 'purpose' | 'intent' | 'status' | 'decision_id' | 'requested_at' | 'expires_at' | 'ttl';
+
+/**
+ * The INSERT of a new approval, as a CTE body: the pending decision that asks for it is written in
+ * the same statement (DecisionLedger.recordPending), so the approval and its decision commit together.
+ */
+export function insertApprovals(values: Record<ApprovalColumn, string>, from: string): string {
+  return insertSelect<ApprovalColumn>('approvals', values, from);
+}
+
+/**
+ * The approval a permit uses up, as a CTE body (DecisionLedger.recordPermit): approved, unexpired,
+ * for this exact request and intent → used, with the lease it yielded. `when` is the permit's own
+ * condition (its task and boundary still stand), so the approval is used only if the permit is written.
+ */
+export function useApproval(
+  p: { id: string; taskId: string; workloadId: string; boundaryId: string; action: string; intent: string; leaseId: string },
+  when: string,
+): string {
+  return `UPDATE approvals SET status = 'used', used_at = now(), lease_id = ${p.leaseId}
+          WHERE id = ${p.id} AND task_id = ${p.taskId} AND workload_id = ${p.workloadId} AND boundary_id = ${p.boundaryId} AND action = ${p.action}
+            AND status = 'approved' AND expires_at > now() AND intent = ${p.intent}
+            AND ${when}
+         RETURNING id`;
+}
+
+/**
+ * SQL for approvals, their only writer. A pending decision that asks for one (DecisionLedger.recordPending)
+ * and the permit that uses one up (DecisionLedger.recordPermit) write it in their own statement
+ * through `insertApprovals` and `useApproval`.
+ */
 export class ApprovalStore {
   constructor(private readonly sql: Sql) {}
 
@@ -65,59 +97,6 @@ export class ApprovalStore {
   }
 
   /**
-   * A pending decision and its audit event, in one statement; with `created`, also the new
-   * approval row it asks for and its approval.requested event (GET /v1/events). Without it the
-   * request repeats an approval that is still pending, and reviewers have heard of it already.
-   */
-  async recordPending(decision: DecisionRecord, approvalId: string, created: NewApproval | undefined): Promise<void> {
-    await this.sql.query(
-      `WITH d AS (
-         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
-                                reasons, params, purpose, requested_ttl, at)
-         VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'pending', '["approval_required"]'::jsonb,
-                 $8::jsonb, $9::text, $10::int, to_timestamp($11::float8 / 1000))
-         RETURNING id
-       ), ap AS (
-         INSERT INTO approvals (id, task_id, workload_id, boundary_id, boundary_version, action, resource, params, params_hash,
-                                purpose, intent, status, decision_id, requested_at, expires_at, ttl)
-         SELECT $12::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, $8::jsonb, $13::text, $9::text, $14::text,
-                'pending', d.id, to_timestamp($11::float8 / 1000), to_timestamp($15::float8 / 1000), $19::int
-           FROM d WHERE $16::boolean
-         RETURNING id, task_id, workload_id, boundary_id
-       ), requested AS (
-         INSERT INTO revocation_events (type, approval_id, task_id, workload_id, boundary_id, reason)
-         SELECT 'approval.requested', id, task_id, workload_id, boundary_id, 'approval_required' FROM ap
-       )
-       INSERT INTO audit_events (id, kind, actor, task_id, data)
-       SELECT $17::uuid, 'credential.pending', 'workload:' || $3::text, $2::uuid, $18::jsonb FROM d`,
-      [
-        ...decisionParams(decision),
-        approvalId,
-        created?.paramsHash ?? '',
-        created?.intent ?? '',
-        created?.expiresAt ?? 0,
-        created !== undefined,
-        uuidv7(),
-        JSON.stringify(
-          auditData({
-            decision_id: decision.id,
-            approval_id: approvalId,
-            approval_created: created !== undefined,
-            boundary: decision.boundaryId,
-            boundary_version: decision.boundaryVersion,
-            action: decision.action,
-            resource: decision.resource,
-            reasons: ['approval_required'],
-            ...(decision.policies ? { policies: decision.policies } : {}),
-          }),
-        ),
-        created?.ttl ?? null,
-      ],
-      'tollgate_record_pending',
-    );
-  }
-
-  /**
    * Approves or denies a pending approval that is still open (not expired, its task active with the
    * same intent); returns it, or undefined when it was not open. The row lock makes two reviewers
    * deciding at once settle on one verdict. The approval.approved / approval.denied event is
@@ -132,8 +111,10 @@ export class ApprovalStore {
             AND t.state = 'active' AND t.expires_at > now() AND t.intent = a.intent
           RETURNING a.id, a.task_id, a.workload_id, a.boundary_id
        ), announced AS (
-         INSERT INTO revocation_events (type, approval_id, task_id, workload_id, boundary_id, reason)
-         SELECT 'approval.' || $2::text, id, task_id, workload_id, boundary_id, $2::text FROM decided
+         ${appendEvents(
+           { type: "'approval.' || $2::text", approval_id: 'id', task_id: 'task_id', workload_id: 'workload_id', boundary_id: 'boundary_id', reason: '$2::text' },
+           'FROM decided',
+         )}
        )
        SELECT id FROM decided`,
       [id, verdict, actor, reason],

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Sql } from '../db/database.js';
+import { insertSelect } from '../db/insert-select.js';
 import { uuidv7 } from '../ids/ids.js';
 
 /** Every state change and decision leaves one of these. Tokens and secrets appear only as hashes. */
@@ -60,6 +61,21 @@ export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<vo
     return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6})`;
   });
   await sql.query(`INSERT INTO audit_events (id, kind, actor, task_id, lease_id, data) VALUES ${tuples.join(', ')}`, values);
+}
+
+/**
+ * Audit events written by a statement that does the change they record (a permit, a revocation,
+ * an expiry batch), as a CTE body: the event commits with its change or not at all. `values` are
+ * SQL expressions over the rows of `from` (a FROM clause, with its WHERE / HAVING); `data` must
+ * carry the request id itself (auditData) when the event is about a request.
+ */
+export function appendAuditFrom(
+  kind: AuditKind,
+  values: { id: string; actor: string; task_id?: string; lease_id?: string; data: string },
+  from: string,
+): string {
+  const { id, actor, task_id, lease_id, data } = values;
+  return insertSelect('audit_events', { id, kind: `'${kind}'`, actor, task_id, lease_id, data }, from);
 }
 
 /**

@@ -22,19 +22,33 @@ const ACTOR = 'system:drift_guard';
 /**
  * The drift guard: a task that collects `threshold` drift denials is suspended. The counting, the
  * suspension and the revocation of the task's live leases happen in the denial's own statement
- * (LeaseStore.recordDenial); this says which threshold applies, and sweeps up after it.
+ * (DecisionLedger.recordDenial); this says which threshold applies, and sweeps up after it.
  */
+export interface DriftGuardOptions {
+  db: Database;
+  revocation: LeaseRevocation;
+  /** TOLLGATE_DRIFT_THRESHOLD. */
+  threshold: number;
+  /** Told when a task was suspended, so caches of this replica drop it. */
+  changed?: ((taskId: string) => void) | undefined;
+  /** Told once per suspension, for metrics. */
+  counted?: (() => void) | undefined;
+}
+
 export class DriftGuard {
-  constructor(
-    private readonly db: Database,
-    private readonly revocation: LeaseRevocation,
-    /** TOLLGATE_DRIFT_THRESHOLD. */
-    private readonly threshold: number,
-    /** Told when a task was suspended, so caches of this replica drop it. */
-    private readonly changed: (taskId: string) => void = () => {},
-    /** Told once per suspension, for metrics. */
-    private readonly counted: () => void = () => {},
-  ) {}
+  private readonly db: Database;
+  private readonly revocation: LeaseRevocation;
+  private readonly threshold: number;
+  private readonly changed: (taskId: string) => void;
+  private readonly counted: () => void;
+
+  constructor(options: DriftGuardOptions) {
+    this.db = options.db;
+    this.revocation = options.revocation;
+    this.threshold = options.threshold;
+    this.changed = options.changed ?? (() => {});
+    this.counted = options.counted ?? (() => {});
+  }
 
   /**
    * The threshold a denial counts towards, or undefined when it does not count. The denials are

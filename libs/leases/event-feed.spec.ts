@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { TooManyStreams } from '../errors/errors.js';
 import { EventFeed, type EventSource, type FeedBatch, type FeedSubscriber } from './event-feed.js';
 import { EventStream, type StreamResponse } from './event-stream.js';
-import type { RevocationEvent } from './revocation-events.js';
+import type { RevocationEvent } from '../audit/event-log.js';
 
 /** The log in memory: positions 1.., and a count of the reads the feed and the streams make. */
 class MemoryLog implements EventSource {

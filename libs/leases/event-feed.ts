@@ -1,5 +1,5 @@
 import { TooManyStreams } from '../errors/errors.js';
-import type { RevocationEvent } from './revocation-events.js';
+import type { RevocationEvent } from '../audit/event-log.js';
 
 /** What the feed reads: RevocationEventLog's positions (narrowed so the feed can be tested alone). */
 export interface EventSource {

@@ -58,3 +58,20 @@ export interface Decision {
   leaseState: LeaseState | null;
   at: Date;
 }
+
+/** What a review listing of leases (and of decisions, but for the state) is narrowed by. */
+export interface LeaseFilter {
+  task?: string | undefined;
+  workload?: string | undefined;
+  boundary?: string | undefined;
+  /** The task's end-user subject. */
+  subject?: string | undefined;
+  /** The boundary's tool (token audience), as of the boundary version decided under. */
+  tool?: string | undefined;
+  action?: string | undefined;
+  state?: LeaseState | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { CredentialProviders } from '../credentials/provider.js';
-import type { LeaseStore } from './lease-store.js';
+import type { OutboxStore } from './outbox-store.js';
 import { CredentialOutbox, DEFAULT_OUTBOX_TIMINGS } from './outbox.js';
 
-const outbox = (random: () => number) => new CredentialOutbox({} as LeaseStore, new CredentialProviders(), {}, undefined, random);
+const outbox = (random: () => number) => new CredentialOutbox({ store: {} as OutboxStore, providers: new CredentialProviders(), random });
 
 describe('CredentialOutbox.retryDelay', () => {
   it('retries first within 5 s, doubles, and stops at the cap, with jitter in the upper half', () => {

@@ -1,5 +1,5 @@
 import { SourceError, type CredentialProviders } from '../credentials/provider.js';
-import type { LeaseStore, OutboxClaim } from './lease-store.js';
+import type { OutboxClaim, OutboxStore } from './outbox-store.js';
 
 export interface OutboxTimings {
   /** First retry after a failed source call (before jitter); doubles per attempt. */
@@ -42,26 +42,37 @@ const ACTOR = 'system:outbox';
  * nothing; claims use FOR UPDATE SKIP LOCKED, so replicas share the work without doubling it.
  * Providers only make the source call: when and how often is decided here.
  */
+export interface OutboxOptions {
+  store: OutboxStore;
+  providers: CredentialProviders;
+  timings?: Partial<OutboxTimings> | undefined;
+  observe?: OutboxObserver | undefined;
+  /** The jitter's source (tests pin it). */
+  random?: (() => number) | undefined;
+}
+
 export class CredentialOutbox {
   readonly timings: OutboxTimings;
+  private readonly store: OutboxStore;
+  private readonly providers: CredentialProviders;
+  private readonly observe: OutboxObserver;
+  private readonly random: () => number;
 
-  constructor(
-    private readonly leases: LeaseStore,
-    private readonly providers: CredentialProviders,
-    timings: Partial<OutboxTimings> = {},
-    private readonly observe: OutboxObserver = () => {},
-    private readonly random: () => number = Math.random,
-  ) {
-    this.timings = { ...DEFAULT_OUTBOX_TIMINGS, ...timings };
+  constructor(options: OutboxOptions) {
+    this.store = options.store;
+    this.providers = options.providers;
+    this.timings = { ...DEFAULT_OUTBOX_TIMINGS, ...options.timings };
+    this.observe = options.observe ?? (() => {});
+    this.random = options.random ?? Math.random;
   }
 
   /** One pass: abandoned issuances, then every due revocation (in batches). Returns how many were confirmed. */
   async runOnce(maxBatches = 50): Promise<{ revoked: number; failed: number }> {
-    await this.leases.abandonIssuing(this.timings.issuingGraceMs, 1000);
+    await this.store.abandonIssuing(this.timings.issuingGraceMs, 1000);
     let revoked = 0;
     let failed = 0;
     for (let i = 0; i < maxBatches; i++) {
-      const claims = await this.leases.claimRevocations(this.timings.batch, this.timings.holdMs);
+      const claims = await this.store.claimRevocations(this.timings.batch, this.timings.holdMs);
       if (claims.length === 0) break;
       let next = 0;
       const worker = async () => {
@@ -88,14 +99,14 @@ export class CredentialOutbox {
     // An issuance that may still be answering will record its handle: wait for it rather than
     // confirm a revocation that found nothing.
     if (claim.externalHandle === null && claim.reason !== 'issue_abandoned' && claim.ageMs < this.timings.issuingGraceMs) {
-      await this.leases.releaseClaim(claim.id, Math.min(this.timings.firstRetryMs, this.timings.issuingGraceMs - claim.ageMs));
+      await this.store.releaseClaim(claim.id, Math.min(this.timings.firstRetryMs, this.timings.issuingGraceMs - claim.ageMs));
       return false;
     }
     try {
       await this.providers.get(claim.credentialKind).revoke({ leaseId: claim.id, externalHandle: claim.externalHandle });
     } catch (error) {
       const code = error instanceof SourceError ? error.code : 'error';
-      const state = await this.leases.failRevocation(claim, code, {
+      const state = await this.store.failRevocation(claim, code, {
         retryMs: this.retryDelay(claim.attempts + 1),
         maxAttempts: this.timings.maxAttempts,
         failedRetryMs: this.timings.failedRetryMs,
@@ -103,9 +114,9 @@ export class CredentialOutbox {
       this.observe(claim.credentialKind, state === 'revoke_failed' ? 'revoke_failed' : 'retry');
       return false;
     }
-    const confirmed = await this.leases.confirmRevoked(claim, ACTOR);
+    const confirmed = await this.store.confirmRevoked(claim, ACTOR);
     if (confirmed) this.observe(claim.credentialKind, 'revoked');
-    else await this.leases.releaseClaim(claim.id, 0);
+    else await this.store.releaseClaim(claim.id, 0);
     return confirmed;
   }
 }

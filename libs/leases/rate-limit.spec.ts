@@ -25,7 +25,7 @@ describe('RateLimiter', () => {
   it('claims a batch worth HOLD_MS of the rate and spends it without asking again', async () => {
     const clock = { now: 0 };
     const store = buckets(clock);
-    const limiter = new RateLimiter(store, { perSecond: 200, burst: 400 }, { now: () => clock.now });
+    const limiter = new RateLimiter({ buckets: store, defaultLimit: { perSecond: 200, burst: 400 }, clock: { now: () => clock.now } });
     for (let i = 0; i < 20; i++) await limiter.take('bot');
     expect(store.claims).toEqual([20]);
     await limiter.take('bot');
@@ -35,7 +35,7 @@ describe('RateLimiter', () => {
 
   it('refuses with the seconds until the next token, rounded up, and lets the bucket refill', async () => {
     const clock = { now: 0 };
-    const limiter = new RateLimiter(buckets(clock), { perSecond: 0.5, burst: 2 }, { now: () => clock.now });
+    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: { perSecond: 0.5, burst: 2 }, clock: { now: () => clock.now } });
     await limiter.take('bot');
     await limiter.take('bot');
     const refused = await limiter.take('bot').catch((e: unknown) => e);
@@ -49,7 +49,7 @@ describe('RateLimiter', () => {
 
   it('keeps opening tasks and credential requests in buckets of their own, on the same limit', async () => {
     const clock = { now: 0 };
-    const limiter = new RateLimiter(buckets(clock), { perSecond: 0.5, burst: 2 }, { now: () => clock.now });
+    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: { perSecond: 0.5, burst: 2 }, clock: { now: () => clock.now } });
     await limiter.take('bot', 'task_open');
     await limiter.take('bot', 'task_open');
     const refused = await limiter.take('bot', 'task_open').catch((e: unknown) => e);
@@ -63,7 +63,7 @@ describe('RateLimiter', () => {
   it('drops tokens it held longer than HOLD_MS instead of spending them late', async () => {
     const clock = { now: 0 };
     const store = buckets(clock);
-    const limiter = new RateLimiter(store, { perSecond: 100, burst: 10 }, { now: () => clock.now });
+    const limiter = new RateLimiter({ buckets: store, defaultLimit: { perSecond: 100, burst: 10 }, clock: { now: () => clock.now } });
     await limiter.take('bot');
     clock.now += HOLD_MS;
     await limiter.take('bot');
@@ -73,14 +73,14 @@ describe('RateLimiter', () => {
   it('has one claim in flight per workload: concurrent requests share its batch', async () => {
     const clock = { now: 0 };
     const store = buckets(clock);
-    const limiter = new RateLimiter(store, { perSecond: 100, burst: 100 }, { now: () => clock.now });
+    const limiter = new RateLimiter({ buckets: store, defaultLimit: { perSecond: 100, burst: 100 }, clock: { now: () => clock.now } });
     await Promise.all(Array.from({ length: 10 }, () => limiter.take('bot')));
     expect(store.claims).toEqual([10]);
   });
 
   it('keeps workloads apart', async () => {
     const clock = { now: 0 };
-    const limiter = new RateLimiter(buckets(clock), { perSecond: 1, burst: 1 }, { now: () => clock.now });
+    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: { perSecond: 1, burst: 1 }, clock: { now: () => clock.now } });
     await limiter.take('a');
     await expect(limiter.take('a')).rejects.toBeInstanceOf(RateLimited);
     await expect(limiter.take('b')).resolves.toBeUndefined();
@@ -89,7 +89,7 @@ describe('RateLimiter', () => {
   it('keeps the tokens a workload holds to itself, and one bucket for credentials by default', async () => {
     const clock = { now: 0 };
     const store = buckets(clock);
-    const limiter = new RateLimiter(store, { perSecond: 100, burst: 100 }, { now: () => clock.now });
+    const limiter = new RateLimiter({ buckets: store, defaultLimit: { perSecond: 100, burst: 100 }, clock: { now: () => clock.now } });
     await limiter.take('a');
     const claimed = store.claims.length;
     // 'a' holds a batch now; 'b' may not spend from it.
@@ -102,7 +102,7 @@ describe('RateLimiter', () => {
   it('counts as refused only a refusal, not a failing store', async () => {
     const refusals: string[] = [];
     const failing: RateBuckets = { claim: async () => Promise.reject(new Error('database down')) };
-    const limiter = new RateLimiter(failing, { perSecond: 1, burst: 1 }, { now: () => 0 }, async () => undefined, (source) => refusals.push(source));
+    const limiter = new RateLimiter({ buckets: failing, defaultLimit: { perSecond: 1, burst: 1 }, clock: { now: () => 0 }, limitOf: async () => undefined, refused: (source) => refusals.push(source) });
     await expect(limiter.take('a')).rejects.toThrow('database down');
     expect(refusals).toEqual([]);
   });
@@ -111,7 +111,7 @@ describe('RateLimiter', () => {
     const clock = { now: 0 };
     const store = buckets(clock);
     const own = new Map<string, RateLimit>([['tight', { perSecond: 1, burst: 1 }], ['loose', { perSecond: 1, burst: 4 }]]);
-    const limiter = new RateLimiter(store, { perSecond: 1, burst: 2 }, { now: () => clock.now }, async (id) => own.get(id));
+    const limiter = new RateLimiter({ buckets: store, defaultLimit: { perSecond: 1, burst: 2 }, clock: { now: () => clock.now }, limitOf: async (id) => own.get(id) });
     const allowed = async (id: string) => {
       let count = 0;
       while (count < 10 && (await limiter.take(id).then(() => true, () => false))) count++;
@@ -119,7 +119,7 @@ describe('RateLimiter', () => {
     };
     expect([await allowed('tight'), await allowed('other'), await allowed('loose')]).toEqual([1, 2, 4]);
 
-    const off = new RateLimiter(store, undefined, { now: () => clock.now }, async (id) => own.get(id));
+    const off = new RateLimiter({ buckets: store, defaultLimit: undefined, clock: { now: () => clock.now }, limitOf: async (id) => own.get(id) });
     const claimsBefore = store.claims.length;
     for (let i = 0; i < 20; i++) await off.take('unlimited');
     expect(store.claims.length).toBe(claimsBefore);
@@ -133,7 +133,7 @@ describe('RateLimiter', () => {
     const clock = { now: 0 };
     const refusals: string[] = [];
     const own = new Map<string, RateLimit>([['tight', { perSecond: 1, burst: 1 }]]);
-    const limiter = new RateLimiter(buckets(clock), { perSecond: 1, burst: 1 }, { now: () => clock.now }, async (id) => own.get(id), (source) => refusals.push(source));
+    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: { perSecond: 1, burst: 1 }, clock: { now: () => clock.now }, limitOf: async (id) => own.get(id), refused: (source) => refusals.push(source) });
     await limiter.take('tight');
     await limiter.take('other');
     expect(refusals).toEqual([]);
@@ -145,7 +145,7 @@ describe('RateLimiter', () => {
 
   it('refills a limit written per hour at its own pace: Retry-After in whole seconds until the next token', async () => {
     const clock = { now: 0 };
-    const limiter = new RateLimiter(buckets(clock), undefined, { now: () => clock.now }, async () => ({ perSecond: 10 / 3600, burst: 1 }));
+    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: undefined, clock: { now: () => clock.now }, limitOf: async () => ({ perSecond: 10 / 3600, burst: 1 }) });
     await limiter.take('bot');
     const refused = (await limiter.take('bot').catch((e: unknown) => e)) as RateLimited;
     expect(refused.retryAfterSeconds).toBe(360);

@@ -16,6 +16,17 @@ export const HOLD_MS = 100;
 const MAX_BATCH = 64;
 const WHAT: Record<RateBucket, string> = { credential: 'credential requests', task_open: 'tasks opened' };
 
+export interface RateLimiterOptions {
+  buckets: RateBuckets;
+  /** TOLLGATE_RATE_LIMIT; undefined when off. */
+  defaultLimit: RateLimit | undefined;
+  clock: Clock;
+  /** A workload's own limit, when it has one. */
+  limitOf?: WorkloadLimits | undefined;
+  /** Told about every refusal, for metrics. */
+  refused?: ((source: LimitSource) => void) | undefined;
+}
+
 /**
  * Per-workload rate limit on credential requests, and on opening tasks (each writes a task row and
  * an audit event): one token bucket per workload and kind of request in PostgreSQL, shared by every
@@ -31,15 +42,19 @@ export class RateLimiter {
   private readonly held = new Map<string, { tokens: number; until: number }>();
   private readonly claims = new Map<string, Promise<number | undefined>>();
 
-  constructor(
-    private readonly buckets: RateBuckets,
-    /** TOLLGATE_RATE_LIMIT; undefined when off. */
-    private readonly defaultLimit: RateLimit | undefined,
-    private readonly clock: Clock,
-    private readonly limitOf: WorkloadLimits = async () => undefined,
-    /** Told about every refusal, for metrics. */
-    private readonly refused: (source: LimitSource) => void = () => {},
-  ) {}
+  private readonly buckets: RateBuckets;
+  private readonly defaultLimit: RateLimit | undefined;
+  private readonly clock: Clock;
+  private readonly limitOf: WorkloadLimits;
+  private readonly refused: (source: LimitSource) => void;
+
+  constructor(options: RateLimiterOptions) {
+    this.buckets = options.buckets;
+    this.defaultLimit = options.defaultLimit;
+    this.clock = options.clock;
+    this.limitOf = options.limitOf ?? (async () => undefined);
+    this.refused = options.refused ?? (() => {});
+  }
 
   /** Spends one of the workload's tokens of `bucket`, or throws RateLimited with the seconds until the next. */
   async take(workloadId: string, bucket: RateBucket = 'credential'): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock/clock.js';
 import { ExpiringMap } from '../clock/expiring-map.js';
-import type { RequestContext } from './lease-store.js';
+import type { RequestContext } from './request-context.js';
 
 /**
  * Active tasks, current boundaries and the global policies' key, remembered for a second, so a credential request can go

@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { CredentialProviders, type CredentialProvider } from '../credentials/provider.js';
 import { AccessDenied, ApprovalPending, NotFound, TemporarilyUnavailable } from '../errors/errors.js';
 import { exampleBoundary } from '../policy/boundary.fixture.js';
-import type { DecisionRecord, LeaseRecord, RequestContext } from './lease-store.js';
-import { CredentialIssuance, type DecisionObserver, type IssuanceLedger } from './request-credential.js';
+import type { DecisionRecord } from './decision-ledger.js';
+import type { LeaseRecord } from './lease-store.js';
+import type { RequestContext } from './request-context.js';
+import { CredentialIssuance, type DecisionObserver, type IssuanceLedger, type IssuanceOptions } from './request-credential.js';
 import { RequestContextCache } from './request-context-cache.js';
 import type { LeaseRevocation } from './revocation.js';
 
@@ -56,7 +58,7 @@ function providers(issue: CredentialProvider['issue'] = async () => ({ credentia
 
 type Ledger = ReturnType<typeof ledger>;
 function issuance(store: Ledger, catalog: CredentialProviders, observe?: DecisionObserver, cache?: RequestContextCache) {
-  return new CredentialIssuance(store, catalog, store, observe, cache);
+  return new CredentialIssuance({ storage: { context: store, decisions: store, leases: store }, providers: catalog, revocation: store, observe, cache });
 }
 
 const request = { taskId: 't1', boundary: 'crm', action: 'orders:read' };
@@ -183,8 +185,8 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
 
 describe('CredentialIssuance with step-up approval', () => {
   const stepUp = exampleBoundary({ id: 'crm', version: 3, approval: { when: 'true', ttl: 600 } });
-  type Gate = NonNullable<ConstructorParameters<typeof CredentialIssuance>[5]>;
-  type Decider = NonNullable<ConstructorParameters<typeof CredentialIssuance>[7]>;
+  type Gate = NonNullable<IssuanceOptions['approvals']>;
+  type Decider = NonNullable<IssuanceOptions['policies']>;
 
   /** Cedar's step as a stub: allows, asking for approval unless the request is approved. */
   function cedar(approvalRequired = true) {
@@ -205,7 +207,7 @@ describe('CredentialIssuance with step-up approval', () => {
     return { stub, seen, expiresAt };
   }
   const service = (store: Ledger, approvals: Gate | undefined, decider: Decider | undefined, cache?: RequestContextCache) =>
-    new CredentialIssuance(store, providers(), store, undefined, cache, approvals, {}, decider);
+    new CredentialIssuance({ storage: { context: store, decisions: store, leases: store }, providers: providers(), revocation: store, cache, approvals, policies: decider });
 
   it('a request Cedar sends to a reviewer writes no lease and throws ApprovalPending with the approval id', async () => {
     const store = ledger({ boundary: stepUp });

@@ -8,7 +8,9 @@ import type { ToolBoundary } from '../policy/boundary.js';
 import type { PolicyDenyReason, PolicyRef } from '../policy/cedar.js';
 import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
 import type { Policies } from '../policy/policies.js';
-import type { DecisionRecord, LeaseStore, RequestContext } from './lease-store.js';
+import type { DecisionLedger, DecisionRecord } from './decision-ledger.js';
+import type { LeaseStore } from './lease-store.js';
+import type { RequestContext, RequestContextReader } from './request-context.js';
 import type { DriftGuard } from './drift-guard.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RequestContextCache } from './request-context-cache.js';
@@ -39,8 +41,15 @@ export interface IssuedLease {
   credential: IssuedCredential;
 }
 
-/** What the hot path needs from storage: one read, one write; credentials at a source add the outbox's steps. */
-export type IssuanceLedger = Pick<LeaseStore, 'requestContext' | 'recordPermit' | 'recordDenial' | 'markIssued' | 'dropUnissued'>;
+/** What the hot path needs from storage: one read, one write; credentials at a source add the lease's last steps. */
+export interface IssuanceStorage {
+  context: Pick<RequestContextReader, 'requestContext'>;
+  decisions: Pick<DecisionLedger, 'recordPermit' | 'recordDenial'>;
+  leases: Pick<LeaseStore, 'markIssued' | 'dropUnissued'>;
+}
+
+/** All of IssuanceStorage in one: what a hand-written fake implements. */
+export type IssuanceLedger = IssuanceStorage['context'] & IssuanceStorage['decisions'] & IssuanceStorage['leases'];
 
 const ACTOR = 'system:issuance';
 
@@ -53,23 +62,48 @@ export type DecisionObserver = (
 /** The Cedar step of the hot path (libs/policy/policies.ts). */
 export type PolicyDecider = Pick<Policies, 'decide'>;
 
+export interface IssuanceOptions {
+  storage: IssuanceStorage;
+  providers: CredentialProviders;
+  /** Undoes a committed lease whose credential could not be minted, audited like any revocation. */
+  revocation: Pick<LeaseRevocation, 'revokeLease'>;
+  observe?: DecisionObserver | undefined;
+  cache?: RequestContextCache | undefined;
+  approvals?: Pick<ApprovalGate, 'named' | 'ask'> | undefined;
+  drift?: DriftGuard | undefined;
+  rateLimit?: RateLimiter | undefined;
+  policies?: PolicyDecider | undefined;
+}
+
 /**
  * The hot path: one credential for one tool call. Read it top to bottom: load the task, boundary
  * and database clock; run the checks; let Cedar decide when policies apply; cap the TTL; commit decision + lease + audit in one
  * statement; only then mint. No committed lease, no credential.
  */
 export class CredentialIssuance {
-  constructor(
-    private readonly leases: IssuanceLedger,
-    private readonly providers: CredentialProviders,
-    /** Undoes a committed lease whose credential could not be minted, audited like any revocation. */
-    private readonly revocation: Pick<LeaseRevocation, 'revokeLease'>,
-    private readonly observe: DecisionObserver = () => {},
-    private readonly cache?: RequestContextCache,
-    private readonly approvals?: Pick<ApprovalGate, 'named' | 'ask'>,
-    private readonly guards: { drift?: DriftGuard | undefined; rateLimit?: RateLimiter | undefined } = {},
-    private readonly policies?: PolicyDecider,
-  ) {}
+  private readonly context: IssuanceStorage['context'];
+  private readonly decisions: IssuanceStorage['decisions'];
+  private readonly leases: IssuanceStorage['leases'];
+  private readonly providers: CredentialProviders;
+  private readonly revocation: IssuanceOptions['revocation'];
+  private readonly observe: DecisionObserver;
+  private readonly cache: RequestContextCache | undefined;
+  private readonly approvals: IssuanceOptions['approvals'];
+  private readonly guards: { drift?: DriftGuard | undefined; rateLimit?: RateLimiter | undefined };
+  private readonly policies: PolicyDecider | undefined;
+
+  constructor(options: IssuanceOptions) {
+    this.context = options.storage.context;
+    this.decisions = options.storage.decisions;
+    this.leases = options.storage.leases;
+    this.providers = options.providers;
+    this.revocation = options.revocation;
+    this.observe = options.observe ?? (() => {});
+    this.cache = options.cache;
+    this.approvals = options.approvals;
+    this.guards = { drift: options.drift, rateLimit: options.rateLimit };
+    this.policies = options.policies;
+  }
 
   /**
    * Traced as one `tollgate.decision` span (the database and the signature below it), carrying the
@@ -103,7 +137,7 @@ export class CredentialIssuance {
   }
 
   private async attempt(workloadId: string, request: CredentialRequest, remembered?: RequestContext): Promise<IssuedLease | undefined> {
-    const context = remembered ?? (await this.leases.requestContext(request.taskId, request.boundary));
+    const context = remembered ?? (await this.context.requestContext(request.taskId, request.boundary));
     if (!remembered) this.cache?.remember(context);
     const { now, task, boundary, policiesKey } = context;
     // Walked once: the check refuses such params, and the decision records them in storable form.
@@ -128,7 +162,7 @@ export class CredentialIssuance {
     // Another workload's task is indistinguishable from a missing one.
     if (remembered && (!task || task.workloadId !== workloadId)) return undefined;
     if (!task || task.workloadId !== workloadId) {
-      await this.leases.recordDenial({ ...decision, reasons: ['unknown_task'] });
+      await this.decisions.recordDenial({ ...decision, reasons: ['unknown_task'] });
       this.observe('deny', 'unknown_task');
       traceDecision(decision.id, 'deny', ['unknown_task']);
       throw new NotFound('no such task');
@@ -182,7 +216,7 @@ export class CredentialIssuance {
       if (!(error instanceof PolicyUnavailable)) throw error;
       // Cedar's process died or did not answer: fail closed, and record the refusal (it is not
       // the bot's doing, so the drift guard does not count it).
-      await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: ['policy_unavailable'] }, { intent: task.intent }, undefined);
+      await this.decisions.recordDenial({ ...decision, outcome: 'deny', reasons: ['policy_unavailable'] }, { intent: task.intent }, undefined);
       this.observe('deny', 'policy_unavailable');
       throw error;
     }
@@ -225,7 +259,7 @@ export class CredentialIssuance {
     if (request.confirmation) audit.cnf_jkt = request.confirmation.jkt;
     if (approvalId) audit.approval_id = approvalId;
     if (decision.policies) audit.policies = decision.policies;
-    const committed = await this.leases.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, policy?.policiesKey ?? policiesKey, approvalId);
+    const committed = await this.decisions.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, policy?.policiesKey ?? policiesKey, approvalId);
     if (!committed) return undefined;
     this.observe('permit', null);
     traceDecision(decision.id, 'permit', []);
@@ -290,7 +324,7 @@ export class CredentialIssuance {
     about: { boundary?: ToolBoundary | undefined; policies?: readonly PolicyRef[] | undefined } = {},
   ): Promise<undefined> {
     const threshold = this.guards.drift?.thresholdFor(reason, about.boundary);
-    const { written, suspended } = await this.leases.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn, threshold);
+    const { written, suspended } = await this.decisions.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn, threshold);
     if (!written) return undefined;
     this.observe('deny', reason);
     traceDecision(decision.id, 'deny', [reason]);

@@ -14,14 +14,29 @@ const DPOP_SWEEP_MARGIN_MS = 60_000;
  * (they compute expiry from the database clock); the sweeper makes the table say so too. Safe to
  * run on every replica at once: rows are claimed with FOR UPDATE SKIP LOCKED.
  */
+export interface SweeperOptions {
+  db: Database;
+  tasks: TaskStore;
+  leases: LeaseStore;
+  revocation: LeaseRevocation;
+  /** Used DPoP proofs to forget once their iat would be refused anyway. */
+  dpopProofs?: DpopProofStore | undefined;
+}
+
 export class ExpirySweeper {
-  constructor(
-    private readonly db: Database,
-    private readonly tasks: TaskStore,
-    private readonly leases: LeaseStore,
-    private readonly revocation: LeaseRevocation,
-    private readonly dpopProofs?: DpopProofStore,
-  ) {}
+  private readonly db: Database;
+  private readonly tasks: TaskStore;
+  private readonly leases: LeaseStore;
+  private readonly revocation: LeaseRevocation;
+  private readonly dpopProofs: DpopProofStore | undefined;
+
+  constructor(options: SweeperOptions) {
+    this.db = options.db;
+    this.tasks = options.tasks;
+    this.leases = options.leases;
+    this.revocation = options.revocation;
+    this.dpopProofs = options.dpopProofs;
+  }
 
   /** One pass; returns how many tasks and leases it marked. Bounded so a pass cannot run forever. */
   async sweepOnce(batch = 10_000, maxBatches = 200): Promise<{ tasks: number; leases: number }> {

@@ -1,4 +1,6 @@
 import type { Sql } from '../db/database.js';
+import { appendEvents } from '../audit/event-log.js';
+import { insertSelect } from '../db/insert-select.js';
 import { uuidv7 } from '../ids/ids.js';
 import type { Task, TaskEvent } from './task.js';
 
@@ -6,7 +8,31 @@ const COLUMNS = `id, workload_id, intent, subject, context,
   CASE WHEN state = 'active' AND expires_at <= now() THEN 'expired' ELSE state END AS state,
   created_at, expires_at, ended_at, end_reason`;
 
-/** SQL for tasks and their events. */
+/**
+ * Counts a drift denial against its task, as a CTE body: the denial's decision ($decision) joins
+ * the task's drift denials under the task's row lock, so concurrent denials count exactly, and the
+ * one that reaches `threshold` ends the task (`revoked`, drift_detected). Only while the task is
+ * active and `when` holds (the denial was written). Returns id, workload_id, state, drift_denials.
+ * DecisionLedger.recordDenial writes it in the denial's own statement.
+ */
+export function countDriftDenial(p: { decisionId: string; taskId: string; threshold: string; when: string }): string {
+  return `UPDATE tasks
+            SET drift_denials = array_append(drift_denials, ${p.decisionId}),
+                state = CASE WHEN cardinality(drift_denials) + 1 >= ${p.threshold} THEN 'revoked' ELSE state END,
+                ended_at = CASE WHEN cardinality(drift_denials) + 1 >= ${p.threshold} THEN now() ELSE ended_at END,
+                end_reason = CASE WHEN cardinality(drift_denials) + 1 >= ${p.threshold} THEN 'drift_detected' ELSE end_reason END
+          WHERE id = ${p.taskId} AND ${p.threshold} IS NOT NULL AND state = 'active' AND expires_at > now() AND ${p.when}
+         RETURNING id, workload_id, state, drift_denials`;
+}
+
+type TaskEventColumn = 'id' | 'task_id' | 'kind' | 'intent' | 'reason';
+
+/** The INSERT of task events, as a CTE body, for a statement that ends a task along with other work. */
+export function insertTaskEvents(values: Record<TaskEventColumn, string>, from: string): string {
+  return insertSelect<TaskEventColumn>('task_events', values, from);
+}
+
+/** SQL for tasks and their events, their only writer (countDriftDenial, insertTaskEvents: see above). */
 export class TaskStore {
   constructor(private readonly sql: Sql) {}
 
@@ -53,7 +79,7 @@ export class TaskStore {
       `WITH ended AS (
          UPDATE tasks SET state = $2, ended_at = now(), end_reason = $3 WHERE id = $1 RETURNING *
        ), event AS (
-         INSERT INTO revocation_events (type, task_id, workload_id, reason) SELECT 'task.ended', id, workload_id, $3 FROM ended
+         ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: '$3' }, 'FROM ended')}
        )
        SELECT ${COLUMNS} FROM ended`,
       [id, state, reason],
@@ -69,8 +95,7 @@ export class TaskStore {
          UPDATE tasks SET state = 'revoked', ended_at = now(), end_reason = 'workload_revoked'
           WHERE workload_id = $1 AND state = 'active' RETURNING id, workload_id
        ), event AS (
-         INSERT INTO revocation_events (type, task_id, workload_id, reason)
-         SELECT 'task.ended', id, workload_id, 'workload_revoked' FROM ended
+         ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'workload_revoked'" }, 'FROM ended')}
        )
        SELECT id FROM ended`,
       [workloadId],

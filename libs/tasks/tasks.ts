@@ -1,33 +1,65 @@
 import { appendAudit } from '../audit/audit.js';
 import { thenForget, type Database, type Sql } from '../db/database.js';
 import { InvalidClient, NotFound, TaskNotActive } from '../errors/errors.js';
-import type { LeaseStore } from '../leases/lease-store.js';
-import type { Lease } from '../leases/lease.js';
-import type { LeaseRevocation } from '../leases/revocation.js';
 import type { TaskStore } from './task-store.js';
 import { DEFAULT_TASK_TTL_S, type Task, type TaskEvent } from './task.js';
 
-export interface TaskView {
+/**
+ * A task's leases, as the leases layer above reads them (LeaseStore). Tasks only hands them on,
+ * so it names no lease type: `L` is whatever the composition root's store returns.
+ */
+export interface TaskLeases<L> {
+  forTask(taskId: string): Promise<L[]>;
+}
+
+/** Why a task's leases die with a change to the task. */
+export type TaskLeaseRevokeReason = 'journey_changed' | 'task_completed' | 'task_revoked';
+
+/**
+ * Revokes a task's live leases inside the task change's own transaction (LeaseRevocation), so the
+ * change and the revocation commit together. Returns the revoked lease ids.
+ */
+export interface TaskLeaseRevocation {
+  revokeTaskLeases(tx: Sql, taskId: string, reason: TaskLeaseRevokeReason, actor: string): Promise<string[]>;
+}
+
+export interface TaskView<L> {
   task: Task;
   events: TaskEvent[];
-  leases: Lease[];
+  leases: L[];
+}
+
+export interface TasksOptions<L> {
+  db: Database;
+  tasks: TaskStore;
+  leases: TaskLeases<L>;
+  revocation: TaskLeaseRevocation;
+  /** Told after a task changed (intent, completion), so caches of this replica drop it. */
+  changed?: ((taskId: string) => void) | undefined;
+  /** The workload's rate limit on opening tasks: throws RateLimited (429) when spent. */
+  limitOpen?: ((workloadId: string) => Promise<void>) | undefined;
 }
 
 /**
  * Tasks as their owning workload sees them. Any other workload gets 404: a task id is not a
  * capability, but neither is its existence anybody else's business.
  */
-export class Tasks {
-  constructor(
-    private readonly db: Database,
-    private readonly tasks: TaskStore,
-    private readonly leases: LeaseStore,
-    private readonly revocation: LeaseRevocation,
-    /** Told after a task changed (intent, completion), so caches of this replica drop it. */
-    private readonly changed: (taskId: string) => void = () => {},
-    /** The workload's rate limit on opening tasks: throws RateLimited (429) when spent. */
-    private readonly limitOpen: (workloadId: string) => Promise<void> = async () => {},
-  ) {}
+export class Tasks<L = never> {
+  private readonly db: Database;
+  private readonly tasks: TaskStore;
+  private readonly leases: TaskLeases<L>;
+  private readonly revocation: TaskLeaseRevocation;
+  private readonly changed: (taskId: string) => void;
+  private readonly limitOpen: (workloadId: string) => Promise<void>;
+
+  constructor(options: TasksOptions<L>) {
+    this.db = options.db;
+    this.tasks = options.tasks;
+    this.leases = options.leases;
+    this.revocation = options.revocation;
+    this.changed = options.changed ?? (() => {});
+    this.limitOpen = options.limitOpen ?? (async () => {});
+  }
 
   /** Opens a task. Rate-limited like credential requests: each open writes a task row and an audit event. */
   async open(
@@ -57,7 +89,7 @@ export class Tasks {
     });
   }
 
-  async view(workloadId: string, taskId: string): Promise<TaskView> {
+  async view(workloadId: string, taskId: string): Promise<TaskView<L>> {
     const task = await this.tasks.find(taskId);
     if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
     const [events, leases] = [await this.tasks.events(taskId), await this.leases.forTask(taskId)];

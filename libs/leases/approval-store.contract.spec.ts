@@ -5,15 +5,20 @@ import { uuidv7 } from '../ids/ids.js';
 import { exampleBoundary } from '../policy/boundary.fixture.js';
 import { BoundaryStore } from '../policy/boundary-store.js';
 import { TaskStore } from '../tasks/task-store.js';
-import { ApprovalStore } from './approval-store.js';
+import { ApprovalStore } from '../approvals/approval-store.js';
+import { DecisionLedger } from './decision-ledger.js';
 
-type PendingDecision = Parameters<ApprovalStore['recordPending']>[0];
+// Here, not in libs/approvals: a pending approval is written by the decision ledger (leases), with
+// its pending decision, and ApprovalStore reads and decides it.
+type PendingDecision = Parameters<DecisionLedger['recordPending']>[0];
 
 describeOnBothBackends('ApprovalStore contract', ({ db }) => {
   let store: ApprovalStore;
+  let ledger: DecisionLedger;
   let tasks: TaskStore;
   beforeAll(async () => {
     store = new ApprovalStore(db());
+    ledger = new DecisionLedger(db());
     tasks = new TaskStore(db());
     await new WorkloadStore(db()).put('bot', { jwks: { keys: [] } }, undefined, null);
     const { id: _id, version: _version, createdAt: _createdAt, ...definition } = exampleBoundary();
@@ -33,7 +38,8 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
     options: { at?: number; expiresAt?: number; params?: unknown; resource?: string | null } = {},
   ): Promise<string> {
     const at = options.at ?? Date.now();
-    const approvalId = uuidv7();
+    // Of the request's time: ids made within one millisecond are not ordered among themselves.
+    const approvalId = uuidv7(at);
     const decision: PendingDecision = {
       id: uuidv7(),
       taskId,
@@ -42,14 +48,12 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
       boundaryVersion: 1,
       action: 'refund:create',
       resource: options.resource ?? null,
-      outcome: 'deny',
-      reasons: ['approval_required'],
       params: options.params ?? { amount: '12,50 €' },
       purpose: 'refund ☃',
       requestedTtl: 60,
       at,
     };
-    await store.recordPending(decision, approvalId, {
+    await ledger.recordPending(decision, approvalId, {
       id: approvalId,
       paramsHash: 'hash-1',
       intent: 'refund_request',
@@ -117,14 +121,12 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
       boundaryVersion: 1,
       action: 'refund:create',
       resource: null,
-      outcome: 'deny',
-      reasons: [],
       params: null,
       purpose: null,
       requestedTtl: null,
       at: Date.now(),
     };
-    await store.recordPending(decision, id, undefined);
+    await ledger.recordPending(decision, id, undefined);
     const { rows } = await db().query<{ n: number }>(`SELECT count(*)::int AS n FROM approvals WHERE task_id = $1`, [taskId]);
     expect(rows[0]!.n).toBe(1);
     const { rows: decisions } = await db().query<{ n: number }>(
@@ -179,7 +181,8 @@ describeOnBothBackends('ApprovalStore contract', ({ db }) => {
 
   it('lists newest first, filtered by status and task, paging by cursor', async () => {
     const taskId = await openTask();
-    const ids = [await ask(taskId), await ask(taskId), await ask(taskId)];
+    const base = Date.now();
+    const ids = [await ask(taskId, { at: base }), await ask(taskId, { at: base + 1 }), await ask(taskId, { at: base + 2 })];
     await db().transaction((tx) => store.decide(tx, ids[1]!, 'denied', 'reviewer:1', 'no'));
     const all = await store.list({ task: taskId, limit: 10 });
     expect(all.map((a) => a.id)).toEqual([...ids].reverse());

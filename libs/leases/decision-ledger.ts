@@ -1,0 +1,352 @@
+import { appendEvents } from '../audit/event-log.js';
+import { appendAuditFrom, auditData } from '../audit/audit.js';
+import type { PendingDecision } from '../approvals/approval-gate.js';
+import { insertApprovals, useApproval, type NewApproval } from '../approvals/approval-store.js';
+import type { Sql } from '../db/database.js';
+import { uuidv7 } from '../ids/ids.js';
+import type { PolicyRef } from '../policy/cedar.js';
+import { ACTIVE_POLICIES_KEY } from '../policy/policy-store.js';
+import { listDecisions, type DecisionFilter } from './decision-list.js';
+import { countDriftDenial, insertTaskEvents } from '../tasks/task-store.js';
+import type { Decision } from './lease.js';
+import { insertLeases, leaseRevokedEvents, revokeLive, type LeaseRecord } from './lease-store.js';
+
+/** A permit's or a denial's decision row (a pending one is just a PendingDecision). */
+export interface DecisionRecord extends PendingDecision {
+  outcome: 'permit' | 'deny';
+  reasons: readonly string[];
+  /** What a what-if replay needs of the task, as it was when decided (null without a task). */
+  intent?: string | null;
+  subject?: string | null;
+  taskAgeS?: number | null;
+  denialsInTask?: number | null;
+  /** The Cedar policy sets that decided, when policies applied. */
+  policies?: readonly PolicyRef[] | null;
+}
+
+export interface DenialWritten {
+  written: boolean;
+  /** This denial reached the drift threshold: the task is now revoked (drift_detected). */
+  suspended: boolean;
+}
+
+/** The lease a permit writes, from the decision row it follows (`d`): see recordPermit's parameters. */
+const PERMIT_LEASE = insertLeases(
+  {
+    id: '$12::uuid',
+    task_id: '$2::uuid',
+    workload_id: '$3::text',
+    boundary_id: '$4::text',
+    boundary_version: '$5::int',
+    decision_id: 'd.id',
+    action: '$6::text',
+    resource: '$7::text',
+    credential_kind: '$13::text',
+    issued_at: 'to_timestamp($11::float8 / 1000)',
+    expires_at: 'to_timestamp($14::float8 / 1000)',
+    state: "CASE WHEN $24::boolean THEN 'issuing' ELSE 'active' END",
+    external: '$24::boolean',
+  },
+  'FROM d',
+);
+
+/** The approval a repeat of an approved request names ($23), used up only if the permit is written. */
+const APPROVAL_USED = useApproval(
+  {
+    id: '$23::uuid',
+    taskId: '$2::uuid',
+    workloadId: '$3::text',
+    boundaryId: '$4::text',
+    action: '$6::text',
+    intent: '$17',
+    leaseId: '$12::uuid',
+  },
+  'EXISTS (SELECT 1 FROM t, b, p)',
+);
+
+/** A denial the drift guard counts ($23 its threshold, null when it does not count). */
+const DRIFT_COUNTED = countDriftDenial({ decisionId: '$1::uuid', taskId: '$2::uuid', threshold: '$23::int', when: 'EXISTS (SELECT 1 FROM d)' });
+const SUSPENDED_TASK_EVENT = insertTaskEvents(
+  { id: '$24::uuid', task_id: 'id', kind: "'revoked'", intent: 'NULL', reason: "'drift_detected'" },
+  'FROM suspended',
+);
+
+/** The suspension's audit event: the denials that tripped it and the leases it revoked (`revoked`). */
+const SUSPENSION_AUDIT = appendAuditFrom(
+  'task.drift_suspended',
+  {
+    id: '$25::uuid',
+    actor: "'system:drift_guard'",
+    task_id: 'id',
+    data: `jsonb_build_object('threshold', $23::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
+                                   'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
+                || jsonb_strip_nulls(jsonb_build_object('request_id', $14::jsonb -> 'request_id'))`,
+  },
+  'FROM suspended',
+);
+
+/** The approval a pending decision asks for (when `created`, $16), from the decision row `d`. */
+const PENDING_APPROVAL = insertApprovals(
+  {
+    id: '$12::uuid',
+    task_id: '$2::uuid',
+    workload_id: '$3::text',
+    boundary_id: '$4::text',
+    boundary_version: '$5::int',
+    action: '$6::text',
+    resource: '$7::text',
+    params: '$8::jsonb',
+    params_hash: '$13::text',
+    purpose: '$9::text',
+    intent: '$14::text',
+    status: "'pending'",
+    decision_id: 'd.id',
+    requested_at: 'to_timestamp($11::float8 / 1000)',
+    expires_at: 'to_timestamp($15::float8 / 1000)',
+    ttl: '$19::int',
+  },
+  'FROM d WHERE $16::boolean',
+);
+
+/**
+ * The decisions table's only writer: every credential request leaves its row here, permitted,
+ * denied or pending, in the same statement as what it decided (the lease, the approval, the
+ * audit event), so a decision never commits without them, nor they without it.
+ */
+export class DecisionLedger {
+  constructor(private readonly sql: Sql) {}
+
+  /**
+   * The permit, in ONE statement and so one transaction: lock the task (still active, with the
+   * intent it was decided under, not ending before the lease; its workload still enabled) and the
+   * boundary version it was decided under (still current and enabled), then
+   * write the decision, the lease and the audit event. A concurrent complete, intent change, kill
+   * switch or boundary change either waits for this lease and revokes it, or makes this statement
+   * write nothing: then it returns false and the request is decided again.
+   * With `approvalId`, the same statement consumes that approval (approved, unexpired, for this
+   * intent → used): of two concurrent repeats one waits on the row lock, finds it used, and writes
+   * nothing, so an approval yields exactly one credential.
+   */
+  async recordPermit(
+    decision: DecisionRecord,
+    lease: LeaseRecord,
+    intent: string,
+    audit: Record<string, unknown>,
+    policiesKey = '',
+    approvalId?: string,
+  ): Promise<boolean> {
+    const { rows } = await this.sql.query<{ written: number }>(
+      `WITH t AS (
+         SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
+          WHERE tasks.id = $2 AND tasks.state = 'active' AND tasks.expires_at > now()
+            AND tasks.intent = $17 AND tasks.expires_at >= to_timestamp($14::float8 / 1000)
+          FOR SHARE OF tasks
+       ), b AS (
+         SELECT id FROM boundaries WHERE id = $4 AND version = $5 AND enabled AND superseded_at IS NULL FOR SHARE
+       ), p AS (
+         -- The global policies it was decided under are still the enabled ones.
+         SELECT 1 WHERE ${ACTIVE_POLICIES_KEY} = $18::text
+       ), ap AS (
+         -- A repeat of an approved request uses the approval up, in this same statement.
+         ${APPROVAL_USED}
+       ), ok AS (
+         SELECT t.id FROM t, b, p WHERE $23::uuid IS NULL OR EXISTS (SELECT 1 FROM ap)
+       ), d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task, approval_id)
+         SELECT $1::uuid, t.id, $3::text, $4::text, $5::int, $6::text, $7::text, 'permit', '[]'::jsonb, $8::jsonb,
+                $9::text, $10::int, to_timestamp($11::float8 / 1000), $19::jsonb, $17::text, $20::text, $21::int, $22::int, $23::uuid FROM ok t
+         RETURNING id
+       ), l AS (
+         ${PERMIT_LEASE}
+         RETURNING id
+       ), a AS (
+         ${appendAuditFrom('credential.permit', { id: '$15::uuid', actor: "'workload:' || $3::text", task_id: '$2::uuid', lease_id: 'l.id', data: '$16::jsonb' }, 'FROM l')}
+         RETURNING id
+       )
+       SELECT count(*)::int AS written FROM a`,
+      [
+        ...decisionParams(decision),
+        lease.id,
+        lease.credentialKind,
+        lease.expiresAt,
+        uuidv7(),
+        JSON.stringify(auditData(audit)),
+        intent,
+        policiesKey,
+        decision.policies ? JSON.stringify(decision.policies) : null,
+        decision.subject ?? null,
+        decision.taskAgeS ?? null,
+        decision.denialsInTask ?? null,
+        approvalId ?? null,
+        lease.external === true,
+      ],
+      'tollgate_record_permit',
+    );
+    return rows[0]!.written === 1;
+  }
+
+  /**
+   * A refusal: the decision and its audit event, in one statement. With `decidedOn` (a refusal
+   * decided from remembered rows), it is written only if those rows still stand: the task active
+   * with that intent, the boundary version current.
+   *
+   * With `driftThreshold` (a denial the drift guard counts), the same statement adds the decision to
+   * the task's drift denials under the task's row lock, so concurrent denials count exactly; the
+   * one that reaches the threshold ends the task (`revoked`, `drift_detected`) with its task.ended
+   * event, task event, revokes its live leases (with their lease.revoked events) and writes a
+   * `task.drift_suspended` audit event listing the denials and the leases. A permit waits for the
+   * task's row lock and then finds the task ended. Only a lease whose permit committed while this
+   * statement waited for that lock is invisible to it: the caller revokes the task's leases again
+   * right after.
+   */
+  async recordDenial(
+    decision: DecisionRecord,
+    decidedOn?: { intent: string; policiesKey?: string },
+    driftThreshold?: number,
+  ): Promise<DenialWritten> {
+    const { rows } = await this.sql.query<{ written: number; suspended: number }>(
+      `WITH still AS (
+         SELECT 1 FROM tasks t
+           JOIN boundaries b ON b.id = $4::text AND b.version = $5::int AND b.superseded_at IS NULL
+          WHERE t.id = $2::uuid AND t.state = 'active' AND t.expires_at > now() AND t.intent = $16::text
+            AND ($17::text IS NULL OR ${ACTIVE_POLICIES_KEY} = $17::text)
+       ), d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
+         SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'deny', $12::jsonb, $8::jsonb,
+                $9::text, $10::int, to_timestamp($11::float8 / 1000), $18::jsonb, $19::text, $20::text, $21::int, $22::int
+          WHERE NOT $15::boolean OR EXISTS (SELECT 1 FROM still)
+         RETURNING id
+       ), a AS (
+         ${appendAuditFrom('credential.deny', { id: '$13::uuid', actor: "'workload:' || $3::text", task_id: '$2::uuid', data: '$14::jsonb' }, 'FROM d')}
+         RETURNING id
+       ), counted AS (
+         ${DRIFT_COUNTED}
+       ), suspended AS (
+         SELECT * FROM counted WHERE state = 'revoked'
+       ), ended_event AS (
+         ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'drift_detected'" }, 'FROM suspended')}
+       ), task_event AS (
+         ${SUSPENDED_TASK_EVENT}
+       ), revoked AS (
+         ${revokeLive("'drift_detected'", 'task_id IN (SELECT id FROM suspended)')}
+       ), lease_events AS (
+         ${leaseRevokedEvents("'drift_detected'", 'revoked')}
+       ), suspension_audit AS (
+         ${SUSPENSION_AUDIT}
+         RETURNING id
+       )
+       SELECT (SELECT count(*)::int FROM a) AS written, (SELECT count(*)::int FROM suspension_audit) AS suspended`,
+      [
+        ...decisionParams(decision),
+        JSON.stringify(decision.reasons),
+        uuidv7(),
+        JSON.stringify(
+          auditData({
+            decision_id: decision.id,
+            boundary: decision.boundaryId,
+            action: decision.action,
+            reasons: decision.reasons,
+            ...(decision.policies ? { policies: decision.policies } : {}),
+          }),
+        ),
+        decidedOn !== undefined,
+        decidedOn?.intent ?? null,
+        decidedOn?.policiesKey ?? null,
+        decision.policies ? JSON.stringify(decision.policies) : null,
+        decision.intent ?? null,
+        decision.subject ?? null,
+        decision.taskAgeS ?? null,
+        decision.denialsInTask ?? null,
+        driftThreshold ?? null,
+        uuidv7(),
+        uuidv7(),
+      ],
+      'tollgate_record_denial',
+    );
+    return { written: rows[0]!.written === 1, suspended: rows[0]!.suspended === 1 };
+  }
+
+  /**
+   * A pending decision and its audit event, in one statement; with `created`, also the new
+   * approval row it asks for and its approval.requested event (GET /v1/events). Without it the
+   * request repeats an approval that is still pending, and reviewers have heard of it already.
+   */
+  async recordPending(decision: PendingDecision, approvalId: string, created: NewApproval | undefined): Promise<void> {
+    await this.sql.query(
+      `WITH d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at)
+         VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::int, $6::text, $7::text, 'pending', '["approval_required"]'::jsonb,
+                 $8::jsonb, $9::text, $10::int, to_timestamp($11::float8 / 1000))
+         RETURNING id
+       ), ap AS (
+         ${PENDING_APPROVAL}
+         RETURNING id, task_id, workload_id, boundary_id
+       ), requested AS (
+         ${appendEvents(
+           {
+             type: "'approval.requested'",
+             approval_id: 'id',
+             task_id: 'task_id',
+             workload_id: 'workload_id',
+             boundary_id: 'boundary_id',
+             reason: "'approval_required'",
+           },
+           'FROM ap',
+         )}
+       )
+       ${appendAuditFrom('credential.pending', { id: '$17::uuid', actor: "'workload:' || $3::text", task_id: '$2::uuid', data: '$18::jsonb' }, 'FROM d')}`,
+      [
+        ...decisionParams(decision),
+        approvalId,
+        created?.paramsHash ?? '',
+        created?.intent ?? '',
+        created?.expiresAt ?? 0,
+        created !== undefined,
+        uuidv7(),
+        JSON.stringify(
+          auditData({
+            decision_id: decision.id,
+            approval_id: approvalId,
+            approval_created: created !== undefined,
+            boundary: decision.boundaryId,
+            boundary_version: decision.boundaryVersion,
+            action: decision.action,
+            resource: decision.resource,
+            reasons: ['approval_required'],
+            ...(decision.policies ? { policies: decision.policies } : {}),
+          }),
+        ),
+        created?.ttl ?? null,
+      ],
+      'tollgate_record_pending',
+    );
+  }
+
+  /** Decisions for review, newest first, each with its drift mark and its lease's state now. */
+  listDecisions(filter: DecisionFilter): Promise<Decision[]> {
+    return listDecisions(this.sql, filter);
+  }
+}
+
+/**
+ * The first eleven parameters of every statement that writes a decision row ($1 to $11): id, task,
+ * workload, boundary and version, action, resource, params, purpose, requested ttl, time.
+ */
+function decisionParams(decision: PendingDecision): unknown[] {
+  return [
+    decision.id,
+    decision.taskId,
+    decision.workloadId,
+    decision.boundaryId,
+    decision.boundaryVersion,
+    decision.action,
+    decision.resource,
+    JSON.stringify(decision.params ?? null),
+    decision.purpose,
+    decision.requestedTtl,
+    decision.at,
+  ];
+}

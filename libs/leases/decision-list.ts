@@ -1,0 +1,77 @@
+import type { Sql } from '../db/database.js';
+import { conditions } from '../db/conditions.js';
+import type { Decision, LeaseFilter, LeaseState } from './lease.js';
+import { EFFECTIVE_STATE } from './effective-state.js';
+
+export interface DecisionFilter extends Omit<LeaseFilter, 'state'> {
+  outcome?: 'permit' | 'deny' | 'pending' | undefined;
+}
+
+/**
+ * Decisions for review (a read: DecisionLedger is the writer). Apart from the ledger so that
+ * LeaseStore can keep answering it for its callers until they ask the ledger.
+ */
+export async function listDecisions(sql: Sql, filter: DecisionFilter): Promise<Decision[]> {
+  const { where, params } = conditions([
+    ['d.task_id = ?', filter.task],
+    ['d.workload_id = ?', filter.workload],
+    ['d.boundary_id = ?', filter.boundary],
+    ['d.task_id IN (SELECT s.id FROM tasks s WHERE s.subject = ?)', filter.subject],
+    ['EXISTS (SELECT 1 FROM boundaries b WHERE b.id = d.boundary_id AND b.version = d.boundary_version AND b.tool = ?)', filter.tool],
+    ['d.action = ?', filter.action],
+    ['d.outcome = ?', filter.outcome],
+    ['d.at >= ?', filter.since],
+    ['d.at < ?', filter.until],
+    ['d.id < ?', filter.cursor],
+  ]);
+  params.push(filter.limit);
+  const { rows } = await sql.query<DecisionRow>(
+    `SELECT d.id, d.task_id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.reasons, d.policies, d.at,
+              CASE WHEN t.id IS NULL THEN NULL
+                   WHEN t.end_reason = 'drift_detected' AND d.id = t.drift_denials[cardinality(t.drift_denials)] THEN 'suspended_task'
+                   ELSE 'counted' END AS drift,
+              l.id AS lease_id, l.state AS lease_state
+         FROM decisions d LEFT JOIN tasks t ON t.id = d.task_id AND d.id = ANY (t.drift_denials)
+         -- A permit's lease, found through the task's leases (indexed by task) rather than a scan by decision.
+         LEFT JOIN LATERAL (
+           SELECT l.id, ${EFFECTIVE_STATE} AS state FROM leases l
+            WHERE d.outcome = 'permit' AND l.task_id = d.task_id AND l.decision_id = d.id LIMIT 1
+         ) l ON true
+         ${where}
+        ORDER BY d.id DESC LIMIT $${params.length}`,
+    params,
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    taskId: row.task_id,
+    workloadId: row.workload_id,
+    boundaryId: row.boundary_id,
+    boundaryVersion: row.boundary_version,
+    action: row.action,
+    resource: row.resource,
+    outcome: row.outcome,
+    reasons: row.reasons,
+    drift: row.drift,
+    policies: row.policies ?? null,
+    leaseId: row.lease_id,
+    leaseState: row.lease_state,
+    at: new Date(row.at),
+  }));
+}
+
+interface DecisionRow {
+  id: string;
+  task_id: string | null;
+  workload_id: string;
+  boundary_id: string | null;
+  boundary_version: number | null;
+  action: string | null;
+  resource: string | null;
+  outcome: Decision['outcome'];
+  reasons: string[];
+  drift: Decision['drift'];
+  policies: { id: string; version: number }[] | null;
+  lease_id: string | null;
+  lease_state: LeaseState | null;
+  at: Date;
+}
