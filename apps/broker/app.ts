@@ -32,6 +32,7 @@ import { Boundaries } from '../../libs/policy/boundaries.js';
 import { Policies } from '../../libs/policy/policies.js';
 import { Simulator } from '../../libs/policy/simulate.js';
 import { WhatIf } from '../../libs/policy/what-if.js';
+import { DecisionLedger } from '../../libs/leases/decision-ledger.js';
 import { TaskHistory } from '../../libs/review/task-history.js';
 import { Tasks } from '../../libs/tasks/tasks.js';
 import type { BrokerConfig } from './config.js';
@@ -108,6 +109,7 @@ function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleA
       { provide: LeaseRevocation, useValue: broker.revocation },
       { provide: TokenRevocation, useValue: broker.tokenRevocation },
       { provide: LeaseStore, useValue: broker.leases },
+      { provide: DecisionLedger, useValue: broker.decisions },
       { provide: RevocationEventLog, useValue: broker.events },
       { provide: EventFeed, useValue: broker.eventFeed },
       { provide: SigningKeyRing, useValue: broker.keys },

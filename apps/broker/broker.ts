@@ -95,6 +95,8 @@ export interface Broker {
   /** RFC 7009: who may revoke which token at /oauth2/revoke. */
   tokenRevocation: TokenRevocation;
   leases: LeaseStore;
+  /** Decisions, permits and refusals alike, for reviewers. */
+  decisions: DecisionLedger;
   events: RevocationEventLog;
   /** The one poller behind every GET /v1/events stream of this replica (ticked by the app). */
   eventFeed: EventFeed;
@@ -228,7 +230,7 @@ export async function createBroker(
       changed: (id) => contextCache.forgetTask(id),
       limitOpen: (id) => rateLimit.take(id, 'task_open'),
     }),
-    history: new TaskHistory(auditStore, taskStore, leases, approvalStore),
+    history: new TaskHistory({ audit: auditStore, tasks: taskStore, decisions, leases, approvals: approvalStore }),
     issuance: new CredentialIssuance({
       storage: { context: new RequestContextReader(db), decisions, leases },
       providers,
@@ -251,6 +253,7 @@ export async function createBroker(
     revocation,
     tokenRevocation: new TokenRevocation(introspection, revocation),
     leases,
+    decisions,
     events,
     eventFeed,
     sweeper: new ExpirySweeper({ db, tasks: taskStore, leases, revocation, dpopProofs }),

@@ -1,5 +1,6 @@
 import type { JWK } from 'jose';
 import type { Sql } from '../db/database.js';
+import { appendEvents } from '../audit/event-log.js';
 import type { RateInterval, Workload, WorkloadRateLimit } from './workload.js';
 
 const COLUMNS = 'id, jwks, issuer_id, subject, enabled, rate_limit_requests, rate_limit_per, rate_limit_burst, revision, created_at, updated_at';
@@ -62,7 +63,7 @@ export class WorkloadStore {
          UPDATE workloads SET enabled = false, revision = revision + 1, updated_at = now() WHERE id = $1
          RETURNING ${COLUMNS}
        ), event AS (
-         INSERT INTO revocation_events (type, workload_id, reason) SELECT 'workload.revoked', id, 'workload_revoked' FROM disabled
+         ${appendEvents({ type: "'workload.revoked'", workload_id: 'id', reason: "'workload_revoked'" }, 'FROM disabled')}
        )
        SELECT * FROM disabled`,
       [id],

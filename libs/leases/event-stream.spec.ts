@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderEvent } from './event-stream.js';
-import type { RevocationEvent } from './revocation-events.js';
+import type { RevocationEvent } from '../audit/event-log.js';
 
 const AT = new Date('2026-01-31T12:00:00.000Z');
 

@@ -4,9 +4,8 @@ import { conditions } from '../db/conditions.js';
 import type { Sql } from '../db/database.js';
 import { insertSelect } from '../db/insert-select.js';
 import { uuidv7 } from '../ids/ids.js';
-import { listDecisions, type DecisionFilter } from './decision-list.js';
 import { EFFECTIVE_STATE } from './effective-state.js';
-import type { Decision, Lease, LeaseFilter, LeaseState, RevokeReason } from './lease.js';
+import type { Lease, LeaseFilter, LeaseState, RevokeReason } from './lease.js';
 
 const LEASE_COLUMNS = `l.id, l.task_id, l.workload_id, l.boundary_id, l.boundary_version, l.action, l.resource,
   l.credential_kind, ${EFFECTIVE_STATE} AS state, l.issued_at, l.expires_at, l.revoked_at, l.revoke_reason`;
@@ -211,11 +210,6 @@ export class LeaseStore {
       params,
     );
     return rows.map(toLease);
-  }
-
-  /** @deprecated Ask DecisionLedger: kept while the review controller and task history still ask here. */
-  listDecisions(filter: DecisionFilter): Promise<Decision[]> {
-    return listDecisions(this.sql, filter);
   }
 
   /**

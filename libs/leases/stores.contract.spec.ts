@@ -228,9 +228,10 @@ describe('table owners', () => {
       .sort();
 
   it('revocation_events: the event log', () => {
-    // libs/identity is another helper's area in issue 13: its kill switch's event still has its own
-    // INSERT (workload-store.ts) until it calls appendEvents too.
-    expect(writers(/INSERT INTO revocation_events\s*\(/i)).toEqual(['libs/identity/workload-store.ts']);
+    // Every statement that records an event (the kill switch, task ends, revocations, approvals)
+    // takes the event log's fragment, appendEvents: no file but the log names the table in a write.
+    expect(writers(/INSERT INTO revocation_events\s*\(/i)).toEqual([]);
+    expect(writers(/insertSelect[^(]*\(\s*'revocation_events'/)).toEqual(['libs/audit/event-log.ts']);
     expect(writers(/UPDATE revocation_events/i)).toEqual(['libs/audit/event-log.ts']);
   });
 

@@ -1,6 +1,7 @@
 import type { ApprovalStore } from '../approvals/approval-store.js';
 import type { AuditStore } from '../audit/audit-store.js';
 import { NotFound } from '../errors/errors.js';
+import type { DecisionLedger } from '../leases/decision-ledger.js';
 import type { LeaseStore } from '../leases/lease-store.js';
 import type { Task } from '../tasks/task.js';
 import type { TaskStore } from '../tasks/task-store.js';
@@ -12,21 +13,25 @@ const MAX_ROWS = 10_000;
 /** A task's story for reviewers (any task: reviewers are not held to one workload). */
 export class TaskHistory {
   constructor(
-    private readonly audit: AuditStore,
-    private readonly tasks: TaskStore,
-    private readonly leases: LeaseStore,
-    private readonly approvals: ApprovalStore,
+    private readonly stores: {
+      audit: AuditStore;
+      tasks: TaskStore;
+      decisions: Pick<DecisionLedger, 'listDecisions'>;
+      leases: Pick<LeaseStore, 'forTask'>;
+      approvals: ApprovalStore;
+    },
   ) {}
 
   async timeline(taskId: string): Promise<{ task: Task; events: TimelineEvent[] }> {
-    const task = await this.tasks.find(taskId);
+    const stores = this.stores;
+    const task = await stores.tasks.find(taskId);
     if (!task) throw new NotFound('no such task');
     const [events, decisions, leases, approvals, audit] = await Promise.all([
-      this.tasks.events(taskId),
-      this.leases.listDecisions({ task: taskId, limit: MAX_ROWS }),
-      this.leases.forTask(taskId),
-      this.approvals.list({ task: taskId, limit: MAX_ROWS }),
-      this.audit.ofTask(taskId, TIMELINE_AUDIT_KINDS, MAX_ROWS),
+      stores.tasks.events(taskId),
+      stores.decisions.listDecisions({ task: taskId, limit: MAX_ROWS }),
+      stores.leases.forTask(taskId),
+      stores.approvals.list({ task: taskId, limit: MAX_ROWS }),
+      stores.audit.ofTask(taskId, TIMELINE_AUDIT_KINDS, MAX_ROWS),
     ]);
     return {
       task,

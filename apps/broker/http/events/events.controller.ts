@@ -4,7 +4,7 @@ import { InvalidRequest } from '../../../../libs/errors/errors.js';
 import { audienceScope } from '../../../../libs/identity/api-key.js';
 import { EventFeed } from '../../../../libs/leases/event-feed.js';
 import { EVENT_STREAM_HEADERS, openEventStream } from '../../../../libs/leases/event-stream.js';
-import { RevocationEventLog } from '../../../../libs/leases/revocation-events.js';
+import { RevocationEventLog } from '../../../../libs/audit/event-log.js';
 import { apiKeyOf, EventsGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { parse } from '../common/requests.js';

@@ -3,10 +3,12 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, UseGuards } f
 import type { FastifyRequest } from 'fastify';
 import { NotFound } from '../../../../libs/errors/errors.js';
 import { isUuid } from '../../../../libs/ids/ids.js';
+import { DecisionLedger } from '../../../../libs/leases/decision-ledger.js';
 import { LeaseStore } from '../../../../libs/leases/lease-store.js';
 import { LeaseRevocation } from '../../../../libs/leases/revocation.js';
 import { TaskHistory } from '../../../../libs/review/task-history.js';
 import { Tasks } from '../../../../libs/tasks/tasks.js';
+import type { Lease } from '../../../../libs/leases/lease.js';
 import { actorOf, AdminGuard, ReviewerGuard } from '../auth.js';
 import { encodeCursor, parse } from '../common/requests.js';
 import { ApiRoute } from '../openapi.js';
@@ -21,6 +23,7 @@ import { decisionPage, decisionView, timelineEventView, timelineResponse } from 
 export class ReviewController {
   constructor(
     private readonly leases: LeaseStore,
+    private readonly decisions: DecisionLedger,
     private readonly history: TaskHistory,
   ) {}
 
@@ -36,7 +39,7 @@ export class ReviewController {
   @ApiRoute({ summary: 'Decisions (permit, deny, pending), newest first: denials are the drift signal', query: decisionQuery, responses: { 200: decisionPage } })
   async listDecisions(@Query() query: unknown): Promise<z.infer<typeof decisionPage>> {
     const filter = parse(decisionQuery, query, 'query');
-    const items = await this.leases.listDecisions(filter);
+    const items = await this.decisions.listDecisions(filter);
     return { items: items.map(decisionView), next_cursor: nextCursor(items, filter.limit) };
   }
 
@@ -59,7 +62,7 @@ export class RevocationController {
   constructor(
     private readonly leases: LeaseStore,
     private readonly revocation: LeaseRevocation,
-    private readonly tasks: Tasks,
+    private readonly tasks: Tasks<Lease>,
   ) {}
 
   @Post('leases/:id/revoke')

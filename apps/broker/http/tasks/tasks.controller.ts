@@ -5,6 +5,7 @@ import { ApprovalPending, NotFound } from '../../../../libs/errors/errors.js';
 import { isUuid } from '../../../../libs/ids/ids.js';
 import { CredentialIssuance } from '../../../../libs/leases/request-credential.js';
 import { Tasks } from '../../../../libs/tasks/tasks.js';
+import type { Lease } from '../../../../libs/leases/lease.js';
 import { DpopVerifier } from '../../../../libs/identity/dpop.js';
 import { callerOf, proofOfPossession, WorkloadGuard } from '../auth.js';
 import { dpopHeader, emptyBody, parse } from '../common/requests.js';
@@ -19,7 +20,7 @@ import { credentialResponse, taskChangeResponse, taskDetailResponse, taskEventVi
 @UseGuards(WorkloadGuard)
 export class TasksController {
   constructor(
-    private readonly tasks: Tasks,
+    private readonly tasks: Tasks<Lease>,
     private readonly issuance: CredentialIssuance,
     private readonly dpop: DpopVerifier,
   ) {}
