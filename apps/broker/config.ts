@@ -1,5 +1,5 @@
-import { loadConfig, type Config, type Env, type LoadOptions } from '../../libs/config/config.js';
-import { credentialConfig, type CredentialSources } from '../../libs/credentials/catalog.js';
+import { loadConfig, type Config, type Env, type LoadOptions } from '../../libs/config/index.js';
+import { credentialConfig, type CredentialSources } from '../../libs/credentials/index.js';
 
 /** The broker's configuration: the kernel's, and each credential kind's own (Vault's login, …). */
 export type BrokerConfig = Config & { credentialSources: CredentialSources };

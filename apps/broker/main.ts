@@ -1,6 +1,6 @@
 import { loadBrokerConfig } from './config.js';
-import { migrateDatabase } from '../../libs/db/typeorm-database.js';
-import { ConfigurationError } from '../../libs/errors/errors.js';
+import { migrateDatabase } from '../../libs/db/index.js';
+import { ConfigurationError } from '../../libs/errors/index.js';
 import { handOverAdminKey } from './admin-key-handover.js';
 import { createApp } from './app.js';
 

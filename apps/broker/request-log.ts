@@ -1,7 +1,7 @@
 import { ConsoleLogger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
-import { requestScope } from '../../libs/audit/audit.js';
-import { uuidv7 } from '../../libs/ids/ids.js';
+import { requestScope } from '../../libs/audit/index.js';
+import { uuidv7 } from '../../libs/ids/index.js';
 
 /**
  * A request's id: the caller's `x-request-id` when it is one plain token (a proxy's or the SDK's,

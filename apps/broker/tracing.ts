@@ -4,8 +4,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { TracingConfig } from '../../libs/config/config.js';
-import { useTracer } from '../../libs/tracing/tracing.js';
+import type { TracingConfig } from '../../libs/config/index.js';
+import { useTracer } from '../../libs/tracing/index.js';
 import { TOLLGATE_VERSION } from './metrics.js';
 
 /** How long a stop waits for the last spans to reach the collector. */

@@ -1,5 +1,5 @@
-import { uuidv7 } from '../ids/ids.js';
-import { DEFAULT_APPROVAL_TTL_S, type ToolBoundary } from '../policy/boundary.js';
+import { uuidv7 } from '../ids/index.js';
+import { DEFAULT_APPROVAL_TTL_S, type ToolBoundary } from '../policy/index.js';
 import { paramsHash, sameBinding, type ApprovalBinding, type ApprovalStatus } from './approval.js';
 import type { ApprovalStore, NewApproval } from './approval-store.js';
 

@@ -1,7 +1,7 @@
-import type { Sql } from '../db/database.js';
-import { appendEvents } from '../audit/event-log.js';
-import { conditions } from '../db/conditions.js';
-import { insertSelect } from '../db/insert-select.js';
+import type { Sql } from '../db/index.js';
+import { appendEvents } from '../audit/index.js';
+import { conditions } from '../db/index.js';
+import { insertSelect } from '../db/index.js';
 import type { Approval, ApprovalBinding, ApprovalStatus } from './approval.js';
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../audit/canonical-json.js';
+import { canonicalJson } from '../audit/index.js';
 
 /**
  * A human approval (step-up) for one exact credential request. Stored statuses are pending,

@@ -1,6 +1,6 @@
-import { appendAudit } from '../audit/audit.js';
-import type { Database } from '../db/database.js';
-import { Conflict, NotFound } from '../errors/errors.js';
+import { appendAudit } from '../audit/index.js';
+import type { Database } from '../db/index.js';
+import { Conflict, NotFound } from '../errors/index.js';
 import type { Approval } from './approval.js';
 import type { ApprovalFilter, ApprovalStore } from './approval-store.js';
 

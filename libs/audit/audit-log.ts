@@ -1,6 +1,6 @@
-import type { Clock } from '../clock/clock.js';
-import { Conflict } from '../errors/errors.js';
-import type { SigningKey } from '../keys/signing-keys.js';
+import type { Clock } from '../clock/index.js';
+import { Conflict } from '../errors/index.js';
+import type { SigningKey } from '../keys/index.js';
 import type { AuditFilter, AuditRecord, AuditStore, ChainPosition } from './audit-store.js';
 import { ChainWalk, GENESIS_HASH, type Verification } from './chain.js';
 import { signCheckpoint, type Checkpoint } from './checkpoint.js';

@@ -1,5 +1,5 @@
-import type { Sql } from '../db/database.js';
-import { conditions } from '../db/conditions.js';
+import type { Sql } from '../db/index.js';
+import { conditions } from '../db/index.js';
 import type { AuditKind } from './audit.js';
 import type { ChainedContent, LinkedEvent } from './chain.js';
 

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Sql } from '../db/database.js';
-import { insertSelect } from '../db/insert-select.js';
-import { uuidv7 } from '../ids/ids.js';
+import type { Sql } from '../db/index.js';
+import { insertSelect } from '../db/index.js';
+import { uuidv7 } from '../ids/index.js';
 
 /** Every state change and decision leaves one of these. Tokens and secrets appear only as hashes. */
 export const AUDIT_KINDS = [

@@ -1,4 +1,4 @@
-import type { Database } from '../db/database.js';
+import type { Database } from '../db/index.js';
 import type { AuditStore } from './audit-store.js';
 import { GENESIS_HASH, link } from './chain.js';
 

@@ -1,5 +1,5 @@
-import { signCompact } from '../keys/compact-sign.js';
-import type { SigningKey } from '../keys/signing-keys.js';
+import { signCompact } from '../keys/index.js';
+import type { SigningKey } from '../keys/index.js';
 
 /**
  * The JWS `typ` of a checkpoint (RFC 8725 §3.11 explicit typing): a checkpoint can never pass for an

@@ -1,5 +1,5 @@
-import type { Database } from '../db/database.js';
-import { insertSelect } from '../db/insert-select.js';
+import type { Database } from '../db/index.js';
+import { insertSelect } from '../db/index.js';
 
 /** Events about approvals, for reviewers (never a resource server: it has no part in approvals). */
 export const APPROVAL_EVENT_TYPES = ['approval.requested', 'approval.approved', 'approval.denied'] as const;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigurationError } from '../errors/errors.js';
+import { ConfigurationError } from '../errors/index.js';
 
 /** The algorithms Tollgate signs its credentials with (TOLLGATE_SIGNING_ALG); libs/keys makes keys for them. */
 export const SIGNING_ALGS = ['EdDSA', 'ES256'] as const;

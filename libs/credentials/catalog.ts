@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ConfigPart, Env } from '../config/config.js';
+import type { ConfigPart, Env } from '../config/index.js';
 import { awsStsSettings } from './aws-sts/settings.js';
 import { awsStsCredential } from './aws-sts/sts-provider.js';
 import { jwtCredential, jwtSettings } from './jwt/jwt-provider.js';

@@ -1,10 +1,10 @@
 import type { z } from 'zod';
-import type { AuditEvent } from '../audit/audit.js';
-import type { Clock } from '../clock/clock.js';
-import type { Env } from '../config/config.js';
-import type { Database, Sql } from '../db/database.js';
-import type { SigningKey } from '../keys/signing-keys.js';
-import type { ToolBoundary } from '../policy/boundary.js';
+import type { AuditEvent } from '../audit/index.js';
+import type { Clock } from '../clock/index.js';
+import type { Env } from '../config/index.js';
+import type { Database, Sql } from '../db/index.js';
+import type { SigningKey } from '../keys/index.js';
+import type { ToolBoundary } from '../policy/index.js';
 
 /** A boundary's `credential` settings: `kind` names the provider, the rest is that provider's. */
 export interface CredentialSettings {

@@ -1,4 +1,4 @@
-import { TemporarilyUnavailable } from '../errors/errors.js';
+import { TemporarilyUnavailable } from '../errors/index.js';
 
 /**
  * The storage port every domain's persistence code talks to: parameterised SQL and transactions.

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { TemporarilyUnavailable } from '../errors/errors.js';
+import { TemporarilyUnavailable } from '../errors/index.js';
 import { isUnavailable, unavailable, type Database, type QueryRows, type Sql } from './database.js';
 
 /**

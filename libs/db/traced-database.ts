@@ -1,4 +1,4 @@
-import { inSpan, type SpanAttributes } from '../tracing/tracing.js';
+import { inSpan, type SpanAttributes } from '../tracing/index.js';
 import type { Database, QueryRows, Sql } from './database.js';
 
 /**

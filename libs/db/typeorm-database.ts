@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { DataSource, MigrationExecutor, type QueryRunner } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../migrations/index.js';
-import { ConfigurationError, TemporarilyUnavailable } from '../errors/errors.js';
+import { ConfigurationError, TemporarilyUnavailable } from '../errors/index.js';
 import type pg from 'pg';
 import { isUnavailable, unavailable, type Database, type QueryRows, type Sql } from './database.js';
 import { PostgresDatabase, WatchedClient } from './postgres-database.js';

@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import type { Sql } from '../db/database.js';
+import type { Sql } from '../db/index.js';
 import type { ApiKey, ApiKeyRole } from './api-key.js';
 
 const COLUMNS = 'id, role, audience, label, jwks, created_at, revoked_at';

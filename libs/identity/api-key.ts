@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
-import { InsufficientScope } from '../errors/errors.js';
+import { InsufficientScope } from '../errors/index.js';
 
 export type ApiKeyRole = 'admin' | 'reviewer' | 'resource_server';
 export const API_KEY_ROLES: readonly ApiKeyRole[] = ['admin', 'reviewer', 'resource_server'];

@@ -1,10 +1,10 @@
 import type { JWK } from 'jose';
-import { appendAudit } from '../audit/audit.js';
-import type { Clock } from '../clock/clock.js';
-import { ExpiringMap } from '../clock/expiring-map.js';
-import { thenForget, type Database, type Sql } from '../db/database.js';
-import { InvalidClient, NotFound } from '../errors/errors.js';
-import { isUuid, uuidv7 } from '../ids/ids.js';
+import { appendAudit } from '../audit/index.js';
+import type { Clock } from '../clock/index.js';
+import { ExpiringMap } from '../clock/index.js';
+import { thenForget, type Database, type Sql } from '../db/index.js';
+import { InvalidClient, NotFound } from '../errors/index.js';
+import { isUuid, uuidv7 } from '../ids/index.js';
 import { BOOTSTRAP_KEY_ID, hashKey, newApiKeySecret, type ApiKey, type ApiKeyRole } from './api-key.js';
 import { ApiKeyStore } from './api-key-store.js';
 

@@ -1,7 +1,7 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
-import type { Clock } from '../clock/clock.js';
-import { findUnstorable } from '../db/storable.js';
-import { InvalidClient, InvalidRequest } from '../errors/errors.js';
+import type { Clock } from '../clock/index.js';
+import { findUnstorable } from '../db/index.js';
+import { InvalidClient, InvalidRequest } from '../errors/index.js';
 import type { ApiKey } from './api-key.js';
 import type { ApiKeys } from './api-keys.js';
 import type { WorkloadAuthenticator } from './workload-authenticator.js';

@@ -1,4 +1,4 @@
-import type { Sql } from '../db/database.js';
+import type { Sql } from '../db/index.js';
 
 /** SQL for the DPoP proofs already used (replay protection shared by every replica). */
 export class DpopProofStore {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
-import type { Clock } from '../clock/clock.js';
-import { findUnstorable } from '../db/storable.js';
-import { InvalidDpopProof } from '../errors/errors.js';
+import type { Clock } from '../clock/index.js';
+import { findUnstorable } from '../db/index.js';
+import { InvalidDpopProof } from '../errors/index.js';
 import type { DpopProofStore } from './dpop-proof-store.js';
 
 /** How far a proof's iat may be from our clock, either way (RFC 9449 §11.1 leaves it to us). */

@@ -1,6 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose';
-import type { Clock } from '../clock/clock.js';
-import { TemporarilyUnavailable } from '../errors/errors.js';
+import type { Clock } from '../clock/index.js';
+import { TemporarilyUnavailable } from '../errors/index.js';
 import {
   ASYMMETRIC_ALGORITHMS,
   humanClaim,

@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import type { Sql } from '../db/database.js';
+import type { Sql } from '../db/index.js';
 import type { Issuer, IssuerDefinition, IssuerKind } from './issuer.js';
 
 const COLUMNS = 'id, issuer, kind, trust_domain, jwks_uri, jwks, audiences, enabled, revision, created_at, updated_at';

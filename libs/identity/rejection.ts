@@ -1,5 +1,5 @@
 import { errors } from 'jose';
-import { InvalidClient } from '../errors/errors.js';
+import { InvalidClient } from '../errors/index.js';
 
 /** Every way a workload token fails is one 401 invalid_client; the description says why, never the token. */
 export function rejected(why: string): InvalidClient {

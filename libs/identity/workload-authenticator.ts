@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
-import type { Clock } from '../clock/clock.js';
-import { findUnstorable } from '../db/storable.js';
-import { ExpiringMap } from '../clock/expiring-map.js';
-import { InvalidClient } from '../errors/errors.js';
+import type { Clock } from '../clock/index.js';
+import { findUnstorable } from '../db/index.js';
+import { ExpiringMap } from '../clock/index.js';
+import { InvalidClient } from '../errors/index.js';
 import type { FederatedVerifier } from './federated-verifier.js';
 import { describeJoseError, rejected } from './rejection.js';
 import { algorithmsFor, type Workload, type WorkloadLookup } from './workload.js';

@@ -1,5 +1,5 @@
-import type { Clock } from '../clock/clock.js';
-import { ExpiringMap } from '../clock/expiring-map.js';
+import type { Clock } from '../clock/index.js';
+import { ExpiringMap } from '../clock/index.js';
 import type { BoundWorkloadLookup, Workload, WorkloadLookup } from './workload.js';
 
 /**

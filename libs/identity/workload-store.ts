@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
-import type { Sql } from '../db/database.js';
-import { appendEvents } from '../audit/event-log.js';
+import type { Sql } from '../db/index.js';
+import { appendEvents } from '../audit/index.js';
 import type { RateInterval, Workload, WorkloadRateLimit } from './workload.js';
 
 const COLUMNS = 'id, jwks, issuer_id, subject, enabled, rate_limit_requests, rate_limit_per, rate_limit_burst, revision, created_at, updated_at';

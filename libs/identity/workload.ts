@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import type { RateLimit } from '../config/config.js';
+import type { RateLimit } from '../config/index.js';
 
 /**
  * A registered workload: the non-human caller. It proves itself either with assertions signed by its

@@ -1,7 +1,7 @@
-import { appendAudit } from '../audit/audit.js';
-import { thenForget, type Database, type Sql } from '../db/database.js';
-import { lockWriter } from '../db/writer-lock.js';
-import { Conflict, InvalidRequest, NotFound } from '../errors/errors.js';
+import { appendAudit } from '../audit/index.js';
+import { thenForget, type Database, type Sql } from '../db/index.js';
+import { lockWriter } from '../db/index.js';
+import { Conflict, InvalidRequest, NotFound } from '../errors/index.js';
 import { subjectProblem } from './issuer.js';
 import type { IssuerStore } from './issuer-store.js';
 import type { Workload, WorkloadRateLimit } from './workload.js';

@@ -1,5 +1,5 @@
 import { sign, type KeyObject } from 'node:crypto';
-import { inSpanSync } from '../tracing/tracing.js';
+import { inSpanSync } from '../tracing/index.js';
 
 /**
  * Signs a JWS in compact serialization, EdDSA (Ed25519) or ES256 (P-256, SHA-256), in one

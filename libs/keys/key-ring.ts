@@ -1,7 +1,7 @@
 import type { JWK } from 'jose';
-import type { Clock } from '../clock/clock.js';
-import type { Database, Sql } from '../db/database.js';
-import { ConfigurationError, TemporarilyUnavailable } from '../errors/errors.js';
+import type { Clock } from '../clock/index.js';
+import type { Database, Sql } from '../db/index.js';
+import { ConfigurationError, TemporarilyUnavailable } from '../errors/index.js';
 import { SigningKeyStore, type KeyRow } from './signing-key-store.js';
 import { decrypt, encrypt, generateSigningKey, openSigningKey, type SigningAlg, type SigningKey } from './signing-keys.js';
 

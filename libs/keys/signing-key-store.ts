@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import type { Sql } from '../db/database.js';
+import type { Sql } from '../db/index.js';
 import type { GeneratedKey, SigningAlg } from './signing-keys.js';
 import { encrypt } from './signing-keys.js';
 

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { SIGNING_ALGS, type SigningAlg } from '../config/config.js';
-import { uuidv7 } from '../ids/ids.js';
+import { SIGNING_ALGS, type SigningAlg } from '../config/index.js';
+import { uuidv7 } from '../ids/index.js';
 
 // Defined with the configuration (kernel), which must check TOLLGATE_SIGNING_ALG without reaching up to keys.
 export { SIGNING_ALGS, type SigningAlg };

@@ -1,13 +1,13 @@
-import { appendEvents } from '../audit/event-log.js';
-import { appendAuditFrom, auditData } from '../audit/audit.js';
-import type { PendingDecision } from '../approvals/approval-gate.js';
-import { insertApprovals, useApproval, type NewApproval } from '../approvals/approval-store.js';
-import type { Sql } from '../db/database.js';
-import { uuidv7 } from '../ids/ids.js';
-import type { PolicyRef } from '../policy/cedar.js';
-import { ACTIVE_POLICIES_KEY } from '../policy/policy-store.js';
+import { appendEvents } from '../audit/index.js';
+import { appendAuditFrom, auditData } from '../audit/index.js';
+import type { PendingDecision } from '../approvals/index.js';
+import { insertApprovals, useApproval, type NewApproval } from '../approvals/index.js';
+import type { Sql } from '../db/index.js';
+import { uuidv7 } from '../ids/index.js';
+import type { PolicyRef } from '../policy/index.js';
+import { ACTIVE_POLICIES_KEY } from '../policy/index.js';
 import { listDecisions, type DecisionFilter } from './decision-list.js';
-import { countDriftDenial, insertTaskEvents } from '../tasks/task-store.js';
+import { countDriftDenial, insertTaskEvents } from '../tasks/index.js';
 import type { Decision } from './lease.js';
 import { insertLeases, leaseRevokedEvents, revokeLive, type LeaseRecord } from './lease-store.js';
 

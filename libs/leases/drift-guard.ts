@@ -1,5 +1,5 @@
-import type { Database } from '../db/database.js';
-import type { ToolBoundary } from '../policy/boundary.js';
+import type { Database } from '../db/index.js';
+import type { ToolBoundary } from '../policy/index.js';
 import type { LeaseRevocation } from './revocation.js';
 
 /**

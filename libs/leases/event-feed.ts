@@ -1,5 +1,5 @@
-import { TooManyStreams } from '../errors/errors.js';
-import type { RevocationEvent } from '../audit/event-log.js';
+import { TooManyStreams } from '../errors/index.js';
+import type { RevocationEvent } from '../audit/index.js';
 
 /** What the feed reads: RevocationEventLog's positions (narrowed so the feed can be tested alone). */
 export interface EventSource {

@@ -1,5 +1,5 @@
 import { positionAfter, type EventFeed, type EventSource, type FeedBatch, type FeedSubscriber } from './event-feed.js';
-import { APPROVAL_EVENT_TYPES, visibleTo, type ApprovalEventType, type RevocationEvent } from '../audit/event-log.js';
+import { APPROVAL_EVENT_TYPES, visibleTo, type ApprovalEventType, type RevocationEvent } from '../audit/index.js';
 
 /** What a stream needs of its HTTP response (node's ServerResponse). */
 export interface StreamResponse {

@@ -1,5 +1,5 @@
 import type { JWTPayload } from 'jose';
-import { isUuid } from '../ids/ids.js';
+import { isUuid } from '../ids/index.js';
 import type { LeaseStore } from './lease-store.js';
 import type { Lease } from './lease.js';
 

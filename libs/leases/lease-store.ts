@@ -1,9 +1,9 @@
-import { appendEvents } from '../audit/event-log.js';
-import { appendAuditFrom, auditData } from '../audit/audit.js';
-import { conditions } from '../db/conditions.js';
-import type { Sql } from '../db/database.js';
-import { insertSelect } from '../db/insert-select.js';
-import { uuidv7 } from '../ids/ids.js';
+import { appendEvents } from '../audit/index.js';
+import { appendAuditFrom, auditData } from '../audit/index.js';
+import { conditions } from '../db/index.js';
+import type { Sql } from '../db/index.js';
+import { insertSelect } from '../db/index.js';
+import { uuidv7 } from '../ids/index.js';
 import { EFFECTIVE_STATE } from './effective-state.js';
 import type { Lease, LeaseFilter, LeaseState, RevokeReason } from './lease.js';
 

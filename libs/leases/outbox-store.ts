@@ -1,6 +1,6 @@
-import { appendAuditFrom } from '../audit/audit.js';
-import { uuidv7 } from '../ids/ids.js';
-import type { Sql } from '../db/database.js';
+import { appendAuditFrom } from '../audit/index.js';
+import { uuidv7 } from '../ids/index.js';
+import type { Sql } from '../db/index.js';
 import type { LeaseState } from './lease.js';
 import { leaseEvents } from './lease-store.js';
 

@@ -1,4 +1,4 @@
-import { SourceError, type CredentialProviders } from '../credentials/provider.js';
+import { SourceError, type CredentialProviders } from '../credentials/index.js';
 import type { OutboxClaim, OutboxStore } from './outbox-store.js';
 
 export interface OutboxTimings {

@@ -1,5 +1,5 @@
-import type { Sql } from '../db/database.js';
-import type { RateLimit } from '../config/config.js';
+import type { Sql } from '../db/index.js';
+import type { RateLimit } from '../config/index.js';
 
 /** A workload has one bucket per kind of request: credential requests, and opening tasks. */
 export type RateBucket = 'credential' | 'task_open';

@@ -1,6 +1,6 @@
-import type { Clock } from '../clock/clock.js';
-import type { RateLimit } from '../config/config.js';
-import { RateLimited } from '../errors/errors.js';
+import type { Clock } from '../clock/index.js';
+import type { RateLimit } from '../config/index.js';
+import { RateLimited } from '../errors/index.js';
 import type { Claimed, RateBucket } from './rate-bucket-store.js';
 
 export type RateBuckets = { claim(workloadId: string, want: number, limit: RateLimit, bucket: RateBucket): Promise<Claimed> };

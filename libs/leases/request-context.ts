@@ -1,7 +1,7 @@
-import type { Sql } from '../db/database.js';
-import { toBoundary, type BoundaryRow } from '../policy/boundary-store.js';
-import { ACTIVE_POLICIES_KEY } from '../policy/policy-store.js';
-import type { ToolBoundary } from '../policy/boundary.js';
+import type { Sql } from '../db/index.js';
+import { toBoundary, type BoundaryRow } from '../policy/index.js';
+import { ACTIVE_POLICIES_KEY } from '../policy/index.js';
+import type { ToolBoundary } from '../policy/index.js';
 
 export interface RequestContext {
   /** The database clock, in milliseconds. */

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { ApprovalGate, ApprovalRefusal } from '../approvals/approval-gate.js';
-import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/errors.js';
-import { uuidv7 } from '../ids/ids.js';
-import { findUnstorable, storable } from '../db/storable.js';
-import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/provider.js';
-import type { ToolBoundary } from '../policy/boundary.js';
-import type { PolicyDenyReason, PolicyRef } from '../policy/cedar.js';
-import { checkCredentialRequest, type DenyReason } from '../policy/check.js';
-import type { Policies } from '../policy/policies.js';
+import type { ApprovalGate, ApprovalRefusal } from '../approvals/index.js';
+import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/index.js';
+import { uuidv7 } from '../ids/index.js';
+import { findUnstorable, storable } from '../db/index.js';
+import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/index.js';
+import type { ToolBoundary } from '../policy/index.js';
+import type { PolicyDenyReason, PolicyRef } from '../policy/index.js';
+import { checkCredentialRequest, type DenyReason } from '../policy/index.js';
+import type { Policies } from '../policy/index.js';
 import type { DecisionLedger, DecisionRecord } from './decision-ledger.js';
 import type { LeaseStore } from './lease-store.js';
 import type { RequestContext, RequestContextReader } from './request-context.js';
@@ -15,7 +15,7 @@ import type { DriftGuard } from './drift-guard.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RequestContextCache } from './request-context-cache.js';
 import type { LeaseRevocation } from './revocation.js';
-import { annotate, inSpan, tracingOn } from '../tracing/tracing.js';
+import { annotate, inSpan, tracingOn } from '../tracing/index.js';
 import { leaseTtl } from './ttl.js';
 
 export interface CredentialRequest {

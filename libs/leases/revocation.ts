@@ -1,5 +1,5 @@
-import { appendAudit } from '../audit/audit.js';
-import type { Database, Sql } from '../db/database.js';
+import { appendAudit } from '../audit/index.js';
+import type { Database, Sql } from '../db/index.js';
 import type { LeaseStore } from './lease-store.js';
 import type { RevokeReason } from './lease.js';
 

@@ -1,7 +1,7 @@
-import { appendAudit } from '../audit/audit.js';
-import type { Database } from '../db/database.js';
-import type { DpopProofStore } from '../identity/dpop-proof-store.js';
-import type { TaskStore } from '../tasks/task-store.js';
+import { appendAudit } from '../audit/index.js';
+import type { Database } from '../db/index.js';
+import type { DpopProofStore } from '../identity/index.js';
+import type { TaskStore } from '../tasks/index.js';
 import type { LeaseStore } from './lease-store.js';
 import type { LeaseRevocation } from './revocation.js';
 

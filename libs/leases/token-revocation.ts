@@ -1,5 +1,5 @@
-import { audienceScope, requireAccess } from '../identity/api-key.js';
-import type { AuthenticatedClient } from '../identity/client-authentication.js';
+import { audienceScope, requireAccess } from '../identity/index.js';
+import type { AuthenticatedClient } from '../identity/index.js';
 import type { Introspection } from './introspection.js';
 import type { LeaseRevocation } from './revocation.js';
 

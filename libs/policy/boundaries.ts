@@ -1,8 +1,8 @@
-import { appendAudit } from '../audit/audit.js';
-import { thenForget, type Database } from '../db/database.js';
-import { lockWriter } from '../db/writer-lock.js';
-import { InvalidRequest, NotFound } from '../errors/errors.js';
-import type { Sql } from '../db/database.js';
+import { appendAudit } from '../audit/index.js';
+import { thenForget, type Database } from '../db/index.js';
+import { lockWriter } from '../db/index.js';
+import { InvalidRequest, NotFound } from '../errors/index.js';
+import type { Sql } from '../db/index.js';
 import type { BoundaryDefinition, ToolBoundary } from './boundary.js';
 import type { BoundaryStore } from './boundary-store.js';
 import type { CedarEngine } from './cedar-engine.js';

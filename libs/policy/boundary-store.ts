@@ -1,4 +1,4 @@
-import type { Sql } from '../db/database.js';
+import type { Sql } from '../db/index.js';
 import { sameDefinition, type BoundaryDefinition, type ToolBoundary } from './boundary.js';
 
 const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, approval, policy, created_at';

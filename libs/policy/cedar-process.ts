@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { PolicyUnavailable } from '../errors/errors.js';
+import { PolicyUnavailable } from '../errors/index.js';
 import type { CedarEngine, DecideInput, DecideOutput, ReplayBatch } from './cedar-engine.js';
 import type { PolicyProblem } from './cedar.js';
 

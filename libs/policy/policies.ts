@@ -1,8 +1,8 @@
-import { appendAudit } from '../audit/audit.js';
-import type { Clock } from '../clock/clock.js';
-import { thenForget, type Database } from '../db/database.js';
-import { lockWriter } from '../db/writer-lock.js';
-import { InvalidRequest, NotFound } from '../errors/errors.js';
+import { appendAudit } from '../audit/index.js';
+import type { Clock } from '../clock/index.js';
+import { thenForget, type Database } from '../db/index.js';
+import { lockWriter } from '../db/index.js';
+import { InvalidRequest, NotFound } from '../errors/index.js';
 import type { ToolBoundary } from './boundary.js';
 import { buildCedarContext, type PolicyDecision, type PolicySource, type RequestFacts } from './cedar.js';
 import type { CedarEngine } from './cedar-engine.js';

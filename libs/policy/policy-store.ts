@@ -1,4 +1,4 @@
-import type { Sql } from '../db/database.js';
+import type { Sql } from '../db/index.js';
 import type { PolicySource } from './cedar.js';
 import type { GlobalPolicy, GlobalPolicyDefinition } from './policy.js';
 

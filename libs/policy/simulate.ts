@@ -2,7 +2,7 @@ import type { BoundaryStore } from './boundary-store.js';
 import type { PolicyRef } from './cedar.js';
 import { checkCredentialRequest } from './check.js';
 import type { Policies } from './policies.js';
-import { findUnstorable } from '../db/storable.js';
+import { findUnstorable } from '../db/index.js';
 
 export interface SimulationInput {
   workloadId: string;

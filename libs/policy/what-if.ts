@@ -1,7 +1,7 @@
-import type { Clock } from '../clock/clock.js';
-import type { Sql } from '../db/database.js';
-import { NotFound } from '../errors/errors.js';
-import { uuidv7 } from '../ids/ids.js';
+import type { Clock } from '../clock/index.js';
+import type { Sql } from '../db/index.js';
+import { NotFound } from '../errors/index.js';
+import { uuidv7 } from '../ids/index.js';
 import { buildCedarContext, type PolicySource } from './cedar.js';
 import type { CedarEngine, ReplayBatch } from './cedar-engine.js';
 import { invalidPolicy } from './policies.js';

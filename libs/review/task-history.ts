@@ -1,10 +1,10 @@
-import type { ApprovalStore } from '../approvals/approval-store.js';
-import type { AuditStore } from '../audit/audit-store.js';
-import { NotFound } from '../errors/errors.js';
-import type { DecisionLedger } from '../leases/decision-ledger.js';
-import type { LeaseStore } from '../leases/lease-store.js';
-import type { Task } from '../tasks/task.js';
-import type { TaskStore } from '../tasks/task-store.js';
+import type { ApprovalStore } from '../approvals/index.js';
+import type { AuditStore } from '../audit/index.js';
+import { NotFound } from '../errors/index.js';
+import type { DecisionLedger } from '../leases/index.js';
+import type { LeaseStore } from '../leases/index.js';
+import type { Task } from '../tasks/index.js';
+import type { TaskStore } from '../tasks/index.js';
 import { TIMELINE_AUDIT_KINDS, taskTimeline, type TimelineEvent } from './timeline.js';
 
 /** More rows than any one journey makes; a task past it is cut, not the broker. */

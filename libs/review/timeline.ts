@@ -1,7 +1,7 @@
-import type { Approval } from '../approvals/approval.js';
-import type { AuditRecord } from '../audit/audit-store.js';
-import type { Decision, Lease } from '../leases/lease.js';
-import type { Task, TaskEvent } from '../tasks/task.js';
+import type { Approval } from '../approvals/index.js';
+import type { AuditRecord } from '../audit/index.js';
+import type { Decision, Lease } from '../leases/index.js';
+import type { Task, TaskEvent } from '../tasks/index.js';
 
 /** One step of a task's story. `detail` is named as the review API spells it (snake_case). */
 export interface TimelineEvent {

@@ -1,7 +1,7 @@
-import type { Sql } from '../db/database.js';
-import { appendEvents } from '../audit/event-log.js';
-import { insertSelect } from '../db/insert-select.js';
-import { uuidv7 } from '../ids/ids.js';
+import type { Sql } from '../db/index.js';
+import { appendEvents } from '../audit/index.js';
+import { insertSelect } from '../db/index.js';
+import { uuidv7 } from '../ids/index.js';
 import type { Task, TaskEvent } from './task.js';
 
 const COLUMNS = `id, workload_id, intent, subject, context,

@@ -1,6 +1,6 @@
-import { appendAudit } from '../audit/audit.js';
-import { thenForget, type Database, type Sql } from '../db/database.js';
-import { InvalidClient, NotFound, TaskNotActive } from '../errors/errors.js';
+import { appendAudit } from '../audit/index.js';
+import { thenForget, type Database, type Sql } from '../db/index.js';
+import { InvalidClient, NotFound, TaskNotActive } from '../errors/index.js';
 import type { TaskStore } from './task-store.js';
 import { DEFAULT_TASK_TTL_S, type Task, type TaskEvent } from './task.js';
 

@@ -1,5 +1,5 @@
 import { SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
-import { TollgateError } from '../errors/errors.js';
+import { TollgateError } from '../errors/index.js';
 
 /**
  * The one place domain code meets tracing. It uses only @opentelemetry/api, never the SDK: the

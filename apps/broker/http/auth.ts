@@ -1,10 +1,10 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { InvalidClient } from '../../../libs/errors/errors.js';
-import { requireAccess, type Access, type ApiKey } from '../../../libs/identity/api-key.js';
-import { ApiKeys } from '../../../libs/identity/api-keys.js';
-import type { DpopVerifier } from '../../../libs/identity/dpop.js';
-import { WorkloadAuthenticator } from '../../../libs/identity/workload-authenticator.js';
+import { InvalidClient } from '../../../libs/errors/index.js';
+import { requireAccess, type Access, type ApiKey } from '../../../libs/identity/index.js';
+import { ApiKeys } from '../../../libs/identity/index.js';
+import type { DpopVerifier } from '../../../libs/identity/index.js';
+import { WorkloadAuthenticator } from '../../../libs/identity/index.js';
 
 /** What the guards learned about the caller. */
 export interface Caller {

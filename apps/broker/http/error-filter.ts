@@ -1,7 +1,7 @@
 import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter, type LoggerService } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { isUnavailable } from '../../../libs/db/database.js';
-import { InvalidClient, RateLimited, TollgateError, TooManyStreams, type ErrorCode } from '../../../libs/errors/errors.js';
+import { isUnavailable } from '../../../libs/db/index.js';
+import { InvalidClient, RateLimited, TollgateError, TooManyStreams, type ErrorCode } from '../../../libs/errors/index.js';
 
 /** Documented as the `Error` schema of GET /openapi.json (apps/broker/http/openapi.ts). */
 interface ErrorBody {

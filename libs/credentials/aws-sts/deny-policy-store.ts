@@ -1,5 +1,5 @@
-import type { AuditEvent } from '../../audit/audit.js';
-import type { Database } from '../../db/database.js';
+import type { AuditEvent } from '../../audit/index.js';
+import type { Database } from '../../db/index.js';
 import type { ProviderContext } from '../provider.js';
 
 /** What the work under a role's lock may use: the database clock, and the audit log in the lock's transaction. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { SigningKey } from '../../keys/signing-keys.js';
+import type { SigningKey } from '../../keys/index.js';
 import type { CredentialKind, CredentialProvider, Issued, IssueRequest } from '../provider.js';
-import { signCompact } from '../../keys/compact-sign.js';
+import { signCompact } from '../../keys/index.js';
 
 /** Boundary settings: `{kind: "jwt"}` has nothing to configure. */
 export const jwtSettings = z.strictObject({ kind: z.literal('jwt') });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import { ExpiringMap } from '../../clock/expiring-map.js';
+import { ExpiringMap } from '../../clock/index.js';
 
 /**
  * Verifies a token Tollgate issued: our signature, our issuer, typ at+jwt. Expiry is not judged

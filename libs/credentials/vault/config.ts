@@ -1,4 +1,4 @@
-import { isHttpUrl, nonEmpty, type Env } from '../../config/config.js';
+import { isHttpUrl, nonEmpty, type Env } from '../../config/index.js';
 
 /** How Tollgate logs in to Vault: exactly one of a token, AppRole, or Kubernetes auth. */
 export interface VaultConfig {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { systemClock, type Clock } from '../../clock/clock.js';
+import { systemClock, type Clock } from '../../clock/index.js';
 import type { CredentialKind, CredentialProvider, ExternalHandle, Issued, IssueRequest } from '../provider.js';
 import { SourceError } from '../provider.js';
 import { readVaultConfig, type VaultConfig } from './config.js';

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
-import { ApiKeys } from '../../../../libs/identity/api-keys.js';
+import { ApiKeys } from '../../../../libs/identity/index.js';
 import { actorOf, AdminGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { emptyBody, parse } from '../common/requests.js';

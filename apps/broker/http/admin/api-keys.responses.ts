@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ApiKey } from '../../../../libs/identity/api-key.js';
+import type { ApiKey } from '../../../../libs/identity/index.js';
 import { jwkSet, jwkSetView, nullableTime, time } from '../common/responses.js';
 
 export const apiKeyResponse = z.strictObject({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { credentialSettings } from '../../../../libs/credentials/catalog.js';
-import { approvalConditionBounds } from '../../../../libs/policy/cedar.js';
-import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../../libs/policy/boundary.js';
+import { credentialSettings } from '../../../../libs/credentials/index.js';
+import { approvalConditionBounds } from '../../../../libs/policy/index.js';
+import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../../libs/policy/index.js';
 import { action, cleanText, intent, policyText, ttl } from '../common/requests.js';
 
 export const boundaryBody = z

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ToolBoundary } from '../../../../libs/policy/boundary.js';
+import type { ToolBoundary } from '../../../../libs/policy/index.js';
 import { time } from '../common/responses.js';
 
 export const boundaryResponse = z.strictObject({

@@ -1,8 +1,8 @@
 import type { z } from 'zod';
 import { Body, Controller, Delete, Get, Inject, Param, Put, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidRequest } from '../../../../libs/errors/errors.js';
-import { Issuers } from '../../../../libs/identity/issuers.js';
+import { InvalidRequest } from '../../../../libs/errors/index.js';
+import { Issuers } from '../../../../libs/identity/index.js';
 import type { Broker } from '../../broker.js';
 import { BROKER } from '../../tokens.js';
 import { actorOf, AdminGuard } from '../auth.js';

@@ -1,8 +1,8 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { z } from 'zod';
-import { TRUST_DOMAIN, type IssuerDefinition } from '../../../../libs/identity/issuer.js';
-import { PRIVATE_JWK_MEMBERS } from '../../../../libs/identity/workload.js';
+import { TRUST_DOMAIN, type IssuerDefinition } from '../../../../libs/identity/index.js';
+import { PRIVATE_JWK_MEMBERS } from '../../../../libs/identity/index.js';
 import { cleanText } from '../common/requests.js';
 
 /** Hosts a development JWKS may be served from over plain http. */

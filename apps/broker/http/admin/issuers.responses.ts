@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Issuer } from '../../../../libs/identity/issuer.js';
+import type { Issuer } from '../../../../libs/identity/index.js';
 import { jwkSet, jwkSetView, time } from '../common/responses.js';
 
 export const issuerResponse = z.strictObject({

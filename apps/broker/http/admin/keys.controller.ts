@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { Body, Controller, Get, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { SigningKeyRing } from '../../../../libs/keys/key-ring.js';
+import { SigningKeyRing } from '../../../../libs/keys/index.js';
 import { actorOf, AdminGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { emptyBody, parse } from '../common/requests.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { PublishedKey } from '../../../../libs/keys/key-ring.js';
+import type { PublishedKey } from '../../../../libs/keys/index.js';
 import { nullableTime, time } from '../common/responses.js';
 
 const signingKey = z.strictObject({

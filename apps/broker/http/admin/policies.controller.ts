@@ -1,10 +1,10 @@
 import type { z } from 'zod';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidRequest } from '../../../../libs/errors/errors.js';
-import { Policies } from '../../../../libs/policy/policies.js';
-import { Simulator } from '../../../../libs/policy/simulate.js';
-import { WhatIf, type WhatIfInput } from '../../../../libs/policy/what-if.js';
+import { InvalidRequest } from '../../../../libs/errors/index.js';
+import { Policies } from '../../../../libs/policy/index.js';
+import { Simulator } from '../../../../libs/policy/index.js';
+import { WhatIf, type WhatIfInput } from '../../../../libs/policy/index.js';
 import { actorOf, AdminGuard } from '../auth.js';
 import { ApiRoute, created } from '../openapi.js';
 import { emptyBody, ID, parse } from '../common/requests.js';

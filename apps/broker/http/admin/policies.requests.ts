@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WORKLOAD_ID } from '../../../../libs/identity/workload.js';
+import { WORKLOAD_ID } from '../../../../libs/identity/index.js';
 import { cleanText, intent, policyText } from '../common/requests.js';
 import { credentialBody } from '../tasks/tasks.requests.js';
 

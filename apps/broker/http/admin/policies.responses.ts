@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { GlobalPolicy } from '../../../../libs/policy/policy.js';
-import type { Simulation } from '../../../../libs/policy/simulate.js';
-import type { WhatIfResult } from '../../../../libs/policy/what-if.js';
+import type { GlobalPolicy } from '../../../../libs/policy/index.js';
+import type { Simulation } from '../../../../libs/policy/index.js';
+import type { WhatIfResult } from '../../../../libs/policy/index.js';
 import { time, uuid } from '../common/responses.js';
 
 const policyRef = z.strictObject({ id: z.string(), version: z.int() });

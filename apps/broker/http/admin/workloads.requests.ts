@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defaultBurst } from '../../../../libs/config/config.js';
-import { RATE_INTERVALS, type WorkloadRateLimit } from '../../../../libs/identity/workload.js';
+import { defaultBurst } from '../../../../libs/config/index.js';
+import { RATE_INTERVALS, type WorkloadRateLimit } from '../../../../libs/identity/index.js';
 import { cleanText, id, publicJwk } from '../common/requests.js';
 
 /**

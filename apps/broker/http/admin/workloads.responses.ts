@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Workload } from '../../../../libs/identity/workload.js';
+import type { Workload } from '../../../../libs/identity/index.js';
 import { jwkSet, jwkSetView, time } from '../common/responses.js';
 
 export const workloadResponse = z.strictObject({

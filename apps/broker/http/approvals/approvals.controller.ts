@@ -1,9 +1,9 @@
 import type { z } from 'zod';
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { Approvals } from '../../../../libs/approvals/approvals.js';
-import { NotFound } from '../../../../libs/errors/errors.js';
-import { isUuid } from '../../../../libs/ids/ids.js';
+import { Approvals } from '../../../../libs/approvals/index.js';
+import { NotFound } from '../../../../libs/errors/index.js';
+import { isUuid } from '../../../../libs/ids/index.js';
 import { actorOf, ApproverGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { encodeCursor, parse } from '../common/requests.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../../libs/approvals/approval.js';
+import { APPROVAL_STATUSES, type ApprovalStatus } from '../../../../libs/approvals/index.js';
 import { cleanText, reviewFilters, SINCE_BEFORE_UNTIL, sinceBeforeUntil } from '../common/requests.js';
 
 export const approvalQuery = z

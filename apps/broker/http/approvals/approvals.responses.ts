@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { APPROVAL_STATUSES, type Approval, type ApprovalStatus } from '../../../../libs/approvals/approval.js';
+import { APPROVAL_STATUSES, type Approval, type ApprovalStatus } from '../../../../libs/approvals/index.js';
 import { nullableTime, page, time, uuid } from '../common/responses.js';
 
 /** 202: the request waits for a reviewer; repeat it with `approval_id` once approved. */

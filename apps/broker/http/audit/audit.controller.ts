@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { Controller, Get, Query, UseGuards } from '@nestjs/common';
-import { AuditLog } from '../../../../libs/audit/audit-log.js';
+import { AuditLog } from '../../../../libs/audit/index.js';
 import { ReviewerGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { emptyBody, parse } from '../common/requests.js';

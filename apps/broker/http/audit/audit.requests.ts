@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AUDIT_KINDS } from '../../../../libs/audit/audit.js';
+import { AUDIT_KINDS } from '../../../../libs/audit/index.js';
 import { limit, reviewFilters, SINCE_BEFORE_UNTIL, sinceBeforeUntil } from '../common/requests.js';
 
 /** An audit cursor is the seq of the last event of the page (events are read newest seq first). */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { ChainReport } from '../../../../libs/audit/audit-log.js';
-import type { AuditRecord } from '../../../../libs/audit/audit-store.js';
-import type { Checkpoint } from '../../../../libs/audit/checkpoint.js';
+import type { ChainReport } from '../../../../libs/audit/index.js';
+import type { AuditRecord } from '../../../../libs/audit/index.js';
+import type { Checkpoint } from '../../../../libs/audit/index.js';
 import { page, time, uuid } from '../common/responses.js';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);

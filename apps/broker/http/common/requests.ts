@@ -1,9 +1,9 @@
 import { createPublicKey } from 'node:crypto';
 import type { JWK } from 'jose';
 import { z } from 'zod';
-import { InvalidRequest } from '../../../../libs/errors/errors.js';
-import { describeUnstorable, findUnstorable } from '../../../../libs/db/storable.js';
-import { PRIVATE_JWK_MEMBERS, algorithmsFor } from '../../../../libs/identity/workload.js';
+import { InvalidRequest } from '../../../../libs/errors/index.js';
+import { describeUnstorable, findUnstorable } from '../../../../libs/db/index.js';
+import { PRIVATE_JWK_MEMBERS, algorithmsFor } from '../../../../libs/identity/index.js';
 
 /**
  * HTTP input schemas, the part every resource shares: parse(), and the fragments (ids, text, ttls,

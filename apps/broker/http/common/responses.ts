@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import { z } from 'zod';
-import { ERROR_CODES } from '../../../../libs/errors/errors.js';
+import { ERROR_CODES } from '../../../../libs/errors/index.js';
 
 /**
  * What every resource's response schemas share: times, ids, the Error body, pages and JWK sets.

@@ -1,10 +1,10 @@
 import type { z } from 'zod';
 import { Controller, Get, Header, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_AUTH_METHODS } from '../../../../libs/identity/client-authentication.js';
+import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_AUTH_METHODS } from '../../../../libs/identity/index.js';
 import type { Broker } from '../../broker.js';
 import { BROKER } from '../../tokens.js';
-import { DPOP_ALGORITHMS } from '../../../../libs/identity/dpop.js';
+import { DPOP_ALGORITHMS } from '../../../../libs/identity/index.js';
 import { jwkSetView } from '../common/responses.js';
 import { ApiRoute } from '../openapi.js';
 import { healthResponse, jwksResponse, metadataResponse, readinessResponse } from './discovery.responses.js';

@@ -1,10 +1,10 @@
 import { Controller, Get, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidRequest } from '../../../../libs/errors/errors.js';
-import { audienceScope } from '../../../../libs/identity/api-key.js';
-import { EventFeed } from '../../../../libs/leases/event-feed.js';
-import { EVENT_STREAM_HEADERS, openEventStream } from '../../../../libs/leases/event-stream.js';
-import { RevocationEventLog } from '../../../../libs/audit/event-log.js';
+import { InvalidRequest } from '../../../../libs/errors/index.js';
+import { audienceScope } from '../../../../libs/identity/index.js';
+import { EventFeed } from '../../../../libs/leases/index.js';
+import { EVENT_STREAM_HEADERS, openEventStream } from '../../../../libs/leases/index.js';
+import { RevocationEventLog } from '../../../../libs/audit/index.js';
 import { apiKeyOf, EventsGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { parse } from '../common/requests.js';

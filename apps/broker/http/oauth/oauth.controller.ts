@@ -1,10 +1,10 @@
 import type { z } from 'zod';
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { audienceScope, requireAccess } from '../../../../libs/identity/api-key.js';
-import { ClientAuthentication, type ClientCredentials } from '../../../../libs/identity/client-authentication.js';
-import { Introspection } from '../../../../libs/leases/introspection.js';
-import { TokenRevocation } from '../../../../libs/leases/token-revocation.js';
+import { audienceScope, requireAccess } from '../../../../libs/identity/index.js';
+import { ClientAuthentication, type ClientCredentials } from '../../../../libs/identity/index.js';
+import { Introspection } from '../../../../libs/leases/index.js';
+import { TokenRevocation } from '../../../../libs/leases/index.js';
 import { ApiRoute } from '../openapi.js';
 import { parse } from '../common/requests.js';
 import { clientAuthForm, tokenForm } from './oauth.requests.js';

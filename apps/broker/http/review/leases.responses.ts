@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LEASE_STATES, type Lease } from '../../../../libs/leases/lease.js';
+import { LEASE_STATES, type Lease } from '../../../../libs/leases/index.js';
 import { nullableTime, page, time, uuid } from '../common/responses.js';
 
 export const leaseResponse = z.strictObject({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LEASE_STATES } from '../../../../libs/leases/lease.js';
+import { LEASE_STATES } from '../../../../libs/leases/index.js';
 import { callFilters, cleanText, reviewFilters, SINCE_BEFORE_UNTIL, sinceBeforeUntil } from '../common/requests.js';
 
 export const leaseQuery = z

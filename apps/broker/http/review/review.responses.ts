@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Decision } from '../../../../libs/leases/lease.js';
-import { TIMELINE_KINDS, type TimelineEvent } from '../../../../libs/review/timeline.js';
+import type { Decision } from '../../../../libs/leases/index.js';
+import { TIMELINE_KINDS, type TimelineEvent } from '../../../../libs/review/index.js';
 import { page, time, uuid } from '../common/responses.js';
 import { taskResponse } from '../tasks/tasks.responses.js';
 import { leaseResponse } from './leases.responses.js';

@@ -1,12 +1,12 @@
 import type { z } from 'zod';
 import { Body, Controller, Get, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApprovalPending, NotFound } from '../../../../libs/errors/errors.js';
-import { isUuid } from '../../../../libs/ids/ids.js';
-import { CredentialIssuance } from '../../../../libs/leases/request-credential.js';
-import { Tasks } from '../../../../libs/tasks/tasks.js';
-import type { Lease } from '../../../../libs/leases/lease.js';
-import { DpopVerifier } from '../../../../libs/identity/dpop.js';
+import { ApprovalPending, NotFound } from '../../../../libs/errors/index.js';
+import { isUuid } from '../../../../libs/ids/index.js';
+import { CredentialIssuance } from '../../../../libs/leases/index.js';
+import { Tasks } from '../../../../libs/tasks/index.js';
+import type { Lease } from '../../../../libs/leases/index.js';
+import { DpopVerifier } from '../../../../libs/identity/index.js';
 import { callerOf, proofOfPossession, WorkloadGuard } from '../auth.js';
 import { dpopHeader, emptyBody, parse } from '../common/requests.js';
 import { ApiRoute } from '../openapi.js';

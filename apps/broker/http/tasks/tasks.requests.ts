@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { jsonText } from '../../../../libs/db/storable.js';
-import { MAX_TASK_TTL_S } from '../../../../libs/tasks/task.js';
+import { jsonText } from '../../../../libs/db/index.js';
+import { MAX_TASK_TTL_S } from '../../../../libs/tasks/index.js';
 import { action, cleanText, id, intent, ttl } from '../common/requests.js';
 
 export const openTaskBody = z.strictObject({

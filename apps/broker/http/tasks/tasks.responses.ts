@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Task, TaskEvent } from '../../../../libs/tasks/task.js';
+import type { Task, TaskEvent } from '../../../../libs/tasks/index.js';
 import { nullableTime, time, uuid } from '../common/responses.js';
 import { leaseResponse } from '../review/leases.responses.js';
 

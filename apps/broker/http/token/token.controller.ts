@@ -1,14 +1,14 @@
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { AccessDenied, ApprovalPending, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../../libs/errors/errors.js';
-import { DpopVerifier } from '../../../../libs/identity/dpop.js';
-import { WorkloadAuthenticator } from '../../../../libs/identity/workload-authenticator.js';
+import { AccessDenied, ApprovalPending, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../../libs/errors/index.js';
+import { DpopVerifier } from '../../../../libs/identity/index.js';
+import { WorkloadAuthenticator } from '../../../../libs/identity/index.js';
 import { proofOfPossession } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { dpopHeader, parse } from '../common/requests.js';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, tokenExchangeForm, toolCallDetails } from './token.requests.js';
 import { tokenResponse } from './token.responses.js';
-import { CredentialIssuance, type CredentialRequest } from '../../../../libs/leases/request-credential.js';
+import { CredentialIssuance, type CredentialRequest } from '../../../../libs/leases/index.js';
 
 /**
  * RFC 8693 token exchange with RFC 9396 authorization details: the standards door to the same
