@@ -72,7 +72,10 @@ module.exports = {
       comment: 'The domain core is plain TypeScript: Nest lives in apps/, TypeORM only behind libs/db.',
       severity: 'error',
       from: { path: '^libs/', pathNot: '^libs/db/' },
-      to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'], path: '(^|/)node_modules/(@nestjs|typeorm|typeorm-pglite|fastify)/' },
+      to: {
+        dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'],
+        path: '(^|/)node_modules/(@nestjs|typeorm|typeorm-pglite|fastify)/',
+      },
     },
   ],
   options: {
@@ -80,6 +83,10 @@ module.exports = {
     exclude: { path: '(^|/)(dist|node_modules)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'], extensions: ['.ts', '.js', '.mjs', '.cjs', '.d.ts'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      extensions: ['.ts', '.js', '.mjs', '.cjs', '.d.ts'],
+    },
   },
 };

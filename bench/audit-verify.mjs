@@ -48,20 +48,28 @@ try {
       if (pass.unlinked === 0) break;
       // A transaction in flight anywhere on the server holds linking back while it lasts.
       if (pass.linked > 0) idleSince = performance.now();
-      else if (performance.now() - idleSince > 30_000) throw new Error(`the chainer has linked nothing for 30 s; ${pass.unlinked} events unlinked`);
+      else if (performance.now() - idleSince > 30_000)
+        throw new Error(`the chainer has linked nothing for 30 s; ${pass.unlinked} events unlinked`);
       else await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const chainS = (performance.now() - chainStarted) / 1000;
     console.log(`chain:  ${linked} events in ${chainS.toFixed(2)} s, ${Math.round(linked / chainS)} events/s`);
 
-    const log = new AuditLog(store, () => {
-      throw new Error('the bench signs nothing');
-    }, 'http://bench.invalid', systemClock);
+    const log = new AuditLog(
+      store,
+      () => {
+        throw new Error('the bench signs nothing');
+      },
+      'http://bench.invalid',
+      systemClock,
+    );
     const verifyStarted = performance.now();
     const report = await log.verify();
     const verifyS = (performance.now() - verifyStarted) / 1000;
     if (!report.ok || report.verified !== n) throw new Error(`verify: ${JSON.stringify(report)}`);
-    console.log(`verify: ${report.verified} events in ${verifyS.toFixed(2)} s, ${Math.round(report.verified / verifyS)} events/s (head seq ${report.head.seq})`);
+    console.log(
+      `verify: ${report.verified} events in ${verifyS.toFixed(2)} s, ${Math.round(report.verified / verifyS)} events/s (head seq ${report.head.seq})`,
+    );
   } finally {
     await db.close();
   }

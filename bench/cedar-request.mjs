@@ -26,10 +26,18 @@ try {
     if (response.status >= 300) throw new Error(`PUT ${path}: ${response.status} ${JSON.stringify(response.body)}`);
   };
   await put('/v1/admin/boundaries/bench-refunds', {
-    tool: BENCH_TOOL, actions: ['refund:create'], intents: ['refund_request'], default_ttl: 60, max_ttl: 300, credential: { kind: 'jwt' },
+    tool: BENCH_TOOL,
+    actions: ['refund:create'],
+    intents: ['refund_request'],
+    default_ttl: 60,
+    max_ttl: 300,
+    credential: { kind: 'jwt' },
   });
   const [bot] = await broker.registerBots(1, 'cedar-bot');
-  const task = await broker.must(201, 'POST', '/v1/tasks', { token: await bot.token(), json: { intent: 'refund_request', subject: 'user-42', ttl: 3600 } });
+  const task = await broker.must(201, 'POST', '/v1/tasks', {
+    token: await bot.token(),
+    json: { intent: 'refund_request', subject: 'user-42', ttl: 3600 },
+  });
   const ask = async (i) =>
     broker.must(201, 'POST', `/v1/tasks/${task.task_id}/credentials`, {
       token: await bot.token(),
@@ -57,7 +65,15 @@ try {
       requests: n,
       request_ms: { median: round(at(0.5)), p99: round(at(0.99)) },
       // No policy and no approval rule: the request does not reach Cedar at all.
-      cedar_us: cedar.count === 0 ? null : { median: round(quantile(cedar, 0.5) * 1e6), p99: round(quantile(cedar, 0.99) * 1e6), mean: round((cedar.sum / cedar.count) * 1e6), observed: cedar.count },
+      cedar_us:
+        cedar.count === 0
+          ? null
+          : {
+              median: round(quantile(cedar, 0.5) * 1e6),
+              p99: round(quantile(cedar, 0.99) * 1e6),
+              mean: round((cedar.sum / cedar.count) * 1e6),
+              observed: cedar.count,
+            },
     });
     console.log(JSON.stringify(results.at(-1)));
   }

@@ -36,7 +36,12 @@ const jwksUri = `http://127.0.0.1:${server.address().port}/jwks`;
 
 function sign(alg, claims = {}) {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sub: 'system:serviceaccount:bots:chatbot', aud: TOLLGATE, 'kubernetes.io': { namespace: 'bots', serviceaccount: { name: 'chatbot' } }, ...claims })
+  return new SignJWT({
+    sub: 'system:serviceaccount:bots:chatbot',
+    aud: TOLLGATE,
+    'kubernetes.io': { namespace: 'bots', serviceaccount: { name: 'chatbot' } },
+    ...claims,
+  })
     .setProtectedHeader({ alg, kid: `k-${alg}` })
     .setIssuer('https://kubernetes.default.svc')
     .setIssuedAt(now)
@@ -62,14 +67,38 @@ async function measure(label, run, tokens) {
 const round = (value) => Math.round(value * 10) / 10;
 
 const issuer = {
-  id: 'kube', issuer: 'https://kubernetes.default.svc', kind: 'kubernetes', trustDomain: null, jwksUri, jwks: null,
-  audiences: [TOLLGATE], enabled: true, revision: 1, createdAt: new Date(), updatedAt: new Date(),
+  id: 'kube',
+  issuer: 'https://kubernetes.default.svc',
+  kind: 'kubernetes',
+  trustDomain: null,
+  jwksUri,
+  jwks: null,
+  audiences: [TOLLGATE],
+  enabled: true,
+  revision: 1,
+  createdAt: new Date(),
+  updatedAt: new Date(),
 };
-const bound = { id: 'k8s-bot', jwks: null, issuerId: 'kube', subject: 'system:serviceaccount:bots:chatbot', enabled: true, revision: 1, createdAt: new Date(), updatedAt: new Date() };
+const bound = {
+  id: 'k8s-bot',
+  jwks: null,
+  issuerId: 'kube',
+  subject: 'system:serviceaccount:bots:chatbot',
+  enabled: true,
+  revision: 1,
+  createdAt: new Date(),
+  updatedAt: new Date(),
+};
 const registeredKey = await generateKeyPair('EdDSA');
 const registered = {
-  id: 'chatbot', jwks: { keys: [{ ...(await exportJWK(registeredKey.publicKey)), kid: 'r1' }] }, issuerId: null, subject: null,
-  enabled: true, revision: 1, createdAt: new Date(), updatedAt: new Date(),
+  id: 'chatbot',
+  jwks: { keys: [{ ...(await exportJWK(registeredKey.publicKey)), kid: 'r1' }] },
+  issuerId: null,
+  subject: null,
+  enabled: true,
+  revision: 1,
+  createdAt: new Date(),
+  updatedAt: new Date(),
 };
 const workloads = {
   find: async (id) => (id === bound.id ? bound : id === registered.id ? registered : undefined),
@@ -89,18 +118,32 @@ try {
     const token = await sign(alg);
     const before = fetches;
     results.push(
-      await measure(`${alg}: jose jwtVerify, remote JWKS set (warm)`, (t) => jwtVerify(t, set, { algorithms: [...ASYMMETRIC_ALGORITHMS], issuer: issuer.issuer, audience: TOLLGATE, requiredClaims: ['exp'] }), [token]),
+      await measure(
+        `${alg}: jose jwtVerify, remote JWKS set (warm)`,
+        (t) =>
+          jwtVerify(t, set, { algorithms: [...ASYMMETRIC_ALGORITHMS], issuer: issuer.issuer, audience: TOLLGATE, requiredClaims: ['exp'] }),
+        [token],
+      ),
     );
     if (fetches - before !== 1) throw new Error(`expected one JWKS fetch, saw ${fetches - before}`);
 
     const authenticator = new WorkloadAuthenticator(workloads, TOLLGATE, clock, 50_000, new FederatedVerifier(issuers, workloads, clock));
     const fresh = await Promise.all(Array.from({ length: warmup + n }, () => sign(alg)));
-    results.push(await measure(`${alg}: authenticate, token not seen before (no token cache)`, (t) => authenticator.authenticate(t), fresh));
+    results.push(
+      await measure(`${alg}: authenticate, token not seen before (no token cache)`, (t) => authenticator.authenticate(t), fresh),
+    );
     results.push(await measure(`${alg}: authenticate, verified-token cache hit`, (t) => authenticator.authenticate(t), [token]));
   }
   const authenticator = new WorkloadAuthenticator(workloads, TOLLGATE, clock, 50_000, new FederatedVerifier(issuers, workloads, clock));
   const now = Math.floor(Date.now() / 1000);
-  const assertion = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'r1' }).setIssuer('chatbot').setSubject('chatbot').setAudience(TOLLGATE).setIssuedAt(now).setExpirationTime(now + 300).sign(registeredKey.privateKey);
+  const assertion = await new SignJWT({})
+    .setProtectedHeader({ alg: 'EdDSA', kid: 'r1' })
+    .setIssuer('chatbot')
+    .setSubject('chatbot')
+    .setAudience(TOLLGATE)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 300)
+    .sign(registeredKey.privateKey);
   results.push(await measure('registered key (EdDSA): authenticate, cache hit', (t) => authenticator.authenticate(t), [assertion]));
 } finally {
   server.close();

@@ -14,7 +14,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkSeed, connect, countDue, freshDatabase, redact, seedLeases, seedTasks, skipTriggers } from './lib/database.mjs';
 import { LoadGenerator } from './lib/load.mjs';
-import { cleanup, cpuSecondsOf, freePort, installSignalHandlers, onCleanup, postgresPids, sleep, startNode, stop, waitHttp } from './lib/procs.mjs';
+import {
+  cleanup,
+  cpuSecondsOf,
+  freePort,
+  installSignalHandlers,
+  onCleanup,
+  postgresPids,
+  sleep,
+  startNode,
+  stop,
+  waitHttp,
+} from './lib/procs.mjs';
 import { BROKER_MAIN, botsForWorker, mapLimit, newSecrets, passedThrough, startBroker } from './lib/tollgate.mjs';
 import { printTable } from './lib/report.mjs';
 
@@ -36,8 +47,38 @@ for (const arg of args) {
  * process; `warmupHot` the later ones on a process already warm (and the peers, which are tiny).
  */
 const P = QUICK
-  ? { warmup: 2, warmupHot: 1, run: 4, connections: 50, bots: 4, tasksPerBot: 50, introspectionRows: 100_000, sweepRows: 100_000, introspectionTokens: 500, completeRounds: 1, soak: 30, soakSampleEvery: 5, sweepMax: 60, watchdog: 6 * 60 }
-  : { warmup: 5, warmupHot: 5, run: 20, connections: 50, bots: 4, tasksPerBot: 50, introspectionRows: 1_000_000, sweepRows: 1_000_000, introspectionTokens: 2000, completeRounds: 5, soak: 600, soakSampleEvery: 30, sweepMax: 180, watchdog: 40 * 60 };
+  ? {
+      warmup: 2,
+      warmupHot: 1,
+      run: 4,
+      connections: 50,
+      bots: 4,
+      tasksPerBot: 50,
+      introspectionRows: 100_000,
+      sweepRows: 100_000,
+      introspectionTokens: 500,
+      completeRounds: 1,
+      soak: 30,
+      soakSampleEvery: 5,
+      sweepMax: 60,
+      watchdog: 6 * 60,
+    }
+  : {
+      warmup: 5,
+      warmupHot: 5,
+      run: 20,
+      connections: 50,
+      bots: 4,
+      tasksPerBot: 50,
+      introspectionRows: 1_000_000,
+      sweepRows: 1_000_000,
+      introspectionTokens: 2000,
+      completeRounds: 5,
+      soak: 600,
+      soakSampleEvery: 30,
+      sweepMax: 180,
+      watchdog: 40 * 60,
+    };
 
 const results = { scenarios: {}, peers: {}, ratios: {}, machine: {} };
 /** Unexpected answers and errors: any of them fails the run (non-zero exit). */
@@ -98,7 +139,12 @@ async function main() {
   // like. Its sweeper runs every 200 ms (the sweep scenario's setting) throughout.
   const db = await freshDatabase();
   log(`database ${redact(db.url)}`);
-  const broker = await startBroker({ name: 'tollgate (postgres)', databaseUrl: db.url, ...newSecrets(), extraEnv: { TOLLGATE_SWEEP_INTERVAL_MS: '200' } });
+  const broker = await startBroker({
+    name: 'tollgate (postgres)',
+    databaseUrl: db.url,
+    ...newSecrets(),
+    extraEnv: { TOLLGATE_SWEEP_INTERVAL_MS: '200' },
+  });
   const sql = await connect(db.url);
   onCleanup(() => sql.end());
   results.machine.postgres_version = (await sql.query('SHOW server_version')).rows[0].server_version;
@@ -214,7 +260,9 @@ function check(name, result) {
       status_codes: result.status_codes,
       samples: result.samples,
     });
-    log(`${name}: FAILED: ${result.unexpected} unexpected answers (${JSON.stringify(result.status_codes)}), ${result.errors} errors, ${result.timeouts} timeouts`);
+    log(
+      `${name}: FAILED: ${result.unexpected} unexpected answers (${JSON.stringify(result.status_codes)}), ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
   }
 }
 
@@ -232,7 +280,11 @@ async function denyDecisions(sql) {
 async function oidcProviderPeer(load) {
   const port = await freePort();
   const secret = randomBytes(24).toString('hex');
-  const child = startNode('oidc-provider peer', 'bench/peers/oidc-provider.mjs', [], { ...process.env, PORT: String(port), OIDC_CLIENT_SECRET: secret });
+  const child = startNode('oidc-provider peer', 'bench/peers/oidc-provider.mjs', [], {
+    ...process.env,
+    PORT: String(port),
+    OIDC_CLIENT_SECRET: secret,
+  });
   try {
     const url = `http://127.0.0.1:${port}`;
     await waitHttp(child, `${url}/.well-known/openid-configuration`, 30_000);
@@ -250,7 +302,12 @@ async function oidcProviderPeer(load) {
     if (!probe.ok || header.alg !== 'ES256' || header.typ !== 'at+jwt') {
       throw new Error(`oidc-provider peer did not issue an ES256 JWT access token: ${probe.status} ${JSON.stringify(body)}`);
     }
-    return await measure(load, 'peer oidc_provider', { url, connections: P.connections, mix: [{ name: 'token', kind: 'static', ...request, expect: 200 }] }, { warmup: P.warmupHot });
+    return await measure(
+      load,
+      'peer oidc_provider',
+      { url, connections: P.connections, mix: [{ name: 'token', kind: 'static', ...request, expect: 200 }] },
+      { warmup: P.warmupHot },
+    );
   } finally {
     await stop(child);
   }
@@ -262,7 +319,12 @@ async function helloPeer(load) {
   try {
     const url = `http://127.0.0.1:${port}`;
     await waitHttp(child, `${url}/hello`, 30_000);
-    return await measure(load, 'peer hello', { url, connections: P.connections, mix: [{ name: 'hello', kind: 'static', method: 'GET', path: '/hello', expect: 200 }] }, { warmup: P.warmupHot });
+    return await measure(
+      load,
+      'peer hello',
+      { url, connections: P.connections, mix: [{ name: 'hello', kind: 'static', method: 'GET', path: '/hello', expect: 200 }] },
+      { warmup: P.warmupHot },
+    );
   } finally {
     await stop(child);
   }
@@ -310,7 +372,17 @@ async function tokenExchange(load, broker, bots, tasks, base) {
   }
   return measure(load, 'token_exchange', {
     ...base,
-    mix: [{ name: 'token_exchange', kind: 'exchange', tasks, boundary: 'crm-orders', action: 'orders:read', audience: 'https://crm.acme.test', expect: probe.status }],
+    mix: [
+      {
+        name: 'token_exchange',
+        kind: 'exchange',
+        tasks,
+        boundary: 'crm-orders',
+        action: 'orders:read',
+        audience: 'https://crm.acme.test',
+        expect: probe.status,
+      },
+    ],
   });
 }
 
@@ -323,19 +395,32 @@ async function introspectionScenario(load, broker, sql, bots, base) {
   const t0 = Date.now();
   const fast = await skipTriggers(sql);
   await seedTasks(sql, { tag: 'introspection', workloadId: bots[0].id, count: 1000 });
-  await seedLeases(sql, { tag: 'introspection', taskCount: 1000, workloadId: bots[0].id, boundaryId: 'crm-orders', boundaryVersion: version, count: P.introspectionRows, mode: 'mixed' });
+  await seedLeases(sql, {
+    tag: 'introspection',
+    taskCount: 1000,
+    workloadId: bots[0].id,
+    boundaryId: 'crm-orders',
+    boundaryVersion: version,
+    count: P.introspectionRows,
+    mode: 'mixed',
+  });
   if (fast) await sql.query('SET session_replication_role = DEFAULT');
   await checkSeed(sql);
   await sql.query('ANALYZE tasks, decisions, leases');
   const rows = (await sql.query('SELECT count(*)::int AS n FROM leases')).rows[0].n;
-  log(`introspection: seeded ${P.introspectionRows} leases by SQL in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'} (table: ${rows} rows)`);
+  log(
+    `introspection: seeded ${P.introspectionRows} leases by SQL in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'} (table: ${rows} rows)`,
+  );
 
   // Real tokens, from ten tasks; two of them complete, so a fifth of the tokens are revoked.
   const perTask = P.introspectionTokens / 10;
   const groups = [];
   for (let t = 0; t < 10; t++) {
     const bot = bots[t % bots.length];
-    const task = await broker.must(201, 'POST', '/v1/tasks', { token: await bot.token(), json: { intent: 'order_status', subject: `introspected-${t}`, ttl: 3600 } });
+    const task = await broker.must(201, 'POST', '/v1/tasks', {
+      token: await bot.token(),
+      json: { intent: 'order_status', subject: `introspected-${t}`, ttl: 3600 },
+    });
     const issued = await mapLimit(Array.from({ length: perTask }), 20, (_, i) => broker.issue(task.task_id, bot, `order/${i}`));
     groups.push({ taskId: task.task_id, bot, tokens: issued.map((x) => x.token), active: t >= 2 });
   }
@@ -347,12 +432,16 @@ async function introspectionScenario(load, broker, sql, bots, base) {
   for (let i = 0; i < perTask; i++) for (const group of groups) tokens.push({ token: group.tokens[i], active: group.active });
   for (const { token, active } of tokens.slice(0, 20)) {
     const answer = await broker.introspect(token);
-    if (answer.active !== active) failures.push({ scenario: 'introspection', problem: `a token introspected active=${answer.active}, expected ${active}` });
+    if (answer.active !== active)
+      failures.push({ scenario: 'introspection', problem: `a token introspected active=${answer.active}, expected ${active}` });
   }
   const result = await measure(
     load,
     'introspection',
-    { ...base, mix: [{ name: 'introspection', kind: 'introspect', tokens: tokens.map((t) => t.token), adminKey: broker.adminKey, expect: 200 }] },
+    {
+      ...base,
+      mix: [{ name: 'introspection', kind: 'introspect', tokens: tokens.map((t) => t.token), adminKey: broker.adminKey, expect: 200 }],
+    },
     { warmup: P.warmupHot },
   );
   result.table_rows = rows;
@@ -369,7 +458,10 @@ async function introspectionScenario(load, broker, sql, bots, base) {
 async function complete1000(broker, bot) {
   const rounds = [];
   for (let round = 0; round < P.completeRounds; round++) {
-    const task = await broker.must(201, 'POST', '/v1/tasks', { token: await bot.token(), json: { intent: 'order_status', subject: `bulk-${round}`, ttl: 3600 } });
+    const task = await broker.must(201, 'POST', '/v1/tasks', {
+      token: await bot.token(),
+      json: { intent: 'order_status', subject: `bulk-${round}`, ttl: 3600 },
+    });
     const issued = await mapLimit(Array.from({ length: 1000 }), 25, (_, i) => broker.issue(task.task_id, bot, `order/${i}`));
     // Every token introspects active before (this also warms the connection pool used after).
     const before = await mapLimit(issued, 50, (x) => broker.introspectFast(x.token));
@@ -388,11 +480,17 @@ async function complete1000(broker, bot) {
     }
     const t2 = performance.now();
     if (done.revoked_leases?.length !== 1000) {
-      failures.push({ scenario: 'complete_1000', problem: `complete answered ${done.revoked_leases?.length} revoked leases, expected 1000` });
+      failures.push({
+        scenario: 'complete_1000',
+        problem: `complete answered ${done.revoked_leases?.length} revoked leases, expected 1000`,
+      });
     }
-    if (pending.length > 0) failures.push({ scenario: 'complete_1000', problem: `${pending.length} tokens still introspect active 10 s after complete` });
+    if (pending.length > 0)
+      failures.push({ scenario: 'complete_1000', problem: `${pending.length} tokens still introspect active 10 s after complete` });
     rounds.push({ ms: t2 - t0, complete_ms: t1 - t0, verify_ms: t2 - t1, passes });
-    log(`complete_1000: round ${round + 1}: ${Math.round(t2 - t0)} ms (complete ${Math.round(t1 - t0)} ms, then ${passes} introspection pass(es) of 1000 tokens ${Math.round(t2 - t1)} ms)`);
+    log(
+      `complete_1000: round ${round + 1}: ${Math.round(t2 - t0)} ms (complete ${Math.round(t1 - t0)} ms, then ${passes} introspection pass(es) of 1000 tokens ${Math.round(t2 - t1)} ms)`,
+    );
   }
   const med = (key) => round2(median(rounds.map((r) => r[key])));
   const all = rounds.map((r) => r.ms).sort((a, b) => a - b);
@@ -434,7 +532,14 @@ async function memorySoak(load, broker, base, tasks, tokens, rssAfterIssuance) {
   const rss = broker.child.rssMb();
   samples.push(rss);
   log(`memory: after the soak ${rss} MB (${result.rps}/s mixed)`);
-  return { ...summary(result), rss_mb: rss, rss_mb_after_issuance: rssAfterIssuance, soak_s: P.soak, rss_samples_mb: samples, processes: broker.child.processCount() };
+  return {
+    ...summary(result),
+    rss_mb: rss,
+    rss_mb_after_issuance: rssAfterIssuance,
+    soak_s: P.soak,
+    rss_samples_mb: samples,
+    processes: broker.child.processCount(),
+  };
 }
 
 /**
@@ -457,8 +562,18 @@ async function sweepScenario(load, broker, db, bots, base, issuanceMix, embedded
     const t0 = Date.now();
     await sql.query('BEGIN');
     await seedTasks(sql, { tag: 'sweep', workloadId: bots[0].id, count: 1000 });
-    await seedLeases(sql, { tag: 'sweep', taskCount: 1000, workloadId: bots[0].id, boundaryId: 'crm-orders', boundaryVersion: version, count: P.sweepRows, mode: 'expired' });
-    log(`sweep_1m: inserted ${P.sweepRows} expired active leases in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'}, not yet committed`);
+    await seedLeases(sql, {
+      tag: 'sweep',
+      taskCount: 1000,
+      workloadId: bots[0].id,
+      boundaryId: 'crm-orders',
+      boundaryVersion: version,
+      count: P.sweepRows,
+      mode: 'expired',
+    });
+    log(
+      `sweep_1m: inserted ${P.sweepRows} expired active leases in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'}, not yet committed`,
+    );
     await embeddedReady;
 
     // A short warm-up, then the measured issuance starts, and half a second later the rows land.
@@ -479,7 +594,9 @@ async function sweepScenario(load, broker, db, bots, base, issuanceMix, embedded
     check('sweep_1m (issuance during the sweep)', during);
     await checkSeed(sql);
     if (left > 0) notes.push(`sweep_1m: ${left} expired leases were still active after ${P.sweepMax} s`);
-    log(`sweep_1m: ${left === 0 ? `swept in ${seconds.toFixed(2)} s` : `NOT swept within ${P.sweepMax} s (${left} left)`}; issuance meanwhile ${during.rps}/s, p99 ${during.p99_ms} ms`);
+    log(
+      `sweep_1m: ${left === 0 ? `swept in ${seconds.toFixed(2)} s` : `NOT swept within ${P.sweepMax} s (${left} left)`}; issuance meanwhile ${during.rps}/s, p99 ${during.p99_ms} ms`,
+    );
     const plain = results.scenarios.issuance.p99_ms;
     return {
       ...summary(during),

@@ -18,7 +18,14 @@ const port = 18000 + Math.floor(Math.random() * 1000);
 const url = `http://127.0.0.1:${port}`;
 const adminKey = randomBytes(32).toString('hex');
 const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
-const env = { ...process.env, PORT: String(port), TOLLGATE_ADMIN_KEY: adminKey, TOLLGATE_KEK: randomBytes(32).toString('base64'), TOLLGATE_DATA_DIR: dataDir, TOLLGATE_LOG_LEVEL: 'warn' };
+const env = {
+  ...process.env,
+  PORT: String(port),
+  TOLLGATE_ADMIN_KEY: adminKey,
+  TOLLGATE_KEK: randomBytes(32).toString('base64'),
+  TOLLGATE_DATA_DIR: dataDir,
+  TOLLGATE_LOG_LEVEL: 'warn',
+};
 
 let dropDatabase = async () => {};
 if (!embedded) {
@@ -45,11 +52,25 @@ const broker = spawn(process.execPath, ['dist/apps/broker/main.js'], { env, stdi
 try {
   await waitReady();
   const admin = (method, path, body) => request(method, path, adminKey, body);
-  await admin('PUT', '/v1/admin/boundaries/crm-orders', { tool: 'https://crm.acme.test', actions: ['orders:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 600, credential: { kind: 'jwt' } });
+  await admin('PUT', '/v1/admin/boundaries/crm-orders', {
+    tool: 'https://crm.acme.test',
+    actions: ['orders:read'],
+    intents: ['order_status'],
+    default_ttl: 60,
+    max_ttl: 600,
+    credential: { kind: 'jwt' },
+  });
   const { publicKey, privateKey } = await generateKeyPair('EdDSA');
   await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }] } });
   const now = Math.floor(Date.now() / 1000);
-  const assertion = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'k1' }).setIssuer('chatbot').setSubject('chatbot').setAudience(url).setIssuedAt(now).setExpirationTime(now + 300).sign(privateKey);
+  const assertion = await new SignJWT({})
+    .setProtectedHeader({ alg: 'EdDSA', kid: 'k1' })
+    .setIssuer('chatbot')
+    .setSubject('chatbot')
+    .setAudience(url)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 300)
+    .sign(privateKey);
   const task = await request('POST', '/v1/tasks', assertion, { intent: 'order_status', subject: 'user-1', ttl: 3600 });
 
   const body = { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' };

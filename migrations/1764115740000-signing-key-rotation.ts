@@ -16,7 +16,9 @@ export class SigningKeyRotation1764115740000 implements MigrationInterface {
     await q.query(`ALTER TABLE signing_keys ADD COLUMN publish_until timestamptz`);
     await q.query(`UPDATE signing_keys SET activated_at = created_at WHERE state IN ('active', 'retired')`);
     await q.query(`CREATE UNIQUE INDEX signing_keys_one_next ON signing_keys ((true)) WHERE state = 'next'`);
-    await q.query(`ALTER TABLE signing_keys ADD CONSTRAINT signing_keys_private_kept CHECK (state = 'retired' OR private_key_encrypted IS NOT NULL)`);
+    await q.query(
+      `ALTER TABLE signing_keys ADD CONSTRAINT signing_keys_private_kept CHECK (state = 'retired' OR private_key_encrypted IS NOT NULL)`,
+    );
   }
 
   async down(q: QueryRunner): Promise<void> {

@@ -34,7 +34,9 @@ export class CredentialOutbox1764116040000 implements MigrationInterface {
       CHECK (type IN ('lease.revoked', 'task.ended', 'workload.revoked'))`);
     await q.query('DROP INDEX leases_issuing');
     await q.query('DROP INDEX leases_outbox_due');
-    await q.query('ALTER TABLE leases DROP COLUMN revoke_error, DROP COLUMN revoke_next_at, DROP COLUMN revoke_attempts, DROP COLUMN external');
+    await q.query(
+      'ALTER TABLE leases DROP COLUMN revoke_error, DROP COLUMN revoke_next_at, DROP COLUMN revoke_attempts, DROP COLUMN external',
+    );
     await q.query(`UPDATE leases SET state = 'revoked' WHERE state IN ('issuing', 'revoking', 'revoke_failed')`);
     await q.query('ALTER TABLE leases DROP CONSTRAINT leases_state_check');
     await q.query(`ALTER TABLE leases ADD CONSTRAINT leases_state_check CHECK (state IN ('active', 'revoked', 'expired'))`);

@@ -9,7 +9,9 @@ export class TaskOpenRateLimit1764116640000 implements MigrationInterface {
   name = 'TaskOpenRateLimit1764116640000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query(`ALTER TABLE rate_buckets ADD COLUMN bucket text NOT NULL DEFAULT 'credential' CHECK (bucket IN ('credential', 'task_open'))`);
+    await q.query(
+      `ALTER TABLE rate_buckets ADD COLUMN bucket text NOT NULL DEFAULT 'credential' CHECK (bucket IN ('credential', 'task_open'))`,
+    );
     await q.query('ALTER TABLE rate_buckets DROP CONSTRAINT rate_buckets_pkey');
     await q.query('ALTER TABLE rate_buckets ADD PRIMARY KEY (workload_id, bucket)');
   }

@@ -95,10 +95,17 @@ function readKey(file, id) {
   try {
     jwk = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
-    if (error?.code === 'ENOENT') throw new Failure(`no key for workload "${id}" at ${file}; run: node scripts/workload-key.mjs init ${id}`);
+    if (error?.code === 'ENOENT')
+      throw new Failure(`no key for workload "${id}" at ${file}; run: node scripts/workload-key.mjs init ${id}`);
     throw new Failure(`cannot read the key file ${file}: ${error instanceof SyntaxError ? 'not valid JSON' : error.message}`);
   }
-  if (jwk?.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string' || typeof jwk.d !== 'string' || typeof jwk.kid !== 'string') {
+  if (
+    jwk?.kty !== 'OKP' ||
+    jwk.crv !== 'Ed25519' ||
+    typeof jwk.x !== 'string' ||
+    typeof jwk.d !== 'string' ||
+    typeof jwk.kid !== 'string'
+  ) {
     throw new Failure(`${file} does not hold an Ed25519 private JWK with a kid`);
   }
   return jwk;

@@ -32,7 +32,12 @@ async function rows<T>(text: string, params: unknown[] = []): Promise<T[]> {
   return (await broker.app.broker.db.query<T>(text, params)).rows;
 }
 
-async function raw(method: string, path: string, authorization: string | undefined, body?: { json?: unknown; form?: Record<string, string> }): Promise<Response> {
+async function raw(
+  method: string,
+  path: string,
+  authorization: string | undefined,
+  body?: { json?: unknown; form?: Record<string, string> },
+): Promise<Response> {
   const headers: Record<string, string> = {};
   if (authorization !== undefined) headers.authorization = authorization;
   let payload: string | undefined;
@@ -62,7 +67,12 @@ async function leases(query: string): Promise<any[]> {
   return response.body.items;
 }
 
-async function issue(bot: Bot, taskId: string, boundary: string, action = 'orders:read'): Promise<{ lease_id: string; token: string; expires_in: number }> {
+async function issue(
+  bot: Bot,
+  taskId: string,
+  boundary: string,
+  action = 'orders:read',
+): Promise<{ lease_id: string; token: string; expires_in: number }> {
   const response = await bot.credential(taskId, { boundary, action });
   expect(response.status, JSON.stringify(response.body)).toBe(201);
   return { lease_id: response.body.lease_id, token: response.body.credential.access_token, expires_in: response.body.expires_in };
@@ -226,7 +236,11 @@ describe('tool boundaries', () => {
       ['credential kind vault without a path', { credential: { kind: 'vault' } }, 'credential.path'],
       ['a vault path under sys/', { credential: { kind: 'vault', path: 'sys/leases/revoke' } }, 'credential.path'],
       ['an unknown vault setting', { credential: { kind: 'vault', path: 'database/creds/ro', token: 'x' } }, 'credential.token'],
-      ['credential kind aws-sts without a role', { credential: { kind: 'aws-sts', region: 'us-east-1', session_policy: { Statement: [] } } }, 'credential.role_arn'],
+      [
+        'credential kind aws-sts without a role',
+        { credential: { kind: 'aws-sts', region: 'us-east-1', session_policy: { Statement: [] } } },
+        'credential.role_arn',
+      ],
       ['credential kind aws_sts', { credential: { kind: 'aws_sts' } }, 'credential.kind'],
       ['credential as a string', { credential: 'jwt' }, 'credential'],
       ['an unknown credential setting', { credential: { kind: 'jwt', audience: 'x' } }, 'credential.audience'],
@@ -237,7 +251,8 @@ describe('tool boundaries', () => {
     ];
     for (const [label, override, field] of cases) {
       const body = { ...BOUNDARY, ...override };
-      for (const key of Object.keys(body)) if ((body as Record<string, unknown>)[key] === undefined) delete (body as Record<string, unknown>)[key];
+      for (const key of Object.keys(body))
+        if ((body as Record<string, unknown>)[key] === undefined) delete (body as Record<string, unknown>)[key];
       expectInvalid(await admin('PUT', '/v1/admin/boundaries/crm-fresh', body), field, `new boundary, ${label}`);
       expectInvalid(await admin('PUT', '/v1/admin/boundaries/crm-valid', body), field, `existing boundary, ${label}`);
     }
@@ -326,7 +341,11 @@ describe('tool boundaries', () => {
     expect(refused.status).toBe(403);
     expect(refused.body).toMatchObject({ error: 'access_denied', reasons: ['boundary_disabled'] });
     const decision = await admin('GET', `/v1/decisions?task=${taskA}&outcome=deny`);
-    expect(decision.body.items[0]).toMatchObject({ decision_id: refused.body.decision_id, reasons: ['boundary_disabled'], boundary_version: 2 });
+    expect(decision.body.items[0]).toMatchObject({
+      decision_id: refused.body.decision_id,
+      reasons: ['boundary_disabled'],
+      boundary_version: 2,
+    });
 
     // Deleting again changes nothing; an unknown boundary is 404.
     const again = await admin('DELETE', '/v1/admin/boundaries/doomed');
@@ -341,7 +360,9 @@ describe('tool boundaries', () => {
     const revived = await admin('PUT', '/v1/admin/boundaries/doomed', BOUNDARY);
     expect(revived.body).toMatchObject({ version: 3, enabled: true });
     const fresh = await issue(bot, taskA, 'doomed');
-    expect((await leases('boundary=doomed&state=active')).map((lease) => [lease.lease_id, lease.boundary_version])).toEqual([[fresh.lease_id, 3]]);
+    expect((await leases('boundary=doomed&state=active')).map((lease) => [lease.lease_id, lease.boundary_version])).toEqual([
+      [fresh.lease_id, 3],
+    ]);
     expect(await introspect(broker, a1.token)).toEqual({ active: false });
   });
 
@@ -387,7 +408,14 @@ describe('workloads', () => {
     expect(deleted.status).toBe(200);
     expect(deleted.body).toEqual({ workload_id: 'crm-bot', enabled: false, revoked_tasks: 0, revoked_leases: 0 });
     expect((await admin('GET', '/v1/admin/workloads/crm-bot')).body).toMatchObject({ enabled: false });
-    expect((await call(broker.url, 'POST', '/v1/tasks', { token: await assertion('crm-bot', ecKey, broker.url), json: { intent: 'order_status', subject: 'u' } })).status).toBe(401);
+    expect(
+      (
+        await call(broker.url, 'POST', '/v1/tasks', {
+          token: await assertion('crm-bot', ecKey, broker.url),
+          json: { intent: 'order_status', subject: 'u' },
+        })
+      ).status,
+    ).toBe(401);
 
     for (const [method, path] of [
       ['GET', '/v1/admin/workloads/no-such-bot'],
@@ -432,7 +460,11 @@ describe('workloads', () => {
       ['x not base64url', { keys: [{ ...edPublic, x: 'not base64!' }] }, 'jwks.keys.0.x'],
       ['an Ed25519 x of 3 bytes', { keys: [{ ...edPublic, x: 'AAAA' }] }, 'jwks.keys.0'],
       ['an Ed25519 x of 31 bytes', { keys: [{ ...edPublic, x: Buffer.alloc(31, 7).toString('base64url') }] }, 'jwks.keys.0'],
-      ['a P-256 point off the curve', { keys: [{ ...(await exportJWK(ec.publicKey)), y: (await exportJWK(ec.publicKey)).x }] }, 'jwks.keys.0'],
+      [
+        'a P-256 point off the curve',
+        { keys: [{ ...(await exportJWK(ec.publicKey)), y: (await exportJWK(ec.publicKey)).x }] },
+        'jwks.keys.0',
+      ],
       ['key_ops for encryption', { keys: [{ ...edPublic, key_ops: ['encrypt'] }] }, 'jwks.keys.0.key_ops.0'],
       ['key_ops with sign', { keys: [{ ...edPublic, key_ops: ['verify', 'sign'] }] }, 'jwks.keys.0.key_ops'],
       ['no keys', { keys: [] }, 'jwks.keys'],
@@ -448,12 +480,23 @@ describe('workloads', () => {
       }
     }
     expectInvalid(await admin('PUT', '/v1/admin/workloads/fresh-bot', {}), 'jwks', 'no jwks');
-    expectInvalid(await admin('PUT', '/v1/admin/workloads/fresh-bot', { jwks: { keys: [edPublic] }, enable: true }), 'enable', 'unknown top-level field');
-    expectInvalid(await admin('PUT', '/v1/admin/workloads/fresh-bot', { jwks: { keys: [edPublic] }, enabled: 'yes' }), 'enabled', 'enabled not a boolean');
+    expectInvalid(
+      await admin('PUT', '/v1/admin/workloads/fresh-bot', { jwks: { keys: [edPublic] }, enable: true }),
+      'enable',
+      'unknown top-level field',
+    );
+    expectInvalid(
+      await admin('PUT', '/v1/admin/workloads/fresh-bot', { jwks: { keys: [edPublic] }, enabled: 'yes' }),
+      'enabled',
+      'enabled not a boolean',
+    );
 
     expect((await admin('GET', '/v1/admin/workloads/fresh-bot')).status).toBe(404);
     expect(await rows('SELECT 1 FROM workloads WHERE id = $1', ['fresh-bot'])).toHaveLength(0);
-    expect((await admin('GET', '/v1/admin/workloads/keyed-bot')).body).toMatchObject({ revision: 1, jwks: { keys: [existingKey.publicJwk] } });
+    expect((await admin('GET', '/v1/admin/workloads/keyed-bot')).body).toMatchObject({
+      revision: 1,
+      jwks: { keys: [existingKey.publicJwk] },
+    });
     // key_ops, when given, says verify.
     const verifyOnly = await admin('PUT', '/v1/admin/workloads/verify-bot', { jwks: { keys: [{ ...edPublic, key_ops: ['verify'] }] } });
     expect(verifyOnly.status, JSON.stringify(verifyOnly.body)).toBe(201);
@@ -563,14 +606,21 @@ describe('workloads', () => {
     const reapplied = await admin('PUT', '/v1/admin/workloads/kill-bot', { jwks: { keys: [bot.key.publicJwk] } });
     expect(reapplied.status).toBe(200);
     expect(reapplied.body.enabled).toBe(false);
-    expect((await call(broker.url, 'GET', `/v1/tasks/${taskA}`, { token: await assertion('kill-bot', bot.key, broker.url) })).status).toBe(401);
+    expect((await call(broker.url, 'GET', `/v1/tasks/${taskA}`, { token: await assertion('kill-bot', bot.key, broker.url) })).status).toBe(
+      401,
+    );
     // ...only an explicit enabled: true does; even then the revoked tasks stay revoked.
-    expect((await admin('PUT', '/v1/admin/workloads/kill-bot', { jwks: { keys: [bot.key.publicJwk] }, enabled: true })).body.enabled).toBe(true);
+    expect((await admin('PUT', '/v1/admin/workloads/kill-bot', { jwks: { keys: [bot.key.publicJwk] }, enabled: true })).body.enabled).toBe(
+      true,
+    );
     const token = await assertion('kill-bot', bot.key, broker.url);
     const shown = await call(broker.url, 'GET', `/v1/tasks/${taskA}`, { token });
     expect(shown.status).toBe(200);
     expect(shown.body).toMatchObject({ state: 'revoked', end_reason: 'workload_revoked' });
-    const refused = await call(broker.url, 'POST', `/v1/tasks/${taskB}/credentials`, { token, json: { boundary: 'kill-crm', action: 'orders:read' } });
+    const refused = await call(broker.url, 'POST', `/v1/tasks/${taskB}/credentials`, {
+      token,
+      json: { boundary: 'kill-crm', action: 'orders:read' },
+    });
     expect(refused.status).toBe(403);
     expect(refused.body.reasons).toEqual(['task_not_active']);
     for (const lease of leasesA) expect(await introspect(broker, lease.token)).toEqual({ active: false });
@@ -641,9 +691,32 @@ describe('review API', () => {
     const items = await leases('workload=review-bot');
     expect(items.map((lease) => lease.lease_id)).toEqual([...batchB].reverse().concat([...batchA].reverse()));
     expect(Object.keys(items[0]).sort()).toEqual(
-      ['action', 'boundary_id', 'boundary_version', 'credential_kind', 'expires_at', 'issued_at', 'lease_id', 'resource', 'revoke_reason', 'revoked_at', 'state', 'task_id', 'workload_id'].sort(),
+      [
+        'action',
+        'boundary_id',
+        'boundary_version',
+        'credential_kind',
+        'expires_at',
+        'issued_at',
+        'lease_id',
+        'resource',
+        'revoke_reason',
+        'revoked_at',
+        'state',
+        'task_id',
+        'workload_id',
+      ].sort(),
     );
-    expect(items[0]).toMatchObject({ workload_id: 'review-bot', boundary_id: 'review-pay', boundary_version: 1, task_id: taskB, action: 'orders:read', state: 'active', revoked_at: null, revoke_reason: null });
+    expect(items[0]).toMatchObject({
+      workload_id: 'review-bot',
+      boundary_id: 'review-pay',
+      boundary_version: 1,
+      task_id: taskB,
+      action: 'orders:read',
+      state: 'active',
+      revoked_at: null,
+      revoke_reason: null,
+    });
     const response = await admin('GET', '/v1/leases?workload=review-bot');
     expect(response.body.next_cursor).toBeNull();
   });
@@ -655,7 +728,10 @@ describe('review API', () => {
     const sizes: number[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 10; page++) {
-      const response: Response = await admin('GET', `/v1/leases?workload=review-bot&limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const response: Response = await admin(
+        'GET',
+        `/v1/leases?workload=review-bot&limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
       expect(response.status).toBe(200);
       sizes.push(response.body.items.length);
       seen.push(...response.body.items.map((lease: { lease_id: string }) => lease.lease_id));
@@ -669,8 +745,16 @@ describe('review API', () => {
     expect(new Set(seen).size).toBe(7);
     // The cursor carries the filter's position, not the filter: combined with another filter it still narrows.
     const first = await admin('GET', '/v1/leases?workload=review-bot&limit=3');
-    const narrowed = await admin('GET', `/v1/leases?workload=review-bot&boundary=review-crm&limit=3&cursor=${encodeURIComponent(first.body.next_cursor)}`);
-    expect(narrowed.body.items.map((lease: { lease_id: string }) => lease.lease_id)).toEqual(all.slice(3).filter((id) => id !== batchB[3]).slice(0, 3));
+    const narrowed = await admin(
+      'GET',
+      `/v1/leases?workload=review-bot&boundary=review-crm&limit=3&cursor=${encodeURIComponent(first.body.next_cursor)}`,
+    );
+    expect(narrowed.body.items.map((lease: { lease_id: string }) => lease.lease_id)).toEqual(
+      all
+        .slice(3)
+        .filter((id) => id !== batchB[3])
+        .slice(0, 3),
+    );
   });
 
   it('filters leases by task, workload, boundary, state, since and until', async () => {
@@ -682,7 +766,11 @@ describe('review API', () => {
     expect(await ids('workload=nobody')).toEqual([]);
     expect(await ids(`workload=review-bot&since=${encodeURIComponent(mark)}`)).toEqual([...batchB].sort());
     expect(await ids(`workload=review-bot&until=${encodeURIComponent(mark)}`)).toEqual([...batchA].sort());
-    expect(await ids(`workload=review-bot&since=${encodeURIComponent(mark)}&until=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toEqual([...batchB].sort());
+    expect(
+      await ids(
+        `workload=review-bot&since=${encodeURIComponent(mark)}&until=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`,
+      ),
+    ).toEqual([...batchB].sort());
     expect(await ids(`workload=review-bot&until=2000-01-01T00:00:00Z`)).toEqual([]);
     // Offsets and plain dates are RFC 3339 too.
     const markAt = new Date(mark);
@@ -710,9 +798,31 @@ describe('review API', () => {
     };
     const denied = await get(`task=${taskB}&outcome=deny`);
     expect(denied.items.map((d) => d.decision_id)).toEqual([...denials].reverse());
-    expect(denied.items[0]).toMatchObject({ task_id: taskB, workload_id: 'review-bot', boundary_id: 'review-crm', action: 'orders:drop', outcome: 'deny', reasons: ['action_not_allowed'] });
+    expect(denied.items[0]).toMatchObject({
+      task_id: taskB,
+      workload_id: 'review-bot',
+      boundary_id: 'review-crm',
+      action: 'orders:drop',
+      outcome: 'deny',
+      reasons: ['action_not_allowed'],
+    });
     expect(Object.keys(denied.items[0]).sort()).toEqual(
-      ['action', 'at', 'boundary_id', 'boundary_version', 'decision_id', 'drift', 'lease_id', 'lease_state', 'outcome', 'policies', 'reasons', 'resource', 'task_id', 'workload_id'].sort(),
+      [
+        'action',
+        'at',
+        'boundary_id',
+        'boundary_version',
+        'decision_id',
+        'drift',
+        'lease_id',
+        'lease_state',
+        'outcome',
+        'policies',
+        'reasons',
+        'resource',
+        'task_id',
+        'workload_id',
+      ].sort(),
     );
     const permitted = await get(`task=${taskB}&outcome=permit`);
     expect(permitted.items).toHaveLength(4);
@@ -731,7 +841,9 @@ describe('review API', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const page: { items: any[]; next_cursor: string | null } = await get(`task=${taskB}&limit=4${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page: { items: any[]; next_cursor: string | null } = await get(
+        `task=${taskB}&limit=4${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
       seen.push(...page.items.map((d) => d.decision_id));
       cursor = page.next_cursor;
       pages++;
@@ -802,12 +914,22 @@ describe('who changed what', () => {
 
     expect((await byAlice('PUT', '/v1/admin/boundaries/actor-b', BOUNDARY)).status).toBe(201);
     expect((await byBob('DELETE', '/v1/admin/boundaries/actor-b')).status).toBe(200);
-    expect((await byAlice('PUT', '/v1/admin/policies/actor-p', { policy: 'forbid(principal, action, resource) when { false };' })).status).toBe(201);
+    expect(
+      (await byAlice('PUT', '/v1/admin/policies/actor-p', { policy: 'forbid(principal, action, resource) when { false };' })).status,
+    ).toBe(201);
     expect((await byBob('DELETE', '/v1/admin/policies/actor-p')).status).toBe(200);
     const key = await workloadKey();
     expect((await byAlice('PUT', '/v1/admin/workloads/actor-w', { jwks: { keys: [key.publicJwk] } })).status).toBe(201);
     expect((await byBob('POST', '/v1/admin/workloads/actor-w/revoke')).status).toBe(200);
-    expect((await byAlice('PUT', '/v1/admin/issuers/actor-i', { issuer: 'https://actor.acme.test', kind: 'oidc', jwks_uri: 'http://127.0.0.1:9/jwks.json' })).status).toBe(201);
+    expect(
+      (
+        await byAlice('PUT', '/v1/admin/issuers/actor-i', {
+          issuer: 'https://actor.acme.test',
+          kind: 'oidc',
+          jwks_uri: 'http://127.0.0.1:9/jwks.json',
+        })
+      ).status,
+    ).toBe(201);
     expect((await byBob('DELETE', '/v1/admin/issuers/actor-i')).status).toBe(200);
     expect((await byBob('POST', '/v1/admin/keys/rotate')).status).toBe(200);
     expect((await admin('PUT', '/v1/admin/boundaries/actor-boot', BOUNDARY)).status).toBe(201);

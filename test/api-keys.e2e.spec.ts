@@ -65,7 +65,10 @@ async function counts(): Promise<Record<string, number>> {
 }
 
 /** A fresh access token for `boundary` (crm-orders: aud CRM; billing: aud BILLING). */
-async function accessToken(boundary: 'crm-orders' | 'billing' = 'crm-orders', taskId?: string): Promise<{ token: string; leaseId: string; taskId: string }> {
+async function accessToken(
+  boundary: 'crm-orders' | 'billing' = 'crm-orders',
+  taskId?: string,
+): Promise<{ token: string; leaseId: string; taskId: string }> {
   const task = taskId ?? (await bot.openTask());
   const response = await bot.credential(task, { boundary, action: boundary === 'billing' ? 'invoices:read' : 'orders:read' });
   if (response.status !== 201) throw new Error(`credential: ${response.status} ${JSON.stringify(response.body)}`);
@@ -76,7 +79,13 @@ async function adminIntrospect(token: string): Promise<Record<string, unknown>> 
   return (await call(broker.url, 'POST', '/oauth2/introspect', { token: broker.adminKey, form: { token } })).body;
 }
 
-async function raw(method: string, path: string, headers: Record<string, string>, body?: { json?: unknown; form?: Record<string, string> }, on = broker): Promise<Response> {
+async function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: { json?: unknown; form?: Record<string, string> },
+  on = broker,
+): Promise<Response> {
   let payload: string | undefined;
   if (body?.json !== undefined) {
     headers = { ...headers, 'content-type': 'application/json' };
@@ -98,7 +107,15 @@ function basic(id: string, secret: string): string {
 async function clientAssertion(clientId: string, key: WorkloadKey, overrides: JWTPayload & { omit?: string[] } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const { omit = [], ...claims } = overrides;
-  const payload: JWTPayload = { iss: clientId, sub: clientId, aud: broker.url, iat: now, exp: now + 60, jti: crypto.randomUUID(), ...claims };
+  const payload: JWTPayload = {
+    iss: clientId,
+    sub: clientId,
+    aud: broker.url,
+    iat: now,
+    exp: now + 60,
+    jti: crypto.randomUUID(),
+    ...claims,
+  };
   for (const name of omit) delete payload[name];
   return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid }).sign(key.privateKey);
 }
@@ -132,7 +149,14 @@ describe('managing API keys', () => {
     const list = await admin('GET', '/v1/admin/api-keys');
     expect(list.status).toBe(200);
     const listed = list.body.items.find((item: { id: string }) => item.id === rs.id);
-    expect(listed).toEqual({ id: rs.id, role: 'resource_server', audience: CRM, label: 'crm api', created_at: expect.any(String), revoked_at: null });
+    expect(listed).toEqual({
+      id: rs.id,
+      role: 'resource_server',
+      audience: CRM,
+      label: 'crm api',
+      created_at: expect.any(String),
+      revoked_at: null,
+    });
     for (const item of list.body.items) expect(Object.keys(item)).not.toContain('key');
 
     const revoked = await admin('DELETE', `/v1/admin/api-keys/${reviewer.id}`);
@@ -150,8 +174,12 @@ describe('managing API keys', () => {
     const { rows } = await broker.app.broker.db.query<{ kind: string; actor: string; data: Record<string, unknown> }>(
       `SELECT kind, actor, data FROM audit_events WHERE kind LIKE 'api_key.%' ORDER BY id`,
     );
-    expect(rows.filter((row) => row.kind === 'api_key.created').map((row) => row.data.api_key_id)).toEqual(expect.arrayContaining([adminKey.id, reviewer.id, rs.id]));
-    expect(rows.filter((row) => row.kind === 'api_key.revoked')).toEqual([{ kind: 'api_key.revoked', actor: 'admin:bootstrap', data: expect.objectContaining({ api_key_id: reviewer.id }) }]);
+    expect(rows.filter((row) => row.kind === 'api_key.created').map((row) => row.data.api_key_id)).toEqual(
+      expect.arrayContaining([adminKey.id, reviewer.id, rs.id]),
+    );
+    expect(rows.filter((row) => row.kind === 'api_key.revoked')).toEqual([
+      { kind: 'api_key.revoked', actor: 'admin:bootstrap', data: expect.objectContaining({ api_key_id: reviewer.id }) },
+    ]);
 
     // The keys appear nowhere but in the one answer that created them: not in the list, the audit
     // log, the stored rows (only hashes) or the logs.
@@ -213,7 +241,9 @@ describe('managing API keys', () => {
       expect(response.status, JSON.stringify(body)).toBe(400);
       expect(response.body, JSON.stringify(body)).toMatchObject({ error: 'invalid_request', field });
     }
-    expect((await raw('POST', '/v1/admin/api-keys', { authorization: `Bearer ${broker.adminKey}`, 'content-type': 'application/json' })).status).toBe(400);
+    expect(
+      (await raw('POST', '/v1/admin/api-keys', { authorization: `Bearer ${broker.adminKey}`, 'content-type': 'application/json' })).status,
+    ).toBe(400);
     expect((await call(broker.url, 'POST', '/v1/admin/api-keys', { token: broker.adminKey, raw: '{"role":' })).status).toBe(400);
     expect((await admin('DELETE', `/v1/admin/api-keys/${crypto.randomUUID()}`, { reason: 'x' })).status).toBe(400);
     expect(await counts()).toEqual(before);
@@ -228,7 +258,9 @@ describe('managing API keys', () => {
     try {
       const { rows } = await db.query<{ role: string }>('SELECT role FROM admin_keys');
       expect(rows.map((row) => row.role)).toContain('reviewer');
-      await db.query(`INSERT INTO admin_keys (key_hash, role, label) VALUES (encode(sha256('an-old-admin-key-of-more-than-32-chars'), 'hex'), 'admin', 'old')`);
+      await db.query(
+        `INSERT INTO admin_keys (key_hash, role, label) VALUES (encode(sha256('an-old-admin-key-of-more-than-32-chars'), 'hex'), 'admin', 'old')`,
+      );
     } finally {
       await migration.up(runner);
     }
@@ -246,14 +278,42 @@ describe('roles', () => {
     const victim = await createKey({ role: 'reviewer' });
     const { token } = await accessToken();
     const { publicJwk } = await workloadKey();
-    for (const path of ['/v1/admin/boundaries', '/v1/admin/boundaries/crm-orders', '/v1/admin/workloads', '/v1/admin/workloads/chatbot', '/v1/admin/api-keys', '/v1/leases', '/v1/decisions']) {
+    for (const path of [
+      '/v1/admin/boundaries',
+      '/v1/admin/boundaries/crm-orders',
+      '/v1/admin/workloads',
+      '/v1/admin/workloads/chatbot',
+      '/v1/admin/api-keys',
+      '/v1/leases',
+      '/v1/decisions',
+    ]) {
       expect((await call(broker.url, 'GET', path, { token: reviewer.key })).status, path).toBe(200);
     }
-    expect((await call(broker.url, 'POST', '/oauth2/introspect', { token: reviewer.key, form: { token } })).body).toMatchObject({ active: true });
+    expect((await call(broker.url, 'POST', '/oauth2/introspect', { token: reviewer.key, form: { token } })).body).toMatchObject({
+      active: true,
+    });
 
     const writes: Array<[string, string, { json?: unknown; form?: Record<string, string> } | undefined]> = [
-      ['PUT', '/v1/admin/boundaries/reviewer-probe', { json: { tool: CRM, actions: ['a'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' } } }],
-      ['PUT', '/v1/admin/boundaries/crm-orders', { json: { tool: CRM, actions: ['a'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, enabled: false } }],
+      [
+        'PUT',
+        '/v1/admin/boundaries/reviewer-probe',
+        { json: { tool: CRM, actions: ['a'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' } } },
+      ],
+      [
+        'PUT',
+        '/v1/admin/boundaries/crm-orders',
+        {
+          json: {
+            tool: CRM,
+            actions: ['a'],
+            intents: ['order_status'],
+            default_ttl: 60,
+            max_ttl: 60,
+            credential: { kind: 'jwt' },
+            enabled: false,
+          },
+        },
+      ],
       ['DELETE', '/v1/admin/boundaries/crm-orders', undefined],
       ['PUT', '/v1/admin/workloads/reviewer-probe', { json: { jwks: { keys: [publicJwk] } } }],
       ['PUT', '/v1/admin/workloads/chatbot', { json: { jwks: { keys: [publicJwk] } } }],
@@ -292,7 +352,12 @@ describe('roles', () => {
       ['DELETE', '/v1/admin/boundaries/crm-orders'],
       ['POST', '/v1/admin/workloads/chatbot/revoke'],
     ] as const) {
-      const response = await raw(method, path, { authorization: `Bearer ${rs.key}` }, method === 'POST' && path.endsWith('api-keys') ? { json: { role: 'admin' } } : undefined);
+      const response = await raw(
+        method,
+        path,
+        { authorization: `Bearer ${rs.key}` },
+        method === 'POST' && path.endsWith('api-keys') ? { json: { role: 'admin' } } : undefined,
+      );
       expect(response.status, `${method} ${path}`).toBe(403);
       expect(response.body.error).toBe('insufficient_scope');
     }
@@ -318,7 +383,7 @@ describe('resource servers as OAuth clients', () => {
     expect(as.revocation_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(['EdDSA', 'ES256']));
   });
 
-  it('introspects with oauth4webapi (ClientSecretBasic, ClientSecretPost, PrivateKeyJwt): its own tool\'s tokens with claims, any other tool\'s as inactive', async () => {
+  it("introspects with oauth4webapi (ClientSecretBasic, ClientSecretPost, PrivateKeyJwt): its own tool's tokens with claims, any other tool's as inactive", async () => {
     const as = await discovered();
     const client: oauth.Client = { client_id: rs.id };
     const own = await accessToken('crm-orders');
@@ -330,22 +395,45 @@ describe('resource servers as OAuth clients', () => {
       ['PrivateKeyJwt', () => oauth.PrivateKeyJwt({ key: signingKey.privateKey, kid: signingKey.kid })],
     ];
     for (const [name, auth] of methods) {
-      const mine = await oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, auth(), own.token, insecure));
-      expect(mine, name).toMatchObject({ active: true, aud: CRM, jti: own.leaseId, scope: 'orders:read', sub: 'user-42', task_id: own.taskId });
-      const theirs = await oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, auth(), other.token, insecure));
+      const mine = await oauth.processIntrospectionResponse(
+        as,
+        client,
+        await oauth.introspectionRequest(as, client, auth(), own.token, insecure),
+      );
+      expect(mine, name).toMatchObject({
+        active: true,
+        aud: CRM,
+        jti: own.leaseId,
+        scope: 'orders:read',
+        sub: 'user-42',
+        task_id: own.taskId,
+      });
+      const theirs = await oauth.processIntrospectionResponse(
+        as,
+        client,
+        await oauth.introspectionRequest(as, client, auth(), other.token, insecure),
+      );
       expect(theirs, name).toEqual({ active: false });
     }
     // The bearer door still works for a resource server key, held to its audience all the same.
-    expect((await call(broker.url, 'POST', '/oauth2/introspect', { token: rs.key, form: { token: own.token } })).body).toMatchObject({ active: true });
-    expect((await call(broker.url, 'POST', '/oauth2/introspect', { token: rs.key, form: { token: other.token } })).body).toEqual({ active: false });
+    expect((await call(broker.url, 'POST', '/oauth2/introspect', { token: rs.key, form: { token: own.token } })).body).toMatchObject({
+      active: true,
+    });
+    expect((await call(broker.url, 'POST', '/oauth2/introspect', { token: rs.key, form: { token: other.token } })).body).toEqual({
+      active: false,
+    });
     // And an admin still sees every tool.
     expect(await adminIntrospect(other.token)).toMatchObject({ active: true });
   });
 
-  it('revokes with oauth4webapi: its own tool\'s token is revoked (audited), another tool\'s is a 200 no-op', async () => {
+  it("revokes with oauth4webapi: its own tool's token is revoked (audited), another tool's is a 200 no-op", async () => {
     const as = await discovered();
     const client: oauth.Client = { client_id: rs.id };
-    for (const auth of [() => oauth.ClientSecretBasic(rs.key), () => oauth.ClientSecretPost(rs.key), () => oauth.PrivateKeyJwt({ key: signingKey.privateKey, kid: signingKey.kid })]) {
+    for (const auth of [
+      () => oauth.ClientSecretBasic(rs.key),
+      () => oauth.ClientSecretPost(rs.key),
+      () => oauth.PrivateKeyJwt({ key: signingKey.privateKey, kid: signingKey.kid }),
+    ]) {
       const own = await accessToken('crm-orders');
       const other = await accessToken('billing');
       await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, auth(), other.token, insecure));
@@ -395,19 +483,51 @@ describe('resource servers as OAuth clients', () => {
 
     const cases: Array<[string, Record<string, string>, Record<string, string>, number, string, string?]> = [
       ['Basic with a wrong secret', { authorization: basic(rs.id, `${rs.key}x`) }, { token }, 401, 'invalid_client', 'Basic'],
-      ['Basic with another client\'s secret', { authorization: basic(rs.id, other.key) }, { token }, 401, 'invalid_client', 'Basic'],
+      ["Basic with another client's secret", { authorization: basic(rs.id, other.key) }, { token }, 401, 'invalid_client', 'Basic'],
       ['Basic with an unknown client id', { authorization: basic(crypto.randomUUID(), rs.key) }, { token }, 401, 'invalid_client', 'Basic'],
       ['Basic with a revoked key', { authorization: basic(revoked.id, revoked.key) }, { token }, 401, 'invalid_client', 'Basic'],
       ['malformed Basic', { authorization: 'Basic !!!' }, { token }, 401, 'invalid_client', 'Basic'],
-      ['Basic with no colon', { authorization: `Basic ${Buffer.from(rs.key).toString('base64')}` }, { token }, 401, 'invalid_client', 'Basic'],
-      ['Basic with a client_id field naming another client', { authorization: basic(rs.id, rs.key) }, { token, client_id: other.id }, 401, 'invalid_client', 'Basic'],
+      [
+        'Basic with no colon',
+        { authorization: `Basic ${Buffer.from(rs.key).toString('base64')}` },
+        { token },
+        401,
+        'invalid_client',
+        'Basic',
+      ],
+      [
+        'Basic with a client_id field naming another client',
+        { authorization: basic(rs.id, rs.key) },
+        { token, client_id: other.id },
+        401,
+        'invalid_client',
+        'Basic',
+      ],
       ['post with a wrong secret', {}, { token, client_id: rs.id, client_secret: 'tgrs_wrong' }, 401, 'invalid_client'],
-      ['post with another client\'s id', {}, { token, client_id: other.id, client_secret: rs.key }, 401, 'invalid_client'],
+      ["post with another client's id", {}, { token, client_id: other.id, client_secret: rs.key }, 401, 'invalid_client'],
       ['post without client_id', {}, { token, client_secret: rs.key }, 400, 'invalid_request'],
-      ['Basic and client_secret', { authorization: basic(rs.id, rs.key) }, { token, client_id: rs.id, client_secret: rs.key }, 400, 'invalid_request'],
-      ['Bearer and client_secret', { authorization: `Bearer ${rs.key}` }, { token, client_id: rs.id, client_secret: rs.key }, 400, 'invalid_request'],
+      [
+        'Basic and client_secret',
+        { authorization: basic(rs.id, rs.key) },
+        { token, client_id: rs.id, client_secret: rs.key },
+        400,
+        'invalid_request',
+      ],
+      [
+        'Bearer and client_secret',
+        { authorization: `Bearer ${rs.key}` },
+        { token, client_id: rs.id, client_secret: rs.key },
+        400,
+        'invalid_request',
+      ],
       ['Bearer and client_assertion', { authorization: `Bearer ${rs.key}` }, await assertionForm(), 400, 'invalid_request'],
-      ['client_secret and client_assertion', {}, { ...(await assertionForm()), client_id: rs.id, client_secret: rs.key }, 400, 'invalid_request'],
+      [
+        'client_secret and client_assertion',
+        {},
+        { ...(await assertionForm()), client_id: rs.id, client_secret: rs.key },
+        400,
+        'invalid_request',
+      ],
       ['no client authentication', {}, { token }, 401, 'invalid_client'],
       ['an unsupported scheme', { authorization: `Digest ${rs.key}` }, { token }, 401, 'invalid_client'],
       ['an expired assertion', {}, await assertionForm({ iat: now - 400, exp: now - 200 }), 401, 'invalid_client'],
@@ -417,9 +537,21 @@ describe('resource servers as OAuth clients', () => {
       ['an assertion for another audience', {}, await assertionForm({ aud: 'https://elsewhere.test' }), 401, 'invalid_client'],
       ['an assertion for the token endpoint', {}, await assertionForm({ aud: `${broker.url}/oauth2/token` }), 401, 'invalid_client'],
       ['an assertion with sub not the client', {}, await assertionForm({ sub: other.id }), 401, 'invalid_client'],
-      ['an assertion from a client with no keys', {}, { token, client_assertion_type: ASSERTION_TYPE, client_assertion: await clientAssertion(other.id, signingKey) }, 401, 'invalid_client'],
+      [
+        'an assertion from a client with no keys',
+        {},
+        { token, client_assertion_type: ASSERTION_TYPE, client_assertion: await clientAssertion(other.id, signingKey) },
+        401,
+        'invalid_client',
+      ],
       ['an assertion signed by an unregistered key', {}, await assertionForm({}, stranger), 401, 'invalid_client'],
-      ['an assertion with a wrong assertion type', {}, { ...(await assertionForm()), client_assertion_type: 'urn:example:saml' }, 400, 'invalid_request'],
+      [
+        'an assertion with a wrong assertion type',
+        {},
+        { ...(await assertionForm()), client_assertion_type: 'urn:example:saml' },
+        400,
+        'invalid_request',
+      ],
       ['an assertion type without an assertion', {}, { token, client_assertion_type: ASSERTION_TYPE }, 400, 'invalid_request'],
       ['a malformed assertion', {}, { token, client_assertion_type: ASSERTION_TYPE, client_assertion: 'not.a.jwt' }, 401, 'invalid_client'],
     ];
@@ -445,7 +577,15 @@ describe('the OAuth endpoints under odd input', () => {
     const { token } = await accessToken('crm-orders');
     const values = ['', 'x', '\u0000', 'é', '%', '%zz', '+', ':', rs.id, rs.key, ASSERTION_TYPE, 'a.b.c', 'a'.repeat(9000), token];
     const fields = ['token', 'token_type_hint', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type'];
-    const headers = [undefined, `Bearer ${rs.key}`, basic(rs.id, rs.key), 'Basic', 'Basic ====', 'Bearer', `Basic ${Buffer.from('\u00ff:\u00ff', 'latin1').toString('base64')}`];
+    const headers = [
+      undefined,
+      `Bearer ${rs.key}`,
+      basic(rs.id, rs.key),
+      'Basic',
+      'Basic ====',
+      'Bearer',
+      `Basic ${Buffer.from('\u00ff:\u00ff', 'latin1').toString('base64')}`,
+    ];
     let seed = 7;
     const random = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -471,10 +611,12 @@ describe('GET /v1/events for a resource server', () => {
     const controller = new AbortController();
     const received: Array<{ event: string; data: Record<string, unknown> }> = [];
     let status = 0;
-    const opened = fetch(`${broker.url}/v1/events`, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal }).then((response) => {
-      status = response.status;
-      return response;
-    });
+    const opened = fetch(`${broker.url}/v1/events`, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal }).then(
+      (response) => {
+        status = response.status;
+        return response;
+      },
+    );
     const done = opened.then(async (response) => {
       let buffer = '';
       try {
@@ -505,7 +647,7 @@ describe('GET /v1/events for a resource server', () => {
     };
   }
 
-  it('streams only the lease.revoked events of its own tool\'s leases; an admin sees everything', async () => {
+  it("streams only the lease.revoked events of its own tool's leases; an admin sees everything", async () => {
     const rs = await createKey({ role: 'resource_server', audience: CRM });
     // Events of the earlier tests get their positions now, so neither stream starts before them.
     await broker.app.broker.events.sequence();
@@ -523,7 +665,9 @@ describe('GET /v1/events for a resource server', () => {
     while (adminStream.received.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(adminStream.received.map((e) => e.event).sort()).toEqual(['lease.revoked', 'lease.revoked', 'task.ended']);
     await new Promise((resolve) => setTimeout(resolve, 600)); // the other stream has had its chance
-    expect(rsStream.received).toEqual([{ event: 'lease.revoked', data: expect.objectContaining({ lease_id: crm.leaseId, task_id: crm.taskId }) }]);
+    expect(rsStream.received).toEqual([
+      { event: 'lease.revoked', data: expect.objectContaining({ lease_id: crm.leaseId, task_id: crm.taskId }) },
+    ]);
     expect(JSON.stringify(rsStream.received)).not.toContain(billing.leaseId);
     await Promise.all([adminStream.close(), rsStream.close()]);
   });

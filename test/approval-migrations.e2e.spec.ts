@@ -61,7 +61,12 @@ describe('issue 12 approval migrations over existing rows', () => {
     } finally {
       await source.destroy();
     }
-    const redeemed = await bot.credential(flipped.taskId, { boundary: 'pay', action: 'refund:create', params: { n: 1 }, approval_id: flipped.approvalId });
+    const redeemed = await bot.credential(flipped.taskId, {
+      boundary: 'pay',
+      action: 'refund:create',
+      params: { n: 1 },
+      approval_id: flipped.approvalId,
+    });
     expect(redeemed.body.reasons).toEqual(['approval_revoked']);
   });
 });

@@ -48,7 +48,10 @@ async function audit(kind: string, field: string, value: string): Promise<{ acto
 }
 
 /** Asks for a refund that needs approval; returns the task and the pending answer. */
-async function pendingRefund(amount = 150, extra: Record<string, unknown> = {}): Promise<{ taskId: string; approvalId: string; pending: Response }> {
+async function pendingRefund(
+  amount = 150,
+  extra: Record<string, unknown> = {},
+): Promise<{ taskId: string; approvalId: string; pending: Response }> {
   const taskId = await bot.openTask();
   const pending = await bot.credential(taskId, { ...REFUND, params: { amount }, ...extra });
   expect(pending.status, JSON.stringify(pending.body)).toBe(202);
@@ -78,10 +81,17 @@ describe('human approval (step-up)', () => {
 
     const decisions = (await admin('GET', `/v1/decisions?task=${taskId}&outcome=pending`)).body.items;
     expect(decisions).toHaveLength(1);
-    expect(decisions[0]).toMatchObject({ outcome: 'pending', reasons: ['approval_required'], boundary_id: 'payments', action: 'refund:create' });
+    expect(decisions[0]).toMatchObject({
+      outcome: 'pending',
+      reasons: ['approval_required'],
+      boundary_id: 'payments',
+      action: 'refund:create',
+    });
     expect((await admin('GET', `/v1/leases?task=${taskId}`)).body.items).toEqual([]);
     const events = await audit('credential.pending', 'approval_id', approvalId);
-    expect(events).toEqual([{ actor: 'workload:chatbot', data: expect.objectContaining({ decision_id: decisions[0].decision_id, approval_created: true }) }]);
+    expect(events).toEqual([
+      { actor: 'workload:chatbot', data: expect.objectContaining({ decision_id: decisions[0].decision_id, approval_created: true }) },
+    ]);
 
     const shown = await asReviewer()('GET', `/v1/approvals/${approvalId}`);
     expect(shown.status).toBe(200);
@@ -116,7 +126,11 @@ describe('human approval (step-up)', () => {
   it('approved by a reviewer, the repeat gets one credential and uses the approval up', async () => {
     const { taskId, approvalId } = await pendingRefund(150);
     const approved = await approve(approvalId);
-    expect(approved.body).toMatchObject({ status: 'approved', decided_by: `reviewer:${reviewer.id}`, reason: 'customer verified by phone' });
+    expect(approved.body).toMatchObject({
+      status: 'approved',
+      decided_by: `reviewer:${reviewer.id}`,
+      reason: 'customer verified by phone',
+    });
     expect(await audit('approval.approved', 'approval_id', approvalId)).toEqual([
       { actor: `reviewer:${reviewer.id}`, data: expect.objectContaining({ reason: 'customer verified by phone' }) },
     ]);
@@ -156,7 +170,11 @@ describe('human approval (step-up)', () => {
       expect(refused.status, JSON.stringify(body)).toBe(403);
       expect(refused.body.reasons).toEqual(['approval_mismatch']);
     }
-    const unknown = await bot.credential(taskId, { ...REFUND, params: { amount: 200 }, approval_id: '01900000-0000-7000-8000-000000000000' });
+    const unknown = await bot.credential(taskId, {
+      ...REFUND,
+      params: { amount: 200 },
+      approval_id: '01900000-0000-7000-8000-000000000000',
+    });
     expect(unknown.body.reasons).toEqual(['unknown_approval']);
     expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body.status).toBe('approved');
     const exact = await bot.credential(taskId, { ...REFUND, params: { amount: 200 }, approval_id: approvalId });
@@ -176,11 +194,19 @@ describe('human approval (step-up)', () => {
       expect(refused.body.reasons).toEqual(['approval_mismatch']);
     }
     // Asking for the boundary's maximum gets at most what the reviewer approved.
-    const issued = await bot.credential(taskId, { ...REFUND, params: { amount: 150 }, purpose: 'refund for a broken parcel', ttl: 600, approval_id: approvalId });
+    const issued = await bot.credential(taskId, {
+      ...REFUND,
+      params: { amount: 150 },
+      purpose: 'refund for a broken parcel',
+      ttl: 600,
+      approval_id: approvalId,
+    });
     expect(issued.status, JSON.stringify(issued.body)).toBe(201);
     expect(issued.body.expires_in).toBeLessThanOrEqual(60);
     expect(Date.parse(issued.body.expires_at) - Date.now()).toBeLessThanOrEqual(61_000);
-    const lease = await rows<{ ttl: number }>('SELECT extract(epoch FROM expires_at - issued_at)::int AS ttl FROM leases WHERE id = $1', [issued.body.lease_id]);
+    const lease = await rows<{ ttl: number }>('SELECT extract(epoch FROM expires_at - issued_at)::int AS ttl FROM leases WHERE id = $1', [
+      issued.body.lease_id,
+    ]);
     expect(lease[0]!.ttl).toBeLessThanOrEqual(60);
   });
 
@@ -201,7 +227,12 @@ describe('human approval (step-up)', () => {
   });
 
   it('an approval expires: the repeat is refused with approval_expired and it can no longer be decided', async () => {
-    await putBoundary(broker, 'payments-fast', { tool: PAY, actions: ['refund:create'], intents: ['order_status'], approval: { when: 'true', ttl: 1 } });
+    await putBoundary(broker, 'payments-fast', {
+      tool: PAY,
+      actions: ['refund:create'],
+      intents: ['order_status'],
+      approval: { when: 'true', ttl: 1 },
+    });
     const taskId = await bot.openTask();
     const body = { boundary: 'payments-fast', action: 'refund:create', params: { amount: 1 } };
     const pending = await bot.credential(taskId, body);
@@ -229,7 +260,10 @@ describe('human approval (step-up)', () => {
     const afterComplete = await bot.credential(done.taskId, { ...REFUND, params: { amount: 150 }, approval_id: done.approvalId });
     expect(afterComplete.status).toBe(403);
     expect(afterComplete.body.reasons).toEqual(['task_not_active']);
-    expect((await asReviewer()('GET', `/v1/approvals/${done.approvalId}`)).body).toMatchObject({ status: 'revoked', revoke_reason: 'task_completed' });
+    expect((await asReviewer()('GET', `/v1/approvals/${done.approvalId}`)).body).toMatchObject({
+      status: 'revoked',
+      revoke_reason: 'task_completed',
+    });
 
     // Decided in one journey, an approval does not carry over to another, even on a boundary serving both.
     const moved = await pendingRefund(150);
@@ -272,7 +306,12 @@ describe('human approval (step-up)', () => {
   });
 
   it('disabling the boundary revokes its open approvals for good', async () => {
-    await putBoundary(broker, 'payments-off', { tool: PAY, actions: ['refund:create'], intents: ['order_status'], approval: { when: 'true' } });
+    await putBoundary(broker, 'payments-off', {
+      tool: PAY,
+      actions: ['refund:create'],
+      intents: ['order_status'],
+      approval: { when: 'true' },
+    });
     const taskId = await bot.openTask();
     const body = { boundary: 'payments-off', action: 'refund:create', params: { amount: 1 } };
     const pending = await bot.credential(taskId, body);
@@ -280,7 +319,12 @@ describe('human approval (step-up)', () => {
     const approvalId = pending.body.approval_id;
     await approve(approvalId);
     expect((await admin('DELETE', '/v1/admin/boundaries/payments-off')).status).toBe(200);
-    await putBoundary(broker, 'payments-off', { tool: PAY, actions: ['refund:create'], intents: ['order_status'], approval: { when: 'true' } });
+    await putBoundary(broker, 'payments-off', {
+      tool: PAY,
+      actions: ['refund:create'],
+      intents: ['order_status'],
+      approval: { when: 'true' },
+    });
     expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body.status).toBe('revoked');
     const redeemed = await bot.credential(taskId, { ...body, approval_id: approvalId });
     expect(redeemed.status).toBe(403);
@@ -291,7 +335,10 @@ describe('human approval (step-up)', () => {
   it('concurrent repeats of one approval yield exactly one credential', async () => {
     // Two replicas on one database: the gate's read of the approval cannot see what the other
     // replica is doing, so only the permit statement's guard on the approval row keeps it single-use.
-    const replica = await startBroker({ db: broker.db, env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_ISSUER: broker.url } });
+    const replica = await startBroker({
+      db: broker.db,
+      env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_ISSUER: broker.url },
+    });
     try {
       const token = await bot.token();
       for (let round = 0; round < 3; round++) {
@@ -299,10 +346,14 @@ describe('human approval (step-up)', () => {
         await approve(approvalId);
         const body = { ...REFUND, params: { amount: 150 }, approval_id: approvalId };
         const answers = await Promise.all(
-          Array.from({ length: 8 }, (_, i) => call(i % 2 === 0 ? broker.url : replica.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: body })),
+          Array.from({ length: 8 }, (_, i) =>
+            call(i % 2 === 0 ? broker.url : replica.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: body }),
+          ),
         );
         const statuses = answers.map((answer) => answer.status).sort();
-        expect(statuses, JSON.stringify(answers.map((answer) => answer.body.reasons ?? answer.body.lease_id))).toEqual([201, 403, 403, 403, 403, 403, 403, 403]);
+        expect(statuses, JSON.stringify(answers.map((answer) => answer.body.reasons ?? answer.body.lease_id))).toEqual([
+          201, 403, 403, 403, 403, 403, 403, 403,
+        ]);
         for (const answer of answers.filter((a) => a.status === 403)) expect(answer.body.reasons).toEqual(['approval_used']);
         expect(await rows('SELECT id FROM leases WHERE task_id = $1', [taskId])).toHaveLength(1);
       }
@@ -350,7 +401,18 @@ describe('human approval (step-up)', () => {
       expect(refused.body.error).toBe('insufficient_scope');
     }
     expect((await call(broker.url, 'GET', '/v1/approvals')).status).toBe(401);
-    expect((await asReviewer()('PUT', '/v1/admin/boundaries/payments', { tool: PAY, actions: ['refund:create'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' } })).status).toBe(403);
+    expect(
+      (
+        await asReviewer()('PUT', '/v1/admin/boundaries/payments', {
+          tool: PAY,
+          actions: ['refund:create'],
+          intents: ['order_status'],
+          default_ttl: 60,
+          max_ttl: 60,
+          credential: { kind: 'jwt' },
+        })
+      ).status,
+    ).toBe(403);
     expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body.status).toBe('pending');
 
     const byAdmin = await admin('POST', `/v1/approvals/${approvalId}/approve`, { reason: 'admin says yes' });
@@ -374,7 +436,12 @@ describe('human approval (step-up)', () => {
 
   it('bad input answers 400 and changes nothing', async () => {
     const { taskId, approvalId } = await pendingRefund(150);
-    const count = async () => (await rows<{ n: number }>(`SELECT (SELECT count(*) FROM approvals) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM decisions) + (SELECT count(*) FROM boundaries) AS n`))[0]!.n;
+    const count = async () =>
+      (
+        await rows<{ n: number }>(
+          `SELECT (SELECT count(*) FROM approvals) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM decisions) + (SELECT count(*) FROM boundaries) AS n`,
+        )
+      )[0]!.n;
     const before = await count();
     for (const body of [{}, { reason: '' }, { reason: 'ok', extra: 1 }, { reason: 'bad\u0000' }, { reason: 42 }]) {
       const refused = await asReviewer()('POST', `/v1/approvals/${approvalId}/approve`, body);
@@ -397,7 +464,13 @@ describe('human approval (step-up)', () => {
       [{ when: 'true', colour: 'red' }, 'colour'],
     ] as const) {
       const refused = await admin('PUT', '/v1/admin/boundaries/payments', {
-        tool: PAY, actions: ['refund:create'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, approval,
+        tool: PAY,
+        actions: ['refund:create'],
+        intents: ['order_status'],
+        default_ttl: 60,
+        max_ttl: 60,
+        credential: { kind: 'jwt' },
+        approval,
       });
       expect(refused.status, JSON.stringify(approval)).toBe(400);
       expect(refused.body.error_description).toContain(fragment);
@@ -410,7 +483,10 @@ describe('human approval (step-up)', () => {
 
 describe('through the SDK', () => {
   it('ApprovalPending, then the same request with { approvalId } once approved', async () => {
-    const client = new TollgateClient({ url: broker.url, tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
+    const client = new TollgateClient({
+      url: broker.url,
+      tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg },
+    });
     const task = await client.openTask({ intent: 'order_status', subject: 'user-42' });
     const request = { ...REFUND, params: { amount: 250 } };
 
@@ -422,10 +498,14 @@ describe('through the SDK', () => {
     await expect(task.credential(request, { approvalId })).rejects.toMatchObject({ constructor: ApprovalPending, approvalId });
 
     await approve(approvalId);
-    const called = await task.withCredential(request, async (credential) => {
-      expect(credential.kind).toBe('jwt');
-      return credential.leaseId;
-    }, { approvalId });
+    const called = await task.withCredential(
+      request,
+      async (credential) => {
+        expect(credential.kind).toBe('jwt');
+        return credential.leaseId;
+      },
+      { approvalId },
+    );
     expect((await asReviewer()('GET', `/v1/approvals/${approvalId}`)).body).toMatchObject({ status: 'used', lease_id: called });
     await expect(task.credential(request, { approvalId })).rejects.toMatchObject({ constructor: AccessDenied, reasons: ['approval_used'] });
   });

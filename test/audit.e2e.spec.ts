@@ -30,7 +30,8 @@ beforeAll(async () => {
   if (broker.db.kind !== 'postgres') return;
   await putBoundary(broker, 'crm-orders');
   bot = await registerBot(broker);
-  const key = async (body: Record<string, unknown>) => (await call(broker.url, 'POST', '/v1/admin/api-keys', { token: broker.adminKey, json: body })).body.key as string;
+  const key = async (body: Record<string, unknown>) =>
+    (await call(broker.url, 'POST', '/v1/admin/api-keys', { token: broker.adminKey, json: body })).body.key as string;
   reviewerKey = await key({ role: 'reviewer' });
   resourceServerKey = await key({ role: 'resource_server', audience: 'https://crm.acme.test' });
   su = await connect(broker.db.databaseUrl!);
@@ -69,7 +70,9 @@ async function activity(url: string, parallel: number, rounds: number): Promise<
         statuses.push(task.status);
         const taskId = task.body.task_id as string;
         for (const action of ['orders:read', 'orders:nope', 'orders:read']) {
-          statuses.push((await call(url, 'POST', `/v1/tasks/${taskId}/credentials`, { ...headers, json: { boundary: 'crm-orders', action } })).status);
+          statuses.push(
+            (await call(url, 'POST', `/v1/tasks/${taskId}/credentials`, { ...headers, json: { boundary: 'crm-orders', action } })).status,
+          );
         }
         statuses.push((await call(url, 'POST', `/v1/tasks/${taskId}/complete`, headers)).status);
       }
@@ -158,12 +161,20 @@ describe('the chainer', () => {
     await chainAll();
     // 2,500 events in three writer transactions: batches of 1,000 cut across them, and seqs grow a digit.
     for (let i = 0; i < 3; i++) {
-      await su.query(`INSERT INTO audit_events (id, kind, actor, data) SELECT gen_random_uuid(), 'task.opened', 'system:test', jsonb_build_object('n', g) FROM generate_series(1, $1::int) g`, [i < 2 ? 1000 : 500]);
+      await su.query(
+        `INSERT INTO audit_events (id, kind, actor, data) SELECT gen_random_uuid(), 'task.opened', 'system:test', jsonb_build_object('n', g) FROM generate_series(1, $1::int) g`,
+        [i < 2 ? 1000 : 500],
+      );
     }
     expect(await chainAll()).toBe(2500);
     const rows = await chainRows();
     expect(rows.map((row) => row.prev_hash)).toEqual(['0'.repeat(64), ...rows.slice(0, -1).map((row) => row.hash)]);
-    expect(await verify()).toEqual({ ok: true, verified: rows.length, head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash }, unchained: 0 });
+    expect(await verify()).toEqual({
+      ok: true,
+      verified: rows.length,
+      head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash },
+      unchained: 0,
+    });
   });
 });
 
@@ -178,7 +189,13 @@ describe('GET /v1/audit', () => {
 
     const all = await read(`/v1/audit?task=${taskId}`);
     expect(all.status).toBe(200);
-    expect(all.body.items.map((e: { kind: string }) => e.kind)).toEqual(['task.completed', 'leases.revoked', 'credential.deny', 'credential.permit', 'task.opened']);
+    expect(all.body.items.map((e: { kind: string }) => e.kind)).toEqual([
+      'task.completed',
+      'leases.revoked',
+      'credential.deny',
+      'credential.permit',
+      'task.opened',
+    ]);
     expect(all.body.next_cursor).toBeNull();
     const seqs = all.body.items.map((e: { seq: string }) => BigInt(e.seq));
     expect([...seqs].sort((a, b) => (a < b ? 1 : -1))).toEqual(seqs);
@@ -216,12 +233,15 @@ describe('GET /v1/audit', () => {
     expect(denials.body.items[0].data).toMatchObject({ reasons: ['action_not_allowed'] });
 
     const byWorkload = await read(`/v1/audit?workload=${bot.id}&limit=1000`);
-    expect(byWorkload.body.items.map((e: { id: string }) => e.id)).toEqual(expect.arrayContaining(all.body.items.map((e: { id: string }) => e.id)));
+    expect(byWorkload.body.items.map((e: { id: string }) => e.id)).toEqual(
+      expect.arrayContaining(all.body.items.map((e: { id: string }) => e.id)),
+    );
     expect((await read(`/v1/audit?workload=nobody`)).body.items).toEqual([]);
 
     // The completion's events share its transaction's time; the window splits the task's story there.
     const at = all.body.items[0].at as string;
-    const ids = (items: { id: string; at: string }[], keep: (e: { at: string }) => boolean = () => true) => items.filter(keep).map((e) => e.id);
+    const ids = (items: { id: string; at: string }[], keep: (e: { at: string }) => boolean = () => true) =>
+      items.filter(keep).map((e) => e.id);
     const since = await read(`/v1/audit?task=${taskId}&since=${encodeURIComponent(at)}`);
     expect(ids(since.body.items)).toEqual(ids(all.body.items, (e) => e.at >= at));
     const until = await read(`/v1/audit?task=${taskId}&until=${encodeURIComponent(at)}`);
@@ -364,7 +384,9 @@ describe('tampering', () => {
   it('an altered time or seq is found', async (context) => {
     if (broker.db.kind !== 'postgres') context.skip();
     const { row } = await middle();
-    const seq = await tamper(`UPDATE audit_events SET seq = -seq WHERE id = $1`, `UPDATE audit_events SET seq = -seq WHERE id = $1`, [row.id]);
+    const seq = await tamper(`UPDATE audit_events SET seq = -seq WHERE id = $1`, `UPDATE audit_events SET seq = -seq WHERE id = $1`, [
+      row.id,
+    ]);
     // A new seq moves the event in chain order, which is what the verifier finds.
     expect(seq.report.first_broken).toEqual({ seq: `-${row.seq}`, id: row.id, reason: 'reordered' });
     const at = await tamper(
@@ -379,7 +401,11 @@ describe('tampering', () => {
     if (broker.db.kind !== 'postgres') context.skip();
     const { row, next, i } = await middle();
     await su.query('CREATE TEMP TABLE deleted AS SELECT * FROM audit_events WHERE id = $1', [row.id]);
-    const { report } = await tamper(`DELETE FROM audit_events WHERE id = $1`, `INSERT INTO audit_events SELECT * FROM deleted WHERE id = $1`, [row.id]);
+    const { report } = await tamper(
+      `DELETE FROM audit_events WHERE id = $1`,
+      `INSERT INTO audit_events SELECT * FROM deleted WHERE id = $1`,
+      [row.id],
+    );
     expect(report).toMatchObject({ ok: false, verified: i, first_broken: { seq: next.seq, id: next.id, reason: 'missing' } });
   });
 
@@ -415,7 +441,10 @@ describe('tampering', () => {
     await su.query('BEGIN');
     await su.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
     await su.query(`UPDATE audit_events SET data = data || '{"forged": true}' WHERE id = $1`, [row.id]);
-    await su.query(`UPDATE audit_events SET prev_hash = NULL, hash = NULL WHERE (xid, seq) >= (SELECT xid, seq FROM audit_events WHERE id = $1)`, [row.id]);
+    await su.query(
+      `UPDATE audit_events SET prev_hash = NULL, hash = NULL WHERE (xid, seq) >= (SELECT xid, seq FROM audit_events WHERE id = $1)`,
+      [row.id],
+    );
     await su.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
     await su.query('COMMIT');
     await chainAll();
@@ -434,12 +463,21 @@ describe('the migration', () => {
     try {
       // The database as it was before the audit chain, with three events written in another order than their times.
       const earlier = migrations.slice(0, migrations.indexOf(AuditChain1764116340000));
-      const old = new DataSource({ type: 'postgres', url: db.databaseUrl, migrations: earlier, migrationsTableName: 'tollgate_migrations', logging: false });
+      const old = new DataSource({
+        type: 'postgres',
+        url: db.databaseUrl,
+        migrations: earlier,
+        migrationsTableName: 'tollgate_migrations',
+        logging: false,
+      });
       await old.initialize();
       await old.runMigrations({ transaction: 'each' });
       const ids = [randomUUID(), randomUUID(), randomUUID()];
       for (const i of [2, 0, 1]) {
-        await old.query(`INSERT INTO audit_events (id, at, kind, actor) VALUES ($1, '2026-11-01T00:00:00Z'::timestamptz + $2 * interval '1 minute', 'task.opened', 'system:test')`, [ids[i], i]);
+        await old.query(
+          `INSERT INTO audit_events (id, at, kind, actor) VALUES ($1, '2026-11-01T00:00:00Z'::timestamptz + $2 * interval '1 minute', 'task.opened', 'system:test')`,
+          [ids[i], i],
+        );
       }
       await old.destroy();
 
@@ -450,7 +488,10 @@ describe('the migration', () => {
       const client = await connect(db.databaseUrl!);
       try {
         const { rows } = await client.query(`SELECT a.id, a.seq::text AS seq, a.kind FROM audit_events a ORDER BY a.xid, a.seq`);
-        expect(rows).toEqual([...ids.map((id, i) => ({ id, seq: String(i + 1), kind: 'task.opened' })), { id: expect.any(String), seq: '4', kind: 'boundary.put' }]);
+        expect(rows).toEqual([
+          ...ids.map((id, i) => ({ id, seq: String(i + 1), kind: 'task.opened' })),
+          { id: expect.any(String), seq: '4', kind: 'boundary.put' },
+        ]);
         expect(report).toMatchObject({ ok: true, verified: 4, head: { seq: '4' }, unchained: 0 });
       } finally {
         await client.end();

@@ -6,7 +6,12 @@ import { appendAudit } from '../libs/audit/audit.js';
 import { SourceError, type IssueRequest } from '../libs/credentials/provider.js';
 import type { AwsStsSettings } from '../libs/credentials/aws-sts/settings.js';
 import { sdkIamPort, sdkStsPort, AwsCallFailed, type AwsClientOptions } from '../libs/credentials/aws-sts/aws-ports.js';
-import { REVOKED_POLICY_NAME, ROLE_INLINE_POLICY_LIMIT, parseRevocationPolicy, revokedLeases } from '../libs/credentials/aws-sts/revocation-policy.js';
+import {
+  REVOKED_POLICY_NAME,
+  ROLE_INLINE_POLICY_LIMIT,
+  parseRevocationPolicy,
+  revokedLeases,
+} from '../libs/credentials/aws-sts/revocation-policy.js';
 import { databaseRoleLocks, type RoleLocks } from '../libs/credentials/aws-sts/deny-policy-store.js';
 import { StsCredentialProvider } from '../libs/credentials/aws-sts/sts-provider.js';
 import type { ToolBoundary } from '../libs/policy/boundary.js';
@@ -26,11 +31,18 @@ const clientOptions = (extra: Partial<AwsClientOptions> = {}): AwsClientOptions 
   ...extra,
 });
 
-function provider(options: { locks?: RoleLocks; budget?: number; onCutoff?: (e: { leases: number }) => void; client?: Partial<AwsClientOptions> } = {}) {
-  return new StsCredentialProvider(sdkStsPort(clientOptions(options.client)), sdkIamPort(clientOptions(options.client)), options.locks ?? databaseRoleLocks(db, appendAudit), {
-    policyBudget: options.budget,
-    onCutoff: options.onCutoff,
-  });
+function provider(
+  options: { locks?: RoleLocks; budget?: number; onCutoff?: (e: { leases: number }) => void; client?: Partial<AwsClientOptions> } = {},
+) {
+  return new StsCredentialProvider(
+    sdkStsPort(clientOptions(options.client)),
+    sdkIamPort(clientOptions(options.client)),
+    options.locks ?? databaseRoleLocks(db, appendAudit),
+    {
+      policyBudget: options.budget,
+      onCutoff: options.onCutoff,
+    },
+  );
 }
 
 function boundary(arn = roleArn, extra: Record<string, unknown> = {}): ToolBoundary {
@@ -65,7 +77,13 @@ function issueRequest(options: { ttl?: number; resource?: string; boundary?: Too
   const now = Date.now();
   const b = options.boundary ?? boundary();
   return {
-    lease: { id: uuidv7(now), issuedAt: now, expiresAt: now + (options.ttl ?? 120) * 1000, action: 'exports:read', resource: options.resource ?? 'orders.csv' },
+    lease: {
+      id: uuidv7(now),
+      issuedAt: now,
+      expiresAt: now + (options.ttl ?? 120) * 1000,
+      action: 'exports:read',
+      resource: options.resource ?? 'orders.csv',
+    },
     task: { id: uuidv7(now), intent: 'order_status', subject: 'user-42' },
     workloadId: 'spiffe://acme.test/chatbot',
     boundary: b,
@@ -133,7 +151,9 @@ describe('aws-sts provider against STS and IAM', () => {
     const assume = aws.requests.filter((r) => r.action === 'AssumeRole').at(-1)!;
     expect(assume.params).toMatchObject({ DurationSeconds: '1800', ExternalId: 'acme-partner-7' });
     // The wrong external id is refused by STS: the error names the code, never a secret or parameter.
-    const refused = await provider().issue(issueRequest({ boundary: boundary(arn, { external_id: 'wrong-id' }) })).catch((e: unknown) => e);
+    const refused = await provider()
+      .issue(issueRequest({ boundary: boundary(arn, { external_id: 'wrong-id' }) }))
+      .catch((e: unknown) => e);
     // STS answered with an error: no session exists, so the lease can simply be dropped.
     expect(refused).toBeInstanceOf(SourceError);
     expect(refused).toMatchObject({ code: 'aws_sts_AccessDenied', nothingIssued: true });
@@ -166,7 +186,9 @@ describe('aws-sts provider against STS and IAM', () => {
     expect(warnings.length).toBeGreaterThan(0);
     expect(parseRevocationPolicy(document).cutoff).toBeDefined();
     for (const session of sessions) expect(aws.denied(session.credential.access_key_id as string)).toBe(true);
-    const { rows } = await db.query<{ data: { role_arn: string; leases: number } }>(`SELECT data FROM audit_events WHERE kind = 'aws_sts.revocation_cutoff'`);
+    const { rows } = await db.query<{ data: { role_arn: string; leases: number } }>(
+      `SELECT data FROM audit_events WHERE kind = 'aws_sts.revocation_cutoff'`,
+    );
     expect(rows.some((row) => row.data.role_arn === roleArn)).toBe(true);
     // A session issued after the cut-off is not caught by it.
     await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -174,9 +196,14 @@ describe('aws-sts provider against STS and IAM', () => {
     expect(aws.denied(later.credential.access_key_id as string)).toBe(false);
   });
 
-  it('falls back to the cut-off when IAM refuses the size because of the role\'s other inline policies', async () => {
+  it("falls back to the cut-off when IAM refuses the size because of the role's other inline policies", async () => {
     const name = `crm-crowded-${Math.random().toString(36).slice(2, 8)}`;
-    const big = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: Array.from({ length: 200 }, (_, i) => `arn:aws:s3:::bucket-${i}/*`) }] });
+    const big = JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: 's3:GetObject', Resource: Array.from({ length: 200 }, (_, i) => `arn:aws:s3:::bucket-${i}/*`) },
+      ],
+    });
     const arn = aws.addRole(name, { inline: { 'app-permissions': big } });
     const sts = provider();
     const sessions = [];
@@ -222,12 +249,25 @@ describe('aws-sts provider against STS and IAM', () => {
     const old = Math.floor((Date.now() - 3_600_000) / 1000);
     aws.roles.get(roleName)!.inline.set(
       REVOKED_POLICY_NAME,
-      JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: `TollgateRevokedUntil${old}`, Effect: 'Deny', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:PrincipalTag/tollgate-lease': ['old-lease'] } } }] }),
+      JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: `TollgateRevokedUntil${old}`,
+            Effect: 'Deny',
+            Action: '*',
+            Resource: '*',
+            Condition: { StringEquals: { 'aws:PrincipalTag/tollgate-lease': ['old-lease'] } },
+          },
+        ],
+      }),
     );
     const sts = provider();
     const fresh = await sts.issue(issueRequest());
     await sts.revoke({ leaseId: 'x', externalHandle: fresh.externalHandle! });
-    expect(revokedLeases(parseRevocationPolicy(aws.rolePolicy(roleName, REVOKED_POLICY_NAME)))).toEqual([JSON.parse(fresh.externalHandle!).lease]);
+    expect(revokedLeases(parseRevocationPolicy(aws.rolePolicy(roleName, REVOKED_POLICY_NAME)))).toEqual([
+      JSON.parse(fresh.externalHandle!).lease,
+    ]);
   });
 
   it('retries a 5xx and throttling, then succeeds (the SDK standard retry)', async () => {
@@ -245,7 +285,9 @@ describe('aws-sts provider against STS and IAM', () => {
   it('a source that does not answer fails the call after its tries, with no secret in the error', async () => {
     aws.fail(2, { kind: 'hang', ms: 1500 }, 'AssumeRole');
     const started = Date.now();
-    const error = await provider({ client: { maxAttempts: 2, requestTimeoutMs: 300 } }).issue(issueRequest()).catch((e: unknown) => e);
+    const error = await provider({ client: { maxAttempts: 2, requestTimeoutMs: 300 } })
+      .issue(issueRequest())
+      .catch((e: unknown) => e);
     // Timed out: STS may have issued the session, so the lease must go to the outbox, not be dropped.
     expect(error).toBeInstanceOf(SourceError);
     expect(error).toMatchObject({ nothingIssued: false });
@@ -276,8 +318,14 @@ describe('aws-sts provider against STS and IAM', () => {
       const sts = new StsCredentialProvider(sdkStsPort(), sdkIamPort(), databaseRoleLocks(db, appendAudit));
       const minted = await sts.issue(issueRequest());
       await sts.revoke({ leaseId: 'x', externalHandle: minted.externalHandle! });
-      expect(aws.requests.find((r) => r.action === 'AssumeRole')).toMatchObject({ accessKeyId: 'AKIAFROMTHEENVIRONMENT', region: 'eu-central-1' });
-      expect(aws.requests.find((r) => r.action === 'PutRolePolicy')).toMatchObject({ accessKeyId: 'AKIAFROMTHEENVIRONMENT', region: 'us-west-2' });
+      expect(aws.requests.find((r) => r.action === 'AssumeRole')).toMatchObject({
+        accessKeyId: 'AKIAFROMTHEENVIRONMENT',
+        region: 'eu-central-1',
+      });
+      expect(aws.requests.find((r) => r.action === 'PutRolePolicy')).toMatchObject({
+        accessKeyId: 'AKIAFROMTHEENVIRONMENT',
+        region: 'us-west-2',
+      });
     } finally {
       for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
       Object.assign(process.env, saved);

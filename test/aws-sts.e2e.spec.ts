@@ -78,12 +78,18 @@ describe('aws-sts credentials through the broker', () => {
       [{ session_policy: { Statement: [{ Resource: `${'a'.repeat(1200)}\${resource}` }] } }, 'credential.session_policy'],
     ];
     for (const [change, field] of cases) {
-      const response = await admin('PUT', '/v1/admin/boundaries/bad-sts', { ...STS_BOUNDARY, credential: { ...STS_BOUNDARY.credential, ...change } });
+      const response = await admin('PUT', '/v1/admin/boundaries/bad-sts', {
+        ...STS_BOUNDARY,
+        credential: { ...STS_BOUNDARY.credential, ...change },
+      });
       expect(response.status).toBe(400);
       expect(response.body).toMatchObject({ error: 'invalid_request' });
       expect(response.body.error_description).toContain(field);
     }
-    const unknown = await admin('PUT', '/v1/admin/boundaries/bad-sts', { ...STS_BOUNDARY, credential: { ...STS_BOUNDARY.credential, secret: 'x' } });
+    const unknown = await admin('PUT', '/v1/admin/boundaries/bad-sts', {
+      ...STS_BOUNDARY,
+      credential: { ...STS_BOUNDARY.credential, secret: 'x' },
+    });
     expect(unknown.status).toBe(400);
     expect((await admin('GET', '/v1/admin/boundaries/bad-sts')).status).toBe(404);
   });
@@ -107,17 +113,25 @@ describe('aws-sts credentials through the broker', () => {
     expect(session.tags).toEqual({ 'tollgate-lease': issued.body.lease_id, 'tollgate-task': taskId, 'tollgate-intent': 'order_status' });
     expect(session.sourceIdentity).toBe('chatbot');
     const assume = aws.requests.find((r) => r.action === 'AssumeRole')!;
-    expect(assume).toMatchObject({ region: 'eu-west-1', accessKeyId: 'AKIATOLLGATEBROKER01', params: { DurationSeconds: '900', RoleSessionName: `tg-${issued.body.lease_id}` } });
+    expect(assume).toMatchObject({
+      region: 'eu-west-1',
+      accessKeyId: 'AKIATOLLGATEBROKER01',
+      params: { DurationSeconds: '900', RoleSessionName: `tg-${issued.body.lease_id}` },
+    });
     expect(JSON.parse(assume.params.Policy!).Statement[0].Resource).toBe('arn:aws:s3:::crm-exports/user-42/q3.csv');
 
     const { rows } = await broker.app.broker.db.query<{ row: string }>(`SELECT row_to_json(a)::text AS row FROM audit_events a`);
     for (const { row } of rows) {
-      for (const secret of [session.secretAccessKey, session.sessionToken, 'broker-own-aws-secret-never-logged']) expect(row).not.toContain(secret);
+      for (const secret of [session.secretAccessKey, session.sessionToken, 'broker-own-aws-secret-never-logged'])
+        expect(row).not.toContain(secret);
     }
   });
 
   it('STS refusing the role: 503 and the lease is not left usable', async () => {
-    await asAdmin(broker)('PUT', '/v1/admin/boundaries/crm-missing', { ...STS_BOUNDARY, credential: { ...STS_BOUNDARY.credential, role_arn: 'arn:aws:iam::123456789012:role/not-there' } });
+    await asAdmin(broker)('PUT', '/v1/admin/boundaries/crm-missing', {
+      ...STS_BOUNDARY,
+      credential: { ...STS_BOUNDARY.credential, role_arn: 'arn:aws:iam::123456789012:role/not-there' },
+    });
     const taskId = await bot.openTask();
     const refused = await bot.credential(taskId, { boundary: 'crm-missing', action: 'exports:read' });
     expect(refused.status).toBe(503);
@@ -147,7 +161,11 @@ describe('aws-sts credentials through the broker', () => {
     expect(aws.denied(issued.body.credential.access_key_id)).toBe(true);
     expect(aws.denied(other.body.credential.access_key_id)).toBe(false);
     const put = aws.requests.filter((r) => r.action === 'PutRolePolicy').at(-1)!;
-    expect(put).toMatchObject({ service: 'iam', accessKeyId: 'AKIATOLLGATEBROKER01', params: { RoleName: 'crm-exports-reader', PolicyName: REVOKED_POLICY_NAME } });
+    expect(put).toMatchObject({
+      service: 'iam',
+      accessKeyId: 'AKIATOLLGATEBROKER01',
+      params: { RoleName: 'crm-exports-reader', PolicyName: REVOKED_POLICY_NAME },
+    });
   });
 
   it('IAM failing during revocation: the lease stays revoking, is retried, and ends revoked with the deny in place', async () => {

@@ -91,7 +91,11 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
       expectCleanError(response, 400, 'invalid_request');
       expect(response.body.field).toBe('subject');
     }
-    const resource = await bot.call('POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', resource: 'order/\u0007' });
+    const resource = await bot.call('POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'crm-orders',
+      action: 'orders:read',
+      resource: 'order/\u0007',
+    });
     expectCleanError(resource, 400, 'invalid_request');
     // Ordinary non-ASCII text is fine.
     const ok = await bot.call('POST', '/v1/tasks', { intent: 'order_status', subject: 'Zoë Ångström 山田' });
@@ -124,8 +128,42 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
       ['PUT', '/v1/admin/boundaries/fuzz'],
       ['PUT', '/v1/admin/workloads/fuzz'],
     ] as const;
-    const values: unknown[] = [null, true, 0, -1, 2 ** 53, 1e308, '', 'x', '\u0000', '\ud800', [], {}, [null], { a: { b: { c: [] } } }, 'a'.repeat(5000)];
-    const keys = ['intent', 'subject', 'ttl', 'boundary', 'action', 'resource', 'params', 'purpose', 'tool', 'actions', 'intents', 'default_ttl', 'max_ttl', 'credential', 'jwks', '__proto__', 'constructor'];
+    const values: unknown[] = [
+      null,
+      true,
+      0,
+      -1,
+      2 ** 53,
+      1e308,
+      '',
+      'x',
+      '\u0000',
+      '\ud800',
+      [],
+      {},
+      [null],
+      { a: { b: { c: [] } } },
+      'a'.repeat(5000),
+    ];
+    const keys = [
+      'intent',
+      'subject',
+      'ttl',
+      'boundary',
+      'action',
+      'resource',
+      'params',
+      'purpose',
+      'tool',
+      'actions',
+      'intents',
+      'default_ttl',
+      'max_ttl',
+      'credential',
+      'jwks',
+      '__proto__',
+      'constructor',
+    ];
     let seed = 42;
     const random = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;

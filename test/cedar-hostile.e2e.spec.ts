@@ -19,7 +19,12 @@ beforeAll(async () => {
   broker = await startBroker();
   admin = asAdmin(broker);
   await putBoundary(broker, 'crm-orders', { policy: ALICE_ONLY });
-  await putBoundary(broker, 'payments', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'], approval: { when: 'context.params.amount > 100' } });
+  await putBoundary(broker, 'payments', {
+    tool: 'https://pay.acme.test',
+    actions: ['refund:create'],
+    intents: ['refund_request'],
+    approval: { when: 'context.params.amount > 100' },
+  });
   const put = await admin('PUT', '/v1/admin/policies/no-refunds', { policy: NO_REFUNDS });
   expect(put.status).toBeLessThan(300);
   bot = await registerBot(broker);
@@ -46,7 +51,12 @@ describe('what-if and simulate leave live decisions alone', () => {
   });
 
   it('a what-if of a permit-all boundary policy, global policy and approval boundary changes nothing live', async () => {
-    for (const path of ['/v1/admin/boundaries/crm-orders/what-if', '/v1/admin/policies/no-refunds/what-if', '/v1/admin/boundaries/payments/what-if', '/v1/admin/policies/fresh/what-if']) {
+    for (const path of [
+      '/v1/admin/boundaries/crm-orders/what-if',
+      '/v1/admin/policies/no-refunds/what-if',
+      '/v1/admin/boundaries/payments/what-if',
+      '/v1/admin/policies/fresh/what-if',
+    ]) {
       const response = await admin('POST', path, { policy: PERMIT_ALL });
       expect(response.status, path).toBe(200);
       expect(response.body.replayed, path).toBeGreaterThan(0);
@@ -55,7 +65,11 @@ describe('what-if and simulate leave live decisions alone', () => {
   });
 
   it('a simulate between two live decisions changes nothing live', async () => {
-    const simulated = await admin('POST', '/v1/admin/simulate', { workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'bob' } } });
+    const simulated = await admin('POST', '/v1/admin/simulate', {
+      workload: 'chatbot',
+      task: { intent: 'order_status', subject: 'u' },
+      request: { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'bob' } },
+    });
     expect(simulated.status).toBe(200);
     expect(simulated.body.decision).toBe('deny');
     expect(await live()).toEqual(EXPECTED);
@@ -64,7 +78,11 @@ describe('what-if and simulate leave live decisions alone', () => {
   it('what-if, simulate and live decisions interleaved many times stay correct', async () => {
     for (let round = 0; round < 3; round++) {
       await admin('POST', '/v1/admin/boundaries/crm-orders/what-if', { policy: PERMIT_ALL });
-      await admin('POST', '/v1/admin/simulate', { workload: 'chatbot', task: { intent: 'refund_request', subject: 'u' }, request: { boundary: 'payments', action: 'refund:create', params: { amount: 5000 } } });
+      await admin('POST', '/v1/admin/simulate', {
+        workload: 'chatbot',
+        task: { intent: 'refund_request', subject: 'u' },
+        request: { boundary: 'payments', action: 'refund:create', params: { amount: 5000 } },
+      });
       await admin('POST', '/v1/admin/policies/no-refunds/what-if', { policy: PERMIT_ALL });
       expect(await live()).toEqual(EXPECTED);
     }
@@ -79,26 +97,53 @@ describe('deeply nested or long Cedar is refused before Cedar sees it', () => {
   const LONG_CONDITION = Array(300).fill('true').join('&&');
 
   it('answers 400 naming the field and where, at every door', async () => {
-    for (const [name, text] of [['parens', PARENS], ['chain', CHAIN]] as const) {
+    for (const [name, text] of [
+      ['parens', PARENS],
+      ['chain', CHAIN],
+    ] as const) {
       const doors = [
         await admin('PUT', '/v1/admin/policies/deep', { policy: text }),
-        await admin('PUT', '/v1/admin/boundaries/deep', { tool: 'https://deep.acme.test', actions: ['orders:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, policy: text }),
+        await admin('PUT', '/v1/admin/boundaries/deep', {
+          tool: 'https://deep.acme.test',
+          actions: ['orders:read'],
+          intents: ['order_status'],
+          default_ttl: 60,
+          max_ttl: 60,
+          credential: { kind: 'jwt' },
+          policy: text,
+        }),
         await admin('POST', '/v1/admin/boundaries/crm-orders/what-if', { policy: text }),
         await admin('POST', '/v1/admin/policies/no-refunds/what-if', { policy: text }),
       ];
       for (const response of doors) {
         expect(response.status, name).toBe(400);
         expect(response.body.error).toBe('invalid_request');
-        expect(response.body.error_description).toMatch(/^policy: .*(nests brackets deeper than 32|more than 128 operators).* at line 1, column \d+/);
+        expect(response.body.error_description).toMatch(
+          /^policy: .*(nests brackets deeper than 32|more than 128 operators).* at line 1, column \d+/,
+        );
       }
     }
     for (const when of [DEEP_CONDITION, LONG_CONDITION]) {
-      const response = await admin('PUT', '/v1/admin/boundaries/deep', { tool: 'https://deep.acme.test', actions: ['orders:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, approval: { when } });
+      const response = await admin('PUT', '/v1/admin/boundaries/deep', {
+        tool: 'https://deep.acme.test',
+        actions: ['orders:read'],
+        intents: ['order_status'],
+        default_ttl: 60,
+        max_ttl: 60,
+        credential: { kind: 'jwt' },
+        approval: { when },
+      });
       expect(response.status).toBe(400);
-      expect(response.body.error_description).toMatch(/approval\.when.*(nests brackets deeper than 32|more than 128 operators).* at line 1, column \d+/);
+      expect(response.body.error_description).toMatch(
+        /approval\.when.*(nests brackets deeper than 32|more than 128 operators).* at line 1, column \d+/,
+      );
     }
     const deepParams = JSON.parse(`${'{"a":'.repeat(150)}1${'}'.repeat(150)}`);
-    const simulated = await admin('POST', '/v1/admin/simulate', { workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'crm-orders', action: 'orders:read', params: deepParams } });
+    const simulated = await admin('POST', '/v1/admin/simulate', {
+      workload: 'chatbot',
+      task: { intent: 'order_status', subject: 'u' },
+      request: { boundary: 'crm-orders', action: 'orders:read', params: deepParams },
+    });
     expect(simulated.status).toBeLessThan(500);
     const deepAsked = await bot.credential(await bot.openTask(), { boundary: 'crm-orders', action: 'orders:read', params: deepParams });
     expect(deepAsked.status).toBeLessThan(500);

@@ -52,7 +52,10 @@ describe('Cedar in a child process', () => {
     const answers = await Promise.all(inFlight);
     expect(answers.map((answer) => answer.status)).toEqual(Array(12).fill(503));
     expect(answers[0]!.body.error).toBe('temporarily_unavailable');
-    const { rows } = await broker.app.broker.db.query<{ n: string }>(`SELECT count(*) AS n FROM decisions WHERE task_id = $1 AND outcome = 'deny' AND reasons = '["policy_unavailable"]'::jsonb`, [taskId]);
+    const { rows } = await broker.app.broker.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM decisions WHERE task_id = $1 AND outcome = 'deny' AND reasons = '["policy_unavailable"]'::jsonb`,
+      [taskId],
+    );
     expect(Number(rows[0]!.n)).toBe(12);
     expect(await metric(broker, RESTARTS)).toBe(restarts + 1);
     // Twelve refusals, none the bot's doing: the task is not suspended and decides as before.
@@ -80,13 +83,21 @@ describe('Cedar in a child process', () => {
     ]);
     const restarts = await metric(broker, RESTARTS);
     const pid = live().pid!;
-    const trapped = await bot.credential(await bot.openTask(), { boundary: 'deep-stored', action: 'orders:read', params: { owner: 'alice' } });
+    const trapped = await bot.credential(await bot.openTask(), {
+      boundary: 'deep-stored',
+      action: 'orders:read',
+      params: { owner: 'alice' },
+    });
     expect(trapped.status).toBe(503);
     expect(await metric(broker, RESTARTS)).toBe(restarts + 1);
     await decidesCorrectly();
     expect(live().pid).not.toBe(pid);
     // Simulate runs in the same child: it fails closed too, and does not take decisions with it.
-    const simulated = await admin('POST', '/v1/admin/simulate', { workload: 'chatbot', task: { intent: 'order_status', subject: 'u' }, request: { boundary: 'deep-stored', action: 'orders:read' } });
+    const simulated = await admin('POST', '/v1/admin/simulate', {
+      workload: 'chatbot',
+      task: { intent: 'order_status', subject: 'u' },
+      request: { boundary: 'deep-stored', action: 'orders:read' },
+    });
     expect(simulated.status).toBe(503);
     await decidesCorrectly();
   });

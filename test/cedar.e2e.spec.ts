@@ -37,12 +37,42 @@ const NO_HIGH_FOR_INTERN = `forbid(principal == Workload::"intern-bot", action, 
 beforeAll(async () => {
   broker = await startBroker({ clock: { now: () => Date.now() + skewMs } });
   admin = asAdmin(broker);
-  await putBoundary(broker, 'payments', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'], policy: REFUND_POLICY });
-  await putBoundary(broker, 'crm-owned', { tool: 'https://crm.acme.test', actions: ['orders:read'], intents: ['order_status'], policy: OWNER_POLICY });
-  await putBoundary(broker, 'payroll', { tool: 'https://payroll.acme.test', actions: ['payslip:read'], intents: ['order_status'], policy: BUSINESS_HOURS });
-  await putBoundary(broker, 'hr', { tool: 'https://hr.acme.test', actions: ['record:read'], intents: ['order_status'], sensitivity: 'high' });
-  await putBoundary(broker, 'refunds', { tool: 'https://refunds.acme.test', actions: ['refund:create'], intents: ['refund_request'], policy: APPROVED_REFUNDS });
-  await putBoundary(broker, 'guarded', { tool: 'https://guarded.acme.test', actions: ['thing:read'], intents: ['order_status'], policy: NO_HIGH_FOR_INTERN });
+  await putBoundary(broker, 'payments', {
+    tool: 'https://pay.acme.test',
+    actions: ['refund:create'],
+    intents: ['refund_request'],
+    policy: REFUND_POLICY,
+  });
+  await putBoundary(broker, 'crm-owned', {
+    tool: 'https://crm.acme.test',
+    actions: ['orders:read'],
+    intents: ['order_status'],
+    policy: OWNER_POLICY,
+  });
+  await putBoundary(broker, 'payroll', {
+    tool: 'https://payroll.acme.test',
+    actions: ['payslip:read'],
+    intents: ['order_status'],
+    policy: BUSINESS_HOURS,
+  });
+  await putBoundary(broker, 'hr', {
+    tool: 'https://hr.acme.test',
+    actions: ['record:read'],
+    intents: ['order_status'],
+    sensitivity: 'high',
+  });
+  await putBoundary(broker, 'refunds', {
+    tool: 'https://refunds.acme.test',
+    actions: ['refund:create'],
+    intents: ['refund_request'],
+    policy: APPROVED_REFUNDS,
+  });
+  await putBoundary(broker, 'guarded', {
+    tool: 'https://guarded.acme.test',
+    actions: ['thing:read'],
+    intents: ['order_status'],
+    policy: NO_HIGH_FOR_INTERN,
+  });
   await putBoundary(broker, 'plain', { tool: 'https://plain.acme.test', actions: ['thing:read'], intents: ['order_status'] });
   bot = await registerBot(broker);
   intern = await registerBot(broker, 'intern-bot');
@@ -77,12 +107,24 @@ function skewTo(weekday: number, hour: number): number {
 describe('Cedar policies on a boundary', () => {
   it('permits a refund of at most 100 and forbids one above, naming the policy in the 403 and the decision row', async () => {
     const taskId = await openTask(bot, 'refund_request');
-    const small = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create', params: { amount: 100 } });
+    const small = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'payments',
+      action: 'refund:create',
+      params: { amount: 100 },
+    });
     expect(small.status).toBe(201);
 
-    const large = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create', params: { amount: 101 } });
+    const large = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'payments',
+      action: 'refund:create',
+      params: { amount: 101 },
+    });
     expect(large.status).toBe(403);
-    expect(large.body).toMatchObject({ error: 'access_denied', reasons: ['policy_forbid'], policies: [{ id: 'boundary:payments', version: 1 }] });
+    expect(large.body).toMatchObject({
+      error: 'access_denied',
+      reasons: ['policy_forbid'],
+      policies: [{ id: 'boundary:payments', version: 1 }],
+    });
 
     // No amount: no permit applies, and a policy is attached: deny.
     const none = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create' });
@@ -94,9 +136,30 @@ describe('Cedar policies on a boundary', () => {
       [taskId],
     );
     expect(recorded).toEqual([
-      { id: expect.any(String), outcome: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }], intent: 'refund_request', subject: 'user-42' },
-      { id: large.body.decision_id, outcome: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'boundary:payments', version: 1 }], intent: 'refund_request', subject: 'user-42' },
-      { id: none.body.decision_id, outcome: 'deny', reasons: ['policy_no_permit'], policies: [], intent: 'refund_request', subject: 'user-42' },
+      {
+        id: expect.any(String),
+        outcome: 'permit',
+        reasons: [],
+        policies: [{ id: 'boundary:payments', version: 1 }],
+        intent: 'refund_request',
+        subject: 'user-42',
+      },
+      {
+        id: large.body.decision_id,
+        outcome: 'deny',
+        reasons: ['policy_forbid'],
+        policies: [{ id: 'boundary:payments', version: 1 }],
+        intent: 'refund_request',
+        subject: 'user-42',
+      },
+      {
+        id: none.body.decision_id,
+        outcome: 'deny',
+        reasons: ['policy_no_permit'],
+        policies: [],
+        intent: 'refund_request',
+        subject: 'user-42',
+      },
     ]);
     // The review API (an admin's) shows the same policies, newest first: the denial without a permit names none.
     const history = await admin('GET', `/v1/decisions?task=${taskId}`);
@@ -108,11 +171,21 @@ describe('Cedar policies on a boundary', () => {
     ]);
   });
 
-  it('permits a resource only to the task\'s subject (params.owner == context.subject)', async () => {
+  it("permits a resource only to the task's subject (params.owner == context.subject)", async () => {
     const taskId = await openTask(bot, 'order_status', 'user-42');
-    const own = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-owned', action: 'orders:read', resource: 'order/1', params: { owner: 'user-42' } });
+    const own = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'crm-owned',
+      action: 'orders:read',
+      resource: 'order/1',
+      params: { owner: 'user-42' },
+    });
     expect(own.status).toBe(201);
-    const other = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-owned', action: 'orders:read', resource: 'order/2', params: { owner: 'user-7' } });
+    const other = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'crm-owned',
+      action: 'orders:read',
+      resource: 'order/2',
+      params: { owner: 'user-7' },
+    });
     expect(other.status).toBe(403);
     expect(other.body).toMatchObject({ reasons: ['policy_no_permit'] });
     // A forged entity reference in params is not an entity: it is dropped, not trusted.
@@ -146,18 +219,38 @@ describe('Cedar policies on a boundary', () => {
     }
   });
 
-  it('keeps the valid policy when a new one does not validate: 400 with Cedar\'s message, line and column', async () => {
+  it("keeps the valid policy when a new one does not validate: 400 with Cedar's message, line and column", async () => {
     const before = (await admin('GET', '/v1/admin/boundaries/payments')).body;
-    const definition = { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'], default_ttl: 120, max_ttl: 600, credential: { kind: 'jwt' } };
-    const bad = await admin('PUT', '/v1/admin/boundaries/payments', { ...definition, policy: 'permit(principal, action, resource)\n  when { context.params.amount <= };' });
+    const definition = {
+      tool: 'https://pay.acme.test',
+      actions: ['refund:create'],
+      intents: ['refund_request'],
+      default_ttl: 120,
+      max_ttl: 600,
+      credential: { kind: 'jwt' },
+    };
+    const bad = await admin('PUT', '/v1/admin/boundaries/payments', {
+      ...definition,
+      policy: 'permit(principal, action, resource)\n  when { context.params.amount <= };',
+    });
     expect(bad.status).toBe(400);
-    expect(bad.body).toMatchObject({ error: 'invalid_request', field: 'policy', problems: [{ message: expect.stringContaining('unexpected token'), line: 2, column: 35 }] });
+    expect(bad.body).toMatchObject({
+      error: 'invalid_request',
+      field: 'policy',
+      problems: [{ message: expect.stringContaining('unexpected token'), line: 2, column: 35 }],
+    });
     expect(bad.body.error_description).toMatch(/line 2, column 35/);
 
-    const untyped = await admin('PUT', '/v1/admin/boundaries/payments', { ...definition, policy: 'permit(principal, action, resource) when { context.params.colour == "red" };' });
+    const untyped = await admin('PUT', '/v1/admin/boundaries/payments', {
+      ...definition,
+      policy: 'permit(principal, action, resource) when { context.params.colour == "red" };',
+    });
     expect(untyped.status).toBe(400);
     expect(untyped.body.problems[0]).toMatchObject({ message: expect.stringContaining('params.colour'), line: 1 });
-    const unknownAction = await admin('PUT', '/v1/admin/boundaries/payments', { ...definition, policy: 'permit(principal, action == Action::"refund:craete", resource);' });
+    const unknownAction = await admin('PUT', '/v1/admin/boundaries/payments', {
+      ...definition,
+      policy: 'permit(principal, action == Action::"refund:craete", resource);',
+    });
     expect(unknownAction.status).toBe(400);
 
     const after = (await admin('GET', '/v1/admin/boundaries/payments')).body;
@@ -180,9 +273,17 @@ describe('a policy that requires approval', () => {
     reviewerKey = (await admin('POST', '/v1/admin/api-keys', { role: 'reviewer', label: 'refunds desk' })).body.key;
   });
   const refund = (taskId: string, amount: number, approvalId?: string) =>
-    asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'refunds', action: 'refund:create', params: { amount }, ...(approvalId ? { approval_id: approvalId } : {}) });
+    asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'refunds',
+      action: 'refund:create',
+      params: { amount },
+      ...(approvalId ? { approval_id: approvalId } : {}),
+    });
   const approve = async (approvalId: string) => {
-    const approved = await call(broker.url, 'POST', `/v1/approvals/${approvalId}/approve`, { token: reviewerKey, json: { reason: 'checked the order' } });
+    const approved = await call(broker.url, 'POST', `/v1/approvals/${approvalId}/approve`, {
+      token: reviewerKey,
+      json: { reason: 'checked the order' },
+    });
     expect(approved.status, JSON.stringify(approved.body)).toBe(200);
   };
 
@@ -199,7 +300,9 @@ describe('a policy that requires approval', () => {
       [approvalId],
     );
     expect(event!.data.policies).toEqual([{ id: 'boundary:refunds', version: 1 }]);
-    const [decision] = await rows<{ outcome: string; reasons: string[] }>('SELECT outcome, reasons FROM decisions WHERE id = $1', [event!.data.decision_id]);
+    const [decision] = await rows<{ outcome: string; reasons: string[] }>('SELECT outcome, reasons FROM decisions WHERE id = $1', [
+      event!.data.decision_id,
+    ]);
     expect(decision).toEqual({ outcome: 'pending', reasons: ['approval_required'] });
     // Polling before a reviewer decides answers pending again.
     expect((await refund(taskId, 500, approvalId)).status).toBe(202);
@@ -230,7 +333,14 @@ describe('a policy that requires approval', () => {
         subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
         audience: 'https://refunds.acme.test',
         authorization_details: JSON.stringify([
-          { type: 'tool_call', task_id: taskId, boundary: 'refunds', action: 'refund:create', params: { amount: 500 }, ...(approvalId ? { approval_id: approvalId } : {}) },
+          {
+            type: 'tool_call',
+            task_id: taskId,
+            boundary: 'refunds',
+            action: 'refund:create',
+            params: { amount: 500 },
+            ...(approvalId ? { approval_id: approvalId } : {}),
+          },
         ]),
       };
     };
@@ -245,7 +355,12 @@ describe('a policy that requires approval', () => {
 
   it('refuses an @approval annotation other than "required" on write, keeping the valid policy', async () => {
     const refused = await admin('PUT', '/v1/admin/boundaries/refunds', {
-      tool: 'https://refunds.acme.test', actions: ['refund:create'], intents: ['refund_request'], default_ttl: 60, max_ttl: 600, credential: { kind: 'jwt' },
+      tool: 'https://refunds.acme.test',
+      actions: ['refund:create'],
+      intents: ['refund_request'],
+      default_ttl: 60,
+      max_ttl: 600,
+      credential: { kind: 'jwt' },
       policy: '@approval("sometimes") permit(principal, action, resource);',
     });
     expect(refused.status).toBe(400);
@@ -256,9 +371,17 @@ describe('a policy that requires approval', () => {
 
 describe('global policy sets', () => {
   it('forbids a high-sensitivity boundary to one workload; a forbid-only set leaves other requests alone', async () => {
-    const put = await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: NO_HIGH_FOR_INTERN, description: 'interns never touch high-sensitivity tools' });
+    const put = await admin('PUT', '/v1/admin/policies/no-high-for-intern', {
+      policy: NO_HIGH_FOR_INTERN,
+      description: 'interns never touch high-sensitivity tools',
+    });
     expect(put.status).toBe(201);
-    expect(put.body).toMatchObject({ id: 'no-high-for-intern', version: 1, enabled: true, description: 'interns never touch high-sensitivity tools' });
+    expect(put.body).toMatchObject({
+      id: 'no-high-for-intern',
+      version: 1,
+      enabled: true,
+      description: 'interns never touch high-sensitivity tools',
+    });
 
     const internTask = await openTask(intern, 'order_status');
     const denied = await asBot(intern, 'POST', `/v1/tasks/${internTask}/credentials`, { boundary: 'hr', action: 'record:read' });
@@ -273,17 +396,23 @@ describe('global policy sets', () => {
   });
 
   it('versions every change, refuses an invalid one without touching the active version, and DELETE disables', async () => {
-    const bad = await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: 'forbid(principal, action, resource) when { resource.sensitivty == "high" };' });
+    const bad = await admin('PUT', '/v1/admin/policies/no-high-for-intern', {
+      policy: 'forbid(principal, action, resource) when { resource.sensitivty == "high" };',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.problems[0]).toMatchObject({ message: expect.stringContaining('sensitivty'), line: 1, column: expect.any(Number) });
     expect((await admin('GET', '/v1/admin/policies/no-high-for-intern')).body).toMatchObject({ version: 1, policy: NO_HIGH_FOR_INTERN });
 
-    const changed = await admin('PUT', '/v1/admin/policies/no-high-for-intern', { policy: NO_HIGH_FOR_INTERN.replace('"high"', '"medium"') });
+    const changed = await admin('PUT', '/v1/admin/policies/no-high-for-intern', {
+      policy: NO_HIGH_FOR_INTERN.replace('"high"', '"medium"'),
+    });
     expect(changed.status).toBe(200);
     expect(changed.body).toMatchObject({ version: 2 });
     const internTask = await openTask(intern, 'order_status');
     // Takes effect at once on this replica: high is no longer forbidden.
-    expect((await asBot(intern, 'POST', `/v1/tasks/${internTask}/credentials`, { boundary: 'hr', action: 'record:read' })).status).toBe(201);
+    expect((await asBot(intern, 'POST', `/v1/tasks/${internTask}/credentials`, { boundary: 'hr', action: 'record:read' })).status).toBe(
+      201,
+    );
 
     const deleted = await admin('DELETE', '/v1/admin/policies/no-high-for-intern');
     expect(deleted.body).toMatchObject({ version: 3, enabled: false });
@@ -332,7 +461,11 @@ describe('global policy sets', () => {
     });
     // RFC 6749 §5.2: a token endpoint answers its errors with 400.
     expect(response.status).toBe(400);
-    expect(response.body).toMatchObject({ error: 'access_denied', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }] });
+    expect(response.body).toMatchObject({
+      error: 'access_denied',
+      reasons: ['policy_forbid'],
+      policies: [{ id: 'no-high-for-intern', version: 4 }],
+    });
   });
 });
 
@@ -358,10 +491,16 @@ describe('the policy set key', () => {
 describe('simulation', () => {
   it('decides like the hot path and writes nothing', async () => {
     // Every table, not a chosen few: a simulation that wrote anywhere would show here.
-    const tables = (await rows<{ name: string }>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)).map((t) => t.name);
+    const tables = (
+      await rows<{ name: string }>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+    ).map((t) => t.name);
     expect(tables.length).toBeGreaterThan(10);
     const snapshot = async () =>
-      Object.fromEntries(await Promise.all(tables.map(async (name) => [name, (await rows<{ n: number }>(`SELECT count(*)::int AS n FROM "${name}"`))[0]!.n] as const)));
+      Object.fromEntries(
+        await Promise.all(
+          tables.map(async (name) => [name, (await rows<{ n: number }>(`SELECT count(*)::int AS n FROM "${name}"`))[0]!.n] as const),
+        ),
+      );
     const before = await snapshot();
     const simulate = (body: unknown) => admin('POST', '/v1/admin/simulate', body);
 
@@ -377,11 +516,27 @@ describe('simulation', () => {
       expect(answer.status, JSON.stringify(answer.body)).toBe(200);
       simulated.push(answer.body);
     }
-    expect(simulated[0]).toEqual({ decision: 'deny', reasons: ['policy_forbid'], policies: [{ id: 'no-high-for-intern', version: 4 }], errors: [], approval_required: false, boundary_version: 1 });
-    expect(simulated[1]).toMatchObject({ decision: 'permit', reasons: [], policies: [{ id: 'boundary:payments', version: 1 }], approval_required: false });
+    expect(simulated[0]).toEqual({
+      decision: 'deny',
+      reasons: ['policy_forbid'],
+      policies: [{ id: 'no-high-for-intern', version: 4 }],
+      errors: [],
+      approval_required: false,
+      boundary_version: 1,
+    });
+    expect(simulated[1]).toMatchObject({
+      decision: 'permit',
+      reasons: [],
+      policies: [{ id: 'boundary:payments', version: 1 }],
+      approval_required: false,
+    });
     expect(simulated[2]).toMatchObject({ decision: 'permit', policies: [{ id: 'boundary:refunds', version: 1 }], approval_required: true });
     expect(simulated[3]).toMatchObject({ decision: 'deny', reasons: ['intent_mismatch'], policies: [] });
-    const bad = await simulate({ workload: 'chatbot', task: { intent: 'order_status' }, request: { boundary: 'payments', action: 'refund:create' } });
+    const bad = await simulate({
+      workload: 'chatbot',
+      task: { intent: 'order_status' },
+      request: { boundary: 'payments', action: 'refund:create' },
+    });
     expect(bad.status).toBe(400);
     expect(await snapshot()).toEqual(before);
 
@@ -390,12 +545,20 @@ describe('simulation', () => {
     for (const [i, { who, intent, request }] of cases.entries()) {
       const taskId = await openTask(who, intent, 'u');
       await asBot(who, 'POST', `/v1/tasks/${taskId}/credentials`, request);
-      const [live] = await rows<{ outcome: string; reasons: string[]; policies: unknown }>('SELECT outcome, reasons, policies FROM decisions WHERE task_id = $1', [taskId]);
+      const [live] = await rows<{ outcome: string; reasons: string[]; policies: unknown }>(
+        'SELECT outcome, reasons, policies FROM decisions WHERE task_id = $1',
+        [taskId],
+      );
       const sim = simulated[i];
       // A permit that needs approval is a pending decision there, which records why and no policies.
-      const expected = sim.approval_required ? { outcome: 'pending', reasons: ['approval_required'], policies: null } : { outcome: sim.decision, reasons: sim.reasons, policies: sim.policies };
+      const expected = sim.approval_required
+        ? { outcome: 'pending', reasons: ['approval_required'], policies: null }
+        : { outcome: sim.decision, reasons: sim.reasons, policies: sim.policies };
       // A denial before Cedar ran records no policies (NULL) where the simulation says none ([]).
-      expect({ ...live, policies: sim.decision === 'deny' && live?.policies === null ? [] : live?.policies }, JSON.stringify(request)).toEqual(expected);
+      expect(
+        { ...live, policies: sim.decision === 'deny' && live?.policies === null ? [] : live?.policies },
+        JSON.stringify(request),
+      ).toEqual(expected);
     }
   });
 });
@@ -408,7 +571,11 @@ describe('metrics', () => {
     };
     const before = await count();
     const taskId = await openTask(bot, 'refund_request');
-    const permitted = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'payments', action: 'refund:create', params: { amount: 50 } });
+    const permitted = await asBot(bot, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      boundary: 'payments',
+      action: 'refund:create',
+      params: { amount: 50 },
+    });
     expect(permitted.status).toBe(201);
     expect(await count()).toBe(before + 1);
   });

@@ -71,7 +71,9 @@ function file(name: string, text: string): string {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
   // Compile the CLI once (the same compiler and options as `npm run build`, only the CLI's files).
-  const build = promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'apps/cli')], { cwd: ROOT });
+  const build = promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'apps/cli')], {
+    cwd: ROOT,
+  });
   broker = await startBroker();
   admin = asAdmin(broker);
   reviewerKey = (await admin('POST', '/v1/admin/api-keys', { role: 'reviewer', label: 'cli e2e' })).body.key;
@@ -106,7 +108,11 @@ describe('tollgate apply', () => {
     expect(applied).toMatch(/\+ create policy\/refund-ceiling\nApplied 5 change\(s\)\.\n$/);
     const refunds = (await admin('GET', '/v1/admin/boundaries/crm-refunds')).body;
     expect(refunds).toMatchObject({ version: 1, intents: ['refund'], sensitivity: 'high', drift_threshold: 3, approval: { ttl: 600 } });
-    expect((await admin('GET', '/v1/admin/workloads/support-bot')).body).toMatchObject({ issuer: 'spire', subject: 'spiffe://acme.test/support-bot', enabled: true });
+    expect((await admin('GET', '/v1/admin/workloads/support-bot')).body).toMatchObject({
+      issuer: 'spire',
+      subject: 'spiffe://acme.test/support-bot',
+      enabled: true,
+    });
 
     expect(expectOk(await tollgate(['apply', '-f', EXAMPLE]))).toBe('No changes.\n');
     expect((await admin('GET', '/v1/admin/boundaries/crm-refunds')).body.version).toBe(1);
@@ -117,7 +123,9 @@ describe('tollgate apply', () => {
     const orders = example.indexOf('  # Order status');
     const changed = file(
       'changed.yaml',
-      (example.slice(0, orders) + example.slice(example.indexOf('  # Refunds'))).replace('default_ttl: 60', 'default_ttl: 90').replace(/policies:[\s\S]*$/, 'policies: {}\n'),
+      (example.slice(0, orders) + example.slice(example.indexOf('  # Refunds')))
+        .replace('default_ttl: 60', 'default_ttl: 90')
+        .replace(/policies:[\s\S]*$/, 'policies: {}\n'),
     );
     const plan = expectOk(await tollgate(['apply', '-f', changed, '--dry-run']));
     expect(plan.trim().split('\n')).toEqual([
@@ -150,7 +158,14 @@ describe('tollgate apply', () => {
 
   it('refuses a bad file with exit 2 naming the bad field, sending nothing', async () => {
     const before = (await admin('GET', '/v1/admin/boundaries')).body.items;
-    const fineBoundary = { tool: 'https://x.test', actions: ['x:read'], intents: ['order_status'], default_ttl: 60, max_ttl: 300, credential: { kind: 'jwt' } };
+    const fineBoundary = {
+      tool: 'https://x.test',
+      actions: ['x:read'],
+      intents: ['order_status'],
+      default_ttl: 60,
+      max_ttl: 300,
+      credential: { kind: 'jwt' },
+    };
     const cases: Array<[string, RegExp]> = [
       ['boundaries:\n  crm-x:\n    tool: https://x.test\n    colour: red\n', /boundaries\.crm-x\.colour: unknown field/],
       ['boundaries:\n  crm-x:\n    tool: https://x.test\n    actions: read\n', /boundaries\.crm-x\.actions: must be a list of strings/],
@@ -159,12 +174,30 @@ describe('tollgate apply', () => {
       ['workloads:\n  Bad Bot: { issuer: spire, subject: x }\n', /workloads\.Bad Bot: the id must be a slug/],
       // Values too, by the broker's own schema from its /openapi.json, not only shapes; and the first
       // bad one stops everything even when others before it are fine.
-      [`boundaries:\n  crm-fine: ${JSON.stringify(fineBoundary)}\n  crm-x: ${JSON.stringify({ ...fineBoundary, sensitivity: 'extreme' })}\n`, /^tollgate: .*bad\.yaml: boundaries\.crm-x\.sensitivity: must be one of low, medium, high\n$/],
-      [`boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, credential: { kind: 'vault' } })}\n`, /boundaries\.crm-x\.credential\.path: is required/],
-      [`boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, approval: { when: 'true', ttl: 0 } })}\n`, /boundaries\.crm-x\.approval\.ttl: must be at least 1/],
-      [`boundaries:\n  crm-fine: ${JSON.stringify(fineBoundary)}\n  CRM: ${JSON.stringify(fineBoundary)}\n`, /boundaries\.CRM: the id must match \[a-z0-9\]/],
-      [`workloads:\n  ? spiffe://acme.test/${'a'.repeat(2100)}\n  : { issuer: spire, subject: x }\n`, /workloads\.spiffe:\/\/acme\.test\/a+: the id is refused: a path parameter is too long\n$/],
-      ['policies:\n  p: { policy: "permit(principal, action, resource);", colour: red }\n', /policies\.p\.colour: unknown field \(a policy takes policy, description\)/],
+      [
+        `boundaries:\n  crm-fine: ${JSON.stringify(fineBoundary)}\n  crm-x: ${JSON.stringify({ ...fineBoundary, sensitivity: 'extreme' })}\n`,
+        /^tollgate: .*bad\.yaml: boundaries\.crm-x\.sensitivity: must be one of low, medium, high\n$/,
+      ],
+      [
+        `boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, credential: { kind: 'vault' } })}\n`,
+        /boundaries\.crm-x\.credential\.path: is required/,
+      ],
+      [
+        `boundaries:\n  crm-x: ${JSON.stringify({ ...fineBoundary, approval: { when: 'true', ttl: 0 } })}\n`,
+        /boundaries\.crm-x\.approval\.ttl: must be at least 1/,
+      ],
+      [
+        `boundaries:\n  crm-fine: ${JSON.stringify(fineBoundary)}\n  CRM: ${JSON.stringify(fineBoundary)}\n`,
+        /boundaries\.CRM: the id must match \[a-z0-9\]/,
+      ],
+      [
+        `workloads:\n  ? spiffe://acme.test/${'a'.repeat(2100)}\n  : { issuer: spire, subject: x }\n`,
+        /workloads\.spiffe:\/\/acme\.test\/a+: the id is refused: a path parameter is too long\n$/,
+      ],
+      [
+        'policies:\n  p: { policy: "permit(principal, action, resource);", colour: red }\n',
+        /policies\.p\.colour: unknown field \(a policy takes policy, description\)/,
+      ],
     ];
     for (const [text, message] of cases) expectFailure(await tollgate(['apply', '-f', file('bad.yaml', text)]), 2, message);
     expectFailure(await tollgate(['apply', '-f', join(dir, 'missing.yaml')]), 2, /cannot read .*missing\.yaml: ENOENT/);
@@ -177,7 +210,11 @@ describe('tollgate apply', () => {
     const extra = `  crm-aaa:\n    tool: https://aaa.acme.test\n    actions: [a:read]\n    intents: [order_status]\n    default_ttl: 60\n    max_ttl: 300\n    credential: { kind: jwt }\n  crm-zzz:\n    tool: https://zzz.acme.test\n    actions: [z:read]\n    intents: [order_status]\n    default_ttl: 900\n    max_ttl: 300\n    credential: { kind: jwt }\n`;
     const broken = file('broken.yaml', example.replace('boundaries:\n', `boundaries:\n${extra}`));
     const run = await tollgate(['apply', '-f', broken]);
-    expectFailure(run, 1, /^tollgate: create boundary\/crm-zzz refused at boundaries\.crm-zzz\.default_ttl: invalid_request: .*max_ttl; applied before it: boundary\/crm-aaa\n$/);
+    expectFailure(
+      run,
+      1,
+      /^tollgate: create boundary\/crm-zzz refused at boundaries\.crm-zzz\.default_ttl: invalid_request: .*max_ttl; applied before it: boundary\/crm-aaa\n$/,
+    );
     expect(run.stdout).toMatch(/\+ create boundary\/crm-aaa\n\+ create boundary\/crm-zzz\n/);
     expect((await admin('GET', '/v1/admin/boundaries/crm-aaa')).status).toBe(200);
     expect((await admin('GET', '/v1/admin/boundaries/crm-zzz')).status).toBe(404);
@@ -200,18 +237,42 @@ describe('tollgate for reviewers', () => {
       return answer.body;
     };
     story.taskId = await bot.openTask('order_status', { subject: 'customer-42' });
-    story.readLease = (await ok(bot.credential(story.taskId, { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1001' }), 201)).lease_id;
-    await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1001', params: { amount: 40 } }), 403);
+    story.readLease = (
+      await ok(bot.credential(story.taskId, { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1001' }), 201)
+    ).lease_id;
+    await ok(
+      bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1001', params: { amount: 40 } }),
+      403,
+    );
     await ok(bot.call('POST', `/v1/tasks/${story.taskId}/intent`, { intent: 'refund' }), 200);
-    story.refundLease = (await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1001', params: { amount: 40 } }), 201)).lease_id;
-    story.approvalId = (await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1002', params: { amount: 150 } }), 202)).approval_id;
-    await ok(bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1003', params: { amount: 900 } }), 403);
+    story.refundLease = (
+      await ok(
+        bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1001', params: { amount: 40 } }),
+        201,
+      )
+    ).lease_id;
+    story.approvalId = (
+      await ok(
+        bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1002', params: { amount: 150 } }),
+        202,
+      )
+    ).approval_id;
+    await ok(
+      bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1003', params: { amount: 900 } }),
+      403,
+    );
     story.otherTask = await bot.openTask('refund', { subject: 'customer-7' });
-    await ok(bot.credential(story.otherTask, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/7', params: { amount: 20 } }), 201);
+    await ok(
+      bot.credential(story.otherTask, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/7', params: { amount: 20 } }),
+      201,
+    );
   });
 
   it("answers 'who could call the refunds tool for customer 42, and who was refused' with one command", async () => {
-    const run = await tollgate(['decisions', 'ls', '--boundary', 'crm-refunds', '--subject', 'customer-42', '--since', today, '--until', tomorrow], { key: reviewerKey });
+    const run = await tollgate(
+      ['decisions', 'ls', '--boundary', 'crm-refunds', '--subject', 'customer-42', '--since', today, '--until', tomorrow],
+      { key: reviewerKey },
+    );
     const out = expectOk(run).trim().split('\n');
     expect(out[0]).toBe(`Decisions (boundary crm-refunds, subject customer-42, since ${today}, until ${tomorrow}), newest first:`);
     expect(out[1]).toMatch(/^TIME +OUTCOME +WORKLOAD +TASK +BOUNDARY +ACTION +RESOURCE +REASONS +LEASE$/);
@@ -225,12 +286,22 @@ describe('tollgate for reviewers', () => {
     expect(out.at(-1)).toBe('4 decisions: 1 permitted (chatbot; 1 lease still active), 2 refused (chatbot), 1 sent to a reviewer.');
 
     // The same for scripts, and with a relative window.
-    const json = JSON.parse(expectOk(await tollgate(['decisions', 'ls', '--boundary', 'crm-refunds', '--subject', 'customer-42', '--since', '1h', '--json'], { key: reviewerKey })));
+    const json = JSON.parse(
+      expectOk(
+        await tollgate(['decisions', 'ls', '--boundary', 'crm-refunds', '--subject', 'customer-42', '--since', '1h', '--json'], {
+          key: reviewerKey,
+        }),
+      ),
+    );
     expect(json.items.map((d: { outcome: string }) => d.outcome)).toEqual(['deny', 'pending', 'permit', 'deny']);
     expect(json.items[2]).toMatchObject({ lease_id: story.refundLease, lease_state: 'active' });
-    const refused = JSON.parse(expectOk(await tollgate(['decisions', 'ls', '--subject', 'customer-42', '--outcome', 'deny', '--json'], { key: reviewerKey })));
+    const refused = JSON.parse(
+      expectOk(await tollgate(['decisions', 'ls', '--subject', 'customer-42', '--outcome', 'deny', '--json'], { key: reviewerKey })),
+    );
     expect(refused.items.map((d: { reasons: string[] }) => d.reasons)).toEqual([['policy_forbid'], ['intent_mismatch']]);
-    expect(expectOk(await tollgate(['decisions', 'ls', '--subject', 'customer-42', '--until', '2000-01-01']))).toMatch(/No decisions: nobody asked\.\n$/);
+    expect(expectOk(await tollgate(['decisions', 'ls', '--subject', 'customer-42', '--until', '2000-01-01']))).toMatch(
+      /No decisions: nobody asked\.\n$/,
+    );
   });
 
   it('lists leases with filters, as a table and as JSON, with --limit and --all', async () => {
@@ -239,7 +310,8 @@ describe('tollgate for reviewers', () => {
     expect(table).toContain(story.refundLease);
     expect(table).toMatch(/revoked +chatbot .*journey_changed +\S+\n/);
     expect(table).toMatch(/2 leases, 1 still active\.\n$/);
-    const ids = async (args: string[]) => JSON.parse(expectOk(await tollgate(['leases', 'ls', ...args, '--json']))).items.map((l: { lease_id: string }) => l.lease_id);
+    const ids = async (args: string[]) =>
+      JSON.parse(expectOk(await tollgate(['leases', 'ls', ...args, '--json']))).items.map((l: { lease_id: string }) => l.lease_id);
     expect(await ids(['--subject', 'customer-42', '--state', 'active'])).toEqual([story.refundLease]);
     expect(await ids(['--tool', 'https://crm.acme.test', '--action', 'orders:read'])).toEqual([story.readLease]);
     expect(await ids(['--task', story.otherTask])).toHaveLength(1);
@@ -253,7 +325,9 @@ describe('tollgate for reviewers', () => {
   });
 
   it("shows a task's timeline in order", async () => {
-    const out = expectOk(await tollgate(['tasks', 'show', story.taskId], { key: reviewerKey })).trim().split('\n');
+    const out = expectOk(await tollgate(['tasks', 'show', story.taskId], { key: reviewerKey }))
+      .trim()
+      .split('\n');
     expect(out[0]).toBe(`Task ${story.taskId}: workload chatbot, subject customer-42`);
     const events = out.slice(3).map((line) => line.split(/\s{2,}/));
     expect(events.map((event) => event[1])).toEqual([
@@ -280,29 +354,51 @@ describe('tollgate for reviewers', () => {
     expect(pending).toContain(story.approvalId);
     expect(pending).toContain('{"amount":150}');
     expectFailure(await tollgate(['approvals', 'approve', story.approvalId], { key: reviewerKey }), 2, /--reason is required/);
-    const approved = expectOk(await tollgate(['approvals', 'approve', story.approvalId, '--reason', 'customer verified by phone'], { key: reviewerKey }));
-    expect(approved).toMatch(new RegExp(`^Approved ${story.approvalId} \\(crm-refunds orders:refund order/1002\\): the bot may repeat the request once`));
-    expectFailure(await tollgate(['approvals', 'deny', story.approvalId, '--reason', 'too late'], { key: reviewerKey }), 1, /^tollgate: .*approved, not pending/);
-    const repeat = await bot.credential(story.taskId, { boundary: 'crm-refunds', action: 'orders:refund', resource: 'order/1002', params: { amount: 150 }, approval_id: story.approvalId });
+    const approved = expectOk(
+      await tollgate(['approvals', 'approve', story.approvalId, '--reason', 'customer verified by phone'], { key: reviewerKey }),
+    );
+    expect(approved).toMatch(
+      new RegExp(`^Approved ${story.approvalId} \\(crm-refunds orders:refund order/1002\\): the bot may repeat the request once`),
+    );
+    expectFailure(
+      await tollgate(['approvals', 'deny', story.approvalId, '--reason', 'too late'], { key: reviewerKey }),
+      1,
+      /^tollgate: .*approved, not pending/,
+    );
+    const repeat = await bot.credential(story.taskId, {
+      boundary: 'crm-refunds',
+      action: 'orders:refund',
+      resource: 'order/1002',
+      params: { amount: 150 },
+      approval_id: story.approvalId,
+    });
     expect(repeat.status).toBe(201);
     expect(expectOk(await tollgate(['approvals', 'ls'], { key: reviewerKey }))).toBe('No approvals waiting.\n');
   });
 
   it('revokes a lease, a task and a workload; again changes nothing; a reviewer is refused', async () => {
     expectFailure(await tollgate(['revoke', 'lease', story.refundLease], { key: reviewerKey }), 1, /^tollgate: insufficient_scope: /);
-    expect(expectOk(await tollgate(['revoke', 'lease', story.refundLease, '--reason', 'refund under review']))).toBe(`Revoked lease ${story.refundLease} (revoked_by_admin).\n`);
-    expect(expectOk(await tollgate(['revoke', 'lease', story.refundLease]))).toMatch(/^Lease .* was not live \(revoked, revoked_by_admin at .*\): nothing changed\.\n$/);
+    expect(expectOk(await tollgate(['revoke', 'lease', story.refundLease, '--reason', 'refund under review']))).toBe(
+      `Revoked lease ${story.refundLease} (revoked_by_admin).\n`,
+    );
+    expect(expectOk(await tollgate(['revoke', 'lease', story.refundLease]))).toMatch(
+      /^Lease .* was not live \(revoked, revoked_by_admin at .*\): nothing changed\.\n$/,
+    );
     expectFailure(await tollgate(['revoke', 'lease', '0190b7d0-0000-7000-8000-000000000000']), 1, /^tollgate: not_found: no such lease\n$/);
 
     const task = JSON.parse(expectOk(await tollgate(['revoke', 'task', story.taskId, '--reason', 'fraud suspected', '--json'])));
     expect(task).toMatchObject({ task_id: story.taskId, state: 'revoked', end_reason: 'revoked_by_admin' });
     expect(task.revoked_leases).toHaveLength(1); // the lease the approval gave
-    expect(expectOk(await tollgate(['revoke', 'task', story.taskId]))).toBe(`Task ${story.taskId} is revoked (revoked_by_admin); 0 live lease(s) revoked now.\n`);
+    expect(expectOk(await tollgate(['revoke', 'task', story.taskId]))).toBe(
+      `Task ${story.taskId} is revoked (revoked_by_admin); 0 live lease(s) revoked now.\n`,
+    );
     const timeline = expectOk(await tollgate(['tasks', 'show', story.taskId]));
     expect(timeline).toMatch(/task\.revoked +revoked_by_admin\n$/);
 
     expectFailure(await tollgate(['revoke', 'workload', 'chatbot', '--reason', 'x']), 2, /takes no --reason/);
-    expect(expectOk(await tollgate(['revoke', 'workload', 'chatbot']))).toBe('Workload chatbot disabled: 1 task(s) and 1 lease(s) revoked.\n');
+    expect(expectOk(await tollgate(['revoke', 'workload', 'chatbot']))).toBe(
+      'Workload chatbot disabled: 1 task(s) and 1 lease(s) revoked.\n',
+    );
     expect(JSON.parse(expectOk(await tollgate(['leases', 'ls', '--state', 'active', '--json']))).items).toEqual([]);
   });
 });
@@ -318,13 +414,24 @@ describe('tollgate audit verify and export', () => {
       `SELECT (SELECT count(*)::int FROM audit_events WHERE hash IS NOT NULL) AS n, seq::text AS seq, hash FROM audit_events WHERE hash IS NOT NULL ORDER BY xid DESC, seq DESC LIMIT 1`,
     );
     const head = rows[0]!;
-    expect(ok).toMatch(new RegExp(`^Audit chain intact: ${head.n} event\\(s\\) verified, head seq ${head.seq} hash ${head.hash}(; \\d+ newer event\\(s\\) not chained yet)?\\.\n$`));
-    expect(JSON.parse(expectOk(await tollgate(['audit', 'verify', '--json'])))).toMatchObject({ ok: true, head: { seq: head.seq, hash: head.hash } });
+    expect(ok).toMatch(
+      new RegExp(
+        `^Audit chain intact: ${head.n} event\\(s\\) verified, head seq ${head.seq} hash ${head.hash}(; \\d+ newer event\\(s\\) not chained yet)?\\.\n$`,
+      ),
+    );
+    expect(JSON.parse(expectOk(await tollgate(['audit', 'verify', '--json'])))).toMatchObject({
+      ok: true,
+      head: { seq: head.seq, hash: head.hash },
+    });
 
     if (broker.db.kind !== 'postgres') context.skip();
     // An attacker with database access switches the append-only trigger off and edits an event.
     const su = await connect(broker.db.databaseUrl!);
-    const victim = (await su.query(`SELECT id, seq::text AS seq, data FROM audit_events WHERE kind = 'credential.deny' AND hash IS NOT NULL ORDER BY seq LIMIT 1`)).rows[0];
+    const victim = (
+      await su.query(
+        `SELECT id, seq::text AS seq, data FROM audit_events WHERE kind = 'credential.deny' AND hash IS NOT NULL ORDER BY seq LIMIT 1`,
+      )
+    ).rows[0];
     expect(victim).toBeDefined();
     const edit = async (data: unknown) => {
       await su.query('BEGIN');
@@ -336,7 +443,13 @@ describe('tollgate audit verify and export', () => {
     try {
       await edit({ ...victim.data, reasons: [] });
       const broken = await tollgate(['audit', 'verify'], { key: reviewerKey });
-      expectFailure(broken, 4, new RegExp(`^tollgate: the audit chain is BROKEN at seq ${victim.seq} \\(event ${victim.id}\\): altered; \\d+ event\\(s\\) before it verified\n$`));
+      expectFailure(
+        broken,
+        4,
+        new RegExp(
+          `^tollgate: the audit chain is BROKEN at seq ${victim.seq} \\(event ${victim.id}\\): altered; \\d+ event\\(s\\) before it verified\n$`,
+        ),
+      );
       expect(broken.stdout).toBe('');
       const json = await tollgate(['audit', 'verify', '--json'], { key: reviewerKey });
       expect(json.code).toBe(4);
@@ -351,20 +464,31 @@ describe('tollgate audit verify and export', () => {
   it('exports audit events oldest first, following the cursor across pages, as JSON lines or CSV', async () => {
     // More events than one page holds (1000): the export must follow next_cursor.
     const marker = `export-${Date.now()}`;
-    const seeded: AuditEvent[] = Array.from({ length: 1100 }, (_, i) => ({ kind: 'policy.put', actor: 'admin', data: { policy_id: marker, version: i + 1 } }));
+    const seeded: AuditEvent[] = Array.from({ length: 1100 }, (_, i) => ({
+      kind: 'policy.put',
+      actor: 'admin',
+      data: { policy_id: marker, version: i + 1 },
+    }));
     await appendAudit(broker.app.broker.db, ...seeded);
     await chainAll();
     const { rows } = await broker.app.broker.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_events`);
     const run = await tollgate(['export', '--since', '1d', '--format', 'jsonl'], { key: reviewerKey });
-    const lines = expectOk(run).trim().split('\n').map((line) => JSON.parse(line));
+    const lines = expectOk(run)
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(lines).toHaveLength(rows[0]!.n);
     expect(run.stderr).toBe(`exported ${rows[0]!.n} audit event(s)\n`);
     const seqs = lines.map((event) => BigInt(event.seq));
     expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
-    expect(lines.filter((event) => event.data.policy_id === marker).map((event) => event.data.version)).toEqual(seeded.map((_, i) => i + 1));
+    expect(lines.filter((event) => event.data.policy_id === marker).map((event) => event.data.version)).toEqual(
+      seeded.map((_, i) => i + 1),
+    );
     expect(lines[0]).toMatchObject({ kind: expect.any(String), actor: expect.any(String), hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
 
-    const csv = expectOk(await tollgate(['export', '--since', '1d', '--until', 'now', '--format', 'csv', '--kind', 'task.opened'])).trim().split('\n');
+    const csv = expectOk(await tollgate(['export', '--since', '1d', '--until', 'now', '--format', 'csv', '--kind', 'task.opened']))
+      .trim()
+      .split('\n');
     expect(csv[0]).toBe('id,seq,at,kind,actor,task_id,lease_id,prev_hash,hash,data');
     const opened = await broker.app.broker.db.query<{ id: string }>(`SELECT id FROM audit_events WHERE kind = 'task.opened' ORDER BY seq`);
     expect(csv.slice(1).map((line) => line.split(',')[0])).toEqual(opened.rows.map((row) => row.id));
@@ -398,17 +522,31 @@ describe('exit statuses', () => {
       expect(run.code, args.join(' ')).toBe(2);
       if (args.length > 0) expectFailure(run, 2, message);
     }
-    expectFailure(await tollgate(['leases', 'ls'], { key: null }), 2, /no API key: set TOLLGATE_KEY \(or TOLLGATE_KEY_FILE, or pass --key-file\)/);
+    expectFailure(
+      await tollgate(['leases', 'ls'], { key: null }),
+      2,
+      /no API key: set TOLLGATE_KEY \(or TOLLGATE_KEY_FILE, or pass --key-file\)/,
+    );
     expect(expectOk(await tollgate(['--help']))).toMatch(/^tollgate: the command line/);
   });
 
   it('exits 3 when the broker cannot be reached, and 1 for a key it refuses', async () => {
-    expectFailure(await tollgate(['leases', 'ls'], { url: closedUrl }), 3, new RegExp(`^tollgate: cannot reach the broker at ${closedUrl}: ECONNREFUSED\n$`));
+    expectFailure(
+      await tollgate(['leases', 'ls'], { url: closedUrl }),
+      3,
+      new RegExp(`^tollgate: cannot reach the broker at ${closedUrl}: ECONNREFUSED\n$`),
+    );
     expectFailure(await tollgate(['leases', 'ls'], { key: 'not-a-key' }), 1, /^tollgate: invalid_client: /);
     expectFailure(await tollgate(['apply', '-f', EXAMPLE], { key: 'not-a-key' }), 1, /^tollgate: invalid_client: /);
     // --url and --key win over the environment.
-    expectFailure(await tollgate(['leases', 'ls', '--url', closedUrl, '--key', broker.adminKey], { url: broker.url, key: 'not-a-key' }), 3, /cannot reach/);
-    expect(expectOk(await tollgate(['leases', 'ls', '--url', broker.url, '--key', broker.adminKey], { url: closedUrl, key: 'not-a-key' }))).toMatch(/^Leases \(all\)/);
+    expectFailure(
+      await tollgate(['leases', 'ls', '--url', closedUrl, '--key', broker.adminKey], { url: broker.url, key: 'not-a-key' }),
+      3,
+      /cannot reach/,
+    );
+    expect(
+      expectOk(await tollgate(['leases', 'ls', '--url', broker.url, '--key', broker.adminKey], { url: closedUrl, key: 'not-a-key' })),
+    ).toMatch(/^Leases \(all\)/);
   });
 });
 
@@ -419,7 +557,11 @@ describe('tollgate admin verbs', () => {
     expect(expectOk(await tollgate(['workloads', 'put', 'sim-bot', '-f', body]))).toBe('Workload sim-bot: revision 1, enabled.\n');
     const yaml = file('sim-bot.yaml', `jwks:\n  keys:\n    - ${JSON.stringify(key.publicJwk)}\nenabled: true\n`);
     expect(expectOk(await tollgate(['workloads', 'put', 'sim-bot', '-f', yaml]))).toMatch(/^Workload sim-bot: revision \d+, enabled\.\n$/);
-    expect((await admin('GET', '/v1/admin/workloads/sim-bot')).body).toMatchObject({ id: 'sim-bot', enabled: true, jwks: { keys: [key.publicJwk] } });
+    expect((await admin('GET', '/v1/admin/workloads/sim-bot')).body).toMatchObject({
+      id: 'sim-bot',
+      enabled: true,
+      jwks: { keys: [key.publicJwk] },
+    });
 
     const table = expectOk(await tollgate(['workloads', 'ls']));
     expect(table.split('\n')[0]).toMatch(/^WORKLOAD\s+ENABLED\s+AUTHENTICATES WITH\s+REVISION\s+UPDATED$/);
@@ -428,17 +570,44 @@ describe('tollgate admin verbs', () => {
     expect(listed.map((w: { id: string }) => w.id)).toContain('sim-bot');
 
     // The broker checks the body; a refusal names its field.
-    expectFailure(await tollgate(['workloads', 'put', 'sim-bot', '-f', file('bad.json', '{"jwks": {"keys": []}}')]), 1, /^tollgate: invalid_request: jwks\.keys/);
+    expectFailure(
+      await tollgate(['workloads', 'put', 'sim-bot', '-f', file('bad.json', '{"jwks": {"keys": []}}')]),
+      1,
+      /^tollgate: invalid_request: jwks\.keys/,
+    );
     expectFailure(await tollgate(['workloads', 'put', 'sim-bot', '-f', file('list.json', '[1]')]), 2, /must hold one object/);
     // An id the broker's rule refuses is a usage error, in the broker's words; nothing is written.
-    expectFailure(await tollgate(['workloads', 'put', 'Not A Slug', '-f', body]), 2, /^tollgate: workloads put: <workload-id> must be a slug \[a-z0-9\]\[a-z0-9._-\]\{0,62\} or a SPIFFE ID\n/);
+    expectFailure(
+      await tollgate(['workloads', 'put', 'Not A Slug', '-f', body]),
+      2,
+      /^tollgate: workloads put: <workload-id> must be a slug \[a-z0-9\]\[a-z0-9._-\]\{0,62\} or a SPIFFE ID\n/,
+    );
     expect((await admin('GET', '/v1/admin/workloads')).body.items.map((w: { id: string }) => w.id)).not.toContain('Not A Slug');
 
     await putBoundary(broker, 'cli-sim');
-    const simulated = JSON.parse(expectOk(await tollgate(['simulate', '--workload', 'sim-bot', '--intent', 'order_status', '--subject', 'c-1', '--boundary', 'cli-sim', '--action', 'orders:read', '--json'])));
+    const simulated = JSON.parse(
+      expectOk(
+        await tollgate([
+          'simulate',
+          '--workload',
+          'sim-bot',
+          '--intent',
+          'order_status',
+          '--subject',
+          'c-1',
+          '--boundary',
+          'cli-sim',
+          '--action',
+          'orders:read',
+          '--json',
+        ]),
+      ),
+    );
     expect(simulated).toMatchObject({ decision: 'permit', reasons: [] });
 
-    expect(expectOk(await tollgate(['workloads', 'delete', 'sim-bot']))).toBe('Workload sim-bot deleted (disabled): 0 task(s) and 0 lease(s) revoked.\n');
+    expect(expectOk(await tollgate(['workloads', 'delete', 'sim-bot']))).toBe(
+      'Workload sim-bot deleted (disabled): 0 task(s) and 0 lease(s) revoked.\n',
+    );
     expect((await admin('GET', '/v1/admin/workloads/sim-bot')).body.enabled).toBe(false);
     expectFailure(await tollgate(['workloads', 'delete', 'nobody']), 1, /^tollgate: not_found: /);
   });
@@ -447,16 +616,52 @@ describe('tollgate admin verbs', () => {
     await registerBot(broker, 'sim-bot-2');
     await putBoundary(broker, 'cli-sim');
     const decisionsBefore = (await admin('GET', '/v1/decisions?limit=1000')).body.items.length;
-    const base = ['--workload', 'sim-bot-2', '--subject', 'customer-9', '--boundary', 'cli-sim', '--action', 'orders:read', '--resource', 'order/9'];
-    expect(expectOk(await tollgate(['simulate', ...base, '--intent', 'order_status']))).toBe('PERMIT: sim-bot-2 orders:read on cli-sim order/9.\n');
-    expect(expectOk(await tollgate(['simulate', ...base, '--intent', 'refund']))).toBe('DENY: sim-bot-2 orders:read on cli-sim order/9 (intent_mismatch).\n');
-    const request = file('simulate.json', JSON.stringify({ workload: 'sim-bot-2', task: { intent: 'order_status', subject: 'customer-9' }, request: { boundary: 'cli-sim', action: 'orders:read' } }));
-    expect(JSON.parse(expectOk(await tollgate(['simulate', '-f', request, '--json'])))).toMatchObject({ decision: 'permit', boundary_version: expect.any(Number) });
+    const base = [
+      '--workload',
+      'sim-bot-2',
+      '--subject',
+      'customer-9',
+      '--boundary',
+      'cli-sim',
+      '--action',
+      'orders:read',
+      '--resource',
+      'order/9',
+    ];
+    expect(expectOk(await tollgate(['simulate', ...base, '--intent', 'order_status']))).toBe(
+      'PERMIT: sim-bot-2 orders:read on cli-sim order/9.\n',
+    );
+    expect(expectOk(await tollgate(['simulate', ...base, '--intent', 'refund']))).toBe(
+      'DENY: sim-bot-2 orders:read on cli-sim order/9 (intent_mismatch).\n',
+    );
+    const request = file(
+      'simulate.json',
+      JSON.stringify({
+        workload: 'sim-bot-2',
+        task: { intent: 'order_status', subject: 'customer-9' },
+        request: { boundary: 'cli-sim', action: 'orders:read' },
+      }),
+    );
+    expect(JSON.parse(expectOk(await tollgate(['simulate', '-f', request, '--json'])))).toMatchObject({
+      decision: 'permit',
+      boundary_version: expect.any(Number),
+    });
     // A flag replaces the file's field.
-    expect(JSON.parse(expectOk(await tollgate(['simulate', '-f', request, '--action', 'orders:delete', '--json'])))).toMatchObject({ decision: 'deny', reasons: ['action_not_allowed'] });
+    expect(JSON.parse(expectOk(await tollgate(['simulate', '-f', request, '--action', 'orders:delete', '--json'])))).toMatchObject({
+      decision: 'deny',
+      reasons: ['action_not_allowed'],
+    });
     expect((await admin('GET', '/v1/decisions?limit=1000')).body.items.length).toBe(decisionsBefore);
-    expectFailure(await tollgate(['simulate', '--workload', 'sim-bot-2'], { url: closedUrl }), 2, /simulate: missing --intent, --subject, --boundary, --action/);
-    expectFailure(await tollgate(['simulate', ...base, '--intent', 'order_status', '--params', '{not json'], { url: closedUrl }), 2, /--params must be a JSON object/);
+    expectFailure(
+      await tollgate(['simulate', '--workload', 'sim-bot-2'], { url: closedUrl }),
+      2,
+      /simulate: missing --intent, --subject, --boundary, --action/,
+    );
+    expectFailure(
+      await tollgate(['simulate', ...base, '--intent', 'order_status', '--params', '{not json'], { url: closedUrl }),
+      2,
+      /--params must be a JSON object/,
+    );
   });
 
   it('creates an API key (alone on stdout), lists it, and revokes it; the revoked key is refused', async () => {
@@ -466,7 +671,11 @@ describe('tollgate admin verbs', () => {
     expect(created.stderr).toMatch(/^Created reviewer key \S+ \(cli made\): shown once, store it now\.\n$/);
     expect(expectOk(await tollgate(['leases', 'ls'], { key }))).toMatch(/^Leases \(all\)/);
 
-    const listed = JSON.parse(expectOk(await tollgate(['api-keys', 'ls', '--json']))).items as Array<{ id: string; label?: string; revoked_at: string | null }>;
+    const listed = JSON.parse(expectOk(await tollgate(['api-keys', 'ls', '--json']))).items as Array<{
+      id: string;
+      label?: string;
+      revoked_at: string | null;
+    }>;
     const mine = listed.find((k) => k.label === 'cli made')!;
     expect(mine.revoked_at).toBeNull();
     expect(JSON.stringify(listed)).not.toContain(key);
@@ -480,30 +689,57 @@ describe('tollgate admin verbs', () => {
   });
 
   it('lists the signing keys and rotates them', async () => {
-    const before = JSON.parse(expectOk(await tollgate(['keys', 'ls', '--json']))) as { active_kid: string; keys: Array<{ kid: string; state: string }> };
+    const before = JSON.parse(expectOk(await tollgate(['keys', 'ls', '--json']))) as {
+      active_kid: string;
+      keys: Array<{ kid: string; state: string }>;
+    };
     const next = before.keys.find((k) => k.state === 'next')!.kid;
-    expect(expectOk(await tollgate(['keys', 'ls'], { key: reviewerKey }))).toMatch(new RegExp(`\\n${before.active_kid} \\*\\s+\\S+\\s+active`));
+    expect(expectOk(await tollgate(['keys', 'ls'], { key: reviewerKey }))).toMatch(
+      new RegExp(`\\n${before.active_kid} \\*\\s+\\S+\\s+active`),
+    );
     const rotated = expectOk(await tollgate(['keys', 'rotate']));
-    expect(rotated.split('\n')[0]).toBe(`Rotated: ${next} signs from now on, ${before.active_kid} retired (published until what it signed expires); ${(await admin('GET', '/v1/admin/keys')).body.keys.find((k: { state: string }) => k.state === 'next').kid} is published as the next key.`);
+    expect(rotated.split('\n')[0]).toBe(
+      `Rotated: ${next} signs from now on, ${before.active_kid} retired (published until what it signed expires); ${(await admin('GET', '/v1/admin/keys')).body.keys.find((k: { state: string }) => k.state === 'next').kid} is published as the next key.`,
+    );
     expect((await admin('GET', '/v1/admin/keys')).body.active_kid).toBe(next);
     expectFailure(await tollgate(['keys', 'rotate'], { key: reviewerKey }), 1, /^tollgate: insufficient_scope: /);
   });
 });
 
 describe('tollgate --version, --help per command, and where the key comes from', () => {
-  it('prints its version and each command\'s usage (exit 0, without contacting the broker)', async () => {
+  it("prints its version and each command's usage (exit 0, without contacting the broker)", async () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'apps/cli/package.json'), 'utf8')) as { version: string };
     expect(expectOk(await tollgate(['--version'], { url: closedUrl, key: null }))).toBe(`tollgate ${version}\n`);
-    for (const command of ['apply', 'leases', 'decisions', 'tasks', 'revoke', 'approvals', 'audit', 'export', 'workloads', 'api-keys', 'keys', 'simulate']) {
+    for (const command of [
+      'apply',
+      'leases',
+      'decisions',
+      'tasks',
+      'revoke',
+      'approvals',
+      'audit',
+      'export',
+      'workloads',
+      'api-keys',
+      'keys',
+      'simulate',
+    ]) {
       const usage = expectOk(await tollgate([command, '--help'], { url: closedUrl, key: null }));
       expect(usage, command).toMatch(new RegExp(`^Usage:\\n  tollgate ${command} `));
       expect(usage, command).toMatch(/--key-file PATH/);
       // Only that command's lines.
-      expect(usage.match(/^ {2}tollgate \S+/gm)!.every((line) => line === `  tollgate ${command}`), command).toBe(true);
+      expect(
+        usage.match(/^ {2}tollgate \S+/gm)!.every((line) => line === `  tollgate ${command}`),
+        command,
+      ).toBe(true);
     }
-    expect(expectOk(await tollgate(['workloads', 'put', '--help'], { url: closedUrl }))).toMatch(/^Usage:\n  tollgate workloads ls\n  tollgate workloads put WORKLOAD_ID -f/);
-    expect(expectOk(await tollgate(['help', 'simulate'], { url: closedUrl }))).toMatch(/^Usage:\n  tollgate simulate --workload/);
-    expect(expectOk(await tollgate(['--help'], { url: closedUrl }))).toMatch(/tollgate simulate[\s\S]*tollgate --version\n {2}tollgate <command> --help\n/);
+    expect(expectOk(await tollgate(['workloads', 'put', '--help'], { url: closedUrl }))).toMatch(
+      /^Usage:\n {2}tollgate workloads ls\n {2}tollgate workloads put WORKLOAD_ID -f/,
+    );
+    expect(expectOk(await tollgate(['help', 'simulate'], { url: closedUrl }))).toMatch(/^Usage:\n {2}tollgate simulate --workload/);
+    expect(expectOk(await tollgate(['--help'], { url: closedUrl }))).toMatch(
+      /tollgate simulate[\s\S]*tollgate --version\n {2}tollgate <command> --help\n/,
+    );
   });
 
   it('reads the key from --key-file or TOLLGATE_KEY_FILE, warns about a key on argv or a file others can read', async () => {
@@ -525,11 +761,25 @@ describe('tollgate --version, --help per command, and where the key comes from',
 
     const onArgv = await tollgate(['leases', 'ls', '--key', broker.adminKey], { key: null });
     expect(expectOk(onArgv)).toMatch(/^Leases \(all\)/);
-    expect(onArgv.stderr).toMatch(/^tollgate: warning: --key puts the key in the process list \(ps\) and shell history; prefer TOLLGATE_KEY or --key-file\n$/);
+    expect(onArgv.stderr).toMatch(
+      /^tollgate: warning: --key puts the key in the process list \(ps\) and shell history; prefer TOLLGATE_KEY or --key-file\n$/,
+    );
     expect(onArgv.stderr).not.toContain(broker.adminKey);
 
-    expectFailure(await tollgate(['leases', 'ls', '--key-file', join(dir, 'missing.key')], { key: null }), 2, /^tollgate: --key-file: cannot read .*missing\.key: ENOENT\n$/);
-    expectFailure(await tollgate(['leases', 'ls', '--key-file', file('empty.key', '\n')], { key: null }), 2, /--key-file: .*empty\.key is empty/);
-    expectFailure(await tollgate(['leases', 'ls', '--key-file', keyFile, '--key', 'x'], { key: null }), 2, /--key and --key-file: give one of them/);
+    expectFailure(
+      await tollgate(['leases', 'ls', '--key-file', join(dir, 'missing.key')], { key: null }),
+      2,
+      /^tollgate: --key-file: cannot read .*missing\.key: ENOENT\n$/,
+    );
+    expectFailure(
+      await tollgate(['leases', 'ls', '--key-file', file('empty.key', '\n')], { key: null }),
+      2,
+      /--key-file: .*empty\.key is empty/,
+    );
+    expectFailure(
+      await tollgate(['leases', 'ls', '--key-file', keyFile, '--key', 'x'], { key: null }),
+      2,
+      /--key and --key-file: give one of them/,
+    );
   });
 });

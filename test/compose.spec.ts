@@ -66,10 +66,14 @@ describe('docker-compose.yml', () => {
   const tollgate = services.tollgate!;
 
   it('runs exactly PostgreSQL 15 and Tollgate by default; Vault (dev mode) and LocalStack only with the downstream profile', () => {
-    const always = Object.entries(services).filter(([, service]) => !service.profiles?.length).map(([name]) => name);
+    const always = Object.entries(services)
+      .filter(([, service]) => !service.profiles?.length)
+      .map(([name]) => name);
     expect(always.sort()).toEqual(['postgres', 'tollgate']);
     expect(postgres.image).toMatch(/^postgres:15(\b|$)/);
-    const downstream = Object.entries(services).filter(([, service]) => service.profiles?.includes('downstream')).map(([name]) => name);
+    const downstream = Object.entries(services)
+      .filter(([, service]) => service.profiles?.includes('downstream'))
+      .map(([name]) => name);
     expect(downstream.sort()).toEqual(['localstack', 'vault', 'vault-init']);
     expect(services.vault!.image).toMatch(/^hashicorp\/vault:/);
     expect([services.vault!.command].flat().join(' ')).toMatch(/server -dev/);
@@ -148,7 +152,11 @@ describe('docker-compose.yml', () => {
     const base = { ...process.env };
     delete base.TOLLGATE_ADMIN_KEY;
     delete base.TOLLGATE_KEK;
-    const ok = spawnSync('docker-compose', ['-f', composeFile, 'config', '-q'], { cwd: ROOT, encoding: 'utf8', env: { ...base, ...secrets } });
+    const ok = spawnSync('docker-compose', ['-f', composeFile, 'config', '-q'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...base, ...secrets },
+    });
     expect(ok.status, ok.stderr).toBe(0);
     const missing = spawnSync('docker-compose', ['-f', composeFile, 'config', '-q'], {
       cwd: ROOT,
@@ -175,7 +183,10 @@ describe('Dockerfile', () => {
   it('installs from the lock file, builds, and drops the dev dependencies', () => {
     const run = lines.filter((line) => /^RUN\s/i.test(line)).join('\n');
     const order = ['npm ci', 'npm run build', 'npm prune --omit=dev'].map((command) => run.indexOf(command));
-    expect(order.every((index) => index >= 0), run).toBe(true);
+    expect(
+      order.every((index) => index >= 0),
+      run,
+    ).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(dockerfile).toMatch(/COPY\s+package\.json\s+package-lock\.json\s/);
   });
@@ -190,7 +201,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps local state and build output out of the image context', () => {
-    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim());
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim());
     for (const entry of ['node_modules', 'dist', '.tollgate', '.git']) expect(ignored).toContain(entry);
   });
 });

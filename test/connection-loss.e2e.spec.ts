@@ -44,7 +44,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function killBackends(database: string): Promise<number> {
   return admin(async (client) => {
     // Two statements, so the planner can never call pg_terminate_backend on a row the filter drops.
-    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [database],
+    );
     if (rows.length > 0) await client.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [rows.map((row) => row.pid)]);
     return rows.length;
   });
@@ -70,7 +73,10 @@ async function followEvents(url: string, key: string, running: () => boolean, st
   let last: string | undefined;
   while (running()) {
     try {
-      const response = await fetch(`${url}/v1/events${last ? `?last_event_id=${last}` : ''}`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(3000) });
+      const response = await fetch(`${url}/v1/events${last ? `?last_event_id=${last}` : ''}`, {
+        headers: { authorization: `Bearer ${key}` },
+        signal: AbortSignal.timeout(3000),
+      });
       statuses.push(response.status);
       if (response.status !== 200 || !response.body) {
         await sleep(50);
@@ -100,7 +106,10 @@ describe('connection loss', () => {
   beforeAll(async () => {
     if (!reachable) return;
     // The sweeper, outbox and chainer run every 50 ms; a tight rate limit makes every request touch its bucket.
-    broker = await startBroker({ sweep: true, env: { TOLLGATE_SWEEP_INTERVAL_MS: '50', TOLLGATE_RATE_LIMIT: '1000', TOLLGATE_RATE_BURST: '2000' } });
+    broker = await startBroker({
+      sweep: true,
+      env: { TOLLGATE_SWEEP_INTERVAL_MS: '50', TOLLGATE_RATE_LIMIT: '1000', TOLLGATE_RATE_BURST: '2000' },
+    });
     await putBoundary(broker, 'crm-orders', { default_ttl: 1 });
     bot = await registerBot(broker);
   });
@@ -141,9 +150,14 @@ describe('connection loss', () => {
           });
           // Revocation both ways: by the bot over RFC 7009, and by an admin (which also writes an event).
           if (token) await record(() => call(broker.url, 'POST', '/oauth2/revoke', { token: broker.adminKey, form: { token: token! } }));
-          if (leaseId) await record(() => call(broker.url, 'POST', `/v1/admin/leases/${leaseId}/revoke`, { token: broker.adminKey, json: { reason: 'test' } }));
+          if (leaseId)
+            await record(() =>
+              call(broker.url, 'POST', `/v1/admin/leases/${leaseId}/revoke`, { token: broker.adminKey, json: { reason: 'test' } }),
+            );
         }
-        await record(() => call(broker.url, 'POST', `/v1/admin/tasks/${taskId}/revoke`, { token: broker.adminKey, json: { reason: 'test' } }));
+        await record(() =>
+          call(broker.url, 'POST', `/v1/admin/tasks/${taskId}/revoke`, { token: broker.adminKey, json: { reason: 'test' } }),
+        );
       }
     };
     const load = Promise.all([issuer(), issuer(), issuer(), issuer()]);
@@ -237,7 +251,17 @@ describe('a PostgreSQL server that crashes and restarts', () => {
     if (asRoot) await execFileAsync('runuser', ['-u', 'postgres', '--', ...command]);
     else await execFileAsync(command[0]!, command.slice(1));
   };
-  const start = () => pgCtl('start', '-w', '-D', join(dir!, 'data'), '-l', join(dir!, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`);
+  const start = () =>
+    pgCtl(
+      'start',
+      '-w',
+      '-D',
+      join(dir!, 'data'),
+      '-l',
+      join(dir!, 'log'),
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+    );
   const stopImmediately = () => pgCtl('stop', '-w', '-m', 'immediate', '-D', join(dir!, 'data'));
 
   beforeAll(async () => {
@@ -263,7 +287,13 @@ describe('a PostgreSQL server that crashes and restarts', () => {
   it('recovers after `pg_ctl stop -m immediate` and a start, and a start waits for a database that is down', async (context) => {
     if (!haveInitdb) context.skip();
     const databaseUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
-    const db: TestDatabase = { kind: 'postgres', databaseUrl, dataDir: mkdtempSync(join(tmpdir(), 'tollgate-test-')), name: 'postgres', drop: async () => {} };
+    const db: TestDatabase = {
+      kind: 'postgres',
+      databaseUrl,
+      dataDir: mkdtempSync(join(tmpdir(), 'tollgate-test-')),
+      name: 'postgres',
+      drop: async () => {},
+    };
     let broker = await startBroker({ db, sweep: true, env: { TOLLGATE_SWEEP_INTERVAL_MS: '100' } });
     const statuses: number[] = [];
     const toReady: number[] = [];
@@ -319,7 +349,9 @@ describe('a PostgreSQL server that crashes and restarts', () => {
       rmSync(db.dataDir, { recursive: true, force: true });
     }
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-    process.stdout.write(`connection-loss: restart → /readyz ${median(toReady)} ms, → first 201 ${median(toIssued)} ms (runs ${toReady.join('/')} ; ${toIssued.join('/')})\n`);
+    process.stdout.write(
+      `connection-loss: restart → /readyz ${median(toReady)} ms, → first 201 ${median(toIssued)} ms (runs ${toReady.join('/')} ; ${toIssued.join('/')})\n`,
+    );
     expect(escaped.map(String)).toEqual([]);
   }, 60_000);
 });

@@ -115,7 +115,8 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     expect((await bot.call('POST', `/v1/tasks/${taskA}/intent`, { intent: 'refund_request' })).status).toBe(200);
     // Task B: another subject, two active leases, a refund that waits for a human.
     taskB = await bot.openTask('order_status', { subject: 'bob' });
-    for (const resource of ['order/2', 'order/3']) expect((await bot.credential(taskB, { boundary: 'crm-orders', action: 'orders:read', resource })).status).toBe(201);
+    for (const resource of ['order/2', 'order/3'])
+      expect((await bot.credential(taskB, { boundary: 'crm-orders', action: 'orders:read', resource })).status).toBe(201);
     expect((await bot.credential(taskB, { boundary: 'crm-orders', action: 'orders:refund:all', resource: 'order/2' })).status).toBe(403);
     const pending = await bot.credential(taskB, { ...REFUND, params: { amount: 250 } });
     expect(pending.status).toBe(202);
@@ -127,7 +128,16 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1360, height: 900 },
     });
     page = context.pages()[0] ?? (await context.newPage());
@@ -233,7 +243,8 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
 
     // Cursor paging: 25 a page, so 30 more leases make two pages.
     const taskC = await bot.openTask('order_status', { subject: 'carol' });
-    for (let i = 0; i < 30; i++) expect((await bot.credential(taskC, { boundary: 'crm-orders', action: 'orders:read', resource: `order/c${i}` })).status).toBe(201);
+    for (let i = 0; i < 30; i++)
+      expect((await bot.credential(taskC, { boundary: 'crm-orders', action: 'orders:read', resource: `order/c${i}` })).status).toBe(201);
     await page.fill('#leases-form input[name=task]', taskC);
     await page.click('#leases-form button[type=submit]');
     await expect.poll(() => page.locator('#leases-table tbody tr').count()).toBe(25);
@@ -260,7 +271,9 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     await page.click(`#leases-table [data-task="${taskA}"]`);
     await expect.poll(() => page.locator('#timeline-events li.event').count()).toBeGreaterThan(0);
     expect(await page.inputValue('#timeline-form input[name=task]')).toBe(taskA);
-    const kinds = await page.locator('#timeline-events li.event').evaluateAll((items) => items.map((item) => item.getAttribute('data-kind')));
+    const kinds = await page
+      .locator('#timeline-events li.event')
+      .evaluateAll((items) => items.map((item) => item.getAttribute('data-kind')));
     expect(kinds).toEqual(['task.opened', 'decision.permit', 'lease.issued', 'decision.deny', 'task.intent_changed', 'lease.revoked']);
     const text = (kind: string) => page.locator(`#timeline-events li[data-kind="${kind}"]`).textContent();
     expect(await text('decision.deny')).toContain('action_not_allowed');
@@ -286,9 +299,11 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
   it('draws the denials by workload and boundary as an SVG chart from the deny decisions', async () => {
     await page.click('#denials-form button[type=submit]');
     await expect.poll(() => page.locator('#denials-chart svg rect[data-series]').count()).toBeGreaterThan(0);
-    const counts = await page.locator('#denials-chart svg rect[data-series]').evaluateAll((rects) =>
-      rects.map((rect) => ({ series: rect.getAttribute('data-series'), count: Number(rect.getAttribute('data-count')) })),
-    );
+    const counts = await page
+      .locator('#denials-chart svg rect[data-series]')
+      .evaluateAll((rects) =>
+        rects.map((rect) => ({ series: rect.getAttribute('data-series'), count: Number(rect.getAttribute('data-count')) })),
+      );
     expect(counts.every(({ series }) => series === 'chatbot · crm-orders')).toBe(true);
     expect(counts.reduce((sum, { count }) => sum + count, 0)).toBe(denials);
     const legend = await page.locator('#denials-legend tbody tr').first().textContent();
@@ -307,7 +322,11 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     await expect.poll(() => page.locator('#approvals-message').textContent()).toMatch(new RegExp(`Approved ${approvalId}`));
     await expect.poll(() => page.locator(`[data-approval="${approvalId}"]`).count()).toBe(0);
     const approval = await asAdmin(broker)('GET', `/v1/approvals/${approvalId}`);
-    expect(approval.body).toMatchObject({ status: 'approved', reason: 'customer verified by phone', decided_by: expect.stringMatching(/^reviewer:/) });
+    expect(approval.body).toMatchObject({
+      status: 'approved',
+      reason: 'customer verified by phone',
+      decided_by: expect.stringMatching(/^reviewer:/),
+    });
     const repeat = await bot.credential(taskB, { ...REFUND, params: { amount: 250 }, approval_id: approvalId });
     expect(repeat.status, JSON.stringify(repeat.body)).toBe(201);
   });
@@ -335,12 +354,23 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     expect(await page.locator('#audit-status .hash').textContent()).toBe(verify.body.head.hash);
   });
 
-  it("answers the access review on one page: who could call the refunds tool for customer-42 in a time range, and who was refused", async () => {
+  it('answers the access review on one page: who could call the refunds tool for customer-42 in a time range, and who was refused', async () => {
     const admin = asAdmin(broker);
     // Refunds ask a human above 100, and a task is suspended at its second drift denial there.
-    await putBoundary(broker, 'crm-refunds', { tool: REFUNDS_TOOL, actions: ['refund:create'], intents: ['refund_request'], approval: { when: 'context.params.amount > 100' }, drift_threshold: 2 });
+    await putBoundary(broker, 'crm-refunds', {
+      tool: REFUNDS_TOOL,
+      actions: ['refund:create'],
+      intents: ['refund_request'],
+      approval: { when: 'context.params.amount > 100' },
+      drift_threshold: 2,
+    });
     const refundBot = await registerBot(broker, 'refund-bot');
-    const refund = (resource: string, amount: number) => ({ boundary: 'crm-refunds', action: 'refund:create', resource, params: { amount } });
+    const refund = (resource: string, amount: number) => ({
+      boundary: 'crm-refunds',
+      action: 'refund:create',
+      resource,
+      params: { amount },
+    });
     // The browser's local time for an instant, as a datetime-local field takes it.
     const local = (ms: number) =>
       page.evaluate((at) => {
@@ -383,7 +413,8 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
 
     const since = await local(mark);
     const until = await local(mark + 3600e3);
-    const expected = (await admin('GET', `/v1/decisions?boundary=crm-refunds&subject=customer-42&since=${new Date(mark).toISOString()}`)).body.items;
+    const expected = (await admin('GET', `/v1/decisions?boundary=crm-refunds&subject=customer-42&since=${new Date(mark).toISOString()}`))
+      .body.items;
     expect(expected.map((d: { outcome: string }) => d.outcome)).toEqual(['permit', 'deny', 'deny', 'pending', 'permit', 'deny']);
 
     const rows = page.locator('#decisions-table tbody tr');
@@ -394,12 +425,21 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     await page.fill('#decisions-form input[name=since]', since);
     await page.fill('#decisions-form input[name=until]', until);
     await page.click('#decisions-form button[type=submit]');
-    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-decision')))).toEqual(expected.map((d: { decision_id: string }) => d.decision_id));
+    await expect
+      .poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-decision'))))
+      .toEqual(expected.map((d: { decision_id: string }) => d.decision_id));
     expect(await column(2)).toEqual(['permit', 'DENY', 'DENY', 'pending', 'permit', 'DENY']);
     expect(await column(3)).toEqual(['chatbot', 'refund-bot', 'chatbot', 'refund-bot', 'refund-bot', 'chatbot']);
     expect(await column(5)).toEqual(Array(6).fill('crm-refunds v1'));
     expect(await column(7)).toEqual(['order/44', 'order/42', 'order/42', 'order/43', 'order/42', 'order/42']);
-    expect(await column(8)).toEqual(['—', 'action_not_allowed', 'intent_mismatch suspended the task', 'approval_required', '—', 'intent_mismatch']);
+    expect(await column(8)).toEqual([
+      '—',
+      'action_not_allowed',
+      'intent_mismatch suspended the task',
+      'approval_required',
+      '—',
+      'intent_mismatch',
+    ]);
     expect(await column(9)).toEqual(['revoked', '—', '—', '—', 'active', '—']);
     // The refusals carry their reasons; only the one that reached the threshold is marked as suspending its task.
     const row = (id: string) => page.locator(`#decisions-table tr[data-decision="${id}"]`);
@@ -408,13 +448,19 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     expect(await row(unknownAction.body.decision_id).locator('td:nth-child(8)').textContent()).toBe('action_not_allowed');
     expect(await page.locator('#decisions-table .badge.drift').count()).toBe(1);
     expect(await row(suspending.body.decision_id).getAttribute('class')).toBe('outcome-deny');
-    const answer = '6 decisions: 2 permitted (chatbot, refund-bot; 1 lease still active), 3 refused (refund-bot, chatbot), 1 sent to a reviewer.';
+    const answer =
+      '6 decisions: 2 permitted (chatbot, refund-bot; 1 lease still active), 3 refused (refund-bot, chatbot), 1 sent to a reviewer.';
     expect(await summary()).toBe(answer);
     expect(await page.locator('#decisions-more').isHidden()).toBe(true);
 
     // The search is kept in the URL fragment, filters only (never the key): a link to this answer.
     const link = page.url();
-    const filters = new URLSearchParams({ boundary: 'crm-refunds', subject: 'customer-42', since: new Date(mark).toISOString(), until: new Date(mark + 3600e3).toISOString() });
+    const filters = new URLSearchParams({
+      boundary: 'crm-refunds',
+      subject: 'customer-42',
+      since: new Date(mark).toISOString(),
+      until: new Date(mark + 3600e3).toISOString(),
+    });
     expect(new URL(link).hash).toBe(`#decisions?${filters}`);
     expect(link).not.toContain(reviewerKey);
 
@@ -423,7 +469,11 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     await page.click('#decisions-form button[type=submit]');
     await expect.poll(summary).toBe('3 decisions: 0 permitted (nobody; 0 leases still active), 3 refused (refund-bot, chatbot).');
     expect(await column(2)).toEqual(['DENY', 'DENY', 'DENY']);
-    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-decision')))).toEqual([unknownAction.body.decision_id, suspending.body.decision_id, mismatch.body.decision_id]);
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-decision')))).toEqual([
+      unknownAction.body.decision_id,
+      suspending.body.decision_id,
+      mismatch.body.decision_id,
+    ]);
 
     // Until the window opened: only the early refund.
     await page.selectOption('#decisions-form select[name=outcome]', '');
@@ -445,7 +495,9 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     for (const name of ['boundary', 'subject', 'since', 'until']) await page.fill(`#decisions-form input[name=${name}]`, '');
     await page.click('#decisions-form button[type=submit]');
     await expect.poll(() => rows.count()).toBe(25);
-    expect(await summary()).toMatch(/^25 decisions: .* Older decisions match too: these counts are of the newest shown; load older ones to count them\.$/);
+    expect(await summary()).toMatch(
+      /^25 decisions: .* Older decisions match too: these counts are of the newest shown; load older ones to count them\.$/,
+    );
     await page.click('#decisions-more');
     await expect.poll(() => rows.count()).toBeGreaterThan(25);
     expect(await summary()).toMatch(new RegExp(`^${await rows.count()} decisions: `));
@@ -458,7 +510,12 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
     await page.locator('#app').waitFor({ state: 'visible' });
     await expect.poll(summary).toBe(answer);
     expect(await rows.count()).toBe(6);
-    for (const [name, value] of [['boundary', 'crm-refunds'], ['subject', 'customer-42'], ['since', since], ['until', until]]) {
+    for (const [name, value] of [
+      ['boundary', 'crm-refunds'],
+      ['subject', 'customer-42'],
+      ['since', since],
+      ['until', until],
+    ]) {
       expect(await page.inputValue(`#decisions-form input[name=${name}]`)).toBe(value);
     }
     expect(await page.inputValue('#decisions-form select[name=outcome]')).toBe('');
@@ -476,7 +533,12 @@ describe.skipIf(!haveChromium)('the console in a browser', () => {
 
   it('takes a full-page screenshot, and has logged no error and no CSP violation', async () => {
     // One request left waiting, so the picture shows the queue too.
-    const waiting = await bot.credential(taskB, { ...REFUND, resource: 'order/1002', params: { amount: 900 }, purpose: 'refund a damaged parcel' });
+    const waiting = await bot.credential(taskB, {
+      ...REFUND,
+      resource: 'order/1002',
+      params: { amount: 900 },
+      purpose: 'refund a damaged parcel',
+    });
     expect(waiting.status).toBe(202);
     await page.click('#refresh');
     await page.locator(`[data-approval="${waiting.body.approval_id}"]`).waitFor();

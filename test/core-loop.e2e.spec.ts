@@ -25,7 +25,12 @@ afterAll(() => broker?.close());
 describe('the core loop', () => {
   it('issues an RFC 9068 JWT for a permitted tool call, verifiable offline with the JWKS', async () => {
     const taskId = await bot.openTask();
-    const response = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1001', purpose: 'look up status' });
+    const response = await bot.credential(taskId, {
+      boundary: 'crm-orders',
+      action: 'orders:read',
+      resource: 'order/1001',
+      purpose: 'look up status',
+    });
     expect(response.status).toBe(201);
     const { lease_id, credential, expires_in, expires_at } = response.body;
     expect(credential).toMatchObject({ kind: 'jwt', token_type: 'Bearer' });
@@ -54,7 +59,15 @@ describe('the core loop', () => {
     expect(Math.abs(Date.parse(expires_at) / 1000 - payload.exp!)).toBeLessThan(1);
 
     const active = await introspect(broker, credential.access_token);
-    expect(active).toMatchObject({ active: true, sub: 'user-42', aud: 'https://crm.acme.test', jti: lease_id, client_id: 'chatbot', scope: 'orders:read', task_id: taskId });
+    expect(active).toMatchObject({
+      active: true,
+      sub: 'user-42',
+      aud: 'https://crm.acme.test',
+      jti: lease_id,
+      client_id: 'chatbot',
+      scope: 'orders:read',
+      task_id: taskId,
+    });
   });
 
   it('caps the TTL at the boundary maximum and at the time left on the task', async () => {
@@ -88,9 +101,11 @@ describe('the core loop', () => {
       expect(response.body.error_description).toBeTypeOf('string');
     }
     const decisions = await asAdmin(broker)('GET', `/v1/decisions?task=${taskId}`);
-    expect(decisions.body.items.map((d: { reasons: string[] }) => d.reasons[0]).sort()).toEqual(
-      ['action_not_allowed', 'intent_mismatch', 'unknown_boundary'],
-    );
+    expect(decisions.body.items.map((d: { reasons: string[] }) => d.reasons[0]).sort()).toEqual([
+      'action_not_allowed',
+      'intent_mismatch',
+      'unknown_boundary',
+    ]);
     expect(decisions.body.items.every((d: { outcome: string }) => d.outcome === 'deny')).toBe(true);
     const leases = await asAdmin(broker)('GET', `/v1/leases?task=${taskId}`);
     expect(leases.body.items).toEqual([]);
@@ -117,7 +132,12 @@ describe('the core loop', () => {
 
     const leases = await asAdmin(broker)('GET', `/v1/leases?task=${taskId}&state=revoked`);
     expect(leases.body.items).toHaveLength(2);
-    expect(leases.body.items[0]).toMatchObject({ state: 'revoked', revoke_reason: 'journey_changed', boundary_id: 'crm-orders', boundary_version: 1 });
+    expect(leases.body.items[0]).toMatchObject({
+      state: 'revoked',
+      revoke_reason: 'journey_changed',
+      boundary_id: 'crm-orders',
+      boundary_version: 1,
+    });
   });
 
   it('revokes every active lease when the task completes, and refuses credentials afterwards', async () => {
@@ -233,7 +253,12 @@ describe('the core loop', () => {
     expect(metrics.body).toMatch(/tollgate_http_request_duration_seconds_bucket\{.*route="\/v1\/tasks\/:id\/credentials"/);
     const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
     expect(metrics.body).toContain(`tollgate_build_info{version="${version}",node="${process.version}"} 1`);
-    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+      'nodejs_heap_size_used_bytes',
+    ]) {
       expect(metrics.body).toMatch(new RegExp(`^${name} [0-9.e+-]+$`, 'm'));
     }
   });

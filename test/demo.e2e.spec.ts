@@ -106,7 +106,9 @@ describe('npm run demo', () => {
       const decisions = await asAdmin(broker)('GET', '/v1/decisions?workload=support-bot');
       // Newest first: the steered task (a permit, three drift denials, one after the suspension),
       // the approved refund (pending, permit, the refused reuse), the first journey.
-      expect(decisions.body.items.map((decision: { outcome: string; reasons: string[] }) => [decision.outcome, ...decision.reasons])).toEqual([
+      expect(
+        decisions.body.items.map((decision: { outcome: string; reasons: string[] }) => [decision.outcome, ...decision.reasons]),
+      ).toEqual([
         ['deny', 'task_not_active'],
         ['deny', 'intent_mismatch'],
         ['deny', 'action_not_allowed'],
@@ -126,7 +128,9 @@ describe('npm run demo', () => {
       expect((await asAdmin(broker)('POST', '/v1/admin/workloads/support-bot/revoke')).status).toBe(200);
       const second = await demo(env);
       expect(second.status).toBe(1);
-      expect(second.text).toMatch(/✗ +the story stopped: InvalidClient \(invalid_client, HTTP 401\): workload authentication failed: unknown or disabled workload/);
+      expect(second.text).toMatch(
+        /✗ +the story stopped: InvalidClient \(invalid_client, HTTP 401\): workload authentication failed: unknown or disabled workload/,
+      );
       expect(second.text).toMatch(/The story did NOT go as expected/);
       expectNoSecrets(second.text, broker.adminKey);
 

@@ -10,7 +10,13 @@ import { describe, expect, it } from 'vitest';
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .sort()
+    .map((name) => `docs/${name}`),
+];
 
 /** Markdown with fenced code blocks and inline code spans blanked out: links and headings only count in prose. */
 function prose(markdown: string): string {
@@ -104,7 +110,9 @@ describe('the documentation', () => {
   });
 
   it("makes GitHub's anchors from headings", () => {
-    const anchors = anchorsOf('# A\n## Trusted issuers (SPIRE, Kubernetes, any OIDC issuer)\n### 4. Ask (bot)\n## At `/oauth2/token` x\n```sh\n# not a heading\n```\n## A\n');
+    const anchors = anchorsOf(
+      '# A\n## Trusted issuers (SPIRE, Kubernetes, any OIDC issuer)\n### 4. Ask (bot)\n## At `/oauth2/token` x\n```sh\n# not a heading\n```\n## A\n',
+    );
     expect([...anchors]).toEqual(['a', 'trusted-issuers-spire-kubernetes-any-oidc-issuer', '4-ask-bot', 'at-oauth2token-x', 'a-1']);
   });
 
@@ -112,7 +120,15 @@ describe('the documentation', () => {
     const documented = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
     const read = variablesReadByCode();
     // The list is found, not empty: a broken scan must not pass for a complete document.
-    for (const name of ['PORT', 'DATABASE_URL', 'TOLLGATE_ADMIN_KEY', 'TOLLGATE_KEK_PREVIOUS_FILE', 'VAULT_ADDR', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'TOLLGATE_URL']) {
+    for (const name of [
+      'PORT',
+      'DATABASE_URL',
+      'TOLLGATE_ADMIN_KEY',
+      'TOLLGATE_KEK_PREVIOUS_FILE',
+      'VAULT_ADDR',
+      'OTEL_EXPORTER_OTLP_ENDPOINT',
+      'TOLLGATE_URL',
+    ]) {
       expect(read, name).toContain(name);
     }
     const missing = [...read].filter((name) => !new RegExp(`\`${name}\``).test(documented)).sort();

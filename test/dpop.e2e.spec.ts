@@ -48,9 +48,13 @@ function requestCredential(taskId: string, proofs: string[]): Promise<{ status: 
 }
 
 /** A proof made by hand with jose, to get each part wrong on purpose. */
-async function handmade(
-  options: { htu: string; header?: Record<string, unknown>; claims?: Record<string, unknown>; alg?: string; key?: { privateKey: CryptoKey | Uint8Array; jwk: JWK } },
-): Promise<string> {
+async function handmade(options: {
+  htu: string;
+  header?: Record<string, unknown>;
+  claims?: Record<string, unknown>;
+  alg?: string;
+  key?: { privateKey: CryptoKey | Uint8Array; jwk: JWK };
+}): Promise<string> {
   const key = options.key ?? (await ecKey());
   return new SignJWT({ htm: 'POST', htu: options.htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), ...options.claims })
     .setProtectedHeader({ alg: options.alg ?? 'ES256', typ: 'dpop+jwt', jwk: key.jwk, ...options.header })
@@ -100,7 +104,9 @@ describe('DPoP-bound credentials (RFC 9449)', () => {
     const introspected = await introspect(broker, bearer.body.credential.access_token);
     expect(introspected).toMatchObject({ active: true, token_type: 'Bearer' });
     expect(introspected).not.toHaveProperty('cnf');
-    expect((await broker.app.broker.db.query<{ n: number }>('SELECT count(*)::int AS n FROM dpop_proofs')).rows[0]!.n).toBe(before.rows[0]!.n);
+    expect((await broker.app.broker.db.query<{ n: number }>('SELECT count(*)::int AS n FROM dpop_proofs')).rows[0]!.n).toBe(
+      before.rows[0]!.n,
+    );
   });
 
   it('on /oauth2/token: oauth4webapi with a DPoP handle gets a DPoP-bound token', async () => {
@@ -126,7 +132,11 @@ describe('DPoP-bound credentials (RFC 9449)', () => {
     const proof = await DPoP.generateProof(await DPoP.generateKeyPair('ES256'), `${broker.url}/oauth2/token`, 'POST');
     const form = new URLSearchParams({ grant_type: GRANT, ...parameters }).toString();
     const send = (dpopProof: string) =>
-      fetch(`${broker.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: dpopProof }, body: form });
+      fetch(`${broker.url}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: dpopProof },
+        body: form,
+      });
     expect((await send(proof)).status).toBe(200);
     const before = await counts(taskId);
     const replayed = await send(proof);
@@ -160,10 +170,24 @@ describe('DPoP-bound credentials (RFC 9449)', () => {
       ['iat in the future', [await handmade({ htu, key, claims: { iat: Math.floor(Date.now() / 1000) + 120 } })]],
       ['no jti', [await handmade({ htu, key, claims: { jti: undefined } })]],
       ['replayed jti', [good]],
-      ['HS256', [await handmade({ htu, alg: 'HS256', key: { privateKey: hmacKey, jwk: { kty: 'oct', k: Buffer.from(hmacKey).toString('base64url') } } })]],
+      [
+        'HS256',
+        [
+          await handmade({
+            htu,
+            alg: 'HS256',
+            key: { privateKey: hmacKey, jwk: { kty: 'oct', k: Buffer.from(hmacKey).toString('base64url') } },
+          }),
+        ],
+      ],
       ['private key in jwk', [await handmade({ htu, key: { privateKey: key.privateKey, jwk: key.privateJwk } })]],
       ['no jwk', [await handmade({ htu, key, header: { jwk: undefined } })]],
-      ['alg none', [`${Buffer.from(JSON.stringify({ alg: 'none', typ: 'dpop+jwt', jwk: key.jwk })).toString('base64url')}.${Buffer.from(JSON.stringify({ htm: 'POST', htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID() })).toString('base64url')}.`]],
+      [
+        'alg none',
+        [
+          `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'dpop+jwt', jwk: key.jwk })).toString('base64url')}.${Buffer.from(JSON.stringify({ htm: 'POST', htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID() })).toString('base64url')}.`,
+        ],
+      ],
       ['bad signature', [flipped]],
       ['not a JWT', ['garbage']],
       ['two headers', [await DPoP.generateProof(keypair, htu, 'POST'), await DPoP.generateProof(keypair, htu, 'POST')]],
@@ -180,12 +204,18 @@ describe('DPoP-bound credentials (RFC 9449)', () => {
   it('refuses a proof replayed on another replica', async (context) => {
     // Two brokers on one database need PostgreSQL: PGlite is one process's database.
     if (broker.db.kind !== 'postgres') context.skip();
-    const second = await startBroker({ db: broker.db, env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_ISSUER: broker.url } });
+    const second = await startBroker({
+      db: broker.db,
+      env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_ISSUER: broker.url },
+    });
     try {
       const taskId = await bot.openTask();
       const proof = await DPoP.generateProof(await DPoP.generateKeyPair('ES256'), credentialsUrl(taskId), 'POST');
       expect((await requestCredential(taskId, [proof])).status).toBe(201);
-      const again = await call(second.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token: await bot.token(), json: { boundary: 'crm-orders', action: 'orders:read' } });
+      const again = await call(second.url, 'POST', `/v1/tasks/${taskId}/credentials`, {
+        token: await bot.token(),
+        json: { boundary: 'crm-orders', action: 'orders:read' },
+      });
       expect(again.status).toBe(201); // the bearer path on the second replica works
       const replayed = await fetch(`${second.url}/v1/tasks/${taskId}/credentials`, {
         method: 'POST',
@@ -200,9 +230,13 @@ describe('DPoP-bound credentials (RFC 9449)', () => {
   });
 
   it('the sweeper forgets used proofs once their iat window is over', async () => {
-    await broker.app.broker.db.query(`INSERT INTO dpop_proofs (jti_hash, expires_at) VALUES ('old', now() - interval '2 minutes'), ('fresh', now() + interval '1 minute')`);
+    await broker.app.broker.db.query(
+      `INSERT INTO dpop_proofs (jti_hash, expires_at) VALUES ('old', now() - interval '2 minutes'), ('fresh', now() + interval '1 minute')`,
+    );
     await broker.app.broker.sweeper.sweepOnce();
-    const { rows } = await broker.app.broker.db.query<{ jti_hash: string }>(`SELECT jti_hash FROM dpop_proofs WHERE jti_hash IN ('old', 'fresh')`);
+    const { rows } = await broker.app.broker.db.query<{ jti_hash: string }>(
+      `SELECT jti_hash FROM dpop_proofs WHERE jti_hash IN ('old', 'fresh')`,
+    );
     expect(rows.map((row) => row.jti_hash)).toEqual(['fresh']);
   });
 });

@@ -20,13 +20,19 @@ async function eventsUntil(want: (events: Record<string, unknown>[]) => boolean,
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   const events: Record<string, unknown>[] = [];
   try {
-    const response = await fetch(`${broker.url}/v1/events?last_event_id=0`, { headers: { authorization: `Bearer ${broker.adminKey}` }, signal: controller.signal });
+    const response = await fetch(`${broker.url}/v1/events?last_event_id=0`, {
+      headers: { authorization: `Bearer ${broker.adminKey}` },
+      signal: controller.signal,
+    });
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       buffer += decoder.decode(chunk, { stream: true });
       for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-        const data = buffer.slice(0, end).split('\n').find((line) => line.startsWith('data: '));
+        const data = buffer
+          .slice(0, end)
+          .split('\n')
+          .find((line) => line.startsWith('data: '));
         buffer = buffer.slice(end + 2);
         if (data) events.push(JSON.parse(data.slice(6)));
       }
@@ -56,7 +62,12 @@ describe('the drift guard', () => {
 
     const first = await bot.credential(taskId, refund);
     const second = await bot.credential(taskId, deleteOrder);
-    expect([first.status, first.body.reasons, second.status, second.body.reasons]).toEqual([403, ['intent_mismatch'], 403, ['action_not_allowed']]);
+    expect([first.status, first.body.reasons, second.status, second.body.reasons]).toEqual([
+      403,
+      ['intent_mismatch'],
+      403,
+      ['action_not_allowed'],
+    ]);
     expect((await introspect(broker, token)).active).toBe(true);
     expect(await metric(broker, SUSPENSIONS)).toBe(suspensions);
     const third = await bot.credential(taskId, refund);
@@ -68,7 +79,9 @@ describe('the drift guard', () => {
     expect(await introspect(broker, token)).toEqual({ active: false });
     const view = await bot.call('GET', `/v1/tasks/${taskId}`);
     expect(view.body).toMatchObject({ state: 'revoked', end_reason: 'drift_detected' });
-    expect(view.body.leases).toEqual([expect.objectContaining({ lease_id: permit.body.lease_id, state: 'revoked', revoke_reason: 'drift_detected' })]);
+    expect(view.body.leases).toEqual([
+      expect.objectContaining({ lease_id: permit.body.lease_id, state: 'revoked', revoke_reason: 'drift_detected' }),
+    ]);
     expect(view.body.events.at(-1)).toMatchObject({ kind: 'revoked', reason: 'drift_detected' });
 
     // As for any ended task: no credential, no change.
@@ -95,11 +108,27 @@ describe('the drift guard', () => {
       `SELECT data, actor FROM audit_events WHERE task_id = $1 AND kind = 'task.drift_suspended'`,
       [taskId],
     );
-    expect(rows).toEqual([{ actor: 'system:drift_guard', data: { threshold: 3, tripped_by: third.body.decision_id, decision_ids: [first.body.decision_id, second.body.decision_id, third.body.decision_id], revoked_leases: [permit.body.lease_id], request_id: expect.any(String) } }]);
+    expect(rows).toEqual([
+      {
+        actor: 'system:drift_guard',
+        data: {
+          threshold: 3,
+          tripped_by: third.body.decision_id,
+          decision_ids: [first.body.decision_id, second.body.decision_id, third.body.decision_id],
+          revoked_leases: [permit.body.lease_id],
+          request_id: expect.any(String),
+        },
+      },
+    ]);
 
     const events = await eventsUntil((seen) => seen.filter((e) => e.task_id === taskId).length >= 2);
     const mine = events.filter((e) => e.task_id === taskId).map((e) => [e.type, e.reason, e.lease_id ?? null]);
-    expect(mine).toEqual(expect.arrayContaining([['task.ended', 'drift_detected', null], ['lease.revoked', 'drift_detected', permit.body.lease_id]]));
+    expect(mine).toEqual(
+      expect.arrayContaining([
+        ['task.ended', 'drift_detected', null],
+        ['lease.revoked', 'drift_detected', permit.body.lease_id],
+      ]),
+    );
     expect(mine).toHaveLength(2);
   });
 
@@ -107,7 +136,9 @@ describe('the drift guard', () => {
     const suspensions = await metric(broker, SUSPENSIONS);
     const taskId = await bot.openTask();
     for (let i = 0; i < 3; i++) {
-      expect((await bot.credential(taskId, { boundary: 'no-such-boundary', action: 'orders:read' })).body.reasons).toEqual(['unknown_boundary']);
+      expect((await bot.credential(taskId, { boundary: 'no-such-boundary', action: 'orders:read' })).body.reasons).toEqual([
+        'unknown_boundary',
+      ]);
     }
     expect((await bot.credential(taskId, refund)).body.reasons).toEqual(['intent_mismatch']);
     expect((await bot.credential(taskId, deleteOrder)).body.reasons).toEqual(['action_not_allowed']);
@@ -117,7 +148,12 @@ describe('the drift guard', () => {
   });
 
   it("uses the refusing boundary's drift_threshold: 1 suspends on the first refusal there, a higher one waits", async () => {
-    const strict = await putBoundary(broker, 'vault', { tool: 'https://vault.acme.test', actions: ['secret:read'], intents: ['ops'], drift_threshold: 1 });
+    const strict = await putBoundary(broker, 'vault', {
+      tool: 'https://vault.acme.test',
+      actions: ['secret:read'],
+      intents: ['ops'],
+      drift_threshold: 1,
+    });
     expect(strict.body.drift_threshold).toBe(1);
     expect((await asAdmin(broker)('GET', '/v1/admin/boundaries/crm-orders')).body).not.toHaveProperty('drift_threshold');
     const taskId = await bot.openTask();
@@ -134,7 +170,15 @@ describe('the drift guard', () => {
 
     // Bad values are refused and change nothing.
     for (const bad of [0, 1001, 2.5, '3']) {
-      const response = await asAdmin(broker)('PUT', '/v1/admin/boundaries/vault', { tool: 'https://vault.acme.test', actions: ['secret:read'], intents: ['ops'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, drift_threshold: bad });
+      const response = await asAdmin(broker)('PUT', '/v1/admin/boundaries/vault', {
+        tool: 'https://vault.acme.test',
+        actions: ['secret:read'],
+        intents: ['ops'],
+        default_ttl: 60,
+        max_ttl: 60,
+        credential: { kind: 'jwt' },
+        drift_threshold: bad,
+      });
       expect([response.status, response.body.error, response.body.field]).toEqual([400, 'invalid_request', 'drift_threshold']);
     }
     expect((await asAdmin(broker)('GET', '/v1/admin/boundaries/vault')).body).toMatchObject({ version: 1, drift_threshold: 1 });

@@ -27,7 +27,7 @@ describe('the embedded database', () => {
     expect((await introspect(broker, issued.body.credential.access_token)).active).toBe(false);
   });
 
-  it('keeps transactions apart on its single session: a rollback never takes another request\'s rows', async () => {
+  it("keeps transactions apart on its single session: a rollback never takes another request's rows", async () => {
     const db = broker.app.broker.db;
     await db.query('CREATE TABLE scratch (n integer NOT NULL)');
     const work = Array.from({ length: 60 }, (_, n) =>
@@ -72,7 +72,9 @@ describe('the embedded database', () => {
 
     const db = broker.app.broker.db;
     for (const response of responses.filter((r) => r.status === 201)) {
-      const lease = await db.query('SELECT 1 FROM leases l JOIN decisions d ON d.id = l.decision_id WHERE l.id = $1', [response.body.lease_id]);
+      const lease = await db.query('SELECT 1 FROM leases l JOIN decisions d ON d.id = l.decision_id WHERE l.id = $1', [
+        response.body.lease_id,
+      ]);
       expect(lease.count).toBe(1);
       expect((await introspect(broker, response.body.credential.access_token)).active).toBe(true);
     }
@@ -102,7 +104,12 @@ describe('the embedded database', () => {
     const pass = await broker.app.broker.auditChainer.runOnce();
     expect(pass).toEqual({ leader: true, linked: rows[0]!.n, unlinked: 0 });
     const verified = await asAdmin(broker)('GET', '/v1/audit/verify');
-    expect(verified.body).toEqual({ ok: true, verified: rows[0]!.n, head: { seq: expect.any(String), hash: expect.stringMatching(/^[0-9a-f]{64}$/) }, unchained: 0 });
+    expect(verified.body).toEqual({
+      ok: true,
+      verified: rows[0]!.n,
+      head: { seq: expect.any(String), hash: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      unchained: 0,
+    });
     await expect(db.query(`UPDATE audit_events SET actor = 'admin'`)).rejects.toThrow(/append-only/);
     await expect(db.query(`DELETE FROM decisions`)).rejects.toThrow(/append-only/);
     await expect(db.query(`TRUNCATE audit_events`)).rejects.toThrow(/append-only/);

@@ -49,7 +49,9 @@ async function writeEvents(broker: TestBroker, count: number): Promise<void> {
 async function allPositions(broker: TestBroker): Promise<string[]> {
   const client = await connect(broker.db.databaseUrl!);
   try {
-    const { rows } = await client.query<{ seq: string }>('SELECT seq::text AS seq FROM revocation_events WHERE seq IS NOT NULL ORDER BY revocation_events.seq');
+    const { rows } = await client.query<{ seq: string }>(
+      'SELECT seq::text AS seq FROM revocation_events WHERE seq IS NOT NULL ORDER BY revocation_events.seq',
+    );
     return rows.map((row) => row.seq);
   } finally {
     await client.end();
@@ -113,7 +115,9 @@ async function reviewerKey(broker: TestBroker, label: string): Promise<{ id: str
 /** Transactions committed in the broker's database: what a poller per stream multiplies. */
 async function commits(broker: TestBroker): Promise<number> {
   return admin(async (client) => {
-    const { rows } = await client.query<{ n: string }>('SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = $1', [broker.db.name]);
+    const { rows } = await client.query<{ n: string }>('SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = $1', [
+      broker.db.name,
+    ]);
     return Number(rows[0]!.n);
   });
 }
@@ -158,7 +162,9 @@ describe('GET /v1/events under abuse', () => {
     } finally {
       for (const socket of sockets) socket.destroy();
     }
-    console.log(`10 paused readers over ${HISTORY} events: retained heap+external +${(most / MB).toFixed(1)} MB, rss ${(rssBefore / MB).toFixed(0)} → peak ${(rssPeak / MB).toFixed(0)} MB`);
+    console.log(
+      `10 paused readers over ${HISTORY} events: retained heap+external +${(most / MB).toFixed(1)} MB, rss ${(rssBefore / MB).toFixed(0)} → peak ${(rssPeak / MB).toFixed(0)} MB`,
+    );
     // Without backpressure each reader's replay (~12 MB of text) stays in the broker's memory.
     expect(most).toBeLessThan(30 * MB);
 

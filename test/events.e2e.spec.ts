@@ -138,13 +138,23 @@ describe('approval events', () => {
     const [requested] = await watching.until(1);
     expect(requested!.event).toBe('approval.requested');
     // Exactly these fields: nothing of the params (user data) rides on the stream.
-    expect(requested!.data).toEqual({ type: 'approval.requested', approval_id: approvalId, task_id: taskId, workload_id: 'chatbot', boundary_id: 'payments', at: expect.any(String) });
+    expect(requested!.data).toEqual({
+      type: 'approval.requested',
+      approval_id: approvalId,
+      task_id: taskId,
+      workload_id: 'chatbot',
+      boundary_id: 'payments',
+      at: expect.any(String),
+    });
     expect(Number.isNaN(Date.parse(requested!.data.at as string))).toBe(false);
     await watching.close();
 
     // Repeating the request while it waits asks no second approval, so announces nothing.
     expect((await bot.credential(taskId, { ...REFUND, params: { amount: 150, note: 'card ending 4242' } })).status).toBe(202);
-    const approved = await call(broker.url, 'POST', `/v1/approvals/${approvalId}/approve`, { token: reviewer.key, json: { reason: 'called the customer at +1 555 0100' } });
+    const approved = await call(broker.url, 'POST', `/v1/approvals/${approvalId}/approve`, {
+      token: reviewer.key,
+      json: { reason: 'called the customer at +1 555 0100' },
+    });
     expect(approved.status, JSON.stringify(approved.body)).toBe(200);
     const granted = await bot.credential(taskId, { ...REFUND, params: { amount: 150, note: 'card ending 4242' }, approval_id: approvalId });
     expect(granted.status, JSON.stringify(granted.body)).toBe(201);
@@ -152,7 +162,14 @@ describe('approval events', () => {
     const other = await bot.openTask();
     const second = await bot.credential(other, { ...REFUND, params: { amount: 500 } });
     expect(second.status).toBe(202);
-    expect((await call(broker.url, 'POST', `/v1/approvals/${second.body.approval_id}/deny`, { token: reviewer.key, json: { reason: 'too much' } })).status).toBe(200);
+    expect(
+      (
+        await call(broker.url, 'POST', `/v1/approvals/${second.body.approval_id}/deny`, {
+          token: reviewer.key,
+          json: { reason: 'too much' },
+        })
+      ).status,
+    ).toBe(200);
     await bot.call('POST', `/v1/tasks/${taskId}/complete`);
 
     // Resumed after approval.requested: the decision comes next, then the rest, in order.
@@ -169,7 +186,14 @@ describe('approval events', () => {
     expect(Number(missed[0]!.id)).toBeGreaterThan(Number(requested!.id));
     expect(missed.map((e) => Number(e.id))).toEqual([...missed.map((e) => Number(e.id))].sort((a, b) => a - b));
     // The reviewer's reason is free text: it stays at GET /v1/approvals/{id}.
-    expect(missed[0]!.data).toEqual({ type: 'approval.approved', approval_id: approvalId, task_id: taskId, workload_id: 'chatbot', boundary_id: 'payments', at: expect.any(String) });
+    expect(missed[0]!.data).toEqual({
+      type: 'approval.approved',
+      approval_id: approvalId,
+      task_id: taskId,
+      workload_id: 'chatbot',
+      boundary_id: 'payments',
+      at: expect.any(String),
+    });
     expect(JSON.stringify(missed)).not.toContain('555');
     expect(JSON.stringify(missed)).not.toContain('4242');
 

@@ -87,7 +87,9 @@ describe('expiry', () => {
     const results = await Promise.all([sweeper.sweepOnce(250), sweeper.sweepOnce(250), sweeper.sweepOnce(250)]);
     // Every due lease marked, none twice: the passes' counts add up to exactly what was due.
     expect(results.reduce((sum, r) => sum + r.leases, 0)).toBe(due.rows[0]!.n);
-    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM leases WHERE task_id = $1 AND state = 'expired'`, [taskId]);
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM leases WHERE task_id = $1 AND state = 'expired'`, [
+      taskId,
+    ]);
     expect(rows[0]!.n).toBe(3001);
     expect((await sweeper.sweepOnce()).leases).toBe(0);
   });
@@ -98,7 +100,11 @@ describe('the background sweeper', () => {
     // PGlite is one in-process database: a second replica on it is not a thing users can run.
     if (broker.db.kind === 'pglite') context.skip();
     // A second replica on the same database, this one sweeping every 100 ms.
-    const sweeping = await startBroker({ db: broker.db, sweep: true, env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_SWEEP_INTERVAL_MS: '100' } });
+    const sweeping = await startBroker({
+      db: broker.db,
+      sweep: true,
+      env: { TOLLGATE_ADMIN_KEY: broker.adminKey, TOLLGATE_KEK: broker.kek, TOLLGATE_SWEEP_INTERVAL_MS: '100' },
+    });
     try {
       const taskId = await bot.openTask();
       const issued = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' });

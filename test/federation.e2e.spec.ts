@@ -100,7 +100,10 @@ function k8sClaims(namespace = 'bots', name = 'chatbot'): Record<string, unknown
 }
 
 function saToken(claims: Record<string, unknown> = {}, options: Parameters<JwksServer['sign']>[1] = {}): Promise<string> {
-  return kube.sign({ sub: K8S_SA, aud: ['tollgate'], nbf: Math.floor(Date.now() / 1000), ...k8sClaims(), ...claims }, { lifetime: 3600, ...options });
+  return kube.sign(
+    { sub: K8S_SA, aud: ['tollgate'], nbf: Math.floor(Date.now() / 1000), ...k8sClaims(), ...claims },
+    { lifetime: 3600, ...options },
+  );
 }
 
 describe('federated workloads: end to end', () => {
@@ -133,13 +136,20 @@ describe('federated workloads: end to end', () => {
   it('a Kubernetes service-account token (RS256, custom audience, 1 h) opens a task and gets a credential', async () => {
     const token = await saToken();
     const taskId = await expectAccepted(token, 'k8s-bot', 'SA token');
-    const credential = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: { boundary: 'crm-orders', action: 'orders:read' } });
+    const credential = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      token,
+      json: { boundary: 'crm-orders', action: 'orders:read' },
+    });
     expect(credential.status, JSON.stringify(credential.body)).toBe(201);
     expect(decodeJwt(credential.body.credential.access_token).client_id).toBe('k8s-bot');
   });
 
   it('an OIDC workload token may carry profile claims such as email (a Google service account does)', async () => {
-    await expectAccepted(await other.sign({ sub: 'robot-7', aud: broker.url, email: 'robot-7@acme.iam.test', email_verified: true }), 'oidc-bot', 'oidc');
+    await expectAccepted(
+      await other.sign({ sub: 'robot-7', aud: broker.url, email: 'robot-7@acme.iam.test', email_verified: true }),
+      'oidc-bot',
+      'oidc',
+    );
   });
 
   it('workload views show the binding; the binding is unique per (issuer, subject)', async () => {
@@ -186,7 +196,10 @@ describe('federated workloads: refused with 401 invalid_client, nothing changes'
     await expectRefused(await saToken({ 'kubernetes.io': undefined }), 'no kubernetes.io claim');
     await expectRefused(await saToken(k8sClaims('default', 'chatbot')), 'namespace disagrees');
     await expectRefused(await saToken(k8sClaims('bots', 'admin')), 'service account disagrees');
-    await expectRefused(await saToken({ 'kubernetes.io': { namespace: 'bots', serviceaccount: 'chatbot' } }), 'serviceaccount not an object');
+    await expectRefused(
+      await saToken({ 'kubernetes.io': { namespace: 'bots', serviceaccount: 'chatbot' } }),
+      'serviceaccount not an object',
+    );
     await expectRefused(await saToken({ aud: [broker.url] }), "Tollgate's URL is not this issuer's audience");
     await expectRefused(await saToken({ sub: 'system:serviceaccount:bots' }), 'sub not a service account');
     await expectRefused(await saToken({}, { lifetime: 365 * 86_400 }), 'a one-year extended token');
@@ -196,14 +209,23 @@ describe('federated workloads: refused with 401 invalid_client, nothing changes'
     await expectRefused(await svid({ nonce: 'n-0S6_WzA2Mj' }), 'nonce on a bound SPIFFE subject');
     await expectRefused(await svid({ email: 'alice@acme.test' }), 'email from a SPIFFE issuer');
     await expectRefused(await saToken({ preferred_username: 'alice' }), 'preferred_username from Kubernetes');
-    await expectRefused(await other.sign({ sub: 'robot-7', aud: broker.url, nonce: 'abc', auth_time: 1 }), 'login claims from an OIDC issuer, bound subject');
-    await expectRefused(await other.sign({ sub: 'alice-uid-123', aud: broker.url, email: 'alice@acme.test', name: 'Alice' }), 'a human OIDC token');
+    await expectRefused(
+      await other.sign({ sub: 'robot-7', aud: broker.url, nonce: 'abc', auth_time: 1 }),
+      'login claims from an OIDC issuer, bound subject',
+    );
+    await expectRefused(
+      await other.sign({ sub: 'alice-uid-123', aud: broker.url, email: 'alice@acme.test', name: 'Alice' }),
+      'a human OIDC token',
+    );
   });
 
   it("refuses tokens signed by another issuer's key, by an unknown issuer, or with a self-chosen key", async () => {
     const now = Math.floor(Date.now() / 1000);
     await expectRefused(await svid({}, { key: other.current }), "another issuer's key and kid");
-    await expectRefused(await svid({}, { key: { ...other.current, kid: spire.current.kid } }), "another issuer's key under this issuer's kid");
+    await expectRefused(
+      await svid({}, { key: { ...other.current, kid: spire.current.kid } }),
+      "another issuer's key under this issuer's kid",
+    );
     await expectRefused(await other.sign({ sub: 'robot-7', aud: broker.url, iss: 'https://unknown.test' }), 'unknown iss');
     await expectRefused(await other.sign({ sub: 'robot-7', aud: broker.url, iss: undefined }), 'no iss');
     const attacker = await issuerKey('ES256', spire.current.kid);
@@ -216,7 +238,9 @@ describe('federated workloads: refused with 401 invalid_client, nothing changes'
       await expectRefused(await svid({}, { key: attacker, header: { [name]: value } }), `${name} header`);
     }
     const header = Buffer.from(JSON.stringify({ alg: 'HS256', kid: spire.current.kid })).toString('base64url');
-    const payload = Buffer.from(JSON.stringify({ iss: spire.issuer, sub: SPIFFE_ID, aud: broker.url, iat: now, exp: now + 60 })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ iss: spire.issuer, sub: SPIFFE_ID, aud: broker.url, iat: now, exp: now + 60 })).toString(
+      'base64url',
+    );
     const mac = createHmac('sha256', JSON.stringify(spire.current.publicJwk)).update(`${header}.${payload}`).digest('base64url');
     await expectRefused(`${header}.${payload}.${mac}`, 'HS256 keyed with the public key');
     await expectRefused(`${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${payload}.`, 'alg none');
@@ -275,7 +299,11 @@ describe('federated workloads: the issuer keys', () => {
 
   it('verifies against a static jwks too, and a changed issuer row drops cached verifications', async () => {
     const key = await issuerKey('EdDSA');
-    await putIssuer('static', { issuer: 'https://static.acme.test', jwks: { keys: [key.publicJwk] }, kind: 'oidc', audiences: ['urn:tollgate'] }, 201);
+    await putIssuer(
+      'static',
+      { issuer: 'https://static.acme.test', jwks: { keys: [key.publicJwk] }, kind: 'oidc', audiences: ['urn:tollgate'] },
+      201,
+    );
     await bind('static-bot', 'static', 'robot-static');
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({ sub: 'robot-static', aud: 'urn:tollgate', iss: 'https://static.acme.test', iat: now, exp: now + 600 })
@@ -284,7 +312,12 @@ describe('federated workloads: the issuer keys', () => {
     await expectAccepted(token, 'static-bot', 'static jwks');
     // A new key set (revision bump): the cached verification made under the old one is dropped.
     const replacement = await issuerKey('EdDSA');
-    await putIssuer('static', { issuer: 'https://static.acme.test', jwks: { keys: [replacement.publicJwk] }, kind: 'oidc', audiences: ['urn:tollgate'] });
+    await putIssuer('static', {
+      issuer: 'https://static.acme.test',
+      jwks: { keys: [replacement.publicJwk] },
+      kind: 'oidc',
+      audiences: ['urn:tollgate'],
+    });
     await expectRefused(token, 'old key after the issuer changed');
   });
 });
@@ -298,18 +331,34 @@ describe('withdrawing an issuer (DELETE)', () => {
       await bind('gone-b', 'gone', 'spiffe://gone.test/b');
       const tokenA = await gone.sign({ sub: 'spiffe://gone.test/a', aud: broker.url });
       const taskId = await expectAccepted(tokenA, 'gone-a', 'before');
-      const credential = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token: tokenA, json: { boundary: 'crm-orders', action: 'orders:read' } });
+      const credential = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, {
+        token: tokenA,
+        json: { boundary: 'crm-orders', action: 'orders:read' },
+      });
       expect(credential.status).toBe(201);
 
       const deleted = await admin('DELETE', '/v1/admin/issuers/gone');
       expect(deleted.status, JSON.stringify(deleted.body)).toBe(200);
-      expect(deleted.body).toMatchObject({ id: 'gone', enabled: false, revoked_workloads: ['gone-a', 'gone-b'], revoked_tasks: 1, revoked_leases: 1 });
+      expect(deleted.body).toMatchObject({
+        id: 'gone',
+        enabled: false,
+        revoked_workloads: ['gone-a', 'gone-b'],
+        revoked_tasks: 1,
+        revoked_leases: 1,
+      });
       expect((await introspect(broker, credential.body.credential.access_token)).active).toBe(false);
       await expectRefused(tokenA, 'cached token after DELETE');
       expect((await admin('GET', '/v1/admin/workloads/gone-a')).body.enabled).toBe(false);
       expect((await admin('GET', '/v1/admin/issuers/gone')).body).toMatchObject({ enabled: false, revision: 2 });
       const audit = await broker.app.broker.db.query<{ kind: string }>(`SELECT kind FROM audit_events WHERE data->>'issuer_id' = 'gone'`);
-      expect(audit.rows.map((row) => row.kind).sort()).toEqual(['issuer.put', 'issuer.withdrawn', 'workload.put', 'workload.put', 'workload.revoked', 'workload.revoked']);
+      expect(audit.rows.map((row) => row.kind).sort()).toEqual([
+        'issuer.put',
+        'issuer.withdrawn',
+        'workload.put',
+        'workload.put',
+        'workload.revoked',
+        'workload.revoked',
+      ]);
 
       // No new binding to a withdrawn issuer; re-applying its definition does not restore trust.
       expect((await admin('PUT', '/v1/admin/workloads/gone-c', { issuer: 'gone', subject: 'spiffe://gone.test/c' })).status).toBe(400);
@@ -336,26 +385,29 @@ describe('a change through one replica reaches the others', () => {
     await expectRefused(token, 'cached token after the kill switch');
   });
 
-  it.skipIf(process.env.TOLLGATE_TEST_DB === 'pglite')('a second replica on the same database stops accepting a withdrawn issuer within its 1 s cache', async () => {
-    if (broker.db.kind !== 'postgres') return; // PGlite is one process: there is no second replica
-    const shared = await startJwksServer('https://shared.acme.test', 'RS256');
-    const replica = await broker.restart({ TOLLGATE_JWKS_COOLDOWN_MS: String(COOLDOWN_MS) });
-    try {
-      await putIssuer('shared', { issuer: shared.issuer, jwks_uri: shared.jwksUri, kind: 'oidc', audiences: ['urn:tollgate'] }, 201);
-      await bind('shared-bot', 'shared', 'robot-shared');
-      const token = await shared.sign({ sub: 'robot-shared', aud: 'urn:tollgate' });
-      const onReplica = () => call(replica.url, 'POST', '/v1/tasks', { token, json: { intent: 'order_status', subject: 'user-42' } });
-      expect((await onReplica()).status).toBe(201); // verified and remembered by the replica
-      expect((await admin('DELETE', '/v1/admin/issuers/shared')).status).toBe(200);
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      const refused = await onReplica();
-      expect(refused.status, JSON.stringify(refused.body)).toBe(401);
-      expect(refused.body.error).toBe('invalid_client');
-    } finally {
-      await replica.stop();
-      await shared.stop();
-    }
-  });
+  it.skipIf(process.env.TOLLGATE_TEST_DB === 'pglite')(
+    'a second replica on the same database stops accepting a withdrawn issuer within its 1 s cache',
+    async () => {
+      if (broker.db.kind !== 'postgres') return; // PGlite is one process: there is no second replica
+      const shared = await startJwksServer('https://shared.acme.test', 'RS256');
+      const replica = await broker.restart({ TOLLGATE_JWKS_COOLDOWN_MS: String(COOLDOWN_MS) });
+      try {
+        await putIssuer('shared', { issuer: shared.issuer, jwks_uri: shared.jwksUri, kind: 'oidc', audiences: ['urn:tollgate'] }, 201);
+        await bind('shared-bot', 'shared', 'robot-shared');
+        const token = await shared.sign({ sub: 'robot-shared', aud: 'urn:tollgate' });
+        const onReplica = () => call(replica.url, 'POST', '/v1/tasks', { token, json: { intent: 'order_status', subject: 'user-42' } });
+        expect((await onReplica()).status).toBe(201); // verified and remembered by the replica
+        expect((await admin('DELETE', '/v1/admin/issuers/shared')).status).toBe(200);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const refused = await onReplica();
+        expect(refused.status, JSON.stringify(refused.body)).toBe(401);
+        expect(refused.body.error).toBe('invalid_client');
+      } finally {
+        await replica.stop();
+        await shared.stop();
+      }
+    },
+  );
 });
 
 describe('the issuers admin API', () => {
@@ -364,7 +416,15 @@ describe('the issuers admin API', () => {
     expect(listed.status).toBe(200);
     expect(listed.body.items.map((item: { id: string }) => item.id)).toEqual(expect.arrayContaining(['kube', 'spire']));
     const shown = await admin('GET', '/v1/admin/issuers/spire');
-    expect(shown.body).toMatchObject({ id: 'spire', issuer: spire.issuer, kind: 'spiffe', trust_domain: 'acme.test', jwks_uri: spire.jwksUri, audiences: [broker.url], enabled: true });
+    expect(shown.body).toMatchObject({
+      id: 'spire',
+      issuer: spire.issuer,
+      kind: 'spiffe',
+      trust_domain: 'acme.test',
+      jwks_uri: spire.jwksUri,
+      audiences: [broker.url],
+      enabled: true,
+    });
     expect((await admin('GET', '/v1/admin/issuers/kube')).body).toMatchObject({ kind: 'kubernetes', audiences: ['tollgate'] });
     expect((await admin('GET', '/v1/admin/issuers/nope')).status).toBe(404);
     expect((await call(broker.url, 'GET', '/v1/admin/issuers')).status).toBe(401);
@@ -392,8 +452,16 @@ describe('the issuers admin API', () => {
       ['private key in jwks', { issuer: base.issuer, kind: 'oidc', jwks: { keys: [privateJwk] } }, 'jwks.keys.0'],
       ['symmetric key in jwks', { issuer: base.issuer, kind: 'oidc', jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } }, 'jwks.keys.0.kty'],
       ['1024-bit RSA key', { issuer: base.issuer, kind: 'oidc', jwks: { keys: [smallRsa] } }, 'jwks.keys.0'],
-      ['an EC key off the curve', { issuer: base.issuer, kind: 'oidc', jwks: { keys: [{ ...spire.current.publicJwk, y: spire.current.publicJwk.x }] } }, 'jwks.keys.0'],
-      ['unknown JWK member', { issuer: base.issuer, kind: 'oidc', jwks: { keys: [{ ...spire.current.publicJwk, x5u: 'https://a.test' }] } }, 'jwks.keys.0'],
+      [
+        'an EC key off the curve',
+        { issuer: base.issuer, kind: 'oidc', jwks: { keys: [{ ...spire.current.publicJwk, y: spire.current.publicJwk.x }] } },
+        'jwks.keys.0',
+      ],
+      [
+        'unknown JWK member',
+        { issuer: base.issuer, kind: 'oidc', jwks: { keys: [{ ...spire.current.publicJwk, x5u: 'https://a.test' }] } },
+        'jwks.keys.0',
+      ],
       ['bad trust domain', { ...base, kind: 'spiffe', trust_domain: 'Acme Test' }, 'trust_domain'],
       ['spiffe without a trust domain', { ...base, kind: 'spiffe' }, 'trust_domain'],
       ['trust domain for kubernetes', { ...base, kind: 'kubernetes', trust_domain: 'acme.test' }, 'trust_domain'],
@@ -437,7 +505,12 @@ describe('the issuers admin API', () => {
     }
     expect((await admin('GET', '/v1/admin/issuers/spire')).body).toMatchObject({ kind: 'spiffe', trust_domain: 'acme.test' });
     // Loopback http is fine for development, and https anywhere (the key set is fetched only when used).
-    for (const [id, uri] of [['dev-v4', 'http://127.0.0.1:9/jwks'], ['dev-v6', 'http://[::1]:9/jwks'], ['dev-name', 'http://localhost:9/jwks'], ['prod', 'https://new.acme.test/jwks']]) {
+    for (const [id, uri] of [
+      ['dev-v4', 'http://127.0.0.1:9/jwks'],
+      ['dev-v6', 'http://[::1]:9/jwks'],
+      ['dev-name', 'http://localhost:9/jwks'],
+      ['prod', 'https://new.acme.test/jwks'],
+    ]) {
       await putIssuer(id!, { issuer: `https://${id}.acme.test`, jwks_uri: uri, kind: 'oidc' }, 201);
     }
   });

@@ -45,7 +45,12 @@ beforeAll(async () => {
   broker = await startBroker();
   await putBoundary(broker, 'crm-orders');
   await putBoundary(broker, 'payments', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'] });
-  await putBoundary(broker, 'refunds', { tool: 'https://refunds.acme.test', actions: ['refund:create'], intents: ['order_status'], approval: { when: 'context.params.amount > 100' } });
+  await putBoundary(broker, 'refunds', {
+    tool: 'https://refunds.acme.test',
+    actions: ['refund:create'],
+    intents: ['order_status'],
+    approval: { when: 'context.params.amount > 100' },
+  });
   bot = await registerBot(broker);
   const admin = asAdmin(broker);
   for (const role of ['reviewer', 'resource_server'] as const) {
@@ -66,46 +71,71 @@ const INFINITY = '@@fuzz-infinity@@';
 const DEEP = (levels: number) => `@@fuzz-deep-${levels}@@`;
 
 const hostileString = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom(
-    '\u0000',
-    'a\u0000b',
-    '\ud800',
-    '\udc00',
-    'x\ud83d',
-    '\udfff\ud800',
-    '',
-    ' ',
-    '\t\n\r',
-    '%00',
-    '%ED%A0%80',
-    '../../etc/passwd',
-    '\u202e\u2066',
-    '\ufeff',
-    '😀',
-    'null',
-    '-1',
-    '1e400',
-    'true',
-    '{"a":1}',
-    "'; DROP TABLE tasks; --",
-    'spiffe://x/\u0000',
-    '00000000-0000-0000-0000-000000000000',
-    'permit(principal, action, resource);',
-    'forbid(principal, action, resource) when { context.params.x == "\u0000" };',
-    'context.params.amount > 100',
-  ) },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(
+      '\u0000',
+      'a\u0000b',
+      '\ud800',
+      '\udc00',
+      'x\ud83d',
+      '\udfff\ud800',
+      '',
+      ' ',
+      '\t\n\r',
+      '%00',
+      '%ED%A0%80',
+      '../../etc/passwd',
+      '\u202e\u2066',
+      '\ufeff',
+      '😀',
+      'null',
+      '-1',
+      '1e400',
+      'true',
+      '{"a":1}',
+      "'; DROP TABLE tasks; --",
+      'spiffe://x/\u0000',
+      '00000000-0000-0000-0000-000000000000',
+      'permit(principal, action, resource);',
+      'forbid(principal, action, resource) when { context.params.x == "\u0000" };',
+      'context.params.amount > 100',
+    ),
+  },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
   { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 70_000 }).map((length) => 'x'.repeat(length)) },
 );
 
 const hostileNumber = fc.oneof(
-  fc.constantFrom(0, -0, -1, 1, 1.5, -1.5, 2 ** 31, -(2 ** 31), 2 ** 53 + 2, -(2 ** 53), 1e308, -1e308, Number.MIN_VALUE, 4096, 16_384, 65_536, 86_401, 3601),
+  fc.constantFrom(
+    0,
+    -0,
+    -1,
+    1,
+    1.5,
+    -1.5,
+    2 ** 31,
+    -(2 ** 31),
+    2 ** 53 + 2,
+    -(2 ** 53),
+    1e308,
+    -1e308,
+    Number.MIN_VALUE,
+    4096,
+    16_384,
+    65_536,
+    86_401,
+    3601,
+  ),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.integer(),
 );
 
-const hostileKey = fc.oneof(fc.constantFrom('\u0000', '\ud800', 'a\udc00', '__proto__', 'constructor', 'prototype', '', 'x'.repeat(300), '$unstorable'), fc.string({ unit: 'binary', maxLength: 12 }));
+const hostileKey = fc.oneof(
+  fc.constantFrom('\u0000', '\ud800', 'a\udc00', '__proto__', 'constructor', 'prototype', '', 'x'.repeat(300), '$unstorable'),
+  fc.string({ unit: 'binary', maxLength: 12 }),
+);
 
 const hostileValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
   value: fc.oneof(
@@ -145,10 +175,13 @@ function fromSchema(input: Schema, depth = 0): fc.Arbitrary<unknown> {
   if ('const' in schema) return fc.constant(schema.const);
   if (Array.isArray(schema.enum)) return fc.constantFrom(...(schema.enum as unknown[]));
   for (const union of ['anyOf', 'oneOf'] as const) {
-    if (Array.isArray(schema[union]) && (schema[union] as Schema[]).length > 0) return fc.oneof(...(schema[union] as Schema[]).map((member) => fromSchema(member, depth + 1)));
+    if (Array.isArray(schema[union]) && (schema[union] as Schema[]).length > 0)
+      return fc.oneof(...(schema[union] as Schema[]).map((member) => fromSchema(member, depth + 1)));
   }
   if (Array.isArray(schema.allOf) && (schema.allOf as Schema[]).length > 0) return fromSchema((schema.allOf as Schema[])[0]!, depth + 1);
-  const type = Array.isArray(schema.type) ? fc.constantFrom(...(schema.type as string[])) : fc.constant((schema.type as string | undefined) ?? (schema.properties ? 'object' : 'any'));
+  const type = Array.isArray(schema.type)
+    ? fc.constantFrom(...(schema.type as string[]))
+    : fc.constant((schema.type as string | undefined) ?? (schema.properties ? 'object' : 'any'));
   return type.chain((kind): fc.Arbitrary<unknown> => {
     switch (kind) {
       case 'string': {
@@ -159,8 +192,14 @@ function fromSchema(input: Schema, depth = 0): fc.Arbitrary<unknown> {
             // a pattern fast-check cannot read: any short string
           }
         }
-        if (schema.format === 'date-time') return fc.date({ noInvalidDate: true, min: new Date('2020-01-01'), max: new Date('2030-01-01') }).map((date) => date.toISOString());
-        return fc.string({ minLength: Math.min(Number(schema.minLength ?? 1), 24), maxLength: Math.min(Number(schema.maxLength ?? 24), 24) });
+        if (schema.format === 'date-time')
+          return fc
+            .date({ noInvalidDate: true, min: new Date('2020-01-01'), max: new Date('2030-01-01') })
+            .map((date) => date.toISOString());
+        return fc.string({
+          minLength: Math.min(Number(schema.minLength ?? 1), 24),
+          maxLength: Math.min(Number(schema.maxLength ?? 24), 24),
+        });
       }
       case 'integer': {
         const min = Math.max(Math.ceil(Number(schema.minimum ?? -10)), -(2 ** 31));
@@ -175,7 +214,10 @@ function fromSchema(input: Schema, depth = 0): fc.Arbitrary<unknown> {
       case 'null':
         return fc.constant(null);
       case 'array':
-        return fc.array(fromSchema((schema.items as Schema | undefined) ?? {}, depth + 1), { minLength: Number(schema.minItems ?? 0), maxLength: Math.min(Number(schema.maxItems ?? 3), 3) });
+        return fc.array(fromSchema((schema.items as Schema | undefined) ?? {}, depth + 1), {
+          minLength: Number(schema.minItems ?? 0),
+          maxLength: Math.min(Number(schema.maxItems ?? 3), 3),
+        });
       case 'object': {
         const properties = (schema.properties ?? {}) as Record<string, Schema>;
         const required = new Set((schema.required ?? []) as string[]);
@@ -185,7 +227,8 @@ function fromSchema(input: Schema, depth = 0): fc.Arbitrary<unknown> {
           const hint = HINTS[name];
           members[name] = hint ? fc.oneof(fc.constantFrom(...hint()), fromSchema(member, depth + 1)) : fromSchema(member, depth + 1);
         }
-        if (Object.keys(members).length === 0) return fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ maxLength: 8 }), fc.integer()), { maxKeys: 3 });
+        if (Object.keys(members).length === 0)
+          return fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ maxLength: 8 }), fc.integer()), { maxKeys: 3 });
         return fc.record(members, { requiredKeys: Object.keys(members).filter((name) => required.has(name)) });
       }
       default:
@@ -208,11 +251,19 @@ const HINTS: Record<string, () => unknown[]> = {
   subject_token_type: () => ['urn:ietf:params:oauth:token-type:jwt'],
   subject_token: () => [FIXTURE('assertion')],
   token: () => [FIXTURE('assertion'), FIXTURE('accessToken')],
-  authorization_details: () => [JSON.stringify([{ type: 'tool_call', task_id: FIXTURE('task'), boundary: 'crm-orders', action: 'orders:read', params: { reason: 'x\u0000' } }])],
+  authorization_details: () => [
+    JSON.stringify([
+      { type: 'tool_call', task_id: FIXTURE('task'), boundary: 'crm-orders', action: 'orders:read', params: { reason: 'x\u0000' } },
+    ]),
+  ],
   params: () => [{ amount: 500 }, { reason: 'x\u0000' }, { owner: 'alice' }],
   role: () => ['admin', 'reviewer', 'resource_server'],
   kind: () => ['jwt', 'oidc', 'spiffe'],
-  policy: () => ['permit(principal, action, resource) when { context.params has amount && context.params.amount > 1 };', 'forbid(principal, action, resource) unless { true };', `permit(principal, action, resource) when { ${DEEP_CEDAR_CONDITION} };`],
+  policy: () => [
+    'permit(principal, action, resource) when { context.params has amount && context.params.amount > 1 };',
+    'forbid(principal, action, resource) unless { true };',
+    `permit(principal, action, resource) when { ${DEEP_CEDAR_CONDITION} };`,
+  ],
   when: () => ['context.params has amount && context.params.amount > 100', DEEP_CEDAR_CONDITION, Array(3_000).fill('true').join(' && ')],
 };
 
@@ -237,7 +288,8 @@ function mutate(value: unknown, mutation: Mutation, pick: number, hostile: unkno
   };
   walk(value);
   if (mutation === 'key') {
-    const container = containers.filter((node) => !Array.isArray(node))[pick % Math.max(1, containers.length)] as Record<string, unknown> | undefined;
+    const container = containers.filter((node) => !Array.isArray(node))[pick % Math.max(1, containers.length)] as
+      Record<string, unknown> | undefined;
     if (!container) return hostile;
     Object.defineProperty(container, key, { value: hostile, enumerable: true, configurable: true, writable: true });
     return value;
@@ -283,15 +335,40 @@ function pathValues(route: string, method: string): fc.Arbitrary<string> {
   const destructive = method !== 'get' && route.startsWith('/v1/admin/') && !/\/(simulate|what-if)$/.test(route);
   const real: string[] = destructive
     ? ['fuzz-victim', 'fuzz-2', '00000000-0000-4000-8000-000000000000', ...(route.includes('/tasks/') ? [FIXTURE('spareTask')] : [])]
-    : route.includes('/tasks/') ? [FIXTURE('task')]
-    : route.includes('/leases/') ? [FIXTURE('lease')]
-    : route.includes('/approvals/') ? [FIXTURE('approval')]
-    : route.includes('/api-keys/') ? [FIXTURE('apiKey')]
-    : route.includes('/boundaries/') ? ['crm-orders', 'refunds']
-    : route.includes('/workloads/') ? ['chatbot']
-    : ['default', 'fuzz-victim'];
-  const hostile = ['%00', 'a%00b', '%ED%A0%80', '%C0%80', '%zz', '..', '%2e%2e', '%2F', 'x'.repeat(2_200), 'spiffe%3A%2F%2Fx%2F%00', encode('\u202e'), '-1', '0', 'null'];
-  return fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...real) }, fc.constantFrom(...hostile), fc.string({ unit: 'binary', maxLength: 20 }).map(encode));
+    : route.includes('/tasks/')
+      ? [FIXTURE('task')]
+      : route.includes('/leases/')
+        ? [FIXTURE('lease')]
+        : route.includes('/approvals/')
+          ? [FIXTURE('approval')]
+          : route.includes('/api-keys/')
+            ? [FIXTURE('apiKey')]
+            : route.includes('/boundaries/')
+              ? ['crm-orders', 'refunds']
+              : route.includes('/workloads/')
+                ? ['chatbot']
+                : ['default', 'fuzz-victim'];
+  const hostile = [
+    '%00',
+    'a%00b',
+    '%ED%A0%80',
+    '%C0%80',
+    '%zz',
+    '..',
+    '%2e%2e',
+    '%2F',
+    'x'.repeat(2_200),
+    'spiffe%3A%2F%2Fx%2F%00',
+    encode('\u202e'),
+    '-1',
+    '0',
+    'null',
+  ];
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(...real) },
+    fc.constantFrom(...hostile),
+    fc.string({ unit: 'binary', maxLength: 20 }).map(encode),
+  );
 }
 
 function queryArb(operation: Operation): fc.Arbitrary<string> {
@@ -301,12 +378,30 @@ function queryArb(operation: Operation): fc.Arbitrary<string> {
       { weight: 2, arbitrary: fc.constant([] as [string, string][]) },
       { weight: 3, arbitrary: fromSchema(param.schema).map((value) => [[param.name, encode(String(value))]] as [string, string][]) },
       { weight: 2, arbitrary: hostileString.map((value) => [[param.name, encode(String(value))]] as [string, string][]) },
-      { weight: 1, arbitrary: fc.constantFrom('%00', '%ED%A0%80', '%zz', '%', '%C0%80').map((value) => [[param.name, value]] as [string, string][]) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('%00', '%ED%A0%80', '%zz', '%', '%C0%80').map((value) => [[param.name, value]] as [string, string][]),
+      },
       // A repeated parameter: an array where a string is expected.
-      { weight: 1, arbitrary: fc.tuple(fromSchema(param.schema), hostileString).map(([a, b]) => [[param.name, encode(String(a))], [param.name, encode(String(b))]] as [string, string][]) },
+      {
+        weight: 1,
+        arbitrary: fc.tuple(fromSchema(param.schema), hostileString).map(
+          ([a, b]) =>
+            [
+              [param.name, encode(String(a))],
+              [param.name, encode(String(b))],
+            ] as [string, string][],
+        ),
+      },
     ),
   );
-  const extra = fc.oneof({ weight: 4, arbitrary: fc.constant([] as [string, string][]) }, { weight: 1, arbitrary: fc.tuple(hostileKey, hostileString).map(([key, value]) => [[encode(key), encode(value)]] as [string, string][]) });
+  const extra = fc.oneof(
+    { weight: 4, arbitrary: fc.constant([] as [string, string][]) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(hostileKey, hostileString).map(([key, value]) => [[encode(key), encode(value)]] as [string, string][]),
+    },
+  );
   return fc.tuple(fc.tuple(...pairs), extra).map(([chosen, more]) => {
     const all = [...chosen.flat(), ...more];
     return all.length ? `?${all.map(([key, value]) => `${key}=${value}`).join('&')}` : '';
@@ -340,7 +435,13 @@ function requestArb(): fc.Arbitrary<FuzzRequest> {
       const content = operation.requestBody?.content ?? {};
       const [contentType, media] = Object.entries(content)[0] ?? ['application/json', { schema: { type: 'object', properties: {} } }];
       const body = fc
-        .tuple(fromSchema(media.schema), fc.constantFrom<Mutation>('replace', 'replace', 'key', 'whole', 'none', 'none', 'none'), fc.nat(), hostileValue, hostileKey)
+        .tuple(
+          fromSchema(media.schema),
+          fc.constantFrom<Mutation>('replace', 'replace', 'key', 'whole', 'none', 'none', 'none'),
+          fc.nat(),
+          hostileValue,
+          hostileKey,
+        )
         .map(([valid, mutation, pick, hostile, key]) => mutate(valid, mutation, pick, hostile, key));
       const headerParams = (operation.parameters ?? []).filter((param) => param.in === 'header').map((param) => param.name);
       const headers = fc.oneof(
@@ -348,7 +449,10 @@ function requestArb(): fc.Arbitrary<FuzzRequest> {
         {
           weight: 1,
           arbitrary: fc
-            .tuple(fc.constantFrom(...(headerParams.length ? headerParams : ['DPoP']), 'Last-Event-ID', 'DPoP'), fc.string({ unit: 'grapheme-ascii', maxLength: 300 }))
+            .tuple(
+              fc.constantFrom(...(headerParams.length ? headerParams : ['DPoP']), 'Last-Event-ID', 'DPoP'),
+              fc.string({ unit: 'grapheme-ascii', maxLength: 300 }),
+            )
             .map(([name, value]) => ({ [name]: value.replace(/[\r\n]/g, '') })),
         },
       );
@@ -360,15 +464,38 @@ function requestArb(): fc.Arbitrary<FuzzRequest> {
             // Mostly a role the route lets in, so that input reaches the handler; sometimes any.
             role: fc.oneof(
               { weight: 3, arbitrary: fc.constantFrom<Role>(...rolesFor(operation)) },
-              { weight: 1, arbitrary: fc.constantFrom<Role>('none', 'admin', 'reviewer', 'resource_server', 'workload', 'garbage', 'basic_nul') },
+              {
+                weight: 1,
+                arbitrary: fc.constantFrom<Role>('none', 'admin', 'reviewer', 'resource_server', 'workload', 'garbage', 'basic_nul'),
+              },
             ),
             // Mostly the documented content type, so that input reaches the handler.
             bodyMode: fc.oneof(
               { weight: 8, arbitrary: fc.constant<BodyMode>(contentType === 'application/json' ? 'schema' : 'form') },
-              { weight: 5, arbitrary: fc.constantFrom<BodyMode>('json_garbage', 'text', 'none', 'invalid_utf8', 'multipart', 'schema', 'form') },
+              {
+                weight: 5,
+                arbitrary: fc.constantFrom<BodyMode>('json_garbage', 'text', 'none', 'invalid_utf8', 'multipart', 'schema', 'form'),
+              },
             ),
             body,
-            raw: fc.oneof(fc.constantFrom('{', '[', '{"a":', '\u0000', '"\\ud800"', '{"a":"\\u0000"}', '{"\\u0000":1}', '[1e400]', '{"__proto__":{"x":1}}', 'null', '123', '"x"', ''), fc.string({ unit: 'binary', maxLength: 64 })),
+            raw: fc.oneof(
+              fc.constantFrom(
+                '{',
+                '[',
+                '{"a":',
+                '\u0000',
+                '"\\ud800"',
+                '{"a":"\\u0000"}',
+                '{"\\u0000":1}',
+                '[1e400]',
+                '{"__proto__":{"x":1}}',
+                'null',
+                '123',
+                '"x"',
+                '',
+              ),
+              fc.string({ unit: 'binary', maxLength: 64 }),
+            ),
             headers,
           })
           .map((parts) => ({ method: method.toUpperCase(), route, ...parts })),
@@ -405,7 +532,9 @@ function encodeBody(request: FuzzRequest): { contentType?: string; body?: string
     case 'form': {
       const value = request.body;
       const entries = value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.entries(value) : [['value', value]];
-      const text = entries.map(([key, member]) => `${encode(String(key))}=${encode(typeof member === 'string' ? member : jsonText(member))}`).join('&');
+      const text = entries
+        .map(([key, member]) => `${encode(String(key))}=${encode(typeof member === 'string' ? member : jsonText(member))}`)
+        .join('&');
       return { contentType: 'application/x-www-form-urlencoded', body: text };
     }
     case 'text':
@@ -413,9 +542,15 @@ function encodeBody(request: FuzzRequest): { contentType?: string; body?: string
     case 'none':
       return {};
     case 'invalid_utf8':
-      return { contentType: 'application/json', body: Uint8Array.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xed, 0xa0, 0x80, 0x22, 0x7d]) };
+      return {
+        contentType: 'application/json',
+        body: Uint8Array.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xed, 0xa0, 0x80, 0x22, 0x7d]),
+      };
     case 'multipart':
-      return { contentType: 'multipart/form-data; boundary=x', body: `--x\r\ncontent-disposition: form-data; name="a"\r\n\r\n${request.raw}\r\n--x--\r\n` };
+      return {
+        contentType: 'multipart/form-data; boundary=x',
+        body: `--x\r\ncontent-disposition: form-data; name="a"\r\n\r\n${request.raw}\r\n--x--\r\n`,
+      };
   }
 }
 
@@ -452,7 +587,8 @@ async function send(request: FuzzRequest): Promise<Outcome> {
       return { status: response.status };
     }
     const text = await response.text();
-    if (process.env.TOLLGATE_FUZZ_DEBUG && request.route.includes(process.env.TOLLGATE_FUZZ_DEBUG) && response.status === 400) console.log(`fuzz debug: ${text.slice(0, 160)} <- ${summarise(request).slice(0, 200)}`);
+    if (process.env.TOLLGATE_FUZZ_DEBUG && request.route.includes(process.env.TOLLGATE_FUZZ_DEBUG) && response.status === 400)
+      console.log(`fuzz debug: ${text.slice(0, 160)} <- ${summarise(request).slice(0, 200)}`);
     return { status: response.status, detail: response.status >= 500 ? text.slice(0, 200) : undefined };
   } catch (error) {
     const name = (error as Error).name;
@@ -477,12 +613,23 @@ async function refreshFixtures(): Promise<void> {
     fixtures.lease = permit.body.lease_id;
     fixtures.accessToken = permit.body.credential.access_token;
   }
-  const pending = await asBot('POST', `/v1/tasks/${fixtures.task}/credentials`, { boundary: 'refunds', action: 'refund:create', params: { amount: 500 } });
+  const pending = await asBot('POST', `/v1/tasks/${fixtures.task}/credentials`, {
+    boundary: 'refunds',
+    action: 'refund:create',
+    params: { amount: 500 },
+  });
   if (pending.status === 202) fixtures.approval = pending.body.approval_id;
 }
 
 function summarise(request: FuzzRequest): string {
-  const body = request.bodyMode === 'schema' ? jsonText(request.body) : request.bodyMode === 'none' ? '' : request.bodyMode === 'form' ? '(form of) ' + jsonText(request.body) : JSON.stringify(request.raw);
+  const body =
+    request.bodyMode === 'schema'
+      ? jsonText(request.body)
+      : request.bodyMode === 'none'
+        ? ''
+        : request.bodyMode === 'form'
+          ? '(form of) ' + jsonText(request.body)
+          : JSON.stringify(request.raw);
   return `${request.method} ${request.path.slice(0, 200)}${request.query.slice(0, 200)} as ${request.role}, ${request.bodyMode}: ${body.slice(0, 300)}${JSON.stringify(request.headers).slice(0, 120)}`;
 }
 
@@ -520,8 +667,11 @@ describe('fuzzing every route of /openapi.json', () => {
         }),
         { seed: SEED, numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: SECONDS * 1000, markInterruptAsFailure: false },
       );
-      console.log(`fuzz: ${requests} requests over ${routes.size} routes; statuses ${JSON.stringify(Object.fromEntries(Object.entries(histogram).sort()))}`);
-      if (process.env.TOLLGATE_FUZZ_VERBOSE) for (const [route, statuses] of Object.entries(byRoute).sort()) console.log(`fuzz: ${route} ${JSON.stringify(statuses)}`);
+      console.log(
+        `fuzz: ${requests} requests over ${routes.size} routes; statuses ${JSON.stringify(Object.fromEntries(Object.entries(histogram).sort()))}`,
+      );
+      if (process.env.TOLLGATE_FUZZ_VERBOSE)
+        for (const [route, statuses] of Object.entries(byRoute).sort()) console.log(`fuzz: ${route} ${JSON.stringify(statuses)}`);
       if (Object.keys(excluded).length) console.log(`fuzz: excluded (owned by other fixes): ${JSON.stringify(excluded)}`);
       for (const [key, example] of failures) console.log(`fuzz FAILURE ${key}\n  ${example}`);
       expect([...failures.keys()]).toEqual([]);
@@ -530,15 +680,27 @@ describe('fuzzing every route of /openapi.json', () => {
       // (as an admin would), then a known permit, a known Cedar deny and a known core-check deny.
       expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
       const admin = asAdmin(broker);
-      for (const policy of (await admin('GET', '/v1/admin/policies')).body.items ?? []) await admin('DELETE', `/v1/admin/policies/${encode(policy.id)}`);
-      await putBoundary(broker, 'crm-orders', { policy: 'permit(principal, action, resource) when { context.params has owner && context.params.owner == "alice" };' });
+      for (const policy of (await admin('GET', '/v1/admin/policies')).body.items ?? [])
+        await admin('DELETE', `/v1/admin/policies/${encode(policy.id)}`);
+      await putBoundary(broker, 'crm-orders', {
+        policy: 'permit(principal, action, resource) when { context.params has owner && context.params.owner == "alice" };',
+      });
       await putBoundary(broker, 'payments', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'] });
       await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] }, enabled: true });
-      const openTask = async () => (await asBot('POST', '/v1/tasks', { intent: 'order_status', subject: 'user-42' })).body.task_id as string;
+      const openTask = async () =>
+        (await asBot('POST', '/v1/tasks', { intent: 'order_status', subject: 'user-42' })).body.task_id as string;
       const taskId = await openTask();
-      const permit = await asBot('POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'alice' } });
+      const permit = await asBot('POST', `/v1/tasks/${taskId}/credentials`, {
+        boundary: 'crm-orders',
+        action: 'orders:read',
+        params: { owner: 'alice' },
+      });
       expect(permit.status, JSON.stringify(permit.body)).toBe(201);
-      const cedarDeny = await asBot('POST', `/v1/tasks/${taskId}/credentials`, { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'bob' } });
+      const cedarDeny = await asBot('POST', `/v1/tasks/${taskId}/credentials`, {
+        boundary: 'crm-orders',
+        action: 'orders:read',
+        params: { owner: 'bob' },
+      });
       expect(cedarDeny.body).toMatchObject({ error: 'access_denied', reasons: ['policy_no_permit'] });
       const coreDeny = await asBot('POST', `/v1/tasks/${await openTask()}/credentials`, { boundary: 'payments', action: 'refund:create' });
       expect(coreDeny.body).toMatchObject({ error: 'access_denied', reasons: ['intent_mismatch'] });

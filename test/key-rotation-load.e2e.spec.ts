@@ -29,7 +29,12 @@ describe('rotation under load', () => {
     brokers.push(first);
     const second = await startBroker({
       db: first.db,
-      env: { TOLLGATE_ADMIN_KEY: first.adminKey, TOLLGATE_KEK: first.kek, TOLLGATE_ISSUER: first.url, TOLLGATE_KEY_ROTATION: `${PERIOD_S}s` },
+      env: {
+        TOLLGATE_ADMIN_KEY: first.adminKey,
+        TOLLGATE_KEK: first.kek,
+        TOLLGATE_ISSUER: first.url,
+        TOLLGATE_KEY_ROTATION: `${PERIOD_S}s`,
+      },
     });
     brokers.unshift(second); // closed before the first, which drops the database
     const replicas = [first, second];
@@ -46,7 +51,9 @@ describe('rotation under load', () => {
     const kids = new Set<string>();
     let issued = 0;
     const loop = async (n: number) => {
-      const taskId = (await call(first.url, 'POST', '/v1/tasks', { token: workloadToken, json: { intent: 'order_status', subject: `user-${n}` } })).body.task_id as string;
+      const taskId = (
+        await call(first.url, 'POST', '/v1/tasks', { token: workloadToken, json: { intent: 'order_status', subject: `user-${n}` } })
+      ).body.task_id as string;
       // Each stream is its own resource server, reading the JWKS from the replica the balancer gives it.
       const keySet = createRemoteJWKSet(new URL(`${replicas[n % 2]!.url}/.well-known/jwks.json`));
       for (let i = 0; !stop; i++) {

@@ -29,7 +29,11 @@ async function jwks(broker: TestBroker): Promise<string[]> {
 }
 
 /** A resource server's view: the remote JWKS with jose's default caching, and jwtVerify. */
-async function resourceServerVerifies(broker: TestBroker, token: string, keySet = createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`))) {
+async function resourceServerVerifies(
+  broker: TestBroker,
+  token: string,
+  keySet = createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`)),
+) {
   const { payload, protectedHeader } = await jwtVerify(token, keySet, { issuer: broker.url, audience: BOUNDARY.tool, typ: 'at+jwt' });
   return { payload, protectedHeader };
 }
@@ -75,7 +79,9 @@ describe('signing-key rotation', { timeout: 120_000 }, () => {
       [oldKid, 'retired'],
     ]);
     expect(await jwks(broker)).toEqual([nextKid, newNext, oldKid]);
-    expect(await rotations(broker)).toEqual([{ actor: 'admin:bootstrap', data: expect.objectContaining({ active_kid: nextKid, retired_kid: oldKid, next_kid: newNext }) }]);
+    expect(await rotations(broker)).toEqual([
+      { actor: 'admin:bootstrap', data: expect.objectContaining({ active_kid: nextKid, retired_kid: oldKid, next_kid: newNext }) },
+    ]);
 
     const newToken = await issue(bot, taskId);
     expect(decodeProtectedHeader(newToken).kid).toBe(nextKid);
@@ -128,7 +134,9 @@ describe('signing-key rotation', { timeout: 120_000 }, () => {
     expect(gone).toBe(true);
     expect(Date.now()).toBeGreaterThanOrEqual(payload.exp! * 1000);
     expect(await jwks(broker)).toEqual([rotated.body.active_kid, rotated.body.next_kid]);
-    const audit = await broker.app.broker.db.query<{ data: { kid: string } }>(`SELECT data FROM audit_events WHERE kind = 'signing_key.publish_until'`);
+    const audit = await broker.app.broker.db.query<{ data: { kid: string } }>(
+      `SELECT data FROM audit_events WHERE kind = 'signing_key.publish_until'`,
+    );
     expect(audit.rows.map((row) => row.data.kid)).toEqual([oldKid]);
   });
 
@@ -161,7 +169,13 @@ describe('signing-key rotation', { timeout: 120_000 }, () => {
     await broker.stop();
     const second = await broker.restart({ TOLLGATE_SIGNING_ALG: 'ES256', TOLLGATE_KEY_ROTATION: '30s' });
     brokers.push(second);
-    const before = (await asAdmin(second)('GET', '/v1/admin/keys')).body.keys as Array<{ kid: string; state: string; alg: string; created_at: string; activated_at: string }>;
+    const before = (await asAdmin(second)('GET', '/v1/admin/keys')).body.keys as Array<{
+      kid: string;
+      state: string;
+      alg: string;
+      created_at: string;
+      activated_at: string;
+    }>;
     const [old, next] = before;
     expect([old!.state, next!.state, next!.alg]).toEqual(['active', 'next', 'ES256']);
     let rotated: typeof before | undefined;
@@ -174,7 +188,9 @@ describe('signing-key rotation', { timeout: 120_000 }, () => {
     const active = rotated![0]!;
     expect(Date.parse(active.activated_at) - Date.parse(active.created_at)).toBeGreaterThanOrEqual(30_000);
     expect(Date.parse(active.activated_at) - Date.parse(old!.activated_at)).toBeGreaterThanOrEqual(38_000);
-    const { rows } = await second.app.broker.db.query<{ actor: string }>(`SELECT actor FROM audit_events WHERE kind = 'signing_key.rotated'`);
+    const { rows } = await second.app.broker.db.query<{ actor: string }>(
+      `SELECT actor FROM audit_events WHERE kind = 'signing_key.rotated'`,
+    );
     expect(rows).toEqual([{ actor: 'system:key-rotation' }]);
   });
 

@@ -29,7 +29,9 @@ interface K8sObject {
   spec?: any; // a test reads arbitrary manifests
 }
 
-const files = readdirSync(DIR).filter((file) => file.endsWith('.yaml')).sort();
+const files = readdirSync(DIR)
+  .filter((file) => file.endsWith('.yaml'))
+  .sort();
 const kustomization = YAML.parse(readFileSync(join(DIR, 'kustomization.yaml'), 'utf8'));
 const objects: K8sObject[] = files
   .filter((file) => file !== 'kustomization.yaml')
@@ -44,10 +46,20 @@ afterAll(async () => {
 describe('deploy/kubernetes', () => {
   it('lists every manifest in the kustomization, and each object validates against the Kubernetes schema', () => {
     expect([...kustomization.resources].sort()).toEqual(files.filter((file) => file !== 'kustomization.yaml'));
-    expect(objects.map((object) => object.kind).sort()).toEqual(['Deployment', 'Job', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+    expect(objects.map((object) => object.kind).sort()).toEqual([
+      'Deployment',
+      'Job',
+      'NetworkPolicy',
+      'PodDisruptionBudget',
+      'Service',
+      'ServiceAccount',
+    ]);
     for (const object of objects) {
       const [group, version] = object.apiVersion.includes('/') ? object.apiVersion.split('/') : [undefined, object.apiVersion];
-      const models = require_(`kubernetes-models/${group ? `${group}/` : ''}${version}`) as Record<string, new (data: unknown) => { validate(): void }>;
+      const models = require_(`kubernetes-models/${group ? `${group}/` : ''}${version}`) as Record<
+        string,
+        new (data: unknown) => { validate(): void }
+      >;
       const Model = models[object.kind];
       expect(Model, `${object.apiVersion} ${object.kind}`).toBeTypeOf('function');
       expect(() => new Model!(object).validate(), `${object.kind} ${object.metadata.name}`).not.toThrow();
@@ -77,14 +89,22 @@ describe('deploy/kubernetes', () => {
       expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
       expect(spec.automountServiceAccountToken).toBe(false);
       for (const c of spec.containers) {
-        expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+        expect(c.securityContext).toMatchObject({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        });
         expect(c.resources.requests).toHaveProperty('cpu');
         expect(c.resources.limits).toHaveProperty('memory');
       }
     }
     // Every secret key the pods read is one the documented `kubectl create secret` makes.
-    const documented = [...readFileSync(join(DIR, 'kustomization.yaml'), 'utf8').matchAll(/--from-literal=([a-z-]+)=/g)].map((m) => m[1]).sort();
-    const used = JSON.stringify(objects).match(/"key":"[a-z-]+"/g)!.map((text) => text.slice(7, -1));
+    const documented = [...readFileSync(join(DIR, 'kustomization.yaml'), 'utf8').matchAll(/--from-literal=([a-z-]+)=/g)]
+      .map((m) => m[1])
+      .sort();
+    const used = JSON.stringify(objects)
+      .match(/"key":"[a-z-]+"/g)!
+      .map((text) => text.slice(7, -1));
     expect([...new Set(used)].sort()).toEqual(documented);
     expect(container.env.find((e: { name: string }) => e.name === 'TOLLGATE_MIGRATE').value).toBe('off');
   });
@@ -102,7 +122,10 @@ describe('deploy/kubernetes', () => {
     };
 
     const job = byKind('Job').spec.template.spec.containers[0];
-    const migrated = await promisify(execFile)(process.execPath, job.command.slice(1), { cwd: ROOT, env: { PATH: process.env.PATH, ...envOf(job, secret, work) } });
+    const migrated = await promisify(execFile)(process.execPath, job.command.slice(1), {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, ...envOf(job, secret, work) },
+    });
     expect(migrated.stdout).toMatch(/^tollgate-broker migrate: applied \d+:/);
 
     const runtime = await runtimeRole(db);
@@ -130,10 +153,16 @@ describe('deploy/kubernetes', () => {
     });
     const url = `http://127.0.0.1:${port}`;
     await expect
-      .poll(async () => (child.exitCode === null ? (await call(url, 'GET', container.startupProbe.httpGet.path).catch(() => ({ status: 0 }))).status : `exited: ${log}`), {
-        timeout: 30_000,
-        interval: 250,
-      })
+      .poll(
+        async () =>
+          child.exitCode === null
+            ? (await call(url, 'GET', container.startupProbe.httpGet.path).catch(() => ({ status: 0 }))).status
+            : `exited: ${log}`,
+        {
+          timeout: 30_000,
+          interval: 250,
+        },
+      )
       .toBe(200);
     expect((await call(url, 'GET', container.readinessProbe.httpGet.path)).status).toBe(200);
     // The admin key came from the mounted secret file.
@@ -145,7 +174,10 @@ describe('deploy/kubernetes', () => {
 
 /** A container's environment as the kubelet builds it, with secret volumes mounted under `work`. */
 function envOf(
-  container: { env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { key: string } } }>; volumeMounts?: Array<{ name: string; mountPath: string }> },
+  container: {
+    env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { key: string } } }>;
+    volumeMounts?: Array<{ name: string; mountPath: string }>;
+  },
   secret: Record<string, string>,
   work: string,
   volumes: Array<{ name: string; secret?: { items: Array<{ key: string; path: string }> } }> = [],

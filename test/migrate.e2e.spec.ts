@@ -45,7 +45,9 @@ describe('tollgate-broker migrate and TOLLGATE_MIGRATE=off', () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(ConfigurationError);
-    expect((error as ConfigurationError).problems[0]).toMatch(/^TOLLGATE_MIGRATE: off, and the database lacks \d+ migration\(s\) of this version .*tollgate-broker migrate/);
+    expect((error as ConfigurationError).problems[0]).toMatch(
+      /^TOLLGATE_MIGRATE: off, and the database lacks \d+ migration\(s\) of this version .*tollgate-broker migrate/,
+    );
     const client = await connect(db.databaseUrl!);
     try {
       const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`);
@@ -80,7 +82,13 @@ describe('tollgate-broker migrate and TOLLGATE_MIGRATE=off', () => {
     const refused = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:delete' });
     expect(refused.status).toBe(403);
     // The audit chain links the events the runtime user wrote (an UPDATE its triggers allow once).
-    await expect.poll(async () => (await broker.app.broker.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE hash IS NULL')).rows[0]!.n, { timeout: 10_000 }).toBe(0);
+    await expect
+      .poll(
+        async () =>
+          (await broker.app.broker.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE hash IS NULL')).rows[0]!.n,
+        { timeout: 10_000 },
+      )
+      .toBe(0);
   });
 
   it('refuses an unknown command with the usage', async () => {

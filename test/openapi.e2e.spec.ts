@@ -37,13 +37,19 @@ function validatorAt(...parts: string[]): ValidateFunction {
 
 function deref(node: Json): Json {
   if (typeof node.$ref !== 'string') return node;
-  const path = node.$ref.replace(/^#\//, '').split('/').map((part: string) => part.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const path = node.$ref
+    .replace(/^#\//, '')
+    .split('/')
+    .map((part: string) => part.replaceAll('~1', '/').replaceAll('~0', '~'));
   return path.reduce((at: Json, part: string) => at[part], document);
 }
 
 /** The request body schema the document gives for a route. */
 function requestValidator(method: string, path: string, contentType = 'application/json'): ValidateFunction {
-  expect(document.paths[path]?.[method]?.requestBody?.content?.[contentType]?.schema, `${method.toUpperCase()} ${path} ${contentType} body`).toBeDefined();
+  expect(
+    document.paths[path]?.[method]?.requestBody?.content?.[contentType]?.schema,
+    `${method.toUpperCase()} ${path} ${contentType} body`,
+  ).toBeDefined();
   return validatorAt('paths', path, method, 'requestBody', 'content', contentType, 'schema');
 }
 
@@ -73,7 +79,10 @@ function servedRoutes(): Set<string> {
     const depth = match[1]!.length / 4;
     stack.length = depth;
     stack.push(match[2]!);
-    for (const method of (match[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean)) {
+    for (const method of (match[3] ?? '')
+      .split(',')
+      .map((m) => m.trim())
+      .filter(Boolean)) {
       if (method === 'HEAD' || method === 'OPTIONS') continue;
       routes.add(`${method} ${stack.join('').replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
     }
@@ -83,7 +92,8 @@ function servedRoutes(): Set<string> {
 
 function documentedRoutes(): Set<string> {
   const routes = new Set<string>();
-  for (const [path, item] of Object.entries(document.paths as Json)) for (const method of Object.keys(item)) routes.add(`${method.toUpperCase()} ${path}`);
+  for (const [path, item] of Object.entries(document.paths as Json))
+    for (const method of Object.keys(item)) routes.add(`${method.toUpperCase()} ${path}`);
   return routes;
 }
 
@@ -96,15 +106,26 @@ describe('GET /openapi.json', () => {
     expect(document.servers).toEqual([{ url: broker.url }]);
     const result = await validateOpenApi(structuredClone(document) as Parameters<typeof validateOpenApi>[0]);
     expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
-    expect(Object.keys(document.components.securitySchemes).sort()).toEqual(['apiKey', 'clientSecretBasic', 'oauthClient', 'workloadAssertion']);
+    expect(Object.keys(document.components.securitySchemes).sort()).toEqual([
+      'apiKey',
+      'clientSecretBasic',
+      'oauthClient',
+      'workloadAssertion',
+    ]);
   });
 
   it('names every route the app serves with its method, and nothing else', () => {
     const fastify = servedRoutes();
     const documented = documentedRoutes();
     expect(fastify.size).toBeGreaterThan(20);
-    expect([...fastify].filter((route) => !documented.has(route)), 'served but not in /openapi.json').toEqual([]);
-    expect([...documented].filter((route) => !fastify.has(route)), 'in /openapi.json but not served').toEqual([]);
+    expect(
+      [...fastify].filter((route) => !documented.has(route)),
+      'served but not in /openapi.json',
+    ).toEqual([]);
+    expect(
+      [...documented].filter((route) => !fastify.has(route)),
+      'in /openapi.json but not served',
+    ).toEqual([]);
   });
 
   it('every route has its @ApiRoute, every body-carrying route its body schema, every path parameter is declared', () => {
@@ -120,9 +141,15 @@ describe('GET /openapi.json', () => {
           expect(Object.keys(content), `${route} documents no request body`).not.toEqual([]);
           for (const media of Object.values(content as Json)) expect(media.schema?.type, `${route} body schema`).toBe('object');
         }
-        const declared = (operation.parameters ?? []).filter((p: Json) => p.in === 'path').map((p: Json) => p.name).sort();
+        const declared = (operation.parameters ?? [])
+          .filter((p: Json) => p.in === 'path')
+          .map((p: Json) => p.name)
+          .sort();
         expect(declared, `${route} path parameters`).toEqual(pathParams);
-        expect(Object.keys(operation.responses).some((status) => /^2\d\d$/.test(status)), `${route} success response`).toBe(true);
+        expect(
+          Object.keys(operation.responses).some((status) => /^2\d\d$/.test(status)),
+          `${route} success response`,
+        ).toBe(true);
         if (operation.security?.length) expect(operation.responses['401'], `${route} 401`).toBeDefined();
       }
     }
@@ -139,7 +166,9 @@ describe('GET /openapi.json', () => {
     expect(document.paths['/.well-known/jwks.json'].get.security).toEqual([]);
     expect(Object.keys(document.paths['/oauth2/token'].post.requestBody.content)).toEqual(['application/x-www-form-urlencoded']);
     expect(Object.keys(document.paths['/v1/events'].get.responses['200'].content)).toEqual(['text/event-stream']);
-    expect(document.paths['/v1/leases'].get.parameters.map((p: Json) => p.name)).toEqual(expect.arrayContaining(['task', 'state', 'limit', 'cursor']));
+    expect(document.paths['/v1/leases'].get.parameters.map((p: Json) => p.name)).toEqual(
+      expect.arrayContaining(['task', 'state', 'limit', 'cursor']),
+    );
   });
 });
 
@@ -183,7 +212,9 @@ describe('the document agrees with what the app does', () => {
   it('the bodies the bot and the form endpoints send are valid by the document', () => {
     expect(requestValidator('post', '/v1/tasks')({ intent: 'order_status', subject: 'user-42' })).toBe(true);
     expect(requestValidator('post', '/v1/tasks')({ intent: 'order_status' })).toBe(false);
-    expect(requestValidator('post', '/v1/tasks/{id}/credentials')({ boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' })).toBe(true);
+    expect(
+      requestValidator('post', '/v1/tasks/{id}/credentials')({ boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' }),
+    ).toBe(true);
     expect(requestValidator('post', '/v1/tasks/{id}/complete')({})).toBe(true);
     expect(requestValidator('post', '/v1/tasks/{id}/complete')({ force: true })).toBe(false);
     expect(document.paths['/v1/tasks/{id}/complete'].post.requestBody.required).toBe(false);
@@ -199,7 +230,11 @@ describe('the document agrees with what the app does', () => {
    */
   it('every route refuses input its documented schema refuses, naming a field the document knows', async () => {
     const taskId = await bot.openTask();
-    const samples: Record<string, string> = { '/v1/tasks/': taskId, '/v1/admin/boundaries/': 'crm-orders', '/v1/admin/workloads/': 'chatbot' };
+    const samples: Record<string, string> = {
+      '/v1/tasks/': taskId,
+      '/v1/admin/boundaries/': 'crm-orders',
+      '/v1/admin/workloads/': 'chatbot',
+    };
     let probed = 0;
     for (const [path, item] of Object.entries(document.paths as Json)) {
       const url = path.replace(/\{[^}]+\}/g, (_param, offset: number) => samples[path.slice(0, offset)] ?? 'openapi-probe');
@@ -221,7 +256,10 @@ describe('the document agrees with what the app does', () => {
           const options = contentType === 'application/json' ? { token, json: probe } : { token, form: probe };
           const refused = await call(broker.url, method.toUpperCase(), url, options);
           expect(refused.status, `${route} ${JSON.stringify(refused.body)}`).toBe(400);
-          expect(['openapi_probe', ...required], `${route}: the app names "${refused.body.field}", the document requires [${required}]`).toContain(refused.body.field);
+          expect(
+            ['openapi_probe', ...required],
+            `${route}: the app names "${refused.body.field}", the document requires [${required}]`,
+          ).toContain(refused.body.field);
           probed++;
         }
       }
@@ -236,8 +274,16 @@ describe('the document agrees with what the app does', () => {
     const taskId = open.body.task_id as string;
     const issued = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' });
     expectDocumented('post', '/v1/tasks/{id}/credentials', issued);
-    expectDocumented('post', '/v1/tasks/{id}/credentials', await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:delete' }));
-    expectDocumented('post', '/v1/tasks/{id}/credentials', await bot.credential('6a0f2e1c-8a9b-4c7d-9e0f-123456789abc', { boundary: 'crm-orders', action: 'orders:read' }));
+    expectDocumented(
+      'post',
+      '/v1/tasks/{id}/credentials',
+      await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:delete' }),
+    );
+    expectDocumented(
+      'post',
+      '/v1/tasks/{id}/credentials',
+      await bot.credential('6a0f2e1c-8a9b-4c7d-9e0f-123456789abc', { boundary: 'crm-orders', action: 'orders:read' }),
+    );
     expectDocumented('get', '/v1/tasks/{id}', await bot.call('GET', `/v1/tasks/${taskId}`));
     const token = issued.body.credential.access_token as string;
     const introspect = (form: Record<string, string>) => call(broker.url, 'POST', '/oauth2/introspect', { token: broker.adminKey, form });
@@ -265,27 +311,49 @@ describe('the document agrees with what the app does', () => {
     expectDocumented('get', '/v1/audit', await admin('GET', '/v1/audit?kind=task.exploded'));
     expectDocumented('get', '/v1/audit/verify', await admin('GET', '/v1/audit/verify'));
     expectDocumented('get', '/v1/audit/checkpoint', await admin('GET', '/v1/audit/checkpoint'));
-    expectDocumented('get', '/v1/decisions', await admin('GET', '/v1/decisions?outcome=permit&subject=user-42&tool=https%3A%2F%2Fcrm.acme.test&action=orders:read'));
+    expectDocumented(
+      'get',
+      '/v1/decisions',
+      await admin('GET', '/v1/decisions?outcome=permit&subject=user-42&tool=https%3A%2F%2Fcrm.acme.test&action=orders:read'),
+    );
     expectDocumented('get', '/v1/decisions', await admin('GET', '/v1/decisions?subject='));
     expectDocumented('get', '/v1/tasks/{id}/timeline', await admin('GET', `/v1/tasks/${taskId}/timeline`));
     expectDocumented('get', '/v1/tasks/{id}/timeline', await admin('GET', '/v1/tasks/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/timeline'));
-    expectDocumented('post', '/v1/admin/leases/{id}/revoke', await admin('POST', `/v1/admin/leases/${issued.body.lease_id}/revoke`, { reason: 'openapi' }));
+    expectDocumented(
+      'post',
+      '/v1/admin/leases/{id}/revoke',
+      await admin('POST', `/v1/admin/leases/${issued.body.lease_id}/revoke`, { reason: 'openapi' }),
+    );
     expectDocumented('post', '/v1/admin/leases/{id}/revoke', await admin('POST', `/v1/admin/leases/${issued.body.lease_id}/revoke`, {}));
-    expectDocumented('post', '/v1/admin/leases/{id}/revoke', await admin('POST', '/v1/admin/leases/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/revoke', {}));
-    expectDocumented('post', '/v1/admin/tasks/{id}/revoke', await admin('POST', '/v1/admin/tasks/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/revoke', {}));
+    expectDocumented(
+      'post',
+      '/v1/admin/leases/{id}/revoke',
+      await admin('POST', '/v1/admin/leases/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/revoke', {}),
+    );
+    expectDocumented(
+      'post',
+      '/v1/admin/tasks/{id}/revoke',
+      await admin('POST', '/v1/admin/tasks/6a0f2e1c-8a9b-4c7d-9e0f-123456789abc/revoke', {}),
+    );
     expectDocumented('post', '/v1/tasks/{id}/intent', await bot.call('POST', `/v1/tasks/${taskId}/intent`, { intent: 'refund_request' }));
     expectDocumented('post', '/v1/tasks/{id}/complete', await bot.call('POST', `/v1/tasks/${taskId}/complete`, {}));
     expectDocumented('post', '/v1/tasks/{id}/complete', await bot.call('POST', `/v1/tasks/${taskId}/complete`, {}));
     expectDocumented('post', '/v1/admin/tasks/{id}/revoke', await admin('POST', `/v1/admin/tasks/${taskId}/revoke`, { reason: 'openapi' }));
     expectDocumented('get', '/v1/tasks/{id}/timeline', await admin('GET', `/v1/tasks/${taskId}/timeline`));
-    expectDocumented('post', '/oauth2/revoke', await call(broker.url, 'POST', '/oauth2/revoke', { token: broker.adminKey, form: { token } }));
+    expectDocumented(
+      'post',
+      '/oauth2/revoke',
+      await call(broker.url, 'POST', '/oauth2/revoke', { token: broker.adminKey, form: { token } }),
+    );
 
     const exchange = await call(broker.url, 'POST', '/oauth2/token', {
       form: {
         grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
         subject_token: await bot.token(),
         subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-        authorization_details: JSON.stringify([{ type: 'tool_call', task_id: await bot.openTask(), boundary: 'crm-orders', action: 'orders:read' }]),
+        authorization_details: JSON.stringify([
+          { type: 'tool_call', task_id: await bot.openTask(), boundary: 'crm-orders', action: 'orders:read' },
+        ]),
       },
     });
     expect(exchange.status).toBe(200);
@@ -297,15 +365,33 @@ describe('the document agrees with what the app does', () => {
     expectDocumented('get', '/v1/admin/workloads', await admin('GET', '/v1/admin/workloads'));
     expectDocumented('get', '/v1/admin/workloads/{id}', await admin('GET', '/v1/admin/workloads/chatbot'));
     expectDocumented('get', '/v1/admin/workloads/{id}', await admin('GET', '/v1/admin/workloads/nobody'));
-    const limited = await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] }, rate_limit: { per_minute: 600, burst: 20 } });
+    const limited = await admin('PUT', '/v1/admin/workloads/chatbot', {
+      jwks: { keys: [bot.key.publicJwk] },
+      rate_limit: { per_minute: 600, burst: 20 },
+    });
     expect(limited.body.rate_limit).toEqual({ per_minute: 600, burst: 20 });
     expectDocumented('put', '/v1/admin/workloads/{id}', limited);
     expectDocumented('get', '/v1/admin/workloads/{id}', await admin('GET', '/v1/admin/workloads/chatbot'));
-    expectDocumented('put', '/v1/admin/workloads/{id}', await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] }, rate_limit: { per_minute: 600, per_hour: 1 } }));
-    expectDocumented('put', '/v1/admin/workloads/{id}', await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] } }));
+    expectDocumented(
+      'put',
+      '/v1/admin/workloads/{id}',
+      await admin('PUT', '/v1/admin/workloads/chatbot', {
+        jwks: { keys: [bot.key.publicJwk] },
+        rate_limit: { per_minute: 600, per_hour: 1 },
+      }),
+    );
+    expectDocumented(
+      'put',
+      '/v1/admin/workloads/{id}',
+      await admin('PUT', '/v1/admin/workloads/chatbot', { jwks: { keys: [bot.key.publicJwk] } }),
+    );
     expectDocumented('delete', '/v1/admin/boundaries/{id}', await admin('DELETE', '/v1/admin/boundaries/payments'));
     expectDocumented('get', '/.well-known/jwks.json', await call(broker.url, 'GET', '/.well-known/jwks.json'));
-    expectDocumented('get', '/.well-known/oauth-authorization-server', await call(broker.url, 'GET', '/.well-known/oauth-authorization-server'));
+    expectDocumented(
+      'get',
+      '/.well-known/oauth-authorization-server',
+      await call(broker.url, 'GET', '/.well-known/oauth-authorization-server'),
+    );
     expectDocumented('get', '/healthz', await call(broker.url, 'GET', '/healthz'));
     expectDocumented('get', '/readyz', await call(broker.url, 'GET', '/readyz'));
     expectDocumented('get', '/metrics', await call(broker.url, 'GET', '/metrics'));
@@ -313,7 +399,15 @@ describe('the document agrees with what the app does', () => {
 
   it('approval responses match their schemas: 202 pending, the queue, approve, deny, 409, authorization_pending', async () => {
     const admin = asAdmin(broker);
-    const put = await admin('PUT', '/v1/admin/boundaries/step-up', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, approval: { when: 'context.params.amount > 100' } });
+    const put = await admin('PUT', '/v1/admin/boundaries/step-up', {
+      tool: 'https://pay.acme.test',
+      actions: ['refund:create'],
+      intents: ['order_status'],
+      default_ttl: 60,
+      max_ttl: 60,
+      credential: { kind: 'jwt' },
+      approval: { when: 'context.params.amount > 100' },
+    });
     expectDocumented('put', '/v1/admin/boundaries/{id}', put);
     expectDocumented('get', '/v1/admin/boundaries/{id}', await admin('GET', '/v1/admin/boundaries/step-up'));
     const taskId = await bot.openTask();
@@ -340,7 +434,11 @@ describe('the document agrees with what the app does', () => {
     expect(conflict.status).toBe(409);
     expectDocumented('post', '/v1/approvals/{id}/deny', conflict);
     const other = await bot.credential(taskId, { ...call1, params: { amount: 600 } });
-    expectDocumented('post', '/v1/approvals/{id}/deny', await admin('POST', `/v1/approvals/${other.body.approval_id}/deny`, { reason: 'no' }));
+    expectDocumented(
+      'post',
+      '/v1/approvals/{id}/deny',
+      await admin('POST', `/v1/approvals/${other.body.approval_id}/deny`, { reason: 'no' }),
+    );
   });
 
   it('the Error component is exactly what the error filter sends for a 400 and a 401', async () => {
@@ -364,7 +462,11 @@ describe('the document agrees with what the app does', () => {
     expect(Error({ error: 'teapot', error_description: 'x' })).toBe(false);
 
     // The framework's own refusals, in the same shape.
-    expectDocumented('post', '/v1/tasks', await call(broker.url, 'POST', '/v1/tasks', { token: await bot.token(), raw: 'intent=x', contentType: 'text/plain' }));
+    expectDocumented(
+      'post',
+      '/v1/tasks',
+      await call(broker.url, 'POST', '/v1/tasks', { token: await bot.token(), raw: 'intent=x', contentType: 'text/plain' }),
+    );
     expectDocumented('post', '/v1/tasks', await call(broker.url, 'POST', '/v1/tasks', { token: await bot.token(), raw: '{"intent":' }));
     expectDocumented('get', '/v1/tasks/{id}', await call(broker.url, 'GET', `/v1/tasks/${'x'.repeat(2200)}`, { token: await bot.token() }));
   });

@@ -39,7 +39,10 @@ describe.runIf(process.env.TOLLGATE_BENCH === '1')('outbox and Vault measurement
         kind: 'aws-sts',
         role_arn: roleArn,
         region: 'eu-west-1',
-        session_policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::crm-exports/${subject}/*' }] },
+        session_policy: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::crm-exports/${subject}/*' }],
+        },
       },
     });
     bot = await registerBot(broker);

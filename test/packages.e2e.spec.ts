@@ -47,13 +47,24 @@ function kb(bytes: number): string {
 }
 
 /** Runs a command, noting it (and how long it took) in the transcript. */
-async function step(command: string, args: string[], cwd: string, env: Record<string, string | undefined> = {}): Promise<{ stdout: string; stderr: string }> {
+async function step(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: Record<string, string | undefined> = {},
+): Promise<{ stdout: string; stderr: string }> {
   const started = performance.now();
-  const merged = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter((entry): entry is [string, string] => entry[1] !== undefined));
-  const result = await run(command, args, { cwd, env: merged, maxBuffer: 16 * 1024 * 1024 }).catch((error: { message: string; stdout?: string; stderr?: string }) => {
-    throw new Error(`${error.message}\n${error.stdout ?? ''}${error.stderr ?? ''}`);
-  });
-  transcript.push(`$ (cd ${cwd.startsWith(ROOT) ? relative(ROOT, cwd) || '.' : cwd.replace(work, '$TMP')}) ${[command === process.execPath ? 'node' : command, ...args].join(' ').replaceAll(work, '$TMP')}   [${Math.round(performance.now() - started)} ms]`);
+  const merged = Object.fromEntries(
+    Object.entries({ ...process.env, ...env }).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  const result = await run(command, args, { cwd, env: merged, maxBuffer: 16 * 1024 * 1024 }).catch(
+    (error: { message: string; stdout?: string; stderr?: string }) => {
+      throw new Error(`${error.message}\n${error.stdout ?? ''}${error.stderr ?? ''}`);
+    },
+  );
+  transcript.push(
+    `$ (cd ${cwd.startsWith(ROOT) ? relative(ROOT, cwd) || '.' : cwd.replace(work, '$TMP')}) ${[command === process.execPath ? 'node' : command, ...args].join(' ').replaceAll(work, '$TMP')}   [${Math.round(performance.now() - started)} ms]`,
+  );
   return result;
 }
 
@@ -67,12 +78,17 @@ beforeAll(async () => {
     // The prepack build may print before the JSON.
     const [info] = JSON.parse(stdout.slice(stdout.indexOf('[\n'))) as Packed[];
     packed.set(pkg.name, { ...info!, tarball: join(tarballs, info!.filename) });
-    transcript.push(`  ${info!.filename}: ${kb(info!.size)} packed, ${kb(info!.unpackedSize)} unpacked, ${info!.entryCount} files: ${info!.files.map((f) => f.path).join(' ')}`);
+    transcript.push(
+      `  ${info!.filename}: ${kb(info!.size)} packed, ${kb(info!.unpackedSize)} unpacked, ${info!.entryCount} files: ${info!.files.map((f) => f.path).join(' ')}`,
+    );
   }
 
   project = join(work, 'consumer');
   mkdirSync(project);
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
+  writeFileSync(
+    join(project, 'package.json'),
+    JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2),
+  );
   // @types/node at the version the repository builds with: the SDK's types name fetch's Response.
   const typesNode = (JSON.parse(readFileSync(join(ROOT, 'node_modules/@types/node/package.json'), 'utf8')) as { version: string }).version;
   const install = await step(
@@ -80,7 +96,12 @@ beforeAll(async () => {
     ['install', '--prefer-offline', '--no-audit', '--no-fund', ...[...packed.values()].map((p) => p.tarball), `@types/node@${typesNode}`],
     project,
   );
-  transcript.push(...install.stdout.trim().split('\n').map((line) => `  ${line}`));
+  transcript.push(
+    ...install.stdout
+      .trim()
+      .split('\n')
+      .map((line) => `  ${line}`),
+  );
 
   broker = await startBroker();
 }, 300_000);
@@ -102,7 +123,10 @@ function relativeImportsLeaving(root: string): string[] {
       if (statSync(path).isDirectory()) walk(path);
       else if (/\.m?js$/.test(name)) {
         const text = readFileSync(path, 'utf8');
-        const found = [...text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g), ...text.matchAll(/new URL\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*,\s*import\.meta\.url/g)];
+        const found = [
+          ...text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g),
+          ...text.matchAll(/new URL\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*,\s*import\.meta\.url/g),
+        ];
         for (const match of found) {
           const target = resolve(dirname(path), match[1]!);
           if (!target.startsWith(`${root}/`)) leaving.push(`${relative(root, path)} → ${match[1]}`);
@@ -160,7 +184,22 @@ console.log(JSON.stringify({ tokenType, refused }));
   it("type-checks a TypeScript file against the package's declarations (tsc --noEmit, strict, libraries checked too)", async () => {
     writeFileSync(
       join(project, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: ['node'], skipLibCheck: false }, include: ['*.ts'] }, null, 2),
+      JSON.stringify(
+        {
+          compilerOptions: {
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            target: 'es2022',
+            strict: true,
+            noEmit: true,
+            types: ['node'],
+            skipLibCheck: false,
+          },
+          include: ['*.ts'],
+        },
+        null,
+        2,
+      ),
     );
     writeFileSync(
       join(project, 'bot.ts'),
@@ -180,7 +219,10 @@ export const wrong: string = expires;
     );
     await step(process.execPath, [TSC, '-p', 'tsconfig.json'], project);
     // And the check can fail: a wrong option name is reported against the package's types.
-    writeFileSync(join(project, 'broken.ts'), `import { TollgateClient } from '@tollgate/sdk';\nnew TollgateClient({ url: 'x', tokenSource: () => 't', retries: 3 });\n`);
+    writeFileSync(
+      join(project, 'broken.ts'),
+      `import { TollgateClient } from '@tollgate/sdk';\nnew TollgateClient({ url: 'x', tokenSource: () => 't', retries: 3 });\n`,
+    );
     const failed = await run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: project }).then(
       () => '',
       (error: { stdout: string }) => error.stdout,
@@ -191,16 +233,22 @@ export const wrong: string = expires;
 });
 
 describe('@tollgate/cli installed from its tarball', () => {
-  it('runs as `npx tollgate`: --version, --help, a command\'s --help, and a command against a real broker', async () => {
+  it("runs as `npx tollgate`: --version, --help, a command's --help, and a command against a real broker", async () => {
     // `--`: npm 11's npx would take a bare --version or --help as its own.
     const npx = async (args: string[], env: Record<string, string> = {}) => {
-      const result = await step('npx', ['--no', '--', 'tollgate', ...args], project, { TOLLGATE_URL: broker.url, TOLLGATE_KEY: undefined, ...env });
+      const result = await step('npx', ['--no', '--', 'tollgate', ...args], project, {
+        TOLLGATE_URL: broker.url,
+        TOLLGATE_KEY: undefined,
+        ...env,
+      });
       transcript.push(`  ${result.stdout.split('\n')[0]}`);
       return result;
     };
     const { version } = JSON.parse(readFileSync(join(ROOT, 'apps/cli/package.json'), 'utf8')) as { version: string };
     expect((await npx(['--version'])).stdout).toBe(`tollgate ${version}\n`);
-    expect((await npx(['--help'])).stdout).toMatch(/^tollgate: the command line for Tollgate admins and reviewers\n[\s\S]*tollgate simulate/);
+    expect((await npx(['--help'])).stdout).toMatch(
+      /^tollgate: the command line for Tollgate admins and reviewers\n[\s\S]*tollgate simulate/,
+    );
     expect((await npx(['workloads', '--help'])).stdout).toMatch(/^Usage:\n {2}tollgate workloads ls\n/);
     const keyFile = join(work, 'admin.key');
     writeFileSync(join(work, 'admin.key'), broker.adminKey, { mode: 0o600 });

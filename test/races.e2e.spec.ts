@@ -105,7 +105,10 @@ describe('a replica that remembers a task and a boundary', () => {
       expect((await bot.credential(taskId, { boundary: 'replica-refunds', action: 'refund:create' })).status).toBe(201);
 
       // A boundary disabled through the other replica.
-      await fetch(`${other.url}/v1/admin/boundaries/replica-refunds`, { method: 'DELETE', headers: { authorization: `Bearer ${broker.adminKey}` } });
+      await fetch(`${other.url}/v1/admin/boundaries/replica-refunds`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${broker.adminKey}` },
+      });
       const disabled = await bot.credential(taskId, { boundary: 'replica-refunds', action: 'refund:create' });
       expect(disabled.status).toBe(403);
       expect(disabled.body.reasons).toEqual(['boundary_disabled']);
@@ -126,15 +129,23 @@ describe('concurrent PUTs of one new id', () => {
   const admin = () => asAdmin(broker);
 
   async function versions(table: 'boundaries' | 'policies', id: string): Promise<number[]> {
-    const { rows } = await broker.app.broker.db.query<{ version: number }>(`SELECT version FROM ${table} WHERE id = $1 ORDER BY version`, [id]);
+    const { rows } = await broker.app.broker.db.query<{ version: number }>(`SELECT version FROM ${table} WHERE id = $1 ORDER BY version`, [
+      id,
+    ]);
     return rows.map((row) => row.version);
   }
 
   it('a boundary: one 201, the rest 200, one version chain', async () => {
     const statuses = await Promise.all(
-      Array.from({ length: N }, async (_, i) => (await admin()('PUT', '/v1/admin/boundaries/race-b', { ...BOUNDARY, default_ttl: 60 + i })).status),
+      Array.from(
+        { length: N },
+        async (_, i) => (await admin()('PUT', '/v1/admin/boundaries/race-b', { ...BOUNDARY, default_ttl: 60 + i })).status,
+      ),
     );
-    expect(statuses.filter((s) => s === 201), JSON.stringify(statuses)).toHaveLength(1);
+    expect(
+      statuses.filter((s) => s === 201),
+      JSON.stringify(statuses),
+    ).toHaveLength(1);
     expect(statuses.filter((s) => s === 200)).toHaveLength(N - 1);
     expect(await versions('boundaries', 'race-b')).toEqual(Array.from({ length: N }, (_, i) => i + 1));
     const { rows } = await broker.app.broker.db.query<{ n: number }>(
@@ -152,11 +163,21 @@ describe('concurrent PUTs of one new id', () => {
 
   it('a global policy: one 201, the rest 200, one version chain', async () => {
     const statuses = await Promise.all(
-      Array.from({ length: N }, async (_, i) =>
-        (await admin()("PUT", "/v1/admin/policies/race-p", { policy: "forbid(principal, action, resource) when { false };", description: `writer ${i}` })).status,
+      Array.from(
+        { length: N },
+        async (_, i) =>
+          (
+            await admin()('PUT', '/v1/admin/policies/race-p', {
+              policy: 'forbid(principal, action, resource) when { false };',
+              description: `writer ${i}`,
+            })
+          ).status,
       ),
     );
-    expect(statuses.filter((s) => s === 201), JSON.stringify(statuses)).toHaveLength(1);
+    expect(
+      statuses.filter((s) => s === 201),
+      JSON.stringify(statuses),
+    ).toHaveLength(1);
     expect(statuses.filter((s) => s === 200)).toHaveLength(N - 1);
     expect(await versions('policies', 'race-p')).toEqual(Array.from({ length: N }, (_, i) => i + 1));
   });
@@ -169,9 +190,15 @@ describe('concurrent PUTs of one new id', () => {
     expect(workloads.map((r) => r.status).sort()).toEqual([...Array(N - 1).fill(200), 201].sort());
     const issuers = await Promise.all(
       Array.from({ length: N }, () =>
-        admin()('PUT', '/v1/admin/issuers/race-i', { issuer: 'https://race.acme.test', kind: 'oidc', jwks_uri: 'http://127.0.0.1:9/jwks.json' }),
+        admin()('PUT', '/v1/admin/issuers/race-i', {
+          issuer: 'https://race.acme.test',
+          kind: 'oidc',
+          jwks_uri: 'http://127.0.0.1:9/jwks.json',
+        }),
       ),
     );
-    expect(issuers.map((r) => r.status).sort(), JSON.stringify(issuers.map((r) => r.body))).toEqual([...Array(N - 1).fill(200), 201].sort());
+    expect(issuers.map((r) => r.status).sort(), JSON.stringify(issuers.map((r) => r.body))).toEqual(
+      [...Array(N - 1).fill(200), 201].sort(),
+    );
   });
 });

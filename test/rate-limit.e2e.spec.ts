@@ -32,7 +32,10 @@ const TEN_SECONDS = (answer: Response | undefined) => ['9', '10'].includes(answe
 
 /** PUTs the bot again with the same key and the given rate limit (absent: none of its own). */
 function putLimit(on: TestBroker, bot: Bot, rateLimit?: unknown): Promise<Response> {
-  return asAdmin(on)('PUT', `/v1/admin/workloads/${bot.id}`, { jwks: { keys: [bot.key.publicJwk] }, ...(rateLimit === undefined ? {} : { rate_limit: rateLimit }) });
+  return asAdmin(on)('PUT', `/v1/admin/workloads/${bot.id}`, {
+    jwks: { keys: [bot.key.publicJwk] },
+    ...(rateLimit === undefined ? {} : { rate_limit: rateLimit }),
+  });
 }
 
 /** Credential requests in a row until the first that is not a 201 (at most `max`). */
@@ -117,7 +120,7 @@ describe('the per-workload rate limit on credential requests', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
-  it("runs a workload's own tighter limit: 429 with Retry-After sooner than the default, counted as limit=\"workload\"", async () => {
+  it('runs a workload\'s own tighter limit: 429 with Retry-After sooner than the default, counted as limit="workload"', async () => {
     const bot = await freshBot();
     const put = await putLimit(broker, bot, { per_minute: 6, burst: 2 });
     expect([put.status, put.body.rate_limit]).toEqual([200, { per_minute: 6, burst: 2 }]);
@@ -150,7 +153,13 @@ describe('the per-workload rate limit on credential requests', () => {
     const admin = asAdmin(broker);
     expect((await putLimit(broker, bot, { per_hour: 360, burst: 3 })).status).toBe(200);
     const before = (await admin('GET', `/v1/admin/workloads/${bot.id}`)).body;
-    const audits = async () => (await broker.app.broker.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_events WHERE kind = 'workload.put' AND data->>'workload_id' = $1`, [bot.id])).rows[0]!.n;
+    const audits = async () =>
+      (
+        await broker.app.broker.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM audit_events WHERE kind = 'workload.put' AND data->>'workload_id' = $1`,
+          [bot.id],
+        )
+      ).rows[0]!.n;
     const auditsBefore = await audits();
 
     const bad: Array<[unknown, string, string]> = [
@@ -159,7 +168,11 @@ describe('the per-workload rate limit on credential requests', () => {
       [{ per_minute: 1.5 }, 'rate_limit.per_minute', 'must be an integer'],
       [{ per_hour: -1 }, 'rate_limit.per_hour', 'must be at least 1'],
       [{ per_second: '5' }, 'rate_limit.per_second', 'expected number'],
-      [{ per_second: 1, per_minute: 60 }, 'rate_limit', 'give exactly one of per_second, per_minute, per_hour (got per_second and per_minute)'],
+      [
+        { per_second: 1, per_minute: 60 },
+        'rate_limit',
+        'give exactly one of per_second, per_minute, per_hour (got per_second and per_minute)',
+      ],
       [{ burst: 3 }, 'rate_limit', 'give exactly one of per_second, per_minute, per_hour'],
       [{ per_second: 1, burst: 0 }, 'rate_limit.burst', 'must be at least 1'],
       [{ per_second: 1, burst: 2.5 }, 'rate_limit.burst', 'must be an integer'],

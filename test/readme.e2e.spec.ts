@@ -246,7 +246,11 @@ describe('the README walkthrough', () => {
     const token = /"access_token":"([\w-]+\.[\w-]+\.[\w-]+)"/.exec(outputs[step] ?? '')?.[1];
     expect(token, outputs[step]).toBeDefined();
     const jwks = createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`));
-    const { payload, protectedHeader } = await jwtVerify(token!, jwks, { issuer: broker.url, audience: 'https://crm.acme.test', typ: 'at+jwt' });
+    const { payload, protectedHeader } = await jwtVerify(token!, jwks, {
+      issuer: broker.url,
+      audience: 'https://crm.acme.test',
+      typ: 'at+jwt',
+    });
     expect(protectedHeader.alg).toBe('EdDSA');
     expect(payload).toMatchObject({ sub: 'user-42', scope: 'orders:read', client_id: 'chatbot', act: { sub: 'chatbot' } });
   });
@@ -254,7 +258,13 @@ describe('the README walkthrough', () => {
   it('left the history the README describes', async () => {
     const leases = await asAdmin(broker)('GET', '/v1/leases?workload=chatbot');
     expect(leases.status).toBe(200);
-    expect(leases.body.items.map((l: { boundary_id: string; state: string; revoke_reason: string }) => [l.boundary_id, l.state, l.revoke_reason])).toEqual([
+    expect(
+      leases.body.items.map((l: { boundary_id: string; state: string; revoke_reason: string }) => [
+        l.boundary_id,
+        l.state,
+        l.revoke_reason,
+      ]),
+    ).toEqual([
       ['crm-orders', 'revoked', 'workload_revoked'],
       ['payments', 'revoked', 'task_completed'],
       ['crm-orders', 'revoked', 'journey_changed'],

@@ -21,7 +21,11 @@ beforeAll(async () => {
   // Everything the broker logs from here on (the logger writes to the process's stdout and stderr).
   for (const stream of ['stdout', 'stderr'] as const) {
     process[stream].write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      lines.push(...String(chunk).split('\n').filter((line) => line.trim() !== ''));
+      lines.push(
+        ...String(chunk)
+          .split('\n')
+          .filter((line) => line.trim() !== ''),
+      );
       return (writes[stream] as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean)(chunk, ...rest);
     }) as typeof process.stdout.write;
   }
@@ -43,7 +47,10 @@ function accessLines(): Array<Record<string, unknown>> {
 }
 
 async function auditOf(requestId: string): Promise<Array<{ kind: string }>> {
-  const { rows } = await broker.app.broker.db.query<{ kind: string }>(`SELECT kind FROM audit_events WHERE data->>'request_id' = $1 ORDER BY seq`, [requestId]);
+  const { rows } = await broker.app.broker.db.query<{ kind: string }>(
+    `SELECT kind FROM audit_events WHERE data->>'request_id' = $1 ORDER BY seq`,
+    [requestId],
+  );
   return rows;
 }
 
@@ -59,7 +66,16 @@ describe('request ids and the access log', () => {
     expect(granted.status).toBe(201);
     expect(granted.headers.get('x-request-id')).toBe('bot-7f3a.call-42');
     const access = accessLines().filter((line) => line.request_id === 'bot-7f3a.call-42');
-    expect(access).toEqual([{ msg: 'request', request_id: 'bot-7f3a.call-42', method: 'POST', route: '/v1/tasks/:id/credentials', status: 201, ms: expect.any(Number) }]);
+    expect(access).toEqual([
+      {
+        msg: 'request',
+        request_id: 'bot-7f3a.call-42',
+        method: 'POST',
+        route: '/v1/tasks/:id/credentials',
+        status: 201,
+        ms: expect.any(Number),
+      },
+    ]);
     expect((await auditOf('bot-7f3a.call-42')).map((event) => event.kind)).toEqual(['credential.permit']);
 
     // Secrets never reach a line: the workload assertion, the credential, the admin key.

@@ -49,7 +49,10 @@ describe('restart', () => {
     expect(lease?.state).toBe('revoked');
     // The task and its workload still work against the new instance.
     const token = await assertion('chatbot', bot.key, second.url);
-    const more = await call(second.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: { boundary: 'crm-orders', action: 'orders:read' } });
+    const more = await call(second.url, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      token,
+      json: { boundary: 'crm-orders', action: 'orders:read' },
+    });
     expect(more.status).toBe(201);
     expect(await introspect(second, more.body.credential.access_token)).toMatchObject({ active: true });
   });
@@ -76,7 +79,11 @@ describe('restart', () => {
     const taskId = await bot.openTask();
     const before = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' });
     const sealed = async (b: TestBroker) =>
-      (await b.app.broker.db.query<{ kid: string; s: string }>('SELECT kid, private_key_encrypted AS s FROM signing_keys WHERE private_key_encrypted IS NOT NULL ORDER BY kid')).rows;
+      (
+        await b.app.broker.db.query<{ kid: string; s: string }>(
+          'SELECT kid, private_key_encrypted AS s FROM signing_keys WHERE private_key_encrypted IS NOT NULL ORDER BY kid',
+        )
+      ).rows;
     const sealedBefore = await sealed(broker);
     await broker.stop();
 
@@ -96,14 +103,19 @@ describe('restart', () => {
     const sealedAfter = await sealed(rotated);
     expect(sealedAfter.map((row) => row.kid)).toEqual(sealedBefore.map((row) => row.kid));
     for (const [i, row] of sealedAfter.entries()) expect(row.s).not.toBe(sealedBefore[i]!.s);
-    const audit = await rotated.app.broker.db.query<{ kid: string }>(`SELECT data->>'kid' AS kid FROM audit_events WHERE kind = 'signing_key.resealed' ORDER BY 1`);
+    const audit = await rotated.app.broker.db.query<{ kid: string }>(
+      `SELECT data->>'kid' AS kid FROM audit_events WHERE kind = 'signing_key.resealed' ORDER BY 1`,
+    );
     expect(audit.rows.map((row) => row.kid)).toEqual(sealedBefore.map((row) => row.kid));
     // Same keys: the token issued before still verifies against the JWKS; new ones are signed.
     const jwks = createLocalJWKSet((await call(rotated.url, 'GET', '/.well-known/jwks.json')).body);
     await expect(jwtVerify(before.body.credential.access_token, jwks)).resolves.toBeTruthy();
     expect((await rotated.app.broker.leases.find(before.body.lease_id))?.state).toBe('active');
     const token = await assertion('chatbot', bot.key, rotated.url);
-    const after = await call(rotated.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token, json: { boundary: 'crm-orders', action: 'orders:read' } });
+    const after = await call(rotated.url, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      token,
+      json: { boundary: 'crm-orders', action: 'orders:read' },
+    });
     expect(after.status).toBe(201);
     await rotated.stop();
 
@@ -166,11 +178,16 @@ describe('replicas starting together', () => {
       await db.drop();
       context.skip();
     }
-    const env = { TOLLGATE_ADMIN_KEY: `replica-admin-${randomBytes(16).toString('hex')}`, TOLLGATE_KEK: randomBytes(32).toString('base64') };
+    const env = {
+      TOLLGATE_ADMIN_KEY: `replica-admin-${randomBytes(16).toString('hex')}`,
+      TOLLGATE_KEK: randomBytes(32).toString('base64'),
+    };
     const replicas = await Promise.all([startBroker({ db, env }), startBroker({ db, env }), startBroker({ db, env })]);
     brokers.push(...replicas.slice(1), replicas[0]!); // the first one drops the database, last
     const sql = replicas[0]!.app.broker.db;
-    const migrations = await sql.query<{ name: string; n: number }>('SELECT name, count(*)::int AS n FROM tollgate_migrations GROUP BY name');
+    const migrations = await sql.query<{ name: string; n: number }>(
+      'SELECT name, count(*)::int AS n FROM tollgate_migrations GROUP BY name',
+    );
     expect(migrations.rows.length).toBeGreaterThanOrEqual(6);
     expect(migrations.rows.every((row) => row.n === 1)).toBe(true);
     const keys = await sql.query<{ state: string }>('SELECT state FROM signing_keys ORDER BY state');

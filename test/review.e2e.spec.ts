@@ -21,7 +21,8 @@ let story: { taskId: string; readLease: string; deniedDecision: string; refundLe
 /** customer-7's journey: two reads, still open. */
 let other: { taskId: string; leases: string[] };
 
-const asReviewer = <T = any>(method: string, path: string, json?: unknown) => call<T>(broker.url, method, path, { token: reviewer.key, json });
+const asReviewer = <T = any>(method: string, path: string, json?: unknown) =>
+  call<T>(broker.url, method, path, { token: reviewer.key, json });
 
 async function rows<T>(text: string, params: unknown[] = []): Promise<T[]> {
   return (await broker.app.broker.db.query<T>(text, params)).rows;
@@ -49,7 +50,9 @@ beforeAll(async () => {
   const denied = await bot.credential(taskId, { boundary: 'crm-refunds', action: 'refund:create', resource: 'order/1001' });
   expect(denied.status).toBe(403);
   expect((await bot.call('POST', `/v1/tasks/${taskId}/intent`, { intent: 'refund_request' })).status).toBe(200);
-  const refundLease = await granted(await bot.credential(taskId, { boundary: 'crm-refunds', action: 'refund:create', resource: 'order/1001' }));
+  const refundLease = await granted(
+    await bot.credential(taskId, { boundary: 'crm-refunds', action: 'refund:create', resource: 'order/1001' }),
+  );
   expect((await bot.call('POST', `/v1/tasks/${taskId}/complete`)).status).toBe(200);
   story = { taskId, readLease, deniedDecision: denied.body.decision_id, refundLease };
 
@@ -65,15 +68,23 @@ beforeAll(async () => {
 afterAll(() => broker?.close());
 
 describe('review filters', () => {
-  it('filters decisions by subject, tool and action, alone and combined, and shows a permit\'s lease and its state', async () => {
+  it("filters decisions by subject, tool and action, alone and combined, and shows a permit's lease and its state", async () => {
     const bySubject = await page('/v1/decisions', 'subject=customer-42');
     expect(bySubject.items.map((d) => d.outcome)).toEqual(['permit', 'deny', 'permit']);
     expect(bySubject.items.every((d) => d.task_id === story.taskId)).toBe(true);
 
     const byTool = await page('/v1/decisions', `tool=${encodeURIComponent(REFUNDS_TOOL)}`);
-    expect(byTool.items.map((d) => [d.outcome, d.boundary_id])).toEqual([['permit', 'crm-refunds'], ['deny', 'crm-refunds']]);
+    expect(byTool.items.map((d) => [d.outcome, d.boundary_id])).toEqual([
+      ['permit', 'crm-refunds'],
+      ['deny', 'crm-refunds'],
+    ]);
     expect(byTool.items[0]).toMatchObject({ lease_id: story.refundLease, lease_state: 'revoked' });
-    expect(byTool.items[1]).toMatchObject({ decision_id: story.deniedDecision, reasons: ['intent_mismatch'], lease_id: null, lease_state: null });
+    expect(byTool.items[1]).toMatchObject({
+      decision_id: story.deniedDecision,
+      reasons: ['intent_mismatch'],
+      lease_id: null,
+      lease_state: null,
+    });
 
     const byAction = await page('/v1/decisions', 'action=orders:read');
     expect(byAction.items.map((d) => d.task_id).sort()).toEqual([story.taskId, other.taskId].sort());
@@ -82,7 +93,9 @@ describe('review filters', () => {
     const refused = await page('/v1/decisions', `subject=customer-42&boundary=crm-refunds&outcome=deny`);
     expect(refused.items.map((d) => d.decision_id)).toEqual([story.deniedDecision]);
     expect((await page('/v1/decisions', `subject=customer-7&tool=${encodeURIComponent(REFUNDS_TOOL)}`)).items).toEqual([]);
-    expect((await page('/v1/decisions', `subject=customer-7&tool=${encodeURIComponent(CRM_TOOL)}&action=orders:refund`)).items).toHaveLength(1);
+    expect(
+      (await page('/v1/decisions', `subject=customer-7&tool=${encodeURIComponent(CRM_TOOL)}&action=orders:refund`)).items,
+    ).toHaveLength(1);
     expect((await page('/v1/decisions', 'subject=nobody')).items).toEqual([]);
   });
 
@@ -102,7 +115,10 @@ describe('review filters', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const next: { items: any[]; next_cursor: string | null } = await page('/v1/decisions', `subject=customer-42&limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const next: { items: any[]; next_cursor: string | null } = await page(
+        '/v1/decisions',
+        `subject=customer-42&limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
       seen.push(...next.items.map((d) => d.decision_id));
       cursor = next.next_cursor;
       pages++;
@@ -146,7 +162,12 @@ describe('task timeline', () => {
   it("tells a task's story in order: opened, permit, lease, deny with reasons, intent change and the revocation it caused, permit, completion", async () => {
     const response = await asReviewer('GET', `/v1/tasks/${story.taskId}/timeline`);
     expect(response.status, JSON.stringify(response.body)).toBe(200);
-    expect(response.body.task).toMatchObject({ task_id: story.taskId, subject: 'customer-42', intent: 'refund_request', state: 'completed' });
+    expect(response.body.task).toMatchObject({
+      task_id: story.taskId,
+      subject: 'customer-42',
+      intent: 'refund_request',
+      state: 'completed',
+    });
     const events: any[] = response.body.events;
     expect(events.map((event) => event.kind)).toEqual([
       'task.opened',
@@ -163,7 +184,12 @@ describe('task timeline', () => {
     const times = events.map((event) => Date.parse(event.at));
     expect(times).toEqual([...times].sort((a, b) => a - b));
     expect(events[0]).toMatchObject({ intent: 'order_status', subject: 'customer-42', workload_id: bot.id });
-    expect(events[1]).toMatchObject({ boundary_id: 'crm-orders', action: 'orders:read', resource: 'order/1001', lease_id: story.readLease });
+    expect(events[1]).toMatchObject({
+      boundary_id: 'crm-orders',
+      action: 'orders:read',
+      resource: 'order/1001',
+      lease_id: story.readLease,
+    });
     expect(events[3]).toMatchObject({ decision_id: story.deniedDecision, boundary_id: 'crm-refunds', reasons: ['intent_mismatch'] });
     expect(events[4]).toMatchObject({ from: 'order_status', intent: 'refund_request' });
     expect(events[5]).toMatchObject({ lease_id: story.readLease, reason: 'journey_changed' });
@@ -198,9 +224,22 @@ describe('admin revocation', () => {
     expect(first.body).toMatchObject({ lease_id: other.leases[0], state: 'revoked', revoke_reason: 'revoked_by_admin', revoked_now: true });
     const again = await admin('POST', path, {});
     expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ lease_id: other.leases[0], state: 'revoked', revoked_at: first.body.revoked_at, revoked_now: false });
-    const audit = await rows<{ actor: string; data: Record<string, unknown> }>(`SELECT actor, data FROM audit_events WHERE kind = 'lease.revoked' AND lease_id = $1`, [other.leases[0]]);
-    expect(audit).toEqual([{ actor: expect.stringMatching(/^admin:/), data: { reason: 'revoked_by_admin', comment: 'suspicious refund pattern', request_id: expect.any(String) } }]);
+    expect(again.body).toMatchObject({
+      lease_id: other.leases[0],
+      state: 'revoked',
+      revoked_at: first.body.revoked_at,
+      revoked_now: false,
+    });
+    const audit = await rows<{ actor: string; data: Record<string, unknown> }>(
+      `SELECT actor, data FROM audit_events WHERE kind = 'lease.revoked' AND lease_id = $1`,
+      [other.leases[0]],
+    );
+    expect(audit).toEqual([
+      {
+        actor: expect.stringMatching(/^admin:/),
+        data: { reason: 'revoked_by_admin', comment: 'suspicious refund pattern', request_id: expect.any(String) },
+      },
+    ]);
 
     expect((await admin('POST', '/v1/admin/leases/0190b7d0-0000-7000-8000-000000000000/revoke', {})).status).toBe(404);
     expect((await admin('POST', '/v1/admin/leases/nope/revoke', {})).status).toBe(404);
@@ -214,7 +253,12 @@ describe('admin revocation', () => {
     const path = `/v1/admin/tasks/${other.taskId}/revoke`;
     const first = await admin('POST', path, { reason: 'account takeover suspected' });
     expect(first.status, JSON.stringify(first.body)).toBe(200);
-    expect(first.body).toMatchObject({ task_id: other.taskId, state: 'revoked', end_reason: 'revoked_by_admin', revoked_leases: [other.leases[1]] });
+    expect(first.body).toMatchObject({
+      task_id: other.taskId,
+      state: 'revoked',
+      end_reason: 'revoked_by_admin',
+      revoked_leases: [other.leases[1]],
+    });
     const again = await admin('POST', path, {});
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ task_id: other.taskId, state: 'revoked', ended_at: first.body.ended_at, revoked_leases: [] });
@@ -226,8 +270,16 @@ describe('admin revocation', () => {
       ['revoked', 'task_revoked'],
       ['revoked', 'revoked_by_admin'],
     ]);
-    const audit = await rows<{ actor: string; data: Record<string, unknown> }>(`SELECT actor, data FROM audit_events WHERE kind = 'task.revoked' AND task_id = $1`, [other.taskId]);
-    expect(audit).toEqual([{ actor: expect.stringMatching(/^admin:/), data: { revoked_leases: 1, comment: 'account takeover suspected', request_id: expect.any(String) } }]);
+    const audit = await rows<{ actor: string; data: Record<string, unknown> }>(
+      `SELECT actor, data FROM audit_events WHERE kind = 'task.revoked' AND task_id = $1`,
+      [other.taskId],
+    );
+    expect(audit).toEqual([
+      {
+        actor: expect.stringMatching(/^admin:/),
+        data: { revoked_leases: 1, comment: 'account takeover suspected', request_id: expect.any(String) },
+      },
+    ]);
 
     const timeline: any[] = (await asReviewer('GET', `/v1/tasks/${other.taskId}/timeline`)).body.events;
     expect(timeline.slice(-3).map((event) => [event.kind, event.reason ?? event.reasons])).toEqual([

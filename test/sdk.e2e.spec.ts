@@ -12,15 +12,28 @@ let client: TollgateClient;
 
 beforeAll(async () => {
   ({ broker, bot } = await startWithBot());
-  await putBoundary(broker, 'payments', { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'], default_ttl: 60, max_ttl: 300 });
-  client = new TollgateClient({ url: broker.url, tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
+  await putBoundary(broker, 'payments', {
+    tool: 'https://pay.acme.test',
+    actions: ['refund:create'],
+    intents: ['refund_request'],
+    default_ttl: 60,
+    max_ttl: 300,
+  });
+  client = new TollgateClient({
+    url: broker.url,
+    tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg },
+  });
 });
 afterAll(() => broker?.close());
 
 describe('the SDK against the real broker', () => {
   it('with dpop, gets DPoP-bound credentials (cnf.jkt of its key) that introspect with cnf', async () => {
     const dpop = await generateDpopKey('ES256');
-    const bound = new TollgateClient({ url: broker.url, dpop, tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
+    const bound = new TollgateClient({
+      url: broker.url,
+      dpop,
+      tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg },
+    });
     const task = await bound.openTask({ intent: 'order_status', subject: 'user-42' });
     const credential = await task.credential({ boundary: 'crm-orders', action: 'orders:read' });
     expect(credential.tokenType).toBe('DPoP');
@@ -37,24 +50,35 @@ describe('the SDK against the real broker', () => {
 
   it('opens a task and hands withCredential a JWT the tool verifies with the JWKS; revokeAfter makes it inactive', async () => {
     const task = await client.openTask({ intent: 'order_status', subject: 'user-42', context: { channel: 'web-chat' } });
-    expect(task.snapshot).toMatchObject({ workloadId: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active', context: { channel: 'web-chat' } });
+    expect(task.snapshot).toMatchObject({
+      workloadId: 'chatbot',
+      intent: 'order_status',
+      subject: 'user-42',
+      state: 'active',
+      context: { channel: 'web-chat' },
+    });
 
     const jwks = createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`));
     let token = '';
-    const claims = await task.withCredential({ boundary: 'crm-orders', action: 'orders:read', resource: 'order/1001', purpose: 'look up the order' }, async (credential) => {
-      expect(credential).toMatchObject({ kind: 'jwt', tokenType: 'Bearer', expiresIn: 120 });
-      token = credential.accessToken!;
-      expect(await introspect(broker, token)).toMatchObject({ active: true });
-      const { payload } = await jwtVerify(token, jwks, { issuer: broker.url, audience: 'https://crm.acme.test', typ: 'at+jwt' });
-      expect(payload.jti).toBe(credential.leaseId);
-      expect(Math.abs(credential.expiresAt.getTime() / 1000 - payload.exp!)).toBeLessThan(1);
-      return payload;
-    });
+    const claims = await task.withCredential(
+      { boundary: 'crm-orders', action: 'orders:read', resource: 'order/1001', purpose: 'look up the order' },
+      async (credential) => {
+        expect(credential).toMatchObject({ kind: 'jwt', tokenType: 'Bearer', expiresIn: 120 });
+        token = credential.accessToken!;
+        expect(await introspect(broker, token)).toMatchObject({ active: true });
+        const { payload } = await jwtVerify(token, jwks, { issuer: broker.url, audience: 'https://crm.acme.test', typ: 'at+jwt' });
+        expect(payload.jti).toBe(credential.leaseId);
+        expect(Math.abs(credential.expiresAt.getTime() / 1000 - payload.exp!)).toBeLessThan(1);
+        return payload;
+      },
+    );
     expect(claims).toMatchObject({ sub: 'user-42', scope: 'orders:read', task_id: task.id, act: { sub: 'chatbot' } });
     expect(await introspect(broker, token)).toEqual({ active: false });
 
     const details = await task.get();
-    expect(details.leases).toEqual([expect.objectContaining({ leaseId: claims.jti, state: 'revoked', revokeReason: 'revoked_by_client', action: 'orders:read' })]);
+    expect(details.leases).toEqual([
+      expect.objectContaining({ leaseId: claims.jti, state: 'revoked', revokeReason: 'revoked_by_client', action: 'orders:read' }),
+    ]);
   });
 
   it('revokes even when the callback throws, and keeps the credential with revokeAfter: false', async () => {
@@ -68,7 +92,9 @@ describe('the SDK against the real broker', () => {
     ).rejects.toThrow('the CRM is down');
     expect(await introspect(broker, thrownWith)).toEqual({ active: false });
 
-    const kept = await task.withCredential({ boundary: 'crm-orders', action: 'orders:read' }, (credential) => credential.accessToken!, { revokeAfter: false });
+    const kept = await task.withCredential({ boundary: 'crm-orders', action: 'orders:read' }, (credential) => credential.accessToken!, {
+      revokeAfter: false,
+    });
     expect(await introspect(broker, kept)).toMatchObject({ active: true });
   });
 
@@ -86,14 +112,20 @@ describe('the SDK against the real broker', () => {
     const denial = refused as AccessDenied;
     expect(denial).toMatchObject({ code: 'access_denied', status: 403, reasons: ['intent_mismatch'] });
     const decisions = await call(broker.url, 'GET', `/v1/decisions?task=${task.id}`, { token: broker.adminKey });
-    expect(decisions.body.items).toContainEqual(expect.objectContaining({ decision_id: denial.decisionId, outcome: 'deny', reasons: ['intent_mismatch'] }));
+    expect(decisions.body.items).toContainEqual(
+      expect.objectContaining({ decision_id: denial.decisionId, outcome: 'deny', reasons: ['intent_mismatch'] }),
+    );
 
     const changed = await task.changeIntent('refund_request');
     expect(changed).toMatchObject({ intent: 'refund_request', state: 'active', revokedLeases: [held.leaseId] });
     expect(task.intent).toBe('refund_request');
     expect(await introspect(broker, held.accessToken!)).toEqual({ active: false });
     const refund = await task.credential({ boundary: 'payments', action: 'refund:create', resource: 'order/1001' });
-    expect(await introspect(broker, refund.accessToken!)).toMatchObject({ active: true, scope: 'refund:create', aud: 'https://pay.acme.test' });
+    expect(await introspect(broker, refund.accessToken!)).toMatchObject({
+      active: true,
+      scope: 'refund:create',
+      aud: 'https://pay.acme.test',
+    });
 
     const details = await task.get();
     expect(details.events.map((event) => event.intent)).toEqual(['order_status', 'refund_request']);
@@ -117,10 +149,22 @@ describe('the SDK against the real broker', () => {
 
   it('maps the other refusals to their classes', async () => {
     await expect(client.task('01a21a2c-79f2-7468-bbff-85c14407e3d4').get()).rejects.toBeInstanceOf(NotFound);
-    await expect(client.openTask({ intent: 'Order Status!', subject: 'user-42' })).rejects.toMatchObject({ constructor: InvalidRequest, status: 400, field: 'intent' });
-    const stranger = new TollgateClient({ url: broker.url, tokenSource: { workloadId: 'stranger', privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
-    await expect(stranger.openTask({ intent: 'order_status', subject: 'user-42' })).rejects.toMatchObject({ constructor: InvalidClient, status: 401 });
+    await expect(client.openTask({ intent: 'Order Status!', subject: 'user-42' })).rejects.toMatchObject({
+      constructor: InvalidRequest,
+      status: 400,
+      field: 'intent',
+    });
+    const stranger = new TollgateClient({
+      url: broker.url,
+      tokenSource: { workloadId: 'stranger', privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg },
+    });
+    await expect(stranger.openTask({ intent: 'order_status', subject: 'user-42' })).rejects.toMatchObject({
+      constructor: InvalidClient,
+      status: 401,
+    });
     const borrowed = new TollgateClient({ url: broker.url, tokenSource: () => bot.token() });
-    await expect(borrowed.openTask({ intent: 'order_status', subject: 'user-7' })).resolves.toMatchObject({ snapshot: { subject: 'user-7' } });
+    await expect(borrowed.openTask({ intent: 'order_status', subject: 'user-7' })).resolves.toMatchObject({
+      snapshot: { subject: 'user-7' },
+    });
   });
 });

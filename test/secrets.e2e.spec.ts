@@ -40,7 +40,11 @@ describe('secrets', () => {
     // Linked, so the chain's columns are looked at too: they hold hashes of the events, nothing else.
     await linkAuditChain(broker);
     const { rows } = await broker.app.broker.db.query<{ row: string }>(`SELECT row_to_json(a)::text AS row FROM audit_events a`);
-    for (const { row } of rows) expect(JSON.parse(row)).toMatchObject({ prev_hash: expect.stringMatching(/^[0-9a-f]{64}$/), hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    for (const { row } of rows)
+      expect(JSON.parse(row)).toMatchObject({
+        prev_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+        hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      });
     expect(rows.length).toBeGreaterThan(5);
     const logs = output.join('');
     expect(logs).toContain('"msg":"request"');

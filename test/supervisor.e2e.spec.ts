@@ -29,7 +29,10 @@ afterAll(async () => {
 
 function childrenOf(pid: number): number[] {
   try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map(Number).filter((n) => n > 0);
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .map(Number)
+      .filter((n) => n > 0);
   } catch {
     return [];
   }
@@ -53,7 +56,10 @@ function alive(pid: number): boolean {
 async function serving(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ok = await call(url, 'GET', '/healthz').then((response) => response.status === 200, () => false);
+    const ok = await call(url, 'GET', '/healthz').then(
+      (response) => response.status === 200,
+      () => false,
+    );
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`${url} did not serve within ${timeoutMs} ms`);
     await new Promise((done) => setTimeout(done, 200));
@@ -82,7 +88,9 @@ describe('a supervised broker', () => {
     await serving(url, 60_000);
 
     const handle = { url, adminKey } as TestBroker;
-    await putBoundary(handle, 'crm-orders', { policy: 'permit(principal, action, resource) when { context.params has owner && context.params.owner == "alice" };' });
+    await putBoundary(handle, 'crm-orders', {
+      policy: 'permit(principal, action, resource) when { context.params has owner && context.params.owner == "alice" };',
+    });
     const bot = await registerBot(handle);
     const taskId = await bot.openTask();
     const issued = await bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read', params: { owner: 'alice' } });

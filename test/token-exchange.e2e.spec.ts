@@ -35,7 +35,9 @@ async function details(taskId: string, call: Record<string, unknown> = {}): Prom
     subject_token_type: JWT_TYPE,
     audience: 'https://crm.acme.test',
     scope: 'orders:read',
-    authorization_details: JSON.stringify([{ type: 'tool_call', task_id: taskId, boundary: 'crm-orders', action: 'orders:read', resource: 'order/7', ...call }]),
+    authorization_details: JSON.stringify([
+      { type: 'tool_call', task_id: taskId, boundary: 'crm-orders', action: 'orders:read', resource: 'order/7', ...call },
+    ]),
   };
 }
 
@@ -47,7 +49,11 @@ describe('RFC 8693 token exchange', () => {
 
   it('issues the same credential as the /v1 door, verifiable by a resource server with the JWKS', async () => {
     const taskId = await bot.openTask();
-    const response = await oauth.processGenericTokenEndpointResponse(as, client, await exchange({ ...(await details(taskId)), unknown_extension: 'ignored' }));
+    const response = await oauth.processGenericTokenEndpointResponse(
+      as,
+      client,
+      await exchange({ ...(await details(taskId)), unknown_extension: 'ignored' }),
+    );
     expect(response).toMatchObject({
       token_type: 'bearer',
       issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
@@ -56,7 +62,11 @@ describe('RFC 8693 token exchange', () => {
     });
     const leaseId = (response as unknown as { lease_id: string }).lease_id;
     const jwks = createRemoteJWKSet(new URL(as.jwks_uri!));
-    const { payload } = await jwtVerify(response.access_token, jwks, { issuer: as.issuer, audience: 'https://crm.acme.test', typ: 'at+jwt' });
+    const { payload } = await jwtVerify(response.access_token, jwks, {
+      issuer: as.issuer,
+      audience: 'https://crm.acme.test',
+      typ: 'at+jwt',
+    });
     expect(payload).toMatchObject({
       jti: leaseId,
       sub: 'user-42',
@@ -77,8 +87,22 @@ describe('RFC 8693 token exchange', () => {
   it('refuses with RFC 6749 §5.2 errors carrying reasons, and records every decision', async () => {
     const taskId = await bot.openTask();
     const attempts: Array<[Record<string, string>, number, string, string[] | undefined]> = [
-      [{ ...(await details(taskId, { boundary: 'payments', action: 'refund:create' })), scope: 'refund:create' }, 400, 'invalid_target', ['audience_mismatch']],
-      [{ ...(await details(taskId, { boundary: 'payments', action: 'refund:create' })), audience: 'https://pay.acme.test', scope: 'refund:create' }, 400, 'access_denied', ['intent_mismatch']],
+      [
+        { ...(await details(taskId, { boundary: 'payments', action: 'refund:create' })), scope: 'refund:create' },
+        400,
+        'invalid_target',
+        ['audience_mismatch'],
+      ],
+      [
+        {
+          ...(await details(taskId, { boundary: 'payments', action: 'refund:create' })),
+          audience: 'https://pay.acme.test',
+          scope: 'refund:create',
+        },
+        400,
+        'access_denied',
+        ['intent_mismatch'],
+      ],
       [{ ...(await details(taskId, { action: 'orders:delete' })), scope: 'orders:delete' }, 400, 'access_denied', ['action_not_allowed']],
       [await details('00000000-0000-7000-8000-000000000000'), 400, 'invalid_grant', undefined],
     ];
@@ -88,7 +112,9 @@ describe('RFC 8693 token exchange', () => {
       expect(response.status, JSON.stringify(body)).toBe(status);
       expect(body.error).toBe(error);
       expect(body.reasons).toEqual(reasons);
-      await expect(oauth.processGenericTokenEndpointResponse(as, client, await exchange(parameters))).rejects.toBeInstanceOf(oauth.ResponseBodyError);
+      await expect(oauth.processGenericTokenEndpointResponse(as, client, await exchange(parameters))).rejects.toBeInstanceOf(
+        oauth.ResponseBodyError,
+      );
     }
     const decisions = await asAdmin(broker)('GET', `/v1/decisions?task=${taskId}&outcome=deny`);
     expect(decisions.body.items.length).toBe(6);
@@ -112,7 +138,11 @@ describe('RFC 8693 token exchange', () => {
       [{ subject_token_type: 'urn:ietf:params:oauth:token-type:id_token' }, 400, 'invalid_request'],
       [{ authorization_details: 'not json' }, 400, 'invalid_request'],
       [{ authorization_details: '[]' }, 400, 'invalid_request'],
-      [{ authorization_details: JSON.stringify([{ type: 'payment', task_id: taskId, boundary: 'crm-orders', action: 'orders:read' }]) }, 400, 'invalid_request'],
+      [
+        { authorization_details: JSON.stringify([{ type: 'payment', task_id: taskId, boundary: 'crm-orders', action: 'orders:read' }]) },
+        400,
+        'invalid_request',
+      ],
       [{ scope: 'orders:refund' }, 400, 'invalid_request'],
       [{ subject_token: 'garbage' }, 401, 'invalid_client'],
       [{ client_id: 'someone-else' }, 401, 'invalid_client'],

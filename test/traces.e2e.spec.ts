@@ -59,12 +59,20 @@ class Receiver {
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        if (request.method !== 'POST' || request.url !== '/v1/traces' || !String(request.headers['content-type']).startsWith('application/json')) {
+        if (
+          request.method !== 'POST' ||
+          request.url !== '/v1/traces' ||
+          !String(request.headers['content-type']).startsWith('application/json')
+        ) {
           response.writeHead(404).end();
           return;
         }
         this.bodies.push(body);
-        this.collect(JSON.parse(body) as { resourceSpans?: Array<{ resource?: { attributes?: OtlpSpan['attributes'] }; scopeSpans?: Array<{ spans?: OtlpSpan[] }> }> });
+        this.collect(
+          JSON.parse(body) as {
+            resourceSpans?: Array<{ resource?: { attributes?: OtlpSpan['attributes'] }; scopeSpans?: Array<{ spans?: OtlpSpan[] }> }>;
+          },
+        );
         response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
@@ -76,7 +84,9 @@ class Receiver {
     return new Promise((resolve) => this.server?.close(() => resolve()) ?? resolve());
   }
 
-  private collect(payload: { resourceSpans?: Array<{ resource?: { attributes?: OtlpSpan['attributes'] }; scopeSpans?: Array<{ spans?: OtlpSpan[] }> }> }): void {
+  private collect(payload: {
+    resourceSpans?: Array<{ resource?: { attributes?: OtlpSpan['attributes'] }; scopeSpans?: Array<{ spans?: OtlpSpan[] }> }>;
+  }): void {
     for (const resourceSpans of payload.resourceSpans ?? []) {
       const service = attributesOf(resourceSpans.resource?.attributes)['service.name'];
       for (const scope of resourceSpans.scopeSpans ?? []) {
@@ -120,9 +130,12 @@ afterAll(async () => {
 });
 
 /** A broker on this file's database, its boundary and bot ready; stopped (flushing its spans) by the caller. */
-async function brokerWith(
-  env: Record<string, string>,
-): Promise<{ broker: TestBroker; bot: Bot; taskId: string; credential: (body: Record<string, unknown>, headers?: Record<string, string>) => Promise<Response> }> {
+async function brokerWith(env: Record<string, string>): Promise<{
+  broker: TestBroker;
+  bot: Bot;
+  taskId: string;
+  credential: (body: Record<string, unknown>, headers?: Record<string, string>) => Promise<Response>;
+}> {
   const broker = await startBroker({ db, env: { ...env, TOLLGATE_ADMIN_KEY: adminKey, TOLLGATE_KEK: kek } });
   await putBoundary(broker, 'crm-orders');
   const bot = await registerBot(broker);
@@ -140,7 +153,11 @@ const kek = randomBytes(32).toString('base64');
 
 describe('traces', () => {
   it('sends one trace per credential request to the OTLP receiver: server, decision, database and signature spans, no secrets', async () => {
-    const { broker, bot, taskId, credential } = await brokerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'tollgate-test' });
+    const { broker, bot, taskId, credential } = await brokerWith({
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_SERVICE_NAME: 'tollgate-test',
+    });
     expect(tracingOn()).toBe(true);
     const traceId = randomBytes(16).toString('hex');
     const callerSpanId = randomBytes(8).toString('hex');
@@ -150,15 +167,23 @@ describe('traces', () => {
       { traceparent: `00-${traceId}-${callerSpanId}-01`, 'x-request-id': 'trace-call-1' },
     );
     expect(granted.status).toBe(201);
-    const { rows } = await broker.app.broker.db.query<{ decision_id: string }>('SELECT decision_id FROM leases WHERE id = $1', [granted.body.lease_id]);
+    const { rows } = await broker.app.broker.db.query<{ decision_id: string }>('SELECT decision_id FROM leases WHERE id = $1', [
+      granted.body.lease_id,
+    ]);
     const permitId = rows[0]!.decision_id;
 
     const deniedTraceId = randomBytes(16).toString('hex');
-    const denied = await credential({ boundary: 'crm-orders', action: 'orders:delete' }, { traceparent: `00-${deniedTraceId}-${callerSpanId}-01` });
+    const denied = await credential(
+      { boundary: 'crm-orders', action: 'orders:delete' },
+      { traceparent: `00-${deniedTraceId}-${callerSpanId}-01` },
+    );
     expect(denied.status).toBe(403);
 
     // The bot SDK inside a bot's span (here the same process's OpenTelemetry API): its traceparent joins the trace.
-    const client = new TollgateClient({ url: broker.url, tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg } });
+    const client = new TollgateClient({
+      url: broker.url,
+      tokenSource: { workloadId: bot.id, privateKey: bot.key.privateKey, kid: bot.key.kid, alg: bot.key.alg },
+    });
     const botSpan = await otel.getTracer('bot').startActiveSpan('bot tool call', async (span) => {
       await client.task(taskId).credential({ boundary: 'crm-orders', action: 'orders:read' });
       span.end();
@@ -173,7 +198,12 @@ describe('traces', () => {
       name: 'POST /v1/tasks/:id/credentials',
       parentSpanId: callerSpanId,
       service: 'tollgate-test',
-      attributes: { 'http.request.method': 'POST', 'http.route': '/v1/tasks/:id/credentials', 'http.response.status_code': 201, 'tollgate.request_id': 'trace-call-1' },
+      attributes: {
+        'http.request.method': 'POST',
+        'http.route': '/v1/tasks/:id/credentials',
+        'http.response.status_code': 201,
+        'tollgate.request_id': 'trace-call-1',
+      },
     });
     const decision = trace.find((span) => span.name === 'tollgate.decision');
     expect(decision).toMatchObject({
@@ -187,7 +217,8 @@ describe('traces', () => {
         'tollgate.workload.id': 'chatbot',
       },
     });
-    const below = (parent: Span): Span[] => trace.filter((span) => span.parentSpanId === parent.spanId).flatMap((span) => [span, ...below(span)]);
+    const below = (parent: Span): Span[] =>
+      trace.filter((span) => span.parentSpanId === parent.spanId).flatMap((span) => [span, ...below(span)]);
     const underDecision = below(decision!);
     const dbSpans = underDecision.filter((span) => span.attributes['db.system'] === 'postgresql');
     expect(dbSpans.length).toBeGreaterThan(0);
@@ -224,7 +255,10 @@ describe('traces', () => {
     const before = receiver.bodies.length;
     const { broker, credential } = await brokerWith({ OTEL_SERVICE_NAME: 'tollgate-test' });
     expect(tracingOn()).toBe(false);
-    const granted = await credential({ boundary: 'crm-orders', action: 'orders:read' }, { traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01` });
+    const granted = await credential(
+      { boundary: 'crm-orders', action: 'orders:read' },
+      { traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01` },
+    );
     expect(granted.status).toBe(201);
     await broker.stop();
     await new Promise((resolve) => setTimeout(resolve, 1_500));

@@ -37,7 +37,10 @@ function expectRefused(response: Response, field: string): void {
 
 /** The task's decision rows, newest first, with the params as stored. */
 async function decisionsOf(taskId: string): Promise<Array<{ reasons: string[]; params: unknown }>> {
-  const { rows } = await broker.app.broker.db.query<{ reasons: string[]; params: unknown }>('SELECT reasons, params FROM decisions WHERE task_id = $1 ORDER BY id DESC', [taskId]);
+  const { rows } = await broker.app.broker.db.query<{ reasons: string[]; params: unknown }>(
+    'SELECT reasons, params FROM decisions WHERE task_id = $1 ORDER BY id DESC',
+    [taskId],
+  );
   return rows;
 }
 
@@ -62,13 +65,23 @@ describe('values PostgreSQL cannot store', () => {
   });
 
   it("an issuer's x5c with a NUL, a boundary's approval.when or a simulation's params with a lone surrogate are a 400", async () => {
-    const issuer = '{"issuer":"https://issuer.test","kind":"oidc","jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","x5c":["\\u0000"]}]}}';
+    const issuer =
+      '{"issuer":"https://issuer.test","kind":"oidc","jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","x5c":["\\u0000"]}]}}';
     expectRefused(await call(broker.url, 'PUT', '/v1/admin/issuers/probe', { token: broker.adminKey, raw: issuer }), 'jwks.keys.0.x5c.0');
 
-    const boundary = JSON.stringify({ tool: 'https://t.test', actions: ['a'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { kind: 'jwt' }, approval: { when: 'context.params.x == "@"' } }).replace('@', '\\ud800');
+    const boundary = JSON.stringify({
+      tool: 'https://t.test',
+      actions: ['a'],
+      intents: ['order_status'],
+      default_ttl: 60,
+      max_ttl: 60,
+      credential: { kind: 'jwt' },
+      approval: { when: 'context.params.x == "@"' },
+    }).replace('@', '\\ud800');
     expectRefused(await call(broker.url, 'PUT', '/v1/admin/boundaries/probe', { token: broker.adminKey, raw: boundary }), 'approval.when');
 
-    const simulate = '{"workload":"chatbot","task":{"intent":"order_status","subject":"u"},"request":{"boundary":"crm-orders","action":"orders:read","params":{"x":"\\ud800"}}}';
+    const simulate =
+      '{"workload":"chatbot","task":{"intent":"order_status","subject":"u"},"request":{"boundary":"crm-orders","action":"orders:read","params":{"x":"\\ud800"}}}';
     expectRefused(await call(broker.url, 'POST', '/v1/admin/simulate', { token: broker.adminKey, raw: simulate }), 'request.params.x');
   });
 });
@@ -78,7 +91,11 @@ describe('credential request params that cannot be stored are decided and record
     const taskId = await bot.openTask();
     const statuses: Array<[number, unknown]> = [];
     for (let attempt = 0; attempt < 5; attempt++) {
-      const response = await rawAsBot('POST', `/v1/tasks/${taskId}/credentials`, '{"boundary":"payments","action":"refund:create","params":{"reason":"x\\u0000"}}');
+      const response = await rawAsBot(
+        'POST',
+        `/v1/tasks/${taskId}/credentials`,
+        '{"boundary":"payments","action":"refund:create","params":{"reason":"x\\u0000"}}',
+      );
       statuses.push([response.status, response.body.reasons]);
     }
     expect(statuses).toEqual([
@@ -91,7 +108,13 @@ describe('credential request params that cannot be stored are decided and record
     expect((await bot.call('GET', `/v1/tasks/${taskId}`)).body).toMatchObject({ state: 'revoked', end_reason: 'drift_detected' });
 
     const decisions = await decisionsOf(taskId);
-    expect(decisions.map((decision) => decision.reasons[0])).toEqual(['task_not_active', 'task_not_active', 'intent_mismatch', 'intent_mismatch', 'intent_mismatch']);
+    expect(decisions.map((decision) => decision.reasons[0])).toEqual([
+      'task_not_active',
+      'task_not_active',
+      'intent_mismatch',
+      'intent_mismatch',
+      'intent_mismatch',
+    ]);
     for (const decision of decisions) {
       // Kept as the bot sent it, as escaped JSON text.
       expect(decision.params).toEqual({ $unstorable: 'nul', json: '{"reason":"x\\u0000"}' });
@@ -100,7 +123,8 @@ describe('credential request params that cannot be stored are decided and record
 
   it('a request the boundary serves, with unstorable params, is refused invalid_params and counts as drift', async () => {
     const taskId = await bot.openTask();
-    const ask = (params: string) => rawAsBot('POST', `/v1/tasks/${taskId}/credentials`, `{"boundary":"crm-orders","action":"orders:read","params":${params}}`);
+    const ask = (params: string) =>
+      rawAsBot('POST', `/v1/tasks/${taskId}/credentials`, `{"boundary":"crm-orders","action":"orders:read","params":${params}}`);
     const nul = await ask('{"reason":"x\\u0000"}');
     expect(nul.status).toBe(403);
     expect(nul.body).toMatchObject({ error: 'access_denied', reasons: ['invalid_params'], decision_id: expect.any(String) });
@@ -119,7 +143,11 @@ describe('credential request params that cannot be stored are decided and record
       ]),
     );
     // Very deep params are over the size limit before anything else: a 400, like any malformed body.
-    const huge = await rawAsBot('POST', `/v1/tasks/${await bot.openTask()}/credentials`, `{"boundary":"crm-orders","action":"orders:read","params":{"x":${deepArray(200_000)}}}`);
+    const huge = await rawAsBot(
+      'POST',
+      `/v1/tasks/${await bot.openTask()}/credentials`,
+      `{"boundary":"crm-orders","action":"orders:read","params":{"x":${deepArray(200_000)}}}`,
+    );
     expect(huge.status).toBe(400);
   });
 
@@ -142,8 +170,17 @@ describe('credential request params that cannot be stored are decided and record
 
 describe('JWT claims that cannot be stored', () => {
   it('a workload assertion naming "chat\\u0000bot" (or a federated issuer with a NUL) is a 401', async () => {
-    for (const claims of [{ iss: 'chat\u0000bot', sub: 'chat\u0000bot' }, { iss: 'https://issuer.test/\u0000', sub: 'x' }, { iss: 'chatbot', sub: 'chatbot', note: '\ud800' }]) {
-      const token = await new SignJWT(claims).setProtectedHeader({ alg: bot.key.alg, kid: bot.key.kid }).setAudience(broker.url).setIssuedAt().setExpirationTime('2m').sign(bot.key.privateKey);
+    for (const claims of [
+      { iss: 'chat\u0000bot', sub: 'chat\u0000bot' },
+      { iss: 'https://issuer.test/\u0000', sub: 'x' },
+      { iss: 'chatbot', sub: 'chatbot', note: '\ud800' },
+    ]) {
+      const token = await new SignJWT(claims)
+        .setProtectedHeader({ alg: bot.key.alg, kid: bot.key.kid })
+        .setAudience(broker.url)
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .sign(bot.key.privateKey);
       const response = await call(broker.url, 'POST', '/v1/tasks', { token, json: { intent: 'order_status', subject: 'u' } });
       expect(response.status, JSON.stringify(response.body)).toBe(401);
       expect(response.body).toMatchObject({ error: 'invalid_client' });
@@ -152,10 +189,18 @@ describe('JWT claims that cannot be stored', () => {
 
   it("a resource server's client assertion whose jti holds a NUL (or iss and sub) is a 401", async () => {
     const key = await workloadKey('EdDSA');
-    const created = await asAdmin(broker)('POST', '/v1/admin/api-keys', { role: 'resource_server', audience: 'https://crm.acme.test', jwks: { keys: [key.publicJwk] } });
+    const created = await asAdmin(broker)('POST', '/v1/admin/api-keys', {
+      role: 'resource_server',
+      audience: 'https://crm.acme.test',
+      jwks: { keys: [key.publicJwk] },
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const clientId = created.body.id as string;
-    for (const [client, jti] of [[clientId, 'a\u0000b'], [clientId, '\udfff'], [`${clientId}\u0000`, randomUUID()]]) {
+    for (const [client, jti] of [
+      [clientId, 'a\u0000b'],
+      [clientId, '\udfff'],
+      [`${clientId}\u0000`, randomUUID()],
+    ]) {
       const clientAssertion = await new SignJWT({ jti })
         .setProtectedHeader({ alg: key.alg, kid: key.kid })
         .setIssuer(client!)
@@ -165,7 +210,11 @@ describe('JWT claims that cannot be stored', () => {
         .setExpirationTime('1m')
         .sign(key.privateKey);
       const response = await call(broker.url, 'POST', '/oauth2/introspect', {
-        form: { token: 'x', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: clientAssertion },
+        form: {
+          token: 'x',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: clientAssertion,
+        },
       });
       expect(response.status, JSON.stringify(response.body)).toBe(401);
       expect(response.body).toMatchObject({ error: 'invalid_client' });
@@ -175,10 +224,19 @@ describe('JWT claims that cannot be stored', () => {
   it('a DPoP proof whose jti holds a NUL is a 400 invalid_dpop_proof, and nothing is decided', async () => {
     const taskId = await bot.openTask();
     const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const proof = await new SignJWT({ htm: 'POST', htu: `${broker.url}/v1/tasks/${taskId}/credentials`, iat: Math.floor(Date.now() / 1000), jti: 'a\u0000b' })
+    const proof = await new SignJWT({
+      htm: 'POST',
+      htu: `${broker.url}/v1/tasks/${taskId}/credentials`,
+      iat: Math.floor(Date.now() / 1000),
+      jti: 'a\u0000b',
+    })
       .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
       .sign(privateKey);
-    const response = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, { token: await assertion(bot.id, bot.key, broker.url), json: { boundary: 'crm-orders', action: 'orders:read' }, headers: { DPoP: proof } });
+    const response = await call(broker.url, 'POST', `/v1/tasks/${taskId}/credentials`, {
+      token: await assertion(bot.id, bot.key, broker.url),
+      json: { boundary: 'crm-orders', action: 'orders:read' },
+      headers: { DPoP: proof },
+    });
     expect(response.status, JSON.stringify(response.body)).toBe(400);
     expect(response.body).toMatchObject({ error: 'invalid_dpop_proof' });
     expect(await decisionsOf(taskId)).toEqual([]);

@@ -20,14 +20,21 @@ let broker: TestBroker;
 let bot: Bot;
 
 async function start(env: Record<string, string> = {}, db?: TestBroker['db']): Promise<TestBroker> {
-  return startBroker({ db, env: { VAULT_ADDR: vault.addr, VAULT_TOKEN: vault.rootToken, VAULT_CLIENT_TIMEOUT: '1', TOLLGATE_LOG_LEVEL: 'debug', ...env }, outboxTimings: FAST });
+  return startBroker({
+    db,
+    env: { VAULT_ADDR: vault.addr, VAULT_TOKEN: vault.rootToken, VAULT_CLIENT_TIMEOUT: '1', TOLLGATE_LOG_LEVEL: 'debug', ...env },
+    outboxTimings: FAST,
+  });
 }
 
 async function leaseRow(b: TestBroker, id: string) {
-  const { rows } = await b.app.broker.db.query<{ state: string; external_handle: string | null; revoke_attempts: number; expires_at: Date; issued_at: Date }>(
-    'SELECT state, external_handle, revoke_attempts, expires_at, issued_at FROM leases WHERE id = $1',
-    [id],
-  );
+  const { rows } = await b.app.broker.db.query<{
+    state: string;
+    external_handle: string | null;
+    revoke_attempts: number;
+    expires_at: Date;
+    issued_at: Date;
+  }>('SELECT state, external_handle, revoke_attempts, expires_at, issued_at FROM leases WHERE id = $1', [id]);
   return rows[0];
 }
 
@@ -53,7 +60,10 @@ beforeAll(async () => {
   await putBoundary(broker, 'orders-db', { credential: VAULT_CREDENTIAL, max_ttl: 600, default_ttl: 600 });
   await putBoundary(broker, 'orders-db-wrapped', { credential: { ...VAULT_CREDENTIAL, wrap_ttl: 60 } });
   bot = await registerBot(broker);
-  const capture = (chunk: string | Uint8Array) => (output.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')), true);
+  const capture = (chunk: string | Uint8Array) => (
+    output.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')),
+    true
+  );
   process.stdout.write = capture as typeof process.stdout.write;
   process.stderr.write = capture as typeof process.stderr.write;
 });
@@ -72,7 +82,10 @@ describe('Vault dynamic secrets through the credential request', () => {
     const issued = await bot.credential(taskId, { boundary: 'orders-db', action: 'orders:read' });
     expect(jwt.status).toBe(201);
     expect(issued.status).toBe(201);
-    expect(issued.body.credential).toMatchObject({ kind: 'vault', data: { username: expect.stringMatching(/^v-tollgate-readonly-/), password: expect.any(String) } });
+    expect(issued.body.credential).toMatchObject({
+      kind: 'vault',
+      data: { username: expect.stringMatching(/^v-tollgate-readonly-/), password: expect.any(String) },
+    });
     // The boundary allows 600 s; Vault's lease is 300 s: the lease ends with Vault's.
     expect(issued.body.expires_in).toBe(300);
     const leaseId = issued.body.lease_id as string;
@@ -95,9 +108,18 @@ describe('Vault dynamic secrets through the credential request', () => {
     const taskId = await bot.openTask();
     const issued = await bot.credential(taskId, { boundary: 'orders-db-wrapped', action: 'orders:read' });
     expect(issued.status).toBe(201);
-    expect(issued.body.credential).toEqual({ kind: 'vault', wrapping_token: expect.stringMatching(/^hvs\.wrap-/), wrap_ttl: 60, lease_duration: 120 });
+    expect(issued.body.credential).toEqual({
+      kind: 'vault',
+      wrapping_token: expect.stringMatching(/^hvs\.wrap-/),
+      wrap_ttl: 60,
+      lease_duration: 120,
+    });
     const unwrap = async () =>
-      fetch(`${vault.addr}/v1/sys/wrapping/unwrap`, { method: 'POST', headers: { 'x-vault-token': issued.body.credential.wrapping_token }, body: '{}' });
+      fetch(`${vault.addr}/v1/sys/wrapping/unwrap`, {
+        method: 'POST',
+        headers: { 'x-vault-token': issued.body.credential.wrapping_token },
+        body: '{}',
+      });
     const first = await unwrap();
     expect(first.status).toBe(200);
     const secret = (await first.json()) as { data: { username: string } };
@@ -120,11 +142,25 @@ describe('Vault dynamic secrets through the credential request', () => {
       [{ kind: 'vault', path: 'database/creds/r', method: 'delete' }, 'credential.method'],
       [{ kind: 'nope' }, 'credential.kind'],
     ] as const) {
-      const response = await admin('PUT', '/v1/admin/boundaries/bad-vault', { tool: 'https://db.test', actions: ['q'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential });
+      const response = await admin('PUT', '/v1/admin/boundaries/bad-vault', {
+        tool: 'https://db.test',
+        actions: ['q'],
+        intents: ['order_status'],
+        default_ttl: 60,
+        max_ttl: 60,
+        credential,
+      });
       expect(response.status, JSON.stringify(credential)).toBe(400);
       expect(response.body.error_description).toContain(field);
     }
-    const extra = await admin('PUT', '/v1/admin/boundaries/bad-vault', { tool: 'https://db.test', actions: ['q'], intents: ['order_status'], default_ttl: 60, max_ttl: 60, credential: { ...VAULT_CREDENTIAL, secret: 'x' } });
+    const extra = await admin('PUT', '/v1/admin/boundaries/bad-vault', {
+      tool: 'https://db.test',
+      actions: ['q'],
+      intents: ['order_status'],
+      default_ttl: 60,
+      max_ttl: 60,
+      credential: { ...VAULT_CREDENTIAL, secret: 'x' },
+    });
     expect(extra.status).toBe(400);
     expect((await admin('GET', '/v1/admin/boundaries/bad-vault')).status).toBe(404);
   });
@@ -145,7 +181,10 @@ describe('Vault dynamic secrets through the credential request', () => {
     expect(down.status).toBe(503);
     const { rows } = await broker.app.broker.db.query<{ n: number }>('SELECT count(*)::int AS n FROM leases WHERE task_id = $1', [taskId]);
     expect(rows[0]!.n).toBe(0);
-    const { rows: audit } = await broker.app.broker.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_events WHERE kind = 'credential.mint_failed' AND task_id = $1`, [taskId]);
+    const { rows: audit } = await broker.app.broker.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_events WHERE kind = 'credential.mint_failed' AND task_id = $1`,
+      [taskId],
+    );
     expect(audit[0]!.n).toBe(2);
     expect(vault.leases.size).toBe(before);
     // And it works again once Vault answers.
@@ -180,7 +219,9 @@ describe('Vault dynamic secrets through the credential request', () => {
       events = await broker.app.broker.events.after('0', 10_000);
       await new Promise((r) => setTimeout(r, 30));
     }
-    expect(events).toContainEqual(expect.objectContaining({ type: 'lease.revoke_failed', leaseId: b.body.lease_id, reason: 'vault_http_500' }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'lease.revoke_failed', leaseId: b.body.lease_id, reason: 'vault_http_500' }),
+    );
     const metrics = await broker.app.broker.metrics.registry.metrics();
     expect(metrics).toMatch(/tollgate_leases_revoke_failed 1/);
     // The daily retry: once due, it goes through.
@@ -203,36 +244,44 @@ describe('Vault dynamic secrets through the credential request', () => {
       return true;
     });
     // "revoked" in our rows must mean revoked at Vault: each of the three leases, exactly once.
-    for (const i of issued) expect(vault.leases.get((await leaseRow(broker, i.body.lease_id))!.external_handle!)?.revoked, i.body.lease_id).toBe(1);
+    for (const i of issued)
+      expect(vault.leases.get((await leaseRow(broker, i.body.lease_id))!.external_handle!)?.revoked, i.body.lease_id).toBe(1);
     bot = await registerBot(broker);
   });
 
   // Two brokers on one database need PostgreSQL: the embedded PGlite opens once per process.
-  it.skipIf(process.env.TOLLGATE_TEST_DB === 'pglite')('shares the retry work between two replicas without revoking anything twice', async () => {
-    const replica = await start({}, broker.db);
-    try {
-      const taskId = await bot.openTask();
-      const issued: string[] = [];
-      for (let i = 0; i < 40; i++) issued.push((await bot.credential(taskId, { boundary: 'orders-db', action: 'orders:read' })).body.lease_id);
-      await bot.call('POST', `/v1/tasks/${taskId}/complete`);
-      const [one, two] = await Promise.all([broker.app.broker.outbox.runOnce(), replica.app.broker.outbox.runOnce()]);
-      expect(one.revoked + two.revoked).toBe(40);
-      for (const id of issued) {
-        const row = (await leaseRow(broker, id))!;
-        expect(row.state).toBe('revoked');
-        // Each Vault lease was revoked by one replica only: not twice, not never.
-        expect(vault.leases.get(row.external_handle!)?.revoked, id).toBe(1);
+  it.skipIf(process.env.TOLLGATE_TEST_DB === 'pglite')(
+    'shares the retry work between two replicas without revoking anything twice',
+    async () => {
+      const replica = await start({}, broker.db);
+      try {
+        const taskId = await bot.openTask();
+        const issued: string[] = [];
+        for (let i = 0; i < 40; i++)
+          issued.push((await bot.credential(taskId, { boundary: 'orders-db', action: 'orders:read' })).body.lease_id);
+        await bot.call('POST', `/v1/tasks/${taskId}/complete`);
+        const [one, two] = await Promise.all([broker.app.broker.outbox.runOnce(), replica.app.broker.outbox.runOnce()]);
+        expect(one.revoked + two.revoked).toBe(40);
+        for (const id of issued) {
+          const row = (await leaseRow(broker, id))!;
+          expect(row.state).toBe('revoked');
+          // Each Vault lease was revoked by one replica only: not twice, not never.
+          expect(vault.leases.get(row.external_handle!)?.revoked, id).toBe(1);
+        }
+      } finally {
+        await replica.stop();
       }
-    } finally {
-      await replica.stop();
-    }
-  });
+    },
+  );
 
   it('sends a lease left issuing by a stopped broker to the outbox (and revokes what Vault handed out)', async () => {
     const taskId = await bot.openTask();
     const issued = await bot.credential(taskId, { boundary: 'orders-db', action: 'orders:read' });
     // As if the broker had died after Vault answered but before the lease became active.
-    await broker.app.broker.db.query(`UPDATE leases SET state = 'issuing', issued_at = now() - interval '2 minutes', expires_at = now() + interval '1 minute' WHERE id = $1`, [issued.body.lease_id]);
+    await broker.app.broker.db.query(
+      `UPDATE leases SET state = 'issuing', issued_at = now() - interval '2 minutes', expires_at = now() + interval '1 minute' WHERE id = $1`,
+      [issued.body.lease_id],
+    );
     await drain(broker, () => stateIs(broker, issued.body.lease_id, 'revoked'));
     expect(vault.leases.get((await leaseRow(broker, issued.body.lease_id))!.external_handle!)!.revoked).toBe(1);
   });
@@ -256,10 +305,15 @@ describe('Vault dynamic secrets through the credential request', () => {
     expect(vault.leases.size).toBe(before);
     // Vault may have acted on a request that timed out: the lease is not dropped but revoked
     // through the outbox, which waits for a late answer, then revokes by what it found.
-    const { rows } = await broker.app.broker.db.query<{ id: string; state: string }>('SELECT id, state FROM leases WHERE task_id = $1', [taskId]);
+    const { rows } = await broker.app.broker.db.query<{ id: string; state: string }>('SELECT id, state FROM leases WHERE task_id = $1', [
+      taskId,
+    ]);
     expect(rows).toEqual([{ id: expect.any(String), state: 'revoking' }]);
     await drain(broker, () => stateIs(broker, rows[0]!.id, 'revoked'), 8000);
-    const { rows: audit } = await broker.app.broker.db.query<{ data: { found: boolean } }>(`SELECT data FROM audit_events WHERE kind = 'lease.revoked_at_source' AND lease_id = $1`, [rows[0]!.id]);
+    const { rows: audit } = await broker.app.broker.db.query<{ data: { found: boolean } }>(
+      `SELECT data FROM audit_events WHERE kind = 'lease.revoked_at_source' AND lease_id = $1`,
+      [rows[0]!.id],
+    );
     expect(audit[0]!.data.found).toBe(false);
     // A 5xx and then success: the next request is served.
     vault.fail('database/creds/', 1, 502);
@@ -302,7 +356,9 @@ describe('Vault dynamic secrets through the credential request', () => {
         ids.push(issued.body.lease_id);
         await new Promise((r) => setTimeout(r, 1100));
       }
-      expect(vault.requests.filter((r) => r.endsWith('/login'))).toEqual([login.VAULT_ROLE_ID ? 'POST auth/approle/login' : 'POST auth/kubernetes/login']);
+      expect(vault.requests.filter((r) => r.endsWith('/login'))).toEqual([
+        login.VAULT_ROLE_ID ? 'POST auth/approle/login' : 'POST auth/kubernetes/login',
+      ]);
       expect(vault.requests).toContain('POST auth/token/renew-self');
       await bot.call('POST', `/v1/tasks/${taskId}/complete`);
       await drain(broker, async () => (await Promise.all(ids.map((id) => stateIs(broker, id, 'revoked')))).every(Boolean));
@@ -319,7 +375,9 @@ describe('Vault dynamic secrets through the credential request', () => {
     const { password, username } = issued.body.credential.data as { password: string; username: string };
     await bot.call('POST', `/v1/tasks/${taskId}/complete`);
     await drain(broker, () => stateIs(broker, issued.body.lease_id, 'revoked'));
-    const { rows } = await broker.app.broker.db.query<{ data: string }>(`SELECT data::text AS data FROM audit_events UNION ALL SELECT row_to_json(l)::text FROM leases l`);
+    const { rows } = await broker.app.broker.db.query<{ data: string }>(
+      `SELECT data::text AS data FROM audit_events UNION ALL SELECT row_to_json(l)::text FROM leases l`,
+    );
     const stored = rows.map((r) => r.data).join('\n');
     expect(stored).toContain('payload_sha256');
     expect(stored).not.toContain(password);

@@ -44,7 +44,8 @@ describe('a large what-if', () => {
     })();
     delay.enable();
     const response = await asAdmin(broker)('POST', '/v1/admin/boundaries/refunds/what-if', {
-      policy: 'permit(principal, action == Action::"refund:create", resource) when { context.params has amount && context.params.amount <= 100 };',
+      policy:
+        'permit(principal, action == Action::"refund:create", resource) when { context.params has amount && context.params.amount <= 100 };',
     });
     delay.disable();
     replaying = false;

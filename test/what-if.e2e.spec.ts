@@ -101,14 +101,18 @@ describe('what-if', () => {
     expect(limited.body).toMatchObject({ replayed: 1000, truncated: true });
 
     // A proposal that changes nothing flips nothing; the default window (7 days) holds the seeded rows.
-    const same = await admin('POST', '/v1/admin/policies/small-refunds/what-if', { policy: 'forbid(principal, action, resource) when { context.intent == "nothing" };' });
+    const same = await admin('POST', '/v1/admin/policies/small-refunds/what-if', {
+      policy: 'forbid(principal, action, resource) when { context.intent == "nothing" };',
+    });
     expect(same.body).toMatchObject({ replayed: N, permits_now_denied: { count: 0 }, denials_now_permitted: { count: Math.floor(N / 3) } });
     // ...and nothing was written: the proposal is not a policy.
     expect((await admin('GET', '/v1/admin/policies/small-refunds')).status).toBe(404);
   }, 120_000);
 
   it('refuses an invalid proposal (400 with line and column) and an unknown boundary (404)', async () => {
-    const bad = await admin('POST', '/v1/admin/boundaries/refunds/what-if', { policy: 'permit(principal, action, resource) when { context.params.amount < "x" };' });
+    const bad = await admin('POST', '/v1/admin/boundaries/refunds/what-if', {
+      policy: 'permit(principal, action, resource) when { context.params.amount < "x" };',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.problems[0]).toMatchObject({ line: 1, column: expect.any(Number) });
     expect((await admin('POST', '/v1/admin/boundaries/nope/what-if', { policy: LIMIT_100 })).status).toBe(404);
@@ -125,7 +129,10 @@ describe('what-if', () => {
               '[]'::jsonb, gen_random_uuid()
          FROM generate_series(1, 3) AS i`,
     );
-    const window = { since: new Date(Date.now() - 3 * 86_400_000 - 60_000).toISOString(), until: new Date(Date.now() - 3 * 86_400_000 + 60_000).toISOString() };
+    const window = {
+      since: new Date(Date.now() - 3 * 86_400_000 - 60_000).toISOString(),
+      until: new Date(Date.now() - 3 * 86_400_000 + 60_000).toISOString(),
+    };
     const unlessApproved = `permit(principal, action == Action::"refund:create", resource)
   when { context.params has amount && (context.params.amount <= 100 || context.approved) };`;
     const kept = await admin('POST', '/v1/admin/boundaries/refunds/what-if', { policy: unlessApproved, ...window });
@@ -141,12 +148,16 @@ describe('what-if', () => {
     const now = new Date(Date.now() + 1000).toISOString();
     const recent = new Date(Date.now() - 60_000).toISOString();
     const response = await admin('POST', '/v1/admin/boundaries/refunds/what-if', {
-      policy: 'forbid(principal, action, resource) when { context.subject == "user-42" && context.params has amount && context.params.amount == 7 };',
+      policy:
+        'forbid(principal, action, resource) when { context.subject == "user-42" && context.params has amount && context.params.amount == 7 };',
       since: recent,
       until: now,
     });
     // A permit's response carries no decision id: the example must be the row the live request left.
-    const { rows: permits } = await broker.app.broker.db.query<{ id: string }>(`SELECT id FROM decisions WHERE task_id = $1 AND outcome = 'permit'`, [task]);
+    const { rows: permits } = await broker.app.broker.db.query<{ id: string }>(
+      `SELECT id FROM decisions WHERE task_id = $1 AND outcome = 'permit'`,
+      [task],
+    );
     expect(permits).toHaveLength(1);
     expect(response.body).toMatchObject({ replayed: 1, permits_now_denied: { count: 1, examples: [permits[0]!.id] } });
   });

@@ -92,7 +92,12 @@ function claims(workloadId: string, overrides: Record<string, unknown> = {}): Re
  * A JWT built and signed by hand with node:crypto, so headers jose refuses to produce can be made.
  * ES256 signatures are JOSE's raw 64 bytes unless `der` asks for the DER encoding.
  */
-function handToken(header: Record<string, unknown>, payload: Record<string, unknown>, key: WorkloadKey, options: { der?: boolean } = {}): string {
+function handToken(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+  key: WorkloadKey,
+  options: { der?: boolean } = {},
+): string {
   const input = Buffer.from(`${b64json(header)}.${b64json(payload)}`, 'ascii');
   const privateKey = KeyObject.from(key.privateKey as Parameters<typeof KeyObject.from>[0]);
   const signature =
@@ -128,7 +133,11 @@ describe('workload authentication: what gets in', () => {
   it('gives 30 s of clock leeway on exp, iat and nbf', async () => {
     const now = nowS();
     await expectAccepted(handToken(headerOf(ed), claims(ed.id, { iat: now - 100, exp: now - 20 }), ed.key), 'expired 20 s ago', 'chatbot');
-    await expectAccepted(handToken(headerOf(ed), claims(ed.id, { iat: now + 20, exp: now + 120 }), ed.key), 'issued 20 s in the future', 'chatbot');
+    await expectAccepted(
+      handToken(headerOf(ed), claims(ed.id, { iat: now + 20, exp: now + 120 }), ed.key),
+      'issued 20 s in the future',
+      'chatbot',
+    );
     await expectAccepted(handToken(headerOf(es), claims(es.id, { nbf: now + 20 }), es.key), 'not before 20 s from now', 'es-bot');
   });
 
@@ -146,7 +155,11 @@ describe('workload authentication: what gets in', () => {
       await expectRefused(`Bearer ${token}`, 'reused 35 s after exp');
       // The clock is not the problem: a fresh assertion made for that time gets in.
       const later = nowS() + 95;
-      await expectAccepted(handToken(headerOf(ed), claims(ed.id, { iat: later, exp: later + 60 }), ed.key), 'fresh assertion at the later time', 'chatbot');
+      await expectAccepted(
+        handToken(headerOf(ed), claims(ed.id, { iat: later, exp: later + 60 }), ed.key),
+        'fresh assertion at the later time',
+        'chatbot',
+      );
     } finally {
       skewMs = 0;
     }
@@ -205,7 +218,10 @@ describe('workload authentication: what is refused with 401 invalid_client', () 
     await expectRefused('Bearer a.b.c', 'three garbage segments');
     await expectRefused(`Bearer ${good.split('.').slice(0, 2).join('.')}`, 'a JWT without its signature segment');
     await expectRefused(`Bearer ${good}.extra`, 'a JWT with a fourth segment');
-    await expectRefused(`Bearer ${b64json({ alg: 'EdDSA' })}.${Buffer.from('not json').toString('base64url')}.sig`, 'a payload that is not JSON');
+    await expectRefused(
+      `Bearer ${b64json({ alg: 'EdDSA' })}.${Buffer.from('not json').toString('base64url')}.sig`,
+      'a payload that is not JSON',
+    );
     await expectRefused(`Bearer ${b64json({ alg: 'EdDSA' })}.${b64json(['array'])}.sig`, 'a payload that is not an object');
     await expectRefused(`Bearer ${'x'.repeat(9000)}`, 'an oversized token');
   });
@@ -217,7 +233,10 @@ describe('workload authentication: what is refused with 401 invalid_client', () 
     }
     // A real signature under a header that says none is no better.
     const signed = handToken(headerOf(ed), claims(ed.id), ed.key).split('.');
-    await expectRefused(`Bearer ${b64json({ alg: 'none', kid: ed.key.kid })}.${signed[1]}.${signed[2]}`, 'alg none with a signature attached');
+    await expectRefused(
+      `Bearer ${b64json({ alg: 'none', kid: ed.key.kid })}.${signed[1]}.${signed[2]}`,
+      'alg none with a signature attached',
+    );
     // Nor is a header with no alg at all.
     await expectRefused(`Bearer ${handToken({ kid: ed.key.kid, typ: 'JWT' }, claims(ed.id), ed.key)}`, 'no alg');
   });
@@ -275,10 +294,16 @@ describe('workload authentication: what is refused with 401 invalid_client', () 
       ['x5t#S256', 'AAAA'],
     ];
     for (const [name, value] of embedded) {
-      await expectRefused(`Bearer ${handToken(headerOf(ed, { [name]: value }), claims(ed.id), ed.key)}`, `${name} header, signed by the registered key`);
+      await expectRefused(
+        `Bearer ${handToken(headerOf(ed, { [name]: value }), claims(ed.id), ed.key)}`,
+        `${name} header, signed by the registered key`,
+      );
     }
     // The classic attack: the attacker's own key embedded and used to sign.
-    await expectRefused(`Bearer ${handToken(headerOf(ed, { jwk: attacker.publicJwk }), claims(ed.id), attacker)}`, 'self-signed with an embedded jwk');
+    await expectRefused(
+      `Bearer ${handToken(headerOf(ed, { jwk: attacker.publicJwk }), claims(ed.id), attacker)}`,
+      'self-signed with an embedded jwk',
+    );
   });
 
   it('refuses an unknown crit header', async () => {
@@ -286,7 +311,10 @@ describe('workload authentication: what is refused with 401 invalid_client', () 
     await expectRefused(`Bearer ${handToken(headerOf(ed, { crit: ['foo'] }), claims(ed.id), ed.key)}`, 'crit naming an absent member');
     await expectRefused(`Bearer ${handToken(headerOf(ed, { crit: [] }), claims(ed.id), ed.key)}`, 'empty crit');
     await expectRefused(`Bearer ${handToken(headerOf(ed, { crit: 'foo', foo: 1 }), claims(ed.id), ed.key)}`, 'crit not an array');
-    await expectRefused(`Bearer ${handToken(headerOf(ed, { crit: ['b64'], b64: false }), claims(ed.id), ed.key)}`, 'unencoded payload (b64: false)');
+    await expectRefused(
+      `Bearer ${handToken(headerOf(ed, { crit: ['b64'], b64: false }), claims(ed.id), ed.key)}`,
+      'unencoded payload (b64: false)',
+    );
   });
 
   it('refuses stale, early, overlong and misdirected assertions', async () => {

@@ -81,7 +81,11 @@ export const CONTROLLERS = [
 ];
 
 /** Binds the broker's services to Nest: controllers receive exactly the services they use. */
-function brokerModule(broker: Broker, openapi: Record<string, unknown>, consoleAssets: ReturnType<typeof loadConsoleAssets>): DynamicModule {
+function brokerModule(
+  broker: Broker,
+  openapi: Record<string, unknown>,
+  consoleAssets: ReturnType<typeof loadConsoleAssets>,
+): DynamicModule {
   @Module({})
   class BrokerModule {}
   return {
@@ -179,14 +183,18 @@ export async function createApp(
   // JSON and forms only: a text/plain body is a 415, not a string handed to a handler.
   fastify.removeContentTypeParser(['text/plain']);
   // RFC 7662 / 7009 bodies are form-encoded. A repeated parameter is ambiguous: refuse it.
-  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, body, done) => {
-    const form: Record<string, string> = {};
-    for (const [key, value] of new URLSearchParams(body as string)) {
-      if (key in form) return done(new InvalidRequest(`parameter "${key}" is repeated`, { field: key }), undefined);
-      form[key] = value;
-    }
-    done(null, form);
-  });
+  fastify.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: BODY_LIMIT },
+    (_request, body, done) => {
+      const form: Record<string, string> = {};
+      for (const [key, value] of new URLSearchParams(body as string)) {
+        if (key in form) return done(new InvalidRequest(`parameter "${key}" is repeated`, { field: key }), undefined);
+        form[key] = value;
+      }
+      done(null, form);
+    },
+  );
   // Every answer names its request; everything the request causes (audit events, log lines) is
   // recorded under that id. The scope is entered just before the handler: Fastify parses the body
   // on the socket's own async context, which would lose a scope entered earlier.
@@ -205,7 +213,14 @@ export async function createApp(
     const route = request.routeOptions.url ?? 'unmatched';
     broker.metrics.requestDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     if (accessLog) {
-      logger.log({ msg: 'request', request_id: request.id, method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 });
+      logger.log({
+        msg: 'request',
+        request_id: request.id,
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      });
     }
   });
 
@@ -214,7 +229,10 @@ export async function createApp(
   // say so here, and let test/openapi.e2e.spec.ts fail on it.
   for (const problem of openapi.problems) logger.warn({ msg: 'openapi: route not fully documented', problem });
 
-  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document, consoleAssets), adapter, { logger, bodyParser: false });
+  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document, consoleAssets), adapter, {
+    logger,
+    bodyParser: false,
+  });
   app.useGlobalFilters(new ErrorFilter(logger));
   await app.init();
 
@@ -265,9 +283,11 @@ export async function createApp(
 function answerClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, reason, description] =
-    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'the request headers are larger than 16 KiB']
-    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'the request was not received in time']
-    : [400, 'Bad Request', 'the request is not valid HTTP'];
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'the request headers are larger than 16 KiB']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'the request was not received in time']
+        : [400, 'Bad Request', 'the request is not valid HTTP'];
   const body = JSON.stringify({ error: 'invalid_request', error_description: description });
   const head = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
   if (socket.writable) {

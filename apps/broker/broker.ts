@@ -123,10 +123,13 @@ export async function createBroker(
       process.stderr.write(JSON.stringify({ level: 'warn', msg: 'database not available at start; waiting', retry_in_ms: delayMs }) + '\n');
     }
   };
-  const opened = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate, onWait }, async (startup) => {
-    generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
-    await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, appendAudit, config.previousKeks);
-  });
+  const opened = await openDatabase(
+    { databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: config.migrate, onWait },
+    async (startup) => {
+      generatedAdminKey = (await ApiKeys.bootstrap(startup, config.adminKey)).generated;
+      await SigningKeyRing.bootstrap(startup, kek, config.signingAlg, appendAudit, config.previousKeks);
+    },
+  );
   // With traces on, every statement and transaction leaves a span; off, nothing is in between.
   const db = config.tracing ? new TracedDatabase(opened) : opened;
 
@@ -187,7 +190,15 @@ export async function createBroker(
   // Started now, beside the rest of the start-up, not by the first request.
   void cedar.live.pid;
   void cedar.replay.pid;
-  const policies = new Policies(db, policyStore, cedar.live, clock, () => contextCache.forgetPolicies(), (seconds) => metrics.policyEvaluation.observe(seconds), cedar.replay);
+  const policies = new Policies(
+    db,
+    policyStore,
+    cedar.live,
+    clock,
+    () => contextCache.forgetPolicies(),
+    (seconds) => metrics.policyEvaluation.observe(seconds),
+    cedar.replay,
+  );
   const auditStore = new AuditStore(db);
   // Always there: a workload may have its own limit while the service's is off. Its row is the one
   // authentication just read, so the lookup is a cache hit. Credential requests and task opens.
@@ -204,7 +215,16 @@ export async function createBroker(
   const events = new RevocationEventLog(db);
   const eventFeed = new EventFeed(events, (ids) => apiKeys.liveIds(ids), config.events);
   metrics.watchEventStreams(() => eventFeed.size);
-  const introspection = new Introspection(leases, issuedTokenVerifier(config.issuer, () => ring.publicJwks, () => clock.now(), undefined, () => ring.refreshForUnknownKid()));
+  const introspection = new Introspection(
+    leases,
+    issuedTokenVerifier(
+      config.issuer,
+      () => ring.publicJwks,
+      () => clock.now(),
+      undefined,
+      () => ring.refreshForUnknownKid(),
+    ),
+  );
 
   return {
     config,

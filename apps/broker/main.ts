@@ -33,7 +33,7 @@ async function main(args: readonly string[]): Promise<void> {
   lines.push(
     '',
     '  Next: define a tool boundary and a workload, open a task, ask for a credential.',
-    '  The README\'s walkthrough does it with curl; try:',
+    "  The README's walkthrough does it with curl; try:",
     `      curl -s http://${config.host}:${config.port}/.well-known/oauth-authorization-server`,
     '',
   );
@@ -51,7 +51,9 @@ async function migrate(): Promise<void> {
   const config = loadBrokerConfig(process.env, { command: 'migrate' });
   const applied = await migrateDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   process.stdout.write(
-    applied.length === 0 ? 'tollgate-broker migrate: the database is up to date\n' : `tollgate-broker migrate: applied ${applied.length}: ${applied.join(', ')}\n`,
+    applied.length === 0
+      ? 'tollgate-broker migrate: the database is up to date\n'
+      : `tollgate-broker migrate: applied ${applied.length}: ${applied.join(', ')}\n`,
   );
 }
 

@@ -58,7 +58,10 @@ export class BrokerMetrics {
   readonly policyEvaluation = new Histogram({
     name: 'tollgate_policy_evaluation_seconds',
     help: 'Cedar time of one credential request: its policies and approval rule (only requests Cedar applies to).',
-    buckets: [0.00001, 0.00002, 0.00003, 0.00005, 0.000075, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.01, 0.025, 0.1],
+    buckets: [
+      0.00001, 0.00002, 0.00003, 0.00005, 0.000075, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.01,
+      0.025, 0.1,
+    ],
     registers: [this.registry],
   });
 

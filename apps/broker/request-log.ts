@@ -35,6 +35,7 @@ export class RequestLogger extends ConsoleLogger {
 function withRequestId(message: unknown): unknown {
   const requestId = requestScope.getStore()?.requestId;
   if (requestId === undefined) return message;
-  if (message !== null && typeof message === 'object' && !Array.isArray(message) && !(message instanceof Error)) return { ...message, request_id: requestId };
+  if (message !== null && typeof message === 'object' && !Array.isArray(message) && !(message instanceof Error))
+    return { ...message, request_id: requestId };
   return { msg: message, request_id: requestId };
 }

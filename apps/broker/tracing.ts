@@ -1,4 +1,14 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
@@ -29,7 +39,9 @@ export function startTracing(config: TracingConfig): Tracing {
   const exporter = new OTLPTraceExporter({ url: config.url, timeoutMillis: TRACE_FLUSH_MS });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: TOLLGATE_VERSION }),
-    spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4096, scheduledDelayMillis: 1_000, exportTimeoutMillis: TRACE_FLUSH_MS })],
+    spanProcessors: [
+      new BatchSpanProcessor(exporter, { maxQueueSize: 4096, scheduledDelayMillis: 1_000, exportTimeoutMillis: TRACE_FLUSH_MS }),
+    ],
   });
   provider.register();
   const tracer = provider.getTracer('tollgate', TOLLGATE_VERSION);

@@ -48,7 +48,12 @@ export class BrokerApi {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
-      response = await fetch(target, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+      response = await fetch(target, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (error) {
       throw new Unreachable(`cannot reach the broker at ${this.url}: ${networkReason(error)}`);
     }
@@ -60,12 +65,22 @@ export class BrokerApi {
       throw new Unreachable(`the broker at ${this.url} answered ${response.status} without JSON: is it a Tollgate?`);
     }
     if (response.ok) return parsed as T;
-    const problem = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { error?: unknown; error_description?: unknown; field?: unknown; reasons?: unknown };
+    const problem = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as {
+      error?: unknown;
+      error_description?: unknown;
+      field?: unknown;
+      reasons?: unknown;
+    };
     const error = typeof problem.error === 'string' ? problem.error : `http_${response.status}`;
     const description = typeof problem.error_description === 'string' ? problem.error_description : response.statusText;
     const reasons = Array.isArray(problem.reasons) && problem.reasons.length > 0 ? ` (${problem.reasons.join(', ')})` : '';
     if (response.status >= 500) throw new Unreachable(`the broker at ${this.url} cannot serve the request: ${error}: ${description}`);
-    throw new ApiRefused(`${error}: ${description}${reasons}`, { status: response.status, error, description, field: typeof problem.field === 'string' ? problem.field : undefined });
+    throw new ApiRefused(`${error}: ${description}${reasons}`, {
+      status: response.status,
+      error,
+      description,
+      field: typeof problem.field === 'string' ? problem.field : undefined,
+    });
   }
 }
 

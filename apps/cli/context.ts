@@ -76,7 +76,9 @@ export class Command<O extends Options> {
   expectPositionals(...names: string[]): string[] {
     if (this.positionals.length !== names.length) {
       const wanted = names.length === 0 ? 'no arguments' : names.map((n) => `<${n}>`).join(' ');
-      throw new UsageError(`${this.name}: expected ${wanted}, got ${this.positionals.length === 0 ? 'none' : this.positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+      throw new UsageError(
+        `${this.name}: expected ${wanted}, got ${this.positionals.length === 0 ? 'none' : this.positionals.map((p) => JSON.stringify(p)).join(' ')}`,
+      );
     }
     return this.positionals;
   }
@@ -106,10 +108,13 @@ export class Command<O extends Options> {
     let key: string;
     if (file !== undefined) key = this.readKeyFile(file, '--key-file');
     else if (onArgv !== undefined) {
-      this.io.stderr.write('tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer TOLLGATE_KEY or --key-file\n');
+      this.io.stderr.write(
+        'tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer TOLLGATE_KEY or --key-file\n',
+      );
       key = onArgv.trim();
     } else if ((this.io.env.TOLLGATE_KEY ?? '').trim() !== '') key = this.io.env.TOLLGATE_KEY!.trim();
-    else if ((this.io.env.TOLLGATE_KEY_FILE ?? '').trim() !== '') key = this.readKeyFile(this.io.env.TOLLGATE_KEY_FILE!.trim(), 'TOLLGATE_KEY_FILE');
+    else if ((this.io.env.TOLLGATE_KEY_FILE ?? '').trim() !== '')
+      key = this.readKeyFile(this.io.env.TOLLGATE_KEY_FILE!.trim(), 'TOLLGATE_KEY_FILE');
     else throw new UsageError('no API key: set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key');
     if (key === '') throw new UsageError(`${file !== undefined ? '--key-file' : '--key'}: the key is empty`);
     return key;
@@ -126,7 +131,9 @@ export class Command<O extends Options> {
     // A key others can read is as good as leaked: say so (the key still works, as ssh's would not).
     const mode = statSync(path).mode & 0o777;
     if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-      this.io.stderr.write(`tollgate: warning: ${path} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it\n`);
+      this.io.stderr.write(
+        `tollgate: warning: ${path} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it\n`,
+      );
     }
     const key = text.trim();
     if (key === '') throw new UsageError(`${source}: ${path} is empty`, false);

@@ -16,7 +16,16 @@ describe('parseTime', () => {
   });
 
   it('refuses anything else, naming the option', () => {
-    for (const value of ['yesterday', '2026-02-30', '2026-11-24T09:30:00', '2026-11-24 09:30:00Z', '7', '7y', '-7d', '2026-11-24T24:00:00Z']) {
+    for (const value of [
+      'yesterday',
+      '2026-02-30',
+      '2026-11-24T09:30:00',
+      '2026-11-24 09:30:00Z',
+      '7',
+      '7y',
+      '-7d',
+      '2026-11-24T24:00:00Z',
+    ]) {
       expect(() => parseTime('since', value, now), value).toThrow(/^--since: /);
     }
   });

@@ -15,7 +15,9 @@ export function parseTime(option: string, value: string, now: Date): string {
   if (date && validDay(Number(date[1]), Number(date[2]), Number(date[3]))) return value;
   const time = /^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$/.exec(value);
   if (time && validDay(Number(time[1]), Number(time[2]), Number(time[3])) && !Number.isNaN(Date.parse(value))) return value;
-  throw new UsageError(`--${option}: "${value}" is not a date (2026-11-24), an RFC 3339 time (2026-11-24T09:00:00Z) or a time ago (7d, 12h, 30m)`);
+  throw new UsageError(
+    `--${option}: "${value}" is not a date (2026-11-24), an RFC 3339 time (2026-11-24T09:00:00Z) or a time ago (7d, 12h, 30m)`,
+  );
 }
 
 function validDay(year: number, month: number, day: number): boolean {

@@ -51,7 +51,8 @@ async function api(method, path, body, key = apiKey()) {
 
 function query(params) {
   const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) if (value !== undefined && value !== null && value !== '') search.set(name, String(value));
+  for (const [name, value] of Object.entries(params))
+    if (value !== undefined && value !== null && value !== '') search.set(name, String(value));
   const text = search.toString();
   return text ? `?${text}` : '';
 }
@@ -114,18 +115,33 @@ function asText(value) {
 /** A task id that opens the timeline when clicked. */
 function taskLink(taskId) {
   if (!taskId) return el('span', { text: '—' });
-  const button = el('button', { className: 'link mono', text: short(taskId), title: taskId, attrs: { type: 'button', 'data-task': taskId } });
+  const button = el('button', {
+    className: 'link mono',
+    text: short(taskId),
+    title: taskId,
+    attrs: { type: 'button', 'data-task': taskId },
+  });
   button.addEventListener('click', () => openTimeline(taskId));
   return button;
 }
 
 /** `rowOptions(row)` gives a row its class and attributes (el's options), e.g. to mark refusals. */
 function table(columns, rows, className = '', rowOptions = () => ({})) {
-  const head = el('tr', {}, columns.map((column) => el('th', { text: column.label })));
-  const body = rows.map((row) => el('tr', rowOptions(row), columns.map((column) => {
-    const value = column.cell(row);
-    return value instanceof Node ? el('td', {}, [value]) : el('td', { text: asText(value), className: column.className });
-  })));
+  const head = el(
+    'tr',
+    {},
+    columns.map((column) => el('th', { text: column.label })),
+  );
+  const body = rows.map((row) =>
+    el(
+      'tr',
+      rowOptions(row),
+      columns.map((column) => {
+        const value = column.cell(row);
+        return value instanceof Node ? el('td', {}, [value]) : el('td', { text: asText(value), className: column.className });
+      }),
+    ),
+  );
   return el('table', { className }, [el('thead', {}, [head]), el('tbody', {}, body)]);
 }
 
@@ -147,8 +163,10 @@ async function signIn(event) {
     await api('GET', '/v1/leases?limit=1', undefined, key);
   } catch (failure) {
     let message;
-    if (failure instanceof ApiError && failure.status === 401) message = `This key was not accepted (${failure.message}). Check it and try again.`;
-    else if (failure instanceof ApiError && failure.status === 403) message = `This key cannot read the review API (${failure.message}). Use a reviewer or admin key.`;
+    if (failure instanceof ApiError && failure.status === 401)
+      message = `This key was not accepted (${failure.message}). Check it and try again.`;
+    else if (failure instanceof ApiError && failure.status === 403)
+      message = `This key cannot read the review API (${failure.message}). Use a reviewer or admin key.`;
     else message = explain(failure);
     error.textContent = message;
     error.hidden = false;
@@ -165,7 +183,17 @@ function signOut(message) {
   $('app').hidden = true;
   $('nav').hidden = true;
   $('who').hidden = true;
-  for (const id of ['approvals-list', 'denials-chart', 'denials-legend', 'decisions-table', 'leases-table', 'timeline-task', 'timeline-events', 'audit-status']) $(id).replaceChildren();
+  for (const id of [
+    'approvals-list',
+    'denials-chart',
+    'denials-legend',
+    'decisions-table',
+    'leases-table',
+    'timeline-task',
+    'timeline-events',
+    'audit-status',
+  ])
+    $(id).replaceChildren();
   // The searches' summaries name workloads: gone with the rows.
   for (const id of ['decisions-message', 'leases-message']) show($(id), '');
   for (const id of ['decisions-more', 'leases-more']) $(id).hidden = true;
@@ -201,7 +229,8 @@ async function loadAudit() {
   try {
     status = await api('GET', '/v1/audit/verify');
   } catch (error) {
-    const text = error instanceof ApiError && error.status === 404 ? 'This broker has no audit chain API (GET /v1/audit/verify).' : explain(error);
+    const text =
+      error instanceof ApiError && error.status === 404 ? 'This broker has no audit chain API (GET /v1/audit/verify).' : explain(error);
     box.replaceChildren(el('p', { className: 'message error', text }));
     return;
   }
@@ -210,7 +239,11 @@ async function loadAudit() {
     ['unchained', status.unchained],
     ['head seq', status.head ? status.head.seq : '—'],
   ];
-  const facts = el('dl', { className: 'facts' }, rows.flatMap(([name, value]) => [el('dt', { text: name }), el('dd', { text: asText(value), attrs: { 'data-fact': name } })]));
+  const facts = el(
+    'dl',
+    { className: 'facts' },
+    rows.flatMap(([name, value]) => [el('dt', { text: name }), el('dd', { text: asText(value), attrs: { 'data-fact': name } })]),
+  );
   const parts = [
     el('p', { className: `verdict ${status.ok ? 'ok' : 'broken'}`, attrs: { 'data-audit': status.ok ? 'ok' : 'broken' } }, [
       el('strong', { text: status.ok ? 'OK' : 'BROKEN' }),
@@ -218,9 +251,20 @@ async function loadAudit() {
     ]),
     facts,
   ];
-  if (status.head) parts.push(el('p', { className: 'head' }, [el('span', { className: 'muted', text: 'head hash ' }), el('code', { className: 'hash', text: status.head.hash })]));
+  if (status.head)
+    parts.push(
+      el('p', { className: 'head' }, [
+        el('span', { className: 'muted', text: 'head hash ' }),
+        el('code', { className: 'hash', text: status.head.hash }),
+      ]),
+    );
   if (status.first_broken) {
-    parts.push(el('p', { className: 'message error', text: `First break at seq ${status.first_broken.seq} (event ${status.first_broken.id}): ${status.first_broken.reason}` }));
+    parts.push(
+      el('p', {
+        className: 'message error',
+        text: `First break at seq ${status.first_broken.seq} (event ${status.first_broken.id}): ${status.first_broken.reason}`,
+      }),
+    );
   }
   box.replaceChildren(...parts);
 }
@@ -252,12 +296,16 @@ async function loadApprovals() {
     { label: 'expires', cell: (a) => time(a.expires_at) },
     { label: 'decide', cell: (a) => decideControls(a) },
   ];
-  const note = page.next_cursor ? el('p', { className: 'muted', text: `The ${page.items.length} newest are shown; decide these, then refresh for the rest.` }) : null;
+  const note = page.next_cursor
+    ? el('p', { className: 'muted', text: `The ${page.items.length} newest are shown; decide these, then refresh for the rest.` })
+    : null;
   list.replaceChildren(...[table(columns, page.items, 'approvals'), note].filter(Boolean));
 }
 
 function decideControls(approval) {
-  const reason = el('input', { attrs: { type: 'text', placeholder: 'reason', 'aria-label': `reason for ${approval.approval_id}`, maxlength: '1024' } });
+  const reason = el('input', {
+    attrs: { type: 'text', placeholder: 'reason', 'aria-label': `reason for ${approval.approval_id}`, maxlength: '1024' },
+  });
   const approve = el('button', { text: 'Approve', className: 'approve', attrs: { type: 'button' } });
   const deny = el('button', { text: 'Deny', className: 'deny', attrs: { type: 'button' } });
   const box = el('div', { className: 'decide', attrs: { 'data-approval': approval.approval_id } }, [reason, approve, deny]);
@@ -270,8 +318,14 @@ function decideControls(approval) {
     }
     approve.disabled = deny.disabled = true;
     try {
-      const decided = await api('POST', `/v1/approvals/${encodeURIComponent(approval.approval_id)}/${verdict}`, { reason: reason.value.trim() });
-      show(message, `${decided.status === 'approved' ? 'Approved' : 'Denied'} ${decided.approval_id} (${decided.action} on ${decided.boundary_id}) as ${decided.decided_by}.`, 'ok');
+      const decided = await api('POST', `/v1/approvals/${encodeURIComponent(approval.approval_id)}/${verdict}`, {
+        reason: reason.value.trim(),
+      });
+      show(
+        message,
+        `${decided.status === 'approved' ? 'Approved' : 'Denied'} ${decided.approval_id} (${decided.action} on ${decided.boundary_id}) as ${decided.decided_by}.`,
+        'ok',
+      );
       await loadApprovals();
     } catch (error) {
       show(message, explain(error), 'error');
@@ -302,7 +356,13 @@ async function drawDenials(event) {
   const step = range.span / range.buckets;
   const until = Math.ceil(Date.now() / step) * step;
   const since = until - range.span;
-  const filters = { outcome: 'deny', since: new Date(since).toISOString(), workload: form.elements.workload.value.trim(), boundary: form.elements.boundary.value.trim(), limit: 1000 };
+  const filters = {
+    outcome: 'deny',
+    since: new Date(since).toISOString(),
+    workload: form.elements.workload.value.trim(),
+    boundary: form.elements.boundary.value.trim(),
+    limit: 1000,
+  };
   const denials = [];
   let cursor;
   let pages = 0;
@@ -319,7 +379,10 @@ async function drawDenials(event) {
     $('denials-legend').replaceChildren();
     return;
   }
-  show(message, `${denials.length} denial${denials.length === 1 ? '' : 's'} in the window${cursor ? ` (the ${denials.length} newest: narrow the filters to see all)` : ''}.`);
+  show(
+    message,
+    `${denials.length} denial${denials.length === 1 ? '' : 's'} in the window${cursor ? ` (the ${denials.length} newest: narrow the filters to see all)` : ''}.`,
+  );
   renderDenials(denials, since, until, range);
 }
 
@@ -359,10 +422,21 @@ function renderDenials(denials, since, until, { buckets: bucketCount, labelEvery
   const barWidth = plotWidth / bucketCount;
   const y = (value) => pad.top + plotHeight - (value / ceiling) * plotHeight;
 
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `Denials per ${formatSpan(step)}, stacked by workload and boundary`, class: 'bars' });
+  const chart = svg('svg', {
+    viewBox: `0 0 ${width} ${height}`,
+    role: 'img',
+    'aria-label': `Denials per ${formatSpan(step)}, stacked by workload and boundary`,
+    class: 'bars',
+  });
   for (const tick of [0, ceiling / 2, ceiling]) {
     chart.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y(tick), y2: y(tick), class: 'gridline' }));
-    chart.append(svg('text', { x: pad.left - 6, y: y(tick) + 4, 'text-anchor': 'end', class: 'axis' }, Number.isInteger(tick) ? tick : tick.toFixed(1)));
+    chart.append(
+      svg(
+        'text',
+        { x: pad.left - 6, y: y(tick) + 4, 'text-anchor': 'end', class: 'axis' },
+        Number.isInteger(tick) ? tick : tick.toFixed(1),
+      ),
+    );
   }
   buckets.forEach((bucket, index) => {
     let base = 0;
@@ -370,8 +444,18 @@ function renderDenials(denials, since, until, { buckets: bucketCount, labelEvery
     for (const name of series) {
       const count = bucket.get(name) ?? 0;
       if (!count) continue;
-      const rect = svg('rect', { x, y: y(base + count), width: Math.max(1, barWidth - 2), height: y(base) - y(base + count), fill: colour(name), 'data-series': name, 'data-count': count });
-      rect.append(svg('title', {}, `${name}: ${count} denial${count === 1 ? '' : 's'} from ${time(new Date(since + index * step).toISOString())}`));
+      const rect = svg('rect', {
+        x,
+        y: y(base + count),
+        width: Math.max(1, barWidth - 2),
+        height: y(base) - y(base + count),
+        fill: colour(name),
+        'data-series': name,
+        'data-count': count,
+      });
+      rect.append(
+        svg('title', {}, `${name}: ${count} denial${count === 1 ? '' : 's'} from ${time(new Date(since + index * step).toISOString())}`),
+      );
       chart.append(rect);
       base += count;
     }
@@ -381,7 +465,14 @@ function renderDenials(denials, since, until, { buckets: bucketCount, labelEvery
     const clock = at.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
     const day = at.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
     // Hourly bars: the time, with the day on the first label; longer bars: the day, with the time when it is not midnight.
-    const label = step < 6 * 3600e3 ? (index === 0 ? `${day} ${clock}` : clock) : at.getHours() === 0 && at.getMinutes() === 0 ? day : `${day} ${clock}`;
+    const label =
+      step < 6 * 3600e3
+        ? index === 0
+          ? `${day} ${clock}`
+          : clock
+        : at.getHours() === 0 && at.getMinutes() === 0
+          ? day
+          : `${day} ${clock}`;
     const anchor = index === 0 ? 'start' : index === bucketCount ? 'end' : 'middle';
     chart.append(svg('text', { x: pad.left + index * barWidth, y: height - 12, 'text-anchor': anchor, class: 'axis' }, label));
   }
@@ -397,7 +488,14 @@ function renderDenials(denials, since, until, { buckets: bucketCount, labelEvery
     { label: 'workload · boundary', cell: ([name]) => name },
     { label: 'denials', cell: ([, entry]) => entry.count, className: 'num' },
     { label: 'counted as drift', cell: ([, entry]) => entry.drift, className: 'num' },
-    { label: 'reasons', cell: ([, entry]) => [...entry.reasons.entries()].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `${reason} ×${n}`).join(', ') },
+    {
+      label: 'reasons',
+      cell: ([, entry]) =>
+        [...entry.reasons.entries()]
+          .sort((a, b) => b[1] - a[1])
+          .map(([reason, n]) => `${reason} ×${n}`)
+          .join(', '),
+    },
   ];
   $('denials-legend').replaceChildren(table(columns, ranked, 'legend'));
 }
@@ -549,7 +647,11 @@ const DECISION_COLUMNS = [
   { label: 'action', cell: (d) => d.action },
   { label: 'resource', cell: (d) => d.resource },
   { label: 'reasons', cell: (d) => reasonsOf(d) },
-  { label: 'lease', cell: (d) => (d.lease_state ? el('span', { title: d.lease_id ?? '', attrs: { 'data-lease': d.lease_id ?? '' } }, [badge(d.lease_state)]) : null) },
+  {
+    label: 'lease',
+    cell: (d) =>
+      d.lease_state ? el('span', { title: d.lease_id ?? '', attrs: { 'data-lease': d.lease_id ?? '' } }, [badge(d.lease_state)]) : null,
+  },
 ];
 
 function reasonsOf(decision) {
@@ -557,7 +659,15 @@ function reasonsOf(decision) {
   const reasons = el('span', { className: 'reasons', text: decision.reasons.join(', ') });
   // The refusal that reached the drift threshold ended its task: the one a reviewer looks for first.
   if (decision.drift !== 'suspended_task') return reasons;
-  return el('span', {}, [reasons, ' ', el('span', { className: 'badge drift', text: 'suspended the task', title: 'this denial reached the drift threshold and suspended its task' })]);
+  return el('span', {}, [
+    reasons,
+    ' ',
+    el('span', {
+      className: 'badge drift',
+      text: 'suspended the task',
+      title: 'this denial reached the drift threshold and suspended its task',
+    }),
+  ]);
 }
 
 /** The reviewer's answer in one line, as `tollgate decisions ls` prints it, over the rows loaded so far. */
@@ -597,7 +707,10 @@ const LEASE_COLUMNS = [
   { label: 'resource', cell: (l) => l.resource },
   { label: 'kind', cell: (l) => l.credential_kind },
   { label: 'state', cell: (l) => badge(l.state) },
-  { label: 'expires / revoked', cell: (l) => (l.revoked_at ? `${time(l.revoked_at)} (${l.revoke_reason ?? 'revoked'})` : time(l.expires_at)) },
+  {
+    label: 'expires / revoked',
+    cell: (l) => (l.revoked_at ? `${time(l.revoked_at)} (${l.revoke_reason ?? 'revoked'})` : time(l.expires_at)),
+  },
 ];
 
 function leaseSummary(items, more) {
@@ -636,7 +749,8 @@ async function loadTimeline(event) {
   try {
     timeline = await api('GET', `/v1/tasks/${encodeURIComponent(taskId)}/timeline`);
   } catch (error) {
-    const text = error instanceof ApiError && error.status === 404 ? `No task ${taskId} (or no timeline API on this broker).` : explain(error);
+    const text =
+      error instanceof ApiError && error.status === 404 ? `No task ${taskId} (or no timeline API on this broker).` : explain(error);
     show(message, text, 'error');
     $('timeline-task').replaceChildren();
     $('timeline-events').replaceChildren();
@@ -654,7 +768,13 @@ async function loadTimeline(event) {
     ['expires', time(task.expires_at)],
     ...(task.ended_at ? [['ended', `${time(task.ended_at)} (${task.end_reason ?? task.state})`]] : []),
   ];
-  $('timeline-task').replaceChildren(el('dl', { className: 'facts inline' }, facts.flatMap(([name, value]) => [el('dt', { text: name }), el('dd', { text: asText(value) })])));
+  $('timeline-task').replaceChildren(
+    el(
+      'dl',
+      { className: 'facts inline' },
+      facts.flatMap(([name, value]) => [el('dt', { text: name }), el('dd', { text: asText(value) })]),
+    ),
+  );
   const items = (timeline.events ?? []).map((event) => {
     const { at, kind, ...rest } = event;
     const details = el('dl', { className: 'details' });

@@ -61,7 +61,7 @@ async function chooseTollgate(options: DemoOptions, cleanup: Cleanup): Promise<T
   const url = options.env.TOLLGATE_URL?.trim();
   if (url) {
     const adminKey = options.env.TOLLGATE_ADMIN_KEY?.trim();
-    if (!adminKey) throw new Error('TOLLGATE_URL is set: TOLLGATE_ADMIN_KEY must name that Tollgate\'s admin key');
+    if (!adminKey) throw new Error("TOLLGATE_URL is set: TOLLGATE_ADMIN_KEY must name that Tollgate's admin key");
     options.print(`Tollgate demo: a support bot whose customer changes their mind, against ${url}`);
     options.print('(it defines boundaries crm-orders and crm-refunds, the workload support-bot and two API keys there)');
     return { url: url.replace(/\/+$/, ''), adminKey };

@@ -61,7 +61,12 @@ export async function startToolServer(options: ToolServerOptions): Promise<ToolS
     const name = fingerprint(token);
     let claims;
     try {
-      ({ payload: claims } = await jwtVerify(token, jwks, { issuer: options.issuer, audience: url, typ: 'at+jwt', algorithms: ['EdDSA', 'ES256'] }));
+      ({ payload: claims } = await jwtVerify(token, jwks, {
+        issuer: options.issuer,
+        audience: url,
+        typ: 'at+jwt',
+        algorithms: ['EdDSA', 'ES256'],
+      }));
     } catch (error) {
       const why = error instanceof errors.JOSEError ? error.code : 'unverifiable';
       options.say(`token ${name}: rejected offline (${why}) → 401`);

@@ -13,7 +13,10 @@ export async function freshDatabase(server = process.env.DATABASE_URL || DEFAULT
   try {
     await admin.connect();
   } catch (error) {
-    throw new Error(`cannot reach PostgreSQL at ${redact(server)} (set DATABASE_URL to a server the bench may create databases on): ${error.message}`, { cause: error });
+    throw new Error(
+      `cannot reach PostgreSQL at ${redact(server)} (set DATABASE_URL to a server the bench may create databases on): ${error.message}`,
+      { cause: error },
+    );
   }
   try {
     await admin.query(`CREATE DATABASE ${name}`);
@@ -103,7 +106,8 @@ export async function seedLeases(client, { tag, taskCount, workloadId, boundaryI
   // 12 bits naming the seed, then the variant nibble (8 for decisions, 9 for leases) and the row.
   const base = Date.now() - 2 * 3600 * 1000;
   const seedBits = createHash('sha256').update(tag).digest('hex').slice(0, 3);
-  const id = (variant) => `(lpad(to_hex($1::bigint + i / 64), 12, '0') || '7' || $2::text || '${variant}' || lpad(to_hex(i), 15, '0'))::uuid`;
+  const id = (variant) =>
+    `(lpad(to_hex($1::bigint + i / 64), 12, '0') || '7' || $2::text || '${variant}' || lpad(to_hex(i), 15, '0'))::uuid`;
   const task = `md5($3 || '-task-' || (i % $4))::uuid`;
   await client.query(
     `INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons, at)

@@ -87,7 +87,8 @@ async function run(job) {
           else {
             stats.unexpected++;
             if (status < 200 || status >= 300) stats.unexpected_non2xx++;
-            if (samples.length < MAX_SAMPLES) samples.push({ kind: stats.name, expected: context.expect, status, body: String(body).slice(0, 500) });
+            if (samples.length < MAX_SAMPLES)
+              samples.push({ kind: stats.name, expected: context.expect, status, body: String(body).slice(0, 500) });
           }
         },
       },
@@ -137,7 +138,9 @@ function makeKind(spec, assertions) {
       const bodies = [];
       const resources = spec.resources ?? 1000;
       for (let r = 0; r < resources; r++) {
-        bodies.push(JSON.stringify({ boundary: spec.boundary, action: spec.action, resource: `${spec.resourcePrefix ?? 'order/'}${r + 1}` }));
+        bodies.push(
+          JSON.stringify({ boundary: spec.boundary, action: spec.action, resource: `${spec.resourcePrefix ?? 'order/'}${r + 1}` }),
+        );
       }
       return () => {
         const task = spec.tasks[i % spec.tasks.length];
@@ -158,7 +161,9 @@ function makeKind(spec, assertions) {
       return () => {
         const task = spec.tasks[i % spec.tasks.length];
         i++;
-        const details = [{ type: 'tool_call', task_id: task.taskId, boundary: spec.boundary, action: spec.action, resource: `order/${(i % 1000) + 1}` }];
+        const details = [
+          { type: 'tool_call', task_id: task.taskId, boundary: spec.boundary, action: spec.action, resource: `order/${(i % 1000) + 1}` },
+        ];
         const body = new URLSearchParams({
           grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
           subject_token: assertions.get(task.bot),
@@ -167,7 +172,13 @@ function makeKind(spec, assertions) {
           scope: spec.action,
           authorization_details: JSON.stringify(details),
         }).toString();
-        return { method: 'POST', path: '/oauth2/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body, expect: spec.expect };
+        return {
+          method: 'POST',
+          path: '/oauth2/token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body,
+          expect: spec.expect,
+        };
       };
     }
     case 'introspect': {

@@ -4,7 +4,8 @@ const EXTRAS = {
   denial: (r) => `403s ${r.status_403}, deny decisions recorded ${r.decisions_recorded}`,
   introspection: (r) => `${r.table_rows} lease rows, ${r.tokens} tokens (${Math.round(r.active_share * 100)}% active)`,
   complete_1000: (r) => `ms ${r.ms} (complete ${r.complete_ms} + verify ${r.verify_ms}), median of ${r.rounds}`,
-  sweep_1m: (r) => `seconds ${r.seconds ?? 'not done'} for ${r.rows} rows; issuance p99 ${r.issuance_p99_during_ms} ms during vs ${r.issuance_p99_plain_ms} ms plain`,
+  sweep_1m: (r) =>
+    `seconds ${r.seconds ?? 'not done'} for ${r.rows} rows; issuance p99 ${r.issuance_p99_during_ms} ms during vs ${r.issuance_p99_plain_ms} ms plain`,
   memory: (r) => `rss_mb ${r.rss_mb} after ${r.soak_s} s soak (${r.rss_mb_after_issuance} after issuance)`,
 };
 
@@ -25,9 +26,14 @@ export function printTable(results) {
       .join('  ')
       .trimEnd();
   const out = ['', ...rows.map(line)];
-  out.push('', `ratios: issuance vs oidc-provider ${results.ratios.issuance_vs_oidc_provider}, issuance vs hello ${results.ratios.issuance_vs_hello}`);
+  out.push(
+    '',
+    `ratios: issuance vs oidc-provider ${results.ratios.issuance_vs_oidc_provider}, issuance vs hello ${results.ratios.issuance_vs_hello}`,
+  );
   const m = results.machine;
-  out.push(`machine: ${m.cpus} × ${m.model}, ${m.total_mem_gb} GB, node ${m.node}, ${m.platform}, PostgreSQL ${m.postgres_version} (${m.mode} run)`);
+  out.push(
+    `machine: ${m.cpus} × ${m.model}, ${m.total_mem_gb} GB, node ${m.node}, ${m.platform}, PostgreSQL ${m.postgres_version} (${m.mode} run)`,
+  );
   process.stdout.write(out.join('\n') + '\n');
 }
 

@@ -13,9 +13,23 @@ export const BROKER_MAIN = 'dist/apps/broker/main.js';
 export const BOUNDARIES = {
   // The permit path: order_status tasks may read orders. Leases live ten minutes, so none issued
   // before the sweep scenario falls due during it (its count must start from zero and reach it).
-  'crm-orders': { tool: 'https://crm.acme.test', actions: ['orders:read', 'orders:refund'], intents: ['order_status'], default_ttl: 600, max_ttl: 600, credential: { kind: 'jwt' } },
+  'crm-orders': {
+    tool: 'https://crm.acme.test',
+    actions: ['orders:read', 'orders:refund'],
+    intents: ['order_status'],
+    default_ttl: 600,
+    max_ttl: 600,
+    credential: { kind: 'jwt' },
+  },
   // The denial path: an order_status task asking for payments is an intent mismatch.
-  payments: { tool: 'https://pay.acme.test', actions: ['refund:create'], intents: ['refund_request'], default_ttl: 60, max_ttl: 300, credential: { kind: 'jwt' } },
+  payments: {
+    tool: 'https://pay.acme.test',
+    actions: ['refund:create'],
+    intents: ['refund_request'],
+    default_ttl: 60,
+    max_ttl: 300,
+    credential: { kind: 'jwt' },
+  },
 };
 
 /**
@@ -23,13 +37,18 @@ export const BOUNDARIES = {
  * `databaseUrl` undefined means the embedded PGlite default.
  */
 /** Settings the bench always sets itself; other TOLLGATE_* in its environment pass through. */
-const OWN = new Set(['TOLLGATE_ADMIN_KEY', 'TOLLGATE_KEK', 'TOLLGATE_DATA_DIR', 'TOLLGATE_LOG_LEVEL', 'TOLLGATE_ISSUER', 'TOLLGATE_SWEEP_INTERVAL_MS']);
+const OWN = new Set([
+  'TOLLGATE_ADMIN_KEY',
+  'TOLLGATE_KEK',
+  'TOLLGATE_DATA_DIR',
+  'TOLLGATE_LOG_LEVEL',
+  'TOLLGATE_ISSUER',
+  'TOLLGATE_SWEEP_INTERVAL_MS',
+]);
 
 /** TOLLGATE_* settings from the bench's environment that reach the broker (to measure a setting). */
 export function passedThrough() {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => key.startsWith('TOLLGATE_') && !OWN.has(key)),
-  );
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('TOLLGATE_') && !OWN.has(key)));
 }
 
 export async function startBroker({ name = 'tollgate', databaseUrl, adminKey, kek, dataDir, port, extraEnv = {} }) {
@@ -51,13 +70,13 @@ export async function startBroker({ name = 'tollgate', databaseUrl, adminKey, ke
     { TOLLGATE_DRIFT_THRESHOLD: '1000' },
     passedThrough(),
     {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    TOLLGATE_ADMIN_KEY: adminKey,
-    TOLLGATE_KEK: kek,
-    TOLLGATE_DATA_DIR: dataDir,
-    TOLLGATE_LOG_LEVEL: 'warn',
-    ...extraEnv,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      TOLLGATE_ADMIN_KEY: adminKey,
+      TOLLGATE_KEK: kek,
+      TOLLGATE_DATA_DIR: dataDir,
+      TOLLGATE_LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
   );
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
@@ -109,7 +128,9 @@ export class Broker {
   async must(expected, method, path, options) {
     const response = await this.call(method, path, options);
     if (response.status !== expected) {
-      throw new Error(`${method} ${path} answered ${response.status} (expected ${expected}): ${JSON.stringify(response.body)?.slice(0, 500)}`);
+      throw new Error(
+        `${method} ${path} answered ${response.status} (expected ${expected}): ${JSON.stringify(response.body)?.slice(0, 500)}`,
+      );
     }
     return response.body;
   }
@@ -156,7 +177,10 @@ export class Broker {
     const tasks = [];
     for (const bot of bots) {
       await mapLimit(Array.from({ length: perBot }), 10, async () => {
-        const task = await this.must(201, 'POST', '/v1/tasks', { token: await bot.token(), json: { intent: 'order_status', subject: `user-${tasks.length + 1}`, ttl } });
+        const task = await this.must(201, 'POST', '/v1/tasks', {
+          token: await bot.token(),
+          json: { intent: 'order_status', subject: `user-${tasks.length + 1}`, ttl },
+        });
         tasks.push({ taskId: task.task_id, bot: bot.id });
       });
     }
@@ -193,14 +217,19 @@ export class Broker {
           method: 'POST',
           path: '/oauth2/introspect',
           timeout: 30_000,
-          headers: { authorization: `Bearer ${this.adminKey}`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+          headers: {
+            authorization: `Bearer ${this.adminKey}`,
+            'content-type': 'application/x-www-form-urlencoded',
+            'content-length': Buffer.byteLength(body),
+          },
         },
         (response) => {
           let text = '';
           response.setEncoding('utf8');
           response.on('data', (chunk) => (text += chunk));
           response.on('end', () => {
-            if (response.statusCode !== 200) reject(new Error(`POST /oauth2/introspect answered ${response.statusCode}: ${text.slice(0, 300)}`));
+            if (response.statusCode !== 200)
+              reject(new Error(`POST /oauth2/introspect answered ${response.statusCode}: ${text.slice(0, 300)}`));
             else resolve(JSON.parse(text));
           });
         },

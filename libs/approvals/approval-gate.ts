@@ -29,7 +29,8 @@ export interface PendingDecisions {
 }
 
 /** Why a repeat with an approval id is refused. */
-export type ApprovalRefusal = 'unknown_approval' | 'approval_mismatch' | 'approval_denied' | 'approval_expired' | 'approval_used' | 'approval_revoked';
+export type ApprovalRefusal =
+  'unknown_approval' | 'approval_mismatch' | 'approval_denied' | 'approval_expired' | 'approval_used' | 'approval_revoked';
 
 export type ApprovalVerdict =
   /** Permit, consuming this approved approval in the permit's statement, with at most its ttl. */
@@ -94,7 +95,13 @@ export class ApprovalGate {
     }
     const approvalId = uuidv7(input.now);
     const expiresAt = input.now + (boundary.approval?.ttl ?? DEFAULT_APPROVAL_TTL_S) * 1000;
-    await this.pending.recordPending(decision, approvalId, { id: approvalId, paramsHash: binding.paramsHash, intent: task.intent, expiresAt, ttl });
+    await this.pending.recordPending(decision, approvalId, {
+      id: approvalId,
+      paramsHash: binding.paramsHash,
+      intent: task.intent,
+      expiresAt,
+      ttl,
+    });
     return { outcome: 'pending', approvalId, expiresAt: new Date(expiresAt) };
   }
 }

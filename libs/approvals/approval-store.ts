@@ -42,8 +42,22 @@ export interface ApprovalFilter {
 }
 
 type ApprovalColumn =
-  | 'id' | 'task_id' | 'workload_id' | 'boundary_id' | 'boundary_version' | 'action' | 'resource' | 'params' | 'params_hash'
-  | 'purpose' | 'intent' | 'status' | 'decision_id' | 'requested_at' | 'expires_at' | 'ttl';
+  | 'id'
+  | 'task_id'
+  | 'workload_id'
+  | 'boundary_id'
+  | 'boundary_version'
+  | 'action'
+  | 'resource'
+  | 'params'
+  | 'params_hash'
+  | 'purpose'
+  | 'intent'
+  | 'status'
+  | 'decision_id'
+  | 'requested_at'
+  | 'expires_at'
+  | 'ttl';
 
 /**
  * The INSERT of a new approval, as a CTE body: the pending decision that asks for it is written in
@@ -112,7 +126,14 @@ export class ApprovalStore {
           RETURNING a.id, a.task_id, a.workload_id, a.boundary_id
        ), announced AS (
          ${appendEvents(
-           { type: "'approval.' || $2::text", approval_id: 'id', task_id: 'task_id', workload_id: 'workload_id', boundary_id: 'boundary_id', reason: '$2::text' },
+           {
+             type: "'approval.' || $2::text",
+             approval_id: 'id',
+             task_id: 'task_id',
+             workload_id: 'workload_id',
+             boundary_id: 'boundary_id',
+             reason: '$2::text',
+           },
            'FROM decided',
          )}
        )

@@ -17,9 +17,14 @@ describe('approval binding', () => {
     expect(canonicalJson(reverse)).toBe(JSON.stringify(forward));
     expect(paramsHash(reverse)).toBe(paramsHash(forward));
     // Hashes stored before approvals used the audit chain's canonical JSON stay valid: pinned values.
-    expect(paramsHash({ order: 'o1', amount: 349, reason: 'broken \u00e9 😀', nested: { b: [1, 'x', { z: 0.1, y: -0 }], a: null, '\ufb33': true } })).toBe(
-      'CLLZC16_-gFCNgWr6tecWjmWTQuN99lWHUE0CQAldZA',
-    );
+    expect(
+      paramsHash({
+        order: 'o1',
+        amount: 349,
+        reason: 'broken \u00e9 😀',
+        nested: { b: [1, 'x', { z: 0.1, y: -0 }], a: null, '\ufb33': true },
+      }),
+    ).toBe('CLLZC16_-gFCNgWr6tecWjmWTQuN99lWHUE0CQAldZA');
     expect(paramsHash(null)).toBe('dCNOmK_nSY-12vHzasLXiswzlGT5UHA7jAGYkvmCuQs');
   });
 

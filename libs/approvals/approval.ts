@@ -70,5 +70,7 @@ export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding)
  * not matter, anything else does. Params are parsed JSON, so every value has a canonical form.
  */
 export function paramsHash(params: Record<string, unknown> | null | undefined): string {
-  return createHash('sha256').update(canonicalJson(params ?? null), 'utf8').digest('base64url');
+  return createHash('sha256')
+    .update(canonicalJson(params ?? null), 'utf8')
+    .digest('base64url');
 }

@@ -40,7 +40,8 @@ export class AuditLog {
       if (walk.broken || page.length < VERIFY_PAGE) break;
       after = page[page.length - 1]!;
     }
-    const firstBroken = walk.broken && walk.breakWith(walk.broken.reason === 'unlinked' && (await this.store.hashExists(walk.broken.prevHash)));
+    const firstBroken =
+      walk.broken && walk.breakWith(walk.broken.reason === 'unlinked' && (await this.store.hashExists(walk.broken.prevHash)));
     const unchained = await this.store.countUnlinked();
     return { ok: !firstBroken, verified: walk.verified, head: walk.head, unchained, ...(firstBroken ? { firstBroken } : {}) };
   }

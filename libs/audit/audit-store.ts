@@ -60,7 +60,10 @@ export class AuditStore {
     const { where, params } = conditions([
       ['a.task_id = ?', filter.task],
       // The workload that acted, or the workload whose task the event is about.
-      [`?::text IN (CASE WHEN a.actor LIKE 'workload:%' THEN substr(a.actor, 10) END, (SELECT t.workload_id FROM tasks t WHERE t.id = a.task_id))`, filter.workload],
+      [
+        `?::text IN (CASE WHEN a.actor LIKE 'workload:%' THEN substr(a.actor, 10) END, (SELECT t.workload_id FROM tasks t WHERE t.id = a.task_id))`,
+        filter.workload,
+      ],
       ['a.kind = ?', filter.kind],
       ['a.at >= ?', filter.since],
       ['a.at < ?', filter.until],
@@ -145,7 +148,9 @@ export class AuditStore {
 
   /** Whether an event with this hash exists (tells a deleted predecessor from a moved one). */
   async hashExists(hash: string): Promise<boolean> {
-    const { rows } = await this.sql.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM audit_events WHERE hash = $1) AS found', [hash]);
+    const { rows } = await this.sql.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM audit_events WHERE hash = $1) AS found', [
+      hash,
+    ]);
     return rows[0]!.found;
   }
 }

@@ -35,7 +35,9 @@ describe('the canonical event', () => {
 describe('eventHash', () => {
   it('is SHA-256 over prev_hash followed by the canonical JSON, in lowercase hex', () => {
     const e = event(1);
-    const expected = createHash('sha256').update(GENESIS_HASH + canonicalEvent(e)).digest('hex');
+    const expected = createHash('sha256')
+      .update(GENESIS_HASH + canonicalEvent(e))
+      .digest('hex');
     expect(eventHash(GENESIS_HASH, e)).toBe(expected);
     expect(expected).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -44,7 +46,13 @@ describe('eventHash', () => {
     const e = event(1);
     const base = eventHash(GENESIS_HASH, e);
     expect(eventHash('1'.repeat(64), e)).not.toBe(base);
-    for (const changed of [{ ...e, seq: '2' }, { ...e, actor: 'admin' }, { ...e, at: '2026-11-27T05:00:00.000002Z' }, { ...e, leaseId: e.id }, { ...e, data: { n: 2 } }]) {
+    for (const changed of [
+      { ...e, seq: '2' },
+      { ...e, actor: 'admin' },
+      { ...e, at: '2026-11-27T05:00:00.000002Z' },
+      { ...e, leaseId: e.id },
+      { ...e, data: { n: 2 } },
+    ]) {
       expect(eventHash(GENESIS_HASH, changed)).not.toBe(base);
     }
   });
@@ -72,7 +80,12 @@ describe('verifyChain', () => {
   it('finds an altered event', () => {
     const events = chain(5);
     events[2] = { ...events[2]!, data: { n: 99 } };
-    expect(verifyChain(events)).toMatchObject({ ok: false, verified: 2, head: { seq: '2' }, firstBroken: { seq: '3', id: events[2]!.id, reason: 'altered' } });
+    expect(verifyChain(events)).toMatchObject({
+      ok: false,
+      verified: 2,
+      head: { seq: '2' },
+      firstBroken: { seq: '3', id: events[2]!.id, reason: 'altered' },
+    });
   });
 
   it('finds a rehashed event: its successor no longer links to it', () => {

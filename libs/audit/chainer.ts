@@ -52,7 +52,8 @@ export class AuditChainer {
         const written = await this.store.link(tx, links);
         // Only a second chainer could make this differ, and the lock rules that out: refuse to
         // commit a chain that is not the one computed.
-        if (written !== links.length) throw new Error(`linked ${written} audit events of ${links.length}; the chain changed under the chainer`);
+        if (written !== links.length)
+          throw new Error(`linked ${written} audit events of ${links.length}; the chain changed under the chainer`);
         return written;
       });
       if (n === undefined) {

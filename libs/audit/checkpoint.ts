@@ -21,6 +21,10 @@ export interface Checkpoint {
  */
 export function signCheckpoint(key: SigningKey, issuer: string, head: { seq: string; hash: string }, nowMs: number): Checkpoint {
   const iat = Math.floor(nowMs / 1000);
-  const checkpoint = signCompact({ alg: key.alg, typ: CHECKPOINT_TYP, kid: key.kid }, { iss: issuer, seq: head.seq, hash: head.hash, iat }, key.privateKeyObject);
+  const checkpoint = signCompact(
+    { alg: key.alg, typ: CHECKPOINT_TYP, kid: key.kid },
+    { iss: issuer, seq: head.seq, hash: head.hash, iat },
+    key.privateKeyObject,
+  );
   return { checkpoint, seq: head.seq, hash: head.hash, issuedAt: iat * 1000 };
 }

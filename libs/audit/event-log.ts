@@ -38,7 +38,10 @@ export type EventColumn = 'type' | 'lease_id' | 'approval_id' | 'task_id' | 'wor
  * The log sits in the audit layer, below identity, tasks, approvals and leases, because all of them
  * append to it (a kill switch, a task ending, an approval event, a lease revoked).
  */
-export function appendEvents(values: { readonly type: string; readonly reason: string } & Partial<Record<EventColumn, string>>, from: string): string {
+export function appendEvents(
+  values: { readonly type: string; readonly reason: string } & Partial<Record<EventColumn, string>>,
+  from: string,
+): string {
   return insertSelect<EventColumn>('revocation_events', values, from);
 }
 

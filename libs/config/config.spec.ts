@@ -18,7 +18,13 @@ function problems(env: Record<string, string>): readonly string[] {
 describe('loadConfig', () => {
   it('defaults to the embedded database on 127.0.0.1:8080', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ port: 8080, host: '127.0.0.1', issuer: 'http://127.0.0.1:8080', databaseUrl: undefined, dataDir: './.tollgate' });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      issuer: 'http://127.0.0.1:8080',
+      databaseUrl: undefined,
+      dataDir: './.tollgate',
+    });
     expect(config.kek).toBeUndefined();
   });
 
@@ -98,12 +104,23 @@ describe('loadConfig', () => {
   });
 
   it('reads the admin key and the KEKs from *_FILE (one trailing newline dropped), never both ways, never echoing a value', () => {
-    const files: Record<string, string> = { '/run/secrets/admin': `${'a'.repeat(40)}\n`, '/run/secrets/kek': `${KEK}\n`, '/run/secrets/empty': '\n' };
+    const files: Record<string, string> = {
+      '/run/secrets/admin': `${'a'.repeat(40)}\n`,
+      '/run/secrets/kek': `${KEK}\n`,
+      '/run/secrets/empty': '\n',
+    };
     const read = (path: string) => {
       if (path in files) return files[path]!;
       throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
     };
-    const config = loadConfig({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/admin', TOLLGATE_KEK_FILE: '/run/secrets/kek', TOLLGATE_KEK_PREVIOUS: `${Buffer.alloc(32, 1).toString('base64')}, ${Buffer.alloc(32, 2).toString('base64')}` }, { readSecretFile: read });
+    const config = loadConfig(
+      {
+        TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/admin',
+        TOLLGATE_KEK_FILE: '/run/secrets/kek',
+        TOLLGATE_KEK_PREVIOUS: `${Buffer.alloc(32, 1).toString('base64')}, ${Buffer.alloc(32, 2).toString('base64')}`,
+      },
+      { readSecretFile: read },
+    );
     expect(config.adminKey).toBe('a'.repeat(40));
     expect(config.kek).toEqual(Buffer.alloc(32, 7));
     expect(config.previousKeks).toEqual([Buffer.alloc(32, 1), Buffer.alloc(32, 2)]);
@@ -117,11 +134,19 @@ describe('loadConfig', () => {
       }
       return [];
     };
-    expect(problemsOf({ TOLLGATE_KEK: KEK, TOLLGATE_KEK_FILE: '/run/secrets/kek' })).toEqual(['TOLLGATE_KEK: set either TOLLGATE_KEK or TOLLGATE_KEK_FILE, not both']);
-    expect(problemsOf({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/missing' })).toEqual(['TOLLGATE_ADMIN_KEY_FILE: cannot read "/run/secrets/missing" (ENOENT)']);
+    expect(problemsOf({ TOLLGATE_KEK: KEK, TOLLGATE_KEK_FILE: '/run/secrets/kek' })).toEqual([
+      'TOLLGATE_KEK: set either TOLLGATE_KEK or TOLLGATE_KEK_FILE, not both',
+    ]);
+    expect(problemsOf({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/missing' })).toEqual([
+      'TOLLGATE_ADMIN_KEY_FILE: cannot read "/run/secrets/missing" (ENOENT)',
+    ]);
     expect(problemsOf({ TOLLGATE_KEK_FILE: '/run/secrets/empty' })).toEqual(['TOLLGATE_KEK_FILE: "/run/secrets/empty" is empty']);
-    expect(problemsOf({ TOLLGATE_KEK: KEK, TOLLGATE_KEK_PREVIOUS: 'c2hvcnQ=' })).toEqual(['TOLLGATE_KEK_PREVIOUS (key 1): must be 32 random bytes in base64 (openssl rand -base64 32)']);
-    expect(problemsOf({ TOLLGATE_KEK_PREVIOUS: KEK })).toEqual(['TOLLGATE_KEK_PREVIOUS: only with TOLLGATE_KEK (the key to re-encrypt under)']);
+    expect(problemsOf({ TOLLGATE_KEK: KEK, TOLLGATE_KEK_PREVIOUS: 'c2hvcnQ=' })).toEqual([
+      'TOLLGATE_KEK_PREVIOUS (key 1): must be 32 random bytes in base64 (openssl rand -base64 32)',
+    ]);
+    expect(problemsOf({ TOLLGATE_KEK_PREVIOUS: KEK })).toEqual([
+      'TOLLGATE_KEK_PREVIOUS: only with TOLLGATE_KEK (the key to re-encrypt under)',
+    ]);
     files['/run/secrets/short'] = 'short-secret-value\n';
     const shown = problemsOf({ TOLLGATE_ADMIN_KEY_FILE: '/run/secrets/short', TOLLGATE_KEK_FILE: '/run/secrets/short' }).join('\n');
     expect(shown).toContain('TOLLGATE_ADMIN_KEY: must be at least 32 characters');
@@ -141,11 +166,17 @@ describe('loadConfig', () => {
   });
 
   it("ignores the clients' own settings exported in the same shell", () => {
-    expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x', TOLLGATE_KEY_FILE: '/run/secrets/tollgate-key' })).toEqual([]);
+    expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x', TOLLGATE_KEY_FILE: '/run/secrets/tollgate-key' })).toEqual(
+      [],
+    );
   });
 
   it('requires an admin key and a KEK with DATABASE_URL', () => {
-    expect(problems({ DATABASE_URL: 'postgres://db/tollgate' }).map((p) => p.split(':')[0]).sort()).toEqual(['TOLLGATE_ADMIN_KEY', 'TOLLGATE_KEK']);
+    expect(
+      problems({ DATABASE_URL: 'postgres://db/tollgate' })
+        .map((p) => p.split(':')[0])
+        .sort(),
+    ).toEqual(['TOLLGATE_ADMIN_KEY', 'TOLLGATE_KEK']);
     expect(problems({ DATABASE_URL: 'postgres://db/tollgate', TOLLGATE_ADMIN_KEY: 'a'.repeat(32), TOLLGATE_KEK: KEK })).toEqual([]);
   });
 
@@ -160,7 +191,10 @@ describe('loadConfig', () => {
 
   it('validates the drift threshold and the rate limit, each by name', () => {
     expect(loadConfig({})).toMatchObject({ driftThreshold: 3, rateLimit: undefined });
-    expect(loadConfig({ TOLLGATE_DRIFT_THRESHOLD: '5', TOLLGATE_RATE_LIMIT: '2.5' })).toMatchObject({ driftThreshold: 5, rateLimit: { perSecond: 2.5, burst: 5 } });
+    expect(loadConfig({ TOLLGATE_DRIFT_THRESHOLD: '5', TOLLGATE_RATE_LIMIT: '2.5' })).toMatchObject({
+      driftThreshold: 5,
+      rateLimit: { perSecond: 2.5, burst: 5 },
+    });
     expect(loadConfig({ TOLLGATE_RATE_LIMIT: '10', TOLLGATE_RATE_BURST: '3' }).rateLimit).toEqual({ perSecond: 10, burst: 3 });
     expect(problems({ TOLLGATE_DRIFT_THRESHOLD: '0', TOLLGATE_RATE_LIMIT: 'fast', TOLLGATE_RATE_BURST: '1' })).toEqual([
       'TOLLGATE_DRIFT_THRESHOLD: must be an integer from 1 to 1000',
@@ -168,7 +202,9 @@ describe('loadConfig', () => {
     ]);
     expect(problems({ TOLLGATE_RATE_BURST: '4' })).toEqual(['TOLLGATE_RATE_BURST: needs TOLLGATE_RATE_LIMIT']);
     expect(problems({ TOLLGATE_RATE_LIMIT: '0', TOLLGATE_DRIFT_THRESHOLD: 'three' })).toHaveLength(2);
-    expect(problems({ TOLLGATE_RATE_LIMIT: '5', TOLLGATE_RATE_BURST: '0' })).toEqual(['TOLLGATE_RATE_BURST: must be an integer from 1 to 1000000']);
+    expect(problems({ TOLLGATE_RATE_LIMIT: '5', TOLLGATE_RATE_BURST: '0' })).toEqual([
+      'TOLLGATE_RATE_BURST: must be an integer from 1 to 1000000',
+    ]);
   });
 
   it('reads a part owned by a lib above the kernel with the rest: its problems join the others, its TOLLGATE_* names are known', () => {
@@ -187,14 +223,21 @@ describe('loadConfig', () => {
       error = caught;
     }
     expect(error).toBeInstanceOf(ConfigurationError);
-    expect((error as ConfigurationError).problems.map((p) => p.split(':')[0]).sort()).toEqual(['PORT', 'SOURCE_ADDR', 'TOLLGATE_SOURCE_MODEL']);
+    expect((error as ConfigurationError).problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'PORT',
+      'SOURCE_ADDR',
+      'TOLLGATE_SOURCE_MODEL',
+    ]);
     // Without the part, its variable is unknown like any other.
     expect(problems({ TOLLGATE_SOURCE_MODE: 'x' })).toEqual(['TOLLGATE_SOURCE_MODE: unknown setting']);
   });
 
   it('reads the event-stream caps and stall timeout, and refuses bad ones by name', () => {
     expect(loadConfig({}).events).toEqual({ maxStreams: 500, maxStreamsPerKey: 20, stallTimeoutMs: 30_000 });
-    expect(loadConfig({ TOLLGATE_EVENTS_MAX_STREAMS: '50', TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: '5', TOLLGATE_EVENTS_STALL_TIMEOUT_MS: '2000' }).events).toEqual({
+    expect(
+      loadConfig({ TOLLGATE_EVENTS_MAX_STREAMS: '50', TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: '5', TOLLGATE_EVENTS_STALL_TIMEOUT_MS: '2000' })
+        .events,
+    ).toEqual({
       maxStreams: 50,
       maxStreamsPerKey: 5,
       stallTimeoutMs: 2000,
@@ -211,22 +254,34 @@ describe('loadConfig', () => {
   it('turns traces on only for an OTLP endpoint in the standard OTEL_* variables, and validates it by name', () => {
     expect(loadConfig({}).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_SERVICE_NAME: 'x' }).tracing).toBeUndefined();
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({ url: 'http://collector:4318/v1/traces', serviceName: 'tollgate' });
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/otlp/traces', OTEL_SERVICE_NAME: 'tollgate-eu' }).tracing).toEqual({
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({
+      url: 'http://collector:4318/v1/traces',
+      serviceName: 'tollgate',
+    });
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/otlp/traces',
+        OTEL_SERVICE_NAME: 'tollgate-eu',
+      }).tracing,
+    ).toEqual({
       url: 'https://b/otlp/traces',
       serviceName: 'tollgate-eu',
     });
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).tracing).toBeDefined();
-    expect(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toEqual(['OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL such as http://collector:4318']);
+    expect(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toEqual([
+      'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL such as http://collector:4318',
+    ]);
     expect(problems({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://c/v1/traces' })).toEqual([
       'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be an http(s) URL such as http://collector:4318/v1/traces',
     ]);
-    expect(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_TRACES_EXPORTER: 'zipkin' })).toEqual([
+    expect(
+      problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_TRACES_EXPORTER: 'zipkin' }),
+    ).toEqual([
       'OTEL_TRACES_EXPORTER: must be otlp or none',
       'OTEL_EXPORTER_OTLP_PROTOCOL: must be http/json or http/protobuf (Tollgate sends OTLP over HTTP, as JSON)',
     ]);
   });
 });
-

@@ -186,7 +186,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}, part?: ConfigPar
     .filter((text) => text !== '')
     .map((text, i) => kekOf(text, `TOLLGATE_KEK_PREVIOUS (key ${i + 1})`, problems))
     .filter((key): key is Buffer => key !== undefined);
-  if (previousText !== undefined && kekText === undefined) problems.push('TOLLGATE_KEK_PREVIOUS: only with TOLLGATE_KEK (the key to re-encrypt under)');
+  if (previousText !== undefined && kekText === undefined)
+    problems.push('TOLLGATE_KEK_PREVIOUS: only with TOLLGATE_KEK (the key to re-encrypt under)');
 
   const sweepIntervalMs = integer(env, 'TOLLGATE_SWEEP_INTERVAL_MS', 1000, 50, 3_600_000, problems);
 
@@ -270,7 +271,9 @@ function tracingConfig(env: Record<string, string | undefined>, problems: string
       ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', tracesEndpoint]
       : ['OTEL_EXPORTER_OTLP_ENDPOINT', `${baseEndpoint!.replace(/\/+$/, '')}/v1/traces`];
   if (!isOtlpUrl(url)) {
-    problems.push(`${key}: must be an http(s) URL such as http://collector:4318${key === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? '' : '/v1/traces'}`);
+    problems.push(
+      `${key}: must be an http(s) URL such as http://collector:4318${key === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? '' : '/v1/traces'}`,
+    );
     ok = false;
   }
   return ok ? { url, serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? 'tollgate' } : undefined;
@@ -290,7 +293,12 @@ function isOtlpUrl(text: string): boolean {
  * one trailing newline dropped. Never both: which one wins would be a guess. Problems name the key
  * and the file, never the value.
  */
-function secretOf(env: Record<string, string | undefined>, key: string, readFile: (path: string) => string, problems: string[]): string | undefined {
+function secretOf(
+  env: Record<string, string | undefined>,
+  key: string,
+  readFile: (path: string) => string,
+  problems: string[],
+): string | undefined {
   const direct = nonEmpty(env[key]);
   const path = nonEmpty(env[`${key}_FILE`]);
   if (path === undefined) return direct;
@@ -326,7 +334,8 @@ function kekOf(text: string, name: string, problems: string[]): Buffer | undefin
 function eventsConfig(env: Record<string, string | undefined>, problems: string[]): EventsConfig {
   const maxStreams = integer(env, 'TOLLGATE_EVENTS_MAX_STREAMS', 500, 1, 100_000, problems);
   const maxStreamsPerKey = integer(env, 'TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY', 20, 1, 100_000, problems);
-  if (maxStreamsPerKey > maxStreams) problems.push('TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: must not be more than TOLLGATE_EVENTS_MAX_STREAMS');
+  if (maxStreamsPerKey > maxStreams)
+    problems.push('TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY: must not be more than TOLLGATE_EVENTS_MAX_STREAMS');
   const stallTimeoutMs = integer(env, 'TOLLGATE_EVENTS_STALL_TIMEOUT_MS', 30_000, 1000, 3_600_000, problems);
   return { maxStreams, maxStreamsPerKey, stallTimeoutMs };
 }

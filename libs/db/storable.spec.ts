@@ -10,7 +10,7 @@ function nested(levels: number): unknown {
 
 describe('findUnstorable', () => {
   it('accepts ordinary JSON, including non-BMP characters written as surrogate pairs', () => {
-    expect(findUnstorable({ a: ['x', 1, true, null, { 'ключ': '😀' }] })).toBeUndefined();
+    expect(findUnstorable({ a: ['x', 1, true, null, { ключ: '😀' }] })).toBeUndefined();
     expect(findUnstorable(nested(MAX_DEPTH))).toBeUndefined();
   });
 
@@ -29,7 +29,9 @@ describe('findUnstorable', () => {
   });
 
   it('leaves skipped subtrees to their owner', () => {
-    expect(findUnstorable({ params: { x: '\u0000' }, other: 1 }, { skip: (path) => path.length === 1 && path[0] === 'params' })).toBeUndefined();
+    expect(
+      findUnstorable({ params: { x: '\u0000' }, other: 1 }, { skip: (path) => path.length === 1 && path[0] === 'params' }),
+    ).toBeUndefined();
   });
 });
 

@@ -44,7 +44,10 @@ export function stringProblem(value: string): Exclude<UnstorableReason, 'too_dee
  * The first value under `root` that cannot be stored or is refused, depth first, or undefined.
  * `skip` names subtrees left to their owner (a credential request's params are decided, not refused).
  */
-export function findUnstorable(root: unknown, options: { skip?: (path: readonly (string | number)[]) => boolean } = {}): Unstorable | undefined {
+export function findUnstorable(
+  root: unknown,
+  options: { skip?: (path: readonly (string | number)[]) => boolean } = {},
+): Unstorable | undefined {
   const stack: { value: unknown; path: (string | number)[]; depth: number }[] = [{ value: root, path: [], depth: 0 }];
   while (stack.length > 0) {
     const { value, path, depth } = stack.pop()!;

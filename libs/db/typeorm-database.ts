@@ -34,7 +34,10 @@ const STARTUP_WAIT_MS = 60_000;
  * (still starting, failing over, its connection killed mid-start) is waited for with backoff, up to
  * `startupWaitMs`, instead of the process exiting: a supervisor restarting it would only do the same.
  */
-export async function openDatabase(options: DatabaseOptions, bootstrap: (startup: Sql) => Promise<void> = async () => {}): Promise<Database> {
+export async function openDatabase(
+  options: DatabaseOptions,
+  bootstrap: (startup: Sql) => Promise<void> = async () => {},
+): Promise<Database> {
   if (!options.databaseUrl) return open(options, bootstrap);
   const deadline = Date.now() + (options.startupWaitMs ?? STARTUP_WAIT_MS);
   for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2_000)) {
@@ -97,7 +100,11 @@ export async function migrateDatabase(options: Pick<DatabaseOptions, 'databaseUr
  * (TOLLGATE_MIGRATE=off) no DDL runs, and a database lacking a migration of this version is refused.
  * Returns the names of the migrations applied.
  */
-async function migrateAndBootstrap(dataSource: DataSource, bootstrap: (startup: Sql) => Promise<void>, migrate: boolean): Promise<string[]> {
+async function migrateAndBootstrap(
+  dataSource: DataSource,
+  bootstrap: (startup: Sql) => Promise<void>,
+  migrate: boolean,
+): Promise<string[]> {
   const lock = dataSource.createQueryRunner();
   try {
     await connect(lock);
@@ -127,7 +134,9 @@ async function refuseUnmigrated(dataSource: DataSource, lock: QueryRunner): Prom
   const { rows: present } = await run<{ present: boolean }>(lock, `SELECT to_regclass('tollgate_migrations') IS NOT NULL AS present`, []);
   const { rows } = present[0]?.present ? await run<{ name: string }>(lock, 'SELECT name FROM tollgate_migrations', []) : { rows: [] };
   const applied = new Set(rows.map((row) => row.name));
-  const pending = dataSource.migrations.map((migration) => migration.name ?? migration.constructor.name).filter((name) => !applied.has(name));
+  const pending = dataSource.migrations
+    .map((migration) => migration.name ?? migration.constructor.name)
+    .filter((name) => !applied.has(name));
   if (pending.length > 0) {
     throw new ConfigurationError([
       `TOLLGATE_MIGRATE: off, and the database lacks ${pending.length} migration(s) of this version (${pending[0]}${pending.length > 1 ? ', …' : ''}): run \`tollgate-broker migrate\` (npm run migrate) first`,

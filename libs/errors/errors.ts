@@ -28,7 +28,10 @@ export abstract class TollgateError extends Error {
   /** Extra members of the public error body (for example `reasons`, `decision_id`). */
   readonly extra: Record<string, unknown>;
 
-  constructor(readonly description: string, extra: Record<string, unknown> = {}) {
+  constructor(
+    readonly description: string,
+    extra: Record<string, unknown> = {},
+  ) {
     super(description);
     this.name = new.target.name;
     this.extra = extra;
@@ -55,7 +58,10 @@ export class InvalidDpopProof extends TollgateError {
 export class InvalidClient extends TollgateError {
   readonly code = 'invalid_client';
   readonly status = 401;
-  constructor(description: string, readonly challenge: 'Bearer' | 'Basic' = 'Bearer') {
+  constructor(
+    description: string,
+    readonly challenge: 'Bearer' | 'Basic' = 'Bearer',
+  ) {
     super(description);
   }
 }
@@ -108,8 +114,15 @@ export class AccessDenied extends TollgateError {
 export class ApprovalPending extends TollgateError {
   readonly code = 'authorization_pending';
   readonly status = 202;
-  constructor(readonly approvalId: string, readonly expiresAt: Date, readonly decisionId: string) {
-    super('the credential request awaits a reviewer\'s approval; repeat it with approval_id', { approval_id: approvalId, decision_id: decisionId });
+  constructor(
+    readonly approvalId: string,
+    readonly expiresAt: Date,
+    readonly decisionId: string,
+  ) {
+    super("the credential request awaits a reviewer's approval; repeat it with approval_id", {
+      approval_id: approvalId,
+      decision_id: decisionId,
+    });
   }
 }
 
@@ -149,7 +162,10 @@ export class RateLimited extends TollgateError {
 export class TooManyStreams extends TollgateError {
   readonly code = 'slow_down';
   readonly status = 429;
-  constructor(description: string, readonly retryAfterSeconds: number) {
+  constructor(
+    description: string,
+    readonly retryAfterSeconds: number,
+  ) {
     super(description, { retry_after: retryAfterSeconds });
   }
 }
@@ -178,7 +194,8 @@ export class TaskNotActive extends TollgateError {
 export class TokenEndpointError extends TollgateError {
   readonly status = 400;
   constructor(
-    readonly code: 'invalid_request' | 'invalid_grant' | 'invalid_target' | 'access_denied' | 'unsupported_grant_type' | 'authorization_pending',
+    readonly code:
+      'invalid_request' | 'invalid_grant' | 'invalid_target' | 'access_denied' | 'unsupported_grant_type' | 'authorization_pending',
     description: string,
     extra: Record<string, unknown> = {},
   ) {

@@ -5,7 +5,10 @@ import { API_KEY_ROLES, audienceScope, hashKey, newApiKeySecret, permits, requir
 describe('API key roles', () => {
   it('grants each role exactly its accesses', () => {
     const table = Object.fromEntries(
-      API_KEY_ROLES.map((role) => [role, (['read', 'write', 'introspect', 'revoke', 'events'] as Access[]).filter((access) => permits(role, access))]),
+      API_KEY_ROLES.map((role) => [
+        role,
+        (['read', 'write', 'introspect', 'revoke', 'events'] as Access[]).filter((access) => permits(role, access)),
+      ]),
     );
     expect(table).toEqual({
       admin: ['read', 'write', 'introspect', 'revoke', 'events'],

@@ -8,7 +8,15 @@ import { ApiKeys } from './api-keys.js';
 const ID = '0190a0a0-0000-7000-8000-000000000001';
 
 function key(revoked = false): ApiKey {
-  return { id: ID, role: 'reviewer', audience: null, label: null, jwks: null, createdAt: new Date(0), revokedAt: revoked ? new Date(0) : null };
+  return {
+    id: ID,
+    role: 'reviewer',
+    audience: null,
+    label: null,
+    jwks: null,
+    createdAt: new Date(0),
+    revokedAt: revoked ? new Date(0) : null,
+  };
 }
 
 /** A store holding one key (secret "s3cret"), counting reads; `revoke` marks it revoked. */
@@ -37,7 +45,13 @@ function fakeStore() {
 }
 
 const sql: Sql = { query: async () => ({ rows: [], count: 0 }) as never };
-const db = { ...sql, kind: 'pglite', transaction: async <T>(work: (tx: Sql) => Promise<T>) => work(sql), ping: async () => {}, close: async () => {} } as Database;
+const db = {
+  ...sql,
+  kind: 'pglite',
+  transaction: async <T>(work: (tx: Sql) => Promise<T>) => work(sql),
+  ping: async () => {},
+  close: async () => {},
+} as Database;
 
 describe('ApiKeys', () => {
   it('remembers a looked-up key for ttlMs, then reads it again', async () => {
@@ -115,7 +129,11 @@ describe('ApiKeys', () => {
   it('revoking an already revoked key changes nothing and audits nothing; an unknown id is 404', async () => {
     const { store } = fakeStore();
     const audited: unknown[] = [];
-    const recording = { ...db, transaction: async <T>(work: (tx: Sql) => Promise<T>) => work({ query: async (text: string, params: unknown[]) => (audited.push([text, params]), { rows: [], count: 1 }) } as never) } as Database;
+    const recording = {
+      ...db,
+      transaction: async <T>(work: (tx: Sql) => Promise<T>) =>
+        work({ query: async (text: string, params: unknown[]) => (audited.push([text, params]), { rows: [], count: 1 }) } as never),
+    } as Database;
     const keys = new ApiKeys(recording, store, { now: () => 0 }, undefined, 1000);
     expect((await keys.revoke(ID, 'admin:test')).revokedAt).not.toBeNull();
     const afterFirst = audited.length;
@@ -126,6 +144,8 @@ describe('ApiKeys', () => {
     expect(JSON.stringify(audited.slice(0, afterFirst))).toContain('api_key.revoked');
     // A well-formed id of no key: 404, not an empty answer.
     const empty = { revoke: async () => undefined, find: async () => undefined } as unknown as ApiKeyStore;
-    await expect(new ApiKeys(recording, empty, { now: () => 0 }, undefined, 1000).revoke(ID, 'admin:test')).rejects.toThrow(/no such API key/);
+    await expect(new ApiKeys(recording, empty, { now: () => 0 }, undefined, 1000).revoke(ID, 'admin:test')).rejects.toThrow(
+      /no such API key/,
+    );
   });
 });

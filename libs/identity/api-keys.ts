@@ -49,7 +49,14 @@ export class ApiKeys {
     const store = new ApiKeyStore(sql);
     if ((await store.count()) > 0) return {};
     const generated = newApiKeySecret('admin');
-    await store.insert(sql, { id: uuidv7(), hash: hashKey(generated), role: 'admin', audience: null, label: 'generated at first start', jwks: null });
+    await store.insert(sql, {
+      id: uuidv7(),
+      hash: hashKey(generated),
+      role: 'admin',
+      audience: null,
+      label: 'generated at first start',
+      jwks: null,
+    });
     await appendAudit(sql, { kind: 'api_key.created', actor: 'system:start', data: { role: 'admin', label: 'generated at first start' } });
     return { generated };
   }

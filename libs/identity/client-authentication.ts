@@ -100,7 +100,8 @@ export class ClientAuthentication {
 
   /** A client_id sent beside another method must name the same client. */
   private matching(clientId: string | undefined, client: ApiKeyClient, challenge: 'Bearer' | 'Basic' = 'Bearer') {
-    if (clientId !== undefined && clientId !== client.key.id) throw new InvalidClient('client_id does not match the client authentication', challenge);
+    if (clientId !== undefined && clientId !== client.key.id)
+      throw new InvalidClient('client_id does not match the client authentication', challenge);
     return client;
   }
 
@@ -140,7 +141,8 @@ export class ClientAuthentication {
       throw rejected(`the assertion may live at most ${MAX_ASSERTION_LIFETIME_S} seconds`);
     }
     if (payload.iat !== undefined && payload.iat > nowS + LEEWAY_S) throw rejected('the assertion was issued in the future');
-    if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) throw rejected('jti must be a string of at most 256 characters');
+    if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256)
+      throw rejected('jti must be a string of at most 256 characters');
     if (!(await this.keys.recordAssertion(key.id, payload.jti, (exp + LEEWAY_S) * 1000))) throw rejected('the assertion was already used');
     return { kind: 'api_key', key, method: 'private_key_jwt' };
   }
@@ -170,7 +172,8 @@ export function parseAuthorization(header: string | undefined): Authorization | 
     const colon = decoded.indexOf(':');
     const clientId = colon > 0 ? formDecode(decoded.slice(0, colon)) : undefined;
     const secret = colon > 0 ? formDecode(decoded.slice(colon + 1)) : undefined;
-    if (clientId === undefined || secret === undefined || secret.length === 0) throw new InvalidClient('malformed Basic credentials', 'Basic');
+    if (clientId === undefined || secret === undefined || secret.length === 0)
+      throw new InvalidClient('malformed Basic credentials', 'Basic');
     return { scheme: 'Basic', clientId, secret };
   }
   throw new InvalidClient('unsupported Authorization scheme: use Bearer or Basic');
@@ -193,7 +196,8 @@ function decodeUnverified(token: string) {
     throw rejected('malformed client assertion');
   }
   // Claims name rows (iss, jti): a NUL or a lone surrogate would reach the database as a 500.
-  if (findUnstorable(decoded.header) || findUnstorable(decoded.claims)) throw rejected('the assertion holds a NUL, broken unicode or nesting deeper than 32 levels');
+  if (findUnstorable(decoded.header) || findUnstorable(decoded.claims))
+    throw rejected('the assertion holds a NUL, broken unicode or nesting deeper than 32 levels');
   return decoded;
 }
 

@@ -53,7 +53,9 @@ describe('checkDpopProof edges', () => {
   const request = { method: 'POST', url: URL_ };
 
   it('takes a jti of exactly 256 characters and refuses an empty one or a missing htu', async () => {
-    await expect(checkDpopProof((await proof({ jti: 'x'.repeat(256) })).token, request, NOW)).resolves.toMatchObject({ jti: 'x'.repeat(256) });
+    await expect(checkDpopProof((await proof({ jti: 'x'.repeat(256) })).token, request, NOW)).resolves.toMatchObject({
+      jti: 'x'.repeat(256),
+    });
     await expect(checkDpopProof((await proof({ jti: '' })).token, request, NOW)).rejects.toThrow(/jti/);
     await expect(checkDpopProof((await proof({ htu: undefined })).token, request, NOW)).rejects.toThrow(/htu/);
     await expect(checkDpopProof((await proof({ htu: 'not a url' })).token, request, NOW)).rejects.toThrow(/htu/);
@@ -63,7 +65,9 @@ describe('checkDpopProof edges', () => {
   it('refuses a proof whose jwk header carries the private key', async () => {
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
     const jwk = await exportJWK(privateKey);
-    const token = await new SignJWT({ htm: 'POST', htu: URL_, iat: NOW / 1000, jti: 'j-1' }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(privateKey);
+    const token = await new SignJWT({ htm: 'POST', htu: URL_, iat: NOW / 1000, jti: 'j-1' })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+      .sign(privateKey);
     await expect(checkDpopProof(token, request, NOW)).rejects.toBeInstanceOf(InvalidDpopProof);
   });
 });
@@ -75,7 +79,10 @@ describe('DpopVerifier', () => {
   /** The proofs store as the verifier sees it: a claim succeeds once per jti hash. */
   function verifier() {
     const claims: { jtiHash: string; expiresAt: number }[] = [];
-    const proofs = { claim: async (jtiHash: string, expiresAt: number) => (claims.some((c) => c.jtiHash === jtiHash) ? false : (claims.push({ jtiHash, expiresAt }), true)) };
+    const proofs = {
+      claim: async (jtiHash: string, expiresAt: number) =>
+        claims.some((c) => c.jtiHash === jtiHash) ? false : (claims.push({ jtiHash, expiresAt }), true),
+    };
     return { claims, dpop: new DpopVerifier(ISSUER, proofs as unknown as DpopProofStore, { now: () => NOW }) };
   }
 

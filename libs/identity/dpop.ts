@@ -26,7 +26,12 @@ export interface DpopProof {
  * asymmetric alg, a public key in the jwk header that verifies the signature, htm and htu naming
  * this request, iat within the window, a jti. Replay is the caller's (it needs shared storage).
  */
-export async function checkDpopProof(proof: string, request: { method: string; url: string }, now: number, windowS = DPOP_IAT_WINDOW_S): Promise<DpopProof> {
+export async function checkDpopProof(
+  proof: string,
+  request: { method: string; url: string },
+  now: number,
+  windowS = DPOP_IAT_WINDOW_S,
+): Promise<DpopProof> {
   let payload: Record<string, unknown>;
   let jwk: JWK;
   try {
@@ -34,14 +39,17 @@ export async function checkDpopProof(proof: string, request: { method: string; u
     payload = verified.payload;
     jwk = verified.protectedHeader.jwk as JWK;
   } catch {
-    throw new InvalidDpopProof('the DPoP proof does not verify: it must be a dpop+jwt signed with an asymmetric alg by the public key in its jwk header');
+    throw new InvalidDpopProof(
+      'the DPoP proof does not verify: it must be a dpop+jwt signed with an asymmetric alg by the public key in its jwk header',
+    );
   }
   // The jti is recorded against replay: a NUL or a lone surrogate would reach the database as a 500.
   if (findUnstorable(payload)) throw new InvalidDpopProof('the DPoP proof holds a NUL, broken unicode or nesting deeper than 32 levels');
-  if (PRIVATE_MEMBERS.some((member) => member in jwk)) throw new InvalidDpopProof('the DPoP proof\'s jwk header must hold a public key only');
-  if (payload.htm !== request.method) throw new InvalidDpopProof('the DPoP proof\'s htm does not match the request method');
+  if (PRIVATE_MEMBERS.some((member) => member in jwk))
+    throw new InvalidDpopProof("the DPoP proof's jwk header must hold a public key only");
+  if (payload.htm !== request.method) throw new InvalidDpopProof("the DPoP proof's htm does not match the request method");
   if (typeof payload.htu !== 'string' || normalise(payload.htu) !== normalise(request.url)) {
-    throw new InvalidDpopProof('the DPoP proof\'s htu does not match the request URI');
+    throw new InvalidDpopProof("the DPoP proof's htu does not match the request URI");
   }
   if (typeof payload.iat !== 'number' || Math.abs(now / 1000 - payload.iat) > windowS) {
     throw new InvalidDpopProof(`the DPoP proof's iat must be within ${windowS} seconds of now`);
@@ -83,7 +91,12 @@ export class DpopVerifier {
     if (proof.length > 8192 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(proof)) {
       throw new InvalidDpopProof('the DPoP header must hold one compact JWS');
     }
-    const checked = await checkDpopProof(proof, { method, url: `${this.issuer}${path.split(/[?#]/, 1)[0]}` }, this.clock.now(), this.windowS);
+    const checked = await checkDpopProof(
+      proof,
+      { method, url: `${this.issuer}${path.split(/[?#]/, 1)[0]}` },
+      this.clock.now(),
+      this.windowS,
+    );
     // Keyed by the proof key and the jti: another key's jti cannot collide. Kept until the iat
     // window is over; after that the iat check alone refuses the proof.
     const jtiHash = createHash('sha256').update(`${checked.jkt}.${checked.jti}`).digest('base64url');

@@ -1,4 +1,14 @@
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  jwtVerify,
+  type CryptoKey,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+  type ProtectedHeaderParameters,
+} from 'jose';
 import type { Clock } from '../clock/index.js';
 import { TemporarilyUnavailable } from '../errors/index.js';
 import {
@@ -102,7 +112,8 @@ export class FederatedVerifier {
     try {
       payload = await verifyWithAnyKey(token, this.keysFor(issuer), options);
     } catch (error) {
-      if (error instanceof KeysUnavailable) throw new TemporarilyUnavailable(`the keys of issuer "${issuer.id}" cannot be fetched; try again shortly`);
+      if (error instanceof KeysUnavailable)
+        throw new TemporarilyUnavailable(`the keys of issuer "${issuer.id}" cannot be fetched; try again shortly`);
       throw rejected(describeJoseError(error));
     }
     const exp = payload.exp!;
@@ -116,7 +127,8 @@ export class FederatedVerifier {
   private keysFor(issuer: Issuer): JWTVerifyGetKey {
     const held = this.keySets.get(issuer.id);
     if (held?.revision === issuer.revision) return held.getKey;
-    const getKey = issuer.jwksUri !== null ? remoteKeys(new URL(issuer.jwksUri), this.fetch) : createLocalJWKSet(issuer.jwks ?? { keys: [] });
+    const getKey =
+      issuer.jwksUri !== null ? remoteKeys(new URL(issuer.jwksUri), this.fetch) : createLocalJWKSet(issuer.jwks ?? { keys: [] });
     this.keySets.set(issuer.id, { revision: issuer.revision, getKey });
     return getKey;
   }
@@ -149,7 +161,11 @@ async function verifyWithAnyKey(token: string, getKey: JWTVerifyGetKey, options:
  * load is asked once per interval, not once per request.
  */
 function remoteKeys(url: URL, options: JwksFetchOptions): JWTVerifyGetKey {
-  const set = createRemoteJWKSet(url, { cooldownDuration: options.cooldownMs, timeoutDuration: options.timeoutMs, cacheMaxAge: options.cacheMaxAgeMs });
+  const set = createRemoteJWKSet(url, {
+    cooldownDuration: options.cooldownMs,
+    timeoutDuration: options.timeoutMs,
+    cacheMaxAge: options.cacheMaxAgeMs,
+  });
   let failedAt = Number.NEGATIVE_INFINITY;
   // Short enough that one lost fetch does not shut an issuer out for a whole cooldown.
   const retryAfterFailureMs = Math.min(options.cooldownMs, 5_000);
@@ -161,7 +177,12 @@ function remoteKeys(url: URL, options: JwksFetchOptions): JWTVerifyGetKey {
     try {
       return await set(header, token);
     } catch (error) {
-      if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys || error instanceof errors.JOSENotSupported) throw error;
+      if (
+        error instanceof errors.JWKSNoMatchingKey ||
+        error instanceof errors.JWKSMultipleMatchingKeys ||
+        error instanceof errors.JOSENotSupported
+      )
+        throw error;
       failedAt = Date.now();
       throw new KeysUnavailable();
     }

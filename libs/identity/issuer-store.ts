@@ -35,7 +35,12 @@ export class IssuerStore {
    * Creates an issuer or replaces its definition with a revision bump. An existing issuer keeps its
    * enabled state unless `enabled` says otherwise, so re-applying configuration cannot undo a DELETE.
    */
-  async put(id: string, definition: IssuerDefinition, enabled: boolean | undefined, sql: Sql): Promise<{ issuer: Issuer; created: boolean }> {
+  async put(
+    id: string,
+    definition: IssuerDefinition,
+    enabled: boolean | undefined,
+    sql: Sql,
+  ): Promise<{ issuer: Issuer; created: boolean }> {
     const { rows } = await sql.query<IssuerRow & { created: boolean }>(
       `INSERT INTO issuers (id, issuer, kind, trust_domain, jwks_uri, jwks, audiences, enabled)
        VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8::boolean, true))

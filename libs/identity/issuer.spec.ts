@@ -25,7 +25,13 @@ describe('subjectProblem', () => {
     expect(subjectProblem(spiffe, 'spiffe://other.test/bot')).toMatch(/trust domain acme.test/);
     expect(subjectProblem(kubernetes, 'system:serviceaccount:bots:chatbot')).toBeUndefined();
     expect(subjectProblem(kubernetes, 'system:serviceaccount:bots:chat.bot')).toBeUndefined();
-    for (const bad of ['system:serviceaccount:bots', 'system:serviceaccount:Bots:chatbot', 'system:serviceaccount:bots:chatbot:x', 'system:node:n1', 'chatbot']) {
+    for (const bad of [
+      'system:serviceaccount:bots',
+      'system:serviceaccount:Bots:chatbot',
+      'system:serviceaccount:bots:chatbot:x',
+      'system:node:n1',
+      'chatbot',
+    ]) {
       expect(subjectProblem(kubernetes, bad), bad).toMatch(/system:serviceaccount/);
     }
     expect(subjectProblem({ kind: 'oidc', trustDomain: null }, '1234567890')).toBeUndefined();
@@ -35,7 +41,8 @@ describe('subjectProblem', () => {
 describe('humanClaim', () => {
   it('refuses login claims from every issuer, profile claims from SPIFFE and Kubernetes only', () => {
     for (const kind of ['spiffe', 'kubernetes', 'oidc'] as const) {
-      for (const claim of ['nonce', 'auth_time', 'at_hash', 'c_hash', 'acr', 'amr', 'sid']) expect(humanClaim(kind, { sub: 'x', [claim]: 1 }), `${kind} ${claim}`).toBe(claim);
+      for (const claim of ['nonce', 'auth_time', 'at_hash', 'c_hash', 'acr', 'amr', 'sid'])
+        expect(humanClaim(kind, { sub: 'x', [claim]: 1 }), `${kind} ${claim}`).toBe(claim);
       expect(humanClaim(kind, { sub: 'x', aud: 'y', exp: 1, iat: 1, jti: 'j' })).toBeUndefined();
     }
     expect(humanClaim('spiffe', { email: 'a@b.test' })).toBe('email');
@@ -55,6 +62,8 @@ describe('kubernetesClaimProblem', () => {
     expect(kubernetesClaimProblem(claims({ namespace: 'bots', serviceaccount: 'chatbot' }))).toMatch(/must name/);
     expect(kubernetesClaimProblem(claims({ namespace: 'default', serviceaccount: { name: 'chatbot' } }))).toMatch(/does not agree/);
     expect(kubernetesClaimProblem(claims({ namespace: 'bots', serviceaccount: { name: 'admin' } }))).toMatch(/does not agree/);
-    expect(kubernetesClaimProblem(claims({ namespace: 'bots:chatbot', serviceaccount: { name: '' } }, 'system:serviceaccount:bots:chatbot:'))).toMatch(/does not agree|must name/);
+    expect(
+      kubernetesClaimProblem(claims({ namespace: 'bots:chatbot', serviceaccount: { name: '' } }, 'system:serviceaccount:bots:chatbot:')),
+    ).toMatch(/does not agree|must name/);
   });
 });

@@ -34,7 +34,19 @@ export interface IssuerDefinition {
  * Signature algorithms a federated token may use: asymmetric only, so no shared secret (and no
  * public key misused as an HMAC secret) can ever verify one.
  */
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
 
 /**
  * Longest lifetime (exp - iat) accepted from a federated token. Kubernetes projected tokens default
@@ -81,7 +93,17 @@ export const LOGIN_CLAIMS = ['nonce', 'auth_time', 'at_hash', 'c_hash', 'acr', '
  * mark a human's token. An `oidc` issuer may carry them for a workload (Google service-account ID
  * tokens carry `email`), so there they are accepted, but only for a subject an admin bound to a workload.
  */
-export const PROFILE_CLAIMS = ['email', 'email_verified', 'name', 'given_name', 'family_name', 'preferred_username', 'phone_number', 'picture', 'profile'] as const;
+export const PROFILE_CLAIMS = [
+  'email',
+  'email_verified',
+  'name',
+  'given_name',
+  'family_name',
+  'preferred_username',
+  'phone_number',
+  'picture',
+  'profile',
+] as const;
 
 /** The first claim that marks `claims` as a human's ID token for an issuer of `kind`, if any. */
 export function humanClaim(kind: IssuerKind, claims: Record<string, unknown>): string | undefined {
@@ -99,7 +121,8 @@ export function kubernetesClaimProblem(claims: Record<string, unknown>): string 
   if (typeof k8s !== 'object' || k8s === null || Array.isArray(k8s)) return 'the "kubernetes.io" claim is missing';
   const { namespace, serviceaccount } = k8s as { namespace?: unknown; serviceaccount?: unknown };
   const name = typeof serviceaccount === 'object' && serviceaccount !== null ? (serviceaccount as { name?: unknown }).name : undefined;
-  if (typeof namespace !== 'string' || typeof name !== 'string') return 'the "kubernetes.io" claim must name namespace and serviceaccount.name';
+  if (typeof namespace !== 'string' || typeof name !== 'string')
+    return 'the "kubernetes.io" claim must name namespace and serviceaccount.name';
   // Compared part by part, so a ":" inside a claim cannot shift where the namespace ends.
   const match = typeof claims.sub === 'string' ? KUBERNETES_SUBJECT.exec(claims.sub) : null;
   if (!match || match[1] !== namespace || match[3] !== name) return 'the "kubernetes.io" claim does not agree with sub';

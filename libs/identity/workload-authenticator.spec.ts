@@ -33,7 +33,14 @@ function store(workload: Workload) {
 }
 
 async function sign(privateKey: CryptoKey, kid: string, iat: number, exp: number): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid }).setIssuer('bot').setSubject('bot').setAudience(AUDIENCE).setIssuedAt(iat).setExpirationTime(exp).sign(privateKey);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'EdDSA', kid })
+    .setIssuer('bot')
+    .setSubject('bot')
+    .setAudience(AUDIENCE)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(privateKey);
 }
 
 describe('WorkloadAuthenticator', () => {
@@ -42,7 +49,17 @@ describe('WorkloadAuthenticator', () => {
   it('remembers a verified assertion: reuse skips the signature check but not the workload state', async () => {
     const a = await keyPair('a');
     const b = await keyPair('b');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({
+      id: 'bot',
+      jwks: { keys: [a.jwk] },
+      issuerId: null,
+      subject: null,
+      enabled: true,
+      rateLimit: null,
+      revision: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
     const clock = fixedClock(t0);
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, clock);
     const token = await sign(a.privateKey, 'a', t0 / 1000, t0 / 1000 + 120);
@@ -60,7 +77,17 @@ describe('WorkloadAuthenticator', () => {
 
   it('stops accepting a cached assertion once the workload is disabled or the assertion expires', async () => {
     const a = await keyPair('a');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({
+      id: 'bot',
+      jwks: { keys: [a.jwk] },
+      issuerId: null,
+      subject: null,
+      enabled: true,
+      rateLimit: null,
+      revision: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
     const clock = fixedClock(t0);
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, clock);
     const token = await sign(a.privateKey, 'a', t0 / 1000, t0 / 1000 + 60);
@@ -80,7 +107,17 @@ describe('WorkloadAuthenticator', () => {
 
   it('refuses assertions that live longer than 300 seconds or were issued in the future', async () => {
     const a = await keyPair('a');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({
+      id: 'bot',
+      jwks: { keys: [a.jwk] },
+      issuerId: null,
+      subject: null,
+      enabled: true,
+      rateLimit: null,
+      revision: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, fixedClock(t0));
     const now = t0 / 1000;
     await expect(authenticator.authenticate(await sign(a.privateKey, 'a', now, now + 301))).rejects.toThrow(/at most 300 seconds/);
@@ -88,13 +125,28 @@ describe('WorkloadAuthenticator', () => {
     expect((await authenticator.authenticate(await sign(a.privateKey, 'a', now + 29, now + 100))).id).toBe('bot');
   });
 
-  it("refuses an assertion made for another audience, or for none", async () => {
+  it('refuses an assertion made for another audience, or for none', async () => {
     const a = await keyPair('a');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({
+      id: 'bot',
+      jwks: { keys: [a.jwk] },
+      issuerId: null,
+      subject: null,
+      enabled: true,
+      rateLimit: null,
+      revision: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, fixedClock(t0));
     const now = t0 / 1000;
     const assertion = (audience?: string) => {
-      const jwt = new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'a' }).setIssuer('bot').setSubject('bot').setIssuedAt(now).setExpirationTime(now + 60);
+      const jwt = new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA', kid: 'a' })
+        .setIssuer('bot')
+        .setSubject('bot')
+        .setIssuedAt(now)
+        .setExpirationTime(now + 60);
       return (audience === undefined ? jwt : jwt.setAudience(audience)).sign(a.privateKey);
     };
     // An assertion made for another service (or a second Tollgate) must not open this one.
@@ -105,11 +157,29 @@ describe('WorkloadAuthenticator', () => {
 
   it("refuses an assertion before its nbf (30 s leeway), judged by the broker's clock", async () => {
     const a = await keyPair('a');
-    const workloads = store({ id: 'bot', jwks: { keys: [a.jwk] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date() });
+    const workloads = store({
+      id: 'bot',
+      jwks: { keys: [a.jwk] },
+      issuerId: null,
+      subject: null,
+      enabled: true,
+      rateLimit: null,
+      revision: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
     const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, fixedClock(t0));
     const now = t0 / 1000;
     const assertion = (nbf: number) =>
-      new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'a' }).setIssuer('bot').setSubject('bot').setAudience(AUDIENCE).setIssuedAt(now).setNotBefore(nbf).setExpirationTime(now + 120).sign(a.privateKey);
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA', kid: 'a' })
+        .setIssuer('bot')
+        .setSubject('bot')
+        .setAudience(AUDIENCE)
+        .setIssuedAt(now)
+        .setNotBefore(nbf)
+        .setExpirationTime(now + 120)
+        .sign(a.privateKey);
     await expect(authenticator.authenticate(await assertion(now + 31))).rejects.toThrow(/claim "nbf" is invalid/);
     expect((await authenticator.authenticate(await assertion(now + 29))).id).toBe('bot');
     // Past by the broker's clock though still ahead of the wall clock (t0 lies in 2027): accepted.
@@ -118,7 +188,18 @@ describe('WorkloadAuthenticator', () => {
 
   describe('the rules of a registered-key assertion', () => {
     const now = t0 / 1000;
-    const bot = (jwks: JWK[], extra: Partial<Workload> = {}): Workload => ({ id: 'bot', jwks: { keys: jwks }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision: 1, createdAt: new Date(), updatedAt: new Date(), ...extra });
+    const bot = (jwks: JWK[], extra: Partial<Workload> = {}): Workload => ({
+      id: 'bot',
+      jwks: { keys: jwks },
+      issuerId: null,
+      subject: null,
+      enabled: true,
+      rateLimit: null,
+      revision: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+      ...extra,
+    });
     /** An assertion with chosen header members and claims (iss = sub = bot, aud, iat and exp by default). */
     const made = (privateKey: CryptoKey, header: Record<string, unknown>, claims: Record<string, unknown> = {}) => {
       const payload: Record<string, unknown> = { iss: 'bot', sub: 'bot', aud: AUDIENCE, iat: now, exp: now + 60, ...claims };
@@ -144,12 +225,18 @@ describe('WorkloadAuthenticator', () => {
       const workloads = store(bot([a.jwk]));
       const authenticator = new WorkloadAuthenticator(workloads, AUDIENCE, fixedClock(t0));
       for (const name of ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256']) {
-        await expect(authenticator.authenticate(await made(a.privateKey, { [name]: name === 'jwk' ? a.jwk : 'x' })), name).rejects.toThrow(new RegExp(`may not carry "${name}"`));
+        await expect(authenticator.authenticate(await made(a.privateKey, { [name]: name === 'jwk' ? a.jwk : 'x' })), name).rejects.toThrow(
+          new RegExp(`may not carry "${name}"`),
+        );
       }
       // Without a federation configured, iss != sub is refused here, not handed on.
       await expect(authenticator.authenticate(await made(a.privateKey, {}, { iss: 'someone' }))).rejects.toThrow(/iss and sub/);
-      await expect(authenticator.authenticate(await made(a.privateKey, {}, { iss: undefined, sub: undefined }))).rejects.toThrow(/iss and sub/);
-      await expect(authenticator.authenticate(await made(a.privateKey, {}, { iss: 'other', sub: 'other' }))).rejects.toThrow(/unknown or disabled/);
+      await expect(authenticator.authenticate(await made(a.privateKey, {}, { iss: undefined, sub: undefined }))).rejects.toThrow(
+        /iss and sub/,
+      );
+      await expect(authenticator.authenticate(await made(a.privateKey, {}, { iss: 'other', sub: 'other' }))).rejects.toThrow(
+        /unknown or disabled/,
+      );
       workloads.replace({ enabled: false });
       await expect(authenticator.authenticate(await made(a.privateKey, {}))).rejects.toThrow(/unknown or disabled/);
       workloads.replace({ enabled: true, jwks: null });

@@ -71,7 +71,12 @@ export class WorkloadAuthenticator {
     // iss = sub names a workload with registered keys; anything else can only be a trusted issuer's token.
     if (typeof claims.iss === 'string' && claims.iss !== claims.sub && this.federation) {
       const { workload, issuer, exp } = await this.federation.verify(token, header, claims);
-      const verified = { workloadId: workload.id, revision: workload.revision, exp, issuer: { iss: issuer.issuer, revision: issuer.revision } };
+      const verified = {
+        workloadId: workload.id,
+        revision: workload.revision,
+        exp,
+        issuer: { iss: issuer.issuer, revision: issuer.revision },
+      };
       this.verified.set(digest, verified, (exp + LEEWAY_S) * 1000, this.clock.now());
       return { id: workload.id, exp };
     }
@@ -135,6 +140,7 @@ function decodeUnverified(token: string): { header: ReturnType<typeof decodeProt
     throw rejected('malformed workload assertion');
   }
   // Claims name rows (iss, sub): a NUL or a lone surrogate would reach the database as a 500.
-  if (findUnstorable(decoded.header) || findUnstorable(decoded.claims)) throw rejected('the assertion holds a NUL, broken unicode or nesting deeper than 32 levels');
+  if (findUnstorable(decoded.header) || findUnstorable(decoded.claims))
+    throw rejected('the assertion holds a NUL, broken unicode or nesting deeper than 32 levels');
   return decoded;
 }

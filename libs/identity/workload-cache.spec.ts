@@ -3,7 +3,17 @@ import type { Workload } from './workload.js';
 import { CachedWorkloads } from './workload-cache.js';
 
 function workload(revision: number): Workload {
-  return { id: 'bot', jwks: { keys: [] }, issuerId: null, subject: null, enabled: true, rateLimit: null, revision, createdAt: new Date(0), updatedAt: new Date(0) };
+  return {
+    id: 'bot',
+    jwks: { keys: [] },
+    issuerId: null,
+    subject: null,
+    enabled: true,
+    rateLimit: null,
+    revision,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+  };
 }
 
 describe('CachedWorkloads', () => {
@@ -11,7 +21,11 @@ describe('CachedWorkloads', () => {
     let now = 0;
     let revision = 1;
     let reads = 0;
-    const cache = new CachedWorkloads({ find: async () => (reads++, workload(revision)), findBound: async () => undefined }, { now: () => now }, 1000);
+    const cache = new CachedWorkloads(
+      { find: async () => (reads++, workload(revision)), findBound: async () => undefined },
+      { now: () => now },
+      1000,
+    );
     expect((await cache.find('bot'))?.revision).toBe(1);
     revision = 2;
     now = 999;
@@ -41,7 +55,17 @@ describe('CachedWorkloads', () => {
 
 describe('CachedWorkloads.findBound', () => {
   function bound(subject: string, revision = 1): Workload {
-    return { id: 'bot', jwks: null, issuerId: 'spire', subject, enabled: true, rateLimit: null, revision, createdAt: new Date(0), updatedAt: new Date(0) };
+    return {
+      id: 'bot',
+      jwks: null,
+      issuerId: 'spire',
+      subject,
+      enabled: true,
+      rateLimit: null,
+      revision,
+      createdAt: new Date(0),
+      updatedAt: new Date(0),
+    };
   }
 
   it('remembers a binding (and its absence) for ttlMs, and re-checks the row it points at', async () => {
@@ -50,7 +74,10 @@ describe('CachedWorkloads.findBound', () => {
     let bindingReads = 0;
     const source = {
       find: async (id: string) => (id === row.id ? row : undefined),
-      findBound: async (issuerId: string, subject: string) => (bindingReads++, issuerId === row.issuerId && subject === row.subject ? row : undefined),
+      findBound: async (issuerId: string, subject: string) => (
+        bindingReads++,
+        issuerId === row.issuerId && subject === row.subject ? row : undefined
+      ),
     };
     const cache = new CachedWorkloads(source, { now: () => now }, 1000);
     expect((await cache.findBound('spire', 'spiffe://acme.test/a'))?.id).toBe('bot');

@@ -3,7 +3,8 @@ import type { Sql } from '../db/index.js';
 import { appendEvents } from '../audit/index.js';
 import type { RateInterval, Workload, WorkloadRateLimit } from './workload.js';
 
-const COLUMNS = 'id, jwks, issuer_id, subject, enabled, rate_limit_requests, rate_limit_per, rate_limit_burst, revision, created_at, updated_at';
+const COLUMNS =
+  'id, jwks, issuer_id, subject, enabled, rate_limit_requests, rate_limit_per, rate_limit_burst, revision, created_at, updated_at';
 
 /** How a workload proves itself: its registered keys, or a trusted issuer's tokens for a subject. */
 export type WorkloadCredentials = { jwks: { keys: JWK[] } } | { issuerId: string; subject: string };
@@ -73,10 +74,9 @@ export class WorkloadStore {
 
   /** Ids of the enabled workloads bound to an issuer, locked so none changes while trust is withdrawn. */
   async lockBoundTo(issuerId: string, sql: Sql): Promise<string[]> {
-    const { rows } = await sql.query<{ id: string }>(
-      'SELECT id FROM workloads WHERE issuer_id = $1 AND enabled ORDER BY id FOR UPDATE',
-      [issuerId],
-    );
+    const { rows } = await sql.query<{ id: string }>('SELECT id FROM workloads WHERE issuer_id = $1 AND enabled ORDER BY id FOR UPDATE', [
+      issuerId,
+    ]);
     return rows.map((row) => row.id);
   }
 

@@ -43,7 +43,8 @@ export function tokenBucketOf(limit: WorkloadRateLimit): RateLimit {
  * Workload ids: a short slug, or a SPIFFE ID as the SPIFFE-ID spec defines it: a trust domain of
  * [a-z0-9._-], path segments of [A-Za-z0-9._-] that are neither "." nor "..", 2048 bytes at most.
  */
-export const WORKLOAD_ID = /^(?:[a-z0-9][a-z0-9._-]{0,62}|(?=.{1,2048}$)spiffe:\/\/[a-z0-9._-]{1,255}(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._-]+)+)$/;
+export const WORKLOAD_ID =
+  /^(?:[a-z0-9][a-z0-9._-]{0,62}|(?=.{1,2048}$)spiffe:\/\/[a-z0-9._-]{1,255}(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._-]+)+)$/;
 
 /** The signing algorithms a workload key may use, decided by the key, never by a token header. */
 export function algorithmsFor(jwk: JWK): readonly string[] {

@@ -55,35 +55,42 @@ export class Workloads {
     /** Who, for the audit trail (`admin:<key id>`). */
     actor: string,
   ): Promise<{ workload: Workload; created: boolean }> {
-    return thenForget(() => this.db.transaction(async (tx) => {
-      await lockWriter(tx, 'workload', id);
-      if ('issuerId' in credentials) await this.checkBinding(tx, id, credentials.issuerId, credentials.subject);
-      const result = await this.store.put(id, credentials, enabled, rateLimit, tx).catch((error: unknown) => {
-        // Two bindings of one subject racing: the unique index decides, the loser gets the same 409.
-        if (isUniqueViolation(error)) throw new Conflict('subject: already bound to another workload', { field: 'subject' });
-        throw error;
-      });
-      await appendAudit(tx, {
-        kind: 'workload.put',
-        actor,
-        data: {
-          workload_id: id,
-          revision: result.workload.revision,
-          enabled: result.workload.enabled,
-          rate_limit: rateLimit,
-          ...('jwks' in credentials
-            ? { kids: credentials.jwks.keys.map((key) => key.kid ?? null) }
-            : { issuer_id: credentials.issuerId, subject: credentials.subject }),
-        },
-      });
-      return result;
-    }), () => this.changed(id));
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          await lockWriter(tx, 'workload', id);
+          if ('issuerId' in credentials) await this.checkBinding(tx, id, credentials.issuerId, credentials.subject);
+          const result = await this.store.put(id, credentials, enabled, rateLimit, tx).catch((error: unknown) => {
+            // Two bindings of one subject racing: the unique index decides, the loser gets the same 409.
+            if (isUniqueViolation(error)) throw new Conflict('subject: already bound to another workload', { field: 'subject' });
+            throw error;
+          });
+          await appendAudit(tx, {
+            kind: 'workload.put',
+            actor,
+            data: {
+              workload_id: id,
+              revision: result.workload.revision,
+              enabled: result.workload.enabled,
+              rate_limit: rateLimit,
+              ...('jwks' in credentials
+                ? { kids: credentials.jwks.keys.map((key) => key.kid ?? null) }
+                : { issuer_id: credentials.issuerId, subject: credentials.subject }),
+            },
+          });
+          return result;
+        }),
+      () => this.changed(id),
+    );
   }
 
   private async checkBinding(tx: Sql, id: string, issuerId: string, subject: string): Promise<void> {
     const issuer = await this.issuers.findForBinding(issuerId, tx);
     if (!issuer) throw new InvalidRequest(`issuer: no trusted issuer "${issuerId}"`, { field: 'issuer' });
-    if (!issuer.enabled) throw new InvalidRequest(`issuer: the issuer "${issuerId}" was withdrawn (DELETE); PUT it with "enabled": true first`, { field: 'issuer' });
+    if (!issuer.enabled)
+      throw new InvalidRequest(`issuer: the issuer "${issuerId}" was withdrawn (DELETE); PUT it with "enabled": true first`, {
+        field: 'issuer',
+      });
     const problem = subjectProblem(issuer, subject);
     if (problem) throw new InvalidRequest(`subject: ${problem}`, { field: 'subject' });
     const bound = await this.store.findBound(issuerId, subject, tx);
@@ -105,14 +112,26 @@ export class Workloads {
    * revoked (reason workload_revoked), in one transaction. DELETE does the same: a deleted workload
    * must not keep live credentials.
    */
-  async revoke(id: string, actor: string, kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked'): Promise<{ tasks: string[]; leases: string[] }> {
-    return thenForget(() => this.db.transaction(async (tx) => {
-      await lockWriter(tx, 'workload', id);
-      const revoked = await this.revokeIn(tx, id, actor);
-      if (!revoked) throw new NotFound('no such workload');
-      await appendAudit(tx, { kind, actor, data: { workload_id: id, revoked_tasks: revoked.tasks.length, revoked_leases: revoked.leases.length } });
-      return revoked;
-    }), () => this.changed(id));
+  async revoke(
+    id: string,
+    actor: string,
+    kind: 'workload.revoked' | 'workload.deleted' = 'workload.revoked',
+  ): Promise<{ tasks: string[]; leases: string[] }> {
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          await lockWriter(tx, 'workload', id);
+          const revoked = await this.revokeIn(tx, id, actor);
+          if (!revoked) throw new NotFound('no such workload');
+          await appendAudit(tx, {
+            kind,
+            actor,
+            data: { workload_id: id, revoked_tasks: revoked.tasks.length, revoked_leases: revoked.leases.length },
+          });
+          return revoked;
+        }),
+      () => this.changed(id),
+    );
   }
 
   /**

@@ -9,7 +9,11 @@ describe('signCompact', () => {
   it('makes a JWS that jose verifies, claims and unicode intact', async () => {
     const jwk = await exportJWK(publicKey);
     const key = await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA');
-    const token = signCompact({ alg: 'EdDSA', typ: 'at+jwt', kid: 'k1' }, { iss: 'https://t', sub: 'Zoë 山田', exp: 4_000_000_000 }, privateKey);
+    const token = signCompact(
+      { alg: 'EdDSA', typ: 'at+jwt', kid: 'k1' },
+      { iss: 'https://t', sub: 'Zoë 山田', exp: 4_000_000_000 },
+      privateKey,
+    );
     const { payload, protectedHeader } = await jwtVerify(token, key, { issuer: 'https://t', typ: 'at+jwt', algorithms: ['EdDSA'] });
     expect(payload.sub).toBe('Zoë 山田');
     expect(protectedHeader).toEqual({ alg: 'EdDSA', typ: 'at+jwt', kid: 'k1' });

@@ -8,10 +8,19 @@ import { inSpanSync } from '../tracing/index.js';
  * minting is on every credential request. Only our own fixed header is ever signed here; every
  * verification, ours and the tests', stays with jose. Traced as `tollgate.sign` (alg and kid only).
  */
-export function signCompact(header: { alg: 'EdDSA' | 'ES256'; typ: string; kid: string }, payload: Record<string, unknown>, key: KeyObject): string {
-  return inSpanSync('tollgate.sign', { 'tollgate.sign.alg': header.alg, 'tollgate.sign.kid': header.kid, 'tollgate.sign.typ': header.typ }, () => signWith(header, payload, key), {
-    childOnly: true,
-  });
+export function signCompact(
+  header: { alg: 'EdDSA' | 'ES256'; typ: string; kid: string },
+  payload: Record<string, unknown>,
+  key: KeyObject,
+): string {
+  return inSpanSync(
+    'tollgate.sign',
+    { 'tollgate.sign.alg': header.alg, 'tollgate.sign.kid': header.kid, 'tollgate.sign.typ': header.typ },
+    () => signWith(header, payload, key),
+    {
+      childOnly: true,
+    },
+  );
 }
 
 function signWith(header: { alg: 'EdDSA' | 'ES256'; typ: string; kid: string }, payload: Record<string, unknown>, key: KeyObject): string {
@@ -22,7 +31,8 @@ function signWith(header: { alg: 'EdDSA' | 'ES256'; typ: string; kid: string }, 
     if (key.asymmetricKeyType !== 'ed25519') throw new TypeError('an Ed25519 private key is required');
     signature = sign(null, data, key);
   } else {
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new TypeError('a P-256 private key is required');
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+      throw new TypeError('a P-256 private key is required');
     // JWS wants r || s (RFC 7518 §3.4), not node's default DER encoding.
     signature = sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });
   }

@@ -248,7 +248,13 @@ export class SigningKeyRing {
       await this.recordEvent(tx, {
         kind: 'signing_key.rotated',
         actor,
-        data: { active_kid: promoted.kid, alg: promoted.alg, retired_kid: retiredKid ?? null, next_kid: upcoming.kid, next_alg: upcoming.alg },
+        data: {
+          active_kid: promoted.kid,
+          alg: promoted.alg,
+          retired_kid: retiredKid ?? null,
+          next_kid: upcoming.kid,
+          next_alg: upcoming.alg,
+        },
       });
       return { activeKid: promoted.kid, retiredKid, nextKid: upcoming.kid };
     });
@@ -295,7 +301,11 @@ export class SigningKeyRing {
     const until = Math.max(signedUntil, latest ?? 0);
     await this.db.transaction(async (tx) => {
       if (await this.store.setPublishUntil(tx, row.kid, until)) {
-        await this.recordEvent(tx, { kind: 'signing_key.publish_until', actor: 'system:key-rotation', data: { kid: row.kid, publish_until: new Date(until).toISOString() } });
+        await this.recordEvent(tx, {
+          kind: 'signing_key.publish_until',
+          actor: 'system:key-rotation',
+          data: { kid: row.kid, publish_until: new Date(until).toISOString() },
+        });
       }
     });
     await this.refresh();

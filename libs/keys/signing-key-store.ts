@@ -71,7 +71,10 @@ export class SigningKeyStore {
   }
 
   async reseal(tx: Sql, kid: string, sealed: string): Promise<void> {
-    await tx.query(`UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1 AND private_key_encrypted IS NOT NULL`, [kid, sealed]);
+    await tx.query(`UPDATE signing_keys SET private_key_encrypted = $2 WHERE kid = $1 AND private_key_encrypted IS NOT NULL`, [
+      kid,
+      sealed,
+    ]);
   }
 
   /** A `next` key never signed anything: dropping it (to change its alg) orphans no token. */

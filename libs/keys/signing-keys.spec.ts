@@ -26,7 +26,8 @@ describe('private keys at rest', () => {
     for (const [name, spelling] of Object.entries(spellings)) expect(sealed, name).not.toContain(spelling);
     // Nor inside a decoded part, whatever its alignment in the encoding.
     for (const part of sealed.split('.')) {
-      for (const encoding of ['base64url', 'base64', 'hex'] as const) expect(Buffer.from(part, encoding).includes(secret), `${encoding} part`).toBe(false);
+      for (const encoding of ['base64url', 'base64', 'hex'] as const)
+        expect(Buffer.from(part, encoding).includes(secret), `${encoding} part`).toBe(false);
     }
   });
 

@@ -14,7 +14,18 @@ class MemoryLog implements EventSource {
   add(count: number, audience: string | null = 'https://crm.acme.test'): void {
     for (let i = 0; i < count; i++) {
       const seq = String(this.events.length + 1);
-      this.events.push({ seq, type: 'lease.revoked', leaseId: `lease-${seq}`, approvalId: null, boundaryId: null, taskId: null, workloadId: 'bot', reason: 'task_completed', at: new Date(0), audience });
+      this.events.push({
+        seq,
+        type: 'lease.revoked',
+        leaseId: `lease-${seq}`,
+        approvalId: null,
+        boundaryId: null,
+        taskId: null,
+        workloadId: 'bot',
+        reason: 'task_completed',
+        at: new Date(0),
+        audience,
+      });
     }
   }
 
@@ -87,7 +98,11 @@ const LIMITS = { maxStreams: 100, maxStreamsPerKey: 50, stallTimeoutMs: 1000 };
 const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
 const render = (event: RevocationEvent) => `id: ${event.seq}\nevent: ${event.type}\ndata: {}\n\n`;
 
-function feedOn(log: MemoryLog, live: (ids: readonly string[]) => Promise<ReadonlySet<string>> = async (ids) => new Set(ids), clock = { now: 0 }) {
+function feedOn(
+  log: MemoryLog,
+  live: (ids: readonly string[]) => Promise<ReadonlySet<string>> = async (ids) => new Set(ids),
+  clock = { now: 0 },
+) {
   return new EventFeed(log, live, LIMITS, () => clock.now);
 }
 
@@ -146,7 +161,18 @@ describe('EventFeed', () => {
 
 describe('EventStream', () => {
   function open(log: MemoryLog, feed: EventFeed, out: SlowResponse, after: string, audience?: string) {
-    const stream = new EventStream({ keyId: 'key', audience, after, out, feed, log, render, stallTimeoutMs: 1000, pageSize: 10, now: () => 0 });
+    const stream = new EventStream({
+      keyId: 'key',
+      audience,
+      after,
+      out,
+      feed,
+      log,
+      render,
+      stallTimeoutMs: 1000,
+      pageSize: 10,
+      now: () => 0,
+    });
     stream.subscribe();
     stream.start();
     return stream;
@@ -230,7 +256,18 @@ describe('EventStream', () => {
     const clock = { now: 0 };
     const feed = feedOn(log, undefined, clock);
     const out = new SlowResponse(20);
-    const stream = new EventStream({ keyId: 'key', audience: undefined, after: '0', out, feed, log, render, stallTimeoutMs: 1000, pageSize: 10, now: () => clock.now });
+    const stream = new EventStream({
+      keyId: 'key',
+      audience: undefined,
+      after: '0',
+      out,
+      feed,
+      log,
+      render,
+      stallTimeoutMs: 1000,
+      pageSize: 10,
+      now: () => clock.now,
+    });
     stream.subscribe();
     stream.start();
     await settle();

@@ -78,8 +78,10 @@ export class EventFeed {
   /** Adds a stream, or refuses it with 429 when this replica or its key has no place left. */
   subscribe(subscriber: FeedSubscriber): () => void {
     const mine = this.perKey.get(subscriber.keyId) ?? 0;
-    if (this.subscribers.size >= this.limits.maxStreams) throw new TooManyStreams('too many event streams are open on this server', RETRY_AFTER_SECONDS);
-    if (mine >= this.limits.maxStreamsPerKey) throw new TooManyStreams('too many event streams are open with this API key', RETRY_AFTER_SECONDS);
+    if (this.subscribers.size >= this.limits.maxStreams)
+      throw new TooManyStreams('too many event streams are open on this server', RETRY_AFTER_SECONDS);
+    if (mine >= this.limits.maxStreamsPerKey)
+      throw new TooManyStreams('too many event streams are open with this API key', RETRY_AFTER_SECONDS);
     this.subscribers.add(subscriber);
     this.perKey.set(subscriber.keyId, mine + 1);
     let subscribed = true;

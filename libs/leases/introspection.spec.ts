@@ -7,14 +7,33 @@ import type { Lease, LeaseState } from './lease.js';
 const JTI = '01a23940-7e8b-7056-b649-ce1abb19e075';
 const TOOL = 'https://pay.acme.test';
 const CLAIMS: JWTPayload = {
-  iss: 'https://tollgate.acme.test', sub: 'user-42', aud: TOOL, exp: 1_800_000_120, iat: 1_800_000_000, nbf: 1_800_000_000,
-  jti: JTI, client_id: 'chatbot', scope: 'refund:create', act: { sub: 'chatbot' },
+  iss: 'https://tollgate.acme.test',
+  sub: 'user-42',
+  aud: TOOL,
+  exp: 1_800_000_120,
+  iat: 1_800_000_000,
+  nbf: 1_800_000_000,
+  jti: JTI,
+  client_id: 'chatbot',
+  scope: 'refund:create',
+  act: { sub: 'chatbot' },
 };
 
 function lease(state: LeaseState): Lease {
   return {
-    id: JTI, taskId: 'task-1', workloadId: 'chatbot', boundaryId: 'payments', boundaryVersion: 1, action: 'refund:create', resource: null,
-    credentialKind: 'jwt', state, issuedAt: new Date(0), expiresAt: new Date(0), revokedAt: null, revokeReason: null,
+    id: JTI,
+    taskId: 'task-1',
+    workloadId: 'chatbot',
+    boundaryId: 'payments',
+    boundaryVersion: 1,
+    action: 'refund:create',
+    resource: null,
+    credentialKind: 'jwt',
+    state,
+    issuedAt: new Date(0),
+    expiresAt: new Date(0),
+    revokedAt: null,
+    revokeReason: null,
   };
 }
 
@@ -31,8 +50,20 @@ describe('Introspection', () => {
   it('answers an active lease with the token claims, its task and lease state (Bearer)', async () => {
     const { introspection } = setup(CLAIMS);
     expect(await introspection.introspect('good')).toEqual({
-      active: true, iss: CLAIMS.iss, sub: 'user-42', aud: TOOL, exp: CLAIMS.exp, iat: CLAIMS.iat, nbf: CLAIMS.nbf, jti: JTI,
-      client_id: 'chatbot', scope: 'refund:create', token_type: 'Bearer', act: { sub: 'chatbot' }, task_id: 'task-1', lease_state: 'active',
+      active: true,
+      iss: CLAIMS.iss,
+      sub: 'user-42',
+      aud: TOOL,
+      exp: CLAIMS.exp,
+      iat: CLAIMS.iat,
+      nbf: CLAIMS.nbf,
+      jti: JTI,
+      client_id: 'chatbot',
+      scope: 'refund:create',
+      token_type: 'Bearer',
+      act: { sub: 'chatbot' },
+      task_id: 'task-1',
+      lease_state: 'active',
     });
     expect(await introspection.introspect('good')).not.toHaveProperty('cnf');
   });
@@ -71,7 +102,9 @@ describe('Introspection', () => {
 
   it("with an audience, answers only for that tool's tokens (a string or a list aud)", async () => {
     expect(await setup(CLAIMS).introspection.introspect('good', TOOL)).toMatchObject({ active: true });
-    expect(await setup({ ...CLAIMS, aud: ['https://other.acme.test', TOOL] }).introspection.introspect('good', TOOL)).toMatchObject({ active: true });
+    expect(await setup({ ...CLAIMS, aud: ['https://other.acme.test', TOOL] }).introspection.introspect('good', TOOL)).toMatchObject({
+      active: true,
+    });
     const other = setup(CLAIMS);
     expect(await other.introspection.introspect('good', 'https://other.acme.test')).toEqual({ active: false });
     expect(other.asked).toEqual([]);

@@ -20,8 +20,19 @@ export interface LeaseRecord {
 }
 
 type LeaseColumn =
-  | 'id' | 'task_id' | 'workload_id' | 'boundary_id' | 'boundary_version' | 'decision_id' | 'action' | 'resource'
-  | 'credential_kind' | 'issued_at' | 'expires_at' | 'state' | 'external';
+  | 'id'
+  | 'task_id'
+  | 'workload_id'
+  | 'boundary_id'
+  | 'boundary_version'
+  | 'decision_id'
+  | 'action'
+  | 'resource'
+  | 'credential_kind'
+  | 'issued_at'
+  | 'expires_at'
+  | 'state'
+  | 'external';
 
 /**
  * The INSERT of a lease, as a CTE body: a lease is only ever written by the permit that decides it,
@@ -121,10 +132,9 @@ export class LeaseStore {
   }
 
   async forTask(taskId: string, sql: Sql = this.sql): Promise<Lease[]> {
-    const { rows } = await sql.query<LeaseRow>(
-      `SELECT ${LEASE_COLUMNS} FROM leases l WHERE l.task_id = $1 ORDER BY l.id LIMIT 10000`,
-      [taskId],
-    );
+    const { rows } = await sql.query<LeaseRow>(`SELECT ${LEASE_COLUMNS} FROM leases l WHERE l.task_id = $1 ORDER BY l.id LIMIT 10000`, [
+      taskId,
+    ]);
     return rows.map(toLease);
   }
 

@@ -52,7 +52,11 @@ export class OutboxStore {
        ), a AS (
          ${appendAuditFrom(
            'leases.revoked',
-           { id: '$3::uuid', actor: "'system:outbox'", data: "jsonb_build_object('reason', 'issue_abandoned', 'lease_ids', jsonb_agg(id))" },
+           {
+             id: '$3::uuid',
+             actor: "'system:outbox'",
+             data: "jsonb_build_object('reason', 'issue_abandoned', 'lease_ids', jsonb_agg(id))",
+           },
            'FROM l HAVING count(*) > 0',
          )}
        )

@@ -35,7 +35,11 @@ describe('RateLimiter', () => {
 
   it('refuses with the seconds until the next token, rounded up, and lets the bucket refill', async () => {
     const clock = { now: 0 };
-    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: { perSecond: 0.5, burst: 2 }, clock: { now: () => clock.now } });
+    const limiter = new RateLimiter({
+      buckets: buckets(clock),
+      defaultLimit: { perSecond: 0.5, burst: 2 },
+      clock: { now: () => clock.now },
+    });
     await limiter.take('bot');
     await limiter.take('bot');
     const refused = await limiter.take('bot').catch((e: unknown) => e);
@@ -49,7 +53,11 @@ describe('RateLimiter', () => {
 
   it('keeps opening tasks and credential requests in buckets of their own, on the same limit', async () => {
     const clock = { now: 0 };
-    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: { perSecond: 0.5, burst: 2 }, clock: { now: () => clock.now } });
+    const limiter = new RateLimiter({
+      buckets: buckets(clock),
+      defaultLimit: { perSecond: 0.5, burst: 2 },
+      clock: { now: () => clock.now },
+    });
     await limiter.take('bot', 'task_open');
     await limiter.take('bot', 'task_open');
     const refused = await limiter.take('bot', 'task_open').catch((e: unknown) => e);
@@ -102,7 +110,13 @@ describe('RateLimiter', () => {
   it('counts as refused only a refusal, not a failing store', async () => {
     const refusals: string[] = [];
     const failing: RateBuckets = { claim: async () => Promise.reject(new Error('database down')) };
-    const limiter = new RateLimiter({ buckets: failing, defaultLimit: { perSecond: 1, burst: 1 }, clock: { now: () => 0 }, limitOf: async () => undefined, refused: (source) => refusals.push(source) });
+    const limiter = new RateLimiter({
+      buckets: failing,
+      defaultLimit: { perSecond: 1, burst: 1 },
+      clock: { now: () => 0 },
+      limitOf: async () => undefined,
+      refused: (source) => refusals.push(source),
+    });
     await expect(limiter.take('a')).rejects.toThrow('database down');
     expect(refusals).toEqual([]);
   });
@@ -110,16 +124,36 @@ describe('RateLimiter', () => {
   it("runs the workload's own limit when it has one, the default otherwise, and nothing with neither", async () => {
     const clock = { now: 0 };
     const store = buckets(clock);
-    const own = new Map<string, RateLimit>([['tight', { perSecond: 1, burst: 1 }], ['loose', { perSecond: 1, burst: 4 }]]);
-    const limiter = new RateLimiter({ buckets: store, defaultLimit: { perSecond: 1, burst: 2 }, clock: { now: () => clock.now }, limitOf: async (id) => own.get(id) });
+    const own = new Map<string, RateLimit>([
+      ['tight', { perSecond: 1, burst: 1 }],
+      ['loose', { perSecond: 1, burst: 4 }],
+    ]);
+    const limiter = new RateLimiter({
+      buckets: store,
+      defaultLimit: { perSecond: 1, burst: 2 },
+      clock: { now: () => clock.now },
+      limitOf: async (id) => own.get(id),
+    });
     const allowed = async (id: string) => {
       let count = 0;
-      while (count < 10 && (await limiter.take(id).then(() => true, () => false))) count++;
+      while (
+        count < 10 &&
+        (await limiter.take(id).then(
+          () => true,
+          () => false,
+        ))
+      )
+        count++;
       return count;
     };
     expect([await allowed('tight'), await allowed('other'), await allowed('loose')]).toEqual([1, 2, 4]);
 
-    const off = new RateLimiter({ buckets: store, defaultLimit: undefined, clock: { now: () => clock.now }, limitOf: async (id) => own.get(id) });
+    const off = new RateLimiter({
+      buckets: store,
+      defaultLimit: undefined,
+      clock: { now: () => clock.now },
+      limitOf: async (id) => own.get(id),
+    });
     const claimsBefore = store.claims.length;
     for (let i = 0; i < 20; i++) await off.take('unlimited');
     expect(store.claims.length).toBe(claimsBefore);
@@ -133,7 +167,13 @@ describe('RateLimiter', () => {
     const clock = { now: 0 };
     const refusals: string[] = [];
     const own = new Map<string, RateLimit>([['tight', { perSecond: 1, burst: 1 }]]);
-    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: { perSecond: 1, burst: 1 }, clock: { now: () => clock.now }, limitOf: async (id) => own.get(id), refused: (source) => refusals.push(source) });
+    const limiter = new RateLimiter({
+      buckets: buckets(clock),
+      defaultLimit: { perSecond: 1, burst: 1 },
+      clock: { now: () => clock.now },
+      limitOf: async (id) => own.get(id),
+      refused: (source) => refusals.push(source),
+    });
     await limiter.take('tight');
     await limiter.take('other');
     expect(refusals).toEqual([]);
@@ -145,7 +185,12 @@ describe('RateLimiter', () => {
 
   it('refills a limit written per hour at its own pace: Retry-After in whole seconds until the next token', async () => {
     const clock = { now: 0 };
-    const limiter = new RateLimiter({ buckets: buckets(clock), defaultLimit: undefined, clock: { now: () => clock.now }, limitOf: async () => ({ perSecond: 10 / 3600, burst: 1 }) });
+    const limiter = new RateLimiter({
+      buckets: buckets(clock),
+      defaultLimit: undefined,
+      clock: { now: () => clock.now },
+      limitOf: async () => ({ perSecond: 10 / 3600, burst: 1 }),
+    });
     await limiter.take('bot');
     const refused = (await limiter.take('bot').catch((e: unknown) => e)) as RateLimited;
     expect(refused.retryAfterSeconds).toBe(360);

@@ -11,12 +11,22 @@ import type { LeaseRevocation } from './revocation.js';
 
 const NOW = 1_800_000_000_000;
 const boundary = exampleBoundary({ id: 'crm', version: 3 });
-const task = { id: 't1', workloadId: 'bot', intent: 'order_status', subject: 'user-1', state: 'active', expiresAt: NOW + 600_000, createdAt: NOW - 60_000, denials: 0 };
+const task = {
+  id: 't1',
+  workloadId: 'bot',
+  intent: 'order_status',
+  subject: 'user-1',
+  state: 'active',
+  expiresAt: NOW + 600_000,
+  createdAt: NOW - 60_000,
+  denials: 0,
+};
 
 /** A hand-written ledger: records what the service wrote, in order. */
 function ledger(context: Partial<RequestContext> = {}, permitCommits = true) {
   const writes: string[] = [];
-  const fake: IssuanceLedger & Pick<LeaseRevocation, 'revokeLease'> & { writes: string[]; denials: DecisionRecord[]; leases: LeaseRecord[] } = {
+  const fake: IssuanceLedger &
+    Pick<LeaseRevocation, 'revokeLease'> & { writes: string[]; denials: DecisionRecord[]; leases: LeaseRecord[] } = {
     writes,
     denials: [],
     leases: [],
@@ -58,7 +68,13 @@ function providers(issue: CredentialProvider['issue'] = async () => ({ credentia
 
 type Ledger = ReturnType<typeof ledger>;
 function issuance(store: Ledger, catalog: CredentialProviders, observe?: DecisionObserver, cache?: RequestContextCache) {
-  return new CredentialIssuance({ storage: { context: store, decisions: store, leases: store }, providers: catalog, revocation: store, observe, cache });
+  return new CredentialIssuance({
+    storage: { context: store, decisions: store, leases: store },
+    providers: catalog,
+    revocation: store,
+    observe,
+    cache,
+  });
 }
 
 const request = { taskId: 't1', boundary: 'crm', action: 'orders:read' };
@@ -67,10 +83,13 @@ describe('CredentialIssuance', () => {
   it('commits the permit before minting, with the capped TTL', async () => {
     const store = ledger();
     const order: string[] = [];
-    const service = issuance(store, providers(async () => {
-      order.push(`mint after ${store.writes.join(',')}`);
-      return { credential: { kind: 'jwt', access_token: 'token' } };
-    }));
+    const service = issuance(
+      store,
+      providers(async () => {
+        order.push(`mint after ${store.writes.join(',')}`);
+        return { credential: { kind: 'jwt', access_token: 'token' } };
+      }),
+    );
     const issued = await service.request('bot', { ...request, ttl: 9999 });
     expect(order).toEqual(['mint after permit']);
     expect(issued.expiresIn).toBe(300);
@@ -85,10 +104,13 @@ describe('CredentialIssuance', () => {
     ];
     store.requestContext = async () => contexts.shift()!;
     let minted = false;
-    const service = issuance(store, providers(async () => {
-      minted = true;
-      return { credential: { kind: 'jwt' } };
-    }));
+    const service = issuance(
+      store,
+      providers(async () => {
+        minted = true;
+        return { credential: { kind: 'jwt' } };
+      }),
+    );
     const error = await service.request('bot', request).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AccessDenied);
     expect((error as AccessDenied).reasons).toEqual(['task_not_active']);
@@ -105,9 +127,12 @@ describe('CredentialIssuance', () => {
 
   it('revokes the committed lease when minting fails, and answers 503', async () => {
     const store = ledger();
-    const service = issuance(store, providers(async () => {
-      throw new Error('signer down');
-    }));
+    const service = issuance(
+      store,
+      providers(async () => {
+        throw new Error('signer down');
+      }),
+    );
     await expect(service.request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
     expect(store.writes).toEqual(['permit', `revoke:${store.leases[0]!.id}:mint_failed`]);
   });
@@ -193,7 +218,14 @@ describe('CredentialIssuance with step-up approval', () => {
     const approved: boolean[] = [];
     const decide: Decider['decide'] = async (facts) => {
       approved.push(facts.approved);
-      return { decision: 'allow', reasons: [], determiningPolicies: [], errors: [], approvalRequired: approvalRequired && !facts.approved, policiesKey: '' };
+      return {
+        decision: 'allow',
+        reasons: [],
+        determiningPolicies: [],
+        errors: [],
+        approvalRequired: approvalRequired && !facts.approved,
+        policiesKey: '',
+      };
     };
     return { decide, approved };
   }
@@ -207,13 +239,24 @@ describe('CredentialIssuance with step-up approval', () => {
     return { stub, seen, expiresAt };
   }
   const service = (store: Ledger, approvals: Gate | undefined, decider: Decider | undefined, cache?: RequestContextCache) =>
-    new CredentialIssuance({ storage: { context: store, decisions: store, leases: store }, providers: providers(), revocation: store, cache, approvals, policies: decider });
+    new CredentialIssuance({
+      storage: { context: store, decisions: store, leases: store },
+      providers: providers(),
+      revocation: store,
+      cache,
+      approvals,
+      policies: decider,
+    });
 
   it('a request Cedar sends to a reviewer writes no lease and throws ApprovalPending with the approval id', async () => {
     const store = ledger({ boundary: stepUp });
     const { stub, seen, expiresAt } = gate({ outcome: 'consume', approvalId: 'unused', ttl: 60 });
     const policies = cedar();
-    await expect(service(store, stub, policies).request('bot', request)).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-new', expiresAt });
+    await expect(service(store, stub, policies).request('bot', request)).rejects.toMatchObject({
+      constructor: ApprovalPending,
+      approvalId: 'ap-new',
+      expiresAt,
+    });
     expect(seen).toEqual({ named: [], asked: 1 });
     expect(policies.approved).toEqual([false]);
     expect(store.writes).toEqual([]);
@@ -239,7 +282,9 @@ describe('CredentialIssuance with step-up approval', () => {
     const store = ledger({ boundary: stepUp });
     const { stub } = gate({ outcome: 'deny', reason: 'approval_used', description: 'used' });
     const policies = cedar();
-    await expect(service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-3' })).rejects.toMatchObject({ reasons: ['approval_used'] });
+    await expect(service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-3' })).rejects.toMatchObject({
+      reasons: ['approval_used'],
+    });
     expect(policies.approved).toEqual([]);
     expect(store.writes).toEqual(['deny:approval_used']);
   });
@@ -249,7 +294,10 @@ describe('CredentialIssuance with step-up approval', () => {
     const expiresAt = new Date(NOW + 1000);
     const { stub } = gate({ outcome: 'pending', approvalId: 'ap-4', expiresAt });
     const policies = cedar();
-    await expect(service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-4' })).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-4' });
+    await expect(service(store, stub, policies).request('bot', { ...request, approvalId: 'ap-4' })).rejects.toMatchObject({
+      constructor: ApprovalPending,
+      approvalId: 'ap-4',
+    });
     expect(policies.approved).toEqual([]);
   });
 
@@ -266,10 +314,12 @@ describe('CredentialIssuance with step-up approval', () => {
     expect(seen.asked).toBe(1);
   });
 
-  it('fails closed without a gate, or without Cedar to decide the boundary\'s rule', async () => {
+  it("fails closed without a gate, or without Cedar to decide the boundary's rule", async () => {
     const store = ledger({ boundary: stepUp });
     await expect(service(store, undefined, cedar()).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
-    await expect(service(store, gate({ outcome: 'consume', approvalId: 'x', ttl: 60 }).stub, undefined).request('bot', request)).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    await expect(
+      service(store, gate({ outcome: 'consume', approvalId: 'x', ttl: 60 }).stub, undefined).request('bot', request),
+    ).rejects.toBeInstanceOf(TemporarilyUnavailable);
     expect(store.writes).toEqual([]);
   });
 });

@@ -111,7 +111,12 @@ export class CredentialIssuance {
    */
   request(workloadId: string, request: CredentialRequest): Promise<IssuedLease> {
     if (!tracingOn()) return this.decide(workloadId, request);
-    const attributes = { 'tollgate.workload.id': workloadId, 'tollgate.task.id': request.taskId, 'tollgate.boundary.id': request.boundary, 'tollgate.action': request.action };
+    const attributes = {
+      'tollgate.workload.id': workloadId,
+      'tollgate.task.id': request.taskId,
+      'tollgate.boundary.id': request.boundary,
+      'tollgate.action': request.action,
+    };
     return inSpan('tollgate.decision', attributes, () => this.decide(workloadId, request));
   }
 
@@ -174,7 +179,13 @@ export class CredentialIssuance {
     decision.denialsInTask = task.denials;
 
     const active = task.state === 'active' && task.expiresAt > now;
-    const verdict = checkCredentialRequest({ task: { active, intent: task.intent }, boundary, action: request.action, audience: request.audience, paramsUnstorable: paramsProblem !== undefined });
+    const verdict = checkCredentialRequest({
+      task: { active, intent: task.intent },
+      boundary,
+      action: request.action,
+      audience: request.audience,
+      paramsUnstorable: paramsProblem !== undefined,
+    });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
       return this.deny(decision, verdict.reasons[0], verdict.description, remembered ? { intent: task.intent } : undefined, { boundary });
@@ -216,7 +227,11 @@ export class CredentialIssuance {
       if (!(error instanceof PolicyUnavailable)) throw error;
       // Cedar's process died or did not answer: fail closed, and record the refusal (it is not
       // the bot's doing, so the drift guard does not count it).
-      await this.decisions.recordDenial({ ...decision, outcome: 'deny', reasons: ['policy_unavailable'] }, { intent: task.intent }, undefined);
+      await this.decisions.recordDenial(
+        { ...decision, outcome: 'deny', reasons: ['policy_unavailable'] },
+        { intent: task.intent },
+        undefined,
+      );
       this.observe('deny', 'policy_unavailable');
       throw error;
     }
@@ -226,7 +241,13 @@ export class CredentialIssuance {
       const reason = policy.reasons[0]!;
       const description = reason === 'policy_forbid' ? 'a policy forbids the request' : 'no policy permits the request';
       // Written only if the policies it was decided under are still the enabled ones.
-      return this.deny(decision, reason, description, { intent: task.intent, policiesKey: policy.policiesKey }, { boundary, policies: policy.determiningPolicies });
+      return this.deny(
+        decision,
+        reason,
+        description,
+        { intent: task.intent, policiesKey: policy.policiesKey },
+        { boundary, policies: policy.determiningPolicies },
+      );
     }
 
     const ttl = leaseTtl({
@@ -247,7 +268,13 @@ export class CredentialIssuance {
     }
 
     const provider = this.providers.get(boundary!.credential.kind);
-    const lease = { id: uuidv7(now), credentialKind: provider.kind, issuedAt: now, expiresAt: now + ttl * 1000, external: provider.external };
+    const lease = {
+      id: uuidv7(now),
+      credentialKind: provider.kind,
+      issuedAt: now,
+      expiresAt: now + ttl * 1000,
+      external: provider.external,
+    };
     const audit: Record<string, unknown> = {
       decision_id: decision.id,
       boundary: boundary!.id,
@@ -259,7 +286,14 @@ export class CredentialIssuance {
     if (request.confirmation) audit.cnf_jkt = request.confirmation.jkt;
     if (approvalId) audit.approval_id = approvalId;
     if (decision.policies) audit.policies = decision.policies;
-    const committed = await this.decisions.recordPermit({ ...decision, outcome: 'permit' }, lease, task.intent, audit, policy?.policiesKey ?? policiesKey, approvalId);
+    const committed = await this.decisions.recordPermit(
+      { ...decision, outcome: 'permit' },
+      lease,
+      task.intent,
+      audit,
+      policy?.policiesKey ?? policiesKey,
+      approvalId,
+    );
     if (!committed) return undefined;
     this.observe('permit', null);
     traceDecision(decision.id, 'permit', []);
@@ -288,7 +322,8 @@ export class CredentialIssuance {
       { kind: lease.credentialKind, payload_sha256: payloadHash(issued.credential), handle_recorded: issued.externalHandle !== undefined },
     );
     // Revoked while the source was answering: the outbox revokes it by the handle just recorded.
-    if (!marked || marked.state !== 'active') throw new TemporarilyUnavailable('the lease was revoked while its credential was issued; try again');
+    if (!marked || marked.state !== 'active')
+      throw new TemporarilyUnavailable('the lease was revoked while its credential was issued; try again');
     const expiresIn = Math.round((marked.expiresAt - lease.issuedAt) / 1000);
     return { leaseId: lease.id, expiresAt: new Date(marked.expiresAt), expiresIn, credential: issued.credential };
   }
@@ -324,7 +359,11 @@ export class CredentialIssuance {
     about: { boundary?: ToolBoundary | undefined; policies?: readonly PolicyRef[] | undefined } = {},
   ): Promise<undefined> {
     const threshold = this.guards.drift?.thresholdFor(reason, about.boundary);
-    const { written, suspended } = await this.decisions.recordDenial({ ...decision, outcome: 'deny', reasons: [reason] }, decidedOn, threshold);
+    const { written, suspended } = await this.decisions.recordDenial(
+      { ...decision, outcome: 'deny', reasons: [reason] },
+      decidedOn,
+      threshold,
+    );
     if (!written) return undefined;
     this.observe('deny', reason);
     traceDecision(decision.id, 'deny', [reason]);

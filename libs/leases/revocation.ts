@@ -51,7 +51,12 @@ export class LeaseRevocation {
   ): Promise<string[]> {
     const ids = await this.leases.revokeWhere(tx, where, id, reason);
     if (ids.length === 1 && where === 'lease') {
-      await appendAudit(tx, { kind: 'lease.revoked', actor, leaseId: ids[0], data: { reason, ...(comment === undefined ? {} : { comment }) } });
+      await appendAudit(tx, {
+        kind: 'lease.revoked',
+        actor,
+        leaseId: ids[0],
+        data: { reason, ...(comment === undefined ? {} : { comment }) },
+      });
     } else if (ids.length > 0) {
       await appendAudit(tx, { kind: 'leases.revoked', actor, taskId, data: { reason, [`${where}_id`]: id, lease_ids: ids } });
     }

@@ -95,6 +95,7 @@ describe('TokenRevocation', () => {
 
   it('admits admins, resource servers and workloads', () => {
     const { tokens } = setup();
-    for (const client of [apiKey('admin'), apiKey('resource_server', PAY), workload('chatbot')]) expect(() => tokens.admit(client)).not.toThrow();
+    for (const client of [apiKey('admin'), apiKey('resource_server', PAY), workload('chatbot')])
+      expect(() => tokens.admit(client)).not.toThrow();
   });
 });

@@ -28,7 +28,8 @@ export class TokenRevocation {
     this.admit(client);
     if (client.kind === 'workload') {
       const lease = await this.introspection.leaseOf(token);
-      if (lease?.workloadId === client.workloadId) await this.revocation.revokeLease(lease.id, 'revoked_by_client', `workload:${client.workloadId}`);
+      if (lease?.workloadId === client.workloadId)
+        await this.revocation.revokeLease(lease.id, 'revoked_by_client', `workload:${client.workloadId}`);
       return;
     }
     // A resource server reads only its own tool's tokens: another tool's is as good as unknown.

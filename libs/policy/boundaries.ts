@@ -29,7 +29,11 @@ export class Boundaries {
   ) {}
 
   /** A PUT that disables a boundary revokes its live leases, as DELETE does. `actor`: who, for the audit trail. */
-  async put(id: string, definition: BoundaryDefinition, actor: string): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
+  async put(
+    id: string,
+    definition: BoundaryDefinition,
+    actor: string,
+  ): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
     // An invalid policy is refused before anything is written: the valid version stays current.
     if (definition.policy !== null) {
       const problems = await this.checks.validate(definition.policy, definition.actions);
@@ -39,19 +43,26 @@ export class Boundaries {
       const [problem] = await this.checks.conditionProblems(definition.approval.when);
       if (problem) {
         const where = problem.line !== undefined ? ` at line ${problem.line}, column ${problem.column}` : '';
-        throw new InvalidRequest(`approval.when: is not a valid Cedar condition: ${problem.message}${where}`, { field: 'approval.when', problems: [problem] });
+        throw new InvalidRequest(`approval.when: is not a valid Cedar condition: ${problem.message}${where}`, {
+          field: 'approval.when',
+          problems: [problem],
+        });
       }
     }
-    return thenForget(() => this.db.transaction(async (tx) => {
-      await lockWriter(tx, 'boundary', id);
-      const { boundary, changed, created } = await this.store.put(id, definition, tx);
-      let revokedLeases: string[] = [];
-      if (changed) {
-        await appendAudit(tx, { kind: 'boundary.put', actor, data: { boundary_id: id, version: boundary.version, definition } });
-        if (!boundary.enabled) revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, actor);
-      }
-      return { boundary, created, revokedLeases };
-    }), () => this.changed(id));
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          await lockWriter(tx, 'boundary', id);
+          const { boundary, changed, created } = await this.store.put(id, definition, tx);
+          let revokedLeases: string[] = [];
+          if (changed) {
+            await appendAudit(tx, { kind: 'boundary.put', actor, data: { boundary_id: id, version: boundary.version, definition } });
+            if (!boundary.enabled) revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, actor);
+          }
+          return { boundary, created, revokedLeases };
+        }),
+      () => this.changed(id),
+    );
   }
 
   async get(id: string): Promise<ToolBoundary> {
@@ -66,14 +77,18 @@ export class Boundaries {
 
   /** Disables the boundary (a new version) and revokes every live lease issued under it. */
   async disable(id: string, actor: string): Promise<{ boundary: ToolBoundary; revokedLeases: string[] }> {
-    return thenForget(() => this.db.transaction(async (tx) => {
-      await lockWriter(tx, 'boundary', id);
-      const current = await this.store.current(id, tx);
-      if (!current) throw new NotFound('no such tool boundary');
-      const { boundary, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
-      if (changed) await appendAudit(tx, { kind: 'boundary.disabled', actor, data: { boundary_id: id, version: boundary.version } });
-      const revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, actor);
-      return { boundary, revokedLeases };
-    }), () => this.changed(id));
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          await lockWriter(tx, 'boundary', id);
+          const current = await this.store.current(id, tx);
+          if (!current) throw new NotFound('no such tool boundary');
+          const { boundary, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
+          if (changed) await appendAudit(tx, { kind: 'boundary.disabled', actor, data: { boundary_id: id, version: boundary.version } });
+          const revokedLeases = await this.revocation.revokeBoundaryLeases(tx, id, actor);
+          return { boundary, revokedLeases };
+        }),
+      () => this.changed(id),
+    );
   }
 }

@@ -1,17 +1,15 @@
 import type { Sql } from '../db/index.js';
 import { sameDefinition, type BoundaryDefinition, type ToolBoundary } from './boundary.js';
 
-const COLUMNS = 'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, approval, policy, created_at';
+const COLUMNS =
+  'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, approval, policy, created_at';
 
 /** SQL for tool boundaries. Rows are never updated: a change is a new version. */
 export class BoundaryStore {
   constructor(private readonly sql: Sql) {}
 
   async current(id: string, sql: Sql = this.sql): Promise<ToolBoundary | undefined> {
-    const { rows } = await sql.query<BoundaryRow>(
-      `SELECT ${COLUMNS} FROM boundaries WHERE id = $1 ORDER BY version DESC LIMIT 1`,
-      [id],
-    );
+    const { rows } = await sql.query<BoundaryRow>(`SELECT ${COLUMNS} FROM boundaries WHERE id = $1 ORDER BY version DESC LIMIT 1`, [id]);
     return rows[0] && toBoundary(rows[0]);
   }
 

@@ -15,14 +15,21 @@ describe('cedarBoundsProblem (issue 12, finding 2)', () => {
 
   it('refuses deep nesting, located at the first bracket too deep', () => {
     const deep = policy(`${'('.repeat(160)}true${')'.repeat(160)}`);
-    expect(cedarBoundsProblem(deep)).toEqual({ message: `nests brackets deeper than ${MAX_NESTING} levels`, line: 1, column: 'permit(principal, action, resource) when { '.length + 32 }); // the brace is level 1
+    expect(cedarBoundsProblem(deep)).toEqual({
+      message: `nests brackets deeper than ${MAX_NESTING} levels`,
+      line: 1,
+      column: 'permit(principal, action, resource) when { '.length + 32,
+    }); // the brace is level 1
     expect(cedarBoundsProblem(policy(`${'['.repeat(40)}1${']'.repeat(40)}.contains(1)`))?.message).toMatch(/nests brackets/);
     expect(cedarBoundsProblem(policy(`${'('.repeat(30)}true${')'.repeat(30)}`))).toBeUndefined();
   });
 
   it('refuses long operator chains, counted per policy', () => {
     const chain = policy(Array(3000).fill('true').join(' &&\n '));
-    expect(cedarBoundsProblem(chain)).toMatchObject({ message: `has more than ${MAX_OPERATORS} operators in one policy`, line: MAX_OPERATORS + 1 });
+    expect(cedarBoundsProblem(chain)).toMatchObject({
+      message: `has more than ${MAX_OPERATORS} operators in one policy`,
+      line: MAX_OPERATORS + 1,
+    });
     const half = policy(Array(100).fill('context.approved').join(' || '));
     expect(cedarBoundsProblem(`${half}\n${half}\n${half}`)).toBeUndefined();
     expect(cedarBoundsProblem(policy(Array(200).fill('1').join(' + ')))?.message).toMatch(/operators/);

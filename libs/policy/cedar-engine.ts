@@ -1,4 +1,12 @@
-import { approvalConditionProblems, CedarEvaluator, validatePolicyText, type CedarRequest, type PolicyDecision, type PolicyProblem, type PolicySource } from './cedar.js';
+import {
+  approvalConditionProblems,
+  CedarEvaluator,
+  validatePolicyText,
+  type CedarRequest,
+  type PolicyDecision,
+  type PolicyProblem,
+  type PolicySource,
+} from './cedar.js';
 
 /**
  * One Cedar step of a credential request (or a simulation): the request's policy set, named by
@@ -48,7 +56,8 @@ export class LocalCedar implements CedarEngine {
       if (!compiled) return { unknown: true };
       decision = this.evaluator.evaluate(compiled, request);
     }
-    const conditionHolds = decision.decision === 'allow' && condition !== undefined && this.evaluator.conditionHolds(condition.key, condition.when, request);
+    const conditionHolds =
+      decision.decision === 'allow' && condition !== undefined && this.evaluator.conditionHolds(condition.key, condition.when, request);
     return { decision, conditionHolds };
   }
 

@@ -16,8 +16,18 @@ const request = (amount: number) =>
     approved: false,
     at: Date.now(),
   });
-const LIMIT: PolicySource = { id: 'limit', version: 1, text: 'permit(principal, action, resource) when { context.params has amount && context.params.amount <= 100 };', scope: 'global' };
-const DEEP: PolicySource = { id: 'deep', version: 1, text: `permit(principal, action, resource) when { ${'('.repeat(200)}true${')'.repeat(200)} };`, scope: 'global' };
+const LIMIT: PolicySource = {
+  id: 'limit',
+  version: 1,
+  text: 'permit(principal, action, resource) when { context.params has amount && context.params.amount <= 100 };',
+  scope: 'global',
+};
+const DEEP: PolicySource = {
+  id: 'deep',
+  version: 1,
+  text: `permit(principal, action, resource) when { ${'('.repeat(200)}true${')'.repeat(200)} };`,
+  scope: 'global',
+};
 
 let restarts = 0;
 const cedar = new CedarProcess('test', { onRestart: () => restarts++, timeoutMs: 5000 });
@@ -28,14 +38,19 @@ describe('CedarProcess (issue 12, finding 3)', () => {
 
   it('decides in a child process, sending a set once', async () => {
     expect(await cedar.decide({ set: set([LIMIT]), request: request(50) })).toMatchObject({ decision: { decision: 'allow' } });
-    expect(await cedar.decide({ set: set([LIMIT]), request: request(500) })).toMatchObject({ decision: { decision: 'deny', reasons: ['policy_no_permit'] } });
+    expect(await cedar.decide({ set: set([LIMIT]), request: request(500) })).toMatchObject({
+      decision: { decision: 'deny', reasons: ['policy_no_permit'] },
+    });
     expect(await cedar.validate('permit(principal, action, resource);', ['orders:read'])).toEqual([]);
     expect(cedar.pid).not.toBe(process.pid);
   });
 
   it('fails closed when the child is killed, and comes back with a fresh one', async () => {
     const pid = cedar.pid!;
-    const inFlight = cedar.replay({ sets: { k: { tool: 'https://crm.acme.test', sources: [LIMIT] } }, rows: Array.from({ length: 20_000 }, () => ({ set: 'k', request: request(5) })) });
+    const inFlight = cedar.replay({
+      sets: { k: { tool: 'https://crm.acme.test', sources: [LIMIT] } },
+      rows: Array.from({ length: 20_000 }, () => ({ set: 'k', request: request(5) })),
+    });
     process.kill(pid, 'SIGKILL');
     await expect(inFlight).rejects.toBeInstanceOf(PolicyUnavailable);
     expect(restarts).toBe(1);

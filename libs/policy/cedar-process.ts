@@ -4,7 +4,8 @@ import type { CedarEngine, DecideInput, DecideOutput, ReplayBatch } from './ceda
 import type { PolicyProblem } from './cedar.js';
 
 export type CedarCall = { id: number; op: 'decide' | 'validate' | 'conditionProblems' | 'replay'; args: unknown[] };
-export type CedarReply = { ready: true } | { id: number; ok: true; value: unknown } | { id: number; ok: false; trap: boolean; message: string };
+export type CedarReply =
+  { ready: true } | { id: number; ok: true; value: unknown } | { id: number; ok: false; trap: boolean; message: string };
 
 export interface CedarProcessOptions {
   /** Compiled sets the child keeps. */
@@ -110,7 +111,10 @@ export class CedarProcess implements CedarEngine {
   }
 
   private dispatch(child: ChildProcess, pending: Pending): void {
-    pending.timer = setTimeout(() => this.replace(child, `the policy evaluator did not answer within ${this.timeoutMs} ms`), this.timeoutMs);
+    pending.timer = setTimeout(
+      () => this.replace(child, `the policy evaluator did not answer within ${this.timeoutMs} ms`),
+      this.timeoutMs,
+    );
     child.send(pending.call, (error) => {
       if (error) this.replace(child, 'the policy evaluator could not be reached');
     });
@@ -122,7 +126,11 @@ export class CedarProcess implements CedarEngine {
 
   private start(): ChildProcess {
     if (this.child) return this.child;
-    const child = fork(ENTRY, [String(this.options.maxSets ?? 1000)], { execArgv: EXEC_ARGV, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(ENTRY, [String(this.options.maxSets ?? 1000)], {
+      execArgv: EXEC_ARGV,
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.child = child;
     this.ready = false;
     this.sent.clear();

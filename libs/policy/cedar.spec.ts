@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { exampleBoundary } from './boundary.fixture.js';
 import { CEDAR_SCHEMA } from './cedar-schema.js';
 import { preparsePolicySet } from '@cedar-policy/cedar-wasm/nodejs';
-import { approvalConditionProblems, buildCedarContext, CedarEvaluator, validatePolicyText, type PolicySource, type RequestFacts } from './cedar.js';
+import {
+  approvalConditionProblems,
+  buildCedarContext,
+  CedarEvaluator,
+  validatePolicyText,
+  type PolicySource,
+  type RequestFacts,
+} from './cedar.js';
 
 const facts = (overrides: Partial<RequestFacts> = {}): RequestFacts => ({
   workloadId: 'chatbot',
@@ -19,7 +26,7 @@ const facts = (overrides: Partial<RequestFacts> = {}): RequestFacts => ({
 });
 
 describe('buildCedarContext', () => {
-  it('spells the request in the schema\'s model, with now as UTC integers', () => {
+  it("spells the request in the schema's model, with now as UTC integers", () => {
     const request = buildCedarContext(facts());
     expect(request.principal).toEqual({ type: 'Workload', id: 'chatbot' });
     expect(request.resource).toEqual({ type: 'Tool', id: 'https://crm.acme.test' });
@@ -35,18 +42,25 @@ describe('buildCedarContext', () => {
       approved: false,
       now: { hour: 10, minute: 30, weekday: 3, unix: Date.UTC(2026, 10, 25, 10, 30) / 1000 },
     });
-    expect(request.entities[0]).toMatchObject({ uid: { type: 'Tool', id: 'https://crm.acme.test' }, attrs: { boundary: 'crm', sensitivity: 'high' } });
+    expect(request.entities[0]).toMatchObject({
+      uid: { type: 'Tool', id: 'https://crm.acme.test' },
+      attrs: { boundary: 'crm', sensitivity: 'high' },
+    });
   });
 
   it('keeps params Cedar can hold and drops what would forge an entity or an extension value', () => {
-    const { context } = buildCedarContext(facts({ params: { amount: 1.5, owner: { __entity: { type: 'Workload', id: 'x' } }, n: null, list: [1, 'a', null], ok: true } }));
+    const { context } = buildCedarContext(
+      facts({ params: { amount: 1.5, owner: { __entity: { type: 'Workload', id: 'x' } }, n: null, list: [1, 'a', null], ok: true } }),
+    );
     expect(context.params).toEqual({ amount: '1.5', owner: {}, list: [1, 'a'], ok: true });
   });
 });
 
 describe('validatePolicyText', () => {
-  it('accepts a policy of the model and locates Cedar\'s errors by line and column', () => {
-    expect(validatePolicyText('permit(principal, action == Action::"orders:read", resource) when { context.now.hour >= 9 };', ['orders:read'])).toEqual([]);
+  it("accepts a policy of the model and locates Cedar's errors by line and column", () => {
+    expect(
+      validatePolicyText('permit(principal, action == Action::"orders:read", resource) when { context.now.hour >= 9 };', ['orders:read']),
+    ).toEqual([]);
     const [problem] = validatePolicyText('permit(principal, action, resource)\nwhen { resource.owner == "x" };', ['orders:read']);
     expect(problem).toMatchObject({ line: 2, column: 8, message: expect.stringContaining('owner') });
     expect(validatePolicyText('permit(principal, action == Action::"nope", resource);', ['orders:read'])).not.toEqual([]);
@@ -56,8 +70,12 @@ describe('validatePolicyText', () => {
 
   it('accepts @approval("required") on a permit only', () => {
     expect(validatePolicyText('@approval("required") permit(principal, action, resource);', ['orders:read'])).toEqual([]);
-    expect(validatePolicyText('@approval("maybe") permit(principal, action, resource);', ['orders:read'])[0]?.message).toMatch(/only approval annotation/);
-    expect(validatePolicyText('@approval("required") forbid(principal, action, resource);', ['orders:read'])[0]?.message).toMatch(/only on a permit/);
+    expect(validatePolicyText('@approval("maybe") permit(principal, action, resource);', ['orders:read'])[0]?.message).toMatch(
+      /only approval annotation/,
+    );
+    expect(validatePolicyText('@approval("required") forbid(principal, action, resource);', ['orders:read'])[0]?.message).toMatch(
+      /only on a permit/,
+    );
   });
 
   it('ships the schema file the code validates against', () => {
@@ -67,7 +85,11 @@ describe('validatePolicyText', () => {
 
 describe('CedarEvaluator', () => {
   const global = (id: string, version: number, text: string): PolicySource => ({ id, version, text, scope: 'global' });
-  const limit = global('limit', 2, 'permit(principal, action, resource) when { context.params has amount && context.params.amount <= 100 };');
+  const limit = global(
+    'limit',
+    2,
+    'permit(principal, action, resource) when { context.params has amount && context.params.amount <= 100 };',
+  );
   const guard = global('guard', 1, 'forbid(principal == Workload::"intern", action, resource) when { resource.sensitivity == "high" };');
   const elsewhere = global('elsewhere', 1, 'forbid(principal, action, resource == Tool::"https://other.test");');
 
@@ -81,7 +103,10 @@ describe('CedarEvaluator', () => {
       errors: [],
       approvalRequired: false,
     });
-    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 101 } })))).toMatchObject({ decision: 'deny', reasons: ['policy_no_permit'] });
+    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 101 } })))).toMatchObject({
+      decision: 'deny',
+      reasons: ['policy_no_permit'],
+    });
     expect(evaluator.evaluate(set, buildCedarContext(facts({ workloadId: 'intern' })))).toMatchObject({
       decision: 'deny',
       reasons: ['policy_forbid'],
@@ -117,10 +142,21 @@ describe('CedarEvaluator', () => {
     const evaluator = new CedarEvaluator();
     const own: PolicySource = { ...guard, id: 'boundary:crm', scope: 'boundary' };
     const set = evaluator.compile('k2-own', [own], 'https://crm.acme.test');
-    expect(evaluator.evaluate(set, buildCedarContext(facts()))).toMatchObject({ decision: 'deny', reasons: ['policy_no_permit'], determiningPolicies: [] });
-    expect(evaluator.evaluate(set, buildCedarContext(facts({ workloadId: 'intern' })))).toMatchObject({ decision: 'deny', reasons: ['policy_forbid'] });
+    expect(evaluator.evaluate(set, buildCedarContext(facts()))).toMatchObject({
+      decision: 'deny',
+      reasons: ['policy_no_permit'],
+      determiningPolicies: [],
+    });
+    expect(evaluator.evaluate(set, buildCedarContext(facts({ workloadId: 'intern' })))).toMatchObject({
+      decision: 'deny',
+      reasons: ['policy_forbid'],
+    });
     // Scoped to another tool, the boundary's policy still attaches: nothing permits.
-    const elsewhereOwn = evaluator.compile('k2-elsewhere', [{ ...elsewhere, id: 'boundary:crm', scope: 'boundary' }], 'https://crm.acme.test');
+    const elsewhereOwn = evaluator.compile(
+      'k2-elsewhere',
+      [{ ...elsewhere, id: 'boundary:crm', scope: 'boundary' }],
+      'https://crm.acme.test',
+    );
     expect(Object.keys(elsewhereOwn.policies)).toHaveLength(0);
     expect(evaluator.evaluate(elsewhereOwn, buildCedarContext(facts())).reasons).toEqual(['policy_no_permit']);
   });
@@ -135,17 +171,37 @@ describe('CedarEvaluator', () => {
        permit(principal, action, resource) when { context.params has amount && context.params.amount > 100 && !context.approved };`,
     );
     const set = evaluator.compile('k-approval', [refunds], 'https://crm.acme.test');
-    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 50 } })))).toMatchObject({ decision: 'allow', approvalRequired: false });
-    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 500 } })))).toMatchObject({ decision: 'allow', approvalRequired: true });
-    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 500 }, approved: true })))).toMatchObject({ decision: 'allow', approvalRequired: false });
-    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: {} })))).toMatchObject({ decision: 'deny', reasons: ['policy_no_permit'] });
+    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 50 } })))).toMatchObject({
+      decision: 'allow',
+      approvalRequired: false,
+    });
+    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 500 } })))).toMatchObject({
+      decision: 'allow',
+      approvalRequired: true,
+    });
+    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: 500 }, approved: true })))).toMatchObject({
+      decision: 'allow',
+      approvalRequired: false,
+    });
+    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: {} })))).toMatchObject({
+      decision: 'deny',
+      reasons: ['policy_no_permit'],
+    });
   });
 
   it('fails closed when a forbid cannot be evaluated', () => {
     const evaluator = new CedarEvaluator();
-    const broken = global('broken', 1, 'permit(principal, action, resource);\nforbid(principal, action, resource) when { context.params.amount > 100 };');
+    const broken = global(
+      'broken',
+      1,
+      'permit(principal, action, resource);\nforbid(principal, action, resource) when { context.params.amount > 100 };',
+    );
     const set = evaluator.compile('k3', [broken], 'https://crm.acme.test');
-    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: {} })))).toMatchObject({ decision: 'deny', reasons: ['policy_forbid'], determiningPolicies: [{ id: 'broken', version: 1 }] });
+    expect(evaluator.evaluate(set, buildCedarContext(facts({ params: {} })))).toMatchObject({
+      decision: 'deny',
+      reasons: ['policy_forbid'],
+      determiningPolicies: [{ id: 'broken', version: 1 }],
+    });
   });
 
   it('parses each key once, reuses slots beyond its bound, and re-parses an evicted set still in use', () => {
@@ -161,7 +217,8 @@ describe('CedarEvaluator', () => {
     const evaluator = new CedarEvaluator();
     const set = evaluator.compile('many', [limit, guard], 'https://crm.acme.test');
     let allowed = 0;
-    for (let i = 0; i < 5000; i++) if (evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: i % 200 } }))).decision === 'allow') allowed++;
+    for (let i = 0; i < 5000; i++)
+      if (evaluator.evaluate(set, buildCedarContext(facts({ params: { amount: i % 200 } }))).decision === 'allow') allowed++;
     expect(allowed).toBe(5000 * (101 / 200));
   });
 });
@@ -172,7 +229,11 @@ describe('approval conditions', () => {
 
   it("accepts a condition and explains a bad one in Cedar's words, with the line and column in the condition", () => {
     expect(approvalConditionProblems('context.params.amount > 100')).toEqual([]);
-    expect(approvalConditionProblems('context.params.amount >')[0]).toMatchObject({ message: expect.stringMatching(/^unexpected token/), line: 1, column: 25 });
+    expect(approvalConditionProblems('context.params.amount >')[0]).toMatchObject({
+      message: expect.stringMatching(/^unexpected token/),
+      line: 1,
+      column: 25,
+    });
     expect(approvalConditionProblems('context.params.amount > 100 &&\n  context.intent ==')[0]).toMatchObject({ line: 2, column: 21 });
     expect(approvalConditionProblems('true }; permit(principal, action, resource) when { true')[0]?.message).toMatch(/one Cedar condition/);
     expect(approvalConditionProblems('x'.repeat(5000))[0]?.message).toMatch(/at most 4096/);

@@ -120,7 +120,9 @@ export function buildCedarContext(facts: RequestFacts): CedarRequest {
  */
 function toCedarRecord(value: unknown): Record<string, CedarValueJson> {
   const converted = toCedarValue(value, 0);
-  return converted !== undefined && typeof converted === 'object' && converted !== null && !Array.isArray(converted) ? (converted as Record<string, CedarValueJson>) : {};
+  return converted !== undefined && typeof converted === 'object' && converted !== null && !Array.isArray(converted)
+    ? (converted as Record<string, CedarValueJson>)
+    : {};
 }
 
 function toCedarValue(value: unknown, depth: number): CedarValueJson | undefined {
@@ -210,7 +212,8 @@ export function approvalConditionProblems(when: string): PolicyProblem[] {
   if (parsed.type === 'failure') return parsed.errors.map((error) => inCondition(locate(text, error)));
   const parts = policySetTextToParts(text);
   if (parts.type === 'failure') return parts.errors.map((error) => inCondition(locate(text, error)));
-  if (parts.policies.length !== 1 || parts.policy_templates.length !== 0) return [{ message: 'must be one Cedar condition (the body of a when clause), not policies' }];
+  if (parts.policies.length !== 1 || parts.policy_templates.length !== 0)
+    return [{ message: 'must be one Cedar condition (the body of a when clause), not policies' }];
   return [];
 }
 
@@ -226,7 +229,9 @@ export function approvalConditionBounds(when: string): PolicyProblem[] {
 
 /** A problem located in the wrapping policy, located in the condition as written. */
 function inCondition(problem: PolicyProblem): PolicyProblem {
-  return problem.line === 1 && problem.column !== undefined ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) } : problem;
+  return problem.line === 1 && problem.column !== undefined
+    ? { ...problem, column: Math.max(1, problem.column - CONDITION_PREFIX.length) }
+    : problem;
 }
 
 function locate(text: string, error: DetailedError): PolicyProblem {
@@ -353,9 +358,15 @@ export class CedarEvaluator {
       // set that is not this one; parse it back in and ask again.
       this.prepare(set);
       answer = statefulIsAuthorized({ ...request, preparsedPolicySetId: set.slot, validateRequest: false });
-      if (answer.type === 'success' && !answeredBy(set, answer.response.diagnostics.errors)) return deny('policy_forbid', [], ['the policy set could not be loaded']);
+      if (answer.type === 'success' && !answeredBy(set, answer.response.diagnostics.errors))
+        return deny('policy_forbid', [], ['the policy set could not be loaded']);
     }
-    if (answer.type === 'failure') return deny('policy_forbid', [], answer.errors.map((error) => error.message));
+    if (answer.type === 'failure')
+      return deny(
+        'policy_forbid',
+        [],
+        answer.errors.map((error) => error.message),
+      );
     // Plain loops, not map/filter callbacks: replaying many rows in a row tripped a V8 deoptimizer
     // crash ("unreachable code") in Node 20 with the callback forms. Its cause is TurboFan's inlined
     // JS→WASM calls (Deoptimizer::DoComputeBuiltinContinuation); Cedar processes run without them
@@ -380,7 +391,8 @@ export class CedarEvaluator {
       if (origin.approval) approval = true;
     }
     const determining = refs(satisfied);
-    if (decision === 'allow' && failedForbids.length === 0) return { decision: 'allow', reasons: [], determiningPolicies: determining, errors, approvalRequired: approval };
+    if (decision === 'allow' && failedForbids.length === 0)
+      return { decision: 'allow', reasons: [], determiningPolicies: determining, errors, approvalRequired: approval };
     // A forbid that could not be evaluated is not known to be unsatisfied: fail closed.
     if (decision === 'allow') return deny('policy_forbid', refs(failedForbids), errors);
     if (forbidden) return deny('policy_forbid', determining, errors);

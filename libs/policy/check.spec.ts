@@ -23,7 +23,7 @@ describe('checkCredentialRequest', () => {
     expect(reasons({ task, boundary: undefined, action: 'orders:read' })).toEqual(['unknown_boundary']);
   });
 
-  it('refuses an audience other than the boundary\'s tool, when one is named', () => {
+  it("refuses an audience other than the boundary's tool, when one is named", () => {
     expect(reasons({ task, boundary, action: 'orders:read', audience: 'https://evil.test' })).toEqual(['audience_mismatch']);
     expect(reasons({ task, boundary, action: 'orders:read', audience: 'https://crm.acme.test' })).toEqual([]);
   });

@@ -30,7 +30,8 @@ export interface CheckInput {
 export function checkCredentialRequest({ task, boundary, action, audience, paramsUnstorable }: CheckInput): Verdict {
   if (!task.active) return deny('task_not_active', 'the task is not active');
   if (!boundary) return deny('unknown_boundary', 'no such tool boundary');
-  if (audience !== undefined && audience !== boundary.tool) return deny('audience_mismatch', 'the audience is not the tool of the boundary');
+  if (audience !== undefined && audience !== boundary.tool)
+    return deny('audience_mismatch', 'the audience is not the tool of the boundary');
   if (!boundary.enabled) return deny('boundary_disabled', 'the tool boundary is disabled');
   if (!boundary.intents.includes(task.intent)) {
     return deny('intent_mismatch', `the tool boundary does not serve the task's intent`);

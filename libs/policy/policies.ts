@@ -38,12 +38,17 @@ export class Policies {
   async put(id: string, policy: string, description: string | null, actor: string): Promise<{ policy: GlobalPolicy; created: boolean }> {
     const problems = await this.checks.validate(policy, await this.store.knownActions());
     if (problems.length > 0) throw invalidPolicy(problems);
-    return thenForget(() => this.db.transaction(async (tx) => {
-      await lockWriter(tx, 'policy', id);
-      const { policy: written, changed, created } = await this.store.put(id, { policy, description, enabled: true }, tx);
-      if (changed) await appendAudit(tx, { kind: 'policy.put', actor, data: { policy_id: id, version: written.version, policy, description } });
-      return { policy: written, created };
-    }), () => this.forget());
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          await lockWriter(tx, 'policy', id);
+          const { policy: written, changed, created } = await this.store.put(id, { policy, description, enabled: true }, tx);
+          if (changed)
+            await appendAudit(tx, { kind: 'policy.put', actor, data: { policy_id: id, version: written.version, policy, description } });
+          return { policy: written, created };
+        }),
+      () => this.forget(),
+    );
   }
 
   async get(id: string): Promise<GlobalPolicy> {
@@ -58,14 +63,18 @@ export class Policies {
 
   /** Disables the policy set: a new version, kept like every other. */
   async disable(id: string, actor: string): Promise<GlobalPolicy> {
-    return thenForget(() => this.db.transaction(async (tx) => {
-      await lockWriter(tx, 'policy', id);
-      const current = await this.store.current(id, tx);
-      if (!current) throw new NotFound('no such policy');
-      const { policy, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
-      if (changed) await appendAudit(tx, { kind: 'policy.disabled', actor, data: { policy_id: id, version: policy.version } });
-      return policy;
-    }), () => this.forget());
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          await lockWriter(tx, 'policy', id);
+          const current = await this.store.current(id, tx);
+          if (!current) throw new NotFound('no such policy');
+          const { policy, changed } = await this.store.put(id, { ...current, enabled: false }, tx);
+          if (changed) await appendAudit(tx, { kind: 'policy.disabled', actor, data: { policy_id: id, version: policy.version } });
+          return policy;
+        }),
+      () => this.forget(),
+    );
   }
 
   /**
@@ -81,7 +90,9 @@ export class Policies {
     const started = performance.now();
     const request = buildCedarContext({ ...facts, at: this.clock.now() });
     const sources: PolicySource[] =
-      boundary.policy === null ? globals.sources : [...globals.sources, { id: boundaryPolicyId(boundary.id), version: boundary.version, text: boundary.policy, scope: 'boundary' }];
+      boundary.policy === null
+        ? globals.sources
+        : [...globals.sources, { id: boundaryPolicyId(boundary.id), version: boundary.version, text: boundary.policy, scope: 'boundary' }];
     const answer = await this.cedar.decide({
       set: sources.length === 0 ? undefined : { key: `${boundary.id}@${boundary.version}|${globals.key}`, tool: boundary.tool, sources },
       request,

@@ -40,10 +40,21 @@ export class PolicyStore {
    * Writes a new version unless unchanged, and bumps the policy set's version with it; run in a
    * transaction (the row lock orders concurrent PUTs of one id; the version row, all of them).
    */
-  async put(id: string, definition: GlobalPolicyDefinition, tx: Sql): Promise<{ policy: GlobalPolicy; changed: boolean; created: boolean }> {
-    const { rows } = await tx.query<PolicyRow>(`SELECT ${COLUMNS} FROM policies WHERE id = $1 ORDER BY version DESC LIMIT 1 FOR UPDATE`, [id]);
+  async put(
+    id: string,
+    definition: GlobalPolicyDefinition,
+    tx: Sql,
+  ): Promise<{ policy: GlobalPolicy; changed: boolean; created: boolean }> {
+    const { rows } = await tx.query<PolicyRow>(`SELECT ${COLUMNS} FROM policies WHERE id = $1 ORDER BY version DESC LIMIT 1 FOR UPDATE`, [
+      id,
+    ]);
     const latest = rows[0] && toPolicy(rows[0]);
-    if (latest && latest.policy === definition.policy && latest.description === definition.description && latest.enabled === definition.enabled) {
+    if (
+      latest &&
+      latest.policy === definition.policy &&
+      latest.description === definition.description &&
+      latest.enabled === definition.enabled
+    ) {
       return { policy: latest, changed: false, created: false };
     }
     if (latest) await tx.query('UPDATE policies SET superseded_at = now() WHERE id = $1 AND version = $2', [id, latest.version]);

@@ -7,7 +7,13 @@ import { findUnstorable } from '../db/index.js';
 export interface SimulationInput {
   workloadId: string;
   task: { intent: string; subject: string };
-  request: { boundary: string; action: string; resource?: string | undefined; params?: Record<string, unknown> | undefined; purpose?: string | undefined };
+  request: {
+    boundary: string;
+    action: string;
+    resource?: string | undefined;
+    params?: Record<string, unknown> | undefined;
+    purpose?: string | undefined;
+  };
 }
 
 export interface Simulation {
@@ -32,8 +38,21 @@ export class Simulator {
 
   async simulate({ workloadId, task, request }: SimulationInput): Promise<Simulation> {
     const boundary = await this.boundaries.current(request.boundary);
-    const verdict = checkCredentialRequest({ task: { active: true, intent: task.intent }, boundary, action: request.action, paramsUnstorable: request.params !== undefined && findUnstorable(request.params) !== undefined });
-    if (verdict.outcome === 'deny') return { decision: 'deny', reasons: verdict.reasons, policies: [], errors: [], approvalRequired: false, boundaryVersion: boundary?.version ?? null };
+    const verdict = checkCredentialRequest({
+      task: { active: true, intent: task.intent },
+      boundary,
+      action: request.action,
+      paramsUnstorable: request.params !== undefined && findUnstorable(request.params) !== undefined,
+    });
+    if (verdict.outcome === 'deny')
+      return {
+        decision: 'deny',
+        reasons: verdict.reasons,
+        policies: [],
+        errors: [],
+        approvalRequired: false,
+        boundaryVersion: boundary?.version ?? null,
+      };
     const { key } = await this.policies.activeGlobals();
     const decision = await this.policies.decide(
       {

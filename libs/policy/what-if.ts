@@ -79,7 +79,8 @@ export class WhatIf {
       const known = sets.get(row.boundary_id);
       if (known !== undefined) return known;
       const sources: PolicySource[] = [...globals];
-      const own = target.kind === 'boundary' && target.id === row.boundary_id ? input.policy : boundaries.get(row.boundary_id)?.policy ?? null;
+      const own =
+        target.kind === 'boundary' && target.id === row.boundary_id ? input.policy : (boundaries.get(row.boundary_id)?.policy ?? null);
       if (own !== null) {
         const version = target.kind === 'boundary' && target.id === row.boundary_id ? 0 : boundaries.get(row.boundary_id)!.version;
         sources.push({ id: boundaryPolicyId(row.boundary_id), version, text: own, scope: 'boundary' });
@@ -102,7 +103,13 @@ export class WhatIf {
     const started = performance.now();
     let after: string | undefined;
     for (;;) {
-      const page = await replayPage(this.sql, { since, until, boundaryId: target.kind === 'boundary' ? target.id : undefined, after, limit: Math.min(PAGE, limit - result.replayed + 1) });
+      const page = await replayPage(this.sql, {
+        since,
+        until,
+        boundaryId: target.kind === 'boundary' ? target.id : undefined,
+        after,
+        limit: Math.min(PAGE, limit - result.replayed + 1),
+      });
       const rows = page.slice(0, limit - result.replayed);
       if (rows.length < page.length) result.truncated = true;
       for (let from = 0; from < rows.length; from += SLICE) {
@@ -128,7 +135,12 @@ export class WhatIf {
         }
         const allowed = await this.cedar.replay(batch);
         slice.forEach((row, i) => {
-          const flip = row.outcome === 'permit' && !allowed[i] ? result.permitsNowDenied : row.outcome === 'deny' && allowed[i] ? result.denialsNowPermitted : undefined;
+          const flip =
+            row.outcome === 'permit' && !allowed[i]
+              ? result.permitsNowDenied
+              : row.outcome === 'deny' && allowed[i]
+                ? result.denialsNowPermitted
+                : undefined;
           if (flip) {
             flip.count++;
             if (flip.examples.length < EXAMPLES) flip.examples.push(row.id);

@@ -35,7 +35,14 @@ export class TaskHistory {
     ]);
     return {
       task,
-      events: taskTimeline({ task, events, decisions, leases, approvals, audit: audit.map((event) => ({ ...event, at: new Date(event.at) })) }),
+      events: taskTimeline({
+        task,
+        events,
+        decisions,
+        leases,
+        approvals,
+        audit: audit.map((event) => ({ ...event, at: new Date(event.at) })),
+      }),
     };
   }
 }

@@ -7,27 +7,73 @@ const T0 = Date.parse('2026-11-24T10:00:00Z');
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
 
 const task: Task = {
-  id: 't1', workloadId: 'bot', intent: 'refund_request', subject: 'customer-42', context: {}, state: 'completed',
-  createdAt: at(0), expiresAt: at(1800), endedAt: at(30), endReason: 'task_completed',
+  id: 't1',
+  workloadId: 'bot',
+  intent: 'refund_request',
+  subject: 'customer-42',
+  context: {},
+  state: 'completed',
+  createdAt: at(0),
+  expiresAt: at(1800),
+  endedAt: at(30),
+  endReason: 'task_completed',
 };
-const event = (id: string, kind: TaskEvent['kind'], seconds: number, intent: string | null, reason: string | null): TaskEvent => ({ id, kind, intent, reason, at: at(seconds) });
+const event = (id: string, kind: TaskEvent['kind'], seconds: number, intent: string | null, reason: string | null): TaskEvent => ({
+  id,
+  kind,
+  intent,
+  reason,
+  at: at(seconds),
+});
 const decision = (id: string, outcome: Decision['outcome'], seconds: number, extra: Partial<Decision> = {}): Decision => ({
-  id, taskId: 't1', workloadId: 'bot', boundaryId: 'crm', boundaryVersion: 1, action: 'orders:read', resource: null, outcome,
-  reasons: outcome === 'deny' ? ['intent_mismatch'] : [], drift: null, policies: null, leaseId: null, leaseState: null, at: at(seconds), ...extra,
+  id,
+  taskId: 't1',
+  workloadId: 'bot',
+  boundaryId: 'crm',
+  boundaryVersion: 1,
+  action: 'orders:read',
+  resource: null,
+  outcome,
+  reasons: outcome === 'deny' ? ['intent_mismatch'] : [],
+  drift: null,
+  policies: null,
+  leaseId: null,
+  leaseState: null,
+  at: at(seconds),
+  ...extra,
 });
 const lease = (id: string, seconds: number, extra: Partial<Lease> = {}): Lease => ({
-  id, taskId: 't1', workloadId: 'bot', boundaryId: 'crm', boundaryVersion: 1, action: 'orders:read', resource: null, credentialKind: 'jwt',
-  state: 'active', issuedAt: at(seconds), expiresAt: at(seconds + 120), revokedAt: null, revokeReason: null, ...extra,
+  id,
+  taskId: 't1',
+  workloadId: 'bot',
+  boundaryId: 'crm',
+  boundaryVersion: 1,
+  action: 'orders:read',
+  resource: null,
+  credentialKind: 'jwt',
+  state: 'active',
+  issuedAt: at(seconds),
+  expiresAt: at(seconds + 120),
+  revokedAt: null,
+  revokeReason: null,
+  ...extra,
 });
 
 describe('taskTimeline', () => {
   it('orders by time, and events of one instant by cause and effect', () => {
     const events = taskTimeline({
       task,
-      events: [event('e1', 'opened', 0, 'order_status', null), event('e2', 'intent_changed', 20, 'refund_request', 'journey_changed'), event('e3', 'completed', 30, null, 'task_completed')],
+      events: [
+        event('e1', 'opened', 0, 'order_status', null),
+        event('e2', 'intent_changed', 20, 'refund_request', 'journey_changed'),
+        event('e3', 'completed', 30, null, 'task_completed'),
+      ],
       decisions: [decision('d2', 'deny', 10), decision('d1', 'permit', 5, { leaseId: 'l1' })],
       // Revoked by the intent change (same now()), and one revoked by the completion (same now()).
-      leases: [lease('l1', 5, { state: 'revoked', revokedAt: at(20), revokeReason: 'journey_changed' }), lease('l2', 25, { state: 'revoked', revokedAt: at(30), revokeReason: 'task_completed' })],
+      leases: [
+        lease('l1', 5, { state: 'revoked', revokedAt: at(20), revokeReason: 'journey_changed' }),
+        lease('l2', 25, { state: 'revoked', revokedAt: at(30), revokeReason: 'task_completed' }),
+      ],
       approvals: [],
       audit: [],
     });

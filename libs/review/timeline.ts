@@ -38,7 +38,12 @@ export type TimelineKind = (typeof TIMELINE_KINDS)[number];
  * Audit events that say something the task, decision, lease and approval rows do not: the drift
  * suspension (its threshold and the denials it counted), and what a credential's source answered.
  */
-export const TIMELINE_AUDIT_KINDS = ['task.drift_suspended', 'credential.mint_failed', 'lease.revoked_at_source', 'lease.revoke_failed'] as const satisfies readonly TimelineKind[];
+export const TIMELINE_AUDIT_KINDS = [
+  'task.drift_suspended',
+  'credential.mint_failed',
+  'lease.revoked_at_source',
+  'lease.revoke_failed',
+] as const satisfies readonly TimelineKind[];
 
 export interface TimelineSources {
   task: Task;
@@ -131,7 +136,11 @@ export function taskTimeline(sources: TimelineSources): TimelineEvent[] {
   }
 
   for (const event of sources.audit) {
-    push(event.at, event.kind as TimelineKind, { actor: event.actor, ...(event.leaseId ? { lease_id: event.leaseId } : {}), ...event.data });
+    push(event.at, event.kind as TimelineKind, {
+      actor: event.actor,
+      ...(event.leaseId ? { lease_id: event.leaseId } : {}),
+      ...event.data,
+    });
   }
 
   out.sort((a, b) => a.at.getTime() - b.at.getTime() || (RANK[a.kind] ?? AUDIT_RANK) - (RANK[b.kind] ?? AUDIT_RANK) || a.order - b.order);

@@ -13,7 +13,10 @@ afterEach(async () => {
 
 type Options = ConstructorParameters<typeof TollgateClient>[0];
 
-async function setUp(steps: Step[], options: { issuer?: string; retry?: Options['retry']; timeoutMs?: number; traceparent?: Options['traceparent'] } = {}) {
+async function setUp(
+  steps: Step[],
+  options: { issuer?: string; retry?: Options['retry']; timeoutMs?: number; traceparent?: Options['traceparent'] } = {},
+) {
   const server = await scriptedServer(steps, options.issuer);
   servers.push(server);
   const { privateKey } = await generateKeyPair('EdDSA');
@@ -27,7 +30,10 @@ async function setUp(steps: Step[], options: { issuer?: string; retry?: Options[
   return { server, client, task: client.task(TASK_ID) };
 }
 
-const unavailable: Step = { status: 503, body: { error: 'temporarily_unavailable', error_description: 'the database is not available; try again shortly' } };
+const unavailable: Step = {
+  status: 503,
+  body: { error: 'temporarily_unavailable', error_description: 'the database is not available; try again shortly' },
+};
 const busy: Step = { status: 429, body: { error: 'too_many_requests', error_description: 'slow down' }, headers: { 'retry-after': '1' } };
 const issued: Step = { status: 201, body: CREDENTIAL };
 
@@ -35,7 +41,13 @@ describe('retries', () => {
   it('retries 503 and 429 with backoff until the credential is issued, each attempt once on the wire', async () => {
     const { server, task } = await setUp([unavailable, unavailable, issued]);
     const credential = await task.credential({ boundary: 'crm-orders', action: 'orders:read' });
-    expect(credential).toMatchObject({ leaseId: CREDENTIAL.lease_id, accessToken: 'header.payload.signature', tokenType: 'Bearer', kind: 'jwt', expiresIn: 120 });
+    expect(credential).toMatchObject({
+      leaseId: CREDENTIAL.lease_id,
+      accessToken: 'header.payload.signature',
+      tokenType: 'Bearer',
+      kind: 'jwt',
+      expiresIn: 120,
+    });
     expect(credential.expiresAt.toISOString()).toBe(CREDENTIAL.expires_at);
     expect(server.seen.map((request) => request.url)).toEqual(Array(3).fill(`/v1/tasks/${TASK_ID}/credentials`));
   });
@@ -64,11 +76,17 @@ describe('retries', () => {
   });
 
   it('never retries a 400 or a 403', async () => {
-    const bad = await setUp([{ status: 400, body: { error: 'invalid_request', error_description: 'unknown field "colour"', field: 'colour' } }, issued]);
+    const bad = await setUp([
+      { status: 400, body: { error: 'invalid_request', error_description: 'unknown field "colour"', field: 'colour' } },
+      issued,
+    ]);
     await expect(bad.task.credential({ boundary: 'crm-orders', action: 'orders:read' })).rejects.toBeInstanceOf(InvalidRequest);
     expect(bad.server.seen).toHaveLength(1);
 
-    const denied = await setUp([{ status: 403, body: { error: 'access_denied', error_description: 'no', reasons: ['intent_mismatch'], decision_id: 'd-1' } }, issued]);
+    const denied = await setUp([
+      { status: 403, body: { error: 'access_denied', error_description: 'no', reasons: ['intent_mismatch'], decision_id: 'd-1' } },
+      issued,
+    ]);
     const error = await denied.task.credential({ boundary: 'payments', action: 'refund:create' }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AccessDenied);
     expect(error).toMatchObject({ reasons: ['intent_mismatch'], decisionId: 'd-1' });
@@ -77,11 +95,19 @@ describe('retries', () => {
 
   it('turns a 202 into ApprovalPending, not a credential', async () => {
     const { task } = await setUp([{ status: 202, body: { approval_id: 'ap-7', status: 'pending' } }]);
-    await expect(task.credential({ boundary: 'payments', action: 'refund:create' })).rejects.toMatchObject({ constructor: ApprovalPending, approvalId: 'ap-7' });
+    await expect(task.credential({ boundary: 'payments', action: 'refund:create' })).rejects.toMatchObject({
+      constructor: ApprovalPending,
+      approvalId: 'ap-7',
+    });
   });
 
   it('repeats an approved request with approval_id in the body, the request itself unchanged', async () => {
-    const { server, task } = await setUp([{ status: 202, body: { approval_id: 'ap-7', status: 'pending' } }, issued, issued, { status: 200, body: {} }]);
+    const { server, task } = await setUp([
+      { status: 202, body: { approval_id: 'ap-7', status: 'pending' } },
+      issued,
+      issued,
+      { status: 200, body: {} },
+    ]);
     const refund = { boundary: 'payments', action: 'refund:create', resource: 'order/1002', params: { amount: 349 } };
     const pending = (await task.credential(refund).catch((caught: unknown) => caught)) as ApprovalPending;
     await task.credential(refund, { approvalId: pending.approvalId });
@@ -102,7 +128,19 @@ describe('retries', () => {
   });
 
   it('replays a read and a revocation after a broken connection', async () => {
-    const view = { task_id: TASK_ID, workload_id: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active', created_at: '2026-11-27T03:00:00.000Z', expires_at: '2026-11-27T03:30:00.000Z', ended_at: null, end_reason: null, events: [], leases: [] };
+    const view = {
+      task_id: TASK_ID,
+      workload_id: 'chatbot',
+      intent: 'order_status',
+      subject: 'user-42',
+      state: 'active',
+      created_at: '2026-11-27T03:00:00.000Z',
+      expires_at: '2026-11-27T03:30:00.000Z',
+      ended_at: null,
+      end_reason: null,
+      events: [],
+      leases: [],
+    };
     const read = await setUp(['hang-up', { status: 200, body: view }]);
     await expect(read.task.get()).resolves.toMatchObject({ id: TASK_ID, state: 'active', leases: [] });
     expect(read.server.seen).toHaveLength(2);
@@ -139,21 +177,47 @@ describe('retries', () => {
     const { server, task } = await setUp([{ ...issued, delayMs: 1000 }], { timeoutMs: 200 });
     const started = Date.now();
     const error = await task.credential({ boundary: 'crm-orders', action: 'orders:read' }).catch((caught: unknown) => caught);
-    expect(error).toMatchObject({ constructor: TollgateUnavailable, outcomeUnknown: true, description: 'Tollgate did not answer in time; the request may have been carried out' });
+    expect(error).toMatchObject({
+      constructor: TollgateUnavailable,
+      outcomeUnknown: true,
+      description: 'Tollgate did not answer in time; the request may have been carried out',
+    });
     expect(Date.now() - started).toBeLessThan(900);
     expect(server.seen).toHaveLength(1);
   });
 
   it('refuses bad retry settings at construction, naming the field', () => {
-    expect(() => new TollgateClient({ url: 'http://127.0.0.1:1', tokenSource: () => 'a.b.c', retry: { maxAttempts: 0 } })).toThrow(/retry\.maxAttempts/);
-    expect(() => new TollgateClient({ url: 'http://127.0.0.1:1', tokenSource: () => 'a.b.c', retry: { baseDelayMs: -1 } })).toThrow(/retry\.baseDelayMs/);
+    expect(() => new TollgateClient({ url: 'http://127.0.0.1:1', tokenSource: () => 'a.b.c', retry: { maxAttempts: 0 } })).toThrow(
+      /retry\.maxAttempts/,
+    );
+    expect(() => new TollgateClient({ url: 'http://127.0.0.1:1', tokenSource: () => 'a.b.c', retry: { baseDelayMs: -1 } })).toThrow(
+      /retry\.baseDelayMs/,
+    );
     expect(() => new TollgateClient({ url: 'ftp://x', tokenSource: () => 'a.b.c' })).toThrow(/^url/);
   });
 });
 
 describe('workload authentication', () => {
   it('signs assertions for the issuer named in the metadata document and reuses them', async () => {
-    const { server, client } = await setUp([{ status: 201, body: { task_id: TASK_ID, workload_id: 'chatbot', intent: 'order_status', subject: 'user-42', state: 'active', created_at: '2026-11-27T03:00:00.000Z', expires_at: '2026-11-27T03:30:00.000Z', ended_at: null, end_reason: null } }], { issuer: 'https://tollgate.acme.test' });
+    const { server, client } = await setUp(
+      [
+        {
+          status: 201,
+          body: {
+            task_id: TASK_ID,
+            workload_id: 'chatbot',
+            intent: 'order_status',
+            subject: 'user-42',
+            state: 'active',
+            created_at: '2026-11-27T03:00:00.000Z',
+            expires_at: '2026-11-27T03:30:00.000Z',
+            ended_at: null,
+            end_reason: null,
+          },
+        },
+      ],
+      { issuer: 'https://tollgate.acme.test' },
+    );
     const task = await client.openTask({ intent: 'order_status', subject: 'user-42' });
     await client.openTask({ intent: 'order_status', subject: 'user-42', ttl: 60 });
     expect(task).toMatchObject({ id: TASK_ID, intent: 'order_status' });
@@ -177,14 +241,21 @@ describe('workload authentication', () => {
 describe('withCredential', () => {
   it('revokes the credential after the callback by default, also when it throws', async () => {
     const { server, task } = await setUp([issued, { status: 200, body: {} }, issued, { status: 200, body: {} }]);
-    const result = await task.withCredential({ boundary: 'crm-orders', action: 'orders:read' }, (credential) => credential.headers('GET', 'https://crm.acme.test/orders/1'));
+    const result = await task.withCredential({ boundary: 'crm-orders', action: 'orders:read' }, (credential) =>
+      credential.headers('GET', 'https://crm.acme.test/orders/1'),
+    );
     expect(result).toEqual({ authorization: 'Bearer header.payload.signature' });
     await expect(
       task.withCredential({ boundary: 'crm-orders', action: 'orders:read' }, () => {
         throw new Error('tool failed');
       }),
     ).rejects.toThrow('tool failed');
-    expect(server.seen.map((request) => request.url)).toEqual([`/v1/tasks/${TASK_ID}/credentials`, '/oauth2/revoke', `/v1/tasks/${TASK_ID}/credentials`, '/oauth2/revoke']);
+    expect(server.seen.map((request) => request.url)).toEqual([
+      `/v1/tasks/${TASK_ID}/credentials`,
+      '/oauth2/revoke',
+      `/v1/tasks/${TASK_ID}/credentials`,
+      '/oauth2/revoke',
+    ]);
   });
 
   it('keeps the credential with revokeAfter: false, and reports a failed revocation without hiding the result', async () => {
@@ -192,11 +263,20 @@ describe('withCredential', () => {
     await kept.task.withCredential({ boundary: 'crm-orders', action: 'orders:read' }, () => 'ok', { revokeAfter: false });
     expect(kept.server.seen).toHaveLength(1);
 
-    const server = await scriptedServer([issued, { status: 400, body: { error: 'invalid_request', error_description: 'token: is required' } }]);
+    const server = await scriptedServer([
+      issued,
+      { status: 400, body: { error: 'invalid_request', error_description: 'token: is required' } },
+    ]);
     servers.push(server);
     const failures: string[] = [];
-    const client = new TollgateClient({ url: server.url, tokenSource: () => 'a.b.c', onRevokeError: (error, leaseId) => failures.push(`${leaseId} ${error.code}`) });
-    await expect(client.task(TASK_ID).withCredential({ boundary: 'crm-orders', action: 'orders:read' }, () => 'result')).resolves.toBe('result');
+    const client = new TollgateClient({
+      url: server.url,
+      tokenSource: () => 'a.b.c',
+      onRevokeError: (error, leaseId) => failures.push(`${leaseId} ${error.code}`),
+    });
+    await expect(client.task(TASK_ID).withCredential({ boundary: 'crm-orders', action: 'orders:read' }, () => 'result')).resolves.toBe(
+      'result',
+    );
     expect(failures).toEqual([`${CREDENTIAL.lease_id} invalid_request`]);
   });
 });

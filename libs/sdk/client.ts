@@ -141,12 +141,19 @@ export class TollgateClient {
     else throw new TypeError('tokenSource: a registered key or a function returning the workload JWT is required');
     const timeoutMs = options.timeoutMs ?? 10_000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError('timeoutMs: must be a positive number');
-    this.transport = new Transport({ fetch: options.fetch ?? globalThis.fetch, timeoutMs, retry: retryOptions(options.retry), traceHeaders: traceHeadersOf(options.traceparent) });
+    this.transport = new Transport({
+      fetch: options.fetch ?? globalThis.fetch,
+      timeoutMs,
+      retry: retryOptions(options.retry),
+      traceHeaders: traceHeadersOf(options.traceparent),
+    });
     if (options.dpop === true) this.dpopKey = generateDpopKey().then((key) => new DpopProver(key));
     else if (options.dpop) this.dpopKey = Promise.resolve(new DpopProver(options.dpop));
     if (options.audience !== undefined) this.audience = Promise.resolve(options.audience);
     this.onRevokeError =
-      options.onRevokeError ?? ((error, leaseId) => process.emitWarning(`revoking lease ${leaseId} failed (${error.code}); it expires by its TTL`, 'TollgateWarning'));
+      options.onRevokeError ??
+      ((error, leaseId) =>
+        process.emitWarning(`revoking lease ${leaseId} failed (${error.code}); it expires by its TTL`, 'TollgateWarning'));
   }
 
   /** Opens a task: one user journey with its intent and end user. */
@@ -221,7 +228,8 @@ export class TollgateClient {
       replaySafe,
     };
     const response = await this.transport.send(request);
-    if (response.status < 200 || response.status >= 300) throw errorFromResponse(response.status, response.body as ErrorBody, response.retryAfterMs);
+    if (response.status < 200 || response.status >= 300)
+      throw errorFromResponse(response.status, response.body as ErrorBody, response.retryAfterMs);
     return response.body ?? {};
   }
 
@@ -229,7 +237,10 @@ export class TollgateClient {
   revokeQuietly(credential: Credential): Promise<void> {
     if (credential.accessToken === undefined) return Promise.resolve();
     return this.revoke(credential.accessToken).catch((error: unknown) => {
-      this.onRevokeError(error instanceof TollgateError ? error : new TollgateError('revoke_failed', 0, 'revocation failed'), credential.leaseId);
+      this.onRevokeError(
+        error instanceof TollgateError ? error : new TollgateError('revoke_failed', 0, 'revocation failed'),
+        credential.leaseId,
+      );
     });
   }
 
@@ -285,7 +296,7 @@ export class TollgateClient {
       async headers(method: string, url: string): Promise<Record<string, string>> {
         if (accessToken === undefined) throw new TypeError(`a ${String(raw.kind)} credential carries no access token`);
         if (tokenType?.toLowerCase() === 'dpop') {
-          if (!prover) throw new TypeError('a DPoP-bound token needs the client\'s dpop key');
+          if (!prover) throw new TypeError("a DPoP-bound token needs the client's dpop key");
           return { authorization: `DPoP ${accessToken}`, dpop: await prover.proof(method, url, { accessToken }) };
         }
         return { authorization: `Bearer ${accessToken}` };

@@ -53,11 +53,19 @@ describe('DPoP proofs (RFC 9449)', () => {
 
 describe('the client with dpop', () => {
   it('sends a fresh proof on each credential request attempt, bound to the same key, and none elsewhere', async () => {
-    const server = await scriptedServer([{ status: 503, body: { error: 'temporarily_unavailable', error_description: 'x' } }, { status: 201, body: { ...CREDENTIAL, credential: { ...CREDENTIAL.credential, token_type: 'DPoP' } } }, { status: 200, body: {} }]);
+    const server = await scriptedServer([
+      { status: 503, body: { error: 'temporarily_unavailable', error_description: 'x' } },
+      { status: 201, body: { ...CREDENTIAL, credential: { ...CREDENTIAL.credential, token_type: 'DPoP' } } },
+      { status: 200, body: {} },
+    ]);
     servers.push(server);
     const key = await generateDpopKey('EdDSA');
     const client = new TollgateClient({ url: server.url, tokenSource: () => 'a.b.c', dpop: key, retry: { baseDelayMs: 1 } });
-    const headers = await client.task(TASK_ID).withCredential({ boundary: 'crm-orders', action: 'orders:read' }, (credential) => credential.headers('GET', 'https://crm.acme.test/orders/1001?verbose=1'));
+    const headers = await client
+      .task(TASK_ID)
+      .withCredential({ boundary: 'crm-orders', action: 'orders:read' }, (credential) =>
+        credential.headers('GET', 'https://crm.acme.test/orders/1001?verbose=1'),
+      );
 
     const [first, second, revoke] = server.seen;
     const proofs = [first!.headers.dpop as string, second!.headers.dpop as string];
@@ -73,7 +81,11 @@ describe('the client with dpop', () => {
     // Presenting a DPoP-bound token to the tool: the DPoP scheme and a proof with ath.
     expect(headers.authorization).toBe('DPoP header.payload.signature');
     const toTool = await verifyProof(headers.dpop!);
-    expect(toTool.payload).toMatchObject({ htm: 'GET', htu: 'https://crm.acme.test/orders/1001', ath: createHash('sha256').update('header.payload.signature').digest('base64url') });
+    expect(toTool.payload).toMatchObject({
+      htm: 'GET',
+      htu: 'https://crm.acme.test/orders/1001',
+      ath: createHash('sha256').update('header.payload.signature').digest('base64url'),
+    });
   });
 
   it('generates a key with dpop: true, and answers a use_dpop_nonce refusal once with the nonce', async () => {

@@ -34,7 +34,8 @@ export class DpopProver {
     const jwk: JWK = {};
     for (const member of PUBLIC_MEMBERS) if (key.publicJwk[member] !== undefined) jwk[member] = key.publicJwk[member];
     this.publicJwk = jwk;
-    const alg = key.alg ?? (jwk.kty === 'OKP' && jwk.crv === 'Ed25519' ? 'EdDSA' : jwk.kty === 'EC' && jwk.crv === 'P-256' ? 'ES256' : undefined);
+    const alg =
+      key.alg ?? (jwk.kty === 'OKP' && jwk.crv === 'Ed25519' ? 'EdDSA' : jwk.kty === 'EC' && jwk.crv === 'P-256' ? 'ES256' : undefined);
     if (!alg) throw new TypeError('dpop.publicJwk: only Ed25519 (OKP) and P-256 (EC) keys are supported');
     this.alg = alg;
   }

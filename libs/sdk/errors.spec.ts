@@ -13,10 +13,22 @@ import {
 
 describe('errorFromResponse', () => {
   it('maps a refusal to AccessDenied with its reasons and decision id', () => {
-    const error = errorFromResponse(403, { error: 'access_denied', error_description: 'the tool boundary does not serve the task\'s intent', reasons: ['intent_mismatch'], decision_id: 'd-1' });
+    const error = errorFromResponse(403, {
+      error: 'access_denied',
+      error_description: "the tool boundary does not serve the task's intent",
+      reasons: ['intent_mismatch'],
+      decision_id: 'd-1',
+    });
     expect(error).toBeInstanceOf(AccessDenied);
     expect(error).toBeInstanceOf(TollgateError);
-    expect(error).toMatchObject({ code: 'access_denied', status: 403, reasons: ['intent_mismatch'], decisionId: 'd-1', description: 'the tool boundary does not serve the task\'s intent', name: 'AccessDenied' });
+    expect(error).toMatchObject({
+      code: 'access_denied',
+      status: 403,
+      reasons: ['intent_mismatch'],
+      decisionId: 'd-1',
+      description: "the tool boundary does not serve the task's intent",
+      name: 'AccessDenied',
+    });
   });
 
   it('maps a 202 pending approval to ApprovalPending carrying the approval id', () => {
@@ -26,17 +38,28 @@ describe('errorFromResponse', () => {
   });
 
   it('maps task_not_active to TaskNotActive, from a 409 change and from a 403 refusal alike', () => {
-    const changed = errorFromResponse(409, { error: 'invalid_request', error_description: 'the task is completed, not active', reasons: ['task_not_active'] });
+    const changed = errorFromResponse(409, {
+      error: 'invalid_request',
+      error_description: 'the task is completed, not active',
+      reasons: ['task_not_active'],
+    });
     expect(changed).toBeInstanceOf(TaskNotActive);
     expect(changed).toMatchObject({ status: 409, reasons: ['task_not_active'], decisionId: undefined });
-    const refused = errorFromResponse(403, { error: 'access_denied', error_description: 'the task is not active', reasons: ['task_not_active'], decision_id: 'd-2' });
+    const refused = errorFromResponse(403, {
+      error: 'access_denied',
+      error_description: 'the task is not active',
+      reasons: ['task_not_active'],
+      decision_id: 'd-2',
+    });
     expect(refused).toBeInstanceOf(TaskNotActive);
     expect(refused).not.toBeInstanceOf(AccessDenied);
     expect(refused).toMatchObject({ status: 403, decisionId: 'd-2' });
   });
 
   it('maps 401, 404, 400, 413, 415', () => {
-    expect(errorFromResponse(401, { error: 'invalid_client', error_description: 'workload authentication failed: the assertion has expired' })).toBeInstanceOf(InvalidClient);
+    expect(
+      errorFromResponse(401, { error: 'invalid_client', error_description: 'workload authentication failed: the assertion has expired' }),
+    ).toBeInstanceOf(InvalidClient);
     expect(errorFromResponse(404, { error: 'not_found', error_description: 'no such task' })).toBeInstanceOf(NotFound);
     const invalid = errorFromResponse(400, { error: 'invalid_request', error_description: 'unknown field "colour"', field: 'colour' });
     expect(invalid).toBeInstanceOf(InvalidRequest);
@@ -46,7 +69,11 @@ describe('errorFromResponse', () => {
   });
 
   it('maps 503, 429 and other 5xx to TollgateUnavailable with the Retry-After delay', () => {
-    const unavailable = errorFromResponse(503, { error: 'temporarily_unavailable', error_description: 'the database is not available; try again shortly' }, 1000);
+    const unavailable = errorFromResponse(
+      503,
+      { error: 'temporarily_unavailable', error_description: 'the database is not available; try again shortly' },
+      1000,
+    );
     expect(unavailable).toBeInstanceOf(TollgateUnavailable);
     expect(unavailable).toMatchObject({ code: 'temporarily_unavailable', retryAfterMs: 1000, outcomeUnknown: false });
     expect(errorFromResponse(429, undefined)).toMatchObject({ code: 'too_many_requests', status: 429 });

@@ -126,7 +126,8 @@ export function errorFromResponse(status: number, body: ErrorBody | undefined, r
   if (status === 404 || code === 'not_found') return new NotFound(description);
   if (status === 429 || status >= 500) return new TollgateUnavailable(description, status, retryAfterMs);
   if (status >= 400 && status < 500) {
-    if (code === undefined || code === 'invalid_request') return new InvalidRequest(description, status, typeof body?.field === 'string' ? body.field : undefined);
+    if (code === undefined || code === 'invalid_request')
+      return new InvalidRequest(description, status, typeof body?.field === 'string' ? body.field : undefined);
     return new TollgateError(code, status, description);
   }
   return new TollgateError(code ?? 'unexpected_response', status, `unexpected HTTP ${status} from Tollgate`);

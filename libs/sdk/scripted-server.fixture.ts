@@ -33,7 +33,10 @@ export async function scriptedServer(steps: Step[], issuer?: string) {
         request.socket.destroy();
         return;
       }
-      const answer = () => response.writeHead(step.status, { 'content-type': 'application/json', ...step.headers }).end(step.body === undefined ? '' : JSON.stringify(step.body));
+      const answer = () =>
+        response
+          .writeHead(step.status, { 'content-type': 'application/json', ...step.headers })
+          .end(step.body === undefined ? '' : JSON.stringify(step.body));
       if (step.delayMs) setTimeout(answer, step.delayMs).unref();
       else answer();
     });

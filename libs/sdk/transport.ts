@@ -53,7 +53,8 @@ export function retryOptions(retry: RetryOptions | false | undefined): Required<
   for (const [name, value] of Object.entries(merged)) {
     if (!Number.isFinite(value) || value < 0) throw new TypeError(`retry.${name}: must be a non-negative number`);
   }
-  if (!Number.isInteger(merged.maxAttempts) || merged.maxAttempts < 1) throw new TypeError('retry.maxAttempts: must be an integer of at least 1');
+  if (!Number.isInteger(merged.maxAttempts) || merged.maxAttempts < 1)
+    throw new TypeError('retry.maxAttempts: must be an integer of at least 1');
   return merged;
 }
 

@@ -9,7 +9,12 @@ describe('AssertionMinter', () => {
     const { privateKey, publicKey } = await generateKeyPair('EdDSA');
     const minter = new AssertionMinter({ workloadId: 'spiffe://acme.test/chatbot', privateKey, kid: 'k1', alg: 'EdDSA' });
     const token = await minter.token(AUD);
-    const { payload, protectedHeader } = await jwtVerify(token, publicKey, { issuer: 'spiffe://acme.test/chatbot', subject: 'spiffe://acme.test/chatbot', audience: AUD, algorithms: ['EdDSA'] });
+    const { payload, protectedHeader } = await jwtVerify(token, publicKey, {
+      issuer: 'spiffe://acme.test/chatbot',
+      subject: 'spiffe://acme.test/chatbot',
+      audience: AUD,
+      algorithms: ['EdDSA'],
+    });
     expect(protectedHeader).toMatchObject({ alg: 'EdDSA', kid: 'k1', typ: 'JWT' });
     expect(payload.exp! - payload.iat!).toBe(120);
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(300);

@@ -38,7 +38,8 @@ export class AssertionMinter {
     private readonly key: RegisteredKey,
     private readonly now: () => number = Date.now,
   ) {
-    if (typeof key.workloadId !== 'string' || key.workloadId.length === 0) throw new TypeError('tokenSource.workloadId: a workload id is required');
+    if (typeof key.workloadId !== 'string' || key.workloadId.length === 0)
+      throw new TypeError('tokenSource.workloadId: a workload id is required');
     if (typeof key.kid !== 'string' || key.kid.length === 0) throw new TypeError('tokenSource.kid: the registered key id is required');
     if (key.alg !== 'EdDSA' && key.alg !== 'ES256') throw new TypeError('tokenSource.alg: must be "EdDSA" or "ES256"');
     this.lifetime = key.lifetime ?? 120;

@@ -114,10 +114,9 @@ export class TaskStore {
   }
 
   async events(id: string, sql: Sql = this.sql): Promise<TaskEvent[]> {
-    const { rows } = await sql.query<TaskEvent>(
-      'SELECT id, kind, intent, reason, at FROM task_events WHERE task_id = $1 ORDER BY id',
-      [id],
-    );
+    const { rows } = await sql.query<TaskEvent>('SELECT id, kind, intent, reason, at FROM task_events WHERE task_id = $1 ORDER BY id', [
+      id,
+    ]);
     return rows.map((row) => ({ ...row, at: new Date(row.at) }));
   }
 

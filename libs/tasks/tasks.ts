@@ -83,7 +83,12 @@ export class Tasks<L = never> {
         actor: `workload:${workloadId}`,
         taskId: task.id,
         // The context's keys only: its values are the bot's to tell, and may be personal.
-        data: { intent: task.intent, subject: task.subject, context_keys: Object.keys(task.context), expires_at: task.expiresAt.toISOString() },
+        data: {
+          intent: task.intent,
+          subject: task.subject,
+          context_keys: Object.keys(task.context),
+          expires_at: task.expiresAt.toISOString(),
+        },
       });
       return task;
     });
@@ -101,33 +106,46 @@ export class Tasks<L = never> {
    * checked against the new intent. Reporting the same intent again changes nothing.
    */
   async changeIntent(workloadId: string, taskId: string, intent: string): Promise<{ task: Task; revokedLeases: string[] }> {
-    return thenForget(() => this.db.transaction(async (tx) => {
-      const task = await this.owned(tx, workloadId, taskId);
-      if (task.intent === intent) return { task, revokedLeases: [] };
-      const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'journey_changed', `workload:${workloadId}`);
-      const changed = await this.tasks.setIntent(tx, taskId, intent);
-      await appendAudit(tx, {
-        kind: 'task.intent_changed',
-        actor: `workload:${workloadId}`,
-        taskId,
-        data: { from: task.intent, to: intent, revoked_leases: revokedLeases.length },
-      });
-      return { task: changed, revokedLeases };
-    }), () => this.changed(taskId));
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          const task = await this.owned(tx, workloadId, taskId);
+          if (task.intent === intent) return { task, revokedLeases: [] };
+          const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'journey_changed', `workload:${workloadId}`);
+          const changed = await this.tasks.setIntent(tx, taskId, intent);
+          await appendAudit(tx, {
+            kind: 'task.intent_changed',
+            actor: `workload:${workloadId}`,
+            taskId,
+            data: { from: task.intent, to: intent, revoked_leases: revokedLeases.length },
+          });
+          return { task: changed, revokedLeases };
+        }),
+      () => this.changed(taskId),
+    );
   }
 
   /** Completing twice is harmless; completing an ended task is not. */
   async complete(workloadId: string, taskId: string): Promise<{ task: Task; revokedLeases: string[] }> {
-    return thenForget(() => this.db.transaction(async (tx) => {
-      const task = await this.tasks.lock(tx, taskId);
-      if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
-      if (task.state === 'completed') return { task, revokedLeases: [] };
-      if (task.state !== 'active') throw new TaskNotActive(task.state);
-      const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'task_completed', `workload:${workloadId}`);
-      const completed = await this.tasks.end(tx, taskId, 'completed', 'task_completed');
-      await appendAudit(tx, { kind: 'task.completed', actor: `workload:${workloadId}`, taskId, data: { revoked_leases: revokedLeases.length } });
-      return { task: completed, revokedLeases };
-    }), () => this.changed(taskId));
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          const task = await this.tasks.lock(tx, taskId);
+          if (!task || task.workloadId !== workloadId) throw new NotFound('no such task');
+          if (task.state === 'completed') return { task, revokedLeases: [] };
+          if (task.state !== 'active') throw new TaskNotActive(task.state);
+          const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'task_completed', `workload:${workloadId}`);
+          const completed = await this.tasks.end(tx, taskId, 'completed', 'task_completed');
+          await appendAudit(tx, {
+            kind: 'task.completed',
+            actor: `workload:${workloadId}`,
+            taskId,
+            data: { revoked_leases: revokedLeases.length },
+          });
+          return { task: completed, revokedLeases };
+        }),
+      () => this.changed(taskId),
+    );
   }
 
   /**
@@ -135,20 +153,24 @@ export class Tasks<L = never> {
    * already ended is left as it is (revoking twice is harmless), and `revokedLeases` is empty.
    */
   async revoke(taskId: string, actor: string, comment?: string): Promise<{ task: Task; revokedLeases: string[] }> {
-    return thenForget(() => this.db.transaction(async (tx) => {
-      const task = await this.tasks.lock(tx, taskId);
-      if (!task) throw new NotFound('no such task');
-      if (task.state !== 'active') return { task, revokedLeases: [] };
-      const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'task_revoked', actor);
-      const revoked = await this.tasks.end(tx, taskId, 'revoked', 'revoked_by_admin');
-      await appendAudit(tx, {
-        kind: 'task.revoked',
-        actor,
-        taskId,
-        data: { revoked_leases: revokedLeases.length, ...(comment === undefined ? {} : { comment }) },
-      });
-      return { task: revoked, revokedLeases };
-    }), () => this.changed(taskId));
+    return thenForget(
+      () =>
+        this.db.transaction(async (tx) => {
+          const task = await this.tasks.lock(tx, taskId);
+          if (!task) throw new NotFound('no such task');
+          if (task.state !== 'active') return { task, revokedLeases: [] };
+          const revokedLeases = await this.revocation.revokeTaskLeases(tx, taskId, 'task_revoked', actor);
+          const revoked = await this.tasks.end(tx, taskId, 'revoked', 'revoked_by_admin');
+          await appendAudit(tx, {
+            kind: 'task.revoked',
+            actor,
+            taskId,
+            data: { revoked_leases: revokedLeases.length, ...(comment === undefined ? {} : { comment }) },
+          });
+          return { task: revoked, revokedLeases };
+        }),
+      () => this.changed(taskId),
+    );
   }
 
   private async owned(tx: Sql, workloadId: string, taskId: string): Promise<Task> {

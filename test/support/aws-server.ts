@@ -30,10 +30,7 @@ export interface AwsTestServer {
   close(): Promise<void>;
 }
 
-export type Fault =
-  | { kind: 'status'; status: number; code: string }
-  | { kind: 'throttle' }
-  | { kind: 'hang'; ms: number };
+export type Fault = { kind: 'status'; status: number; code: string } | { kind: 'throttle' } | { kind: 'hang'; ms: number };
 
 export interface ReceivedRequest {
   service: 'sts' | 'iam';
@@ -81,7 +78,9 @@ export async function startAwsServer(): Promise<AwsTestServer> {
       const session = state.sessions.get(accessKeyId);
       if (!session) throw new Error('no such session');
       for (const text of state.roles.get(session.roleName)?.inline.values() ?? []) {
-        const document = JSON.parse(text) as { Statement: { Effect: string; Condition?: Record<string, Record<string, string | string[]>> }[] };
+        const document = JSON.parse(text) as {
+          Statement: { Effect: string; Condition?: Record<string, Record<string, string | string[]>> }[];
+        };
         for (const statement of document.Statement) {
           if (statement.Effect !== 'Deny') continue;
           if (statementMatches(statement.Condition ?? {}, session)) return true;
@@ -106,9 +105,10 @@ export async function startAwsServer(): Promise<AwsTestServer> {
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
     // SigV4: the scope names the key, date, region and service; a real service refuses anything else.
-    const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([a-z0-9-]+)\/(sts|iam)\/aws4_request, ?SignedHeaders=[a-z0-9;-]+, ?Signature=[0-9a-f]{64}$/.exec(
-      String(request.headers.authorization ?? ''),
-    );
+    const auth =
+      /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([a-z0-9-]+)\/(sts|iam)\/aws4_request, ?SignedHeaders=[a-z0-9;-]+, ?Signature=[0-9a-f]{64}$/.exec(
+        String(request.headers.authorization ?? ''),
+      );
     if (request.method !== 'POST' || !auth || !request.headers['x-amz-date']) {
       return send(response, 403, 'sts', error('Sender', 'MissingAuthenticationToken', 'Request is missing Authentication Token'));
     }
@@ -132,7 +132,13 @@ export async function startAwsServer(): Promise<AwsTestServer> {
     }
 
     const version = service === 'sts' ? '2011-06-15' : '2010-05-08';
-    if (params.Version !== version) return send(response, 400, service, error('Sender', 'InvalidAction', `Could not find operation ${action} for version ${params.Version}`));
+    if (params.Version !== version)
+      return send(
+        response,
+        400,
+        service,
+        error('Sender', 'InvalidAction', `Could not find operation ${action} for version ${params.Version}`),
+      );
     if (service === 'sts' && action === 'AssumeRole') return assumeRole(params, response);
     if (service === 'iam' && action === 'GetRolePolicy') return getRolePolicy(params, response);
     if (service === 'iam' && action === 'PutRolePolicy') return putRolePolicy(params, response);
@@ -143,20 +149,27 @@ export async function startAwsServer(): Promise<AwsTestServer> {
   function assumeRole(params: Record<string, string>, response: ServerResponse): void {
     const invalid = (message: string) => send(response, 400, 'sts', error('Sender', 'ValidationError', message));
     const arn = /^arn:aws:iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]+)$/.exec(params.RoleArn ?? '');
-    if (!arn) return invalid('1 validation error detected: Value at \'roleArn\' failed to satisfy constraint');
+    if (!arn) return invalid("1 validation error detected: Value at 'roleArn' failed to satisfy constraint");
     const roleName = arn[2]!;
-    if (!NAME.test(params.RoleSessionName ?? '')) return invalid("1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint");
+    if (!NAME.test(params.RoleSessionName ?? ''))
+      return invalid("1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint");
     if (params.SourceIdentity !== undefined && !NAME.test(params.SourceIdentity)) {
       return invalid("1 validation error detected: Value at 'sourceIdentity' failed to satisfy constraint");
     }
     const duration = params.DurationSeconds === undefined ? 3600 : Number(params.DurationSeconds);
     if (!Number.isInteger(duration) || duration < 900 || duration > 43_200) {
-      return invalid(`1 validation error detected: Value '${params.DurationSeconds}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900`);
+      return invalid(
+        `1 validation error detected: Value '${params.DurationSeconds}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900`,
+      );
     }
     const policy = params.Policy;
     if (policy !== undefined) {
-      if (policy.length > 2048) return invalid("1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to 2048");
-      if (!/^[\u0009\u000a\u000d\u0020-\u00ff]+$/.test(policy)) return invalid("Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern");
+      if (policy.length > 2048)
+        return invalid(
+          "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to 2048",
+        );
+      if (!/^[\u0009\u000a\u000d\u0020-\u00ff]+$/.test(policy))
+        return invalid("Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern");
       try {
         JSON.parse(policy);
       } catch {
@@ -167,19 +180,33 @@ export async function startAwsServer(): Promise<AwsTestServer> {
     for (let i = 1; params[`Tags.member.${i}.Key`] !== undefined; i++) {
       const key = params[`Tags.member.${i}.Key`]!;
       const value = params[`Tags.member.${i}.Value`] ?? '';
-      if (!TAG_KEY.test(key) || !TAG_VALUE.test(value)) return invalid(`1 validation error detected: Value at 'tags.${i}.member' failed to satisfy constraint`);
+      if (!TAG_KEY.test(key) || !TAG_VALUE.test(value))
+        return invalid(`1 validation error detected: Value at 'tags.${i}.member' failed to satisfy constraint`);
       if (key.toLowerCase() in Object.fromEntries(Object.keys(tags).map((k) => [k.toLowerCase(), 1]))) {
         return invalid('Duplicate tag keys found. Please note that Tag keys are case insensitive.');
       }
       tags[key] = value;
     }
-    if (Object.keys(tags).length > 50) return invalid("1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50");
+    if (Object.keys(tags).length > 50)
+      return invalid(
+        "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50",
+      );
     if (JSON.stringify(tags).length + (policy?.length ?? 0) > 2500) {
-      return send(response, 400, 'sts', error('Sender', 'PackedPolicyTooLarge', 'Packed size of the session policies and session tags is too large.'));
+      return send(
+        response,
+        400,
+        'sts',
+        error('Sender', 'PackedPolicyTooLarge', 'Packed size of the session policies and session tags is too large.'),
+      );
     }
     const role = state.roles.get(roleName);
     if (!role || arn[1] !== ACCOUNT || (role.externalId !== undefined && role.externalId !== params.ExternalId)) {
-      return send(response, 403, 'sts', error('Sender', 'AccessDenied', `User is not authorized to perform: sts:AssumeRole on resource: ${params.RoleArn}`));
+      return send(
+        response,
+        403,
+        'sts',
+        error('Sender', 'AccessDenied', `User is not authorized to perform: sts:AssumeRole on resource: ${params.RoleArn}`),
+      );
     }
     const issuedAt = Math.floor(Date.now() / 1000) * 1000;
     const session: IssuedSession = {
@@ -260,12 +287,22 @@ export async function startAwsServer(): Promise<AwsTestServer> {
     let total = size(document);
     for (const [name, other] of role.inline) if (name !== params.PolicyName) total += size(other);
     if (total > ROLE_INLINE_LIMIT) {
-      return send(response, 409, 'iam', error('Sender', 'LimitExceeded', `Maximum policy size of ${ROLE_INLINE_LIMIT} bytes exceeded for role ${params.RoleName}`));
+      return send(
+        response,
+        409,
+        'iam',
+        error('Sender', 'LimitExceeded', `Maximum policy size of ${ROLE_INLINE_LIMIT} bytes exceeded for role ${params.RoleName}`),
+      );
     }
     role.inline.set(params.PolicyName!, document);
-    send(response, 200, 'iam', `<PutRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
+    send(
+      response,
+      200,
+      'iam',
+      `<PutRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
   <ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata>
-</PutRolePolicyResponse>`);
+</PutRolePolicyResponse>`,
+    );
   }
 
   function deleteRolePolicy(params: Record<string, string>, response: ServerResponse): void {
@@ -274,9 +311,14 @@ export async function startAwsServer(): Promise<AwsTestServer> {
     if (!role.inline.delete(params.PolicyName ?? '')) {
       return send(response, 404, 'iam', error('Sender', 'NoSuchEntity', `The role policy with name ${params.PolicyName} cannot be found.`));
     }
-    send(response, 200, 'iam', `<DeleteRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
+    send(
+      response,
+      200,
+      'iam',
+      `<DeleteRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
   <ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata>
-</DeleteRolePolicyResponse>`);
+</DeleteRolePolicyResponse>`,
+    );
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -316,7 +358,10 @@ function error(type: 'Sender' | 'Receiver', code: string, message: string): stri
 
 function send(response: ServerResponse, status: number, service: 'sts' | 'iam', body: string): void {
   const namespaced = body.startsWith('<ErrorResponse>')
-    ? body.replace('<ErrorResponse>', `<ErrorResponse xmlns="https://${service}.amazonaws.com/doc/${service === 'sts' ? '2011-06-15' : '2010-05-08'}/">`)
+    ? body.replace(
+        '<ErrorResponse>',
+        `<ErrorResponse xmlns="https://${service}.amazonaws.com/doc/${service === 'sts' ? '2011-06-15' : '2010-05-08'}/">`,
+      )
     : body;
   response.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': randomUUID() });
   response.end(namespaced);

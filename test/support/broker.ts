@@ -51,7 +51,12 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
   const port = await freePort();
   env.PORT = String(port);
   const config = loadBrokerConfig(env);
-  const app = await createApp(config, { clock: options.clock, sweep: options.sweep ?? false, keyTimings: options.keyTimings, outboxTimings: options.outboxTimings });
+  const app = await createApp(config, {
+    clock: options.clock,
+    sweep: options.sweep ?? false,
+    keyTimings: options.keyTimings,
+    outboxTimings: options.outboxTimings,
+  });
   await app.app.listen({ port, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${port}`;
   const broker: TestBroker = {
@@ -61,7 +66,8 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
     db,
     app,
     stop: () => app.close(),
-    restart: async (extra = {}) => startBroker({ ...options, db, env: { ...options.env, TOLLGATE_ADMIN_KEY: adminKey, TOLLGATE_KEK: kek, ...extra } }),
+    restart: async (extra = {}) =>
+      startBroker({ ...options, db, env: { ...options.env, TOLLGATE_ADMIN_KEY: adminKey, TOLLGATE_KEK: kek, ...extra } }),
     close: async () => {
       await app.close().catch(() => {});
       await db.drop();

@@ -28,7 +28,8 @@ export function postgresReachable(): Promise<boolean> {
       await client.query('SELECT 1');
       return true;
     } catch (error) {
-      if (process.env.CI === 'true') throw new Error(`CI=true but PostgreSQL at ${SERVER} is not reachable: ${String(error)}`);
+      if (process.env.CI === 'true')
+        throw new Error(`CI=true but PostgreSQL at ${SERVER} is not reachable: ${String(error)}`, { cause: error });
       return false;
     } finally {
       await client.end().catch(() => {});

@@ -10,7 +10,10 @@ export interface IssuerKey {
   publicJwk: JWK;
 }
 
-export async function issuerKey(alg: IssuerKey['alg'], kid = `${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 10)}`): Promise<IssuerKey> {
+export async function issuerKey(
+  alg: IssuerKey['alg'],
+  kid = `${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 10)}`,
+): Promise<IssuerKey> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
   return { alg, kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
 }

@@ -93,7 +93,14 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
     data: null,
     wrap_info: null,
     warnings: null,
-    auth: { client_token: token, accessor: randomUUID(), policies: ['tollgate'], token_policies: ['tollgate'], lease_duration: ttl, renewable: true },
+    auth: {
+      client_token: token,
+      accessor: randomUUID(),
+      policies: ['tollgate'],
+      token_policies: ['tollgate'],
+      lease_duration: ttl,
+      renewable: true,
+    },
   });
   /** Vault wraps any answer when the request carries X-Vault-Wrap-TTL: the answer is stored, a token returned. */
   const answer = (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, path: string) => {
@@ -142,7 +149,8 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
 
     if (method === 'POST' && path.match(/^auth\/[^/]+\/login$/)) {
       if (path === 'auth/approle/login') {
-        if (body.role_id !== vault.approle.roleId || body.secret_id !== vault.approle.secretId) return errors(res, 400, 'invalid role or secret ID');
+        if (body.role_id !== vault.approle.roleId || body.secret_id !== vault.approle.secretId)
+          return errors(res, 400, 'invalid role or secret ID');
       } else if (path === 'auth/kubernetes/login') {
         if (body.role !== vault.kubernetes.role || body.jwt !== vault.kubernetes.jwt) return errors(res, 403, 'permission denied');
       } else return errors(res, 404, 'no handler for route');
@@ -151,7 +159,13 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
 
     // A wrapping token is its own authentication, for unwrapping only (and only once).
     const presented = req.headers['x-vault-token'];
-    if (method === 'POST' && path === 'sys/wrapping/unwrap' && typeof presented === 'string' && wrapped.has(presented) && body.token === undefined) {
+    if (
+      method === 'POST' &&
+      path === 'sys/wrapping/unwrap' &&
+      typeof presented === 'string' &&
+      wrapped.has(presented) &&
+      body.token === undefined
+    ) {
       const inside = wrapped.get(presented);
       wrapped.delete(presented);
       return send(res, 200, inside);
@@ -162,7 +176,10 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
 
     if (method === 'GET' && path === 'auth/token/lookup-self') {
       const left = token.ttl === 0 ? 0 : Math.max(0, Math.round(token.ttl - (Date.now() - token.issuedAt) / 1000));
-      return send(res, 200, { request_id: randomUUID(), data: { ttl: left, creation_ttl: token.ttl, renewable: token.renewable, policies: ['root'] } });
+      return send(res, 200, {
+        request_id: randomUUID(),
+        data: { ttl: left, creation_ttl: token.ttl, renewable: token.renewable, policies: ['root'] },
+      });
     }
     if ((method === 'POST' || method === 'PUT') && path === 'auth/token/renew-self') {
       if (!token.renewable) return errors(res, 400, 'lease is not renewable');
@@ -198,7 +215,12 @@ export async function startVaultServer(options: { leaseDuration?: number; tokenT
       return send(res, 204);
     }
     if (method === 'POST' && path === 'sys/wrapping/wrap') {
-      return answer(req, res, { request_id: randomUUID(), data: body, lease_id: '', renewable: false, lease_duration: 0, auth: null }, path);
+      return answer(
+        req,
+        res,
+        { request_id: randomUUID(), data: body, lease_id: '', renewable: false, lease_duration: 0, auth: null },
+        path,
+      );
     }
     if (method === 'POST' && path === 'sys/wrapping/unwrap') {
       const wrapToken = typeof body.token === 'string' ? body.token : (presented as string);

@@ -8,7 +8,10 @@ export interface WorkloadKey {
   publicJwk: JWK;
 }
 
-export async function workloadKey(alg: 'EdDSA' | 'ES256' = 'EdDSA', kid = `k-${Math.random().toString(36).slice(2, 10)}`): Promise<WorkloadKey> {
+export async function workloadKey(
+  alg: 'EdDSA' | 'ES256' = 'EdDSA',
+  kid = `k-${Math.random().toString(36).slice(2, 10)}`,
+): Promise<WorkloadKey> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   return { alg, kid, privateKey, publicJwk };

@@ -22,10 +22,12 @@ export class ErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const { status, body } = this.toResponse(exception);
-    if (exception instanceof InvalidClient && exception.challenge === 'Basic') reply.header('www-authenticate', 'Basic realm="tollgate", charset="UTF-8"');
+    if (exception instanceof InvalidClient && exception.challenge === 'Basic')
+      reply.header('www-authenticate', 'Basic realm="tollgate", charset="UTF-8"');
     else if (status === 401 || body.error === 'insufficient_scope') reply.header('www-authenticate', `Bearer error="${body.error}"`);
     if (status === 503) reply.header('retry-after', '1');
-    if (exception instanceof RateLimited || exception instanceof TooManyStreams) reply.header('retry-after', String(exception.retryAfterSeconds));
+    if (exception instanceof RateLimited || exception instanceof TooManyStreams)
+      reply.header('retry-after', String(exception.retryAfterSeconds));
     reply.status(status).header('cache-control', 'no-store').send(body);
   }
 

@@ -41,7 +41,10 @@ class ThingsController {
 }
 
 describe('buildOpenApi', () => {
-  const { document, problems } = buildOpenApi([ThingsController], { issuer: 'https://tollgate.test' }) as { document: Record<string, any>; problems: string[] };
+  const { document, problems } = buildOpenApi([ThingsController], { issuer: 'https://tollgate.test' }) as {
+    document: Record<string, any>;
+    problems: string[];
+  };
 
   it('takes paths, methods, parameters and security from the route metadata and the body from the zod schema', () => {
     const put = document.paths['/v1/things/{id}/parts/{part}'].put;
@@ -53,7 +56,10 @@ describe('buildOpenApi', () => {
         'application/json': {
           schema: {
             type: 'object',
-            properties: { name: { type: 'string', minLength: 1 }, size: { type: 'integer', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER } },
+            properties: {
+              name: { type: 'string', minLength: 1 },
+              size: { type: 'integer', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
+            },
             required: ['name'],
             additionalProperties: false,
           },

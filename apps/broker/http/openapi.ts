@@ -79,12 +79,12 @@ const SECURITY_SCHEMES = {
     type: 'http',
     scheme: 'bearer',
     description:
-      'At the RFC 7662 / RFC 7009 endpoints: an API key as a bearer token (a workload may also present its assertion to revoke its own tokens). The same endpoints take client_secret_basic (clientSecretBasic), and in the form body client_secret_post (client_id + client_secret) or private_key_jwt (client_assertion_type + client_assertion, RFC 7523); client_id is the API key\'s id.',
+      "At the RFC 7662 / RFC 7009 endpoints: an API key as a bearer token (a workload may also present its assertion to revoke its own tokens). The same endpoints take client_secret_basic (clientSecretBasic), and in the form body client_secret_post (client_id + client_secret) or private_key_jwt (client_assertion_type + client_assertion, RFC 7523); client_id is the API key's id.",
   },
   clientSecretBasic: {
     type: 'http',
     scheme: 'basic',
-    description: 'client_secret_basic (RFC 6749 §2.3.1): the API key\'s id and the key, each form-urlencoded.',
+    description: "client_secret_basic (RFC 6749 §2.3.1): the API key's id and the key, each form-urlencoded.",
   },
 } as const;
 
@@ -103,7 +103,7 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string; heade
   403: {
     name: 'Forbidden',
     description:
-      'access_denied: the request was decided and refused; `reasons` says why, `decision_id` names the decision row. insufficient_scope: the API key\'s role does not allow this route.',
+      "access_denied: the request was decided and refused; `reasons` says why, `decision_id` names the decision row. insufficient_scope: the API key's role does not allow this route.",
   },
   404: { name: 'NotFound', description: 'not_found: no such resource (or not one the caller owns).' },
   409: {
@@ -116,7 +116,8 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string; heade
   415: { name: 'UnsupportedMediaType', description: 'Only application/json (and form encoding at /oauth2) is accepted.' },
   429: {
     name: 'TooManyRequests',
-    description: 'slow_down: the workload is over its credential-request rate limit; nothing was decided. Retry after `Retry-After` seconds (also `retry_after` in the body).',
+    description:
+      'slow_down: the workload is over its credential-request rate limit; nothing was decided. Retry after `Retry-After` seconds (also `retry_after` in the body).',
     headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
   },
   503: {
@@ -156,7 +157,8 @@ export function buildOpenApi(controllers: readonly Type[], options: { issuer: st
       const method = RequestMethod[requestMethod].toLowerCase();
       const guards = [...classGuards, ...((Reflect.getMetadata(GUARDS_METADATA, handler) as unknown[] | undefined) ?? [])];
       const doc = Reflect.getMetadata(API_ROUTE, handler) as RouteDoc | undefined;
-      const status = (Reflect.getMetadata(HTTP_CODE_METADATA, handler) as number | undefined) ?? (requestMethod === RequestMethod.POST ? 201 : 200);
+      const status =
+        (Reflect.getMetadata(HTTP_CODE_METADATA, handler) as number | undefined) ?? (requestMethod === RequestMethod.POST ? 201 : 200);
       for (const prefix of prefixes) {
         for (const routePath of asArray(routePaths)) {
           const path = openApiPath(prefix, routePath);
@@ -173,10 +175,15 @@ export function buildOpenApi(controllers: readonly Type[], options: { issuer: st
   }
 
   const schemas: Record<string, unknown> = {};
-  for (const [name, schema] of Object.entries(RESPONSE_COMPONENTS)) schemas[name] = jsonSchema(schema, 'output', `components.schemas.${name}`, problems);
+  for (const [name, schema] of Object.entries(RESPONSE_COMPONENTS))
+    schemas[name] = jsonSchema(schema, 'output', `components.schemas.${name}`, problems);
   const responses: Record<string, unknown> = {};
   for (const { name, description, headers } of Object.values(ERROR_RESPONSES)) {
-    responses[name] = { description, ...(headers ? { headers } : {}), content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+    responses[name] = {
+      description,
+      ...(headers ? { headers } : {}),
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    };
   }
 
   const document = {
@@ -210,7 +217,10 @@ function describeOperation(route: string, doc: RouteDoc, facts: RouteFacts, prob
   const pathParams = [...facts.path.matchAll(/\{([^}]+)\}/g)].map((match) => match[1]!);
   const parameters: unknown[] = pathParams.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
   if (doc.query) {
-    const query = jsonSchema(doc.query, 'input', `${route} query`, problems) as { properties?: Record<string, unknown>; required?: string[] };
+    const query = jsonSchema(doc.query, 'input', `${route} query`, problems) as {
+      properties?: Record<string, unknown>;
+      required?: string[];
+    };
     for (const [name, schema] of Object.entries(query.properties ?? {})) {
       parameters.push({ name, in: 'query', required: query.required?.includes(name) ?? false, schema });
     }
@@ -225,22 +235,32 @@ function describeOperation(route: string, doc: RouteDoc, facts: RouteFacts, prob
   if (bodySchema) {
     const contentType = doc.body ? 'application/json' : 'application/x-www-form-urlencoded';
     // parse() reads a missing body as {}: the body is required exactly when {} is not valid.
-    requestBody = { required: !bodySchema.safeParse({}).success, content: { [contentType]: { schema: jsonSchema(bodySchema, 'input', `${route} body`, problems) } } };
+    requestBody = {
+      required: !bodySchema.safeParse({}).success,
+      content: { [contentType]: { schema: jsonSchema(bodySchema, 'input', `${route} body`, problems) } },
+    };
   } else if (BODY_METHODS.has(facts.method)) {
-    problems.push(`${route}: has no request body schema: add body: <the zod schema its handler parses> (emptyBody if it takes none) to its @ApiRoute`);
+    problems.push(
+      `${route}: has no request body schema: add body: <the zod schema its handler parses> (emptyBody if it takes none) to its @ApiRoute`,
+    );
   }
 
   const guardSecurity: SecurityRequirement[] = [];
   for (const guard of facts.guards) {
     const requirement = GUARD_SECURITY.get(guard);
     if (requirement) guardSecurity.push(...requirement(facts.method));
-    else problems.push(`${route}: guard ${(guard as { name?: string }).name ?? String(guard)} is not in GUARD_SECURITY (apps/broker/http/openapi.ts)`);
+    else
+      problems.push(
+        `${route}: guard ${(guard as { name?: string }).name ?? String(guard)} is not in GUARD_SECURITY (apps/broker/http/openapi.ts)`,
+      );
   }
   const security = doc.security ?? guardSecurity;
 
   const responses: Record<string, unknown> = {};
-  for (const [status, spec] of Object.entries(doc.responses)) responses[status] = successResponse(Number(status), spec, `${route} ${status}`, problems);
-  if (!(facts.status in doc.responses)) problems.push(`${route}: answers ${facts.status} but documents only ${Object.keys(doc.responses).join(', ')}`);
+  for (const [status, spec] of Object.entries(doc.responses))
+    responses[status] = successResponse(Number(status), spec, `${route} ${status}`, problems);
+  if (!(facts.status in doc.responses))
+    problems.push(`${route}: answers ${facts.status} but documents only ${Object.keys(doc.responses).join(', ')}`);
   const hasInput = parameters.length > 0 || requestBody !== undefined;
   const errors = new Set(doc.errors ?? []);
   if (hasInput) errors.add(400);
@@ -272,9 +292,18 @@ function describeOperation(route: string, doc: RouteDoc, facts: RouteFacts, prob
 }
 
 /** A route without @ApiRoute still appears (its path and method are facts), flagged as a problem. */
-function undocumented(route: string, facts: { path: string; tag: string; operationId: string }, problems: string[]): Record<string, unknown> {
+function undocumented(
+  route: string,
+  facts: { path: string; tag: string; operationId: string },
+  problems: string[],
+): Record<string, unknown> {
   problems.push(`${route}: has no @ApiRoute({...}) (apps/broker/http/openapi.ts)`);
-  const parameters = [...facts.path.matchAll(/\{([^}]+)\}/g)].map((match) => ({ name: match[1]!, in: 'path', required: true, schema: { type: 'string' } }));
+  const parameters = [...facts.path.matchAll(/\{([^}]+)\}/g)].map((match) => ({
+    name: match[1]!,
+    in: 'path',
+    required: true,
+    schema: { type: 'string' },
+  }));
   return {
     tags: [facts.tag],
     operationId: facts.operationId,
@@ -286,10 +315,14 @@ function undocumented(route: string, facts: { path: string; tag: string; operati
 
 function successResponse(status: number, spec: z.ZodType | ResponseSpec, where: string, problems: string[]): Record<string, unknown> {
   const { description, contentType, schema } =
-    spec instanceof z.ZodType ? { description: spec.description ?? STATUS_TEXT[status] ?? String(status), contentType: 'application/json', schema: spec } : spec;
+    spec instanceof z.ZodType
+      ? { description: spec.description ?? STATUS_TEXT[status] ?? String(status), contentType: 'application/json', schema: spec }
+      : spec;
   return {
     description,
-    ...(schema || contentType ? { content: { [contentType ?? 'application/json']: schema ? { schema: jsonSchema(schema, 'output', where, problems) } : {} } } : {}),
+    ...(schema || contentType
+      ? { content: { [contentType ?? 'application/json']: schema ? { schema: jsonSchema(schema, 'output', where, problems) } : {} } }
+      : {}),
   };
 }
 
@@ -309,7 +342,10 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output', where: string, pr
 
 /** Nest's `v1/tasks` + `:id/credentials` as OpenAPI's `/v1/tasks/{id}/credentials`. */
 function openApiPath(prefix: string, path: string): string {
-  const joined = [prefix, path].flatMap((part) => part.split('/')).filter(Boolean).join('/');
+  const joined = [prefix, path]
+    .flatMap((part) => part.split('/'))
+    .filter(Boolean)
+    .join('/');
   return `/${joined}`.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 

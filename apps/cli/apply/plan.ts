@@ -105,7 +105,8 @@ export function differences(kind: Kind, body: Body, current: Body, context: Plan
  */
 export function matches(wanted: unknown, stored: unknown): boolean {
   if (wanted === null || wanted === undefined) return stored === null || stored === undefined;
-  if (Array.isArray(wanted)) return Array.isArray(stored) && stored.length === wanted.length && wanted.every((item, i) => matches(item, stored[i]));
+  if (Array.isArray(wanted))
+    return Array.isArray(stored) && stored.length === wanted.length && wanted.every((item, i) => matches(item, stored[i]));
   if (isMap(wanted)) return isMap(stored) && Object.entries(wanted).every(([key, value]) => matches(value, stored[key]));
   return wanted === stored;
 }

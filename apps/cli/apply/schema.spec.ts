@@ -9,7 +9,9 @@ describe('findProblem', () => {
   it('follows $ref, including escaped names, and says which reference names nothing', () => {
     expect(problem(0, { $ref: '#/components/schemas/Ttl' })).toEqual({ path: [], message: 'must be at least 1' });
     expect(problem(1, { $ref: '#/components/schemas/a~1b' })).toEqual({ path: [], message: 'must be a string' });
-    expect(() => problem(1, { $ref: '#/components/schemas/Nope' })).toThrow('$ref #/components/schemas/Nope names nothing in /openapi.json');
+    expect(() => problem(1, { $ref: '#/components/schemas/Nope' })).toThrow(
+      '$ref #/components/schemas/Nope names nothing in /openapi.json',
+    );
     expect(() => problem(1, { $ref: 'https://elsewhere.test/schema.json' })).toThrow(/only references inside \/openapi\.json/);
   });
 
@@ -26,7 +28,11 @@ describe('findProblem', () => {
   });
 
   it('checks member names (propertyNames) and members an open map allows (additionalProperties)', () => {
-    const data: JsonSchema = { type: 'object', propertyNames: { type: 'string', pattern: '^[a-z_]+$' }, additionalProperties: { type: 'string' } };
+    const data: JsonSchema = {
+      type: 'object',
+      propertyNames: { type: 'string', pattern: '^[a-z_]+$' },
+      additionalProperties: { type: 'string' },
+    };
     expect(problem({ ok_name: 'x' }, data)).toBeUndefined();
     expect(problem({ 'Bad-Name': 'x' }, data)).toEqual({ path: ['Bad-Name'], message: 'the name must match ^[a-z_]+$' });
     expect(problem({ ok: 1 }, data)).toEqual({ path: ['ok'], message: 'must be a string' });
@@ -52,7 +58,12 @@ describe('withDefaults', () => {
         limit: { anyOf: [{ type: 'object', properties: { burst: { type: 'integer', default: 2 } } }, { type: 'null' }] },
       },
     };
-    expect(withDefaults({ steps: [{}, { ttl: 5 }], limit: {}, extra: 1 }, schema, resolve)).toEqual({ level: 'low', steps: [{ ttl: 60 }, { ttl: 5 }], limit: { burst: 2 }, extra: 1 });
+    expect(withDefaults({ steps: [{}, { ttl: 5 }], limit: {}, extra: 1 }, schema, resolve)).toEqual({
+      level: 'low',
+      steps: [{ ttl: 60 }, { ttl: 5 }],
+      limit: { burst: 2 },
+      extra: 1,
+    });
     expect(withDefaults({ limit: null }, schema, resolve)).toEqual({ level: 'low', limit: null });
     expect(withDefaults('not a map', schema, resolve)).toBe('not a map');
   });

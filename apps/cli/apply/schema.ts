@@ -57,7 +57,13 @@ export function resolverFor(document: unknown): Resolve {
  * order the value gives them, then the required ones that are missing: the same order a reader of
  * the file would find them in. `name` is what an unknown top-level member's message calls the value.
  */
-export function findProblem(value: unknown, schema: JsonSchema, resolve: Resolve, path: string[] = [], name = 'it'): SchemaProblem | undefined {
+export function findProblem(
+  value: unknown,
+  schema: JsonSchema,
+  resolve: Resolve,
+  path: string[] = [],
+  name = 'it',
+): SchemaProblem | undefined {
   const at = (message: string, where = path): SchemaProblem => ({ path: where, message });
   if (schema.$ref !== undefined) return findProblem(value, resolve(schema.$ref), resolve, path);
   for (const part of schema.allOf ?? []) {
@@ -85,8 +91,10 @@ export function findProblem(value: unknown, schema: JsonSchema, resolve: Resolve
   if (typeof value === 'number') {
     if (schema.minimum !== undefined && value < schema.minimum) return at(`must be at least ${schema.minimum}`);
     if (schema.maximum !== undefined && value > schema.maximum) return at(`must be at most ${schema.maximum}`);
-    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) return at(`must be more than ${schema.exclusiveMinimum}`);
-    if (schema.exclusiveMaximum !== undefined && value >= schema.exclusiveMaximum) return at(`must be less than ${schema.exclusiveMaximum}`);
+    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum)
+      return at(`must be more than ${schema.exclusiveMinimum}`);
+    if (schema.exclusiveMaximum !== undefined && value >= schema.exclusiveMaximum)
+      return at(`must be less than ${schema.exclusiveMaximum}`);
   }
   if (Array.isArray(value)) {
     if (schema.minItems !== undefined && value.length < schema.minItems) return at(`must list at least ${schema.minItems} item(s)`);
@@ -126,20 +134,34 @@ export function findProblem(value: unknown, schema: JsonSchema, resolve: Resolve
  * problem is the one alternative that fits the value's type says (a map whose `kind` names an
  * alternative is judged by that one), else "must be X or Y".
  */
-function alternativeProblem(value: unknown, alternatives: JsonSchema[], exactlyOne: boolean, resolve: Resolve, path: string[]): SchemaProblem | undefined {
+function alternativeProblem(
+  value: unknown,
+  alternatives: JsonSchema[],
+  exactlyOne: boolean,
+  resolve: Resolve,
+  path: string[],
+): SchemaProblem | undefined {
   const options = alternatives.map((option) => (option.$ref !== undefined ? resolve(option.$ref) : option));
   const problems = options.map((option) => findProblem(value, option, resolve, path));
   const passing = problems.filter((problem) => problem === undefined).length;
   if (passing === 1 || (passing > 1 && !exactlyOne)) return undefined;
-  if (passing > 1) return { path, message: `fits more than one of its forms (${options.map((option) => describe(option, resolve)).join('; ')})` };
-  const fitting = options.map((option, index) => ({ option, problem: problems[index]! })).filter(({ option }) => hasType(value, option.type));
+  if (passing > 1)
+    return { path, message: `fits more than one of its forms (${options.map((option) => describe(option, resolve)).join('; ')})` };
+  const fitting = options
+    .map((option, index) => ({ option, problem: problems[index]! }))
+    .filter(({ option }) => hasType(value, option.type));
   if (isMap(value) && fitting.length > 1) {
-    const named = fitting.filter(({ option }) => Object.entries(option.properties ?? {}).some(([name, member]) => member.const !== undefined && same(value[name], member.const)));
+    const named = fitting.filter(({ option }) =>
+      Object.entries(option.properties ?? {}).some(([name, member]) => member.const !== undefined && same(value[name], member.const)),
+    );
     if (named.length === 1) return named[0]!.problem;
     const discriminator = Object.entries(fitting[0]!.option.properties ?? {}).find(([, member]) => member.const !== undefined)?.[0];
     if (discriminator !== undefined && fitting.every(({ option }) => option.properties?.[discriminator]?.const !== undefined)) {
       const values = fitting.map(({ option }) => String(option.properties![discriminator]!.const));
-      return { path: [...path, discriminator], message: discriminator in value ? `must be one of ${values.join(', ')}` : `is required (one of ${values.join(', ')})` };
+      return {
+        path: [...path, discriminator],
+        message: discriminator in value ? `must be one of ${values.join(', ')}` : `is required (one of ${values.join(', ')})`,
+      };
     }
   }
   if (fitting.length === 1) return fitting[0]!.problem;
@@ -179,7 +201,8 @@ export function describe(schema: JsonSchema, resolve: Resolve): string {
   const alternatives = schema.anyOf ?? schema.oneOf;
   if (alternatives) return [...new Set(alternatives.map((option) => describe(option, resolve)))].join(' or ');
   if (schema.const !== undefined) return JSON.stringify(schema.const);
-  if (schema.enum) return `one of ${schema.enum.map((option) => (typeof option === 'string' ? option : JSON.stringify(option))).join(', ')}`;
+  if (schema.enum)
+    return `one of ${schema.enum.map((option) => (typeof option === 'string' ? option : JSON.stringify(option))).join(', ')}`;
   const types = typeof schema.type === 'string' ? [schema.type] : (schema.type ?? []);
   if (types.length === 0) return 'any value';
   return types
@@ -193,12 +216,28 @@ export function describe(schema: JsonSchema, resolve: Resolve): string {
     .join(' or ');
 }
 
-const SINGULAR: Record<string, string> = { string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', object: 'a map', null: 'null' };
-const PLURAL: Record<string, string> = { string: 'strings', integer: 'integers', number: 'numbers', boolean: 'booleans', object: 'maps', array: 'lists' };
+const SINGULAR: Record<string, string> = {
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  object: 'a map',
+  null: 'null',
+};
+const PLURAL: Record<string, string> = {
+  string: 'strings',
+  integer: 'integers',
+  number: 'numbers',
+  boolean: 'booleans',
+  object: 'maps',
+  array: 'lists',
+};
 
 function plural(schema: JsonSchema, resolve: Resolve): string | undefined {
   const resolved = schema.$ref !== undefined ? resolve(schema.$ref) : schema;
-  return typeof resolved.type === 'string' && resolved.enum === undefined && resolved.const === undefined ? PLURAL[resolved.type] : undefined;
+  return typeof resolved.type === 'string' && resolved.enum === undefined && resolved.const === undefined
+    ? PLURAL[resolved.type]
+    : undefined;
 }
 
 function hasType(value: unknown, type: string | string[] | undefined): boolean {
@@ -229,7 +268,12 @@ function hasType(value: unknown, type: string | string[] | undefined): boolean {
 /** JSON equality (enum and const compare values, not references). */
 function same(a: unknown, b: unknown): boolean {
   if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((item, i) => same(item, b[i]));
-  if (isMap(a)) return isMap(b) && Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([key, value]) => key in b && same(value, b[key]));
+  if (isMap(a))
+    return (
+      isMap(b) &&
+      Object.keys(a).length === Object.keys(b).length &&
+      Object.entries(a).every(([key, value]) => key in b && same(value, b[key]))
+    );
   return a === b;
 }
 

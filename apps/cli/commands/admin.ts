@@ -60,9 +60,13 @@ function readBody(name: string, path: string): Record<string, unknown> {
   try {
     body = parseYaml(text);
   } catch (error) {
-    throw new UsageError(`${name}: ${path} is not JSON or YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, false);
+    throw new UsageError(
+      `${name}: ${path} is not JSON or YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      false,
+    );
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError(`${name}: ${path} must hold one object`, false);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new UsageError(`${name}: ${path} must hold one object`, false);
   return body as Record<string, unknown>;
 }
 
@@ -84,7 +88,13 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
         command.print(
           table(
             ['WORKLOAD', 'ENABLED', 'AUTHENTICATES WITH', 'REVISION', 'UPDATED'],
-            items.map((w) => [w.id, w.enabled ? 'yes' : 'no', w.jwks ? `${w.jwks.keys.length} registered key(s)` : `${w.issuer} ${w.subject}`, String(w.revision), shortTime(w.updated_at)]),
+            items.map((w) => [
+              w.id,
+              w.enabled ? 'yes' : 'no',
+              w.jwks ? `${w.jwks.keys.length} registered key(s)` : `${w.issuer} ${w.subject}`,
+              String(w.revision),
+              shortTime(w.updated_at),
+            ]),
           ),
         );
       }
@@ -94,14 +104,16 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
       const command = new Command({ name: 'workloads put', io, args: rest, options: { file: { type: 'string', short: 'f' } } });
       const [id] = command.expectPositionals('workload-id');
       const file = command.option('file');
-      if (file === undefined) throw new UsageError('workloads put: -f <file> is required (the JSON or YAML body of PUT /v1/admin/workloads/{id})');
+      if (file === undefined)
+        throw new UsageError('workloads put: -f <file> is required (the JSON or YAML body of PUT /v1/admin/workloads/{id})');
       const body = readBody('workloads put', file);
       let workload: Workload;
       try {
         workload = await command.api().put<Workload>(`/v1/admin/workloads/${encodeURIComponent(id!)}`, body);
       } catch (error) {
         // The id is an argument: one the broker refuses (by its own rule) is a usage error, as a bad option is.
-        if (error instanceof ApiRefused && error.field === 'id') throw new UsageError(`workloads put: <workload-id> ${error.description.replace(/^id: /, '')}`);
+        if (error instanceof ApiRefused && error.field === 'id')
+          throw new UsageError(`workloads put: <workload-id> ${error.description.replace(/^id: /, '')}`);
         throw error;
       }
       if (command.json) command.printJson(workload);
@@ -111,9 +123,14 @@ export async function workloads(io: Io, args: string[]): Promise<number> {
     case 'delete': {
       const command = new Command({ name: 'workloads delete', io, args: rest, options: {} });
       const [id] = command.expectPositionals('workload-id');
-      const result = await command.api().delete<{ workload_id: string; revoked_tasks: number; revoked_leases: number }>(`/v1/admin/workloads/${encodeURIComponent(id!)}`);
+      const result = await command
+        .api()
+        .delete<{ workload_id: string; revoked_tasks: number; revoked_leases: number }>(`/v1/admin/workloads/${encodeURIComponent(id!)}`);
       if (command.json) command.printJson(result);
-      else command.print(`Workload ${result.workload_id} deleted (disabled): ${result.revoked_tasks} task(s) and ${result.revoked_leases} lease(s) revoked.`);
+      else
+        command.print(
+          `Workload ${result.workload_id} deleted (disabled): ${result.revoked_tasks} task(s) and ${result.revoked_leases} lease(s) revoked.`,
+        );
       return 0;
     }
     default:
@@ -126,7 +143,12 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'create': {
-      const command = new Command({ name: 'api-keys create', io, args: rest, options: { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' } } });
+      const command = new Command({
+        name: 'api-keys create',
+        io,
+        args: rest,
+        options: { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' } },
+      });
       command.expectPositionals();
       const role = command.option('role');
       if (role === undefined) throw new UsageError('api-keys create: --role is required (admin, reviewer or resource_server)');
@@ -135,7 +157,9 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
       if (command.json) command.printJson(created);
       else {
         // The key alone on stdout (KEY=$(tollgate api-keys create ...)); what it is on stderr.
-        command.io.stderr.write(`Created ${created.role} key ${created.id}${created.label ? ` (${created.label})` : ''}: shown once, store it now.\n`);
+        command.io.stderr.write(
+          `Created ${created.role} key ${created.id}${created.label ? ` (${created.label})` : ''}: shown once, store it now.\n`,
+        );
         command.print(created.key);
       }
       return 0;
@@ -150,7 +174,14 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
         command.print(
           table(
             ['ID', 'ROLE', 'AUDIENCE', 'LABEL', 'CREATED', 'REVOKED'],
-            items.map((k) => [k.id, k.role, k.audience ?? '-', k.label ?? '-', shortTime(k.created_at), k.revoked_at ? shortTime(k.revoked_at) : '-']),
+            items.map((k) => [
+              k.id,
+              k.role,
+              k.audience ?? '-',
+              k.label ?? '-',
+              shortTime(k.created_at),
+              k.revoked_at ? shortTime(k.revoked_at) : '-',
+            ]),
           ),
         );
       }
@@ -172,7 +203,14 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
 function signingKeyTable(keys: SigningKey[], activeKid: string): string {
   return table(
     ['KID', 'ALG', 'STATE', 'CREATED', 'ACTIVATED', 'PUBLISHED UNTIL'],
-    keys.map((k) => [`${k.kid}${k.kid === activeKid ? ' *' : ''}`, k.alg, k.state, shortTime(k.created_at), k.activated_at ? shortTime(k.activated_at) : '-', k.publish_until ? shortTime(k.publish_until) : '-']),
+    keys.map((k) => [
+      `${k.kid}${k.kid === activeKid ? ' *' : ''}`,
+      k.alg,
+      k.state,
+      shortTime(k.created_at),
+      k.activated_at ? shortTime(k.activated_at) : '-',
+      k.publish_until ? shortTime(k.publish_until) : '-',
+    ]),
   );
 }
 
@@ -191,10 +229,14 @@ export async function signingKeys(io: Io, args: string[]): Promise<number> {
     case 'rotate': {
       const command = new Command({ name: 'keys rotate', io, args: rest, options: {} });
       command.expectPositionals();
-      const result = await command.api().post<{ active_kid: string; retired_kid: string | null; next_kid: string; keys: SigningKey[] }>('/v1/admin/keys/rotate', {});
+      const result = await command
+        .api()
+        .post<{ active_kid: string; retired_kid: string | null; next_kid: string; keys: SigningKey[] }>('/v1/admin/keys/rotate', {});
       if (command.json) command.printJson(result);
       else {
-        command.print(`Rotated: ${result.active_kid} signs from now on${result.retired_kid ? `, ${result.retired_kid} retired (published until what it signed expires)` : ''}; ${result.next_kid} is published as the next key.`);
+        command.print(
+          `Rotated: ${result.active_kid} signs from now on${result.retired_kid ? `, ${result.retired_kid} retired (published until what it signed expires)` : ''}; ${result.next_kid} is published as the next key.`,
+        );
         command.print(signingKeyTable(result.keys, result.active_kid));
       }
       return 0;
@@ -247,7 +289,13 @@ export async function simulate(io: Io, args: string[]): Promise<number> {
       throw new UsageError('simulate: --params must be a JSON object, e.g. \'{"amount": 120}\'');
     }
   }
-  const missing = [body.workload === undefined && '--workload', task.intent === undefined && '--intent', task.subject === undefined && '--subject', request.boundary === undefined && '--boundary', request.action === undefined && '--action'].filter(Boolean);
+  const missing = [
+    body.workload === undefined && '--workload',
+    task.intent === undefined && '--intent',
+    task.subject === undefined && '--subject',
+    request.boundary === undefined && '--boundary',
+    request.action === undefined && '--action',
+  ].filter(Boolean);
   if (missing.length > 0) throw new UsageError(`simulate: missing ${missing.join(', ')} (or -f with a file holding them)`);
   const result = await command.api().post<Simulation>('/v1/admin/simulate', { ...body, task, request });
   if (command.json) {

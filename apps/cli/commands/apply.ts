@@ -1,6 +1,16 @@
 import { readFileSync } from 'node:fs';
 import type { BrokerApi } from '../api.js';
-import { KINDS, SECTIONS, checkBodies, parseManifest, putSchemas, type Body, type Kind, type Manifest, type PutSchemas } from '../apply/manifest.js';
+import {
+  KINDS,
+  SECTIONS,
+  checkBodies,
+  parseManifest,
+  putSchemas,
+  type Body,
+  type Kind,
+  type Manifest,
+  type PutSchemas,
+} from '../apply/manifest.js';
 import { describeChange, plan, type Change } from '../apply/plan.js';
 import { Command, type Io } from '../context.js';
 import { ApiRefused, Unreachable, UsageError } from '../errors.js';
@@ -11,7 +21,12 @@ import { ApiRefused, Unreachable, UsageError } from '../errors.js';
  * and id has passed; after that, it stops at the first refusal and says what was applied before it.
  */
 export async function apply(io: Io, args: string[]): Promise<number> {
-  const command = new Command({ name: 'apply', io, args, options: { file: { type: 'string', short: 'f' }, 'dry-run': { type: 'boolean' } } });
+  const command = new Command({
+    name: 'apply',
+    io,
+    args,
+    options: { file: { type: 'string', short: 'f' }, 'dry-run': { type: 'boolean' } },
+  });
   command.expectPositionals();
   const file = command.option('file');
   if (file === undefined) throw new UsageError('apply: -f <file> is required (a tollgate.yaml)');
@@ -49,8 +64,14 @@ export async function apply(io: Io, args: string[]): Promise<number> {
     } catch (error) {
       if (!(error instanceof ApiRefused)) throw error;
       const at = `${SECTIONS[change.kind].key}.${change.id}${error.field && error.field !== 'body' ? `.${error.field}` : ''}`;
-      if (command.json) command.printJson({ changes: changes.map(changeJson), applied: applied.map(changeJson), failed: { ...changeJson(change), error: error.error, message: error.message } });
-      const before = applied.length === 0 ? 'nothing was applied before it' : `applied before it: ${applied.map((c) => `${c.kind}/${c.id}`).join(', ')}`;
+      if (command.json)
+        command.printJson({
+          changes: changes.map(changeJson),
+          applied: applied.map(changeJson),
+          failed: { ...changeJson(change), error: error.error, message: error.message },
+        });
+      const before =
+        applied.length === 0 ? 'nothing was applied before it' : `applied before it: ${applied.map((c) => `${c.kind}/${c.id}`).join(', ')}`;
       throw new ApiRefused(`${change.action} ${change.kind}/${change.id} refused at ${at}: ${error.message}; ${before}`, error);
     }
     applied.push(change);

@@ -34,7 +34,18 @@ export async function approvals(io: Io, args: string[]): Promise<number> {
 }
 
 async function list(io: Io, args: string[]): Promise<number> {
-  const command = new Command({ name: 'approvals ls', io, args, options: { status: { type: 'string' }, task: { type: 'string' }, workload: { type: 'string' }, boundary: { type: 'string' }, limit: { type: 'string' } } });
+  const command = new Command({
+    name: 'approvals ls',
+    io,
+    args,
+    options: {
+      status: { type: 'string' },
+      task: { type: 'string' },
+      workload: { type: 'string' },
+      boundary: { type: 'string' },
+      limit: { type: 'string' },
+    },
+  });
   command.expectPositionals();
   const status = command.option('status') ?? 'pending';
   const limit = command.option('limit') ?? '100';
@@ -56,7 +67,18 @@ async function list(io: Io, args: string[]): Promise<number> {
   command.print(
     table(
       ['REQUESTED', 'STATUS', 'APPROVAL', 'WORKLOAD', 'TASK', 'BOUNDARY', 'ACTION', 'RESOURCE', 'PARAMS', 'EXPIRES'],
-      page.items.map((a) => [shortTime(a.requested_at), a.status, a.approval_id, a.workload_id, a.task_id, a.boundary_id, a.action, a.resource ?? '-', a.params ? JSON.stringify(a.params) : '-', shortTime(a.expires_at)]),
+      page.items.map((a) => [
+        shortTime(a.requested_at),
+        a.status,
+        a.approval_id,
+        a.workload_id,
+        a.task_id,
+        a.boundary_id,
+        a.action,
+        a.resource ?? '-',
+        a.params ? JSON.stringify(a.params) : '-',
+        shortTime(a.expires_at),
+      ]),
     ),
   );
   return 0;
@@ -66,10 +88,14 @@ async function decide(io: Io, args: string[], verb: 'approve' | 'deny'): Promise
   const command = new Command({ name: `approvals ${verb}`, io, args, options: { reason: { type: 'string' } } });
   const [id] = command.expectPositionals('approval-id');
   const reason = command.option('reason');
-  if (reason === undefined || reason.trim() === '') throw new UsageError(`approvals ${verb}: --reason is required (it is kept with the approval and in the audit log)`);
+  if (reason === undefined || reason.trim() === '')
+    throw new UsageError(`approvals ${verb}: --reason is required (it is kept with the approval and in the audit log)`);
   const approval = await command.api().post<Approval>(`/v1/approvals/${encodeURIComponent(id!)}/${verb}`, { reason });
   if (command.json) command.printJson(approval);
-  else if (verb === 'approve') command.print(`Approved ${approval.approval_id} (${approval.boundary_id} ${approval.action} ${approval.resource ?? ''}): the bot may repeat the request once, until ${shortTime(approval.expires_at)}.`);
+  else if (verb === 'approve')
+    command.print(
+      `Approved ${approval.approval_id} (${approval.boundary_id} ${approval.action} ${approval.resource ?? ''}): the bot may repeat the request once, until ${shortTime(approval.expires_at)}.`,
+    );
   else command.print(`Denied ${approval.approval_id} (${approval.boundary_id} ${approval.action} ${approval.resource ?? ''}).`);
   return 0;
 }

@@ -34,7 +34,9 @@ export async function audit(io: Io, args: string[]): Promise<number> {
   if (command.json) command.printJson(result);
   if (!result.ok) {
     const broken = result.first_broken;
-    throw new ChainBroken(`the audit chain is BROKEN${broken ? ` at seq ${broken.seq} (event ${broken.id}): ${broken.reason}` : ''}; ${result.verified} event(s) before it verified`);
+    throw new ChainBroken(
+      `the audit chain is BROKEN${broken ? ` at seq ${broken.seq} (event ${broken.id}): ${broken.reason}` : ''}; ${result.verified} event(s) before it verified`,
+    );
   }
   if (!command.json) {
     command.print(
@@ -81,7 +83,9 @@ export async function exportAudit(io: Io, args: string[]): Promise<number> {
   } else {
     command.io.stdout.write(`${CSV_COLUMNS.join(',')}\n`);
     for (const event of events) {
-      command.io.stdout.write(`${CSV_COLUMNS.map((column) => csvCell(column === 'data' ? JSON.stringify(event.data) : event[column])).join(',')}\n`);
+      command.io.stdout.write(
+        `${CSV_COLUMNS.map((column) => csvCell(column === 'data' ? JSON.stringify(event.data) : event[column])).join(',')}\n`,
+      );
     }
   }
   command.io.stderr.write(`exported ${events.length} audit event(s)\n`);

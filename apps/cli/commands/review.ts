@@ -53,7 +53,8 @@ function listQuery(command: Command<typeof FILTERS>, extra: string[]): { query: 
   const limitText = command.option('limit');
   let limit = DEFAULT_LIMIT;
   if (limitText !== undefined) {
-    if (!/^\d{1,6}$/.test(limitText) || Number(limitText) < 1) throw new UsageError(`${command.name}: --limit: must be a whole number of at least 1`);
+    if (!/^\d{1,6}$/.test(limitText) || Number(limitText) < 1)
+      throw new UsageError(`${command.name}: --limit: must be a whole number of at least 1`);
     limit = Number(limitText);
   }
   const all = command.flag('all');
@@ -67,7 +68,13 @@ function listQuery(command: Command<typeof FILTERS>, extra: string[]): { query: 
 }
 
 /** Reads pages until `limit` items (or every item, with --all); says whether more were left. */
-async function collect<T>(command: Command<typeof FILTERS>, path: string, query: Query, limit: number, all: boolean): Promise<{ items: T[]; more: boolean }> {
+async function collect<T>(
+  command: Command<typeof FILTERS>,
+  path: string,
+  query: Query,
+  limit: number,
+  all: boolean,
+): Promise<{ items: T[]; more: boolean }> {
   const items: T[] = [];
   const pageSize = all ? 1000 : Math.min(limit, 1000);
   for await (const page of command.api().pages<T>(path, { ...query, limit: pageSize })) {
@@ -111,13 +118,30 @@ async function listing<T>(
 }
 
 export async function leasesLs(io: Io, args: string[]): Promise<number> {
-  const list = await listing<Lease>(io, args, { name: 'leases ls', route: '/v1/leases', filter: 'state', title: 'Leases', empty: 'No leases.' });
+  const list = await listing<Lease>(io, args, {
+    name: 'leases ls',
+    route: '/v1/leases',
+    filter: 'state',
+    title: 'Leases',
+    empty: 'No leases.',
+  });
   if (!list) return 0;
   const { command, items, more } = list;
   command.print(
     table(
       ['ISSUED', 'STATE', 'WORKLOAD', 'TASK', 'BOUNDARY', 'ACTION', 'RESOURCE', 'EXPIRES', 'REVOKE REASON', 'LEASE'],
-      items.map((l) => [shortTime(l.issued_at), l.state, l.workload_id, l.task_id, l.boundary_id, l.action, l.resource ?? '-', shortTime(l.expires_at), l.revoke_reason ?? '-', l.lease_id]),
+      items.map((l) => [
+        shortTime(l.issued_at),
+        l.state,
+        l.workload_id,
+        l.task_id,
+        l.boundary_id,
+        l.action,
+        l.resource ?? '-',
+        shortTime(l.expires_at),
+        l.revoke_reason ?? '-',
+        l.lease_id,
+      ]),
     ),
   );
   const active = items.filter((l) => l.state === 'active').length;
@@ -126,7 +150,13 @@ export async function leasesLs(io: Io, args: string[]): Promise<number> {
 }
 
 export async function decisionsLs(io: Io, args: string[]): Promise<number> {
-  const list = await listing<Decision>(io, args, { name: 'decisions ls', route: '/v1/decisions', filter: 'outcome', title: 'Decisions', empty: 'No decisions: nobody asked.' });
+  const list = await listing<Decision>(io, args, {
+    name: 'decisions ls',
+    route: '/v1/decisions',
+    filter: 'outcome',
+    title: 'Decisions',
+    empty: 'No decisions: nobody asked.',
+  });
   if (!list) return 0;
   const { command, items, more } = list;
   command.print(
@@ -166,7 +196,9 @@ interface TimelineEvent {
 export async function tasksShow(io: Io, args: string[]): Promise<number> {
   const command = new Command({ name: 'tasks show', io, args, options: {} });
   const [id] = command.expectPositionals('task-id');
-  const timeline = await command.api().get<{ task: Record<string, string | null>; events: TimelineEvent[] }>(`/v1/tasks/${encodeURIComponent(id!)}/timeline`);
+  const timeline = await command
+    .api()
+    .get<{ task: Record<string, string | null>; events: TimelineEvent[] }>(`/v1/tasks/${encodeURIComponent(id!)}/timeline`);
   if (command.json) {
     command.printJson(timeline);
     return 0;
@@ -177,7 +209,12 @@ export async function tasksShow(io: Io, args: string[]): Promise<number> {
     `  intent ${task.intent}, ${task.state}${task.end_reason ? ` (${task.end_reason})` : ''}; opened ${shortTime(task.created_at)}, ` +
       (task.ended_at ? `ended ${shortTime(task.ended_at)}` : `expires ${shortTime(task.expires_at)}`),
   );
-  command.print(table(['TIME', 'EVENT', 'DETAIL'], timeline.events.map((event) => [shortTime(event.at), event.kind, detail(event)])));
+  command.print(
+    table(
+      ['TIME', 'EVENT', 'DETAIL'],
+      timeline.events.map((event) => [shortTime(event.at), event.kind, detail(event)]),
+    ),
+  );
   return 0;
 }
 

@@ -29,7 +29,11 @@ export interface IamPort {
  * can carry request parameters, and the caller's logs and audit rows must never see a secret.
  */
 export class AwsCallFailed extends Error {
-  constructor(readonly operation: string, readonly code: string, readonly httpStatus: number | undefined) {
+  constructor(
+    readonly operation: string,
+    readonly code: string,
+    readonly httpStatus: number | undefined,
+  ) {
     super(`AWS ${operation} failed: ${code}${httpStatus ? ` (HTTP ${httpStatus})` : ''}`);
     this.name = 'AwsCallFailed';
   }
@@ -61,7 +65,11 @@ export function sdkStsPort(options: AwsClientOptions = {}): StsPort {
         ...(options.endpoints?.sts ? { endpoint: options.endpoints.sts } : {}),
         ...(options.credentials ? { credentials: options.credentials } : {}),
         maxAttempts: options.maxAttempts ?? 3,
-        requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000, throwOnRequestTimeout: true },
+        requestHandler: {
+          requestTimeout: options.requestTimeoutMs ?? 5000,
+          connectionTimeout: options.requestTimeoutMs ?? 5000,
+          throwOnRequestTimeout: true,
+        },
       });
       clients.set(region, sts);
     }
@@ -131,7 +139,11 @@ function makeIamClient(options: AwsClientOptions): IAMClient {
     ...(options.endpoints?.iam ? { endpoint: options.endpoints.iam } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 5000, connectionTimeout: options.requestTimeoutMs ?? 5000, throwOnRequestTimeout: true },
+    requestHandler: {
+      requestTimeout: options.requestTimeoutMs ?? 5000,
+      connectionTimeout: options.requestTimeoutMs ?? 5000,
+      throwOnRequestTimeout: true,
+    },
   });
 }
 
@@ -147,7 +159,16 @@ function errorCode(error: unknown): string {
   const e = error as { name?: unknown; Code?: unknown; code?: unknown };
   // A network failure is a plain Error whose code (ECONNREFUSED, …) says whether AWS was reached at all.
   const network = typeof e?.code === 'string' && (e.name === undefined || e.name === 'Error');
-  const code = typeof e?.Code === 'string' ? e.Code : network ? (e.code as string) : typeof e?.name === 'string' ? e.name : typeof e?.code === 'string' ? e.code : 'Unknown';
+  const code =
+    typeof e?.Code === 'string'
+      ? e.Code
+      : network
+        ? (e.code as string)
+        : typeof e?.name === 'string'
+          ? e.name
+          : typeof e?.code === 'string'
+            ? e.code
+            : 'Unknown';
   // Only a code-shaped word leaves: never a message that might quote a parameter.
   return /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : 'Unknown';
 }

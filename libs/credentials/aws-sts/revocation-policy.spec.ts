@@ -18,7 +18,14 @@ const lease = (i: number) => `0196${String(i).padStart(4, '0')}-0000-7000-8000-$
 
 describe('revocation policy', () => {
   it('lists revoked leases by the bucket of their source expiry, as a StringEquals deny on the lease tag', () => {
-    const plan = planRevocationPolicy({ current: undefined, revoked: [{ lease: lease(1), expiresAt: NOW + 60_000 }, { lease: lease(2), expiresAt: NOW + 61_000 }], now: NOW });
+    const plan = planRevocationPolicy({
+      current: undefined,
+      revoked: [
+        { lease: lease(1), expiresAt: NOW + 60_000 },
+        { lease: lease(2), expiresAt: NOW + 61_000 },
+      ],
+      now: NOW,
+    });
     expect(plan.cutoffApplied).toBe(false);
     expect(plan.document!.Statement).toHaveLength(1);
     const statement = plan.document!.Statement[0]!;
@@ -34,7 +41,10 @@ describe('revocation policy', () => {
     const stored = encodeURIComponent(JSON.stringify(first.document));
     const second = planRevocationPolicy({
       current: stored,
-      revoked: [{ lease: lease(2), expiresAt: NOW + 3_600_000 }, { lease: lease(1), expiresAt: NOW + 60_000 }],
+      revoked: [
+        { lease: lease(2), expiresAt: NOW + 3_600_000 },
+        { lease: lease(1), expiresAt: NOW + 60_000 },
+      ],
       now: NOW + 1000,
     });
     expect(revokedLeases(parseRevocationPolicy(JSON.stringify(second.document)))).toEqual([lease(1), lease(2)]);
@@ -56,7 +66,11 @@ describe('revocation policy', () => {
   });
 
   it('writes nothing for a session that has already ended, and an empty policy when everything is pruned', () => {
-    const plan = planRevocationPolicy({ current: undefined, revoked: [{ lease: lease(1), expiresAt: NOW - BUCKET_MS - PRUNE_GRACE_MS }], now: NOW });
+    const plan = planRevocationPolicy({
+      current: undefined,
+      revoked: [{ lease: lease(1), expiresAt: NOW - BUCKET_MS - PRUNE_GRACE_MS }],
+      now: NOW,
+    });
     expect(plan.document).toBeUndefined();
     expect(plan.pruned).toBe(1);
   });
@@ -84,11 +98,22 @@ describe('revocation policy', () => {
   });
 
   it('lists later revocations beside a cut-off and skips those the cut-off already denies', () => {
-    const cut = planRevocationPolicy({ current: undefined, revoked: [{ lease: lease(1), expiresAt: NOW + 900_000 }], now: NOW, forceCutoff: true });
-    const issued = new Map([[lease(2), NOW - 10_000], [lease(3), NOW + 60_000]]);
+    const cut = planRevocationPolicy({
+      current: undefined,
+      revoked: [{ lease: lease(1), expiresAt: NOW + 900_000 }],
+      now: NOW,
+      forceCutoff: true,
+    });
+    const issued = new Map([
+      [lease(2), NOW - 10_000],
+      [lease(3), NOW + 60_000],
+    ]);
     const next = planRevocationPolicy({
       current: JSON.stringify(cut.document),
-      revoked: [{ lease: lease(2), expiresAt: NOW + 800_000 }, { lease: lease(3), expiresAt: NOW + 960_000 }],
+      revoked: [
+        { lease: lease(2), expiresAt: NOW + 800_000 },
+        { lease: lease(3), expiresAt: NOW + 960_000 },
+      ],
       now: NOW + 120_000,
       issuedAt: (id) => issued.get(id),
     });
@@ -98,8 +123,18 @@ describe('revocation policy', () => {
   });
 
   it('a second overflow moves the cut-off forward and keeps the later until', () => {
-    const first = planRevocationPolicy({ current: undefined, revoked: [{ lease: lease(1), expiresAt: NOW + 4 * BUCKET_MS }], now: NOW, forceCutoff: true });
-    const second = planRevocationPolicy({ current: JSON.stringify(first.document), revoked: [{ lease: lease(2), expiresAt: NOW + BUCKET_MS }], now: NOW + 60_400, forceCutoff: true });
+    const first = planRevocationPolicy({
+      current: undefined,
+      revoked: [{ lease: lease(1), expiresAt: NOW + 4 * BUCKET_MS }],
+      now: NOW,
+      forceCutoff: true,
+    });
+    const second = planRevocationPolicy({
+      current: JSON.stringify(first.document),
+      revoked: [{ lease: lease(2), expiresAt: NOW + BUCKET_MS }],
+      now: NOW + 60_400,
+      forceCutoff: true,
+    });
     const state = parseRevocationPolicy(JSON.stringify(second.document));
     // Rounded up to the next whole second: TokenIssueTime has no milliseconds.
     expect(state.cutoff!.issuedBefore).toBe(NOW + 61_000);

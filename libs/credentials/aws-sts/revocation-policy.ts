@@ -81,7 +81,11 @@ export function parseRevocationPolicy(document: string | undefined): RevocationS
 }
 
 /** Adds revoked sessions, each in the bucket of its source expiry. Sessions a cut-off already denies are not listed again. */
-export function addRevoked(state: RevocationState, sessions: readonly RevokedSession[], issuedAt?: (lease: string) => number | undefined): RevocationState {
+export function addRevoked(
+  state: RevocationState,
+  sessions: readonly RevokedSession[],
+  issuedAt?: (lease: string) => number | undefined,
+): RevocationState {
   const next = cloneState(state);
   for (const session of sessions) {
     const issued = issuedAt?.(session.lease);
@@ -147,7 +151,9 @@ export function planRevocationPolicy(input: {
   const limit = input.limit ?? ROLE_INLINE_POLICY_LIMIT;
   // Added before pruning, so a session STS has already ended is never written at all.
   const added = addRevoked(parseRevocationPolicy(input.current), input.revoked, input.issuedAt);
-  let { state, pruned: count } = pruneExpired(added, input.now);
+  const pruning = pruneExpired(added, input.now);
+  let state = pruning.state;
+  const count = pruning.pruned;
   let document = renderRevocationPolicy(state);
   let cutoffApplied = false;
   if (input.forceCutoff || (document && policySize(document) > limit)) {

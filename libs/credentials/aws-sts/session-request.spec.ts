@@ -1,17 +1,39 @@
 import { describe, expect, it } from 'vitest';
-import { SessionPolicyTooLarge, buildSessionRequest, iamLiteral, renderSessionPolicy, sessionSeconds, stsName, tagValue } from './session-request.js';
+import {
+  SessionPolicyTooLarge,
+  buildSessionRequest,
+  iamLiteral,
+  renderSessionPolicy,
+  sessionSeconds,
+  stsName,
+  tagValue,
+} from './session-request.js';
 import { awsStsSettings } from './settings.js';
 
 const TEMPLATE = {
   Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::crm-exports/${subject}/${resource}', Condition: { StringEquals: { 's3:ExistingObjectTag/task': '${task_id}' } } }],
+  Statement: [
+    {
+      Effect: 'Allow',
+      Action: 's3:GetObject',
+      Resource: 'arn:aws:s3:::crm-exports/${subject}/${resource}',
+      Condition: { StringEquals: { 's3:ExistingObjectTag/task': '${task_id}' } },
+    },
+  ],
 };
 const LEASE = { id: '0196a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', issuedAt: 1_000_000, expiresAt: 1_000_000 + 120_000, resource: 'orders.csv' };
 const TASK = { id: '0196a1b2-0000-7000-8000-000000000001', intent: 'order_status', subject: 'user-42' };
 
 describe('AssumeRole request', () => {
   it('carries the lease, task and intent as session tags, the workload as SourceIdentity, and the lease in the session name', () => {
-    const request = buildSessionRequest({ roleArn: 'arn:aws:iam::123456789012:role/crm', sessionPolicy: TEMPLATE, externalId: 'ext-1', lease: LEASE, task: TASK, workloadId: 'spiffe://acme.test/chatbot' });
+    const request = buildSessionRequest({
+      roleArn: 'arn:aws:iam::123456789012:role/crm',
+      sessionPolicy: TEMPLATE,
+      externalId: 'ext-1',
+      lease: LEASE,
+      task: TASK,
+      workloadId: 'spiffe://acme.test/chatbot',
+    });
     expect(request.roleSessionName).toBe(`tg-${LEASE.id}`);
     expect(request.sourceIdentity).toBe('spiffe___acme.test_chatbot');
     expect(request.tags).toEqual([
@@ -57,7 +79,9 @@ describe('AssumeRole request', () => {
 
   it('escapes IAM wildcards and policy variables in values, leaving the template own variables alone', () => {
     expect(iamLiteral('a*b?c${aws:username}')).toBe('a${*}b${?}c${$}{aws:username}');
-    const template = { Statement: [{ Resource: 'arn:aws:s3:::b/${resource}', Condition: { StringEquals: { 'aws:userid': '${aws:userid}' } } }] };
+    const template = {
+      Statement: [{ Resource: 'arn:aws:s3:::b/${resource}', Condition: { StringEquals: { 'aws:userid': '${aws:userid}' } } }],
+    };
     const policy = JSON.parse(renderSessionPolicy(template, { resource: '*', taskId: 't', subject: 's' }));
     expect(policy.Statement[0].Resource).toBe('arn:aws:s3:::b/${*}');
     expect(policy.Statement[0].Condition.StringEquals['aws:userid']).toBe('${aws:userid}');
@@ -70,19 +94,32 @@ describe('AssumeRole request', () => {
   });
 
   it('refuses a rendered policy longer than 2,048 characters', () => {
-    expect(() => buildSessionRequest({ roleArn: 'arn:aws:iam::123456789012:role/crm', sessionPolicy: TEMPLATE, lease: { ...LEASE, resource: 'r'.repeat(2100) }, task: TASK, workloadId: 'w' })).toThrow(
-      SessionPolicyTooLarge,
-    );
+    expect(() =>
+      buildSessionRequest({
+        roleArn: 'arn:aws:iam::123456789012:role/crm',
+        sessionPolicy: TEMPLATE,
+        lease: { ...LEASE, resource: 'r'.repeat(2100) },
+        task: TASK,
+        workloadId: 'w',
+      }),
+    ).toThrow(SessionPolicyTooLarge);
   });
 });
 
 describe('aws-sts boundary settings', () => {
-  const valid = { kind: 'aws-sts', role_arn: 'arn:aws:iam::123456789012:role/tollgate/crm-reader', region: 'eu-central-1', session_policy: TEMPLATE };
+  const valid = {
+    kind: 'aws-sts',
+    role_arn: 'arn:aws:iam::123456789012:role/tollgate/crm-reader',
+    region: 'eu-central-1',
+    session_policy: TEMPLATE,
+  };
 
   it('accepts a role ARN, a region, a policy object or its JSON text, and an external id', () => {
     expect(awsStsSettings.safeParse(valid).success).toBe(true);
     expect(awsStsSettings.safeParse({ ...valid, session_policy: JSON.stringify(TEMPLATE), external_id: 'acme-7' }).success).toBe(true);
-    expect(awsStsSettings.safeParse({ ...valid, role_arn: 'arn:aws-us-gov:iam::123456789012:role/x', region: 'us-gov-west-1' }).success).toBe(true);
+    expect(
+      awsStsSettings.safeParse({ ...valid, role_arn: 'arn:aws-us-gov:iam::123456789012:role/x', region: 'us-gov-west-1' }).success,
+    ).toBe(true);
   });
 
   it.each([

@@ -23,7 +23,13 @@ export const awsStsSettings = z
     role_arn: z.string().max(2048).regex(ROLE_ARN, 'must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)'),
     region: z.string().max(32).regex(REGION, 'must be an AWS region such as us-east-1'),
     /** An IAM policy document (object) or its JSON text, with ${resource}, ${task_id} and ${subject} in its strings. */
-    session_policy: z.union([z.string().min(2).max(SESSION_POLICY_MAX_CHARS * 4), z.record(z.string(), z.unknown())]),
+    session_policy: z.union([
+      z
+        .string()
+        .min(2)
+        .max(SESSION_POLICY_MAX_CHARS * 4),
+      z.record(z.string(), z.unknown()),
+    ]),
     external_id: z
       .string()
       .min(2, 'must be 2 to 1224 characters')

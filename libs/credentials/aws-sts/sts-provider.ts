@@ -1,4 +1,11 @@
-import { SourceError, type CredentialKind, type CredentialProvider, type ExternalHandle, type Issued, type IssueRequest } from '../provider.js';
+import {
+  SourceError,
+  type CredentialKind,
+  type CredentialProvider,
+  type ExternalHandle,
+  type Issued,
+  type IssueRequest,
+} from '../provider.js';
 import { AwsCallFailed, sdkIamPort, sdkStsPort, type IamPort, type StsPort } from './aws-ports.js';
 import { databaseRoleLocks, type RoleLocks } from './deny-policy-store.js';
 import { REVOKED_POLICY_NAME, ROLE_INLINE_POLICY_LIMIT, planRevocationPolicy, type RevokedSession } from './revocation-policy.js';
@@ -64,7 +71,12 @@ export class StsCredentialProvider implements CredentialProvider<AwsStsSettings>
     const session = await this.sts.assumeRole(settings.region, request).catch((error: unknown) => {
       throw issueFailure(error);
     });
-    const handle: StsHandle = { role_arn: settings.role_arn, lease: lease.id, expires_at: session.expiresAt, assumed_role_id: session.assumedRoleId };
+    const handle: StsHandle = {
+      role_arn: settings.role_arn,
+      lease: lease.id,
+      expires_at: session.expiresAt,
+      assumed_role_id: session.assumedRoleId,
+    };
     return {
       credential: {
         kind: 'aws-sts',
@@ -123,7 +135,13 @@ export class StsCredentialProvider implements CredentialProvider<AwsStsSettings>
         await lock.audit({
           kind: 'aws_sts.revocation_cutoff',
           actor: 'system:aws-sts',
-          data: { role_arn: roleArn, issued_before: issuedBefore, leases: sessions.length, policy_size: plan.size, lease_ids: sessions.map((s) => s.lease) },
+          data: {
+            role_arn: roleArn,
+            issued_before: issuedBefore,
+            leases: sessions.length,
+            policy_size: plan.size,
+            lease_ids: sessions.map((s) => s.lease),
+          },
         });
         this.options.onCutoff?.({ roleArn, issuedBefore, leases: sessions.length, size: plan.size });
       }
@@ -154,7 +172,12 @@ export function parseHandle(text: string): StsHandle {
   if (typeof handle.role_arn !== 'string' || typeof handle.lease !== 'string' || typeof handle.expires_at !== 'number') {
     throw new Error('not an STS handle');
   }
-  return { role_arn: handle.role_arn, lease: handle.lease, expires_at: handle.expires_at, assumed_role_id: String(handle.assumed_role_id ?? '') };
+  return {
+    role_arn: handle.role_arn,
+    lease: handle.lease,
+    expires_at: handle.expires_at,
+    assumed_role_id: String(handle.assumed_role_id ?? ''),
+  };
 }
 
 /**
@@ -166,4 +189,3 @@ function leaseIssuedAt(lease: string): number | undefined {
   const hex = lease.replace(/-/g, '').slice(0, 12);
   return /^[0-9a-f]{12}$/i.test(hex) && lease[14] === '7' ? parseInt(hex, 16) + 5 * 60_000 : undefined;
 }
-

@@ -10,7 +10,11 @@ async function signer(kid: string) {
 }
 
 function token(privateKey: CryptoKey, kid: string, claims: Record<string, unknown>, exp: number): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid, typ: 'at+jwt' }).setIssuer(ISSUER).setExpirationTime(exp).sign(privateKey);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'at+jwt' })
+    .setIssuer(ISSUER)
+    .setExpirationTime(exp)
+    .sign(privateKey);
 }
 
 describe('issuedTokenVerifier', () => {
@@ -18,7 +22,11 @@ describe('issuedTokenVerifier', () => {
 
   it('accepts our tokens, expired ones too (the lease decides), and refuses tampering', async () => {
     const key = await signer('k1');
-    const verify = issuedTokenVerifier(ISSUER, () => [key.jwk], () => now);
+    const verify = issuedTokenVerifier(
+      ISSUER,
+      () => [key.jwk],
+      () => now,
+    );
     const good = await token(key.privateKey, 'k1', { jti: 'a' }, now / 1000 + 60);
     expect((await verify(good))?.jti).toBe('a');
     const old = await token(key.privateKey, 'k1', { jti: 'b' }, now / 1000 - 3600);
@@ -31,7 +39,11 @@ describe('issuedTokenVerifier', () => {
   it('remembers a verified token but never a forged variant of it, and forgets all when a key is withdrawn', async () => {
     const key = await signer('k1');
     let keys = [key.jwk];
-    const verify = issuedTokenVerifier(ISSUER, () => keys, () => now);
+    const verify = issuedTokenVerifier(
+      ISSUER,
+      () => keys,
+      () => now,
+    );
     const good = await token(key.privateKey, 'k1', { jti: 'a' }, now / 1000 + 60);
     await verify(good);
     const at = good.lastIndexOf('.') + 10;
@@ -48,12 +60,18 @@ describe('issuedTokenVerifier', () => {
     const rotated = await signer('k2');
     let keys = [old.jwk];
     let asked = 0;
-    const verify = issuedTokenVerifier(ISSUER, () => keys, () => now, 100, async () => {
-      asked++;
-      const before = keys;
-      keys = [old.jwk, rotated.jwk];
-      return keys !== before;
-    });
+    const verify = issuedTokenVerifier(
+      ISSUER,
+      () => keys,
+      () => now,
+      100,
+      async () => {
+        asked++;
+        const before = keys;
+        keys = [old.jwk, rotated.jwk];
+        return keys !== before;
+      },
+    );
     const fresh = await token(rotated.privateKey, 'k2', { jti: 'n' }, now / 1000 + 60);
     expect((await verify(fresh))?.jti).toBe('n');
     expect(asked).toBe(1);

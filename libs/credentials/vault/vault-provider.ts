@@ -10,20 +10,34 @@ import { VaultSession } from './vault-session.js';
  * `database/creds/<role>`), read (GET) or written (POST, with `data`), and optionally wrapped: the
  * bot then gets a single-use wrapping token valid for `wrap_ttl` seconds instead of the secret.
  */
-export const vaultSettings = z.strictObject({
-  kind: z.literal('vault'),
-  path: z
-    .string()
-    .regex(/^[a-z0-9][a-zA-Z0-9._/-]{0,255}$/, 'must be a Vault path such as database/creds/readonly')
-    .refine((path) => !path.split('/').some((part) => part === '' || part === '.' || part === '..'), 'must not contain empty, . or .. segments')
-    .refine((path) => !/^(sys|auth|identity|cubbyhole)\//.test(path), 'must be a secrets engine path, not sys/, auth/, identity/ or cubbyhole/'),
-  method: z.enum(['read', 'write']).optional(),
-  data: z
-    .record(z.string().regex(/^[a-z_][a-z0-9_]{0,63}$/, 'keys must match [a-z_][a-z0-9_]{0,63}'), z.union([z.string().max(1024), z.number(), z.boolean()]))
-    .refine((data) => Object.keys(data).length <= 32, 'must have at most 32 fields')
-    .optional(),
-  wrap_ttl: z.number().int('must be an integer').min(1, 'must be at least 1').max(3600, 'must be at most 3600').optional(),
-}).refine((settings) => settings.data === undefined || settings.method === 'write', { message: 'is sent only with method "write"', path: ['data'] });
+export const vaultSettings = z
+  .strictObject({
+    kind: z.literal('vault'),
+    path: z
+      .string()
+      .regex(/^[a-z0-9][a-zA-Z0-9._/-]{0,255}$/, 'must be a Vault path such as database/creds/readonly')
+      .refine(
+        (path) => !path.split('/').some((part) => part === '' || part === '.' || part === '..'),
+        'must not contain empty, . or .. segments',
+      )
+      .refine(
+        (path) => !/^(sys|auth|identity|cubbyhole)\//.test(path),
+        'must be a secrets engine path, not sys/, auth/, identity/ or cubbyhole/',
+      ),
+    method: z.enum(['read', 'write']).optional(),
+    data: z
+      .record(
+        z.string().regex(/^[a-z_][a-z0-9_]{0,63}$/, 'keys must match [a-z_][a-z0-9_]{0,63}'),
+        z.union([z.string().max(1024), z.number(), z.boolean()]),
+      )
+      .refine((data) => Object.keys(data).length <= 32, 'must have at most 32 fields')
+      .optional(),
+    wrap_ttl: z.number().int('must be an integer').min(1, 'must be at least 1').max(3600, 'must be at most 3600').optional(),
+  })
+  .refine((settings) => settings.data === undefined || settings.method === 'write', {
+    message: 'is sent only with method "write"',
+    path: ['data'],
+  });
 export type VaultSettings = z.infer<typeof vaultSettings>;
 
 /**
@@ -105,7 +119,9 @@ export class VaultCredentialProvider implements CredentialProvider<VaultSettings
 
   async renew({ externalHandle }: ExternalHandle, ttlSeconds: number): Promise<{ sourceExpiresAt: number }> {
     if (externalHandle === null) throw new SourceError('vault_no_lease', true);
-    const renewed = (await this.vault().call((client) => client.write('sys/leases/renew', { lease_id: externalHandle, increment: ttlSeconds }))) as SecretResponse;
+    const renewed = (await this.vault().call((client) =>
+      client.write('sys/leases/renew', { lease_id: externalHandle, increment: ttlSeconds }),
+    )) as SecretResponse;
     return { sourceExpiresAt: this.clock.now() + (renewed.lease_duration ?? 0) * 1000 };
   }
 

@@ -72,7 +72,9 @@ export class VaultSession {
       return;
     }
     if (auth.method === 'approle') {
-      this.remember((await this.client.approleLogin({ role_id: auth.roleId, secret_id: auth.secretId, mount_point: auth.mount })) as AuthResponse);
+      this.remember(
+        (await this.client.approleLogin({ role_id: auth.roleId, secret_id: auth.secretId, mount_point: auth.mount })) as AuthResponse,
+      );
       return;
     }
     const jwt = (await readFile(auth.jwtPath, 'utf8')).trim();

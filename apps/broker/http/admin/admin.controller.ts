@@ -24,8 +24,17 @@ export class AdminController {
   ) {}
 
   @Put('boundaries/:id')
-  @ApiRoute({ summary: 'Create or change a tool boundary', body: boundaryBody, responses: { 200: boundaryChangeResponse, 201: created(boundaryChangeResponse) } })
-  async putBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof boundaryChangeResponse>> {
+  @ApiRoute({
+    summary: 'Create or change a tool boundary',
+    body: boundaryBody,
+    responses: { 200: boundaryChangeResponse, 201: created(boundaryChangeResponse) },
+  })
+  async putBoundary(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<z.infer<typeof boundaryChangeResponse>> {
     const definition = toBoundaryDefinition(parse(boundaryBody, body));
     const { boundary, created, revokedLeases } = await this.boundaries.put(boundaryId(id), definition, actorOf(request));
     reply.status(created ? 201 : 200);
@@ -45,8 +54,17 @@ export class AdminController {
   }
 
   @Delete('boundaries/:id')
-  @ApiRoute({ summary: 'Disable a tool boundary and revoke its leases', body: emptyBody, responses: { 200: boundaryChangeResponse }, errors: [404] })
-  async deleteBoundary(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof boundaryChangeResponse>> {
+  @ApiRoute({
+    summary: 'Disable a tool boundary and revoke its leases',
+    body: emptyBody,
+    responses: { 200: boundaryChangeResponse },
+    errors: [404],
+  })
+  async deleteBoundary(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof boundaryChangeResponse>> {
     parse(emptyBody, body ?? {});
     const { boundary, revokedLeases } = await this.boundaries.disable(boundaryId(id), actorOf(request));
     return { ...boundaryView(boundary), revoked_leases: revokedLeases.length };
@@ -59,10 +77,21 @@ export class AdminController {
     responses: { 200: workloadResponse, 201: created(workloadResponse) },
     errors: [409],
   })
-  async putWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof workloadResponse>> {
+  async putWorkload(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<z.infer<typeof workloadResponse>> {
     const { jwks, issuer, subject, enabled, rate_limit } = parse(workloadBody, body);
     const credentials = jwks ? { jwks: { keys: jwks.keys as JWK[] } } : { issuerId: issuer!, subject: subject! };
-    const { workload, created } = await this.workloads.put(workloadId(id), credentials, enabled, toWorkloadRateLimit(rate_limit), actorOf(request));
+    const { workload, created } = await this.workloads.put(
+      workloadId(id),
+      credentials,
+      enabled,
+      toWorkloadRateLimit(rate_limit),
+      actorOf(request),
+    );
     reply.status(created ? 201 : 200);
     return workloadView(workload);
   }
@@ -80,8 +109,17 @@ export class AdminController {
   }
 
   @Delete('workloads/:id')
-  @ApiRoute({ summary: 'Disable a workload, revoking its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
-  async deleteWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof workloadRevokedResponse>> {
+  @ApiRoute({
+    summary: 'Disable a workload, revoking its tasks and leases',
+    body: emptyBody,
+    responses: { 200: workloadRevokedResponse },
+    errors: [404],
+  })
+  async deleteWorkload(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof workloadRevokedResponse>> {
     parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id), actorOf(request), 'workload.deleted');
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };
@@ -89,8 +127,17 @@ export class AdminController {
 
   @Post('workloads/:id/revoke')
   @HttpCode(200)
-  @ApiRoute({ summary: 'Kill switch: disable a workload and revoke its tasks and leases', body: emptyBody, responses: { 200: workloadRevokedResponse }, errors: [404] })
-  async revokeWorkload(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof workloadRevokedResponse>> {
+  @ApiRoute({
+    summary: 'Kill switch: disable a workload and revoke its tasks and leases',
+    body: emptyBody,
+    responses: { 200: workloadRevokedResponse },
+    errors: [404],
+  })
+  async revokeWorkload(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof workloadRevokedResponse>> {
     parse(emptyBody, body ?? {});
     const { tasks, leases } = await this.workloads.revoke(workloadId(id), actorOf(request));
     return { workload_id: id, enabled: false, revoked_tasks: tasks.length, revoked_leases: leases.length };

@@ -11,7 +11,9 @@ export const apiKeyResponse = z.strictObject({
   created_at: time,
   revoked_at: nullableTime,
 });
-export const createdApiKeyResponse = apiKeyResponse.extend({ key: z.string().describe('the key itself: shown this once, stored only as a hash') });
+export const createdApiKeyResponse = apiKeyResponse.extend({
+  key: z.string().describe('the key itself: shown this once, stored only as a hash'),
+});
 export const apiKeyList = z.strictObject({ items: z.array(apiKeyResponse) });
 
 /** An API key without its key material: the key is shown once, at creation, and never stored. */

@@ -13,7 +13,13 @@ export const boundaryBody = z
     max_ttl: ttl(3600),
     credential: credentialSettings,
     sensitivity: z.enum(['low', 'medium', 'high']).default('low'),
-    drift_threshold: z.number().int('must be an integer').min(1, 'must be at least 1').max(1000, 'must be at most 1000').nullable().default(null),
+    drift_threshold: z
+      .number()
+      .int('must be an integer')
+      .min(1, 'must be at least 1')
+      .max(1000, 'must be at most 1000')
+      .nullable()
+      .default(null),
     enabled: z.boolean().default(true),
     /** Human approval (step-up): `when` is a Cedar condition, bounded here and parsed by Cedar (in its own process) on write. */
     approval: z

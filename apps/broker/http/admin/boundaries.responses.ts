@@ -12,9 +12,17 @@ export const boundaryResponse = z.strictObject({
   max_ttl: z.int(),
   credential: z.looseObject({ kind: z.string() }),
   sensitivity: z.enum(['low', 'medium', 'high']),
-  drift_threshold: z.int().optional().describe('drift denials a task may have collected (this one included) when this boundary denies it, before it is suspended; absent: TOLLGATE_DRIFT_THRESHOLD'),
+  drift_threshold: z
+    .int()
+    .optional()
+    .describe(
+      'drift denials a task may have collected (this one included) when this boundary denies it, before it is suspended; absent: TOLLGATE_DRIFT_THRESHOLD',
+    ),
   enabled: z.boolean(),
-  approval: z.strictObject({ when: z.string(), ttl: z.int() }).optional().describe('human approval: requests the Cedar condition holds for wait for a reviewer'),
+  approval: z
+    .strictObject({ when: z.string(), ttl: z.int() })
+    .optional()
+    .describe('human approval: requests the Cedar condition holds for wait for a reviewer'),
   policy: z.string().optional().describe("the boundary's own Cedar policy set (absent when it has none)"),
   created_at: time,
 });

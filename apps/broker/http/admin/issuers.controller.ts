@@ -21,10 +21,25 @@ export class IssuersController {
   ) {}
 
   @Put(':id')
-  @ApiRoute({ summary: 'Trust an issuer (SPIRE, Kubernetes, OIDC) or change it', body: issuerBody, responses: { 200: issuerResponse, 201: created(issuerResponse) }, errors: [409] })
-  async put(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof issuerResponse>> {
+  @ApiRoute({
+    summary: 'Trust an issuer (SPIRE, Kubernetes, OIDC) or change it',
+    body: issuerBody,
+    responses: { 200: issuerResponse, 201: created(issuerResponse) },
+    errors: [409],
+  })
+  async put(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<z.infer<typeof issuerResponse>> {
     const { enabled, ...definition } = parse(issuerBody, body);
-    const { issuer, created } = await this.issuers.put(issuerId(id), toIssuerDefinition(definition, this.broker.config.issuer), enabled, actorOf(request));
+    const { issuer, created } = await this.issuers.put(
+      issuerId(id),
+      toIssuerDefinition(definition, this.broker.config.issuer),
+      enabled,
+      actorOf(request),
+    );
     reply.status(created ? 201 : 200);
     return issuerView(issuer);
   }
@@ -43,8 +58,17 @@ export class IssuersController {
 
   /** Withdraws trust: the issuer is disabled and every workload bound to it gets the kill switch. */
   @Delete(':id')
-  @ApiRoute({ summary: 'Withdraw trust: disable the issuer and kill every workload bound to it', body: emptyBody, responses: { 200: issuerWithdrawnResponse }, errors: [404] })
-  async delete(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof issuerWithdrawnResponse>> {
+  @ApiRoute({
+    summary: 'Withdraw trust: disable the issuer and kill every workload bound to it',
+    body: emptyBody,
+    responses: { 200: issuerWithdrawnResponse },
+    errors: [404],
+  })
+  async delete(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof issuerWithdrawnResponse>> {
     parse(emptyBody, body ?? {});
     const { issuer, workloads, tasks, leases } = await this.issuers.withdraw(issuerId(id), actorOf(request));
     return { ...issuerView(issuer), revoked_workloads: workloads, revoked_tasks: tasks, revoked_leases: leases };

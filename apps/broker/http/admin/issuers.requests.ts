@@ -22,7 +22,8 @@ const url = (httpAllowed: (url: URL) => boolean, rule: string) =>
       }
       if (parsed.username !== '' || parsed.password !== '') ctx.addIssue({ code: 'custom', message: 'must not carry credentials' });
       else if (parsed.hash !== '') ctx.addIssue({ code: 'custom', message: 'must not carry a fragment' });
-      else if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && httpAllowed(parsed))) ctx.addIssue({ code: 'custom', message: rule });
+      else if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && httpAllowed(parsed)))
+        ctx.addIssue({ code: 'custom', message: rule });
     });
 
 /** The signature algorithms an issuer key may serve, decided by the key. */
@@ -60,7 +61,8 @@ const issuerJwk = z
       ctx.addIssue({ code: 'custom', message: 'only RSA, EC P-256/P-384/P-521 and Ed25519 keys are accepted' });
       return;
     }
-    if (jwk.alg !== undefined && !algorithms.includes(jwk.alg)) ctx.addIssue({ code: 'custom', message: `alg ${jwk.alg} does not fit the key` });
+    if (jwk.alg !== undefined && !algorithms.includes(jwk.alg))
+      ctx.addIssue({ code: 'custom', message: `alg ${jwk.alg} does not fit the key` });
     const key = issuerPublicKey(jwk);
     if (!key) ctx.addIssue({ code: 'custom', message: 'is not a valid public key' });
     else if (jwk.kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
@@ -85,7 +87,10 @@ export const issuerBody = z
     issuer: url(() => true, 'must be an http(s) URL'),
     kind: z.enum(['spiffe', 'kubernetes', 'oidc'], 'must be "spiffe", "kubernetes" or "oidc"'),
     trust_domain: z.string().regex(TRUST_DOMAIN, 'must be a SPIFFE trust domain name ([a-z0-9._-], at most 255 characters)').optional(),
-    jwks_uri: url((parsed) => LOOPBACK_HOSTS.has(parsed.hostname), 'must be https (plain http only on a loopback host: 127.0.0.1, ::1, localhost)').optional(),
+    jwks_uri: url(
+      (parsed) => LOOPBACK_HOSTS.has(parsed.hostname),
+      'must be https (plain http only on a loopback host: 127.0.0.1, ::1, localhost)',
+    ).optional(),
     jwks: z.strictObject({ keys: z.array(issuerJwk).min(1, 'must hold at least one key').max(20, 'must hold at most 20 keys') }).optional(),
     /** A token's aud must contain one of these; absent: Tollgate's issuer URL. */
     audiences: z
@@ -100,8 +105,10 @@ export const issuerBody = z
     if ((body.jwks_uri === undefined) === (body.jwks === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'exactly one of jwks_uri and jwks is required' });
     }
-    if (body.kind === 'spiffe' && body.trust_domain === undefined) ctx.addIssue({ code: 'custom', path: ['trust_domain'], message: 'is required for a spiffe issuer' });
-    if (body.kind !== 'spiffe' && body.trust_domain !== undefined) ctx.addIssue({ code: 'custom', path: ['trust_domain'], message: 'is only for a spiffe issuer' });
+    if (body.kind === 'spiffe' && body.trust_domain === undefined)
+      ctx.addIssue({ code: 'custom', path: ['trust_domain'], message: 'is required for a spiffe issuer' });
+    if (body.kind !== 'spiffe' && body.trust_domain !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['trust_domain'], message: 'is only for a spiffe issuer' });
   });
 
 export function toIssuerDefinition(body: z.infer<typeof issuerBody>, defaultAudience: string): IssuerDefinition {

@@ -25,7 +25,11 @@ export class KeysController {
    */
   @Post('rotate')
   @HttpCode(200)
-  @ApiRoute({ summary: 'Rotate now: the pre-published next key signs from now on', body: emptyBody, responses: { 200: signingKeyRotation } })
+  @ApiRoute({
+    summary: 'Rotate now: the pre-published next key signs from now on',
+    body: emptyBody,
+    responses: { 200: signingKeyRotation },
+  })
   async rotate(@Req() request: FastifyRequest, @Body() body: unknown): Promise<z.infer<typeof signingKeyRotation>> {
     parse(emptyBody, body ?? {});
     const rotated = (await this.keys.rotate(actorOf(request)))!;

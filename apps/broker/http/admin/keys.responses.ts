@@ -5,7 +5,9 @@ import { nullableTime, time } from '../common/responses.js';
 const signingKey = z.strictObject({
   kid: z.string(),
   alg: z.enum(['EdDSA', 'ES256']),
-  state: z.enum(['next', 'active', 'retired']).describe('next: published, not yet signing; retired: published until everything it signed has expired'),
+  state: z
+    .enum(['next', 'active', 'retired'])
+    .describe('next: published, not yet signing; retired: published until everything it signed has expired'),
   created_at: time,
   activated_at: nullableTime,
   retired_at: nullableTime,

@@ -9,7 +9,15 @@ import { actorOf, AdminGuard } from '../auth.js';
 import { ApiRoute, created } from '../openapi.js';
 import { emptyBody, ID, parse } from '../common/requests.js';
 import { policyBody, simulateBody, whatIfBody } from './policies.requests.js';
-import { policyList, policyResponse, policyView, simulationResponse, simulationView, whatIfResponse, whatIfView } from './policies.responses.js';
+import {
+  policyList,
+  policyResponse,
+  policyView,
+  simulationResponse,
+  simulationView,
+  whatIfResponse,
+  whatIfView,
+} from './policies.responses.js';
 
 /** Global Cedar policy sets, simulation of a request, and what-if replays of a proposed policy. */
 @Controller('v1/admin')
@@ -22,8 +30,17 @@ export class PoliciesController {
   ) {}
 
   @Put('policies/:id')
-  @ApiRoute({ summary: 'Create or change a global Cedar policy set (a new version)', body: policyBody, responses: { 200: policyResponse, 201: created(policyResponse) } })
-  async putPolicy(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof policyResponse>> {
+  @ApiRoute({
+    summary: 'Create or change a global Cedar policy set (a new version)',
+    body: policyBody,
+    responses: { 200: policyResponse, 201: created(policyResponse) },
+  })
+  async putPolicy(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<z.infer<typeof policyResponse>> {
     const { policy, description } = parse(policyBody, body);
     const result = await this.policies.put(policyId(id), policy, description, actorOf(request));
     reply.status(result.created ? 201 : 200);
@@ -44,14 +61,22 @@ export class PoliciesController {
 
   @Delete('policies/:id')
   @ApiRoute({ summary: 'Disable a global policy set (a new version)', body: emptyBody, responses: { 200: policyResponse }, errors: [404] })
-  async deletePolicy(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof policyResponse>> {
+  async deletePolicy(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof policyResponse>> {
     parse(emptyBody, body ?? {});
     return policyView(await this.policies.disable(policyId(id), actorOf(request)));
   }
 
   @Post('simulate')
   @HttpCode(200)
-  @ApiRoute({ summary: 'Decide a credential request as it would be now, writing nothing', body: simulateBody, responses: { 200: simulationResponse } })
+  @ApiRoute({
+    summary: 'Decide a credential request as it would be now, writing nothing',
+    body: simulateBody,
+    responses: { 200: simulationResponse },
+  })
   async simulate(@Body() body: unknown): Promise<z.infer<typeof simulationResponse>> {
     const { workload, task, request } = parse(simulateBody, body);
     return simulationView(await this.simulator.simulate({ workloadId: workload, task, request }));
@@ -59,14 +84,23 @@ export class PoliciesController {
 
   @Post('policies/:id/what-if')
   @HttpCode(200)
-  @ApiRoute({ summary: 'Replay recorded decisions against a proposed global policy set', body: whatIfBody, responses: { 200: whatIfResponse } })
+  @ApiRoute({
+    summary: 'Replay recorded decisions against a proposed global policy set',
+    body: whatIfBody,
+    responses: { 200: whatIfResponse },
+  })
   async whatIfPolicy(@Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof whatIfResponse>> {
     return whatIfView(await this.whatIf.run(whatIfInput({ kind: 'global', id: policyId(id) }, body)));
   }
 
   @Post('boundaries/:id/what-if')
   @HttpCode(200)
-  @ApiRoute({ summary: "Replay recorded decisions against a proposed policy of a boundary", body: whatIfBody, responses: { 200: whatIfResponse }, errors: [404] })
+  @ApiRoute({
+    summary: 'Replay recorded decisions against a proposed policy of a boundary',
+    body: whatIfBody,
+    responses: { 200: whatIfResponse },
+    errors: [404],
+  })
   async whatIfBoundary(@Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof whatIfResponse>> {
     return whatIfView(await this.whatIf.run(whatIfInput({ kind: 'boundary', id: policyId(id) }, body)));
   }

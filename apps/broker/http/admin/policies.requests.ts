@@ -24,4 +24,7 @@ export const whatIfBody = z
     until: z.iso.datetime({ offset: true }).optional(),
     limit: z.number().int('must be an integer').min(1, 'must be at least 1').max(100_000, 'must be at most 100000').optional(),
   })
-  .refine((body) => !body.since || !body.until || Date.parse(body.since) < Date.parse(body.until), { message: 'must be before until', path: ['since'] });
+  .refine((body) => !body.since || !body.until || Date.parse(body.since) < Date.parse(body.until), {
+    message: 'must be before until',
+    path: ['since'],
+  });

@@ -21,7 +21,9 @@ export const simulationResponse = z.strictObject({
   reasons: z.array(z.string()),
   policies: z.array(policyRef).describe('the policy sets that decided'),
   errors: z.array(z.string()).describe('policies that failed to evaluate'),
-  approval_required: z.boolean().describe('a permit that would wait for a reviewer (202 pending): the boundary\'s approval rule or an @approval("required") permit'),
+  approval_required: z
+    .boolean()
+    .describe('a permit that would wait for a reviewer (202 pending): the boundary\'s approval rule or an @approval("required") permit'),
   boundary_version: z.int().nullable(),
 });
 

@@ -17,7 +17,11 @@ const rateLimitBody = z
   })
   .superRefine((limit, ctx) => {
     const given = (['per_second', 'per_minute', 'per_hour'] as const).filter((unit) => limit[unit] !== undefined);
-    if (given.length !== 1) ctx.addIssue({ code: 'custom', message: `give exactly one of per_second, per_minute, per_hour${given.length ? ` (got ${given.join(' and ')})` : ''}` });
+    if (given.length !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: `give exactly one of per_second, per_minute, per_hour${given.length ? ` (got ${given.join(' and ')})` : ''}`,
+      });
   })
   .describe("the workload's own limit on credential requests; burst defaults to twice the per-second rate, at least 1");
 
@@ -25,9 +29,11 @@ const rateLimitBody = z
 export function toWorkloadRateLimit(limit: z.infer<typeof rateLimitBody> | null | undefined): WorkloadRateLimit | null {
   if (!limit) return null;
   const [requests, per] =
-    limit.per_second !== undefined ? [limit.per_second, 'second' as const]
-    : limit.per_minute !== undefined ? [limit.per_minute, 'minute' as const]
-    : [limit.per_hour!, 'hour' as const];
+    limit.per_second !== undefined
+      ? [limit.per_second, 'second' as const]
+      : limit.per_minute !== undefined
+        ? [limit.per_minute, 'minute' as const]
+        : [limit.per_hour!, 'hour' as const];
   return { requests, per, burst: limit.burst ?? defaultBurst(requests / RATE_INTERVALS[per]) };
 }
 
@@ -36,7 +42,9 @@ export const workloadBody = z
   .strictObject({
     jwks: z.strictObject({ keys: z.array(publicJwk).min(1, 'must hold at least one key').max(10, 'must hold at most 10 keys') }).optional(),
     issuer: id.optional(),
-    subject: cleanText(2048).refine((value) => !/\s/.test(value), 'must not contain spaces').optional(),
+    subject: cleanText(2048)
+      .refine((value) => !/\s/.test(value), 'must not contain spaces')
+      .optional(),
     /** Absent: a new workload is enabled, an existing one keeps its state (a kill switch stays on). */
     enabled: z.boolean().optional(),
     /** Absent or null: the service's limit (TOLLGATE_RATE_LIMIT) applies. PUT replaces: absent clears an override. */
@@ -44,8 +52,14 @@ export const workloadBody = z
   })
   .superRefine((body, ctx) => {
     const bound = body.issuer !== undefined || body.subject !== undefined;
-    if (body.jwks !== undefined && bound) ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'give either jwks or issuer + subject, not both' });
-    else if (body.jwks === undefined && !bound) ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'is required (or issuer + subject, to authenticate through a trusted issuer)' });
+    if (body.jwks !== undefined && bound)
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'give either jwks or issuer + subject, not both' });
+    else if (body.jwks === undefined && !bound)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jwks'],
+        message: 'is required (or issuer + subject, to authenticate through a trusted issuer)',
+      });
     else if (bound && body.issuer === undefined) ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'is required with subject' });
     else if (bound && body.subject === undefined) ctx.addIssue({ code: 'custom', path: ['subject'], message: 'is required with issuer' });
   });

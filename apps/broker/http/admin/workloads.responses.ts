@@ -31,7 +31,9 @@ export function workloadView(workload: Workload): z.infer<typeof workloadRespons
     ...(workload.jwks ? { jwks: jwkSetView(workload.jwks) } : { issuer: workload.issuerId!, subject: workload.subject! }),
     enabled: workload.enabled,
     // Absent when the service's limit applies, as other views leave out what is not set.
-    ...(workload.rateLimit ? { rate_limit: { [`per_${workload.rateLimit.per}`]: workload.rateLimit.requests, burst: workload.rateLimit.burst } } : {}),
+    ...(workload.rateLimit
+      ? { rate_limit: { [`per_${workload.rateLimit.per}`]: workload.rateLimit.requests, burst: workload.rateLimit.burst } }
+      : {}),
     revision: workload.revision,
     created_at: workload.createdAt.toISOString(),
     updated_at: workload.updatedAt.toISOString(),

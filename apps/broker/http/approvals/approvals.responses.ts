@@ -11,7 +11,9 @@ export const approvalPendingResponse = z.strictObject({
 
 export const approvalResponse = z.strictObject({
   approval_id: uuid,
-  status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).describe('expired: past expires_at; revoked: its task ended or changed intent, or its boundary was disabled (for good)'),
+  status: z
+    .enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]])
+    .describe('expired: past expires_at; revoked: its task ended or changed intent, or its boundary was disabled (for good)'),
   task_id: uuid,
   workload_id: z.string(),
   boundary_id: z.string(),
@@ -31,7 +33,10 @@ export const approvalResponse = z.strictObject({
   used_at: nullableTime,
   lease_id: uuid.nullable().describe('the lease it was used for'),
   revoked_at: nullableTime,
-  revoke_reason: z.string().nullable().describe("intent_changed, boundary_disabled, or the task's end reason (task_completed, workload_revoked, …)"),
+  revoke_reason: z
+    .string()
+    .nullable()
+    .describe("intent_changed, boundary_disabled, or the task's end reason (task_completed, workload_revoked, …)"),
 });
 
 export const approvalPage = page(approvalResponse);

@@ -5,7 +5,14 @@ import { ReviewerGuard } from '../auth.js';
 import { ApiRoute } from '../openapi.js';
 import { emptyBody, parse } from '../common/requests.js';
 import { auditQuery, encodeSeqCursor } from './audit.requests.js';
-import { auditCheckpointResponse, auditEventView, auditPage, auditVerifyResponse, chainReportView, checkpointView } from './audit.responses.js';
+import {
+  auditCheckpointResponse,
+  auditEventView,
+  auditPage,
+  auditVerifyResponse,
+  chainReportView,
+  checkpointView,
+} from './audit.responses.js';
 
 /** The audit chain for reviewers: its events, whether it holds, and its head signed. */
 @Controller('v1/audit')
@@ -18,7 +25,10 @@ export class AuditController {
   async list(@Query() query: unknown): Promise<z.infer<typeof auditPage>> {
     const filter = parse(auditQuery, query, 'query');
     const items = await this.audit.list(filter);
-    return { items: items.map(auditEventView), next_cursor: items.length === filter.limit ? encodeSeqCursor(items[items.length - 1]!.seq) : null };
+    return {
+      items: items.map(auditEventView),
+      next_cursor: items.length === filter.limit ? encodeSeqCursor(items[items.length - 1]!.seq) : null,
+    };
   }
 
   @Get('verify')

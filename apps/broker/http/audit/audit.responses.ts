@@ -34,7 +34,9 @@ export const auditVerifyResponse = z.strictObject({
 });
 
 export const auditCheckpointResponse = z.strictObject({
-  checkpoint: z.string().describe('compact JWS (typ tollgate-audit-checkpoint+jwt) over {iss, seq, hash, iat}, verifiable with /.well-known/jwks.json'),
+  checkpoint: z
+    .string()
+    .describe('compact JWS (typ tollgate-audit-checkpoint+jwt) over {iss, seq, hash, iat}, verifiable with /.well-known/jwks.json'),
   seq: seq.describe('the head signed ("0" for an empty chain)'),
   hash: hex64,
   issued_at: time,
@@ -68,5 +70,10 @@ export function chainReportView(report: ChainReport): z.infer<typeof auditVerify
 }
 
 export function checkpointView(checkpoint: Checkpoint): z.infer<typeof auditCheckpointResponse> {
-  return { checkpoint: checkpoint.checkpoint, seq: checkpoint.seq, hash: checkpoint.hash, issued_at: new Date(checkpoint.issuedAt).toISOString() };
+  return {
+    checkpoint: checkpoint.checkpoint,
+    seq: checkpoint.seq,
+    hash: checkpoint.hash,
+    issued_at: new Date(checkpoint.issuedAt).toISOString(),
+  };
 }

@@ -52,7 +52,10 @@ export const cleanText = (max: number) =>
     .string()
     .min(1, 'must not be empty')
     .max(max, `must be at most ${max} characters`)
-    .refine((value) => value.isWellFormed() && !/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/.test(value), 'must not contain control characters, bidi controls or broken unicode');
+    .refine(
+      (value) => value.isWellFormed() && !/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/.test(value),
+      'must not contain control characters, bidi controls or broken unicode',
+    );
 
 export const ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const id = z.string().regex(ID, 'must match [a-z0-9][a-z0-9._-]{0,62}');
@@ -65,9 +68,15 @@ export const policyText = z
   .string()
   .min(1, 'must not be empty')
   .max(65_536, 'must be at most 65536 characters')
-  .refine((value) => value.isWellFormed() && !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/.test(value), 'must not contain control characters other than newlines and tabs, bidi controls or broken unicode');
+  .refine(
+    (value) => value.isWellFormed() && !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/.test(value),
+    'must not contain control characters other than newlines and tabs, bidi controls or broken unicode',
+  );
 
-export const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').max(256);
+export const b64url = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/, 'must be base64url')
+  .max(256);
 export const publicJwk = z
   .looseObject({
     kty: z.enum(['OKP', 'EC']),
@@ -90,7 +99,8 @@ export const publicJwk = z
     }
     const algorithms = algorithmsFor(jwk as JWK);
     if (algorithms.length === 0) ctx.addIssue({ code: 'custom', message: 'only Ed25519 (OKP) and P-256 (EC) keys are accepted' });
-    else if (jwk.alg !== undefined && !algorithms.includes(jwk.alg)) ctx.addIssue({ code: 'custom', message: `alg ${jwk.alg} does not fit the key` });
+    else if (jwk.alg !== undefined && !algorithms.includes(jwk.alg))
+      ctx.addIssue({ code: 'custom', message: `alg ${jwk.alg} does not fit the key` });
     if (jwk.kty === 'EC' && jwk.y === undefined) ctx.addIssue({ code: 'custom', message: 'an EC key needs "y"' });
     else if (problems === 0 && algorithms.length > 0 && !isPublicKey(jwk)) {
       // A point that is not on the curve, or an x of the wrong length, could never verify anything.
@@ -114,7 +124,9 @@ function isPublicKey(jwk: { kty: string; crv: string; x: string; y?: string | un
 }
 
 /** Documents the DPoP request header (RFC 9449); the proof itself is checked in libs/identity/dpop. */
-export const dpopHeader = z.string().describe('an RFC 9449 DPoP proof (a JWT with typ dpop+jwt): binds the issued credential to the proof key (cnf.jkt)');
+export const dpopHeader = z
+  .string()
+  .describe('an RFC 9449 DPoP proof (a JWT with typ dpop+jwt): binds the issued credential to the proof key (cnf.jkt)');
 
 export const timestamp = z
   .string()
@@ -125,11 +137,20 @@ export const timestamp = z
 function isRfc3339(value: string): boolean {
   const match = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2})))?$/.exec(value);
   if (!match) return false;
-  const [year, month, day, hour = 0, minute = 0, second = 0, offsetHour = 0, offsetMinute = 0] = match.slice(1).map((part) => (part === undefined ? undefined : Number(part)));
+  const [year, month, day, hour = 0, minute = 0, second = 0, offsetHour = 0, offsetMinute = 0] = match
+    .slice(1)
+    .map((part) => (part === undefined ? undefined : Number(part)));
   const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
   return (
-    month! >= 1 && month! <= 12 && day! >= 1 && day! <= daysInMonth &&
-    hour <= 23 && minute <= 59 && second <= 59 && offsetHour <= 23 && offsetMinute <= 59 &&
+    month! >= 1 &&
+    month! <= 12 &&
+    day! >= 1 &&
+    day! <= daysInMonth &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetHour <= 23 &&
+    offsetMinute <= 59 &&
     !Number.isNaN(Date.parse(value))
   );
 }
@@ -170,7 +191,8 @@ export const callFilters = {
 };
 
 /** A window that ends before it starts would only ever answer "nothing": say so instead of an empty page. */
-export const sinceBeforeUntil = (filter: { since?: Date | undefined; until?: Date | undefined }) => !filter.since || !filter.until || filter.since < filter.until;
+export const sinceBeforeUntil = (filter: { since?: Date | undefined; until?: Date | undefined }) =>
+  !filter.since || !filter.until || filter.since < filter.until;
 export const SINCE_BEFORE_UNTIL = { message: 'must be before until', path: ['since'] };
 
 export function encodeCursor(id: string): string {

@@ -22,7 +22,10 @@ export const errorResponse = z
   .strictObject({
     error: z.enum(ERROR_CODES),
     error_description: z.string(),
-    reasons: z.array(z.string()).optional().describe('machine-readable reasons of a denial (intent_mismatch, policy_forbid, task_not_active, ...)'),
+    reasons: z
+      .array(z.string())
+      .optional()
+      .describe('machine-readable reasons of a denial (intent_mismatch, policy_forbid, task_not_active, ...)'),
     decision_id: uuid.optional().describe('the decision row this refusal left'),
     field: z.string().optional().describe('the input field (dotted path) at fault'),
     approval_id: uuid.optional().describe('authorization_pending at /oauth2/token: the approval to wait for, then repeat with'),
@@ -38,7 +41,10 @@ export const errorResponse = z
   .describe('Every error: an RFC 6749-style code and a description safe to show; denials add reasons.');
 
 export const page = <T extends z.ZodType>(item: T) =>
-  z.strictObject({ items: z.array(item), next_cursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last') });
+  z.strictObject({
+    items: z.array(item),
+    next_cursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last'),
+  });
 
 export const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional() });
 export const jwkSet = z.strictObject({ keys: z.array(jwk) });

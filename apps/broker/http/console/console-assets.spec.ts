@@ -35,7 +35,9 @@ describe('findConsoleDir', () => {
 
   it('skips a folder missing a file, and says what it looked for when there is none', () => {
     const root = checkout(['index.html']);
-    expect(() => findConsoleDir(join(root, 'dist', 'apps', 'broker', 'http', 'console'))).toThrow(/apps\/console\/index\.html, console\.css, console\.js/);
+    expect(() => findConsoleDir(join(root, 'dist', 'apps', 'broker', 'http', 'console'))).toThrow(
+      /apps\/console\/index\.html, console\.css, console\.js/,
+    );
   });
 
   it('finds the real one from this source folder and reads each file with its type', () => {

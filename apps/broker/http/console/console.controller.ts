@@ -15,19 +15,31 @@ export class ConsoleController {
   constructor(@Inject(CONSOLE_ASSETS) private readonly assets: Record<ConsoleFile, ConsoleAsset>) {}
 
   @Get()
-  @ApiRoute({ summary: 'The review console (HTML): sign in with a reviewer or admin API key', responses: { 200: { description: 'The console page', contentType: 'text/html' } }, security: [] })
+  @ApiRoute({
+    summary: 'The review console (HTML): sign in with a reviewer or admin API key',
+    responses: { 200: { description: 'The console page', contentType: 'text/html' } },
+    security: [],
+  })
   page(@Res() reply: FastifyReply) {
     this.send(reply, 'index.html');
   }
 
   @Get('console.css')
-  @ApiRoute({ summary: "The review console's stylesheet", responses: { 200: { description: 'CSS', contentType: 'text/css' } }, security: [] })
+  @ApiRoute({
+    summary: "The review console's stylesheet",
+    responses: { 200: { description: 'CSS', contentType: 'text/css' } },
+    security: [],
+  })
   stylesheet(@Res() reply: FastifyReply) {
     this.send(reply, 'console.css');
   }
 
   @Get('console.js')
-  @ApiRoute({ summary: "The review console's script (an ES module)", responses: { 200: { description: 'JavaScript', contentType: 'text/javascript' } }, security: [] })
+  @ApiRoute({
+    summary: "The review console's script (an ES module)",
+    responses: { 200: { description: 'JavaScript', contentType: 'text/javascript' } },
+    security: [],
+  })
   script(@Res() reply: FastifyReply) {
     this.send(reply, 'console.js');
   }

@@ -58,7 +58,10 @@ export class DiscoveryController {
 
   /** Ready only when the database answers: a load balancer must not send credential requests here otherwise. */
   @Get('readyz')
-  @ApiRoute({ summary: 'Readiness: ready only when the database answers', responses: { 200: readinessResponse, 503: { description: 'The database does not answer', schema: readinessResponse } } })
+  @ApiRoute({
+    summary: 'Readiness: ready only when the database answers',
+    responses: { 200: readinessResponse, 503: { description: 'The database does not answer', schema: readinessResponse } },
+  })
   async readyz(@Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof readinessResponse>> {
     try {
       await this.broker.db.ping();
@@ -70,7 +73,10 @@ export class DiscoveryController {
   }
 
   @Get('metrics')
-  @ApiRoute({ summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } } })
+  @ApiRoute({
+    summary: 'Prometheus metrics',
+    responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } },
+  })
   async metrics(@Res({ passthrough: true }) reply: FastifyReply) {
     reply.header('content-type', this.broker.metrics.registry.contentType);
     return this.broker.metrics.registry.metrics();

@@ -9,7 +9,10 @@ export class OpenApiController {
 
   @Get('openapi.json')
   @Header('cache-control', 'public, max-age=300')
-  @ApiRoute({ summary: 'This document (OpenAPI 3.1)', responses: { 200: { description: 'OpenAPI 3.1 document', contentType: 'application/json' } } })
+  @ApiRoute({
+    summary: 'This document (OpenAPI 3.1)',
+    responses: { 200: { description: 'OpenAPI 3.1 document', contentType: 'application/json' } },
+  })
   openapi() {
     return this.document;
   }

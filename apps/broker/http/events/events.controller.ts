@@ -32,7 +32,13 @@ export class EventsController {
   ) {}
 
   @Get('events')
-  @ApiRoute({ summary: 'Revocation and approval events (Server-Sent Events), resumable with Last-Event-ID', query: eventsQuery, headers: { 'Last-Event-ID': position }, responses: { 200: EVENT_STREAM }, errors: [429] })
+  @ApiRoute({
+    summary: 'Revocation and approval events (Server-Sent Events), resumable with Last-Event-ID',
+    query: eventsQuery,
+    headers: { 'Last-Event-ID': position },
+    responses: { 200: EVENT_STREAM },
+    errors: [429],
+  })
   async stream(@Req() request: FastifyRequest, @Res() reply: FastifyReply, @Query() query: unknown): Promise<void> {
     const { last_event_id } = parse(eventsQuery, query, 'query');
     const header = request.headers['last-event-id'];

@@ -26,7 +26,13 @@ export class OAuthController {
   /** A resource server sees only its own tool's tokens: any other answers `{active: false}`. */
   @Post('introspect')
   @HttpCode(200)
-  @ApiRoute({ summary: 'RFC 7662 token introspection', form: tokenForm.extend(clientAuthForm.shape), responses: { 200: introspectionResponse }, security: [{ oauthClient: [] }, { clientSecretBasic: [] }], errors: [403] })
+  @ApiRoute({
+    summary: 'RFC 7662 token introspection',
+    form: tokenForm.extend(clientAuthForm.shape),
+    responses: { 200: introspectionResponse },
+    security: [{ oauthClient: [] }, { clientSecretBasic: [] }],
+    errors: [403],
+  })
   @Header('cache-control', 'no-store')
   async introspect(@Req() request: FastifyRequest, @Body() body: unknown) {
     const client = await this.clients.authenticate(credentialsOf(request, body), '/oauth2/introspect');
@@ -38,7 +44,13 @@ export class OAuthController {
   /** Who may revoke which token, and why any other token still answers 200: TokenRevocation. */
   @Post('revoke')
   @HttpCode(200)
-  @ApiRoute({ summary: 'RFC 7009 token revocation', form: tokenForm.extend(clientAuthForm.shape), responses: { 200: revocationResponse }, security: [{ oauthClient: [] }, { clientSecretBasic: [] }], errors: [403] })
+  @ApiRoute({
+    summary: 'RFC 7009 token revocation',
+    form: tokenForm.extend(clientAuthForm.shape),
+    responses: { 200: revocationResponse },
+    security: [{ oauthClient: [] }, { clientSecretBasic: [] }],
+    errors: [403],
+  })
   async revoke(@Req() request: FastifyRequest, @Body() body: unknown): Promise<z.infer<typeof revocationResponse>> {
     const client = await this.clients.authenticateOrWorkload(credentialsOf(request, body), '/oauth2/revoke');
     this.revocation.admit(client);

@@ -11,4 +11,7 @@ export const clientAuthForm = z.looseObject({
   client_assertion: z.string().max(8192).optional(),
 });
 
-export const tokenForm = z.looseObject({ token: z.string().min(1, 'is required').max(16_384), token_type_hint: z.string().max(64).optional() });
+export const tokenForm = z.looseObject({
+  token: z.string().min(1, 'is required').max(16_384),
+  token_type_hint: z.string().max(64).optional(),
+});

@@ -13,7 +13,9 @@ export const leaseResponse = z.strictObject({
   credential_kind: z.string(),
   state: z
     .enum(LEASE_STATES)
-    .describe('issuing, revoking and revoke_failed only for credentials at a source (vault): revoking waits for the source to confirm; revoke_failed gave up after every retry and is retried daily'),
+    .describe(
+      'issuing, revoking and revoke_failed only for credentials at a source (vault): revoking waits for the source to confirm; revoke_failed gave up after every retry and is retried daily',
+    ),
   issued_at: time,
   expires_at: time,
   revoked_at: nullableTime,

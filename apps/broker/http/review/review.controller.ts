@@ -36,7 +36,11 @@ export class ReviewController {
   }
 
   @Get('decisions')
-  @ApiRoute({ summary: 'Decisions (permit, deny, pending), newest first: denials are the drift signal', query: decisionQuery, responses: { 200: decisionPage } })
+  @ApiRoute({
+    summary: 'Decisions (permit, deny, pending), newest first: denials are the drift signal',
+    query: decisionQuery,
+    responses: { 200: decisionPage },
+  })
   async listDecisions(@Query() query: unknown): Promise<z.infer<typeof decisionPage>> {
     const filter = parse(decisionQuery, query, 'query');
     const items = await this.decisions.listDecisions(filter);
@@ -67,8 +71,17 @@ export class RevocationController {
 
   @Post('leases/:id/revoke')
   @HttpCode(200)
-  @ApiRoute({ summary: 'Revoke one lease (revoked_by_admin); revoking it again changes nothing', body: revokeBody, responses: { 200: leaseRevokedResponse }, errors: [404] })
-  async revokeLease(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof leaseRevokedResponse>> {
+  @ApiRoute({
+    summary: 'Revoke one lease (revoked_by_admin); revoking it again changes nothing',
+    body: revokeBody,
+    responses: { 200: leaseRevokedResponse },
+    errors: [404],
+  })
+  async revokeLease(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof leaseRevokedResponse>> {
     const { reason } = parse(revokeBody, body ?? {});
     const leaseId = uuidOf(id, 'lease');
     if (!(await this.leases.find(leaseId))) throw new NotFound('no such lease');
@@ -78,8 +91,17 @@ export class RevocationController {
 
   @Post('tasks/:id/revoke')
   @HttpCode(200)
-  @ApiRoute({ summary: 'End a task and revoke its live leases (task_revoked); an ended task is left as it is', body: revokeBody, responses: { 200: taskChangeResponse }, errors: [404] })
-  async revokeTask(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof taskChangeResponse>> {
+  @ApiRoute({
+    summary: 'End a task and revoke its live leases (task_revoked); an ended task is left as it is',
+    body: revokeBody,
+    responses: { 200: taskChangeResponse },
+    errors: [404],
+  })
+  async revokeTask(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof taskChangeResponse>> {
     const { reason } = parse(revokeBody, body ?? {});
     const { task, revokedLeases } = await this.tasks.revoke(uuidOf(id, 'task'), actorOf(request), reason);
     return { ...taskView(task), revoked_leases: revokedLeases };

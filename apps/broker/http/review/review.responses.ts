@@ -18,8 +18,13 @@ export const decisionResponse = z.strictObject({
   drift: z
     .enum(['counted', 'suspended_task'])
     .nullable()
-    .describe("counted: a denial the drift guard counted towards its task's suspension; suspended_task: the one that reached the threshold"),
-  policies: z.array(z.strictObject({ id: z.string(), version: z.int() })).nullable().describe('the Cedar policy sets that decided, when policies applied'),
+    .describe(
+      "counted: a denial the drift guard counted towards its task's suspension; suspended_task: the one that reached the threshold",
+    ),
+  policies: z
+    .array(z.strictObject({ id: z.string(), version: z.int() }))
+    .nullable()
+    .describe('the Cedar policy sets that decided, when policies applied'),
   lease_id: uuid.nullable().describe("a permit's lease (null for denials and pending requests)"),
   lease_state: leaseResponse.shape.state.nullable().describe("that lease's state now"),
   at: time,
@@ -33,7 +38,9 @@ export const timelineResponse = z.strictObject({
         at: time,
         kind: z.enum(TIMELINE_KINDS),
       })
-      .describe('decision.*: decision_id, boundary_id, action, resource, reasons, lease_id?, approval_id?; lease.*: lease_id (and reason when revoked); task.*: intent/reason; approval.*: approval_id, decided_by, reason'),
+      .describe(
+        'decision.*: decision_id, boundary_id, action, resource, reasons, lease_id?, approval_id?; lease.*: lease_id (and reason when revoked); task.*: intent/reason; approval.*: approval_id, decided_by, reason',
+      ),
   ),
 });
 

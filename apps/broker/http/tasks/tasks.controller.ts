@@ -27,7 +27,12 @@ export class TasksController {
 
   @Post()
   @HttpCode(201)
-  @ApiRoute({ summary: 'Open a task: one user journey with its intent', body: openTaskBody, responses: { 201: taskResponse }, errors: [429] })
+  @ApiRoute({
+    summary: 'Open a task: one user journey with its intent',
+    body: openTaskBody,
+    responses: { 201: taskResponse },
+    errors: [429],
+  })
   async open(@Req() request: FastifyRequest, @Body() body: unknown): Promise<z.infer<typeof taskResponse>> {
     const input = parse(openTaskBody, body);
     const task = await this.tasks.open(workloadOf(request), input);
@@ -43,8 +48,19 @@ export class TasksController {
 
   @Post(':id/credentials')
   @HttpCode(201)
-  @ApiRoute({ summary: 'A credential for one tool call, checked against the task and the boundary', body: credentialBody, headers: { DPoP: dpopHeader }, responses: { 201: credentialResponse, 202: approvalPendingResponse }, errors: [403, 404, 409, 429] })
-  async credential(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof credentialResponse> | z.infer<typeof approvalPendingResponse>> {
+  @ApiRoute({
+    summary: 'A credential for one tool call, checked against the task and the boundary',
+    body: credentialBody,
+    headers: { DPoP: dpopHeader },
+    responses: { 201: credentialResponse, 202: approvalPendingResponse },
+    errors: [403, 404, 409, 429],
+  })
+  async credential(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<z.infer<typeof credentialResponse> | z.infer<typeof approvalPendingResponse>> {
     const { approval_id: approvalId, ...input } = parse(credentialBody, body, 'body', { decided: [['params']] });
     const task = taskId(id);
     const proof = proofOfPossession(this.dpop, request);
@@ -67,8 +83,17 @@ export class TasksController {
 
   @Post(':id/intent')
   @HttpCode(200)
-  @ApiRoute({ summary: "Report an intent change: revokes the task's active leases", body: intentBody, responses: { 200: taskChangeResponse }, errors: [404, 409] })
-  async intent(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof taskChangeResponse>> {
+  @ApiRoute({
+    summary: "Report an intent change: revokes the task's active leases",
+    body: intentBody,
+    responses: { 200: taskChangeResponse },
+    errors: [404, 409],
+  })
+  async intent(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof taskChangeResponse>> {
     const { intent } = parse(intentBody, body);
     const { task, revokedLeases } = await this.tasks.changeIntent(workloadOf(request), taskId(id), intent);
     return { ...taskView(task), revoked_leases: revokedLeases };
@@ -76,8 +101,17 @@ export class TasksController {
 
   @Post(':id/complete')
   @HttpCode(200)
-  @ApiRoute({ summary: "Complete the task: revokes the task's active leases", body: emptyBody, responses: { 200: taskChangeResponse }, errors: [404, 409] })
-  async complete(@Req() request: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<z.infer<typeof taskChangeResponse>> {
+  @ApiRoute({
+    summary: "Complete the task: revokes the task's active leases",
+    body: emptyBody,
+    responses: { 200: taskChangeResponse },
+    errors: [404, 409],
+  })
+  async complete(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<z.infer<typeof taskChangeResponse>> {
     parse(emptyBody, body ?? {});
     const { task, revokedLeases } = await this.tasks.complete(workloadOf(request), taskId(id));
     return { ...taskView(task), revoked_leases: revokedLeases };

@@ -26,5 +26,8 @@ export const credentialBody = z.strictObject({
   purpose: cleanText(512).optional(),
   ttl: ttl(3600).optional(),
   /** Repeats a request that needed approval: the id from the 202 answer. */
-  approval_id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID').optional(),
+  approval_id: z
+    .string()
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID')
+    .optional(),
 });

@@ -39,7 +39,9 @@ export const credentialResponse = z.strictObject({
   expires_in: z.int().describe('seconds'),
   credential: z
     .looseObject({ kind: z.string(), access_token: z.string().optional(), token_type: z.string().optional() })
-    .describe('kind plus the provider\'s own fields; kind "jwt" carries an RFC 9068 access token; kind "vault" the secret\'s data (or a wrapping_token with wrap_ttl) and lease_duration'),
+    .describe(
+      'kind plus the provider\'s own fields; kind "jwt" carries an RFC 9068 access token; kind "vault" the secret\'s data (or a wrapping_token with wrap_ttl) and lease_duration',
+    ),
 });
 
 export function taskView(task: Task): z.infer<typeof taskResponse> {

@@ -1,6 +1,13 @@
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { AccessDenied, ApprovalPending, InvalidClient, InvalidRequest, NotFound, TokenEndpointError } from '../../../../libs/errors/index.js';
+import {
+  AccessDenied,
+  ApprovalPending,
+  InvalidClient,
+  InvalidRequest,
+  NotFound,
+  TokenEndpointError,
+} from '../../../../libs/errors/index.js';
 import { DpopVerifier } from '../../../../libs/identity/index.js';
 import { WorkloadAuthenticator } from '../../../../libs/identity/index.js';
 import { proofOfPossession } from '../auth.js';
@@ -26,7 +33,14 @@ export class TokenController {
   @Post('token')
   @HttpCode(200)
   // No client authentication: the subject token (the workload's assertion) is the credential.
-  @ApiRoute({ summary: 'RFC 8693 token exchange for the tool call in authorization_details', form: tokenExchangeForm, headers: { DPoP: dpopHeader }, responses: { 200: tokenResponse }, errors: [401, 429], security: [] })
+  @ApiRoute({
+    summary: 'RFC 8693 token exchange for the tool call in authorization_details',
+    form: tokenExchangeForm,
+    headers: { DPoP: dpopHeader },
+    responses: { 200: tokenResponse },
+    errors: [401, 429],
+    security: [],
+  })
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')
   async token(@Req() httpRequest: FastifyRequest, @Body() body: unknown) {
@@ -83,7 +97,8 @@ function parseJson(text: string): unknown {
 /** The /v1 API's answers, as RFC 6749 §5.2 spells them at a token endpoint. */
 function asTokenEndpointError(error: unknown): unknown {
   // RFC 8628 §3.5's answer for "not yet": the client polls, then repeats with approval_id.
-  if (error instanceof ApprovalPending) return new TokenEndpointError('authorization_pending', error.description, { approval_id: error.approvalId });
+  if (error instanceof ApprovalPending)
+    return new TokenEndpointError('authorization_pending', error.description, { approval_id: error.approvalId });
   if (error instanceof AccessDenied) {
     const code = error.reasons.includes('audience_mismatch') ? 'invalid_target' : 'access_denied';
     return new TokenEndpointError(code, error.description, error.extra);

@@ -21,8 +21,9 @@ export const tokenExchangeForm = z.looseObject({
 /** RFC 9396 authorization details: exactly one tool call. */
 export const toolCallDetails = z
   .array(
-    credentialBody
-      .omit({ ttl: true, purpose: true })
-      .extend({ type: z.literal('tool_call', 'must be "tool_call"'), task_id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID') }),
+    credentialBody.omit({ ttl: true, purpose: true }).extend({
+      type: z.literal('tool_call', 'must be "tool_call"'),
+      task_id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID'),
+    }),
   )
   .length(1, 'must hold exactly one tool_call');
