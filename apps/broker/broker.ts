@@ -230,7 +230,7 @@ export async function createBroker(
     config,
     db,
     apiKeys,
-    clients: new ClientAuthentication(apiKeys, authenticator, config.issuer, clock),
+    clients: new ClientAuthentication({ keys: apiKeys, workloads: authenticator, issuer: config.issuer, clock }),
     generatedAdminKey,
     keys: ring,
     dpop: new DpopVerifier(config.issuer, dpopProofs, clock),
@@ -283,7 +283,7 @@ export async function createBroker(
       timings: outboxTimings,
       observe: (kind, outcome) => metrics.sourceRevocations.inc({ kind, outcome }),
     }),
-    audit: new AuditLog(auditStore, () => ring.signingKey(), config.issuer, clock),
+    audit: new AuditLog({ store: auditStore, signingKey: () => ring.signingKey(), issuer: config.issuer, clock }),
     auditChainer: new AuditChainer(db, auditStore, (pass) => metrics.auditChainPass(pass.linked, pass.unlinked)),
     metrics,
   };

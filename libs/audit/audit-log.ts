@@ -15,12 +15,17 @@ export interface ChainReport extends Verification {
 
 /** What reviewers ask of the audit log: its events, whether the chain holds, a signed head. */
 export class AuditLog {
-  constructor(
-    private readonly store: AuditStore,
-    private readonly signingKey: () => SigningKey | Promise<SigningKey>,
-    private readonly issuer: string,
-    private readonly clock: Clock,
-  ) {}
+  private readonly store: AuditStore;
+  private readonly signingKey: () => SigningKey | Promise<SigningKey>;
+  private readonly issuer: string;
+  private readonly clock: Clock;
+
+  constructor(options: { store: AuditStore; signingKey: () => SigningKey | Promise<SigningKey>; issuer: string; clock: Clock }) {
+    this.store = options.store;
+    this.signingKey = options.signingKey;
+    this.issuer = options.issuer;
+    this.clock = options.clock;
+  }
 
   list(filter: AuditFilter): Promise<AuditRecord[]> {
     return this.store.list(filter);

@@ -42,7 +42,7 @@ async function setup() {
   const workloads = {
     authenticate: async (token: string) => ({ id: `workload-of-${token.length}`, exp: now + 60 }),
   } as unknown as WorkloadAuthenticator;
-  const auth = new ClientAuthentication(keys, workloads, ISSUER, { now: () => t0 });
+  const auth = new ClientAuthentication({ keys, workloads, issuer: ISSUER, clock: { now: () => t0 } });
   return { auth, key, privateKey, recorded };
 }
 

@@ -49,12 +49,17 @@ export type AuthenticatedClient = ApiKeyClient | { kind: 'workload'; workloadId:
 export class ClientAuthentication {
   private readonly keySets = new WeakMap<ApiKey, ReturnType<typeof createLocalJWKSet>>();
 
-  constructor(
-    private readonly keys: ApiKeys,
-    private readonly workloads: WorkloadAuthenticator,
-    private readonly issuer: string,
-    private readonly clock: Clock,
-  ) {}
+  private readonly keys: ApiKeys;
+  private readonly workloads: WorkloadAuthenticator;
+  private readonly issuer: string;
+  private readonly clock: Clock;
+
+  constructor(options: { keys: ApiKeys; workloads: WorkloadAuthenticator; issuer: string; clock: Clock }) {
+    this.keys = options.keys;
+    this.workloads = options.workloads;
+    this.issuer = options.issuer;
+    this.clock = options.clock;
+  }
 
   /** An API key, by any of the methods. `endpoint` is the path called (an assertion's aud may be its URL). */
   async authenticate(credentials: ClientCredentials, endpoint: string): Promise<ApiKeyClient> {

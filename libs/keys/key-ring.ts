@@ -75,6 +75,17 @@ export interface KeyEvent {
  */
 export type RecordKeyEvent = (tx: Sql, event: KeyEvent) => Promise<void>;
 
+/** How a replica's ring is opened: what it signs with, when it rotates, and its two ports. */
+export interface KeyRingOptions {
+  alg: SigningAlg;
+  rotationMs: number | undefined;
+  /** The latest expiry among leases issued in a range: how long a retired key stays published. */
+  latestLeaseExpiry: (issuedFrom: number, issuedTo: number) => Promise<number | undefined>;
+  recordEvent: RecordKeyEvent;
+  clock: Clock;
+  timings?: Partial<KeyTimings>;
+}
+
 /**
  * The signing keys one replica knows: the active key (private half in memory) and every public key
  * a verifier may meet. Rotation, manual or automatic, happens in one transaction under an advisory
@@ -93,18 +104,28 @@ export class SigningKeyRing {
   private lastUnknownKidRefresh = -Infinity;
   private reading: Promise<void> | undefined;
 
+  private readonly store: SigningKeyStore;
+  private readonly alg: SigningAlg;
+  /** Automatic rotation period; undefined when off. */
+  private readonly rotationMs: number | undefined;
+  private readonly latestLeaseExpiry: KeyRingOptions['latestLeaseExpiry'];
+  private readonly recordEvent: RecordKeyEvent;
+  private readonly clock: Clock;
+  readonly timings: KeyTimings;
+
   private constructor(
     private readonly db: Database,
-    private readonly store: SigningKeyStore,
     private readonly kek: Buffer,
-    private readonly alg: SigningAlg,
-    /** Automatic rotation period; undefined when off. */
-    private readonly rotationMs: number | undefined,
-    private readonly latestLeaseExpiry: (issuedFrom: number, issuedTo: number) => Promise<number | undefined>,
-    private readonly recordEvent: RecordKeyEvent,
-    private readonly clock: Clock,
-    readonly timings: KeyTimings,
-  ) {}
+    options: KeyRingOptions,
+  ) {
+    this.store = new SigningKeyStore(db);
+    this.alg = options.alg;
+    this.rotationMs = options.rotationMs;
+    this.latestLeaseExpiry = options.latestLeaseExpiry;
+    this.recordEvent = options.recordEvent;
+    this.clock = options.clock;
+    this.timings = { ...DEFAULT_KEY_TIMINGS, ...options.timings };
+  }
 
   /**
    * Call under the startup lock. On a fresh database: an active key and a next key in the
@@ -133,29 +154,8 @@ export class SigningKeyRing {
     return { resealed };
   }
 
-  static async open(
-    db: Database,
-    kek: Buffer,
-    options: {
-      alg: SigningAlg;
-      rotationMs: number | undefined;
-      latestLeaseExpiry: (issuedFrom: number, issuedTo: number) => Promise<number | undefined>;
-      recordEvent: RecordKeyEvent;
-      clock: Clock;
-      timings?: Partial<KeyTimings>;
-    },
-  ): Promise<SigningKeyRing> {
-    const ring = new SigningKeyRing(
-      db,
-      new SigningKeyStore(db),
-      kek,
-      options.alg,
-      options.rotationMs,
-      options.latestLeaseExpiry,
-      options.recordEvent,
-      options.clock,
-      { ...DEFAULT_KEY_TIMINGS, ...options.timings },
-    );
+  static async open(db: Database, kek: Buffer, options: KeyRingOptions): Promise<SigningKeyRing> {
+    const ring = new SigningKeyRing(db, kek, options);
     await ring.refresh();
     return ring;
   }
