@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApprovalGate, ApprovalRefusal } from '../approvals/index.js';
 import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/index.js';
 import { uuidv7 } from '../ids/index.js';
+import { paramsDigest } from '../audit/index.js';
 import { findUnstorable, storable } from '../db/index.js';
 import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/index.js';
 import type { ToolBoundary } from '../policy/index.js';
@@ -274,6 +275,8 @@ export class CredentialIssuance {
       issuedAt: now,
       expiresAt: now + ttl * 1000,
       external: provider.external,
+      // Kept on the lease so introspection answers with the digest the token carries.
+      paramsDigest: paramsDigest(request.params),
     };
     const audit: Record<string, unknown> = {
       decision_id: decision.id,
@@ -308,6 +311,7 @@ export class CredentialIssuance {
         workloadId,
         boundary: boundary!,
         settings: boundary!.credential,
+        params: request.params,
         confirmation: request.confirmation,
       });
     } catch (error) {
