@@ -186,6 +186,7 @@ export class CredentialIssuance {
       action: request.action,
       audience: request.audience,
       paramsUnstorable: paramsProblem !== undefined,
+      params: request.params,
     });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
