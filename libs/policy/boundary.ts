@@ -1,5 +1,10 @@
 import { canonicalJson } from '../audit/index.js';
-import type { ParamsSchemas } from './params-schema.js';
+
+/** A JSON Schema (what ajv 8 compiles in strict mode) for one action's arguments (libs/policy/params-schema.ts). */
+export type ParamsSchema = Record<string, unknown>;
+
+/** Per action: the JSON Schema of the tool's arguments. Actions without one take any params. */
+export type ParamsSchemas = Record<string, ParamsSchema>;
 
 /** An admin-approved tool boundary, at one version. */
 export interface ToolBoundary {

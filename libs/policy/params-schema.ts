@@ -1,12 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { canonicalJson } from '../audit/index.js';
-import type { ToolBoundary } from './boundary.js';
-
-/** A JSON Schema (draft 2020-12 subset ajv 8 compiles in strict mode) for one action's arguments. */
-export type ParamsSchema = Record<string, unknown>;
-
-/** Per action: the JSON Schema of the tool's arguments. Actions without one take any params. */
-export type ParamsSchemas = Record<string, ParamsSchema>;
+import type { ParamsSchema, ToolBoundary } from './boundary.js';
 
 /** Admin input is hostile: a schema is bounded before ajv compiles it (code generation costs). */
 export const MAX_PARAMS_SCHEMA_BYTES = 16_384;
