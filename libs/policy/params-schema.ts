@@ -64,7 +64,8 @@ const MAX_COMPILED_VERSIONS = 256;
 function validatorFor(boundary: ToolBoundary, action: string): ValidateFunction | undefined {
   const schema = boundary.paramsSchemas?.[action];
   if (!schema) return undefined;
-  const key = `${boundary.id}\u0000${boundary.version}`;
+  // A version never changes; its creation time tells apart a boundary recreated in another database.
+  const key = `${boundary.id}\u0000${boundary.version}\u0000${boundary.createdAt.getTime()}`;
   let byAction = compiled.get(key);
   if (!byAction) {
     // Oldest first out: a Map iterates in insertion order.
