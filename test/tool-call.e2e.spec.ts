@@ -186,6 +186,24 @@ describe('params schemas', () => {
     expect(us.body.reasons).toEqual(['policy_forbid']);
   });
 
+  it('simulation checks the schema, and a what-if on the boundary may read its declared arguments', async () => {
+    const simulated = await admin('POST', '/v1/admin/simulate', {
+      workload: bot.id,
+      task: { intent: 'order_status', subject: 'u' },
+      request: { boundary: 'payments', action: 'refund:create', params: { amount: 'x' } },
+    });
+    expect(simulated.status, JSON.stringify(simulated.body)).toBe(200);
+    expect(simulated.body).toMatchObject({ decision: 'deny', reasons: ['invalid_params'] });
+    const now = new Date();
+    const whatIf = await admin('POST', '/v1/admin/boundaries/payments/what-if', {
+      policy:
+        'permit(principal, action == Action::"refund:create", resource) when { context.params has region && context.params.region == "eu" };',
+      since: new Date(now.getTime() - 3_600_000).toISOString(),
+      until: now.toISOString(),
+    });
+    expect(whatIf.status, JSON.stringify(whatIf.body)).toBe(200);
+  });
+
   it('the seven global names still work where no schema is declared', async () => {
     const taskId = await bot.openTask();
     const mine = await bot.credential(taskId, { boundary: 'crm-owner', action: 'orders:read', params: { owner: 'user-42' } });
