@@ -188,6 +188,15 @@ export class TaskNotActive extends TollgateError {
 }
 
 /**
+ * The requested resource (RFC 8707 `resource`, RFC 8693 `audience`) is not the tool the credential
+ * would be for: RFC 8707 §2's answer, 400 invalid_target. Decided and recorded like any refusal.
+ */
+export class InvalidTarget extends TollgateError {
+  readonly code = 'invalid_target';
+  readonly status = 400;
+}
+
+/**
  * An RFC 6749 §5.2 token endpoint error: 400 with its code (the /v1 API's 403 and 404 become
  * access_denied and invalid_grant there, as OAuth clients expect).
  */
