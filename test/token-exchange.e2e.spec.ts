@@ -217,7 +217,11 @@ describe('RFC 8707 resource indicators at the token endpoint', () => {
       const response = await exchange(await withResource(taskId, resource));
       const body = (await response.json()) as { error: string; reasons?: string[]; decision_id?: string };
       expect(response.status, JSON.stringify(body)).toBe(400);
-      expect(body).toMatchObject({ error: 'invalid_target', reasons: ['audience_mismatch'] });
+      expect(body).toMatchObject({
+        error: 'invalid_target',
+        error_description: "the resource is not the boundary's tool",
+        reasons: ['audience_mismatch'],
+      });
       const events = await broker.app.broker.db.query<{ kind: string }>(`SELECT kind FROM audit_events WHERE data->>'decision_id' = $1`, [
         body.decision_id,
       ]);

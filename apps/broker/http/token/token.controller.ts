@@ -86,7 +86,7 @@ export class TokenController {
         lease_id: issued.leaseId,
       };
     } catch (error) {
-      throw asTokenEndpointError(error);
+      throw asTokenEndpointError(error, input.resource !== undefined);
     }
   }
 }
@@ -100,13 +100,16 @@ function parseJson(text: string): unknown {
 }
 
 /** The /v1 API's answers, as RFC 6749 §5.2 spells them at a token endpoint. */
-function asTokenEndpointError(error: unknown): unknown {
+function asTokenEndpointError(error: unknown, namedResource: boolean): unknown {
   // RFC 8628 §3.5's answer for "not yet": the client polls, then repeats with approval_id.
   if (error instanceof ApprovalPending)
     return new TokenEndpointError('authorization_pending', error.description, { approval_id: error.approvalId });
   if (error instanceof AccessDenied) {
     // RFC 8707 §2: a resource (or audience) that is not the boundary's tool.
-    if (error.reasons.includes('audience_mismatch')) return new InvalidTarget(error.description, error.extra);
+    if (error.reasons.includes('audience_mismatch')) {
+      const description = namedResource ? "the resource is not the boundary's tool" : error.description;
+      return new InvalidTarget(description, error.extra);
+    }
     return new TokenEndpointError('access_denied', error.description, error.extra);
   }
   if (error instanceof NotFound) return new TokenEndpointError('invalid_grant', 'no such task for this workload');
