@@ -163,3 +163,90 @@ describe('RFC 8693 token exchange', () => {
     expect((await form({ client_id: 'chatbot' })).status).toBe(200);
   });
 });
+
+describe('RFC 8707 resource indicators at the token endpoint', () => {
+  it('RFC 8414 metadata, read with oauth4webapi discovery, advertises what an MCP client looks for', () => {
+    expect(as).toMatchObject({
+      issuer: broker.url,
+      token_endpoint: `${broker.url}/oauth2/token`,
+      jwks_uri: `${broker.url}/.well-known/jwks.json`,
+      introspection_endpoint: `${broker.url}/oauth2/introspect`,
+      revocation_endpoint: `${broker.url}/oauth2/revoke`,
+      grant_types_supported: [GRANT],
+      token_endpoint_auth_methods_supported: ['none'],
+      authorization_details_types_supported: ['tool_call'],
+      resource_indicators_supported: true,
+    });
+    expect(as.dpop_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256', 'EdDSA']));
+  });
+
+  it('is in /openapi.json', async () => {
+    const document = (await call(broker.url, 'GET', '/openapi.json')).body;
+    const form = document.paths['/oauth2/token'].post.requestBody.content['application/x-www-form-urlencoded'].schema;
+    expect(form.properties.resource).toMatchObject({ type: 'string' });
+    expect(form.properties.resource.description).toMatch(/RFC 8707/);
+    expect(document.paths['/.well-known/oauth-authorization-server'].get.responses['200']).toBeDefined();
+  });
+
+  const withResource = async (taskId: string, resource: string, call: Record<string, unknown> = {}) => {
+    const { audience: _audience, ...parameters } = await details(taskId, call);
+    return { ...parameters, resource };
+  };
+
+  it("takes the boundary's tool as resource and makes it the token's aud", async () => {
+    const taskId = await bot.openTask();
+    const response = await oauth.processGenericTokenEndpointResponse(
+      as,
+      client,
+      await exchange(await withResource(taskId, 'https://crm.acme.test')),
+    );
+    const { payload } = await jwtVerify(response.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), {
+      issuer: as.issuer,
+      audience: 'https://crm.acme.test',
+      typ: 'at+jwt',
+    });
+    expect(payload.aud).toBe('https://crm.acme.test');
+    // With audience too, both naming the tool.
+    const both = await exchange({ ...(await withResource(taskId, 'https://crm.acme.test')), audience: 'https://crm.acme.test' });
+    expect(both.status).toBe(200);
+  });
+
+  it("refuses a resource no boundary serves, or another boundary's tool, with invalid_target, a decision and an audit event", async () => {
+    const taskId = await bot.openTask();
+    for (const resource of ['https://nobody.acme.test/mcp', 'https://pay.acme.test']) {
+      const response = await exchange(await withResource(taskId, resource));
+      const body = (await response.json()) as { error: string; reasons?: string[]; decision_id?: string };
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(body).toMatchObject({
+        error: 'invalid_target',
+        error_description: "the resource is not the boundary's tool",
+        reasons: ['audience_mismatch'],
+      });
+      const events = await broker.app.broker.db.query<{ kind: string }>(`SELECT kind FROM audit_events WHERE data->>'decision_id' = $1`, [
+        body.decision_id,
+      ]);
+      expect(events.rows.map((row) => row.kind)).toEqual(['credential.deny']);
+    }
+    const decisions = await asAdmin(broker)('GET', `/v1/decisions?task=${taskId}&outcome=deny`);
+    expect(decisions.body.items.map((d: { reasons: string[] }) => d.reasons)).toEqual([['audience_mismatch'], ['audience_mismatch']]);
+  });
+
+  it('refuses a resource that is not an absolute URI, has a fragment, is repeated, or contradicts audience with invalid_request', async () => {
+    const taskId = await bot.openTask();
+    const good = { grant_type: GRANT, ...(await withResource(taskId, 'https://crm.acme.test')) };
+    for (const resource of ['crm.acme.test', '/mcp', 'https://crm.acme.test#tools', '']) {
+      const response = await call(broker.url, 'POST', '/oauth2/token', { form: { ...good, resource } });
+      expect(response.status, resource).toBe(400);
+      expect(response.body.error, resource).toBe('invalid_request');
+    }
+    const contradicting = await call(broker.url, 'POST', '/oauth2/token', { form: { ...good, audience: 'https://pay.acme.test' } });
+    expect(contradicting.body.error).toBe('invalid_request');
+    const repeated = await fetch(`${broker.url}/oauth2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `${new URLSearchParams(good).toString()}&resource=${encodeURIComponent('https://pay.acme.test')}`,
+    });
+    expect(repeated.status).toBe(400);
+    expect(await repeated.json()).toMatchObject({ error: 'invalid_request', field: 'resource' });
+  });
+});

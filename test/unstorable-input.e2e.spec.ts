@@ -151,6 +151,20 @@ describe('credential request params that cannot be stored are decided and record
     expect(huge.status).toBe(400);
   });
 
+  it('params holding a number JSON cannot carry (1e400) are refused invalid_params, also when an approval is named', async () => {
+    // 1e400 parses to Infinity, which no JSON (nor the approval's params digest) can carry. Named
+    // with an approval, it once reached the digest and answered 500 (found by the fuzz test).
+    const taskId = await bot.openTask();
+    const infinite = await rawAsBot(
+      'POST',
+      `/v1/tasks/${taskId}/credentials`,
+      `{"boundary":"crm-orders","action":"orders:read","params":{"x":[1e400]},"approval_id":"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b"}`,
+    );
+    expect(infinite.status).toBe(403);
+    expect(infinite.body).toMatchObject({ error: 'access_denied', reasons: ['invalid_params'] });
+    expect((await decisionsOf(taskId)).map((decision) => decision.params)).toEqual([{ $unstorable: 'not_finite', json: '{"x":[null]}' }]);
+  });
+
   it('the token endpoint decides the same way', async () => {
     const taskId = await bot.openTask();
     const details = `[{"type":"tool_call","task_id":"${taskId}","boundary":"crm-orders","action":"orders:read","params":{"reason":"x\\u0000"}}]`;

@@ -41,7 +41,7 @@ export class Command<O extends Options> {
   readonly name: string;
   readonly io: Io;
   readonly now: Date;
-  readonly values: Record<string, string | boolean | undefined>;
+  readonly values: Record<string, string | boolean | string[] | undefined>;
   readonly positionals: string[];
 
   constructor({ name, io, args, options, now = new Date() }: CommandRun<O>) {
@@ -50,7 +50,7 @@ export class Command<O extends Options> {
     this.now = now;
     try {
       const parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
-      this.values = parsed.values as Record<string, string | boolean | undefined>;
+      this.values = parsed.values as Record<string, string | boolean | string[] | undefined>;
       this.positionals = parsed.positionals;
     } catch (error) {
       // parseArgs names the option in its message; the code (ERR_PARSE_ARGS_*) says nothing more.
@@ -66,6 +66,12 @@ export class Command<O extends Options> {
   option(name: string): string | undefined {
     const value = this.values[name];
     return typeof value === 'string' ? value : undefined;
+  }
+
+  /** The values of a repeatable option (`multiple: true`), in the order given; [] when absent. */
+  list(name: string): string[] {
+    const value = this.values[name];
+    return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
   }
 
   flag(name: string): boolean {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { apiKeys, signingKeys, simulate, workloads } from './commands/admin.js';
 import { apply } from './commands/apply.js';
 import { approvals } from './commands/approvals.js';
+import { mcp } from './commands/mcp.js';
 import { audit, exportAudit } from './commands/audit.js';
 import { revoke } from './commands/revoke.js';
 import { decisionsLs, leasesLs, tasksShow } from './commands/review.js';
@@ -11,6 +12,8 @@ import { CliError, UsageError } from './errors.js';
 /** Each command's usage lines, for `tollgate --help` and `tollgate <command> --help`. */
 export const COMMANDS: Record<string, string> = {
   apply: `  tollgate apply -f tollgate.yaml [--dry-run]       configuration as code: shows the plan, applies it`,
+  mcp: `  tollgate mcp import URL --boundary ID [--intent I]... [--default-ttl S --max-ttl S] [--dry-run]
+                                                     writes the boundary for an MCP server's tools: shows the plan, applies it`,
   leases: `  tollgate leases ls [--task ID --workload ID --boundary ID --tool AUD --subject S --action A --state S
                       --since T --until T --limit N --all]`,
   decisions: `  tollgate decisions ls [--outcome permit|deny|pending, and the same filters as leases ls]`,
@@ -102,6 +105,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
   switch (first) {
     case 'apply':
       return apply(io, argv.slice(1));
+    case 'mcp':
+      return mcp(io, argv.slice(1));
     case 'leases':
       return second === 'ls' ? leasesLs(io, rest) : unknown('leases', second, 'ls');
     case 'decisions':

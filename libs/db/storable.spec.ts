@@ -28,6 +28,13 @@ describe('findUnstorable', () => {
     expect(findUnstorable({ a: nested(200_000) })).toMatchObject({ reason: 'too_deep', path: ['a', ...Array(MAX_DEPTH - 1).fill(0)] });
   });
 
+  it('refuses numbers JSON cannot carry (1e400 parses to Infinity)', () => {
+    expect(findUnstorable(JSON.parse('{"a":{"b":[1,1e400]}}'))).toEqual({ path: ['a', 'b', 1], reason: 'not_finite', key: false });
+    expect(findUnstorable({ n: -Infinity })).toMatchObject({ reason: 'not_finite' });
+    expect(findUnstorable({ n: NaN })).toMatchObject({ reason: 'not_finite' });
+    expect(findUnstorable({ n: 1.7976931348623157e308, m: -0 })).toBeUndefined();
+  });
+
   it('leaves skipped subtrees to their owner', () => {
     expect(
       findUnstorable({ params: { x: '\u0000' }, other: 1 }, { skip: (path) => path.length === 1 && path[0] === 'params' }),

@@ -1,6 +1,7 @@
 /**
  * Values PostgreSQL cannot keep, and values we refuse to carry: `text` and `jsonb` reject U+0000
- * (NUL), a lone UTF-16 surrogate has no UTF-8 form at all, and JSON nested deeper than any of our
+ * (NUL), a lone UTF-16 surrogate has no UTF-8 form at all, a number past JSON's range parses to
+ * Infinity (which no JSON text can carry back), and JSON nested deeper than any of our
  * documents needs would overflow the stack of every recursive walker after us (JSON.stringify, zod,
  * Cedar). Input is checked against these once, at the edge, so that it gets a 400 naming the field
  * instead of a 500 from the driver; a credential request's params, which must be decided and
@@ -12,7 +13,7 @@
 /** Deepest nesting of objects and arrays accepted anywhere (a document is level 1). */
 export const MAX_DEPTH = 32;
 
-export type UnstorableReason = 'nul' | 'lone_surrogate' | 'too_deep';
+export type UnstorableReason = 'nul' | 'lone_surrogate' | 'too_deep' | 'not_finite';
 
 export interface Unstorable {
   /** Where: object keys and array indexes from the root. */
@@ -26,6 +27,7 @@ const DESCRIPTIONS: Record<UnstorableReason, string> = {
   nul: 'must not contain U+0000 (NUL)',
   lone_surrogate: 'must not contain unpaired UTF-16 surrogates (broken unicode)',
   too_deep: `must not nest objects and arrays deeper than ${MAX_DEPTH} levels`,
+  not_finite: 'must not hold a number JSON cannot carry (such as 1e400, which parses to Infinity)',
 };
 
 /** A message for a client: names the field, never echoes the offending text. */
@@ -57,6 +59,9 @@ export function findUnstorable(
       if (reason) return { path, reason, key: false };
       continue;
     }
+    // JSON.parse turns an out-of-range literal (1e400) into Infinity: stored, it would come back as
+    // null, and a params digest (RFC 8785) has no form for it.
+    if (typeof value === 'number' && !Number.isFinite(value)) return { path, reason: 'not_finite', key: false };
     if (value === null || typeof value !== 'object') continue;
     if (depth + 1 > MAX_DEPTH) return { path, reason: 'too_deep', key: false };
     if (Array.isArray(value)) {

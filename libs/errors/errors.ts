@@ -188,14 +188,22 @@ export class TaskNotActive extends TollgateError {
 }
 
 /**
+ * The requested resource (RFC 8707 `resource`, RFC 8693 `audience`) is not the tool the credential
+ * would be for: RFC 8707 §2's answer, 400 invalid_target. Decided and recorded like any refusal.
+ */
+export class InvalidTarget extends TollgateError {
+  readonly code = 'invalid_target';
+  readonly status = 400;
+}
+
+/**
  * An RFC 6749 §5.2 token endpoint error: 400 with its code (the /v1 API's 403 and 404 become
- * access_denied and invalid_grant there, as OAuth clients expect).
+ * access_denied and invalid_grant there, as OAuth clients expect; a wrong target is {@link InvalidTarget}).
  */
 export class TokenEndpointError extends TollgateError {
   readonly status = 400;
   constructor(
-    readonly code:
-      'invalid_request' | 'invalid_grant' | 'invalid_target' | 'access_denied' | 'unsupported_grant_type' | 'authorization_pending',
+    readonly code: 'invalid_request' | 'invalid_grant' | 'access_denied' | 'unsupported_grant_type' | 'authorization_pending',
     description: string,
     extra: Record<string, unknown> = {},
   ) {

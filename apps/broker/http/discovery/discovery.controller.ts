@@ -47,6 +47,9 @@ export class DiscoveryController {
       access_token_signing_alg_values_supported: this.broker.keys.algorithms,
       dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
       authorization_details_types_supported: ['tool_call'],
+      // RFC 8707 `resource` at the token endpoint (the tool: an MCP server's URL). RFC 8414 registers
+      // no member for it; this is the name the resource-indicators drafts used, and it is harmless to others.
+      resource_indicators_supported: true,
     };
   }
 

@@ -21,6 +21,7 @@ export const metadataResponse = z.strictObject({
   access_token_signing_alg_values_supported: z.array(z.string()),
   dpop_signing_alg_values_supported: z.array(z.string()),
   authorization_details_types_supported: z.array(z.string()),
+  resource_indicators_supported: z.boolean().describe('the token endpoint takes an RFC 8707 resource (the tool, e.g. an MCP server URL)'),
 });
 
 export const healthResponse = z.strictObject({ status: z.literal('ok') });

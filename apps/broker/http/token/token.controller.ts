@@ -5,6 +5,7 @@ import {
   ApprovalPending,
   InvalidClient,
   InvalidRequest,
+  InvalidTarget,
   NotFound,
   TokenEndpointError,
 } from '../../../../libs/errors/index.js';
@@ -58,6 +59,10 @@ export class TokenController {
     if (input.scope !== undefined && input.scope !== call.action) {
       throw new TokenEndpointError('invalid_request', 'scope must be the action of the tool call', { field: 'scope' });
     }
+    // RFC 8707 `resource` and RFC 8693 `audience` both name the tool (the token's aud); one is enough.
+    if (input.resource !== undefined && input.audience !== undefined && input.resource !== input.audience) {
+      throw new TokenEndpointError('invalid_request', 'resource and audience must name the same tool', { field: 'resource' });
+    }
     const proof = proofOfPossession(this.dpop, httpRequest);
     const confirmation = proof && (await proof);
     const request: CredentialRequest = {
@@ -67,7 +72,7 @@ export class TokenController {
       resource: call.resource,
       params: call.params,
       approvalId: call.approval_id,
-      audience: input.audience,
+      audience: input.resource ?? input.audience,
       confirmation,
     };
     try {
@@ -81,7 +86,7 @@ export class TokenController {
         lease_id: issued.leaseId,
       };
     } catch (error) {
-      throw asTokenEndpointError(error);
+      throw asTokenEndpointError(error, input.resource !== undefined);
     }
   }
 }
@@ -95,13 +100,17 @@ function parseJson(text: string): unknown {
 }
 
 /** The /v1 API's answers, as RFC 6749 §5.2 spells them at a token endpoint. */
-function asTokenEndpointError(error: unknown): unknown {
+function asTokenEndpointError(error: unknown, namedResource: boolean): unknown {
   // RFC 8628 §3.5's answer for "not yet": the client polls, then repeats with approval_id.
   if (error instanceof ApprovalPending)
     return new TokenEndpointError('authorization_pending', error.description, { approval_id: error.approvalId });
   if (error instanceof AccessDenied) {
-    const code = error.reasons.includes('audience_mismatch') ? 'invalid_target' : 'access_denied';
-    return new TokenEndpointError(code, error.description, error.extra);
+    // RFC 8707 §2: a resource (or audience) that is not the boundary's tool.
+    if (error.reasons.includes('audience_mismatch')) {
+      const description = namedResource ? "the resource is not the boundary's tool" : error.description;
+      return new InvalidTarget(description, error.extra);
+    }
+    return new TokenEndpointError('access_denied', error.description, error.extra);
   }
   if (error instanceof NotFound) return new TokenEndpointError('invalid_grant', 'no such task for this workload');
   return error;

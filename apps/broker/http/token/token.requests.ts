@@ -12,6 +12,12 @@ export const tokenExchangeForm = z.looseObject({
   subject_token: z.string().min(1, 'is required').max(8192),
   subject_token_type: z.literal(JWT_TOKEN_TYPE, `must be ${JWT_TOKEN_TYPE}`),
   audience: cleanText(512).optional(),
+  resource: cleanText(512)
+    .refine((value) => URL.canParse(value) && !value.includes('#'), 'must be an absolute URI without a fragment')
+    .optional()
+    .describe(
+      "RFC 8707 resource indicator: the tool the credential is for (it becomes the token's aud). It must be the boundary's tool, else 400 invalid_target. Given once; with audience, both must name the same tool.",
+    ),
   scope: z.string().max(256).optional(),
   authorization_details: z.string().min(1, 'is required').max(20_000),
   requested_token_type: z.enum([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE]).optional(),
