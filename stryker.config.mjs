@@ -14,6 +14,7 @@ export default {
     'libs/approvals/approval.ts',
     'libs/audit/chain.ts',
     'libs/audit/canonical-json.ts',
+    'libs/audit/params-digest.ts',
     'libs/leases/rate-limit.ts',
     'libs/leases/token-revocation.ts',
   ],

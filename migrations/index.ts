@@ -22,6 +22,7 @@ import { ApprovalEvents1764116460000 } from './1764116460000-approval-events.js'
 import { ApprovalRevocation1764116520000 } from './1764116520000-approval-revocation.js';
 import { ApprovalTtl1764116580000 } from './1764116580000-approval-ttl.js';
 import { TaskOpenRateLimit1764116640000 } from './1764116640000-task-open-rate-limit.js';
+import { ToolCall1764116730000 } from './1764116730000-tool-call.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -49,4 +50,5 @@ export const migrations = [
   ApprovalRevocation1764116520000,
   ApprovalTtl1764116580000,
   TaskOpenRateLimit1764116640000,
+  ToolCall1764116730000,
 ];

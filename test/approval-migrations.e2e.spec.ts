@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => broker?.close());
 
-const OURS = 3; // approval-revocation, approval-ttl, task-open-rate-limit
+const OURS = 4; // approval-revocation, approval-ttl, task-open-rate-limit, tool-call
 
 async function approved(boundary: string, ttl?: number): Promise<{ taskId: string; approvalId: string }> {
   const taskId = await bot.openTask();

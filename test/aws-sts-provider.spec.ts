@@ -69,6 +69,7 @@ function boundary(arn = roleArn, extra: Record<string, unknown> = {}): ToolBound
     enabled: true,
     approval: null,
     policy: null,
+    paramsSchemas: null,
     createdAt: new Date(),
   };
 }

@@ -478,6 +478,29 @@ const cases: Record<string, MigrationCase> = {
       );
     },
   },
+  ToolCall1764116730000: {
+    async after(q) {
+      // Leases issued before have no digest (introspection leaves it out); no boundary declares schemas.
+      const leases = await q<{ n: number }>(`SELECT count(*)::int AS n FROM leases WHERE params_digest IS NOT NULL`);
+      expect(leases[0]!.n).toBe(0);
+      const boundaries = await q<{ n: number }>(`SELECT count(*)::int AS n FROM boundaries WHERE params_schemas IS NOT NULL`);
+      expect(boundaries[0]!.n).toBe(0);
+    },
+    async fill(q) {
+      await q(
+        `INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, credential_kind, issued_at, expires_at, state, params_digest)
+         VALUES ($1, $2, 'wl-1', 'b1', 2, $3, 'orders:read', 'jwt', now(), now() + interval '1 hour', 'active', 'dCNOmK_nSY-12vHzasLXiswzlGT5UHA7jAGYkvmCuQs')`,
+        [u(0x34), T1, D1],
+      );
+      await q(
+        `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, params_schemas)
+         VALUES ('b5', 1, 'refunds', '["refund:create"]', '["refund"]', 60, 60, '{"kind":"jwt"}', 'low', true, $1)`,
+        [JSON.stringify({ 'refund:create': { type: 'object', properties: { amount: { type: 'integer' } }, required: ['amount'] } })],
+      );
+      const [row] = await q<{ schemas: string }>(`SELECT params_schemas::text AS schemas FROM boundaries WHERE id = 'b5'`);
+      expect(JSON.parse(row!.schemas)['refund:create'].required).toEqual(['amount']);
+    },
+  },
 };
 
 interface TableState {

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { canonicalJson } from '../audit/index.js';
+import { paramsDigest } from '../audit/index.js';
 
 /**
  * A human approval (step-up) for one exact credential request. Stored statuses are pending,
@@ -65,12 +64,5 @@ export function sameBinding(approval: ApprovalBinding, request: ApprovalBinding)
   );
 }
 
-/**
- * SHA-256 of the params as canonical JSON (RFC 8785, the audit chain's one function): key order does
- * not matter, anything else does. Params are parsed JSON, so every value has a canonical form.
- */
-export function paramsHash(params: Record<string, unknown> | null | undefined): string {
-  return createHash('sha256')
-    .update(canonicalJson(params ?? null), 'utf8')
-    .digest('base64url');
-}
+/** The approval's binding of the params: the same digest the credential carries (`params_digest`). */
+export const paramsHash = paramsDigest;

@@ -7,3 +7,4 @@ export * from './canonical-json.js';
 export * from './chainer.js';
 export * from './checkpoint.js';
 export * from './event-log.js';
+export * from './params-digest.js';

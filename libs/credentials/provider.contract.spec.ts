@@ -80,6 +80,7 @@ function boundaryFor(settings: CredentialSettings): ToolBoundary {
     enabled: true,
     approval: null,
     policy: null,
+    paramsSchemas: null,
     createdAt: new Date(),
   };
 }

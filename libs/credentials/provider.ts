@@ -19,6 +19,8 @@ export interface IssueRequest<S extends CredentialSettings = CredentialSettings>
   boundary: ToolBoundary;
   /** The boundary's credential settings, already checked against the kind's schema when it was written. */
   settings: S;
+  /** The call's params as the bot sent them (parsed JSON); undefined when it sent none. */
+  params?: Record<string, unknown> | undefined;
   /** Set when the request proved possession of a key (RFC 9449 DPoP): the credential is bound to it. */
   confirmation?: { jkt: string } | undefined;
 }

@@ -46,6 +46,7 @@ const PERMIT_LEASE = insertLeases(
     expires_at: 'to_timestamp($14::float8 / 1000)',
     state: "CASE WHEN $24::boolean THEN 'issuing' ELSE 'active' END",
     external: '$24::boolean',
+    params_digest: '$25::text',
   },
   'FROM d',
 );
@@ -185,6 +186,7 @@ export class DecisionLedger {
         decision.denialsInTask ?? null,
         approvalId ?? null,
         lease.external === true,
+        lease.paramsDigest ?? null,
       ],
       'tollgate_record_permit',
     );

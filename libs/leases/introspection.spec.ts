@@ -19,7 +19,9 @@ const CLAIMS: JWTPayload = {
   act: { sub: 'chatbot' },
 };
 
-function lease(state: LeaseState): Lease {
+const DIGEST = 'dCNOmK_nSY-12vHzasLXiswzlGT5UHA7jAGYkvmCuQs';
+
+function lease(state: LeaseState, paramsDigest: string | null = null): Lease {
   return {
     id: JTI,
     taskId: 'task-1',
@@ -34,14 +36,17 @@ function lease(state: LeaseState): Lease {
     expiresAt: new Date(0),
     revokedAt: null,
     revokeReason: null,
+    paramsDigest,
   };
 }
 
 /** A verifier that knows one token, and a lease store that records what it was asked. */
-function setup(claims: JWTPayload | undefined, state: LeaseState | null = 'active') {
+function setup(claims: JWTPayload | undefined, state: LeaseState | null = 'active', digest: string | null = null) {
   const asked: string[] = [];
   const verified: string[] = [];
-  const leases = { find: async (id: string) => (asked.push(id), state && id === JTI ? lease(state) : undefined) } as unknown as LeaseStore;
+  const leases = {
+    find: async (id: string) => (asked.push(id), state && id === JTI ? lease(state, digest) : undefined),
+  } as unknown as LeaseStore;
   const introspection = new Introspection(leases, async (token) => (verified.push(token), token === 'good' ? claims : undefined));
   return { introspection, asked, verified };
 }
@@ -64,8 +69,21 @@ describe('Introspection', () => {
       act: { sub: 'chatbot' },
       task_id: 'task-1',
       lease_state: 'active',
+      // A lease issued before digests were kept: no params_digest rather than a guess.
+      authorization_details: [{ type: 'tool_call', tool: TOOL, boundary: 'payments', action: 'refund:create' }],
     });
     expect(await introspection.introspect('good')).not.toHaveProperty('cnf');
+  });
+
+  it("answers the call as the lease row states it: its digest, and the token's params when they are the ones digested", async () => {
+    const signed = { type: 'tool_call', tool: TOOL, boundary: 'payments', action: 'refund:create', params: { amount: 49 } };
+    const withParams = setup({ ...CLAIMS, authorization_details: [{ ...signed, params_digest: DIGEST }] }, 'active', DIGEST);
+    expect((await withParams.introspection.introspect('good')).authorization_details).toEqual([{ ...signed, params_digest: DIGEST }]);
+    // A token whose digest is not the lease's: the lease's digest, and no params.
+    const other = setup({ ...CLAIMS, authorization_details: [{ ...signed, params_digest: 'other' }] }, 'active', DIGEST);
+    expect((await other.introspection.introspect('good')).authorization_details).toEqual([
+      { type: 'tool_call', tool: TOOL, boundary: 'payments', action: 'refund:create', params_digest: DIGEST },
+    ]);
   });
 
   it('says DPoP and shows cnf for a sender-constrained token', async () => {

@@ -40,6 +40,7 @@ export class Introspection {
       lease_state: lease.state,
     };
     if (claims.cnf) answer.cnf = claims.cnf;
+    answer.authorization_details = [toolCallOf(claims, lease)];
     return answer;
   }
 
@@ -63,4 +64,22 @@ export class Introspection {
 
 function hasAudience(claims: JWTPayload, audience: string): boolean {
   return Array.isArray(claims.aud) ? claims.aud.includes(audience) : claims.aud === audience;
+}
+
+/**
+ * The token's `tool_call` detail as the lease row states it: the lease decides the action,
+ * resource and digest. A lease issued before digests were kept has none, and the answer leaves
+ * `params_digest` (and the params, which nothing here could vouch for) out rather than guess.
+ */
+function toolCallOf(claims: JWTPayload, lease: Lease): Record<string, unknown> {
+  const detail: Record<string, unknown> = { type: 'tool_call', tool: claims.aud, boundary: lease.boundaryId, action: lease.action };
+  if (lease.resource !== null) detail.resource = lease.resource;
+  if (lease.paramsDigest === null) return detail;
+  const signed = Array.isArray(claims.authorization_details)
+    ? (claims.authorization_details[0] as Record<string, unknown> | undefined)
+    : undefined;
+  // The token's params are ours (its signature was checked) and the ones the lease's digest names.
+  if (signed && signed.params_digest === lease.paramsDigest && signed.params !== undefined) detail.params = signed.params;
+  detail.params_digest = lease.paramsDigest;
+  return detail;
 }

@@ -8,7 +8,7 @@ import { EFFECTIVE_STATE } from './effective-state.js';
 import type { Lease, LeaseFilter, LeaseState, RevokeReason } from './lease.js';
 
 const LEASE_COLUMNS = `l.id, l.task_id, l.workload_id, l.boundary_id, l.boundary_version, l.action, l.resource,
-  l.credential_kind, ${EFFECTIVE_STATE} AS state, l.issued_at, l.expires_at, l.revoked_at, l.revoke_reason`;
+  l.credential_kind, ${EFFECTIVE_STATE} AS state, l.issued_at, l.expires_at, l.revoked_at, l.revoke_reason, l.params_digest`;
 
 export interface LeaseRecord {
   id: string;
@@ -17,6 +17,8 @@ export interface LeaseRecord {
   external?: boolean | undefined;
   issuedAt: number;
   expiresAt: number;
+  /** The call's params digest (libs/audit paramsDigest), as the credential carries it. */
+  paramsDigest?: string | undefined;
 }
 
 type LeaseColumn =
@@ -32,7 +34,8 @@ type LeaseColumn =
   | 'issued_at'
   | 'expires_at'
   | 'state'
-  | 'external';
+  | 'external'
+  | 'params_digest';
 
 /**
  * The INSERT of a lease, as a CTE body: a lease is only ever written by the permit that decides it,
@@ -265,6 +268,7 @@ interface LeaseRow {
   expires_at: Date;
   revoked_at: Date | null;
   revoke_reason: string | null;
+  params_digest: string | null;
 }
 
 function toLease(row: LeaseRow): Lease {
@@ -282,5 +286,6 @@ function toLease(row: LeaseRow): Lease {
     expiresAt: new Date(row.expires_at),
     revokedAt: row.revoked_at ? new Date(row.revoked_at) : null,
     revokeReason: row.revoke_reason,
+    paramsDigest: row.params_digest ?? null,
   };
 }

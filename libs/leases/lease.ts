@@ -14,6 +14,8 @@ export interface Lease {
   expiresAt: Date;
   revokedAt: Date | null;
   revokeReason: string | null;
+  /** The call's params digest as the credential carries it; null for leases issued before it was kept. */
+  paramsDigest: string | null;
 }
 
 /**

@@ -36,7 +36,7 @@ export class RequestContextReader {
               (extract(epoch FROM t.expires_at) * 1000)::float8 AS task_expires_ms,
               (extract(epoch FROM t.created_at) * 1000)::float8 AS task_created_ms,
               b.id, b.version, b.tool, b.actions, b.intents, b.default_ttl, b.max_ttl, b.credential,
-              b.sensitivity, b.drift_threshold, b.enabled, b.approval, b.policy, b.created_at, p.key AS policies_key,
+              b.sensitivity, b.drift_threshold, b.enabled, b.approval, b.policy, b.params_schemas, b.created_at, p.key AS policies_key,
               -- Counted only when Cedar may read it (a policy or an approval rule): other requests do not pay for it.
               CASE WHEN t.id IS NOT NULL AND (b.policy IS NOT NULL OR p.key <> '' OR b.approval IS NOT NULL)
                    THEN (SELECT count(*) FROM decisions d WHERE d.task_id = t.id AND d.outcome = 'deny')::int

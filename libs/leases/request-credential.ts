@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApprovalGate, ApprovalRefusal } from '../approvals/index.js';
 import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/index.js';
 import { uuidv7 } from '../ids/index.js';
+import { paramsDigest } from '../audit/index.js';
 import { findUnstorable, storable } from '../db/index.js';
 import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/index.js';
 import type { ToolBoundary } from '../policy/index.js';
@@ -185,6 +186,7 @@ export class CredentialIssuance {
       action: request.action,
       audience: request.audience,
       paramsUnstorable: paramsProblem !== undefined,
+      params: request.params,
     });
     if (verdict.outcome === 'deny') {
       // A refusal decided from remembered rows is written only if those rows still stand.
@@ -274,6 +276,8 @@ export class CredentialIssuance {
       issuedAt: now,
       expiresAt: now + ttl * 1000,
       external: provider.external,
+      // Kept on the lease so introspection answers with the digest the token carries.
+      paramsDigest: paramsDigest(request.params),
     };
     const audit: Record<string, unknown> = {
       decision_id: decision.id,
@@ -308,6 +312,7 @@ export class CredentialIssuance {
         workloadId,
         boundary: boundary!,
         settings: boundary!.credential,
+        params: request.params,
         confirmation: request.confirmation,
       });
     } catch (error) {

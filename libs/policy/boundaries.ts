@@ -36,7 +36,7 @@ export class Boundaries {
   ): Promise<{ boundary: ToolBoundary; created: boolean; revokedLeases: string[] }> {
     // An invalid policy is refused before anything is written: the valid version stays current.
     if (definition.policy !== null) {
-      const problems = await this.checks.validate(definition.policy, definition.actions);
+      const problems = await this.checks.validate(definition.policy, definition.actions, definition.paramsSchemas);
       if (problems.length > 0) throw invalidPolicy(problems);
     }
     if (definition.approval) {

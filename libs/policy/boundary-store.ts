@@ -2,7 +2,7 @@ import type { Sql } from '../db/index.js';
 import { sameDefinition, type BoundaryDefinition, type ToolBoundary } from './boundary.js';
 
 const COLUMNS =
-  'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, approval, policy, created_at';
+  'id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, drift_threshold, enabled, approval, policy, params_schemas, created_at';
 
 /** SQL for tool boundaries. Rows are never updated: a change is a new version. */
 export class BoundaryStore {
@@ -38,8 +38,8 @@ export class BoundaryStore {
       await tx.query('UPDATE boundaries SET superseded_at = now() WHERE id = $1 AND version = $2', [id, latest.version]);
     }
     const inserted = await tx.query<BoundaryRow>(
-      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, approval, drift_threshold, policy)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${COLUMNS}`,
+      `INSERT INTO boundaries (id, version, tool, actions, intents, default_ttl, max_ttl, credential, sensitivity, enabled, approval, drift_threshold, policy, params_schemas)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${COLUMNS}`,
       [
         id,
         (latest?.version ?? 0) + 1,
@@ -54,6 +54,7 @@ export class BoundaryStore {
         definition.approval ? JSON.stringify(definition.approval) : null,
         definition.driftThreshold,
         definition.policy,
+        definition.paramsSchemas ? JSON.stringify(definition.paramsSchemas) : null,
       ],
     );
     return { boundary: toBoundary(inserted.rows[0]!), changed: true, created: latest === undefined };
@@ -74,6 +75,7 @@ export interface BoundaryRow {
   enabled: boolean;
   approval: ToolBoundary['approval'] | undefined;
   policy: string | null;
+  params_schemas?: ToolBoundary['paramsSchemas'] | undefined;
   created_at: Date;
 }
 
@@ -92,6 +94,7 @@ export function toBoundary(row: BoundaryRow): ToolBoundary {
     enabled: row.enabled,
     approval: row.approval ?? null,
     policy: row.policy ?? null,
+    paramsSchemas: row.params_schemas ?? null,
     createdAt: new Date(row.created_at),
   };
 }

@@ -16,6 +16,7 @@ export function exampleBoundary(overrides: Partial<ToolBoundary> = {}): ToolBoun
     enabled: true,
     approval: null,
     policy: null,
+    paramsSchemas: null,
     createdAt: new Date(0),
     ...overrides,
   };

@@ -1,3 +1,11 @@
+import { canonicalJson } from '../audit/index.js';
+
+/** A JSON Schema (what ajv 8 compiles in strict mode) for one action's arguments (libs/policy/params-schema.ts). */
+export type ParamsSchema = Record<string, unknown>;
+
+/** Per action: the JSON Schema of the tool's arguments. Actions without one take any params. */
+export type ParamsSchemas = Record<string, ParamsSchema>;
+
 /** An admin-approved tool boundary, at one version. */
 export interface ToolBoundary {
   id: string;
@@ -18,6 +26,12 @@ export interface ToolBoundary {
   approval: ApprovalRule | null;
   /** The boundary's own Cedar policy set, versioned with it; null when it has none. */
   policy: string | null;
+  /**
+   * Per action, the JSON Schema of the tool's arguments: params that do not match are refused
+   * (`invalid_params`), and the boundary's Cedar `params` type for that action is generated from it.
+   * Null when no action declares one.
+   */
+  paramsSchemas: ParamsSchemas | null;
   createdAt: Date;
 }
 
@@ -58,7 +72,8 @@ export function sameDefinition(a: BoundaryDefinition, b: BoundaryDefinition): bo
     a.driftThreshold === b.driftThreshold &&
     a.enabled === b.enabled &&
     JSON.stringify(a.approval ?? null) === JSON.stringify(b.approval ?? null) &&
-    a.policy === b.policy
+    a.policy === b.policy &&
+    canonicalJson(a.paramsSchemas ?? null) === canonicalJson(b.paramsSchemas ?? null)
   );
 }
 

@@ -6,6 +6,7 @@
 import { approvalConditionProblems, CedarEvaluator, validatePolicyText } from './cedar.js';
 import { LocalCedar, type DecideInput, type ReplayBatch } from './cedar-engine.js';
 import type { CedarCall, CedarReply } from './cedar-process.js';
+import type { ParamsSchemas } from './boundary.js';
 
 const engine = new LocalCedar(new CedarEvaluator(Number(process.argv[2] ?? 1000)));
 
@@ -14,7 +15,7 @@ function run(call: CedarCall): unknown {
     case 'decide':
       return engine.decideNow(call.args[0] as DecideInput);
     case 'validate':
-      return validatePolicyText(call.args[0] as string, call.args[1] as string[]);
+      return validatePolicyText(call.args[0] as string, call.args[1] as string[], call.args[2] as ParamsSchemas | null | undefined);
     case 'conditionProblems':
       return approvalConditionProblems(call.args[0] as string);
     case 'replay':

@@ -7,6 +7,7 @@ import {
   type PolicyProblem,
   type PolicySource,
 } from './cedar.js';
+import type { ParamsSchemas } from './boundary.js';
 
 /**
  * One Cedar step of a credential request (or a simulation): the request's policy set, named by
@@ -31,8 +32,11 @@ export interface ReplayBatch {
 /** What the broker asks of Cedar; run in a child process (cedar-process.ts) or in this one. */
 export interface CedarEngine {
   decide(input: DecideInput): Promise<DecideOutput>;
-  /** Problems of policy text (bounds, parse, schema); none means valid. */
-  validate(text: string, actions: readonly string[]): Promise<PolicyProblem[]>;
+  /**
+   * Problems of policy text (bounds, parse, schema); none means valid. With `paramsSchemas` (a
+   * boundary's own policy), an action that declares its arguments has its own Cedar params type.
+   */
+  validate(text: string, actions: readonly string[], paramsSchemas?: ParamsSchemas | null): Promise<PolicyProblem[]>;
   /** Problems of an approval condition; none means usable. */
   conditionProblems(when: string): Promise<PolicyProblem[]>;
   /** Per row, whether the proposal allows it. */
@@ -61,8 +65,8 @@ export class LocalCedar implements CedarEngine {
     return { decision, conditionHolds };
   }
 
-  validate(text: string, actions: readonly string[]): Promise<PolicyProblem[]> {
-    return Promise.resolve(validatePolicyText(text, actions));
+  validate(text: string, actions: readonly string[], paramsSchemas?: ParamsSchemas | null): Promise<PolicyProblem[]> {
+    return Promise.resolve(validatePolicyText(text, actions, paramsSchemas));
   }
 
   conditionProblems(when: string): Promise<PolicyProblem[]> {

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { PolicyUnavailable } from '../errors/index.js';
 import type { CedarEngine, DecideInput, DecideOutput, ReplayBatch } from './cedar-engine.js';
 import type { PolicyProblem } from './cedar.js';
+import type { ParamsSchemas } from './boundary.js';
 
 export type CedarCall = { id: number; op: 'decide' | 'validate' | 'conditionProblems' | 'replay'; args: unknown[] };
 export type CedarReply =
@@ -71,8 +72,9 @@ export class CedarProcess implements CedarEngine {
     return (await this.call('decide', [input])) as DecideOutput;
   }
 
-  async validate(text: string, actions: readonly string[]): Promise<PolicyProblem[]> {
-    return (await this.call('validate', [text, [...actions]])) as PolicyProblem[];
+  async validate(text: string, actions: readonly string[], paramsSchemas?: ParamsSchemas | null): Promise<PolicyProblem[]> {
+    // The schemas travel with the call: the child holds no boundary state.
+    return (await this.call('validate', [text, [...actions], paramsSchemas ?? null])) as PolicyProblem[];
   }
 
   async conditionProblems(when: string): Promise<PolicyProblem[]> {

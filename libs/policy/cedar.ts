@@ -12,7 +12,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { cedarBoundsProblem } from './cedar-bounds.js';
 import { schemaFor } from './cedar-schema.js';
-import type { ToolBoundary } from './boundary.js';
+import type { ParamsSchemas, ToolBoundary } from './boundary.js';
 
 /** Cedar text under an id and version: a global policy set, or a boundary's own policy. */
 export interface PolicySource {
@@ -160,7 +160,7 @@ export interface PolicyProblem {
  * Parses and validates policy text against the schema with these actions. Returns every problem
  * Cedar found, in Cedar's words, each with the line and column in `text`; none means valid.
  */
-export function validatePolicyText(text: string, actions: Iterable<string>): PolicyProblem[] {
+export function validatePolicyText(text: string, actions: Iterable<string>, paramsSchemas?: ParamsSchemas | null): PolicyProblem[] {
   // Bounded first: text too deep or too long for Cedar's WASM stack never reaches Cedar.
   const bounds = cedarBoundsProblem(text);
   if (bounds) return [bounds];
@@ -178,7 +178,11 @@ export function validatePolicyText(text: string, actions: Iterable<string>): Pol
       return [{ message: `@${APPROVAL_ANNOTATION}("required") is the only approval annotation, and only on a permit` }];
     }
   }
-  const answer = validate({ schema: schemaFor(actions), policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
+  const answer = validate({
+    schema: schemaFor(actions, paramsSchemas),
+    policies: { staticPolicies: text },
+    validationSettings: { mode: 'strict' },
+  });
   if (answer.type === 'failure') return answer.errors.map((error) => locate(text, error));
   return answer.validationErrors.map(({ error }) => locate(text, error));
 }

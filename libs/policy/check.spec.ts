@@ -41,4 +41,17 @@ describe('checkCredentialRequest', () => {
   it('refuses an action the boundary does not allow', () => {
     expect(reasons({ task, boundary, action: 'orders:delete' })).toEqual(['action_not_allowed']);
   });
+
+  it("refuses params that do not match the action's declared schema, naming the argument, not the value", () => {
+    const schemas = { 'orders:read': { type: 'object', properties: { order: { type: 'string', maxLength: 8 } }, required: ['order'] } };
+    const declared = { ...boundary, version: 7, paramsSchemas: schemas };
+    expect(reasons({ task, boundary: declared, action: 'orders:read', params: { order: 'o1' } })).toEqual([]);
+    const verdict = checkCredentialRequest({ task, boundary: declared, action: 'orders:read', params: { order: 'secret-value-too-long' } });
+    expect(verdict).toMatchObject({ outcome: 'deny', reasons: ['invalid_params'] });
+    const description = verdict.outcome === 'deny' ? verdict.description : '';
+    expect(description).toContain('params/order');
+    expect(description).not.toContain('secret-value');
+    // Absent params are no arguments: a required one is missing.
+    expect(reasons({ task, boundary: declared, action: 'orders:read' })).toEqual(['invalid_params']);
+  });
 });

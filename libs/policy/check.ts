@@ -1,4 +1,5 @@
 import type { ToolBoundary } from './boundary.js';
+import { paramsMismatch } from './params-schema.js';
 
 /** Machine-readable reasons a credential request is refused, in the order they are checked. */
 export type DenyReason =
@@ -20,6 +21,8 @@ export interface CheckInput {
   audience?: string | undefined;
   /** True when the request's params hold what the database cannot keep (see findUnstorable). */
   paramsUnstorable?: boolean;
+  /** The request's params, checked against the action's declared schema (ToolBoundary.paramsSchemas). */
+  params?: Record<string, unknown> | undefined;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface CheckInput {
  * decides: a later check means nothing once an earlier one failed (an unknown boundary has no
  * actions to compare). The workload was authenticated and the task's ownership settled before this.
  */
-export function checkCredentialRequest({ task, boundary, action, audience, paramsUnstorable }: CheckInput): Verdict {
+export function checkCredentialRequest({ task, boundary, action, audience, paramsUnstorable, params }: CheckInput): Verdict {
   if (!task.active) return deny('task_not_active', 'the task is not active');
   if (!boundary) return deny('unknown_boundary', 'no such tool boundary');
   if (audience !== undefined && audience !== boundary.tool)
@@ -41,6 +44,9 @@ export function checkCredentialRequest({ task, boundary, action, audience, param
   // never answered with an error: the refusal is recorded (in storable form) and counts as drift, so
   // a bot cannot hide a probe behind a NUL byte.
   if (paramsUnstorable) return deny('invalid_params', 'the params hold a NUL, broken unicode or nesting deeper than 32 levels');
+  // The tool's declared arguments: the refusal names the argument and the rule, never the value.
+  const mismatch = paramsMismatch(boundary, action, params);
+  if (mismatch !== undefined) return deny('invalid_params', `the params do not match the schema of the action: ${mismatch}`);
   return { outcome: 'permit' };
 }
 

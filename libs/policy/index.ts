@@ -6,6 +6,7 @@ export * from './boundary.js';
 export * from './cedar-process.js';
 export * from './cedar.js';
 export * from './check.js';
+export * from './params-schema.js';
 export * from './policies.js';
 export * from './policy-store.js';
 export * from './policy.js';

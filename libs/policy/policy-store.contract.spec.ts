@@ -82,7 +82,12 @@ describeOnBothBackends('PolicyStore contract', ({ db }) => {
     expect((await store.knownActions('pay')).sort()).toEqual(['refund:create', 'refund:void']);
     expect(await store.knownActions('nobody')).toEqual([]);
     const policies = await store.boundaryPolicies();
-    expect(policies.get('crm')).toEqual({ version: 2, tool: exampleBoundary().tool, policy: 'permit (principal, action, resource);' });
-    expect(policies.get('pay')).toEqual({ version: 1, tool: exampleBoundary().tool, policy: null });
+    expect(policies.get('crm')).toEqual({
+      version: 2,
+      tool: exampleBoundary().tool,
+      policy: 'permit (principal, action, resource);',
+      paramsSchemas: null,
+    });
+    expect(policies.get('pay')).toEqual({ version: 1, tool: exampleBoundary().tool, policy: null, paramsSchemas: null });
   });
 });

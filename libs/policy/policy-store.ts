@@ -1,5 +1,6 @@
 import type { Sql } from '../db/index.js';
 import type { PolicySource } from './cedar.js';
+import type { ParamsSchemas } from './boundary.js';
 import type { GlobalPolicy, GlobalPolicyDefinition } from './policy.js';
 
 const COLUMNS = 'id, version, policy, description, enabled, created_at';
@@ -78,11 +79,19 @@ export class PolicyStore {
   }
 
   /** Current boundaries' policies by boundary id, for a what-if replay. */
-  async boundaryPolicies(sql: Sql = this.sql): Promise<Map<string, { version: number; tool: string; policy: string | null }>> {
-    const { rows } = await sql.query<{ id: string; version: number; tool: string; policy: string | null }>(
-      'SELECT id, version, tool, policy FROM boundaries WHERE superseded_at IS NULL',
+  async boundaryPolicies(
+    sql: Sql = this.sql,
+  ): Promise<Map<string, { version: number; tool: string; policy: string | null; paramsSchemas: ParamsSchemas | null }>> {
+    const { rows } = await sql.query<{
+      id: string;
+      version: number;
+      tool: string;
+      policy: string | null;
+      params_schemas: ParamsSchemas | null;
+    }>('SELECT id, version, tool, policy, params_schemas FROM boundaries WHERE superseded_at IS NULL');
+    return new Map(
+      rows.map((row) => [row.id, { version: row.version, tool: row.tool, policy: row.policy, paramsSchemas: row.params_schemas ?? null }]),
     );
-    return new Map(rows.map((row) => [row.id, { version: row.version, tool: row.tool, policy: row.policy }]));
   }
 }
 

@@ -43,6 +43,7 @@ export class Simulator {
       boundary,
       action: request.action,
       paramsUnstorable: request.params !== undefined && findUnstorable(request.params) !== undefined,
+      params: request.params,
     });
     if (verdict.outcome === 'deny')
       return {

@@ -62,7 +62,9 @@ export class WhatIf {
       if (!boundary) throw new NotFound('no such tool boundary');
     }
     const actions = input.target.kind === 'boundary' ? await this.store.knownActions(input.target.id) : await this.store.knownActions();
-    const problems = await this.cedar.validate(input.policy, actions);
+    // A boundary's policy may read the arguments its actions declare, as on write.
+    const schemas = input.target.kind === 'boundary' ? boundaries.get(input.target.id)?.paramsSchemas : null;
+    const problems = await this.cedar.validate(input.policy, actions, schemas);
     if (problems.length > 0) throw invalidPolicy(problems);
 
     const until = input.until ?? new Date(this.clock.now());

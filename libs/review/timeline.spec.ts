@@ -56,6 +56,7 @@ const lease = (id: string, seconds: number, extra: Partial<Lease> = {}): Lease =
   expiresAt: at(seconds + 120),
   revokedAt: null,
   revokeReason: null,
+  paramsDigest: null,
   ...extra,
 });
 

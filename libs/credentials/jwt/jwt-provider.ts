@@ -2,6 +2,13 @@ import { z } from 'zod';
 import type { SigningKey } from '../../keys/index.js';
 import type { CredentialKind, CredentialProvider, Issued, IssueRequest } from '../provider.js';
 import { signCompact } from '../../keys/index.js';
+import { canonicalJson, paramsDigest } from '../../audit/index.js';
+
+/**
+ * The most canonical JSON (in bytes) a token carries as `params`: larger params travel as their
+ * digest only, so a token stays small enough for a header (the tool recomputes the digest).
+ */
+export const MAX_TOKEN_PARAMS_BYTES = 1024;
 
 /** Boundary settings: `{kind: "jwt"}` has nothing to configure. */
 export const jwtSettings = z.strictObject({ kind: z.literal('jwt') });
@@ -28,12 +35,17 @@ export class JwtCredentialProvider implements CredentialProvider<JwtSettings> {
     private readonly signingKey: () => SigningKey | Promise<SigningKey>,
   ) {}
 
-  async issue({ lease, task, workloadId, boundary, confirmation }: IssueRequest<JwtSettings>): Promise<Issued> {
+  async issue({ lease, task, workloadId, boundary, params, confirmation }: IssueRequest<JwtSettings>): Promise<Issued> {
     const current = this.signingKey();
     const key = current instanceof Promise ? await current : current;
     const iat = Math.floor(lease.issuedAt / 1000);
-    const toolCall: Record<string, unknown> = { type: 'tool_call', boundary: boundary.id, action: lease.action };
-    if (lease.resource !== null) toolCall.resource = lease.resource;
+    const toolCall = toolCallDetails({
+      tool: boundary.tool,
+      boundary: boundary.id,
+      action: lease.action,
+      resource: lease.resource,
+      params,
+    });
     const claims: Record<string, unknown> = {
       client_id: workloadId,
       act: { sub: workloadId },
@@ -58,4 +70,23 @@ export class JwtCredentialProvider implements CredentialProvider<JwtSettings> {
   async revoke(): Promise<void> {
     // Nothing lives at a source: the lease row is the only state, and it is already revoked.
   }
+}
+
+/**
+ * The `tool_call` authorization detail (RFC 9396): the exact call the credential is for. The
+ * digest is always there (absent params digest as `null`, as an approval binds them); the params
+ * themselves only while their canonical form is at most MAX_TOKEN_PARAMS_BYTES.
+ */
+export function toolCallDetails(call: {
+  tool: string;
+  boundary: string;
+  action: string;
+  resource: string | null;
+  params: Record<string, unknown> | null | undefined;
+}): Record<string, unknown> {
+  const detail: Record<string, unknown> = { type: 'tool_call', tool: call.tool, boundary: call.boundary, action: call.action };
+  if (call.resource !== null) detail.resource = call.resource;
+  if (call.params != null && Buffer.byteLength(canonicalJson(call.params), 'utf8') <= MAX_TOKEN_PARAMS_BYTES) detail.params = call.params;
+  detail.params_digest = paramsDigest(call.params);
+  return detail;
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { credentialSettings } from '../../../../libs/credentials/index.js';
-import { approvalConditionBounds } from '../../../../libs/policy/index.js';
+import { approvalConditionBounds, paramsSchemaProblem } from '../../../../libs/policy/index.js';
 import { DEFAULT_APPROVAL_TTL_S, type BoundaryDefinition } from '../../../../libs/policy/index.js';
 import { action, cleanText, intent, policyText, ttl } from '../common/requests.js';
 
@@ -37,10 +37,29 @@ export const boundaryBody = z
       })
       .optional(),
     policy: policyText.nullable().default(null).describe("the boundary's own Cedar policy set, versioned with it"),
+    params_schemas: z
+      .record(
+        action,
+        z.record(z.string(), z.unknown()).superRefine((schema, ctx) => {
+          const problem = paramsSchemaProblem(schema);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+      )
+      .nullable()
+      .default(null)
+      .describe(
+        "per action, the JSON Schema of the tool's arguments: params that do not match are refused (invalid_params), and the action's Cedar context.params type is generated from it",
+      ),
   })
   .refine((body) => body.default_ttl <= body.max_ttl, { message: 'must not exceed max_ttl', path: ['default_ttl'] })
   .refine((body) => new Set(body.actions).size === body.actions.length, { message: 'must not repeat an action', path: ['actions'] })
-  .refine((body) => new Set(body.intents).size === body.intents.length, { message: 'must not repeat an intent', path: ['intents'] });
+  .refine((body) => new Set(body.intents).size === body.intents.length, { message: 'must not repeat an intent', path: ['intents'] })
+  .superRefine((body, ctx) => {
+    for (const name of Object.keys(body.params_schemas ?? {})) {
+      if (!body.actions.includes(name))
+        ctx.addIssue({ code: 'custom', message: 'is not an action of the boundary', path: ['params_schemas', name] });
+    }
+  });
 
 export function toBoundaryDefinition(body: z.infer<typeof boundaryBody>): BoundaryDefinition {
   return {
@@ -55,5 +74,6 @@ export function toBoundaryDefinition(body: z.infer<typeof boundaryBody>): Bounda
     enabled: body.enabled,
     approval: body.approval ?? null,
     policy: body.policy,
+    paramsSchemas: body.params_schemas && Object.keys(body.params_schemas).length > 0 ? body.params_schemas : null,
   };
 }

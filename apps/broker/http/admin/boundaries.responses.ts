@@ -24,6 +24,10 @@ export const boundaryResponse = z.strictObject({
     .optional()
     .describe('human approval: requests the Cedar condition holds for wait for a reviewer'),
   policy: z.string().optional().describe("the boundary's own Cedar policy set (absent when it has none)"),
+  params_schemas: z
+    .record(z.string(), z.record(z.string(), z.unknown()))
+    .optional()
+    .describe("per action, the JSON Schema of the tool's arguments (absent when no action declares one)"),
   created_at: time,
 });
 export const boundaryChangeResponse = boundaryResponse.extend({ revoked_leases: z.int().describe('how many leases this change revoked') });
@@ -45,6 +49,7 @@ export function boundaryView(boundary: ToolBoundary): z.infer<typeof boundaryRes
     enabled: boundary.enabled,
     ...(boundary.approval ? { approval: { when: boundary.approval.when, ttl: boundary.approval.ttl } } : {}),
     ...(boundary.policy !== null ? { policy: boundary.policy } : {}),
+    ...(boundary.paramsSchemas !== null ? { params_schemas: boundary.paramsSchemas } : {}),
     created_at: boundary.createdAt.toISOString(),
   };
 }

@@ -20,6 +20,27 @@ export const introspectionResponse = z.union([
     act: z.looseObject({ sub: z.string() }),
     task_id: uuid,
     lease_state: z.literal('active'),
+    authorization_details: z
+      .array(
+        z.strictObject({
+          type: z.literal('tool_call'),
+          tool: z.union([z.string(), z.array(z.string())]),
+          boundary: z.string(),
+          action: z.string(),
+          resource: z.string().optional(),
+          params: z
+            .record(z.string(), z.unknown())
+            .optional()
+            .describe("the call's params, when the token carries them (at most 1 KiB as canonical JSON)"),
+          params_digest: z
+            .string()
+            .optional()
+            .describe(
+              'base64url SHA-256 of the canonical JSON (RFC 8785) of the params; absent for a lease issued before digests were kept',
+            ),
+        }),
+      )
+      .describe('the exact call the credential is for, as its lease states it'),
   }),
 ]);
 
