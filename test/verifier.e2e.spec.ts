@@ -352,3 +352,16 @@ describe('adapters', () => {
     }
   });
 });
+
+// Last: it stops the broker.
+describe('the broker gone', () => {
+  it('a verifier whose stream and introspection both stop answering refuses (fail closed), though the token still verifies', async () => {
+    const verifier = verifierWith({}, { staleAfterMs: 200 });
+    await verifier.ready();
+    const token = await credential(await bot.openTask());
+    await verifier.verify(token, request);
+    await broker.stop();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await expect(verifier.verify(token, request)).rejects.toThrow(VerifierUnavailable);
+  });
+});

@@ -155,15 +155,18 @@ export interface FastifyLikeReply {
  * calls `replyWithChallenge`.
  */
 export function fastifyVerifier(verifier: Verifier, options: AdapterOptions = {}) {
-  return async (request: FastifyLikeRequest, reply: FastifyLikeReply): Promise<void> => {
+  return async (request: FastifyLikeRequest, reply: FastifyLikeReply): Promise<FastifyLikeReply | undefined> => {
     try {
       request.tollgate = await verifier.verifyRequest({
         method: request.method,
         url: requestUrl(request.url, single(request.headers.host), options),
         headers: request.headers,
       });
+      return undefined;
     } catch (error) {
       await replyWithChallenge(reply, error, options);
+      // An async hook that answered returns the reply: Fastify then runs no handler.
+      return reply;
     }
   };
 }
