@@ -55,10 +55,10 @@ module.exports = {
     },
     {
       name: 'clients-import-no-server-code',
-      comment: 'The SDK and the CLI are packages of their own: they reach the server over HTTP only.',
+      comment: 'The SDK, the CLI and the verifier are packages of their own: they reach the server over HTTP only.',
       severity: 'error',
-      from: { path: '^(libs/sdk|apps/cli)/' },
-      to: { path: '^(libs|apps|migrations)/', pathNot: ['^libs/sdk/', '^apps/cli/'] },
+      from: { path: '^(libs/sdk|apps/cli|packages/verifier)/' },
+      to: { path: '^(libs|apps|migrations|packages)/', pathNot: ['^libs/sdk/', '^apps/cli/', '^packages/verifier/'] },
     },
     {
       name: 'server-libs-do-not-import-clients-or-apps',

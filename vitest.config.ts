@@ -7,7 +7,7 @@ export default defineConfig({
     swc.vite({ module: { type: 'es6' } }),
   ],
   test: {
-    include: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts', 'test/**/*.spec.ts'],
+    include: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts', 'packages/**/*.spec.ts', 'test/**/*.spec.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -3,11 +3,12 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { exportJWK } from 'jose';
+import { decodeJwt, exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { asAdmin, putBoundary } from './support/scenario.js';
-import { workloadKey } from './support/workload.js';
+import { call } from './support/http.js';
+import { assertion, workloadKey } from './support/workload.js';
 
 /**
  * The installable packages as a user gets them: each is packed (`npm pack`, whose prepack builds
@@ -21,10 +22,11 @@ const ROOT = resolve(import.meta.dirname, '..');
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
 const run = promisify(execFile);
 
-/** The workspace packages to ship. @tollgate/verifier (issue 14) joins this list when it exists. */
+/** The workspace packages to ship. */
 const PACKAGES = [
   { name: '@tollgate/sdk', dir: 'libs/sdk' },
   { name: '@tollgate/cli', dir: 'apps/cli' },
+  { name: '@tollgate/verifier', dir: 'packages/verifier' },
 ] as const;
 
 interface Packed {
@@ -258,4 +260,72 @@ describe('@tollgate/cli installed from its tarball', () => {
   }, 60_000);
 });
 
-it.todo('@tollgate/verifier (issue 14): add it to PACKAGES once it exists');
+describe('@tollgate/verifier installed from its tarball', () => {
+  it("imports as ESM (jose its only dependency) and verifies a real broker's token, refusing another tool's", async () => {
+    const manifest = JSON.parse(readFileSync(join(project, 'node_modules/@tollgate/verifier/package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    expect(Object.keys(manifest.dependencies)).toEqual(['jose']);
+    const key = await workloadKey('EdDSA');
+    const admin = asAdmin(broker);
+    expect((await admin('PUT', '/v1/admin/workloads/pkg-tool-bot', { jwks: { keys: [key.publicJwk] } })).status).toBe(201);
+    await putBoundary(broker, 'pkg-verified');
+    const task = await call(broker.url, 'POST', '/v1/tasks', {
+      token: await assertion('pkg-tool-bot', key, broker.url),
+      json: { intent: 'order_status', subject: 'customer-1' },
+    });
+    const issued = await call(broker.url, 'POST', `/v1/tasks/${task.body.task_id}/credentials`, {
+      token: await assertion('pkg-tool-bot', key, broker.url),
+      json: { boundary: 'pkg-verified', action: 'orders:read', resource: 'order/1' },
+    });
+    expect(issued.status).toBe(201);
+    writeFileSync(
+      join(project, 'tool.mjs'),
+      `import { createVerifier, InvalidToken } from '@tollgate/verifier';
+const options = { issuer: process.env.ISSUER, jwksUri: process.env.TOLLGATE_URL + '/.well-known/jwks.json' };
+const request = { method: 'GET', url: 'https://crm.acme.test/orders/1' };
+const verified = await createVerifier({ ...options, audience: 'https://crm.acme.test' }).verify(process.env.TOKEN, request);
+let other;
+try {
+  await createVerifier({ ...options, audience: 'https://billing.acme.test' }).verify(process.env.TOKEN, request);
+} catch (error) {
+  other = error instanceof InvalidToken ? error.code : String(error);
+}
+console.log(JSON.stringify({ action: verified.toolCall.action, other }));
+`,
+    );
+    const token = issued.body.credential.access_token as string;
+    const { stdout } = await step(process.execPath, ['tool.mjs'], project, {
+      TOLLGATE_URL: broker.url,
+      ISSUER: decodeJwt(token).iss,
+      TOKEN: token,
+    });
+    transcript.push(`  ${stdout.trim()}`);
+    expect(JSON.parse(stdout)).toEqual({ action: 'orders:read', other: 'invalid_token' });
+  });
+
+  it("type-checks a tool server against the package's declarations (tsc --noEmit, strict, libraries checked too)", async () => {
+    // The tsconfig.json the SDK's check wrote; express and fastify are not installed: the adapters need neither's types.
+    writeFileSync(
+      join(project, 'tool.ts'),
+      `import { createServer } from 'node:http';
+import { createVerifier, InsufficientScope, nodeAuthenticator, writeChallenge, type VerifiedCall } from '@tollgate/verifier';
+
+const verifier = createVerifier({ issuer: 'https://tollgate.internal', audience: 'https://crm.acme.test', revocation: { apiKey: 'tgrs_x' } });
+const authenticate = nodeAuthenticator(verifier, { baseUrl: 'https://crm.acme.test' });
+createServer((req, res) => {
+  authenticate(req)
+    .then((call: VerifiedCall) => {
+      call.checkCall({ action: 'orders:refund', resource: 'order/1', params: { amount: 49 } });
+      res.end(call.toolCall.action);
+    })
+    .catch((error: unknown) => writeChallenge(res, error));
+});
+export const scope = (error: unknown): boolean => error instanceof InsufficientScope && error.status === 403;
+// @ts-expect-error: an audience is required
+createVerifier({ issuer: 'https://tollgate.internal' });
+`,
+    );
+    await step(process.execPath, [TSC, '-p', 'tsconfig.json'], project);
+  }, 180_000);
+});
