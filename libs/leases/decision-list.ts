@@ -8,8 +8,8 @@ export interface DecisionFilter extends Omit<LeaseFilter, 'state'> {
 }
 
 /**
- * Decisions for review (a read: DecisionLedger is the writer). Apart from the ledger so that
- * LeaseStore can keep answering it for its callers until they ask the ledger.
+ * Decisions for review, newest first, with the review filters: the read half of the decision
+ * ledger (DecisionLedger.listDecisions answers with it), kept apart from the ledger's statements.
  */
 export async function listDecisions(sql: Sql, filter: DecisionFilter): Promise<Decision[]> {
   const { where, params } = conditions([
