@@ -52,6 +52,33 @@ describe('paramsMismatch', () => {
     expect(paramsMismatch(boundary, 'refund:create', { amount: 1, region: 'mars' })).not.toContain('mars');
   });
 
+  it('runs patterns in linear time (RE2): a catastrophic pattern cannot stall the broker', () => {
+    const hostile = exampleBoundary({
+      id: 'redos',
+      version: 1,
+      actions: ['lookup'],
+      paramsSchemas: {
+        lookup: {
+          type: 'object',
+          properties: { q: { type: 'string', pattern: '^(a+)+$' } },
+          patternProperties: { '^(x+x+)+y$': { type: 'integer' } },
+        },
+      },
+    });
+    // On JavaScript's backtracking engine, each of these takes longer than the universe has left:
+    // the test would never reach its timeout's end.
+    const attack = 'a'.repeat(40_000) + '!';
+    expect(paramsMismatch(hostile, 'lookup', { q: attack })).toBe('params/q: must match pattern "^(a+)+$"');
+    expect(paramsMismatch(hostile, 'lookup', { ['x'.repeat(40_000)]: 'not checked: the key does not match' })).toBeUndefined();
+    expect(paramsMismatch(hostile, 'lookup', { q: 'aaaa', xxy: 'text' })).toBe('params/xxy: must be integer');
+  });
+
+  it('refuses patterns RE2 cannot run in linear time (backreferences, lookaround) when the boundary is written', () => {
+    expect(paramsSchemaProblem({ type: 'object', properties: { a: { type: 'string', pattern: '^(a)\\1$' } } })).toMatch(/not a valid/);
+    expect(paramsSchemaProblem({ type: 'object', properties: { a: { type: 'string', pattern: '^(?=a)a$' } } })).toMatch(/not a valid/);
+    expect(paramsSchemaProblem({ type: 'object', properties: { a: { type: 'string', pattern: '^[a-z]{2,8}$' } } })).toBeUndefined();
+  });
+
   it('compiles once per boundary version', () => {
     const first = exampleBoundary({
       id: 'cache',

@@ -1,17 +1,27 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { RE2JS } from 're2js';
 import { canonicalJson } from '../audit/index.js';
 import type { ParamsSchema, ToolBoundary } from './boundary.js';
 
 /** Admin input is hostile: a schema is bounded before ajv compiles it (code generation costs). */
 export const MAX_PARAMS_SCHEMA_BYTES = 16_384;
 export const MAX_PARAMS_SCHEMA_DEPTH = 16;
-/** `pattern` runs against every request's params: long patterns are where catastrophic backtracking hides. */
+/** `pattern` runs against every request's params: bounded, like everything an admin writes. */
 const MAX_PATTERN_LENGTH = 256;
+
+/**
+ * Patterns (`pattern`, `patternProperties`) run against every request's params, which a bot
+ * controls. They run on RE2 (re2js: linear time in the input), never on JavaScript's backtracking
+ * engine, so no pattern an admin writes (`(a+)+$`) can stall the broker. RE2 has no backreferences
+ * or lookaround: a pattern that needs them is refused when the boundary is written. Like RegExp's
+ * `test`, RE2's finds a match anywhere in the input (JSON Schema patterns are not anchored).
+ */
+const linearRegExp = Object.assign((pattern: string) => RE2JS.compile(pattern), { code: 'RE2JS.compile' });
 
 function newAjv(): Ajv {
   // Strict: unknown keywords and ambiguous schemas are errors, not silently ignored constraints.
   // No remote $ref is ever loaded (no loadSchema), so a $ref must resolve inside the schema.
-  return new Ajv({ strict: true, allErrors: false, validateFormats: false });
+  return new Ajv({ strict: true, allErrors: false, validateFormats: false, code: { regExp: linearRegExp } });
 }
 
 /**
