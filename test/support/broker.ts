@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { createApp, type App } from '../../apps/broker/app.js';
 import type { Clock } from '../../libs/clock/clock.js';
 import type { KeyTimings } from '../../libs/keys/key-ring.js';
@@ -47,17 +46,27 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
     ...(db.databaseUrl ? { DATABASE_URL: db.databaseUrl } : {}),
     ...options.env,
   };
-  // The issuer must be known before the port is: reserve one first.
-  const port = await freePort();
-  env.PORT = String(port);
-  const config = loadBrokerConfig(env);
-  const app = await createApp(config, {
-    clock: options.clock,
-    sweep: options.sweep ?? false,
-    keyTimings: options.keyTimings,
-    outboxTimings: options.outboxTimings,
-  });
-  await app.app.listen({ port, host: '127.0.0.1' });
+  // The issuer must be known before the port is: reserve one first. Between the reservation and
+  // the listen another process may take it; then the app is built again on another port.
+  let port = 0;
+  let app: App | undefined;
+  for (let attempt = 1; app === undefined; attempt++) {
+    port = await freePort();
+    env.PORT = String(port);
+    const candidate = await createApp(loadBrokerConfig(env), {
+      clock: options.clock,
+      sweep: options.sweep ?? false,
+      keyTimings: options.keyTimings,
+      outboxTimings: options.outboxTimings,
+    });
+    try {
+      await candidate.app.listen({ port, host: '127.0.0.1' });
+      app = candidate;
+    } catch (error) {
+      await candidate.close().catch(() => {});
+      if ((error as { code?: string }).code !== 'EADDRINUSE' || attempt >= 5) throw error;
+    }
+  }
   const url = `http://127.0.0.1:${port}`;
   const broker: TestBroker = {
     url,
@@ -86,14 +95,22 @@ function kekFor(db: TestDatabase): string {
   return kek;
 }
 
+/**
+ * A loopback port that is free now, chosen below the kernel's ephemeral range (32768 and up on
+ * Linux): a port the kernel hands out (listen on 0) is also what it hands the next outgoing
+ * connection (to PostgreSQL, say) as its local port, which once took a broker's port before it
+ * listened (EADDRINUSE). Callers that can, retry on EADDRINUSE as startBroker does.
+ */
 export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
+  for (let attempt = 0; ; attempt++) {
+    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(candidate, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-    server.on('error', reject);
-  });
+    if (free) return candidate;
+    if (attempt >= 50) throw new Error('no free loopback port found between 20000 and 32000');
+  }
 }
