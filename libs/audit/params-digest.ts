@@ -8,7 +8,16 @@ import { canonicalJson } from './canonical-json.js';
  * introspection), so a tool can compare what it serves with what was approved and issued.
  */
 export function paramsDigest(params: Record<string, unknown> | null | undefined): string {
-  return createHash('sha256')
-    .update(canonicalJson(params ?? null), 'utf8')
-    .digest('base64url');
+  return canonicalParams(params).digest;
+}
+
+/** A call's params serialized once (on the hot path): their digest, and the canonical form's size. */
+export interface CanonicalParams {
+  digest: string;
+  bytes: number;
+}
+
+export function canonicalParams(params: Record<string, unknown> | null | undefined): CanonicalParams {
+  const text = canonicalJson(params ?? null);
+  return { digest: createHash('sha256').update(text, 'utf8').digest('base64url'), bytes: Buffer.byteLength(text, 'utf8') };
 }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { AuditEvent } from '../audit/index.js';
+import type { AuditEvent, CanonicalParams } from '../audit/index.js';
 import type { Clock } from '../clock/index.js';
 import type { Env } from '../config/index.js';
 import type { Database, Sql } from '../db/index.js';
@@ -21,6 +21,8 @@ export interface IssueRequest<S extends CredentialSettings = CredentialSettings>
   settings: S;
   /** The call's params as the bot sent them (parsed JSON); undefined when it sent none. */
   params?: Record<string, unknown> | undefined;
+  /** Their digest and canonical size, as the lease recorded them (computed when absent). */
+  canonicalParams?: CanonicalParams | undefined;
   /** Set when the request proved possession of a key (RFC 9449 DPoP): the credential is bound to it. */
   confirmation?: { jkt: string } | undefined;
 }

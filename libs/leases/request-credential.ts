@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApprovalGate, ApprovalRefusal } from '../approvals/index.js';
 import { AccessDenied, ApprovalPending, NotFound, PolicyUnavailable, TemporarilyUnavailable } from '../errors/index.js';
 import { uuidv7 } from '../ids/index.js';
-import { paramsDigest } from '../audit/index.js';
+import { canonicalParams } from '../audit/index.js';
 import { findUnstorable, storable } from '../db/index.js';
 import { SourceError, type CredentialProviders, type Issued, type IssuedCredential } from '../credentials/index.js';
 import type { ToolBoundary } from '../policy/index.js';
@@ -270,6 +270,8 @@ export class CredentialIssuance {
     }
 
     const provider = this.providers.get(boundary!.credential.kind);
+    // Serialized once: the lease keeps the digest, the provider reuses digest and size.
+    const canonical = canonicalParams(request.params);
     const lease = {
       id: uuidv7(now),
       credentialKind: provider.kind,
@@ -277,7 +279,7 @@ export class CredentialIssuance {
       expiresAt: now + ttl * 1000,
       external: provider.external,
       // Kept on the lease so introspection answers with the digest the token carries.
-      paramsDigest: paramsDigest(request.params),
+      paramsDigest: canonical.digest,
     };
     const audit: Record<string, unknown> = {
       decision_id: decision.id,
@@ -313,6 +315,7 @@ export class CredentialIssuance {
         boundary: boundary!,
         settings: boundary!.credential,
         params: request.params,
+        canonicalParams: canonical,
         confirmation: request.confirmation,
       });
     } catch (error) {

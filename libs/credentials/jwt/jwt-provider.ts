@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { SigningKey } from '../../keys/index.js';
 import type { CredentialKind, CredentialProvider, Issued, IssueRequest } from '../provider.js';
 import { signCompact } from '../../keys/index.js';
-import { canonicalJson, paramsDigest } from '../../audit/index.js';
+import { canonicalParams, type CanonicalParams } from '../../audit/index.js';
 
 /**
  * The most canonical JSON (in bytes) a token carries as `params`: larger params travel as their
@@ -35,7 +35,15 @@ export class JwtCredentialProvider implements CredentialProvider<JwtSettings> {
     private readonly signingKey: () => SigningKey | Promise<SigningKey>,
   ) {}
 
-  async issue({ lease, task, workloadId, boundary, params, confirmation }: IssueRequest<JwtSettings>): Promise<Issued> {
+  async issue({
+    lease,
+    task,
+    workloadId,
+    boundary,
+    params,
+    canonicalParams: canonical,
+    confirmation,
+  }: IssueRequest<JwtSettings>): Promise<Issued> {
     const current = this.signingKey();
     const key = current instanceof Promise ? await current : current;
     const iat = Math.floor(lease.issuedAt / 1000);
@@ -45,6 +53,7 @@ export class JwtCredentialProvider implements CredentialProvider<JwtSettings> {
       action: lease.action,
       resource: lease.resource,
       params,
+      canonical,
     });
     const claims: Record<string, unknown> = {
       client_id: workloadId,
@@ -83,10 +92,13 @@ export function toolCallDetails(call: {
   action: string;
   resource: string | null;
   params: Record<string, unknown> | null | undefined;
+  /** The params' digest and size if already computed (the hot path serializes them once). */
+  canonical?: CanonicalParams | undefined;
 }): Record<string, unknown> {
   const detail: Record<string, unknown> = { type: 'tool_call', tool: call.tool, boundary: call.boundary, action: call.action };
   if (call.resource !== null) detail.resource = call.resource;
-  if (call.params != null && Buffer.byteLength(canonicalJson(call.params), 'utf8') <= MAX_TOKEN_PARAMS_BYTES) detail.params = call.params;
-  detail.params_digest = paramsDigest(call.params);
+  const canonical = call.canonical ?? canonicalParams(call.params);
+  if (call.params != null && canonical.bytes <= MAX_TOKEN_PARAMS_BYTES) detail.params = call.params;
+  detail.params_digest = canonical.digest;
   return detail;
 }
