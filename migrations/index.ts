@@ -23,6 +23,7 @@ import { ApprovalRevocation1764116520000 } from './1764116520000-approval-revoca
 import { ApprovalTtl1764116580000 } from './1764116580000-approval-ttl.js';
 import { TaskOpenRateLimit1764116640000 } from './1764116640000-task-open-rate-limit.js';
 import { ToolCall1764116730000 } from './1764116730000-tool-call.js';
+import { EventNotify1764116790000 } from './1764116790000-event-notify.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -51,4 +52,5 @@ export const migrations = [
   ApprovalTtl1764116580000,
   TaskOpenRateLimit1764116640000,
   ToolCall1764116730000,
+  EventNotify1764116790000,
 ];

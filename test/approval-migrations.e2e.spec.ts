@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => broker?.close());
 
-const OURS = 4; // approval-revocation, approval-ttl, task-open-rate-limit, tool-call
+const OURS = 5; // approval-revocation, approval-ttl, task-open-rate-limit, tool-call, event-notify
 
 async function approved(boundary: string, ttl?: number): Promise<{ taskId: string; approvalId: string }> {
   const taskId = await bot.openTask();

@@ -501,6 +501,23 @@ const cases: Record<string, MigrationCase> = {
       expect(JSON.parse(row!.schemas)['refund:create'].required).toEqual(['amount']);
     },
   },
+  EventNotify1764116790000: {
+    async after(q) {
+      // A trigger, no rows: the one it adds is there, and it fires only for statements that wrote.
+      const triggers = await q<{ tgname: string }>(
+        `SELECT tgname FROM pg_trigger WHERE tgrelid = 'revocation_events'::regclass AND NOT tgisinternal`,
+      );
+      expect(triggers.map((t) => t.tgname)).toEqual(['revocation_events_notify']);
+    },
+    async undone(q) {
+      const triggers = await q(`SELECT 1 FROM pg_trigger WHERE tgrelid = 'revocation_events'::regclass AND NOT tgisinternal`);
+      expect(triggers).toEqual([]);
+    },
+    async fill(q) {
+      // Rows still go in as before (the trigger only notifies).
+      await q(`INSERT INTO revocation_events (type, task_id, workload_id, reason) VALUES ('task.ended', $1, 'wl-1', 'completed')`, [T1]);
+    },
+  },
 };
 
 interface TableState {

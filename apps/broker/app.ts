@@ -26,7 +26,7 @@ import { LeaseStore } from '../../libs/leases/index.js';
 import { CredentialIssuance } from '../../libs/leases/index.js';
 import { LeaseRevocation } from '../../libs/leases/index.js';
 import { TokenRevocation } from '../../libs/leases/index.js';
-import { RevocationEventLog } from '../../libs/audit/index.js';
+import { EVENT_CHANNEL, RevocationEventLog } from '../../libs/audit/index.js';
 import { EVENT_POLL_MS, EventFeed } from '../../libs/leases/index.js';
 import { Boundaries } from '../../libs/policy/index.js';
 import { Policies } from '../../libs/policy/index.js';
@@ -141,7 +141,14 @@ export interface App {
  */
 export async function createApp(
   config: BrokerConfig,
-  options: { clock?: Clock; sweep?: boolean; keyTimings?: Partial<KeyTimings>; outboxTimings?: Partial<OutboxTimings> } = {},
+  options: {
+    clock?: Clock;
+    sweep?: boolean;
+    keyTimings?: Partial<KeyTimings>;
+    outboxTimings?: Partial<OutboxTimings>;
+    /** The event feed's poll period (tests stretch it to show that notifications wake the feed). */
+    eventPollMs?: number;
+  } = {},
 ): Promise<App> {
   // Before the database opens: a build that lost the console's files fails here, having opened nothing.
   const consoleAssets = loadConsoleAssets();
@@ -251,8 +258,21 @@ export async function createApp(
     return timer;
   };
   const timers = [background(broker.keys.timings.pollMs, 'signing-key maintenance', () => broker.keys.tick())];
-  // The one poller of every event stream (it reads nothing while no stream is open).
-  timers.push(background(EVENT_POLL_MS, 'event feed', () => broker.eventFeed.tick()));
+  // The one reader of every event stream (it reads nothing while no stream is open): woken by the
+  // notification a revocation's statement sends, on every replica, and polling besides.
+  const feedFailed = (error: unknown): void =>
+    logger.warn({ msg: 'event feed failed', error: error instanceof Error ? error.message : String(error) });
+  const pollFeed = (): void => broker.eventFeed.poll(feedFailed);
+  const feedTimer = setInterval(pollFeed, options.eventPollMs ?? EVENT_POLL_MS);
+  feedTimer.unref();
+  timers.push(feedTimer);
+  const unlisten = await broker.db.listen(EVENT_CHANNEL, pollFeed).catch((error: unknown) => {
+    logger.warn({
+      msg: 'cannot listen for event notifications: streams get revocations at the next poll',
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return undefined;
+  });
   if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'sweep', () => broker.sweeper.sweepOnce()));
   // The outbox runs beside the sweeper, on its own timer: a slow source never delays expiry.
   if (options.sweep ?? true) timers.push(background(config.sweepIntervalMs, 'outbox pass', () => broker.outbox.runOnce()));
@@ -266,6 +286,8 @@ export async function createApp(
     broker,
     async close() {
       for (const timer of timers) clearInterval(timer);
+      broker.eventFeed.stop();
+      await unlisten?.();
       await app.close();
       broker.cedar.live.close();
       broker.cedar.replay.close();

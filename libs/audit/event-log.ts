@@ -51,6 +51,19 @@ export function appendEvents(
  */
 const EVENT_COLUMNS = 'seq::text AS seq, type, lease_id, approval_id, boundary_id, task_id, workload_id, reason, at, audience';
 
+/**
+ * The channel every statement that writes revocation events notifies (a trigger, migration
+ * 1764116790000-event-notify): event feeds LISTEN on it to read at once instead of at their poll.
+ */
+export const EVENT_CHANNEL = 'tollgate_events';
+
+/** What one sequencer pass did. */
+export interface Sequenced {
+  sequenced: number;
+  /** Events are left without a position (older transactions still run, or another replica sequences). */
+  waiting: boolean;
+}
+
 /** An arbitrary constant: the advisory lock of whichever replica is giving events their order. */
 const SEQUENCER_LOCK = 0x70_11_6a_7f;
 
@@ -64,11 +77,15 @@ const SEQUENCER_LOCK = 0x70_11_6a_7f;
 export class RevocationEventLog {
   constructor(private readonly db: Database) {}
 
-  /** Gives positions to finished events; one replica at a time, the others skip. */
-  async sequence(): Promise<number> {
+  /**
+   * Gives positions to finished events; one replica at a time, the others skip. `waiting` says
+   * whether events remain without one because a transaction older than them still runs (or another
+   * replica holds the sequencer): the feed asks again shortly rather than at its next poll.
+   */
+  async sequence(): Promise<Sequenced> {
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [SEQUENCER_LOCK]);
-      if (!rows[0]!.locked) return 0;
+      if (!rows[0]!.locked) return { sequenced: 0, waiting: true };
       const { count } = await tx.query(
         `UPDATE revocation_events e SET seq = s.seq
            FROM (SELECT id, nextval('revocation_event_seq') AS seq
@@ -79,7 +96,13 @@ export class RevocationEventLog {
         [],
         'tollgate_sequence_events',
       );
-      return count;
+      // The partial index on unsequenced rows keeps this to the few rows still waiting.
+      const left = await tx.query<{ waiting: boolean }>(
+        'SELECT EXISTS (SELECT 1 FROM revocation_events WHERE seq IS NULL) AS waiting',
+        [],
+        'tollgate_events_waiting',
+      );
+      return { sequenced: count, waiting: left.rows[0]!.waiting };
     });
   }
 

@@ -23,6 +23,13 @@ export interface Database extends Sql {
   /** Runs `work` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
+  /**
+   * Calls `onNotify` on each notification on `channel` (LISTEN), and once more whenever listening
+   * resumes after a lost connection (notifications sent meanwhile are gone). A wake-up, never a
+   * source of truth: callers read what happened from the tables. Resolves once listening started;
+   * the function it gives stops listening.
+   */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -29,6 +29,7 @@ export class WatchedClient extends pg.Client {
  */
 export class PostgresDatabase implements Database {
   readonly kind = 'postgres';
+  private readonly listeners = new Set<Listener>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -87,7 +88,89 @@ export class PostgresDatabase implements Database {
     await this.query('SELECT 1');
   }
 
-  close(): Promise<void> {
+  /**
+   * LISTEN on a connection of its own, outside the pool (a pooled connection goes back to other
+   * work, and its LISTEN with it). When that connection dies (a failover, a restart) it is opened
+   * again after a pause, and `onNotify` is called once listening resumes: what was written while
+   * nobody listened is read then. Until the first connection succeeds this rejects, like a query.
+   */
+  async listen(channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+    const listener = new Listener(this.pool.options, channel, onNotify);
+    await listener.start();
+    this.listeners.add(listener);
+    return async () => {
+      this.listeners.delete(listener);
+      await listener.stop();
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.listeners].map((listener) => listener.stop()));
+    this.listeners.clear();
     return this.closePool();
+  }
+}
+
+/** How long a lost LISTEN connection waits before it is opened again. */
+const RELISTEN_DELAY_MS = 1_000;
+
+/** One LISTEN connection and its reopening; see PostgresDatabase.listen. */
+class Listener {
+  private client: pg.Client | undefined;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly channel: string,
+    private readonly onNotify: () => void,
+  ) {}
+
+  async start(): Promise<void> {
+    const client = new pg.Client({ ...this.config, application_name: 'tollgate-listen' });
+    watchConnection(client, () => this.lost(client));
+    client.on('end', () => this.lost(client));
+    client.on('notification', (message) => {
+      if (message.channel === this.channel) this.onNotify();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+    } catch (error) {
+      await client.end().catch(() => {});
+      return unavailable(error);
+    }
+    if (this.stopped) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.client = client;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => {});
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.client !== client || this.stopped) return;
+    this.client = undefined;
+    client.end().catch(() => {});
+    this.reopen();
+  }
+
+  private reopen(): void {
+    this.retry = setTimeout(() => {
+      this.start().then(
+        () => {
+          if (!this.stopped) this.onNotify();
+        },
+        () => this.reopen(),
+      );
+    }, RELISTEN_DELAY_MS);
+    this.retry.unref();
   }
 }

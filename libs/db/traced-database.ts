@@ -31,6 +31,10 @@ export class TracedDatabase implements Database {
     return this.db.ping();
   }
 
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+    return this.db.listen(channel, onNotify);
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }

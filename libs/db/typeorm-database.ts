@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataSource, MigrationExecutor, type QueryRunner } from 'typeorm';
-import { PGliteDriver } from 'typeorm-pglite';
+import { getPGliteInstance, PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../migrations/index.js';
 import { ConfigurationError, TemporarilyUnavailable } from '../errors/index.js';
 import type pg from 'pg';
@@ -243,6 +243,17 @@ class TypeOrmDatabase implements Database {
 
   async ping(): Promise<void> {
     await this.query('SELECT 1');
+  }
+
+  /**
+   * LISTEN on the one PGlite session, in its turn: between another caller's BEGIN and COMMIT it
+   * would take effect only at that commit, and not at all on a rollback. PGlite delivers a
+   * notification after the statement that received it; the session never drops, so no resume.
+   */
+  async listen(channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+    const pglite = await getPGliteInstance();
+    const unlisten = await this.serialised(() => pglite.listen(channel, () => onNotify()));
+    return () => this.serialised(() => unlisten());
   }
 
   async close(): Promise<void> {

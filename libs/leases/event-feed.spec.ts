@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { TooManyStreams } from '../errors/errors.js';
 import { EventFeed, type EventSource, type FeedBatch, type FeedSubscriber } from './event-feed.js';
 import { EventStream, type StreamResponse } from './event-stream.js';
-import type { RevocationEvent } from '../audit/event-log.js';
+import type { RevocationEvent, Sequenced } from '../audit/event-log.js';
 
 /** The log in memory: positions 1.., and a count of the reads the feed and the streams make. */
 class MemoryLog implements EventSource {
@@ -29,9 +29,13 @@ class MemoryLog implements EventSource {
     }
   }
 
-  async sequence(): Promise<number> {
+  /** Events that `sequence` says still wait for a position (the feed then asks again soon). */
+  waiting = 0;
+
+  async sequence(): Promise<Sequenced> {
     this.sequences++;
-    return 0;
+    if (this.waiting > 0) this.waiting--;
+    return { sequenced: 0, waiting: this.waiting > 0 };
   }
 
   async after(seq: string, limit = 500, audience?: string): Promise<RevocationEvent[]> {
@@ -107,6 +111,54 @@ function feedOn(
 }
 
 describe('EventFeed', () => {
+  it('polls one tick at a time: polls that come while one runs fold into one more tick after it', async () => {
+    const log = new MemoryLog();
+    const feed = feedOn(log);
+    feed.subscribe(new Recorder('key'));
+    const errors: unknown[] = [];
+    for (let i = 0; i < 5; i++) feed.poll((error) => errors.push(error));
+    await settle();
+    await settle();
+    expect(log.sequences).toBe(2);
+    expect(errors).toEqual([]);
+    feed.stop();
+  });
+
+  it('asks again within milliseconds, not a poll period, while written events wait for a position', async () => {
+    const log = new MemoryLog();
+    const feed = feedOn(log);
+    feed.subscribe(new Recorder('key'));
+    log.waiting = 3; // two passes still find events waiting, the third gives them positions
+    feed.poll(() => {});
+    const deadline = Date.now() + 1_000;
+    while (log.sequences < 3 && Date.now() < deadline) await settle();
+    expect(log.sequences).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(log.sequences).toBe(3); // nothing waits now: no more passes until the next poll
+    feed.stop();
+  });
+
+  it('hands a failed tick to the error callback and polls again afterwards', async () => {
+    const log = new MemoryLog();
+    const feed = feedOn(log);
+    feed.subscribe(new Recorder('key'));
+    const failing = log.sequence.bind(log);
+    let fail = true;
+    log.sequence = async () => {
+      if (fail) throw new Error('database away');
+      return failing();
+    };
+    const errors: unknown[] = [];
+    feed.poll((error) => errors.push(error));
+    await settle();
+    expect(errors.map((e) => (e as Error).message)).toEqual(['database away']);
+    fail = false;
+    feed.poll((error) => errors.push(error));
+    await settle();
+    expect(errors).toHaveLength(1);
+    feed.stop();
+  });
+
   it('reads new events once per tick for every subscriber, and nothing while nobody listens', async () => {
     const log = new MemoryLog();
     const feed = feedOn(log);

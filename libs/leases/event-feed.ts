@@ -1,9 +1,9 @@
 import { TooManyStreams } from '../errors/index.js';
-import type { RevocationEvent } from '../audit/index.js';
+import type { RevocationEvent, Sequenced } from '../audit/index.js';
 
 /** What the feed reads: RevocationEventLog's positions (narrowed so the feed can be tested alone). */
 export interface EventSource {
-  sequence(): Promise<number>;
+  sequence(): Promise<Sequenced>;
   after(seq: string, limit?: number, audience?: string): Promise<RevocationEvent[]>;
   head(): Promise<string>;
 }
@@ -35,8 +35,17 @@ export interface EventFeedLimits {
   stallTimeoutMs: number;
 }
 
-/** How often the feed reads new events: a revocation reaches its streams within this (plus a query). */
+/**
+ * How often the feed reads new events when nothing wakes it. Revocations do wake it (the
+ * notification on `EVENT_CHANNEL`, libs/audit/event-log.ts), so this bounds only a replica whose
+ * listening connection is down.
+ */
 export const EVENT_POLL_MS = 250;
+/**
+ * When written events still wait for a position (a transaction older than them runs on), the feed
+ * reads again after this rather than at its next poll: short transactions end within milliseconds.
+ */
+const WAITING_RETRY_MS = 10;
 /** How often the keys of open streams are checked: a revoked key's streams end within about this. */
 export const KEY_CHECK_MS = 1000;
 /** Events read per query; a tick reads a few pages at most, the rest next tick. */
@@ -57,6 +66,10 @@ export class EventFeed {
   /** Every event up to here has been read and handed out; undefined while nobody listens. */
   private position: string | undefined;
   private lastKeyCheck = Number.NEGATIVE_INFINITY;
+  /** The tick in flight; a poll asked for meanwhile runs once it ends. */
+  private ticking: Promise<void> | undefined;
+  private again = false;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly source: EventSource,
@@ -97,10 +110,50 @@ export class EventFeed {
     };
   }
 
-  /** One poll: give finished events their positions, read what is new, hand it out, check keys. */
-  async tick(): Promise<void> {
-    if (this.subscribers.size === 0) return;
-    await this.source.sequence();
+  /**
+   * Reads now: on the poll timer, and when a notification says events were written. One tick at a
+   * time: a poll that comes while one runs is folded into one more tick after it (the events it was
+   * woken for may have committed after the running tick read). Errors go to `onError`.
+   */
+  poll(onError: (error: unknown) => void): void {
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = this.tick()
+      .then((waiting) => {
+        // Written, not yet positioned: ask again soon, not a full poll period later.
+        if (waiting && this.retry === undefined) {
+          this.retry = setTimeout(() => {
+            this.retry = undefined;
+            this.poll(onError);
+          }, WAITING_RETRY_MS);
+          this.retry.unref();
+        }
+      })
+      .catch(onError)
+      .finally(() => {
+        this.ticking = undefined;
+        if (this.again) {
+          this.again = false;
+          this.poll(onError);
+        }
+      });
+  }
+
+  /** Stops a pending retry (the app is closing). */
+  stop(): void {
+    clearTimeout(this.retry);
+    this.retry = undefined;
+  }
+
+  /**
+   * One pass: give finished events their positions, read what is new, hand it out, check keys.
+   * Returns whether written events still wait for a position.
+   */
+  async tick(): Promise<boolean> {
+    if (this.subscribers.size === 0) return false;
+    const { waiting } = await this.source.sequence();
     if (this.position === undefined) {
       this.position = await this.source.head();
     } else {
@@ -120,6 +173,7 @@ export class EventFeed {
       this.lastKeyCheck = now;
       await this.endRevokedKeys();
     }
+    return waiting;
   }
 
   private async endRevokedKeys(): Promise<void> {

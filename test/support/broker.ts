@@ -31,6 +31,8 @@ export interface StartOptions {
   keyTimings?: Partial<KeyTimings>;
   /** Shorter outbox retries, for tests that watch a source revocation fail and be retried. */
   outboxTimings?: Partial<OutboxTimings>;
+  /** The event feed's poll period (default the broker's own). */
+  eventPollMs?: number;
 }
 
 /** Starts the real Nest app on a real database, listening on a loopback port. */
@@ -58,6 +60,7 @@ export async function startBroker(options: StartOptions = {}): Promise<TestBroke
       sweep: options.sweep ?? false,
       keyTimings: options.keyTimings,
       outboxTimings: options.outboxTimings,
+      eventPollMs: options.eventPollMs,
     });
     try {
       await candidate.app.listen({ port, host: '127.0.0.1' });
