@@ -24,6 +24,7 @@ import { ApprovalTtl1764116580000 } from './1764116580000-approval-ttl.js';
 import { TaskOpenRateLimit1764116640000 } from './1764116640000-task-open-rate-limit.js';
 import { ToolCall1764116730000 } from './1764116730000-tool-call.js';
 import { EventNotify1764116790000 } from './1764116790000-event-notify.js';
+import { ExpiryWithoutRewrites1764116850000 } from './1764116850000-expiry-without-rewrites.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -53,4 +54,5 @@ export const migrations = [
   TaskOpenRateLimit1764116640000,
   ToolCall1764116730000,
   EventNotify1764116790000,
+  ExpiryWithoutRewrites1764116850000,
 ];

@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => broker?.close());
 
-const OURS = 5; // approval-revocation, approval-ttl, task-open-rate-limit, tool-call, event-notify
+const OURS = 6; // approval-revocation, approval-ttl, task-open-rate-limit, tool-call, event-notify, expiry-without-rewrites
 
 async function approved(boundary: string, ttl?: number): Promise<{ taskId: string; approvalId: string }> {
   const taskId = await bot.openTask();

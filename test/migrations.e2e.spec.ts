@@ -518,6 +518,17 @@ const cases: Record<string, MigrationCase> = {
       await q(`INSERT INTO revocation_events (type, task_id, workload_id, reason) VALUES ('task.ended', $1, 'wl-1', 'completed')`, [T1]);
     },
   },
+  ExpiryWithoutRewrites1764116850000: {
+    async after(q) {
+      // An index, no rows changed: the sweeper finds the leases held at a source through it.
+      const indexes = await q<{ def: string }>(`SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'leases_external_due'`);
+      expect(indexes).toHaveLength(1);
+      expect(indexes[0]!.def).toMatch(/WHERE \(\(state = 'active'::text\) AND external\)/);
+    },
+    async undone(q) {
+      expect(await q(`SELECT 1 FROM pg_indexes WHERE indexname = 'leases_external_due'`)).toEqual([]);
+    },
+  },
 };
 
 interface TableState {

@@ -161,23 +161,23 @@ export class LeaseStore {
   }
 
   /**
-   * Marks up to `limit` past-expiry leases `expired` and records one audit event for the batch, in
-   * one statement. SKIP LOCKED lets replicas sweep side by side: each claims its own rows, none
-   * waits, nothing is marked twice. The audit event carries the count and the expiry range: the
-   * lease rows themselves say which leases expired.
+   * Hands up to `limit` past-expiry leases that hold a credential at a source (`external`: Vault,
+   * STS) to the outbox (`revoking`, reason lease_expired; the outbox marks them expired once the
+   * source confirms), and records one audit event for the batch, in one statement. Other leases are
+   * left as they are: they read `expired` by the clock (EFFECTIVE_STATE), and rewriting every
+   * expired row would cost a row version, its index entries and WAL per credential for nothing.
+   * SKIP LOCKED lets replicas sweep side by side: each claims its own rows, none waits, nothing is
+   * handed over twice. The audit event carries the count and the expiry range.
    */
   async expireDue(limit: number): Promise<number> {
     const { rows } = await this.sql.query<{ n: number }>(
       `WITH due AS (
-         SELECT id FROM leases WHERE state = 'active' AND expires_at <= now()
+         SELECT id FROM leases WHERE state = 'active' AND external AND expires_at <= now()
           ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
        ), marked AS (
          -- = ANY(ARRAY(...)) makes the update find its rows by primary key; a join here was planned
          -- as a hash join over a scan of the whole table, once per batch.
-         -- A credential at a source is told first (the outbox sets expired once it confirms).
-         UPDATE leases l SET state = CASE WHEN l.external THEN 'revoking' ELSE 'expired' END,
-                revoke_reason = CASE WHEN l.external THEN 'lease_expired' ELSE l.revoke_reason END,
-                revoke_next_at = CASE WHEN l.external THEN now() END
+         UPDATE leases l SET state = 'revoking', revoke_reason = 'lease_expired', revoke_next_at = now()
           WHERE l.id = ANY (ARRAY(SELECT id FROM due)) RETURNING l.expires_at
        ), audit AS (
          ${appendAuditFrom(

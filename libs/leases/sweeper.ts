@@ -9,10 +9,11 @@ const ACTOR = 'system:sweeper';
 const DPOP_SWEEP_MARGIN_MS = 60_000;
 
 /**
- * Records what the clock already decided: tasks past their time become `expired` (their leases
- * revoked, reason task_expired) and leases past theirs become `expired`. Reads never wait for this
- * (they compute expiry from the database clock); the sweeper makes the table say so too. Safe to
- * run on every replica at once: rows are claimed with FOR UPDATE SKIP LOCKED.
+ * Acts on what the clock already decided: tasks past their time become `expired` (their leases
+ * revoked, reason task_expired), and leases past theirs that hold a credential at a source are
+ * handed to the outbox to be revoked there. Reads never wait for this (they compute expiry from
+ * the database clock), and a lease with nothing at a source is never rewritten for its expiry.
+ * Safe to run on every replica at once: rows are claimed with FOR UPDATE SKIP LOCKED.
  */
 export interface SweeperOptions {
   db: Database;
