@@ -88,12 +88,14 @@ interface Mcp {
   boundary: string;
 }
 
-async function expressMcp(): Promise<Mcp> {
+/** Express, with its JSON body parser or (`json` false) with the guard reading the body itself. */
+async function expressMcp(json = true): Promise<Mcp> {
   const { server, base } = await listen();
   const url = `${base}/mcp`;
-  const verifier = await guardFor('mcp-express', url);
+  const boundary = json ? 'mcp-express' : 'mcp-express-raw';
+  const verifier = await guardFor(boundary, url);
   const app = express();
-  app.use(express.json());
+  if (json) app.use(express.json());
   app.use(
     expressResourceMetadata(
       protectedResourceMetadata({ resource: url, authorizationServers: [issuer], resourceName: 'CRM' }),
@@ -103,7 +105,7 @@ async function expressMcp(): Promise<Mcp> {
     void handleMcp(req, res, req.body);
   });
   server.on('request', app);
-  return { url, boundary: 'mcp-express' };
+  return { url, boundary };
 }
 
 async function nodeMcp(): Promise<Mcp> {
@@ -198,7 +200,8 @@ afterAll(async () => {
 });
 
 describe.each([
-  ['Express', expressMcp],
+  ['Express', () => expressMcp()],
+  ['Express without express.json()', () => expressMcp(false)],
   ['node:http', nodeMcp],
 ])('the tools/call guard on %s, in front of the official SDK server', (_name, start) => {
   let mcp: Mcp;

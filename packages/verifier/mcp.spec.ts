@@ -124,7 +124,8 @@ describe('admitMcpRequest', () => {
   });
 
   it('refuses a body that is not JSON-RPC, and a tools/call without a name, as InvalidMcpMessage', async () => {
-    for (const body of [[], 'x', null, [1]]) await expect(admitMcpRequest(verifier, post(body))).rejects.toThrow(InvalidMcpMessage);
+    for (const body of [[], 'x', null, [1], { jsonrpc: '2.0', id: 1, method: 5 }])
+      await expect(admitMcpRequest(verifier, post(body))).rejects.toThrow(InvalidMcpMessage);
     await expect(admitMcpRequest(verifier, post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: {} }))).rejects.toThrow(
       /params.name/,
     );

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { requestUrl, type AdapterOptions, type ExpressLikeResponse, type FastifyLikeReply } from './adapters.js';
+import { quoted, requestUrl, single, type AdapterOptions, type ExpressLikeResponse, type FastifyLikeReply } from './adapters.js';
 import { DPOP_ALGORITHMS } from './dpop.js';
 import { InsufficientScope, MissingToken, VerifierError, VerifierUnavailable } from './errors.js';
 import { protectedResourceMetadataUrl } from './mcp-metadata.js';
@@ -353,11 +353,16 @@ interface JsonRpcMessage {
 }
 
 function jsonRpcMessages(body: unknown): JsonRpcMessage[] {
-  const messages: unknown[] = Array.isArray(body) ? body : [body];
-  if (messages.length === 0 || !messages.every((message) => typeof message === 'object' && message !== null && !Array.isArray(message))) {
+  const items: unknown[] = Array.isArray(body) ? body : [body];
+  if (items.length === 0 || !items.every((item) => typeof item === 'object' && item !== null && !Array.isArray(item))) {
     throw new InvalidMcpMessage(-32600, 'the body is not a JSON-RPC message or batch');
   }
-  return messages as JsonRpcMessage[];
+  const messages = items as JsonRpcMessage[];
+  // A method that is not a string is no request the SDK would serve, nor a response: refused, not passed as open.
+  if (messages.some((message) => 'method' in message && typeof message.method !== 'string')) {
+    throw new InvalidMcpMessage(-32600, 'a JSON-RPC method is a string');
+  }
+  return messages;
 }
 
 function toolCallOf(message: JsonRpcMessage): { name: string; args: unknown } {
@@ -392,10 +397,4 @@ async function readJson(stream: AsyncIterable<unknown>, limit: number): Promise<
   } catch {
     throw new InvalidMcpMessage(-32700, 'the body is not JSON');
   }
-}
-
-const quoted = (value: string) => `"${value.replace(/["\\]/g, '').replace(/[^\x20-\x7e]/g, '')}"`;
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
