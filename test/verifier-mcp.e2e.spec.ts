@@ -344,6 +344,32 @@ describe('the tools/call guard on Fastify', () => {
   });
 });
 
+describe('a verifier that cannot tell', () => {
+  it('neither the event stream nor introspection answering: 503 with Retry-After, and the tool never runs', async () => {
+    const { server, base } = await listen();
+    const url = `${base}/mcp`;
+    await putBoundary(broker, 'mcp-unavailable', { tool: url, actions: ['refund'] });
+    const unreachable: typeof fetch = () => Promise.reject(new TypeError('fetch failed (broker unreachable)'));
+    const verifier = createVerifier({ issuer, audience: url, revocation: { apiKey: 'tgrs_unused', fetch: unreachable, staleAfterMs: 0 } });
+    verifiers.push(verifier);
+    const guard = mcpNodeGuard(verifier);
+    let ran = false;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      void guard(req, res).then((admitted) => {
+        ran = admitted !== undefined;
+        if (admitted) res.end();
+      });
+    });
+    const args = { order: 'o-1', amount: 1 };
+    const { token } = await credential('mcp-unavailable', 'refund', args);
+    const refused = await rpc(url, toolCall('refund', args), { authorization: `Bearer ${token}` });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(ran).toBe(false);
+  });
+});
+
 describe("the SDK's requireBearerAuth with mcpTokenVerifier", () => {
   let url: string;
   beforeAll(async () => {
