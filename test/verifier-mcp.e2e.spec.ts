@@ -295,7 +295,8 @@ describe.each([
     );
   });
 
-  it('the task completed: its credential is refused (401 invalid_token) within a second, from the event stream', async () => {
+  // Propagation time is measured by bench/verifier-revocation.mjs; here the bound is loose, for a loaded CI machine.
+  it('the task completed: its credential is refused (401 invalid_token), from the event stream', async () => {
     const args = { order: 'o-3', amount: 5 };
     const { token, taskId } = await credential(mcp.boundary, 'refund', args);
     const headers = { authorization: `Bearer ${token}` };
@@ -303,7 +304,7 @@ describe.each([
     expect((await bot.call('POST', `/v1/tasks/${taskId}/complete`)).status).toBe(200);
     const started = performance.now();
     let refused: Response | undefined;
-    while (performance.now() - started < 1_000) {
+    while (performance.now() - started < 5_000) {
       const answer = await rpc(mcp.url, toolCall('refund', args), headers);
       if (answer.status !== 200) {
         refused = answer;

@@ -35,22 +35,23 @@ export {
   authInfoOf,
   DEFAULT_OPEN_METHODS,
   InvalidMcpMessage,
+  mcpRefusal,
+  openMethodsOf,
+  type McpAuthInfo,
+  type McpGuardOptions,
+  type McpRefusal,
+  type McpRequest,
+  type TollgateAuthExtra,
+} from './mcp.js';
+export {
   mcpExpressGuard,
   mcpFastifyGuard,
   mcpNodeGuard,
-  mcpRefusal,
-  mcpTokenVerifier,
-  type McpAuthInfo,
   type McpExpressRequest,
   type McpFastifyRequest,
-  type McpGuardOptions,
   type McpNodeRequest,
-  type McpRefusal,
-  type McpRequest,
-  type McpTokenVerifier,
-  type SdkAuthErrors,
-  type TollgateAuthExtra,
-} from './mcp.js';
+} from './mcp-adapters.js';
+export { mcpTokenVerifier, type McpTokenVerifier, type SdkAuthErrors } from './mcp-token-verifier.js';
 export {
   expressResourceMetadata,
   fastifyResourceMetadata,

@@ -3,7 +3,9 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InsufficientScope, InvalidToken, MissingToken, VerifierUnavailable } from './errors.js';
 import { protectedResourceMetadata, protectedResourceMetadataUrl, resourceMetadataPaths } from './mcp-metadata.js';
-import { admitMcpRequest, InvalidMcpMessage, mcpRefusal, mcpTokenVerifier, type SdkAuthErrors } from './mcp.js';
+import { mcpNodeGuard } from './mcp-adapters.js';
+import { mcpTokenVerifier, type SdkAuthErrors } from './mcp-token-verifier.js';
+import { admitMcpRequest, InvalidMcpMessage, mcpRefusal } from './mcp.js';
 import { paramsDigest } from './params-digest.js';
 import { createVerifier, type Verifier } from './verifier.js';
 
@@ -100,6 +102,11 @@ describe('admitMcpRequest', () => {
     await expect(
       admitMcpRequest(verifier, post({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), { openMethods: ['initialize'] }),
     ).rejects.toThrow(MissingToken);
+    // tools/call is never open: a list that would let it pass is refused, naming the field.
+    expect(() => mcpNodeGuard(verifier, { openMethods: ['initialize', 'tools/*'] })).toThrow(
+      /^openMethods: "tools\/\*" would let tools\/call pass/,
+    );
+    await expect(admitMcpRequest(verifier, post(call('refund', {})), { openMethods: ['tools/call'] })).rejects.toThrow(/openMethods/);
     // Requests other than POST carry no message.
     await expect(admitMcpRequest(verifier, { method: 'GET', url: MCP, headers: {}, body: undefined })).resolves.toBeUndefined();
   });

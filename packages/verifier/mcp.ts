@@ -1,18 +1,17 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { quoted, requestUrl, single, type AdapterOptions, type ExpressLikeResponse, type FastifyLikeReply } from './adapters.js';
+import { quoted, type AdapterOptions } from './adapters.js';
 import { DPOP_ALGORITHMS } from './dpop.js';
 import { InsufficientScope, MissingToken, VerifierError, VerifierUnavailable } from './errors.js';
-import { protectedResourceMetadataUrl } from './mcp-metadata.js';
 import type { ToolCall, VerifiedCall, Verifier } from './verifier.js';
 
 /**
  * Tollgate in front of an MCP server (Streamable HTTP). A Tollgate credential names one call: the
- * tool (the credential's action) and its arguments (its params digest). The guard reads the
- * JSON-RPC body and holds every `tools/call` to the credential presented with it; the handshake and
- * listing methods pass without one. `mcpTokenVerifier` fits the official SDK's `requireBearerAuth`
- * instead, for servers that check calls themselves.
+ * tool (the credential's action) and its arguments (its params digest). `admitMcpRequest` reads
+ * the JSON-RPC body and holds every `tools/call` to the credential presented with it; the handshake
+ * and listing methods pass without one. The framework guards around it are in mcp-adapters.ts, the
+ * RFC 9728 metadata in mcp-metadata.ts, and `mcpTokenVerifier` (for the SDK's own
+ * `requireBearerAuth`) in mcp-token-verifier.ts.
  *
- * The SDK's shapes (AuthInfo, OAuthTokenVerifier) are typed here structurally: this package needs
+ * The SDK's shapes (AuthInfo, OAuthTokenVerifier) are typed structurally: this package needs
  * nothing of the SDK at run time, except the error classes `requireBearerAuth` maps (loaded lazily).
  */
 
@@ -98,7 +97,7 @@ export async function admitMcpRequest(
 ): Promise<McpAuthInfo | undefined> {
   if (request.method.toUpperCase() !== 'POST') return undefined;
   const messages = jsonRpcMessages(request.body);
-  const open = options.openMethods ?? DEFAULT_OPEN_METHODS;
+  const open = openMethodsOf(options);
   // A message without a method is the client's response to a server request: it answers, it does not ask.
   const guarded = messages.filter((message) => typeof message.method === 'string' && !isOpen(message.method, open));
   if (guarded.length === 0) return undefined;
@@ -131,64 +130,6 @@ export function authInfoOf(verified: VerifiedCall, resource: string): McpAuthInf
     ...(URL.canParse(resource) ? { resource: new URL(resource) } : {}),
     extra,
   };
-}
-
-// The SDK's requireBearerAuth -------------------------------------------------------------------
-
-/** The SDK's OAuthTokenVerifier (`@modelcontextprotocol/sdk/server/auth/provider.js`). */
-export interface McpTokenVerifier {
-  verifyAccessToken(token: string): Promise<McpAuthInfo>;
-}
-
-type SdkErrorClass = new (message: string) => Error;
-/** The SDK's error classes `requireBearerAuth` maps to 401, 403 and 500 (`…/server/auth/errors.js`). */
-export interface SdkAuthErrors {
-  InvalidTokenError: SdkErrorClass;
-  InsufficientScopeError: SdkErrorClass;
-  ServerError: SdkErrorClass;
-}
-
-/**
- * An OAuthTokenVerifier for `requireBearerAuth({ verifier: mcpTokenVerifier(verifier), resourceMetadataUrl })`.
- * requireBearerAuth never sees a DPoP proof, so a DPoP-bound credential is refused here (RFC 9449
- * §7.2: never a bearer token); use the guard for those. It checks the token, not the call: a tool
- * handler then checks its own call with `checkCall(extra.authInfo.extra.toolCall, …)`.
- *
- * requireBearerAuth answers by the class of the error (`instanceof`), so refusals are thrown as the
- * SDK's own classes: passed as `errors`, or imported from the installed SDK on the first refusal.
- */
-export function mcpTokenVerifier(verifier: Verifier, options: { errors?: SdkAuthErrors } = {}): McpTokenVerifier {
-  let errors: Promise<SdkAuthErrors | undefined> | undefined = options.errors && Promise.resolve(options.errors);
-  return {
-    async verifyAccessToken(token) {
-      try {
-        // The URL is read only for a DPoP proof, and a Bearer-presented bound token is refused before.
-        const verified = await verifier.verify(token, { method: 'POST', url: verifier.options.audience, scheme: 'Bearer' });
-        return authInfoOf(verified, verifier.options.audience);
-      } catch (error) {
-        throw asSdkError(error, await (errors ??= loadSdkErrors()));
-      }
-    },
-  };
-}
-
-// A variable, not a literal: bundlers and type-checkers of this package must not require the SDK.
-const SDK_ERRORS = '@modelcontextprotocol/sdk/server/auth/errors.js';
-
-async function loadSdkErrors(): Promise<SdkAuthErrors | undefined> {
-  try {
-    return (await import(SDK_ERRORS)) as SdkAuthErrors;
-  } catch {
-    return undefined;
-  }
-}
-
-function asSdkError(error: unknown, sdk: SdkAuthErrors | undefined): unknown {
-  if (!sdk || !(error instanceof VerifierError)) return error;
-  // requireBearerAuth has no 503: a verifier that cannot tell answers 500, still refusing.
-  if (error instanceof VerifierUnavailable) return new sdk.ServerError(error.message);
-  if (error instanceof InsufficientScope) return new sdk.InsufficientScopeError(error.message);
-  return new sdk.InvalidTokenError(error.message);
 }
 
 // Refusals ---------------------------------------------------------------------------------------
@@ -240,111 +181,6 @@ export function mcpRefusal(error: unknown, resourceMetadataUrl: string, options:
   };
 }
 
-// Adapters ---------------------------------------------------------------------------------------
-
-/** A `node:http` request as the SDK's transport reads it: `auth` becomes the tool handlers' authInfo. */
-export type McpNodeRequest = IncomingMessage & { auth?: McpAuthInfo };
-
-/**
- * For a `node:http` server, in front of `transport.handleRequest(req, res, body)`: reads and parses
- * the body, judges it, sets `req.auth`, and resolves with the parsed body, or answers the refusal
- * and resolves with undefined.
- */
-export function mcpNodeGuard(verifier: Verifier, options: McpGuardOptions = {}) {
-  const metadataUrl = options.resourceMetadataUrl ?? protectedResourceMetadataUrl(verifier.options.audience);
-  return async (req: McpNodeRequest, res: ServerResponse): Promise<{ body: unknown } | undefined> => {
-    try {
-      const body = req.method === 'POST' ? await readJson(req, options.maxBodyBytes ?? 4 * 1024 * 1024) : undefined;
-      const auth = await admitMcpRequest(
-        verifier,
-        { method: req.method ?? 'GET', url: requestUrl(req.url ?? '/', req.headers.host, options), headers: req.headers, body },
-        options,
-      );
-      if (auth) req.auth = auth;
-      return { body };
-    } catch (error) {
-      const refusal = mcpRefusal(error, metadataUrl, options);
-      res.writeHead(refusal.status, { ...refusal.headers, 'content-type': 'application/json' }).end(JSON.stringify(refusal.body));
-      return undefined;
-    }
-  };
-}
-
-/** The parts of Express's request the guard uses. */
-export interface McpExpressRequest {
-  method: string;
-  originalUrl?: string;
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-  /** Parsed by `express.json()`; when absent the guard reads the stream itself. */
-  body?: unknown;
-  auth?: McpAuthInfo;
-  [Symbol.asyncIterator]?: () => AsyncIterator<unknown>;
-}
-
-/**
- * Express middleware in front of the SDK's transport: `app.post('/mcp', mcpExpressGuard(verifier),
- * (req, res) => transport.handleRequest(req, res, req.body))`. Sets `req.auth` and `req.body`.
- */
-export function mcpExpressGuard(verifier: Verifier, options: McpGuardOptions = {}) {
-  const metadataUrl = options.resourceMetadataUrl ?? protectedResourceMetadataUrl(verifier.options.audience);
-  return (req: McpExpressRequest, res: ExpressLikeResponse, next: (error?: unknown) => void): void => {
-    const judged = async () => {
-      if (req.method === 'POST' && req.body === undefined && req[Symbol.asyncIterator]) {
-        req.body = await readJson(req as AsyncIterable<unknown>, options.maxBodyBytes ?? 4 * 1024 * 1024);
-      }
-      const url = requestUrl(req.originalUrl ?? req.url, single(req.headers.host), options);
-      return admitMcpRequest(verifier, { method: req.method, url, headers: req.headers, body: req.body }, options);
-    };
-    judged().then(
-      (auth) => {
-        if (auth) req.auth = auth;
-        next();
-      },
-      (error: unknown) => {
-        const refusal = mcpRefusal(error, metadataUrl, options);
-        res.status(refusal.status).set(refusal.headers).json(refusal.body);
-      },
-    );
-  };
-}
-
-/** The parts of Fastify's request the hook uses; `raw` is what the SDK's transport is handed. */
-export interface McpFastifyRequest {
-  method: string;
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-  body?: unknown;
-  auth?: McpAuthInfo;
-  /** The node:http request underneath (Fastify's `request.raw`). */
-  raw?: object;
-}
-
-/**
- * A Fastify `preHandler` hook (the body is parsed by then): `app.post('/mcp', { preHandler:
- * mcpFastifyGuard(verifier) }, (request, reply) => transport.handleRequest(request.raw, reply.raw, request.body))`.
- * Sets `auth` on the request and on `request.raw`, which the transport reads.
- */
-export function mcpFastifyGuard(verifier: Verifier, options: McpGuardOptions = {}) {
-  const metadataUrl = options.resourceMetadataUrl ?? protectedResourceMetadataUrl(verifier.options.audience);
-  return async (request: McpFastifyRequest, reply: FastifyLikeReply): Promise<FastifyLikeReply | undefined> => {
-    try {
-      const url = requestUrl(request.url, single(request.headers.host), options);
-      const auth = await admitMcpRequest(verifier, { method: request.method, url, headers: request.headers, body: request.body }, options);
-      if (auth) {
-        request.auth = auth;
-        if (request.raw) (request.raw as { auth?: McpAuthInfo }).auth = auth;
-      }
-      return undefined;
-    } catch (error) {
-      const refusal = mcpRefusal(error, metadataUrl, options);
-      await reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
-      // An async hook that answered returns the reply: Fastify then runs no handler.
-      return reply;
-    }
-  };
-}
-
 // Details ----------------------------------------------------------------------------------------
 
 interface JsonRpcMessage {
@@ -373,6 +209,17 @@ function toolCallOf(message: JsonRpcMessage): { name: string; args: unknown } {
   return { name: params.name, args: params.arguments };
 }
 
+/**
+ * The methods that pass without a credential. `tools/call` is never one of them (a list that would
+ * let it pass, say `tools/*`, is refused): the guard exists to hold it to its credential.
+ */
+export function openMethodsOf(options: Pick<McpGuardOptions, 'openMethods'>): readonly string[] {
+  const open = options.openMethods ?? DEFAULT_OPEN_METHODS;
+  const culprit = open.find((entry) => isOpen('tools/call', [entry]));
+  if (culprit !== undefined) throw new TypeError(`openMethods: ${JSON.stringify(culprit)} would let tools/call pass without a credential`);
+  return open;
+}
+
 function isOpen(method: string, open: readonly string[]): boolean {
   return open.some((entry) => (entry.endsWith('/*') ? method.startsWith(entry.slice(0, -1)) : method === entry));
 }
@@ -381,20 +228,4 @@ function isOpen(method: string, open: readonly string[]): boolean {
 function asPresented<E extends VerifierError>(error: E, verified: VerifiedCall): E {
   error.scheme = verified.boundTo ? 'DPoP' : 'Bearer';
   return error;
-}
-
-async function readJson(stream: AsyncIterable<unknown>, limit: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
-    size += buffer.length;
-    if (size > limit) throw new InvalidMcpMessage(-32600, `the body is larger than ${limit} bytes`, 413);
-    chunks.push(buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw new InvalidMcpMessage(-32700, 'the body is not JSON');
-  }
 }
