@@ -309,7 +309,19 @@ console.log(JSON.stringify({ action: verified.toolCall.action, other }));
     writeFileSync(
       join(project, 'tool.ts'),
       `import { createServer } from 'node:http';
-import { createVerifier, InsufficientScope, nodeAuthenticator, writeChallenge, type VerifiedCall } from '@tollgate/verifier';
+import {
+  createVerifier,
+  InsufficientScope,
+  mcpNodeGuard,
+  mcpTokenVerifier,
+  nodeAuthenticator,
+  nodeResourceMetadata,
+  protectedResourceMetadata,
+  writeChallenge,
+  type McpAuthInfo,
+  type McpNodeRequest,
+  type VerifiedCall,
+} from '@tollgate/verifier';
 
 const verifier = createVerifier({ issuer: 'https://tollgate.internal', audience: 'https://crm.acme.test', revocation: { apiKey: 'tgrs_x' } });
 const authenticate = nodeAuthenticator(verifier, { baseUrl: 'https://crm.acme.test' });
@@ -322,6 +334,16 @@ createServer((req, res) => {
     .catch((error: unknown) => writeChallenge(res, error));
 });
 export const scope = (error: unknown): boolean => error instanceof InsufficientScope && error.status === 403;
+// The MCP side types the SDK's shapes itself: it compiles with no @modelcontextprotocol/sdk installed.
+const guard = mcpNodeGuard(verifier, { resourceOf: (tool) => (tool === 'refund' ? 'order/1' : null) });
+const metadata = nodeResourceMetadata(protectedResourceMetadata({ resource: 'https://crm.acme.test/mcp', authorizationServers: ['https://tollgate.internal'] }));
+createServer(async (req, res) => {
+  if (metadata(req, res)) return;
+  const admitted = await guard(req, res);
+  const auth: McpAuthInfo | undefined = (req as McpNodeRequest).auth;
+  if (admitted) res.end(JSON.stringify({ body: admitted.body, client: auth?.clientId }));
+});
+export const tokens: { verifyAccessToken(token: string): Promise<McpAuthInfo> } = mcpTokenVerifier(verifier);
 // @ts-expect-error: an audience is required
 createVerifier({ issuer: 'https://tollgate.internal' });
 `,

@@ -20,7 +20,8 @@ export interface Challenge {
   body: { error: string; error_description?: string };
 }
 
-const quoted = (value: string) => `"${value.replace(/["\\]/g, '').replace(/[^\x20-\x7e]/g, '')}"`;
+/** A challenge parameter's quoted value; quotes, backslashes and non-ASCII dropped (RFC 7235 quoted-string). */
+export const quoted = (value: string) => `"${value.replace(/["\\]/g, '').replace(/[^\x20-\x7e]/g, '')}"`;
 
 /**
  * The answer RFC 6750 §3 and RFC 9449 §7.1 ask for: 401 with a challenge in the scheme the
@@ -188,6 +189,6 @@ export function fastifyErrors(options: AdapterOptions = {}) {
   };
 }
 
-function single(value: string | string[] | undefined): string | undefined {
+export function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }

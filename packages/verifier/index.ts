@@ -30,3 +30,37 @@ export {
   type FastifyLikeReply,
   type FastifyLikeRequest,
 } from './adapters.js';
+export {
+  admitMcpRequest,
+  authInfoOf,
+  DEFAULT_OPEN_METHODS,
+  InvalidMcpMessage,
+  mcpRefusal,
+  openMethodsOf,
+  type McpAuthInfo,
+  type McpGuardOptions,
+  type McpRefusal,
+  type McpRequest,
+  type TollgateAuthExtra,
+} from './mcp.js';
+export {
+  mcpExpressGuard,
+  mcpFastifyGuard,
+  mcpNodeGuard,
+  type McpExpressRequest,
+  type McpFastifyRequest,
+  type McpNodeRequest,
+} from './mcp-adapters.js';
+export { mcpTokenVerifier, type McpTokenVerifier, type SdkAuthErrors } from './mcp-token-verifier.js';
+export {
+  expressResourceMetadata,
+  fastifyResourceMetadata,
+  nodeResourceMetadata,
+  protectedResourceMetadata,
+  protectedResourceMetadataUrl,
+  resourceMetadataPaths,
+  WELL_KNOWN_PATH,
+  type FastifyLikeRoutes,
+  type ProtectedResourceMetadata,
+  type ResourceMetadataOptions,
+} from './mcp-metadata.js';
