@@ -98,10 +98,13 @@ export async function seedTasks(client, { tag, workloadId, count }) {
  * seed tasks of `tag`. Ids are time-ordered (UUIDv7 layout, as the service makes them), so the
  * primary-key indexes grow at their right edge as they do in service. `mode`:
  *   'mixed'   — 40% active (expiring in an hour), 30% revoked, 30% expired: a lived-in table;
- *   'expired' — all state='active' with expires_at in the past: work for the sweeper.
+ *   'expired' — all state='active' with expires_at in the past (with `external`, work for the sweeper).
  * Run both statements in one transaction when they must appear together.
  */
-export async function seedLeases(client, { tag, taskCount, workloadId, boundaryId, boundaryVersion, count, mode }) {
+export async function seedLeases(
+  client,
+  { tag, taskCount, workloadId, boundaryId, boundaryVersion, count, mode, external = false, taskTag = tag },
+) {
   // UUIDv7 layout: 48-bit milliseconds (two hours ago, 64 rows per millisecond), version 7,
   // 12 bits naming the seed, then the variant nibble (8 for decisions, 9 for leases) and the row.
   const base = Date.now() - 2 * 3600 * 1000;
@@ -113,7 +116,7 @@ export async function seedLeases(client, { tag, taskCount, workloadId, boundaryI
     `INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome, reasons, at)
      SELECT ${id(8)}, ${task}, $5, $6, $7, 'orders:read', 'order/' || i, 'permit', '[]'::jsonb, to_timestamp(($1::bigint + i / 64) / 1000.0)
        FROM generate_series(1, $8::bigint) AS i`,
-    [base, seedBits, tag, taskCount, workloadId, boundaryId, boundaryVersion, count],
+    [base, seedBits, taskTag, taskCount, workloadId, boundaryId, boundaryVersion, count],
   );
   const state =
     mode === 'expired'
@@ -124,15 +127,16 @@ export async function seedLeases(client, { tag, taskCount, workloadId, boundaryI
          CASE WHEN i % 10 BETWEEN 4 AND 6 THEN 'task_completed' END`;
   await client.query(
     `INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource, credential_kind,
-                         issued_at, state, expires_at, revoked_at, revoke_reason)
+                         issued_at, state, expires_at, revoked_at, revoke_reason, external)
      SELECT ${id(9)}, ${task}, $5, $6, $7, ${id(8)}, 'orders:read', 'order/' || i, 'jwt',
-            to_timestamp(($1::bigint + i / 64) / 1000.0), ${state}
+            to_timestamp(($1::bigint + i / 64) / 1000.0), ${state}, $9::boolean
        FROM generate_series(1, $8::bigint) AS i`,
-    [base, seedBits, tag, taskCount, workloadId, boundaryId, boundaryVersion, count],
+    [base, seedBits, taskTag, taskCount, workloadId, boundaryId, boundaryVersion, count, external],
   );
 }
 
+/** Leases the sweeper has still to hand over: expired and held at a source (JWT leases need nothing). */
 export async function countDue(client) {
-  const { rows } = await client.query(`SELECT count(*)::int AS n FROM leases WHERE state = 'active' AND expires_at <= now()`);
+  const { rows } = await client.query(`SELECT count(*)::int AS n FROM leases WHERE state = 'active' AND external AND expires_at <= now()`);
   return rows[0].n;
 }
