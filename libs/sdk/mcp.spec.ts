@@ -204,6 +204,40 @@ describe('a permitted tools/call', () => {
     expect(failing.revocations()).toEqual([CREDENTIAL.credential.access_token]);
   });
 
+  it('a notifications/cancelled for the call ends its response for the reader and revokes, before or after the response came', async () => {
+    const endless = () =>
+      new Response(new ReadableStream<Uint8Array>({ pull: (controller) => controller.enqueue(new TextEncoder().encode(': ping\n\n')) }), {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+      });
+    const cancel = (requestId: number) =>
+      post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'timeout' } });
+    const streaming = await setUp([issued, revoked], { fetch: mcpServer(endless).fetch });
+    const reader = (await streaming.fetcher(MCP_URL, post(refund(undefined, 9)))).body!.getReader();
+    await reader.read();
+    await streaming.fetcher(MCP_URL, cancel(8)); // another call's id: nothing happens
+    expect(streaming.revocations()).toEqual([]);
+    await streaming.fetcher(MCP_URL, cancel(9));
+    let chunk = await reader.read();
+    while (!chunk.done) chunk = await reader.read(); // what was already buffered, then the end
+    expect(streaming.revocations()).toEqual([CREDENTIAL.credential.access_token]);
+
+    // No answer yet: the request itself is aborted.
+    const hanging = mcpServer((sent) =>
+      sent.init?.signal
+        ? new Promise<Response>((_, reject) =>
+            sent.init!.signal!.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError'))),
+          )
+        : new Response(null, { status: 202 }),
+    );
+    const waiting = await setUp([issued, revoked], { fetch: hanging.fetch });
+    const pending = waiting.fetcher(MCP_URL, post(refund(undefined, 3)));
+    await expect.poll(() => hanging.sent.length).toBe(1);
+    await waiting.fetcher(MCP_URL, cancel(3));
+    await expect(pending).rejects.toThrow('aborted');
+    expect(waiting.revocations()).toEqual([CREDENTIAL.credential.access_token]);
+  });
+
   it('revokes once, even when the body ends and the request is aborted after', async () => {
     const controller = new AbortController();
     const { fetcher, revocations } = await setUp([issued, revoked]);

@@ -54,6 +54,8 @@ export function mcpFetch(task: Task, options: McpFetchOptions): typeof fetch {
     throw new TypeError('ttl: must be a positive whole number of seconds');
   const send = options.fetch ?? ((input: string | URL | Request, init?: RequestInit) => globalThis.fetch(input, init));
   const approvals = new PendingApprovals();
+  // The calls whose response is still being read, by JSON-RPC id: a call the client cancels is cut short.
+  const inFlight = new Map<string | number, () => void>();
 
   const callTool = async (call: ToolCallMessage, input: string | URL | Request, init: RequestInit | undefined): Promise<Response> => {
     const { name, arguments: args } = call.params;
@@ -76,7 +78,11 @@ export function mcpFetch(task: Task, options: McpFetchOptions): typeof fetch {
       return jsonResponse(toolError(call.id, text));
     }
     approvals.forget(key);
-    return sendWithCredential(task, credential, send, input, init);
+    const stop = () => inFlightCall.stop();
+    // Another call may have reused the id since (another session): only this call's entry goes.
+    const inFlightCall = new CallInFlight(task, credential, () => inFlight.get(call.id) === stop && inFlight.delete(call.id));
+    inFlight.set(call.id, stop);
+    return inFlightCall.send(send, input, init);
   };
 
   return async (input, init) => {
@@ -88,7 +94,12 @@ export function mcpFetch(task: Task, options: McpFetchOptions): typeof fetch {
       if (message.some(isToolCall)) return jsonResponse(refuseBatch(message));
       return send(input, init);
     }
-    return isToolCall(message) ? callTool(message, input, init) : send(input, init);
+    if (isToolCall(message)) return callTool(message, input, init);
+    // The client gave up on a call (its timeout, its caller's AbortSignal): the server may keep the
+    // response stream open, so the fetch stops reading it, which revokes the credential at once.
+    const cancelled = cancelledRequestId(message);
+    if (cancelled !== undefined) inFlight.get(cancelled)?.();
+    return send(input, init);
   };
 }
 
@@ -101,76 +112,92 @@ interface ToolCallMessage {
 }
 
 /**
- * Sends the call with the credential's headers and revokes the credential once the call is over:
- * the response body read to its end or cancelled, the request aborted, or the fetch failed.
+ * One credential on the one HTTP request it was asked for. It is revoked, once, when the call is
+ * over: the response body read to its end or cancelled, the request aborted, the fetch failed, or
+ * the client cancelled the call (`stop`).
  */
-async function sendWithCredential(
-  task: Task,
-  credential: Credential,
-  send: typeof fetch,
-  input: string | URL | Request,
-  init: RequestInit | undefined,
-): Promise<Response> {
-  const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
-  let released: Promise<void> | undefined;
-  const onAbort = () => void release();
-  const release = (): Promise<void> => {
-    signal?.removeEventListener('abort', onAbort);
-    return (released ??= task.revoke(credential));
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
+class CallInFlight {
+  private released: Promise<void> | undefined;
+  private readonly stopper = new AbortController();
+  private reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
 
-  let response: Response;
-  try {
-    const url = input instanceof Request ? input.url : String(input);
-    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
-    for (const [name, value] of Object.entries(await credential.headers('POST', url))) headers.set(name, value);
-    response = await send(input, { ...init, headers });
-  } catch (error) {
-    await release();
-    throw error;
-  }
-  if (response.body === null) {
-    await release();
-    return response;
-  }
-  return new Response(releasingBody(response.body, release), {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
-}
+  constructor(
+    private readonly task: Task,
+    private readonly credential: Credential,
+    private readonly onRelease: () => void,
+  ) {}
 
-/**
- * The body, passed through chunk by chunk, that revokes when it ends, fails or is cancelled. The end
- * is reported to the reader only after the revocation answered: a JSON response is read to its end
- * before it is used, so the credential is gone before the model sees the result.
- */
-function releasingBody(body: ReadableStream<Uint8Array>, release: () => Promise<void>): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        await release();
-        controller.error(error);
-        return;
-      }
-      if (chunk.done) {
-        await release();
-        controller.close();
-      } else controller.enqueue(chunk.value);
-    },
-    async cancel(reason) {
-      try {
-        await reader.cancel(reason);
-      } finally {
-        await release();
-      }
-    },
-  });
+  async send(send: typeof fetch, input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
+    const callerSignal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+    const signal = callerSignal ? AbortSignal.any([callerSignal, this.stopper.signal]) : this.stopper.signal;
+    signal.addEventListener('abort', () => void this.release(), { once: true });
+    let response: Response;
+    try {
+      const url = input instanceof Request ? input.url : String(input);
+      const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+      for (const [name, value] of Object.entries(await this.credential.headers('POST', url))) headers.set(name, value);
+      response = await send(input, { ...init, headers, signal });
+    } catch (error) {
+      await this.release();
+      throw error;
+    }
+    if (response.body === null) {
+      await this.release();
+      return response;
+    }
+    return new Response(this.releasingBody(response.body), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  }
+
+  /** Ends the call early: the reader sees the end of the body (the connection closes), the credential is revoked. */
+  stop(): void {
+    if (this.reader) this.reader.cancel().catch(() => {});
+    else this.stopper.abort();
+    void this.release();
+  }
+
+  private release(): Promise<void> {
+    if (this.released === undefined) {
+      this.onRelease();
+      this.released = this.task.revoke(this.credential);
+    }
+    return this.released;
+  }
+
+  /**
+   * The body, passed through chunk by chunk. Its end is reported to the reader only after the
+   * revocation answered: a JSON response is read to its end before it is used, so the credential is
+   * gone before the model sees the result.
+   */
+  private releasingBody(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    const reader = (this.reader = body.getReader());
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (error) {
+          await this.release();
+          controller.error(error);
+          return;
+        }
+        if (chunk.done) {
+          await this.release();
+          controller.close();
+        } else controller.enqueue(chunk.value);
+      },
+      cancel: async (reason) => {
+        try {
+          await reader.cancel(reason);
+        } finally {
+          await this.release();
+        }
+      },
+    });
+  }
 }
 
 /** What the model reads after the words "Tollgate refused this call: ". */
@@ -227,6 +254,13 @@ function isToolCall(message: unknown): message is ToolCallMessage {
   const params = message.params;
   // Anything else is not a call a credential could name; it goes out without one and the server refuses it.
   return isRecord(params) && typeof params.name === 'string' && (params.arguments === undefined || isRecord(params.arguments));
+}
+
+/** The `requestId` of a `notifications/cancelled`. */
+function cancelledRequestId(message: unknown): string | number | undefined {
+  if (!isRecord(message) || message.method !== 'notifications/cancelled' || !isRecord(message.params)) return undefined;
+  const id = message.params.requestId;
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined;
 }
 
 function parseJson(text: string | undefined): unknown {
