@@ -353,6 +353,14 @@ export class Task {
     }
   }
 
+  /**
+   * Revokes a credential of this task now (one from `credential()` whose call is over). Never
+   * throws: a failed revocation goes to the client's `onRevokeError`, and the credential dies at its TTL.
+   */
+  revoke(credential: Credential): Promise<void> {
+    return this.client.revokeQuietly(credential);
+  }
+
   /** The user's journey changed: the broker revokes every active lease of the task. */
   async changeIntent(intent: string): Promise<TaskChange> {
     return this.change(await this.client.json('POST', `/v1/tasks/${encodeURIComponent(this.id)}/intent`, { intent }, false));

@@ -26,3 +26,5 @@ export { generateDpopKey, DpopProver } from './dpop.js';
 export type { DpopKey } from './dpop.js';
 export type { RetryOptions } from './transport.js';
 export type { RegisteredKey, TokenFunction, TokenSource } from './workload-assertion.js';
+export { mcpFetch, MCP_REFUSAL_PREFIX } from './mcp.js';
+export type { McpFetchOptions, McpDenial } from './mcp.js';
