@@ -69,18 +69,22 @@ const SEQUENCER_LOCK = 0x70_11_6a_7f;
 
 /**
  * The durable feed behind GET /v1/events, and the only writer of `revocation_events` (appends
- * through `appendEvents`, positions through `sequence`). Revocations write their events in their own transaction
- * (never a NOTIFY in the credential path); readers poll. Positions are given only to events whose
- * transaction is over (older than every transaction still running), in the order they were written,
- * so a reader resuming from a position can never miss an event that committed late.
+ * through `appendEvents`, positions through `sequence`). Revocations write their events in their own
+ * transaction; a trigger notifies EVENT_CHANNEL when a statement wrote some, and readers poll besides.
+ * Positions are given only to committed events, by one sequencer at a time, so a reader resuming from
+ * a position can never miss an event that committed late: it gets a later position.
  */
 export class RevocationEventLog {
   constructor(private readonly db: Database) {}
 
   /**
-   * Gives positions to finished events; one replica at a time, the others skip. `waiting` says
-   * whether events remain without one because a transaction older than them still runs (or another
-   * replica holds the sequencer): the feed asks again shortly rather than at its next poll.
+   * Gives positions to committed events, in the order they were written; one replica at a time, the
+   * others skip. An event whose transaction commits later gets its position in a later pass, after
+   * every position given before it: a reader resuming from a position misses nothing. (Positions
+   * used to wait until every older transaction of the whole server had ended, which let any long
+   * transaction, a pg_dump say, hold revocations back from every stream.) `waiting` says whether
+   * committed events are still left without one (past this pass's page, committed while it ran, or
+   * another replica holds the sequencer): the feed asks again shortly rather than at its next poll.
    */
   async sequence(): Promise<Sequenced> {
     return this.db.transaction(async (tx) => {
@@ -90,8 +94,7 @@ export class RevocationEventLog {
         `UPDATE revocation_events e SET seq = s.seq
            FROM (SELECT id, nextval('revocation_event_seq') AS seq
                    FROM (SELECT id FROM revocation_events
-                          WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                          ORDER BY id LIMIT 10000) due) s
+                          WHERE seq IS NULL ORDER BY id LIMIT 10000) due) s
           WHERE e.id = s.id`,
         [],
         'tollgate_sequence_events',

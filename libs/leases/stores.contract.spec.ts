@@ -185,8 +185,8 @@ describeOnBothBackends('lease stores (contract)', ({ db }) => {
     await db().transaction((tx) => leases.revokeWhere(tx, 'lease', first.id, 'revoked_by_admin'));
     await db().transaction((tx) => leases.revokeWhere(tx, 'lease', second.id, 'revoked_by_admin'));
     await db().transaction((tx) => tasks.end(tx, taskId, 'completed', 'task_completed'));
-    // Positions go only to events older than every running transaction (of the whole server, where
-    // other tests run too): sequence until all three have one.
+    // Positions go to committed events, one sequencer at a time (another replica's pass may hold
+    // the lock a moment): sequence until all three have one.
     const deadline = Date.now() + 10_000;
     let after: Awaited<ReturnType<RevocationEventLog['after']>> = [];
     while (after.length < 3 && Date.now() < deadline) {
