@@ -257,6 +257,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({
       url: 'http://collector:4318/v1/traces',
       serviceName: 'tollgate',
+      sampler: { name: 'parentbased_always_on', ratio: 1 },
     });
     expect(
       loadConfig({
@@ -267,6 +268,7 @@ describe('loadConfig', () => {
     ).toEqual({
       url: 'https://b/otlp/traces',
       serviceName: 'tollgate-eu',
+      sampler: { name: 'parentbased_always_on', ratio: 1 },
     });
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
@@ -283,5 +285,26 @@ describe('loadConfig', () => {
       'OTEL_TRACES_EXPORTER: must be otlp or none',
       'OTEL_EXPORTER_OTLP_PROTOCOL: must be http/json or http/protobuf (Tollgate sends OTLP over HTTP, as JSON)',
     ]);
+  });
+
+  it('reads the sampler from OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, and stops start on a typo in either', () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318' };
+    expect(
+      loadConfig({ ...on, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }).tracing?.sampler,
+    ).toEqual({
+      name: 'parentbased_traceidratio',
+      ratio: 0.25,
+    });
+    expect(loadConfig({ ...on, OTEL_TRACES_SAMPLER: 'Always_Off' }).tracing?.sampler).toEqual({ name: 'always_off', ratio: 1 });
+    expect(loadConfig({ ...on, OTEL_TRACES_SAMPLER_ARG: '0' }).tracing?.sampler.ratio).toBe(0);
+    expect(problems({ ...on, OTEL_TRACES_SAMPLER: 'parentbased_alwayson', OTEL_TRACES_SAMPLER_ARG: '1.5' })).toEqual([
+      'OTEL_TRACES_SAMPLER: must be one of parentbased_always_on, parentbased_always_off, parentbased_traceidratio, always_on, always_off, traceidratio',
+      'OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1, such as 0.25',
+    ]);
+    expect(problems({ ...on, OTEL_TRACES_SAMPLER_ARG: '-0.1' })).toEqual([
+      'OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1, such as 0.25',
+    ]);
+    // Traces off: the sampler variables are not read at all.
+    expect(problems({ OTEL_TRACES_SAMPLER: 'nonsense' })).toEqual([]);
   });
 });
