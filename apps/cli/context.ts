@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BrokerApi } from './api.js';
 import { UsageError } from './errors.js';
+import { profilePath, readProfiles, type Profile } from './profiles.js';
 
 /** Where the CLI writes and what it reads from its environment: tests run it as a real process. */
 export interface Io {
@@ -17,6 +18,7 @@ export const GLOBAL_OPTIONS = {
   url: { type: 'string' },
   key: { type: 'string' },
   'key-file': { type: 'string' },
+  profile: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
@@ -89,9 +91,19 @@ export class Command<O extends Options> {
     return this.positionals;
   }
 
-  /** The broker named by --url, else TOLLGATE_URL (default: the broker's own default), with the key of {@link apiKey}. */
+  /**
+   * The broker and the key to call it with. Each comes from, first to last: its flag (--url;
+   * --key-file, --key), the profile named by --profile or TOLLGATE_PROFILE, the environment
+   * (TOLLGATE_URL; TOLLGATE_KEY, TOLLGATE_KEY_FILE), the profile file's default profile, and for
+   * the URL the broker's own default. A profile named on purpose beats the environment; the
+   * default profile does not, so `TOLLGATE_KEY=… tollgate …` still means what it says.
+   */
   api(): BrokerApi {
-    const url = (this.option('url') ?? this.io.env.TOLLGATE_URL ?? DEFAULT_URL).trim().replace(/\/+$/, '');
+    const named = this.option('profile') ?? nonBlank(this.io.env.TOLLGATE_PROFILE);
+    const chosen = named === undefined ? undefined : this.profile(named);
+    const url = (this.option('url') ?? chosen?.url ?? nonBlank(this.io.env.TOLLGATE_URL) ?? this.defaultProfile()?.url ?? DEFAULT_URL)
+      .trim()
+      .replace(/\/+$/, '');
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -99,15 +111,15 @@ export class Command<O extends Options> {
       throw new UsageError(`--url / TOLLGATE_URL: "${url}" is not a URL`);
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError('--url / TOLLGATE_URL: must be an http(s) URL');
-    return new BrokerApi(url, this.apiKey());
+    return new BrokerApi(url, this.apiKey(chosen));
   }
 
   /**
-   * The API key: --key-file PATH, else TOLLGATE_KEY, else TOLLGATE_KEY_FILE (a path, as the broker's
-   * own *_FILE settings). --key KEY still works but warns: a command line is visible to every user
-   * of the machine (`ps`, /proc) and stays in shell history, where the environment and a file do not.
+   * The API key (see {@link api} for the order). --key KEY still works but warns: a command line
+   * is visible to every user of the machine (`ps`, /proc) and stays in shell history, where a
+   * profile, the environment and a file do not.
    */
-  private apiKey(): string {
+  private apiKey(chosen: Profile | undefined): string {
     const onArgv = this.option('key');
     const file = this.option('key-file');
     if (onArgv !== undefined && file !== undefined) throw new UsageError('--key and --key-file: give one of them');
@@ -115,16 +127,47 @@ export class Command<O extends Options> {
     if (file !== undefined) key = this.readKeyFile(file, '--key-file');
     else if (onArgv !== undefined) {
       this.io.stderr.write(
-        'tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer TOLLGATE_KEY or --key-file\n',
+        'tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer a profile, TOLLGATE_KEY or --key-file\n',
       );
       key = onArgv.trim();
-    } else if ((this.io.env.TOLLGATE_KEY ?? '').trim() !== '') key = this.io.env.TOLLGATE_KEY!.trim();
-    else if ((this.io.env.TOLLGATE_KEY_FILE ?? '').trim() !== '')
+    } else if (chosen !== undefined) key = chosen.key;
+    else if (nonBlank(this.io.env.TOLLGATE_KEY) !== undefined) key = this.io.env.TOLLGATE_KEY!.trim();
+    else if (nonBlank(this.io.env.TOLLGATE_KEY_FILE) !== undefined)
       key = this.readKeyFile(this.io.env.TOLLGATE_KEY_FILE!.trim(), 'TOLLGATE_KEY_FILE');
-    else throw new UsageError('no API key: set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key');
+    else {
+      const fallback = this.defaultProfile();
+      if (fallback === undefined)
+        throw new UsageError(
+          'no API key: add a profile (tollgate profile add NAME --url URL --key-file PATH), or set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key',
+        );
+      key = fallback.key;
+    }
     if (key === '') throw new UsageError(`${file !== undefined ? '--key-file' : '--key'}: the key is empty`);
     return key;
   }
+
+  /** A profile named on purpose: it must exist. */
+  private profile(name: string): Profile {
+    const path = profilePath(this.io.env);
+    const file = readProfiles(path);
+    const profile = file?.profiles[name];
+    if (file === undefined || profile === undefined || !Object.hasOwn(file.profiles, name))
+      throw new UsageError(
+        `--profile / TOLLGATE_PROFILE: no profile "${name}" in ${path}${file === undefined ? ' (no such file)' : `; it has ${Object.keys(file.profiles).join(', ') || 'none'}`}`,
+        false,
+      );
+    return profile;
+  }
+
+  /** The profile file's default profile, when there is a file and it names one (read once). */
+  private defaultProfile(): Profile | undefined {
+    if (this.fallback === null) {
+      const file = readProfiles(profilePath(this.io.env));
+      this.fallback = file?.default === undefined ? undefined : file.profiles[file.default];
+    }
+    return this.fallback;
+  }
+  private fallback: Profile | undefined | null = null;
 
   /** A key file holds the key alone (surrounding whitespace and a final newline are ignored). */
   private readKeyFile(path: string, source: string): string {
@@ -154,4 +197,8 @@ export class Command<O extends Options> {
   printJson(value: unknown): void {
     this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
+}
+
+function nonBlank(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
 }

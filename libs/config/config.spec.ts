@@ -166,9 +166,17 @@ describe('loadConfig', () => {
   });
 
   it("ignores the clients' own settings exported in the same shell", () => {
-    expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x', TOLLGATE_KEY_FILE: '/run/secrets/tollgate-key' })).toEqual(
-      [],
-    );
+    expect(
+      problems({
+        TOLLGATE_URL: 'http://127.0.0.1:8080',
+        TOLLGATE_KEY: 'x',
+        TOLLGATE_KEY_FILE: '/run/secrets/tollgate-key',
+        TOLLGATE_PROFILE: 'prod',
+        TOLLGATE_CONFIG: '/home/me/.config/tollgate/config.json',
+      }),
+    ).toEqual([]);
+    // Still a typo of theirs is one.
+    expect(problems({ TOLLGATE_PROFILES: 'prod' })).toEqual([expect.stringMatching(/^TOLLGATE_PROFILES: /)]);
   });
 
   it('requires an admin key and a KEK with DATABASE_URL', () => {

@@ -126,7 +126,7 @@ export interface LoadOptions {
 }
 
 /** Settings of Tollgate's clients (the CLI, scripts, the SDK), often exported in the same shell. */
-const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY', 'TOLLGATE_KEY_FILE']);
+const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY', 'TOLLGATE_KEY_FILE', 'TOLLGATE_PROFILE', 'TOLLGATE_CONFIG']);
 
 /**
  * Kubernetes injects docker-link style variables for every Service of the namespace into every pod:
