@@ -796,7 +796,8 @@ describe('tollgate --version, --help per command, and where the key comes from',
 });
 
 describe('tollgate profile', () => {
-  it('saves a broker and its key in a 0600 profile file, uses it without any key on argv or in the environment, and refuses the file once others may read it', async () => {
+  // Many runs of the binary each: on a loaded machine, more than the default 30 s.
+  it('saves a broker and its key in a 0600 profile file and uses it without any key on argv or in the environment', async () => {
     const config = join(dir, 'profiles', 'config.json');
     const env = { TOLLGATE_CONFIG: config };
     const keyFile = file('profile-admin.key', `${broker.adminKey}\n`);
@@ -845,7 +846,15 @@ describe('tollgate profile', () => {
     expect(expectOk(await tollgate(['leases', 'ls'], { key: null, url: closedUrl, env: { ...env, TOLLGATE_PROFILE: 'prod' } }))).toMatch(
       /^Leases \(all\)/,
     );
-    expectFailure(await tollgate(['leases', 'ls'], { key: 'tgadm_not-a-key', url: null, env }), 1, /^tollgate: invalid_client: /);
+    // A key from the environment goes where the environment says, as before profiles.
+    expectFailure(await tollgate(['leases', 'ls'], { key: 'tgadm_not-a-key', url: broker.url, env }), 1, /^tollgate: invalid_client: /);
+    // The default profile's key never goes to another broker named by TOLLGATE_URL.
+    expect(expectOk(await tollgate(['leases', 'ls'], { key: null, url: broker.url, env }))).toMatch(/^Leases \(all\)/);
+    expectFailure(
+      await tollgate(['leases', 'ls'], { key: null, url: closedUrl, env }),
+      2,
+      new RegExp(`^tollgate: TOLLGATE_URL is ${closedUrl}, but the key would come from the default profile prod \\(${broker.url}\\)`),
+    );
     expectFailure(await tollgate(['leases', 'ls', '--profile', 'dead'], { key: null, url: null, env }), 3, /^tollgate: /);
     // --url still beats the profile's URL.
     expect(expectOk(await tollgate(['leases', 'ls', '--profile', 'dead', '--url', broker.url], { key: null, url: null, env }))).toMatch(
@@ -858,7 +867,12 @@ describe('tollgate profile', () => {
       'Removed profile dead; no profile is the default now (profile use NAME).\n',
     );
     expectFailure(await tollgate(['leases', 'ls'], { key: null, url: null, env }), 2, /^tollgate: no API key: add a profile/);
+  }, 120_000);
 
+  it('refuses an unknown profile, a key on argv, and a profile file others may read', async () => {
+    const config = join(dir, 'profiles', 'config.json');
+    const env = { TOLLGATE_CONFIG: config };
+    const keyFile = join(dir, 'profile-admin.key');
     // Refusals: an unknown profile, a key on argv, a bad name or URL.
     expectFailure(
       await tollgate(['leases', 'ls', '--profile', 'staging'], { key: null, url: null, env }),
@@ -890,7 +904,7 @@ describe('tollgate profile', () => {
     expectFailure(await tollgate(['profile', 'ls'], { key: null, url: null, env }), 2, /readable by other users/);
     // A key given otherwise does not need the profile file, so it does not read it.
     expect(expectOk(await tollgate(['leases', 'ls'], { url: broker.url, env }))).toMatch(/^Leases \(all\)/);
-  });
+  }, 120_000);
 });
 
 describe('tollgate api-keys create --jwks', () => {
@@ -976,5 +990,5 @@ describe('tollgate api-keys create --jwks', () => {
       2,
       /must hold a JWK Set/,
     );
-  });
+  }, 120_000);
 });

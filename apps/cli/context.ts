@@ -91,19 +91,10 @@ export class Command<O extends Options> {
     return this.positionals;
   }
 
-  /**
-   * The broker and the key to call it with. Each comes from, first to last: its flag (--url;
-   * --key-file, --key), the profile named by --profile or TOLLGATE_PROFILE, the environment
-   * (TOLLGATE_URL; TOLLGATE_KEY, TOLLGATE_KEY_FILE), the profile file's default profile, and for
-   * the URL the broker's own default. A profile named on purpose beats the environment; the
-   * default profile does not, so `TOLLGATE_KEY=… tollgate …` still means what it says.
-   */
+  /** The broker to call, with its key: see {@link target}. */
   api(): BrokerApi {
-    const named = this.option('profile') ?? nonBlank(this.io.env.TOLLGATE_PROFILE);
-    const chosen = named === undefined ? undefined : this.profile(named);
-    const url = (this.option('url') ?? chosen?.url ?? nonBlank(this.io.env.TOLLGATE_URL) ?? this.defaultProfile()?.url ?? DEFAULT_URL)
-      .trim()
-      .replace(/\/+$/, '');
+    const target = this.target();
+    const url = target.url.trim().replace(/\/+$/, '');
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -111,63 +102,78 @@ export class Command<O extends Options> {
       throw new UsageError(`--url / TOLLGATE_URL: "${url}" is not a URL`);
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError('--url / TOLLGATE_URL: must be an http(s) URL');
-    return new BrokerApi(url, this.apiKey(chosen));
+    return new BrokerApi(url, target.key);
   }
 
   /**
-   * The API key (see {@link api} for the order). --key KEY still works but warns: a command line
-   * is visible to every user of the machine (`ps`, /proc) and stays in shell history, where a
-   * profile, the environment and a file do not.
+   * Where to send, and with which key. A profile's URL and key travel together (only --url, said
+   * on purpose, replaces its URL), so a key is never sent to a broker it was not saved for:
+   * 1. a profile named by --profile or TOLLGATE_PROFILE (a key flag may replace its key);
+   * 2. else a key from --key-file, --key, TOLLGATE_KEY or TOLLGATE_KEY_FILE, sent to --url,
+   *    TOLLGATE_URL or the default URL, as before profiles existed;
+   * 3. else the profile file's default profile; a TOLLGATE_URL naming another broker is refused
+   *    rather than guessed at (which of the two did the user mean?).
    */
-  private apiKey(chosen: Profile | undefined): string {
+  private target(): { url: string; key: string } {
+    const flagUrl = this.option('url');
+    const named = this.option('profile') ?? nonBlank(this.io.env.TOLLGATE_PROFILE);
+    if (named !== undefined) {
+      const profile = this.profile(named);
+      return { url: flagUrl ?? profile.url, key: this.keyFromFlags() ?? profile.key };
+    }
+    const key = this.keyFromFlags() ?? this.keyFromEnvironment();
+    if (key !== undefined) return { url: flagUrl ?? nonBlank(this.io.env.TOLLGATE_URL) ?? DEFAULT_URL, key };
+    const path = profilePath(this.io.env);
+    const file = readProfiles(path);
+    const fallback = file?.default === undefined ? undefined : { name: file.default, ...file.profiles[file.default]! };
+    if (fallback === undefined)
+      throw new UsageError(
+        'no API key: add a profile (tollgate profile add NAME --url URL --key-file PATH), or set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key',
+      );
+    const envUrl = nonBlank(this.io.env.TOLLGATE_URL);
+    if (flagUrl === undefined && envUrl !== undefined && envUrl.replace(/\/+$/, '') !== fallback.url)
+      throw new UsageError(
+        `TOLLGATE_URL is ${envUrl}, but the key would come from the default profile ${fallback.name} (${fallback.url}): pass --profile NAME, or --url, or set TOLLGATE_KEY for that broker`,
+      );
+    return { url: flagUrl ?? fallback.url, key: fallback.key };
+  }
+
+  /**
+   * --key-file PATH, or --key KEY, which works but warns: a command line is visible to every user
+   * of the machine (`ps`, /proc) and stays in shell history, where a profile, the environment and
+   * a file do not.
+   */
+  private keyFromFlags(): string | undefined {
     const onArgv = this.option('key');
     const file = this.option('key-file');
     if (onArgv !== undefined && file !== undefined) throw new UsageError('--key and --key-file: give one of them');
-    let key: string;
-    if (file !== undefined) key = this.readKeyFile(file, '--key-file');
-    else if (onArgv !== undefined) {
-      this.io.stderr.write(
-        'tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer a profile, TOLLGATE_KEY or --key-file\n',
-      );
-      key = onArgv.trim();
-    } else if (chosen !== undefined) key = chosen.key;
-    else if (nonBlank(this.io.env.TOLLGATE_KEY) !== undefined) key = this.io.env.TOLLGATE_KEY!.trim();
-    else if (nonBlank(this.io.env.TOLLGATE_KEY_FILE) !== undefined)
-      key = this.readKeyFile(this.io.env.TOLLGATE_KEY_FILE!.trim(), 'TOLLGATE_KEY_FILE');
-    else {
-      const fallback = this.defaultProfile();
-      if (fallback === undefined)
-        throw new UsageError(
-          'no API key: add a profile (tollgate profile add NAME --url URL --key-file PATH), or set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key',
-        );
-      key = fallback.key;
-    }
-    if (key === '') throw new UsageError(`${file !== undefined ? '--key-file' : '--key'}: the key is empty`);
-    return key;
+    if (file !== undefined) return this.readKeyFile(file, '--key-file');
+    if (onArgv === undefined) return undefined;
+    this.io.stderr.write(
+      'tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer a profile, TOLLGATE_KEY or --key-file\n',
+    );
+    if (onArgv.trim() === '') throw new UsageError('--key: the key is empty');
+    return onArgv.trim();
+  }
+
+  private keyFromEnvironment(): string | undefined {
+    const key = nonBlank(this.io.env.TOLLGATE_KEY);
+    if (key !== undefined) return key;
+    const file = nonBlank(this.io.env.TOLLGATE_KEY_FILE);
+    return file === undefined ? undefined : this.readKeyFile(file, 'TOLLGATE_KEY_FILE');
   }
 
   /** A profile named on purpose: it must exist. */
   private profile(name: string): Profile {
     const path = profilePath(this.io.env);
     const file = readProfiles(path);
-    const profile = file?.profiles[name];
-    if (file === undefined || profile === undefined || !Object.hasOwn(file.profiles, name))
+    if (file === undefined || !Object.hasOwn(file.profiles, name))
       throw new UsageError(
         `--profile / TOLLGATE_PROFILE: no profile "${name}" in ${path}${file === undefined ? ' (no such file)' : `; it has ${Object.keys(file.profiles).join(', ') || 'none'}`}`,
         false,
       );
-    return profile;
+    return file.profiles[name]!;
   }
-
-  /** The profile file's default profile, when there is a file and it names one (read once). */
-  private defaultProfile(): Profile | undefined {
-    if (this.fallback === null) {
-      const file = readProfiles(profilePath(this.io.env));
-      this.fallback = file?.default === undefined ? undefined : file.profiles[file.default];
-    }
-    return this.fallback;
-  }
-  private fallback: Profile | undefined | null = null;
 
   /** A key file holds the key alone (surrounding whitespace and a final newline are ignored). */
   private readKeyFile(path: string, source: string): string {

@@ -45,10 +45,10 @@ export const COMMANDS: Record<string, string> = {
 };
 
 const OPTIONS = `Every command: --url URL, --profile NAME, --json (machine-readable output), --help.
-The broker and the API key (admin, or reviewer for the read-only commands) come from, first to last:
---url, and --key-file PATH (a file holding the key alone); the profile named by --profile or
-TOLLGATE_PROFILE; TOLLGATE_URL, and TOLLGATE_KEY or TOLLGATE_KEY_FILE (a path); the default profile;
-and for the URL ${DEFAULT_URL}. Profiles live in TOLLGATE_CONFIG (default
+The broker and the API key (admin, or reviewer for the read-only commands), first to last: the
+profile named by --profile or TOLLGATE_PROFILE; else a key from --key-file PATH (a file holding the
+key alone), TOLLGATE_KEY or TOLLGATE_KEY_FILE, sent to --url, TOLLGATE_URL or ${DEFAULT_URL}; else
+the default profile. --url replaces a profile's URL. Profiles live in TOLLGATE_CONFIG (default
 ~/.config/tollgate/config.json), written 0600 and refused when others may read it. --key KEY works
 but warns, since the process list (ps) and shell history show it. Times (--since, --until):
 2026-11-24 (a UTC day), 2026-11-24T09:00:00Z, or a time ago: 30m, 12h, 7d, 2w.
