@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +9,8 @@ import { appendAudit, type AuditEvent } from '../libs/audit/audit.js';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { connect } from './support/database.js';
 import { asAdmin, linkAuditChain, putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { SignJWT } from 'jose';
+import { call } from './support/http.js';
 import { workloadKey } from './support/workload.js';
 
 /**
@@ -35,11 +37,18 @@ interface Run {
 }
 
 /** Runs the binary as a child process (never synchronously: the broker answers from this process). */
-function tollgate(args: string[], options: { key?: string | null; url?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', TOLLGATE_URL: options.url ?? broker.url, ...options.env };
+function tollgate(
+  args: string[],
+  options: { key?: string | null; url?: string | null; env?: Record<string, string>; input?: string } = {},
+): Promise<Run> {
+  // No profile file unless a test names one: the machine's own ~/.config/tollgate stays out of it.
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', TOLLGATE_CONFIG: join(dir, 'no-profiles.json') };
+  if (options.url !== null) env.TOLLGATE_URL = options.url ?? broker.url;
   if (options.key !== null) env.TOLLGATE_KEY = options.key ?? broker.adminKey;
+  Object.assign(env, options.env);
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], { env, cwd: ROOT });
+    child.stdin.end(options.input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -525,7 +534,7 @@ describe('exit statuses', () => {
     expectFailure(
       await tollgate(['leases', 'ls'], { key: null }),
       2,
-      /no API key: set TOLLGATE_KEY \(or TOLLGATE_KEY_FILE, or pass --key-file\)/,
+      /no API key: add a profile \(tollgate profile add NAME --url URL --key-file PATH\), or set TOLLGATE_KEY \(or TOLLGATE_KEY_FILE, or pass --key-file\)/,
     );
     expect(expectOk(await tollgate(['--help']))).toMatch(/^tollgate: the command line/);
   });
@@ -712,6 +721,8 @@ describe('tollgate --version, --help per command, and where the key comes from',
     expect(expectOk(await tollgate(['--version'], { url: closedUrl, key: null }))).toBe(`tollgate ${version}\n`);
     for (const command of [
       'apply',
+      'mcp',
+      'profile',
       'leases',
       'decisions',
       'tasks',
@@ -762,7 +773,7 @@ describe('tollgate --version, --help per command, and where the key comes from',
     const onArgv = await tollgate(['leases', 'ls', '--key', broker.adminKey], { key: null });
     expect(expectOk(onArgv)).toMatch(/^Leases \(all\)/);
     expect(onArgv.stderr).toMatch(
-      /^tollgate: warning: --key puts the key in the process list \(ps\) and shell history; prefer TOLLGATE_KEY or --key-file\n$/,
+      /^tollgate: warning: --key puts the key in the process list \(ps\) and shell history; prefer a profile, TOLLGATE_KEY or --key-file\n$/,
     );
     expect(onArgv.stderr).not.toContain(broker.adminKey);
 
@@ -782,4 +793,202 @@ describe('tollgate --version, --help per command, and where the key comes from',
       /--key and --key-file: give one of them/,
     );
   });
+});
+
+describe('tollgate profile', () => {
+  // Many runs of the binary each: on a loaded machine, more than the default 30 s.
+  it('saves a broker and its key in a 0600 profile file and uses it without any key on argv or in the environment', async () => {
+    const config = join(dir, 'profiles', 'config.json');
+    const env = { TOLLGATE_CONFIG: config };
+    const keyFile = file('profile-admin.key', `${broker.adminKey}\n`);
+    chmodSync(keyFile, 0o600);
+
+    const added = await tollgate(['profile', 'add', 'prod', '--url', `${broker.url}/`, '--key-file', keyFile], {
+      key: null,
+      url: null,
+      env,
+    });
+    expect(expectOk(added)).toBe(`Added profile prod (${broker.url}), the default, in ${config}.\n`);
+    expect(added.stderr).toBe('');
+    expect(statSync(config).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'profiles')).mode & 0o777).toBe(0o700);
+    expect(JSON.parse(readFileSync(config, 'utf8'))).toEqual({
+      default: 'prod',
+      profiles: { prod: { url: broker.url, key: broker.adminKey } },
+    });
+
+    // The default profile: no --url, no key, no TOLLGATE_* variable.
+    expect(expectOk(await tollgate(['leases', 'ls'], { key: null, url: null, env }))).toMatch(/^Leases \(all\)/);
+    // A second profile, its key from stdin (`pass show … | tollgate profile add …`), pointing nowhere.
+    const viaStdin = await tollgate(['profile', 'add', 'dead', '--url', closedUrl, '--key-file', '-'], {
+      key: null,
+      url: null,
+      env,
+      input: `${broker.adminKey}\n`,
+    });
+    expect(expectOk(viaStdin)).toBe(`Added profile dead (${closedUrl}), in ${config}.\n`);
+    const listed = expectOk(await tollgate(['profile', 'ls'], { key: null, url: null, env }));
+    expect(listed).toMatch(new RegExp(`^PROFILE\\s+URL\\nprod \\*\\s+${broker.url}\\ndead\\s+${closedUrl}\\n$`));
+    const listedJson = expectOk(await tollgate(['profile', 'ls', '--json'], { key: null, url: null, env }));
+    expect(JSON.parse(listedJson)).toEqual({
+      path: config,
+      items: [
+        { name: 'prod', url: broker.url, default: true },
+        { name: 'dead', url: closedUrl, default: false },
+      ],
+    });
+    for (const out of [added.stdout, viaStdin.stdout, listed, listedJson]) expect(out).not.toContain(broker.adminKey);
+
+    // A profile named on purpose beats the environment; the default profile does not.
+    expect(expectOk(await tollgate(['leases', 'ls', '--profile', 'prod'], { key: 'tgadm_not-a-key', url: closedUrl, env }))).toMatch(
+      /^Leases \(all\)/,
+    );
+    expect(expectOk(await tollgate(['leases', 'ls'], { key: null, url: closedUrl, env: { ...env, TOLLGATE_PROFILE: 'prod' } }))).toMatch(
+      /^Leases \(all\)/,
+    );
+    // A key from the environment goes where the environment says, as before profiles.
+    expectFailure(await tollgate(['leases', 'ls'], { key: 'tgadm_not-a-key', url: broker.url, env }), 1, /^tollgate: invalid_client: /);
+    // The default profile's key never goes to another broker named by TOLLGATE_URL.
+    expect(expectOk(await tollgate(['leases', 'ls'], { key: null, url: broker.url, env }))).toMatch(/^Leases \(all\)/);
+    expectFailure(
+      await tollgate(['leases', 'ls'], { key: null, url: closedUrl, env }),
+      2,
+      new RegExp(`^tollgate: TOLLGATE_URL is ${closedUrl}, but the key would come from the default profile prod \\(${broker.url}\\)`),
+    );
+    expectFailure(await tollgate(['leases', 'ls', '--profile', 'dead'], { key: null, url: null, env }), 3, /^tollgate: /);
+    // --url still beats the profile's URL.
+    expect(expectOk(await tollgate(['leases', 'ls', '--profile', 'dead', '--url', broker.url], { key: null, url: null, env }))).toMatch(
+      /^Leases \(all\)/,
+    );
+
+    expect(expectOk(await tollgate(['profile', 'use', 'dead'], { key: null, url: null, env }))).toBe('Profile dead is the default.\n');
+    expectFailure(await tollgate(['leases', 'ls'], { key: null, url: null, env }), 3, /^tollgate: /);
+    expect(expectOk(await tollgate(['profile', 'rm', 'dead'], { key: null, url: null, env }))).toBe(
+      'Removed profile dead; no profile is the default now (profile use NAME).\n',
+    );
+    expectFailure(await tollgate(['leases', 'ls'], { key: null, url: null, env }), 2, /^tollgate: no API key: add a profile/);
+  }, 120_000);
+
+  it('refuses an unknown profile, a key on argv, and a profile file others may read', async () => {
+    const config = join(dir, 'profiles', 'config.json');
+    const env = { TOLLGATE_CONFIG: config };
+    const keyFile = join(dir, 'profile-admin.key');
+    // Refusals: an unknown profile, a key on argv, a bad name or URL.
+    expectFailure(
+      await tollgate(['leases', 'ls', '--profile', 'staging'], { key: null, url: null, env }),
+      2,
+      /^tollgate: --profile \/ TOLLGATE_PROFILE: no profile "staging" in .*config\.json; it has prod\n$/,
+    );
+    expectFailure(
+      await tollgate(['profile', 'add', 'x', '--url', broker.url, '--key', broker.adminKey], { key: null, url: null, env }),
+      2,
+      /--key is not taken/,
+    );
+    expectFailure(
+      await tollgate(['profile', 'add', '../x', '--url', broker.url, '--key-file', keyFile], { key: null, env }),
+      2,
+      /<name> must be/,
+    );
+    expectFailure(
+      await tollgate(['profile', 'add', 'x', '--url', 'ftp://a', '--key-file', keyFile], { key: null, env }),
+      2,
+      /must be an http\(s\) URL/,
+    );
+    expect(JSON.parse(readFileSync(config, 'utf8')).profiles).toEqual({ prod: { url: broker.url, key: broker.adminKey } });
+
+    // Readable by others: refused, as ssh refuses such a private key, and the key is not echoed.
+    chmodSync(config, 0o640);
+    const open = await tollgate(['leases', 'ls', '--profile', 'prod'], { key: null, url: null, env });
+    expectFailure(open, 2, /^tollgate: profiles: .*config\.json holds API keys and is readable by other users \(mode 0640\): chmod 600 it/);
+    expect(open.stderr + open.stdout).not.toContain(broker.adminKey);
+    expectFailure(await tollgate(['profile', 'ls'], { key: null, url: null, env }), 2, /readable by other users/);
+    // A key given otherwise does not need the profile file, so it does not read it.
+    expect(expectOk(await tollgate(['leases', 'ls'], { url: broker.url, env }))).toMatch(/^Leases \(all\)/);
+  }, 120_000);
+});
+
+describe('tollgate api-keys create --jwks', () => {
+  it('registers public keys for private_key_jwt with a resource_server key; refuses a private key before sending it', async () => {
+    const signer = await workloadKey('EdDSA', 'rs-key-1');
+    const jwks = file('rs-jwks.json', JSON.stringify({ keys: [signer.publicJwk] }));
+    const created = await tollgate([
+      'api-keys',
+      'create',
+      '--role',
+      'resource_server',
+      '--audience',
+      'https://crm.acme.test/orders',
+      '--label',
+      'crm jwks',
+      '--jwks',
+      jwks,
+    ]);
+    expect(expectOk(created).trim()).toMatch(/^tgrs_\S+$/);
+    expect(created.stderr).toMatch(
+      /^Created resource_server key (\S+) \(crm jwks\) with 1 public key\(s\) for private_key_jwt: shown once/,
+    );
+    const id = /key (\S+) \(/.exec(created.stderr)![1]!;
+    const listed = JSON.parse(expectOk(await tollgate(['api-keys', 'ls', '--json']))).items as Array<{ id: string; jwks?: unknown }>;
+    expect(listed.find((k) => k.id === id)?.jwks).toEqual({ keys: [expect.objectContaining({ kid: 'rs-key-1', x: signer.publicJwk.x })] });
+
+    // The registered key authenticates the resource server (RFC 7523 client assertion) at introspection.
+    const now = Math.floor(Date.now() / 1000);
+    const assertion = await new SignJWT({ iss: id, sub: id, aud: broker.url, iat: now, exp: now + 60, jti: crypto.randomUUID() })
+      .setProtectedHeader({ alg: 'EdDSA', kid: 'rs-key-1' })
+      .sign(signer.privateKey);
+    const introspected = await call(broker.url, 'POST', '/oauth2/introspect', {
+      form: {
+        token: 'not-a-token',
+        client_id: id,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      },
+    });
+    expect(introspected.status, JSON.stringify(introspected.body)).toBe(200);
+    expect(introspected.body).toEqual({ active: false });
+
+    // One JWK, in YAML, is a set of one.
+    const single = file(
+      'one.yaml',
+      `kty: ${signer.publicJwk.kty}\ncrv: ${signer.publicJwk.crv}\nx: ${signer.publicJwk.x}\nkid: rs-key-2\n`,
+    );
+    const fromYaml = await tollgate([
+      'api-keys',
+      'create',
+      '--role',
+      'resource_server',
+      '--audience',
+      'https://b.test',
+      '--jwks',
+      single,
+      '--json',
+    ]);
+    expect(JSON.parse(expectOk(fromYaml)).jwks).toEqual({ keys: [expect.objectContaining({ kid: 'rs-key-2' })] });
+
+    // A private key never leaves the machine (the broker is not even reachable here); other roles are the broker's to refuse.
+    const privateJwk = file('private.json', JSON.stringify({ keys: [{ ...signer.publicJwk, d: 'c2VjcmV0LXByaXZhdGUta2V5LW1hdGVyaWFs' }] }));
+    const refused = await tollgate(
+      ['api-keys', 'create', '--role', 'resource_server', '--audience', 'https://b.test', '--jwks', privateJwk],
+      {
+        url: closedUrl,
+      },
+    );
+    expectFailure(
+      refused,
+      2,
+      /--jwks: key 0 of .*private\.json holds private key material \("d"\): register the public key only; nothing was sent/,
+    );
+    expect(refused.stderr).not.toContain('c2VjcmV0');
+    expectFailure(await tollgate(['api-keys', 'create', '--role', 'reviewer', '--jwks', jwks]), 1, /^tollgate: invalid_request: jwks/);
+    expectFailure(
+      await tollgate(['api-keys', 'create', '--role', 'resource_server', '--audience', 'a', '--jwks', file('x.json', '[1]')]),
+      2,
+      /must hold one object/,
+    );
+    expectFailure(
+      await tollgate(['api-keys', 'create', '--role', 'resource_server', '--audience', 'a', '--jwks', file('y.json', '{"k": 1}')]),
+      2,
+      /must hold a JWK Set/,
+    );
+  }, 120_000);
 });

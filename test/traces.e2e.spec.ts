@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TollgateClient } from '../libs/sdk/index.js';
 import { tracingOn } from '../libs/tracing/tracing.js';
 import { TRACE_FLUSH_MS } from '../apps/broker/tracing.js';
+import { EXPORT_WARNING_INTERVAL_MS } from '../apps/broker/trace-export.js';
 import { freePort, startBroker, type TestBroker } from './support/broker.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { call, type Response } from './support/http.js';
@@ -15,8 +16,9 @@ import { putBoundary, registerBot, type Bot } from './support/scenario.js';
  * OpenTelemetry traces: off unless OTEL_* name a collector; then one trace per request reaches an
  * OTLP/HTTP receiver (a small server here, taking the JSON protocol): the server span continuing
  * the caller's traceparent, the decision span with the decision's id, the database and signature
- * spans below it, and no token or params value in any attribute. A collector that is down costs
- * requests nothing.
+ * spans below it, and no token or params value in any attribute. Probes (/healthz, /readyz,
+ * /metrics) make no spans, under any OTEL_TRACES_SAMPLER. A collector that is down costs requests
+ * nothing, and says so: a rate-limited warning and tollgate_otlp_export_failures_total.
  */
 
 interface OtlpValue {
@@ -278,5 +280,140 @@ describe('traces', () => {
     await broker.stop();
     expect(Date.now() - stopping).toBeLessThan(TRACE_FLUSH_MS + 2_000);
     expect(tracingOn()).toBe(false);
+  });
+});
+
+/** A sampled W3C traceparent for a fresh trace, and that trace's id. */
+function sampledParent(): { traceId: string; traceparent: string } {
+  const traceId = randomBytes(16).toString('hex');
+  return { traceId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` };
+}
+
+describe('sampling', () => {
+  it('makes no span for /healthz, /readyz or /metrics, even for a sampled caller under always_on, and keeps the rest', async () => {
+    const { broker, credential } = await brokerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER: 'always_on' });
+    const probes: string[] = [];
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      const { traceId, traceparent } = sampledParent();
+      probes.push(traceId);
+      expect((await call(broker.url, 'GET', path, { headers: { traceparent } })).status).toBe(200);
+      // And without a caller's trace: a root span under always_on, were it not for the probe rule.
+      expect((await call(broker.url, 'GET', path)).status).toBe(200);
+    }
+    const { traceId, traceparent } = sampledParent();
+    expect((await credential({ boundary: 'crm-orders', action: 'orders:read' }, { traceparent })).status).toBe(201);
+    await broker.stop();
+
+    const routes = receiver.spans.map((span) => span.attributes['http.route']);
+    for (const probe of ['/healthz', '/readyz', '/metrics']) expect(routes).not.toContain(probe);
+    // Nor the probes' children (the readiness check's database statement), as orphans.
+    expect(receiver.spans.filter((span) => probes.includes(span.traceId))).toEqual([]);
+    expect(receiver.spans.filter((span) => span.traceId === traceId).map((span) => span.name)).toEqual(
+      expect.arrayContaining(['POST /v1/tasks/:id/credentials', 'tollgate.decision', 'tollgate.sign']),
+    );
+  });
+
+  it('honours OTEL_TRACES_SAMPLER: parentbased_always_off keeps only the traces a caller sampled', async () => {
+    const { broker, credential } = await brokerWith({
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_TRACES_SAMPLER: 'parentbased_always_off',
+    });
+    const before = receiver.spans.length;
+    expect((await credential({ boundary: 'crm-orders', action: 'orders:read' }, { 'x-request-id': 'unsampled-call' })).status).toBe(201);
+    const { traceId, traceparent } = sampledParent();
+    expect((await credential({ boundary: 'crm-orders', action: 'orders:read' }, { traceparent })).status).toBe(201);
+    const unsampled = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`;
+    expect((await credential({ boundary: 'crm-orders', action: 'orders:read' }, { traceparent: unsampled })).status).toBe(201);
+    await broker.stop();
+
+    const sent = receiver.spans.slice(before);
+    expect(sent.length).toBeGreaterThan(0);
+    expect(new Set(sent.map((span) => span.traceId))).toEqual(new Set([traceId]));
+    expect(sent.some((span) => span.attributes['tollgate.request_id'] === 'unsampled-call')).toBe(false);
+  });
+});
+
+describe('export failures', () => {
+  it('warns (rate-limited, without headers, body or stack) and counts tollgate_otlp_export_failures_total when the collector answers 503, then is gone', async () => {
+    // A collector that answers 503 (with a body that must not reach the log), then stops listening.
+    const collectorBody = `overloaded-${randomBytes(8).toString('hex')}`;
+    let posts = 0;
+    const failing = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        posts++;
+        response.writeHead(503, { 'content-type': 'text/plain' }).end(collectorBody);
+      });
+    });
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    const port = (failing.address() as AddressInfo).port;
+    const headerSecret = `otlp-key-${randomBytes(12).toString('hex')}`;
+
+    const lines: string[] = [];
+    const writes = { stdout: process.stdout.write.bind(process.stdout), stderr: process.stderr.write.bind(process.stderr) };
+    for (const stream of ['stdout', 'stderr'] as const) {
+      process[stream].write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        lines.push(
+          ...String(chunk)
+            .split('\n')
+            .filter((line) => line.trim() !== ''),
+        );
+        return (writes[stream] as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean)(chunk, ...rest);
+      }) as typeof process.stdout.write;
+    }
+    try {
+      const { broker, credential } = await brokerWith({
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${headerSecret}`,
+        TOLLGATE_LOG_LEVEL: 'warn',
+      });
+      const failures = async (): Promise<number> => {
+        const text = (await call<string>(broker.url, 'GET', '/metrics')).body;
+        const match = /^tollgate_otlp_export_failures_total (\d+)$/m.exec(text);
+        expect(match, 'the metric is served').not.toBeNull();
+        return Number(match![1]);
+      };
+      const until = async (condition: () => Promise<boolean>, what: string): Promise<void> => {
+        for (const started = Date.now(); !(await condition());) {
+          if (Date.now() - started > 15_000) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      };
+      expect(await failures()).toBe(0);
+
+      expect((await credential({ boundary: 'crm-orders', action: 'orders:read' })).status).toBe(201);
+      await until(async () => (await failures()) >= 1, 'a failed export (503)');
+      expect(posts).toBeGreaterThan(0);
+
+      // The collector goes away: connection refused.
+      failing.closeAllConnections();
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+      const afterFirst = await failures();
+      expect((await credential({ boundary: 'crm-orders', action: 'orders:read' })).status).toBe(201);
+      await until(async () => (await failures()) > afterFirst, 'a failed export (connection refused)');
+      await broker.stop();
+
+      const warnings = lines
+        .map((line) => JSON.parse(line) as { level?: string; message?: Record<string, unknown> })
+        .filter((entry) => typeof entry.message?.msg === 'string' && String(entry.message.msg).startsWith('OTLP trace export'));
+      // Two failures or more within the interval: one warning, naming the status.
+      expect(EXPORT_WARNING_INTERVAL_MS).toBeGreaterThanOrEqual(60_000);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({
+        level: 'warn',
+        message: { msg: 'OTLP trace export failed: spans are lost until the collector answers', failed_exports: 1 },
+      });
+      // The exporter reports a 503 (after its retries) as "retryable status", without the code.
+      expect(String(warnings[0]!.message!.error)).toMatch(/503|retryable/);
+      // Not any request's line, though the batch timer may have been armed inside one.
+      expect(warnings[0]!.message).not.toHaveProperty('request_id');
+      const logged = lines.join('\n');
+      for (const secret of [headerSecret, collectorBody, adminKey]) expect(logged).not.toContain(secret);
+      expect(logged).not.toMatch(/\n\s+at /);
+    } finally {
+      process.stdout.write = writes.stdout;
+      process.stderr.write = writes.stderr;
+      failing.close();
+    }
   });
 });

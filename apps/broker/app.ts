@@ -9,6 +9,7 @@ import type { Config } from '../../libs/config/index.js';
 import { InvalidRequest } from '../../libs/errors/index.js';
 import { RequestLogger, requestIdOf } from './request-log.js';
 import { startTracing, traceRequests } from './tracing.js';
+import { TraceExportFailures } from './trace-export.js';
 import { Approvals } from '../../libs/approvals/index.js';
 import { requestScope } from '../../libs/audit/index.js';
 import { AuditLog } from '../../libs/audit/index.js';
@@ -152,8 +153,12 @@ export async function createApp(
 ): Promise<App> {
   // Before the database opens: a build that lost the console's files fails here, having opened nothing.
   const consoleAssets = loadConsoleAssets();
+  const logger = new RequestLogger({ json: true, logLevels: nestLevels(config.logLevel) });
   // Traces (off unless OTEL_* name a collector) start first: the SDK must be registered before any span.
-  const tracing = config.tracing ? startTracing(config.tracing) : undefined;
+  // An export runs on the batch timer, which may have been armed inside a request: the warning is
+  // not that request's, so it leaves the request scope (no request_id on it).
+  const exportFailures = new TraceExportFailures((line) => requestScope.exit(() => logger.warn(line)));
+  const tracing = config.tracing ? startTracing(config.tracing, exportFailures) : undefined;
   let broker: Broker;
   try {
     broker = await createBroker(config, options.clock, options.keyTimings, options.outboxTimings);
@@ -161,7 +166,7 @@ export async function createApp(
     await tracing?.shutdown();
     throw error;
   }
-  const logger = new RequestLogger({ json: true, logLevels: nestLevels(config.logLevel) });
+  broker.metrics.watchTraceExportFailures(() => exportFailures.total);
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
     logger: false,

@@ -121,6 +121,24 @@ export class BrokerMetrics {
     });
   }
 
+  /**
+   * Span batches the OTLP exporter could not deliver (the collector unreachable, or answering an
+   * error after the exporter's retries): their spans are lost. Always present, 0 while traces are
+   * off, so an alert on it needs no special case.
+   */
+  watchTraceExportFailures(count: () => number): void {
+    new Counter({
+      name: 'tollgate_otlp_export_failures_total',
+      help: 'Span batches the OTLP trace exporter failed to deliver (collector unreachable or answering an error); their spans are lost.',
+      registers: [this.registry],
+      collect() {
+        // The count lives with the exporter, which starts before this registry exists.
+        this.reset();
+        this.inc(count());
+      },
+    });
+  }
+
   watchActiveLeases(count: () => Promise<number>): void {
     new Gauge({
       name: 'tollgate_active_leases',

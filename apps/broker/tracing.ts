@@ -17,6 +17,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TracingConfig } from '../../libs/config/index.js';
 import { useTracer } from '../../libs/tracing/index.js';
 import { TOLLGATE_VERSION } from './metrics.js';
+import { ReportingExporter, type ExportHealth } from './trace-export.js';
+import { brokerSampler } from './trace-sampler.js';
 
 /** How long a stop waits for the last spans to reach the collector. */
 export const TRACE_FLUSH_MS = 3_000;
@@ -30,14 +32,16 @@ export interface Tracing {
 /**
  * The OpenTelemetry SDK, wired here and only here (the composition root): spans are batched and
  * sent in the background as OTLP/HTTP JSON, so a slow or unreachable collector never delays or
- * fails a request: a full queue drops spans, a failed export is dropped after its timeout. The
- * exporter also reads OTel's own OTEL_EXPORTER_OTLP_HEADERS and the sampler OTEL_TRACES_SAMPLER.
- * Registering sets the W3C trace-context propagator and the AsyncLocalStorage context manager,
+ * fails a request: a full queue drops spans, a failed export is dropped after its timeout and
+ * told to `health` (a rate-limited warning and a metric). The exporter also reads OTel's own
+ * OTEL_EXPORTER_OTLP_HEADERS. The sampler is the one OTEL_TRACES_SAMPLER names, behind the probe
+ * rule (health, readiness and metrics requests make no spans). Registering sets the W3C trace-context propagator and the AsyncLocalStorage context manager,
  * process-wide (one broker per process).
  */
-export function startTracing(config: TracingConfig): Tracing {
-  const exporter = new OTLPTraceExporter({ url: config.url, timeoutMillis: TRACE_FLUSH_MS });
+export function startTracing(config: TracingConfig, health: ExportHealth): Tracing {
+  const exporter = new ReportingExporter(new OTLPTraceExporter({ url: config.url, timeoutMillis: TRACE_FLUSH_MS }), health);
   const provider = new NodeTracerProvider({
+    sampler: brokerSampler(config.sampler),
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: TOLLGATE_VERSION }),
     spanProcessors: [
       new BatchSpanProcessor(exporter, { maxQueueSize: 4096, scheduledDelayMillis: 1_000, exportTimeoutMillis: TRACE_FLUSH_MS }),

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BrokerApi } from './api.js';
 import { UsageError } from './errors.js';
+import { profilePath, readProfiles, type Profile } from './profiles.js';
 
 /** Where the CLI writes and what it reads from its environment: tests run it as a real process. */
 export interface Io {
@@ -17,6 +18,7 @@ export const GLOBAL_OPTIONS = {
   url: { type: 'string' },
   key: { type: 'string' },
   'key-file': { type: 'string' },
+  profile: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
@@ -89,9 +91,10 @@ export class Command<O extends Options> {
     return this.positionals;
   }
 
-  /** The broker named by --url, else TOLLGATE_URL (default: the broker's own default), with the key of {@link apiKey}. */
+  /** The broker to call, with its key: see {@link target}. */
   api(): BrokerApi {
-    const url = (this.option('url') ?? this.io.env.TOLLGATE_URL ?? DEFAULT_URL).trim().replace(/\/+$/, '');
+    const target = this.target();
+    const url = target.url.trim().replace(/\/+$/, '');
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -99,31 +102,77 @@ export class Command<O extends Options> {
       throw new UsageError(`--url / TOLLGATE_URL: "${url}" is not a URL`);
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError('--url / TOLLGATE_URL: must be an http(s) URL');
-    return new BrokerApi(url, this.apiKey());
+    return new BrokerApi(url, target.key);
   }
 
   /**
-   * The API key: --key-file PATH, else TOLLGATE_KEY, else TOLLGATE_KEY_FILE (a path, as the broker's
-   * own *_FILE settings). --key KEY still works but warns: a command line is visible to every user
-   * of the machine (`ps`, /proc) and stays in shell history, where the environment and a file do not.
+   * Where to send, and with which key. A profile's URL and key travel together (only --url, said
+   * on purpose, replaces its URL), so a key is never sent to a broker it was not saved for:
+   * 1. a profile named by --profile or TOLLGATE_PROFILE (a key flag may replace its key);
+   * 2. else a key from --key-file, --key, TOLLGATE_KEY or TOLLGATE_KEY_FILE, sent to --url,
+   *    TOLLGATE_URL or the default URL, as before profiles existed;
+   * 3. else the profile file's default profile; a TOLLGATE_URL naming another broker is refused
+   *    rather than guessed at (which of the two did the user mean?).
    */
-  private apiKey(): string {
+  private target(): { url: string; key: string } {
+    const flagUrl = this.option('url');
+    const named = this.option('profile') ?? nonBlank(this.io.env.TOLLGATE_PROFILE);
+    if (named !== undefined) {
+      const profile = this.profile(named);
+      return { url: flagUrl ?? profile.url, key: this.keyFromFlags() ?? profile.key };
+    }
+    const key = this.keyFromFlags() ?? this.keyFromEnvironment();
+    if (key !== undefined) return { url: flagUrl ?? nonBlank(this.io.env.TOLLGATE_URL) ?? DEFAULT_URL, key };
+    const path = profilePath(this.io.env);
+    const file = readProfiles(path);
+    const fallback = file?.default === undefined ? undefined : { name: file.default, ...file.profiles[file.default]! };
+    if (fallback === undefined)
+      throw new UsageError(
+        'no API key: add a profile (tollgate profile add NAME --url URL --key-file PATH), or set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key',
+      );
+    const envUrl = nonBlank(this.io.env.TOLLGATE_URL);
+    if (flagUrl === undefined && envUrl !== undefined && envUrl.replace(/\/+$/, '') !== fallback.url)
+      throw new UsageError(
+        `TOLLGATE_URL is ${envUrl}, but the key would come from the default profile ${fallback.name} (${fallback.url}): pass --profile NAME, or --url, or set TOLLGATE_KEY for that broker`,
+      );
+    return { url: flagUrl ?? fallback.url, key: fallback.key };
+  }
+
+  /**
+   * --key-file PATH, or --key KEY, which works but warns: a command line is visible to every user
+   * of the machine (`ps`, /proc) and stays in shell history, where a profile, the environment and
+   * a file do not.
+   */
+  private keyFromFlags(): string | undefined {
     const onArgv = this.option('key');
     const file = this.option('key-file');
     if (onArgv !== undefined && file !== undefined) throw new UsageError('--key and --key-file: give one of them');
-    let key: string;
-    if (file !== undefined) key = this.readKeyFile(file, '--key-file');
-    else if (onArgv !== undefined) {
-      this.io.stderr.write(
-        'tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer TOLLGATE_KEY or --key-file\n',
+    if (file !== undefined) return this.readKeyFile(file, '--key-file');
+    if (onArgv === undefined) return undefined;
+    this.io.stderr.write(
+      'tollgate: warning: --key puts the key in the process list (ps) and shell history; prefer a profile, TOLLGATE_KEY or --key-file\n',
+    );
+    if (onArgv.trim() === '') throw new UsageError('--key: the key is empty');
+    return onArgv.trim();
+  }
+
+  private keyFromEnvironment(): string | undefined {
+    const key = nonBlank(this.io.env.TOLLGATE_KEY);
+    if (key !== undefined) return key;
+    const file = nonBlank(this.io.env.TOLLGATE_KEY_FILE);
+    return file === undefined ? undefined : this.readKeyFile(file, 'TOLLGATE_KEY_FILE');
+  }
+
+  /** A profile named on purpose: it must exist. */
+  private profile(name: string): Profile {
+    const path = profilePath(this.io.env);
+    const file = readProfiles(path);
+    if (file === undefined || !Object.hasOwn(file.profiles, name))
+      throw new UsageError(
+        `--profile / TOLLGATE_PROFILE: no profile "${name}" in ${path}${file === undefined ? ' (no such file)' : `; it has ${Object.keys(file.profiles).join(', ') || 'none'}`}`,
+        false,
       );
-      key = onArgv.trim();
-    } else if ((this.io.env.TOLLGATE_KEY ?? '').trim() !== '') key = this.io.env.TOLLGATE_KEY!.trim();
-    else if ((this.io.env.TOLLGATE_KEY_FILE ?? '').trim() !== '')
-      key = this.readKeyFile(this.io.env.TOLLGATE_KEY_FILE!.trim(), 'TOLLGATE_KEY_FILE');
-    else throw new UsageError('no API key: set TOLLGATE_KEY (or TOLLGATE_KEY_FILE, or pass --key-file) to an admin or reviewer key');
-    if (key === '') throw new UsageError(`${file !== undefined ? '--key-file' : '--key'}: the key is empty`);
-    return key;
+    return file.profiles[name]!;
   }
 
   /** A key file holds the key alone (surrounding whitespace and a final newline are ignored). */
@@ -154,4 +203,8 @@ export class Command<O extends Options> {
   printJson(value: unknown): void {
     this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
+}
+
+function nonBlank(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
 }

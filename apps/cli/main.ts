@@ -3,6 +3,7 @@ import { apiKeys, signingKeys, simulate, workloads } from './commands/admin.js';
 import { apply } from './commands/apply.js';
 import { approvals } from './commands/approvals.js';
 import { mcp } from './commands/mcp.js';
+import { profiles } from './commands/profile.js';
 import { audit, exportAudit } from './commands/audit.js';
 import { revoke } from './commands/revoke.js';
 import { decisionsLs, leasesLs, tasksShow } from './commands/review.js';
@@ -27,22 +28,30 @@ export const COMMANDS: Record<string, string> = {
   tollgate workloads put WORKLOAD_ID -f workload.json   the body of PUT /v1/admin/workloads/{id} (JSON or YAML, - for stdin)
   tollgate workloads delete WORKLOAD_ID              disables it, revoking its tasks and leases`,
   'api-keys': `  tollgate api-keys create --role admin|reviewer|resource_server [--audience TOOL] [--label TEXT]
-                                                     prints the key once, alone on stdout
+                          [--jwks FILE]              prints the key once, alone on stdout; --jwks (resource_server only):
+                                                     public keys (a JWK Set or one JWK, JSON or YAML) for private_key_jwt
   tollgate api-keys ls
   tollgate api-keys revoke KEY_ID`,
   keys: `  tollgate keys ls                                   the signing keys (next, active *, retired)
   tollgate keys rotate                               rotate now: the next key signs from now on`,
+  profile: `  tollgate profile add NAME --url URL --key-file PATH [--default]
+                                                     saves the broker and its key (--key-file - reads stdin) in the
+                                                     profile file (0600); the first profile added is the default
+  tollgate profile ls | use NAME | rm NAME`,
   simulate: `  tollgate simulate --workload ID --intent I --subject S --boundary ID --action A
                     [--resource R] [--params JSON] [--purpose TEXT]
   tollgate simulate -f request.json                  the body of POST /v1/admin/simulate (flags replace its fields)
                                                      the decision as it would be now; writes nothing`,
 };
 
-const OPTIONS = `Every command: --url URL (or TOLLGATE_URL, default ${DEFAULT_URL}), --json (machine-readable output),
---help. The API key (admin, or reviewer for the read-only commands): TOLLGATE_KEY, or --key-file PATH
-(or TOLLGATE_KEY_FILE), a file holding the key alone; --key KEY works but warns, since the process list
-(ps) and shell history show it. Times (--since, --until): 2026-11-24 (a UTC day), 2026-11-24T09:00:00Z,
-or a time ago: 30m, 12h, 7d, 2w.
+const OPTIONS = `Every command: --url URL, --profile NAME, --json (machine-readable output), --help.
+The broker and the API key (admin, or reviewer for the read-only commands), first to last: the
+profile named by --profile or TOLLGATE_PROFILE; else a key from --key-file PATH (a file holding the
+key alone), TOLLGATE_KEY or TOLLGATE_KEY_FILE, sent to --url, TOLLGATE_URL or ${DEFAULT_URL}; else
+the default profile. --url replaces a profile's URL. Profiles live in TOLLGATE_CONFIG (default
+~/.config/tollgate/config.json), written 0600 and refused when others may read it. --key KEY works
+but warns, since the process list (ps) and shell history show it. Times (--since, --until):
+2026-11-24 (a UTC day), 2026-11-24T09:00:00Z, or a time ago: 30m, 12h, 7d, 2w.
 
 Exit status: 0 ok, 1 the API refused (or not found), 2 usage error, 3 cannot reach the broker,
 4 audit verify found the chain broken.
@@ -129,6 +138,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return signingKeys(io, argv.slice(1));
     case 'simulate':
       return simulate(io, argv.slice(1));
+    case 'profile':
+      return profiles(io, argv.slice(1));
     default:
       throw new UsageError(`unknown command "${first}"`);
   }

@@ -166,9 +166,17 @@ describe('loadConfig', () => {
   });
 
   it("ignores the clients' own settings exported in the same shell", () => {
-    expect(problems({ TOLLGATE_URL: 'http://127.0.0.1:8080', TOLLGATE_KEY: 'x', TOLLGATE_KEY_FILE: '/run/secrets/tollgate-key' })).toEqual(
-      [],
-    );
+    expect(
+      problems({
+        TOLLGATE_URL: 'http://127.0.0.1:8080',
+        TOLLGATE_KEY: 'x',
+        TOLLGATE_KEY_FILE: '/run/secrets/tollgate-key',
+        TOLLGATE_PROFILE: 'prod',
+        TOLLGATE_CONFIG: '/home/me/.config/tollgate/config.json',
+      }),
+    ).toEqual([]);
+    // Still a typo of theirs is one.
+    expect(problems({ TOLLGATE_PROFILES: 'prod' })).toEqual([expect.stringMatching(/^TOLLGATE_PROFILES: /)]);
   });
 
   it('requires an admin key and a KEK with DATABASE_URL', () => {
@@ -257,6 +265,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({
       url: 'http://collector:4318/v1/traces',
       serviceName: 'tollgate',
+      sampler: { name: 'parentbased_always_on', ratio: 1 },
     });
     expect(
       loadConfig({
@@ -267,6 +276,7 @@ describe('loadConfig', () => {
     ).toEqual({
       url: 'https://b/otlp/traces',
       serviceName: 'tollgate-eu',
+      sampler: { name: 'parentbased_always_on', ratio: 1 },
     });
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
@@ -283,5 +293,26 @@ describe('loadConfig', () => {
       'OTEL_TRACES_EXPORTER: must be otlp or none',
       'OTEL_EXPORTER_OTLP_PROTOCOL: must be http/json or http/protobuf (Tollgate sends OTLP over HTTP, as JSON)',
     ]);
+  });
+
+  it('reads the sampler from OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, and stops start on a typo in either', () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318' };
+    expect(
+      loadConfig({ ...on, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }).tracing?.sampler,
+    ).toEqual({
+      name: 'parentbased_traceidratio',
+      ratio: 0.25,
+    });
+    expect(loadConfig({ ...on, OTEL_TRACES_SAMPLER: 'Always_Off' }).tracing?.sampler).toEqual({ name: 'always_off', ratio: 1 });
+    expect(loadConfig({ ...on, OTEL_TRACES_SAMPLER_ARG: '0' }).tracing?.sampler.ratio).toBe(0);
+    expect(problems({ ...on, OTEL_TRACES_SAMPLER: 'parentbased_alwayson', OTEL_TRACES_SAMPLER_ARG: '1.5' })).toEqual([
+      'OTEL_TRACES_SAMPLER: must be one of parentbased_always_on, parentbased_always_off, parentbased_traceidratio, always_on, always_off, traceidratio',
+      'OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1, such as 0.25',
+    ]);
+    expect(problems({ ...on, OTEL_TRACES_SAMPLER_ARG: '-0.1' })).toEqual([
+      'OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1, such as 0.25',
+    ]);
+    // Traces off: the sampler variables are not read at all.
+    expect(problems({ OTEL_TRACES_SAMPLER: 'nonsense' })).toEqual([]);
   });
 });

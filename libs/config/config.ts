@@ -44,6 +44,23 @@ export interface TracingConfig {
   /** The full traces URL, e.g. http://collector:4318/v1/traces. */
   url: string;
   serviceName: string;
+  /** OTEL_TRACES_SAMPLER and its OTEL_TRACES_SAMPLER_ARG, as OpenTelemetry defines them. */
+  sampler: TraceSampler;
+}
+
+export const TRACE_SAMPLERS = [
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+  'always_on',
+  'always_off',
+  'traceidratio',
+] as const;
+
+export interface TraceSampler {
+  name: (typeof TRACE_SAMPLERS)[number];
+  /** The share of new traces kept by the traceidratio samplers, 0 to 1 (1 when unset). */
+  ratio: number;
 }
 
 export interface EventsConfig {
@@ -109,7 +126,7 @@ export interface LoadOptions {
 }
 
 /** Settings of Tollgate's clients (the CLI, scripts, the SDK), often exported in the same shell. */
-const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY', 'TOLLGATE_KEY_FILE']);
+const CLIENT_SIDE = new Set(['TOLLGATE_URL', 'TOLLGATE_KEY', 'TOLLGATE_KEY_FILE', 'TOLLGATE_PROFILE', 'TOLLGATE_CONFIG']);
 
 /**
  * Kubernetes injects docker-link style variables for every Service of the namespace into every pod:
@@ -276,7 +293,23 @@ function tracingConfig(env: Record<string, string | undefined>, problems: string
     );
     ok = false;
   }
-  return ok ? { url, serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? 'tollgate' } : undefined;
+  const sampler = traceSampler(env, problems);
+  return ok && sampler ? { url, serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? 'tollgate', sampler } : undefined;
+}
+
+/**
+ * The sampler OpenTelemetry's variables name (default parentbased_always_on). The SDK would read
+ * them itself, but it falls back to the default on a typo; here a typo stops start, by name, as
+ * every other setting does. The broker adds its own rule on top (probes make no spans).
+ */
+function traceSampler(env: Record<string, string | undefined>, problems: string[]): TraceSampler | undefined {
+  const name = nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase() ?? 'parentbased_always_on';
+  const known = (TRACE_SAMPLERS as readonly string[]).includes(name);
+  if (!known) problems.push(`OTEL_TRACES_SAMPLER: must be one of ${TRACE_SAMPLERS.join(', ')}`);
+  const ratioText = nonEmpty(env.OTEL_TRACES_SAMPLER_ARG);
+  const ratio = ratioText === undefined ? 1 : /^(?:0|1|0?\.\d+|1\.0*)$/.test(ratioText) ? Number(ratioText) : Number.NaN;
+  if (Number.isNaN(ratio)) problems.push('OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1, such as 0.25');
+  return known && !Number.isNaN(ratio) ? { name: name as TraceSampler['name'], ratio } : undefined;
 }
 
 function isOtlpUrl(text: string): boolean {

@@ -25,6 +25,7 @@ interface ApiKey {
   role: string;
   audience?: string;
   label?: string;
+  jwks?: { keys: unknown[] };
   created_at: string;
   revoked_at: string | null;
 }
@@ -68,6 +69,29 @@ function readBody(name: string, path: string): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new UsageError(`${name}: ${path} must hold one object`, false);
   return body as Record<string, unknown>;
+}
+
+/** Members of a JWK that only a private key has (RFC 7517, RFC 7518 §6). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/**
+ * `--jwks FILE`: a JWK Set (`{"keys": [...]}`) or one JWK, JSON or YAML (- for stdin). A private
+ * key is refused here, before it leaves the machine (the broker would refuse it too, after
+ * receiving it); every other check (curve, alg, key validity) is the broker's.
+ */
+function readJwks(path: string): { keys: unknown[] } {
+  const body = readBody('api-keys create: --jwks', path);
+  const keys = Array.isArray(body.keys) ? (body.keys as unknown[]) : 'kty' in body ? [body] : undefined;
+  if (keys === undefined) throw new UsageError(`api-keys create: --jwks: ${path} must hold a JWK Set ({"keys": [...]}) or one JWK`, false);
+  keys.forEach((key, index) => {
+    const secret = isObject(key) ? PRIVATE_MEMBERS.filter((member) => member in key) : [];
+    if (secret.length > 0)
+      throw new UsageError(
+        `api-keys create: --jwks: key ${index} of ${path} holds private key material (${secret.map((m) => `"${m}"`).join(', ')}): register the public key only; nothing was sent`,
+        false,
+      );
+  });
+  return { keys };
 }
 
 function expectedVerb(command: string, verbs: string, verb: string | undefined): never {
@@ -147,18 +171,20 @@ export async function apiKeys(io: Io, args: string[]): Promise<number> {
         name: 'api-keys create',
         io,
         args: rest,
-        options: { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' } },
+        options: { role: { type: 'string' }, audience: { type: 'string' }, label: { type: 'string' }, jwks: { type: 'string' } },
       });
       command.expectPositionals();
       const role = command.option('role');
       if (role === undefined) throw new UsageError('api-keys create: --role is required (admin, reviewer or resource_server)');
-      const body = { role, audience: command.option('audience'), label: command.option('label') };
+      const jwksFile = command.option('jwks');
+      const jwks = jwksFile === undefined ? undefined : readJwks(jwksFile);
+      const body = { role, audience: command.option('audience'), label: command.option('label'), jwks };
       const created = await command.api().post<ApiKey & { key: string }>('/v1/admin/api-keys', body);
       if (command.json) command.printJson(created);
       else {
         // The key alone on stdout (KEY=$(tollgate api-keys create ...)); what it is on stderr.
         command.io.stderr.write(
-          `Created ${created.role} key ${created.id}${created.label ? ` (${created.label})` : ''}: shown once, store it now.\n`,
+          `Created ${created.role} key ${created.id}${created.label ? ` (${created.label})` : ''}${created.jwks ? ` with ${created.jwks.keys.length} public key(s) for private_key_jwt` : ''}: shown once, store it now.\n`,
         );
         command.print(created.key);
       }
