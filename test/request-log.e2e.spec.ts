@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { call } from './support/http.js';
 import { putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { captureOutput } from './support/output.js';
 
 /**
  * Request ids and the access log: `x-request-id` accepted (when it is a plain token) or generated,
@@ -11,36 +12,23 @@ import { putBoundary, registerBot, type Bot } from './support/scenario.js';
 
 let broker: TestBroker;
 let bot: Bot;
-let lines: string[] = [];
-const writes = { stdout: process.stdout.write.bind(process.stdout), stderr: process.stderr.write.bind(process.stderr) };
+let output: ReturnType<typeof captureOutput>;
 
 beforeAll(async () => {
   broker = await startBroker({ env: { TOLLGATE_LOG_LEVEL: 'info' } });
   await putBoundary(broker, 'crm-orders', { drift_threshold: 1 });
   bot = await registerBot(broker);
   // Everything the broker logs from here on (the logger writes to the process's stdout and stderr).
-  for (const stream of ['stdout', 'stderr'] as const) {
-    process[stream].write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      lines.push(
-        ...String(chunk)
-          .split('\n')
-          .filter((line) => line.trim() !== ''),
-      );
-      return (writes[stream] as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean)(chunk, ...rest);
-    }) as typeof process.stdout.write;
-  }
+  output = captureOutput();
 });
-afterEach(() => {
-  lines = [];
-});
+afterEach(() => output.clear());
 afterAll(async () => {
-  process.stdout.write = writes.stdout;
-  process.stderr.write = writes.stderr;
+  output.restore();
   await broker.close();
 });
 
 function accessLines(): Array<Record<string, unknown>> {
-  return lines
+  return output.lines
     .map((line) => JSON.parse(line) as { message?: Record<string, unknown> })
     .map((entry) => entry.message ?? {})
     .filter((message) => message.msg === 'request');
@@ -79,7 +67,7 @@ describe('request ids and the access log', () => {
     expect((await auditOf('bot-7f3a.call-42')).map((event) => event.kind)).toEqual(['credential.permit']);
 
     // Secrets never reach a line: the workload assertion, the credential, the admin key.
-    const logged = lines.join('\n');
+    const logged = output.lines.join('\n');
     expect(logged).not.toContain(token);
     expect(logged).not.toContain(granted.body.credential.access_token);
     expect(logged).not.toContain(broker.adminKey);
@@ -102,7 +90,7 @@ describe('request ids and the access log', () => {
       expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       expect(accessLines().some((line) => line.request_id === id && line.route === '/healthz' && line.status === 200)).toBe(true);
     }
-    for (const given of hostile) expect(lines.join('\n')).not.toContain(given);
+    for (const given of hostile) expect(output.lines.join('\n')).not.toContain(given);
     // Also on answers no handler gives: a 404 and a malformed body.
     const missing = await call(broker.url, 'GET', '/nowhere', { headers: { 'x-request-id': 'probe-1' } });
     expect([missing.status, missing.headers.get('x-request-id')]).toEqual([404, 'probe-1']);

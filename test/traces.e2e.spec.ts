@@ -11,6 +11,7 @@ import { freePort, startBroker, type TestBroker } from './support/broker.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { call, type Response } from './support/http.js';
 import { putBoundary, registerBot, type Bot } from './support/scenario.js';
+import { captureOutput } from './support/output.js';
 
 /**
  * OpenTelemetry traces: off unless OTEL_* name a collector; then one trace per request reaches an
@@ -349,18 +350,8 @@ describe('export failures', () => {
     const port = (failing.address() as AddressInfo).port;
     const headerSecret = `otlp-key-${randomBytes(12).toString('hex')}`;
 
-    const lines: string[] = [];
-    const writes = { stdout: process.stdout.write.bind(process.stdout), stderr: process.stderr.write.bind(process.stderr) };
-    for (const stream of ['stdout', 'stderr'] as const) {
-      process[stream].write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-        lines.push(
-          ...String(chunk)
-            .split('\n')
-            .filter((line) => line.trim() !== ''),
-        );
-        return (writes[stream] as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean)(chunk, ...rest);
-      }) as typeof process.stdout.write;
-    }
+    const output = captureOutput();
+    const lines = output.lines;
     try {
       const { broker, credential } = await brokerWith({
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
@@ -411,8 +402,7 @@ describe('export failures', () => {
       for (const secret of [headerSecret, collectorBody, adminKey]) expect(logged).not.toContain(secret);
       expect(logged).not.toMatch(/\n\s+at /);
     } finally {
-      process.stdout.write = writes.stdout;
-      process.stderr.write = writes.stderr;
+      output.restore();
       failing.close();
     }
   });
