@@ -139,7 +139,10 @@ export async function startCrm(options: CrmOptions): Promise<Crm> {
         `tools/call ${call.tool} ${shown(call.args)} with ${call.token}: signature and audience ok (JWKS), tool, order and params digest match, lease ${extra.leaseId} not revoked (event stream)`,
       );
     }
-    const mcp = crmServer({ refunds, ran: () => call && (call.executed = true), say: options.say });
+    const ran = () => {
+      if (call) call.executed = true;
+    };
+    const mcp = crmServer({ refunds, ran, say: options.say });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     response.on('close', () => {
       void transport.close();
