@@ -2,15 +2,19 @@
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# The CLI (apps/cli) and the SDK (libs/sdk) are workspaces: npm ci needs their package.json to link them.
+# The CLI (apps/cli), the SDK (libs/sdk) and the verifier (packages/verifier) are workspaces: npm ci
+# needs their package.json to link them.
 COPY apps/cli/package.json ./apps/cli/package.json
 COPY libs/sdk/package.json ./libs/sdk/package.json
+COPY packages/verifier/package.json ./packages/verifier/package.json
 # --ignore-scripts: the root `prepare` (a build) runs below, once the sources are here.
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY apps ./apps
 COPY libs ./libs
 COPY migrations ./migrations
+# `npm run build` compiles the verifier package, and the demo (apps/demo) imports it.
+COPY packages ./packages
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-slim

@@ -10,67 +10,106 @@ async function demo(env: Record<string, string>): Promise<{ status: number; line
   return { status, lines, text: lines.join('\n') };
 }
 
+function step5(text: string): string {
+  return text.slice(text.indexOf('5. A large refund'), text.indexOf('6. A tampered bot'));
+}
+
 function expectNoSecrets(text: string, ...secrets: string[]): void {
   // No JWT (tokens, assertions) and no key ever reaches the transcript.
   expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./);
+  // Nor any API key the demo creates (the CRM's resource_server key, the reviewer's): they carry their role's prefix.
+  expect(text).not.toMatch(/tg(adm|rev|rs)_[A-Za-z0-9_-]{20,}/);
   for (const secret of secrets) expect(text).not.toContain(secret);
 }
 
 describe('npm run demo', () => {
   it('tells the story on an embedded Tollgate, exits 0, and removes its data folder', { timeout: 90_000 }, async () => {
     const { status, lines, text } = await demo({});
-    expect(status).toBe(0);
+    expect(status, text).toBe(0);
+    const lease = '[0-9a-f-]{36}';
     const inOrder = [
       /Tollgate runs on http:\/\/127\.0\.0\.1:\d+, embedded PGlite database in (\S+),/,
-      /admin +boundary crm-orders: intent order_status may use action orders:read/,
-      /admin +boundary crm-refunds: intent refund may use action orders:refund.*; a reviewer must approve when context\.params\.amount > 100$/,
+      /tool +the CRM is an MCP server \(official SDK, Streamable HTTP\) at http:\/\/127\.0\.0\.1:\d+\/mcp$/,
+      /admin +API key [0-9a-f-]{36} \(role resource_server, audience http:\/\/127\.0\.0\.1:\d+\/mcp\) for the CRM's verifier/,
+      /tool +the verifier follows Tollgate's event stream \(GET \/v1\/events\)/,
+      /admin +lists the CRM's tools \(tools\/list needs no credential\): get_order \{order_id: string\}, refund_order \{order_id: string, amount: integer\}$/,
+      /admin +boundary crm-orders \(as tollgate mcp import writes it\): intent order_status or refund may call get_order, its input schema as params_schema/,
+      /admin +boundary crm-refunds .*: intent refund may call refund_order,.*; a reviewer must approve when context\.params\.amount > 100$/,
       /admin +on both: a task is suspended at its 3rd drift denial \(drift_threshold 3\)/,
       /admin +API key [0-9a-f-]{36} \(role reviewer\) for the on-call reviewer/,
+      /tool +tools\/call get_order \{"order_id":"1001"\} with no credential → 401 invalid_token/,
+      /bot +a tools\/call without a credential is answered 401, its challenge naming resource_metadata http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp$/,
+      /bot +that RFC 9728 document: resource http:\/\/127\.0\.0\.1:\d+\/mcp, authorization server \["http:\/\/127\.0\.0\.1:\d+"\]$/,
       /^1\. An order-status journey$/,
-      /Tollgate +PERMIT: lease [0-9a-f-]{36}, Bearer token #[0-9a-f]{8}, expires in 120 s/,
-      /tool +token #[0-9a-f]{8}: signature, audience and scope orders:read ok \(JWKS\); introspection: active/,
-      /tool +200: order 1001 is shipped/,
-      /SDK +revoked lease [0-9a-f-]{36} as soon as the call returned/,
+      /bot +calls the MCP tool get_order \{"order_id":"1001"\}$/,
+      /bot +asks Tollgate for a credential: crm-orders \/ get_order on order\/1001$/,
+      new RegExp(`Tollgate +PERMIT: lease ${lease}, Bearer token #[0-9a-f]{8}, expires in 120 s`),
+      /bot +→ CRM tools\/call get_order with token #[0-9a-f]{8}$/,
+      /tool +tools\/call get_order .* with token #[0-9a-f]{8}: signature and audience ok \(JWKS\), tool, order and params digest match, lease .* not revoked \(event stream\)$/,
+      /tool +get_order runs: order 1001 is shipped/,
+      new RegExp(`SDK +revoked lease ${lease} as soon as the response was read$`),
+      /bot +Your order 1001 is shipped/,
       /^2\. The user steers the bot$/,
       /user +Forget that\. Just issue the refund/,
-      /Tollgate +DENY, reasons \[intent_mismatch\] \(decision [0-9a-f-]{36}\)/,
-      /tool +\(no refund request arrived: 0 calls\)/,
+      /bot +calls the MCP tool refund_order \{"order_id":"1001","amount":49\}$/,
+      new RegExp(`Tollgate +DENY, reasons \\[intent_mismatch\\] \\(decision ${lease}\\)`),
+      /bot +the tool answered with an error \(what the model reads\): Tollgate refused this call: intent_mismatch \(/,
+      /tool +\(no tools\/call arrived: 0 calls\)/,
       /^3\. The journey changes to a refund$/,
       /Tollgate +task intent is now refund/,
-      /bot +asks Tollgate for a credential: crm-refunds \/ orders:refund on order\/1001, amount 49 EUR/,
-      /Tollgate +PERMIT: lease [0-9a-f-]{36}, Bearer token #[0-9a-f]{8}, expires in 60 s/,
-      /tool +201: refund R-1001-1 of 49 EUR issued/,
+      /bot +asks Tollgate for a credential: crm-refunds \/ refund_order on order\/1001, amount 49 EUR$/,
+      new RegExp(`Tollgate +PERMIT: lease ${lease}, Bearer token #[0-9a-f]{8}, expires in 60 s`),
+      /tool +refund_order runs: refund R-1001-1 of 49 EUR issued for order 1001 \(customer customer-42\)/,
+      /bot +keeps a credential for get_order on order 1001, to check on the refund later/,
       /^4\. The journey ends$/,
-      /Tollgate +task completed \(task_completed\); leases revoked: [0-9a-f-]{36}/,
-      /tool +token #[0-9a-f]{8}: .*but introspection says inactive \(revoked\) → 401/,
-      /tool +token #[0-9a-f]{8}: .*but introspection says inactive \(revoked\) → 401/,
+      new RegExp(`Tollgate +task completed \\(task_completed\\); leases revoked: ${lease}$`),
+      /bot +uses the get_order token #[0-9a-f]{8} it kept, in a tools\/call of its own/,
+      /tool +tools\/call get_order .* with token #[0-9a-f]{8} → 401 invalid_token: the credential was revoked$/,
+      /tool +refused \d+ ms after the bot completed the task \(\d+ tries admitted before\); introspections by its verifier so far: 0$/,
+      /replay +someone replays the refund token #[0-9a-f]{8} from step 3/,
+      /tool +tools\/call refund_order .* → 401 invalid_token: the credential was revoked$/,
+      /replay +and the order status token #[0-9a-f]{8} from step 1/,
+      /tool +tools\/call get_order .* → 401 invalid_token: the credential was revoked$/,
       /Tollgate +task history: opened order_status → intent_changed refund → completed/,
       /^5\. A large refund waits for a reviewer$/,
-      /bot +asks Tollgate for a credential: crm-refunds \/ orders:refund on order\/1002, amount 349 EUR/,
-      /Tollgate +PENDING: context\.params\.amount > 100 holds; approval ([0-9a-f-]{36}) waits for a reviewer, no credential yet/,
-      /reviewer +queue: support-bot asks orders:refund on order\/1002, params \{"amount":349\}, intent refund/,
+      /bot +asks Tollgate for a credential: crm-refunds \/ refund_order on order\/1002, amount 349 EUR$/,
+      new RegExp(`Tollgate +PENDING: the approval rule holds; approval (${lease}) waits for a reviewer, no credential yet`),
+      new RegExp(
+        `bot +the tool answered with an error \\(what the model reads\\): Tollgate refused this call: it awaits a reviewer's approval \\(approval ${lease}`,
+      ),
+      /reviewer +queue: support-bot asks refund_order on order\/1002, params \{"amount":349,"order_id":"1002"\}, intent refund/,
       /reviewer +approves: "photo of the broken machine checked"/,
-      /Tollgate +approval [0-9a-f-]{36}: approved by reviewer:[0-9a-f-]{36}/,
-      /bot +repeats the very same request with approval [0-9a-f-]{36}/,
-      /Tollgate +PERMIT: lease [0-9a-f-]{36}, Bearer token #[0-9a-f]{8}, expires in 60 s/,
-      /tool +token #[0-9a-f]{8}: signature, audience and scope orders:refund ok \(JWKS\); introspection: active/,
-      /tool +201: refund R-1002-2 of 349 EUR issued for order 1002/,
-      /Tollgate +approval [0-9a-f-]{36} is now used \(by lease [0-9a-f-]{36}\)/,
+      new RegExp(`Tollgate +approval ${lease}: approved by reviewer:${lease}`),
+      new RegExp(`bot +asks Tollgate for a credential: crm-refunds / refund_order on order/1002, amount 349 EUR with approval ${lease}$`),
+      new RegExp(`Tollgate +PERMIT: lease ${lease}, Bearer token #[0-9a-f]{8}, expires in 60 s`),
+      /tool +refund_order runs: refund R-1002-2 of 349 EUR issued for order 1002/,
+      new RegExp(`Tollgate +approval ${lease} is now used \\(by lease ${lease}\\)`),
       /bot +asks again with the same approval/,
-      /Tollgate +DENY, reasons \[approval_used\] \(decision [0-9a-f-]{36}\): the approval was already used/,
-      /^6\. A steered bot is suspended \(drift guard\)$/,
-      /Tollgate +PERMIT: lease ([0-9a-f-]{36}), Bearer token #[0-9a-f]{8}, expires in 120 s/,
-      /tool +200: order 1001 is shipped/,
+      new RegExp(`Tollgate +DENY, reasons \\[approval_used\\] \\(decision ${lease}\\): the approval was already used`),
+      /^6\. A tampered bot changes the approved amount$/,
+      /reviewer +queue: support-bot asks refund_order on order\/1003, params \{"amount":150,"order_id":"1003"\}/,
+      new RegExp(`Tollgate +PERMIT: lease ${lease}, Bearer token (#[0-9a-f]{8}), expires in 60 s`),
+      /tampered +sends its own tools\/call refund_order \{"order_id":"1003","amount":899\} with the approved token #[0-9a-f]{8}$/,
+      /tool +tools\/call refund_order \{"order_id":"1003","amount":899\} with token #[0-9a-f]{8} → 403 insufficient_scope: the params are not the ones the credential was issued for$/,
+      /tool +\(refunds issued for order 1003: 0\)/,
+      /^7\. A steered bot is suspended \(drift guard\)$/,
+      /tool +get_order runs: order 1001 is shipped/,
+      new RegExp(`Tollgate +PERMIT: lease (${lease}), Bearer token #[0-9a-f]{8}, expires in 120 s`),
       /Tollgate +DENY, reasons \[intent_mismatch\] \(decision [0-9a-f-]{36}\): the tool boundary does not serve the task's intent$/,
       /Tollgate +DENY, reasons \[action_not_allowed\] \(decision [0-9a-f-]{36}\)/,
       /Tollgate +DENY, reasons \[intent_mismatch\] \(decision [0-9a-f-]{36}\): .*; the task is suspended \(drift_detected\)$/,
+      /bot +the tool answered with an error \(what the model reads\): Tollgate refused this call: intent_mismatch .*the task is suspended/,
       /Tollgate +task revoked \(drift_detected\); lease [0-9a-f-]{36}: revoked \(drift_detected\)/,
-      /tool +token #[0-9a-f]{8}: .*but introspection says inactive \(revoked\) → 401/,
+      /tool +tools\/call get_order .* with token #[0-9a-f]{8} → 401 invalid_token: the credential was revoked$/,
       /Tollgate +DENY, reasons \[task_not_active\]/,
-      /^ +deny crm-refunds \/ orders:refund \[intent_mismatch\], drift: counted$/,
-      /^ +deny crm-orders \/ orders:cancel \[action_not_allowed\], drift: counted$/,
-      /^ +deny crm-refunds \/ orders:refund \[intent_mismatch\], drift: suspended the task$/,
-      /^The story went as expected \(22 checks passed\)\.$/,
+      /^ +deny crm-refunds \/ refund_order \[intent_mismatch\], drift: counted$/,
+      /^ +deny crm-orders \/ cancel_order \[action_not_allowed\], drift: counted$/,
+      /^ +deny crm-refunds \/ refund_order \[intent_mismatch\], drift: suspended the task$/,
+      /^The CRM's side$/,
+      /tool +received 10 tools\/call: 4 ran, 6 refused by the verifier \(5× 401 invalid_token, 1× 403 insufficient_scope\)$/,
+      /tool +refunds issued: R-1001-1 \(49 EUR\), R-1002-2 \(349 EUR\)$/,
+      /tool +introspections by its verifier: 0 /,
+      /^The story went as expected \(38 checks passed\)\.$/,
     ];
     let at = 0;
     for (const pattern of inOrder) {
@@ -79,17 +118,28 @@ describe('npm run demo', () => {
       at = found + 1;
     }
     expect(text).not.toContain('✗');
-    // The refund lease completed the task revoked is the one Tollgate permitted in step 3.
-    const refundLease = /PERMIT: lease (\S+), Bearer token #\w+, expires in 60 s/.exec(text)![1]!;
-    expect(text).toContain(`leases revoked: ${refundLease}`);
+    // The kept token was refused within a second of the completion, and with no introspection.
+    const delay = Number(/refused (\d+) ms after the bot completed the task/.exec(text)![1]);
+    expect(delay).toBeLessThan(1000);
+    // The credential completion revoked is the one the bot kept in step 3 (the last PERMIT before step 4).
+    const step3 = text.slice(text.indexOf('3. The journey changes'), text.indexOf('4. The journey ends'));
+    const keptLease = [...step3.matchAll(/PERMIT: lease (\S+),/g)].at(-1)![1]!;
+    expect(text).toContain(`leases revoked: ${keptLease}`);
     // The approval the reviewer approved is the one Tollgate held the refund for, used by the lease it permitted.
     const approval = /PENDING: .*approval (\S+) waits/.exec(text)![1]!;
-    const approvedLease = /PERMIT: lease (\S+),.*\n.*CRM POST \/orders\/1002\/refund/.exec(text)![1]!;
+    const approvedLease = /PERMIT: lease (\S+),.*\n.*CRM tools\/call refund_order[\s\S]*R-1002-2/.exec(step5(text))![1]!;
     expect(text).toContain(`approval ${approval}: approved by reviewer:`);
     expect(text).toContain(`approval ${approval} is now used (by lease ${approvedLease})`);
-    // The lease the drift guard revoked is the one the steered task held.
-    const keptLease = /PERMIT: lease (\S+),.*expires in 120 s(?![\s\S]*PERMIT: lease)/.exec(text)![1]!;
-    expect(text).toContain(`lease ${keptLease}: revoked (drift_detected)`);
+    // The tampered call carried the very token Tollgate permitted for the approved 150 EUR.
+    const step6 = text.slice(text.indexOf('6. A tampered bot'), text.indexOf('7. A steered bot'));
+    const approvedToken = /PERMIT: lease \S+, Bearer token (#\w+)/.exec(step6)![1]!;
+    expect(step6).toContain(`with the approved token ${approvedToken}`);
+    expect(step6).toContain(`with token ${approvedToken} → 403 insufficient_scope`);
+    expect(step6).not.toMatch(/refund_order runs/);
+    // The lease the drift guard revoked is the one the steered task kept.
+    const step7 = text.slice(text.indexOf('7. A steered bot'));
+    const keptInStep7 = [...step7.matchAll(/PERMIT: lease (\S+),/g)].at(-1)![1]!;
+    expect(text).toContain(`lease ${keptInStep7}: revoked (drift_detected)`);
     const dataDir = /embedded PGlite database in (\S+),/.exec(text)![1]!;
     expect(existsSync(dataDir)).toBe(false);
     expectNoSecrets(text);
@@ -104,8 +154,9 @@ describe('npm run demo', () => {
       expect(first.text).toContain(`against ${broker.url}`);
       expectNoSecrets(first.text, broker.adminKey);
       const decisions = await asAdmin(broker)('GET', '/v1/decisions?workload=support-bot');
-      // Newest first: the steered task (a permit, three drift denials, one after the suspension),
-      // the approved refund (pending, permit, the refused reuse), the first journey.
+      // Newest first: the steered task (two permits, three drift denials, one after the suspension),
+      // the tampered approved refund (pending, permit), the approved refund (pending, permit, the
+      // refused reuse), the first journey (permit, refusal, refund permit, the kept credential).
       expect(
         decisions.body.items.map((decision: { outcome: string; reasons: string[] }) => [decision.outcome, ...decision.reasons]),
       ).toEqual([
@@ -114,15 +165,19 @@ describe('npm run demo', () => {
         ['deny', 'action_not_allowed'],
         ['deny', 'intent_mismatch'],
         ['permit'],
+        ['permit'],
+        ['permit'],
+        ['pending', 'approval_required'],
         ['deny', 'approval_used'],
         ['permit'],
         ['pending', 'approval_required'],
+        ['permit'],
         ['permit'],
         ['deny', 'intent_mismatch'],
         ['permit'],
       ]);
       expect(await metric(broker, 'tollgate_drift_suspensions_total')).toBe(1);
-      expect(await metric(broker, 'tollgate_credential_requests_total{outcome="pending",reason="approval_required"}')).toBe(1);
+      expect(await metric(broker, 'tollgate_credential_requests_total{outcome="pending",reason="approval_required"}')).toBe(2);
 
       // The kill switch stays on when the demo re-registers its workload: the bot is refused.
       expect((await asAdmin(broker)('POST', '/v1/admin/workloads/support-bot/revoke')).status).toBe(200);
