@@ -4,6 +4,7 @@ import type { PendingDecision } from '../approvals/index.js';
 import { insertApprovals, useApproval, type NewApproval } from '../approvals/index.js';
 import type { Sql } from '../db/index.js';
 import { uuidv7 } from '../ids/index.js';
+import { CommitCoalescer, DEFAULT_COALESCING, type CoalescerOptions } from './commit-coalescer.js';
 import type { PolicyRef } from '../policy/index.js';
 import { ACTIVE_POLICIES_KEY } from '../policy/index.js';
 import { listDecisions, type DecisionFilter } from './decision-list.js';
@@ -49,6 +50,27 @@ const PERMIT_LEASE = insertLeases(
     params_digest: '$25::text',
   },
   'FROM d',
+);
+
+/** The leases of writePermits' rows (`ok`), each after its decision row (`d`). */
+const PERMIT_LEASES = insertLeases(
+  {
+    id: 'ok.lease_id',
+    task_id: 'ok.task_id',
+    workload_id: 'ok.workload_id',
+    boundary_id: 'ok.boundary_id',
+    boundary_version: 'ok.boundary_version',
+    decision_id: 'd.id',
+    action: 'ok.action',
+    resource: 'ok.resource',
+    credential_kind: 'ok.credential_kind',
+    issued_at: 'to_timestamp(ok.at / 1000)',
+    expires_at: 'to_timestamp(ok.expires_at / 1000)',
+    state: "CASE WHEN ok.external THEN 'issuing' ELSE 'active' END",
+    external: 'ok.external',
+    params_digest: 'ok.params_digest',
+  },
+  'FROM ok JOIN d ON d.id = ok.decision_id',
 );
 
 /** The approval a repeat of an approved request names ($23), used up only if the permit is written. */
@@ -120,7 +142,21 @@ const PENDING_APPROVAL = insertApprovals(
  * audit event), so a decision never commits without them, nor they without it.
  */
 export class DecisionLedger {
-  constructor(private readonly sql: Sql) {}
+  private readonly permits: CommitCoalescer<PermitInput, boolean>;
+
+  /**
+   * `coalescing` (default: on, DEFAULT_COALESCING) lets concurrent permits share one statement;
+   * false writes each permit in a statement of its own.
+   */
+  constructor(
+    private readonly sql: Sql,
+    coalescing: CoalescerOptions | false = DEFAULT_COALESCING,
+  ) {
+    this.permits = new CommitCoalescer(
+      { many: (inputs) => this.writePermits(inputs), one: (input) => this.writePermit(input) },
+      coalescing === false ? { max: 1, lanes: Number.MAX_SAFE_INTEGER } : coalescing,
+    );
+  }
 
   /**
    * The permit, in ONE statement and so one transaction: lock the task (still active, with the
@@ -132,8 +168,12 @@ export class DecisionLedger {
    * With `approvalId`, the same statement consumes that approval (approved, unexpired, for this
    * intent → used): of two concurrent repeats one waits on the row lock, finds it used, and writes
    * nothing, so an approval yields exactly one credential.
+   *
+   * Concurrent permits without an approval share their statement (CommitCoalescer, writePermits):
+   * each row is checked on its own conditions and each caller learns whether its own rows were
+   * written, after they committed.
    */
-  async recordPermit(
+  recordPermit(
     decision: DecisionRecord,
     lease: LeaseRecord,
     intent: string,
@@ -141,6 +181,15 @@ export class DecisionLedger {
     policiesKey = '',
     approvalId?: string,
   ): Promise<boolean> {
+    // The audit data takes the request id now, in the caller's own request scope: the statement
+    // may be sent from another request's.
+    const input: PermitInput = { decision, lease, intent, audit: auditData(audit), auditId: uuidv7(), policiesKey };
+    return approvalId === undefined ? this.permits.write(input) : this.writePermit(input, approvalId);
+  }
+
+  /** One permit in a statement of its own: see recordPermit. */
+  private async writePermit(input: PermitInput, approvalId?: string): Promise<boolean> {
+    const { decision, lease } = input;
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
          SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
@@ -176,10 +225,10 @@ export class DecisionLedger {
         lease.id,
         lease.credentialKind,
         lease.expiresAt,
-        uuidv7(),
-        JSON.stringify(auditData(audit)),
-        intent,
-        policiesKey,
+        input.auditId,
+        JSON.stringify(input.audit),
+        input.intent,
+        input.policiesKey,
         decision.policies ? JSON.stringify(decision.policies) : null,
         decision.subject ?? null,
         decision.taskAgeS ?? null,
@@ -191,6 +240,57 @@ export class DecisionLedger {
       'tollgate_record_permit',
     );
     return rows[0]!.written === 1;
+  }
+
+  /**
+   * Many permits in one statement, each row under the same conditions as writePermit's, checked
+   * row by row: a row whose task or boundary no longer stands writes nothing, the others commit.
+   * The rows arrive as one jsonb array (cheaper than one array parameter per column: see
+   * docs/performance.md). Row locks are taken in a fixed order (tasks by id, then boundaries by
+   * id and version) and only FOR SHARE, so two batches never wait on each other in a cycle; the
+   * writers that end several tasks at once (the kill switch) lock them in the same id order.
+   * Answers, per input, whether its rows were written.
+   */
+  private async writePermits(inputs: readonly PermitInput[]): Promise<boolean[]> {
+    const { rows } = await this.sql.query<{ lease_id: string }>(
+      `WITH r AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(${PERMIT_ROW_COLUMNS})
+       ), t AS MATERIALIZED (
+         SELECT tasks.id, tasks.intent, tasks.expires_at FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
+          WHERE tasks.id IN (SELECT task_id FROM r) AND tasks.state = 'active' AND tasks.expires_at > now()
+          ORDER BY tasks.id
+          FOR SHARE OF tasks
+       ), b AS MATERIALIZED (
+         SELECT id, version FROM boundaries
+          WHERE (id, version) IN (SELECT boundary_id, boundary_version FROM r) AND enabled AND superseded_at IS NULL
+          ORDER BY id, version
+          FOR SHARE
+       ), ok AS MATERIALIZED (
+         SELECT r.* FROM r
+           JOIN t ON t.id = r.task_id AND t.intent = r.intent AND t.expires_at >= to_timestamp(r.expires_at / 1000)
+           JOIN b ON b.id = r.boundary_id AND b.version = r.boundary_version
+          -- The global policies each was decided under are still the enabled ones.
+          WHERE r.policies_key = ${ACTIVE_POLICIES_KEY}
+       ), d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task, approval_id)
+         SELECT decision_id, task_id, workload_id, boundary_id, boundary_version, action, resource, 'permit', '[]'::jsonb,
+                coalesce(params, 'null'::jsonb), purpose, requested_ttl, to_timestamp(at / 1000), policies, intent, subject,
+                task_age_s, denials_in_task, NULL FROM ok
+         RETURNING id
+       ), l AS (
+         ${PERMIT_LEASES}
+         RETURNING id
+       ), a AS (
+         ${appendAuditFrom('credential.permit', { id: 'ok.audit_id', actor: "'workload:' || ok.workload_id", task_id: 'ok.task_id', lease_id: 'l.id', data: 'ok.audit' }, 'FROM ok JOIN l ON l.id = ok.lease_id')}
+         RETURNING lease_id
+       )
+       SELECT lease_id FROM a`,
+      [JSON.stringify(inputs.map(permitRow))],
+      'tollgate_record_permits',
+    );
+    const written = new Set(rows.map((row) => row.lease_id));
+    return inputs.map((input) => written.has(input.lease.id));
   }
 
   /**
@@ -356,4 +456,49 @@ function decisionParams(decision: PendingDecision): unknown[] {
     decision.requestedTtl,
     decision.at,
   ];
+}
+
+/** A permit as recordPermit takes it, with what must be fixed in the caller's own request scope. */
+interface PermitInput {
+  decision: DecisionRecord;
+  lease: LeaseRecord;
+  intent: string;
+  audit: Record<string, unknown>;
+  auditId: string;
+  policiesKey: string;
+}
+
+/** The columns of one row of writePermits' input (permitRow gives the values, by these names). */
+const PERMIT_ROW_COLUMNS = `decision_id uuid, task_id uuid, workload_id text, boundary_id text, boundary_version int, action text,
+  resource text, params jsonb, purpose text, requested_ttl int, at float8, lease_id uuid, credential_kind text, expires_at float8,
+  audit_id uuid, audit jsonb, intent text, policies_key text, policies jsonb, subject text, task_age_s int, denials_in_task int,
+  external boolean, params_digest text`;
+
+function permitRow({ decision, lease, intent, audit, auditId, policiesKey }: PermitInput): Record<string, unknown> {
+  return {
+    decision_id: decision.id,
+    task_id: decision.taskId,
+    workload_id: decision.workloadId,
+    boundary_id: decision.boundaryId,
+    boundary_version: decision.boundaryVersion,
+    action: decision.action,
+    resource: decision.resource,
+    params: decision.params ?? null,
+    purpose: decision.purpose,
+    requested_ttl: decision.requestedTtl,
+    at: decision.at,
+    lease_id: lease.id,
+    credential_kind: lease.credentialKind,
+    expires_at: lease.expiresAt,
+    audit_id: auditId,
+    audit,
+    intent,
+    policies_key: policiesKey,
+    policies: decision.policies ?? null,
+    subject: decision.subject ?? null,
+    task_age_s: decision.taskAgeS ?? null,
+    denials_in_task: decision.denialsInTask ?? null,
+    external: lease.external === true,
+    params_digest: lease.paramsDigest ?? null,
+  };
 }

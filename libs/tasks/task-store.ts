@@ -88,12 +88,19 @@ export class TaskStore {
     return toTask(rows[0]!);
   }
 
-  /** Ends every still-active task of a workload (the kill switch); returns their ids. */
+  /**
+   * Ends every still-active task of a workload (the kill switch); returns their ids. The tasks are
+   * locked in id order first, the order in which a batch of permits share-locks its tasks
+   * (DecisionLedger): an UPDATE alone locks in whatever order its plan finds the rows, and could
+   * hold one task a batch waits for while waiting for another that batch holds.
+   */
   async revokeForWorkload(tx: Sql, workloadId: string): Promise<string[]> {
     const { rows } = await tx.query<{ id: string }>(
-      `WITH ended AS (
+      `WITH locked AS MATERIALIZED (
+         SELECT id FROM tasks WHERE workload_id = $1 AND state = 'active' ORDER BY id FOR UPDATE
+       ), ended AS (
          UPDATE tasks SET state = 'revoked', ended_at = now(), end_reason = 'workload_revoked'
-          WHERE workload_id = $1 AND state = 'active' RETURNING id, workload_id
+          WHERE id IN (SELECT id FROM locked) AND state = 'active' RETURNING id, workload_id
        ), event AS (
          ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'workload_revoked'" }, 'FROM ended')}
        )
