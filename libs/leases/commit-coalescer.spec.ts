@@ -130,6 +130,21 @@ describe('CommitCoalescer', () => {
     expect(writes.statements).toEqual([[1], [2, 3]]);
   });
 
+  it('keeps items that must stay apart in different statements, in their order', async () => {
+    const writes = new FakeWrites();
+    // Even and odd items of the same "task" must not share a statement.
+    const coalescer = new CommitCoalescer(writes, { max: 64, lanes: 1 }, (item) => (item >= 10 ? `task-${item % 2}` : undefined));
+    const outcomes = [1, 10, 12, 2, 11, 14, 3].map((item) => coalescer.write(item));
+    await writes.answer();
+    expect(writes.statements).toEqual([[1], [10, 2, 11, 3]]);
+    await writes.answer();
+    expect(writes.statements).toEqual([[1], [10, 2, 11, 3], [12]]);
+    await writes.answer();
+    expect(writes.statements).toEqual([[1], [10, 2, 11, 3], [12], [14]]);
+    await writes.answer();
+    expect(await Promise.all(outcomes)).toHaveLength(7);
+  });
+
   it('refuses options it cannot run on, naming them', () => {
     const writes = new FakeWrites();
     expect(() => new CommitCoalescer(writes, { max: 0, lanes: 1 })).toThrow(/max/);

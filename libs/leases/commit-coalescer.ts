@@ -36,12 +36,17 @@ interface Waiting<I, O> {
  * database that is not there fails them all at once (retrying would only knock on it harder).
  */
 export class CommitCoalescer<I, O> {
-  private readonly waiting: Waiting<I, O>[] = [];
+  private waiting: Waiting<I, O>[] = [];
   private inFlight = 0;
 
+  /**
+   * `apart` names items that must not share a statement: of several waiting items with the same
+   * key, one goes in the next statement and the others wait for a later one, in their order.
+   */
   constructor(
     private readonly writes: CoalescedWrites<I, O>,
     private readonly options: CoalescerOptions = DEFAULT_COALESCING,
+    private readonly apart: (item: I) => string | undefined = () => undefined,
   ) {
     if (!(Number.isInteger(options.max) && options.max >= 1)) throw new RangeError('coalescing: max must be an integer ≥ 1');
     if (!(Number.isInteger(options.lanes) && options.lanes >= 1)) throw new RangeError('coalescing: lanes must be an integer ≥ 1');
@@ -57,13 +62,30 @@ export class CommitCoalescer<I, O> {
 
   private drain(): void {
     while (this.inFlight < this.options.lanes && this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.options.max);
+      const batch = this.nextBatch();
       this.inFlight++;
       void this.send(batch).finally(() => {
         this.inFlight--;
         this.drain();
       });
     }
+  }
+
+  private nextBatch(): Waiting<I, O>[] {
+    const batch: Waiting<I, O>[] = [];
+    const later: Waiting<I, O>[] = [];
+    const keys = new Set<string>();
+    for (const waiting of this.waiting) {
+      const key = this.apart(waiting.item);
+      if (batch.length < this.options.max && (key === undefined || !keys.has(key))) {
+        batch.push(waiting);
+        if (key !== undefined) keys.add(key);
+      } else {
+        later.push(waiting);
+      }
+    }
+    this.waiting = later;
+    return batch;
   }
 
   private async send(batch: Waiting<I, O>[]): Promise<void> {

@@ -8,7 +8,7 @@ import { CommitCoalescer, DEFAULT_COALESCING, type CoalescerOptions } from './co
 import type { PolicyRef } from '../policy/index.js';
 import { ACTIVE_POLICIES_KEY } from '../policy/index.js';
 import { listDecisions, type DecisionFilter } from './decision-list.js';
-import { countDriftDenial, insertTaskEvents } from '../tasks/index.js';
+import { countDriftDenial, countDriftDenials, insertTaskEvents } from '../tasks/index.js';
 import type { Decision } from './lease.js';
 import { insertLeases, leaseRevokedEvents, revokeLive, type LeaseRecord } from './lease-store.js';
 
@@ -113,6 +113,26 @@ const SUSPENSION_AUDIT = appendAuditFrom(
   'FROM suspended',
 );
 
+/** SUSPENDED_TASK_EVENT for writeDenials: each suspended task's event, with its denial's own id. */
+const SUSPENDED_TASK_EVENTS = insertTaskEvents(
+  { id: 'task_event_id', task_id: 'id', kind: "'revoked'", intent: 'NULL', reason: "'drift_detected'" },
+  'FROM suspended',
+);
+
+/** SUSPENSION_AUDIT for writeDenials: per suspended task, the leases revoked of that task. */
+const SUSPENSION_AUDITS = appendAuditFrom(
+  'task.drift_suspended',
+  {
+    id: 's.suspension_id',
+    actor: "'system:drift_guard'",
+    task_id: 's.id',
+    data: `jsonb_build_object('threshold', s.drift_threshold, 'decision_ids', to_jsonb(s.drift_denials), 'tripped_by', s.decision_id,
+                                   'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r WHERE r.task_id = s.id), '[]'::jsonb))
+                || jsonb_strip_nulls(jsonb_build_object('request_id', s.audit -> 'request_id'))`,
+  },
+  'FROM suspended s',
+);
+
 /** The approval a pending decision asks for (when `created`, $16), from the decision row `d`. */
 const PENDING_APPROVAL = insertApprovals(
   {
@@ -143,6 +163,7 @@ const PENDING_APPROVAL = insertApprovals(
  */
 export class DecisionLedger {
   private readonly permits: CommitCoalescer<PermitInput, boolean>;
+  private readonly denials: CommitCoalescer<DenialInput, DenialWritten>;
 
   /**
    * `coalescing` (default: on, DEFAULT_COALESCING) lets concurrent permits share one statement;
@@ -155,6 +176,12 @@ export class DecisionLedger {
     this.permits = new CommitCoalescer(
       { many: (inputs) => this.writePermits(inputs), one: (input) => this.writePermit(input) },
       coalescing === false ? { max: 1, lanes: Number.MAX_SAFE_INTEGER } : coalescing,
+    );
+    this.denials = new CommitCoalescer(
+      { many: (inputs) => this.writeDenials(inputs), one: (input) => this.writeDenial(input) },
+      coalescing === false ? { max: 1, lanes: Number.MAX_SAFE_INTEGER } : coalescing,
+      // A task's drift denials are counted one statement at a time (see writeDenials).
+      (input) => (input.driftThreshold === undefined ? undefined : (input.decision.taskId ?? undefined)),
     );
   }
 
@@ -307,11 +334,33 @@ export class DecisionLedger {
    * statement waited for that lock is invisible to it: the caller revokes the task's leases again
    * right after.
    */
-  async recordDenial(
+  recordDenial(
     decision: DecisionRecord,
     decidedOn?: { intent: string; policiesKey?: string },
     driftThreshold?: number,
   ): Promise<DenialWritten> {
+    const input: DenialInput = {
+      decision,
+      decidedOn,
+      driftThreshold,
+      auditId: uuidv7(),
+      // In the caller's own request scope (see recordPermit).
+      audit: auditData({
+        decision_id: decision.id,
+        boundary: decision.boundaryId,
+        action: decision.action,
+        reasons: decision.reasons,
+        ...(decision.policies ? { policies: decision.policies } : {}),
+      }),
+      taskEventId: uuidv7(),
+      suspensionId: uuidv7(),
+    };
+    return this.denials.write(input);
+  }
+
+  /** One denial in a statement of its own: see recordDenial. */
+  private async writeDenial(input: DenialInput): Promise<DenialWritten> {
+    const { decision, decidedOn } = input;
     const { rows } = await this.sql.query<{ written: number; suspended: number }>(
       `WITH still AS (
          SELECT 1 FROM tasks t
@@ -348,16 +397,8 @@ export class DecisionLedger {
       [
         ...decisionParams(decision),
         JSON.stringify(decision.reasons),
-        uuidv7(),
-        JSON.stringify(
-          auditData({
-            decision_id: decision.id,
-            boundary: decision.boundaryId,
-            action: decision.action,
-            reasons: decision.reasons,
-            ...(decision.policies ? { policies: decision.policies } : {}),
-          }),
-        ),
+        input.auditId,
+        JSON.stringify(input.audit),
         decidedOn !== undefined,
         decidedOn?.intent ?? null,
         decidedOn?.policiesKey ?? null,
@@ -366,13 +407,76 @@ export class DecisionLedger {
         decision.subject ?? null,
         decision.taskAgeS ?? null,
         decision.denialsInTask ?? null,
-        driftThreshold ?? null,
-        uuidv7(),
-        uuidv7(),
+        input.driftThreshold ?? null,
+        input.taskEventId,
+        input.suspensionId,
       ],
       'tollgate_record_denial',
     );
     return { written: rows[0]!.written === 1, suspended: rows[0]!.suspended === 1 };
+  }
+
+  /**
+   * Many denials in one statement, each row under writeDenial's conditions, checked row by row.
+   * The drift counting is writeDenial's too, for the counted rows at once: their tasks are locked
+   * first, in id order (as writePermits does), and no two of them are of one task (the coalescer
+   * keeps a second counted denial of a task for the next statement), so each task row is counted
+   * once per statement, exactly as one statement per denial would.
+   */
+  private async writeDenials(inputs: readonly DenialInput[]): Promise<DenialWritten[]> {
+    const { rows } = await this.sql.query<{ what: 'written' | 'suspended'; id: string }>(
+      `WITH r AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(${DENIAL_ROW_COLUMNS})
+       ), still AS MATERIALIZED (
+         SELECT r.decision_id FROM r
+           JOIN tasks t ON t.id = r.task_id
+           JOIN boundaries b ON b.id = r.boundary_id AND b.version = r.boundary_version AND b.superseded_at IS NULL
+          WHERE r.decided_on AND t.state = 'active' AND t.expires_at > now() AND t.intent = r.decided_intent
+            AND (r.decided_policies_key IS NULL OR ${ACTIVE_POLICIES_KEY} = r.decided_policies_key)
+       ), ok AS MATERIALIZED (
+         SELECT r.* FROM r WHERE NOT r.decided_on OR r.decision_id IN (SELECT decision_id FROM still)
+       ), d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
+         SELECT decision_id, task_id, workload_id, boundary_id, boundary_version, action, resource, 'deny', reasons,
+                coalesce(params, 'null'::jsonb), purpose, requested_ttl, to_timestamp(at / 1000), policies, intent, subject,
+                task_age_s, denials_in_task FROM ok
+         RETURNING id
+       ), a AS (
+         ${appendAuditFrom('credential.deny', { id: 'ok.audit_id', actor: "'workload:' || ok.workload_id", task_id: 'ok.task_id', data: 'ok.audit' }, 'FROM ok JOIN d ON d.id = ok.decision_id')}
+         RETURNING id
+       ), drifting AS MATERIALIZED (
+         -- Every task a counted denial updates is locked here, in id order, before the update.
+         SELECT tasks.id FROM tasks WHERE tasks.id IN (SELECT task_id FROM ok WHERE drift_threshold IS NOT NULL)
+          ORDER BY tasks.id
+          FOR NO KEY UPDATE
+       ), counted AS (
+         ${countDriftDenials({
+           from: '(SELECT ok.* FROM drifting JOIN ok ON ok.task_id = drifting.id JOIN d ON d.id = ok.decision_id) c',
+           also: 'c.decision_id, c.drift_threshold, c.task_event_id, c.suspension_id, c.audit',
+         })}
+       ), suspended AS (
+         SELECT * FROM counted WHERE state = 'revoked'
+       ), ended_event AS (
+         ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'drift_detected'" }, 'FROM suspended')}
+       ), task_event AS (
+         ${SUSPENDED_TASK_EVENTS}
+       ), revoked AS (
+         ${revokeLive("'drift_detected'", 'task_id IN (SELECT id FROM suspended)')}
+       ), lease_events AS (
+         ${leaseRevokedEvents("'drift_detected'", 'revoked')}
+       ), suspension_audit AS (
+         ${SUSPENSION_AUDITS}
+         RETURNING id
+       )
+       SELECT 'written' AS what, id::text AS id FROM a
+       UNION ALL SELECT 'suspended', id::text FROM suspension_audit`,
+      [JSON.stringify(inputs.map(denialRow))],
+      'tollgate_record_denials',
+    );
+    const written = new Set(rows.filter((row) => row.what === 'written').map((row) => row.id));
+    const suspended = new Set(rows.filter((row) => row.what === 'suspended').map((row) => row.id));
+    return inputs.map((input) => ({ written: written.has(input.auditId), suspended: suspended.has(input.suspensionId) }));
   }
 
   /**
@@ -500,5 +604,60 @@ function permitRow({ decision, lease, intent, audit, auditId, policiesKey }: Per
     denials_in_task: decision.denialsInTask ?? null,
     external: lease.external === true,
     params_digest: lease.paramsDigest ?? null,
+  };
+}
+
+/** A denial as recordDenial takes it, with what must be fixed in the caller's own request scope. */
+interface DenialInput {
+  decision: DecisionRecord;
+  decidedOn: { intent: string; policiesKey?: string } | undefined;
+  driftThreshold: number | undefined;
+  audit: Record<string, unknown>;
+  auditId: string;
+  taskEventId: string;
+  suspensionId: string;
+}
+
+/** The columns of one row of writeDenials' input (denialRow gives the values, by these names). */
+const DENIAL_ROW_COLUMNS = `decision_id uuid, task_id uuid, workload_id text, boundary_id text, boundary_version int, action text,
+  resource text, params jsonb, purpose text, requested_ttl int, at float8, reasons jsonb, audit_id uuid, audit jsonb,
+  decided_on boolean, decided_intent text, decided_policies_key text, policies jsonb, intent text, subject text, task_age_s int,
+  denials_in_task int, drift_threshold int, task_event_id uuid, suspension_id uuid`;
+
+function denialRow({
+  decision,
+  decidedOn,
+  driftThreshold,
+  audit,
+  auditId,
+  taskEventId,
+  suspensionId,
+}: DenialInput): Record<string, unknown> {
+  return {
+    decision_id: decision.id,
+    task_id: decision.taskId,
+    workload_id: decision.workloadId,
+    boundary_id: decision.boundaryId,
+    boundary_version: decision.boundaryVersion,
+    action: decision.action,
+    resource: decision.resource,
+    params: decision.params ?? null,
+    purpose: decision.purpose,
+    requested_ttl: decision.requestedTtl,
+    at: decision.at,
+    reasons: decision.reasons,
+    audit_id: auditId,
+    audit,
+    decided_on: decidedOn !== undefined,
+    decided_intent: decidedOn?.intent ?? null,
+    decided_policies_key: decidedOn?.policiesKey ?? null,
+    policies: decision.policies ?? null,
+    intent: decision.intent ?? null,
+    subject: decision.subject ?? null,
+    task_age_s: decision.taskAgeS ?? null,
+    denials_in_task: decision.denialsInTask ?? null,
+    drift_threshold: driftThreshold ?? null,
+    task_event_id: taskEventId,
+    suspension_id: suspensionId,
   };
 }

@@ -12,9 +12,9 @@ import { LeaseStore, type LeaseRecord } from './lease-store.js';
 import { RequestContextReader } from './request-context.js';
 
 /**
- * Coalesced commits (DecisionLedger + CommitCoalescer) on PostgreSQL and on PGlite: permits that
- * arrive while a permit statement is in flight share the next statement, each row is checked on
- * its own conditions, and each caller learns whether its own rows were written.
+ * Coalesced commits (DecisionLedger + CommitCoalescer) on PostgreSQL and on PGlite: permits (and
+ * denials) that arrive while a statement is in flight share the next statement, each row is
+ * checked on its own conditions, and each caller learns whether its own rows were written.
  */
 const WORKLOAD = 'spiffe://acme.test/coalesced';
 const READ = exampleBoundary({ id: 'coalesced-read' });
@@ -39,7 +39,7 @@ function counted(db: Database): { sql: Sql; sent: string[] } {
   };
 }
 
-describeOnBothBackends('coalesced permits (contract)', ({ db, kind }) => {
+describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
   let tasks: TaskStore;
   let context: RequestContextReader;
   let leases: LeaseStore;
@@ -231,6 +231,8 @@ describeOnBothBackends('coalesced permits (contract)', ({ db, kind }) => {
     const ledger = new DecisionLedger(db());
     const taskId = await openTask();
     const requests = await Promise.all(Array.from({ length: 60 }, () => decided(taskId)));
+    // One lease the completion must revoke, whoever wins the races below.
+    expect(await permit(ledger, await decided(taskId))).toBe(true);
     const outcomes: Promise<boolean>[] = [];
     let completion: Promise<unknown> | undefined;
     for (const [i, request] of requests.slice(0, 30).entries()) {
@@ -250,9 +252,82 @@ describeOnBothBackends('coalesced permits (contract)', ({ db, kind }) => {
     const late = await Promise.all(requests.slice(30).map((request) => permit(ledger, request)));
     expect(late.every((ok) => !ok)).toBe(true);
     const written = await Promise.all(outcomes);
-    expect(written).toContain(true);
     expect(await count(db(), 'leases', `task_id = $1 AND state = 'active'`, [taskId])).toBe(0);
-    expect(await count(db(), 'leases', 'task_id = $1', [taskId])).toBe(written.filter(Boolean).length);
+    expect(await count(db(), 'leases', 'task_id = $1', [taskId])).toBe(1 + written.filter(Boolean).length);
+  });
+
+  it('denials share a statement too: each row written or not on its own conditions, drift counted once per task and statement', async () => {
+    const { sql, sent } = counted(db());
+    const ledger = new DecisionLedger(sql);
+    const refusal = async (taskId: string) => {
+      const { decision } = await decided(taskId);
+      return { ...decision, outcome: 'deny' as const, reasons: ['action_not_allowed'] };
+    };
+    const [alone, stands, moved, drifting, tripping] = await Promise.all([openTask(), openTask(), openTask(), openTask(), openTask()]);
+    const held = { drifting: await decided(drifting!), tripping: await decided(tripping!) };
+    expect(await permit(ledger, held.drifting)).toBe(true);
+    expect(await permit(ledger, held.tripping)).toBe(true);
+    const [first, standing, stale, driftOne, driftTwo, trips] = await Promise.all([
+      refusal(alone!),
+      refusal(stands!),
+      refusal(moved!),
+      refusal(drifting!),
+      refusal(drifting!),
+      refusal(tripping!),
+    ]);
+    sent.length = 0;
+
+    const outcomes = await Promise.all([
+      ledger.recordDenial(first!),
+      // Decided from remembered rows: written only if the task still has the intent it was decided on.
+      ledger.recordDenial(standing!, { intent: 'order_status' }),
+      ledger.recordDenial(stale!, { intent: 'refunds' }),
+      // Two counted denials of one task: the second one's threshold is reached.
+      ledger.recordDenial(driftOne!, undefined, 2),
+      ledger.recordDenial(driftTwo!, undefined, 2),
+      ledger.recordDenial(trips!, undefined, 1),
+    ]);
+
+    expect(outcomes).toEqual([
+      { written: true, suspended: false },
+      { written: true, suspended: false },
+      { written: false, suspended: false },
+      { written: true, suspended: false },
+      { written: true, suspended: true },
+      { written: true, suspended: true },
+    ]);
+    // The lone one at once; then all but the task's second counted denial; then that one.
+    expect(sent).toEqual(['tollgate_record_denial', 'tollgate_record_denials', 'tollgate_record_denial']);
+    for (const [decision, n] of [
+      [standing!, 1],
+      [stale!, 0],
+      [driftOne!, 1],
+      [trips!, 1],
+    ] as const) {
+      expect(await count(db(), 'decisions', `id = $1 AND outcome = 'deny'`, [decision.id])).toBe(n);
+      expect(await count(db(), 'audit_events', `kind = 'credential.deny' AND data ->> 'decision_id' = $1`, [decision.id])).toBe(n);
+    }
+    for (const [taskId, denials, lease, trippedBy] of [
+      [drifting!, [driftOne!.id, driftTwo!.id], held.drifting.lease.id, driftTwo!.id],
+      [tripping!, [trips!.id], held.tripping.lease.id, trips!.id],
+    ] as const) {
+      const { rows } = await db().query<{ state: string; end_reason: string; drift_denials: string[] }>(
+        'SELECT state, end_reason, drift_denials FROM tasks WHERE id = $1',
+        [taskId],
+      );
+      expect(rows[0]).toEqual({ state: 'revoked', end_reason: 'drift_detected', drift_denials: denials });
+      expect(await leases.find(lease)).toMatchObject({ state: 'revoked', revokeReason: 'drift_detected' });
+      expect(await count(db(), 'task_events', `task_id = $1 AND kind = 'revoked' AND reason = 'drift_detected'`, [taskId])).toBe(1);
+      expect(await count(db(), 'revocation_events', `task_id = $1 AND type = 'task.ended'`, [taskId])).toBe(1);
+      expect(await count(db(), 'revocation_events', `lease_id = $1 AND type = 'lease.revoked'`, [lease])).toBe(1);
+      const { rows: audits } = await db().query<{ data: Record<string, unknown> }>(
+        `SELECT data FROM audit_events WHERE kind = 'task.drift_suspended' AND task_id = $1`,
+        [taskId],
+      );
+      expect(audits).toEqual([
+        { data: { threshold: denials.length, decision_ids: denials, tripped_by: trippedBy, revoked_leases: [lease] } },
+      ]);
+    }
   });
 
   it('the kill switch locks its tasks in id order, the order a batch share-locks them in: the two never deadlock', async (ctx) => {
