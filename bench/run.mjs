@@ -169,7 +169,7 @@ async function main() {
     load,
     'denial',
     { ...base, mix: [{ name: 'denial', kind: 'credential', tasks, boundary: 'payments', action: 'refund:create', expect: 403 }] },
-    { warmup: P.warmupHot },
+    { warmup: P.warmupHot, cpuOf: broker.child },
   );
   const answered403 = denial.warmup403 + denial.status_403;
   const recorded = (await denyDecisions(sql)) - denialsBefore;
@@ -199,7 +199,7 @@ async function main() {
 
   // 7. the embedded default: PGlite in a temp data folder, no DATABASE_URL
   const embedded = await embeddedReady;
-  results.scenarios.embedded_issuance = await measure(load, 'embedded_issuance', embedded.job);
+  results.scenarios.embedded_issuance = await measure(load, 'embedded_issuance', embedded.job, { cpuOf: embedded.broker.child });
   await embedded.broker.stop();
 
   // Scenario order in the output follows the numbering.

@@ -4,25 +4,25 @@ import type { PendingDecision } from '../approvals/index.js';
 import { insertApprovals, useApproval, type NewApproval } from '../approvals/index.js';
 import type { Sql } from '../db/index.js';
 import { uuidv7 } from '../ids/index.js';
-import type { PolicyRef } from '../policy/index.js';
+import { CommitCoalescer, DEFAULT_COALESCING, type CoalescerOptions } from './commit-coalescer.js';
+import {
+  decisionParams,
+  denialRow,
+  DENIAL_ROW_COLUMNS,
+  permitRow,
+  PERMIT_ROW_COLUMNS,
+  type DecisionRecord,
+  type DenialInput,
+  type PermitInput,
+} from './ledger-rows.js';
 import { ACTIVE_POLICIES_KEY } from '../policy/index.js';
 import { listDecisions, type DecisionFilter } from './decision-list.js';
-import { countDriftDenial, insertTaskEvents } from '../tasks/index.js';
+import { countDriftDenial, countDriftDenials, insertTaskEvents } from '../tasks/index.js';
 import type { Decision } from './lease.js';
 import { insertLeases, leaseRevokedEvents, revokeLive, type LeaseRecord } from './lease-store.js';
 
-/** A permit's or a denial's decision row (a pending one is just a PendingDecision). */
-export interface DecisionRecord extends PendingDecision {
-  outcome: 'permit' | 'deny';
-  reasons: readonly string[];
-  /** What a what-if replay needs of the task, as it was when decided (null without a task). */
-  intent?: string | null;
-  subject?: string | null;
-  taskAgeS?: number | null;
-  denialsInTask?: number | null;
-  /** The Cedar policy sets that decided, when policies applied. */
-  policies?: readonly PolicyRef[] | null;
-}
+/** A permit's or a denial's decision row: see ledger-rows.ts. */
+export type { DecisionRecord } from './ledger-rows.js';
 
 export interface DenialWritten {
   written: boolean;
@@ -49,6 +49,27 @@ const PERMIT_LEASE = insertLeases(
     params_digest: '$25::text',
   },
   'FROM d',
+);
+
+/** The leases of writePermits' rows (`ok`), each after its decision row (`d`). */
+const PERMIT_LEASES = insertLeases(
+  {
+    id: 'ok.lease_id',
+    task_id: 'ok.task_id',
+    workload_id: 'ok.workload_id',
+    boundary_id: 'ok.boundary_id',
+    boundary_version: 'ok.boundary_version',
+    decision_id: 'd.id',
+    action: 'ok.action',
+    resource: 'ok.resource',
+    credential_kind: 'ok.credential_kind',
+    issued_at: 'to_timestamp(ok.at / 1000)',
+    expires_at: 'to_timestamp(ok.expires_at / 1000)',
+    state: "CASE WHEN ok.external THEN 'issuing' ELSE 'active' END",
+    external: 'ok.external',
+    params_digest: 'ok.params_digest',
+  },
+  'FROM ok JOIN d ON d.id = ok.decision_id',
 );
 
 /** The approval a repeat of an approved request names ($23), used up only if the permit is written. */
@@ -91,6 +112,26 @@ const SUSPENSION_AUDIT = appendAuditFrom(
   'FROM suspended',
 );
 
+/** SUSPENDED_TASK_EVENT for writeDenials: each suspended task's event, with its denial's own id. */
+const SUSPENDED_TASK_EVENTS = insertTaskEvents(
+  { id: 'task_event_id', task_id: 'id', kind: "'revoked'", intent: 'NULL', reason: "'drift_detected'" },
+  'FROM suspended',
+);
+
+/** SUSPENSION_AUDIT for writeDenials: per suspended task, the leases revoked of that task. */
+const SUSPENSION_AUDITS = appendAuditFrom(
+  'task.drift_suspended',
+  {
+    id: 's.suspension_id',
+    actor: "'system:drift_guard'",
+    task_id: 's.id',
+    data: `jsonb_build_object('threshold', s.drift_threshold, 'decision_ids', to_jsonb(s.drift_denials), 'tripped_by', s.decision_id,
+                                   'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r WHERE r.task_id = s.id), '[]'::jsonb))
+                || jsonb_strip_nulls(jsonb_build_object('request_id', s.audit -> 'request_id'))`,
+  },
+  'FROM suspended s',
+);
+
 /** The approval a pending decision asks for (when `created`, $16), from the decision row `d`. */
 const PENDING_APPROVAL = insertApprovals(
   {
@@ -120,7 +161,28 @@ const PENDING_APPROVAL = insertApprovals(
  * audit event), so a decision never commits without them, nor they without it.
  */
 export class DecisionLedger {
-  constructor(private readonly sql: Sql) {}
+  private readonly permits: CommitCoalescer<PermitInput, boolean>;
+  private readonly denials: CommitCoalescer<DenialInput, DenialWritten>;
+
+  /**
+   * `coalescing` (default: on, DEFAULT_COALESCING) lets concurrent permits share one statement;
+   * false writes each permit in a statement of its own.
+   */
+  constructor(
+    private readonly sql: Sql,
+    coalescing: CoalescerOptions | false = DEFAULT_COALESCING,
+  ) {
+    this.permits = new CommitCoalescer(
+      { many: (inputs) => this.writePermits(inputs), one: (input) => this.writePermit(input) },
+      coalescing === false ? { max: 1, lanes: Number.MAX_SAFE_INTEGER } : coalescing,
+    );
+    this.denials = new CommitCoalescer(
+      { many: (inputs) => this.writeDenials(inputs), one: (input) => this.writeDenial(input) },
+      coalescing === false ? { max: 1, lanes: Number.MAX_SAFE_INTEGER } : coalescing,
+      // A task's drift denials are counted one statement at a time (see writeDenials).
+      (input) => (input.driftThreshold === undefined ? undefined : (input.decision.taskId ?? undefined)),
+    );
+  }
 
   /**
    * The permit, in ONE statement and so one transaction: lock the task (still active, with the
@@ -132,8 +194,12 @@ export class DecisionLedger {
    * With `approvalId`, the same statement consumes that approval (approved, unexpired, for this
    * intent → used): of two concurrent repeats one waits on the row lock, finds it used, and writes
    * nothing, so an approval yields exactly one credential.
+   *
+   * Concurrent permits without an approval share their statement (CommitCoalescer, writePermits):
+   * each row is checked on its own conditions and each caller learns whether its own rows were
+   * written, after they committed.
    */
-  async recordPermit(
+  recordPermit(
     decision: DecisionRecord,
     lease: LeaseRecord,
     intent: string,
@@ -141,6 +207,15 @@ export class DecisionLedger {
     policiesKey = '',
     approvalId?: string,
   ): Promise<boolean> {
+    // The audit data takes the request id now, in the caller's own request scope: the statement
+    // may be sent from another request's.
+    const input: PermitInput = { decision, lease, intent, audit: auditData(audit), auditId: uuidv7(), policiesKey };
+    return approvalId === undefined ? this.permits.write(input) : this.writePermit(input, approvalId);
+  }
+
+  /** One permit in a statement of its own: see recordPermit. */
+  private async writePermit(input: PermitInput, approvalId?: string): Promise<boolean> {
+    const { decision, lease } = input;
     const { rows } = await this.sql.query<{ written: number }>(
       `WITH t AS (
          SELECT tasks.id FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
@@ -176,10 +251,10 @@ export class DecisionLedger {
         lease.id,
         lease.credentialKind,
         lease.expiresAt,
-        uuidv7(),
-        JSON.stringify(auditData(audit)),
-        intent,
-        policiesKey,
+        input.auditId,
+        JSON.stringify(input.audit),
+        input.intent,
+        input.policiesKey,
         decision.policies ? JSON.stringify(decision.policies) : null,
         decision.subject ?? null,
         decision.taskAgeS ?? null,
@@ -191,6 +266,57 @@ export class DecisionLedger {
       'tollgate_record_permit',
     );
     return rows[0]!.written === 1;
+  }
+
+  /**
+   * Many permits in one statement, each row under the same conditions as writePermit's, checked
+   * row by row: a row whose task or boundary no longer stands writes nothing, the others commit.
+   * The rows arrive as one jsonb array (cheaper than one array parameter per column: see
+   * docs/performance.md). Row locks are taken in a fixed order (tasks by id, then boundaries by
+   * id and version) and only FOR SHARE, so two batches never wait on each other in a cycle; the
+   * writers that end several tasks at once (the kill switch) lock them in the same id order.
+   * Answers, per input, whether its rows were written.
+   */
+  private async writePermits(inputs: readonly PermitInput[]): Promise<boolean[]> {
+    const { rows } = await this.sql.query<{ lease_id: string }>(
+      `WITH r AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(${PERMIT_ROW_COLUMNS})
+       ), t AS MATERIALIZED (
+         SELECT tasks.id, tasks.intent, tasks.expires_at FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
+          WHERE tasks.id IN (SELECT task_id FROM r) AND tasks.state = 'active' AND tasks.expires_at > now()
+          ORDER BY tasks.id
+          FOR SHARE OF tasks
+       ), b AS MATERIALIZED (
+         SELECT id, version FROM boundaries
+          WHERE (id, version) IN (SELECT boundary_id, boundary_version FROM r) AND enabled AND superseded_at IS NULL
+          ORDER BY id, version
+          FOR SHARE
+       ), ok AS MATERIALIZED (
+         SELECT r.* FROM r
+           JOIN t ON t.id = r.task_id AND t.intent = r.intent AND t.expires_at >= to_timestamp(r.expires_at / 1000)
+           JOIN b ON b.id = r.boundary_id AND b.version = r.boundary_version
+          -- The global policies each was decided under are still the enabled ones.
+          WHERE r.policies_key = ${ACTIVE_POLICIES_KEY}
+       ), d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task, approval_id)
+         SELECT decision_id, task_id, workload_id, boundary_id, boundary_version, action, resource, 'permit', '[]'::jsonb,
+                coalesce(params, 'null'::jsonb), purpose, requested_ttl, to_timestamp(at / 1000), policies, intent, subject,
+                task_age_s, denials_in_task, NULL FROM ok
+         RETURNING id
+       ), l AS (
+         ${PERMIT_LEASES}
+         RETURNING id
+       ), a AS (
+         ${appendAuditFrom('credential.permit', { id: 'ok.audit_id', actor: "'workload:' || ok.workload_id", task_id: 'ok.task_id', lease_id: 'l.id', data: 'ok.audit' }, 'FROM ok JOIN l ON l.id = ok.lease_id')}
+         RETURNING lease_id
+       )
+       SELECT lease_id FROM a`,
+      [JSON.stringify(inputs.map(permitRow))],
+      'tollgate_record_permits',
+    );
+    const written = new Set(rows.map((row) => row.lease_id));
+    return inputs.map((input) => written.has(input.lease.id));
   }
 
   /**
@@ -207,11 +333,33 @@ export class DecisionLedger {
    * statement waited for that lock is invisible to it: the caller revokes the task's leases again
    * right after.
    */
-  async recordDenial(
+  recordDenial(
     decision: DecisionRecord,
     decidedOn?: { intent: string; policiesKey?: string },
     driftThreshold?: number,
   ): Promise<DenialWritten> {
+    const input: DenialInput = {
+      decision,
+      decidedOn,
+      driftThreshold,
+      auditId: uuidv7(),
+      // In the caller's own request scope (see recordPermit).
+      audit: auditData({
+        decision_id: decision.id,
+        boundary: decision.boundaryId,
+        action: decision.action,
+        reasons: decision.reasons,
+        ...(decision.policies ? { policies: decision.policies } : {}),
+      }),
+      taskEventId: uuidv7(),
+      suspensionId: uuidv7(),
+    };
+    return this.denials.write(input);
+  }
+
+  /** One denial in a statement of its own: see recordDenial. */
+  private async writeDenial(input: DenialInput): Promise<DenialWritten> {
+    const { decision, decidedOn } = input;
     const { rows } = await this.sql.query<{ written: number; suspended: number }>(
       `WITH still AS (
          SELECT 1 FROM tasks t
@@ -248,16 +396,8 @@ export class DecisionLedger {
       [
         ...decisionParams(decision),
         JSON.stringify(decision.reasons),
-        uuidv7(),
-        JSON.stringify(
-          auditData({
-            decision_id: decision.id,
-            boundary: decision.boundaryId,
-            action: decision.action,
-            reasons: decision.reasons,
-            ...(decision.policies ? { policies: decision.policies } : {}),
-          }),
-        ),
+        input.auditId,
+        JSON.stringify(input.audit),
         decidedOn !== undefined,
         decidedOn?.intent ?? null,
         decidedOn?.policiesKey ?? null,
@@ -266,13 +406,76 @@ export class DecisionLedger {
         decision.subject ?? null,
         decision.taskAgeS ?? null,
         decision.denialsInTask ?? null,
-        driftThreshold ?? null,
-        uuidv7(),
-        uuidv7(),
+        input.driftThreshold ?? null,
+        input.taskEventId,
+        input.suspensionId,
       ],
       'tollgate_record_denial',
     );
     return { written: rows[0]!.written === 1, suspended: rows[0]!.suspended === 1 };
+  }
+
+  /**
+   * Many denials in one statement, each row under writeDenial's conditions, checked row by row.
+   * The drift counting is writeDenial's too, for the counted rows at once: their tasks are locked
+   * first, in id order (as writePermits does), and no two of them are of one task (the coalescer
+   * keeps a second counted denial of a task for the next statement), so each task row is counted
+   * once per statement, exactly as one statement per denial would.
+   */
+  private async writeDenials(inputs: readonly DenialInput[]): Promise<DenialWritten[]> {
+    const { rows } = await this.sql.query<{ what: 'written' | 'suspended'; id: string }>(
+      `WITH r AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(${DENIAL_ROW_COLUMNS})
+       ), still AS MATERIALIZED (
+         SELECT r.decision_id FROM r
+           JOIN tasks t ON t.id = r.task_id
+           JOIN boundaries b ON b.id = r.boundary_id AND b.version = r.boundary_version AND b.superseded_at IS NULL
+          WHERE r.decided_on AND t.state = 'active' AND t.expires_at > now() AND t.intent = r.decided_intent
+            AND (r.decided_policies_key IS NULL OR ${ACTIVE_POLICIES_KEY} = r.decided_policies_key)
+       ), ok AS MATERIALIZED (
+         SELECT r.* FROM r WHERE NOT r.decided_on OR r.decision_id IN (SELECT decision_id FROM still)
+       ), d AS (
+         INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, resource, outcome,
+                                reasons, params, purpose, requested_ttl, at, policies, intent, subject, task_age_s, denials_in_task)
+         SELECT decision_id, task_id, workload_id, boundary_id, boundary_version, action, resource, 'deny', reasons,
+                coalesce(params, 'null'::jsonb), purpose, requested_ttl, to_timestamp(at / 1000), policies, intent, subject,
+                task_age_s, denials_in_task FROM ok
+         RETURNING id
+       ), a AS (
+         ${appendAuditFrom('credential.deny', { id: 'ok.audit_id', actor: "'workload:' || ok.workload_id", task_id: 'ok.task_id', data: 'ok.audit' }, 'FROM ok JOIN d ON d.id = ok.decision_id')}
+         RETURNING id
+       ), drifting AS MATERIALIZED (
+         -- Every task a counted denial updates is locked here, in id order, before the update.
+         SELECT tasks.id FROM tasks WHERE tasks.id IN (SELECT task_id FROM ok WHERE drift_threshold IS NOT NULL)
+          ORDER BY tasks.id
+          FOR NO KEY UPDATE
+       ), counted AS (
+         ${countDriftDenials({
+           from: '(SELECT ok.* FROM drifting JOIN ok ON ok.task_id = drifting.id JOIN d ON d.id = ok.decision_id) c',
+           also: 'c.decision_id, c.drift_threshold, c.task_event_id, c.suspension_id, c.audit',
+         })}
+       ), suspended AS (
+         SELECT * FROM counted WHERE state = 'revoked'
+       ), ended_event AS (
+         ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'drift_detected'" }, 'FROM suspended')}
+       ), task_event AS (
+         ${SUSPENDED_TASK_EVENTS}
+       ), revoked AS (
+         ${revokeLive("'drift_detected'", 'task_id IN (SELECT id FROM suspended)')}
+       ), lease_events AS (
+         ${leaseRevokedEvents("'drift_detected'", 'revoked')}
+       ), suspension_audit AS (
+         ${SUSPENSION_AUDITS}
+         RETURNING id
+       )
+       SELECT 'written' AS what, id::text AS id FROM a
+       UNION ALL SELECT 'suspended', id::text FROM suspension_audit`,
+      [JSON.stringify(inputs.map(denialRow))],
+      'tollgate_record_denials',
+    );
+    const written = new Set(rows.filter((row) => row.what === 'written').map((row) => row.id));
+    const suspended = new Set(rows.filter((row) => row.what === 'suspended').map((row) => row.id));
+    return inputs.map((input) => ({ written: written.has(input.auditId), suspended: suspended.has(input.suspensionId) }));
   }
 
   /**
@@ -336,24 +539,4 @@ export class DecisionLedger {
   listDecisions(filter: DecisionFilter): Promise<Decision[]> {
     return listDecisions(this.sql, filter);
   }
-}
-
-/**
- * The first eleven parameters of every statement that writes a decision row ($1 to $11): id, task,
- * workload, boundary and version, action, resource, params, purpose, requested ttl, time.
- */
-function decisionParams(decision: PendingDecision): unknown[] {
-  return [
-    decision.id,
-    decision.taskId,
-    decision.workloadId,
-    decision.boundaryId,
-    decision.boundaryVersion,
-    decision.action,
-    decision.resource,
-    JSON.stringify(decision.params ?? null),
-    decision.purpose,
-    decision.requestedTtl,
-    decision.at,
-  ];
 }

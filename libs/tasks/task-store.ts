@@ -25,6 +25,23 @@ export function countDriftDenial(p: { decisionId: string; taskId: string; thresh
          RETURNING id, workload_id, state, drift_denials`;
 }
 
+/**
+ * countDriftDenial for many denials in one statement (DecisionLedger's coalesced denials), as a CTE
+ * body: `from` is a FROM item named `c` with decision_id, task_id and drift_threshold, at most one
+ * row per task, each a denial that was written; the caller has locked those tasks in id order
+ * beforehand. Returns what countDriftDenial returns, then the columns of `c` that `also` names.
+ */
+export function countDriftDenials(p: { from: string; also: string }): string {
+  return `UPDATE tasks
+            SET drift_denials = array_append(tasks.drift_denials, c.decision_id),
+                state = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN 'revoked' ELSE tasks.state END,
+                ended_at = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN now() ELSE tasks.ended_at END,
+                end_reason = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN 'drift_detected' ELSE tasks.end_reason END
+           FROM ${p.from}
+          WHERE tasks.id = c.task_id AND c.drift_threshold IS NOT NULL AND tasks.state = 'active' AND tasks.expires_at > now()
+         RETURNING tasks.id, tasks.workload_id, tasks.state, tasks.drift_denials, ${p.also}`;
+}
+
 type TaskEventColumn = 'id' | 'task_id' | 'kind' | 'intent' | 'reason';
 
 /** The INSERT of task events, as a CTE body, for a statement that ends a task along with other work. */
@@ -88,12 +105,19 @@ export class TaskStore {
     return toTask(rows[0]!);
   }
 
-  /** Ends every still-active task of a workload (the kill switch); returns their ids. */
+  /**
+   * Ends every still-active task of a workload (the kill switch); returns their ids. The tasks are
+   * locked in id order first, the order in which a batch of permits share-locks its tasks
+   * (DecisionLedger): an UPDATE alone locks in whatever order its plan finds the rows, and could
+   * hold one task a batch waits for while waiting for another that batch holds.
+   */
   async revokeForWorkload(tx: Sql, workloadId: string): Promise<string[]> {
     const { rows } = await tx.query<{ id: string }>(
-      `WITH ended AS (
+      `WITH locked AS MATERIALIZED (
+         SELECT id FROM tasks WHERE workload_id = $1 AND state = 'active' ORDER BY id FOR NO KEY UPDATE
+       ), ended AS (
          UPDATE tasks SET state = 'revoked', ended_at = now(), end_reason = 'workload_revoked'
-          WHERE workload_id = $1 AND state = 'active' RETURNING id, workload_id
+          WHERE id IN (SELECT id FROM locked) AND state = 'active' RETURNING id, workload_id
        ), event AS (
          ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: "'workload_revoked'" }, 'FROM ended')}
        )
