@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -172,6 +174,70 @@ describe('renderTables', () => {
       '1.25',
       '2.50×',
     ]);
+  });
+});
+
+describe('npm run bench:publish', () => {
+  /** A copy of bench/publish.mjs and its lib in a temp tree, with docs holding the markers. */
+  function tree(docs: { readme: string; performance: string }, latest?: string): string {
+    const root = mkdtempSync(join(tmpdir(), 'bench-publish-'));
+    mkdirSync(join(root, 'bench/lib'), { recursive: true });
+    mkdirSync(join(root, 'bench/results'));
+    mkdirSync(join(root, 'docs'));
+    copyFileSync(join(ROOT, 'bench/publish.mjs'), join(root, 'bench/publish.mjs'));
+    copyFileSync(join(ROOT, 'bench/lib/tables.mjs'), join(root, 'bench/lib/tables.mjs'));
+    writeFileSync(join(root, 'README.md'), docs.readme);
+    writeFileSync(join(root, 'docs/performance.md'), docs.performance);
+    if (latest !== undefined) writeFileSync(join(root, 'bench/results/latest.json'), latest);
+    return root;
+  }
+  function publish(root: string, ...args: string[]) {
+    return spawnSync(process.execPath, [join(root, 'bench/publish.mjs'), ...args], { encoding: 'utf8' });
+  }
+  const fixture = readFileSync(join(ROOT, 'test/fixtures/bench-results-quick.json'), 'utf8');
+  const [start, end] = MARKERS.readme;
+  const marked = (before: string, after: string) => `${before}\n${start}\nold numbers\n${end}\n${after}\n`;
+
+  it('copies latest.json to published.json and replaces only what lies between the markers', () => {
+    const root = tree({ readme: marked('# R', 'tail R'), performance: marked('# P', 'tail P') }, fixture);
+    try {
+      const run = publish(root);
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(readFileSync(join(root, 'bench/results/published.json'), 'utf8')).toBe(fixture);
+      const tables = renderTables(JSON.parse(fixture) as BenchResults);
+      expect(readFileSync(join(root, 'README.md'), 'utf8')).toBe(`# R\n${start}\n${tables.readme}\n${end}\ntail R\n`);
+      expect(readFileSync(join(root, 'docs/performance.md'), 'utf8')).toBe(`# P\n${start}\n${tables.performance}\n${end}\ntail P\n`);
+      // Publishing again changes nothing.
+      expect(publish(root).status).toBe(0);
+      expect(readFileSync(join(root, 'README.md'), 'utf8')).toBe(`# R\n${start}\n${tables.readme}\n${end}\ntail R\n`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses, writing nothing, without latest.json, without the markers, or with a file that is not bench results', () => {
+    const docs = { readme: marked('# R', ''), performance: marked('# P', '') };
+    const cases: Array<[ReturnType<typeof tree>, RegExp]> = [
+      [tree(docs), /latest\.json is missing: run npm run bench first/],
+      [
+        tree({ ...docs, performance: '# P without markers\n' }, fixture),
+        /docs\/performance\.md must hold exactly one <!-- bench:table:start -->/,
+      ],
+      [tree(docs, '{"scenarios": {}}'), /latest\.json has no "peers" object/],
+      [tree(docs, 'not json'), /latest\.json is not JSON/],
+    ];
+    for (const [root, message] of cases) {
+      try {
+        const run = publish(root);
+        expect(run.status).toBe(2);
+        expect(run.stderr).toMatch(message);
+        expect(existsSync(join(root, 'bench/results/published.json'))).toBe(false);
+        expect(readFileSync(join(root, 'README.md'), 'utf8')).toBe(docs.readme);
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    }
   });
 });
 
