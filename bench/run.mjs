@@ -126,6 +126,8 @@ async function main() {
     mode: QUICK ? 'quick' : 'full',
     date: new Date().toISOString(),
   });
+  // Which code was measured: the published table names it (npm run bench:publish).
+  results.commit = sourceCommit();
 
   const load = new LoadGenerator();
 
@@ -266,6 +268,15 @@ function check(name, result) {
   }
 }
 
+/** HEAD and whether the work tree differs from it (`dirty`); null outside a git checkout. */
+function sourceCommit() {
+  const git = (...gitArgs) => spawnSync('git', gitArgs, { encoding: 'utf8', timeout: 10_000 });
+  const head = git('rev-parse', 'HEAD');
+  if (head.status !== 0) return null;
+  const status = git('status', '--porcelain');
+  return { sha: head.stdout.trim(), dirty: status.status !== 0 || status.stdout.trim() !== '' };
+}
+
 function ratio(a, b) {
   return typeof a === 'number' && typeof b === 'number' && b > 0 ? Math.round((a / b) * 1000) / 1000 : null;
 }
@@ -306,7 +317,7 @@ async function oidcProviderPeer(load) {
       load,
       'peer oidc_provider',
       { url, connections: P.connections, mix: [{ name: 'token', kind: 'static', ...request, expect: 200 }] },
-      { warmup: P.warmupHot },
+      { warmup: P.warmupHot, cpuOf: child },
     );
   } finally {
     await stop(child);
