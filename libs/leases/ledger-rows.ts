@@ -56,17 +56,7 @@ export const PERMIT_ROW_COLUMNS = `decision_id uuid, task_id uuid, workload_id t
 
 export function permitRow({ decision, lease, intent, audit, auditId, policiesKey }: PermitInput): Record<string, unknown> {
   return {
-    decision_id: decision.id,
-    task_id: decision.taskId,
-    workload_id: decision.workloadId,
-    boundary_id: decision.boundaryId,
-    boundary_version: decision.boundaryVersion,
-    action: decision.action,
-    resource: decision.resource,
-    params: decision.params ?? null,
-    purpose: decision.purpose,
-    requested_ttl: decision.requestedTtl,
-    at: decision.at,
+    ...decisionFields(decision),
     lease_id: lease.id,
     credential_kind: lease.credentialKind,
     expires_at: lease.expiresAt,
@@ -74,10 +64,7 @@ export function permitRow({ decision, lease, intent, audit, auditId, policiesKey
     audit,
     intent,
     policies_key: policiesKey,
-    policies: decision.policies ?? null,
-    subject: decision.subject ?? null,
-    task_age_s: decision.taskAgeS ?? null,
-    denials_in_task: decision.denialsInTask ?? null,
+    ...decisionContext(decision),
     external: lease.external === true,
     params_digest: lease.paramsDigest ?? null,
   };
@@ -110,6 +97,24 @@ export function denialRow({
   suspensionId,
 }: DenialInput): Record<string, unknown> {
   return {
+    ...decisionFields(decision),
+    reasons: decision.reasons,
+    audit_id: auditId,
+    audit,
+    decided_on: decidedOn !== undefined,
+    decided_intent: decidedOn?.intent ?? null,
+    decided_policies_key: decidedOn?.policiesKey ?? null,
+    ...decisionContext(decision),
+    intent: decision.intent ?? null,
+    drift_threshold: driftThreshold ?? null,
+    task_event_id: taskEventId,
+    suspension_id: suspensionId,
+  };
+}
+
+/** The decision's own columns, the same in a permit row and a denial row. */
+function decisionFields(decision: DecisionRecord): Record<string, unknown> {
+  return {
     decision_id: decision.id,
     task_id: decision.taskId,
     workload_id: decision.workloadId,
@@ -121,19 +126,15 @@ export function denialRow({
     purpose: decision.purpose,
     requested_ttl: decision.requestedTtl,
     at: decision.at,
-    reasons: decision.reasons,
-    audit_id: auditId,
-    audit,
-    decided_on: decidedOn !== undefined,
-    decided_intent: decidedOn?.intent ?? null,
-    decided_policies_key: decidedOn?.policiesKey ?? null,
+  };
+}
+
+/** What the decision was made in view of (the review's columns), the same in both rows. */
+function decisionContext(decision: DecisionRecord): Record<string, unknown> {
+  return {
     policies: decision.policies ?? null,
-    intent: decision.intent ?? null,
     subject: decision.subject ?? null,
     task_age_s: decision.taskAgeS ?? null,
     denials_in_task: decision.denialsInTask ?? null,
-    drift_threshold: driftThreshold ?? null,
-    task_event_id: taskEventId,
-    suspension_id: suspensionId,
   };
 }
