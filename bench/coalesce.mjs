@@ -7,11 +7,11 @@
 // moves with everyone else's load.
 //
 //   npm run build && node bench/coalesce.mjs [--pglite] [--n 3000] [--rounds 3] [--concurrency 50] [--lanes 1] [--max 64]
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from './lib/database.mjs';
-import { cleanup, installSignalHandlers, onCleanup } from './lib/procs.mjs';
+import { cleanup, cpuSecondsOf, installSignalHandlers, onCleanup } from './lib/procs.mjs';
 
 const DIST = process.env.COALESCE_DIST ?? new URL('../dist/', import.meta.url).pathname;
 const { openDatabase } = await import(join(DIST, 'libs/db/index.js'));
@@ -106,18 +106,9 @@ async function backendPids() {
   return rows.map((row) => row.pid);
 }
 
+/** CPU ms of these processes (utime + stime). */
 function cpuOf(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone
-    }
-  }
-  return ticks * 10; // ms (100 ticks a second)
+  return cpuSecondsOf(pids) * 1000;
 }
 
 async function round(kind, coalescing) {
