@@ -62,7 +62,7 @@ try {
       ...secrets,
       port,
       main: build.main,
-      extraEnv: PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(resolve(PROFILE), `${build.name}-${round}`)}` } : {},
+      nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE), `${build.name}-${round}`)}`] : [],
     });
 
   // Set up through the newest build: boundaries (crm-orders' leases outlive the run), bots, the table, the tokens.

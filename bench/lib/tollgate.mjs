@@ -48,10 +48,20 @@ export function passedThrough() {
 }
 
 /**
- * Starts `node dist/apps/broker/main.js` (or `main`, another build's) with the admin key, KEK and
+ * Starts `node [nodeArgs] dist/apps/broker/main.js` (or `main`, another build's) with the admin key, KEK and
  * data folder given (newSecrets() for fresh ones). `databaseUrl` undefined means the embedded PGlite.
  */
-export async function startBroker({ name = 'tollgate', databaseUrl, adminKey, kek, dataDir, port, extraEnv = {}, main = BROKER_MAIN }) {
+export async function startBroker({
+  name = 'tollgate',
+  databaseUrl,
+  adminKey,
+  kek,
+  dataDir,
+  port,
+  extraEnv = {},
+  main = BROKER_MAIN,
+  nodeArgs = [],
+}) {
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
   if (!dataDir) {
@@ -80,7 +90,7 @@ export async function startBroker({ name = 'tollgate', databaseUrl, adminKey, ke
     },
   );
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  const child = startNode(name, main, [], env);
+  const child = startNode(name, main, [], env, nodeArgs);
   await waitHttp(child, `${url}/readyz`, 90_000);
   return new Broker(child, url, adminKey, dataDir);
 }
