@@ -12,7 +12,10 @@
 //   npm run build && node bench/introspection.mjs [--base /path/to/other/checkout] [--rounds 3]
 //     [--rows 1000000] [--tokens 2000] [--duration 10] [--warmup 3] [--complete 1] [--connections 50]
 //     [--profile <dir>]   (the brokers run with --cpu-prof, profiles written to <dir>/<build>-<round>)
-import { mkdirSync, writeFileSync } from 'node:fs';
+//     [--pglite]          (the brokers on the embedded PGlite, one data folder shared in turn: no
+//                          seeded table, the leases are the issued tokens'; the CPU is all the broker's)
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, freshDatabase } from './lib/database.mjs';
@@ -38,6 +41,7 @@ const WARMUP = Number(option('warmup', 3));
 const COMPLETE = Number(option('complete', 1));
 const CONNECTIONS = Number(option('connections', 50));
 const PROFILE = option('profile');
+const PGLITE = args.includes('--pglite');
 
 const started = Date.now();
 const log = (message) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}\n`);
@@ -49,16 +53,20 @@ installSignalHandlers();
 let exitCode = 0;
 const records = [];
 try {
-  const db = await freshDatabase();
-  const sql = await connect(db.url);
-  onCleanup(() => sql.end());
+  const db = PGLITE ? undefined : await freshDatabase();
+  const sql = db && (await connect(db.url));
+  if (sql) onCleanup(() => sql.end());
+  // On PGlite the brokers take turns on one data folder (one process at a time may open it).
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-introspection-'));
+  onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
   const secrets = newSecrets();
   // One port for every broker: the issuer (and the bots' assertion audience) is the broker's URL.
   const port = await freePort();
   const start = (build, round) =>
     startBroker({
       name: `tollgate (${build.name})`,
-      databaseUrl: db.url,
+      databaseUrl: db?.url,
+      dataDir,
       ...secrets,
       port,
       main: build.main,
@@ -71,8 +79,11 @@ try {
   await broker.admin('PUT', '/v1/admin/boundaries/crm-orders', { ...BOUNDARIES['crm-orders'], default_ttl: 3600, max_ttl: 3600 });
   const bots = await broker.registerBots(4);
   const t0 = Date.now();
-  const { rows } = await seedIntrospectionTable(sql, { workloadId: bots[0].id, rows: ROWS });
-  log(`seeded ${ROWS} leases in ${((Date.now() - t0) / 1000).toFixed(1)} s (table: ${rows} rows)`);
+  let rows = 0;
+  if (sql) {
+    ({ rows } = await seedIntrospectionTable(sql, { workloadId: bots[0].id, rows: ROWS }));
+    log(`seeded ${ROWS} leases in ${((Date.now() - t0) / 1000).toFixed(1)} s (table: ${rows} rows)`);
+  }
   const tokens = await introspectionTokens(broker, bots, TOKENS);
   await broker.stop();
   log(`${tokens.length} tokens (${tokens.filter((t) => t.active).length} active)`);
@@ -96,7 +107,7 @@ try {
       }
       const warm = await load.run({ ...job, duration: WARMUP });
       failOn(build.name, warm);
-      const pids = await backendPids(sql);
+      const pids = sql ? await backendPids(sql) : [];
       const before = { broker: broker.child.cpuSeconds(), postgres: cpuSecondsOf(pids) };
       const measured = await load.run({ ...job, duration: DURATION });
       failOn(build.name, measured);
@@ -137,7 +148,9 @@ try {
       Object.fromEntries(keys.map((key) => [key, round3(median(records.filter((r) => r.build === build.name).map((r) => r[key])))])),
     ]),
   );
-  process.stdout.write(`\nmedians of ${ROUNDS} round(s), ${rows} leases, ${CONNECTIONS} connections, ${DURATION} s runs\n`);
+  process.stdout.write(
+    `\nmedians of ${ROUNDS} round(s), ${PGLITE ? 'PGlite' : `PostgreSQL, ${rows} leases`}, ${CONNECTIONS} connections, ${DURATION} s runs\n`,
+  );
   process.stdout.write(`| build | ${keys.join(' | ')} |\n|${' --- |'.repeat(keys.length + 1)}\n`);
   for (const [name, m] of Object.entries(medians)) process.stdout.write(`| ${name} | ${keys.map((key) => m[key]).join(' | ')} |\n`);
   if (medians.base) {
@@ -149,8 +162,20 @@ try {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(
     out,
-    JSON.stringify({ rows, tokens: tokens.length, rounds: ROUNDS, duration: DURATION, base: BASE ?? null, records, medians }, null, 2) +
-      '\n',
+    JSON.stringify(
+      {
+        backend: PGLITE ? 'pglite' : 'postgres',
+        rows,
+        tokens: tokens.length,
+        rounds: ROUNDS,
+        duration: DURATION,
+        base: BASE ?? null,
+        records,
+        medians,
+      },
+      null,
+      2,
+    ) + '\n',
   );
   log(`wrote ${out}`);
 } catch (error) {
