@@ -43,7 +43,8 @@ async function main() {
   const targets = [];
   for (const [i, root] of BUILDS.entries()) {
     const db = POSTGRES ? await freshDatabase() : undefined;
-    const extraEnv = { TOLLGATE_SWEEP_INTERVAL_MS: '200' };
+    // As bench/run.mjs: its PostgreSQL broker sweeps every 200 ms, its embedded one at the default.
+    const extraEnv = POSTGRES ? { TOLLGATE_SWEEP_INTERVAL_MS: '200' } : {};
     const nodeArgs = [];
     if (CPU_PROF) {
       const dir = resolve(CPU_PROF, `build-${i}`);
