@@ -27,7 +27,7 @@ import {
   stop,
   waitHttp,
 } from './lib/procs.mjs';
-import { BROKER_MAIN, botsForWorker, newSecrets, passedThrough, startBroker } from './lib/tollgate.mjs';
+import { BROKER_MAIN, botsForWorker, newSecrets, passedThrough, setUpCredentialLoad, startBroker } from './lib/tollgate.mjs';
 import { printTable } from './lib/report.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -347,17 +347,8 @@ async function helloPeer(load) {
 /** Starts the broker on its embedded PGlite default and sets it up as the PostgreSQL one. */
 async function embeddedSetup() {
   const broker = await startBroker({ name: 'tollgate (pglite)', ...newSecrets() });
-  await broker.defineBoundaries();
-  const bots = await broker.registerBots(P.bots);
-  const tasks = await broker.openTasks(bots, P.tasksPerBot);
-  const job = {
-    url: broker.url,
-    audience: broker.url,
-    bots: botsForWorker(bots),
-    connections: P.connections,
-    mix: [{ name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201 }],
-  };
-  return { broker, job };
+  const { base, mixes } = await setUpCredentialLoad(broker, { bots: P.bots, tasksPerBot: P.tasksPerBot, connections: P.connections });
+  return { broker, job: { ...base, mix: mixes.issuance } };
 }
 
 async function tokenExchange(load, broker, bots, tasks, base) {

@@ -48,8 +48,9 @@ export function passedThrough() {
 }
 
 /**
- * Starts `node [nodeArgs] dist/apps/broker/main.js` (or `main`, another build's) with the admin key, KEK and
- * data folder given (newSecrets() for fresh ones). `databaseUrl` undefined means the embedded PGlite.
+ * Starts `node dist/apps/broker/main.js` with a fresh admin key, KEK and data folder.
+ * `databaseUrl` undefined means the embedded PGlite default; `main` another build's entry point
+ * (to measure two commits alternately); `nodeArgs` go to node before it (e.g. --cpu-prof).
  */
 export async function startBroker({
   name = 'tollgate',
@@ -249,6 +250,27 @@ export class Broker {
       request.end(body);
     });
   }
+}
+
+/**
+ * The bench's credential setup on a started broker: the two boundaries, `bots` bots and
+ * `tasksPerBot` order_status tasks each. Returns the load generator's job base (without `mix`)
+ * and the two credential mixes: `issuance` (the permit path, 201) and `denial` (intent mismatch,
+ * 403, each leaving a deny decision).
+ */
+export async function setUpCredentialLoad(broker, { bots: botCount = 4, tasksPerBot = 50, connections = 50 } = {}) {
+  await broker.defineBoundaries();
+  const bots = await broker.registerBots(botCount);
+  const tasks = await broker.openTasks(bots, tasksPerBot);
+  return {
+    bots,
+    tasks,
+    base: { url: broker.url, audience: broker.url, bots: botsForWorker(bots), connections },
+    mixes: {
+      issuance: [{ name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201 }],
+      denial: [{ name: 'denial', kind: 'credential', tasks, boundary: 'payments', action: 'refund:create', expect: 403 }],
+    },
+  };
 }
 
 /** Bots' public view for the load generator (no CryptoKey objects: they do not cross IPC). */

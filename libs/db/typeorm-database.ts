@@ -6,6 +6,7 @@ import { migrations } from '../../migrations/index.js';
 import { ConfigurationError, TemporarilyUnavailable } from '../errors/index.js';
 import type pg from 'pg';
 import { isUnavailable, unavailable, type Database, type QueryRows, type Sql } from './database.js';
+import { PgliteStatements, type PgliteSession } from './pglite-statements.js';
 import { PostgresDatabase, WatchedClient } from './postgres-database.js';
 
 export interface DatabaseOptions {
@@ -65,7 +66,7 @@ async function open(options: DatabaseOptions, bootstrap: (startup: Sql) => Promi
     ? new PostgresDatabase((dataSource.driver as unknown as { master: pg.Pool }).master, async () => {
         if (dataSource.isInitialized) await dataSource.destroy();
       })
-    : new TypeOrmDatabase(dataSource, () => {
+    : new TypeOrmDatabase(dataSource, await getPGliteInstance(), () => {
         embeddedOpen = undefined;
       });
   try {
@@ -200,13 +201,21 @@ class TypeOrmDatabase implements Database {
    * ROLLBACK could undo the other's rows). So every statement and every transaction waits its turn.
    */
   private readonly turn = new Turnstile();
+  /** The statements the code names (the hot path's), prepared once on the session. */
+  private readonly statements: PgliteStatements;
+  private closed = false;
 
+  /** `pglite`: the instance this data source opened (typeorm-pglite's one per process). */
   constructor(
     private readonly dataSource: DataSource,
+    pglite: PgliteSession,
     private readonly onClose: () => void,
-  ) {}
+  ) {
+    this.statements = new PgliteStatements(pglite);
+  }
 
-  query<T>(text: string, params: readonly unknown[] = []): Promise<QueryRows<T>> {
+  query<T>(text: string, params: readonly unknown[] = [], name?: string): Promise<QueryRows<T>> {
+    if (name !== undefined) return this.serialised(() => this.named<T>(name, text, params));
     return this.serialised(async () => {
       const runner = this.dataSource.createQueryRunner();
       try {
@@ -224,7 +233,10 @@ class TypeOrmDatabase implements Database {
       try {
         await connect(runner);
         await runner.startTransaction();
-        const tx: Sql = { query: <R>(text: string, params: readonly unknown[] = []) => run<R>(runner, text, params) };
+        const tx: Sql = {
+          query: <R>(text: string, params: readonly unknown[] = [], name?: string) =>
+            name === undefined ? run<R>(runner, text, params) : this.named<R>(name, text, params),
+        };
         try {
           const result = await work(tx);
           await runner.commitTransaction();
@@ -257,8 +269,20 @@ class TypeOrmDatabase implements Database {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
     this.onClose();
+  }
+
+  /** A named statement, straight on the session (no query runner): see PgliteStatements. Called in turn. */
+  private async named<T>(name: string, text: string, params: readonly unknown[]): Promise<QueryRows<T>> {
+    // Closed, the instance is gone: as a query runner that cannot connect, a 503.
+    if (this.closed) throw new TemporarilyUnavailable('the database is not available; try again shortly');
+    try {
+      return await this.statements.run<T>(name, text, params);
+    } catch (error) {
+      return unavailable(error);
+    }
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {

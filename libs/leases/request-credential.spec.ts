@@ -186,6 +186,22 @@ describe('CredentialIssuance with remembered tasks and boundaries', () => {
     expect(store.writes).toEqual(['deny:action_not_allowed']);
   });
 
+  it("a refusal keeps its task remembered, one denial up: the task's next request reads nothing either", async () => {
+    const store = ledger();
+    let reads = 0;
+    const read = store.requestContext;
+    store.requestContext = async (...args) => (reads++, read(...args));
+    // Written as the statement would (the remembered rows stand), without the fake's own read.
+    store.recordDenial = async (decision) => (store.writes.push(`deny:${decision.reasons.join(',')}`), { written: true, suspended: false });
+    const cache = cached({ boundary: exampleBoundary({ id: 'crm', version: 3, policy: 'permit(principal, action, resource);' }) });
+    const service = issuance(store, providers(), undefined, cache);
+    await expect(service.request('bot', { ...request, action: 'orders:delete' })).rejects.toBeInstanceOf(AccessDenied);
+    await service.request('bot', request);
+    expect(reads).toBe(0);
+    expect(store.writes).toEqual(['deny:action_not_allowed', 'permit']);
+    expect(cache.get('t1', 'crm')?.task?.denials).toBe(1);
+  });
+
   it('never refuses on stale remembered rows: the refusal is not written, and fresh rows decide', async () => {
     const store = ledger(); // fresh rows: intent order_status, which the boundary serves
     const service = issuance(store, providers(), undefined, cached({ task: { ...task, intent: 'refund' } }));

@@ -375,8 +375,8 @@ export class CredentialIssuance {
     if (!written) return undefined;
     this.observe('deny', reason);
     traceDecision(decision.id, 'deny', [reason]);
-    // The task's denial count changed: policies may read it.
-    if (decision.taskId) this.cache?.forgetTask(decision.taskId);
+    // The task's denial count changed (policies may read it): one more in the remembered task.
+    if (decision.taskId) this.cache?.denied(decision.taskId);
     if (suspended) {
       // The task is ended (no permit can commit now) and its leases revoked; catch a lease whose
       // permit raced the denial before answering.

@@ -1,0 +1,152 @@
+// `npm run bench:embedded`: the credential hot path of one or more builds, alternately, on the
+// embedded PGlite default (or on PostgreSQL with --postgres), with CPU per request. Each build's
+// broker is started once as its own process and set up through the HTTP API as `npm run bench`
+// does (bench/lib/tollgate.mjs); then every round measures each build in turn with the same
+// autocannon load (bench/lib/load-worker.mjs, 50 connections). Reports per run and as medians:
+// rate, p50/p99, CPU ms per request of the broker process (PGlite runs inside it) and, on
+// PostgreSQL, of the backends serving the broker's database, and the transactions committed per
+// request in it (pg_stat_database: one per statement outside a transaction, background work included).
+//
+//   npm run build && node bench/embedded.mjs [--postgres] [--scenario issuance|denial]
+//     [--builds .,../other-worktree] [--rounds 3] [--duration 8] [--warmup 3] [--tasks-per-bot 50] [--cpu-prof DIR]
+//
+// --builds: the worktrees whose dist/ to measure, alternately (default: this one). --cpu-prof
+// writes each broker's V8 CPU profile (node --cpu-prof) into DIR when it stops.
+import { resolve, join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { connect, freshDatabase } from './lib/database.mjs';
+import { LoadGenerator } from './lib/load.mjs';
+import { cleanup, cpuSecondsOf, installSignalHandlers, onCleanup } from './lib/procs.mjs';
+import { BROKER_MAIN, newSecrets, setUpCredentialLoad, startBroker } from './lib/tollgate.mjs';
+
+const args = process.argv.slice(2);
+const value = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const POSTGRES = args.includes('--postgres');
+const SCENARIO = value('scenario', 'issuance');
+const BUILDS = value('builds', '.')
+  .split(',')
+  .map((dir) => resolve(dir));
+const ROUNDS = Number(value('rounds', 3));
+const DURATION = Number(value('duration', 8));
+const WARMUP = Number(value('warmup', 3));
+const CPU_PROF = value('cpu-prof', undefined);
+// bench/run.mjs opens 50 per bot (4 bots); fewer make each task come back within the broker's
+// 1 s context cache at the low rates of a contended machine, as it does at full speed.
+const TASKS_PER_BOT = Number(value('tasks-per-bot', 50));
+if (!['issuance', 'denial'].includes(SCENARIO)) throw new Error(`--scenario: issuance or denial, not ${SCENARIO}`);
+
+installSignalHandlers();
+const log = (message) => process.stdout.write(`${message}\n`);
+
+async function main() {
+  const load = new LoadGenerator();
+  const targets = [];
+  for (const [i, root] of BUILDS.entries()) {
+    const db = POSTGRES ? await freshDatabase() : undefined;
+    // As bench/run.mjs: its PostgreSQL broker sweeps every 200 ms, its embedded one at the default.
+    const extraEnv = POSTGRES ? { TOLLGATE_SWEEP_INTERVAL_MS: '200' } : {};
+    const nodeArgs = [];
+    if (CPU_PROF) {
+      const dir = resolve(CPU_PROF, `build-${i}`);
+      mkdirSync(dir, { recursive: true });
+      nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+    }
+    const broker = await startBroker({
+      name: `tollgate ${root}`,
+      databaseUrl: db?.url,
+      ...newSecrets(),
+      extraEnv,
+      nodeArgs,
+      main: join(root, BROKER_MAIN),
+    });
+    const setup = await setUpCredentialLoad(broker, { tasksPerBot: TASKS_PER_BOT });
+    const sql = db ? await connect(db.url) : undefined;
+    if (sql) onCleanup(() => sql.end());
+    targets.push({ root, broker, sql, dbName: db?.name, job: { ...setup.base, mix: setup.mixes[SCENARIO] }, runs: [] });
+    log(`${root}: broker up on ${POSTGRES ? 'PostgreSQL' : 'PGlite'}, ${setup.tasks.length} tasks`);
+  }
+  for (const target of targets) await expectOnly(target, await load.run({ ...target.job, duration: WARMUP }));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const target of targets) {
+      await expectOnly(target, await load.run({ ...target.job, duration: 1 }));
+      const before = await sample(target);
+      const result = await load.run({ ...target.job, duration: DURATION });
+      const after = await sample(target);
+      await expectOnly(target, result);
+      const requests = result.requests;
+      const run = {
+        rps: result.rps,
+        p50_ms: result.p50_ms,
+        p99_ms: result.p99_ms,
+        broker_cpu_ms: round3(((after.broker - before.broker) * 1000) / requests),
+        postgres_cpu_ms: POSTGRES ? round3(((after.postgres - before.postgres) * 1000) / requests) : null,
+        commits: POSTGRES ? round3((after.commits - before.commits) / requests) : null,
+      };
+      target.runs.push(run);
+      log(`round ${round} ${target.root}: ${JSON.stringify(run)}`);
+    }
+  }
+  log(`\n${SCENARIO} on ${POSTGRES ? 'PostgreSQL' : 'embedded PGlite'}, ${ROUNDS} rounds of ${DURATION} s, medians:`);
+  for (const target of targets) {
+    const m = (key) => median(target.runs.map((run) => run[key]));
+    const pg = POSTGRES ? `, PostgreSQL CPU ${m('postgres_cpu_ms')} ms/request, ${m('commits')} commits/request` : '';
+    log(`  ${target.root}: ${m('rps')}/s, p50 ${m('p50_ms')} ms, p99 ${m('p99_ms')} ms, broker CPU ${m('broker_cpu_ms')} ms/request${pg}`);
+  }
+  if (targets.length > 1) {
+    const rate = (t) => median(t.runs.map((run) => run.rps));
+    const cpu = (t) => median(t.runs.map((run) => run.broker_cpu_ms + (run.postgres_cpu_ms ?? 0)));
+    log(
+      `  ratio ${targets[0].root} / ${targets[1].root}: rate ${round3(rate(targets[0]) / rate(targets[1]))}x, CPU ${round3(cpu(targets[0]) / cpu(targets[1]))}x`,
+    );
+  }
+  for (const target of targets) await target.broker.stop();
+}
+
+/**
+ * The broker's CPU seconds; on PostgreSQL also those of the backends serving its database (other
+ * work on a shared server does not count; a backend that exits between two samples is missed) and
+ * the transactions committed in it.
+ */
+async function sample(target) {
+  const out = { broker: target.broker.child.cpuSeconds(), postgres: 0, commits: 0 };
+  if (target.sql) {
+    const { rows } = await target.sql.query(
+      `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = $1)::bigint AS n,
+              (SELECT array_agg(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) AS pids`,
+      [target.dbName],
+    );
+    out.commits = Number(rows[0].n);
+    out.postgres = cpuSecondsOf(rows[0].pids ?? []);
+  }
+  return out;
+}
+
+/** Every answer must be the scenario's status: anything else fails the bench. */
+async function expectOnly(target, result) {
+  if (result.unexpected > 0 || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(
+      `${target.root}: ${result.unexpected} unexpected answers ${JSON.stringify(result.status_codes)}, ${result.errors} errors, ${result.timeouts} timeouts: ${JSON.stringify(result.samples)}`,
+    );
+  }
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : round3((sorted[mid - 1] + sorted[mid]) / 2);
+}
+
+function round3(x) {
+  return Math.round(x * 1000) / 1000;
+}
+
+main().then(
+  () => cleanup().then(() => process.exit(0)),
+  (error) => {
+    process.stderr.write(`bench:embedded: ${error?.stack ?? error}\n`);
+    cleanup().then(() => process.exit(1));
+  },
+);
