@@ -335,6 +335,9 @@ export async function startReplicaSet(options: ReplicaSetOptions): Promise<Repli
       TOLLGATE_ISSUER: lbUrl,
       TOLLGATE_DATA_DIR: join(dir, `r${index}`),
       TOLLGATE_LOG_LEVEL: options.logLevel ?? 'warn',
+      // HAProxy checks every 200 ms and takes a replica out at the first failure: a SIGTERMed
+      // replica is out of rotation well within a second.
+      TOLLGATE_SHUTDOWN_DELAY_MS: '1000',
       ...options.env,
       ...options.replicaEnv?.(index),
     };
