@@ -251,6 +251,8 @@ function haproxyConfig(options: {
     '  http-check send meth GET uri /readyz',
     '  http-check expect status 200',
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD',
+    // Which replica answered: the fault tests count failures and latencies per replica.
+    '  http-response set-header x-tollgate-replica %s',
     `  default-server check inter ${options.interMs}ms fastinter ${options.interMs}ms downinter ${options.interMs}ms fall ${options.fall} rise ${options.rise}`,
     ...options.replicaPorts.map((port, index) => `  server r${index} 127.0.0.1:${port}`),
     '',
