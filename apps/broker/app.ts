@@ -55,7 +55,8 @@ import { IssuersController } from './http/admin/issuers.controller.js';
 import { KeysController } from './http/admin/keys.controller.js';
 import { OpenApiController } from './http/discovery/openapi.controller.js';
 import { buildOpenApi } from './http/openapi.js';
-import { BROKER, CONSOLE_ASSETS, OPENAPI } from './tokens.js';
+import { BROKER, CONSOLE_ASSETS, OPENAPI, SERVING_STATE } from './tokens.js';
+import { ServingState, sleep, within } from './shutdown.js';
 import { ConsoleController } from './http/console/console.controller.js';
 import { loadConsoleAssets } from './http/console/console-assets.js';
 
@@ -86,6 +87,7 @@ function brokerModule(
   broker: Broker,
   openapi: Record<string, unknown>,
   consoleAssets: ReturnType<typeof loadConsoleAssets>,
+  serving: ServingState,
 ): DynamicModule {
   @Module({})
   class BrokerModule {}
@@ -96,6 +98,7 @@ function brokerModule(
       { provide: BROKER, useValue: broker },
       { provide: OPENAPI, useValue: openapi },
       { provide: CONSOLE_ASSETS, useValue: consoleAssets },
+      { provide: SERVING_STATE, useValue: serving },
       { provide: ApiKeys, useValue: broker.apiKeys },
       { provide: ClientAuthentication, useValue: broker.clients },
       { provide: WorkloadAuthenticator, useValue: broker.authenticator },
@@ -131,7 +134,16 @@ function brokerModule(
 export interface App {
   app: NestFastifyApplication;
   broker: Broker;
-  /** Stops the sweeper and key maintenance, the HTTP server, the database and the trace exporter, in that order. */
+  /**
+   * Leaves gracefully, as on SIGTERM: readiness turns 503 `draining` and every response says
+   * `Connection: close` while the replica still serves for `delayMs` (default
+   * TOLLGATE_SHUTDOWN_DELAY_MS: its load balancer stops sending meanwhile); then it stops accepting,
+   * ends its event streams (clients resume elsewhere with Last-Event-ID), lets requests in flight
+   * finish (cut after TOLLGATE_SHUTDOWN_TIMEOUT_MS), stops its background duties and waits for a
+   * pass in progress, and closes the database and the trace exporter. Called again, the same drain.
+   */
+  drain(options?: { delayMs?: number }): Promise<void>;
+  /** drain() without the delay: for tests and tools that own the process. */
   close(): Promise<void>;
 }
 
@@ -170,9 +182,12 @@ export async function createApp(
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
     logger: false,
+    // Once the listener closes, a request that still arrives on an open connection gets 503 (the
+    // load balancer has stopped sending here by then: see drain()).
     return503OnClosing: true,
-    // Event streams never finish by themselves: on shutdown, end them rather than wait forever.
-    forceCloseConnections: true,
+    // Requests in flight finish on shutdown; drain() ends the event streams (they never finish by
+    // themselves) and cuts what is left after TOLLGATE_SHUTDOWN_TIMEOUT_MS.
+    forceCloseConnections: false,
     requestIdHeader: false,
     genReqId: requestIdOf,
     // SPIFFE IDs, percent-encoded in a path, may be up to 2048 characters.
@@ -191,6 +206,7 @@ export async function createApp(
     },
   });
   const fastify = adapter.getInstance();
+  const serving = new ServingState();
 
   // JSON and forms only: a text/plain body is a 415, not a string handed to a handler.
   fastify.removeContentTypeParser(['text/plain']);
@@ -213,6 +229,12 @@ export async function createApp(
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
     done();
+  });
+  // A draining replica still answers, but asks every client (a load balancer's pooled connection
+  // included) to close its connection, so the next request opens one to another replica.
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    if (serving.draining) reply.header('connection', 'close');
+    done(null, payload);
   });
   const inRequestSpan = tracing ? traceRequests(fastify, tracing.tracer) : undefined;
   fastify.addHook('preHandler', (request, _reply, done) =>
@@ -241,7 +263,7 @@ export async function createApp(
   // say so here, and let test/openapi.e2e.spec.ts fail on it.
   for (const problem of openapi.problems) logger.warn({ msg: 'openapi: route not fully documented', problem });
 
-  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document, consoleAssets), adapter, {
+  const app = await NestFactory.create<NestFastifyApplication>(brokerModule(broker, openapi.document, consoleAssets, serving), adapter, {
     logger,
     bodyParser: false,
   });
@@ -249,15 +271,21 @@ export async function createApp(
   await app.init();
 
   // Background work: each job runs on its own timer, never overlapping itself; a failure is logged
-  // and the next tick tries again.
+  // and the next tick tries again. A pass in progress is kept, so a shutdown waits for it before it
+  // closes the pool under it.
+  const passes = new Set<Promise<unknown>>();
   const background = (everyMs: number, name: string, job: () => Promise<unknown>): NodeJS.Timeout => {
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
       running = true;
-      job()
+      const pass = job()
         .catch((error: unknown) => logger.warn({ msg: `${name} failed`, error: error instanceof Error ? error.message : String(error) }))
-        .finally(() => (running = false));
+        .finally(() => {
+          running = false;
+          passes.delete(pass);
+        });
+      passes.add(pass);
     }, everyMs);
     timer.unref();
     return timer;
@@ -286,20 +314,45 @@ export async function createApp(
   // Every replica runs it; the advisory lock lets one link at a time.
   if (options.sweep ?? true) timers.push(background(CHAIN_INTERVAL_MS, 'audit chain', () => broker.auditChainer.runOnce()));
 
+  let draining: Promise<void> | undefined;
+  const drain = async (delayMs: number): Promise<void> => {
+    serving.beginDraining();
+    if (config.logLevel === 'debug' || config.logLevel === 'info') {
+      logger.log({ msg: 'draining: readiness answers 503, the listener closes after the delay', delay_ms: delayMs });
+    }
+    if (delayMs > 0) await sleep(delayMs);
+    const { timeoutMs } = config.shutdown;
+    // Streams first: an open stream would hold the listener's close until the timeout. Each ends
+    // after the last event it wrote; its client resumes on another replica with Last-Event-ID.
+    const streams = broker.eventFeed.close();
+    // Stops accepting; requests in flight run to their end (each answered with Connection: close).
+    const closed = app.close();
+    if ((await within(closed, timeoutMs)) === 'timeout') {
+      logger.warn({ msg: 'shutdown timeout: cutting the connections of requests still in flight', timeout_ms: timeoutMs });
+      fastify.server.closeAllConnections();
+      await closed;
+    }
+    for (const timer of timers) clearInterval(timer);
+    broker.eventFeed.stop();
+    // A sweep, outbox or chain pass in progress finishes (its transaction commits or rolls back)
+    // before the pool closes; one stuck on a dead database is left to the pool's close.
+    if ((await within(Promise.allSettled([...passes]), timeoutMs)) === 'timeout') {
+      logger.warn({ msg: 'shutdown timeout: a background pass did not finish', timeout_ms: timeoutMs });
+    }
+    await unlisten?.();
+    broker.cedar.live.close();
+    broker.cedar.replay.close();
+    await broker.db.close();
+    // Last: the spans of the requests app.close() let finish are flushed too.
+    await tracing?.shutdown();
+    if (config.logLevel === 'debug' || config.logLevel === 'info') logger.log({ msg: 'drained', event_streams_ended: streams });
+  };
+
   return {
     app,
     broker,
-    async close() {
-      for (const timer of timers) clearInterval(timer);
-      broker.eventFeed.stop();
-      await unlisten?.();
-      await app.close();
-      broker.cedar.live.close();
-      broker.cedar.replay.close();
-      await broker.db.close();
-      // Last: the spans of the requests app.close() let finish are flushed too.
-      await tracing?.shutdown();
-    },
+    drain: (options = {}) => (draining ??= drain(options.delayMs ?? config.shutdown.delayMs)),
+    close: () => (draining ??= drain(0)),
   };
 }
 

@@ -17,7 +17,7 @@ async function main(args: readonly string[]): Promise<void> {
     process.exit(2);
   }
   const config = loadBrokerConfig(process.env);
-  const { app, broker, close } = await createApp(config);
+  const { app, broker, drain } = await createApp(config);
   // Shown before listening: if the port is taken, the operator still has the key that was stored.
   if (broker.generatedAdminKey) {
     process.stdout.write(handOverAdminKey(broker.generatedAdminKey, { dataDir: config.dataDir, terminal: process.stdout.isTTY === true }));
@@ -39,12 +39,32 @@ async function main(args: readonly string[]): Promise<void> {
   );
   process.stdout.write(lines.join('\n') + '\n');
 
-  const stop = async () => {
-    await close().catch(() => {});
-    process.exit(0);
+  // SIGTERM (Kubernetes, docker stop, systemd, a rolling restart): drain, then exit 0. SIGINT (Ctrl-C
+  // in a terminal, no load balancer to wait for) drains without the delay. A second signal exits at
+  // once, as an operator who presses Ctrl-C twice expects.
+  let leaving = false;
+  const stop = (signal: 'SIGINT' | 'SIGTERM') => {
+    if (leaving) {
+      process.stderr.write(`tollgate: ${signal} again, exiting without waiting\n`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    leaving = true;
+    // Whatever hangs (a pool whose database vanished mid-close), the process still ends.
+    const budget = (signal === 'SIGINT' ? 0 : config.shutdown.delayMs) + 2 * config.shutdown.timeoutMs + 5_000;
+    setTimeout(() => {
+      process.stderr.write(`tollgate: shutdown did not finish within ${budget} ms, exiting\n`);
+      process.exit(1);
+    }, budget).unref();
+    drain({ delayMs: signal === 'SIGINT' ? 0 : config.shutdown.delayMs }).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`tollgate: shutdown: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(0);
+      },
+    );
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 async function migrate(): Promise<void> {

@@ -153,6 +153,19 @@ describe('loadConfig', () => {
     expect(shown).not.toContain('short-secret-value');
   });
 
+  it('drains for 5 s then gives requests in flight 10 s by default; both bounded, by name', () => {
+    expect(loadConfig({}).shutdown).toEqual({ delayMs: 5_000, timeoutMs: 10_000 });
+    expect(loadConfig({ TOLLGATE_SHUTDOWN_DELAY_MS: '0', TOLLGATE_SHUTDOWN_TIMEOUT_MS: '250' }).shutdown).toEqual({
+      delayMs: 0,
+      timeoutMs: 250,
+    });
+    expect(problems({ TOLLGATE_SHUTDOWN_DELAY_MS: '5s', TOLLGATE_SHUTDOWN_TIMEOUT_MS: '0' })).toEqual([
+      'TOLLGATE_SHUTDOWN_DELAY_MS: must be an integer from 0 to 600000',
+      'TOLLGATE_SHUTDOWN_TIMEOUT_MS: must be an integer from 100 to 600000',
+    ]);
+    expect(problems({ TOLLGATE_SHUTDOWN_DELAY_MS: '600001' })).toEqual(['TOLLGATE_SHUTDOWN_DELAY_MS: must be an integer from 0 to 600000']);
+  });
+
   it('migrates at start unless TOLLGATE_MIGRATE=off; `migrate` needs only the database', () => {
     expect(loadConfig({}).migrate).toBe(true);
     expect(loadConfig({ TOLLGATE_MIGRATE: 'off' }).migrate).toBe(false);

@@ -37,6 +37,18 @@ export interface Config {
   events: EventsConfig;
   /** OpenTelemetry traces (the standard OTEL_* variables); undefined when off, the default. */
   tracing: TracingConfig | undefined;
+  /** How a replica leaves on SIGTERM: still serving while the load balancer notices, then draining. */
+  shutdown: ShutdownConfig;
+}
+
+export interface ShutdownConfig {
+  /**
+   * After SIGTERM, how long the replica keeps serving (readiness 503, `Connection: close`) before
+   * it stops accepting: the time its load balancer or Kubernetes endpoints need to stop sending.
+   */
+  delayMs: number;
+  /** Then how long requests in flight may take to finish before their connections are cut. */
+  timeoutMs: number;
 }
 
 /** Where traces go: an OTLP/HTTP receiver (spans are sent as OTLP JSON). */
@@ -97,6 +109,8 @@ const KNOWN = new Set([
   'TOLLGATE_EVENTS_MAX_STREAMS',
   'TOLLGATE_EVENTS_MAX_STREAMS_PER_KEY',
   'TOLLGATE_EVENTS_STALL_TIMEOUT_MS',
+  'TOLLGATE_SHUTDOWN_DELAY_MS',
+  'TOLLGATE_SHUTDOWN_TIMEOUT_MS',
 ]);
 
 /** Shortest automatic rotation period: a key is published one period before it signs, and jose's
@@ -231,6 +245,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}, part?: ConfigPar
   const rateLimit = rateLimitOf(env, problems);
   const events = eventsConfig(env, problems);
   const tracing = tracingConfig(env, problems);
+  const shutdown = shutdownConfig(env, problems);
   const own = part?.read(env, problems);
 
   if (problems.length > 0) throw new ConfigurationError(problems);
@@ -254,7 +269,23 @@ export function loadConfig(env: Env, options: LoadOptions = {}, part?: ConfigPar
     rateLimit,
     events,
     tracing,
+    shutdown,
   };
+}
+
+/**
+ * TOLLGATE_SHUTDOWN_DELAY_MS (default 5 s): Kubernetes takes a terminating pod out of its Service's
+ * endpoints at once, but kube-proxy and ingress controllers apply that a second or a few later, and a
+ * load balancer polling /readyz every second with three failures to fall needs about 3 s; until then
+ * requests keep arriving, and a replica that closed its listener would refuse them.
+ * TOLLGATE_SHUTDOWN_TIMEOUT_MS (default 10 s): requests in flight then finish; no request runs longer
+ * than the 10 s statement timeout unless the database hangs, and 5 + 10 s fit in Kubernetes' default
+ * 30 s grace period with room for the pool to close.
+ */
+function shutdownConfig(env: Record<string, string | undefined>, problems: string[]): ShutdownConfig {
+  const delayMs = integer(env, 'TOLLGATE_SHUTDOWN_DELAY_MS', 5_000, 0, 600_000, problems);
+  const timeoutMs = integer(env, 'TOLLGATE_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000, problems);
+  return { delayMs, timeoutMs };
 }
 
 /**

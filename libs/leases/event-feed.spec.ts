@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { TooManyStreams } from '../errors/errors.js';
+import { TemporarilyUnavailable, TooManyStreams } from '../errors/errors.js';
 import { EventFeed, type EventSource, type FeedBatch, type FeedSubscriber } from './event-feed.js';
 import { EventStream, type StreamResponse } from './event-stream.js';
 import type { RevocationEvent, Sequenced } from '../audit/event-log.js';
@@ -208,6 +208,43 @@ describe('EventFeed', () => {
     await feed.tick();
     expect(asked).toHaveLength(2);
     expect(streams.map((s) => s.ended)).toEqual([true, true, false, false]);
+  });
+});
+
+describe('EventFeed.close (the replica is shutting down)', () => {
+  it('ends every open stream after the last event it wrote and refuses new streams with 503', async () => {
+    const log = new MemoryLog();
+    const feed = feedOn(log);
+    const outs = [new SlowResponse(1_000_000), new SlowResponse(1_000_000)];
+    for (const out of outs) {
+      const stream = new EventStream({
+        keyId: 'key',
+        audience: undefined,
+        after: '0',
+        out,
+        feed,
+        log,
+        render,
+        stallTimeoutMs: 1000,
+        now: () => 0,
+      });
+      stream.subscribe();
+      stream.start();
+    }
+    await settle();
+    log.add(3);
+    await feed.tick();
+    await settle();
+    expect(feed.close()).toBe(2);
+    expect(outs.map((out) => out.ended)).toEqual([true, true]);
+    // Ended, not destroyed: what was written reaches the client, whose Last-Event-ID is then 3.
+    expect(outs.map((out) => out.destroyed)).toEqual([false, false]);
+    expect(outs.map((out) => out.ids())).toEqual([
+      ['1', '2', '3'],
+      ['1', '2', '3'],
+    ]);
+    expect(feed.size).toBe(0);
+    expect(() => feed.subscribe(new Recorder('key'))).toThrow(TemporarilyUnavailable);
   });
 });
 

@@ -1,4 +1,4 @@
-import { TooManyStreams } from '../errors/index.js';
+import { TemporarilyUnavailable, TooManyStreams } from '../errors/index.js';
 import type { RevocationEvent, Sequenced } from '../audit/index.js';
 
 /** What the feed reads: RevocationEventLog's positions (narrowed so the feed can be tested alone). */
@@ -70,6 +70,8 @@ export class EventFeed {
   private ticking: Promise<void> | undefined;
   private again = false;
   private retry: NodeJS.Timeout | undefined;
+  /** The replica is shutting down: its streams were ended, and no new one opens here. */
+  private closed = false;
 
   constructor(
     private readonly source: EventSource,
@@ -90,6 +92,7 @@ export class EventFeed {
 
   /** Adds a stream, or refuses it with 429 when this replica or its key has no place left. */
   subscribe(subscriber: FeedSubscriber): () => void {
+    if (this.closed) throw new TemporarilyUnavailable('this server is shutting down: open the stream on another replica');
     const mine = this.perKey.get(subscriber.keyId) ?? 0;
     if (this.subscribers.size >= this.limits.maxStreams)
       throw new TooManyStreams('too many event streams are open on this server', RETRY_AFTER_SECONDS);
@@ -145,6 +148,19 @@ export class EventFeed {
   stop(): void {
     clearTimeout(this.retry);
     this.retry = undefined;
+  }
+
+  /**
+   * The replica is leaving: ends every open stream (each after the last event it wrote, so its
+   * client resumes on another replica with Last-Event-ID and misses nothing) and refuses new ones
+   * with 503. A stream never ends by itself: left open, it would hold the shutdown until its timeout.
+   * Returns how many streams were ended.
+   */
+  close(): number {
+    this.closed = true;
+    const open = [...this.subscribers];
+    for (const subscriber of open) subscriber.end();
+    return open.length;
   }
 
   /**

@@ -24,6 +24,8 @@ export interface ReplicaSetOptions {
   replicaEnv?: (index: number) => Record<string, string>;
   /** HAProxy health checks of GET /readyz: period and how many failures/successes flip a server. */
   check?: { interMs?: number; fall?: number; rise?: number; timeoutMs?: number };
+  /** HAProxy logs every request (option httplog) into lbLog(), for a test that looks at failures. */
+  requestLog?: boolean;
   /** Broker log level (default warn: errors and warnings reach the tail kept for failure messages). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
@@ -209,6 +211,7 @@ class ReplicaProcess implements Replica {
  *   accepted and then died on; that is safe for GET/HEAD only. A POST (a credential, a completion)
  *   may have committed before the replica died: replaying it could issue twice, so for the other
  *   methods only connection failures are retried (`http-request disable-l7-retry`).
+ * - `option http-server-close`: one server connection per request (see the line itself).
  * - Event streams (GET /v1/events) stay open: `timeout server` is longer than the broker's
  *   keep-alive comments, so an idle stream is not cut by the front.
  */
@@ -220,13 +223,14 @@ function haproxyConfig(options: {
   fall: number;
   rise: number;
   timeoutMs: number;
+  requestLog: boolean;
 }): string {
   return [
     'global',
     '  maxconn 4096',
     `  stats socket ${options.socket} mode 600 level admin`,
     // Server state changes (UP/DOWN) go to stderr, kept for failure messages.
-    '  log stderr format short local0 notice',
+    `  log stderr format short local0 ${options.requestLog ? 'info' : 'notice'}`,
     '',
     'defaults',
     '  mode http',
@@ -240,8 +244,14 @@ function haproxyConfig(options: {
     '  retries 3',
     '  option redispatch 1',
     '  retry-on conn-failure empty-response response-timeout',
+    // A new connection to a replica per request: a request is then either in flight on a replica
+    // or refused at connect (and redispatched). Pooled server connections would add a third case:
+    // a request written on an idle connection to a replica that has just died, which HAProxy can
+    // only answer by closing the client's connection (it may not replay a POST).
+    '  option http-server-close',
     '',
     'frontend front',
+    ...(options.requestLog ? ['  option httplog'] : []),
     `  bind 127.0.0.1:${options.frontPort}`,
     '  default_backend replicas',
     '',
@@ -251,6 +261,8 @@ function haproxyConfig(options: {
     '  http-check send meth GET uri /readyz',
     '  http-check expect status 200',
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD',
+    // Which replica answered: the fault tests count failures and latencies per replica.
+    '  http-response set-header x-tollgate-replica %s',
     `  default-server check inter ${options.interMs}ms fastinter ${options.interMs}ms downinter ${options.interMs}ms fall ${options.fall} rise ${options.rise}`,
     ...options.replicaPorts.map((port, index) => `  server r${index} 127.0.0.1:${port}`),
     '',
@@ -335,6 +347,9 @@ export async function startReplicaSet(options: ReplicaSetOptions): Promise<Repli
       TOLLGATE_ISSUER: lbUrl,
       TOLLGATE_DATA_DIR: join(dir, `r${index}`),
       TOLLGATE_LOG_LEVEL: options.logLevel ?? 'warn',
+      // HAProxy checks every 200 ms and takes a replica out at the first failure: a SIGTERMed
+      // replica is out of rotation well within a second.
+      TOLLGATE_SHUTDOWN_DELAY_MS: '1000',
       ...options.env,
       ...options.replicaEnv?.(index),
     };
@@ -372,6 +387,7 @@ export async function startReplicaSet(options: ReplicaSetOptions): Promise<Repli
         fall: options.check?.fall ?? 1,
         rise: options.check?.rise ?? 1,
         timeoutMs: options.check?.timeoutMs ?? 2_000,
+        requestLog: options.requestLog ?? false,
       }),
     );
     const check = spawnSync(haproxy, ['-c', '-q', '-f', config], { encoding: 'utf8' });
@@ -384,7 +400,7 @@ export async function startReplicaSet(options: ReplicaSetOptions): Promise<Repli
       for (const line of chunk.toString().split('\n')) {
         if (line.trim() === '') continue;
         lbTail.push(line);
-        if (lbTail.length > TAIL_LINES) lbTail.shift();
+        if (lbTail.length > (options.requestLog ? 5_000 : TAIL_LINES)) lbTail.shift();
       }
     };
     child.stdout?.on('data', keep);

@@ -3,7 +3,8 @@ import { Controller, Get, Header, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_AUTH_METHODS } from '../../../../libs/identity/index.js';
 import type { Broker } from '../../broker.js';
-import { BROKER } from '../../tokens.js';
+import { BROKER, SERVING_STATE } from '../../tokens.js';
+import type { ServingState } from '../../shutdown.js';
 import { DPOP_ALGORITHMS } from '../../../../libs/identity/index.js';
 import { jwkSetView } from '../common/responses.js';
 import { ApiRoute } from '../openapi.js';
@@ -13,7 +14,10 @@ import { Inject } from '@nestjs/common';
 /** Discovery (JWKS, RFC 8414 metadata), health and metrics: no authentication. */
 @Controller()
 export class DiscoveryController {
-  constructor(@Inject(BROKER) private readonly broker: Pick<Broker, 'config' | 'keys' | 'db' | 'metrics'>) {}
+  constructor(
+    @Inject(BROKER) private readonly broker: Pick<Broker, 'config' | 'keys' | 'db' | 'metrics'>,
+    @Inject(SERVING_STATE) private readonly serving: Pick<ServingState, 'draining'>,
+  ) {}
 
   @Get('.well-known/jwks.json')
   @ApiRoute({ summary: 'Public signing keys (current and previous during rotation)', responses: { 200: jwksResponse } })
@@ -59,19 +63,30 @@ export class DiscoveryController {
     return { status: 'ok' };
   }
 
-  /** Ready only when the database answers: a load balancer must not send credential requests here otherwise. */
+  /**
+   * Ready only when the database answers and the replica is not shutting down: a load balancer must
+   * not send credential requests here otherwise. Draining wins without asking the database: the
+   * answer must turn 503 the moment SIGTERM arrives, whatever the database does.
+   */
   @Get('readyz')
   @ApiRoute({
-    summary: 'Readiness: ready only when the database answers',
-    responses: { 200: readinessResponse, 503: { description: 'The database does not answer', schema: readinessResponse } },
+    summary: 'Readiness: ready only when the database answers and the replica is not shutting down',
+    responses: {
+      200: readinessResponse,
+      503: { description: 'The replica is draining (shutting down), or the database does not answer', schema: readinessResponse },
+    },
   })
   async readyz(@Res({ passthrough: true }) reply: FastifyReply): Promise<z.infer<typeof readinessResponse>> {
+    if (this.serving.draining) {
+      reply.status(503);
+      return { status: 'unavailable', database: this.broker.db.kind, reason: 'draining' };
+    }
     try {
       await this.broker.db.ping();
       return { status: 'ready', database: this.broker.db.kind };
     } catch {
       reply.status(503);
-      return { status: 'unavailable', database: this.broker.db.kind };
+      return { status: 'unavailable', database: this.broker.db.kind, reason: 'database_unavailable' };
     }
   }
 

@@ -25,4 +25,11 @@ export const metadataResponse = z.strictObject({
 });
 
 export const healthResponse = z.strictObject({ status: z.literal('ok') });
-export const readinessResponse = z.strictObject({ status: z.enum(['ready', 'unavailable']), database: z.string() });
+export const readinessResponse = z.strictObject({
+  status: z.enum(['ready', 'unavailable']),
+  database: z.string(),
+  reason: z
+    .enum(['draining', 'database_unavailable'])
+    .optional()
+    .describe('why not ready: the replica is shutting down (draining), or the database does not answer'),
+});
