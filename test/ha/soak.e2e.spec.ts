@@ -14,7 +14,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 describe('soak (short)', () => {
   it('90 s of mixed load across three replicas: no errors, RSS, connections, loop delay and p99 flat', { timeout: 300_000 }, async () => {
     const result = await runSoak({
-      seconds: Number(process.env.TOLLGATE_SOAK_SECONDS ?? 90),
+      seconds: 90,
       rate: 20,
       sampleSeconds: 5,
       warmupSeconds: 20,
@@ -29,6 +29,7 @@ describe('soak (short)', () => {
         latencyRatio: 4,
         loopSlackMs: 100,
         p99SlackMs: 250,
+        cpuRatio: 3,
       },
     });
     expect(result.errorExamples).toEqual([]);
@@ -48,7 +49,7 @@ describe('soak (short)', () => {
 
 /** The judge itself, on made-up samples: it must catch growth, or the soak proves nothing. */
 describe('soak flatness judge', () => {
-  const sample = (t: number, rss: number, connections: number, loop: number, p99: number): Sample => ({
+  const sample = (t: number, rss: number, connections: number, loop: number, p99: number, cpu = 1): Sample => ({
     t,
     rssMb: [rss, rss, rss],
     connections,
@@ -59,6 +60,9 @@ describe('soak flatness judge', () => {
     errors: 0,
     late: 0,
     events: 1,
+    cpuMsPerRequest: cpu,
+    probeLoopP99Ms: 11,
+    loadAverage: 1,
   });
   const run = (of: (t: number) => Sample) =>
     flatness(
@@ -67,7 +71,7 @@ describe('soak flatness judge', () => {
     );
 
   it('passes a flat run with noise', () => {
-    const checks = run((t) => sample(t, 150 + (t % 3), 12 + (t % 2), 15 + (t % 4), 40 + (t % 5)));
+    const checks = run((t) => sample(t, 150 + (t % 3), 12 + (t % 2), 15 + (t % 4), 40 + (t % 5), 1 + (t % 3) / 20));
     expect(checks.filter((check) => !check.ok)).toEqual([]);
   });
 
@@ -76,6 +80,7 @@ describe('soak flatness judge', () => {
     expect(failed(run((t) => sample(t, 150 + t * 3, 12, 15, 40)))).toEqual(['r0 RSS (MB)', 'r1 RSS (MB)', 'r2 RSS (MB)']);
     expect(failed(run((t) => sample(t, 150, 12 + t, 15, 40)))).toEqual(['database connections']);
     expect(failed(run((t) => sample(t, 150, 12, 15, 40 + t * 5)))).toEqual(['request p99 (ms)']);
+    expect(failed(run((t) => sample(t, 150, 12, 15, 40, 1 + t / 20)))).toEqual(['CPU per request (ms)']);
     expect(failed(run((t) => sample(t, 150, 12, 15 + t * 2, 40)))).toEqual([
       'r0 event-loop delay p99 (ms)',
       'r1 event-loop delay p99 (ms)',

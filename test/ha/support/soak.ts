@@ -5,7 +5,9 @@
 // JSON) and a PNG plot, and judges flatness: the median of the last third of the samples against
 // the first third, after a warm-up. `npm run ha:soak` (scripts/ha-soak.ts) runs it for the note;
 // test/ha/soak.e2e.spec.ts runs a short one.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freshDatabase, type TestDatabase } from '../../support/database.js';
@@ -25,6 +27,8 @@ export interface Tolerances {
   latencyRatio: number;
   loopSlackMs: number;
   p99SlackMs: number;
+  /** CPU per request: last at most first × this. */
+  cpuRatio: number;
 }
 
 /** For the 30-minute run; the short test passes looser ones. */
@@ -36,6 +40,7 @@ export const SOAK_TOLERANCES: Tolerances = {
   latencyRatio: 1.5,
   loopSlackMs: 10,
   p99SlackMs: 25,
+  cpuRatio: 1.25,
 };
 
 export interface SoakOptions {
@@ -62,6 +67,7 @@ export interface SoakOptions {
 export interface Sample {
   /** Seconds since the load started. */
   t: number;
+  /** Each replica's RSS with its child processes (the Cedar evaluators), MB. */
   rssMb: number[];
   connections: number;
   loopP99Ms: number[];
@@ -72,6 +78,12 @@ export interface Sample {
   /** Requests that could not start on time: the client (this process) fell behind the rate. */
   late: number;
   events: number;
+  /** CPU time of the three replicas (and their children) per request answered in the interval, ms. */
+  cpuMsPerRequest: number;
+  /** An idle node process's event-loop delay p99 in the interval (ms): the machine's own noise. */
+  probeLoopP99Ms: number;
+  /** The machine's 1-minute load average. */
+  loadAverage: number;
 }
 
 export interface FlatnessCheck {
@@ -188,7 +200,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     if (rate === undefined) {
       capacity = await load.capacity((options.capacitySeconds ?? 10) * 1000);
       rate = Math.max(5, Math.round(capacity / 2));
-      log(`soak: capacity ${capacity.toFixed(0)} requests/s (closed loop, ${MAX_IN_FLIGHT / 4} clients); soaking at half: ${rate}/s`);
+      log(
+        `soak: capacity ${capacity.toFixed(0)} requests/s (closed loop, ${MAX_IN_FLIGHT / 4} clients, after a warm-up); soaking at half: ${rate}/s`,
+      );
     } else {
       log(`soak: fixed rate ${rate} requests/s`);
     }
@@ -199,18 +213,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
     const pool = new pg.Pool({ connectionString: db.databaseUrl!, max: 1 });
     stops.push(() => pool.end());
+    const probe = startProbe();
+    stops.push(() => probe.stop());
+    const cpu = new CpuMeter();
     const samples: Sample[] = [];
     const started = performance.now();
     load.start(rate);
     for (let next = sampleMs; next <= options.seconds * 1000 + 1; next += sampleMs) {
       await sleep(Math.max(0, started + next - performance.now()));
       const interval = load.swap();
-      const sample = await takeSample(set, pool, db.name, interval, (performance.now() - started) / 1000);
+      const sample = await takeSample(set, pool, db.name, interval, (performance.now() - started) / 1000, cpu, probe);
       samples.push(sample);
       log(
         `soak t=${sample.t.toFixed(0)}s rss=${sample.rssMb.map((mb) => mb.toFixed(0)).join('/')}MB conns=${sample.connections} ` +
           `loop_p99=${sample.loopP99Ms.map((ms) => ms.toFixed(1)).join('/')}ms req=${sample.requests} p50=${sample.p50Ms.toFixed(1)}ms ` +
-          `p99=${sample.p99Ms.toFixed(1)}ms errors=${sample.errors} late=${sample.late} events=${sample.events}`,
+          `p99=${sample.p99Ms.toFixed(1)}ms cpu/req=${sample.cpuMsPerRequest.toFixed(2)}ms errors=${sample.errors} late=${sample.late} ` +
+          `events=${sample.events} probe_loop_p99=${sample.probeLoopP99Ms.toFixed(1)}ms load=${sample.loadAverage.toFixed(1)}`,
       );
     }
     await load.stop();
@@ -333,8 +351,16 @@ class Load {
     while (this.completed.length < 2) await this.run('complete');
   }
 
-  /** Closed loop, `MAX_IN_FLIGHT / 4` clients: requests answered per second. */
+  /**
+   * Closed loop, `MAX_IN_FLIGHT / 4` clients: requests answered per second, measured after a
+   * warm-up of a third as long (fresh processes compile their hot paths first).
+   */
   async capacity(ms: number): Promise<number> {
+    await this.closedLoop(ms / 3);
+    return this.closedLoop(ms);
+  }
+
+  private async closedLoop(ms: number): Promise<number> {
     const until = performance.now() + ms;
     let done = 0;
     const started = performance.now();
@@ -574,18 +600,21 @@ class Streams {
   }
 }
 
-async function takeSample(set: ReplicaSet, pool: pg.Pool, database: string, interval: Interval, t: number): Promise<Sample> {
-  const rssMb = set.replicas.map((replica) => {
+async function takeSample(
+  set: ReplicaSet,
+  pool: pg.Pool,
+  database: string,
+  interval: Interval,
+  t: number,
+  cpu: CpuMeter,
+  probe: Probe,
+): Promise<Sample> {
+  const trees = set.replicas.map((replica) => {
     const pid = replica.pid();
-    if (pid === undefined) return Number.NaN;
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
-      return kb ? Number(kb) / 1024 : Number.NaN;
-    } catch {
-      return Number.NaN;
-    }
+    return pid === undefined ? [] : [pid, ...descendants(pid)];
   });
+  const rssMb = trees.map((pids) => (pids.length === 0 ? Number.NaN : pids.reduce((sum, pid) => sum + rssKbOf(pid), 0) / 1024));
+  const cpuMs = cpu.since(trees.flat());
   // This sampler's own connection is left out: it is the harness's, not the brokers'.
   const { rows } = await pool.query<{ n: string }>(
     'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
@@ -607,6 +636,9 @@ async function takeSample(set: ReplicaSet, pool: pg.Pool, database: string, inte
   );
   const sorted = [...interval.latencies].sort((a, b) => a - b);
   return {
+    cpuMsPerRequest: sorted.length > 0 ? cpuMs / sorted.length : Number.NaN,
+    probeLoopP99Ms: await probe.p99(),
+    loadAverage: loadavg()[0]!,
     t,
     rssMb,
     connections: Number(rows[0]!.n),
@@ -617,6 +649,107 @@ async function takeSample(set: ReplicaSet, pool: pg.Pool, database: string, inte
     errors: interval.errors,
     late: interval.late,
     events: interval.events,
+  };
+}
+
+function rssKbOf(pid: number): number {
+  try {
+    return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0; // exited meanwhile
+  }
+}
+
+/** Every process below `pid` (children, their children), from the ppid field of /proc/<pid>/stat. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/** CPU time (utime + stime, /proc/<pid>/stat fields 14 and 15, 1/100 s ticks) used since the last call, ms. */
+class CpuMeter {
+  private last = new Map<number, number>();
+
+  since(pids: readonly number[]): number {
+    const now = new Map<number, number>();
+    let used = 0;
+    for (const pid of pids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const ticks = Number(fields[11]) + Number(fields[12]);
+        now.set(pid, ticks);
+        used += ticks - (this.last.get(pid) ?? ticks);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    this.last = now;
+    return used * 10;
+  }
+}
+
+interface Probe {
+  p99(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * An idle node process measuring its own event-loop delay: what the machine (other processes, a
+ * shared CPU) does to any process's loop, to read the replicas' loop delay against. Each line on
+ * its stdin answers the p99 since the previous one, in ms.
+ */
+function startProbe(): Probe {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 10 }); h.enable();
+       require('node:readline').createInterface({ input: process.stdin }).on('line', () => {
+         process.stdout.write((h.percentile(99) / 1e6).toFixed(2) + '\\n'); h.reset();
+       });`,
+    ],
+    { stdio: ['pipe', 'pipe', 'ignore'] },
+  );
+  const waiting: Array<(value: number) => void> = [];
+  child.stdout.setEncoding('utf8');
+  let buffer = '';
+  child.stdout.on('data', (chunk: string) => {
+    buffer += chunk;
+    let end: number;
+    while ((end = buffer.indexOf('\n')) >= 0) {
+      waiting.shift()?.(Number(buffer.slice(0, end)));
+      buffer = buffer.slice(end + 1);
+    }
+  });
+  return {
+    p99: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(Number.NaN);
+        waiting.push(resolve);
+        child.stdin.write('\n');
+      }),
+    stop: async () => {
+      child.kill();
+    },
   };
 }
 
@@ -663,6 +796,11 @@ export function flatness(judged: readonly Sample[], tolerances: Tolerances): Fla
     (a) => Math.max(a * tolerances.connectionsRatio, a + tolerances.connectionsSlack),
   );
   check(
+    'CPU per request (ms)',
+    (sample) => sample.cpuMsPerRequest,
+    (a) => a * tolerances.cpuRatio,
+  );
+  check(
     'request p99 (ms)',
     (sample) => sample.p99Ms,
     (a) => Math.max(a * tolerances.latencyRatio, a + tolerances.p99SlackMs),
@@ -690,6 +828,9 @@ function writeOutputs(result: SoakResult, name: string): void {
     'errors',
     'late',
     'events',
+    'cpu_ms_per_request',
+    'probe_loop_p99_ms',
+    'load_average',
   ];
   const lines = samples.map((sample) =>
     [
@@ -703,6 +844,9 @@ function writeOutputs(result: SoakResult, name: string): void {
       sample.errors,
       sample.late,
       sample.events,
+      sample.cpuMsPerRequest.toFixed(3),
+      sample.probeLoopP99Ms.toFixed(2),
+      sample.loadAverage.toFixed(2),
     ].join(','),
   );
   writeFileSync(result.files.csv, [header.join(','), ...lines].join('\n') + '\n');
@@ -725,7 +869,13 @@ function writeOutputs(result: SoakResult, name: string): void {
           title: 'OPEN DATABASE CONNECTIONS',
           series: [{ label: 'all', color: [120, 60, 160], values: samples.map((sample) => sample.connections) }],
         },
-        { title: 'EVENT-LOOP DELAY P99 (MS)', series: perReplica((sample) => sample.loopP99Ms) },
+        {
+          title: 'EVENT-LOOP DELAY P99 (MS)',
+          series: [
+            ...perReplica((sample) => sample.loopP99Ms),
+            { label: 'idle probe', color: [150, 150, 150], values: samples.map((sample) => sample.probeLoopP99Ms) },
+          ],
+        },
         {
           title: 'LATENCY (MS), ERRORS',
           series: [
@@ -733,6 +883,14 @@ function writeOutputs(result: SoakResult, name: string): void {
             { label: 'p50', color: [127, 127, 127], values: samples.map((sample) => sample.p50Ms) },
             { label: 'errors', color: [220, 0, 0], values: samples.map((sample) => sample.errors) },
           ],
+        },
+        {
+          title: 'CPU PER REQUEST (MS, 3 REPLICAS)',
+          series: [{ label: 'cpu', color: [230, 120, 0], values: samples.map((sample) => sample.cpuMsPerRequest) }],
+        },
+        {
+          title: 'MACHINE LOAD AVERAGE (1 MIN)',
+          series: [{ label: 'load', color: [90, 90, 90], values: samples.map((sample) => sample.loadAverage) }],
         },
       ],
     }),
