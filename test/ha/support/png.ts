@@ -219,13 +219,13 @@ export function plot(options: {
     const left = (index % columns) * panelWidth;
     const upper = top + Math.floor(index / columns) * panelHeight;
     const box = { x: left + 90, y: upper + 50, width: panelWidth - 120, height: panelHeight - 110 };
-    canvas.text(box.x, upper + 12, panel.title, AXIS, 2);
-    // The legend, right of the title.
-    let legendX = box.x + box.width;
-    for (const series of [...panel.series].reverse()) {
-      legendX -= textWidth(series.label) + 36;
-      canvas.fill(legendX, upper + 30, 22, 4, series.color);
-      canvas.text(legendX + 28, upper + 26, series.label, series.color, 2);
+    canvas.text(box.x, upper + 6, panel.title, AXIS, 2);
+    // The legend, on its own line under the title.
+    let legendX = box.x;
+    for (const series of panel.series) {
+      canvas.fill(legendX, upper + 31, 22, 4, series.color);
+      canvas.text(legendX + 28, upper + 27, series.label, series.color, 2);
+      legendX += textWidth(series.label) + 48;
     }
     const finite = panel.series.flatMap((series) => series.values.filter((value) => Number.isFinite(value)));
     const yMax = roundUp(Math.max(...finite, 0));

@@ -216,6 +216,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const probe = startProbe();
     stops.push(() => probe.stop());
     const cpu = new CpuMeter();
+    cpu.since(processTrees(set).flat()); // the baseline: the first sample counts from here
     const samples: Sample[] = [];
     const started = performance.now();
     load.start(rate);
@@ -609,10 +610,7 @@ async function takeSample(
   cpu: CpuMeter,
   probe: Probe,
 ): Promise<Sample> {
-  const trees = set.replicas.map((replica) => {
-    const pid = replica.pid();
-    return pid === undefined ? [] : [pid, ...descendants(pid)];
-  });
+  const trees = processTrees(set);
   const rssMb = trees.map((pids) => (pids.length === 0 ? Number.NaN : pids.reduce((sum, pid) => sum + rssKbOf(pid), 0) / 1024));
   const cpuMs = cpu.since(trees.flat());
   // This sampler's own connection is left out: it is the harness's, not the brokers'.
@@ -650,6 +648,14 @@ async function takeSample(
     late: interval.late,
     events: interval.events,
   };
+}
+
+/** Each replica's process and its children (the Cedar evaluators); empty for a stopped replica. */
+function processTrees(set: ReplicaSet): number[][] {
+  return set.replicas.map((replica) => {
+    const pid = replica.pid();
+    return pid === undefined ? [] : [pid, ...descendants(pid)];
+  });
 }
 
 function rssKbOf(pid: number): number {
