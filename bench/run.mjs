@@ -13,6 +13,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkSeed, connect, countDue, freshDatabase, redact, seedLeases, seedTasks, skipTriggers } from './lib/database.mjs';
+import { completeRound, introspectionTokens, seedIntrospectionTable } from './lib/introspection.mjs';
 import { LoadGenerator } from './lib/load.mjs';
 import {
   cleanup,
@@ -26,7 +27,7 @@ import {
   stop,
   waitHttp,
 } from './lib/procs.mjs';
-import { BROKER_MAIN, botsForWorker, mapLimit, newSecrets, passedThrough, startBroker } from './lib/tollgate.mjs';
+import { BROKER_MAIN, botsForWorker, newSecrets, passedThrough, startBroker } from './lib/tollgate.mjs';
 import { printTable } from './lib/report.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -402,45 +403,15 @@ async function tokenExchange(load, broker, bots, tasks, base) {
  * the API, revokes a fifth of them (their tasks complete), and introspects the mix.
  */
 async function introspectionScenario(load, broker, sql, bots, base) {
-  const version = (await sql.query(`SELECT max(version)::int AS v FROM boundaries WHERE id = 'crm-orders'`)).rows[0].v;
   const t0 = Date.now();
-  const fast = await skipTriggers(sql);
-  await seedTasks(sql, { tag: 'introspection', workloadId: bots[0].id, count: 1000 });
-  await seedLeases(sql, {
-    tag: 'introspection',
-    taskCount: 1000,
-    workloadId: bots[0].id,
-    boundaryId: 'crm-orders',
-    boundaryVersion: version,
-    count: P.introspectionRows,
-    mode: 'mixed',
-  });
-  if (fast) await sql.query('SET session_replication_role = DEFAULT');
-  await checkSeed(sql);
-  await sql.query('ANALYZE tasks, decisions, leases');
-  const rows = (await sql.query('SELECT count(*)::int AS n FROM leases')).rows[0].n;
+  const { rows, fast } = await seedIntrospectionTable(sql, { workloadId: bots[0].id, rows: P.introspectionRows });
   log(
     `introspection: seeded ${P.introspectionRows} leases by SQL in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'} (table: ${rows} rows)`,
   );
 
   // Real tokens, from ten tasks; two of them complete, so a fifth of the tokens are revoked.
-  const perTask = P.introspectionTokens / 10;
-  const groups = [];
-  for (let t = 0; t < 10; t++) {
-    const bot = bots[t % bots.length];
-    const task = await broker.must(201, 'POST', '/v1/tasks', {
-      token: await bot.token(),
-      json: { intent: 'order_status', subject: `introspected-${t}`, ttl: 3600 },
-    });
-    const issued = await mapLimit(Array.from({ length: perTask }), 20, (_, i) => broker.issue(task.task_id, bot, `order/${i}`));
-    groups.push({ taskId: task.task_id, bot, tokens: issued.map((x) => x.token), active: t >= 2 });
-  }
-  for (const group of groups.filter((g) => !g.active)) {
-    await broker.must(200, 'POST', `/v1/tasks/${group.taskId}/complete`, { token: await group.bot.token() });
-  }
-  // Interleave active and revoked tokens; check a few answers before the load.
-  const tokens = [];
-  for (let i = 0; i < perTask; i++) for (const group of groups) tokens.push({ token: group.tokens[i], active: group.active });
+  // Active and revoked interleaved; a few answers are checked before the load.
+  const tokens = await introspectionTokens(broker, bots, P.introspectionTokens);
   for (const { token, active } of tokens.slice(0, 20)) {
     const answer = await broker.introspect(token);
     if (answer.active !== active)
@@ -469,38 +440,14 @@ async function introspectionScenario(load, broker, sql, bots, base) {
 async function complete1000(broker, bot) {
   const rounds = [];
   for (let round = 0; round < P.completeRounds; round++) {
-    const task = await broker.must(201, 'POST', '/v1/tasks', {
-      token: await bot.token(),
-      json: { intent: 'order_status', subject: `bulk-${round}`, ttl: 3600 },
-    });
-    const issued = await mapLimit(Array.from({ length: 1000 }), 25, (_, i) => broker.issue(task.task_id, bot, `order/${i}`));
-    // Every token introspects active before (this also warms the connection pool used after).
-    const before = await mapLimit(issued, 50, (x) => broker.introspectFast(x.token));
-    if (before.some((answer) => answer.active !== true)) throw new Error('complete_1000: a freshly issued token introspects inactive');
-    const token = await bot.token();
-
-    const t0 = performance.now();
-    const done = await broker.must(200, 'POST', `/v1/tasks/${task.task_id}/complete`, { token });
-    const t1 = performance.now();
-    let pending = issued.map((x) => x.token);
-    let passes = 0;
-    while (pending.length > 0 && performance.now() - t1 < 10_000) {
-      passes++;
-      const answers = await mapLimit(pending, 50, (t) => broker.introspectFast(t));
-      pending = pending.filter((_, i) => answers[i].active !== false);
+    const { revoked, pending, ...timed } = await completeRound(broker, bot, `bulk-${round}`);
+    if (revoked !== 1000) {
+      failures.push({ scenario: 'complete_1000', problem: `complete answered ${revoked} revoked leases, expected 1000` });
     }
-    const t2 = performance.now();
-    if (done.revoked_leases?.length !== 1000) {
-      failures.push({
-        scenario: 'complete_1000',
-        problem: `complete answered ${done.revoked_leases?.length} revoked leases, expected 1000`,
-      });
-    }
-    if (pending.length > 0)
-      failures.push({ scenario: 'complete_1000', problem: `${pending.length} tokens still introspect active 10 s after complete` });
-    rounds.push({ ms: t2 - t0, complete_ms: t1 - t0, verify_ms: t2 - t1, passes });
+    if (pending > 0) failures.push({ scenario: 'complete_1000', problem: `${pending} tokens still introspect active 10 s after complete` });
+    rounds.push(timed);
     log(
-      `complete_1000: round ${round + 1}: ${Math.round(t2 - t0)} ms (complete ${Math.round(t1 - t0)} ms, then ${passes} introspection pass(es) of 1000 tokens ${Math.round(t2 - t1)} ms)`,
+      `complete_1000: round ${round + 1}: ${Math.round(timed.ms)} ms (complete ${Math.round(timed.complete_ms)} ms, then ${timed.passes} introspection pass(es) of 1000 tokens ${Math.round(timed.verify_ms)} ms)`,
     );
   }
   const med = (key) => round2(median(rounds.map((r) => r[key])));

@@ -35,6 +35,7 @@ import { SigningKeyRing, type KeyTimings } from '../../libs/keys/index.js';
 import { Introspection } from '../../libs/leases/index.js';
 import { DecisionLedger } from '../../libs/leases/index.js';
 import { LeaseStore } from '../../libs/leases/index.js';
+import { BatchedLeaseReads } from '../../libs/leases/index.js';
 import type { Lease } from '../../libs/leases/index.js';
 import { OutboxStore } from '../../libs/leases/index.js';
 import { RequestContextReader } from '../../libs/leases/index.js';
@@ -221,7 +222,10 @@ export async function createBroker(
   const eventFeed = new EventFeed(events, (ids) => apiKeys.liveIds(ids), config.events);
   metrics.watchEventStreams(() => eventFeed.size);
   const introspection = new Introspection(
-    leases,
+    // Concurrent introspections share one `= ANY($1)` read of their lease rows (no cache: each
+    // answer comes from a statement sent after it was asked). On PGlite too: there it measured
+    // faster, CPU per introspection 5.0 -> 3.5 ms (bench/introspection.mjs --pglite).
+    new BatchedLeaseReads(leases),
     issuedTokenVerifier(
       config.issuer,
       () => ring.publicJwks,

@@ -155,8 +155,9 @@ function descendants(root) {
   return out;
 }
 
-export function startNode(name, script, args = [], env = process.env) {
-  const proc = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `node [...nodeArgs] script [...args]` (nodeArgs: Node's own flags, such as --cpu-prof). */
+export function startNode(name, script, args = [], env = process.env, nodeArgs = []) {
+  const proc = spawn(process.execPath, [...nodeArgs, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Child(name, proc);
 }
 

@@ -32,10 +32,6 @@ export const BOUNDARIES = {
   },
 };
 
-/**
- * Starts `node dist/apps/broker/main.js` with a fresh admin key, KEK and data folder.
- * `databaseUrl` undefined means the embedded PGlite default.
- */
 /** Settings the bench always sets itself; other TOLLGATE_* in its environment pass through. */
 const OWN = new Set([
   'TOLLGATE_ADMIN_KEY',
@@ -51,7 +47,21 @@ export function passedThrough() {
   return Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('TOLLGATE_') && !OWN.has(key)));
 }
 
-export async function startBroker({ name = 'tollgate', databaseUrl, adminKey, kek, dataDir, port, extraEnv = {} }) {
+/**
+ * Starts `node [nodeArgs] dist/apps/broker/main.js` (or `main`, another build's) with the admin key, KEK and
+ * data folder given (newSecrets() for fresh ones). `databaseUrl` undefined means the embedded PGlite.
+ */
+export async function startBroker({
+  name = 'tollgate',
+  databaseUrl,
+  adminKey,
+  kek,
+  dataDir,
+  port,
+  extraEnv = {},
+  main = BROKER_MAIN,
+  nodeArgs = [],
+}) {
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
   if (!dataDir) {
@@ -80,7 +90,7 @@ export async function startBroker({ name = 'tollgate', databaseUrl, adminKey, ke
     },
   );
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  const child = startNode(name, BROKER_MAIN, [], env);
+  const child = startNode(name, main, [], env, nodeArgs);
   await waitHttp(child, `${url}/readyz`, 90_000);
   return new Broker(child, url, adminKey, dataDir);
 }

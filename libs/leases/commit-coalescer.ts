@@ -34,6 +34,9 @@ interface Waiting<I, O> {
  * statement that fails as a whole (one row breaks a constraint, a deadlock) must not fail the other
  * callers: each item is written again on its own, and only the guilty one sees the error. A
  * database that is not there fails them all at once (retrying would only knock on it harder).
+ *
+ * Reads use it too (BatchedLeaseReads: introspection's lease rows in one `= ANY($1)` statement):
+ * `write` then means "send in the next statement", and a read's outcome is its row as read there.
  */
 export class CommitCoalescer<I, O> {
   private waiting: Waiting<I, O>[] = [];

@@ -5,6 +5,7 @@ export * from './drift-guard.js';
 export * from './event-feed.js';
 export * from './event-stream.js';
 export * from './introspection.js';
+export * from './lease-reads.js';
 export * from './lease-store.js';
 export * from './lease.js';
 export * from './outbox-store.js';

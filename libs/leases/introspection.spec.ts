@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { Introspection } from './introspection.js';
-import type { LeaseStore } from './lease-store.js';
+import type { LeaseLookup } from './lease-reads.js';
 import type { Lease, LeaseState } from './lease.js';
 
 const JTI = '01a23940-7e8b-7056-b649-ce1abb19e075';
@@ -46,7 +46,7 @@ function setup(claims: JWTPayload | undefined, state: LeaseState | null = 'activ
   const verified: string[] = [];
   const leases = {
     find: async (id: string) => (asked.push(id), state && id === JTI ? lease(state, digest) : undefined),
-  } as unknown as LeaseStore;
+  } satisfies LeaseLookup;
   const introspection = new Introspection(leases, async (token) => (verified.push(token), token === 'good' ? claims : undefined));
   return { introspection, asked, verified };
 }

@@ -1,6 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { isUuid } from '../ids/index.js';
-import type { LeaseStore } from './lease-store.js';
+import type { LeaseLookup } from './lease-reads.js';
 import type { Lease } from './lease.js';
 
 export type TokenVerifier = (token: string) => Promise<JWTPayload | undefined>;
@@ -11,7 +11,7 @@ export type TokenVerifier = (token: string) => Promise<JWTPayload | undefined>;
  */
 export class Introspection {
   constructor(
-    private readonly leases: LeaseStore,
+    private readonly leases: LeaseLookup,
     private readonly verify: TokenVerifier,
   ) {}
 
