@@ -23,6 +23,18 @@ export class WatchedClient extends pg.Client {
   }
 }
 
+/** What PostgreSQL allows one statement of the broker's (the hot path's take milliseconds). */
+export const STATEMENT_TIMEOUT_MS = 10_000;
+
+/**
+ * How long the broker waits for an answer on a connection. One whose packets are dropped (a network
+ * partition, a node gone without a RST) never answers, and PostgreSQL's statement_timeout never
+ * hears of it: the client gives up a little after the server would have, the request fails closed
+ * with a 503, and the connection is destroyed rather than pooled again. (Not set on the pool: the
+ * migrations, on TypeORM's connections, may run longer.)
+ */
+export const QUERY_TIMEOUT_MS = STATEMENT_TIMEOUT_MS + 2_000;
+
 /**
  * PostgreSQL through the pg pool directly: the hot path's few statements go out as named prepared
  * statements with no ORM layer in between (TypeORM runs the migrations and owns the pool's setup).
@@ -34,13 +46,19 @@ export class PostgresDatabase implements Database {
   constructor(
     private readonly pool: pg.Pool,
     private readonly closePool: () => Promise<void>,
+    private readonly queryTimeoutMs: number = QUERY_TIMEOUT_MS,
   ) {}
+
+  /** pg reads a per-query `query_timeout` (client.js), which its types do not declare. */
+  private timed<V extends unknown[]>(config: pg.QueryConfig<V>): pg.QueryConfig<V> {
+    return Object.assign(config, { query_timeout: this.queryTimeoutMs });
+  }
 
   async query<T>(text: string, params: readonly unknown[] = [], name?: string): Promise<QueryRows<T>> {
     const client = await this.connect();
     let broken: Error | undefined;
     try {
-      const result = await client.query({ text, values: [...params], ...(name ? { name } : {}) });
+      const result = await client.query(this.timed({ text, values: [...params], ...(name ? { name } : {}) }));
       return { rows: result.rows as T[], count: result.rowCount ?? result.rows.length };
     } catch (error) {
       if (error instanceof Error && isUnavailable(error)) broken = error;
@@ -54,21 +72,27 @@ export class PostgresDatabase implements Database {
     const client = await this.connect();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
+      await client.query(this.timed({ text: 'BEGIN' }));
       const tx: Sql = {
         query: async <R>(text: string, params: readonly unknown[] = [], name?: string) => {
-          const result = await client.query({ text, values: [...params], ...(name ? { name } : {}) });
+          const result = await client.query(this.timed({ text, values: [...params], ...(name ? { name } : {}) }));
           return { rows: result.rows as R[], count: result.rowCount ?? result.rows.length };
         },
       };
       const result = await work(tx);
-      await client.query('COMMIT');
+      await client.query(this.timed({ text: 'COMMIT' }));
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        // A connection that cannot roll back is not fit to go back into the pool.
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      });
+      if (error instanceof Error && isUnavailable(error)) {
+        // The connection is lost or hangs: a ROLLBACK would wait on it too. Destroying it ends the
+        // transaction on the server all the same.
+        broken = error;
+      } else {
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+          // A connection that cannot roll back is not fit to go back into the pool.
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        });
+      }
       return unavailable(error);
     } finally {
       client.release(broken);

@@ -7,7 +7,7 @@ import { ConfigurationError, TemporarilyUnavailable } from '../errors/index.js';
 import type pg from 'pg';
 import { isUnavailable, unavailable, type Database, type QueryRows, type Sql } from './database.js';
 import { PgliteStatements, type PgliteSession } from './pglite-statements.js';
-import { PostgresDatabase, WatchedClient } from './postgres-database.js';
+import { PostgresDatabase, STATEMENT_TIMEOUT_MS, WatchedClient } from './postgres-database.js';
 
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
@@ -115,6 +115,9 @@ async function migrateAndBootstrap(
     if (migrate) {
       const migrations = new MigrationExecutor(dataSource, lock);
       migrations.transaction = 'none'; // already inside the lock's transaction
+      // A migration rewriting a big table may take minutes: the broker's per-statement bound is not
+      // meant for it (SET LOCAL: it ends with the transaction, before the connection is pooled).
+      await run(lock, 'SET LOCAL statement_timeout = 0', []);
       applied = (await migrations.executePendingMigrations()).map((migration) => migration.name);
     } else {
       await refuseUnmigrated(dataSource, lock);
@@ -160,7 +163,10 @@ function postgresDataSource(options: DatabaseOptions): DataSource {
       max: options.poolSize ?? 10,
       // A dead database must turn into a quick 503, not a request that hangs.
       connectionTimeoutMillis: 2_000,
-      statement_timeout: 10_000,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      // Idle pooled connections to a peer that vanished are found by the kernel, not by a request.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       application_name: 'tollgate',
     },
   });
