@@ -8,6 +8,8 @@ export default defineConfig({
   ],
   test: {
     include: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts', 'packages/**/*.spec.ts', 'test/**/*.spec.ts'],
+    // The HA suite starts replica processes behind HAProxy: its own runner, npm run test:ha.
+    exclude: ['**/node_modules/**', 'test/ha/**'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -21,17 +21,20 @@ export interface Bot {
   credential<T = any>(taskId: string, body: Record<string, unknown>): Promise<Response<T>>;
 }
 
-export function asAdmin(broker: TestBroker) {
+/** What the helpers below need of a broker: its URL and admin key (a replica set's front has both). */
+export type BrokerAddress = Pick<TestBroker, 'url' | 'adminKey'>;
+
+export function asAdmin(broker: BrokerAddress) {
   return <T = any>(method: string, path: string, json?: unknown) => call<T>(broker.url, method, path, { token: broker.adminKey, json });
 }
 
-export async function putBoundary(broker: TestBroker, id: string, body: Record<string, unknown> = {}): Promise<Response> {
+export async function putBoundary(broker: BrokerAddress, id: string, body: Record<string, unknown> = {}): Promise<Response> {
   const response = await asAdmin(broker)('PUT', `/v1/admin/boundaries/${id}`, { ...BOUNDARY, ...body });
   if (response.status >= 300) throw new Error(`PUT boundary ${id}: ${response.status} ${JSON.stringify(response.body)}`);
   return response;
 }
 
-export async function registerBot(broker: TestBroker, id = 'chatbot', alg: 'EdDSA' | 'ES256' = 'EdDSA'): Promise<Bot> {
+export async function registerBot(broker: BrokerAddress, id = 'chatbot', alg: 'EdDSA' | 'ES256' = 'EdDSA'): Promise<Bot> {
   const key = await workloadKey(alg);
   const put = await asAdmin(broker)('PUT', `/v1/admin/workloads/${encodeURIComponent(id)}`, { jwks: { keys: [key.publicJwk] } });
   if (put.status >= 300) throw new Error(`PUT workload ${id}: ${put.status} ${JSON.stringify(put.body)}`);
@@ -52,7 +55,7 @@ export async function registerBot(broker: TestBroker, id = 'chatbot', alg: 'EdDS
   return bot;
 }
 
-export async function introspect(broker: TestBroker, token: string): Promise<Record<string, unknown>> {
+export async function introspect(broker: BrokerAddress, token: string): Promise<Record<string, unknown>> {
   const response = await call(broker.url, 'POST', '/oauth2/introspect', { token: broker.adminKey, form: { token } });
   if (response.status !== 200) throw new Error(`introspect: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body;
