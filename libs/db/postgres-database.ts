@@ -65,6 +65,8 @@ export class PostgresDatabase implements Database {
       await client.query('COMMIT');
       return result;
     } catch (error) {
+      // Like a lost connection, one that cannot write (a standby's) is dropped rather than pooled.
+      if (error instanceof Error && isUnavailable(error)) broken = error;
       await client.query('ROLLBACK').catch((rollbackError: unknown) => {
         // A connection that cannot roll back is not fit to go back into the pool.
         broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
@@ -84,8 +86,27 @@ export class PostgresDatabase implements Database {
     }
   }
 
+  /**
+   * Ready means able to write: a connection that reached a standby (a failover under way, a load
+   * balancer pointing at the wrong node) or a read-only database answers SELECT 1 but cannot issue
+   * a lease. It is dropped, so the next one may reach the primary.
+   */
   async ping(): Promise<void> {
-    await this.query('SELECT 1');
+    const client = await this.connect();
+    let broken: Error | undefined;
+    try {
+      const { rows } = await client.query<{ read_only: string }>(`SELECT current_setting('transaction_read_only') AS read_only`);
+      if (rows[0]?.read_only === 'on') {
+        broken = new Error('read-only connection');
+        throw new TemporarilyUnavailable('the database does not accept writes; try again shortly');
+      }
+    } catch (error) {
+      if (error instanceof TemporarilyUnavailable) throw error;
+      if (error instanceof Error && isUnavailable(error)) broken = error;
+      return unavailable(error);
+    } finally {
+      client.release(broken);
+    }
   }
 
   /**

@@ -343,6 +343,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
   const ports = options.ports ?? (await defaultPorts());
   const scope = options.scope ?? `tollgate-${ports.primary}`;
   const synchronous = options.synchronous ?? true;
+  let synchronousNow = synchronous;
   const user = postgresUser();
   chmodSync(dir, 0o755);
   const processes = new Map<string, ChildProcess>();
@@ -367,20 +368,29 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
   };
 
   const killAll = () => {
-    for (const node of ['pg0', 'pg1']) {
-      killQuietly(processes.get(node)?.pid, 'SIGKILL');
-      const postmaster = postmasterPid(node);
-      if (postmaster !== undefined && alive(postmaster)) {
-        const children = childrenOf(postmaster);
-        killQuietly(postmaster, 'SIGKILL');
-        for (const child of children) killQuietly(child, 'SIGKILL');
-      }
-    }
+    for (const node of ['pg0', 'pg1']) killNode(node);
     killQuietly(processes.get('haproxy')?.pid, 'SIGKILL');
     killQuietly(processes.get('etcd')?.pid, 'SIGKILL');
   };
   const onExit = () => killAll();
   if (!options.detached) process.on('exit', onExit);
+
+  /**
+   * SIGKILL to a node's Patroni with its process group (a pg_rewind or a single-user postgres it
+   * runs), its postmaster and each of the postmaster's children: they are not in the postmaster's
+   * group (every PostgreSQL child calls setsid), so each gets its own signal. Pids are read first,
+   * then killed back to back: no process gets to react to another's death.
+   */
+  const killNode = (node: string): KilledNode | undefined => {
+    const patroni = processes.get(node)?.pid;
+    const postmaster = postmasterPid(node);
+    const running = postmaster !== undefined && alive(postmaster) ? postmaster : undefined;
+    const children = running !== undefined ? childrenOf(running) : [];
+    if (patroni !== undefined) killQuietly(-patroni, 'SIGKILL');
+    killQuietly(running, 'SIGKILL');
+    for (const child of children) killQuietly(child, 'SIGKILL');
+    return patroni === undefined ? undefined : { patroni, postmaster: running, children: children.length };
+  };
 
   const postmasterPid = (node: string): number | undefined => {
     try {
@@ -439,16 +449,10 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
         return alive(pid) ? pid : undefined;
       },
       kill: async () => {
-        const patroni = processes.get(name)?.pid;
-        if (patroni === undefined || !alive(patroni)) throw new Error(`${name} is not running`);
-        // Read every pid first, then kill them back to back: no process gets to react to another's death.
-        const postmaster = postmasterPid(name);
-        const children = postmaster !== undefined ? childrenOf(postmaster) : [];
-        killQuietly(patroni, 'SIGKILL');
-        killQuietly(postmaster, 'SIGKILL');
-        for (const child of children) killQuietly(child, 'SIGKILL');
-        await until(`${name} dead`, async () => (!alive(patroni) && !alive(postmaster) ? true : undefined), 5_000);
-        return { patroni, postmaster, children: children.length };
+        if (!alive(processes.get(name)?.pid)) throw new Error(`${name} is not running`);
+        const killed = killNode(name)!;
+        await until(`${name} dead`, async () => (!alive(killed.patroni) && !alive(killed.postmaster) ? true : undefined), 5_000);
+        return killed;
       },
       start: async () => {
         if (alive(processes.get(name)?.pid)) return;
@@ -520,10 +524,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
     members,
     primary,
     waitHealthy: async (timeoutMs = 60_000) => {
-      const config = (await json(`http://127.0.0.1:${ports.rest[0]}/config`).catch(() =>
-        json(`http://127.0.0.1:${ports.rest[1]}/config`),
-      )) as { synchronous_mode?: boolean };
-      const standbyRole = config.synchronous_mode ? 'sync_standby' : 'replica';
+      const standbyRole = synchronousNow ? 'sync_standby' : 'replica';
       const leader = await until(
         `a primary with a ${standbyRole} at lag 0`,
         async () => {
@@ -560,6 +561,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ synchronous_mode: on }),
       });
+      synchronousNow = on;
       // The primary's synchronous_standby_names says whether a commit waits for the standby.
       await until(
         `synchronous replication ${on ? 'on' : 'off'}`,
@@ -597,7 +599,8 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
           : new Promise<void>((resolve) => child.once('exit', () => resolve())),
       );
       await Promise.race([Promise.all(gone), sleep(5_000)]);
-      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      // SIGKILLed PostgreSQL processes take a moment to be gone; until then a folder may not empty.
+      if (ownDir) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 
