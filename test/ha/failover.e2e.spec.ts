@@ -285,6 +285,8 @@ describe('fault 1: the PostgreSQL primary killed under issuance load', () => {
    */
   async function failover(mode: 'sync' | 'async', run: number, standbyBehindMs = 0): Promise<RunResult> {
     const primary = await cluster.waitHealthy(90_000);
+    // A bot of its own per run: a workload assertion is cached by the helper and expires in minutes.
+    bot = await registerBot(front, `chatbot-${mode}-${run}`);
     const standby = cluster.nodes.find((node) => node !== primary)!;
     await until('every replica UP behind the front', async () => (await set.serverStates()).every((state) => state === 'UP'), 30_000);
     const record: Recorded = { samples: [], leases: [], completed: [], revoked: [], vaultCompleted: [] };
@@ -294,7 +296,7 @@ describe('fault 1: the PostgreSQL primary killed under issuance load', () => {
       vaultWorker(bot, record, () => running),
       prober(set.replicas[0]!.url, bot, record, () => running),
     ]);
-    await sleep(1_500);
+    await sleep(1_000);
 
     // Two Vault leases that expire while the database is away (4 s: the kill follows at once, the
     // failover lasts about 10 s): the sweeper and the outbox must revoke them at Vault once it is back.
@@ -336,11 +338,12 @@ describe('fault 1: the PostgreSQL primary killed under issuance load', () => {
         log: set.replicas[0]!.log().split('\n').slice(-8),
       }),
     );
-    await sleep(1_500);
+    // The dead node comes back while the load goes on: Patroni rewinds it and it follows the new
+    // primary (the next run waits until it is the synchronous standby again).
+    await primary.start();
+    await sleep(1_000);
     running = false;
     await load;
-    // The dead node comes back: Patroni rewinds it and it follows the new primary (waited for by the next run).
-    await primary.start();
 
     const summary = await check(mode, run, primary, promoted, record, killAt, promotionMs, due, standbyBehindMs);
     all.samples.push(...record.samples);
