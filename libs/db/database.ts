@@ -45,6 +45,11 @@ const CONNECTION_CODES = new Set([
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
   '3D000', // database does not exist (dropped under us)
+  // read_only_sql_transaction: the connection reached a server that cannot write: a standby, an old
+  // primary demoted, or a new one a moment before its promotion ends (Patroni reports a node as
+  // primary just before promoting it, and a load balancer routes by that report). Not a wrong
+  // statement: the primary is away for this connection, so 503 and a fresh connection next time.
+  '25006',
 ]);
 
 /**

@@ -84,8 +84,9 @@ export class PostgresDatabase implements Database {
       return result;
     } catch (error) {
       if (error instanceof Error && isUnavailable(error)) {
-        // The connection is lost or hangs: a ROLLBACK would wait on it too. Destroying it ends the
-        // transaction on the server all the same.
+        // The connection is lost, hangs, or cannot write (a standby's): it is dropped rather than
+        // pooled, and a ROLLBACK on a hung one would wait too. Destroying it ends the transaction on
+        // the server all the same.
         broken = error;
       } else {
         await client.query('ROLLBACK').catch((rollbackError: unknown) => {
@@ -108,8 +109,27 @@ export class PostgresDatabase implements Database {
     }
   }
 
+  /**
+   * Ready means able to write: a connection that reached a standby (a failover under way, a load
+   * balancer pointing at the wrong node) or a read-only database answers SELECT 1 but cannot issue
+   * a lease. It is dropped, so the next one may reach the primary.
+   */
   async ping(): Promise<void> {
-    await this.query('SELECT 1');
+    const client = await this.connect();
+    let broken: Error | undefined;
+    try {
+      const { rows } = await client.query<{ read_only: string }>(`SELECT current_setting('transaction_read_only') AS read_only`);
+      if (rows[0]?.read_only === 'on') {
+        broken = new Error('read-only connection');
+        throw new TemporarilyUnavailable('the database does not accept writes; try again shortly');
+      }
+    } catch (error) {
+      if (error instanceof TemporarilyUnavailable) throw error;
+      if (error instanceof Error && isUnavailable(error)) broken = error;
+      return unavailable(error);
+    } finally {
+      client.release(broken);
+    }
   }
 
   /**
