@@ -89,7 +89,7 @@ const SHAPES: Record<'decisions' | 'leases' | 'audit_events', Shape> = {
 const TABLES = ['decisions', 'leases', 'audit_events'] as const;
 
 /** The advisory lock under which partitions are made (one maker at a time across replicas). */
-export const HISTORY_PARTITION_LOCK = 0x70_11_a0_d2;
+const HISTORY_PARTITION_LOCK = 0x70_11_a0_d2; // the same number as libs/db/partitions.ts
 
 export class HistoryPartitions1764116910000 implements MigrationInterface {
   name = 'HistoryPartitions1764116910000';
@@ -112,7 +112,9 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
       BEGIN
         FOREACH t IN ARRAY ARRAY['decisions', 'leases', 'audit_events'] LOOP
           part := t || to_char(start, '"_y"YYYY"m"MM');
-          CONTINUE WHEN to_regclass(part) IS NOT NULL;
+          -- A query of pg_class, not to_regclass: after waiting for the lock, this session's catalog
+          -- cache may not know yet of the partition the lock's previous holder made.
+          CONTINUE WHEN EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = part AND c.relnamespace = current_schema()::regnamespace);
           EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', part, t,
                          tollgate_history_bound(start), tollgate_history_bound(start + interval '1 month'));
           IF t = 'audit_events' THEN
@@ -139,7 +141,9 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
         END IF;
         IF NOT EXISTS (
           SELECT 1 FROM generate_series(0, ahead) n, unnest(ARRAY['decisions', 'leases', 'audit_events']) t
-           WHERE to_regclass(t || to_char(this_month + n * interval '1 month', '"_y"YYYY"m"MM')) IS NULL) THEN
+           WHERE NOT EXISTS (SELECT 1 FROM pg_class c
+                              WHERE c.relname = t || to_char(this_month + n * interval '1 month', '"_y"YYYY"m"MM')
+                                AND c.relnamespace = current_schema()::regnamespace)) THEN
           RETURN 0;
         END IF;
         PERFORM pg_advisory_xact_lock(${HISTORY_PARTITION_LOCK});

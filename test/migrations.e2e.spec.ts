@@ -610,6 +610,16 @@ const cases: Record<string, MigrationCase> = {
       expect(unique.map((u) => u.name)).toEqual(['audit_events_by_seq', 'audit_events_one_successor']);
     },
   },
+  AuditChainAnchors1764116970000: {
+    async fill(q) {
+      const insert = `INSERT INTO audit_chain_anchors (id, before, xid, seq, hash, dropped, actor) VALUES ($1, $2, '5', 7, $3, 3, 'operator')`;
+      await q(insert, [u(0x71), '2026-01', HASH('a')]);
+      await refused(q, insert, [u(0x72), '2026-13', HASH('b')]);
+      await refused(q, insert, [u(0x73), '2026-02', 'not a hash']);
+      await refused(q, `UPDATE audit_chain_anchors SET hash = $1`, [HASH('c')]);
+      await refused(q, `DELETE FROM audit_chain_anchors`);
+    },
+  },
 };
 
 interface TableState {
