@@ -117,6 +117,11 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
           CONTINUE WHEN EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = part AND c.relnamespace = current_schema()::regnamespace);
           EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', part, t,
                          tollgate_history_bound(start), tollgate_history_bound(start + interval '1 month'));
+          -- Row triggers come from the parent; a TRUNCATE of the partition itself must be refused too.
+          IF t <> 'leases' THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()',
+                           part || '_no_truncate', part);
+          END IF;
           IF t = 'audit_events' THEN
             EXECUTE format('CREATE UNIQUE INDEX %I ON %I (seq)', part || '_seq', part);
             EXECUTE format('CREATE UNIQUE INDEX %I ON %I (prev_hash) WHERE prev_hash IS NOT NULL', part || '_one_successor', part);
@@ -190,6 +195,11 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
       for (const index of partitioned ? shape.indexes : [...shape.indexes, ...shape.plainOnly]) await q.query(index);
       if (partitioned) {
         await q.query(`CREATE TABLE ${table}_default PARTITION OF ${table} DEFAULT`);
+        if (table !== 'leases') {
+          await q.query(
+            `CREATE TRIGGER ${table}_default_no_truncate BEFORE TRUNCATE ON ${table}_default FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()`,
+          );
+        }
         if (table === 'audit_events') {
           await q.query('CREATE UNIQUE INDEX audit_events_default_seq ON audit_events_default (seq)');
           await q.query(

@@ -591,6 +591,8 @@ const cases: Record<string, MigrationCase> = {
       await refused(q, `UPDATE decisions SET outcome = 'deny' WHERE id = $1`, [D1]);
       await refused(q, `DELETE FROM audit_events WHERE id = $1`, [E1]);
       await refused(q, `TRUNCATE audit_events`);
+      await refused(q, `TRUNCATE decisions_default`);
+      await refused(q, `TRUNCATE audit_events_${month}`);
       // seq stays unique within a month; the sequence keeps counting after the copied rows.
       const [seq] = await q<{ ok: boolean }>(`SELECT nextval('audit_events_seq') > (SELECT max(seq) FROM audit_events) AS ok`);
       expect(seq!.ok).toBe(true);
