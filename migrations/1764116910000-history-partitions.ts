@@ -16,6 +16,13 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * across a month boundary is no longer refused by an index, only by the chainer's lock and its
  * count check, and `GET /v1/audit/verify` still reports one (two events after the same one).
  *
+ * One foreign key goes: leases.decision_id → decisions. Checking it against a partitioned
+ * `decisions` cost every permit about a fifth more PostgreSQL CPU (bench/coalesce.mjs, permits:
+ * the check's cached plan locks every partition of decisions at each execution), and it grows with
+ * the number of months. The decision ledger writes a lease and its decision in one statement, so
+ * no lease is written without its decision; `history prune` checks that no kept lease refers to a
+ * decision of a month it drops. approvals.decision_id → decisions stays (an approval is rare).
+ *
  * A DEFAULT partition per table takes whatever no month holds (ids not UUIDv7, clocks far off), so
  * no insert can fail for want of a partition. Months are made ahead by
  * tollgate_ensure_history_partitions, which the broker's maintenance duty calls (SECURITY DEFINER:
@@ -32,6 +39,8 @@ interface Shape {
   plainOnly: string[];
   /** Foreign keys this table holds. */
   foreignKeys: string[];
+  /** Foreign keys it holds only while plain (see the class comment). */
+  plainForeignKeys: string[];
   triggers: string[];
 }
 
@@ -45,6 +54,7 @@ const SHAPES: Record<'decisions' | 'leases' | 'audit_events', Shape> = {
     ],
     plainOnly: [],
     foreignKeys: ['ALTER TABLE decisions ADD CONSTRAINT decisions_task_id_fkey FOREIGN KEY (task_id) REFERENCES tasks (id)'],
+    plainForeignKeys: [],
     triggers: [
       'CREATE TRIGGER decisions_append_only BEFORE UPDATE OR DELETE ON decisions FOR EACH ROW EXECUTE FUNCTION refuse_change()',
       'CREATE TRIGGER decisions_no_truncate BEFORE TRUNCATE ON decisions FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()',
@@ -64,8 +74,8 @@ const SHAPES: Record<'decisions' | 'leases' | 'audit_events', Shape> = {
     foreignKeys: [
       'ALTER TABLE leases ADD CONSTRAINT leases_task_id_fkey FOREIGN KEY (task_id) REFERENCES tasks (id)',
       'ALTER TABLE leases ADD CONSTRAINT leases_boundary_id_boundary_version_fkey FOREIGN KEY (boundary_id, boundary_version) REFERENCES boundaries (id, version)',
-      'ALTER TABLE leases ADD CONSTRAINT leases_decision_id_fkey FOREIGN KEY (decision_id) REFERENCES decisions (id)',
     ],
+    plainForeignKeys: ['ALTER TABLE leases ADD CONSTRAINT leases_decision_id_fkey FOREIGN KEY (decision_id) REFERENCES decisions (id)'],
     triggers: [],
   },
   audit_events: {
@@ -79,6 +89,7 @@ const SHAPES: Record<'decisions' | 'leases' | 'audit_events', Shape> = {
       'CREATE UNIQUE INDEX audit_events_one_successor ON audit_events (prev_hash) WHERE prev_hash IS NOT NULL',
     ],
     foreignKeys: [],
+    plainForeignKeys: [],
     triggers: [
       'CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()',
       'CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()',
@@ -176,7 +187,7 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
   private async rebuild(q: QueryRunner, partitioned: boolean): Promise<void> {
     // What points at the old tables goes first: the foreign keys to decisions, the seq's owner.
     await q.query('ALTER TABLE approvals DROP CONSTRAINT approvals_decision_id_fkey');
-    await q.query('ALTER TABLE leases DROP CONSTRAINT leases_decision_id_fkey');
+    await q.query('ALTER TABLE leases DROP CONSTRAINT IF EXISTS leases_decision_id_fkey');
     await q.query('ALTER SEQUENCE audit_events_seq OWNED BY NONE');
 
     for (const table of TABLES) {
@@ -227,7 +238,8 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
       await q.query(`DROP TABLE ${table}_moving`);
     }
     for (const table of TABLES) {
-      for (const statement of [...SHAPES[table].foreignKeys, ...SHAPES[table].triggers]) await q.query(statement);
+      const { foreignKeys, plainForeignKeys, triggers } = SHAPES[table];
+      for (const statement of [...foreignKeys, ...(partitioned ? [] : plainForeignKeys), ...triggers]) await q.query(statement);
     }
     await q.query('ALTER TABLE approvals ADD CONSTRAINT approvals_decision_id_fkey FOREIGN KEY (decision_id) REFERENCES decisions (id)');
     await q.query('ALTER SEQUENCE audit_events_seq OWNED BY audit_events.seq');

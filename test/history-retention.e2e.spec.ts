@@ -290,6 +290,7 @@ for (const kind of BACKENDS) {
         expect(nothing.status).toBe(0);
         expect(nothing.stdout).toMatch(/nothing before 2026-10/);
       },
+      180_000,
     );
   });
 }

@@ -580,13 +580,18 @@ const cases: Record<string, MigrationCase> = {
           WHERE to_regclass(t || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + i * interval '1 month', '"_y"YYYY"m"MM')) IS NOT NULL`,
       );
       expect(made!.n).toBe(9);
-      // Foreign keys still hold: a lease to a missing decision, an approval to one, are refused.
+      // Foreign keys still hold (a lease to a missing task is refused), except leases → decisions,
+      // dropped on purpose: its check against the partitioned decisions cost every permit.
       await refused(
         q,
         `INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, credential_kind, issued_at, expires_at, state)
-         VALUES (gen_random_uuid(), $1, 'wl-1', 'b1', 2, gen_random_uuid(), 'orders:read', 'jwt', now(), now() + interval '1 hour', 'active')`,
-        [T1],
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'wl-1', 'b1', 2, $1, 'orders:read', 'jwt', now(), now() + interval '1 hour', 'active')`,
+        [D1],
       );
+      const fks = await q<{ name: string }>(
+        `SELECT conname AS name FROM pg_constraint WHERE contype = 'f' AND confrelid = 'decisions'::regclass AND conparentid = 0 ORDER BY 1`,
+      );
+      expect(fks.map((f) => f.name)).toEqual(['approvals_decision_id_fkey']);
       // Still append-only, in every partition.
       await refused(q, `UPDATE decisions SET outcome = 'deny' WHERE id = $1`, [D1]);
       await refused(q, `DELETE FROM audit_events WHERE id = $1`, [E1]);
@@ -610,6 +615,8 @@ const cases: Record<string, MigrationCase> = {
         `SELECT indexname AS name FROM pg_indexes WHERE indexname IN ('audit_events_by_seq', 'audit_events_one_successor') ORDER BY 1`,
       );
       expect(unique.map((u) => u.name)).toEqual(['audit_events_by_seq', 'audit_events_one_successor']);
+      const fks = await q<{ name: string }>(`SELECT conname AS name FROM pg_constraint WHERE confrelid = 'decisions'::regclass ORDER BY 1`);
+      expect(fks.map((f) => f.name)).toEqual(['approvals_decision_id_fkey', 'leases_decision_id_fkey']);
     },
   },
   AuditChainAnchors1764116970000: {

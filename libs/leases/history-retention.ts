@@ -87,13 +87,18 @@ export class HistoryRetention {
           await tx.query(`DELETE FROM approvals a WHERE a.decision_id IN (SELECT id FROM ${name})`);
           approvalCount += approvals[0]!.n;
         }
-        const { rows: counted } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${name}`);
+        const { rows: counted } = await tx.query<{ n: number; needed: boolean }>(
+          // A kept lease may not lose its decision (the partitioned decisions have no foreign key
+          // from leases: migration 1764116910000 says why). The month's own leases are gone by now.
+          `SELECT count(*)::int AS n, EXISTS (SELECT 1 FROM leases l WHERE l.decision_id IN (SELECT id FROM ${name})) AS needed FROM ${name}`,
+        );
+        if (counted[0]!.needed) throw new Conflict(`a kept lease still refers to a decision of ${month}`);
         decisionCount += counted[0]!.n;
-        // Detaching checks the foreign keys to decisions: a kept lease may not lose its decision.
+        // Detaching checks the foreign keys to decisions (approvals'): none may lose its row.
         try {
           await tx.query(`ALTER TABLE decisions DETACH PARTITION ${name}`);
         } catch (error) {
-          if (sqlState(error) === '23503') throw new Conflict(`a kept lease still refers to a decision of ${month}`);
+          if (sqlState(error) === '23503') throw new Conflict(`a kept row still refers to a decision of ${month}`);
           throw error;
         }
         await tx.query(`DROP TABLE ${name}`);
