@@ -293,7 +293,7 @@ export async function createBroker(
     }),
     audit: new AuditLog({ store: auditStore, signingKey: () => ring.signingKey(), issuer: config.issuer, clock }),
     auditChainer: new AuditChainer(db, auditStore, (pass) => metrics.auditChainPass(pass.linked, pass.unlinked)),
-    retention: new HistoryRetention(db, new AuditRetention()),
+    retention: new HistoryRetention(db, new AuditRetention(), approvalStore),
     metrics,
   };
 }

@@ -1,4 +1,5 @@
 import { loadBrokerConfig } from './config.js';
+import { ApprovalStore } from '../../libs/approvals/index.js';
 import { AuditRetention } from '../../libs/audit/index.js';
 import { migrateDatabase, openDatabase } from '../../libs/db/index.js';
 import { ConfigurationError, TollgateError } from '../../libs/errors/index.js';
@@ -63,7 +64,7 @@ async function history(args: readonly string[]): Promise<void> {
   const config = loadBrokerConfig(process.env, { command: 'migrate' });
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false, poolSize: 1 });
   try {
-    const report = await new HistoryRetention(db, new AuditRetention()).prune(before, 'operator:history-prune');
+    const report = await new HistoryRetention(db, new AuditRetention(), new ApprovalStore(db)).prune(before, 'operator:history-prune');
     process.stdout.write(
       report.partitions.length === 0
         ? `tollgate-broker history prune: nothing before ${report.before}\n`

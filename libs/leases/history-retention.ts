@@ -1,3 +1,4 @@
+import type { ApprovalStore } from '../approvals/index.js';
 import { appendAudit, type AuditRetention, type ChainAnchor } from '../audit/index.js';
 import type { Database, MonthPartition, Sql } from '../db/index.js';
 import { ensureHistoryPartitions, HISTORY_PARTITION_LOCK, monthPartitions, sqlState } from '../db/index.js';
@@ -32,6 +33,7 @@ export class HistoryRetention {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditRetention,
+    private readonly approvals: Pick<ApprovalStore, 'forgetOfDecisionMonth'>,
   ) {}
 
   /** This month's partitions and the next ones'; how many it made (0 almost always). */
@@ -77,16 +79,9 @@ export class HistoryRetention {
       for (const { name, month } of decisions.dropping) {
         // An approval names the pending decision that asked for it. An open one keeps its month;
         // a closed one is history of that month and goes with it.
-        const { rows: approvals } = await tx.query<{ n: number; open: number }>(
-          `SELECT count(*)::int AS n,
-                  (count(*) FILTER (WHERE status IN ('pending', 'approved') AND expires_at > now()))::int AS open
-             FROM approvals a WHERE a.decision_id IN (SELECT id FROM ${name})`,
-        );
-        if (approvals[0]!.open > 0) throw new Conflict(`${approvals[0]!.open} approval(s) asked for in ${month} are still open`);
-        if (approvals[0]!.n > 0) {
-          await tx.query(`DELETE FROM approvals a WHERE a.decision_id IN (SELECT id FROM ${name})`);
-          approvalCount += approvals[0]!.n;
-        }
+        const approvals = await this.approvals.forgetOfDecisionMonth(tx, name);
+        if (approvals.open > 0) throw new Conflict(`${approvals.open} approval(s) asked for in ${month} are still open`);
+        approvalCount += approvals.forgotten;
         const { rows: counted } = await tx.query<{ n: number; needed: boolean }>(
           // A kept lease may not lose its decision (the partitioned decisions have no foreign key
           // from leases: migration 1764116910000 says why). The month's own leases are gone by now.
