@@ -25,6 +25,8 @@ import { TaskOpenRateLimit1764116640000 } from './1764116640000-task-open-rate-l
 import { ToolCall1764116730000 } from './1764116730000-tool-call.js';
 import { EventNotify1764116790000 } from './1764116790000-event-notify.js';
 import { ExpiryWithoutRewrites1764116850000 } from './1764116850000-expiry-without-rewrites.js';
+import { HistoryPartitions1764116910000 } from './1764116910000-history-partitions.js';
+import { AuditChainAnchors1764116970000 } from './1764116970000-audit-chain-anchors.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -55,4 +57,6 @@ export const migrations = [
   ToolCall1764116730000,
   EventNotify1764116790000,
   ExpiryWithoutRewrites1764116850000,
+  HistoryPartitions1764116910000,
+  AuditChainAnchors1764116970000,
 ];

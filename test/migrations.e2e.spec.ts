@@ -529,6 +529,106 @@ const cases: Record<string, MigrationCase> = {
       expect(await q(`SELECT 1 FROM pg_indexes WHERE indexname = 'leases_external_due'`)).toEqual([]);
     },
   },
+  HistoryPartitions1764116910000: {
+    async before(q) {
+      // Rows with UUIDv7 ids of this month (next to the earlier fixtures' non-v7 ids): they must
+      // land in this month's partitions, their foreign keys whole.
+      const [now] = await q<{ ms: string }>(`SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS ms`);
+      const v7 = (n: number): string => {
+        const hex = BigInt(now!.ms).toString(16).padStart(12, '0');
+        return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-${n.toString(16).padStart(12, '0')}`;
+      };
+      await q(
+        `INSERT INTO decisions (id, task_id, workload_id, boundary_id, boundary_version, action, outcome, at)
+         VALUES ($1, $2, 'wl-1', 'b1', 2, 'orders:read', 'permit', now())`,
+        [v7(1), T1],
+      );
+      await q(
+        `INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, credential_kind, issued_at, expires_at, state)
+         VALUES ($1, $2, 'wl-1', 'b1', 2, $3, 'orders:read', 'jwt', now(), now() + interval '1 hour', 'active')`,
+        [v7(2), T1, v7(1)],
+      );
+      await q(`INSERT INTO audit_events (id, kind, actor, task_id, lease_id) VALUES ($1, 'credential.issued', 'workload:wl-1', $2, $3)`, [
+        v7(3),
+        T1,
+        v7(2),
+      ]);
+    },
+    async after(q) {
+      const kinds = await q<{ relname: string; relkind: string }>(
+        `SELECT relname, relkind::text AS relkind FROM pg_class WHERE relname IN ('decisions', 'leases', 'audit_events') ORDER BY relname`,
+      );
+      expect(kinds.map((k) => k.relkind)).toEqual(['p', 'p', 'p']);
+      // Where each row is: v7 ids in this month's partition, the rest in DEFAULT.
+      const month = (await q<{ m: string }>(`SELECT to_char(now() AT TIME ZONE 'UTC', '"y"YYYY"m"MM') AS m`))[0]!.m;
+      for (const table of ['decisions', 'leases', 'audit_events']) {
+        const placed = await q<{ v7: boolean; part: string }>(
+          `SELECT DISTINCT substr(id::text, 15, 1) = '7' AS v7, tableoid::regclass::text AS part FROM ${table} ORDER BY 1`,
+        );
+        expect(placed).toEqual([
+          { v7: false, part: `${table}_default` },
+          { v7: true, part: `${table}_${month}` },
+        ]);
+      }
+      const [audit] = await q<{ part: string }>(
+        `SELECT tableoid::regclass::text AS part FROM audit_events WHERE kind = 'credential.issued' AND id::text LIKE '%-7000-8000-000000000003'`,
+      );
+      expect(audit!.part).toBe(`audit_events_${month}`);
+      // This month and the next two exist for all three tables.
+      const [made] = await q<{ n: number }>(
+        `SELECT count(*)::int AS n FROM generate_series(0, 2) i, unnest(ARRAY['decisions', 'leases', 'audit_events']) t
+          WHERE to_regclass(t || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + i * interval '1 month', '"_y"YYYY"m"MM')) IS NOT NULL`,
+      );
+      expect(made!.n).toBe(9);
+      // Foreign keys still hold (a lease to a missing task is refused), except leases → decisions,
+      // dropped on purpose: its check against the partitioned decisions cost every permit.
+      await refused(
+        q,
+        `INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, credential_kind, issued_at, expires_at, state)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'wl-1', 'b1', 2, $1, 'orders:read', 'jwt', now(), now() + interval '1 hour', 'active')`,
+        [D1],
+      );
+      const fks = await q<{ name: string }>(
+        `SELECT conname AS name FROM pg_constraint WHERE contype = 'f' AND confrelid = 'decisions'::regclass AND conparentid = 0 ORDER BY 1`,
+      );
+      expect(fks.map((f) => f.name)).toEqual(['approvals_decision_id_fkey']);
+      // Still append-only, in every partition.
+      await refused(q, `UPDATE decisions SET outcome = 'deny' WHERE id = $1`, [D1]);
+      await refused(q, `DELETE FROM audit_events WHERE id = $1`, [E1]);
+      await refused(q, `TRUNCATE audit_events`);
+      await refused(q, `TRUNCATE decisions_default`);
+      await refused(q, `TRUNCATE audit_events_${month}`);
+      // seq stays unique within a month; the sequence keeps counting after the copied rows.
+      const [seq] = await q<{ ok: boolean }>(`SELECT nextval('audit_events_seq') > (SELECT max(seq) FROM audit_events) AS ok`);
+      expect(seq!.ok).toBe(true);
+      // Asking again makes nothing: idempotent.
+      const [again] = await q<{ n: number }>('SELECT tollgate_ensure_history_partitions(2) AS n');
+      expect(again!.n).toBe(0);
+    },
+    async undone(q) {
+      const kinds = await q<{ relkind: string }>(
+        `SELECT relkind::text AS relkind FROM pg_class WHERE relname IN ('decisions', 'leases', 'audit_events')`,
+      );
+      expect(kinds.map((k) => k.relkind)).toEqual(['r', 'r', 'r']);
+      expect(await q(`SELECT 1 FROM pg_class WHERE relname LIKE 'leases_y%' OR relname = 'leases_default'`)).toEqual([]);
+      const unique = await q<{ name: string }>(
+        `SELECT indexname AS name FROM pg_indexes WHERE indexname IN ('audit_events_by_seq', 'audit_events_one_successor') ORDER BY 1`,
+      );
+      expect(unique.map((u) => u.name)).toEqual(['audit_events_by_seq', 'audit_events_one_successor']);
+      const fks = await q<{ name: string }>(`SELECT conname AS name FROM pg_constraint WHERE confrelid = 'decisions'::regclass ORDER BY 1`);
+      expect(fks.map((f) => f.name)).toEqual(['approvals_decision_id_fkey', 'leases_decision_id_fkey']);
+    },
+  },
+  AuditChainAnchors1764116970000: {
+    async fill(q) {
+      const insert = `INSERT INTO audit_chain_anchors (id, before, xid, seq, hash, dropped, actor) VALUES ($1, $2, '5', 7, $3, 3, 'operator')`;
+      await q(insert, [u(0x71), '2026-01', HASH('a')]);
+      await refused(q, insert, [u(0x72), '2026-13', HASH('b')]);
+      await refused(q, insert, [u(0x73), '2026-02', 'not a hash']);
+      await refused(q, `UPDATE audit_chain_anchors SET hash = $1`, [HASH('c')]);
+      await refused(q, `DELETE FROM audit_chain_anchors`);
+    },
+  },
 };
 
 interface TableState {

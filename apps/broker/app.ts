@@ -14,6 +14,7 @@ import { Approvals } from '../../libs/approvals/index.js';
 import { requestScope } from '../../libs/audit/index.js';
 import { AuditLog } from '../../libs/audit/index.js';
 import { CHAIN_INTERVAL_MS } from '../../libs/audit/index.js';
+import { PARTITION_INTERVAL_MS } from '../../libs/leases/index.js';
 import { ApiKeys } from '../../libs/identity/index.js';
 import { ClientAuthentication } from '../../libs/identity/index.js';
 import { DpopVerifier } from '../../libs/identity/index.js';
@@ -313,6 +314,16 @@ export async function createApp(
   // The audit chainer, gated with the sweeper (tests that want a pass call auditChainer.runOnce()).
   // Every replica runs it; the advisory lock lets one link at a time.
   if (options.sweep ?? true) timers.push(background(CHAIN_INTERVAL_MS, 'audit chain', () => broker.auditChainer.runOnce()));
+
+  // Next months' partitions of leases, decisions and audit events, made well ahead (two months);
+  // once at start and hourly. Every replica asks; the SQL function makes each once, under a lock.
+  if (options.sweep ?? true) {
+    const partitions = (): Promise<number> => broker.retention.ensurePartitions();
+    partitions().catch((error: unknown) =>
+      logger.warn({ msg: 'history partitions failed', error: error instanceof Error ? error.message : String(error) }),
+    );
+    timers.push(background(PARTITION_INTERVAL_MS, 'history partitions', partitions));
+  }
 
   let draining: Promise<void> | undefined;
   const drain = async (delayMs: number): Promise<void> => {

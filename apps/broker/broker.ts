@@ -13,7 +13,7 @@ import { issuedTokenVerifier } from '../../libs/credentials/index.js';
 import { appendAudit } from '../../libs/audit/index.js';
 import { AuditLog } from '../../libs/audit/index.js';
 import { AuditStore } from '../../libs/audit/index.js';
-import { AuditChainer } from '../../libs/audit/index.js';
+import { AuditChainer, AuditRetention } from '../../libs/audit/index.js';
 import { ApiKeyStore } from '../../libs/identity/index.js';
 import { ApiKeys, bootstrapHashOf } from '../../libs/identity/index.js';
 import { ClientAuthentication } from '../../libs/identity/index.js';
@@ -42,6 +42,7 @@ import { RequestContextReader } from '../../libs/leases/index.js';
 import { DriftGuard } from '../../libs/leases/index.js';
 import { RateBucketStore } from '../../libs/leases/index.js';
 import { RateLimiter } from '../../libs/leases/index.js';
+import { HistoryRetention } from '../../libs/leases/index.js';
 import { CredentialOutbox, type OutboxTimings } from '../../libs/leases/index.js';
 import { CredentialIssuance } from '../../libs/leases/index.js';
 import { RequestContextCache } from '../../libs/leases/index.js';
@@ -108,6 +109,8 @@ export interface Broker {
   audit: AuditLog;
   /** Links committed audit events into the hash chain (one replica at a time). */
   auditChainer: AuditChainer;
+  /** Monthly partitions of leases, decisions and audit events: made ahead, old ones dropped. */
+  retention: HistoryRetention;
   metrics: BrokerMetrics;
 }
 
@@ -294,6 +297,7 @@ export async function createBroker(
     }),
     audit: new AuditLog({ store: auditStore, signingKey: () => ring.signingKey(), issuer: config.issuer, clock }),
     auditChainer: new AuditChainer(db, auditStore, (pass) => metrics.auditChainPass(pass.linked, pass.unlinked)),
+    retention: new HistoryRetention(db, new AuditRetention(), approvalStore),
     metrics,
   };
 }

@@ -1,6 +1,9 @@
 import { loadBrokerConfig } from './config.js';
-import { migrateDatabase } from '../../libs/db/index.js';
-import { ConfigurationError } from '../../libs/errors/index.js';
+import { ApprovalStore } from '../../libs/approvals/index.js';
+import { AuditRetention } from '../../libs/audit/index.js';
+import { migrateDatabase, openDatabase } from '../../libs/db/index.js';
+import { ConfigurationError, TollgateError } from '../../libs/errors/index.js';
+import { HistoryRetention } from '../../libs/leases/index.js';
 import { handOverAdminKey } from './admin-key-handover.js';
 import { createApp } from './app.js';
 
@@ -8,12 +11,15 @@ import { createApp } from './app.js';
  * `npm start`: validate configuration, open the database, serve, and tell the operator what next.
  * `migrate` (npm run migrate): apply the database migrations and exit, for a deployment whose
  * service runs with TOLLGATE_MIGRATE=off as a user without DDL rights.
+ * `history prune --before YYYY-MM`: drop the months of leases, decisions and audit events before
+ * that month (docs/operations.md#history-retention); it needs the same rights as `migrate`.
  */
 async function main(args: readonly string[]): Promise<void> {
   const [command, ...rest] = args;
   if (command === 'migrate' && rest.length === 0) return migrate();
+  if (command === 'history') return history(rest);
   if (command !== undefined) {
-    process.stderr.write(`tollgate-broker: unknown command ${JSON.stringify(command)}\nusage: tollgate-broker [migrate]\n`);
+    process.stderr.write(`tollgate-broker: unknown command ${JSON.stringify(command)}\n${USAGE}`);
     process.exit(2);
   }
   const config = loadBrokerConfig(process.env);
@@ -65,6 +71,38 @@ async function main(args: readonly string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+const USAGE = 'usage: tollgate-broker [migrate | history prune --before YYYY-MM]\n';
+
+async function history(args: readonly string[]): Promise<void> {
+  const [action, flag, before, ...extra] = args;
+  if (action !== 'prune' || flag !== '--before' || before === undefined || extra.length > 0) {
+    process.stderr.write(`tollgate-broker history: expected "prune --before YYYY-MM"\n${USAGE}`);
+    process.exit(2);
+  }
+  const config = loadBrokerConfig(process.env, { command: 'migrate' });
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false, poolSize: 1 });
+  try {
+    const report = await new HistoryRetention(db, new AuditRetention(), new ApprovalStore(db)).prune(before, 'operator:history-prune');
+    process.stdout.write(
+      report.partitions.length === 0
+        ? `tollgate-broker history prune: nothing before ${report.before}\n`
+        : `tollgate-broker history prune: dropped ${report.partitions.length} partitions before ${report.before} ` +
+            `(${report.leases} leases, ${report.decisions} decisions, ${report.auditEvents} audit events, ${report.approvals} closed approvals)` +
+            (report.anchor ? `; the audit chain now starts after seq ${report.anchor.seq} (hash ${report.anchor.hash})` : '') +
+            '\n',
+    );
+  } catch (error) {
+    // A refusal or bad input says why and changes nothing; its description is safe to print.
+    if (error instanceof TollgateError) {
+      process.stderr.write(`tollgate-broker history prune: refused: ${error.description}\n`);
+      process.exit(error.status === 400 ? 2 : 1);
+    }
+    throw error;
+  } finally {
+    await db.close();
+  }
 }
 
 async function migrate(): Promise<void> {

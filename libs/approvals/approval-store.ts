@@ -91,6 +91,24 @@ export function useApproval(
 export class ApprovalStore {
   constructor(private readonly sql: Sql) {}
 
+  /**
+   * History retention: forgets the approvals asked for by the decisions of `decisionPartition` (a
+   * month of decisions about to be dropped, named by the caller from the catalog), unless one is
+   * still open (pending or approved, not expired): then it forgets nothing and returns how many
+   * are open. Runs in the caller's transaction.
+   */
+  async forgetOfDecisionMonth(tx: Sql, decisionPartition: string): Promise<{ forgotten: number; open: number }> {
+    const { rows } = await tx.query<{ n: number; open: number }>(
+      `SELECT count(*)::int AS n,
+              (count(*) FILTER (WHERE status IN ('pending', 'approved') AND expires_at > now()))::int AS open
+         FROM approvals a WHERE a.decision_id IN (SELECT id FROM ${decisionPartition})`,
+    );
+    const { n, open } = rows[0]!;
+    if (open > 0 || n === 0) return { forgotten: 0, open };
+    await tx.query(`DELETE FROM approvals a WHERE a.decision_id IN (SELECT id FROM ${decisionPartition})`);
+    return { forgotten: n, open: 0 };
+  }
+
   async find(id: string, sql: Sql = this.sql): Promise<Approval | undefined> {
     const { rows } = await sql.query<ApprovalRow>(`SELECT ${COLUMNS} FROM ${FROM} WHERE a.id = $1`, [id], 'tollgate_approval_find');
     return rows[0] && toApproval(rows[0]);

@@ -11,6 +11,8 @@ const VERIFY_PAGE = 5_000;
 export interface ChainReport extends Verification {
   /** Events not linked yet: the normal tail while their transactions end and the chainer runs. */
   unchained: number;
+  /** Where the walk started when older history was pruned: the last dropped event's seq and hash. */
+  anchor?: { seq: string; hash: string };
 }
 
 /** What reviewers ask of the audit log: its events, whether the chain holds, a signed head. */
@@ -34,11 +36,13 @@ export class AuditLog {
   /**
    * Walks the whole chain in chain order, in pages, recomputing every hash. Stops at the first
    * broken link. Linked events never change (the trigger), so pages read one after another see one
-   * chain; events the chainer links meanwhile only extend it.
+   * chain; events the chainer links meanwhile only extend it. After a prune the walk starts at the
+   * newest anchor: the first kept event must name the last dropped one's hash.
    */
   async verify(): Promise<ChainReport> {
-    const walk = new ChainWalk();
-    let after: ChainPosition | undefined;
+    const anchor = await this.store.anchor();
+    const walk = new ChainWalk(anchor);
+    let after: ChainPosition | undefined = anchor;
     for (;;) {
       const page = await this.store.chainPage(after, VERIFY_PAGE);
       for (const event of page) if (!walk.step(event)) break;
@@ -48,7 +52,14 @@ export class AuditLog {
     const firstBroken =
       walk.broken && walk.breakWith(walk.broken.reason === 'unlinked' && (await this.store.hashExists(walk.broken.prevHash)));
     const unchained = await this.store.countUnlinked();
-    return { ok: !firstBroken, verified: walk.verified, head: walk.head, unchained, ...(firstBroken ? { firstBroken } : {}) };
+    return {
+      ok: !firstBroken,
+      verified: walk.verified,
+      head: walk.head,
+      unchained,
+      ...(anchor ? { anchor: { seq: anchor.seq, hash: anchor.hash } } : {}),
+      ...(firstBroken ? { firstBroken } : {}),
+    };
   }
 
   /**

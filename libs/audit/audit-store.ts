@@ -4,7 +4,7 @@ import type { AuditKind } from './audit.js';
 import type { ChainedContent, LinkedEvent } from './chain.js';
 
 /** An arbitrary constant: the advisory lock that elects the one chainer among replicas. */
-const CHAINER_LOCK = 0x70_11_a0_d1;
+export const CHAINER_LOCK = 0x70_11_a0_d1;
 
 /** An audit event as reviewers read it; prevHash and hash are null until the chainer links it. */
 export interface AuditRecord extends ChainedContent {
@@ -139,6 +139,14 @@ export class AuditStore {
       after ? [limit, after.xid, after.seq] : [limit],
     );
     return rows.map((row) => ({ ...toRecord(row), prevHash: row.prev_hash!, hash: row.hash!, xid: row.xid }));
+  }
+
+  /** The newest anchor (pruned history ends there), or undefined when nothing was ever pruned. */
+  async anchor(sql: Sql = this.sql): Promise<(ChainPosition & { hash: string }) | undefined> {
+    const { rows } = await sql.query<{ xid: string; seq: string; hash: string }>(
+      `SELECT xid::text AS xid, seq::text AS seq, hash FROM audit_chain_anchors ORDER BY xid DESC, seq DESC LIMIT 1`,
+    );
+    return rows[0];
   }
 
   async countUnlinked(): Promise<number> {

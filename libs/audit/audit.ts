@@ -38,6 +38,7 @@ export const AUDIT_KINDS = [
   'signing_key.resealed',
   'signing_key.publish_until',
   'aws_sts.revocation_cutoff',
+  'history.pruned',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

@@ -75,7 +75,13 @@ export class ChainWalk {
   head: { seq: string; hash: string } | null = null;
   /** Set when a link is broken; `unlinked` until the caller tells missing from reordered. */
   broken: { seq: string; id: string; reason: 'altered' | 'unlinked'; prevHash: string } | undefined;
-  private prevHash = GENESIS_HASH;
+  private prevHash: string;
+
+  /** From the genesis hash, or from an anchor where pruned history ended (its seq and hash). */
+  constructor(from?: { seq: string; hash: string }) {
+    this.prevHash = from?.hash ?? GENESIS_HASH;
+    this.head = from ? { seq: from.seq, hash: from.hash } : null;
+  }
 
   /** Checks the next event; false once the chain is broken. */
   step(event: LinkedEvent): boolean {

@@ -46,7 +46,8 @@ export class AuditChainer {
     for (let i = 0; i < maxBatches; i++) {
       const n = await this.db.transaction(async (tx) => {
         if (!(await this.store.lockChain(tx))) return undefined;
-        const head = await this.store.head(tx);
+        // After a prune took every linked event, the chain goes on from the anchor, not genesis.
+        const head = (await this.store.head(tx)) ?? (await this.store.anchor(tx));
         const events = await this.store.linkable(tx, this.batch);
         const links = link(head?.hash ?? GENESIS_HASH, events);
         const written = await this.store.link(tx, links);

@@ -7,3 +7,4 @@ export * from './storable.js';
 export * from './traced-database.js';
 export * from './typeorm-database.js';
 export * from './writer-lock.js';
+export * from './partitions.js';

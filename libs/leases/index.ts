@@ -18,3 +18,4 @@ export * from './request-credential.js';
 export * from './revocation.js';
 export * from './sweeper.js';
 export * from './token-revocation.js';
+export * from './history-retention.js';

@@ -27,6 +27,9 @@ export const auditVerifyResponse = z.strictObject({
   verified: z.int().describe('linked events whose hashes and links were recomputed and held'),
   head: chainHead.nullable().describe('the last verified event; null when nothing is linked yet'),
   unchained: z.int().describe('events not linked yet: a normal tail while their transactions end'),
+  anchor: chainHead
+    .optional()
+    .describe('set when older history was pruned: the last dropped event, whose hash the first kept event names; the walk starts there'),
   first_broken: z
     .strictObject({ seq, id: uuid, reason: z.enum(['altered', 'missing', 'reordered']) })
     .optional()
@@ -65,6 +68,7 @@ export function chainReportView(report: ChainReport): z.infer<typeof auditVerify
     verified: report.verified,
     head: report.head,
     unchained: report.unchained,
+    ...(report.anchor ? { anchor: report.anchor } : {}),
     ...(report.firstBroken ? { first_broken: report.firstBroken } : {}),
   };
 }
