@@ -1,6 +1,6 @@
 import { beforeAll, expect, it } from 'vitest';
-import { describeOnBothBackends } from '../../test/support/backends.js';
-import type { Database, Sql } from '../db/database.js';
+import { counted, describeOnBothBackends } from '../../test/support/backends.js';
+import type { Sql } from '../db/database.js';
 import { WorkloadStore } from '../identity/workload-store.js';
 import { uuidv7 } from '../ids/ids.js';
 import { exampleBoundary } from '../policy/boundary.fixture.js';
@@ -23,20 +23,6 @@ const CHANGING = exampleBoundary({ id: 'coalesced-changing' });
 async function count(db: Sql, table: string, where = 'true', params: unknown[] = []): Promise<number> {
   const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${where}`, params);
   return rows[0]!.n;
-}
-
-/** The database, with every statement the ledger sends named in `sent` (by its prepared name). */
-function counted(db: Database): { sql: Sql; sent: string[] } {
-  const sent: string[] = [];
-  return {
-    sent,
-    sql: {
-      query: (text, params, name) => {
-        sent.push(name ?? text.slice(0, 40));
-        return db.query(text, params, name);
-      },
-    },
-  };
 }
 
 describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {

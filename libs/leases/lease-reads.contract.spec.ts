@@ -1,6 +1,5 @@
 import { beforeAll, expect, it } from 'vitest';
-import { describeOnBothBackends } from '../../test/support/backends.js';
-import type { Database, Sql } from '../db/database.js';
+import { counted, describeOnBothBackends } from '../../test/support/backends.js';
 import { WorkloadStore } from '../identity/workload-store.js';
 import { uuidv7 } from '../ids/ids.js';
 import { exampleBoundary } from '../policy/boundary.fixture.js';
@@ -17,20 +16,6 @@ import { LeaseStore } from './lease-store.js';
  */
 const WORKLOAD = 'spiffe://acme.test/batched-reads';
 const READ = exampleBoundary({ id: 'batched-read' });
-
-/** The database, with every statement sent named in `sent` (by its prepared name). */
-function counted(db: Database): { sql: Sql; sent: string[] } {
-  const sent: string[] = [];
-  return {
-    sent,
-    sql: {
-      query: (text, params, name) => {
-        sent.push(name ?? text.slice(0, 40));
-        return db.query(text, params, name);
-      },
-    },
-  };
-}
 
 describeOnBothBackends('batched lease reads (contract)', ({ db }) => {
   let taskId: string;

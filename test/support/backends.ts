@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe } from 'vitest';
-import type { Database } from '../../libs/db/database.js';
+import type { Database, Sql } from '../../libs/db/database.js';
 import { openDatabase } from '../../libs/db/typeorm-database.js';
 import { freshDatabase, SERVER, type TestDatabase } from './database.js';
 
@@ -79,4 +79,18 @@ export function describeOnBothBackends(title: string, body: (ctx: BackendContext
       });
     });
   }
+}
+
+/** The database, with every statement sent named in `sent` (by its prepared name, else its start). */
+export function counted(db: Database): { sql: Sql; sent: string[] } {
+  const sent: string[] = [];
+  return {
+    sent,
+    sql: {
+      query: (text, params, name) => {
+        sent.push(name ?? text.slice(0, 40));
+        return db.query(text, params, name);
+      },
+    },
+  };
 }
