@@ -21,7 +21,9 @@ beforeAll(async () => {
 });
 afterAll(() => broker?.close());
 
-const OURS = 6; // approval-revocation, approval-ttl, task-open-rate-limit, tool-call, event-notify, expiry-without-rewrites
+// approval-revocation, approval-ttl, task-open-rate-limit, tool-call, event-notify, expiry-without-rewrites,
+// history-partitions, audit-chain-anchors
+const OURS = 8;
 
 async function approved(boundary: string, ttl?: number): Promise<{ taskId: string; approvalId: string }> {
   const taskId = await bot.openTask();

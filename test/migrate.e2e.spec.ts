@@ -97,6 +97,6 @@ describe('tollgate-broker migrate and TOLLGATE_MIGRATE=off', () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(error?.code).toBe(2);
-    expect(error?.stderr).toContain('usage: tollgate-broker [migrate]');
+    expect(error?.stderr).toContain('usage: tollgate-broker [migrate | history prune --before YYYY-MM]');
   });
 });
