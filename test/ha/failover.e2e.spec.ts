@@ -548,7 +548,11 @@ describe('fault 1: the PostgreSQL primary killed under issuance load', () => {
   }, 600_000);
 
   it('asynchronous mode: the same failover, counting the leases lost (as it is, then with the standby 1 s behind)', async () => {
-    await cluster.setSynchronous(false);
+    // Patroni never promotes a standby more than maximum_lag_on_failover behind (1 MiB here): with
+    // the standby held 1 s behind a fast primary it may refuse, and the cluster then stays without
+    // a primary until the dead node returns (seen in CI). That bounds the loss at the price of
+    // availability; to count what asynchronous replication loses, these runs allow any lag.
+    await cluster.setSynchronous(false, { maximumLagOnFailover: 1 << 30 });
     const results = [await failover('async', 1), await failover('async', 2, 1_000)];
     for (const result of results) expect(result.replicasAlive).toBe(3);
     // Reported, not asserted: a chain that lost its tail with the old primary may still verify.

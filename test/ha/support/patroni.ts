@@ -126,8 +126,11 @@ export interface PatroniCluster {
   waitHealthy(timeoutMs?: number): Promise<PatroniNode>;
   /** Waits until a running primary takes writes through HAProxy (a standby or not). */
   waitWritable(timeoutMs?: number): Promise<PatroniNode>;
-  /** Switches synchronous replication on or off (PATCH /config) and waits until it holds. */
-  setSynchronous(on: boolean, timeoutMs?: number): Promise<void>;
+  /**
+   * Switches synchronous replication on or off (PATCH /config) and waits until it holds;
+   * `maximumLagOnFailover` (bytes) sets how far behind a standby may be and still be promoted.
+   */
+  setSynchronous(on: boolean, options?: { timeoutMs?: number; maximumLagOnFailover?: number }): Promise<void>;
   /** Pids of every process the topology runs, by name (for ha:down and failure messages). */
   pids(): Record<string, number | undefined>;
   log(name: 'etcd' | 'haproxy'): string;
@@ -553,13 +556,16 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
       );
       return leader;
     },
-    setSynchronous: async (on, timeoutMs = 30_000) => {
+    setSynchronous: async (on, { timeoutMs = 30_000, maximumLagOnFailover } = {}) => {
       const leader = await primary();
       if (!leader) throw new Error('no primary to configure');
       await json(`http://127.0.0.1:${leader.restPort}/config`, {
         method: 'PATCH',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ synchronous_mode: on }),
+        body: JSON.stringify({
+          synchronous_mode: on,
+          ...(maximumLagOnFailover === undefined ? {} : { maximum_lag_on_failover: maximumLagOnFailover }),
+        }),
       });
       synchronousNow = on;
       // The primary's synchronous_standby_names says whether a commit waits for the standby.
