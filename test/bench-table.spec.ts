@@ -83,15 +83,24 @@ describe('renderTables', () => {
 
   it('says a quick run misses the scale a target names (the soak, the table size)', () => {
     expect(row(readme, 'memory')).toEqual([
-      'RSS 200 MB → 205 MB over a 30 s soak',
+      'RSS 200 MB → 205 MB (medians of the halves) over a 30 s soak',
       'flat over a 10-minute mixed soak',
       'not met: a 30 s soak, not 10 minutes',
     ]);
     const full = withScenario(quick, 'memory', { soak_s: 600, rss_samples_mb: [200, 240, 250] });
     expect(row(renderTables(full).readme, 'memory')[2]).toBe('not met: RSS grew 25%');
+    // One high sample is a collection's sawtooth, not growth: the halves' medians decide.
+    const sawtooth = withScenario(quick, 'memory', { soak_s: 600, rss_samples_mb: [370, 392, 440, 331, 389, 388, 370, 423, 428] });
+    expect(row(renderTables(sawtooth).readme, 'memory')).toEqual([
+      'RSS 381 MB → 406 MB (medians of the halves) over a 10-minute soak',
+      'flat over a 10-minute mixed soak',
+      'met',
+    ]);
+    const leak = withScenario(quick, 'memory', { soak_s: 600, rss_samples_mb: [300, 310, 305, 320, 340, 360, 380, 400] });
+    expect(row(renderTables(leak).readme, 'memory')[2]).toBe('not met: RSS grew 20%');
     const flat = withScenario(quick, 'memory', { soak_s: 600, rss_samples_mb: [200, 215, 205] });
     expect(row(renderTables(flat).readme, 'memory')).toEqual([
-      'RSS 200 MB → 205 MB over a 10-minute soak',
+      'RSS 200 MB → 205 MB (medians of the halves) over a 10-minute soak',
       'flat over a 10-minute mixed soak',
       'met',
     ]);
@@ -153,6 +162,46 @@ describe('renderTables', () => {
     expect(row(renderTables(storm).readme, '1M leases expiring under issuance load')[2]).toBe(
       'not met: 1,000,000 expired JWT leases rewritten',
     );
+  });
+
+  it('judges complete_1000 on the moment all 1,000 turn inactive, and on the old total for runs without it', () => {
+    const old = withScenario(quick, 'complete_1000', { ms: 347, complete_ms: 29, verify_ms: 318 });
+    expect(row(renderTables(old).readme, 'complete a task with 1,000 leases')).toEqual([
+      '347 ms (the complete call 29 ms, then the 1,000 introspections 318 ms)',
+      '≤ 50 ms until all 1,000 introspect inactive',
+      'not met: 347 ms',
+    ]);
+    const visible = withScenario(quick, 'complete_1000', { visible_ms: 31.4, ms: 347, complete_ms: 33, verify_ms: 314 });
+    expect(row(renderTables(visible).readme, 'complete a task with 1,000 leases')).toEqual([
+      "31 ms (the complete call answered after 33 ms); the client's check of all 1,000 then took 314 ms",
+      '≤ 50 ms until all 1,000 introspect inactive',
+      'met',
+    ]);
+    const slow = withScenario(quick, 'complete_1000', { visible_ms: 61, ms: 400, complete_ms: 61, verify_ms: 339 });
+    expect(row(renderTables(slow).readme, 'complete a task with 1,000 leases')[2]).toBe('not met: 61 ms');
+  });
+
+  it('shows issuance at a fixed rate beside the saturated run, for Tollgate and the peer, without judging it', () => {
+    const paced = { rate: 1000, rps: 1000, p50_ms: 3, p99_ms: 9, max_ms: 30, non2xx: 0 };
+    const withPaced = {
+      ...withScenario(quick, 'issuance', { paced }),
+      peers: { ...quick.peers, oidc_provider: { ...quick.peers.oidc_provider, paced: { ...paced, p99_ms: 12 } } },
+    };
+    const tables = renderTables(withPaced);
+    expect(row(tables.readme, 'issuance')).toEqual([
+      '700/s, p99 45 ms; 0.50× node-oidc-provider (1,400/s); at a fixed 1,000/s p99 9 ms (node-oidc-provider 12 ms)',
+      '≥ 1.0× node-oidc-provider, p99 ≤ 20 ms',
+      'not met: 0.50× the peer; p99 45 ms',
+    ]);
+    expect(row(tables.performance, 'issuance at a fixed rate (below saturation)')).toEqual(['1,000/s', '3 ms', '9 ms', '', '', '']);
+    expect(row(tables.performance, 'peer: node-oidc-provider at the same fixed rate').slice(0, 3)).toEqual(['1,000/s', '3 ms', '12 ms']);
+    // A run from before the paced runs existed says so.
+    expect(row(performance, 'issuance at a fixed rate (below saturation)').slice(0, 4)).toEqual([
+      '—',
+      '—',
+      '—',
+      'skipped: not in this run',
+    ]);
   });
 
   it('shows CPU per request for Tollgate and the peer with the ratio, and "—" where the run has no CPU field', () => {

@@ -67,6 +67,8 @@ async function run(job) {
   const options = {
     url: url.origin,
     connections: job.connections ?? 50,
+    // A fixed request rate over all connections (issuance_paced): latency below saturation.
+    ...(job.rate ? { overallRate: job.rate } : {}),
     pipelining: 1,
     duration: job.duration,
     timeout: job.timeoutS ?? 10,

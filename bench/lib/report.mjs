@@ -3,7 +3,8 @@
 const EXTRAS = {
   denial: (r) => `403s ${r.status_403}, deny decisions recorded ${r.decisions_recorded}`,
   introspection: (r) => `${r.table_rows} lease rows, ${r.tokens} tokens (${Math.round(r.active_share * 100)}% active)`,
-  complete_1000: (r) => `ms ${r.ms} (complete ${r.complete_ms} + verify ${r.verify_ms}), median of ${r.rounds}`,
+  complete_1000: (r) =>
+    `all inactive after ${r.visible_ms} ms (complete ${r.complete_ms}); seen by the client after ${r.ms} (+ check ${r.verify_ms}), median of ${r.rounds}`,
   sweep_1m: (r) =>
     `seconds ${r.seconds ?? 'not done'} for ${r.rows} rows; issuance p99 ${r.issuance_p99_during_ms} ms during vs ${r.issuance_p99_plain_ms} ms plain`,
   memory: (r) => `rss_mb ${r.rss_mb} after ${r.soak_s} s soak (${r.rss_mb_after_issuance} after issuance)`,
