@@ -27,6 +27,7 @@ import { EventNotify1764116790000 } from './1764116790000-event-notify.js';
 import { ExpiryWithoutRewrites1764116850000 } from './1764116850000-expiry-without-rewrites.js';
 import { HistoryPartitions1764116910000 } from './1764116910000-history-partitions.js';
 import { AuditChainAnchors1764116970000 } from './1764116970000-audit-chain-anchors.js';
+import { TaskLeasesPending1764117030000 } from './1764117030000-task-leases-pending.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -59,4 +60,5 @@ export const migrations = [
   ExpiryWithoutRewrites1764116850000,
   HistoryPartitions1764116910000,
   AuditChainAnchors1764116970000,
+  TaskLeasesPending1764117030000,
 ];

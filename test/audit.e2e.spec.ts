@@ -189,9 +189,10 @@ describe('GET /v1/audit', () => {
 
     const all = await read(`/v1/audit?task=${taskId}`);
     expect(all.status).toBe(200);
+    // Newest first: the task's end commits before its leases' rows are revoked (Tasks.complete).
     expect(all.body.items.map((e: { kind: string }) => e.kind)).toEqual([
-      'task.completed',
       'leases.revoked',
+      'task.completed',
       'credential.deny',
       'credential.permit',
       'task.opened',

@@ -180,8 +180,9 @@ describe('approval events', () => {
       ['approval.approved', approvalId],
       ['approval.requested', second.body.approval_id],
       ['approval.denied', second.body.approval_id],
-      ['lease.revoked', granted.body.lease_id],
+      // The task's end first (its leases are dead from then on), then its leases' rows.
       ['task.ended', null],
+      ['lease.revoked', granted.body.lease_id],
     ]);
     expect(Number(missed[0]!.id)).toBeGreaterThan(Number(requested!.id));
     expect(missed.map((e) => Number(e.id))).toEqual([...missed.map((e) => Number(e.id))].sort((a, b) => a - b));

@@ -629,6 +629,23 @@ const cases: Record<string, MigrationCase> = {
       await refused(q, `DELETE FROM audit_chain_anchors`);
     },
   },
+  TaskLeasesPending1764117030000: {
+    async after(q) {
+      // Every existing task, ended or not, has nothing pending: their leases were revoked with them.
+      const rows = await q<{ pending: boolean }>(`SELECT DISTINCT leases_pending AS pending FROM tasks`);
+      expect(rows).toEqual([{ pending: false }]);
+      expect(await q(`SELECT 1 FROM pg_indexes WHERE indexname = 'tasks_leases_pending'`)).toHaveLength(1);
+    },
+    async undone(q) {
+      expect(await q(`SELECT 1 FROM pg_indexes WHERE indexname = 'tasks_leases_pending'`)).toEqual([]);
+    },
+    async fill(q) {
+      await q(`UPDATE tasks SET leases_pending = true WHERE id = $1`, [T2]);
+      const pending = await q<{ id: string }>(`SELECT id FROM tasks WHERE leases_pending`);
+      expect(pending).toEqual([{ id: T2 }]);
+      await refused(q, `UPDATE tasks SET leases_pending = NULL WHERE id = $1`, [T1]);
+    },
+  },
 };
 
 interface TableState {

@@ -178,8 +178,9 @@ describe('task timeline', () => {
       'lease.revoked',
       'decision.permit',
       'lease.issued',
-      'lease.revoked',
+      // The task ends first (its leases read revoked from then on), then their rows are revoked.
       'task.completed',
+      'lease.revoked',
     ]);
     const times = events.map((event) => Date.parse(event.at));
     expect(times).toEqual([...times].sort((a, b) => a - b));
@@ -193,8 +194,8 @@ describe('task timeline', () => {
     expect(events[3]).toMatchObject({ decision_id: story.deniedDecision, boundary_id: 'crm-refunds', reasons: ['intent_mismatch'] });
     expect(events[4]).toMatchObject({ from: 'order_status', intent: 'refund_request' });
     expect(events[5]).toMatchObject({ lease_id: story.readLease, reason: 'journey_changed' });
-    expect(events[8]).toMatchObject({ lease_id: story.refundLease, reason: 'task_completed' });
-    expect(events[9]).toMatchObject({ reason: 'task_completed' });
+    expect(events[8]).toMatchObject({ reason: 'task_completed' });
+    expect(events[9]).toMatchObject({ lease_id: story.refundLease, reason: 'task_completed' });
   });
 
   it('answers 404 for an unknown task and for a malformed id', async () => {
@@ -282,9 +283,10 @@ describe('admin revocation', () => {
     ]);
 
     const timeline: any[] = (await asReviewer('GET', `/v1/tasks/${other.taskId}/timeline`)).body.events;
+    // The task ends first (its leases read revoked from then on), then their rows are revoked.
     expect(timeline.slice(-3).map((event) => [event.kind, event.reason ?? event.reasons])).toEqual([
-      ['lease.revoked', 'task_revoked'],
       ['task.revoked', 'revoked_by_admin'],
+      ['lease.revoked', 'task_revoked'],
       ['decision.deny', ['task_not_active']],
     ]);
 

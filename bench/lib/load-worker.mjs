@@ -10,6 +10,7 @@
 // reused, and re-signed before it expires (assertions may live at most 300 s).
 import { importJWK, SignJWT } from 'jose';
 import autocannon from 'autocannon';
+import http from 'node:http';
 
 const ASSERTION_LIFETIME_S = 240;
 const ASSERTION_REFRESH_MS = 60_000;
@@ -67,8 +68,6 @@ async function run(job) {
   const options = {
     url: url.origin,
     connections: job.connections ?? 50,
-    // A fixed request rate over all connections (issuance_paced): latency below saturation.
-    ...(job.rate ? { overallRate: job.rate } : {}),
     pipelining: 1,
     duration: job.duration,
     timeout: job.timeoutS ?? 10,
@@ -98,6 +97,37 @@ async function run(job) {
   };
 
   current = { instance: undefined, stopRequested: false };
+  if (job.rate) {
+    try {
+      return await paced(
+        job,
+        () => {
+          const k = schedule[seq++ % schedule.length];
+          byKind[k].sent++;
+          return { k, ...kinds[k]() };
+        },
+        (request, status, body) => {
+          const stats = byKind[request.k];
+          if (status === request.expect) stats.expected++;
+          else {
+            stats.unexpected++;
+            if (status < 200 || status >= 300) stats.unexpected_non2xx++;
+            if (samples.length < MAX_SAMPLES)
+              samples.push({ kind: stats.name, expected: request.expect, status, body: String(body).slice(0, 500) });
+          }
+        },
+      ).then((result) => ({
+        ...result,
+        unexpected: byKind.reduce((n, k) => n + k.unexpected, 0),
+        unexpected_non2xx: byKind.reduce((n, k) => n + k.unexpected_non2xx, 0),
+        by_kind: byKind,
+        samples,
+      }));
+    } finally {
+      clearInterval(refresh);
+      current = undefined;
+    }
+  }
   try {
     const result = await new Promise((resolve, reject) => {
       const instance = autocannon(options, (error, result) => (error ? reject(error) : resolve(result)));
@@ -129,6 +159,103 @@ async function run(job) {
     clearInterval(refresh);
     current = undefined;
   }
+}
+
+/**
+ * Open-loop load at `job.rate` requests per second, evenly spaced (autocannon's own rate limit sends
+ * each connection's share in a burst at the start of every second, which queues them): a request is
+ * sent at its scheduled time on a free keep-alive connection of `job.connections` (or waits for
+ * one), and its latency runs from its scheduled time, so time spent waiting for a connection counts
+ * (no coordinated omission). `next()` gives the next request, `answered` is told each answer.
+ */
+async function paced(job, next, answered) {
+  const url = new URL(job.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: job.connections ?? 50 });
+  const interval = 1000 / job.rate;
+  const timeoutMs = (job.timeoutS ?? 10) * 1000;
+  const latencies = [];
+  const statusCodes = {};
+  let errors = 0;
+  let timeouts = 0;
+  let non2xx = 0;
+  let sent = 0;
+  const inflight = new Set();
+  const start = performance.now();
+  const end = start + job.duration * 1000;
+  await new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const now = performance.now();
+      while (start + sent * interval <= Math.min(now, end) && !current?.stopRequested) {
+        const scheduled = start + sent * interval;
+        sent++;
+        const request = next();
+        const done = send(agent, url, request, timeoutMs).then(
+          ({ status, body }) => {
+            latencies.push(performance.now() - scheduled);
+            statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+            if (status < 200 || status >= 300) non2xx++;
+            answered(request, status, body);
+          },
+          (error) => {
+            if (error?.timeout) timeouts++;
+            else errors++;
+          },
+        );
+        inflight.add(done);
+        done.finally(() => inflight.delete(done));
+      }
+      if (now >= end || current?.stopRequested) {
+        clearInterval(timer);
+        Promise.allSettled([...inflight]).then(resolve);
+      }
+    }, 1);
+  });
+  agent.destroy();
+  const duration = Math.max(0.001, (performance.now() - start) / 1000);
+  latencies.sort((a, b) => a - b);
+  const at = (q) =>
+    latencies.length === 0 ? null : Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]);
+  return {
+    rps: Math.round(latencies.length / job.duration),
+    rps_avg: latencies.length / duration,
+    p50_ms: at(0.5),
+    p90_ms: at(0.9),
+    p99_ms: at(0.99),
+    max_ms: latencies.length === 0 ? null : Math.round(latencies.at(-1)),
+    mean_ms: latencies.length === 0 ? null : latencies.reduce((a, b) => a + b, 0) / latencies.length,
+    non2xx,
+    requests: latencies.length,
+    duration_s: job.duration,
+    errors,
+    timeouts,
+    status_codes: statusCodes,
+  };
+}
+
+/** One request over the agent: {status, body}; rejects on a connection error or after timeoutMs ({timeout: true}). */
+function send(agent, url, request, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        agent,
+        hostname: url.hostname,
+        port: url.port,
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { timeout: true })));
+    req.on('error', reject);
+    req.end(request.body);
+  });
 }
 
 /** Turns a kind's spec into a function returning the next request of that kind, round robin. */

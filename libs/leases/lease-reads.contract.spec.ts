@@ -86,6 +86,30 @@ describeOnBothBackends('batched lease reads (contract)', ({ db }) => {
     expect(sent).toEqual(['tollgate_lease_find', 'tollgate_lease_find_many']);
   });
 
+  it('a task that ended reads its live leases revoked at once, by find and by findMany, before their rows are rewritten', async () => {
+    const store = new LeaseStore(db());
+    const tasks = new TaskStore(db());
+    // The leases' own rows are left as they are: the window between the task's end and their revocation.
+    await db().transaction((tx) => tasks.end(tx, taskId, 'completed', 'task_completed', true));
+    const all = [ids.active, ids.revoked, ids.expired];
+    const many = await store.findMany(all);
+    expect(all.map((id) => many.get(id)?.state)).toEqual(['revoked', 'revoked', 'expired']);
+    expect((await store.find(ids.active))?.state).toBe('revoked');
+    const raw = await db().query<{ state: string }>('SELECT state FROM leases WHERE id = $1', [ids.active]);
+    expect(raw.rows[0]!.state).toBe('active');
+    // The pending revocation is taken once: a second taker (the sweeper on another replica) gets nothing.
+    const taken = await db().transaction(async (tx) => [
+      await tasks.takePendingLeases(tx, taskId),
+      await tasks.takePendingLeases(tx, taskId),
+    ]);
+    expect(taken).toEqual(['completed', undefined]);
+    // Taken without revoking the rows (never done: the taker revokes in the same transaction), the
+    // lease still reads revoked: its task is not active, whatever the flag says.
+    expect((await store.find(ids.active))?.state).toBe('revoked');
+    await db().query(`UPDATE tasks SET state = 'active', ended_at = NULL, end_reason = NULL WHERE id = $1`, [taskId]);
+    expect((await store.find(ids.active))?.state).toBe('active');
+  });
+
   it('a revocation committed before a read is asked is what that read sees', async () => {
     const store = new LeaseStore(db());
     const reads = new BatchedLeaseReads(store);

@@ -155,6 +155,15 @@ export class LeaseStore {
     return rows.map(toLease);
   }
 
+  /** A task's live leases (raw rows: what revokeWhere would revoke), counted. */
+  async countLive(tx: Sql, taskId: string): Promise<number> {
+    const { rows } = await tx.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM leases WHERE task_id = $1 AND ((state = 'active' AND expires_at > now()) OR state = 'issuing')`,
+      [taskId],
+    );
+    return rows[0]!.n;
+  }
+
   /** Revokes the still-live leases matching `where`, with a revocation event each; returns their ids. */
   async revokeWhere(tx: Sql, where: 'task' | 'workload' | 'boundary' | 'lease', id: string, reason: RevokeReason): Promise<string[]> {
     const column = { task: 'task_id', workload: 'workload_id', boundary: 'boundary_id', lease: 'id' }[where];

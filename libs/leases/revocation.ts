@@ -23,6 +23,10 @@ export class LeaseRevocation {
     return this.revokeIn(tx, 'task', taskId, reason, actor, taskId);
   }
 
+  async countTaskLeases(tx: Sql, taskId: string): Promise<number> {
+    return this.leases.countLive(tx, taskId);
+  }
+
   async revokeWorkloadLeases(tx: Sql, workloadId: string, reason: RevokeReason, actor: string): Promise<string[]> {
     return this.revokeIn(tx, 'workload', workloadId, reason, actor);
   }

@@ -7,6 +7,11 @@ import type { LeaseRevocation } from './revocation.js';
 
 const ACTOR = 'system:sweeper';
 const DPOP_SWEEP_MARGIN_MS = 60_000;
+/**
+ * How long a task's leases may stay pending before the sweeper revokes their rows: the request that
+ * ended the task does it within milliseconds, unless its replica died.
+ */
+export const PENDING_GRACE_S = 10;
 
 /**
  * Acts on what the clock already decided: tasks past their time become `expired` (their leases
@@ -54,6 +59,22 @@ export class ExpirySweeper {
       });
       tasks += n;
       if (n < Math.min(batch, 500)) break;
+    }
+
+    // Tasks that ended with their leases pending, whose replica died before revoking the rows:
+    // their leases already read revoked; this writes it down (events, audit, the outbox).
+    for (let i = 0; i < maxBatches; i++) {
+      const n = await this.db.transaction(async (tx) => {
+        const ids = await this.tasks.staleLeasesPending(tx, 100, PENDING_GRACE_S);
+        for (const id of ids) {
+          const ended = await this.tasks.takePendingLeases(tx, id);
+          if (ended !== undefined)
+            await this.revocation.revokeTaskLeases(tx, id, ended === 'completed' ? 'task_completed' : 'task_revoked', ACTOR);
+        }
+        return ids.length;
+      });
+      tasks += n;
+      if (n < 100) break;
     }
 
     let leases = 0;

@@ -91,18 +91,49 @@ export class TaskStore {
     return toTask(rows[0]!);
   }
 
-  async end(tx: Sql, id: string, state: 'completed' | 'revoked' | 'expired', reason: string): Promise<Task> {
+  /**
+   * `leasesPending`: the task's live leases are left for revokePendingLeases (Tasks.complete and
+   * Tasks.revoke); they read revoked from this commit on (EFFECTIVE_STATE in libs/leases).
+   */
+  async end(tx: Sql, id: string, state: 'completed' | 'revoked' | 'expired', reason: string, leasesPending = false): Promise<Task> {
     const { rows } = await tx.query<TaskRow>(
       `WITH ended AS (
-         UPDATE tasks SET state = $2, ended_at = now(), end_reason = $3 WHERE id = $1 RETURNING *
+         UPDATE tasks SET state = $2, ended_at = now(), end_reason = $3, leases_pending = $4 WHERE id = $1 RETURNING *
        ), event AS (
          ${appendEvents({ type: "'task.ended'", task_id: 'id', workload_id: 'workload_id', reason: '$3' }, 'FROM ended')}
        )
        SELECT ${COLUMNS} FROM ended`,
-      [id, state, reason],
+      [id, state, reason, leasesPending],
     );
     await this.addEvent(tx, id, state, null, reason);
     return toTask(rows[0]!);
+  }
+
+  /**
+   * Takes the task's pending lease revocation, if it still has one: clears the flag and keeps the
+   * row locked until the caller's transaction ends, so the request that ended the task and the
+   * sweeper (on any replica) never both revoke its leases. Returns how the task ended.
+   */
+  async takePendingLeases(tx: Sql, id: string): Promise<'completed' | 'revoked' | undefined> {
+    const { rows } = await tx.query<{ state: 'completed' | 'revoked' }>(
+      `UPDATE tasks SET leases_pending = false WHERE id = $1 AND leases_pending RETURNING state`,
+      [id],
+    );
+    return rows[0]?.state;
+  }
+
+  /**
+   * Tasks whose leases were left pending more than `graceS` seconds ago (the replica that ended
+   * them died before revoking their rows), oldest first; SKIP LOCKED, so a task whose revocation
+   * is running now is left to it.
+   */
+  async staleLeasesPending(tx: Sql, limit: number, graceS: number): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      `SELECT id FROM tasks WHERE leases_pending AND ended_at <= now() - make_interval(secs => $2)
+        ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [limit, graceS],
+    );
+    return rows.map((row) => row.id);
   }
 
   /**
