@@ -63,6 +63,23 @@ async function run(job) {
   let seq = 0;
   const byKind = job.mix.map((spec) => ({ name: spec.name ?? spec.kind, sent: 0, expected: 0, unexpected: 0, unexpected_non2xx: 0 }));
   const samples = [];
+  /** The next request of the mix: its kind's index `k` and what to send. */
+  const nextRequest = () => {
+    const k = schedule[seq++ % schedule.length];
+    byKind[k].sent++;
+    return { k, ...kinds[k]() };
+  };
+  /** Counts an answer against the status its request expected; keeps a few unexpected ones. */
+  const answered = (k, expect, status, body) => {
+    const stats = byKind[k];
+    if (!stats) return;
+    if (status === expect) stats.expected++;
+    else {
+      stats.unexpected++;
+      if (status < 200 || status >= 300) stats.unexpected_non2xx++;
+      if (samples.length < MAX_SAMPLES) samples.push({ kind: stats.name, expected: expect, status, body: String(body).slice(0, 500) });
+    }
+  };
 
   const url = new URL(job.url);
   const options = {
@@ -74,23 +91,13 @@ async function run(job) {
     requests: [
       {
         setupRequest(request, context) {
-          const k = schedule[seq++ % schedule.length];
-          const next = kinds[k]();
-          context.k = k;
+          const next = nextRequest();
+          context.k = next.k;
           context.expect = next.expect;
-          byKind[k].sent++;
           return { ...request, method: next.method, path: next.path, headers: next.headers, body: next.body };
         },
         onResponse(status, body, context) {
-          const stats = byKind[context.k];
-          if (!stats) return;
-          if (status === context.expect) stats.expected++;
-          else {
-            stats.unexpected++;
-            if (status < 200 || status >= 300) stats.unexpected_non2xx++;
-            if (samples.length < MAX_SAMPLES)
-              samples.push({ kind: stats.name, expected: context.expect, status, body: String(body).slice(0, 500) });
-          }
+          answered(context.k, context.expect, status, body);
         },
       },
     ],
@@ -99,24 +106,7 @@ async function run(job) {
   current = { instance: undefined, stopRequested: false };
   if (job.rate) {
     try {
-      return await paced(
-        job,
-        () => {
-          const k = schedule[seq++ % schedule.length];
-          byKind[k].sent++;
-          return { k, ...kinds[k]() };
-        },
-        (request, status, body) => {
-          const stats = byKind[request.k];
-          if (status === request.expect) stats.expected++;
-          else {
-            stats.unexpected++;
-            if (status < 200 || status >= 300) stats.unexpected_non2xx++;
-            if (samples.length < MAX_SAMPLES)
-              samples.push({ kind: stats.name, expected: request.expect, status, body: String(body).slice(0, 500) });
-          }
-        },
-      ).then((result) => ({
+      return await paced(job, nextRequest, (request, status, body) => answered(request.k, request.expect, status, body)).then((result) => ({
         ...result,
         unexpected: byKind.reduce((n, k) => n + k.unexpected, 0),
         unexpected_non2xx: byKind.reduce((n, k) => n + k.unexpected_non2xx, 0),

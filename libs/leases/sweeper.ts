@@ -1,7 +1,7 @@
 import { appendAudit } from '../audit/index.js';
 import type { Database } from '../db/index.js';
 import type { DpopProofStore } from '../identity/index.js';
-import type { TaskStore } from '../tasks/index.js';
+import { pendingLeaseReason, type TaskStore } from '../tasks/index.js';
 import type { LeaseStore } from './lease-store.js';
 import type { LeaseRevocation } from './revocation.js';
 
@@ -68,8 +68,7 @@ export class ExpirySweeper {
         const ids = await this.tasks.staleLeasesPending(tx, 100, PENDING_GRACE_S);
         for (const id of ids) {
           const ended = await this.tasks.takePendingLeases(tx, id);
-          if (ended !== undefined)
-            await this.revocation.revokeTaskLeases(tx, id, ended === 'completed' ? 'task_completed' : 'task_revoked', ACTOR);
+          if (ended !== undefined) await this.revocation.revokeTaskLeases(tx, id, pendingLeaseReason(ended), ACTOR);
         }
         return ids.length;
       });

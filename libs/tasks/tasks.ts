@@ -15,6 +15,11 @@ export interface TaskLeases<L> {
 /** Why a task's leases die with a change to the task. */
 export type TaskLeaseRevokeReason = 'journey_changed' | 'task_completed' | 'task_revoked';
 
+/** The reason a task's leases left pending by its end are revoked with (TaskStore.takePendingLeases). */
+export function pendingLeaseReason(ended: 'completed' | 'revoked'): TaskLeaseRevokeReason {
+  return ended === 'completed' ? 'task_completed' : 'task_revoked';
+}
+
 /**
  * Revokes a task's live leases inside the caller's transaction (LeaseRevocation). Returns the
  * revoked lease ids. An intent change revokes them in its own transaction; a task that ends
@@ -191,7 +196,7 @@ export class Tasks<L = never> {
     return this.db.transaction(async (tx) => {
       const ended = await this.tasks.takePendingLeases(tx, taskId);
       if (ended === undefined) return [];
-      return this.revocation.revokeTaskLeases(tx, taskId, ended === 'completed' ? 'task_completed' : 'task_revoked', actor);
+      return this.revocation.revokeTaskLeases(tx, taskId, pendingLeaseReason(ended), actor);
     });
   }
 
