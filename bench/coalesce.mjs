@@ -1,5 +1,5 @@
 // Coalesced commits, in process: the decision ledger's permits and denials with coalescing off
-// (one statement per request) and on (CommitCoalescer), alternately in one process, on a fresh
+// (one statement per request) and on (StatementCoalescer), alternately in one process, on a fresh
 // PostgreSQL database (and on PGlite with --pglite). Reports, per request, the broker-side CPU
 // (process.cpuUsage) and the CPU of this database's PostgreSQL backends (/proc/<pid>/stat of the
 // pids in pg_stat_activity for it: other sessions' load on a shared server does not count), the

@@ -12,7 +12,7 @@ import { LeaseStore, type LeaseRecord } from './lease-store.js';
 import { RequestContextReader } from './request-context.js';
 
 /**
- * Coalesced commits (DecisionLedger + CommitCoalescer) on PostgreSQL and on PGlite: permits (and
+ * Coalesced commits (DecisionLedger + StatementCoalescer) on PostgreSQL and on PGlite: permits (and
  * denials) that arrive while a statement is in flight share the next statement, each row is
  * checked on its own conditions, and each caller learns whether its own rows were written.
  */

@@ -4,7 +4,7 @@ import type { PendingDecision } from '../approvals/index.js';
 import { insertApprovals, useApproval, type NewApproval } from '../approvals/index.js';
 import type { Sql } from '../db/index.js';
 import { uuidv7 } from '../ids/index.js';
-import { CommitCoalescer, DEFAULT_COALESCING, type CoalescerOptions } from './commit-coalescer.js';
+import { StatementCoalescer, DEFAULT_COALESCING, type CoalescerOptions } from './statement-coalescer.js';
 import {
   decisionParams,
   denialRow,
@@ -161,8 +161,8 @@ const PENDING_APPROVAL = insertApprovals(
  * audit event), so a decision never commits without them, nor they without it.
  */
 export class DecisionLedger {
-  private readonly permits: CommitCoalescer<PermitInput, boolean>;
-  private readonly denials: CommitCoalescer<DenialInput, DenialWritten>;
+  private readonly permits: StatementCoalescer<PermitInput, boolean>;
+  private readonly denials: StatementCoalescer<DenialInput, DenialWritten>;
 
   /**
    * `coalescing` (default: on, DEFAULT_COALESCING) lets concurrent permits share one statement;
@@ -172,11 +172,11 @@ export class DecisionLedger {
     private readonly sql: Sql,
     coalescing: CoalescerOptions | false = DEFAULT_COALESCING,
   ) {
-    this.permits = new CommitCoalescer(
+    this.permits = new StatementCoalescer(
       { many: (inputs) => this.writePermits(inputs), one: (input) => this.writePermit(input) },
       coalescing === false ? { max: 1, lanes: Number.MAX_SAFE_INTEGER } : coalescing,
     );
-    this.denials = new CommitCoalescer(
+    this.denials = new StatementCoalescer(
       { many: (inputs) => this.writeDenials(inputs), one: (input) => this.writeDenial(input) },
       coalescing === false ? { max: 1, lanes: Number.MAX_SAFE_INTEGER } : coalescing,
       // A task's drift denials are counted one statement at a time (see writeDenials).
@@ -195,7 +195,7 @@ export class DecisionLedger {
    * intent → used): of two concurrent repeats one waits on the row lock, finds it used, and writes
    * nothing, so an approval yields exactly one credential.
    *
-   * Concurrent permits without an approval share their statement (CommitCoalescer, writePermits):
+   * Concurrent permits without an approval share their statement (StatementCoalescer, writePermits):
    * each row is checked on its own conditions and each caller learns whether its own rows were
    * written, after they committed.
    */
@@ -210,7 +210,7 @@ export class DecisionLedger {
     // The audit data takes the request id now, in the caller's own request scope: the statement
     // may be sent from another request's.
     const input: PermitInput = { decision, lease, intent, audit: auditData(audit), auditId: uuidv7(), policiesKey };
-    return approvalId === undefined ? this.permits.write(input) : this.writePermit(input, approvalId);
+    return approvalId === undefined ? this.permits.submit(input) : this.writePermit(input, approvalId);
   }
 
   /** One permit in a statement of its own: see recordPermit. */
@@ -354,7 +354,7 @@ export class DecisionLedger {
       taskEventId: uuidv7(),
       suspensionId: uuidv7(),
     };
-    return this.denials.write(input);
+    return this.denials.submit(input);
   }
 
   /** One denial in a statement of its own: see recordDenial. */

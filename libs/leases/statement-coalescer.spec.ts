@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TemporarilyUnavailable } from '../errors/index.js';
-import { CommitCoalescer, type CoalescedWrites } from './commit-coalescer.js';
+import { StatementCoalescer, type CoalescedStatements } from './statement-coalescer.js';
 
 /** A hand-written store: records each statement, and answers it when the test says so. */
-class FakeWrites implements CoalescedWrites<number, string> {
+class FakeWrites implements CoalescedStatements<number, string> {
   readonly statements: number[][] = [];
   private readonly pending: Array<{ settle: (fail?: unknown) => void }> = [];
   failMany: unknown;
@@ -55,12 +55,12 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe('CommitCoalescer', () => {
+describe('StatementCoalescer', () => {
   it('sends a lone write at once, before write() returns, with no timer to wait for', async () => {
     vi.useFakeTimers();
     const writes = new FakeWrites();
-    const coalescer = new CommitCoalescer(writes, { max: 64, lanes: 1 });
-    const outcome = coalescer.write(1);
+    const coalescer = new StatementCoalescer(writes, { max: 64, lanes: 1 });
+    const outcome = coalescer.submit(1);
     // Sent synchronously: no tick, no timer.
     expect(writes.statements).toEqual([[1]]);
     await writes.answer();
@@ -70,8 +70,8 @@ describe('CommitCoalescer', () => {
 
   it('gathers the writes that arrive while a statement is in flight into the next one, each getting its own outcome', async () => {
     const writes = new FakeWrites();
-    const coalescer = new CommitCoalescer(writes, { max: 64, lanes: 1 });
-    const outcomes = [1, 2, 3, 4].map((item) => coalescer.write(item));
+    const coalescer = new StatementCoalescer(writes, { max: 64, lanes: 1 });
+    const outcomes = [1, 2, 3, 4].map((item) => coalescer.submit(item));
     expect(writes.statements).toEqual([[1]]);
     await writes.answer();
     expect(writes.statements).toEqual([[1], [2, 3, 4]]);
@@ -81,11 +81,11 @@ describe('CommitCoalescer', () => {
 
   it('answers no caller before the statement carrying its item has answered', async () => {
     const writes = new FakeWrites();
-    const coalescer = new CommitCoalescer(writes, { max: 64, lanes: 1 });
+    const coalescer = new StatementCoalescer(writes, { max: 64, lanes: 1 });
     let settled = 0;
-    void coalescer.write(1).then(() => settled++);
-    void coalescer.write(2).then(() => settled++);
-    void coalescer.write(3).then(() => settled++);
+    void coalescer.submit(1).then(() => settled++);
+    void coalescer.submit(2).then(() => settled++);
+    void coalescer.submit(3).then(() => settled++);
     await writes.answer();
     expect(settled).toBe(1);
     await writes.answer();
@@ -94,8 +94,8 @@ describe('CommitCoalescer', () => {
 
   it('caps a statement at max items and keeps at most `lanes` statements in flight', async () => {
     const writes = new FakeWrites();
-    const coalescer = new CommitCoalescer(writes, { max: 3, lanes: 2 });
-    const outcomes = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((item) => coalescer.write(item));
+    const coalescer = new StatementCoalescer(writes, { max: 3, lanes: 2 });
+    const outcomes = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((item) => coalescer.submit(item));
     expect(writes.statements).toEqual([[1], [2]]);
     expect(writes.inFlight).toBe(2);
     await writes.answer();
@@ -107,10 +107,10 @@ describe('CommitCoalescer', () => {
 
   it('a statement that fails as a whole is written again row by row: only the guilty row fails', async () => {
     const writes = new FakeWrites();
-    const coalescer = new CommitCoalescer(writes, { max: 64, lanes: 1 });
+    const coalescer = new StatementCoalescer(writes, { max: 64, lanes: 1 });
     writes.failMany = new Error('duplicate key value violates unique constraint');
     writes.failOne.add(3);
-    const outcomes = [1, 2, 3, 4].map((item) => coalescer.write(item).catch((error: Error) => error.message));
+    const outcomes = [1, 2, 3, 4].map((item) => coalescer.submit(item).catch((error: Error) => error.message));
     await writes.answer(); // [1]
     await writes.answer(); // [2, 3, 4] fails
     expect(writes.statements).toEqual([[1], [2, 3, 4], [2], [3], [4]]);
@@ -120,9 +120,9 @@ describe('CommitCoalescer', () => {
 
   it('a database that is not there fails every caller of the statement at once, without retrying them', async () => {
     const writes = new FakeWrites();
-    const coalescer = new CommitCoalescer(writes, { max: 64, lanes: 1 });
+    const coalescer = new StatementCoalescer(writes, { max: 64, lanes: 1 });
     writes.failMany = new TemporarilyUnavailable('the database is not available; try again shortly');
-    const outcomes = [1, 2, 3].map((item) => coalescer.write(item).catch((error: unknown) => error));
+    const outcomes = [1, 2, 3].map((item) => coalescer.submit(item).catch((error: unknown) => error));
     await writes.answer();
     await writes.answer();
     const errors = await Promise.all(outcomes.slice(1));
@@ -133,8 +133,8 @@ describe('CommitCoalescer', () => {
   it('keeps items that must stay apart in different statements, in their order', async () => {
     const writes = new FakeWrites();
     // Even and odd items of the same "task" must not share a statement.
-    const coalescer = new CommitCoalescer(writes, { max: 64, lanes: 1 }, (item) => (item >= 10 ? `task-${item % 2}` : undefined));
-    const outcomes = [1, 10, 12, 2, 11, 14, 3].map((item) => coalescer.write(item));
+    const coalescer = new StatementCoalescer(writes, { max: 64, lanes: 1 }, (item) => (item >= 10 ? `task-${item % 2}` : undefined));
+    const outcomes = [1, 10, 12, 2, 11, 14, 3].map((item) => coalescer.submit(item));
     await writes.answer();
     expect(writes.statements).toEqual([[1], [10, 2, 11, 3]]);
     await writes.answer();
@@ -147,7 +147,7 @@ describe('CommitCoalescer', () => {
 
   it('refuses options it cannot run on, naming them', () => {
     const writes = new FakeWrites();
-    expect(() => new CommitCoalescer(writes, { max: 0, lanes: 1 })).toThrow(/max/);
-    expect(() => new CommitCoalescer(writes, { max: 8, lanes: 0.5 })).toThrow(/lanes/);
+    expect(() => new StatementCoalescer(writes, { max: 0, lanes: 1 })).toThrow(/max/);
+    expect(() => new StatementCoalescer(writes, { max: 8, lanes: 0.5 })).toThrow(/lanes/);
   });
 });

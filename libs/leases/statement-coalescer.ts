@@ -1,7 +1,7 @@
 import { TemporarilyUnavailable } from '../errors/index.js';
 
-/** How one coalescer writes: many rows in one statement, or one row in the statement of old. */
-export interface CoalescedWrites<I, O> {
+/** The two statements a coalescer sends: many items in one statement, or one item alone. */
+export interface CoalescedStatements<I, O> {
   /** One statement, one transaction for every item; answers each item's own outcome, in order. */
   many(items: readonly I[]): Promise<O[]>;
   /** The single-row statement: a batch of one, and each item of a batch that failed as a whole. */
@@ -24,8 +24,10 @@ interface Waiting<I, O> {
 }
 
 /**
- * Group commit for the hot path's writes: concurrent callers join one multi-row statement instead
- * of each paying its own statement, transaction and WAL flush. There is no timer: a caller that
+ * Concurrent callers share one statement instead of each paying its own round trip (and, for
+ * writes, its own transaction and WAL flush): the decision ledger's permits and denials (group
+ * commit) and introspection's lease reads (BatchedLeaseReads, one `= ANY($1)` statement). There is
+ * no timer: a caller that
  * finds a lane free goes at once, alone; callers that arrive while every lane is busy wait for the
  * first lane to come back and then go together (up to `max`). So a lone request waits for nothing,
  * and under load the batch grows by itself to what arrived during one statement.
@@ -35,10 +37,10 @@ interface Waiting<I, O> {
  * callers: each item is written again on its own, and only the guilty one sees the error. A
  * database that is not there fails them all at once (retrying would only knock on it harder).
  *
- * Reads use it too (BatchedLeaseReads: introspection's lease rows in one `= ANY($1)` statement):
- * `write` then means "send in the next statement", and a read's outcome is its row as read there.
+ * For a read, "committed" is "answered": its outcome is its row as read by a statement sent after
+ * it was submitted.
  */
-export class CommitCoalescer<I, O> {
+export class StatementCoalescer<I, O> {
   private waiting: Waiting<I, O>[] = [];
   private inFlight = 0;
 
@@ -47,7 +49,7 @@ export class CommitCoalescer<I, O> {
    * key, one goes in the next statement and the others wait for a later one, in their order.
    */
   constructor(
-    private readonly writes: CoalescedWrites<I, O>,
+    private readonly statements: CoalescedStatements<I, O>,
     private readonly options: CoalescerOptions = DEFAULT_COALESCING,
     private readonly apart: (item: I) => string | undefined = () => undefined,
   ) {
@@ -55,7 +57,8 @@ export class CommitCoalescer<I, O> {
     if (!(Number.isInteger(options.lanes) && options.lanes >= 1)) throw new RangeError('coalescing: lanes must be an integer ≥ 1');
   }
 
-  write(item: I): Promise<O> {
+  /** Sends `item` in the next statement (at once, alone, when a lane is free); resolves with its own outcome. */
+  submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
       // Synchronously: with a lane free, the statement is sent before this call returns.
@@ -92,16 +95,16 @@ export class CommitCoalescer<I, O> {
   }
 
   private async send(batch: Waiting<I, O>[]): Promise<void> {
-    if (batch.length === 1) return settle(batch[0]!, this.writes.one(batch[0]!.item));
+    if (batch.length === 1) return settle(batch[0]!, this.statements.one(batch[0]!.item));
     let outcomes: O[];
     try {
-      outcomes = await this.writes.many(batch.map((waiting) => waiting.item));
+      outcomes = await this.statements.many(batch.map((waiting) => waiting.item));
     } catch (error) {
       if (error instanceof TemporarilyUnavailable) {
         for (const waiting of batch) waiting.reject(error);
         return;
       }
-      await Promise.all(batch.map((waiting) => settle(waiting, this.writes.one(waiting.item))));
+      await Promise.all(batch.map((waiting) => settle(waiting, this.statements.one(waiting.item))));
       return;
     }
     batch.forEach((waiting, i) => waiting.resolve(outcomes[i]!));
