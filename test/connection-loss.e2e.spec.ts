@@ -238,6 +238,32 @@ describe('connection loss', () => {
     }
     expect(escaped.map(String)).toEqual([]);
   }, 30_000);
+
+  it('keeps its idle pooled connections open: a burst after a quiet spell finds them, and opens no new backend', async (context) => {
+    if (!reachable) context.skip();
+    // Reopening a connection under load costs a fork and a cold catalog cache (its first statements
+    // plan against every history partition): the pool must not close them while they idle.
+    const backends = async () =>
+      admin(async (client) => {
+        const { rows } = await client.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'tollgate' ORDER BY pid",
+          [broker.db.name],
+        );
+        return rows.map((row) => row.pid);
+      });
+    const taskId = await bot.openTask();
+    const burst = () =>
+      Promise.all(Array.from({ length: 40 }, () => bot.credential(taskId, { boundary: 'crm-orders', action: 'orders:read' })));
+    for (const response of await burst()) expect(response.status).toBe(201);
+    const afterBurst = await backends();
+    // pg's default would close every connection idle for 10 s; the background passes keep a few busy.
+    await sleep(11_500);
+    const afterQuiet = await backends();
+    expect(afterQuiet.length).toBeGreaterThanOrEqual(afterBurst.length);
+    expect(afterQuiet).toEqual(expect.arrayContaining(afterBurst));
+    for (const response of await burst()) expect(response.status).toBe(201);
+    expect(escaped.map(String)).toEqual([]);
+  }, 30_000);
 });
 
 /**
