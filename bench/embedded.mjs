@@ -9,14 +9,19 @@
 //
 //   npm run build && node bench/embedded.mjs [--postgres] [--scenario issuance|denial]
 //     [--builds .,../other-worktree] [--rounds 3] [--duration 8] [--warmup 3] [--tasks-per-bot 50] [--cpu-prof DIR]
+//     [--rate N] [--settle S] [--timeline FILE]
 //
 // --builds: the worktrees whose dist/ to measure, alternately (default: this one). --cpu-prof
-// writes each broker's V8 CPU profile (node --cpu-prof) into DIR when it stops.
+// writes each broker's V8 CPU profile (node --cpu-prof) into DIR when it stops. --rate: open-loop
+// load at N requests per second instead of closed-loop saturation (latency below saturation);
+// --settle: seconds of quiet before each measured run, so one broker's background work after its
+// run (the audit chainer links what it issued) does not land on the next one's; --timeline: every
+// answer's [scheduled ms, latency ms] per run, as JSON, to see when the slow ones come.
 import { resolve, join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect, freshDatabase } from './lib/database.mjs';
 import { LoadGenerator } from './lib/load.mjs';
-import { cleanup, cpuSecondsOf, installSignalHandlers, onCleanup } from './lib/procs.mjs';
+import { cleanup, cpuSecondsOf, installSignalHandlers, onCleanup, sleep } from './lib/procs.mjs';
 import { BROKER_MAIN, newSecrets, setUpCredentialLoad, startBroker } from './lib/tollgate.mjs';
 
 const args = process.argv.slice(2);
@@ -33,6 +38,9 @@ const ROUNDS = Number(value('rounds', 3));
 const DURATION = Number(value('duration', 8));
 const WARMUP = Number(value('warmup', 3));
 const CPU_PROF = value('cpu-prof', undefined);
+const RATE = value('rate', undefined) === undefined ? undefined : Number(value('rate'));
+const SETTLE = Number(value('settle', 0));
+const TIMELINE = value('timeline', undefined);
 // bench/run.mjs opens 50 per bot (4 bots); fewer make each task come back within the broker's
 // 1 s context cache at the low rates of a contended machine, as it does at full speed.
 const TASKS_PER_BOT = Number(value('tasks-per-bot', 50));
@@ -65,13 +73,15 @@ async function main() {
     const setup = await setUpCredentialLoad(broker, { tasksPerBot: TASKS_PER_BOT });
     const sql = db ? await connect(db.url) : undefined;
     if (sql) onCleanup(() => sql.end());
-    targets.push({ root, broker, sql, dbName: db?.name, job: { ...setup.base, mix: setup.mixes[SCENARIO] }, runs: [] });
+    const job = { ...setup.base, mix: setup.mixes[SCENARIO], ...(RATE ? { rate: RATE, timeline: Boolean(TIMELINE) } : {}) };
+    targets.push({ root, broker, sql, dbName: db?.name, job, runs: [], timelines: [] });
     log(`${root}: broker up on ${POSTGRES ? 'PostgreSQL' : 'PGlite'}, ${setup.tasks.length} tasks`);
   }
   for (const target of targets) await expectOnly(target, await load.run({ ...target.job, duration: WARMUP }));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const target of targets) {
       await expectOnly(target, await load.run({ ...target.job, duration: 1 }));
+      if (SETTLE > 0) await sleep(SETTLE * 1000);
       const before = await sample(target);
       const result = await load.run({ ...target.job, duration: DURATION });
       const after = await sample(target);
@@ -86,6 +96,7 @@ async function main() {
         commits: POSTGRES ? round3((after.commits - before.commits) / requests) : null,
       };
       target.runs.push(run);
+      if (result.timeline) target.timelines.push(result.timeline);
       log(`round ${round} ${target.root}: ${JSON.stringify(run)}`);
     }
   }
@@ -102,6 +113,7 @@ async function main() {
       `  ratio ${targets[0].root} / ${targets[1].root}: rate ${round3(rate(targets[0]) / rate(targets[1]))}x, CPU ${round3(cpu(targets[0]) / cpu(targets[1]))}x`,
     );
   }
+  if (TIMELINE) writeFileSync(TIMELINE, JSON.stringify(targets.map((target) => ({ root: target.root, runs: target.timelines }))));
   for (const target of targets) await target.broker.stop();
 }
 

@@ -164,6 +164,9 @@ async function paced(job, next, answered) {
   const interval = 1000 / job.rate;
   const timeoutMs = (job.timeoutS ?? 10) * 1000;
   const latencies = [];
+  // With job.timeline: [scheduled ms since start, latency ms] of every answer, to see when the slow
+  // ones happen (a periodic pass shows as a stripe).
+  const timeline = job.timeline ? [] : undefined;
   const statusCodes = {};
   let errors = 0;
   let timeouts = 0;
@@ -181,7 +184,9 @@ async function paced(job, next, answered) {
         const request = next();
         const done = send(agent, url, request, timeoutMs).then(
           ({ status, body }) => {
-            latencies.push(performance.now() - scheduled);
+            const latency = performance.now() - scheduled;
+            latencies.push(latency);
+            timeline?.push([Math.round(scheduled - start), Math.round(latency * 10) / 10]);
             statusCodes[status] = (statusCodes[status] ?? 0) + 1;
             if (status < 200 || status >= 300) non2xx++;
             answered(request, status, body);
@@ -219,6 +224,7 @@ async function paced(job, next, answered) {
     errors,
     timeouts,
     status_codes: statusCodes,
+    ...(timeline ? { timeline, started_at: performance.timeOrigin + start } : {}),
   };
 }
 
