@@ -166,7 +166,9 @@ describe('connection loss', () => {
     let terminated = 0;
     const started = Date.now();
     await sleep(300);
-    while (Date.now() - started < 8_000) {
+    // At least 8 s and 25 kills, whichever comes later: on a loaded machine (the whole suite on two
+    // cores) one kill, through a fresh admin connection, can take 400 ms. At most 20 s.
+    while ((Date.now() - started < 8_000 || kills < 25) && Date.now() - started < 20_000) {
       terminated += await killBackends(broker.db.name);
       kills++;
       await sleep(40 + Math.random() * 120);
@@ -178,7 +180,7 @@ describe('connection loss', () => {
     const bad = statuses.filter((status) => !acceptable(status));
     const kinds = [...new Set(escaped.map((error) => (error instanceof Error ? error.message : String(error))))].slice(0, 5);
     expect({ escaped: escaped.length, kinds, bad: bad.length }).toEqual({ escaped: 0, kinds: [], bad: 0 });
-    expect(kills).toBeGreaterThan(20);
+    expect(kills).toBeGreaterThanOrEqual(25);
     expect(terminated).toBeGreaterThan(kills);
     expect(statuses.filter((status) => status === 503).length).toBeGreaterThan(0);
     expect(statuses.filter((status) => status === 201).length).toBeGreaterThan(10);
@@ -203,7 +205,7 @@ describe('connection loss', () => {
       await db.end();
     }
     expect(escaped.map(String)).toEqual([]);
-  }, 30_000);
+  }, 45_000);
 
   it('a start whose startup-lock connection is killed waits and starts, instead of failing', async (context) => {
     if (!reachable) context.skip();
