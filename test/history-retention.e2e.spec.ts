@@ -277,13 +277,13 @@ for (const kind of BACKENDS) {
         const run = (...args: string[]) =>
           spawnSync(process.execPath, [cli, 'history', ...args], { env, encoding: 'utf8', timeout: 60_000 });
         const usage = run('prune');
-        expect(usage.status).toBe(2);
+        expect(usage.status, usage.stderr).toBe(2);
         expect(usage.stderr).toMatch(/prune --before YYYY-MM/);
         const bad = run('prune', '--before', '2026-13');
-        expect(bad.status).toBe(2);
+        expect(bad.status, bad.stderr).toBe(2);
         expect(bad.stderr).toMatch(/refused: --before must be a month/);
         const refused = run('prune', '--before', '2026-11');
-        expect(refused.status).toBe(1);
+        expect(refused.status, refused.stderr).toBe(1);
         expect(refused.stderr).toMatch(/refused: a kept audit event comes before/);
         const nothing = run('prune', '--before', '2026-10');
         expect(nothing.stderr).toBe('');

@@ -1,6 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase } from './support/database.js';
@@ -53,7 +54,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function serving(url: string, timeoutMs: number): Promise<void> {
+/** `log`: the brokers' output, whose end a timeout shows (a broker that exits at once is restarted in a loop). */
+async function serving(url: string, timeoutMs: number, log: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await call(url, 'GET', '/healthz').then(
@@ -61,7 +63,10 @@ async function serving(url: string, timeoutMs: number): Promise<void> {
       () => false,
     );
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${url} did not serve within ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      const output = existsSync(log) ? readFileSync(log, 'utf8').slice(-2_000) : '(no output)';
+      throw new Error(`${url} did not serve within ${timeoutMs} ms; the brokers' output ends:\n${output}`);
+    }
     await new Promise((done) => setTimeout(done, 200));
   }
 }
@@ -81,11 +86,13 @@ describe('a supervised broker', () => {
       TOLLGATE_LOG_LEVEL: 'error',
       PORT: String(port),
       HOST: '127.0.0.1',
+      BROKER_LOG: join(db.dataDir, 'brokers.log'),
     };
+    const log = env.BROKER_LOG;
     const broker = `exec node --import ./scripts/ts-loader.mjs apps/broker/main.ts`;
     // The supervisor: start the broker again whenever it exits.
-    supervisor = spawn('sh', ['-c', `while :; do (${broker}) >/dev/null 2>&1; sleep 0.2; done`], { cwd: ROOT, env, stdio: 'ignore' });
-    await serving(url, 60_000);
+    supervisor = spawn('sh', ['-c', `while :; do (${broker}) >>"$BROKER_LOG" 2>&1; sleep 0.2; done`], { cwd: ROOT, env, stdio: 'ignore' });
+    await serving(url, 60_000, log);
 
     const handle = { url, adminKey } as TestBroker;
     await putBoundary(handle, 'crm-orders', {
@@ -101,7 +108,7 @@ describe('a supervised broker', () => {
     const cedarChildren = childrenOf(first!);
     expect(cedarChildren.length).toBeGreaterThan(0);
     process.kill(first!, 'SIGKILL');
-    await serving(url, 60_000);
+    await serving(url, 60_000, log);
     const [second] = childrenOf(supervisor.pid!);
     expect(second).not.toBe(first);
     // The old broker's Cedar processes saw it go (their IPC channel closed) and exited.

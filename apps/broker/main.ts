@@ -3,7 +3,7 @@ import { ApprovalStore } from '../../libs/approvals/index.js';
 import { AuditRetention } from '../../libs/audit/index.js';
 import { migrateDatabase, openDatabase } from '../../libs/db/index.js';
 import { ConfigurationError, TollgateError } from '../../libs/errors/index.js';
-import { HistoryRetention } from '../../libs/leases/index.js';
+import { checkFirstMonthKept, HistoryRetention } from '../../libs/leases/index.js';
 import { handOverAdminKey } from './admin-key-handover.js';
 import { createApp } from './app.js';
 
@@ -79,6 +79,14 @@ async function history(args: readonly string[]): Promise<void> {
   const [action, flag, before, ...extra] = args;
   if (action !== 'prune' || flag !== '--before' || before === undefined || extra.length > 0) {
     process.stderr.write(`tollgate-broker history: expected "prune --before YYYY-MM"\n${USAGE}`);
+    process.exit(2);
+  }
+  try {
+    // Bad input is refused before the database is opened: it needs none.
+    checkFirstMonthKept(before);
+  } catch (error) {
+    if (!(error instanceof TollgateError)) throw error;
+    process.stderr.write(`tollgate-broker history prune: refused: ${error.description}\n`);
     process.exit(2);
   }
   const config = loadBrokerConfig(process.env, { command: 'migrate' });

@@ -24,6 +24,11 @@ export interface PruneReport {
   anchor: ChainAnchor | undefined;
 }
 
+/** Refuses (InvalidRequest) a first month to keep that is not YYYY-MM: before any database work. */
+export function checkFirstMonthKept(before: string): void {
+  if (!MONTH.test(before)) throw new InvalidRequest('--before must be a month written YYYY-MM (the first month to keep)');
+}
+
 /**
  * History retention: leases, decisions and audit events live in monthly partitions (by their
  * UUIDv7 id), so old history goes by dropping whole months, not by deleting rows, and the months
@@ -49,7 +54,7 @@ export class HistoryRetention {
    * never dropped. Records the audit chain's new anchor and a `history.pruned` event.
    */
   async prune(before: string, actor: string): Promise<PruneReport> {
-    if (!MONTH.test(before)) throw new InvalidRequest('--before must be a month written YYYY-MM (the first month to keep)');
+    checkFirstMonthKept(before);
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ month: string }>(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM') AS month`);
       if (before > rows[0]!.month)
