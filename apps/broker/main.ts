@@ -85,9 +85,7 @@ async function history(args: readonly string[]): Promise<void> {
     // Bad input is refused before the database is opened: it needs none.
     checkFirstMonthKept(before);
   } catch (error) {
-    if (!(error instanceof TollgateError)) throw error;
-    process.stderr.write(`tollgate-broker history prune: refused: ${error.description}\n`);
-    process.exit(2);
+    refusePrune(error);
   }
   const config = loadBrokerConfig(process.env, { command: 'migrate' });
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false, poolSize: 1 });
@@ -102,15 +100,17 @@ async function history(args: readonly string[]): Promise<void> {
             '\n',
     );
   } catch (error) {
-    // A refusal or bad input says why and changes nothing; its description is safe to print.
-    if (error instanceof TollgateError) {
-      process.stderr.write(`tollgate-broker history prune: refused: ${error.description}\n`);
-      process.exit(error.status === 400 ? 2 : 1);
-    }
-    throw error;
+    refusePrune(error);
   } finally {
     await db.close();
   }
+}
+
+/** A refusal or bad input says why and changes nothing (its description is safe to print); anything else is thrown on. */
+function refusePrune(error: unknown): never {
+  if (!(error instanceof TollgateError)) throw error;
+  process.stderr.write(`tollgate-broker history prune: refused: ${error.description}\n`);
+  process.exit(error.status === 400 ? 2 : 1);
 }
 
 async function migrate(): Promise<void> {

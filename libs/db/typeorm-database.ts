@@ -163,8 +163,8 @@ function postgresDataSource(options: DatabaseOptions): DataSource {
       max: options.poolSize ?? 10,
       // Pooled connections stay open while idle (pg closes them after 10 s by default). A
       // connection opened again under load costs a backend fork and a cold catalog cache: its first
-      // statements plan against every history partition, 15–25 ms each, and the requests queued
-      // behind them made most of issuance's p99 below saturation (docs/performance.md). A dead
+      // statements plan against every history partition, 15–25 ms each, with requests queued
+      // behind them: the worst rounds of issuance's p99 below saturation (docs/performance.md). A dead
       // server's connections are still dropped: by their error, keep-alive, or WatchedClient.
       idleTimeoutMillis: 0,
       // A dead database must turn into a quick 503, not a request that hangs.
