@@ -97,23 +97,31 @@ const SHAPES: Record<'decisions' | 'leases' | 'audit_events', Shape> = {
   },
 };
 
-const TABLES = ['decisions', 'leases', 'audit_events'] as const;
-
 /** The advisory lock under which partitions are made (one maker at a time across replicas). */
 const HISTORY_PARTITION_LOCK = 0x70_11_a0_d2; // the same number as libs/db/partitions.ts
 
-export class HistoryPartitions1764116910000 implements MigrationInterface {
-  name = 'HistoryPartitions1764116910000';
+/** The history tables as this migration made them; migration 1764117090000 adds audit_links. */
+export const HISTORY_TABLES = ['decisions', 'leases', 'audit_events'] as const;
 
-  async up(q: QueryRunner): Promise<void> {
-    await q.query(`
-      CREATE FUNCTION tollgate_history_bound(month timestamp) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
-        SELECT (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-0000-0000-000000000000')::uuid
-          FROM (SELECT lpad(to_hex((extract(epoch FROM date_trunc('month', month)) * 1000)::bigint), 12, '0') AS h) ms
-      $$`);
-    // One month of the three tables; idempotent. The caller holds the partition lock.
-    await q.query(`
-      CREATE FUNCTION tollgate_history_partition(month timestamp) RETURNS integer LANGUAGE plpgsql
+/** What a month of audit_events gets beyond its table (PL/pgSQL; `part` is its name). */
+export const AUDIT_EVENTS_MONTH = `
+          IF t = 'audit_events' THEN
+            EXECUTE format('CREATE UNIQUE INDEX %I ON %I (seq)', part || '_seq', part);
+            EXECUTE format('CREATE UNIQUE INDEX %I ON %I (prev_hash) WHERE prev_hash IS NOT NULL', part || '_one_successor', part);
+          END IF;`;
+
+/**
+ * The two SQL functions that make months: tollgate_history_partition (one month of every table;
+ * idempotent; the caller holds the partition lock) and tollgate_ensure_history_partitions (this
+ * month and `ahead` more, by the database clock). `perTable` is PL/pgSQL run for each new month of
+ * a table, with `t` the table and `part` the partition. A later migration that changes the tables
+ * replaces both, and puts these back on the way down.
+ */
+export function historyPartitionFunctions(tables: readonly string[], perTable: string): string[] {
+  const list = `ARRAY[${tables.map((t) => `'${t}'`).join(', ')}]`;
+  return [
+    `
+      CREATE OR REPLACE FUNCTION tollgate_history_partition(month timestamp) RETURNS integer LANGUAGE plpgsql
       SECURITY DEFINER SET search_path FROM CURRENT AS $$
       DECLARE
         start timestamp := date_trunc('month', month);
@@ -121,7 +129,7 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
         t text;
         made integer := 0;
       BEGIN
-        FOREACH t IN ARRAY ARRAY['decisions', 'leases', 'audit_events'] LOOP
+        FOREACH t IN ARRAY ${list} LOOP
           part := t || to_char(start, '"_y"YYYY"m"MM');
           -- A query of pg_class, not to_regclass: after waiting for the lock, this session's catalog
           -- cache may not know yet of the partition the lock's previous holder made.
@@ -132,20 +140,16 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
           IF t <> 'leases' THEN
             EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()',
                            part || '_no_truncate', part);
-          END IF;
-          IF t = 'audit_events' THEN
-            EXECUTE format('CREATE UNIQUE INDEX %I ON %I (seq)', part || '_seq', part);
-            EXECUTE format('CREATE UNIQUE INDEX %I ON %I (prev_hash) WHERE prev_hash IS NOT NULL', part || '_one_successor', part);
-          END IF;
+          END IF;${perTable}
           made := made + 1;
         END LOOP;
         RETURN made;
       END
-      $$`);
-    // This month and \`ahead\` more, by the database clock. The lock is taken only when one is
-    // missing, so replicas calling this every pass cost each other nothing.
-    await q.query(`
-      CREATE FUNCTION tollgate_ensure_history_partitions(ahead integer) RETURNS integer LANGUAGE plpgsql
+      $$`,
+    // The lock is taken only when a month is missing, so replicas calling this every pass cost
+    // each other nothing.
+    `
+      CREATE OR REPLACE FUNCTION tollgate_ensure_history_partitions(ahead integer) RETURNS integer LANGUAGE plpgsql
       SECURITY DEFINER SET search_path FROM CURRENT AS $$
       DECLARE
         this_month timestamp := date_trunc('month', now() AT TIME ZONE 'UTC');
@@ -156,7 +160,7 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
           RAISE EXCEPTION 'ahead must be 0..120, not %', ahead USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF NOT EXISTS (
-          SELECT 1 FROM generate_series(0, ahead) n, unnest(ARRAY['decisions', 'leases', 'audit_events']) t
+          SELECT 1 FROM generate_series(0, ahead) n, unnest(${list}) t
            WHERE NOT EXISTS (SELECT 1 FROM pg_class c
                               WHERE c.relname = t || to_char(this_month + n * interval '1 month', '"_y"YYYY"m"MM')
                                 AND c.relnamespace = current_schema()::regnamespace)) THEN
@@ -168,7 +172,21 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
         END LOOP;
         RETURN made;
       END
+      $$`,
+  ];
+}
+
+export class HistoryPartitions1764116910000 implements MigrationInterface {
+  name = 'HistoryPartitions1764116910000';
+
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`
+      CREATE FUNCTION tollgate_history_bound(month timestamp) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
+        SELECT (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-0000-0000-000000000000')::uuid
+          FROM (SELECT lpad(to_hex((extract(epoch FROM date_trunc('month', month)) * 1000)::bigint), 12, '0') AS h) ms
       $$`);
+    // One month of the three tables; idempotent. The caller holds the partition lock.
+    for (const statement of historyPartitionFunctions(HISTORY_TABLES, AUDIT_EVENTS_MONTH)) await q.query(statement);
 
     await this.rebuild(q, true);
   }
@@ -190,7 +208,7 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
     await q.query('ALTER TABLE leases DROP CONSTRAINT IF EXISTS leases_decision_id_fkey');
     await q.query('ALTER SEQUENCE audit_events_seq OWNED BY NONE');
 
-    for (const table of TABLES) {
+    for (const table of HISTORY_TABLES) {
       const shape = SHAPES[table];
       const old = `${table}_moving`;
       await q.query(`ALTER TABLE ${table} RENAME TO ${old}`);
@@ -233,11 +251,11 @@ export class HistoryPartitions1764116910000 implements MigrationInterface {
       await q.query('SELECT tollgate_ensure_history_partitions(2)');
     }
 
-    for (const table of TABLES) {
+    for (const table of HISTORY_TABLES) {
       await q.query(`INSERT INTO ${table} SELECT * FROM ${table}_moving`);
       await q.query(`DROP TABLE ${table}_moving`);
     }
-    for (const table of TABLES) {
+    for (const table of HISTORY_TABLES) {
       const { foreignKeys, plainForeignKeys, triggers } = SHAPES[table];
       for (const statement of [...foreignKeys, ...(partitioned ? [] : plainForeignKeys), ...triggers]) await q.query(statement);
     }

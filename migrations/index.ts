@@ -28,6 +28,7 @@ import { ExpiryWithoutRewrites1764116850000 } from './1764116850000-expiry-witho
 import { HistoryPartitions1764116910000 } from './1764116910000-history-partitions.js';
 import { AuditChainAnchors1764116970000 } from './1764116970000-audit-chain-anchors.js';
 import { TaskLeasesPending1764117030000 } from './1764117030000-task-leases-pending.js';
+import { AuditLinks1764117090000 } from './1764117090000-audit-links.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -61,4 +62,5 @@ export const migrations = [
   HistoryPartitions1764116910000,
   AuditChainAnchors1764116970000,
   TaskLeasesPending1764117030000,
+  AuditLinks1764117090000,
 ];

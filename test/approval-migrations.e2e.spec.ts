@@ -22,8 +22,8 @@ beforeAll(async () => {
 afterAll(() => broker?.close());
 
 // approval-revocation, approval-ttl, task-open-rate-limit, tool-call, event-notify, expiry-without-rewrites,
-// history-partitions, audit-chain-anchors, task-leases-pending
-const OURS = 9;
+// history-partitions, audit-chain-anchors, task-leases-pending, audit-links
+const OURS = 10;
 
 async function approved(boundary: string, ttl?: number): Promise<{ taskId: string; approvalId: string }> {
   const taskId = await bot.openTask();

@@ -52,10 +52,32 @@ async function verify() {
   return response.body;
 }
 
-/** Every event in chain order, as stored. */
+/** Every event in chain order, as stored, with its link (audit_links) when it has one. */
 async function chainRows(): Promise<{ id: string; seq: string; prev_hash: string | null; hash: string | null }[]> {
-  const { rows } = await su.query(`SELECT a.id, a.seq::text AS seq, a.prev_hash, a.hash FROM audit_events a ORDER BY a.xid, a.seq`);
+  const { rows } = await su.query(
+    `SELECT a.id, a.seq::text AS seq, l.prev_hash, l.hash FROM audit_events a LEFT JOIN audit_links l ON l.event_id = a.id ORDER BY a.xid, a.seq`,
+  );
   return rows;
+}
+
+/** Runs statements as a superuser who turned the append-only triggers of events and links off. */
+async function asAttacker(...statements: [string, unknown[]][]): Promise<void> {
+  await su.query('BEGIN');
+  try {
+    await su.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+    await su.query('ALTER TABLE audit_links DISABLE TRIGGER audit_links_append_only');
+    for (const [statement, params] of statements) {
+      // Each statement gets the parameters it names ($1..$n).
+      const used = Math.max(0, ...[...statement.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+      await su.query(statement, params.slice(0, used));
+    }
+    await su.query('ALTER TABLE audit_links ENABLE TRIGGER audit_links_append_only');
+    await su.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+    await su.query('COMMIT');
+  } catch (error) {
+    await su.query('ROLLBACK');
+    throw error;
+  }
 }
 
 /** Some of everything: tasks opened, permits, denials, completions, from `parallel` requests at once. */
@@ -303,7 +325,7 @@ describe('GET /v1/audit/checkpoint', () => {
 });
 
 describe('the database', () => {
-  it('refuses UPDATE, DELETE and TRUNCATE of audit events and decisions, and a second or partial link', async (context) => {
+  it('refuses UPDATE, DELETE and TRUNCATE of audit events, their links and decisions, and a second link', async (context) => {
     if (broker.db.kind !== 'postgres') context.skip();
     await bot.credential(await bot.openTask(), { boundary: 'crm-orders', action: 'orders:nope' });
     await chainAll();
@@ -312,48 +334,43 @@ describe('the database', () => {
       await expect(su.query(statement, params), statement).rejects.toThrow(/append-only/);
     };
     await refused(`UPDATE audit_events SET data = '{}' WHERE id = $1`, [linked.id]);
-    await refused(`UPDATE audit_events SET hash = $2 WHERE id = $1`, [linked.id, 'f'.repeat(64)]);
-    await refused(`UPDATE audit_events SET prev_hash = NULL, hash = NULL WHERE id = $1`, [linked.id]);
+    await refused(`UPDATE audit_links SET hash = $2 WHERE event_id = $1`, [linked.id, 'f'.repeat(64)]);
+    await refused(`DELETE FROM audit_links WHERE event_id = $1`, [linked.id]);
     await refused(`DELETE FROM audit_events WHERE id = $1`, [linked.id]);
     await refused('TRUNCATE audit_events');
+    await refused('TRUNCATE audit_links');
     await refused(`UPDATE decisions SET outcome = 'permit' WHERE outcome = 'deny'`);
     await refused('DELETE FROM decisions');
     await refused('TRUNCATE decisions CASCADE');
 
-    // An event not linked yet: linking it is the one change allowed, and only without touching anything else.
+    // An event not linked yet cannot change either; linking it writes a row of audit_links, once.
     const id = randomUUID();
     await su.query(`INSERT INTO audit_events (id, kind, actor) VALUES ($1, 'task.opened', 'system:test')`, [id]);
-    await refused(`UPDATE audit_events SET prev_hash = $2, hash = $2, actor = 'admin' WHERE id = $1`, [id, 'a'.repeat(64)]);
-    await refused(`UPDATE audit_events SET seq = seq + 1000000, prev_hash = $2, hash = $2 WHERE id = $1`, [id, 'a'.repeat(64)]);
+    await refused(`UPDATE audit_events SET actor = 'admin' WHERE id = $1`, [id]);
+    await refused(`UPDATE audit_events SET seq = seq + 1000000 WHERE id = $1`, [id]);
     await refused(`UPDATE audit_events SET data = '{"x": 1}' WHERE id = $1`, [id]);
     await chainAll();
-    const { rows } = await su.query(`SELECT actor, seq::text AS seq, hash FROM audit_events WHERE id = $1`, [id]);
+    const { rows } = await su.query(
+      `SELECT a.actor, a.seq::text AS seq, l.hash FROM audit_events a JOIN audit_links l ON l.event_id = a.id WHERE a.id = $1`,
+      [id],
+    );
     expect(rows[0]).toMatchObject({ actor: 'system:test', hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    await expect(
+      su.query(`INSERT INTO audit_links SELECT event_id, xid, seq, repeat('a', 64), repeat('b', 64) FROM audit_links WHERE event_id = $1`, [
+        id,
+      ]),
+    ).rejects.toThrow(/duplicate key/);
     expect(await verify()).toMatchObject({ ok: true, head: { seq: rows[0].seq }, unchained: 0 });
   });
 });
 
 describe('tampering', () => {
-  /** Runs `change` as a superuser who turned the append-only trigger off, then `undo` the same way. */
+  /** Runs `change` as an attacker (asAttacker), checks, then `undo` the same way. */
   async function tamper(change: string, undo: string, params: unknown[]): Promise<any> {
-    const asAttacker = async (statement: string) => {
-      // Each statement gets the parameters it names ($1..$n).
-      const used = Math.max(0, ...[...statement.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
-      await su.query('BEGIN');
-      try {
-        await su.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
-        await su.query(statement, params.slice(0, used));
-        await su.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
-        await su.query('COMMIT');
-      } catch (error) {
-        await su.query('ROLLBACK');
-        throw error;
-      }
-    };
-    await asAttacker(change);
+    await asAttacker([change, params]);
     const report = await verify();
     const checkpoint = await read('/v1/audit/checkpoint');
-    await asAttacker(undo);
+    await asAttacker([undo, params]);
     const restored = await verify();
     expect(restored.ok).toBe(true);
     expect(restored).not.toHaveProperty('first_broken');
@@ -413,16 +430,16 @@ describe('tampering', () => {
   it('swapped links (events moved) and swapped hashes are found', async (context) => {
     if (broker.db.kind !== 'postgres') context.skip();
     const { row, next, i } = await middle();
-    // Moves row's links to next and next's to row, through a placeholder (one successor per event).
+    // Moves row's links to next and next's to row (one successor per event: the guards go first).
     const swapLinks = `
-      WITH pair AS (SELECT (SELECT prev_hash FROM audit_events WHERE id = $1) AS p1, (SELECT hash FROM audit_events WHERE id = $1) AS h1,
-                           (SELECT prev_hash FROM audit_events WHERE id = $2) AS p2, (SELECT hash FROM audit_events WHERE id = $2) AS h2)
-      UPDATE audit_events a SET prev_hash = CASE WHEN a.id = $1 THEN pair.p2 ELSE pair.p1 END, hash = CASE WHEN a.id = $1 THEN pair.h2 ELSE pair.h1 END
-        FROM pair WHERE a.id IN ($1, $2)`;
-    // The fork guard is one unique index per month partition (history retention): drop them all.
+      WITH pair AS (SELECT (SELECT prev_hash FROM audit_links WHERE event_id = $1) AS p1, (SELECT hash FROM audit_links WHERE event_id = $1) AS h1,
+                           (SELECT prev_hash FROM audit_links WHERE event_id = $2) AS p2, (SELECT hash FROM audit_links WHERE event_id = $2) AS h2)
+      UPDATE audit_links l SET prev_hash = CASE WHEN l.event_id = $1 THEN pair.p2 ELSE pair.p1 END, hash = CASE WHEN l.event_id = $1 THEN pair.h2 ELSE pair.h1 END
+        FROM pair WHERE l.event_id IN ($1, $2)`;
+    // The fork guard is one unique index per month partition of links (history retention): drop them all.
     const guards = (
       await su.query<{ name: string; definition: string }>(
-        `SELECT indexname AS name, indexdef AS definition FROM pg_indexes WHERE indexname LIKE 'audit_events%one_successor'`,
+        `SELECT indexname AS name, indexdef AS definition FROM pg_indexes WHERE indexname LIKE 'audit_links%one_successor'`,
       )
     ).rows;
     expect(guards.length).toBeGreaterThan(0);
@@ -431,8 +448,8 @@ describe('tampering', () => {
       const moved = await tamper(swapLinks, swapLinks, [row.id, next.id]);
       expect(moved.report).toMatchObject({ ok: false, verified: i, first_broken: { seq: row.seq, id: row.id, reason: 'reordered' } });
       const swapHashes = `
-        UPDATE audit_events a SET hash = CASE WHEN a.id = $1 THEN (SELECT hash FROM audit_events WHERE id = $2) ELSE (SELECT hash FROM audit_events WHERE id = $1) END
-         WHERE a.id IN ($1, $2)`;
+        UPDATE audit_links l SET hash = CASE WHEN l.event_id = $1 THEN (SELECT hash FROM audit_links WHERE event_id = $2) ELSE (SELECT hash FROM audit_links WHERE event_id = $1) END
+         WHERE l.event_id IN ($1, $2)`;
       const swapped = await tamper(swapHashes, swapHashes, [row.id, next.id]);
       expect(swapped.report).toMatchObject({ ok: false, verified: i, first_broken: { seq: row.seq, id: row.id, reason: 'altered' } });
     } finally {
@@ -446,15 +463,10 @@ describe('tampering', () => {
     const before = (await read('/v1/audit/checkpoint')).body;
     // The attacker rewrites an event and recomputes every hash after it: the chain verifies again,
     // but no longer reaches the head the checkpoint signed.
-    await su.query('BEGIN');
-    await su.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
-    await su.query(`UPDATE audit_events SET data = data || '{"forged": true}' WHERE id = $1`, [row.id]);
-    await su.query(
-      `UPDATE audit_events SET prev_hash = NULL, hash = NULL WHERE (xid, seq) >= (SELECT xid, seq FROM audit_events WHERE id = $1)`,
-      [row.id],
+    await asAttacker(
+      [`UPDATE audit_events SET data = data || '{"forged": true}' WHERE id = $1`, [row.id]],
+      [`DELETE FROM audit_links WHERE (xid, seq) >= (SELECT xid, seq FROM audit_events WHERE id = $1)`, [row.id]],
     );
-    await su.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
-    await su.query('COMMIT');
     await chainAll();
     const after = await verify();
     expect(after.ok).toBe(true);

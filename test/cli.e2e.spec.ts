@@ -421,7 +421,7 @@ describe('tollgate audit verify and export', () => {
     await chainAll();
     const ok = expectOk(await tollgate(['audit', 'verify'], { key: reviewerKey }));
     const { rows } = await broker.app.broker.db.query<{ n: number; seq: string; hash: string }>(
-      `SELECT (SELECT count(*)::int FROM audit_events WHERE hash IS NOT NULL) AS n, seq::text AS seq, hash FROM audit_events WHERE hash IS NOT NULL ORDER BY xid DESC, seq DESC LIMIT 1`,
+      `SELECT (SELECT count(*)::int FROM audit_links) AS n, seq::text AS seq, hash FROM audit_links ORDER BY xid DESC, seq DESC LIMIT 1`,
     );
     const head = rows[0]!;
     expect(ok).toMatch(
@@ -439,7 +439,7 @@ describe('tollgate audit verify and export', () => {
     const su = await connect(broker.db.databaseUrl!);
     const victim = (
       await su.query(
-        `SELECT id, seq::text AS seq, data FROM audit_events WHERE kind = 'credential.deny' AND hash IS NOT NULL ORDER BY seq LIMIT 1`,
+        `SELECT a.id, a.seq::text AS seq, a.data FROM audit_events a JOIN audit_links l ON l.event_id = a.id WHERE a.kind = 'credential.deny' ORDER BY a.seq LIMIT 1`,
       )
     ).rows[0];
     expect(victim).toBeDefined();

@@ -40,7 +40,7 @@ for (const kind of BACKENDS) {
       (
         await db.query<{ name: string }>(
           `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-            WHERE i.inhparent IN ('leases'::regclass, 'decisions'::regclass, 'audit_events'::regclass) ORDER BY 1`,
+            WHERE i.inhparent IN ('leases'::regclass, 'decisions'::regclass, 'audit_events'::regclass, 'audit_links'::regclass) ORDER BY 1`,
         )
       ).rows.map((r) => r.name);
     const counts = async () =>
@@ -183,18 +183,18 @@ for (const kind of BACKENDS) {
       expect(chainBefore.ok).toBe(true);
       const lastOld = (
         await db.query<{ seq: string; hash: string }>(
-          `SELECT seq::text AS seq, hash FROM audit_events WHERE id = ANY($1::uuid[]) ORDER BY xid DESC, seq DESC LIMIT 1`,
+          `SELECT seq::text AS seq, hash FROM audit_links WHERE event_id = ANY($1::uuid[]) ORDER BY xid DESC, seq DESC LIMIT 1`,
           [oldEvents],
         )
       ).rows[0]!;
 
       const report = await prune('2026-10');
-      expect(report.partitions).toEqual(['leases_y2026m09', 'decisions_y2026m09', 'audit_events_y2026m09']);
+      expect(report.partitions).toEqual(['leases_y2026m09', 'decisions_y2026m09', 'audit_events_y2026m09', 'audit_links_y2026m09']);
       expect(report).toMatchObject({ before: '2026-10', leases: 2, decisions: 3, auditEvents: 3, approvals: 2 });
       expect(report.anchor).toMatchObject(lastOld);
       const parts = await partitions();
       expect(parts.filter((p) => p.includes('2026m09'))).toEqual([]);
-      expect(parts).toEqual(expect.arrayContaining(['leases_y2026m10', 'leases_default', 'audit_events_y2026m10']));
+      expect(parts).toEqual(expect.arrayContaining(['leases_y2026m10', 'leases_default', 'audit_events_y2026m10', 'audit_links_y2026m10']));
       expect(await counts()).toEqual({
         leases: before.leases - 2,
         decisions: before.decisions - 3,
@@ -233,17 +233,17 @@ for (const kind of BACKENDS) {
         (
           await db.query<{ name: string }>(
             `SELECT t || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + i * interval '1 month', '"_y"YYYY"m"MM') AS name
-               FROM generate_series(3, 6) i, unnest(ARRAY['leases', 'audit_events', 'decisions']) t`,
+               FROM generate_series(3, 6) i, unnest(ARRAY['leases', 'audit_events', 'audit_links', 'decisions']) t`,
           )
         ).rows.map((r) => r.name);
       const missing = async () =>
         (
           await db.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM generate_series(0, 6) i, unnest(ARRAY['decisions', 'leases', 'audit_events']) t
+            `SELECT count(*)::int AS n FROM generate_series(0, 6) i, unnest(ARRAY['decisions', 'leases', 'audit_events', 'audit_links']) t
               WHERE to_regclass(t || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + i * interval '1 month', '"_y"YYYY"m"MM')) IS NULL`,
           )
         ).rows[0]!.n;
-      expect(await missing()).toBe(12);
+      expect(await missing()).toBe(16);
       // A second broker on the same PostgreSQL database is a second replica; PGlite has one
       // session per process, so there the calls queue on it.
       const other = kind === 'postgres' ? await broker.restart() : undefined;
@@ -256,10 +256,10 @@ for (const kind of BACKENDS) {
               if (made.startsWith('decisions')) await db.query(`ALTER TABLE decisions DETACH PARTITION ${made}`);
               await db.query(`DROP TABLE ${made}`);
             }
-            expect(await missing()).toBe(12);
+            expect(await missing()).toBe(16);
           }
           const made = await Promise.all([db, second, db, second, db].map((each) => ensureHistoryPartitions(each, 6)));
-          expect(made.reduce((a, b) => a + b, 0)).toBe(12);
+          expect(made.reduce((a, b) => a + b, 0)).toBe(16);
           expect(await missing()).toBe(0);
         }
         // The app's own duty asks too: nothing left to make.

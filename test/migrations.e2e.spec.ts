@@ -646,6 +646,52 @@ const cases: Record<string, MigrationCase> = {
       await refused(q, `UPDATE tasks SET leases_pending = NULL WHERE id = $1`, [T1]);
     },
   },
+  AuditLinks1764117090000: {
+    async after(q) {
+      // The one linked event's link moved to audit_links; the events lost the link columns.
+      expect(await q(`SELECT event_id, seq::text AS seq, prev_hash, hash FROM audit_links`)).toEqual([
+        { event_id: E2, seq: '1', prev_hash: HASH('0'), hash: HASH('a') },
+      ]);
+      expect(
+        await q(`SELECT 1 FROM information_schema.columns WHERE table_name = 'audit_events' AND column_name IN ('hash', 'prev_hash')`),
+      ).toEqual([]);
+      // A month of links for every month of events.
+      const [months] = await q<{ events: string[]; links: string[] }>(
+        `SELECT array(SELECT substr(c.relname, 14) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass ORDER BY 1) AS events,
+                array(SELECT substr(c.relname, 13) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_links'::regclass ORDER BY 1) AS links`,
+      );
+      expect(months!.links).toEqual(months!.events);
+      expect(months!.links.length).toBeGreaterThan(1);
+      // Events are strictly append-only now, links too.
+      await refused(q, `UPDATE audit_events SET kind = kind WHERE id = $1`, [E3]);
+      await refused(q, `UPDATE audit_links SET hash = $2 WHERE event_id = $1`, [E2, HASH('b')]);
+      await refused(q, `DELETE FROM audit_links WHERE event_id = $1`, [E2]);
+      await refused(q, `TRUNCATE audit_links`);
+      await refused(q, `TRUNCATE audit_links_default`);
+      expect(await q(`SELECT 1 FROM pg_proc WHERE proname = 'audit_events_append_only'`)).toEqual([]);
+    },
+    async undone(q) {
+      expect(await q(`SELECT id, prev_hash, hash FROM audit_events WHERE hash IS NOT NULL`)).toEqual([
+        { id: E2, prev_hash: HASH('0'), hash: HASH('a') },
+      ]);
+      expect(await q(`SELECT to_regclass('audit_links') AS t`)).toEqual([{ t: null }]);
+      const [guards] = await q<{ parts: number; guards: number }>(
+        `SELECT (SELECT count(*)::int FROM pg_inherits WHERE inhparent = 'audit_events'::regclass) AS parts,
+                (SELECT count(*)::int FROM pg_indexes WHERE indexname LIKE 'audit_events%one_successor') AS guards`,
+      );
+      expect(guards!.guards).toBe(guards!.parts);
+      // Linking is again the one UPDATE allowed.
+      await refused(q, `UPDATE audit_events SET prev_hash = $2, hash = $3 WHERE id = $1`, [E2, HASH('0'), HASH('b')]);
+    },
+    async fill(q) {
+      const link = `INSERT INTO audit_links (event_id, xid, seq, prev_hash, hash) SELECT id, xid, seq, $2, $3 FROM audit_events WHERE id = $1`;
+      await q(link, [E3, HASH('a'), HASH('c')]);
+      await refused(q, link, [E3, HASH('c'), HASH('d')]); // a second link of E3
+      await refused(q, link, [E1, HASH('a'), HASH('d')]); // a second successor of E2
+      await refused(q, link, [E1, HASH('c'), 'not a hash']);
+      expect(await q(`SELECT event_id FROM audit_links ORDER BY seq`)).toEqual([{ event_id: E2 }, { event_id: E3 }]);
+    },
+  },
 };
 
 interface TableState {

@@ -104,13 +104,28 @@ describeOnBothBackends('AuditStore contract', ({ db, kind }) => {
     expect(head).toMatchObject({ hash: chain[3]!.hash, seq: chain[3]!.seq });
   });
 
-  it('links an event once: a second link of a linked event writes nothing, and the table refuses edits', async () => {
-    const [first] = await wholeChain();
-    expect(await db().transaction((tx) => store.link(tx, [{ id: first!.id, prevHash: GENESIS_HASH, hash: 'e'.repeat(64) }]))).toBe(0);
+  it('links an event once: a second link or a second successor is refused whole, and both tables refuse edits', async () => {
+    const [first, second] = (await wholeChain()) as (LinkedEvent & ChainPosition)[];
+    const again = { id: first!.id, xid: first!.xid, seq: first!.seq, prevHash: GENESIS_HASH, hash: 'e'.repeat(64) };
+    await expect(db().transaction((tx) => store.link(tx, [again]))).rejects.toThrow();
+    // A fork: an event not linked yet, named as a second successor of the first.
+    await appendAudit(db(), { kind: 'boundary.put', actor: 'admin', data: { id: 'fork' } });
+    const [fresh] = await store.list({ kind: 'boundary.put', limit: 1 });
+    const fork = { id: fresh!.id, xid: '1', seq: '1', prevHash: first!.hash, hash: 'e'.repeat(64) };
+    await expect(db().transaction((tx) => store.link(tx, [fork]))).rejects.toThrow();
     expect(await db().transaction((tx) => store.link(tx, []))).toBe(0);
-    await expect(db().query(`UPDATE audit_events SET actor = 'someone else' WHERE id = $1`, [first!.id])).rejects.toThrow();
-    await expect(db().query(`DELETE FROM audit_events WHERE id = $1`, [first!.id])).rejects.toThrow();
+    expect(await store.countUnlinked()).toBe(1);
+    for (const statement of [
+      `UPDATE audit_events SET actor = 'someone else' WHERE id = $1`,
+      `DELETE FROM audit_events WHERE id = $1`,
+      `UPDATE audit_links SET hash = repeat('f', 64) WHERE event_id = $1`,
+      `DELETE FROM audit_links WHERE event_id = $1`,
+    ]) {
+      await expect(db().query(statement, [second!.id]), statement).rejects.toThrow(/append-only/);
+    }
+    await expect(db().query('TRUNCATE audit_links')).rejects.toThrow(/append-only/);
     expect(verifyChain(await wholeChain()).ok).toBe(true);
+    expect(await chainAll()).toBe(1);
   });
 
   it('extends the chain from its head, and concurrent passes never fork it', async () => {
@@ -118,8 +133,8 @@ describeOnBothBackends('AuditStore contract', ({ db, kind }) => {
     const passes = await Promise.all([chainer.runOnce(), chainer.runOnce(), chainer.runOnce()]);
     expect((await chainAll()) + passes.reduce((sum, p) => sum + p.linked, 0)).toBe(7);
     const chain = await wholeChain(5);
-    expect(chain).toHaveLength(11);
-    expect(verifyChain(chain)).toMatchObject({ ok: true, verified: 11 });
+    expect(chain).toHaveLength(12);
+    expect(verifyChain(chain)).toMatchObject({ ok: true, verified: 12 });
     expect(await store.countUnlinked()).toBe(0);
   });
 

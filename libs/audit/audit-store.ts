@@ -46,10 +46,20 @@ interface EventRow {
 }
 
 // `at` to the microsecond, in one fixed form: it is part of what is hashed. `data` as text, parsed
-// here, so both database adapters hand the hash the same values.
-const COLUMNS = `a.id, a.seq::text AS seq, a.xid::text AS xid,
+// here, so both database adapters hand the hash the same values. The link is the event's row in
+// audit_links (migration 1764117090000), when it has one.
+const EVENT = `a.id, a.seq::text AS seq, a.xid::text AS xid,
   to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
-  a.kind, a.actor, a.task_id, a.lease_id, a.data::text AS data, a.prev_hash, a.hash`;
+  a.kind, a.actor, a.task_id, a.lease_id, a.data::text AS data`;
+const COLUMNS = `${EVENT}, l.prev_hash, l.hash`;
+const LINKED = 'audit_events a LEFT JOIN audit_links l ON l.event_id = a.id';
+
+/** What the chainer writes for one event: its link, at its place in chain order. */
+export interface Link extends ChainPosition {
+  id: string;
+  prevHash: string;
+  hash: string;
+}
 
 /** SQL for the audit chain: reading events, the chainer's claims and links, the verifier's pages. */
 export class AuditStore {
@@ -71,7 +81,7 @@ export class AuditStore {
     ]);
     params.push(filter.limit);
     const { rows } = await this.sql.query<EventRow>(
-      `SELECT ${COLUMNS} FROM audit_events a ${where} ORDER BY a.seq DESC LIMIT $${params.length}`,
+      `SELECT ${COLUMNS} FROM ${LINKED} ${where} ORDER BY a.seq DESC LIMIT $${params.length}`,
       params,
     );
     return rows.map(toRecord);
@@ -80,7 +90,7 @@ export class AuditStore {
   /** A task's events of the given kinds, oldest first (through the by-task index). */
   async ofTask(taskId: string, kinds: readonly AuditKind[], limit: number): Promise<AuditRecord[]> {
     const { rows } = await this.sql.query<EventRow>(
-      `SELECT ${COLUMNS} FROM audit_events a WHERE a.task_id = $1 AND a.kind = ANY ($2::text[]) ORDER BY a.id LIMIT $3`,
+      `SELECT ${COLUMNS} FROM ${LINKED} WHERE a.task_id = $1 AND a.kind = ANY ($2::text[]) ORDER BY a.id LIMIT $3`,
       [taskId, kinds, limit],
     );
     return rows.map(toRecord);
@@ -95,46 +105,51 @@ export class AuditStore {
     return rows[0]!.locked;
   }
 
-  /** The last linked event, in chain order. */
-  async head(tx: Sql): Promise<(ChainPosition & { hash: string }) | undefined> {
-    const { rows } = await tx.query<{ xid: string; seq: string; hash: string }>(
-      // Ordered by the table's columns (a.), not the text aliases of the same names.
-      `SELECT a.xid::text AS xid, a.seq::text AS seq, a.hash FROM audit_events a WHERE a.hash IS NOT NULL ORDER BY a.xid DESC, a.seq DESC LIMIT 1`,
+  /** The last link, in chain order. */
+  async head(sql: Sql = this.sql): Promise<(ChainPosition & { hash: string }) | undefined> {
+    const { rows } = await sql.query<{ xid: string; seq: string; hash: string }>(
+      // Ordered by the table's columns (l.), not the text aliases of the same names.
+      `SELECT l.xid::text AS xid, l.seq::text AS seq, l.hash FROM audit_links l ORDER BY l.xid DESC, l.seq DESC LIMIT 1`,
     );
     return rows[0];
   }
 
   /**
-   * Unlinked events whose writer has ended, in chain order: xid below the oldest transaction still
-   * in flight (the snapshot's xmin). No event can appear below that line any more (see chainer.ts).
+   * Events after `after` (the head) whose writer has ended, in chain order: xid below the oldest
+   * transaction still in flight (the snapshot's xmin). No event can appear below that line any
+   * more (see chainer.ts), so everything linked is a prefix of the chain and what follows the head
+   * is exactly what is not linked yet.
    */
-  async linkable(tx: Sql, limit: number): Promise<AuditRecord[]> {
+  async linkable(tx: Sql, after: ChainPosition | undefined, limit: number): Promise<(AuditRecord & ChainPosition)[]> {
     const { rows } = await tx.query<EventRow>(
-      `SELECT ${COLUMNS} FROM audit_events a
-        WHERE a.hash IS NULL AND a.xid < pg_snapshot_xmin(pg_current_snapshot())
+      `SELECT ${EVENT}, NULL AS prev_hash, NULL AS hash FROM audit_events a
+        WHERE a.xid < pg_snapshot_xmin(pg_current_snapshot()) ${after ? 'AND (a.xid, a.seq) > ($2::xid8, $3::bigint)' : ''}
         ORDER BY a.xid, a.seq LIMIT $1`,
-      [limit],
+      after ? [limit, after.xid, after.seq] : [limit],
     );
-    return rows.map(toRecord);
+    return rows.map((row) => ({ ...toRecord(row), xid: row.xid }));
   }
 
-  /** Writes links; only events still unlinked take them. Returns how many did. */
-  async link(tx: Sql, links: readonly { id: string; prevHash: string; hash: string }[]): Promise<number> {
+  /**
+   * Writes links, one INSERT. A second link of an event, or a second successor of one, is refused
+   * by the keys (the statement fails, nothing is written). Returns how many were written.
+   */
+  async link(tx: Sql, links: readonly Link[]): Promise<number> {
     if (links.length === 0) return 0;
     const { count } = await tx.query(
-      `UPDATE audit_events a SET prev_hash = v.prev_hash, hash = v.hash
-         FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, prev_hash text, hash text)
-        WHERE a.id = v.id AND a.hash IS NULL`,
-      [JSON.stringify(links.map((l) => ({ id: l.id, prev_hash: l.prevHash, hash: l.hash })))],
+      `INSERT INTO audit_links (event_id, xid, seq, prev_hash, hash)
+       SELECT v.id, v.xid::xid8, v.seq, v.prev_hash, v.hash
+         FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, xid text, seq bigint, prev_hash text, hash text)`,
+      [JSON.stringify(links.map((l) => ({ id: l.id, xid: l.xid, seq: l.seq, prev_hash: l.prevHash, hash: l.hash })))],
     );
     return count;
   }
 
-  /** One page of linked events in chain order, after `after`. */
+  /** One page of linked events in the events' chain order, after `after`. */
   async chainPage(after: ChainPosition | undefined, limit: number): Promise<(LinkedEvent & ChainPosition)[]> {
     const { rows } = await this.sql.query<EventRow>(
-      `SELECT ${COLUMNS} FROM audit_events a
-        WHERE a.hash IS NOT NULL ${after ? 'AND (a.xid, a.seq) > ($2::xid8, $3::bigint)' : ''}
+      `SELECT ${COLUMNS} FROM audit_events a JOIN audit_links l ON l.event_id = a.id
+        ${after ? 'WHERE (a.xid, a.seq) > ($2::xid8, $3::bigint)' : ''}
         ORDER BY a.xid, a.seq LIMIT $1`,
       after ? [limit, after.xid, after.seq] : [limit],
     );
@@ -149,16 +164,25 @@ export class AuditStore {
     return rows[0];
   }
 
+  /** Events after the head (or the anchor, after a prune) in chain order: the ones not linked yet. */
   async countUnlinked(): Promise<number> {
-    const { rows } = await this.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE hash IS NULL');
+    const from = (await this.head()) ?? (await this.anchor());
+    const { rows } = await this.sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_events a ${from ? 'WHERE (a.xid, a.seq) > ($1::xid8, $2::bigint)' : ''}`,
+      from ? [from.xid, from.seq] : [],
+    );
     return rows[0]!.n;
   }
 
-  /** Whether an event with this hash exists (tells a deleted predecessor from a moved one). */
+  /**
+   * Whether an event that is still there has this hash (tells a deleted predecessor from a moved
+   * one: a deleted event's link may outlive it).
+   */
   async hashExists(hash: string): Promise<boolean> {
-    const { rows } = await this.sql.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM audit_events WHERE hash = $1) AS found', [
-      hash,
-    ]);
+    const { rows } = await this.sql.query<{ found: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM audit_links l JOIN audit_events a ON a.id = l.event_id WHERE l.hash = $1) AS found',
+      [hash],
+    );
     return rows[0]!.found;
   }
 }

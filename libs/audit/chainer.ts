@@ -48,11 +48,11 @@ export class AuditChainer {
         if (!(await this.store.lockChain(tx))) return undefined;
         // After a prune took every linked event, the chain goes on from the anchor, not genesis.
         const head = (await this.store.head(tx)) ?? (await this.store.anchor(tx));
-        const events = await this.store.linkable(tx, this.batch);
-        const links = link(head?.hash ?? GENESIS_HASH, events);
+        const events = await this.store.linkable(tx, head, this.batch);
+        const links = link(head?.hash ?? GENESIS_HASH, events).map((l, i) => ({ ...l, xid: events[i]!.xid, seq: events[i]!.seq }));
         const written = await this.store.link(tx, links);
-        // Only a second chainer could make this differ, and the lock rules that out: refuse to
-        // commit a chain that is not the one computed.
+        // The INSERT writes every link or fails (a second link or successor breaks a key); refuse
+        // to commit a chain that is not the one computed all the same.
         if (written !== links.length)
           throw new Error(`linked ${written} audit events of ${links.length}; the chain changed under the chainer`);
         return written;

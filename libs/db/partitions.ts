@@ -1,7 +1,7 @@
 import type { Sql } from './database.js';
 
-/** The tables kept in monthly partitions (migration 1764116910000-history-partitions). */
-export type HistoryTable = 'decisions' | 'leases' | 'audit_events';
+/** The tables kept in monthly partitions (migration 1764116910000-history-partitions; audit_links from 1764117090000). */
+export type HistoryTable = 'decisions' | 'leases' | 'audit_events' | 'audit_links';
 
 /** A month's partition of a history table: `<table>_yYYYYmMM`, ids of that UTC month. */
 export interface MonthPartition {

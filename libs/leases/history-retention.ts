@@ -105,7 +105,7 @@ export class HistoryRetention {
       }
 
       const chain = await this.audit.drop(tx, { dropping: audit.dropping, keeping: audit.keeping, before, actor });
-      const partitions = [...leases.dropping, ...decisions.dropping, ...audit.dropping].map((p) => p.name);
+      const partitions = [...[...leases.dropping, ...decisions.dropping].map((p) => p.name), ...chain.partitions];
       await appendAudit(tx, {
         kind: 'history.pruned',
         actor,
