@@ -1,4 +1,4 @@
-import type { Sql } from '../db/index.js';
+import type { Database, Sql } from '../db/index.js';
 import { conditions } from '../db/index.js';
 import type { AuditKind } from './audit.js';
 import type { ChainedContent, LinkedEvent } from './chain.js';
@@ -63,7 +63,7 @@ export interface Link extends ChainPosition {
 
 /** SQL for the audit chain: reading events, the chainer's claims and links, the verifier's pages. */
 export class AuditStore {
-  constructor(private readonly sql: Sql) {}
+  constructor(private readonly sql: Database) {}
 
   /** Newest first (by seq), for reviewers. */
   async list(filter: AuditFilter): Promise<AuditRecord[]> {
@@ -164,14 +164,25 @@ export class AuditStore {
     return rows[0];
   }
 
-  /** Events after the head (or the anchor, after a prune) in chain order: the ones not linked yet. */
+  /**
+   * Events after the head (or the anchor, after a prune) in chain order: the ones not linked yet.
+   * Asked once a second by the chainer, so it must read only the index's tail. A month without
+   * statistics yet (new, or autovacuum off) makes the planner guess a third of its rows lie past
+   * the head and scan them all, in parallel (measured: 200 ms over 300,000 events, for 500
+   * unlinked). With sequential scans and parallel workers off for this one transaction it reads
+   * the (xid, seq) index from the head: 1.2 ms.
+   */
   async countUnlinked(): Promise<number> {
-    const from = (await this.head()) ?? (await this.anchor());
-    const { rows } = await this.sql.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM audit_events a ${from ? 'WHERE (a.xid, a.seq) > ($1::xid8, $2::bigint)' : ''}`,
-      from ? [from.xid, from.seq] : [],
-    );
-    return rows[0]!.n;
+    return this.sql.transaction(async (tx) => {
+      const from = (await this.head(tx)) ?? (await this.anchor(tx));
+      await tx.query('SET LOCAL enable_seqscan = off');
+      await tx.query('SET LOCAL max_parallel_workers_per_gather = 0');
+      const { rows } = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM audit_events a ${from ? 'WHERE (a.xid, a.seq) > ($1::xid8, $2::bigint)' : ''}`,
+        from ? [from.xid, from.seq] : [],
+      );
+      return rows[0]!.n;
+    });
   }
 
   /**
