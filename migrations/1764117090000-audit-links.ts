@@ -10,6 +10,10 @@ import { AUDIT_EVENTS_MONTH, HISTORY_TABLES, historyPartitionFunctions } from '.
  * issuance p99 once a second. Now `audit_events` is strictly append-only (no UPDATE at all) and a
  * link is a narrow row in a table that is append-only too.
  *
+ * The hashes are hex compared byte by byte (COLLATE "C"): the fork guard's unique index compares
+ * every new link's prev_hash with its neighbours, and a locale's collation made the INSERT of 500
+ * links take 16 ms instead of 10.
+ *
  * The chain is unchanged: the same hashes over the same content, in the same (xid, seq) order.
  * The head is the last link in that order (`audit_links_in_chain_order`); the chainer's work is the
  * events after it whose writer has ended (`audit_events_in_chain_order`, one index on every event,
@@ -30,8 +34,8 @@ export class AuditLinks1764117090000 implements MigrationInterface {
         event_id  uuid NOT NULL,
         xid       xid8 NOT NULL,
         seq       bigint NOT NULL,
-        prev_hash text NOT NULL CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
-        hash      text NOT NULL CHECK (hash ~ '^[0-9a-f]{64}$'),
+        prev_hash text COLLATE "C" NOT NULL CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
+        hash      text COLLATE "C" NOT NULL CHECK (hash ~ '^[0-9a-f]{64}$'),
         PRIMARY KEY (event_id)
       ) PARTITION BY RANGE (event_id)`);
     await q.query('CREATE INDEX audit_links_in_chain_order ON audit_links (xid, seq)');
