@@ -1,6 +1,22 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
+ * The append-only trigger's function while links lived in the events (until migration
+ * 1764117090000): linking an event sets prev_hash and hash once, from NULL, and changes nothing else.
+ */
+export const LINK_ONCE = `
+      CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'UPDATE' AND OLD.hash IS NULL AND OLD.prev_hash IS NULL
+           AND NEW.hash IS NOT NULL AND NEW.prev_hash IS NOT NULL
+           AND to_jsonb(NEW) - 'prev_hash' - 'hash' = to_jsonb(OLD) - 'prev_hash' - 'hash' THEN
+          RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'audit_events is append-only (an event may only be linked into the chain, once)' USING ERRCODE = 'insufficient_privilege';
+      END
+      $$`;
+
+/**
  * The audit chain. Every event gets `seq` (from a sequence, by DEFAULT, so every existing INSERT
  * keeps working) and `xid` (the writer's top-level transaction id, also by DEFAULT). The issuing
  * transactions never touch the chain head: one chainer (libs/audit/chainer.ts) links committed rows
@@ -42,18 +58,7 @@ export class AuditChain1764116340000 implements MigrationInterface {
         RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
       END
       $$`);
-    // Linking an event sets prev_hash and hash once, from NULL, and changes nothing else.
-    await q.query(`
-      CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF TG_OP = 'UPDATE' AND OLD.hash IS NULL AND OLD.prev_hash IS NULL
-           AND NEW.hash IS NOT NULL AND NEW.prev_hash IS NOT NULL
-           AND to_jsonb(NEW) - 'prev_hash' - 'hash' = to_jsonb(OLD) - 'prev_hash' - 'hash' THEN
-          RETURN NEW;
-        END IF;
-        RAISE EXCEPTION 'audit_events is append-only (an event may only be linked into the chain, once)' USING ERRCODE = 'insufficient_privilege';
-      END
-      $$`);
+    await q.query(LINK_ONCE);
     await q.query(`
       CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
       FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()`);

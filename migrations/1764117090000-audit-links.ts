@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { LINK_ONCE } from './1764116340000-audit-chain.js';
 import { AUDIT_EVENTS_MONTH, HISTORY_TABLES, historyPartitionFunctions } from './1764116910000-history-partitions.js';
 
 /**
@@ -91,17 +92,7 @@ export class AuditLinks1764117090000 implements MigrationInterface {
     }
     await q.query('DROP TABLE audit_links');
     for (const statement of historyPartitionFunctions(HISTORY_TABLES, AUDIT_EVENTS_MONTH)) await q.query(statement);
-    await q.query(`
-      CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF TG_OP = 'UPDATE' AND OLD.hash IS NULL AND OLD.prev_hash IS NULL
-           AND NEW.hash IS NOT NULL AND NEW.prev_hash IS NOT NULL
-           AND to_jsonb(NEW) - 'prev_hash' - 'hash' = to_jsonb(OLD) - 'prev_hash' - 'hash' THEN
-          RETURN NEW;
-        END IF;
-        RAISE EXCEPTION 'audit_events is append-only (an event may only be linked into the chain, once)' USING ERRCODE = 'insufficient_privilege';
-      END
-      $$`);
+    await q.query(LINK_ONCE);
     await q.query(`
       CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
       FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()`);
