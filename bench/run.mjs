@@ -169,12 +169,20 @@ async function main() {
   // 2. token_exchange (RFC 8693), once it exists
   results.scenarios.token_exchange = await tokenExchange(load, broker, bots, tasks, base);
 
-  // 3. denial: intent mismatch, 403 expected, and each one must leave a decision
+  // 3. denial: intent mismatch, 403 expected, and each one must leave a decision. Denials of their
+  // own tasks: each is a drift denial, and a task that collects the broker's threshold (1,000) is
+  // suspended, as it should be. On the issuance tasks, the denial scenario and the soak's denials
+  // together passed 1,000 a task once the broker answered 2,500 denials a second, and the soak's
+  // issuance then met ended tasks.
+  const denialTasks = await broker.openTasks(bots, P.tasksPerBot);
   const denialsBefore = await denyDecisions(sql);
   const denial = await measure(
     load,
     'denial',
-    { ...base, mix: [{ name: 'denial', kind: 'credential', tasks, boundary: 'payments', action: 'refund:create', expect: 403 }] },
+    {
+      ...base,
+      mix: [{ name: 'denial', kind: 'credential', tasks: denialTasks, boundary: 'payments', action: 'refund:create', expect: 403 }],
+    },
     { warmup: P.warmupHot, cpuOf: broker.child },
   );
   const answered403 = denial.warmup403 + denial.status_403;
@@ -200,7 +208,17 @@ async function main() {
   results.scenarios.sweep_1m = await sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady);
 
   // 8. memory: after scenario 1, and after a mixed-load soak, on the same process
-  results.scenarios.memory = await memorySoak(load, broker, base, tasks, introspection.tokens, rssAfterIssuance);
+  // The soak's denials get tasks of their own too, twice as many: a tenth of 4,000 mixed requests
+  // a second over the 600 s soak is 600 denials a task, under the drift threshold.
+  const soakDenialTasks = await broker.openTasks(bots, 2 * P.tasksPerBot);
+  results.scenarios.memory = await memorySoak(
+    load,
+    broker,
+    base,
+    { tasks, denialTasks: soakDenialTasks },
+    introspection.tokens,
+    rssAfterIssuance,
+  );
   await broker.stop();
 
   // 7. the embedded default: PGlite in a temp data folder, no DATABASE_URL
@@ -481,12 +499,12 @@ async function complete1000(broker, bot) {
   };
 }
 
-async function memorySoak(load, broker, base, tasks, tokens, rssAfterIssuance) {
+async function memorySoak(load, broker, base, { tasks, denialTasks }, tokens, rssAfterIssuance) {
   const samples = [broker.child.rssMb()];
   log(`memory: RSS after issuance ${rssAfterIssuance} MB, now ${samples[0]} MB; mixed soak ${P.soak} s`);
   const mix = [
     { name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201, weight: 6 },
-    { name: 'denial', kind: 'credential', tasks, boundary: 'payments', action: 'refund:create', expect: 403, weight: 1 },
+    { name: 'denial', kind: 'credential', tasks: denialTasks, boundary: 'payments', action: 'refund:create', expect: 403, weight: 1 },
     { name: 'introspection', kind: 'introspect', tokens, adminKey: broker.adminKey, expect: 200, weight: 3 },
   ];
   const sampler = setInterval(() => {

@@ -8,8 +8,8 @@ export const CHAIN_INTERVAL_MS = 1_000;
 
 /**
  * Events hashed between two turns of the event loop. Canonical JSON and SHA-256 cost about 15 µs
- * an event here, so a second's 500 events hashed in one go held every request behind them for
- * 7-12 ms, once a second: the issuance p99 at a steady rate. 50 keep each turn near 1 ms.
+ * an event here, so a second's 500 events hashed in one go held every request that arrived
+ * meanwhile for 7-12 ms, once a second. 50 keep each turn near 1 ms.
  */
 const HASH_SLICE = 50;
 
