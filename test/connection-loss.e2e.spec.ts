@@ -200,7 +200,17 @@ describe('connection loss', () => {
           Number((await db.query(`SELECT count(*) AS n FROM leases WHERE state = 'active' AND expires_at > now()`)).rows[0].n) === 0,
         5_000,
       );
-      await until(async () => Number((await db.query('SELECT count(*) AS n FROM audit_events WHERE hash IS NULL')).rows[0].n) === 0, 5_000);
+      await until(
+        async () =>
+          Number(
+            (
+              await db.query(
+                'SELECT count(*) AS n FROM audit_events a WHERE NOT EXISTS (SELECT 1 FROM audit_links l WHERE l.event_id = a.id)',
+              )
+            ).rows[0].n,
+          ) === 0,
+        5_000,
+      );
     } finally {
       await db.end();
     }

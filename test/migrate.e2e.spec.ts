@@ -85,7 +85,11 @@ describe('tollgate-broker migrate and TOLLGATE_MIGRATE=off', () => {
     await expect
       .poll(
         async () =>
-          (await broker.app.broker.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE hash IS NULL')).rows[0]!.n,
+          (
+            await broker.app.broker.db.query<{ n: number }>(
+              'SELECT count(*)::int AS n FROM audit_events a WHERE NOT EXISTS (SELECT 1 FROM audit_links l WHERE l.event_id = a.id)',
+            )
+          ).rows[0]!.n,
         { timeout: 10_000 },
       )
       .toBe(0);

@@ -96,7 +96,9 @@ describe('fault 2: a replica killed under load', () => {
       // Audit chainer: every event written so far, the kill's aftermath included, gets linked.
       const chainStart = Date.now();
       const chained = await until(async () => {
-        const { rows } = await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE hash IS NULL');
+        const { rows } = await sql.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM audit_events a WHERE NOT EXISTS (SELECT 1 FROM audit_links l WHERE l.event_id = a.id)',
+        );
         return rows[0]!.n === 0;
       });
       const chainMs = chained - chainStart;
