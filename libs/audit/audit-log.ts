@@ -49,8 +49,14 @@ export class AuditLog {
       if (walk.broken || page.length < VERIFY_PAGE) break;
       after = page[page.length - 1]!;
     }
-    const firstBroken =
+    let firstBroken =
       walk.broken && walk.breakWith(walk.broken.reason === 'unlinked' && (await this.store.hashExists(walk.broken.prevHash)));
+    // An event the chain went past without linking it is out of place: reordered.
+    const last = await this.store.head();
+    if (!firstBroken && last) {
+      const skipped = await this.store.skippedBefore(last);
+      if (skipped) firstBroken = { seq: skipped.seq, id: skipped.id, reason: 'reordered' };
+    }
     const unchained = await this.store.countUnlinked();
     return {
       ok: !firstBroken,

@@ -186,6 +186,20 @@ export class AuditStore {
   }
 
   /**
+   * The first event, in chain order, that has no link although it sorts before `head`: the chain
+   * skipped it (a server whose transaction ids went back, e.g. restored without pg_resetwal -e).
+   */
+  async skippedBefore(head: ChainPosition): Promise<{ id: string; seq: string } | undefined> {
+    const { rows } = await this.sql.query<{ id: string; seq: string }>(
+      `SELECT a.id, a.seq::text AS seq FROM audit_events a
+        WHERE (a.xid, a.seq) < ($1::xid8, $2::bigint) AND NOT EXISTS (SELECT 1 FROM audit_links l WHERE l.event_id = a.id)
+        ORDER BY a.xid, a.seq LIMIT 1`,
+      [head.xid, head.seq],
+    );
+    return rows[0];
+  }
+
+  /**
    * Whether an event that is still there has this hash (tells a deleted predecessor from a moved
    * one: a deleted event's link may outlive it).
    */
