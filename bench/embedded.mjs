@@ -9,14 +9,16 @@
 //
 //   npm run build && node bench/embedded.mjs [--postgres] [--scenario issuance|denial]
 //     [--builds .,../other-worktree] [--rounds 3] [--duration 8] [--warmup 3] [--tasks-per-bot 50] [--cpu-prof DIR]
-//     [--rate N] [--settle S] [--timeline FILE]
+//     [--rate N] [--settle S] [--timeline FILE] [--node-args 'ARGS;ARGS']
 //
 // --builds: the worktrees whose dist/ to measure, alternately (default: this one). --cpu-prof
 // writes each broker's V8 CPU profile (node --cpu-prof) into DIR when it stops. --rate: open-loop
 // load at N requests per second instead of closed-loop saturation (latency below saturation);
 // --settle: seconds of quiet before each measured run, so one broker's background work after its
 // run (the audit chainer links what it issued) does not land on the next one's; --timeline: every
-// answer's [scheduled ms, latency ms] per run, as JSON, to see when the slow ones come.
+// answer's [scheduled ms, latency ms] per run, as JSON, to see when the slow ones come;
+// --node-args: Node flags per build, `;` between builds and spaces between flags (`--builds .,.
+// --node-args ';--max-semi-space-size=32'` measures one build with and without a flag).
 import { resolve, join } from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect, freshDatabase } from './lib/database.mjs';
@@ -41,6 +43,7 @@ const CPU_PROF = value('cpu-prof', undefined);
 const RATE = value('rate', undefined) === undefined ? undefined : Number(value('rate'));
 const SETTLE = Number(value('settle', 0));
 const TIMELINE = value('timeline', undefined);
+const NODE_ARGS = (value('node-args', '') ?? '').split(';').map((flags) => flags.split(' ').filter(Boolean));
 // bench/run.mjs opens 50 per bot (4 bots); fewer make each task come back within the broker's
 // 1 s context cache at the low rates of a contended machine, as it does at full speed.
 const TASKS_PER_BOT = Number(value('tasks-per-bot', 50));
@@ -56,7 +59,7 @@ async function main() {
     const db = POSTGRES ? await freshDatabase() : undefined;
     // As bench/run.mjs: its PostgreSQL broker sweeps every 200 ms, its embedded one at the default.
     const extraEnv = POSTGRES ? { TOLLGATE_SWEEP_INTERVAL_MS: '200' } : {};
-    const nodeArgs = [];
+    const nodeArgs = [...(NODE_ARGS[i] ?? [])];
     if (CPU_PROF) {
       const dir = resolve(CPU_PROF, `build-${i}`);
       mkdirSync(dir, { recursive: true });
@@ -75,7 +78,9 @@ async function main() {
     if (sql) onCleanup(() => sql.end());
     const job = { ...setup.base, mix: setup.mixes[SCENARIO], ...(RATE ? { rate: RATE, timeline: Boolean(TIMELINE) } : {}) };
     targets.push({ root, broker, sql, dbName: db?.name, job, runs: [], timelines: [] });
-    log(`${root}: broker up on ${POSTGRES ? 'PostgreSQL' : 'PGlite'}, ${setup.tasks.length} tasks`);
+    const label = `${root}${NODE_ARGS[i]?.length ? ` (${NODE_ARGS[i].join(' ')})` : ''}`;
+    targets[targets.length - 1].label = label;
+    log(`${label}: broker up on ${POSTGRES ? 'PostgreSQL' : 'PGlite'}, ${setup.tasks.length} tasks`);
   }
   for (const target of targets) await expectOnly(target, await load.run({ ...target.job, duration: WARMUP }));
   for (let round = 1; round <= ROUNDS; round++) {
@@ -97,20 +102,20 @@ async function main() {
       };
       target.runs.push(run);
       if (result.timeline) target.timelines.push(result.timeline);
-      log(`round ${round} ${target.root}: ${JSON.stringify(run)}`);
+      log(`round ${round} ${target.label}: ${JSON.stringify(run)}`);
     }
   }
   log(`\n${SCENARIO} on ${POSTGRES ? 'PostgreSQL' : 'embedded PGlite'}, ${ROUNDS} rounds of ${DURATION} s, medians:`);
   for (const target of targets) {
     const m = (key) => median(target.runs.map((run) => run[key]));
     const pg = POSTGRES ? `, PostgreSQL CPU ${m('postgres_cpu_ms')} ms/request, ${m('commits')} commits/request` : '';
-    log(`  ${target.root}: ${m('rps')}/s, p50 ${m('p50_ms')} ms, p99 ${m('p99_ms')} ms, broker CPU ${m('broker_cpu_ms')} ms/request${pg}`);
+    log(`  ${target.label}: ${m('rps')}/s, p50 ${m('p50_ms')} ms, p99 ${m('p99_ms')} ms, broker CPU ${m('broker_cpu_ms')} ms/request${pg}`);
   }
   if (targets.length > 1) {
     const rate = (t) => median(t.runs.map((run) => run.rps));
     const cpu = (t) => median(t.runs.map((run) => run.broker_cpu_ms + (run.postgres_cpu_ms ?? 0)));
     log(
-      `  ratio ${targets[0].root} / ${targets[1].root}: rate ${round3(rate(targets[0]) / rate(targets[1]))}x, CPU ${round3(cpu(targets[0]) / cpu(targets[1]))}x`,
+      `  ratio ${targets[0].label} / ${targets[1].label}: rate ${round3(rate(targets[0]) / rate(targets[1]))}x, CPU ${round3(cpu(targets[0]) / cpu(targets[1]))}x`,
     );
   }
   if (TIMELINE) writeFileSync(TIMELINE, JSON.stringify(targets.map((target) => ({ root: target.root, runs: target.timelines }))));

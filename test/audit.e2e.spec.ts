@@ -427,6 +427,32 @@ describe('tampering', () => {
     expect(report).toMatchObject({ ok: false, verified: i, first_broken: { seq: next.seq, id: next.id, reason: 'missing' } });
   });
 
+  it('an event that sorts before the head but was never linked is found (reordered), and the chainer leaves it', async (context) => {
+    if (broker.db.kind !== 'postgres') context.skip();
+    const { row } = await middle();
+    // What a server whose transaction ids went back writes (restored without pg_resetwal -e): a new
+    // event with an old transaction id. The chainer links only what follows the head, so only the
+    // verifier can tell; it must not pass over the event in silence.
+    const id = `${row.id.slice(0, 24)}fffffffffff0`;
+    const copy = `INSERT INTO audit_events (id, at, kind, actor, task_id, lease_id, data, xid)
+                    SELECT $2, at, kind, actor, task_id, lease_id, data, xid FROM audit_events WHERE id = $1`;
+    await asAttacker([copy, [row.id, id]]);
+    try {
+      await chainAll();
+      const { rows } = await su.query<{ seq: string; linked: boolean }>(
+        `SELECT a.seq::text AS seq, EXISTS (SELECT 1 FROM audit_links l WHERE l.event_id = a.id) AS linked FROM audit_events a WHERE a.id = $1`,
+        [id],
+      );
+      expect(rows[0]).toMatchObject({ linked: false });
+      const report = await verify();
+      expect(report).toMatchObject({ ok: false, first_broken: { seq: rows[0]!.seq, id, reason: 'reordered' } });
+      expect((await read('/v1/audit/checkpoint')).status).toBe(409);
+    } finally {
+      await asAttacker([`DELETE FROM audit_events WHERE id = $1`, [id]]);
+    }
+    expect(await verify()).toMatchObject({ ok: true, unchained: 0 });
+  });
+
   it('swapped links (events moved) and swapped hashes are found', async (context) => {
     if (broker.db.kind !== 'postgres') context.skip();
     const { row, next, i } = await middle();

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// Where a broker's CPU went, from the V8 profiles `--cpu-prof` writes (bench/embedded.mjs
+// --cpu-prof DIR, bench/introspection.mjs --profile DIR): each sample's time is charged to the
+// frame that was running (self time), and frames are grouped by what they belong to, so the
+// percentages in docs/performance.md can be made again from a profile rather than read off a
+// flame graph by eye.
+//
+//   node bench/profile-summary.mjs FILE.cpuprofile [--top 25] [--busy]
+//
+// --busy leaves the idle time out of the total (the share of the broker's busy time, as the docs
+// quote it). Native frames without a script (writev, the signature, the digest) are named by
+// their function; the rest by the package or the Node internal module their script is in.
+import { readFileSync } from 'node:fs';
+
+const args = process.argv.slice(2);
+const file = args.find((a) => !a.startsWith('--'));
+if (!file) {
+  console.error('usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N] [--busy]');
+  process.exit(2);
+}
+const topIndex = args.indexOf('--top');
+const TOP = topIndex >= 0 ? Number(args[topIndex + 1]) : 25;
+const BUSY = args.includes('--busy');
+
+const profile = JSON.parse(readFileSync(file, 'utf8'));
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const selfMicros = new Map();
+for (let i = 0; i < profile.samples.length; i += 1) {
+  const id = profile.samples[i];
+  selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+}
+
+/** The group a frame's self time is charged to. */
+function groupOf(frame) {
+  const { functionName: name, url } = frame;
+  if (name === '(idle)') return 'idle';
+  if (name === '(garbage collector)') return 'garbage collection';
+  if (name === '(program)') return 'V8 and native, unattributed';
+  if (/^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(name)) return 'socket writes';
+  if (/^(sign|signOneShot|verify|verifyOneShot)$/.test(name) || /Sign|Verify/.test(name) && url === '') {
+    return 'signatures (node:crypto)';
+  }
+  if (/^(digest|oneShotDigest|update|Hash|Hmac|randomUUID|getRandomValues|randomFillSync)$/.test(name) && url === '') {
+    return 'hashes and random (node:crypto)';
+  }
+  if (url === '') return `native: ${name || '(anonymous)'}`;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) {
+    const name = pkg[1];
+    if (name.startsWith('@nestjs/')) return 'Nest';
+    if (name === 'fastify' || name.startsWith('@fastify/') || /^(find-my-way|light-my-request|avvio|fast-json-stringify|fast-querystring)$/.test(name)) {
+      return 'Fastify';
+    }
+    if (/^(pg|pg-protocol|pg-pool|pg-types|postgres-array|postgres-date|postgres-bytea|postgres-interval)$/.test(name)) {
+      return 'pg';
+    }
+    if (name === 'typeorm') return 'TypeORM';
+    if (name === 'rxjs') return 'rxjs (Nest)';
+    if (name === 'zod') return 'zod';
+    if (name === 'jose') return 'jose';
+    if (name === 'pino' || name.startsWith('pino-')) return 'pino';
+    return `package: ${name}`;
+  }
+  if (url.startsWith('node:internal/crypto')) return 'node:crypto (JS side)';
+  if (url.startsWith('node:internal/async_hooks') || url.startsWith('node:async_hooks')) return 'async_hooks';
+  if (url.startsWith('node:')) return 'Node internals (HTTP, streams, timers, ...)';
+  if (/\/dist\/(apps|libs)\//.test(url)) return 'Tollgate';
+  return 'other script';
+}
+
+const groups = new Map();
+const functions = new Map();
+let total = 0;
+for (const [id, micros] of selfMicros) {
+  const node = byId.get(id);
+  const group = groupOf(node.callFrame);
+  if (BUSY && group === 'idle') continue;
+  total += micros;
+  groups.set(group, (groups.get(group) ?? 0) + micros);
+  const where = node.callFrame.url ? node.callFrame.url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/') : '';
+  const key = `${node.callFrame.functionName || '(anonymous)'} ${where}:${node.callFrame.lineNumber + 1}`;
+  functions.set(key, (functions.get(key) ?? 0) + micros);
+}
+
+const pct = (micros) => `${((100 * micros) / total).toFixed(1).padStart(5)}%`;
+console.log(`${file}: ${(total / 1e6).toFixed(2)} s ${BUSY ? 'busy' : 'sampled'}`);
+console.log('\nby group (self time)');
+for (const [group, micros] of [...groups].sort((a, b) => b[1] - a[1])) console.log(`${pct(micros)}  ${group}`);
+console.log(`\ntop ${TOP} functions (self time)`);
+for (const [key, micros] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(micros)}  ${key}`);
