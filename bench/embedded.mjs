@@ -9,7 +9,7 @@
 //
 //   npm run build && node bench/embedded.mjs [--postgres] [--scenario issuance|denial]
 //     [--builds .,../other-worktree] [--rounds 3] [--duration 8] [--warmup 3] [--tasks-per-bot 50] [--cpu-prof DIR]
-//     [--rate N] [--settle S] [--timeline FILE] [--node-args 'ARGS;ARGS']
+//     [--rate N] [--settle S] [--timeline FILE] [--node-args 'ARGS;ARGS'] [--statements]
 //
 // --builds: the worktrees whose dist/ to measure, alternately (default: this one). --cpu-prof
 // writes each broker's V8 CPU profile (node --cpu-prof) into DIR when it stops. --rate: open-loop
@@ -18,7 +18,10 @@
 // run (the audit chainer links what it issued) does not land on the next one's; --timeline: every
 // answer's [scheduled ms, latency ms] per run, as JSON, to see when the slow ones come;
 // --node-args: Node flags per build, `;` between builds and spaces between flags (`--builds .,.
-// --node-args ';--max-semi-space-size=32'` measures one build with and without a flag).
+// --node-args ';--max-semi-space-size=32'` measures one build with and without a flag);
+// --statements (PostgreSQL, with pg_stat_statements in the server's shared_preload_libraries):
+// after each measured run, the statements that took the backends' time, per request, so the
+// PostgreSQL half of the CPU can be split by statement (what is left is commits, WAL and protocol).
 import { resolve, join } from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect, freshDatabase } from './lib/database.mjs';
@@ -43,6 +46,7 @@ const CPU_PROF = value('cpu-prof', undefined);
 const RATE = value('rate', undefined) === undefined ? undefined : Number(value('rate'));
 const SETTLE = Number(value('settle', 0));
 const TIMELINE = value('timeline', undefined);
+const STATEMENTS = args.includes('--statements');
 const NODE_ARGS = (value('node-args', '') ?? '').split(';').map((flags) => flags.split(' ').filter(Boolean));
 // bench/run.mjs opens 50 per bot (4 bots); fewer make each task come back within the broker's
 // 1 s context cache at the low rates of a contended machine, as it does at full speed.
@@ -76,6 +80,7 @@ async function main() {
     const setup = await setUpCredentialLoad(broker, { tasksPerBot: TASKS_PER_BOT });
     const sql = db ? await connect(db.url) : undefined;
     if (sql) onCleanup(() => sql.end());
+    if (sql && STATEMENTS) await sql.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     const job = { ...setup.base, mix: setup.mixes[SCENARIO], ...(RATE ? { rate: RATE, timeline: Boolean(TIMELINE) } : {}) };
     targets.push({ root, broker, sql, dbName: db?.name, job, runs: [], timelines: [] });
     const label = `${root}${NODE_ARGS[i]?.length ? ` (${NODE_ARGS[i].join(' ')})` : ''}`;
@@ -87,6 +92,7 @@ async function main() {
     for (const target of targets) {
       await expectOnly(target, await load.run({ ...target.job, duration: 1 }));
       if (SETTLE > 0) await sleep(SETTLE * 1000);
+      if (STATEMENTS) await target.sql.query('SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = $1), 0)', [target.dbName]);
       const before = await sample(target);
       const result = await load.run({ ...target.job, duration: DURATION });
       const after = await sample(target);
@@ -103,6 +109,7 @@ async function main() {
       target.runs.push(run);
       if (result.timeline) target.timelines.push(result.timeline);
       log(`round ${round} ${target.label}: ${JSON.stringify(run)}`);
+      if (STATEMENTS) await logStatements(target, requests);
     }
   }
   log(`\n${SCENARIO} on ${POSTGRES ? 'PostgreSQL' : 'embedded PGlite'}, ${ROUNDS} rounds of ${DURATION} s, medians:`);
@@ -139,6 +146,24 @@ async function sample(target) {
     out.postgres = cpuSecondsOf(rows[0].pids ?? []);
   }
   return out;
+}
+
+/** The statements the run's backends spent their time in, per request (pg_stat_statements). */
+async function logStatements(target, requests) {
+  const { rows } = await target.sql.query(
+    `SELECT calls, rows, total_exec_time + total_plan_time AS ms, shared_blks_hit + shared_blks_read AS buffers, wal_records, wal_bytes,
+            regexp_replace(query, '\\s+', ' ', 'g') AS query
+       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND toplevel ORDER BY ms DESC`,
+    [target.dbName],
+  );
+  const per = (x) => round3(Number(x) / requests);
+  const total = rows.reduce((sum, row) => sum + Number(row.ms), 0);
+  log(`  statements: ${per(total * 1000)} µs of statement time per request (${rows.length} statements); the top ones:`);
+  for (const row of rows.slice(0, 8)) {
+    log(
+      `    ${per(row.ms * 1000)} µs, ${per(row.calls)} calls, ${per(row.buffers)} buffers, ${per(row.wal_records)} WAL records, ${per(row.wal_bytes)} WAL bytes per request: ${row.query.slice(0, 110)}`,
+    );
+  }
 }
 
 /** Every answer must be the scenario's status: anything else fails the bench. */

@@ -3,7 +3,11 @@
 // /metrics) next to the client's, plus PostgreSQL's slow statements, autovacuum and checkpoints
 // from its log around the slow answers.
 //   npm run build && node bench/p99-probe.mjs [--rate 500] [--rounds 4] [--duration 10] [--settle 3] [--main dist/apps/broker/main.js]
+//     [--cpu-prof DIR]
+// --cpu-prof: the broker's V8 CPU profile in DIR when it stops; `node bench/profile-summary.mjs
+// FILE --stalls 20` then lists what held the event loop when answers were late.
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { connect, freshDatabase } from './lib/database.mjs';
 import { LoadGenerator } from './lib/load.mjs';
 import { cleanup, installSignalHandlers, onCleanup, sleep } from './lib/procs.mjs';
@@ -19,6 +23,7 @@ const ROUNDS = Number(value('rounds', 4));
 const DURATION = Number(value('duration', 10));
 const SETTLE = Number(value('settle', 3));
 const MAIN = value('main', BROKER_MAIN);
+const CPU_PROF = value('cpu-prof', undefined);
 const ENV = Object.fromEntries(
   (value('env', '') || '')
     .split(',')
@@ -67,6 +72,7 @@ async function main() {
     databaseUrl: db.url,
     ...newSecrets(),
     extraEnv: { TOLLGATE_SWEEP_INTERVAL_MS: '200', ...ENV },
+    nodeArgs: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROF)}`] : [],
     main: MAIN,
   });
   const setup = await setUpCredentialLoad(broker);
