@@ -91,7 +91,7 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
   it('permits that arrive while one is in flight share the next statement; a row whose conditions fail writes nothing', async () => {
     const { sql, sent } = counted(db());
     const ledger = new DecisionLedger(sql);
-    const [first, kept, completed, superseded, stale, outlives, alsoKept] = await Promise.all([
+    const [first, kept, completed, superseded, stale, outlives, alsoKept, expired] = await Promise.all([
       openTask().then((id) => decided(id)),
       openTask().then((id) => decided(id)),
       openTask().then((id) => decided(id)),
@@ -100,9 +100,14 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       // The task ends in 60 s; this lease would outlive it.
       openTask(60).then((id) => decided(id, READ, { expiresAt: Date.now() + 600_000 })),
       openTask().then((id) => decided(id)),
+      // Its task's time runs out before the statement (the sweeper has not ended it yet); the lease
+      // would not outlive it, so only the task's own expiry can refuse it.
+      openTask().then((id) => decided(id, READ, { expiresAt: Date.now() - 60_000 })),
     ]);
-    // Between the decisions and their statement: a task completes, a boundary gets a new version.
+    // Between the decisions and their statement: a task completes, a boundary gets a new version,
+    // a task's time runs out.
     await db().transaction((tx) => tasks.end(tx, completed!.decision.taskId!, 'completed', 'task_completed'));
+    await db().query(`UPDATE tasks SET expires_at = now() - interval '1 second' WHERE id = $1`, [expired!.decision.taskId]);
     await putBoundary({ ...CHANGING, defaultTtl: 30 });
 
     const written = await Promise.all([
@@ -114,10 +119,11 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       permit(ledger, stale!, 'policies-v0'),
       permit(ledger, outlives!),
       permit(ledger, alsoKept!),
+      permit(ledger, expired!),
     ]);
 
-    expect(written).toEqual([true, true, false, false, false, false, true]);
-    // The first went alone, at once; the six that came while it ran went together.
+    expect(written).toEqual([true, true, false, false, false, false, true, false]);
+    // The first went alone, at once; the seven that came while it ran went together.
     expect(sent).toEqual(['tollgate_record_permit', 'tollgate_record_permits']);
     for (const [request, ok] of [
       [kept!, true],
@@ -126,6 +132,7 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       [superseded!, false],
       [stale!, false],
       [outlives!, false],
+      [expired!, false],
     ] as const) {
       const n = ok ? 1 : 0;
       expect(await count(db(), 'decisions', `id = $1 AND outcome = 'permit'`, [request.decision.id])).toBe(n);
