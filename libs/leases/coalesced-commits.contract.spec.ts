@@ -256,18 +256,28 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       const { decision } = await decided(taskId);
       return { ...decision, outcome: 'deny' as const, reasons: ['action_not_allowed'] };
     };
-    const [alone, stands, moved, drifting, tripping] = await Promise.all([openTask(), openTask(), openTask(), openTask(), openTask()]);
+    const [alone, stands, moved, drifting, tripping, expiring] = await Promise.all([
+      openTask(),
+      openTask(),
+      openTask(),
+      openTask(),
+      openTask(),
+      openTask(),
+    ]);
     const held = { drifting: await decided(drifting!), tripping: await decided(tripping!) };
     expect(await permit(ledger, held.drifting)).toBe(true);
     expect(await permit(ledger, held.tripping)).toBe(true);
-    const [first, standing, stale, driftOne, driftTwo, trips] = await Promise.all([
+    const [first, standing, stale, driftOne, driftTwo, trips, late] = await Promise.all([
       refusal(alone!),
       refusal(stands!),
       refusal(moved!),
       refusal(drifting!),
       refusal(drifting!),
       refusal(tripping!),
+      refusal(expiring!),
     ]);
+    // Its task's time runs out before the statement (not swept yet): the refusal is recorded, not counted.
+    await db().query(`UPDATE tasks SET expires_at = now() - interval '1 second' WHERE id = $1`, [expiring]);
     sent.length = 0;
 
     const outcomes = await Promise.all([
@@ -279,6 +289,7 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       ledger.recordDenial(driftOne!, undefined, 2),
       ledger.recordDenial(driftTwo!, undefined, 2),
       ledger.recordDenial(trips!, undefined, 1),
+      ledger.recordDenial(late!, undefined, 1),
     ]);
 
     expect(outcomes).toEqual([
@@ -288,6 +299,7 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       { written: true, suspended: false },
       { written: true, suspended: true },
       { written: true, suspended: true },
+      { written: true, suspended: false },
     ]);
     // The lone one at once; then all but the task's second counted denial; then that one.
     expect(sent).toEqual(['tollgate_record_denial', 'tollgate_record_denials', 'tollgate_record_denial']);
@@ -296,6 +308,7 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       [stale!, 0],
       [driftOne!, 1],
       [trips!, 1],
+      [late!, 1],
     ] as const) {
       expect(await count(db(), 'decisions', `id = $1 AND outcome = 'deny'`, [decision.id])).toBe(n);
       expect(await count(db(), 'audit_events', `kind = 'credential.deny' AND data ->> 'decision_id' = $1`, [decision.id])).toBe(n);
@@ -321,6 +334,10 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
         { data: { threshold: denials.length, decision_ids: denials, tripped_by: trippedBy, revoked_leases: [lease] } },
       ]);
     }
+    expect((await db().query('SELECT state, drift_denials FROM tasks WHERE id = $1', [expiring])).rows[0]).toEqual({
+      state: 'active',
+      drift_denials: [],
+    });
   });
 
   it('the kill switch locks its tasks in id order, the order a batch share-locks them in: the two never deadlock', async (ctx) => {

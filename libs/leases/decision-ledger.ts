@@ -282,12 +282,13 @@ export class DecisionLedger {
       `WITH r AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(${PERMIT_ROW_COLUMNS})
        ), t AS MATERIALIZED (
-         SELECT tasks.id, tasks.intent, tasks.expires_at FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
-          -- = ANY(ARRAY(...)), not a semi-join, and the expiry checked in ok: without statistics
-          -- on tasks (a new database before autovacuum's first analyze) the semi-join was planned
-          -- as a walk of the active tasks that rescanned the batch's rows for each: two thirds of
-          -- the statement's time with 200 tasks (EXPLAIN ANALYZE). After ANALYZE both measured alike.
-          WHERE tasks.id = ANY (ARRAY(SELECT task_id FROM r)) AND tasks.state = 'active'
+         SELECT tasks.id, tasks.state, tasks.intent, tasks.expires_at FROM tasks JOIN workloads w ON w.id = tasks.workload_id AND w.enabled
+          -- Found by primary key alone; state and expiry are checked in ok, on the rows as locked.
+          -- Without statistics on tasks (a new database before autovacuum's first analyze) the
+          -- planner took the active tasks' partial index whenever the WHERE implied its predicate,
+          -- and walked every active task for each batch (as a semi-join, rescanning the batch's
+          -- rows for each: two thirds of the statement's time with 200 tasks, EXPLAIN ANALYZE).
+          WHERE tasks.id = ANY (ARRAY(SELECT task_id FROM r))
           ORDER BY tasks.id
           FOR SHARE OF tasks
        ), b AS MATERIALIZED (
@@ -297,7 +298,8 @@ export class DecisionLedger {
           FOR SHARE
        ), ok AS MATERIALIZED (
          SELECT r.* FROM r
-           JOIN t ON t.id = r.task_id AND t.intent = r.intent AND t.expires_at > now() AND t.expires_at >= to_timestamp(r.expires_at / 1000)
+           JOIN t ON t.id = r.task_id AND t.state = 'active' AND t.expires_at > now()
+                 AND t.intent = r.intent AND t.expires_at >= to_timestamp(r.expires_at / 1000)
            JOIN b ON b.id = r.boundary_id AND b.version = r.boundary_version
           -- The global policies each was decided under are still the enabled ones.
           WHERE r.policies_key = ${ACTIVE_POLICIES_KEY}
@@ -449,14 +451,18 @@ export class DecisionLedger {
          ${appendAuditFrom('credential.deny', { id: 'ok.audit_id', actor: "'workload:' || ok.workload_id", task_id: 'ok.task_id', data: 'ok.audit' }, 'FROM ok JOIN d ON d.id = ok.decision_id')}
          RETURNING id
        ), drifting AS MATERIALIZED (
-         -- Every task a counted denial updates is locked here, in id order, before the update.
-         SELECT tasks.id FROM tasks WHERE tasks.id = ANY (ARRAY(SELECT task_id FROM ok WHERE drift_threshold IS NOT NULL))
+         -- Every task a counted denial updates is locked here, in id order, before the update; by
+         -- primary key alone, state and expiry checked on the rows as locked (countDriftDenials).
+         SELECT tasks.id, tasks.state, tasks.expires_at FROM tasks
+          WHERE tasks.id = ANY (ARRAY(SELECT task_id FROM ok WHERE drift_threshold IS NOT NULL))
           ORDER BY tasks.id
           FOR NO KEY UPDATE
        ), counted AS (
          ${countDriftDenials({
-           from: '(SELECT ok.* FROM drifting JOIN ok ON ok.task_id = drifting.id JOIN d ON d.id = ok.decision_id) c',
+           from: `(SELECT ok.* FROM drifting JOIN ok ON ok.task_id = drifting.id JOIN d ON d.id = ok.decision_id
+                    WHERE drifting.state = 'active' AND drifting.expires_at > now()) c`,
            also: 'c.decision_id, c.drift_threshold, c.task_event_id, c.suspension_id, c.audit',
+           ids: "ARRAY(SELECT id FROM drifting WHERE state = 'active' AND expires_at > now())",
          })}
        ), suspended AS (
          SELECT * FROM counted WHERE state = 'revoked'

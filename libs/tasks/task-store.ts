@@ -28,17 +28,21 @@ export function countDriftDenial(p: { decisionId: string; taskId: string; thresh
 /**
  * countDriftDenial for many denials in one statement (DecisionLedger's coalesced denials), as a CTE
  * body: `from` is a FROM item named `c` with decision_id, task_id and drift_threshold, at most one
- * row per task, each a denial that was written; the caller has locked those tasks in id order
- * beforehand. Returns what countDriftDenial returns, then the columns of `c` that `also` names.
+ * row per task, each a denial that was written, on a task the caller has locked (in id order,
+ * beforehand) and found active and unexpired as locked; `ids` is an array of those tasks' ids.
+ * Returns what countDriftDenial returns, then the columns of `c` that `also` names.
+ *
+ * The update finds its rows by primary key alone (`ids`): a WHERE that implied the active tasks'
+ * partial index let the planner, without statistics on tasks, walk every active task per batch.
  */
-export function countDriftDenials(p: { from: string; also: string }): string {
+export function countDriftDenials(p: { from: string; also: string; ids: string }): string {
   return `UPDATE tasks
             SET drift_denials = array_append(tasks.drift_denials, c.decision_id),
                 state = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN 'revoked' ELSE tasks.state END,
                 ended_at = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN now() ELSE tasks.ended_at END,
                 end_reason = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN 'drift_detected' ELSE tasks.end_reason END
            FROM ${p.from}
-          WHERE tasks.id = c.task_id AND c.drift_threshold IS NOT NULL AND tasks.state = 'active' AND tasks.expires_at > now()
+          WHERE tasks.id = ANY (${p.ids}) AND tasks.id = c.task_id AND c.drift_threshold IS NOT NULL
          RETURNING tasks.id, tasks.workload_id, tasks.state, tasks.drift_denials, ${p.also}`;
 }
 
