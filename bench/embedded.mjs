@@ -92,7 +92,8 @@ async function main() {
     for (const target of targets) {
       await expectOnly(target, await load.run({ ...target.job, duration: 1 }));
       if (SETTLE > 0) await sleep(SETTLE * 1000);
-      if (STATEMENTS) await target.sql.query('SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = $1), 0)', [target.dbName]);
+      if (STATEMENTS)
+        await target.sql.query('SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = $1), 0)', [target.dbName]);
       const before = await sample(target);
       const result = await load.run({ ...target.job, duration: DURATION });
       const after = await sample(target);

@@ -41,7 +41,7 @@ function groupOf(frame) {
   if (name === '(garbage collector)') return 'garbage collection';
   if (name === '(program)') return 'V8 and native, unattributed';
   if (/^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(name)) return 'socket writes';
-  if (/^(sign|signOneShot|verify|verifyOneShot)$/.test(name) || /Sign|Verify/.test(name) && url === '') {
+  if (/^(sign|signOneShot|verify|verifyOneShot)$/.test(name) || (/Sign|Verify/.test(name) && url === '')) {
     return 'signatures (node:crypto)';
   }
   if (/^(digest|oneShotDigest|update|Hash|Hmac|randomUUID|getRandomValues|randomFillSync)$/.test(name) && url === '') {
@@ -52,7 +52,11 @@ function groupOf(frame) {
   if (pkg) {
     const name = pkg[1];
     if (name.startsWith('@nestjs/')) return 'Nest';
-    if (name === 'fastify' || name.startsWith('@fastify/') || /^(find-my-way|light-my-request|avvio|fast-json-stringify|fast-querystring)$/.test(name)) {
+    if (
+      name === 'fastify' ||
+      name.startsWith('@fastify/') ||
+      /^(find-my-way|light-my-request|avvio|fast-json-stringify|fast-querystring)$/.test(name)
+    ) {
       return 'Fastify';
     }
     if (/^(pg|pg-protocol|pg-pool|pg-types|postgres-array|postgres-date|postgres-bytea|postgres-interval)$/.test(name)) {
@@ -140,7 +144,10 @@ function printStalls(ms) {
         .map(([g, n]) => `${g} ${share(n)}`)
         .join(', ')}`,
     );
-    const frames = [...onStack].filter(([key]) => key.includes('dist/')).sort((a, b) => b[1] - a[1]).slice(0, 6);
+    const frames = [...onStack]
+      .filter(([key]) => key.includes('dist/'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6);
     for (const [key, n] of frames) console.log(`    ${share(n)} on the stack: ${key}`);
   }
 }
