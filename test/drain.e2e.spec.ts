@@ -97,6 +97,8 @@ describe('SIGTERM drains the replica', () => {
     const held = await bot.openTask();
     const inFlight = bot.credential(held, { boundary: 'crm-orders', action: 'orders:read' });
     await waitFor(async () => {
+      // Inside its transaction the locker would see the activity as it was at its first look.
+      await locker.query('SELECT pg_stat_clear_snapshot()');
       const { rows } = await locker.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
       );

@@ -504,13 +504,21 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
       `haproxy:\n${tail(join(dir, 'haproxy.log'), 10)}`,
     ].join('\n');
 
-  const writable = async (): Promise<boolean> => {
+  /**
+   * Whether the primary behind HAProxy takes writes and, when `streamingTo` is given, streams WAL
+   * to that standby now (its WAL sender, by the member name Patroni gives as application_name).
+   */
+  const writable = async (streamingTo?: string): Promise<boolean> => {
     const client = new pg.Client({ connectionString: databaseUrl(), connectionTimeoutMillis: 1_000 });
     client.on('error', () => {});
     try {
       await client.connect();
-      const { rows } = await client.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
-      return rows[0]?.recovery === false;
+      const { rows } = await client.query<{ recovery: boolean; streaming: boolean }>(
+        `SELECT pg_is_in_recovery() AS recovery,
+                EXISTS (SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming') AS streaming`,
+        [streamingTo ?? ''],
+      );
+      return rows[0]?.recovery === false && (streamingTo === undefined || rows[0].streaming);
     } catch {
       return false;
     } finally {
@@ -537,7 +545,10 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
             (member) => member.role === standbyRole && (member.state === 'running' || member.state === 'streaming'),
           );
           if (!lead || !standby || Number(standby.lag ?? 1) !== 0) return undefined;
-          return (await writable()) ? lead : undefined;
+          // Patroni's lag is 0 for an old primary that rejoined ahead of the new one's WAL, on a
+          // timeline of its own, before it streams (or when it never can, without pg_rewind): a
+          // failover then finds no standby to promote (seen in CI). Only a streaming one counts.
+          return (await writable(standby.name)) ? lead : undefined;
         },
         timeoutMs,
         describe,
