@@ -47,7 +47,9 @@ const RATE = value('rate', undefined) === undefined ? undefined : Number(value('
 const SETTLE = Number(value('settle', 0));
 const TIMELINE = value('timeline', undefined);
 const STATEMENTS = args.includes('--statements');
-const NODE_ARGS = (value('node-args', '') ?? '').split(';').map((flags) => flags.split(' ').filter(Boolean));
+const NODE_ARGS = value('node-args', '')
+  .split(';')
+  .map((flags) => flags.split(' ').filter(Boolean));
 // bench/run.mjs opens 50 per bot (4 bots); fewer make each task come back within the broker's
 // 1 s context cache at the low rates of a contended machine, as it does at full speed.
 const TASKS_PER_BOT = Number(value('tasks-per-bot', 50));
@@ -82,9 +84,8 @@ async function main() {
     if (sql) onCleanup(() => sql.end());
     if (sql && STATEMENTS) await sql.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     const job = { ...setup.base, mix: setup.mixes[SCENARIO], ...(RATE ? { rate: RATE, timeline: Boolean(TIMELINE) } : {}) };
-    targets.push({ root, broker, sql, dbName: db?.name, job, runs: [], timelines: [] });
     const label = `${root}${NODE_ARGS[i]?.length ? ` (${NODE_ARGS[i].join(' ')})` : ''}`;
-    targets[targets.length - 1].label = label;
+    targets.push({ root, label, broker, sql, dbName: db?.name, job, runs: [], timelines: [] });
     log(`${label}: broker up on ${POSTGRES ? 'PostgreSQL' : 'PGlite'}, ${setup.tasks.length} tasks`);
   }
   for (const target of targets) await expectOnly(target, await load.run({ ...target.job, duration: WARMUP }));

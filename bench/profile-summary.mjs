@@ -34,6 +34,21 @@ for (let i = 0; i < profile.samples.length; i += 1) {
   selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
 }
 
+/** npm packages by the group their frames are charged to; others are named as themselves. */
+const PACKAGE_GROUPS = [
+  [/^@nestjs\//, 'Nest'],
+  [/^(fastify|@fastify\/.*|find-my-way|light-my-request|avvio|fast-json-stringify|fast-querystring)$/, 'Fastify'],
+  [/^(pg|pg-protocol|pg-pool|pg-types|postgres-array|postgres-date|postgres-bytea|postgres-interval)$/, 'pg'],
+  [/^typeorm$/, 'TypeORM'],
+  [/^rxjs$/, 'rxjs (Nest)'],
+  [/^zod$/, 'zod'],
+  [/^jose$/, 'jose'],
+  [/^pino(-.*)?$/, 'pino'],
+];
+
+/** A frame's script, short: from its package or from dist/. */
+const shortUrl = (url) => url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/');
+
 /** The group a frame's self time is charged to. */
 function groupOf(frame) {
   const { functionName: name, url } = frame;
@@ -49,26 +64,7 @@ function groupOf(frame) {
   }
   if (url === '') return `native: ${name || '(anonymous)'}`;
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  if (pkg) {
-    const name = pkg[1];
-    if (name.startsWith('@nestjs/')) return 'Nest';
-    if (
-      name === 'fastify' ||
-      name.startsWith('@fastify/') ||
-      /^(find-my-way|light-my-request|avvio|fast-json-stringify|fast-querystring)$/.test(name)
-    ) {
-      return 'Fastify';
-    }
-    if (/^(pg|pg-protocol|pg-pool|pg-types|postgres-array|postgres-date|postgres-bytea|postgres-interval)$/.test(name)) {
-      return 'pg';
-    }
-    if (name === 'typeorm') return 'TypeORM';
-    if (name === 'rxjs') return 'rxjs (Nest)';
-    if (name === 'zod') return 'zod';
-    if (name === 'jose') return 'jose';
-    if (name === 'pino' || name.startsWith('pino-')) return 'pino';
-    return `package: ${name}`;
-  }
+  if (pkg) return PACKAGE_GROUPS.find(([pattern]) => pattern.test(pkg[1]))?.[1] ?? `package: ${pkg[1]}`;
   if (url.startsWith('node:internal/crypto')) return 'node:crypto (JS side)';
   if (url.startsWith('node:internal/async_hooks') || url.startsWith('node:async_hooks')) return 'async_hooks';
   if (url.startsWith('node:')) return 'Node internals (HTTP, streams, timers, ...)';
@@ -85,7 +81,7 @@ for (const [id, micros] of selfMicros) {
   if (BUSY && group === 'idle') continue;
   total += micros;
   groups.set(group, (groups.get(group) ?? 0) + micros);
-  const where = node.callFrame.url ? node.callFrame.url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/') : '';
+  const where = shortUrl(node.callFrame.url);
   const key = `${node.callFrame.functionName || '(anonymous)'} ${where}:${node.callFrame.lineNumber + 1}`;
   functions.set(key, (functions.get(key) ?? 0) + micros);
 }
@@ -128,7 +124,7 @@ function printStalls(ms) {
       for (let n = id; n !== undefined; n = parentOf.get(n)) {
         const frame = byId.get(n).callFrame;
         if (!frame.url && !/^\(/.test(frame.functionName)) continue;
-        const key = `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/')}`;
+        const key = `${frame.functionName || '(anonymous)'} ${shortUrl(frame.url)}`;
         if (seen.has(key)) continue;
         seen.add(key);
         onStack.set(key, (onStack.get(key) ?? 0) + 1);

@@ -462,7 +462,7 @@ export class DecisionLedger {
            from: `(SELECT ok.* FROM drifting JOIN ok ON ok.task_id = drifting.id JOIN d ON d.id = ok.decision_id
                     WHERE drifting.state = 'active' AND drifting.expires_at > now()) c`,
            also: 'c.decision_id, c.drift_threshold, c.task_event_id, c.suspension_id, c.audit',
-           ids: "ARRAY(SELECT id FROM drifting WHERE state = 'active' AND expires_at > now())",
+           ids: 'ARRAY(SELECT id FROM drifting)',
          })}
        ), suspended AS (
          SELECT * FROM counted WHERE state = 'revoked'

@@ -29,7 +29,8 @@ export function countDriftDenial(p: { decisionId: string; taskId: string; thresh
  * countDriftDenial for many denials in one statement (DecisionLedger's coalesced denials), as a CTE
  * body: `from` is a FROM item named `c` with decision_id, task_id and drift_threshold, at most one
  * row per task, each a denial that was written, on a task the caller has locked (in id order,
- * beforehand) and found active and unexpired as locked; `ids` is an array of those tasks' ids.
+ * beforehand) and found active and unexpired as locked; `ids` is an array of the locked tasks' ids
+ * (a superset is fine: the join with `c` decides).
  * Returns what countDriftDenial returns, then the columns of `c` that `also` names.
  *
  * The update finds its rows by primary key alone (`ids`): a WHERE that implied the active tasks'
