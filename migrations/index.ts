@@ -29,6 +29,7 @@ import { HistoryPartitions1764116910000 } from './1764116910000-history-partitio
 import { AuditChainAnchors1764116970000 } from './1764116970000-audit-chain-anchors.js';
 import { TaskLeasesPending1764117030000 } from './1764117030000-task-leases-pending.js';
 import { AuditLinks1764117090000 } from './1764117090000-audit-links.js';
+import { DriftDenialRows1764117150000 } from './1764117150000-drift-denial-rows.js';
 
 /** Every migration, oldest first. Listed by hand so the compiled service needs no file globbing. */
 export const migrations = [
@@ -63,4 +64,5 @@ export const migrations = [
   AuditChainAnchors1764116970000,
   TaskLeasesPending1764117030000,
   AuditLinks1764117090000,
+  DriftDenialRows1764117150000,
 ];

@@ -206,12 +206,25 @@ describe('the drift guard', () => {
         const { rows } = await broker.app.broker.db.query<{ kind: string; n: number }>(
           `SELECT 'audit' AS kind, count(*)::int AS n FROM audit_events WHERE task_id = $1 AND kind = 'task.drift_suspended'
            UNION ALL SELECT 'event', count(*)::int FROM revocation_events WHERE task_id = $1 AND type = 'task.ended'
-           UNION ALL SELECT 'counted', cardinality(drift_denials) FROM tasks WHERE id = $1`,
+           UNION ALL SELECT 'counted', drift_count FROM tasks WHERE id = $1
+           UNION ALL SELECT 'rows', count(*)::int FROM task_drift_denials WHERE task_id = $1`,
           [taskId],
         );
-        expect(Object.fromEntries(rows.map((r) => [r.kind, r.n]))).toEqual({ audit: 1, event: 1, counted: 3 });
+        expect(Object.fromEntries(rows.map((r) => [r.kind, r.n]))).toEqual({ audit: 1, event: 1, counted: 3, rows: 3 });
         const decisions = await asAdmin(broker)('GET', `/v1/decisions?task=${taskId}`);
-        expect(decisions.body.items.filter((d: Record<string, unknown>) => d.drift !== null)).toHaveLength(3);
+        const counted = decisions.body.items.filter((d: Record<string, unknown>) => d.drift !== null) as {
+          decision_id: string;
+          drift: string;
+        }[];
+        expect(counted).toHaveLength(3);
+        // The suspension lists all three, the ones counted by the replica it waited for too.
+        const audit = await broker.app.broker.db.query<{ data: { decision_ids: string[]; tripped_by: string } }>(
+          `SELECT data FROM audit_events WHERE task_id = $1 AND kind = 'task.drift_suspended'`,
+          [taskId],
+        );
+        expect([...audit.rows[0]!.data.decision_ids].sort()).toEqual(counted.map((d) => d.decision_id).sort());
+        expect(audit.rows[0]!.data.decision_ids.at(-1)).toBe(audit.rows[0]!.data.tripped_by);
+        expect(counted.filter((d) => d.drift === 'suspended_task').map((d) => d.decision_id)).toEqual([audit.rows[0]!.data.tripped_by]);
       }
       // Each replica counts the suspensions it decided: together, one per task.
       expect((await metric(broker, SUSPENSIONS)) - suspensions + (await metric(second, SUSPENSIONS))).toBe(3);

@@ -44,6 +44,9 @@ const T3 = u(0x13); // active, its intent changed and changed back
 const T4 = u(0x14); // active, on a boundary disabled later
 const T5 = u(0x15); // opened with a context
 const D1 = u(0x21);
+const DRIFT1 = u(0x2d1); // drift denials counted against T1: DRIFT2 first, then DRIFT1
+const DRIFT2 = u(0x2d2);
+const DRIFT3 = u(0x2d3);
 const L1 = u(0x31);
 const L2 = u(0x32);
 const L3 = u(0x33);
@@ -293,6 +296,8 @@ const cases: Record<string, MigrationCase> = {
     async fill(q) {
       await q(`INSERT INTO rate_buckets (workload_id, tokens, last_granted, refilled_at) VALUES ('wl-1', 5.5, 1, '2026-01-01T00:00:00Z')`);
       await refused(q, `UPDATE boundaries SET drift_threshold = 0 WHERE id = 'b2'`);
+      // Two denials counted against T1, in this order (DriftDenialRows moves them to rows).
+      await q(`UPDATE tasks SET drift_denials = ARRAY[$2, $3]::uuid[] WHERE id = $1`, [T1, DRIFT2, DRIFT1]);
     },
   },
   Approvals1764115980000: {
@@ -690,6 +695,29 @@ const cases: Record<string, MigrationCase> = {
       await refused(q, link, [E1, HASH('a'), HASH('d')]); // a second successor of E2
       await refused(q, link, [E1, HASH('c'), 'not a hash']);
       expect(await q(`SELECT event_id FROM audit_links ORDER BY seq`)).toEqual([{ event_id: E2 }, { event_id: E3 }]);
+    },
+  },
+  DriftDenialRows1764117150000: {
+    async after(q) {
+      expect(await q(`SELECT task_id, decision_id, n FROM task_drift_denials ORDER BY n`)).toEqual([
+        { task_id: T1, decision_id: DRIFT2, n: 1 },
+        { task_id: T1, decision_id: DRIFT1, n: 2 },
+      ]);
+      expect(await q(`SELECT id, drift_count FROM tasks WHERE drift_count <> 0`)).toEqual([{ id: T1, drift_count: 2 }]);
+      expect(await q(`SELECT 1 FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'drift_denials'`)).toEqual([]);
+      // The suspension's list: the counted ones, then the one that trips (passed in, also when already written).
+      expect(await q(`SELECT task_drift_denial_ids($1, $2, 3) AS ids`, [T1, DRIFT3])).toEqual([{ ids: [DRIFT2, DRIFT1, DRIFT3] }]);
+      expect(await q(`SELECT task_drift_denial_ids($1, $2, 2) AS ids`, [T1, DRIFT1])).toEqual([{ ids: [DRIFT2, DRIFT1] }]);
+      await refused(q, `INSERT INTO task_drift_denials (task_id, decision_id, n) VALUES ($1, $2, 3)`, [T1, DRIFT1]);
+      await refused(q, `INSERT INTO task_drift_denials (task_id, decision_id, n) VALUES ($1, $2, 0)`, [T1, DRIFT3]);
+      await refused(q, `UPDATE tasks SET drift_count = -1 WHERE id = $1`, [T2]);
+    },
+    async undone(q) {
+      expect(await q(`SELECT id, drift_denials FROM tasks WHERE drift_denials <> '{}'::uuid[]`)).toEqual([
+        { id: T1, drift_denials: [DRIFT2, DRIFT1] },
+      ]);
+      expect(await q(`SELECT to_regclass('task_drift_denials') AS t`)).toEqual([{ t: null }]);
+      expect(await q(`SELECT 1 FROM pg_proc WHERE proname = 'task_drift_denial_ids'`)).toEqual([]);
     },
   },
 };

@@ -317,11 +317,13 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
       [drifting!, [driftOne!.id, driftTwo!.id], held.drifting.lease.id, driftTwo!.id],
       [tripping!, [trips!.id], held.tripping.lease.id, trips!.id],
     ] as const) {
-      const { rows } = await db().query<{ state: string; end_reason: string; drift_denials: string[] }>(
-        'SELECT state, end_reason, drift_denials FROM tasks WHERE id = $1',
+      const { rows } = await db().query<{ state: string; end_reason: string; drift_count: number; counted: string[] }>(
+        `SELECT state, end_reason, drift_count,
+                ARRAY(SELECT decision_id FROM task_drift_denials d WHERE d.task_id = t.id ORDER BY d.n) AS counted
+           FROM tasks t WHERE id = $1`,
         [taskId],
       );
-      expect(rows[0]).toEqual({ state: 'revoked', end_reason: 'drift_detected', drift_denials: denials });
+      expect(rows[0]).toEqual({ state: 'revoked', end_reason: 'drift_detected', drift_count: denials.length, counted: denials });
       expect(await leases.find(lease)).toMatchObject({ state: 'revoked', revokeReason: 'drift_detected' });
       expect(await count(db(), 'task_events', `task_id = $1 AND kind = 'revoked' AND reason = 'drift_detected'`, [taskId])).toBe(1);
       expect(await count(db(), 'revocation_events', `task_id = $1 AND type = 'task.ended'`, [taskId])).toBe(1);
@@ -334,10 +336,84 @@ describeOnBothBackends('coalesced commits (contract)', ({ db, kind }) => {
         { data: { threshold: denials.length, decision_ids: denials, tripped_by: trippedBy, revoked_leases: [lease] } },
       ]);
     }
-    expect((await db().query('SELECT state, drift_denials FROM tasks WHERE id = $1', [expiring])).rows[0]).toEqual({
+    expect((await db().query('SELECT state, drift_count FROM tasks WHERE id = $1', [expiring])).rows[0]).toEqual({
       state: 'active',
-      drift_denials: [],
+      drift_count: 0,
     });
+    expect(await count(db(), 'task_drift_denials', 'task_id = $1', [expiring])).toBe(0);
+  });
+
+  it('a suspension that waited for its task lists the denials counted by the transactions it waited for, alone or in a batch', async (ctx) => {
+    // One session on PGlite: nothing there waits for a lock.
+    if (kind !== 'postgres') ctx.skip();
+    const ledger = new DecisionLedger(db());
+    const [alone, batched, other] = await Promise.all([openTask(), openTask(), openTask()]);
+    const refusal = async (taskId: string) => ({
+      ...(await decided(taskId)).decision,
+      outcome: 'deny' as const,
+      reasons: ['intent_mismatch'],
+    });
+    const [aloneDenial, batchedDenial, otherDenial] = await Promise.all([refusal(alone), refusal(batched), refusal(other)]);
+
+    // Another replica's counted denial of each task, holding the task's row until released, as
+    // countDriftDenial does; committed after the ledger's statements took their snapshots.
+    const elsewhere = { [alone]: uuidv7(), [batched]: uuidv7() };
+    const holders = [alone, batched].map((taskId) => {
+      let held!: () => void;
+      let release!: () => void;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const done = db().transaction(async (tx) => {
+        await tx.query(`UPDATE tasks SET drift_count = drift_count + 1 WHERE id = $1`, [taskId]);
+        await tx.query(`INSERT INTO task_drift_denials (task_id, decision_id, n) VALUES ($1, $2, 1)`, [taskId, elsewhere[taskId]]);
+        held();
+        await released;
+      });
+      return { holding, release, done };
+    });
+    await Promise.all(holders.map((h) => h.holding));
+    const waiting = async (n: number) => {
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await db().query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH %'`,
+        );
+        if (rows[0]!.n === n) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error(`never saw ${n} statement(s) waiting for a task`);
+    };
+
+    // The first goes alone (writeDenial) and waits; the other two wait for it, then share a statement.
+    const first = ledger.recordDenial(aloneDenial, undefined, 2);
+    const rest = Promise.all([ledger.recordDenial(batchedDenial, undefined, 2), ledger.recordDenial(otherDenial)]);
+    try {
+      await waiting(1);
+      holders[0]!.release();
+      await first;
+      await waiting(1); // now the batch, for the second task
+    } finally {
+      for (const holder of holders) holder.release();
+      await Promise.all(holders.map((h) => h.done));
+    }
+    const outcomes = Promise.all([first, rest]).then(([one, two]) => [one, ...two]);
+    expect(await outcomes).toEqual([
+      { written: true, suspended: true },
+      { written: true, suspended: true },
+      { written: true, suspended: false },
+    ]);
+    for (const [taskId, denial] of [
+      [alone, aloneDenial],
+      [batched, batchedDenial],
+    ] as const) {
+      const { rows } = await db().query<{ data: { decision_ids: string[]; tripped_by: string } }>(
+        `SELECT data FROM audit_events WHERE kind = 'task.drift_suspended' AND task_id = $1`,
+        [taskId],
+      );
+      expect(rows.map((row) => [row.data.decision_ids, row.data.tripped_by])).toEqual([[[elsewhere[taskId], denial.id], denial.id]]);
+      expect((await db().query(`SELECT drift_count, state FROM tasks WHERE id = $1`, [taskId])).rows).toEqual([
+        { drift_count: 2, state: 'revoked' },
+      ]);
+    }
   });
 
   it('the kill switch locks its tasks in id order, the order a batch share-locks them in: the two never deadlock', async (ctx) => {

@@ -17,7 +17,7 @@ import {
 } from './ledger-rows.js';
 import { ACTIVE_POLICIES_KEY } from '../policy/index.js';
 import { listDecisions, type DecisionFilter } from './decision-list.js';
-import { countDriftDenial, countDriftDenials, insertTaskEvents } from '../tasks/index.js';
+import { countDriftDenial, countDriftDenials, driftDenialIds, insertDriftDenials, insertTaskEvents } from '../tasks/index.js';
 import type { Decision } from './lease.js';
 import { insertLeases, leaseRevokedEvents, revokeLive, type LeaseRecord } from './lease-store.js';
 
@@ -105,7 +105,7 @@ const SUSPENSION_AUDIT = appendAuditFrom(
     id: '$25::uuid',
     actor: "'system:drift_guard'",
     task_id: 'id',
-    data: `jsonb_build_object('threshold', $23::int, 'decision_ids', to_jsonb(drift_denials), 'tripped_by', $1::uuid,
+    data: `jsonb_build_object('threshold', $23::int, 'decision_ids', to_jsonb(${driftDenialIds('suspended', '$1::uuid')}), 'tripped_by', $1::uuid,
                                    'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r), '[]'::jsonb))
                 || jsonb_strip_nulls(jsonb_build_object('request_id', $14::jsonb -> 'request_id'))`,
   },
@@ -125,7 +125,7 @@ const SUSPENSION_AUDITS = appendAuditFrom(
     id: 's.suspension_id',
     actor: "'system:drift_guard'",
     task_id: 's.id',
-    data: `jsonb_build_object('threshold', s.drift_threshold, 'decision_ids', to_jsonb(s.drift_denials), 'tripped_by', s.decision_id,
+    data: `jsonb_build_object('threshold', s.drift_threshold, 'decision_ids', to_jsonb(${driftDenialIds('s', 's.decision_id')}), 'tripped_by', s.decision_id,
                                    'revoked_leases', coalesce((SELECT jsonb_agg(r.id ORDER BY r.id) FROM revoked r WHERE r.task_id = s.id), '[]'::jsonb))
                 || jsonb_strip_nulls(jsonb_build_object('request_id', s.audit -> 'request_id'))`,
   },
@@ -384,6 +384,8 @@ export class DecisionLedger {
          RETURNING id
        ), counted AS (
          ${DRIFT_COUNTED}
+       ), counted_denial AS (
+         ${insertDriftDenials('$1::uuid', 'FROM counted')}
        ), suspended AS (
          SELECT * FROM counted WHERE state = 'revoked'
        ), ended_event AS (
@@ -464,6 +466,8 @@ export class DecisionLedger {
            also: 'c.decision_id, c.drift_threshold, c.task_event_id, c.suspension_id, c.audit',
            ids: 'ARRAY(SELECT id FROM drifting)',
          })}
+       ), counted_denials AS (
+         ${insertDriftDenials('decision_id', 'FROM counted')}
        ), suspended AS (
          SELECT * FROM counted WHERE state = 'revoked'
        ), ended_event AS (

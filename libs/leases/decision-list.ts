@@ -27,11 +27,13 @@ export async function listDecisions(sql: Sql, filter: DecisionFilter): Promise<D
   params.push(filter.limit);
   const { rows } = await sql.query<DecisionRow>(
     `SELECT d.id, d.task_id, d.workload_id, d.boundary_id, d.boundary_version, d.action, d.resource, d.outcome, d.reasons, d.policies, d.at,
-              CASE WHEN t.id IS NULL THEN NULL
-                   WHEN t.end_reason = 'drift_detected' AND d.id = t.drift_denials[cardinality(t.drift_denials)] THEN 'suspended_task'
+              CASE WHEN dd.n IS NULL THEN NULL
+                   WHEN t.end_reason = 'drift_detected' AND dd.n = t.drift_count THEN 'suspended_task'
                    ELSE 'counted' END AS drift,
               l.id AS lease_id, l.state AS lease_state
-         FROM decisions d LEFT JOIN tasks t ON t.id = d.task_id AND d.id = ANY (t.drift_denials)
+         FROM decisions d
+         LEFT JOIN task_drift_denials dd ON dd.task_id = d.task_id AND dd.decision_id = d.id
+         LEFT JOIN tasks t ON t.id = dd.task_id
          -- A permit's lease, found through the task's leases (indexed by task) rather than a scan by decision.
          LEFT JOIN LATERAL (
            SELECT l.id, ${EFFECTIVE_STATE} AS state FROM leases l

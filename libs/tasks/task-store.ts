@@ -9,20 +9,20 @@ const COLUMNS = `id, workload_id, intent, subject, context,
   created_at, expires_at, ended_at, end_reason`;
 
 /**
- * Counts a drift denial against its task, as a CTE body: the denial's decision ($decision) joins
- * the task's drift denials under the task's row lock, so concurrent denials count exactly, and the
- * one that reaches `threshold` ends the task (`revoked`, drift_detected). Only while the task is
- * active and `when` holds (the denial was written). Returns id, workload_id, state, drift_denials.
- * DecisionLedger.recordDenial writes it in the denial's own statement.
+ * Counts a drift denial against its task, as a CTE body: the task's drift count goes up by one
+ * under the task's row lock, so concurrent denials count exactly, and the denial that reaches
+ * `threshold` ends the task (`revoked`, drift_detected). Only while the task is active and `when`
+ * holds (the denial was written). Returns id, workload_id, state, drift_count; insertDriftDenials
+ * records which denial it was. DecisionLedger.recordDenial writes it in the denial's own statement.
  */
 export function countDriftDenial(p: { decisionId: string; taskId: string; threshold: string; when: string }): string {
   return `UPDATE tasks
-            SET drift_denials = array_append(drift_denials, ${p.decisionId}),
-                state = CASE WHEN cardinality(drift_denials) + 1 >= ${p.threshold} THEN 'revoked' ELSE state END,
-                ended_at = CASE WHEN cardinality(drift_denials) + 1 >= ${p.threshold} THEN now() ELSE ended_at END,
-                end_reason = CASE WHEN cardinality(drift_denials) + 1 >= ${p.threshold} THEN 'drift_detected' ELSE end_reason END
+            SET drift_count = drift_count + 1,
+                state = CASE WHEN drift_count + 1 >= ${p.threshold} THEN 'revoked' ELSE state END,
+                ended_at = CASE WHEN drift_count + 1 >= ${p.threshold} THEN now() ELSE ended_at END,
+                end_reason = CASE WHEN drift_count + 1 >= ${p.threshold} THEN 'drift_detected' ELSE end_reason END
           WHERE id = ${p.taskId} AND ${p.threshold} IS NOT NULL AND state = 'active' AND expires_at > now() AND ${p.when}
-         RETURNING id, workload_id, state, drift_denials`;
+         RETURNING id, workload_id, state, drift_count`;
 }
 
 /**
@@ -38,13 +38,33 @@ export function countDriftDenial(p: { decisionId: string; taskId: string; thresh
  */
 export function countDriftDenials(p: { from: string; also: string; ids: string }): string {
   return `UPDATE tasks
-            SET drift_denials = array_append(tasks.drift_denials, c.decision_id),
-                state = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN 'revoked' ELSE tasks.state END,
-                ended_at = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN now() ELSE tasks.ended_at END,
-                end_reason = CASE WHEN cardinality(tasks.drift_denials) + 1 >= c.drift_threshold THEN 'drift_detected' ELSE tasks.end_reason END
+            SET drift_count = tasks.drift_count + 1,
+                state = CASE WHEN tasks.drift_count + 1 >= c.drift_threshold THEN 'revoked' ELSE tasks.state END,
+                ended_at = CASE WHEN tasks.drift_count + 1 >= c.drift_threshold THEN now() ELSE tasks.ended_at END,
+                end_reason = CASE WHEN tasks.drift_count + 1 >= c.drift_threshold THEN 'drift_detected' ELSE tasks.end_reason END
            FROM ${p.from}
           WHERE tasks.id = ANY (${p.ids}) AND tasks.id = c.task_id AND c.drift_threshold IS NOT NULL
-         RETURNING tasks.id, tasks.workload_id, tasks.state, tasks.drift_denials, ${p.also}`;
+         RETURNING tasks.id, tasks.workload_id, tasks.state, tasks.drift_count, ${p.also}`;
+}
+
+/**
+ * The INSERT of counted drift denials, as a CTE body, from the rows countDriftDenial(s) returned
+ * (`from`): which decision (`decisionId`, an expression over them) was the task's `drift_count`th.
+ * A row per denial rather than an array on the task: appending to a toasted array rewrote it whole.
+ */
+export function insertDriftDenials(decisionId: string, from: string): string {
+  return `INSERT INTO task_drift_denials (task_id, decision_id, n) SELECT id, ${decisionId}, drift_count ${from}`;
+}
+
+/**
+ * The ids of a suspended task's counted denials in the order they were counted, as an SQL
+ * expression over a row countDriftDenial(s) returned (`row`, its alias) and the suspending
+ * denial's id (`decisionId`). The function reads them with a snapshot of its own: the ones counted
+ * by the transactions this statement waited for (on the task's row lock) committed after the
+ * statement's snapshot was taken.
+ */
+export function driftDenialIds(row: string, decisionId: string): string {
+  return `task_drift_denial_ids(${row}.id, ${decisionId}, ${row}.drift_count)`;
 }
 
 type TaskEventColumn = 'id' | 'task_id' | 'kind' | 'intent' | 'reason';
@@ -54,7 +74,7 @@ export function insertTaskEvents(values: Record<TaskEventColumn, string>, from: 
   return insertSelect<TaskEventColumn>('task_events', values, from);
 }
 
-/** SQL for tasks and their events, their only writer (countDriftDenial, insertTaskEvents: see above). */
+/** SQL for tasks and their events, their only writer (countDriftDenial, insertDriftDenials, insertTaskEvents: see above). */
 export class TaskStore {
   constructor(private readonly sql: Sql) {}
 
