@@ -162,12 +162,12 @@ async function main() {
   const issuanceMix = [{ name: 'issuance', kind: 'credential', tasks, boundary: 'crm-orders', action: 'orders:read', expect: 201 }];
 
   // 1. issuance
-  results.scenarios.issuance = await measure(load, 'issuance', { ...base, mix: issuanceMix }, { cpuOf: broker.child });
+  results.scenarios.issuance = await measure(load, 'issuance', { ...base, mix: issuanceMix }, { cpuOf: broker.child, checkpoint: sql });
   results.scenarios.issuance.paced = await paced(load, 'issuance', { ...base, mix: issuanceMix });
   const rssAfterIssuance = broker.child.rssMb();
 
   // 2. token_exchange (RFC 8693), once it exists
-  results.scenarios.token_exchange = await tokenExchange(load, broker, bots, tasks, base);
+  results.scenarios.token_exchange = await tokenExchange(load, broker, bots, tasks, base, sql);
 
   // 3. denial: intent mismatch, 403 expected, and each one must leave a decision. Denials of their
   // own tasks: each is a drift denial, and a task that collects the broker's threshold (1,000) is
@@ -185,7 +185,7 @@ async function main() {
       ...base,
       mix: [{ name: 'denial', kind: 'credential', tasks: denialTasks, boundary: 'payments', action: 'refund:create', expect: 403 }],
     },
-    { warmup: P.warmupHot, cpuOf: broker.child },
+    { warmup: P.warmupHot, cpuOf: broker.child, checkpoint: sql },
   );
   const answered403 = denial.warmup403 + denial.status_403;
   const recorded = (await denyDecisions(sql)) - denialsBefore;
@@ -207,7 +207,7 @@ async function main() {
   // sweep's rows are inserted, nothing is measured); it then idles until its turn.
   const embeddedReady = embeddedSetup();
   embeddedReady.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
-  results.scenarios.sweep_1m = await sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady);
+  results.scenarios.sweep_1m = await sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady, sql);
 
   // 8. memory: after scenario 1, and after a mixed-load soak, on the same process
   // The soak's denials get tasks of their own too, twice as many: a tenth of 4,000 mixed requests
@@ -241,7 +241,15 @@ async function main() {
 // ---------------------------------------------------------------------------------------------
 
 /** A warm-up run (discarded) then the measured run; returns the scenario's record. */
-async function measure(load, name, job, { duration = P.run, warmup = P.warmup, cpuOf } = {}) {
+/**
+ * `checkpoint` (a connection to the broker's PostgreSQL): a CHECKPOINT before the warm-up, so that
+ * the WAL of what ran before (the previous scenario, a 1M-row setup) does not force a checkpoint,
+ * with its full-page writes and its checkpointer's CPU, into this scenario's window. Every
+ * PostgreSQL scenario starts from one; the WAL of its own 25 s stays under the size that forces
+ * the next (max_wal_size 1 GB here).
+ */
+async function measure(load, name, job, { duration = P.run, warmup = P.warmup, cpuOf, checkpoint } = {}) {
+  if (checkpoint) await checkpointNow(checkpoint, name);
   log(`${name}: warm-up ${warmup} s`);
   const warm = await load.run({ ...job, duration: warmup });
   check(`${name} (warm-up)`, warm);
@@ -264,6 +272,13 @@ async function measure(load, name, job, { duration = P.run, warmup = P.warmup, c
     record.warmup403 = warm.status_codes['403'] ?? 0;
   }
   return record;
+}
+
+/** CHECKPOINT, timed and logged: see measure. */
+async function checkpointNow(sql, name) {
+  const t0 = performance.now();
+  await sql.query('CHECKPOINT');
+  log(`${name}: CHECKPOINT before the run took ${Math.round(performance.now() - t0)} ms`);
 }
 
 /**
@@ -385,7 +400,7 @@ async function embeddedSetup() {
   return { broker, job: { ...base, mix: mixes.issuance } };
 }
 
-async function tokenExchange(load, broker, bots, tasks, base) {
+async function tokenExchange(load, broker, bots, tasks, base, sql) {
   const task = tasks[0];
   const bot = bots.find((b) => b.id === task.bot);
   const details = [{ type: 'tool_call', task_id: task.taskId, boundary: 'crm-orders', action: 'orders:read', resource: 'order/1' }];
@@ -407,20 +422,25 @@ async function tokenExchange(load, broker, bots, tasks, base) {
     failures.push({ scenario: 'token_exchange', problem: `the probe exchange answered ${probe.status}`, body: probe.body });
     return { error: `probe answered ${probe.status}` };
   }
-  return measure(load, 'token_exchange', {
-    ...base,
-    mix: [
-      {
-        name: 'token_exchange',
-        kind: 'exchange',
-        tasks,
-        boundary: 'crm-orders',
-        action: 'orders:read',
-        audience: 'https://crm.acme.test',
-        expect: probe.status,
-      },
-    ],
-  });
+  return measure(
+    load,
+    'token_exchange',
+    {
+      ...base,
+      mix: [
+        {
+          name: 'token_exchange',
+          kind: 'exchange',
+          tasks,
+          boundary: 'crm-orders',
+          action: 'orders:read',
+          audience: 'https://crm.acme.test',
+          expect: probe.status,
+        },
+      ],
+    },
+    { checkpoint: sql },
+  );
 }
 
 /**
@@ -449,7 +469,7 @@ async function introspectionScenario(load, broker, sql, bots, base) {
       ...base,
       mix: [{ name: 'introspection', kind: 'introspect', tokens: tokens.map((t) => t.token), adminKey: broker.adminKey, expect: 200 }],
     },
-    { warmup: P.warmupHot },
+    { warmup: P.warmupHot, checkpoint: sql },
   );
   result.table_rows = rows;
   result.tokens = tokens.length;
@@ -545,7 +565,7 @@ async function memorySoak(load, broker, base, { tasks, denialTasks }, tokens, rs
  * updates PostgreSQL counted over the window (pg_stat_user_tables.n_tup_upd, issuance included:
  * a JWT permit updates none); `expired_read` checks that the seeded leases read expired.
  */
-async function sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady) {
+async function sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady, checkpoint) {
   const sql = await connect(db.url);
   const EXTERNAL = 1000;
   try {
@@ -567,6 +587,8 @@ async function sweepScenario(load, broker, db, bots, base, issuanceMix, embedded
       `sweep_1m: inserted ${P.sweepRows} expired active leases (+${EXTERNAL} external) in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'}, not yet committed`,
     );
     await embeddedReady;
+    // The 1M rows' WAL, written by the setup, is checkpointed now rather than in the window.
+    await checkpointNow(checkpoint, 'sweep_1m');
 
     // A short warm-up, then the measured issuance starts, and half a second later the rows land.
     const warm = await load.run({ ...base, mix: issuanceMix, duration: P.warmupHot });
