@@ -7,7 +7,7 @@
 // PostgreSQL, of the backends serving the broker's database, and the transactions committed per
 // request in it (pg_stat_database: one per statement outside a transaction, background work included).
 //
-//   npm run build && node bench/embedded.mjs [--postgres] [--scenario issuance|denial]
+//   npm run build && node bench/embedded.mjs [--postgres] [--scenario issuance|denial] [--scenarios A,B]
 //     [--builds .,../other-worktree] [--rounds 3] [--duration 8] [--warmup 3] [--tasks-per-bot 50] [--cpu-prof DIR]
 //     [--rate N] [--settle S] [--timeline FILE] [--node-args 'ARGS;ARGS'] [--statements]
 //
@@ -17,6 +17,8 @@
 // --settle: seconds of quiet before each measured run, so one broker's background work after its
 // run (the audit chainer links what it issued) does not land on the next one's; --timeline: every
 // answer's [scheduled ms, latency ms] per run, as JSON, to see when the slow ones come;
+// --scenarios: a scenario per build, `,` between them (`--builds .,. --scenarios issuance,denial`
+// measures a permit against a denial alternately, each on a broker and database of its own);
 // --node-args: Node flags per build, `;` between builds and spaces between flags (`--builds .,.
 // --node-args ';--max-semi-space-size=32'` measures one build with and without a flag);
 // --statements (PostgreSQL, with pg_stat_statements in the server's shared_preload_libraries):
@@ -53,7 +55,10 @@ const NODE_ARGS = value('node-args', '')
 // bench/run.mjs opens 50 per bot (4 bots); fewer make each task come back within the broker's
 // 1 s context cache at the low rates of a contended machine, as it does at full speed.
 const TASKS_PER_BOT = Number(value('tasks-per-bot', 50));
-if (!['issuance', 'denial'].includes(SCENARIO)) throw new Error(`--scenario: issuance or denial, not ${SCENARIO}`);
+const SCENARIOS = BUILDS.map((_, i) => value('scenarios', '').split(',')[i] || SCENARIO);
+for (const scenario of SCENARIOS) {
+  if (!['issuance', 'denial'].includes(scenario)) throw new Error(`--scenario(s): issuance or denial, not ${scenario}`);
+}
 
 installSignalHandlers();
 const log = (message) => process.stdout.write(`${message}\n`);
@@ -83,8 +88,8 @@ async function main() {
     const sql = db ? await connect(db.url) : undefined;
     if (sql) onCleanup(() => sql.end());
     if (sql && STATEMENTS) await sql.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-    const job = { ...setup.base, mix: setup.mixes[SCENARIO], ...(RATE ? { rate: RATE, timeline: Boolean(TIMELINE) } : {}) };
-    const label = `${root}${NODE_ARGS[i]?.length ? ` (${NODE_ARGS[i].join(' ')})` : ''}`;
+    const job = { ...setup.base, mix: setup.mixes[SCENARIOS[i]], ...(RATE ? { rate: RATE, timeline: Boolean(TIMELINE) } : {}) };
+    const label = `${root}${NODE_ARGS[i]?.length ? ` (${NODE_ARGS[i].join(' ')})` : ''}${args.includes('--scenarios') ? ` ${SCENARIOS[i]}` : ''}`;
     targets.push({ root, label, broker, sql, dbName: db?.name, job, runs: [], timelines: [] });
     log(`${label}: broker up on ${POSTGRES ? 'PostgreSQL' : 'PGlite'}, ${setup.tasks.length} tasks`);
   }
@@ -114,7 +119,9 @@ async function main() {
       if (STATEMENTS) await logStatements(target, requests);
     }
   }
-  log(`\n${SCENARIO} on ${POSTGRES ? 'PostgreSQL' : 'embedded PGlite'}, ${ROUNDS} rounds of ${DURATION} s, medians:`);
+  log(
+    `\n${[...new Set(SCENARIOS)].join(' and ')} on ${POSTGRES ? 'PostgreSQL' : 'embedded PGlite'}, ${ROUNDS} rounds of ${DURATION} s, medians:`,
+  );
   for (const target of targets) {
     const m = (key) => median(target.runs.map((run) => run[key]));
     const pg = POSTGRES ? `, PostgreSQL CPU ${m('postgres_cpu_ms')} ms/request, ${m('commits')} commits/request` : '';
