@@ -88,7 +88,6 @@ const APPROVAL_USED = useApproval(
 
 /** A denial the drift guard counts ($23 its threshold, null when it does not count). */
 const DRIFT_COUNTED = countDriftDenial({
-  decisionId: '$1::uuid',
   taskId: '$2::uuid',
   threshold: '$23::int',
   when: 'EXISTS (SELECT 1 FROM d)',

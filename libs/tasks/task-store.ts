@@ -15,12 +15,8 @@ const COLUMNS = `id, workload_id, intent, subject, context,
  * holds (the denial was written). Returns id, workload_id, state, drift_count; insertDriftDenials
  * records which denial it was. DecisionLedger.recordDenial writes it in the denial's own statement.
  */
-export function countDriftDenial(p: { decisionId: string; taskId: string; threshold: string; when: string }): string {
-  return `UPDATE tasks
-            SET drift_count = drift_count + 1,
-                state = CASE WHEN drift_count + 1 >= ${p.threshold} THEN 'revoked' ELSE state END,
-                ended_at = CASE WHEN drift_count + 1 >= ${p.threshold} THEN now() ELSE ended_at END,
-                end_reason = CASE WHEN drift_count + 1 >= ${p.threshold} THEN 'drift_detected' ELSE end_reason END
+export function countDriftDenial(p: { taskId: string; threshold: string; when: string }): string {
+  return `UPDATE tasks SET ${countedSet(p.threshold)}
           WHERE id = ${p.taskId} AND ${p.threshold} IS NOT NULL AND state = 'active' AND expires_at > now() AND ${p.when}
          RETURNING id, workload_id, state, drift_count`;
 }
@@ -37,14 +33,19 @@ export function countDriftDenial(p: { decisionId: string; taskId: string; thresh
  * partial index let the planner, without statistics on tasks, walk every active task per batch.
  */
 export function countDriftDenials(p: { from: string; also: string; ids: string }): string {
-  return `UPDATE tasks
-            SET drift_count = tasks.drift_count + 1,
-                state = CASE WHEN tasks.drift_count + 1 >= c.drift_threshold THEN 'revoked' ELSE tasks.state END,
-                ended_at = CASE WHEN tasks.drift_count + 1 >= c.drift_threshold THEN now() ELSE tasks.ended_at END,
-                end_reason = CASE WHEN tasks.drift_count + 1 >= c.drift_threshold THEN 'drift_detected' ELSE tasks.end_reason END
+  return `UPDATE tasks SET ${countedSet('c.drift_threshold')}
            FROM ${p.from}
           WHERE tasks.id = ANY (${p.ids}) AND tasks.id = c.task_id AND c.drift_threshold IS NOT NULL
          RETURNING tasks.id, tasks.workload_id, tasks.state, tasks.drift_count, ${p.also}`;
+}
+
+/** The SET list of a counted denial: one more, and the task ends on reaching `threshold`. */
+function countedSet(threshold: string): string {
+  const reached = `tasks.drift_count + 1 >= ${threshold}`;
+  return `drift_count = tasks.drift_count + 1,
+                state = CASE WHEN ${reached} THEN 'revoked' ELSE tasks.state END,
+                ended_at = CASE WHEN ${reached} THEN now() ELSE tasks.ended_at END,
+                end_reason = CASE WHEN ${reached} THEN 'drift_detected' ELSE tasks.end_reason END`;
 }
 
 /**
