@@ -203,11 +203,8 @@ async function main() {
   // 5. complete a task holding 1,000 leases
   results.scenarios.complete_1000 = await complete1000(broker, bots[0]);
 
-  // 6. sweep. The embedded broker of scenario 7 starts and is set up meanwhile (while the
-  // sweep's rows are inserted, nothing is measured); it then idles until its turn.
-  const embeddedReady = embeddedSetup();
-  embeddedReady.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
-  results.scenarios.sweep_1m = await sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady, sql);
+  // 6. sweep
+  results.scenarios.sweep_1m = await sweepScenario(load, broker, db, bots, base, issuanceMix, sql);
 
   // 8. memory: after scenario 1, and after a mixed-load soak, on the same process
   // The soak's denials get tasks of their own too, twice as many: a tenth of 4,000 mixed requests
@@ -223,8 +220,10 @@ async function main() {
   );
   await broker.stop();
 
-  // 7. the embedded default: PGlite in a temp data folder, no DATABASE_URL
-  const embedded = await embeddedReady;
+  // 7. the embedded default: PGlite in a temp data folder, no DATABASE_URL. Started only now: an
+  // idle broker still runs its background passes (about 25 ms of CPU a second on PGlite), which
+  // would otherwise share the cores with every PostgreSQL scenario.
+  const embedded = await embeddedSetup();
   results.scenarios.embedded_issuance = await measure(load, 'embedded_issuance', embedded.job, { cpuOf: embedded.broker.child });
   await embedded.broker.stop();
 
@@ -557,17 +556,27 @@ async function memorySoak(load, broker, base, { tasks, denialTasks }, tokens, rs
 }
 
 /**
- * `sweepRows` JWT leases inserted by SQL as state='active' with expires_at in the past (1,000 more
- * of them held at a source, `external`), in one transaction committed while issuance load runs for
- * `run` seconds. Expiry needs no row rewrite (issue 15): the JWT leases read expired by the clock and
- * the sweeper (every 200 ms) hands only the external ones to the outbox. `seconds` runs from the
- * COMMIT until no lease is left for the sweeper (`countDue`); `rows_rewritten` is how many lease row
- * updates PostgreSQL counted over the window (pg_stat_user_tables.n_tup_upd, issuance included:
- * a JWT permit updates none); `expired_read` checks that the seeded leases read expired.
+ * `sweepRows` JWT leases (and 1,000 more held at a source, `external`) inserted by SQL, committed
+ * and checkpointed before any load, all `active` and all expiring at one instant that falls two
+ * seconds into a measured issuance run of `run` seconds. Before that instant the same issuance
+ * runs as the baseline, on the same tables, so the two runs differ only in the expiry. Expiry
+ * needs no row rewrite (issue 15): the JWT leases read expired by the clock, and the sweeper (every
+ * 200 ms) hands only the external ones to the outbox. `seconds` runs from the instant until no
+ * lease is left for the sweeper (`countDue`); `rows_rewritten` is how many lease row updates
+ * PostgreSQL counted over the window (pg_stat_user_tables.n_tup_upd, issuance included: a JWT
+ * permit updates none); `expired_unrewritten` checks that the seeded leases read expired.
+ *
+ * Why not insert the rows during the load, as this scenario once did: an open transaction that has
+ * written holds every audit event committed after its start back from the chain (see
+ * libs/audit/chainer.ts), so a bulk insert open through the warm-up left the chainer a backlog of
+ * the warm-up's events to link inside the measured window. That measured the insert, not expiry.
  */
-async function sweepScenario(load, broker, db, bots, base, issuanceMix, embeddedReady, checkpoint) {
+async function sweepScenario(load, broker, db, bots, base, issuanceMix, checkpoint) {
   const sql = await connect(db.url);
   const EXTERNAL = 1000;
+  // How long before the instant the rows are inserted: their insert, the checkpoint after it, the
+  // baseline (warm-up and run) and the window's warm-up all come before it (about 70 s here).
+  const LEAD_S = QUICK ? 30 : 150;
   try {
     const fast = await skipTriggers(sql);
     // Nothing else may be due when the count starts (leases outlive the run up to here: TTL 600 s).
@@ -577,44 +586,75 @@ async function sweepScenario(load, broker, db, bots, base, issuanceMix, embedded
       await sleep(200);
     }
     const version = (await sql.query(`SELECT max(version)::int AS v FROM boundaries WHERE id = 'crm-orders'`)).rows[0].v;
+    // The instant on the database's clock, and where it falls on ours (one machine, or not).
+    const dbNow = Number((await sql.query(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`)).rows[0].ms);
+    const skewMs = dbNow - Date.now();
+    const expiresAt = new Date(Math.ceil(dbNow / 1000) * 1000 + LEAD_S * 1000);
+    const instant = () => expiresAt.getTime() - skewMs - Date.now(); // ms until the instant, on our clock
     const t0 = Date.now();
     await sql.query('BEGIN');
     await seedTasks(sql, { tag: 'sweep', workloadId: bots[0].id, count: 1000 });
-    const seed = { taskCount: 1000, workloadId: bots[0].id, boundaryId: 'crm-orders', boundaryVersion: version, mode: 'expired' };
+    const seed = {
+      taskCount: 1000,
+      workloadId: bots[0].id,
+      boundaryId: 'crm-orders',
+      boundaryVersion: version,
+      mode: 'expiring',
+      expiresAt,
+    };
     await seedLeases(sql, { ...seed, tag: 'sweep', count: P.sweepRows });
     await seedLeases(sql, { ...seed, tag: 'sweep-external', taskTag: 'sweep', count: EXTERNAL, external: true });
+    await sql.query('COMMIT');
     log(
-      `sweep_1m: inserted ${P.sweepRows} expired active leases (+${EXTERNAL} external) in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'}, not yet committed`,
+      `sweep_1m: inserted and committed ${P.sweepRows} active leases (+${EXTERNAL} external) in ${((Date.now() - t0) / 1000).toFixed(1)} s${fast ? '' : ' (with FK triggers)'}, all expiring at ${expiresAt.toISOString()}`,
     );
-    await embeddedReady;
-    // The 1M rows' WAL, written by the setup, is checkpointed now rather than in the window.
-    await checkpointNow(checkpoint, 'sweep_1m');
+    await checkSeed(sql);
 
-    // A short warm-up, then the measured issuance starts, and half a second later the rows land.
+    // The baseline: the same issuance on the same tables, before the instant.
+    const needed = (P.warmupHot + P.run + P.warmupHot + 2) * 1000 + 5_000; // + the checkpoint's time, about
+    if (instant() < needed) {
+      throw new Error(`sweep_1m: the insert left ${Math.round(instant() / 1000)} s before the instant, not ${needed / 1000}: raise LEAD_S`);
+    }
+    const baseline = await measure(
+      load,
+      'sweep_1m baseline (issuance before the expiry)',
+      { ...base, mix: issuanceMix },
+      { warmup: P.warmupHot, checkpoint },
+    );
+
+    // The window: a warm-up that ends two seconds before the instant, then the measured run.
+    const idle = instant() - (P.warmupHot + 2) * 1000;
+    if (idle < 0) throw new Error(`sweep_1m: the baseline ended ${Math.round(-idle / 1000)} s too late for the instant: raise LEAD_S`);
+    await sleep(idle);
     const warm = await load.run({ ...base, mix: issuanceMix, duration: P.warmupHot });
     check('sweep_1m (warm-up)', warm);
     const updatesBefore = await leaseUpdates(sql);
+    const dueBefore = await countDue(sql);
+    if (dueBefore > 0) throw new Error(`sweep_1m: ${dueBefore} leases were due before the window`);
     const running = load.run({ ...base, mix: issuanceMix, duration: P.run });
-    await sleep(500);
-    await sql.query('COMMIT');
-    const committed = performance.now();
+    await sleep(Math.max(0, instant()));
+    // The database's clock decides: the count starts once it has passed the instant.
+    while (!(await sql.query('SELECT clock_timestamp() >= $1 AS passed', [expiresAt])).rows[0].passed) await sleep(5);
+    const expired = performance.now();
     let left = await countDue(sql);
-    while (left > 0 && performance.now() - committed < P.sweepMax * 1000) {
+    while (left > 0 && performance.now() - expired < P.sweepMax * 1000) {
       await sleep(50);
       left = await countDue(sql);
     }
-    const seconds = (performance.now() - committed) / 1000;
+    const seconds = (performance.now() - expired) / 1000;
     const during = await running;
     check('sweep_1m (issuance during the expiry)', during);
-    await checkSeed(sql);
     await sleep(1000); // statistics reach pg_stat_user_tables within a second of a transaction's end
     const rewritten = (await leaseUpdates(sql)) - updatesBefore;
     const expiredRead = (
-      await sql.query(`SELECT count(*)::int AS n FROM leases l WHERE l.state = 'active' AND l.expires_at <= now() AND NOT l.external`)
+      await sql.query(
+        `SELECT count(*)::int AS n FROM leases l WHERE l.state = 'active' AND l.expires_at = $1 AND l.expires_at <= now() AND NOT l.external`,
+        [expiresAt],
+      )
     ).rows[0].n;
     if (left > 0) notes.push(`sweep_1m: ${left} expired external leases were still due after ${P.sweepMax} s`);
     log(
-      `sweep_1m: ${left === 0 ? `nothing due after ${seconds.toFixed(2)} s` : `still due after ${P.sweepMax} s (${left} left)`}; ${rewritten} lease rows rewritten; issuance meanwhile ${during.rps}/s, p99 ${during.p99_ms} ms`,
+      `sweep_1m: ${left === 0 ? `nothing due after ${seconds.toFixed(2)} s` : `still due after ${P.sweepMax} s (${left} left)`}; ${rewritten} lease rows rewritten; issuance meanwhile ${during.rps}/s, p99 ${during.p99_ms} ms (baseline ${baseline.rps}/s, p99 ${baseline.p99_ms} ms)`,
     );
     const plain = results.scenarios.issuance.p99_ms;
     return {
@@ -625,6 +665,9 @@ async function sweepScenario(load, broker, db, bots, base, issuanceMix, embedded
       rows_rewritten: rewritten,
       expired_unrewritten: expiredRead,
       issuance_p99_during_ms: during.p99_ms,
+      issuance_p99_baseline_ms: baseline.p99_ms,
+      issuance_rps_baseline: baseline.rps,
+      p99_during_vs_baseline: ratio(during.p99_ms, baseline.p99_ms),
       issuance_p99_plain_ms: plain,
       p99_during_vs_plain: ratio(during.p99_ms, plain),
     };

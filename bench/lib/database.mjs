@@ -98,13 +98,15 @@ export async function seedTasks(client, { tag, workloadId, count }) {
  * seed tasks of `tag`. Ids are time-ordered (UUIDv7 layout, as the service makes them), so the
  * primary-key indexes grow at their right edge as they do in service. `mode`:
  *   'mixed'   — 40% active (expiring in an hour), 30% revoked, 30% expired: a lived-in table;
- *   'expired' — all state='active' with expires_at in the past (with `external`, work for the sweeper).
+ *   'expired' — all state='active' with expires_at in the past (with `external`, work for the sweeper);
+ *   'expiring' — all state='active', every one expiring at the instant `expiresAt` (a Date).
  * Run both statements in one transaction when they must appear together.
  */
 export async function seedLeases(
   client,
-  { tag, taskCount, workloadId, boundaryId, boundaryVersion, count, mode, external = false, taskTag = tag },
+  { tag, taskCount, workloadId, boundaryId, boundaryVersion, count, mode, external = false, taskTag = tag, expiresAt },
 ) {
+  if (mode === 'expiring' && !(expiresAt instanceof Date)) throw new Error("seedLeases: mode 'expiring' needs expiresAt");
   // UUIDv7 layout: 48-bit milliseconds (two hours ago, 64 rows per millisecond), version 7,
   // 12 bits naming the seed, then the variant nibble (8 for decisions, 9 for leases) and the row.
   const base = Date.now() - 2 * 3600 * 1000;
@@ -121,7 +123,9 @@ export async function seedLeases(
   const state =
     mode === 'expired'
       ? `'active', now() - interval '1 minute', NULL::timestamptz, NULL::text`
-      : `CASE WHEN i % 10 < 4 THEN 'active' WHEN i % 10 < 7 THEN 'revoked' ELSE 'expired' END,
+      : mode === 'expiring'
+        ? `'active', to_timestamp(${expiresAt.getTime()} / 1000.0), NULL::timestamptz, NULL::text`
+        : `CASE WHEN i % 10 < 4 THEN 'active' WHEN i % 10 < 7 THEN 'revoked' ELSE 'expired' END,
          CASE WHEN i % 10 < 7 THEN now() + interval '1 hour' ELSE now() - interval '1 hour' END,
          CASE WHEN i % 10 BETWEEN 4 AND 6 THEN now() - interval '30 minutes' END,
          CASE WHEN i % 10 BETWEEN 4 AND 6 THEN 'task_completed' END`;

@@ -6,7 +6,7 @@ const EXTRAS = {
   complete_1000: (r) =>
     `all inactive after ${r.visible_ms} ms (complete ${r.complete_ms}); seen by the client after ${r.ms} (+ check ${r.verify_ms}), median of ${r.rounds}`,
   sweep_1m: (r) =>
-    `seconds ${r.seconds ?? 'not done'} for ${r.rows} rows; issuance p99 ${r.issuance_p99_during_ms} ms during vs ${r.issuance_p99_plain_ms} ms plain`,
+    `seconds ${r.seconds ?? 'not done'} for ${r.rows} rows; issuance p99 ${r.issuance_p99_during_ms} ms during vs ${r.issuance_p99_baseline_ms ?? '—'} ms just before (${r.issuance_p99_plain_ms} ms in the first issuance run)`,
   memory: (r) => `rss_mb ${r.rss_mb} after ${r.soak_s} s soak (${r.rss_mb_after_issuance} after issuance)`,
 };
 

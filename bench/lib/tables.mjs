@@ -171,7 +171,10 @@ const sweepTarget = {
   target: 'issuance p99 ≤ 1.2× its baseline; no storm of row rewrites',
   judge(results) {
     const r = measuredScenario(results, 'sweep_1m');
-    const vs = numberOr(r?.p99_during_vs_plain);
+    // Runs since the baseline was measured next to the window (the same tables, right before the
+    // instant the leases expire) are judged by it; older runs had only the first issuance run's.
+    const adjacent = numberOr(r?.p99_during_vs_baseline) !== undefined;
+    const vs = numberOr(adjacent ? r?.p99_during_vs_baseline : r?.p99_during_vs_plain);
     const rows = numberOr(r?.rows);
     // No storm: none of the expired JWT leases was rewritten (they still read 'active' in the raw
     // column, expired by the clock); only the leases held at a source are the sweeper's to update.
@@ -180,7 +183,10 @@ const sweepTarget = {
     const jwtRewritten = unrewritten === undefined || rows === undefined ? undefined : Math.max(0, rows - unrewritten);
     return {
       measured: r
-        ? `issuance p99 ${ms(r.issuance_p99_during_ms)} during vs ${ms(r.issuance_p99_plain_ms)} plain (${times(vs)}); ` +
+        ? (adjacent
+            ? `issuance p99 ${ms(r.issuance_p99_during_ms)} during vs ${ms(r.issuance_p99_baseline_ms)} just before, on the same tables (${times(vs)}; ` +
+              `${times(numberOr(r.p99_during_vs_plain))} the first issuance run's ${ms(r.issuance_p99_plain_ms)}); `
+            : `issuance p99 ${ms(r.issuance_p99_during_ms)} during vs ${ms(r.issuance_p99_plain_ms)} plain (${times(vs)}); `) +
           `${jwtRewritten === undefined ? '—' : count(jwtRewritten)} of ${count(rows)} expired JWT leases rewritten ` +
           `(${count(rewritten)} lease row updates in all, ${count(r.external_rows)} leases held at a source included)`
         : NOT_MEASURED_CELL,
