@@ -106,7 +106,6 @@ export async function seedLeases(
   client,
   { tag, taskCount, workloadId, boundaryId, boundaryVersion, count, mode, external = false, taskTag = tag, expiresAt },
 ) {
-  if (mode === 'expiring' && !(expiresAt instanceof Date)) throw new Error("seedLeases: mode 'expiring' needs expiresAt");
   // UUIDv7 layout: 48-bit milliseconds (two hours ago, 64 rows per millisecond), version 7,
   // 12 bits naming the seed, then the variant nibble (8 for decisions, 9 for leases) and the row.
   const base = Date.now() - 2 * 3600 * 1000;
@@ -120,15 +119,7 @@ export async function seedLeases(
        FROM generate_series(1, $8::bigint) AS i`,
     [base, seedBits, taskTag, taskCount, workloadId, boundaryId, boundaryVersion, count],
   );
-  const state =
-    mode === 'expired'
-      ? `'active', now() - interval '1 minute', NULL::timestamptz, NULL::text`
-      : mode === 'expiring'
-        ? `'active', to_timestamp(${expiresAt.getTime()} / 1000.0), NULL::timestamptz, NULL::text`
-        : `CASE WHEN i % 10 < 4 THEN 'active' WHEN i % 10 < 7 THEN 'revoked' ELSE 'expired' END,
-         CASE WHEN i % 10 < 7 THEN now() + interval '1 hour' ELSE now() - interval '1 hour' END,
-         CASE WHEN i % 10 BETWEEN 4 AND 6 THEN now() - interval '30 minutes' END,
-         CASE WHEN i % 10 BETWEEN 4 AND 6 THEN 'task_completed' END`;
+  const state = leaseState(mode, expiresAt);
   await client.query(
     `INSERT INTO leases (id, task_id, workload_id, boundary_id, boundary_version, decision_id, action, resource, credential_kind,
                          issued_at, state, expires_at, revoked_at, revoke_reason, external)
@@ -143,4 +134,17 @@ export async function seedLeases(
 export async function countDue(client) {
   const { rows } = await client.query(`SELECT count(*)::int AS n FROM leases WHERE state = 'active' AND external AND expires_at <= now()`);
   return rows[0].n;
+}
+
+/** The seeded leases' state, expires_at, revoked_at and revoke_reason, as SQL over `i` (see seedLeases). */
+function leaseState(mode, expiresAt) {
+  if (mode === 'expired') return `'active', now() - interval '1 minute', NULL::timestamptz, NULL::text`;
+  if (mode === 'expiring') {
+    if (!(expiresAt instanceof Date)) throw new Error("seedLeases: mode 'expiring' needs expiresAt");
+    return `'active', to_timestamp(${expiresAt.getTime()} / 1000.0), NULL::timestamptz, NULL::text`;
+  }
+  return `CASE WHEN i % 10 < 4 THEN 'active' WHEN i % 10 < 7 THEN 'revoked' ELSE 'expired' END,
+          CASE WHEN i % 10 < 7 THEN now() + interval '1 hour' ELSE now() - interval '1 hour' END,
+          CASE WHEN i % 10 BETWEEN 4 AND 6 THEN now() - interval '30 minutes' END,
+          CASE WHEN i % 10 BETWEEN 4 AND 6 THEN 'task_completed' END`;
 }
